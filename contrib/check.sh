@@ -1,0 +1,47 @@
+#!/bin/bash
+# Build fluxfs and run the whole test suite: first a -Werror debug build,
+# then the same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+# Exits non-zero if any build or test fails.  Usage: contrib/check.sh
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+jobs=$(nproc 2>/dev/null || echo 2)
+
+FLUXFS_EXTRA_PACKAGES="${FLUXFS_EXTRA_PACKAGES:-} clang valgrind" \
+	sh "$top/contrib/deps.sh"
+cd "$top"
+[ -x configure ] && [ configure -nt configure.ac ] && [ Makefile.in -nt Makefile.am ] ||
+	./autogen.sh >/dev/null 2>&1
+
+summary() {
+	# Check prints its "N%: Checks: ..." line into each test's log.
+	echo "== $1: unit test summaries"
+	grep -h -E '^[0-9]+%: Checks:' "$2"/tests/unit/*.log 2>/dev/null || true
+	grep -h -E '^# (TOTAL|PASS|SKIP|FAIL|ERROR|XFAIL|XPASS):' "$2/test-suite.log" || true
+}
+
+run_suite() {
+	local name=$1 dir=$2
+	shift 2
+	echo "== $name: configure $*"
+	mkdir -p "$dir"
+	(cd "$dir" && "$top/configure" -q "$@" >/dev/null)
+	echo "== $name: build"
+	make -C "$dir" -j"$jobs" >/dev/null
+	echo "== $name: make check"
+	local rc=0
+	make -C "$dir" -j"$jobs" check >"$dir/check.out" 2>&1 || rc=$?
+	grep -E '^(PASS|FAIL|SKIP|ERROR|XFAIL|XPASS):' "$dir/check.out" || true
+	summary "$name" "$dir"
+	if [ $rc -ne 0 ]; then
+		echo "== $name: FAILED; logs of failing tests follow"
+		for f in $(grep -l -E '^:test-result: (FAIL|ERROR)' $(find "$dir/tests" -name '*.trs') 2>/dev/null); do
+			echo "--- ${f%.trs}.log"
+			tail -n 60 "${f%.trs}.log"
+		done
+		exit $rc
+	fi
+}
+
+run_suite "debug build" "$top/build-check" --enable-debug --enable-fault-injection
+run_suite "asan+ubsan build" "$top/build-asan" --enable-debug --enable-asan --enable-fault-injection
+echo "== all suites passed"

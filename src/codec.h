@@ -1,0 +1,43 @@
+/*
+ * codec.h - block compression of sealed segments: an LZ4 frame or a
+ * sequence of gzip members, each block compressed independently.
+ *
+ * The compressed file is a standard stream: lz4cat or zcat give back the
+ * exact bytes.  Each block holds CODEC_BLOCK_BYTES of input (the last may
+ * be shorter) and is decodable on its own, so a random read decompresses
+ * one block; the caller keeps the block table (input position -> file
+ * position and length) that codec_compress() hands back.
+ */
+#ifndef FLUXFS_CODEC_H
+#define FLUXFS_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+#define CODEC_BLOCK_BYTES (128 * 1024)
+
+struct codec_block {
+	uint64_t raw_pos;   /* offset of the block's first byte in the raw data */
+	uint32_t raw_len;   /* bytes of raw data in the block */
+	uint64_t file_pos;  /* where the block's encoding starts in the file */
+	uint32_t file_len;  /* bytes of encoding (headers included) */
+};
+
+/* Compress raw (len bytes, read with io_pread_full from in_fd) into out_fd
+ * from offset 0.  On success *blocks is a malloc'd table of *nblocks
+ * entries.  Returns 0 or -errno (-EIO on a codec failure). */
+int codec_compress(enum compression c, int in_fd, uint64_t len, int out_fd,
+		   struct codec_block **blocks, uint32_t *nblocks);
+/* Decode one block read from fd into out (capacity >= blk->raw_len).
+ * Returns 0, or -EIO if the block does not decode to raw_len bytes. */
+int codec_read_block(enum compression c, int fd, const struct codec_block *blk,
+		     void *out);
+/* Upper bound of one block's encoding, for sizing buffers. */
+size_t codec_block_bound(enum compression c, size_t raw_len);
+const char *codec_name(enum compression c);
+/* File suffix of the compressed segment: ".lz4" or ".gz". */
+const char *codec_suffix(enum compression c);
+
+#endif

@@ -1,0 +1,24 @@
+/*
+ * diag.h - the daemon's and tools' diagnostics: one line per notable event.
+ *
+ * Lines go to stderr until diag_use_syslog() is called (the daemon calls it
+ * when it detaches).  Messages are lower case, no full stop, subject
+ * quoted: "cannot open '%s'".  Topic/partition are named in the message.
+ */
+#ifndef FLUXFS_DIAG_H
+#define FLUXFS_DIAG_H
+
+#include <syslog.h>
+
+void diag_use_syslog(const char *ident);
+/* Lines below this syslog priority are dropped (default LOG_INFO). */
+void diag_set_level(int priority);
+void diag(int priority, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#define diag_err(...) diag(LOG_ERR, __VA_ARGS__)
+#define diag_warn(...) diag(LOG_WARNING, __VA_ARGS__)
+#define diag_info(...) diag(LOG_INFO, __VA_ARGS__)
+#define diag_debug(...) diag(LOG_DEBUG, __VA_ARGS__)
+
+#endif

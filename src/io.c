@@ -1,0 +1,312 @@
+/*
+ * io.c - every file syscall the engine makes, through one swappable table.
+ *
+ * The wrappers below add what every caller would otherwise repeat: retry
+ * on EINTR and short transfers, O_NOFOLLOW|O_CLOEXEC on every open, and
+ * -errno returns.  Tests install their own table with io_ops_set() to fail
+ * chosen calls or to simulate a crash by dropping unsynced writes.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "io.h"
+
+static int sys_openat(int dirfd, const char *path, int flags, mode_t mode)
+{
+	return openat(dirfd, path, flags, mode);
+}
+
+static int sys_fstatat(int dirfd, const char *path, struct stat *st, int flags)
+{
+	return fstatat(dirfd, path, st, flags);
+}
+
+static const struct io_ops default_ops = {
+	.openat = sys_openat,
+	.close = close,
+	.pread = pread,
+	.pwrite = pwrite,
+	.pwritev = pwritev,
+	.fsync = fsync,
+	.fdatasync = fdatasync,
+	.ftruncate = ftruncate,
+	.fallocate = fallocate,
+	.fstat = fstat,
+	.fstatat = sys_fstatat,
+	.renameat = renameat,
+	.unlinkat = unlinkat,
+	.mkdirat = mkdirat,
+};
+
+static _Atomic(const struct io_ops *) current_ops = &default_ops;
+
+#define OPS (atomic_load_explicit(&current_ops, memory_order_acquire))
+
+/* The syscall table now in force. */
+const struct io_ops *io_ops_get(void)
+{
+	return OPS;
+}
+
+/* The table of real syscalls. */
+const struct io_ops *io_ops_default(void)
+{
+	return &default_ops;
+}
+
+/* Install ops (NULL: the real syscalls). */
+void io_ops_set(const struct io_ops *ops)
+{
+	atomic_store_explicit(&current_ops, ops ? ops : &default_ops,
+			      memory_order_release);
+}
+
+/* Open path below dirfd without following a final symlink. */
+int io_openat(int dirfd, const char *path, int flags, mode_t mode)
+{
+	int fd;
+
+	do
+		fd = OPS->openat(dirfd, path, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+	while (fd < 0 && errno == EINTR);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Open a directory below dirfd. */
+int io_opendirat(int dirfd, const char *path)
+{
+	return io_openat(dirfd, path, O_RDONLY | O_DIRECTORY, 0);
+}
+
+/* Close fd; errors from close are reported but the fd is gone anyway. */
+int io_close(int fd)
+{
+	if (fd < 0)
+		return 0;
+	return OPS->close(fd) < 0 && errno != EINTR ? -errno : 0;
+}
+
+/* Read up to len bytes at off, stopping only at EOF or an error. */
+ssize_t io_pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+	ssize_t n;
+
+	while (done < len) {
+		n = OPS->pread(fd, (char *)buf + done, len - done,
+			       (off_t)(off + done));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		done += n;
+	}
+	return done;
+}
+
+/* Write all of buf at off. */
+int io_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+	ssize_t n;
+
+	while (done < len) {
+		n = OPS->pwrite(fd, (const char *)buf + done, len - done,
+				(off_t)(off + done));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -EIO; /* a zero-byte write would loop forever */
+		done += n;
+	}
+	return 0;
+}
+
+/* Write every iovec at off, resuming after short writes. */
+int io_pwritev_full(int fd, const struct iovec *iov, int iovcnt, uint64_t off)
+{
+	struct iovec local[64];
+	struct iovec *v = local;
+	ssize_t n;
+	int cnt = iovcnt, ret = 0;
+
+	if (iovcnt > 64) {
+		v = malloc(sizeof(*v) * iovcnt);
+		if (!v)
+			return -ENOMEM;
+	}
+	memcpy(v, iov, sizeof(*v) * iovcnt);
+	while (cnt > 0) {
+		if (v->iov_len == 0) {
+			v++;
+			cnt--;
+			continue;
+		}
+		n = OPS->pwritev(fd, v, cnt, (off_t)off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			ret = -errno;
+			break;
+		}
+		if (n == 0) {
+			ret = -EIO;
+			break;
+		}
+		off += n;
+		while (cnt > 0 && (size_t)n >= v->iov_len) {
+			n -= v->iov_len;
+			v++;
+			cnt--;
+		}
+		if (cnt > 0) {
+			v->iov_base = (char *)v->iov_base + n;
+			v->iov_len -= n;
+		}
+	}
+	if (iovcnt > 64)
+		free(v - (iovcnt - cnt));
+	return ret;
+}
+
+#define RETRY_EINTR(call)                                 \
+	do {                                              \
+		int r_;                                   \
+		do                                        \
+			r_ = (call);                      \
+		while (r_ < 0 && errno == EINTR);         \
+		return r_ < 0 ? -errno : 0;               \
+	} while (0)
+
+/* fsync fd. */
+int io_fsync(int fd)
+{
+	RETRY_EINTR(OPS->fsync(fd));
+}
+
+/* fdatasync fd. */
+int io_fdatasync(int fd)
+{
+	RETRY_EINTR(OPS->fdatasync(fd));
+}
+
+/* Set fd's length. */
+int io_ftruncate(int fd, uint64_t len)
+{
+	RETRY_EINTR(OPS->ftruncate(fd, (off_t)len));
+}
+
+/* fallocate on fd. */
+int io_fallocate(int fd, int mode, uint64_t off, uint64_t len)
+{
+	RETRY_EINTR(OPS->fallocate(fd, mode, (off_t)off, (off_t)len));
+}
+
+/* fstat fd. */
+int io_fstat(int fd, struct stat *st)
+{
+	return OPS->fstat(fd, st) < 0 ? -errno : 0;
+}
+
+/* lstat path below dirfd (symlinks are reported, never followed). */
+int io_fstatat(int dirfd, const char *path, struct stat *st)
+{
+	return OPS->fstatat(dirfd, path, st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+/* rename below directory descriptors. */
+int io_renameat(int olddirfd, const char *oldpath, int newdirfd,
+		const char *newpath)
+{
+	return OPS->renameat(olddirfd, oldpath, newdirfd, newpath) < 0 ? -errno : 0;
+}
+
+/* unlink (or rmdir with AT_REMOVEDIR) below dirfd. */
+int io_unlinkat(int dirfd, const char *path, int flags)
+{
+	return OPS->unlinkat(dirfd, path, flags) < 0 ? -errno : 0;
+}
+
+/* mkdir below dirfd. */
+int io_mkdirat(int dirfd, const char *path, mode_t mode)
+{
+	return OPS->mkdirat(dirfd, path, mode) < 0 ? -errno : 0;
+}
+
+/* Make a directory's entries (renames, unlinks) durable. */
+int io_fsync_dir(int dirfd)
+{
+	return io_fsync(dirfd);
+}
+
+/* Replace dirfd/name atomically and durably. */
+int io_write_atomic(int dirfd, const char *name, const void *data, size_t len)
+{
+	char tmp[300];
+	int fd, ret;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", name) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = io_openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0)
+		return fd;
+	ret = io_pwrite_full(fd, data, len, 0);
+	if (ret == 0)
+		ret = io_fsync(fd);
+	io_close(fd);
+	if (ret == 0)
+		ret = io_renameat(dirfd, tmp, dirfd, name);
+	if (ret == 0)
+		ret = io_fsync_dir(dirfd);
+	else
+		io_unlinkat(dirfd, tmp, 0);
+	return ret;
+}
+
+/* Remove dirfd/name recursively; symlinks are removed, not followed. */
+int io_remove_tree(int parent, const char *name)
+{
+	struct stat st;
+	struct dirent *de;
+	DIR *dir;
+	int fd, ret;
+
+	ret = io_fstatat(parent, name, &st);
+	if (ret < 0)
+		return ret;
+	if (!S_ISDIR(st.st_mode))
+		return io_unlinkat(parent, name, 0);
+	fd = io_opendirat(parent, name);
+	if (fd < 0)
+		return fd;
+	dir = fdopendir(fd);
+	if (!dir) {
+		ret = -errno;
+		io_close(fd);
+		return ret;
+	}
+	while ((de = readdir(dir)) != NULL) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		ret = io_remove_tree(dirfd(dir), de->d_name);
+		if (ret < 0 && ret != -ENOENT)
+			break;
+		ret = 0;
+	}
+	closedir(dir);
+	if (ret < 0)
+		return ret;
+	return io_unlinkat(parent, name, AT_REMOVEDIR);
+}

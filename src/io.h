@@ -1,0 +1,78 @@
+/*
+ * io.h - the one module that makes file syscalls.
+ *
+ * Every open, read, write, sync, rename, unlink and fallocate that the
+ * storage engine makes goes through the table below, so tests can swap it
+ * to inject EIO, ENOSPC, short writes and crashes (the SQLite os_unix.c
+ * habit).  All paths are relative to a directory descriptor and opened with
+ * O_NOFOLLOW, so a symlink planted in the data directory is never followed.
+ *
+ * Every function returns 0 (or a byte count) on success and -errno on
+ * failure; none of them touches the caller's errno contract beyond that.
+ */
+#ifndef FLUXFS_IO_H
+#define FLUXFS_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+/* The raw syscall table.  Entries follow the libc signatures exactly
+ * (return -1 and set errno); the io_*() wrappers turn that into -errno. */
+struct io_ops {
+	int (*openat)(int dirfd, const char *path, int flags, mode_t mode);
+	int (*close)(int fd);
+	ssize_t (*pread)(int fd, void *buf, size_t len, off_t off);
+	ssize_t (*pwrite)(int fd, const void *buf, size_t len, off_t off);
+	ssize_t (*pwritev)(int fd, const struct iovec *iov, int iovcnt, off_t off);
+	int (*fsync)(int fd);
+	int (*fdatasync)(int fd);
+	int (*ftruncate)(int fd, off_t len);
+	int (*fallocate)(int fd, int mode, off_t off, off_t len);
+	int (*fstat)(int fd, struct stat *st);
+	int (*fstatat)(int dirfd, const char *path, struct stat *st, int flags);
+	int (*renameat)(int olddirfd, const char *oldpath, int newdirfd,
+			const char *newpath);
+	int (*unlinkat)(int dirfd, const char *path, int flags);
+	int (*mkdirat)(int dirfd, const char *path, mode_t mode);
+};
+
+/* The table in force; io_ops_default() is the real syscalls. */
+const struct io_ops *io_ops_get(void);
+const struct io_ops *io_ops_default(void);
+/* Install a table (tests, fault injection); NULL restores the default.
+ * Not thread-safe against concurrent I/O: swap before starting work. */
+void io_ops_set(const struct io_ops *ops);
+
+int io_openat(int dirfd, const char *path, int flags, mode_t mode);
+int io_close(int fd);
+/* Read exactly len bytes unless EOF comes first; returns bytes read. */
+ssize_t io_pread_full(int fd, void *buf, size_t len, uint64_t off);
+/* Write all len bytes (retrying short writes); returns 0 or -errno.
+ * A short write followed by an error reports the error. */
+int io_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+int io_pwritev_full(int fd, const struct iovec *iov, int iovcnt, uint64_t off);
+int io_fsync(int fd);
+int io_fdatasync(int fd);
+int io_ftruncate(int fd, uint64_t len);
+int io_fallocate(int fd, int mode, uint64_t off, uint64_t len);
+int io_fstat(int fd, struct stat *st);
+int io_fstatat(int dirfd, const char *path, struct stat *st);
+int io_renameat(int olddirfd, const char *oldpath, int newdirfd,
+		const char *newpath);
+int io_unlinkat(int dirfd, const char *path, int flags);
+int io_mkdirat(int dirfd, const char *path, mode_t mode);
+/* Open a directory below dirfd (O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC). */
+int io_opendirat(int dirfd, const char *path);
+/* fsync a directory descriptor (after a rename or unlink in it). */
+int io_fsync_dir(int dirfd);
+
+/* Atomically replace dirfd/name with data: write name.tmp, fsync it,
+ * rename over name, fsync the directory. */
+int io_write_atomic(int dirfd, const char *name, const void *data, size_t len);
+/* Remove dirfd/name and everything below it (no symlinks followed). */
+int io_remove_tree(int dirfd, const char *name);
+
+#endif

@@ -1,0 +1,162 @@
+/*
+ * partition.h - one partition's log: ordered segments, append, read at a
+ * byte offset, lookups, roll, flush, retention, compression, recovery.
+ *
+ * No FUSE here.  A partition lives in its own directory (DATA_DIR/topic/
+ * partition/) holding NNNNNNNNNNNNNNNNNNNN.log/.idx segments and
+ * partition.state.  Its bytes, concatenated, are exactly what was
+ * appended; byte offsets are partition-global and never move.  Bytes below
+ * start_byte (retention, delete_before, or a restore that began past 0)
+ * are a hole that reads as zeros.
+ *
+ * Threads: appends (and flush, roll, retention, config changes) are
+ * serialised on the partition; reads and lookups run concurrently with
+ * them and with each other, and never see a batch before its index entry
+ * is written.  A partition is safe to use from any thread.
+ *
+ * Time: every function that needs "now" takes it as an argument
+ * (milliseconds since the epoch), so tests inject a clock.
+ *
+ * Errors: functions return 0 (or a count) or -errno.  A failed fsync is
+ * sticky: every later partition_flush() fails too (-EIO) until the
+ * partition is reopened, so a lost write is never hidden by a later
+ * successful flush.
+ */
+#ifndef FLUXFS_PARTITION_H
+#define FLUXFS_PARTITION_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "metrics.h"
+
+struct partition;
+
+/* What recovery did when a partition was opened. */
+struct partition_recovery {
+	uint64_t truncated_bytes;   /* torn .log tail removed */
+	uint32_t dropped_entries;   /* .idx entries past the data */
+	uint32_t rebuilt_indexes;   /* .idx rebuilt from the .log */
+	uint32_t discarded_files;   /* leftover .tmp / half-compressed files */
+	uint32_t bad_batches;       /* CRC failures found in sealed segments */
+};
+
+struct partition_info {
+	uint64_t start_offset;  /* first retained message offset */
+	uint64_t next_offset;   /* offset the next message will get */
+	uint64_t start_byte;    /* first retained byte (hole below it) */
+	uint64_t end_byte;      /* byte offset of the end of the log = st_size */
+	uint64_t disk_bytes;    /* bytes the segments occupy on disk */
+	uint32_t segments;
+	int64_t first_ts;       /* append time of the first retained message; -1 if none */
+	int64_t last_ts;        /* append time of the last message; -1 if none */
+	uint64_t flushed_byte;  /* everything below is on stable storage */
+};
+
+/* A piece of a read that the caller can send without copying: bytes
+ * [file_pos, file_pos+len) of descriptor fd.  fd == -1 means len zero
+ * bytes (the retention hole).  See partition_read_ranges(). */
+struct partition_range {
+	int fd;
+	uint64_t file_pos;
+	size_t len;
+};
+
+/* Create the directory dirfd/name and an empty partition in it. -EEXIST if
+ * it exists. */
+int partition_create(int dirfd, const char *name, const struct config *cfg,
+		     int64_t now_ms, struct partition **out);
+/* Open dirfd/name, running recovery (report in *rec if non-NULL).  A clean
+ * partition opens without scanning its data. */
+int partition_open(int dirfd, const char *name, const struct config *cfg,
+		   int64_t now_ms, struct partition **out,
+		   struct partition_recovery *rec);
+/* Flush and release everything.  Returns the flush result; the partition
+ * is freed either way. */
+int partition_close(struct partition *p);
+
+/* Append one batch of complete messages (count of them, the caller split
+ * lines; the last may lack a newline when a writer closed mid-line).
+ * If expect_end != PARTITION_ANY_END the append fails with -EPERM unless
+ * the log currently ends exactly there (compare-and-append).  On success
+ * *first_offset (if non-NULL) gets the batch's first message offset and
+ * *byte_pos (if non-NULL) the byte offset where it landed.
+ * -EMSGSIZE if len exceeds what one batch may hold (see
+ * PARTITION_MAX_BATCH); -ENOSPC / -EIO from the disk leave the log as it
+ * was before the call. */
+#define PARTITION_ANY_END UINT64_MAX
+#define PARTITION_MAX_BATCH (64u << 20)
+int partition_append(struct partition *p, const void *buf, size_t len,
+		     uint32_t count, int64_t now_ms, uint64_t expect_end,
+		     uint64_t *first_offset, uint64_t *byte_pos);
+/* Only on a log with no bytes and no messages yet: make it begin at
+ * start_byte (a restore of a file whose head was a retention hole).
+ * -EPERM otherwise. */
+int partition_set_start_byte(struct partition *p, uint64_t start_byte);
+
+/* Read up to len bytes at byte offset pos into buf.  Returns bytes read
+ * (0 at or past the end), zeros for the hole, -EIO for a batch whose CRC
+ * failed (sealed segments are checked when read). */
+ssize_t partition_read(struct partition *p, uint64_t pos, void *buf,
+		       size_t len);
+/* Zero-copy form: fill up to max ranges covering [pos, pos+len) (stopping
+ * early at the end of the log or when ranges run out).  Compressed
+ * segments cannot be described this way: the function stops before them
+ * and the caller falls back to partition_read() for the rest.  Returns the
+ * number of ranges; the descriptors stay valid until
+ * partition_read_ranges_done() is called (they pin the segments). */
+int partition_read_ranges(struct partition *p, uint64_t pos, size_t len,
+			  struct partition_range *ranges, int max);
+void partition_read_ranges_done(struct partition *p);
+
+/* Message offset -> byte offset where that message starts.  -ENOENT if
+ * the offset is below start_offset or at/after next_offset. */
+int partition_offset_to_byte(struct partition *p, uint64_t offset,
+			     uint64_t *byte);
+/* Byte offset -> the message containing it (its offset and start byte). */
+int partition_byte_to_offset(struct partition *p, uint64_t byte,
+			     uint64_t *offset, uint64_t *msg_start);
+/* First message with timestamp >= ts_ms: its offset and byte.  -ENOENT if
+ * every message is older. */
+int partition_time_to_offset(struct partition *p, int64_t ts_ms,
+			     uint64_t *offset, uint64_t *byte);
+
+/* fsync data, then index, then partition.state.  Sticky failure. */
+int partition_flush(struct partition *p);
+/* Periodic work: flush if flush_ms elapsed, roll by segment_ms, apply
+ * retention.  Cheap when there is nothing to do. */
+int partition_tick(struct partition *p, int64_t now_ms);
+/* Compress one sealed segment if the configuration asks for it and one is
+ * waiting.  Runs the codec without blocking appends or reads; the swap is
+ * atomic and crash-safe.  Returns 1 if it did work, 0 if none, -errno. */
+int partition_compress_one(struct partition *p);
+
+/* Delete whole sealed segments by retention_ms / retention_bytes. Returns
+ * the number of segments removed. */
+int partition_apply_retention(struct partition *p, int64_t now_ms);
+/* Advance the log start to the first message that ends after byte (Kafka's
+ * delete-records); persisted atomically in partition.state. */
+int partition_delete_before(struct partition *p, uint64_t byte);
+
+void partition_get_info(struct partition *p, struct partition_info *info);
+/* Replace the partition's effective configuration (validated by caller). */
+int partition_set_config(struct partition *p, const struct config *cfg);
+void partition_get_config(struct partition *p, struct config *cfg);
+struct log_metrics *partition_metrics(struct partition *p);
+/* Re-point the partition at a new directory name after its parent
+ * renamed it (the partition holds a descriptor, so only names change). */
+void partition_renamed(struct partition *p, int dirfd, const char *name);
+/* The partition's directory descriptor (owned by the partition), for the
+ * caller's own files beside the segments (partition.conf). */
+int partition_dirfd(struct partition *p);
+
+/* Called after every successful append, whoever made it, with the new end
+ * of the log; from the appending thread, after the partition's locks are
+ * released.  Wakes followers, poll handles and the kernel's caches. */
+typedef void (*partition_append_hook)(void *arg, uint64_t end_byte);
+void partition_set_append_hook(struct partition *p, partition_append_hook fn,
+			       void *arg);
+
+#endif

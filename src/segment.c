@@ -1,0 +1,2 @@
+/* segment.c - placeholder until its module lands. */
+#include "segment.h"

@@ -1,0 +1,66 @@
+/*
+ * testutil.h - helpers shared by the Check unit tests: temporary
+ * directories that clean themselves up, random bytes, a fake clock.
+ */
+#ifndef FLUXFS_TESTUTIL_H
+#define FLUXFS_TESTUTIL_H
+
+#include <check.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "io.h"
+
+/* Deterministic xorshift64*, so a failing seed can be replayed. */
+static inline uint64_t test_rand(uint64_t *state)
+{
+	uint64_t x = *state;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*state = x;
+	return x * 0x2545F4914F6CDD1DULL;
+}
+
+static inline void test_fill_random(void *buf, size_t len, uint64_t seed)
+{
+	unsigned char *p = buf;
+	uint64_t s = seed ? seed : 1, r = 0;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		if ((i & 7) == 0)
+			r = test_rand(&s);
+		p[i] = (unsigned char)(r >> ((i & 7) * 8));
+	}
+}
+
+/* A fresh temporary directory; returns an O_DIRECTORY fd and writes its
+ * path into path (PATH_MAX bytes). */
+static inline int test_tmpdir(char *path)
+{
+	const char *base = getenv("TMPDIR");
+	int fd;
+
+	snprintf(path, 4096, "%s/fluxfs-test-XXXXXX", base ? base : "/tmp");
+	ck_assert_ptr_nonnull(mkdtemp(path));
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	return fd;
+}
+
+static inline void test_rmtree(int fd, const char *path)
+{
+	char cmd[4200];
+
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+#endif
