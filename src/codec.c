@@ -1,2 +1,388 @@
-/* codec.c - placeholder until its module lands. */
+/*
+ * codec.c - block compression of sealed segments (LZ4 frame, gzip members).
+ *
+ * LZ4: one standard frame (lz4frame) with independent 256 KiB-max blocks
+ * and per-block checksums; each CODEC_BLOCK_BYTES of input is flushed as
+ * exactly one block.  To decode block i alone we rebuild a tiny frame in
+ * memory -- the same frame header, that block, an end mark -- and hand it
+ * to LZ4F_decompress, which also verifies the block checksum.  Without the
+ * checksum a flipped literal byte would decode silently into wrong data.
+ *
+ * gzip: one complete gzip member per block.  gunzip/zcat concatenate
+ * members, so the file is a standard .gz; each member carries its own
+ * CRC-32 and length, and a header CRC, which inflate checks.  An empty input
+ * still gets one empty member, because zcat refuses a zero-byte file.
+ *
+ * All file access goes through io.h.
+ */
+#include <errno.h>
+#include <lz4.h>
+#include <lz4frame.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
 #include "codec.h"
+#include "io.h"
+
+/* gzip header (10) + trailer (8) minus zlib's own 6 bytes of wrapper. */
+#define GZIP_EXTRA 32
+
+/* The preferences every lz4 frame is written with; decoding rebuilds the
+ * same header from them. */
+static void lz4_prefs(LZ4F_preferences_t *prefs)
+{
+	memset(prefs, 0, sizeof(*prefs));
+	prefs->frameInfo.blockSizeID = LZ4F_max256KB;
+	prefs->frameInfo.blockMode = LZ4F_blockIndependent;
+	prefs->frameInfo.blockChecksumFlag = LZ4F_blockChecksumEnabled;
+	prefs->frameInfo.contentChecksumFlag = LZ4F_noContentChecksum;
+	prefs->autoFlush = 1;
+}
+
+/* Upper bound of one block's encoding. */
+size_t codec_block_bound(enum compression c, size_t raw_len)
+{
+	LZ4F_preferences_t prefs;
+
+	switch (c) {
+	case COMPRESSION_LZ4:
+		lz4_prefs(&prefs);
+		return LZ4F_compressBound(raw_len, &prefs);
+	case COMPRESSION_GZIP:
+		return compressBound(raw_len) + GZIP_EXTRA;
+	default:
+		return raw_len;
+	}
+}
+
+/* Human name of a codec. */
+const char *codec_name(enum compression c)
+{
+	switch (c) {
+	case COMPRESSION_LZ4:
+		return "lz4";
+	case COMPRESSION_GZIP:
+		return "gzip";
+	default:
+		return "none";
+	}
+}
+
+/* File suffix of a compressed segment. */
+const char *codec_suffix(enum compression c)
+{
+	switch (c) {
+	case COMPRESSION_LZ4:
+		return ".lz4";
+	case COMPRESSION_GZIP:
+		return ".gz";
+	default:
+		return "";
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Compression                                                         */
+
+/* State shared by both encoders while compressing one file. */
+struct encoder {
+	enum compression c;
+	LZ4F_cctx *cctx;
+	z_stream zs;
+	gz_header gzh; /* must outlive each deflate() call */
+	int zs_live;
+	unsigned char *out; /* one block's encoding */
+	size_t out_cap;
+};
+
+static int encoder_init(struct encoder *e, enum compression c)
+{
+	memset(e, 0, sizeof(*e));
+	e->c = c;
+	e->out_cap = codec_block_bound(c, CODEC_BLOCK_BYTES);
+	if (e->out_cap < LZ4F_HEADER_SIZE_MAX + 16)
+		e->out_cap = LZ4F_HEADER_SIZE_MAX + 16;
+	e->out = malloc(e->out_cap);
+	if (!e->out)
+		return -ENOMEM;
+	if (c == COMPRESSION_LZ4) {
+		if (LZ4F_isError(LZ4F_createCompressionContext(&e->cctx,
+							       LZ4F_VERSION)))
+			return -ENOMEM;
+	} else {
+		if (deflateInit2(&e->zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED,
+				 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+			return -ENOMEM;
+		e->zs_live = 1;
+	}
+	return 0;
+}
+
+static void encoder_release(struct encoder *e)
+{
+	if (e->cctx)
+		LZ4F_freeCompressionContext(e->cctx);
+	if (e->zs_live)
+		deflateEnd(&e->zs);
+	free(e->out);
+}
+
+/* Encode in[0..len) as one gzip member into e->out; returns its length or
+ * -EIO. */
+static ssize_t gzip_member(struct encoder *e, const void *in, size_t len)
+{
+	if (deflateReset(&e->zs) != Z_OK)
+		return -EIO;
+	/* A header CRC (FHCRC) so a flipped mtime or OS byte is caught too;
+	 * gzip and zlib both check it. */
+	memset(&e->gzh, 0, sizeof(e->gzh));
+	e->gzh.os = 3; /* Unix */
+	e->gzh.hcrc = 1;
+	if (deflateSetHeader(&e->zs, &e->gzh) != Z_OK)
+		return -EIO;
+	e->zs.next_in = (Bytef *)in;
+	e->zs.avail_in = (uInt)len;
+	e->zs.next_out = e->out;
+	e->zs.avail_out = (uInt)e->out_cap;
+	if (deflate(&e->zs, Z_FINISH) != Z_STREAM_END)
+		return -EIO;
+	return (ssize_t)(e->out_cap - e->zs.avail_out);
+}
+
+/* Compress in_fd[0..len) into out_fd, one block per CODEC_BLOCK_BYTES. */
+int codec_compress(enum compression c, int in_fd, uint64_t len, int out_fd,
+		   struct codec_block **blocks, uint32_t *nblocks)
+{
+	LZ4F_preferences_t prefs;
+	struct codec_block *tab = NULL;
+	struct encoder enc;
+	unsigned char *in = NULL;
+	uint64_t pos = 0, fpos = 0, n64;
+	uint32_t i, count;
+	ssize_t got;
+	size_t n, chunk;
+	int ret;
+
+	*blocks = NULL;
+	*nblocks = 0;
+	if (c != COMPRESSION_LZ4 && c != COMPRESSION_GZIP)
+		return -EINVAL;
+	n64 = (len + CODEC_BLOCK_BYTES - 1) / CODEC_BLOCK_BYTES;
+	if (n64 > UINT32_MAX)
+		return -EFBIG;
+	count = (uint32_t)n64;
+	ret = encoder_init(&enc, c);
+	if (ret < 0)
+		goto out;
+	in = malloc(CODEC_BLOCK_BYTES);
+	tab = calloc(count ? count : 1, sizeof(*tab));
+	if (!in || !tab) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	if (c == COMPRESSION_LZ4) {
+		lz4_prefs(&prefs);
+		n = LZ4F_compressBegin(enc.cctx, enc.out, enc.out_cap, &prefs);
+		if (LZ4F_isError(n)) {
+			ret = -EIO;
+			goto out;
+		}
+		ret = io_pwrite_full(out_fd, enc.out, n, fpos);
+		if (ret < 0)
+			goto out;
+		fpos += n;
+	}
+	for (i = 0; i < count; i++) {
+		chunk = len - pos < CODEC_BLOCK_BYTES ? (size_t)(len - pos)
+						      : CODEC_BLOCK_BYTES;
+		got = io_pread_full(in_fd, in, chunk, pos);
+		if (got < 0) {
+			ret = (int)got;
+			goto out;
+		}
+		if ((size_t)got != chunk) {
+			ret = -EIO; /* the input shrank under us */
+			goto out;
+		}
+		if (c == COMPRESSION_LZ4) {
+			/* autoFlush with input below the 256 KiB block size:
+			 * exactly one block per call. */
+			n = LZ4F_compressUpdate(enc.cctx, enc.out, enc.out_cap,
+						in, chunk, NULL);
+			if (LZ4F_isError(n)) {
+				ret = -EIO;
+				goto out;
+			}
+		} else {
+			got = gzip_member(&enc, in, chunk);
+			if (got < 0) {
+				ret = (int)got;
+				goto out;
+			}
+			n = (size_t)got;
+		}
+		ret = io_pwrite_full(out_fd, enc.out, n, fpos);
+		if (ret < 0)
+			goto out;
+		tab[i].raw_pos = pos;
+		tab[i].raw_len = (uint32_t)chunk;
+		tab[i].file_pos = fpos;
+		tab[i].file_len = (uint32_t)n;
+		pos += chunk;
+		fpos += n;
+	}
+	if (c == COMPRESSION_LZ4) {
+		n = LZ4F_compressEnd(enc.cctx, enc.out, enc.out_cap, NULL);
+		if (LZ4F_isError(n)) {
+			ret = -EIO;
+			goto out;
+		}
+	} else if (count == 0) {
+		got = gzip_member(&enc, in, 0);
+		if (got < 0) {
+			ret = (int)got;
+			goto out;
+		}
+		n = (size_t)got;
+	} else {
+		n = 0;
+	}
+	ret = io_pwrite_full(out_fd, enc.out, n, fpos);
+	if (ret < 0)
+		goto out;
+	fpos += n;
+	/* out_fd may have held a longer file: drop any stale tail. */
+	ret = io_ftruncate(out_fd, fpos);
+	if (ret < 0)
+		goto out;
+	*blocks = tab;
+	*nblocks = count;
+	tab = NULL;
+out:
+	free(tab);
+	free(in);
+	encoder_release(&enc);
+	return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* Decompression of one block                                          */
+
+/* The frame header codec_compress() writes, built once: creating a
+ * compression context per read would allocate its 256 KiB buffers. */
+static unsigned char lz4_header[LZ4F_HEADER_SIZE_MAX];
+static size_t lz4_header_len;
+static pthread_once_t lz4_header_once = PTHREAD_ONCE_INIT;
+
+static void lz4_header_init(void)
+{
+	LZ4F_preferences_t prefs;
+	LZ4F_cctx *cctx;
+	size_t n;
+
+	lz4_prefs(&prefs);
+	if (LZ4F_isError(LZ4F_createCompressionContext(&cctx, LZ4F_VERSION)))
+		return;
+	n = LZ4F_compressBegin(cctx, lz4_header, sizeof(lz4_header), &prefs);
+	if (!LZ4F_isError(n))
+		lz4_header_len = n;
+	LZ4F_freeCompressionContext(cctx);
+}
+
+/* Decode an lz4 block (size word, data, checksum) as a one-block frame. */
+static int lz4_decode(const unsigned char *enc, size_t enc_len, void *out,
+		      size_t raw_len)
+{
+	LZ4F_dctx *dctx = NULL;
+	unsigned char *frame = NULL;
+	size_t hdr, src_len, dst_len, r;
+	int ret = -EIO;
+
+	pthread_once(&lz4_header_once, lz4_header_init);
+	hdr = lz4_header_len;
+	if (hdr == 0)
+		return -ENOMEM;
+	frame = malloc(hdr + enc_len + 4);
+	if (!frame)
+		return -ENOMEM;
+	if (LZ4F_isError(
+		    LZ4F_createDecompressionContext(&dctx, LZ4F_VERSION))) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	memcpy(frame, lz4_header, hdr);
+	memcpy(frame + hdr, enc, enc_len);
+	memset(frame + hdr + enc_len, 0, 4); /* end mark */
+	src_len = hdr + enc_len + 4;
+	dst_len = raw_len;
+	r = LZ4F_decompress(dctx, out, &dst_len, frame, &src_len, NULL);
+	/* r == 0: the frame ended; it must have used every byte and produced
+	 * exactly raw_len (dst_len is what it wrote). */
+	if (LZ4F_isError(r) || r != 0 || dst_len != raw_len ||
+	    src_len != hdr + enc_len + 4)
+		goto out;
+	ret = 0;
+out:
+	if (dctx)
+		LZ4F_freeDecompressionContext(dctx);
+	free(frame);
+	return ret;
+}
+
+/* Decode one gzip member; it must end exactly at enc_len. */
+static int gzip_decode(const unsigned char *enc, size_t enc_len, void *out,
+		       size_t raw_len)
+{
+	z_stream zs;
+	int zr, ret = -EIO;
+
+	memset(&zs, 0, sizeof(zs));
+	if (inflateInit2(&zs, 15 + 16) != Z_OK)
+		return -ENOMEM;
+	zs.next_in = (Bytef *)enc;
+	zs.avail_in = (uInt)enc_len;
+	zs.next_out = out;
+	zs.avail_out = (uInt)raw_len;
+	zr = inflate(&zs, Z_FINISH);
+	if (zr == Z_STREAM_END && zs.avail_in == 0 && zs.total_out == raw_len)
+		ret = 0;
+	inflateEnd(&zs);
+	return ret;
+}
+
+/* Read and decode one block from fd into out. */
+int codec_read_block(enum compression c, int fd, const struct codec_block *blk,
+		     void *out)
+{
+	unsigned char *enc;
+	ssize_t got;
+	int ret;
+
+	if (c != COMPRESSION_LZ4 && c != COMPRESSION_GZIP)
+		return -EINVAL;
+	/* A damaged block table must not make us allocate or read wildly. */
+	if (blk->raw_len > CODEC_BLOCK_BYTES || blk->file_len == 0 ||
+	    blk->file_len > codec_block_bound(c, CODEC_BLOCK_BYTES))
+		return -EIO;
+	enc = malloc(blk->file_len);
+	if (!enc)
+		return -ENOMEM;
+	got = io_pread_full(fd, enc, blk->file_len, blk->file_pos);
+	if (got < 0) {
+		ret = (int)got;
+		goto out;
+	}
+	if ((size_t)got != blk->file_len) {
+		ret = -EIO; /* truncated file */
+		goto out;
+	}
+	if (c == COMPRESSION_LZ4)
+		ret = lz4_decode(enc, blk->file_len, out, blk->raw_len);
+	else
+		ret = gzip_decode(enc, blk->file_len, out, blk->raw_len);
+out:
+	free(enc);
+	return ret;
+}

@@ -1,0 +1,922 @@
+/*
+ * check_io.c - the io.h wrappers (short writes, EINTR, -errno, atomic
+ * replace, symlink safety), fault injection (spec grammar, what it fails,
+ * counts) and the crash simulator (synced data survives; unsynced changes
+ * are kept, dropped or garbled as asked).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/stat.h>
+
+#include "testutil.h"
+#include "crashsim.h"
+#include "fault.h"
+
+static char dir[4096];
+static int dfd = -1;
+
+static void setup(void)
+{
+	dfd = test_tmpdir(dir);
+}
+
+static void teardown(void)
+{
+	io_ops_set(NULL);
+	test_rmtree(dfd, dir);
+}
+
+static int create(const char *name)
+{
+	int fd = io_openat(dfd, name, O_RDWR | O_CREAT | O_TRUNC, 0644);
+
+	ck_assert_int_ge(fd, 0);
+	return fd;
+}
+
+static uint64_t size_of(int fd)
+{
+	struct stat st;
+
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	return (uint64_t)st.st_size;
+}
+
+/* Read the whole of dfd/name into a malloc'd buffer; *len gets its size.
+ * NULL if the file does not exist. */
+static unsigned char *slurp(const char *name, size_t *len)
+{
+	unsigned char *buf;
+	struct stat st;
+	int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return NULL;
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	*len = (size_t)st.st_size;
+	buf = malloc(*len + 1);
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_int_eq(io_pread_full(fd, buf, *len, 0), (ssize_t)*len);
+	buf[*len] = 0;
+	close(fd);
+	return buf;
+}
+
+static void assert_content(const char *name, const void *want, size_t len)
+{
+	size_t got_len = 0;
+	unsigned char *got = slurp(name, &got_len);
+
+	ck_assert_msg(got != NULL, "'%s' missing", name);
+	ck_assert_msg(got_len == len, "'%s': %zu bytes, want %zu", name,
+		      got_len, len);
+	ck_assert_msg(memcmp(got, want, len) == 0, "'%s': content differs",
+		      name);
+	free(got);
+}
+
+/* ------------------------------------------------------------------ */
+/* A scripted io_ops table                                             */
+
+static struct io_ops script;
+static atomic_int pwrite_calls, pwritev_calls, eintr_left, fail_errno;
+static atomic_int fail_rename, fail_fsync;
+
+/* At most 3 bytes per call; EINTR first while eintr_left > 0. */
+static ssize_t sc_pwrite(int fd, const void *buf, size_t len, off_t off)
+{
+	atomic_fetch_add(&pwrite_calls, 1);
+	if (atomic_load(&eintr_left) > 0) {
+		atomic_fetch_sub(&eintr_left, 1);
+		errno = EINTR;
+		return -1;
+	}
+	if (atomic_load(&fail_errno) && atomic_load(&pwrite_calls) > 2) {
+		errno = atomic_load(&fail_errno);
+		return -1;
+	}
+	return pwrite(fd, buf, len < 3 ? len : 3, off);
+}
+
+static ssize_t sc_pwritev(int fd, const struct iovec *iov, int iovcnt,
+			  off_t off)
+{
+	struct iovec v[8];
+	size_t left = 3;
+	int i, n = 0;
+
+	atomic_fetch_add(&pwritev_calls, 1);
+	if (atomic_load(&eintr_left) > 0) {
+		atomic_fetch_sub(&eintr_left, 1);
+		errno = EINTR;
+		return -1;
+	}
+	for (i = 0; i < iovcnt && left && n < 8; i++) {
+		v[n] = iov[i];
+		if (v[n].iov_len > left)
+			v[n].iov_len = left;
+		left -= v[n].iov_len;
+		n++;
+	}
+	return pwritev(fd, v, n, off);
+}
+
+static ssize_t sc_pread(int fd, void *buf, size_t len, off_t off)
+{
+	if (atomic_load(&eintr_left) > 0) {
+		atomic_fetch_sub(&eintr_left, 1);
+		errno = EINTR;
+		return -1;
+	}
+	return pread(fd, buf, len < 5 ? len : 5, off);
+}
+
+static int sc_fsync(int fd)
+{
+	if (atomic_load(&eintr_left) > 0) {
+		atomic_fetch_sub(&eintr_left, 1);
+		errno = EINTR;
+		return -1;
+	}
+	if (atomic_load(&fail_fsync)) {
+		errno = EIO;
+		return -1;
+	}
+	return fsync(fd);
+}
+
+static int sc_renameat(int a, const char *ap, int b, const char *bp)
+{
+	if (atomic_load(&fail_rename)) {
+		errno = EXDEV;
+		return -1;
+	}
+	return renameat(a, ap, b, bp);
+}
+
+static ssize_t zero_pwrite(int fd, const void *buf, size_t len, off_t off)
+{
+	return 0;
+}
+
+static void script_install(void)
+{
+	script = *io_ops_default();
+	script.pwrite = sc_pwrite;
+	script.pwritev = sc_pwritev;
+	script.pread = sc_pread;
+	script.fsync = sc_fsync;
+	script.renameat = sc_renameat;
+	atomic_store(&pwrite_calls, 0);
+	atomic_store(&pwritev_calls, 0);
+	atomic_store(&eintr_left, 0);
+	atomic_store(&fail_errno, 0);
+	atomic_store(&fail_rename, 0);
+	atomic_store(&fail_fsync, 0);
+	io_ops_set(&script);
+}
+
+START_TEST(test_short_writes_retried)
+{
+	unsigned char data[1000], back[1000];
+	struct iovec iov[5];
+	int fd;
+
+	test_fill_random(data, sizeof(data), 1);
+	fd = create("f");
+	script_install();
+	ck_assert_ptr_eq(io_ops_get(), &script);
+	ck_assert_int_eq(io_pwrite_full(fd, data, sizeof(data), 10), 0);
+	/* 3 bytes a call: the wrapper had to come back 334 times. */
+	ck_assert_int_eq(atomic_load(&pwrite_calls), 334);
+	ck_assert_uint_eq(size_of(fd), 1010);
+	/* Reads come back 5 bytes at a time and are stitched too. */
+	ck_assert_int_eq(io_pread_full(fd, back, sizeof(back), 10), 1000);
+	ck_assert(memcmp(back, data, sizeof(data)) == 0);
+	/* EOF stops a read early with the count. */
+	ck_assert_int_eq(io_pread_full(fd, back, sizeof(back), 500), 510);
+
+	/* pwritev, with empty vectors and a vector split mid-way. */
+	iov[0].iov_base = data;
+	iov[0].iov_len = 0;
+	iov[1].iov_base = data;
+	iov[1].iov_len = 7;
+	iov[2].iov_base = data + 7;
+	iov[2].iov_len = 0;
+	iov[3].iov_base = data + 7;
+	iov[3].iov_len = 400;
+	iov[4].iov_base = data + 407;
+	iov[4].iov_len = 593;
+	ck_assert_int_eq(io_pwritev_full(fd, iov, 5, 2000), 0);
+	ck_assert_int_ge(atomic_load(&pwritev_calls), 334);
+	/* The caller's iovecs are not modified. */
+	ck_assert_uint_eq(iov[3].iov_len, 400);
+	ck_assert_ptr_eq(iov[3].iov_base, data + 7);
+	io_ops_set(NULL);
+	ck_assert_int_eq(io_pread_full(fd, back, sizeof(back), 2000), 1000);
+	ck_assert(memcmp(back, data, sizeof(data)) == 0);
+	close(fd);
+}
+END_TEST
+
+START_TEST(test_eintr_retried)
+{
+	unsigned char data[10] = "0123456789", back[10];
+	int fd;
+
+	fd = create("f");
+	script_install();
+	atomic_store(&eintr_left, 5);
+	ck_assert_int_eq(io_pwrite_full(fd, data, 10, 0), 0);
+	ck_assert_int_eq(atomic_load(&eintr_left), 0);
+	atomic_store(&eintr_left, 3);
+	ck_assert_int_eq(io_pread_full(fd, back, 10, 0), 10);
+	ck_assert(memcmp(back, data, 10) == 0);
+	atomic_store(&eintr_left, 2);
+	ck_assert_int_eq(io_fsync(fd), 0);
+	ck_assert_int_eq(atomic_load(&eintr_left), 0);
+	close(fd);
+}
+END_TEST
+
+START_TEST(test_errors_are_negative_errno)
+{
+	unsigned char data[100];
+	struct io_ops zero;
+	int fd;
+
+	memset(data, 'a', sizeof(data));
+	fd = create("f");
+	script_install();
+	/* Two short writes land, then ENOSPC: the error is reported. */
+	atomic_store(&fail_errno, ENOSPC);
+	ck_assert_int_eq(io_pwrite_full(fd, data, sizeof(data), 0), -ENOSPC);
+	ck_assert_uint_eq(size_of(fd), 6);
+	atomic_store(&fail_fsync, 1);
+	ck_assert_int_eq(io_fsync(fd), -EIO);
+	ck_assert_int_eq(io_fsync_dir(dfd), -EIO);
+	io_ops_set(NULL);
+
+	/* A write that makes no progress is an error, not a hang. */
+	zero = *io_ops_default();
+	zero.pwrite = zero_pwrite;
+	io_ops_set(&zero);
+	ck_assert_int_eq(io_pwrite_full(fd, data, 1, 0), -EIO);
+	io_ops_set(NULL);
+
+	ck_assert_int_eq(io_openat(dfd, "missing", O_RDONLY, 0), -ENOENT);
+	ck_assert_int_eq(io_unlinkat(dfd, "missing", 0), -ENOENT);
+	ck_assert_int_eq(io_mkdirat(dfd, "f", 0755), -EEXIST);
+	ck_assert_int_eq(io_pwrite_full(-1, data, 1, 0), -EBADF);
+	ck_assert_int_eq(io_ftruncate(-1, 0), -EBADF);
+	ck_assert_int_eq(io_renameat(dfd, "missing", dfd, "x"), -ENOENT);
+	ck_assert_int_eq(io_pread_full(-1, data, 1, 0), -EBADF);
+	close(fd);
+}
+END_TEST
+
+START_TEST(test_write_atomic)
+{
+	size_t len;
+	unsigned char *got;
+
+	ck_assert_int_eq(io_write_atomic(dfd, "state", "old", 3), 0);
+	assert_content("state", "old", 3);
+
+	/* The rename fails: old content stays, no temporary is left. */
+	script_install();
+	atomic_store(&fail_rename, 1);
+	ck_assert_int_eq(io_write_atomic(dfd, "state", "new-content", 11),
+			 -EXDEV);
+	io_ops_set(NULL);
+	assert_content("state", "old", 3);
+	ck_assert_ptr_null(slurp("state.tmp", &len));
+
+	/* The fsync of the temporary fails: nothing is renamed. */
+	script_install();
+	atomic_store(&fail_fsync, 1);
+	ck_assert_int_eq(io_write_atomic(dfd, "state", "new-content", 11),
+			 -EIO);
+	io_ops_set(NULL);
+	assert_content("state", "old", 3);
+	ck_assert_ptr_null(slurp("state.tmp", &len));
+
+	/* Short writes on the way still give the whole new content; a
+	 * shorter new value leaves no tail of the old one. */
+	script_install();
+	ck_assert_int_eq(io_write_atomic(dfd, "state", "new-content", 11), 0);
+	ck_assert_int_eq(io_write_atomic(dfd, "state", "n2", 2), 0);
+	io_ops_set(NULL);
+	assert_content("state", "n2", 2);
+	got = slurp("state.tmp", &len);
+	ck_assert_ptr_null(got);
+}
+END_TEST
+
+START_TEST(test_remove_tree_no_follow)
+{
+	struct stat st;
+	int fd;
+
+	/* outside/keep must survive; tree/ holds files, a subdirectory and
+	 * symlinks to outside (relative and absolute). */
+	ck_assert_int_eq(mkdirat(dfd, "outside", 0755), 0);
+	fd = openat(dfd, "outside/keep", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "x", 1), 1);
+	close(fd);
+	ck_assert_int_eq(mkdirat(dfd, "tree", 0755), 0);
+	ck_assert_int_eq(mkdirat(dfd, "tree/sub", 0755), 0);
+	ck_assert_int_eq(mkdirat(dfd, "tree/sub/deeper", 0755), 0);
+	fd = openat(dfd, "tree/sub/deeper/f", O_WRONLY | O_CREAT | O_CLOEXEC,
+		    0644);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	ck_assert_int_eq(symlinkat("../../outside", dfd, "tree/sub/link"), 0);
+	{
+		char abs[4200];
+
+		snprintf(abs, sizeof(abs), "%s/outside", dir);
+		ck_assert_int_eq(symlinkat(abs, dfd, "tree/abslink"), 0);
+		ck_assert_int_eq(symlinkat(abs, dfd, "toplink"), 0);
+	}
+	ck_assert_int_eq(io_remove_tree(dfd, "tree"), 0);
+	ck_assert_int_eq(fstatat(dfd, "tree", &st, AT_SYMLINK_NOFOLLOW), -1);
+	ck_assert_int_eq(errno, ENOENT);
+	ck_assert_int_eq(fstatat(dfd, "outside/keep", &st, 0), 0);
+	ck_assert_int_eq(st.st_size, 1);
+
+	/* A symlink given as the tree itself: the link goes, not its
+	 * target. */
+	ck_assert_int_eq(io_remove_tree(dfd, "toplink"), 0);
+	ck_assert_int_eq(fstatat(dfd, "toplink", &st, AT_SYMLINK_NOFOLLOW), -1);
+	ck_assert_int_eq(fstatat(dfd, "outside/keep", &st, 0), 0);
+	ck_assert_int_eq(io_remove_tree(dfd, "missing"), -ENOENT);
+}
+END_TEST
+
+START_TEST(test_openat_refuses_symlink)
+{
+	struct stat st;
+	int fd;
+
+	fd = create("real");
+	close(fd);
+	ck_assert_int_eq(mkdirat(dfd, "realdir", 0755), 0);
+	ck_assert_int_eq(symlinkat("real", dfd, "link"), 0);
+	ck_assert_int_eq(symlinkat("realdir", dfd, "dirlink"), 0);
+	ck_assert_int_eq(io_openat(dfd, "link", O_RDONLY, 0), -ELOOP);
+	ck_assert_int_eq(io_openat(dfd, "link", O_WRONLY | O_CREAT, 0644),
+			 -ELOOP);
+	ck_assert_int_lt(io_opendirat(dfd, "dirlink"), 0);
+	/* io_fstatat reports the link itself. */
+	ck_assert_int_eq(io_fstatat(dfd, "link", &st), 0);
+	ck_assert(S_ISLNK(st.st_mode));
+	fd = io_opendirat(dfd, "realdir");
+	ck_assert_int_ge(fd, 0);
+	/* Descriptors are close-on-exec. */
+	ck_assert_int_ne(fcntl(fd, F_GETFD) & FD_CLOEXEC, 0);
+	ck_assert_int_eq(io_close(fd), 0);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Fault injection                                                     */
+
+#ifdef FLUXFS_FAULT_INJECTION
+START_TEST(test_fault_spec_grammar)
+{
+	static const char *const good[] = {
+		"",
+		"off",
+		"p=1",
+		"p=0",
+		"p=0.5",
+		"p=.25",
+		"p=1.000",
+		"seed=7,p=0.01,ops=pwrite+fsync,errno=ENOSPC+EIO,short=0.2,"
+		"after=1000",
+		"ops=all",
+		"ops=openat+close+pread+pwrite+pwritev+fsync+fdatasync",
+		"ops=ftruncate+fallocate+fstat+fstatat+renameat+unlinkat+"
+		"mkdirat",
+		"errno=5",
+		"errno=EDQUOT+EINTR+EAGAIN+ENOMEM+EROFS+EFBIG+EPERM+EACCES",
+		"max=3,after=0",
+	};
+	static const char *const bad[] = {
+		"p=2",
+		"p=1.5",
+		"p=0.5x",
+		"p=-0.1",
+		"p=",
+		"p",
+		"p=.",
+		"ops=bogus",
+		"ops=",
+		"ops=pwrite+",
+		"errno=EWHAT",
+		"errno=0",
+		"errno=",
+		"errno=99999",
+		"seed=-1",
+		"seed=1x",
+		"after=",
+		"max=x",
+		"foo=1",
+		"short=3",
+		"seed=99999999999999999999",
+		"p=1,",
+		",p=1",
+		"p=1,,seed=2",
+		"ops=pwrite++fsync",
+		"errno=EIO+",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		ck_assert_msg(fault_set(good[i]) == 0, "'%s' refused", good[i]);
+	ck_assert_int_eq(fault_set("off"), 0);
+	ck_assert_ptr_eq(io_ops_get(), io_ops_default());
+	/* A bad spec leaves the previous one in force. */
+	ck_assert_int_eq(fault_set("ops=fsync,errno=ENOSPC"), 0);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(fault_set(bad[i]) == -EINVAL, "'%s' accepted",
+			      bad[i]);
+	ck_assert_int_eq(io_fsync(dfd), -ENOSPC);
+	ck_assert_int_eq(fault_set(NULL), 0);
+	ck_assert_ptr_eq(io_ops_get(), io_ops_default());
+	ck_assert_int_eq(io_fsync(dfd), 0);
+}
+END_TEST
+
+START_TEST(test_fault_injection)
+{
+	unsigned char data[4096], back[4096];
+	uint64_t before;
+	int fd, i, n, enospc = 0, eio = 0;
+
+	test_fill_random(data, sizeof(data), 3);
+	fd = create("f");
+
+	/* Every fsync fails with the errno asked for; nothing else does. */
+	before = fault_count();
+	ck_assert_int_eq(fault_set("ops=fsync,errno=ENOSPC"), 0);
+	ck_assert_int_eq(io_fsync(fd), -ENOSPC);
+	ck_assert_int_eq(io_fsync(fd), -ENOSPC);
+	ck_assert_int_eq(io_fdatasync(fd), 0);
+	ck_assert_int_eq(io_pwrite_full(fd, data, 10, 0), 0);
+	ck_assert_uint_eq(fault_count() - before, 2);
+
+	/* p=0 never fails. */
+	ck_assert_int_eq(fault_set("ops=all,p=0"), 0);
+	for (i = 0; i < 100; i++)
+		ck_assert_int_eq(io_fsync(fd), 0);
+	ck_assert_uint_eq(fault_count() - before, 2);
+
+	/* after=3: three calls pass, then failures; max=2 caps them. */
+	ck_assert_int_eq(fault_set("ops=fsync,after=3,max=2"), 0);
+	ck_assert_int_eq(io_fsync(fd), 0);
+	ck_assert_int_eq(io_fsync(fd), 0);
+	ck_assert_int_eq(io_fsync(fd), 0);
+	ck_assert_int_eq(io_fsync(fd), -EIO);
+	ck_assert_int_eq(io_fsync(fd), -EIO);
+	ck_assert_int_eq(io_fsync(fd), 0);
+	ck_assert_uint_eq(fault_count() - before, 4);
+
+	/* Both errnos of a list are used; about half the calls fail. */
+	ck_assert_int_eq(fault_set("seed=11,p=0.5,ops=pwrite,errno=ENOSPC+EIO"),
+			 0);
+	for (i = 0; i < 400; i++) {
+		n = io_pwrite_full(fd, data, 1, 0);
+		enospc += n == -ENOSPC;
+		eio += n == -EIO;
+		ck_assert(n == 0 || n == -ENOSPC || n == -EIO);
+	}
+	ck_assert_int_gt(enospc, 50);
+	ck_assert_int_gt(eio, 50);
+	ck_assert_int_lt(enospc + eio, 300);
+	ck_assert_uint_eq(fault_count() - before, 4 + (unsigned)(enospc + eio));
+
+	/* Short writes: io_pwrite_full still writes everything, but it took
+	 * more than one call, and each cut counted. */
+	before = fault_count();
+	ck_assert_int_eq(fault_set("short=1,ops=fsync,p=0"), 0);
+	ck_assert_int_eq(io_pwrite_full(fd, data, sizeof(data), 0), 0);
+	ck_assert_uint_gt(fault_count() - before, 0);
+	ck_assert_int_eq(fault_set("off"), 0);
+	ck_assert_int_eq(io_pread_full(fd, back, sizeof(back), 0),
+			 (ssize_t)sizeof(back));
+	ck_assert(memcmp(back, data, sizeof(data)) == 0);
+
+	/* EINTR is retried by the wrappers: with max it terminates. */
+	before = fault_count();
+	ck_assert_int_eq(fault_set("ops=fsync+pwrite,errno=EINTR,max=5"), 0);
+	ck_assert_int_eq(io_fsync(fd), 0);
+	ck_assert_uint_eq(fault_count() - before, 5);
+	ck_assert_int_eq(fault_set("off"), 0);
+	close(fd);
+}
+END_TEST
+
+/* The same seed gives the same faults. */
+static uint64_t fault_pattern(const char *spec)
+{
+	uint64_t bits = 0;
+	int i, fd = create("g");
+
+	ck_assert_int_eq(fault_set(spec), 0);
+	for (i = 0; i < 64; i++)
+		if (io_fsync(fd) < 0)
+			bits |= 1ULL << i;
+	ck_assert_int_eq(fault_set("off"), 0);
+	close(fd);
+	return bits;
+}
+
+START_TEST(test_fault_seeded)
+{
+	uint64_t a = fault_pattern("seed=42,p=0.5,ops=fsync");
+	uint64_t b = fault_pattern("seed=42,p=0.5,ops=fsync");
+	uint64_t c = fault_pattern("seed=43,p=0.5,ops=fsync");
+
+	ck_assert_uint_eq(a, b);
+	ck_assert_uint_ne(a, c);
+	ck_assert_uint_ne(a, 0);
+	ck_assert_uint_ne(a, UINT64_MAX);
+}
+END_TEST
+
+START_TEST(test_fault_env)
+{
+	int fd = create("f");
+	uint64_t before = fault_count();
+
+	ck_assert_int_eq(
+		setenv("FLUXFS_FAULTS", "ops=fdatasync,errno=EROFS", 1), 0);
+	ck_assert_int_eq(fault_init_from_env(), 0);
+	ck_assert_int_eq(io_fdatasync(fd), -EROFS);
+	ck_assert_uint_eq(fault_count() - before, 1);
+	ck_assert_int_eq(setenv("FLUXFS_FAULTS", "ops=nonsense", 1), 0);
+	ck_assert_int_eq(fault_init_from_env(), -EINVAL);
+	ck_assert_int_eq(fault_set("off"), 0);
+	ck_assert_int_eq(unsetenv("FLUXFS_FAULTS"), 0);
+	ck_assert_int_eq(fault_init_from_env(), 0);
+	ck_assert_ptr_eq(io_ops_get(), io_ops_default());
+	close(fd);
+}
+END_TEST
+
+struct hammer {
+	int fd;
+	int failures;
+};
+
+static void *hammer_thread(void *arg)
+{
+	struct hammer *h = arg;
+	int i;
+
+	for (i = 0; i < 2000; i++)
+		if (io_fdatasync(h->fd) < 0)
+			h->failures++;
+	return NULL;
+}
+
+/* Concurrent callers: every injected fault is seen by exactly one call. */
+START_TEST(test_fault_threads)
+{
+	struct hammer h[4];
+	pthread_t t[4];
+	uint64_t before = fault_count();
+	int i, total = 0, fd = create("f");
+
+	ck_assert_int_eq(fault_set("seed=5,p=0.3,ops=fdatasync"), 0);
+	for (i = 0; i < 4; i++) {
+		h[i].fd = fd;
+		h[i].failures = 0;
+		ck_assert_int_eq(
+			pthread_create(&t[i], NULL, hammer_thread, &h[i]), 0);
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		total += h[i].failures;
+	}
+	ck_assert_int_eq(fault_set("off"), 0);
+	ck_assert_uint_eq(fault_count() - before, (uint64_t)total);
+	ck_assert_int_gt(total, 8000 / 5);
+	ck_assert_int_lt(total, 8000 * 2 / 5);
+	close(fd);
+}
+END_TEST
+#else
+START_TEST(test_fault_disabled)
+{
+	/* A release build ignores FLUXFS_FAULTS entirely. */
+	ck_assert_int_eq(setenv("FLUXFS_FAULTS", "ops=all", 1), 0);
+	ck_assert_int_eq(fault_init_from_env(), 0);
+	ck_assert_ptr_eq(io_ops_get(), io_ops_default());
+	ck_assert_int_eq(fault_set("ops=all"), -ENOTSUP);
+	ck_assert_uint_eq(fault_count(), 0);
+}
+END_TEST
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Crash simulation                                                    */
+
+/* Write s at off through io.h. */
+static void put(int fd, const char *s, uint64_t off)
+{
+	ck_assert_int_eq(io_pwrite_full(fd, s, strlen(s), off), 0);
+}
+
+START_TEST(test_crash_drop_keep)
+{
+	struct crashsim_stats st;
+	int fd, g;
+
+	crashsim_install();
+	fd = create("f");
+	put(fd, "AAAA", 0);
+	ck_assert_uint_eq(crashsim_pending(), 1);
+	ck_assert_int_eq(io_fsync(fd), 0);
+	ck_assert_uint_eq(crashsim_pending(), 0);
+	put(fd, "BBBB", 4); /* extends: unsynced */
+	put(fd, "xx", 1);   /* overwrites synced bytes: unsynced */
+	ck_assert_uint_eq(crashsim_pending(), 2);
+	/* The test sees its writes before the crash. */
+	assert_content("f", "AxxABBBB", 8);
+	ck_assert_int_eq(crashsim_crash(CRASHSIM_DROP, 1, &st), 0);
+	ck_assert_uint_eq(st.files, 1);
+	ck_assert_uint_eq(st.dropped, 2);
+	ck_assert_uint_eq(st.kept, 0);
+	assert_content("f", "AAAA", 4);
+	ck_assert_uint_eq(crashsim_pending(), 0);
+
+	/* KEEP leaves everything; fdatasync counts as a sync. */
+	put(fd, "CC", 4);
+	ck_assert_int_eq(io_fdatasync(fd), 0);
+	put(fd, "DD", 6);
+	ck_assert_int_eq(crashsim_crash(CRASHSIM_KEEP, 1, &st), 0);
+	ck_assert_uint_eq(st.kept, 1);
+	assert_content("f", "AAAACCDD", 8);
+
+	/* Another file's sync does not make this one's data durable. */
+	g = create("g");
+	put(fd, "EE", 8);
+	put(g, "other", 0);
+	ck_assert_int_eq(io_fsync(g), 0);
+	ck_assert_int_eq(crashsim_crash(CRASHSIM_DROP, 1, &st), 0);
+	assert_content("f", "AAAACCDD", 8);
+	assert_content("g", "other", 5);
+	crashsim_uninstall();
+	close(fd);
+	close(g);
+}
+END_TEST
+
+START_TEST(test_crash_truncate_and_append)
+{
+	char p1[] = "P", p2[] = "QR";
+	struct iovec iov[2];
+	int fd, afd;
+
+	crashsim_install();
+	fd = create("f");
+	put(fd, "0123456789", 0);
+	ck_assert_int_eq(io_fsync(fd), 0);
+	/* An unsynced shrink is undone, bytes and all. */
+	ck_assert_int_eq(io_ftruncate(fd, 3), 0);
+	ck_assert_uint_eq(size_of(fd), 3);
+	ck_assert_int_eq(crashsim_crash(CRASHSIM_DROP, 2, NULL), 0);
+	assert_content("f", "0123456789", 10);
+	/* Kept, it stays. */
+	ck_assert_int_eq(io_ftruncate(fd, 3), 0);
+	put(fd, "abc", 3);
+	ck_assert_int_eq(crashsim_crash(CRASHSIM_KEEP, 2, NULL), 0);
+	assert_content("f", "012abc", 6);
+	ck_assert_int_eq(io_fsync(fd), 0);
+
+	/* O_APPEND: the write is recorded where the kernel put it (the end),
+	 * not at the offset passed. */
+	afd = io_openat(dfd, "f", O_WRONLY | O_APPEND, 0);
+	ck_assert_int_ge(afd, 0);
+	put(afd, "ZZ", 0);
+	assert_content("f", "012abcZZ", 8);
+	/* pwritev is recorded too. */
+	iov[0].iov_base = p1;
+	iov[0].iov_len = 1;
+	iov[1].iov_base = p2;
+	iov[1].iov_len = 2;
+	ck_assert_int_eq(io_pwritev_full(fd, iov, 2, 8), 0);
+	assert_content("f", "012abcZZPQR", 11);
+	ck_assert_uint_eq(crashsim_pending(), 2);
+	ck_assert_int_eq(crashsim_crash(CRASHSIM_DROP, 2, NULL), 0);
+	assert_content("f", "012abc", 6);
+	crashsim_uninstall();
+	close(afd);
+	close(fd);
+}
+END_TEST
+
+START_TEST(test_crash_garble)
+{
+	struct crashsim_stats st;
+	unsigned char *got;
+	size_t len;
+	int fd;
+
+	crashsim_install();
+	fd = create("f");
+	put(fd, "synced--", 0);
+	ck_assert_int_eq(io_fsync(fd), 0);
+	put(fd, "unsynced-data-that-will-be-garbled", 8);
+	ck_assert_int_eq(crashsim_crash(CRASHSIM_GARBLE, 3, &st), 0);
+	ck_assert_uint_eq(st.garbled, 1);
+	got = slurp("f", &len);
+	ck_assert_uint_eq(len, 8 + 34);
+	ck_assert(memcmp(got, "synced--", 8) == 0);
+	ck_assert(memcmp(got + 8, "unsynced-data-that-will-be-garbled", 34) !=
+		  0);
+	free(got);
+	crashsim_uninstall();
+	close(fd);
+}
+END_TEST
+
+/* Appends of 16-byte records: records [0, synced) are fsynced. */
+#define NREC 100
+static void write_records(int fd, int synced)
+{
+	char rec[17];
+	int i;
+
+	for (i = 0; i < NREC; i++) {
+		snprintf(rec, sizeof(rec), "record-%08d\n", i);
+		put(fd, rec, (uint64_t)i * 16);
+		if (i + 1 == synced)
+			ck_assert_int_eq(io_fsync(fd), 0);
+	}
+}
+
+START_TEST(test_crash_random)
+{
+	struct crashsim_stats st;
+	unsigned char *got, *again = NULL;
+	char rec[17];
+	size_t len, len2 = 0;
+	uint32_t intact;
+	int fd, i, r;
+
+	for (r = 0; r < 2; r++) {
+		crashsim_install();
+		fd = create("f");
+		write_records(fd, 10);
+		ck_assert_uint_eq(crashsim_pending(), NREC - 10);
+		ck_assert_int_eq(crashsim_crash(CRASHSIM_RANDOM, 99, &st), 0);
+		ck_assert_uint_eq(st.kept + st.dropped + st.garbled, NREC - 10);
+		ck_assert_uint_gt(st.kept, 10);
+		ck_assert_uint_gt(st.dropped, 10);
+		ck_assert_uint_gt(st.garbled, 10);
+		got = slurp("f", &len);
+		ck_assert_uint_ge(len, 160);
+		ck_assert_uint_eq(len % 16, 0);
+		/* The synced records are intact; of the rest, exactly the
+		 * kept ones are. */
+		intact = 0;
+		for (i = 0; i < NREC && (size_t)i * 16 < len; i++) {
+			snprintf(rec, sizeof(rec), "record-%08d\n", i);
+			if (i < 10)
+				ck_assert(memcmp(got + i * 16, rec, 16) == 0);
+			else if (memcmp(got + i * 16, rec, 16) == 0)
+				intact++;
+		}
+		ck_assert_uint_eq(intact, st.kept);
+		if (r == 0) {
+			again = got;
+			len2 = len;
+		} else {
+			/* Same seed, same crash. */
+			ck_assert_uint_eq(len, len2);
+			ck_assert(memcmp(got, again, len) == 0);
+			free(again);
+			free(got);
+		}
+		crashsim_uninstall();
+		close(fd);
+	}
+}
+END_TEST
+
+START_TEST(test_crash_prefix)
+{
+	struct crashsim_stats st;
+	unsigned char *got, *full;
+	char rec[17];
+	uint64_t seed;
+	size_t len;
+	int fd, i;
+
+	full = malloc(NREC * 16);
+	ck_assert_ptr_nonnull(full);
+	for (i = 0; i < NREC; i++) {
+		snprintf(rec, sizeof(rec), "record-%08d\n", i);
+		memcpy(full + i * 16, rec, 16);
+	}
+	for (seed = 1; seed <= 20; seed++) {
+		crashsim_install();
+		fd = create("f");
+		write_records(fd, 10);
+		ck_assert_int_eq(crashsim_crash(CRASHSIM_PREFIX, seed, &st), 0);
+		ck_assert_uint_eq(st.kept + st.torn + st.dropped, NREC - 10);
+		ck_assert_uint_le(st.torn, 1);
+		got = slurp("f", &len);
+		/* What survives is a prefix of what was written, at least
+		 * the synced part, ending in the torn record. */
+		ck_assert_uint_ge(len, 160);
+		ck_assert_uint_le(len, NREC * 16);
+		ck_assert(memcmp(got, full, len) == 0);
+		ck_assert_uint_ge(len, (10 + st.kept) * 16);
+		ck_assert_uint_lt(len, (10 + st.kept + st.torn) * 16 + 1);
+		free(got);
+		crashsim_uninstall();
+		close(fd);
+	}
+	free(full);
+}
+END_TEST
+
+/* The model: directory operations are durable at once, file data only
+ * after fsync.  io_write_atomic survives any crash; a rename of an
+ * unsynced file leaves an empty file behind. */
+START_TEST(test_crash_rename_model)
+{
+	int fd;
+
+	crashsim_install();
+	ck_assert_int_eq(io_write_atomic(dfd, "meta", "version=1\n", 10), 0);
+	ck_assert_int_eq(crashsim_crash(CRASHSIM_DROP, 5, NULL), 0);
+	assert_content("meta", "version=1\n", 10);
+
+	fd = create("careless.tmp");
+	put(fd, "data", 0);
+	close(fd);
+	ck_assert_int_eq(io_renameat(dfd, "careless.tmp", dfd, "careless"), 0);
+	ck_assert_int_eq(crashsim_crash(CRASHSIM_DROP, 5, NULL), 0);
+	assert_content("careless", "", 0);
+	crashsim_uninstall();
+	ck_assert_ptr_eq(io_ops_get(), io_ops_default());
+}
+END_TEST
+
+static Suite *io_suite(void)
+{
+	Suite *s = suite_create("io");
+	TCase *tc = tcase_create("wrappers");
+	TCase *tf = tcase_create("faults");
+	TCase *tcs = tcase_create("crashsim");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_short_writes_retried);
+	tcase_add_test(tc, test_eintr_retried);
+	tcase_add_test(tc, test_errors_are_negative_errno);
+	tcase_add_test(tc, test_write_atomic);
+	tcase_add_test(tc, test_remove_tree_no_follow);
+	tcase_add_test(tc, test_openat_refuses_symlink);
+	suite_add_tcase(s, tc);
+
+	tcase_add_checked_fixture(tf, setup, teardown);
+#ifdef FLUXFS_FAULT_INJECTION
+	tcase_add_test(tf, test_fault_spec_grammar);
+	tcase_add_test(tf, test_fault_injection);
+	tcase_add_test(tf, test_fault_seeded);
+	tcase_add_test(tf, test_fault_env);
+	tcase_add_test(tf, test_fault_threads);
+#else
+	tcase_add_test(tf, test_fault_disabled);
+#endif
+	suite_add_tcase(s, tf);
+
+	tcase_add_checked_fixture(tcs, setup, teardown);
+	tcase_add_test(tcs, test_crash_drop_keep);
+	tcase_add_test(tcs, test_crash_truncate_and_append);
+	tcase_add_test(tcs, test_crash_garble);
+	tcase_add_test(tcs, test_crash_random);
+	tcase_add_test(tcs, test_crash_prefix);
+	tcase_add_test(tcs, test_crash_rename_model);
+	suite_add_tcase(s, tcs);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(io_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
