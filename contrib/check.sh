@@ -6,7 +6,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
 
-FLUXFS_EXTRA_PACKAGES="${FLUXFS_EXTRA_PACKAGES:-} clang valgrind" \
+FLUXFS_EXTRA_PACKAGES="${FLUXFS_EXTRA_PACKAGES:-} clang libclang-rt-14-dev valgrind" \
 	sh "$top/contrib/deps.sh"
 cd "$top"
 [ -x configure ] && [ configure -nt configure.ac ] && [ Makefile.in -nt Makefile.am ] ||
@@ -42,6 +42,17 @@ run_suite() {
 	fi
 }
 
+# libFuzzer targets, each for a fixed time (FUZZ_SECONDS, default 20).
+run_fuzz() {
+	local dir="$top/build-fuzz"
+	echo "== fuzz build: configure CC=clang --enable-fuzzing"
+	mkdir -p "$dir"
+	(cd "$dir" && "$top/configure" -q CC=clang --enable-fuzzing >/dev/null)
+	make -C "$dir" -j"$jobs" >/dev/null
+	bash "$top/tests/fuzz/run.sh" "$dir" "${FUZZ_SECONDS:-20}"
+}
+
 run_suite "debug build" "$top/build-check" --enable-debug --enable-fault-injection
 run_suite "asan+ubsan build" "$top/build-asan" --enable-debug --enable-asan --enable-fault-injection
+run_fuzz
 echo "== all suites passed"

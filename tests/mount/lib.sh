@@ -34,6 +34,12 @@ fi
 
 log() { echo "[$TEST_NAME] $*"; }
 
+# True while anything is mounted on $1, also a mount whose daemon died
+# (mountpoint(1) calls that "not a mount point": its stat fails).
+is_mounted() {
+	grep -qs "^[^ ]* $1 " /proc/mounts
+}
+
 fail() {
 	echo "FAIL [$TEST_NAME]: $*" >&2
 	HARNESS_FAILED=1
@@ -57,12 +63,12 @@ dump_daemon_log() {
 mount_stop() {
 	local i rc=0 status
 	[ -n "$FLUXFS_PID" ] || return 0
-	if mountpoint -q "$MNT" 2>/dev/null; then
+	if is_mounted "$MNT"; then
 		for i in $(seq 1 50); do
 			fusermount3 -u "$MNT" 2>/dev/null && break
 			sleep 0.1
 		done
-		if mountpoint -q "$MNT" 2>/dev/null; then
+		if is_mounted "$MNT"; then
 			echo "FAIL [$TEST_NAME]: fusermount3 -u kept failing; lazy unmount" >&2
 			fusermount3 -uz "$MNT" 2>/dev/null || true
 			rc=1
@@ -92,13 +98,16 @@ harness_cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
 	[ -n "$WATCHDOG_PID" ] && kill "$WATCHDOG_PID" 2>/dev/null
+	# Descriptors a failed test still holds into the mount would make the
+	# unmount fail with EBUSY.
+	exec 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-
 	if [ -n "$FLUXFS_PID" ]; then
 		mount_stop || rc=1
 	fi
 	[ $rc -ne 0 ] && [ $HARNESS_FAILED -eq 1 ] && dump_daemon_log
 	if [ -n "$WORK" ]; then
 		# The mount point is empty once unmounted; never rm through a mount.
-		mountpoint -q "$MNT" 2>/dev/null || rm -rf "$WORK"
+		is_mounted "$MNT" || rm -rf "$WORK"
 	fi
 	exit $rc
 }
@@ -112,10 +121,13 @@ harness_timeout() {
 # Start the daemon with FLUXFS_OPTS plus "$@" on $DATA and $MNT.
 mount_launch() {
 	local i
-	"$FLUXFS" -f "${FLUXFS_OPTS[@]}" "$@" "$DATA" "$MNT" >>"$WORK/daemon.log" 2>&1 &
+	# A background job starts with SIGINT ignored; give the daemon the
+	# default disposition so tests can send it SIGINT like a terminal would.
+	env --default-signal=INT "$FLUXFS" -f "${FLUXFS_OPTS[@]}" "$@" "$DATA" "$MNT" \
+		>>"$WORK/daemon.log" 2>&1 &
 	FLUXFS_PID=$!
 	for i in $(seq 1 100); do
-		if mountpoint -q "$MNT" 2>/dev/null; then
+		if is_mounted "$MNT"; then
 			return 0
 		fi
 		if ! kill -0 "$FLUXFS_PID" 2>/dev/null; then

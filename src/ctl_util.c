@@ -1,0 +1,497 @@
+/*
+ * ctl_util.c - what fluxctl's commands share: resolving a PATH argument to
+ * a data directory, topic, partition or segment (or the same through a
+ * mount), walking partitions in a stable order, time parsing and
+ * printing, error lines, and the data directory's lock.
+ *
+ * A mount is told from a data directory by statfs (FUSE's magic), a data
+ * directory by its fluxfs.meta.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "inspect.h"
+#include "io.h"
+
+/* ------------------------------------------------------------------ */
+/* Messages                                                             */
+
+/* Print "fluxctl: msg" to stderr. */
+void ctl_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("fluxctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* A bad argument: one line, a hint, exit code 2. */
+int ctl_usage(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("fluxctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	if (cmd)
+		fprintf(stderr, "\nTry 'fluxctl %s --help'.\n", cmd);
+	else
+		fputs("\nTry 'fluxctl --help'.\n", stderr);
+	return CTL_USAGE;
+}
+
+/* The cases every command's getopt loop shares. */
+int ctl_getopt_default(const char *cmd, int opt, int optopt_val,
+		       const char *arg)
+{
+	switch (opt) {
+	case 'h':
+		ctl_print_help(ctl_find(cmd));
+		return CTL_OK;
+	case ':':
+		return ctl_usage(cmd, "option '%s' needs a value", arg);
+	case '?':
+		if (optopt_val)
+			return ctl_usage(cmd, "unknown option '-%c'",
+					 optopt_val);
+		return ctl_usage(cmd, "unknown option '%s'", arg);
+	default:
+		return -1;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Resolving paths                                                      */
+
+static int has_file(const char *dir, const char *name)
+{
+	char p[PATH_MAX + 64];
+	struct stat st;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	return stat(p, &st) == 0;
+}
+
+static void split(const char *path, char *dir, size_t dsize, char *base,
+		  size_t bsize)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash || slash == path) {
+		snprintf(dir, dsize, "/");
+		snprintf(base, bsize, "%s", slash ? slash + 1 : path);
+		return;
+	}
+	snprintf(dir, dsize, "%.*s", (int)(slash - path), path);
+	snprintf(base, bsize, "%s", slash + 1);
+}
+
+static int resolve_mount(const struct stat *st, struct ctl_target *t)
+{
+	char parent[PATH_MAX], base[256], buf[64];
+	struct stat pst;
+
+	split(t->path, parent, sizeof(parent), base, sizeof(base));
+	if (S_ISREG(st->st_mode)) {
+		if (getxattr(t->path, CTL_XATTR "next_offset", buf,
+			     sizeof(buf)) < 0) {
+			ctl_err("'%s' is on a fluxfs mount but is not a "
+				"partition", t->path);
+			return -EINVAL;
+		}
+		t->kind = CTL_MOUNT_PARTITION;
+		snprintf(t->part, sizeof(t->part), "%s", base);
+		split(parent, buf, sizeof(buf), t->topic, sizeof(t->topic));
+		return 0;
+	}
+	if (!S_ISDIR(st->st_mode)) {
+		ctl_err("'%s' is not a topic or a partition", t->path);
+		return -EINVAL;
+	}
+	/* The mount root is the directory whose parent is elsewhere. */
+	if (stat(parent, &pst) < 0 || pst.st_dev != st->st_dev ||
+	    !strcmp(t->path, "/")) {
+		t->kind = CTL_MOUNT_ROOT;
+		return 0;
+	}
+	t->kind = CTL_MOUNT_TOPIC;
+	snprintf(t->topic, sizeof(t->topic), "%s", base);
+	return 0;
+}
+
+static int resolve_data(const struct stat *st, struct ctl_target *t)
+{
+	char parent[PATH_MAX], gparent[PATH_MAX], ggparent[PATH_MAX];
+	char base[256], pbase[256];
+	char *end;
+	int ret;
+
+	split(t->path, parent, sizeof(parent), base, sizeof(base));
+	split(parent, gparent, sizeof(gparent), pbase, sizeof(pbase));
+	if (S_ISREG(st->st_mode)) {
+		/* A segment file: NNN(20 digits).log/.idx/.lz4/.gz/.blk */
+		t->seg_base = strtoull(base, &end, 10);
+		if (end != base + 20 || (strcmp(end, ".log") &&
+					 strcmp(end, ".idx") &&
+					 strcmp(end, ".lz4") &&
+					 strcmp(end, ".gz") && strcmp(end, ".blk")) ||
+		    inspect_is_partition(AT_FDCWD, parent) != 1) {
+			ctl_err("'%s' is not a segment file", t->path);
+			return -EINVAL;
+		}
+		t->kind = CTL_DATA_SEGMENT;
+		snprintf(t->part, sizeof(t->part), "%s", pbase);
+		split(gparent, ggparent, sizeof(ggparent), t->topic,
+		      sizeof(t->topic));
+		if (has_file(ggparent, CTL_META_FILE))
+			snprintf(t->root, sizeof(t->root), "%s", ggparent);
+		return 0;
+	}
+	if (!S_ISDIR(st->st_mode)) {
+		ctl_err("'%s' is not a directory or a segment file", t->path);
+		return -EINVAL;
+	}
+	if (has_file(t->path, CTL_META_FILE)) {
+		t->kind = CTL_DATA_ROOT;
+		snprintf(t->root, sizeof(t->root), "%s", t->path);
+		return 0;
+	}
+	if (has_file(parent, CTL_META_FILE) && base[0] != '.') {
+		t->kind = CTL_DATA_TOPIC;
+		snprintf(t->topic, sizeof(t->topic), "%s", base);
+		snprintf(t->root, sizeof(t->root), "%s", parent);
+		return 0;
+	}
+	ret = inspect_is_partition(AT_FDCWD, t->path);
+	if (ret == 1) {
+		t->kind = CTL_DATA_PARTITION;
+		snprintf(t->part, sizeof(t->part), "%s", base);
+		snprintf(t->topic, sizeof(t->topic), "%s", pbase);
+		if (has_file(gparent, CTL_META_FILE))
+			snprintf(t->root, sizeof(t->root), "%s", gparent);
+		return 0;
+	}
+	ctl_err("'%s' is not a fluxfs data directory, topic, partition or "
+		"mount", t->path);
+	return -EINVAL;
+}
+
+/* What a PATH argument names. */
+int ctl_resolve(const char *arg, struct ctl_target *t)
+{
+	struct statfs sfs;
+	struct stat st;
+	int ret;
+
+	memset(t, 0, sizeof(*t));
+	if (!realpath(arg, t->path) || stat(t->path, &st) < 0) {
+		ret = -errno;
+		ctl_err("cannot access '%s': %s", arg, strerror(-ret));
+		return ret;
+	}
+	if (statfs(t->path, &sfs) == 0 && (long)sfs.f_type == CTL_FUSE_MAGIC) {
+		char buf[64];
+
+		/* Another FUSE filesystem answers none of our xattrs. */
+		if (getxattr(t->path, CTL_XATTR "segment_bytes", buf,
+			     sizeof(buf)) < 0 &&
+		    getxattr(t->path, CTL_XATTR "next_offset", buf,
+			     sizeof(buf)) < 0 &&
+		    !has_file(t->path, ".metrics")) {
+			ctl_err("'%s' is on a FUSE filesystem that is not "
+				"fluxfs", t->path);
+			return -EINVAL;
+		}
+		return resolve_mount(&st, t);
+	}
+	return resolve_data(&st, t);
+}
+
+/* Is kind on the mount side? */
+int ctl_is_mount(enum ctl_kind kind)
+{
+	return kind >= CTL_MOUNT_ROOT;
+}
+
+/* ------------------------------------------------------------------ */
+/* Walking partitions                                                   */
+
+static int name_ok(const struct dirent *de)
+{
+	return de->d_name[0] != '.';
+}
+
+static int walk_topic(const struct ctl_target *t, const char *topic_path,
+		      const char *topic, ctl_part_fn fn, void *arg)
+{
+	struct dirent **list = NULL;
+	char p[PATH_MAX + 256];
+	struct stat st;
+	int n, i, ret = 0, mount = ctl_is_mount(t->kind);
+
+	n = scandir(topic_path, &list, NULL, alphasort);
+	if (n < 0) {
+		ret = -errno;
+		ctl_err("cannot read '%s': %s", topic_path, strerror(-ret));
+		return ret;
+	}
+	for (i = 0; i < n; i++) {
+		if (ret == 0 && strcmp(list[i]->d_name, ".") &&
+		    strcmp(list[i]->d_name, "..")) {
+			snprintf(p, sizeof(p), "%s/%s", topic_path,
+				 list[i]->d_name);
+			if (mount ? (stat(p, &st) == 0 && S_ISREG(st.st_mode)) :
+				    inspect_is_partition(AT_FDCWD, p) == 1)
+				ret = fn(arg, t, topic, list[i]->d_name, p);
+		}
+		free(list[i]);
+	}
+	free(list);
+	return ret;
+}
+
+/* Every partition below t. */
+int ctl_each_partition(const struct ctl_target *t, ctl_part_fn fn, void *arg)
+{
+	struct dirent **list = NULL;
+	char p[PATH_MAX + 256];
+	struct stat st;
+	int n, i, ret = 0;
+
+	switch (t->kind) {
+	case CTL_DATA_PARTITION:
+	case CTL_MOUNT_PARTITION:
+		return fn(arg, t, t->topic, t->part, t->path);
+	case CTL_DATA_TOPIC:
+	case CTL_MOUNT_TOPIC:
+		return walk_topic(t, t->path, t->topic, fn, arg);
+	case CTL_DATA_SEGMENT:
+		return -EINVAL;
+	default:
+		break;
+	}
+	n = scandir(t->path, &list, name_ok, alphasort);
+	if (n < 0) {
+		ret = -errno;
+		ctl_err("cannot read '%s': %s", t->path, strerror(-ret));
+		return ret;
+	}
+	for (i = 0; i < n; i++) {
+		snprintf(p, sizeof(p), "%s/%s", t->path, list[i]->d_name);
+		if (ret == 0 && stat(p, &st) == 0 && S_ISDIR(st.st_mode))
+			ret = walk_topic(t, p, list[i]->d_name, fn, arg);
+		free(list[i]);
+	}
+	free(list);
+	return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* Numbers and times                                                    */
+
+/* Milliseconds since the epoch. */
+int64_t ctl_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Unsigned decimal, nothing else. */
+int ctl_parse_u64(const char *s, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+/* Read exactly n digits from *s. */
+static int digits(const char **s, int n, int *out)
+{
+	int v = 0, i;
+
+	for (i = 0; i < n; i++) {
+		if ((*s)[i] < '0' || (*s)[i] > '9')
+			return -EINVAL;
+		v = v * 10 + ((*s)[i] - '0');
+	}
+	*s += n;
+	*out = v;
+	return 0;
+}
+
+static int parse_iso(const char *s, int64_t *out)
+{
+	struct tm tm;
+	int y, mo, d, h = 0, mi = 0, sec = 0, ms = 0, zh, zm, sign, local = 1;
+	int64_t zone = 0, frac_digits = 0;
+	time_t t;
+
+	memset(&tm, 0, sizeof(tm));
+	if (digits(&s, 4, &y) || *s++ != '-' || digits(&s, 2, &mo) ||
+	    *s++ != '-' || digits(&s, 2, &d))
+		return -EINVAL;
+	if (*s == 'T' || *s == 't' || *s == ' ') {
+		s++;
+		if (digits(&s, 2, &h) || *s++ != ':' || digits(&s, 2, &mi))
+			return -EINVAL;
+		if (*s == ':') {
+			s++;
+			if (digits(&s, 2, &sec))
+				return -EINVAL;
+			if (*s == '.' || *s == ',') {
+				s++;
+				while (*s >= '0' && *s <= '9') {
+					if (frac_digits < 3)
+						ms = ms * 10 + (*s - '0');
+					frac_digits++;
+					s++;
+				}
+				if (!frac_digits)
+					return -EINVAL;
+				for (; frac_digits < 3; frac_digits++)
+					ms *= 10;
+			}
+		}
+	}
+	if (*s == 'Z' || *s == 'z') {
+		local = 0;
+		s++;
+	} else if (*s == '+' || *s == '-') {
+		sign = *s++ == '-' ? -1 : 1;
+		if (digits(&s, 2, &zh))
+			return -EINVAL;
+		if (*s == ':')
+			s++;
+		zm = 0;
+		if (*s && digits(&s, 2, &zm))
+			return -EINVAL;
+		local = 0;
+		zone = sign * ((int64_t)zh * 3600 + zm * 60);
+	}
+	if (*s || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
+	    sec > 60)
+		return -EINVAL;
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	tm.tm_isdst = -1;
+	t = local ? mktime(&tm) : timegm(&tm);
+	if (t == (time_t)-1 && !(y == 1969 && mo == 12 && d == 31))
+		return -EINVAL;
+	*out = ((int64_t)t - zone) * 1000 + ms;
+	return 0;
+}
+
+/* ISO 8601, epoch ms or a relative time. */
+int ctl_parse_time(const char *s, int64_t now_ms, int64_t *out)
+{
+	static const struct {
+		const char *unit;
+		int64_t ms;
+	} units[] = { { "ms", 1 },	  { "s", 1000 },     { "m", 60000 },
+		      { "h", 3600000 }, { "d", 86400000 }, { "w", 604800000 } };
+	uint64_t v;
+	char *end;
+	size_t i;
+
+	if (!s || !*s)
+		return -EINVAL;
+	if (s[0] == '-') {
+		if (s[1] < '0' || s[1] > '9')
+			return -EINVAL;
+		errno = 0;
+		v = strtoull(s + 1, &end, 10);
+		if (errno || v > (uint64_t)1 << 40)
+			return -EINVAL;
+		for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+			if (!strcmp(end, units[i].unit)) {
+				*out = now_ms - (int64_t)v * units[i].ms;
+				return 0;
+			}
+		}
+		return -EINVAL;
+	}
+	if (ctl_parse_u64(s, &v) == 0) {
+		if (v > INT64_MAX)
+			return -EINVAL;
+		*out = (int64_t)v;
+		return 0;
+	}
+	return parse_iso(s, out);
+}
+
+/* UTC, millisecond precision. */
+void ctl_format_time(int64_t ms, char *buf, size_t size)
+{
+	struct tm tm;
+	time_t t;
+
+	if (ms < 0) {
+		snprintf(buf, size, "-");
+		return;
+	}
+	t = (time_t)(ms / 1000);
+	gmtime_r(&t, &tm);
+	snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		 tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+}
+
+/* ------------------------------------------------------------------ */
+/* The lock                                                             */
+
+/* flock the data directory's lock file, as the daemon does. */
+int ctl_lock_data_dir(const char *root, int *fd, long *pid)
+{
+	char p[PATH_MAX + 32], buf[32];
+	ssize_t n;
+	int ret;
+
+	*pid = 0;
+	snprintf(p, sizeof(p), "%s/" CTL_LOCK_FILE, root);
+	/* Never created here: no lock file means no fluxfs ever served it. */
+	*fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (*fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (flock(*fd, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
+	n = pread(*fd, buf, sizeof(buf) - 1, 0);
+	if (n > 0) {
+		buf[n] = '\0';
+		*pid = strtol(buf, NULL, 10);
+	}
+	close(*fd);
+	*fd = -1;
+	return ret;
+}

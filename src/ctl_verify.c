@@ -1,0 +1,501 @@
+/*
+ * ctl_verify.c - fluxctl verify and fluxctl repair.
+ *
+ * verify is read-only (inspect.h) and may run beside a daemon.  repair
+ * takes the data directory's lock first, so it never races a fluxfs, and
+ * then applies this rule, partition by partition:
+ *
+ *  - A damaged segment at the head of the log (bad CRC, undecodable
+ *    block, damaged index) that is not the active segment is moved, all
+ *    its files, to the partition's quarantine/ directory, and
+ *    partition.state is rewritten so the log starts at the next segment:
+ *    exactly what retention would have done, so offsets and byte
+ *    positions of everything kept are unchanged and readers see a hole.
+ *    Repeated while the new head is damaged too.
+ *  - Then the partition is opened with partition_open(), which runs the
+ *    mount's recovery (torn tails of the active segment cut, missing
+ *    indexes rebuilt, leftover files removed); its report is printed.
+ *  - Damage anywhere else (a sealed segment in the middle, or data below
+ *    the recovery point of the active segment) is reported and left in
+ *    place: moving it would leave a gap that recovery treats as the end
+ *    of the log, discarding every later segment.  If such a segment's
+ *    index is damaged, recovery itself is skipped for the partition for
+ *    the same reason.  Exit status 1 says damage is left.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "ctl.h"
+#include "inspect.h"
+#include "io.h"
+#include "partition.h"
+
+struct verify_ctx {
+	int tty;                /* draw a progress bar on stderr */
+	int quiet;              /* repair's own passes: no per-problem lines */
+	const char *topic, *part;
+	uint64_t base_done;     /* bytes of partitions already checked */
+	uint64_t total;
+	int64_t started_ms, drawn_ms;
+	uint64_t partitions, bytes, damaged, problems;
+	/* what repair needs from one partition's check */
+	uint8_t *seg_bad;       /* per segment: 1 data, 2 index damage */
+	uint32_t nsegs;
+	int state_bad;
+};
+
+/* ------------------------------------------------------------------ */
+/* Progress and problem lines                                           */
+
+static void draw(struct verify_ctx *c, uint64_t done, int final)
+{
+	int64_t now = ctl_now_ms(), el;
+	double rate, mib = 1024.0 * 1024.0;
+	uint64_t eta;
+	int pct, i;
+	char bar[21];
+
+	if (!c->tty || (!final && now - c->drawn_ms < 100))
+		return;
+	c->drawn_ms = now;
+	el = now - c->started_ms;
+	rate = el > 0 ? (double)done * 1000.0 / (double)el : 0;
+	pct = c->total ? (int)(done * 100 / c->total) : 100;
+	for (i = 0; i < 20; i++)
+		bar[i] = i < pct / 5 ? '#' : '.';
+	bar[20] = '\0';
+	eta = rate > 0 && c->total > done ?
+		      (uint64_t)((double)(c->total - done) / rate) : 0;
+	fprintf(stderr, "\r[%s] %3d%% %.1f/%.1f MiB %.1f MiB/s ETA %u:%02u ",
+		bar, pct, (double)done / mib, (double)c->total / mib,
+		rate / mib, (unsigned)(eta / 60), (unsigned)(eta % 60));
+	if (final)
+		fputs("\r\033[K", stderr);
+}
+
+static void on_progress(void *arg, uint64_t done, uint64_t total)
+{
+	struct verify_ctx *c = arg;
+
+	draw(c, c->base_done + done, 0);
+}
+
+static void on_problem(void *arg, const struct inspect_part *ip,
+		       const struct inspect_problem *pr)
+{
+	struct verify_ctx *c = arg;
+
+	c->problems++;
+	if (pr->seg >= 0 && (uint32_t)pr->seg < c->nsegs)
+		c->seg_bad[pr->seg] |= pr->data ? 1 : 2;
+	if (pr->seg < 0)
+		c->state_bad = 1;
+	if (c->quiet)
+		return;
+	if (c->tty)
+		fputs("\r\033[K", stderr);
+	printf("damaged: %s/%s", c->topic, c->part);
+	if (pr->seg >= 0)
+		printf(" segment %s", ip->segs[pr->seg].data_name);
+	if (pr->entry >= 0)
+		printf(" entry %lld offset %llu byte %llu length %u",
+		       (long long)pr->entry, (unsigned long long)pr->offset,
+		       (unsigned long long)pr->pos, pr->len);
+	printf(": %s\n", pr->what);
+	fflush(stdout);
+}
+
+/* Check one partition directory; returns problems or -errno. */
+static int check_part(struct verify_ctx *c, const char *path,
+		      struct inspect_part **keep)
+{
+	struct inspect_part *ip;
+	int ret;
+
+	ret = inspect_open(AT_FDCWD, path, &ip);
+	if (ret < 0) {
+		ctl_err("cannot read partition '%s': %s", path, strerror(-ret));
+		return ret;
+	}
+	free(c->seg_bad);
+	c->nsegs = ip->nsegs;
+	c->seg_bad = calloc(ip->nsegs ? ip->nsegs : 1, 1);
+	c->state_bad = 0;
+	if (!c->seg_bad) {
+		inspect_close(ip);
+		return -ENOMEM;
+	}
+	ret = inspect_verify(ip, on_problem, on_progress, c);
+	if (ret < 0)
+		ctl_err("cannot verify '%s': %s", path, strerror(-ret));
+	c->base_done += inspect_verify_bytes(ip);
+	c->bytes += inspect_verify_bytes(ip);
+	if (keep && ret >= 0)
+		*keep = ip;
+	else
+		inspect_close(ip);
+	return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* verify                                                               */
+
+static int sum_bytes(void *arg, const struct ctl_target *t, const char *topic,
+		     const char *part, const char *path)
+{
+	struct inspect_part *ip;
+
+	if (inspect_open(AT_FDCWD, path, &ip) == 0) {
+		*(uint64_t *)arg += inspect_verify_bytes(ip);
+		inspect_close(ip);
+	}
+	return 0;
+}
+
+static int verify_one(void *arg, const struct ctl_target *t,
+		      const char *topic, const char *part, const char *path)
+{
+	struct verify_ctx *c = arg;
+	uint64_t before = c->problems;
+	int ret;
+
+	c->topic = topic;
+	c->part = part;
+	ret = check_part(c, path, NULL);
+	if (ret < 0)
+		return ret;
+	c->partitions++;
+	if (c->problems > before)
+		c->damaged++;
+	if (!c->tty)
+		printf("%s/%s: %s\n", topic, part,
+		       c->problems > before ? "DAMAGED" : "ok");
+	return 0;
+}
+
+static int need_data_path(const char *cmd, const struct ctl_target *t)
+{
+	if (ctl_is_mount(t->kind))
+		return ctl_usage(cmd, "'%s' is on a fluxfs mount: give the "
+				      "data directory (the mount's source, "
+				      "see findmnt)", t->path);
+	if (t->kind == CTL_DATA_SEGMENT)
+		return ctl_usage(cmd, "'%s' is a segment file: give its "
+				      "partition directory", t->path);
+	return -1;
+}
+
+/* fluxctl verify PATH */
+int ctl_verify(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct verify_ctx c;
+	struct ctl_target t;
+	int opt, ret;
+
+	memset(&c, 0, sizeof(c));
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		ret = ctl_getopt_default(argv[0], opt, optopt,
+					 argv[optind - 1]);
+		if (ret >= 0)
+			return ret;
+	}
+	if (optind >= argc)
+		return ctl_usage(argv[0], "missing PATH");
+	if (optind + 1 < argc)
+		return ctl_usage(argv[0], "unexpected argument '%s'",
+				 argv[optind + 1]);
+	if (ctl_resolve(argv[optind], &t) < 0)
+		return CTL_USAGE;
+	ret = need_data_path(argv[0], &t);
+	if (ret >= 0)
+		return ret;
+	c.tty = isatty(STDERR_FILENO);
+	c.started_ms = ctl_now_ms();
+	if (c.tty)
+		ctl_each_partition(&t, sum_bytes, &c.total);
+	ret = ctl_each_partition(&t, verify_one, &c);
+	draw(&c, c.base_done, 1);
+	free(c.seg_bad);
+	if (ret < 0)
+		return CTL_USAGE;
+	printf("verified %llu partitions, %llu bytes: %llu damaged, %llu "
+	       "problems\n", (unsigned long long)c.partitions,
+	       (unsigned long long)c.bytes, (unsigned long long)c.damaged,
+	       (unsigned long long)c.problems);
+	return c.problems ? CTL_FOUND : CTL_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* repair                                                               */
+
+struct repair_ctx {
+	struct verify_ctx v;
+	int dry_run;
+	uint64_t left;          /* partitions with damage left */
+};
+
+/* Move every file of segment base into dfd/quarantine/. */
+static int quarantine_seg(int dfd, uint64_t base)
+{
+	static const char *const sfx[] = { ".log", ".lz4", ".gz", ".blk",
+					   ".idx" };
+	char name[40];
+	struct stat st;
+	size_t i;
+	int qfd, ret;
+
+	ret = io_mkdirat(dfd, CTL_QUARANTINE, 0755);
+	if (ret < 0 && ret != -EEXIST)
+		return ret;
+	qfd = io_opendirat(dfd, CTL_QUARANTINE);
+	if (qfd < 0)
+		return qfd;
+	for (i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		segment_name(name, sizeof(name), base, sfx[i]);
+		if (io_fstatat(dfd, name, &st) < 0)
+			continue;
+		if (io_fstatat(qfd, name, &st) == 0) {
+			ret = -EEXIST; /* an earlier repair's: keep both */
+			goto out;
+		}
+		ret = io_renameat(dfd, name, qfd, name);
+		if (ret < 0)
+			goto out;
+	}
+	ret = io_fsync_dir(qfd);
+	if (ret == 0)
+		ret = io_fsync_dir(dfd);
+out:
+	io_close(qfd);
+	return ret;
+}
+
+/* Name the new head in partition.state (format: doc/storage.md). */
+static int restart_state(int dfd, const struct inspect_part *ip, uint32_t k)
+{
+	const struct inspect_seg *s = &ip->segs[k];
+	uint64_t so = s->base_offset, sb = s->base_byte, rp = sb;
+	char buf[256];
+	int n;
+
+	if (ip->state.ok && ip->state.start_offset > so &&
+	    ip->state.start_byte >= sb) {
+		so = ip->state.start_offset;
+		sb = ip->state.start_byte;
+	}
+	if (ip->state.ok && ip->state.recovery_point > rp)
+		rp = ip->state.recovery_point;
+	n = snprintf(buf, sizeof(buf),
+		     "fluxfs-partition-state 1\nstart_offset=%" PRIu64
+		     "\nstart_byte=%" PRIu64 "\nfirst_base_byte=%" PRIu64
+		     "\nrecovery_point=%" PRIu64 "\n",
+		     so, sb, s->base_byte, rp);
+	return io_write_atomic(dfd, "partition.state", buf, (size_t)n);
+}
+
+static int run_recovery(const char *path, const char *topic,
+			const char *part)
+{
+	struct partition_recovery rec;
+	struct partition *p;
+	struct config cfg;
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	int dirfd, ret;
+
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	dirfd = io_opendirat(AT_FDCWD, dir);
+	if (dirfd < 0)
+		return dirfd;
+	config_defaults(&cfg);
+	ret = partition_open(dirfd, slash + 1, &cfg, ctl_now_ms(), &p, &rec);
+	if (ret == 0)
+		ret = partition_close(p);
+	io_close(dirfd);
+	if (ret < 0)
+		return ret;
+	printf("%s/%s: recovery: %llu bytes truncated, %u index entries "
+	       "dropped, %u indexes rebuilt, %u leftover files discarded, "
+	       "%u bad batches reported\n", topic, part,
+	       (unsigned long long)rec.truncated_bytes, rec.dropped_entries,
+	       rec.rebuilt_indexes, rec.discarded_files, rec.bad_batches);
+	return 0;
+}
+
+static int repair_one(void *arg, const struct ctl_target *t,
+		      const char *topic, const char *part, const char *path)
+{
+	struct repair_ctx *c = arg;
+	struct inspect_part *ip = NULL;
+	uint32_t k = 0, i, last;
+	int ret, problems, unsafe = 0, left = 0;
+
+	c->v.topic = topic;
+	c->v.part = part;
+	problems = check_part(&c->v, path, &ip);
+	if (problems < 0)
+		return problems;
+	c->v.partitions++;
+	last = ip->nsegs ? ip->nsegs - 1 : 0;
+	/* the damaged head, never the active segment */
+	while (k < last && c->v.seg_bad[k])
+		k++;
+	for (i = k; i < last; i++) {
+		if (!c->v.seg_bad[i])
+			continue;
+		left = 1;
+		if (c->v.seg_bad[i] & 2)
+			unsafe = 1;
+		printf("%s/%s: %s segment %s: damaged in the middle of the "
+		       "log; left in place (the rest stays readable)\n",
+		       topic, part, c->dry_run ? "would leave" : "leaving",
+		       ip->segs[i].data_name);
+	}
+	for (i = 0; i < k; i++)
+		printf("%s/%s: %s segment %s to quarantine/ (the log will "
+		       "start at offset %llu)\n", topic, part,
+		       c->dry_run ? "would move" : "moving",
+		       ip->segs[i].data_name,
+		       (unsigned long long)ip->segs[k].base_offset);
+	if (unsafe)
+		printf("%s/%s: %s recovery: a damaged index in the middle "
+		       "would make it discard the segments after it\n", topic,
+		       part, c->dry_run ? "would skip" : "skipping");
+	if (c->dry_run) {
+		if (!unsafe)
+			printf("%s/%s: would run recovery (cut torn tails of "
+			       "the active segment, rebuild missing indexes, "
+			       "remove leftover files)\n", topic, part);
+		if (problems)
+			c->left++;
+		inspect_close(ip);
+		return 0;
+	}
+	for (i = 0; i < k; i++) {
+		ret = quarantine_seg(ip->dfd, ip->segs[i].base_offset);
+		if (ret < 0) {
+			ctl_err("cannot move segment %s of '%s' to "
+				"quarantine: %s", ip->segs[i].data_name, path,
+				strerror(-ret));
+			inspect_close(ip);
+			return ret;
+		}
+	}
+	if (k) {
+		ret = restart_state(ip->dfd, ip, k);
+		if (ret < 0) {
+			ctl_err("cannot write '%s/partition.state': %s", path,
+				strerror(-ret));
+			inspect_close(ip);
+			return ret;
+		}
+	}
+	inspect_close(ip);
+	ip = NULL;
+	if (!unsafe) {
+		ret = run_recovery(path, topic, part);
+		if (ret < 0) {
+			ctl_err("cannot recover '%s': %s", path, strerror(-ret));
+			return ret;
+		}
+	}
+	/* What is left, checked afresh. */
+	c->v.quiet = 0;
+	problems = check_part(&c->v, path, NULL);
+	c->v.quiet = 1;
+	if (problems < 0)
+		return problems;
+	if (problems || left)
+		c->left++;
+	printf("%s/%s: %s\n", topic, part,
+	       problems ? "damage left (listed above)" : "clean");
+	return 0;
+}
+
+/* fluxctl repair PATH [--dry-run] */
+int ctl_repair(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct repair_ctx c;
+	struct ctl_target t;
+	int opt, ret, lockfd = -1;
+	long pid;
+
+	memset(&c, 0, sizeof(c));
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":nh", longopts, NULL)) != -1) {
+		if (opt == 'n') {
+			c.dry_run = 1;
+			continue;
+		}
+		ret = ctl_getopt_default(argv[0], opt, optopt,
+					 argv[optind - 1]);
+		if (ret >= 0)
+			return ret;
+	}
+	if (optind >= argc)
+		return ctl_usage(argv[0], "missing PATH");
+	if (optind + 1 < argc)
+		return ctl_usage(argv[0], "unexpected argument '%s'",
+				 argv[optind + 1]);
+	if (ctl_resolve(argv[optind], &t) < 0)
+		return CTL_USAGE;
+	ret = need_data_path(argv[0], &t);
+	if (ret >= 0)
+		return ret;
+	if (!t.root[0]) {
+		ctl_err("cannot find the data directory (with fluxfs.meta) "
+			"above '%s', so cannot check that no fluxfs serves it",
+			t.path);
+		return CTL_USAGE;
+	}
+	/* Held for the whole repair, so no daemon starts halfway. */
+	ret = ctl_lock_data_dir(t.root, &lockfd, &pid);
+	if (ret == -EBUSY) {
+		if (pid > 0)
+			ctl_err("'%s' is served by fluxfs (pid %ld): unmount "
+				"it first", t.root, pid);
+		else
+			ctl_err("'%s' is served by a fluxfs: unmount it first",
+				t.root);
+		return CTL_USAGE;
+	}
+	if (ret < 0) {
+		ctl_err("cannot lock '%s': %s", t.root, strerror(-ret));
+		return CTL_USAGE;
+	}
+	c.v.quiet = 1;
+	if (c.dry_run)
+		c.v.quiet = 0;
+	ret = ctl_each_partition(&t, repair_one, &c);
+	free(c.v.seg_bad);
+	if (lockfd >= 0)
+		close(lockfd);
+	if (ret < 0)
+		return CTL_USAGE;
+	printf("%s %llu partitions: %llu with damage %s\n",
+	       c.dry_run ? "checked" : "repaired",
+	       (unsigned long long)c.v.partitions,
+	       (unsigned long long)c.left, c.dry_run ? "found" : "left");
+	return c.left ? CTL_FOUND : CTL_OK;
+}

@@ -1,0 +1,120 @@
+/*
+ * fluxctl.c - main(): the operator's tool beside the daemon.  Dispatches
+ * "fluxctl COMMAND ARGS" to the ctl_*.c commands and owns the help texts,
+ * so "fluxctl help CMD", "fluxctl CMD --help" and fluxctl(1) agree.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "ctl.h"
+
+static const struct ctl_cmd commands[] = {
+	{ "stat", ctl_stat, "stat PATH [--json]",
+	  "Show each partition below PATH: first and next message offset,\n"
+	  "first retained byte, bytes, segments, compression and ratio,\n"
+	  "retention settings, oldest and newest timestamp.  PATH is a data\n"
+	  "directory, topic or partition, or the same on a fluxfs mount\n"
+	  "(read through its xattrs).\n"
+	  "\n"
+	  "  --json       one JSON document for scripts\n" },
+	{ "dump", ctl_dump, "dump SEGMENT|PARTITION [--from OFFSET] [--messages]",
+	  "Print every index entry of a segment file or of a partition\n"
+	  "directory in a data directory: offsets, byte position, length,\n"
+	  "timestamp, CRC status.\n"
+	  "\n"
+	  "  --from OFFSET  start at the entry holding message OFFSET\n"
+	  "  --messages     print each message too\n" },
+	{ "verify", ctl_verify, "verify PATH",
+	  "Check every entry's CRC, the index (entry checksums, contiguity\n"
+	  "of offsets and bytes, .idx against .log length), every block of\n"
+	  "compressed segments and partition.state, for each partition\n"
+	  "below a data directory PATH.  Shows progress on a terminal.\n"
+	  "Exit status: 0 clean, 1 damage found (listed), 2 usage or I/O\n"
+	  "error.\n" },
+	{ "repair", ctl_repair, "repair PATH [--dry-run]",
+	  "Offline only: refuses while a fluxfs serves the data directory.\n"
+	  "Moves a damaged segment at the head of a partition to its\n"
+	  "quarantine/ directory (the log then starts after it, as after\n"
+	  "retention), runs the recovery a mount runs (torn tails cut,\n"
+	  "missing indexes rebuilt, leftovers removed), and reports what it\n"
+	  "did.  Damage elsewhere is reported and left in place.\n"
+	  "Exit status: 0 clean afterwards, 1 damage left, 2 usage/I/O.\n"
+	  "\n"
+	  "  -n, --dry-run  say what would be done, change nothing\n" },
+	{ "seek", ctl_seek, "seek PARTITION --offset N | --time T",
+	  "Print the byte position of message N, or of the first message\n"
+	  "appended at or after T, so that tail -c +$((pos+1)) FILE starts\n"
+	  "there.  T is ISO 8601 (2026-11-24T10:00:00Z, with or without\n"
+	  "milliseconds and zone; no zone means local time), epoch\n"
+	  "milliseconds, or relative to now: -10s, -30m, -1h, -2d.\n"
+	  "PARTITION is a partition file on a mount or a partition directory.\n"
+	  "Exit status: 1 if there is no such message.\n"
+	  "\n"
+	  "  -o, --offset N  message offset\n"
+	  "  -t, --time T    time\n" },
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+/* The command named name, or NULL. */
+const struct ctl_cmd *ctl_find(const char *name)
+{
+	size_t i;
+
+	for (i = 0; name && i < NCOMMANDS; i++)
+		if (!strcmp(commands[i].name, name))
+			return &commands[i];
+	return NULL;
+}
+
+/* Print one command's help to stdout. */
+void ctl_print_help(const struct ctl_cmd *c)
+{
+	if (!c)
+		return;
+	printf("usage: fluxctl %s\n\n%s", c->synopsis, c->help);
+}
+
+static void usage(FILE *out)
+{
+	size_t i;
+
+	fprintf(out, "usage: fluxctl COMMAND [ARGS]\n\n"
+		     "Inspect, check and repair fluxfs data directories and "
+		     "mounts.\n\nCommands:\n");
+	for (i = 0; i < NCOMMANDS; i++)
+		fprintf(out, "  fluxctl %s\n", commands[i].synopsis);
+	fprintf(out, "\n'fluxctl help COMMAND' or 'fluxctl COMMAND --help' "
+		     "describes one; see fluxctl(1).\n");
+}
+
+int main(int argc, char **argv)
+{
+	const struct ctl_cmd *c;
+
+	if (argc < 2)
+		return ctl_usage(NULL, "missing command");
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+		usage(stdout);
+		return CTL_OK;
+	}
+	if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version")) {
+		printf("fluxctl %s\n", PACKAGE_VERSION);
+		return CTL_OK;
+	}
+	if (!strcmp(argv[1], "help")) {
+		if (argc < 3) {
+			usage(stdout);
+			return CTL_OK;
+		}
+		c = ctl_find(argv[2]);
+		if (!c)
+			return ctl_usage(NULL, "unknown command '%s'", argv[2]);
+		ctl_print_help(c);
+		return CTL_OK;
+	}
+	c = ctl_find(argv[1]);
+	if (!c)
+		return ctl_usage(NULL, "unknown command '%s'", argv[1]);
+	return c->run(argc - 1, argv + 1);
+}

@@ -1,0 +1,52 @@
+#!/bin/bash
+# permissions.sh - with -o allow_other,default_permissions the modes and
+# owners set with chmod/chown are enforced for other users, and still are
+# after a remount.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/util.sh"
+
+EACCES_MSG="Permission denied"
+# as_nobody CMD...: run CMD as uid/gid 65534.
+as_nobody() {
+	setpriv --reuid=65534 --regid=65534 --clear-groups "$@"
+}
+as_nobody true 2>/dev/null || { echo "SKIP: cannot switch to uid 65534"; exit 77; }
+
+mount_start -o allow_other,default_permissions
+chmod 755 "$WORK" || fail "chmod of the test directory"
+as_nobody ls "$MNT" >/dev/null || fail "other users cannot list the root (mode $(stat -c %a "$MNT"))"
+T="$MNT/t"
+P="$T/0"
+mkdir "$T" || fail "mkdir topic"
+chmod 755 "$T" || fail "chmod topic"
+echo secret >>"$P" || fail "append"
+
+check_denied() {
+	chmod 600 "$P" || fail "chmod 600"
+	expect_err "$EACCES_MSG" as_nobody cat "$P"
+	expect_err "$EACCES_MSG" as_nobody sh -c 'echo x >>"$1"' sh "$P"
+	chmod 644 "$P" || fail "chmod 644"
+	assert_eq secret "$(as_nobody cat "$P")" "other user reads a 0644 partition"
+	expect_err "$EACCES_MSG" as_nobody sh -c 'echo x >>"$1"' sh "$P"
+	expect_err "$EACCES_MSG" as_nobody mkdir "$MNT/theirs"
+	expect_err "$EACCES_MSG" as_nobody sh -c 'echo x >>"$1"' sh "$T/theirs"
+}
+check_denied
+assert_eq secret "$(cat "$P")" "content after refused appends"
+
+# Give the partition and a topic to the other user.
+chown 65534:65534 "$P" || fail "chown partition"
+as_nobody sh -c 'echo from-nobody >>"$1"' sh "$P" || fail "owner's append after chown"
+mkdir "$MNT/mine" && chown 65534:65534 "$MNT/mine" || fail "topic for the other user"
+as_nobody sh -c 'echo x >>"$1"' sh "$MNT/mine/0" || fail "owner creates a partition in its topic"
+assert_eq "65534 65534" "$(stat -c '%u %g' "$MNT/mine/0")" "owner of a partition created by the other user"
+
+mount_restart
+assert_eq "$(printf 'secret\nfrom-nobody')" "$(cat "$P")" "content after remount"
+assert_eq "644 65534 65534" "$(stat -c '%a %u %g' "$P")" "mode and owner after remount"
+as_nobody sh -c 'echo again >>"$1"' sh "$P" || fail "owner's append after remount"
+chown 0:0 "$P" || fail "chown back to root"
+expect_err "$EACCES_MSG" as_nobody sh -c 'echo x >>"$1"' sh "$P"
+expect_err "$EACCES_MSG" as_nobody rm "$P"
+[ -e "$P" ] || fail "partition removed by a user without write permission on the topic"
+log "ok"

@@ -1,0 +1,225 @@
+/*
+ * check_inspect.c - the read-only inspector against partitions written by
+ * the storage engine: the same offsets, bytes and lookups as the engine,
+ * a clean verify, damage found where it was made (data CRC, index entry,
+ * torn index tail), and not one byte of the directory changed.
+ */
+#include <errno.h>
+#include <sys/stat.h>
+
+#include "testutil.h"
+#include "crc32c.h"
+#include "inspect.h"
+#include "partition.h"
+
+#define NMSG 400
+#define T0 1700000000000LL
+
+/* Messages "msg NNNN ...\n" of varying length, one append each, the
+ * clock advancing 10 ms per append; segments roll at 4 KiB. */
+static void build(int dirfd, struct partition **keep)
+{
+	struct partition *p;
+	struct config cfg;
+	char line[128];
+	int i, n;
+
+	config_defaults(&cfg);
+	ck_assert_int_eq(config_set(&cfg, CONFIG_SEGMENT_BYTES, "4k", 2), 0);
+	ck_assert_int_eq(partition_create(dirfd, "p", &cfg, T0, &p), 0);
+	for (i = 0; i < NMSG; i++) {
+		n = snprintf(line, sizeof(line), "msg %04d %.*s\n", i, i % 37,
+			     "abcdefghijklmnopqrstuvwxyz0123456789!");
+		ck_assert_int_eq(partition_append(p, line, (size_t)n, 1,
+						  T0 + 10 * i, PARTITION_ANY_END,
+						  NULL, NULL), 0);
+	}
+	if (keep) {
+		*keep = p;
+		return;
+	}
+	ck_assert_int_eq(partition_close(p), 0);
+}
+
+struct collector {
+	int n, data;
+	int64_t entry;
+};
+
+static void collect(void *arg, const struct inspect_part *ipp,
+		    const struct inspect_problem *pr)
+{
+	struct collector *acc = arg;
+
+	if (acc->n++ == 0) {
+		acc->data = pr->data;
+		acc->entry = pr->entry;
+	}
+}
+
+/* Run verify; returns the problem count, the first problem's kind. */
+static int count_problems(const struct inspect_part *ip, int *data,
+			  int64_t *entry)
+{
+	struct collector acc = { 0, 0, -2 };
+	int ret;
+
+	ret = inspect_verify(ip, collect, NULL, &acc);
+	ck_assert_int_eq(ret, acc.n);
+	if (data)
+		*data = acc.data;
+	if (entry)
+		*entry = acc.entry;
+	return ret;
+}
+
+/* Sum of CRCs of every file: proves the inspector wrote nothing. */
+static uint32_t dir_digest(const char *path)
+{
+	char cmd[4200];
+	FILE *f;
+	char buf[4096];
+	uint32_t crc = 0;
+	size_t n;
+
+	snprintf(cmd, sizeof(cmd), "cd '%s' && find . -type f | sort | xargs cat; "
+		 "cd '%s' && ls -la --time-style=+%%s%%N . | sort", path, path);
+	f = popen(cmd, "r");
+	ck_assert_ptr_nonnull(f);
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		crc = crc32c(crc, buf, n);
+	pclose(f);
+	return crc;
+}
+
+START_TEST(test_agrees_with_engine)
+{
+	char path[4096], ppath[4200];
+	struct inspect_part *ip;
+	struct partition *p;
+	struct partition_info info;
+	uint64_t a, b, off;
+	uint32_t before;
+	int64_t first, last;
+	int fd = test_tmpdir(path), i;
+
+	build(fd, &p);
+	partition_flush(p);
+	partition_get_info(p, &info);
+	snprintf(ppath, sizeof(ppath), "%s/p", path);
+	before = dir_digest(ppath);
+	ck_assert_int_eq(inspect_open(fd, "p", &ip), 0);
+	ck_assert_uint_ge(ip->nsegs, 3);
+	ck_assert_uint_eq(ip->nsegs, info.segments);
+	ck_assert_uint_eq(ip->start_offset, info.start_offset);
+	ck_assert_uint_eq(ip->next_offset, NMSG);
+	ck_assert_uint_eq(ip->end_byte, info.end_byte);
+	for (i = 0; i < NMSG; i += 7) {
+		ck_assert_int_eq(partition_offset_to_byte(p, i, &a), 0);
+		ck_assert_int_eq(inspect_offset_to_byte(ip, i, &b), 0);
+		ck_assert_uint_eq(a, b);
+	}
+	ck_assert_int_eq(inspect_offset_to_byte(ip, NMSG, &b), -ENOENT);
+	ck_assert_int_eq(inspect_time_to_offset(ip, T0 + 10 * 123 - 5, &off, &b),
+			 0);
+	ck_assert_uint_eq(off, 123);
+	ck_assert_int_eq(partition_offset_to_byte(p, 123, &a), 0);
+	ck_assert_uint_eq(a, b);
+	ck_assert_int_eq(inspect_time_to_offset(ip, T0 + 10 * NMSG, &off, &b),
+			 -ENOENT);
+	inspect_time_range(ip, &first, &last);
+	ck_assert_int_eq(first, T0);
+	ck_assert_int_eq(last, T0 + 10 * (NMSG - 1));
+	ck_assert_int_eq(count_problems(ip, NULL, NULL), 0);
+	inspect_close(ip);
+	ck_assert_uint_eq(dir_digest(ppath), before);
+	ck_assert_int_eq(partition_close(p), 0);
+	test_rmtree(fd, path);
+}
+END_TEST
+
+START_TEST(test_finds_damage)
+{
+	char path[4096], name[4200];
+	struct inspect_part *ip;
+	int fd = test_tmpdir(path), lfd, data;
+	int64_t entry;
+	struct stat st;
+
+	build(fd, NULL);
+	/* flip one byte of the 4th message of the first segment */
+	snprintf(name, sizeof(name), "%s/p/00000000000000000000.log", path);
+	lfd = open(name, O_RDWR);
+	ck_assert_int_ge(lfd, 0);
+	ck_assert_int_eq(inspect_open(fd, "p", &ip), 0);
+	ck_assert_int_eq(pwrite(lfd, "#", 1, (off_t)ip->segs[0].ents[3].pos + 2),
+			 1);
+	close(lfd);
+	ck_assert_int_eq(count_problems(ip, &data, &entry), 1);
+	ck_assert_int_eq(data, 1);
+	ck_assert_int_eq(entry, 3);
+	inspect_close(ip);
+
+	/* a torn tail entry in the last segment's index */
+	ck_assert_int_eq(inspect_open(fd, "p", &ip), 0);
+	snprintf(name, sizeof(name), "%s/p/%020llu.idx", path,
+		 (unsigned long long)ip->segs[ip->nsegs - 1].base_offset);
+	inspect_close(ip);
+	ck_assert_int_eq(stat(name, &st), 0);
+	ck_assert_int_eq(truncate(name, st.st_size - 20), 0);
+	ck_assert_int_eq(inspect_open(fd, "p", &ip), 0);
+	ck_assert_int_ge(count_problems(ip, NULL, NULL), 3);
+	inspect_close(ip);
+
+	/* a damaged entry checksum in the second segment */
+	snprintf(name, sizeof(name), "%s/p", path);
+	ck_assert_int_eq(inspect_open(fd, "p", &ip), 0);
+	snprintf(name, sizeof(name), "%s/p/%020llu.idx", path,
+		 (unsigned long long)ip->segs[1].base_offset);
+	inspect_close(ip);
+	lfd = open(name, O_RDWR);
+	ck_assert_int_ge(lfd, 0);
+	ck_assert_int_eq(pwrite(lfd, "\xff", 1, SEG_HEADER_BYTES + 48 + 20), 1);
+	close(lfd);
+	ck_assert_int_eq(inspect_open(fd, "p", &ip), 0);
+	ck_assert_int_ge(count_problems(ip, NULL, NULL), 4);
+	inspect_close(ip);
+	test_rmtree(fd, path);
+}
+END_TEST
+
+START_TEST(test_not_a_partition)
+{
+	char path[4096];
+	struct inspect_part *ip;
+	int fd = test_tmpdir(path);
+
+	ck_assert_int_eq(mkdirat(fd, "empty", 0755), 0);
+	ck_assert_int_eq(inspect_open(fd, "empty", &ip), -ENOENT);
+	ck_assert_int_lt(inspect_open(fd, "missing", &ip), 0);
+	test_rmtree(fd, path);
+}
+END_TEST
+
+static Suite *inspect_suite(void)
+{
+	Suite *s = suite_create("inspect");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_test(tc, test_agrees_with_engine);
+	tcase_add_test(tc, test_finds_damage);
+	tcase_add_test(tc, test_not_a_partition);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(inspect_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
