@@ -109,15 +109,38 @@ uint32_t crc32c_sw(uint32_t crc, const void *buf, size_t len)
 #if defined(__x86_64__)
 #include <nmmintrin.h>
 
-/* Bytes per stream in the interleaved loop; 3 streams of this each round. */
-#define STRIPE 4096
-
-static uint32_t stripe_shift;
+/* Stripe sizes for the interleaved loop, largest first: a buffer is eaten
+ * by as many rounds of 3 x STRIPE as fit, then the next size down, so a
+ * 4 KiB chunk (the engine's index granularity) still runs mostly three
+ * streams wide.  Each size has its precomputed merge operator. */
+static const size_t stripes[] = { 8192, 1024, 256, 64 };
+#define NSTRIPES (sizeof(stripes) / sizeof(stripes[0]))
+/* shift_table[k][j][b] = (b << 8j) * x^(8 * stripes[k]) mod POLY: the
+ * operator is linear, so shifting a CRC is four lookups, not a 32-step
+ * polynomial multiply (which would cost more than a 4 KiB chunk's CRC). */
+static uint32_t shift_table[NSTRIPES][4][256];
 static pthread_once_t stripe_once = PTHREAD_ONCE_INIT;
 
 static void stripe_init(void)
 {
-	stripe_shift = zeros_operator(STRIPE);
+	uint32_t op;
+	size_t k, j, b;
+
+	for (k = 0; k < NSTRIPES; k++) {
+		op = zeros_operator(stripes[k]);
+		for (j = 0; j < 4; j++)
+			for (b = 0; b < 256; b++)
+				shift_table[k][j][b] =
+					gf2_multiply((uint32_t)(b << (8 * j)), op);
+	}
+}
+
+static inline uint32_t shift_crc(size_t k, uint32_t crc)
+{
+	return shift_table[k][0][crc & 0xff] ^
+	       shift_table[k][1][(crc >> 8) & 0xff] ^
+	       shift_table[k][2][(crc >> 16) & 0xff] ^
+	       shift_table[k][3][crc >> 24];
 }
 
 __attribute__((target("sse4.2"))) static uint32_t
@@ -140,33 +163,36 @@ crc_hw_serial(uint32_t crc, const unsigned char *p, size_t len)
 	return (uint32_t)c;
 }
 
-/* Hardware CRC, three streams interleaved over large buffers. */
+/* Hardware CRC, three streams interleaved. */
 __attribute__((target("sse4.2"))) uint32_t
 crc32c_hw(uint32_t crc, const void *buf, size_t len)
 {
 	const unsigned char *p = buf;
 	uint64_t c0, c1, c2, w0, w1, w2;
-	size_t i;
+	size_t i, k, stripe;
 
 	pthread_once(&stripe_once, stripe_init);
 	c0 = ~crc;
-	while (len >= 3 * STRIPE) {
-		c1 = 0;
-		c2 = 0;
-		for (i = 0; i < STRIPE; i += 8) {
-			memcpy(&w0, p + i, 8);
-			memcpy(&w1, p + STRIPE + i, 8);
-			memcpy(&w2, p + 2 * STRIPE + i, 8);
-			c0 = _mm_crc32_u64(c0, w0);
-			c1 = _mm_crc32_u64(c1, w1);
-			c2 = _mm_crc32_u64(c2, w2);
+	for (k = 0; k < NSTRIPES; k++) {
+		stripe = stripes[k];
+		while (len >= 3 * stripe) {
+			c1 = 0;
+			c2 = 0;
+			for (i = 0; i < stripe; i += 8) {
+				memcpy(&w0, p + i, 8);
+				memcpy(&w1, p + stripe + i, 8);
+				memcpy(&w2, p + 2 * stripe + i, 8);
+				c0 = _mm_crc32_u64(c0, w0);
+				c1 = _mm_crc32_u64(c1, w1);
+				c2 = _mm_crc32_u64(c2, w2);
+			}
+			/* crc(A|B) = shift(crc(A), |B|) ^ crc0(B), with
+			 * crc0 started from zero: merge in order. */
+			c0 = shift_crc(k, (uint32_t)c0) ^ c1;
+			c0 = shift_crc(k, (uint32_t)c0) ^ c2;
+			p += 3 * stripe;
+			len -= 3 * stripe;
 		}
-		/* crc(A|B) = shift(crc(A), |B|) ^ crc0(B), with crc0 started
-		 * from zero: merge the three stripes in order. */
-		c0 = gf2_multiply((uint32_t)c0, stripe_shift) ^ c1;
-		c0 = gf2_multiply((uint32_t)c0, stripe_shift) ^ c2;
-		p += 3 * STRIPE;
-		len -= 3 * STRIPE;
 	}
 	return ~crc_hw_serial((uint32_t)c0, p, len);
 }

@@ -26,9 +26,10 @@ END_TEST
 
 START_TEST(test_paths_agree)
 {
-	/* Lengths straddle the 3x4096 interleave stripe; offsets cover every
+	/* Lengths straddle every interleave stripe (3 x 64/256/1024/8192); offsets cover every
 	 * alignment of the 8-byte loops. */
-	static const size_t lens[] = { 0, 1, 7, 8, 9, 63, 4095, 12287, 12288,
+	static const size_t lens[] = { 0, 1, 7, 8, 9, 63, 191, 192, 193, 767,
+				       768, 3072, 3073, 4096, 4095, 12287, 12288,
 				       12289, 24576 + 13, 100000, 1 << 20 };
 	size_t i, off, bufsize = (1 << 20) + 16;
 	unsigned char *buf = malloc(bufsize);
