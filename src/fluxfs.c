@@ -1,0 +1,241 @@
+/*
+ * fluxfs.c - main(): parse the command line, open the data directory,
+ * mount, daemonize, serve, and on unmount or SIGTERM/SIGINT flush and
+ * close every partition before exiting.
+ *
+ *   fluxfs [-f] [-d] [-o opts] [DATA_DIR] MOUNTPOINT
+ *
+ * Options naming a configuration key (segment_bytes=...) set the defaults
+ * of every topic and are parsed by config_set(), exactly as topic.conf
+ * lines and xattr values are; every other -o option goes to libfuse
+ * (allow_other, default_permissions, ...), which refuses unknown ones.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "diag.h"
+#include "fs.h"
+#include "registry.h"
+
+struct cmdline {
+	const char *pos[3]; /* DATA_DIR and MOUNTPOINT (a third is an error) */
+	int npos;
+	int foreground;
+	int debug;
+	int help;
+	int version;
+	int bad;	   /* a configuration value was refused */
+	struct config cfg; /* defaults with the mount options applied */
+};
+
+enum { KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG };
+
+static const struct fuse_opt opts[] = {FUSE_OPT_KEY("-h", KEY_HELP),
+				       FUSE_OPT_KEY("--help", KEY_HELP),
+				       FUSE_OPT_KEY("-V", KEY_VERSION),
+				       FUSE_OPT_KEY("--version", KEY_VERSION),
+				       FUSE_OPT_KEY("-f", KEY_FOREGROUND),
+				       FUSE_OPT_KEY("-d", KEY_DEBUG),
+				       FUSE_OPT_KEY("debug", KEY_DEBUG),
+				       FUSE_OPT_END};
+
+static void usage(const char *prog)
+{
+	printf("usage: %s [-f] [-d] [-o opts] [DATA_DIR] MOUNTPOINT\n"
+	       "\n"
+	       "Serve the message-queue topics of DATA_DIR as appendable "
+	       "files\n"
+	       "at MOUNTPOINT.  DATA_DIR defaults to $FLUXFS_DATA, else\n"
+	       "${XDG_DATA_HOME:-~/.local/share}/fluxfs.\n"
+	       "\n"
+	       "  -f                  stay in the foreground, log to stderr\n"
+	       "  -d                  FUSE debug output (implies -f)\n"
+	       "  -h, --help          this help\n"
+	       "  -V, --version       print the version\n"
+	       "  -o segment_bytes=N  roll segments at N bytes (default 256M)\n"
+	       "  -o segment_ms=T     roll segments older than T (default 7d)\n"
+	       "  -o retention_bytes=N keep at most N bytes per partition\n"
+	       "  -o retention_ms=T   delete segments older than T\n"
+	       "  -o flush_ms=T       fsync every T (0: every append, -1: "
+	       "never)\n"
+	       "  -o max_message_bytes=N  longest message (default 1M)\n"
+	       "  -o compression=none|lz4|gzip  for sealed segments\n"
+	       "  -o allow_other, -o default_permissions, other FUSE options\n"
+	       "\n"
+	       "Unmount with: fusermount3 -u MOUNTPOINT.  See fluxfs(8).\n",
+	       prog);
+}
+
+static int opt_proc(void *data, const char *arg, int key,
+		    struct fuse_args *outargs)
+{
+	struct cmdline *cl = data;
+	const char *eq;
+	int k, ret;
+
+	switch (key) {
+	case KEY_HELP:
+		cl->help = 1;
+		return 0;
+	case KEY_VERSION:
+		cl->version = 1;
+		return 0;
+	case KEY_FOREGROUND:
+		cl->foreground = 1;
+		return 0;
+	case KEY_DEBUG:
+		cl->debug = 1;
+		cl->foreground = 1;
+		return 1; /* libfuse turns on its own debug output */
+	case FUSE_OPT_KEY_NONOPT:
+		if (cl->npos < 3)
+			cl->pos[cl->npos] = arg;
+		cl->npos++;
+		return 0;
+	case FUSE_OPT_KEY_OPT:
+		eq = strchr(arg, '=');
+		if (!eq)
+			return 1;
+		k = config_key_lookup(arg, (size_t)(eq - arg));
+		if (k < 0)
+			return 1; /* a FUSE option */
+		ret = config_set(&cl->cfg, (enum config_key)k, eq + 1,
+				 strlen(eq + 1));
+		if (ret < 0) {
+			fprintf(stderr, "fluxfs: bad value in option '%s'\n",
+				arg);
+			cl->bad = 1;
+		}
+		return 0;
+	default:
+		return 1;
+	}
+}
+
+/* DATA_DIR when none was given. */
+static int default_data_dir(char *buf, size_t size)
+{
+	const char *env = getenv("FLUXFS_DATA"), *home;
+	int n;
+
+	if (env && *env)
+		n = snprintf(buf, size, "%s", env);
+	else if ((env = getenv("XDG_DATA_HOME")) && *env)
+		n = snprintf(buf, size, "%s/fluxfs", env);
+	else if ((home = getenv("HOME")) && *home)
+		n = snprintf(buf, size, "%s/.local/share/fluxfs", home);
+	else
+		return -ENOENT;
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_loop_config *loop = NULL;
+	struct fuse_session *se = NULL;
+	struct registry *reg = NULL;
+	struct cmdline cl;
+	char datadir[PATH_MAX], fsname[PATH_MAX + 32];
+	const char *mnt;
+	int ret = 1, r;
+
+	memset(&cl, 0, sizeof(cl));
+	config_defaults(&cl.cfg);
+	cl.cfg.set = 0;
+	if (fuse_opt_parse(&args, &cl, opts, opt_proc) < 0)
+		goto out_args;
+	if (cl.help) {
+		usage(argv[0]);
+		ret = 0;
+		goto out_args;
+	}
+	if (cl.version) {
+		printf("fluxfs %s (libfuse %s)\n", PACKAGE_VERSION,
+		       fuse_pkgversion());
+		ret = 0;
+		goto out_args;
+	}
+	if (cl.bad)
+		goto out_args;
+	if (cl.npos == 0) {
+		fprintf(stderr, "fluxfs: missing mount point\n"
+				"usage: fluxfs [-f] [-d] [-o opts] [DATA_DIR] "
+				"MOUNTPOINT\n");
+		goto out_args;
+	}
+	if (cl.npos > 2) {
+		fprintf(stderr, "fluxfs: too many arguments\n");
+		goto out_args;
+	}
+	mnt = cl.pos[cl.npos - 1];
+	if (cl.npos == 2) {
+		snprintf(datadir, sizeof(datadir), "%s", cl.pos[0]);
+	} else if (default_data_dir(datadir, sizeof(datadir)) < 0) {
+		fprintf(stderr, "fluxfs: no DATA_DIR given and neither "
+				"$FLUXFS_DATA nor $HOME is set\n");
+		goto out_args;
+	}
+	if (access(mnt, F_OK) < 0) {
+		fprintf(stderr, "fluxfs: mount point '%s' does not exist\n",
+			mnt);
+		goto out_args;
+	}
+	if (!strchr(datadir, ',')) {
+		snprintf(fsname, sizeof(fsname), "-ofsname=%s,subtype=fluxfs",
+			 datadir);
+		fuse_opt_add_arg(&args, fsname);
+	}
+
+	r = registry_open(datadir, &cl.cfg, fs_hooks(), &reg);
+	if (r < 0)
+		goto out_args;
+	fs_setup(reg);
+	se = fuse_session_new(&args, fs_ops(), sizeof(*fs_ops()), NULL);
+	if (!se)
+		goto out_registry;
+	if (fuse_set_signal_handlers(se) < 0)
+		goto out_session;
+	if (fuse_session_mount(se, mnt) < 0)
+		goto out_signals;
+	if (fuse_daemonize(cl.foreground) < 0)
+		goto out_unmount;
+	if (!cl.foreground)
+		diag_use_syslog("fluxfs");
+	registry_note_pid(reg);
+	if (fs_start(se) < 0) {
+		diag_err("cannot start the daemon's threads");
+		goto out_unmount;
+	}
+	diag_info("serving '%s' at '%s'", datadir, mnt);
+	loop = fuse_loop_cfg_create();
+	if (!loop)
+		goto out_stop;
+	fuse_loop_cfg_set_clone_fd(loop, 0);
+	fuse_loop_cfg_set_idle_threads(loop, 10);
+	r = fuse_session_loop_mt(se, loop);
+	ret = r < 0 ? 1 : 0;
+	fuse_loop_cfg_destroy(loop);
+out_stop:
+	fs_stop();
+out_unmount:
+	fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_session:
+	fuse_session_destroy(se);
+out_registry:
+	r = registry_close(reg);
+	if (r < 0)
+		ret = 1;
+	else if (se && ret == 0)
+		diag_info("unmounted '%s', every partition flushed", datadir);
+out_args:
+	fuse_opt_free_args(&args);
+	return ret;
+}

@@ -1,0 +1,1152 @@
+/*
+ * fs.c - fluxfs's lowlevel FUSE operations.
+ *
+ * Every handler resolves its inode to a registry node, calls the registry
+ * or the partition, and replies; nothing else in fluxfs includes
+ * fuse_lowlevel.h.  Writer opens are direct_io and frame lines per handle
+ * (framer.h); reader opens use the page cache with keep_cache, kept
+ * honest by explicit invalidation (FUSE-NOTES.md: no writeback cache, no
+ * auto_inval_data, no page-range notification inside a handler).
+ *
+ * The write path takes no registry lock: the handle pins its node, the
+ * handle's mutex orders its own writes (and its held partial line), and
+ * the partition serialises appends.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "diag.h"
+#include "framer.h"
+#include "fs.h"
+#include "notify.h"
+#include "xattr.h"
+
+#define ENTRY_TIMEOUT 1.0
+#define ATTR_TIMEOUT 1.0
+#define MAX_RANGES 16
+#define MAX_BUFS 48
+#define ZERO_BYTES (1u << 20)
+#define METRICS_NAME ".metrics"
+
+enum handle_kind { H_READER, H_WRITER, H_METRICS, H_DIR };
+
+struct handle {
+	enum handle_kind kind;
+	struct node *n;
+	int append;	      /* O_APPEND: ignore the kernel's offset */
+	pthread_mutex_t lock; /* orders this handle's writes and flushes */
+	struct framer fr;     /* protected by lock */
+	char *buf;	      /* metrics / directory snapshot */
+	size_t len;
+	struct handle *prev; /* protected by fs.hlock */
+	struct handle *next; /* protected by fs.hlock */
+};
+
+/* The mount's one state struct. */
+static struct fs_state {
+	struct registry *reg;
+	struct fuse_session *se;
+	struct notifier *nt;
+	atomic_uint_fast64_t requests;
+	atomic_uint_fast64_t writer_errors;
+	atomic_uint_fast64_t open_handles;
+	pthread_mutex_t hlock;
+	struct handle *handles; /* protected by hlock: released at shutdown */
+} fs = {.hlock = PTHREAD_MUTEX_INITIALIZER};
+
+/* The hole reads as zeros from here (untouched .bss: no memory cost). */
+static const char zeros[ZERO_BYTES];
+
+static void count_request(void)
+{
+	atomic_fetch_add_explicit(&fs.requests, 1, memory_order_relaxed);
+}
+
+static struct handle *H(struct fuse_file_info *fi)
+{
+	return (struct handle *)(uintptr_t)fi->fh;
+}
+
+/* ---- cache invalidation ------------------------------------------------ */
+
+static int send_inval(void *arg, uint64_t ino, uint64_t from)
+{
+	if (!fs.se)
+		return 0;
+	return fuse_lowlevel_notify_inval_inode(fs.se, ino, (off_t)from, 0);
+}
+
+/* Called by the partition after every append, from the appending thread,
+ * with no partition lock held: the one place appends wake anything.
+ * Issue 5 hangs follower and poll wakeups here too. */
+static void fs_append_hook(void *arg, uint64_t end)
+{
+	struct node *n = arg;
+	uint64_t ino = registry_ino(fs.reg, n);
+	uint64_t old = atomic_exchange(&n->last_end, end);
+	int ret;
+
+	if (old > end)
+		old = end; /* hooks of concurrent appends may run out of order
+			    */
+	/* Attribute-only invalidation is safe inside a handler. */
+	if (fs.se && atomic_exchange(&n->attr_cached, 0)) {
+		ret = fuse_lowlevel_notify_inval_inode(fs.se, ino, -1, 0);
+		if (ret < 0 && ret != -ENOENT && ret != -ENODEV)
+			diag_warn("cannot invalidate attributes of '%s': %s",
+				  n->name, strerror(-ret));
+	}
+	/* The old last page may be cached with zeros past the old end. */
+	if (fs.nt && atomic_load(&n->page_cached))
+		notifier_queue(fs.nt, ino, old & ~(uint64_t)4095);
+	/* followers_wake(n, end); -- issue 5 */
+}
+
+static void fs_invalidate_hook(struct registry *reg, struct node *n,
+			       uint64_t from)
+{
+	if (fs.nt && atomic_load(&n->page_cached))
+		notifier_queue(fs.nt, registry_ino(reg, n), from);
+}
+
+static const struct registry_hooks hooks = {
+	.append = fs_append_hook,
+	.invalidate = fs_invalidate_hook,
+};
+
+/* The registry's hooks. */
+const struct registry_hooks *fs_hooks(void)
+{
+	return &hooks;
+}
+
+/* ---- attributes -------------------------------------------------------- */
+
+static void metrics_stat(struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = REGISTRY_INO_METRICS;
+	st->st_mode = S_IFREG | 0444;
+	st->st_nlink = 1;
+	st->st_uid = getuid();
+	st->st_gid = getgid();
+	st->st_blksize = 1 << 20;
+	clock_gettime(CLOCK_REALTIME, &st->st_mtim);
+	st->st_atim = st->st_ctim = st->st_mtim;
+}
+
+static int node_attr(struct node *n, struct stat *st)
+{
+	/* Set before reading: a concurrent append then invalidates, and the
+	 * kernel drops this reply as older (attr_version). */
+	atomic_store(&n->attr_cached, 1);
+	return registry_stat(fs.reg, n, st);
+}
+
+static void reply_entry(fuse_req_t req, struct node *n)
+{
+	struct fuse_entry_param e;
+
+	memset(&e, 0, sizeof(e));
+	node_attr(n, &e.attr);
+	e.ino = registry_ino(fs.reg, n);
+	e.attr_timeout = ATTR_TIMEOUT;
+	e.entry_timeout = ENTRY_TIMEOUT;
+	if (fuse_reply_entry(req, &e) < 0)
+		registry_forget(fs.reg, n, 1);
+}
+
+static void fs_init(void *userdata, struct fuse_conn_info *conn)
+{
+	/* Writeback cache breaks O_APPEND and message boundaries. */
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/* auto_inval_data drops the whole cache on every size change. */
+	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+	if (conn->capable & FUSE_CAP_EXPLICIT_INVAL_DATA)
+		conn->want |= FUSE_CAP_EXPLICIT_INVAL_DATA;
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE;
+	/* Keep the largest readahead the kernel offers (we cannot raise it). */
+}
+
+static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct node *dir = registry_node(fs.reg, parent), *n;
+	struct fuse_entry_param e;
+	int ret;
+
+	count_request();
+	if (parent == REGISTRY_INO_ROOT && !strcmp(name, METRICS_NAME)) {
+		memset(&e, 0, sizeof(e));
+		metrics_stat(&e.attr);
+		e.ino = REGISTRY_INO_METRICS;
+		e.entry_timeout = ENTRY_TIMEOUT;
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (!dir) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	ret = registry_lookup(fs.reg, dir, name, &n);
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	reply_entry(req, n);
+}
+
+static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	struct node *n = registry_node(fs.reg, ino);
+
+	if (n)
+		registry_forget(fs.reg, n, nlookup);
+	fuse_reply_none(req);
+}
+
+static void fs_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *forgets)
+{
+	struct node *n;
+	size_t i;
+
+	for (i = 0; i < count; i++) {
+		n = registry_node(fs.reg, forgets[i].ino);
+		if (n)
+			registry_forget(fs.reg, n, forgets[i].nlookup);
+	}
+	fuse_reply_none(req);
+}
+
+static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct node *n = registry_node(fs.reg, ino);
+	struct stat st;
+
+	count_request();
+	if (!n) {
+		metrics_stat(&st);
+		fuse_reply_attr(req, &st, ATTR_TIMEOUT);
+		return;
+	}
+	node_attr(n, &st);
+	fuse_reply_attr(req, &st, ATTR_TIMEOUT);
+}
+
+static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	struct node *n = registry_node(fs.reg, ino);
+	struct partition_info info;
+	struct timespec at, mt;
+	struct stat st;
+	int ret = 0;
+
+	count_request();
+	if (!n || n->kind == NODE_ROOT) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		/* Truncation to exactly st_size is a no-op; anything else
+		 * would rewrite history. */
+		if (n->kind != NODE_PARTITION) {
+			ret = -EISDIR;
+			goto out;
+		}
+		ret = registry_info(fs.reg, n, &info);
+		if (ret == 0 && (uint64_t)attr->st_size != info.end_byte)
+			ret = -EPERM;
+		if (ret < 0)
+			goto out;
+	}
+	at.tv_sec = attr->st_atim.tv_sec;
+	at.tv_nsec = (to_set & FUSE_SET_ATTR_ATIME_NOW) ? UTIME_NOW
+							: attr->st_atim.tv_nsec;
+	mt.tv_sec = attr->st_mtim.tv_sec;
+	mt.tv_nsec = (to_set & FUSE_SET_ATTR_MTIME_NOW) ? UTIME_NOW
+							: attr->st_mtim.tv_nsec;
+	if (to_set &
+	    (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID |
+	     FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME))
+		ret = registry_setattr(
+			fs.reg, n,
+			(to_set & FUSE_SET_ATTR_MODE) ? &attr->st_mode : NULL,
+			(to_set & FUSE_SET_ATTR_UID) ? &attr->st_uid : NULL,
+			(to_set & FUSE_SET_ATTR_GID) ? &attr->st_gid : NULL,
+			(to_set & FUSE_SET_ATTR_ATIME) ? &at : NULL,
+			(to_set & FUSE_SET_ATTR_MTIME) ? &mt : NULL);
+out:
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	node_attr(n, &st);
+	fuse_reply_attr(req, &st, ATTR_TIMEOUT);
+}
+
+/* ---- namespace --------------------------------------------------------- */
+
+static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct node *dir = registry_node(fs.reg, parent), *n;
+	int ret;
+
+	count_request();
+	if (!dir) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	ret = registry_mkdir(fs.reg, dir, name, mode, ctx->uid, ctx->gid, &n);
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	reply_entry(req, n);
+}
+
+static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct node *dir = registry_node(fs.reg, parent), *n;
+	int ret;
+
+	count_request();
+	if (!dir || !S_ISREG(mode)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	ret = registry_create(fs.reg, dir, name, mode, ctx->uid, ctx->gid, &n);
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	reply_entry(req, n);
+}
+
+static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct node *dir = registry_node(fs.reg, parent);
+
+	count_request();
+	if (!dir) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	if (parent == REGISTRY_INO_ROOT && !strcmp(name, METRICS_NAME)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	fuse_reply_err(req, -registry_unlink(fs.reg, dir, name));
+}
+
+static void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct node *dir = registry_node(fs.reg, parent);
+
+	count_request();
+	if (!dir) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	fuse_reply_err(req, -registry_rmdir(fs.reg, dir, name));
+}
+
+static void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		       const char *name)
+{
+	count_request();
+	fuse_reply_err(req, EPERM);
+}
+
+static void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		    const char *newname)
+{
+	count_request();
+	fuse_reply_err(req, EPERM);
+}
+
+static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	struct node *dir = registry_node(fs.reg, parent);
+	struct node *ndir = registry_node(fs.reg, newparent);
+
+	count_request();
+	if (!dir || !ndir ||
+	    (parent == REGISTRY_INO_ROOT &&
+	     (!strcmp(name, METRICS_NAME) || !strcmp(newname, METRICS_NAME)))) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	fuse_reply_err(
+		req, -registry_rename(fs.reg, dir, name, ndir, newname, flags));
+}
+
+static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs st;
+	int ret;
+
+	count_request();
+	ret = registry_statfs(fs.reg, &st);
+	if (ret < 0)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_statfs(req, &st);
+}
+
+/* ---- open and close ---------------------------------------------------- */
+
+static struct handle *handle_new(enum handle_kind kind, struct node *n)
+{
+	struct handle *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return NULL;
+	h->kind = kind;
+	h->n = n;
+	pthread_mutex_init(&h->lock, NULL);
+	framer_init(&h->fr);
+	pthread_mutex_lock(&fs.hlock);
+	h->next = fs.handles;
+	if (h->next)
+		h->next->prev = h;
+	fs.handles = h;
+	pthread_mutex_unlock(&fs.hlock);
+	return h;
+}
+
+static void handle_free(struct handle *h)
+{
+	pthread_mutex_lock(&fs.hlock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		fs.handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&fs.hlock);
+	framer_release(&h->fr);
+	pthread_mutex_destroy(&h->lock);
+	free(h->buf);
+	free(h);
+}
+
+static int open_metrics(struct fuse_file_info *fi)
+{
+	struct prom_daemon d;
+	struct prom_buf out = {NULL, 0, 0};
+	struct handle *h;
+	int ret;
+
+	if ((fi->flags & O_ACCMODE) != O_RDONLY)
+		return -EACCES;
+	memset(&d, 0, sizeof(d));
+	d.requests = atomic_load(&fs.requests);
+	d.writer_errors = atomic_load(&fs.writer_errors);
+	d.notifications = fs.nt ? notifier_sent(fs.nt) : 0;
+	d.open_handles = atomic_load(&fs.open_handles);
+	ret = registry_metrics(fs.reg, &d, &out);
+	if (ret < 0) {
+		free(out.buf);
+		return ret;
+	}
+	h = handle_new(H_METRICS, NULL);
+	if (!h) {
+		free(out.buf);
+		return -ENOMEM;
+	}
+	h->buf = out.buf;
+	h->len = out.len;
+	fi->fh = (uintptr_t)h;
+	fi->direct_io = 1; /* size unknown to stat; snapshot taken now */
+	return 0;
+}
+
+/* Open a partition: writers direct_io with a framer, readers cached. */
+static int open_partition(struct node *n, struct fuse_file_info *fi)
+{
+	struct partition_info info;
+	struct handle *h;
+	int acc = fi->flags & O_ACCMODE, ret;
+
+	if (n->kind != NODE_PARTITION)
+		return -EISDIR;
+	if (fi->flags & O_TRUNC) {
+		ret = registry_info(fs.reg, n, &info);
+		if (ret < 0)
+			return ret;
+		if (info.end_byte > 0)
+			return -EPERM; /* a log is never truncated */
+	}
+	ret = registry_pin(fs.reg, n);
+	if (ret < 0)
+		return ret;
+	h = handle_new(acc == O_RDONLY ? H_READER : H_WRITER, n);
+	if (!h) {
+		registry_unpin(fs.reg, n);
+		return -ENOMEM;
+	}
+	if (h->kind == H_WRITER) {
+		/* No page-cache copy, and the kernel refuses shared
+		 * writable mmap on direct_io files. */
+		fi->direct_io = 1;
+		h->append = !!(fi->flags & O_APPEND);
+	} else {
+		atomic_store(&n->page_cached, 1);
+		/* Pages may be stale until a queued invalidation is sent:
+		 * then this open drops them instead of keeping them. */
+		fi->keep_cache =
+			!notifier_pending(fs.nt, registry_ino(fs.reg, n));
+	}
+	atomic_fetch_add(&fs.open_handles, 1);
+	fi->fh = (uintptr_t)h;
+	return 0;
+}
+
+static void release_handle(struct handle *h);
+
+static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct node *n = registry_node(fs.reg, ino);
+	int ret;
+
+	count_request();
+	ret = n ? open_partition(n, fi) : open_metrics(fi);
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	if (fuse_reply_open(req, fi) < 0)
+		release_handle(H(fi)); /* interrupted: no release will come */
+}
+
+static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct node *dir = registry_node(fs.reg, parent), *n;
+	struct fuse_entry_param e;
+	int ret;
+
+	count_request();
+	if (!dir) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	ret = registry_create(fs.reg, dir, name, mode, ctx->uid, ctx->gid, &n);
+	if (ret == -EEXIST && !(fi->flags & O_EXCL))
+		ret = registry_lookup(fs.reg, dir, name, &n);
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	ret = open_partition(n, fi);
+	if (ret < 0) {
+		registry_forget(fs.reg, n, 1);
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	memset(&e, 0, sizeof(e));
+	node_attr(n, &e.attr);
+	e.ino = registry_ino(fs.reg, n);
+	e.attr_timeout = ATTR_TIMEOUT;
+	e.entry_timeout = ENTRY_TIMEOUT;
+	if (fuse_reply_create(req, &e, fi) < 0) {
+		release_handle(H(fi));
+		registry_forget(fs.reg, n, 1);
+	}
+}
+
+static void writer_error(struct node *n, const char *what, int err)
+{
+	atomic_fetch_add_explicit(&fs.writer_errors, 1, memory_order_relaxed);
+	diag(err == -ENOSPC || err == -EIO ? LOG_ERR : LOG_INFO,
+	     "%s to '%s/%s' failed: %s", what,
+	     n->parent ? n->parent->name : "?", n->name, strerror(-err));
+}
+
+/* Append the held partial line as one message.  Called with h->lock. */
+static int flush_pending(struct handle *h)
+{
+	const char *p;
+	size_t len;
+	int ret;
+
+	p = framer_pending(&h->fr, &len);
+	if (!len)
+		return 0;
+	ret = partition_append(h->n->part, p, len, 1, registry_now_ms(),
+			       PARTITION_ANY_END, NULL, NULL);
+	if (ret < 0)
+		return ret;
+	framer_clear(&h->fr);
+	return 0;
+}
+
+static void release_handle(struct handle *h)
+{
+	int ret;
+
+	if (h->kind == H_WRITER) {
+		pthread_mutex_lock(&h->lock);
+		ret = flush_pending(h);
+		pthread_mutex_unlock(&h->lock);
+		if (ret < 0)
+			writer_error(h->n, "final partial line", ret);
+	}
+	if (h->n) {
+		atomic_fetch_sub(&fs.open_handles, 1);
+		registry_unpin(fs.reg, h->n);
+	}
+	handle_free(h);
+}
+
+static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct handle *h = H(fi);
+	int ret = 0;
+
+	count_request();
+	if (h->kind == H_WRITER) {
+		pthread_mutex_lock(&h->lock);
+		ret = flush_pending(h);
+		pthread_mutex_unlock(&h->lock);
+		if (ret < 0)
+			writer_error(h->n, "flush of a partial line", ret);
+	}
+	fuse_reply_err(req, -ret);
+}
+
+static void fs_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	count_request();
+	release_handle(H(fi));
+	fuse_reply_err(req, 0);
+}
+
+static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	struct handle *h = H(fi);
+	int ret = 0;
+
+	count_request();
+	if (h->n && h->n->part) {
+		ret = partition_flush(h->n->part);
+		if (ret < 0)
+			writer_error(h->n, "fsync", ret);
+	}
+	fuse_reply_err(req, -ret);
+}
+
+/* ---- data --------------------------------------------------------------- */
+
+/* One write(): its complete lines (after the held bytes) become one
+ * batch, appended at once; the trailing partial line is held. */
+static int do_write(struct handle *h, const char *buf, size_t size, off_t off)
+{
+	struct node *n = h->n;
+	struct partition_info info;
+	struct framer_plan plan;
+	uint64_t expect = PARTITION_ANY_END;
+	size_t held = h->fr.pending_len;
+	int ret;
+
+	if (!h->append) {
+		/* The kernel's position already counts the held bytes. */
+		if (off < 0 || (uint64_t)off < held)
+			return -EPERM;
+		expect = (uint64_t)off - held;
+	}
+	ret = framer_plan(&h->fr, buf, size, atomic_load(&n->max_message),
+			  &plan);
+	if (ret == -EMSGSIZE && plan.drop_pending)
+		framer_clear(&h->fr);
+	if (ret < 0)
+		return ret;
+	if (plan.batch_len) {
+		ret = partition_append(n->part, plan.batch, plan.batch_len,
+				       plan.count, registry_now_ms(), expect,
+				       NULL, NULL);
+		if (ret != -EPERM || held || expect == 0 ||
+		    expect == PARTITION_ANY_END)
+			goto out;
+	}
+	if (expect != PARTITION_ANY_END) {
+		partition_get_info(n->part, &info);
+		if (info.end_byte == 0 && info.next_offset == 0 && !held &&
+		    expect > 0) {
+			/* First write into an empty partition past 0: a
+			 * restore of a file whose head was a hole. */
+			ret = partition_set_start_byte(n->part, expect);
+			if (ret < 0)
+				return ret;
+		} else if (info.end_byte != expect) {
+			return -EPERM;
+		}
+	}
+	ret = 0;
+	if (plan.batch_len)
+		ret = partition_append(n->part, plan.batch, plan.batch_len,
+				       plan.count, registry_now_ms(), expect,
+				       NULL, NULL);
+out:
+	if (ret < 0)
+		return ret;
+	framer_commit(&h->fr, &plan);
+	return 0;
+}
+
+static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		     size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct handle *h = H(fi);
+	int ret;
+
+	count_request();
+	if (h->kind != H_WRITER) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	pthread_mutex_lock(&h->lock);
+	ret = do_write(h, buf, size, off);
+	pthread_mutex_unlock(&h->lock);
+	if (ret < 0) {
+		writer_error(h->n, "write", ret);
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	fuse_reply_write(req, size);
+}
+
+/* Copying fallback (compressed segments): read into a buffer. */
+static void read_copy(fuse_req_t req, struct partition *p, size_t size,
+		      off_t off)
+{
+	ssize_t n;
+	char *buf = malloc(size ? size : 1);
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = partition_read(p, (uint64_t)off, buf, size);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct handle *h = H(fi);
+	struct partition_range r[MAX_RANGES];
+	struct partition_info info;
+	union {
+		struct fuse_bufvec v;
+		char space[sizeof(struct fuse_bufvec) +
+			   MAX_BUFS * sizeof(struct fuse_buf)];
+	} bv;
+	struct fuse_buf *bufs = bv.v.buf; /* room for 1 + MAX_BUFS */
+	struct partition *p;
+	uint64_t want, total = 0, pos;
+	size_t nb = 0, chunk;
+	int cnt, i;
+
+	count_request();
+	if (h->kind == H_METRICS) {
+		if ((size_t)off >= h->len)
+			fuse_reply_buf(req, NULL, 0);
+		else
+			fuse_reply_buf(req, h->buf + off,
+				       h->len - off < size ? h->len - off
+							   : size);
+		return;
+	}
+	p = h->n->part;
+	partition_get_info(p, &info);
+	if ((uint64_t)off >= info.end_byte) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	want = info.end_byte - (uint64_t)off;
+	if (want > size)
+		want = size;
+	cnt = partition_read_ranges(p, (uint64_t)off, (size_t)want, r,
+				    MAX_RANGES);
+	if (cnt < 0) {
+		fuse_reply_err(req, -cnt);
+		return;
+	}
+	memset(&bv, 0, sizeof(bv));
+	for (i = 0; i < cnt; i++) {
+		total += r[i].len;
+		pos = 0;
+		while (pos < r[i].len && nb < MAX_BUFS + 1) {
+			struct fuse_buf *b = bufs + nb++;
+
+			chunk = r[i].len - pos;
+			if (r[i].fd < 0) {
+				if (chunk > ZERO_BYTES)
+					chunk = ZERO_BYTES;
+				b->mem = (void *)zeros;
+			} else {
+				b->fd = r[i].fd;
+				b->pos = (off_t)(r[i].file_pos + pos);
+				b->flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK |
+					   FUSE_BUF_FD_RETRY;
+			}
+			b->size = chunk;
+			pos += chunk;
+		}
+		if (pos < r[i].len)
+			break;
+	}
+	if (total < want || i < cnt) {
+		/* Compressed segments (or too many pieces): copy instead. */
+		partition_read_ranges_done(p);
+		read_copy(req, p, (size_t)want, off);
+		return;
+	}
+	bv.v.count = nb;
+	fuse_reply_data(req, &bv.v, 0);
+	partition_read_ranges_done(p);
+}
+
+static void fs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi)
+{
+	struct handle *h = H(fi);
+	struct partition_info info;
+	uint64_t o = off < 0 ? 0 : (uint64_t)off;
+
+	count_request();
+	if (!h->n || !h->n->part) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	partition_get_info(h->n->part, &info);
+	if (off < 0 || o >= info.end_byte) {
+		fuse_reply_err(req, ENXIO);
+		return;
+	}
+	if (whence == SEEK_DATA)
+		fuse_reply_lseek(
+			req,
+			(off_t)(o < info.start_byte ? info.start_byte : o));
+	else if (whence == SEEK_HOLE)
+		fuse_reply_lseek(
+			req, (off_t)(o < info.start_byte ? o : info.end_byte));
+	else
+		fuse_reply_err(req, EINVAL);
+}
+
+static void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
+			 off_t length, struct fuse_file_info *fi)
+{
+	struct handle *h = H(fi);
+	int ret;
+
+	count_request();
+	/* Only "punch the head": Kafka's delete-records. */
+	if (mode != (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) ||
+	    offset != 0 || !h->n || !h->n->part) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	ret = partition_delete_before(h->n->part, (uint64_t)length);
+	if (ret >= 0) {
+		diag_info("deleted records before byte %lld of '%s'",
+			  (long long)length, h->n->name);
+		fs_invalidate_hook(fs.reg, h->n, 0);
+		atomic_store(&h->n->attr_cached, 0);
+	}
+	fuse_reply_err(req, ret < 0 ? -ret : 0);
+}
+
+/* ---- directories -------------------------------------------------------- */
+
+struct dirbuf {
+	fuse_req_t req;
+	char *buf;
+	size_t len, cap;
+	int err;
+};
+
+static int dirbuf_add(void *arg, const char *name, uint64_t ino,
+		      enum node_kind kind)
+{
+	struct dirbuf *d = arg;
+	struct stat st;
+	size_t need;
+	char *nb;
+
+	memset(&st, 0, sizeof(st));
+	st.st_ino = ino;
+	st.st_mode = kind == NODE_PARTITION || ino == REGISTRY_INO_METRICS
+			     ? S_IFREG
+			     : S_IFDIR;
+	need = fuse_add_direntry(d->req, NULL, 0, name, NULL, 0);
+	if (d->len + need > d->cap) {
+		d->cap = (d->len + need) * 2;
+		nb = realloc(d->buf, d->cap);
+		if (!nb) {
+			d->err = -ENOMEM;
+			return -ENOMEM;
+		}
+		d->buf = nb;
+	}
+	fuse_add_direntry(d->req, d->buf + d->len, d->cap - d->len, name, &st,
+			  (off_t)(d->len + need));
+	d->len += need;
+	return 0;
+}
+
+static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct node *n = registry_node(fs.reg, ino);
+	struct dirbuf d = {req, NULL, 0, 0, 0};
+	struct handle *h;
+	int ret;
+
+	count_request();
+	if (!n || n->kind == NODE_PARTITION) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	/* Snapshot the listing now, so offsets stay stable. */
+	dirbuf_add(&d, ".", ino, NODE_TOPIC);
+	dirbuf_add(&d, "..", REGISTRY_INO_ROOT, NODE_ROOT);
+	if (n->kind == NODE_ROOT)
+		dirbuf_add(&d, METRICS_NAME, REGISTRY_INO_METRICS,
+			   NODE_PARTITION);
+	ret = registry_list(fs.reg, n, dirbuf_add, &d);
+	if (ret == 0)
+		ret = d.err;
+	h = ret == 0 ? handle_new(H_DIR, NULL) : NULL;
+	if (!h) {
+		free(d.buf);
+		fuse_reply_err(req, ret < 0 ? -ret : ENOMEM);
+		return;
+	}
+	h->buf = d.buf;
+	h->len = d.len;
+	fi->fh = (uintptr_t)h;
+	if (fuse_reply_open(req, fi) < 0)
+		handle_free(h);
+}
+
+static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	struct handle *h = H(fi);
+
+	count_request();
+	/* The kernel ignores a trailing entry cut short and resumes at
+	 * the last whole entry's offset. */
+	if ((size_t)off >= h->len)
+		fuse_reply_buf(req, NULL, 0);
+	else
+		fuse_reply_buf(req, h->buf + off,
+			       h->len - off < size ? h->len - off : size);
+}
+
+static void fs_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	handle_free(H(fi));
+	fuse_reply_err(req, 0);
+}
+
+/* ---- xattrs ------------------------------------------------------------ */
+
+static void reply_value(fuse_req_t req, const char *buf, int len, size_t size)
+{
+	if (len < 0)
+		fuse_reply_err(req, -len);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)len);
+	else if ((size_t)len > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, buf, (size_t)len);
+}
+
+static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size)
+{
+	struct node *n = registry_node(fs.reg, ino);
+	struct partition_info info;
+	struct xattr_name x;
+	char buf[128];
+	int ret;
+
+	count_request();
+	if (!n || n->kind == NODE_ROOT) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	ret = xattr_parse(name, n->kind == NODE_PARTITION, &x);
+	if (ret == 0 && x.is_config) {
+		ret = registry_config_get(fs.reg, n, x.key, buf, sizeof(buf));
+	} else if (ret == 0) {
+		ret = registry_info(fs.reg, n, &info);
+		if (ret == 0)
+			ret = xattr_format_info(&info, x.key, buf, sizeof(buf));
+	}
+	reply_value(req, buf, ret, size);
+}
+
+static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			const char *value, size_t size, int flags)
+{
+	struct node *n = registry_node(fs.reg, ino);
+	struct xattr_name x;
+	int ret;
+
+	count_request();
+	if (!n || n->kind == NODE_ROOT) {
+		fuse_reply_err(req, ENOTSUP);
+		return;
+	}
+	ret = xattr_parse(name, n->kind == NODE_PARTITION, &x);
+	if (ret < 0)
+		ret = -ENOTSUP;
+	else if (!x.is_config)
+		ret = -EPERM; /* read-only figures */
+	else
+		ret = registry_config_set(fs.reg, n, x.key, value, size);
+	fuse_reply_err(req, -ret);
+}
+
+static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct node *n = registry_node(fs.reg, ino);
+	char buf[1024];
+	int len;
+
+	count_request();
+	if (!n || n->kind == NODE_ROOT) {
+		reply_value(req, buf, 0, size);
+		return;
+	}
+	len = xattr_list(n->kind == NODE_PARTITION, buf, sizeof(buf));
+	reply_value(req, buf, len, size);
+}
+
+static void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct node *n = registry_node(fs.reg, ino);
+	struct xattr_name x;
+	int ret;
+
+	count_request();
+	if (!n || n->kind == NODE_ROOT) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	ret = xattr_parse(name, n->kind == NODE_PARTITION, &x);
+	if (ret == 0)
+		ret = x.is_config ? registry_config_unset(fs.reg, n, x.key)
+				  : -EPERM;
+	fuse_reply_err(req, -ret);
+}
+
+static const struct fuse_lowlevel_ops ops = {
+	.init = fs_init,
+	.lookup = fs_lookup,
+	.forget = fs_forget,
+	.forget_multi = fs_forget_multi,
+	.getattr = fs_getattr,
+	.setattr = fs_setattr,
+	.mknod = fs_mknod,
+	.mkdir = fs_mkdir,
+	.unlink = fs_unlink,
+	.rmdir = fs_rmdir,
+	.symlink = fs_symlink,
+	.link = fs_link,
+	.rename = fs_rename,
+	.open = fs_open,
+	.create = fs_create,
+	.read = fs_read,
+	.write = fs_write,
+	.flush = fs_flush,
+	.release = fs_release,
+	.fsync = fs_fsync,
+	.opendir = fs_opendir,
+	.readdir = fs_readdir,
+	.releasedir = fs_releasedir,
+	.statfs = fs_statfs,
+	.setxattr = fs_setxattr,
+	.getxattr = fs_getxattr,
+	.listxattr = fs_listxattr,
+	.removexattr = fs_removexattr,
+	.fallocate = fs_fallocate,
+	.lseek = fs_lseek,
+};
+
+/* The lowlevel operations. */
+const struct fuse_lowlevel_ops *fs_ops(void)
+{
+	return &ops;
+}
+
+/* Bind the registry. */
+void fs_setup(struct registry *reg)
+{
+	fs.reg = reg;
+}
+
+/* Start the notifier and maintenance threads for session se. */
+int fs_start(struct fuse_session *se)
+{
+	int ret;
+
+	fs.se = se;
+	ret = notifier_start(send_inval, NULL, &fs.nt);
+	if (ret < 0)
+		return ret;
+	return registry_maint_start(fs.reg);
+}
+
+/* Stop the threads (the session loop has returned). */
+void fs_stop(void)
+{
+	struct handle *h;
+
+	/* The kernel sends no release for files still open when the
+	 * session ends (SIGTERM): flush their held lines and unpin. */
+	for (;;) {
+		pthread_mutex_lock(&fs.hlock);
+		h = fs.handles;
+		pthread_mutex_unlock(&fs.hlock);
+		if (!h)
+			break;
+		if (h->kind == H_READER || h->kind == H_WRITER)
+			release_handle(h);
+		else
+			handle_free(h);
+	}
+	registry_maint_stop(fs.reg);
+	notifier_stop(fs.nt);
+	fs.nt = NULL;
+	fs.se = NULL;
+}

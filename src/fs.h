@@ -1,0 +1,34 @@
+/*
+ * fs.h - the lowlevel FUSE operations: the only code that speaks FUSE.
+ *
+ * fs.c maps requests onto the registry (names, inodes, attributes,
+ * xattrs) and the partitions (append, read, flush), turns -errno returns
+ * into replies, and keeps the kernel's caches honest: attributes are
+ * invalidated on every append from the appending thread, page ranges from
+ * the notifier thread (notify.h).
+ *
+ * Lifecycle: fs_setup() before fuse_session_new() (the registry needs the
+ * append hook); fs_start() once mounted and daemonized (starts the
+ * notifier and maintenance threads); fs_stop() after the session loop
+ * returns; then registry_close().
+ */
+#ifndef FLUXFS_FS_H
+#define FLUXFS_FS_H
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+
+#include "registry.h"
+
+/* The operations table for fuse_session_new(). */
+const struct fuse_lowlevel_ops *fs_ops(void);
+/* The hooks the registry calls on appends and on data removed from the
+ * head of a partition; pass them to registry_open(). */
+const struct registry_hooks *fs_hooks(void);
+/* Bind the mount's state (registry and session); userdata for
+ * fuse_session_new() is not used. */
+void fs_setup(struct registry *reg);
+int fs_start(struct fuse_session *se);
+void fs_stop(void);
+
+#endif

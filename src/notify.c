@@ -1,0 +1,221 @@
+/*
+ * notify.c - the notifier thread and its coalescing queue.
+ *
+ * Pending work is an open-addressed hash of (inode, lowest byte) pairs.
+ * The thread swaps the table for an empty one under the lock and sends
+ * outside it, so appends never wait for the kernel.  While it sends, the
+ * inodes of that batch stay visible to notifier_pending() (the in-flight
+ * table), so a reader opening during the send still drops its cache.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "diag.h"
+#include "notify.h"
+
+struct slot {
+	uint64_t ino; /* 0: empty */
+	uint64_t from;
+};
+
+struct table {
+	struct slot *slots;
+	size_t cap; /* power of two */
+	size_t used;
+};
+
+struct notifier {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct table queued;   /* protected by lock */
+	struct table inflight; /* protected by lock; written by the thread */
+	int stopping;	       /* protected by lock */
+	pthread_t thread;
+	notifier_send_fn send;
+	void *arg;
+	atomic_uint_fast64_t sent;
+};
+
+static size_t slot_hash(uint64_t ino, size_t cap)
+{
+	ino ^= ino >> 33;
+	ino *= 0xff51afd7ed558ccdULL;
+	ino ^= ino >> 33;
+	return (size_t)ino & (cap - 1);
+}
+
+/* The slot holding ino, or the empty slot where it would go (the table
+ * has a free slot: load is kept at most one half). */
+static struct slot *table_slot(struct table *t, uint64_t ino)
+{
+	size_t i = slot_hash(ino, t->cap);
+
+	while (t->slots[i].ino != ino && t->slots[i].ino != 0)
+		i = (i + 1) & (t->cap - 1);
+	return &t->slots[i];
+}
+
+static int table_has(struct table *t, uint64_t ino)
+{
+	return t->cap && table_slot(t, ino)->ino == ino;
+}
+
+/* Make room for one more entry (load at most one half). */
+static int table_grow(struct table *t)
+{
+	struct table n;
+	size_t i;
+
+	if (t->cap && (t->used + 1) * 2 <= t->cap)
+		return 0;
+	n.cap = t->cap ? t->cap * 2 : 64;
+	n.used = t->used;
+	n.slots = calloc(n.cap, sizeof(*n.slots));
+	if (!n.slots)
+		return -ENOMEM;
+	for (i = 0; i < t->cap; i++) {
+		if (!t->slots[i].ino)
+			continue;
+		*table_slot(&n, t->slots[i].ino) = t->slots[i];
+	}
+	free(t->slots);
+	*t = n;
+	return 0;
+}
+
+static void table_clear(struct table *t)
+{
+	if (t->used)
+		memset(t->slots, 0, t->cap * sizeof(*t->slots));
+	t->used = 0;
+}
+
+/* Queue an invalidation of ino from byte from. */
+int notifier_queue(struct notifier *nt, uint64_t ino, uint64_t from)
+{
+	struct slot *s;
+	int ret = 0, wake = 0;
+
+	pthread_mutex_lock(&nt->lock);
+	if (table_has(&nt->queued, ino)) {
+		s = table_slot(&nt->queued, ino);
+		if (from < s->from)
+			s->from = from;
+		goto out;
+	}
+	ret = table_grow(&nt->queued);
+	if (ret < 0)
+		goto out;
+	s = table_slot(&nt->queued, ino);
+	s->ino = ino;
+	s->from = from;
+	wake = nt->queued.used++ == 0;
+out:
+	pthread_mutex_unlock(&nt->lock);
+	if (wake)
+		pthread_cond_signal(&nt->cond);
+	return ret;
+}
+
+/* Whether ino has an invalidation queued or in flight. */
+int notifier_pending(struct notifier *nt, uint64_t ino)
+{
+	int ret;
+
+	pthread_mutex_lock(&nt->lock);
+	ret = table_has(&nt->queued, ino) || table_has(&nt->inflight, ino);
+	pthread_mutex_unlock(&nt->lock);
+	return ret;
+}
+
+/* Notifications sent so far. */
+uint64_t notifier_sent(struct notifier *nt)
+{
+	return atomic_load_explicit(&nt->sent, memory_order_relaxed);
+}
+
+static void *notifier_main(void *arg)
+{
+	struct notifier *nt = arg;
+	struct table t;
+	size_t i;
+	int ret, stop;
+
+	pthread_mutex_lock(&nt->lock);
+	for (;;) {
+		while (!nt->queued.used && !nt->stopping)
+			pthread_cond_wait(&nt->cond, &nt->lock);
+		if (!nt->queued.used)
+			break;
+		/* Swap: the queue becomes the in-flight set. */
+		t = nt->inflight;
+		nt->inflight = nt->queued;
+		nt->queued = t;
+		table_clear(&nt->queued);
+		t = nt->inflight;
+		pthread_mutex_unlock(&nt->lock);
+		for (i = 0; i < t.cap; i++) {
+			if (!t.slots[i].ino)
+				continue;
+			ret = nt->send(nt->arg, t.slots[i].ino,
+				       t.slots[i].from);
+			atomic_fetch_add_explicit(&nt->sent, 1,
+						  memory_order_relaxed);
+			if (ret < 0 && ret != -ENOENT && ret != -ENODEV)
+				diag_warn("cannot invalidate inode %llu: %s",
+					  (unsigned long long)t.slots[i].ino,
+					  strerror(-ret));
+		}
+		pthread_mutex_lock(&nt->lock);
+		table_clear(&nt->inflight);
+		stop = nt->stopping && !nt->queued.used;
+		if (stop)
+			break;
+	}
+	pthread_mutex_unlock(&nt->lock);
+	return NULL;
+}
+
+/* Start the notifier thread. */
+int notifier_start(notifier_send_fn send, void *arg, struct notifier **out)
+{
+	struct notifier *nt;
+	int ret;
+
+	nt = calloc(1, sizeof(*nt));
+	if (!nt)
+		return -ENOMEM;
+	pthread_mutex_init(&nt->lock, NULL);
+	pthread_cond_init(&nt->cond, NULL);
+	nt->send = send;
+	nt->arg = arg;
+	ret = -pthread_create(&nt->thread, NULL, notifier_main, nt);
+	if (ret < 0) {
+		pthread_cond_destroy(&nt->cond);
+		pthread_mutex_destroy(&nt->lock);
+		free(nt);
+		return ret;
+	}
+	*out = nt;
+	return 0;
+}
+
+/* Drain, stop and free the notifier. */
+void notifier_stop(struct notifier *nt)
+{
+	if (!nt)
+		return;
+	pthread_mutex_lock(&nt->lock);
+	nt->stopping = 1;
+	pthread_mutex_unlock(&nt->lock);
+	pthread_cond_signal(&nt->cond);
+	pthread_join(nt->thread, NULL);
+	free(nt->queued.slots);
+	free(nt->inflight.slots);
+	pthread_cond_destroy(&nt->cond);
+	pthread_mutex_destroy(&nt->lock);
+	free(nt);
+}

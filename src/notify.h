@@ -1,0 +1,37 @@
+/*
+ * notify.h - the notifier thread: kernel page-cache invalidations sent
+ * from outside request handlers, coalesced per inode.
+ *
+ * A page-range invalidation sent from inside a write handler can deadlock
+ * the kernel against the daemon (FUSE-NOTES.md), so the append path only
+ * queues "inode ino changed from byte b" here, which costs a mutex and a
+ * hash probe.  The thread sends one invalidation per queued inode, from
+ * the lowest byte queued since its last send: a burst of appends while it
+ * is busy costs one notification.  No FUSE here: the sender is a callback
+ * (fs.c supplies it), so this module is plain threading.
+ */
+#ifndef FLUXFS_NOTIFY_H
+#define FLUXFS_NOTIFY_H
+
+#include <stdint.h>
+
+struct notifier;
+
+/* Send one invalidation: bytes [from, end of file) of inode ino.  Returns
+ * 0 or -errno (-ENOENT / -ENODEV are expected and ignored). */
+typedef int (*notifier_send_fn)(void *arg, uint64_t ino, uint64_t from);
+
+/* Start the thread. */
+int notifier_start(notifier_send_fn send, void *arg, struct notifier **out);
+/* Queue an invalidation of ino from byte from; coalesces with one already
+ * queued for ino (the lower from wins). Never blocks on the kernel. */
+int notifier_queue(struct notifier *nt, uint64_t ino, uint64_t from);
+/* Whether an invalidation of ino is queued or being sent (a reader open
+ * must then not keep the page cache). */
+int notifier_pending(struct notifier *nt, uint64_t ino);
+/* Notifications sent so far (for .metrics). */
+uint64_t notifier_sent(struct notifier *nt);
+/* Send what is queued, stop the thread and free it. */
+void notifier_stop(struct notifier *nt);
+
+#endif

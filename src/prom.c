@@ -1,0 +1,226 @@
+/*
+ * prom.c - Prometheus text format for the engine's and daemon's counters.
+ *
+ * A table maps each struct log_metrics field to its metric name, type and
+ * help text, so adding a counter to metrics.h is one line here.  Label
+ * values are escaped (backslash, quote, newline) even though fluxfs names
+ * cannot hold those characters: the format is cheap to honour.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "prom.h"
+
+struct prom_field {
+	const char *name;
+	const char *type;
+	const char *help;
+	size_t offset; /* into struct log_metrics; SIZE_MAX: from the series */
+	int scale_ns;  /* nanoseconds shown as seconds */
+};
+
+#define LM(f) offsetof(struct log_metrics, f)
+
+static const struct prom_field fields[] = {
+	{"fluxfs_bytes_appended_total", "counter", "Bytes appended.",
+	 LM(bytes_appended), 0},
+	{"fluxfs_messages_appended_total", "counter", "Messages appended.",
+	 LM(messages_appended), 0},
+	{"fluxfs_batches_appended_total", "counter",
+	 "Batches appended (one per write).", LM(batches_appended), 0},
+	{"fluxfs_bytes_read_total", "counter", "Bytes read.", LM(bytes_read),
+	 0},
+	{"fluxfs_reads_total", "counter", "Read calls.", LM(reads), 0},
+	{"fluxfs_segments_created_total", "counter", "Segments created.",
+	 LM(segments_created), 0},
+	{"fluxfs_segments_deleted_total", "counter",
+	 "Segments deleted by retention or delete-records.",
+	 LM(segments_deleted), 0},
+	{"fluxfs_segments_compressed_total", "counter",
+	 "Sealed segments compressed.", LM(segments_compressed), 0},
+	{"fluxfs_index_lookups_total", "counter", "Index lookups.",
+	 LM(index_lookups), 0},
+	{"fluxfs_crc_failures_total", "counter", "Batches whose CRC failed.",
+	 LM(crc_failures), 0},
+	{"fluxfs_recoveries_total", "counter",
+	 "Recovery actions taken when the partition was opened.",
+	 LM(recoveries), 0},
+	{"fluxfs_truncated_bytes_total", "counter",
+	 "Torn bytes removed by recovery.", LM(truncated_bytes), 0},
+	{"fluxfs_flushes_total", "counter", "Flushes to stable storage.",
+	 LM(flushes), 0},
+	{"fluxfs_flush_failures_total", "counter", "Failed flushes.",
+	 LM(flush_failures), 0},
+	{"fluxfs_append_seconds_total", "counter", "Time spent appending.",
+	 LM(append_ns_total), 1},
+	{"fluxfs_flush_seconds_total", "counter", "Time spent in fsync.",
+	 LM(flush_ns_total), 1},
+};
+
+static int reserve(struct prom_buf *b, size_t more)
+{
+	size_t n;
+	char *p;
+
+	if (b->len + more < b->cap)
+		return 0;
+	n = b->cap ? b->cap : 4096;
+	while (n <= b->len + more)
+		n *= 2;
+	p = realloc(b->buf, n);
+	if (!p)
+		return -ENOMEM;
+	b->buf = p;
+	b->cap = n;
+	return 0;
+}
+
+static int put(struct prom_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int put(struct prom_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || reserve(b, (size_t)n + 1) < 0)
+		return -ENOMEM;
+	va_start(ap, fmt);
+	vsnprintf(b->buf + b->len, b->cap - b->len, fmt, ap);
+	va_end(ap);
+	b->len += n;
+	return 0;
+}
+
+/* Append a label value with \\, \" and \n escaped. */
+static int put_label(struct prom_buf *b, const char *v)
+{
+	if (reserve(b, strlen(v) * 2 + 1) < 0)
+		return -ENOMEM;
+	for (; *v; v++) {
+		if (*v == '\\' || *v == '"') {
+			b->buf[b->len++] = '\\';
+			b->buf[b->len++] = *v;
+		} else if (*v == '\n') {
+			b->buf[b->len++] = '\\';
+			b->buf[b->len++] = 'n';
+		} else {
+			b->buf[b->len++] = *v;
+		}
+	}
+	b->buf[b->len] = '\0';
+	return 0;
+}
+
+static int put_sample(struct prom_buf *b, const char *name,
+		      const struct prom_series *s, const char *value)
+{
+	if (put(b, "%s{topic=\"", name) < 0 || put_label(b, s->topic) < 0 ||
+	    put(b, "\",partition=\"") < 0 || put_label(b, s->partition) < 0 ||
+	    put(b, "\"} %s\n", value) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+static int put_family(struct prom_buf *b, const char *name, const char *type,
+		      const char *help)
+{
+	return put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* Render every series and the daemon-wide figures into out. */
+int prom_render(struct prom_buf *out, const struct prom_series *s, size_t n,
+		const struct prom_daemon *d)
+{
+	const struct prom_field *f;
+	char val[64];
+	uint64_t v;
+	size_t i, k;
+
+	for (k = 0; k < sizeof(fields) / sizeof(fields[0]); k++) {
+		f = &fields[k];
+		if (put_family(out, f->name, f->type, f->help) < 0)
+			return -ENOMEM;
+		for (i = 0; i < n; i++) {
+			v = atomic_load_explicit(
+				(const atomic_uint_fast64_t
+					 *)((const char *)s[i].m + f->offset),
+				memory_order_relaxed);
+			if (f->scale_ns)
+				snprintf(val, sizeof(val), "%llu.%09llu",
+					 (unsigned long long)(v / 1000000000u),
+					 (unsigned long long)(v % 1000000000u));
+			else
+				snprintf(val, sizeof(val), "%llu",
+					 (unsigned long long)v);
+			if (put_sample(out, f->name, &s[i], val) < 0)
+				return -ENOMEM;
+		}
+	}
+	if (put_family(out, "fluxfs_partition_size_bytes", "gauge",
+		       "End of the log (st_size).") < 0)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		snprintf(val, sizeof(val), "%llu",
+			 (unsigned long long)s[i].end_byte);
+		if (put_sample(out, "fluxfs_partition_size_bytes", &s[i], val) <
+		    0)
+			return -ENOMEM;
+	}
+	if (put_family(out, "fluxfs_partition_disk_bytes", "gauge",
+		       "Retained bytes on disk.") < 0)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		snprintf(val, sizeof(val), "%llu",
+			 (unsigned long long)s[i].disk_bytes);
+		if (put_sample(out, "fluxfs_partition_disk_bytes", &s[i], val) <
+		    0)
+			return -ENOMEM;
+	}
+	if (put_family(out, "fluxfs_partition_segments", "gauge",
+		       "Segments in the partition.") < 0)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		snprintf(val, sizeof(val), "%llu",
+			 (unsigned long long)s[i].segments);
+		if (put_sample(out, "fluxfs_partition_segments", &s[i], val) <
+		    0)
+			return -ENOMEM;
+	}
+	if (put_family(out, "fluxfs_topics", "gauge", "Topics.") < 0 ||
+	    put(out, "fluxfs_topics %llu\n", (unsigned long long)d->topics) <
+		    0 ||
+	    put_family(out, "fluxfs_open_partitions", "gauge",
+		       "Partitions open in the daemon.") < 0 ||
+	    put(out, "fluxfs_open_partitions %llu\n",
+		(unsigned long long)d->open_partitions) < 0 ||
+	    put_family(out, "fluxfs_open_handles", "gauge",
+		       "Open file handles on partitions.") < 0 ||
+	    put(out, "fluxfs_open_handles %llu\n",
+		(unsigned long long)d->open_handles) < 0 ||
+	    put_family(out, "fluxfs_requests_total", "counter",
+		       "FUSE requests served.") < 0 ||
+	    put(out, "fluxfs_requests_total %llu\n",
+		(unsigned long long)d->requests) < 0 ||
+	    put_family(out, "fluxfs_writer_errors_total", "counter",
+		       "Errors returned to writers.") < 0 ||
+	    put(out, "fluxfs_writer_errors_total %llu\n",
+		(unsigned long long)d->writer_errors) < 0 ||
+	    put_family(out, "fluxfs_notifications_total", "counter",
+		       "Kernel cache invalidations sent.") < 0 ||
+	    put(out, "fluxfs_notifications_total %llu\n",
+		(unsigned long long)d->notifications) < 0 ||
+	    put_family(out, "fluxfs_parked_followers", "gauge",
+		       "Reads parked waiting for data.") < 0 ||
+	    put(out, "fluxfs_parked_followers %llu\n",
+		(unsigned long long)d->parked_followers) < 0)
+		return -ENOMEM;
+	return 0;
+}

@@ -1,0 +1,49 @@
+/*
+ * prom.h - render the contents of MNT/.metrics in the Prometheus text
+ * exposition format (version 0.0.4).
+ *
+ * The caller hands over one series per partition (its labels and the
+ * engine's counters) and the daemon-wide figures; the output groups every
+ * sample of a metric under one HELP and TYPE line, as the format asks.
+ * No FUSE and no registry here: the caller holds whatever lock keeps the
+ * names stable while this runs.
+ */
+#ifndef FLUXFS_PROM_H
+#define FLUXFS_PROM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "metrics.h"
+
+struct prom_series {
+	const char *topic;
+	const char *partition;
+	const struct log_metrics *m;
+	uint64_t end_byte;   /* st_size */
+	uint64_t disk_bytes; /* retained bytes on disk */
+	uint64_t segments;
+};
+
+struct prom_daemon {
+	uint64_t topics;
+	uint64_t open_partitions;
+	uint64_t open_handles;
+	uint64_t requests;	   /* FUSE requests served */
+	uint64_t writer_errors;	   /* errors returned to writers */
+	uint64_t notifications;	   /* kernel cache invalidations sent */
+	uint64_t parked_followers; /* issue 5; 0 until then */
+};
+
+/* A growable text buffer; free(buf) when done. */
+struct prom_buf {
+	char *buf;
+	size_t len;
+	size_t cap;
+};
+
+/* Render everything into out (appending).  Returns 0 or -ENOMEM. */
+int prom_render(struct prom_buf *out, const struct prom_series *s, size_t n,
+		const struct prom_daemon *d);
+
+#endif

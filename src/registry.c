@@ -1,0 +1,1531 @@
+/*
+ * registry.c - the namespace of topics and partitions over DATA_DIR.
+ *
+ * Every namespace change is a rename or removal of a directory below
+ * DATA_DIR, made through io.h relative to directory descriptors, so a
+ * symlink planted in the data directory is never followed.  A removed
+ * partition (unlink, or replaced by a rename) is first renamed into
+ * DATA_DIR/.trash, so handles still open on it keep working (Unix
+ * semantics); it is closed and deleted when its last pin goes, and
+ * whatever a crash left in .trash is deleted at the next mount.
+ *
+ * Mode, owner and times live in small files (topic.meta, partition.meta)
+ * written with io_write_atomic, because the backing directories must stay
+ * usable by the daemon whatever mode the user sets.  A partition's mtime
+ * is the time set by utimens until the next append, then the time of the
+ * last append (the engine's last_ts), so rsync -a keeps its times and
+ * tail -f sees appends.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "diag.h"
+#include "io.h"
+#include "registry.h"
+
+#define META_FILE "fluxfs.meta"
+#define LOCK_FILE ".fluxfs.lock"
+#define TRASH_DIR ".trash"
+#define TOPIC_CONF "topic.conf"
+#define TOPIC_META "topic.meta"
+#define PART_CONF "partition.conf"
+#define PART_META "partition.meta"
+#define MAINT_PERIOD_MS 100
+
+struct registry {
+	pthread_rwlock_t lock;
+	pthread_mutex_t life;
+	struct node root;	/* topics are its children */
+	struct config defaults; /* mount options over the built-in defaults */
+	struct registry_hooks hooks;
+	char *path;
+	int rootfd;
+	int trashfd;
+	int lockfd;
+	atomic_uint trash_seq;
+
+	pthread_t maint;
+	int maint_running;
+	int maint_stop; /* protected by maint_lock */
+	pthread_mutex_t maint_lock;
+	pthread_cond_t maint_cond;
+};
+
+/* ---- helpers ---------------------------------------------------------- */
+
+/* Milliseconds since the epoch. */
+int64_t registry_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct timespec now_ts(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts;
+}
+
+static int reserved_name(const char *name, int is_topic)
+{
+	static const char *const topic_files[] = {
+		TOPIC_CONF, TOPIC_META, TOPIC_CONF ".tmp", TOPIC_META ".tmp"};
+	size_t i;
+
+	if (is_topic)
+		return strcmp(name, META_FILE) == 0 ||
+		       strcmp(name, META_FILE ".tmp") == 0;
+	for (i = 0; i < sizeof(topic_files) / sizeof(topic_files[0]); i++)
+		if (strcmp(name, topic_files[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* Check a topic or partition name against the rules of DESIGN.md. */
+int registry_check_name(const char *name, int is_topic)
+{
+	size_t i, len = strlen(name);
+
+	if (len > 255)
+		return -ENAMETOOLONG;
+	if (len == 0 || len > REGISTRY_NAME_MAX || !strcmp(name, ".") ||
+	    !strcmp(name, ".."))
+		return -EINVAL;
+	if (is_topic && name[0] == '.')
+		return -EINVAL;
+	for (i = 0; i < len; i++) {
+		char c = name[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		      c == '-'))
+			return -EINVAL;
+	}
+	if (reserved_name(name, is_topic))
+		return -EINVAL;
+	return 0;
+}
+
+/* Inode number of a node. */
+uint64_t registry_ino(struct registry *reg, const struct node *n)
+{
+	return n == &reg->root ? REGISTRY_INO_ROOT : (uint64_t)(uintptr_t)n;
+}
+
+/* Node of an inode number, NULL for the control files. */
+struct node *registry_node(struct registry *reg, uint64_t ino)
+{
+	if (ino == REGISTRY_INO_ROOT)
+		return &reg->root;
+	if (ino < 16)
+		return NULL;
+	return (struct node *)(uintptr_t)ino;
+}
+
+static struct node *node_new(enum node_kind kind, const char *name)
+{
+	struct node *n = calloc(1, sizeof(*n));
+
+	if (!n)
+		return NULL;
+	n->name = strdup(name);
+	if (!n->name) {
+		free(n);
+		return NULL;
+	}
+	n->kind = kind;
+	n->dirfd = -1;
+	n->refs = 1;
+	n->meta.mode = kind == NODE_PARTITION ? 0644 : 0755;
+	n->meta.uid = getuid();
+	n->meta.gid = getgid();
+	n->meta.atime = n->meta.mtime = n->meta.ctime = now_ts();
+	pthread_mutex_init(&n->meta_lock, NULL);
+	return n;
+}
+
+static void node_free(struct node *n)
+{
+	if (n->dirfd >= 0)
+		io_close(n->dirfd);
+	pthread_mutex_destroy(&n->meta_lock);
+	free(n->name);
+	free(n);
+}
+
+static struct node *child_find(struct node *dir, const char *name)
+{
+	struct node *c;
+
+	for (c = dir->children; c; c = c->next)
+		if (strcmp(c->name, name) == 0)
+			return c;
+	return NULL;
+}
+
+static void child_add(struct node *dir, struct node *c)
+{
+	c->next = dir->children;
+	dir->children = c;
+	c->parent = dir;
+	dir->nchildren++;
+}
+
+static void child_remove(struct node *dir, struct node *c)
+{
+	struct node **pp;
+
+	for (pp = &dir->children; *pp; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			dir->nchildren--;
+			c->next = NULL;
+			return;
+		}
+	}
+}
+
+/* Directory descriptor holding node n's backing directory. */
+static int node_parent_fd(struct registry *reg, struct node *n)
+{
+	return n->kind == NODE_TOPIC ? reg->rootfd : n->parent->dirfd;
+}
+
+/* ---- mode, owner and times --------------------------------------------- */
+
+static int meta_write(struct node *n, int dirfd, const char *file)
+{
+	struct node_meta m;
+	char buf[512];
+	int len;
+
+	pthread_mutex_lock(&n->meta_lock);
+	m = n->meta;
+	pthread_mutex_unlock(&n->meta_lock);
+	len = snprintf(buf, sizeof(buf),
+		       "mode=%04o\nuid=%u\ngid=%u\natime=%lld.%09ld\n"
+		       "mtime=%lld.%09ld\nctime=%lld.%09ld\nmtime_end=%llu\n",
+		       (unsigned)m.mode & 07777, (unsigned)m.uid,
+		       (unsigned)m.gid, (long long)m.atime.tv_sec,
+		       m.atime.tv_nsec, (long long)m.mtime.tv_sec,
+		       m.mtime.tv_nsec, (long long)m.ctime.tv_sec,
+		       m.ctime.tv_nsec, (unsigned long long)m.mtime_end);
+	return io_write_atomic(dirfd, file, buf, (size_t)len);
+}
+
+static int read_small(int dirfd, const char *file, char *buf, size_t size)
+{
+	ssize_t n;
+	int fd;
+
+	fd = io_openat(dirfd, file, O_RDONLY, 0);
+	if (fd < 0)
+		return fd;
+	n = io_pread_full(fd, buf, size - 1, 0);
+	io_close(fd);
+	if (n < 0)
+		return (int)n;
+	buf[n] = '\0';
+	return (int)n;
+}
+
+static void parse_ts(const char *v, struct timespec *ts)
+{
+	long long s;
+	long ns;
+
+	if (sscanf(v, "%lld.%ld", &s, &ns) == 2) {
+		ts->tv_sec = s;
+		ts->tv_nsec = ns;
+	}
+}
+
+/* Load mode/owner/times; a missing file keeps the defaults. */
+static void meta_read(struct node *n, int dirfd, const char *file)
+{
+	char buf[512], *line, *save = NULL, *eq;
+	unsigned long long u;
+
+	if (read_small(dirfd, file, buf, sizeof(buf)) < 0)
+		return;
+	for (line = strtok_r(buf, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		eq = strchr(line, '=');
+		if (!eq)
+			continue;
+		*eq++ = '\0';
+		u = strtoull(eq, NULL, !strcmp(line, "mode") ? 8 : 10);
+		if (!strcmp(line, "mode"))
+			n->meta.mode = (mode_t)(u & 07777);
+		else if (!strcmp(line, "uid"))
+			n->meta.uid = (uid_t)u;
+		else if (!strcmp(line, "gid"))
+			n->meta.gid = (gid_t)u;
+		else if (!strcmp(line, "atime"))
+			parse_ts(eq, &n->meta.atime);
+		else if (!strcmp(line, "mtime"))
+			parse_ts(eq, &n->meta.mtime);
+		else if (!strcmp(line, "ctime"))
+			parse_ts(eq, &n->meta.ctime);
+		else if (!strcmp(line, "mtime_end"))
+			n->meta.mtime_end = u;
+	}
+}
+
+static int node_meta_save(struct registry *reg, struct node *n)
+{
+	if (n->kind == NODE_TOPIC)
+		return meta_write(n, n->dirfd, TOPIC_META);
+	if (n->kind == NODE_PARTITION && n->part)
+		return meta_write(n, partition_dirfd(n->part), PART_META);
+	return -EPERM;
+}
+
+/* ---- configuration layers --------------------------------------------- */
+
+/* Load a topic.conf / partition.conf into over; a bad file is reported
+ * and ignored (the mount still comes up). */
+static void conf_read(struct config *over, int dirfd, const char *file,
+		      const char *what)
+{
+	char buf[4096];
+	int bad = 0, n;
+
+	memset(over, 0, sizeof(*over));
+	n = read_small(dirfd, file, buf, sizeof(buf));
+	if (n < 0)
+		return;
+	if (config_parse_text(over, buf, (size_t)n, &bad) < 0) {
+		diag_err("bad line %d in '%s/%s', ignoring the file", bad, what,
+			 file);
+		memset(over, 0, sizeof(*over));
+	}
+}
+
+static void effective_config(struct registry *reg, struct node *n,
+			     struct config *cfg)
+{
+	struct node *t = n->kind == NODE_PARTITION ? n->parent : n;
+
+	*cfg = reg->defaults;
+	if (t && t->kind == NODE_TOPIC) {
+		pthread_mutex_lock(&t->meta_lock);
+		config_overlay(cfg, cfg, &t->over);
+		pthread_mutex_unlock(&t->meta_lock);
+	}
+	if (n->kind == NODE_PARTITION) {
+		pthread_mutex_lock(&n->meta_lock);
+		config_overlay(cfg, cfg, &n->over);
+		pthread_mutex_unlock(&n->meta_lock);
+	}
+	cfg->set = (1u << CONFIG_NKEYS) - 1;
+}
+
+/* Push the effective configuration into an open partition. */
+static int apply_config(struct registry *reg, struct node *n)
+{
+	struct config cfg;
+
+	if (!n->part)
+		return 0;
+	effective_config(reg, n, &cfg);
+	atomic_store(&n->max_message, cfg.max_message_bytes);
+	return partition_set_config(n->part, &cfg);
+}
+
+/* ---- loading ---------------------------------------------------------- */
+
+static void log_recovery(const struct node *t, const char *name,
+			 const struct partition_recovery *rec)
+{
+	if (rec->truncated_bytes || rec->dropped_entries ||
+	    rec->rebuilt_indexes || rec->discarded_files)
+		diag_warn("recovered '%s/%s': truncated %llu torn bytes, "
+			  "dropped %u index entries, rebuilt %u indexes, "
+			  "discarded %u leftover files",
+			  t->name, name,
+			  (unsigned long long)rec->truncated_bytes,
+			  rec->dropped_entries, rec->rebuilt_indexes,
+			  rec->discarded_files);
+	if (rec->bad_batches)
+		diag_err("'%s/%s' has %u batches with a bad crc in sealed "
+			 "segments; the rest stays readable",
+			 t->name, name, rec->bad_batches);
+}
+
+static void attach_partition(struct registry *reg, struct node *n)
+{
+	struct partition_info info;
+	struct log_metrics *m;
+
+	partition_get_info(n->part, &info);
+	atomic_store(&n->last_end, info.end_byte);
+	m = partition_metrics(n->part);
+	n->seen_crc_failures = metrics_get(m, crc_failures);
+	n->seen_segments_deleted = metrics_get(m, segments_deleted);
+	partition_set_append_hook(n->part, reg->hooks.append, n);
+}
+
+static int load_partition(struct registry *reg, struct node *t,
+			  const char *name)
+{
+	struct partition_recovery rec;
+	struct config cfg;
+	struct node *n;
+	int ret;
+
+	n = node_new(NODE_PARTITION, name);
+	if (!n)
+		return -ENOMEM;
+	n->parent = t;
+	memset(&rec, 0, sizeof(rec));
+	/* The overrides live inside the partition directory: read them
+	 * through a descriptor of our own before the engine opens it. */
+	ret = io_opendirat(t->dirfd, name);
+	if (ret >= 0) {
+		conf_read(&n->over, ret, PART_CONF, name);
+		meta_read(n, ret, PART_META);
+		io_close(ret);
+	}
+	effective_config(reg, n, &cfg);
+	ret = partition_open(t->dirfd, name, &cfg, registry_now_ms(), &n->part,
+			     &rec);
+	if (ret < 0) {
+		diag_err("cannot open partition '%s/%s': %s", t->name, name,
+			 strerror(-ret));
+		node_free(n);
+		return ret;
+	}
+	log_recovery(t, name, &rec);
+	atomic_store(&n->max_message, cfg.max_message_bytes);
+	attach_partition(reg, n);
+	child_add(t, n);
+	t->refs++; /* the partition pins its topic */
+	return 0;
+}
+
+/* Call fn for every entry of directory fd (but . and ..). */
+static int scan_dir(int fd, int (*fn)(void *arg, const char *name, int isdir),
+		    void *arg)
+{
+	struct dirent *de;
+	struct stat st;
+	DIR *dir;
+	int dfd, ret = 0, isdir;
+
+	dfd = io_opendirat(fd, ".");
+	if (dfd < 0)
+		return dfd;
+	dir = fdopendir(dfd);
+	if (!dir) {
+		ret = -errno;
+		io_close(dfd);
+		return ret;
+	}
+	while ((de = readdir(dir)) != NULL) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		isdir = io_fstatat(fd, de->d_name, &st) == 0 &&
+			S_ISDIR(st.st_mode);
+		ret = fn(arg, de->d_name, isdir);
+		if (ret)
+			break;
+	}
+	closedir(dir);
+	return ret;
+}
+
+struct load_ctx {
+	struct registry *reg;
+	struct node *topic;
+};
+
+static int load_partition_entry(void *arg, const char *name, int isdir)
+{
+	struct load_ctx *ctx = arg;
+
+	if (!isdir || registry_check_name(name, 0) < 0)
+		return 0;
+	/* A partition that cannot be opened is reported and left out: the
+	 * rest of the data directory still mounts. */
+	if (load_partition(ctx->reg, ctx->topic, name) == -ENOMEM)
+		return -ENOMEM;
+	return 0;
+}
+
+static int load_topic_entry(void *arg, const char *name, int isdir)
+{
+	struct load_ctx *ctx = arg;
+	struct registry *reg = ctx->reg;
+	struct node *t;
+	int ret;
+
+	if (!isdir || registry_check_name(name, 1) < 0)
+		return 0;
+	t = node_new(NODE_TOPIC, name);
+	if (!t)
+		return -ENOMEM;
+	t->dirfd = io_opendirat(reg->rootfd, name);
+	if (t->dirfd < 0) {
+		diag_err("cannot open topic '%s': %s", name,
+			 strerror(-t->dirfd));
+		node_free(t);
+		return 0;
+	}
+	conf_read(&t->over, t->dirfd, TOPIC_CONF, name);
+	meta_read(t, t->dirfd, TOPIC_META);
+	child_add(&reg->root, t);
+	ctx->topic = t;
+	ret = scan_dir(t->dirfd, load_partition_entry, ctx);
+	return ret;
+}
+
+static int dir_entry_count(void *arg, const char *name, int isdir)
+{
+	if (strcmp(name, LOCK_FILE) != 0)
+		++*(int *)arg;
+	return 0;
+}
+
+/* Check (or write, in an empty directory) fluxfs.meta. */
+static int check_format(struct registry *reg)
+{
+	char buf[128];
+	int n, count = 0, version = 0;
+
+	n = read_small(reg->rootfd, META_FILE, buf, sizeof(buf));
+	if (n == -ENOENT) {
+		scan_dir(reg->rootfd, dir_entry_count, &count);
+		if (count) {
+			diag_err("'%s' is not empty and has no " META_FILE
+				 ": not a fluxfs data directory",
+				 reg->path);
+			return -ENOTEMPTY;
+		}
+		n = snprintf(buf, sizeof(buf), "format=%d\n", REGISTRY_FORMAT);
+		n = io_write_atomic(reg->rootfd, META_FILE, buf, (size_t)n);
+		if (n < 0)
+			diag_err("cannot write '%s/" META_FILE "': %s",
+				 reg->path, strerror(-n));
+		return n;
+	}
+	if (n < 0) {
+		diag_err("cannot read '%s/" META_FILE "': %s", reg->path,
+			 strerror(-n));
+		return n;
+	}
+	if (sscanf(buf, "format=%d", &version) != 1 || version < 1) {
+		diag_err("'%s/" META_FILE "' is damaged", reg->path);
+		return -EINVAL;
+	}
+	if (version > REGISTRY_FORMAT) {
+		diag_err("'%s' has format version %d; this fluxfs reads up to "
+			 "%d",
+			 reg->path, version, REGISTRY_FORMAT);
+		return -EPROTONOSUPPORT;
+	}
+	return 0;
+}
+
+static int take_lock(struct registry *reg)
+{
+	char buf[32];
+	ssize_t n;
+	int ret;
+
+	reg->lockfd = io_openat(reg->rootfd, LOCK_FILE, O_RDWR | O_CREAT, 0644);
+	if (reg->lockfd < 0) {
+		diag_err("cannot open '%s/" LOCK_FILE "': %s", reg->path,
+			 strerror(-reg->lockfd));
+		return reg->lockfd;
+	}
+	if (flock(reg->lockfd, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
+	n = io_pread_full(reg->lockfd, buf, sizeof(buf) - 1, 0);
+	buf[n > 0 ? n : 0] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	if (ret == -EBUSY)
+		diag_err("'%s' is already served by fluxfs (pid %s)", reg->path,
+			 buf[0] ? buf : "unknown");
+	else
+		diag_err("cannot lock '%s': %s", reg->path, strerror(-ret));
+	io_close(reg->lockfd);
+	reg->lockfd = -1;
+	return ret;
+}
+
+/* Record the serving pid in the lock file. */
+void registry_note_pid(struct registry *reg)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+
+	if (io_ftruncate(reg->lockfd, 0) == 0)
+		io_pwrite_full(reg->lockfd, buf, (size_t)n, 0);
+}
+
+static int mkdir_p(const char *path)
+{
+	char buf[PATH_MAX], *p;
+
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	for (p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* Open, check, lock and load the data directory. */
+int registry_open(const char *data_dir, const struct config *defaults,
+		  const struct registry_hooks *hooks, struct registry **out)
+{
+	struct registry *reg;
+	struct load_ctx ctx;
+	char real[PATH_MAX];
+	struct stat st;
+	int ret;
+
+	reg = calloc(1, sizeof(*reg));
+	if (!reg)
+		return -ENOMEM;
+	pthread_rwlock_init(&reg->lock, NULL);
+	pthread_mutex_init(&reg->life, NULL);
+	pthread_mutex_init(&reg->maint_lock, NULL);
+	pthread_cond_init(&reg->maint_cond, NULL);
+	reg->rootfd = reg->trashfd = reg->lockfd = -1;
+	reg->root.kind = NODE_ROOT;
+	reg->root.dirfd = -1;
+	reg->root.refs = 1;
+	pthread_mutex_init(&reg->root.meta_lock, NULL);
+	reg->defaults = *defaults;
+	reg->hooks = *hooks;
+
+	ret = mkdir_p(data_dir);
+	if (ret < 0) {
+		diag_err("cannot create '%s': %s", data_dir, strerror(-ret));
+		goto out_free;
+	}
+	if (!realpath(data_dir, real)) {
+		ret = -errno;
+		diag_err("cannot resolve '%s': %s", data_dir, strerror(-ret));
+		goto out_free;
+	}
+	reg->path = strdup(real);
+	reg->rootfd = io_opendirat(AT_FDCWD, real);
+	if (!reg->path || reg->rootfd < 0) {
+		ret = reg->path ? reg->rootfd : -ENOMEM;
+		diag_err("cannot open '%s': %s", real, strerror(-ret));
+		goto out_free;
+	}
+	if (io_fstat(reg->rootfd, &st) == 0) {
+		reg->root.meta.mode = st.st_mode & 07777;
+		reg->root.meta.uid = st.st_uid;
+		reg->root.meta.gid = st.st_gid;
+		reg->root.meta.atime = st.st_atim;
+		reg->root.meta.mtime = st.st_mtim;
+		reg->root.meta.ctime = st.st_ctim;
+	}
+	/* Format first: a foreign directory is refused untouched. */
+	ret = check_format(reg);
+	if (ret < 0)
+		goto out_free;
+	ret = take_lock(reg);
+	if (ret < 0)
+		goto out_free;
+	/* Partitions removed while open when the last daemon stopped. */
+	ret = io_remove_tree(reg->rootfd, TRASH_DIR);
+	if (ret < 0 && ret != -ENOENT)
+		diag_warn("cannot empty '%s/" TRASH_DIR "': %s", real,
+			  strerror(-ret));
+	ret = io_mkdirat(reg->rootfd, TRASH_DIR, 0700);
+	if (ret == 0 || ret == -EEXIST)
+		reg->trashfd = io_opendirat(reg->rootfd, TRASH_DIR);
+	if (reg->trashfd < 0) {
+		ret = reg->trashfd;
+		diag_err("cannot create '%s/" TRASH_DIR "': %s", real,
+			 strerror(-ret));
+		goto out_free;
+	}
+	ctx.reg = reg;
+	ctx.topic = NULL;
+	ret = scan_dir(reg->rootfd, load_topic_entry, &ctx);
+	if (ret < 0) {
+		diag_err("cannot load '%s': %s", real, strerror(-ret));
+		goto out_free;
+	}
+	*out = reg;
+	return 0;
+
+out_free:
+	registry_close(reg);
+	return ret;
+}
+
+/* Flush and close everything; free the registry. */
+int registry_close(struct registry *reg)
+{
+	struct node *t, *tn, *p, *pn;
+	int ret = 0, r;
+
+	registry_maint_stop(reg);
+	for (t = reg->root.children; t; t = tn) {
+		tn = t->next;
+		for (p = t->children; p; p = pn) {
+			pn = p->next;
+			r = partition_close(p->part);
+			if (r < 0) {
+				diag_err("cannot flush '%s/%s': %s", t->name,
+					 p->name, strerror(-r));
+				if (!ret)
+					ret = r;
+			}
+			node_free(p);
+		}
+		node_free(t);
+	}
+	/* Removed nodes still looked up by the kernel are leaked here on
+	 * purpose: the process is about to exit. */
+	if (reg->trashfd >= 0)
+		io_close(reg->trashfd);
+	if (reg->lockfd >= 0)
+		io_close(reg->lockfd); /* releases the flock */
+	if (reg->rootfd >= 0)
+		io_close(reg->rootfd);
+	pthread_mutex_destroy(&reg->root.meta_lock);
+	pthread_cond_destroy(&reg->maint_cond);
+	pthread_mutex_destroy(&reg->maint_lock);
+	pthread_mutex_destroy(&reg->life);
+	pthread_rwlock_destroy(&reg->lock);
+	free(reg->path);
+	free(reg);
+	return ret;
+}
+
+/* ---- lifetimes ------------------------------------------------------- */
+
+/* The last pin of a removed node went: close its partition and delete
+ * its backing directory from .trash.  The node is kept alive by a
+ * temporary pin meanwhile (n->dying refuses new pins). */
+static void node_last_pin(struct registry *reg, struct node *n)
+{
+	struct partition *part;
+	int ret;
+
+	pthread_rwlock_wrlock(&reg->lock);
+	part = n->part;
+	n->part = NULL; /* stat and xattrs read it under reg->lock */
+	pthread_rwlock_unlock(&reg->lock);
+	if (part) {
+		ret = partition_close(part);
+		if (ret < 0)
+			diag_warn("closing removed partition '%s': %s", n->name,
+				  strerror(-ret));
+	}
+	if (n->trash[0]) {
+		ret = io_remove_tree(reg->trashfd, n->trash);
+		if (ret < 0 && ret != -ENOENT)
+			diag_warn("cannot delete '%s/" TRASH_DIR "/%s': %s",
+				  reg->path, n->trash, strerror(-ret));
+	}
+}
+
+static void node_put(struct registry *reg, struct node *n)
+{
+	struct node *parent = n->kind == NODE_PARTITION ? n->parent : NULL;
+	int last = 0, free_it;
+
+	pthread_mutex_lock(&reg->life);
+	if (n->refs == 1 && !n->dying) {
+		n->dying = 1; /* keep the pin while closing */
+		last = 1;
+	} else {
+		n->refs--;
+	}
+	pthread_mutex_unlock(&reg->life);
+	if (!last)
+		return;
+	node_last_pin(reg, n);
+	pthread_mutex_lock(&reg->life);
+	n->refs--;
+	free_it = n->nlookup == 0;
+	pthread_mutex_unlock(&reg->life);
+	if (free_it) {
+		node_free(n);
+		if (parent)
+			node_put(reg, parent);
+	}
+}
+
+/* Pin n (an open handle); -ENOENT once it is being torn down. */
+int registry_pin(struct registry *reg, struct node *n)
+{
+	int ret = 0;
+
+	if (n == &reg->root)
+		return 0;
+	pthread_mutex_lock(&reg->life);
+	if (n->dying || n->refs == 0)
+		ret = -ENOENT;
+	else
+		n->refs++;
+	pthread_mutex_unlock(&reg->life);
+	return ret;
+}
+
+/* Drop a pin. */
+void registry_unpin(struct registry *reg, struct node *n)
+{
+	if (n != &reg->root)
+		node_put(reg, n);
+}
+
+/* The kernel forgot nlookup references to n. */
+void registry_forget(struct registry *reg, struct node *n, uint64_t nlookup)
+{
+	struct node *parent = n->kind == NODE_PARTITION ? n->parent : NULL;
+	int free_it;
+
+	if (n == &reg->root)
+		return;
+	pthread_mutex_lock(&reg->life);
+	n->nlookup -= nlookup < n->nlookup ? nlookup : n->nlookup;
+	free_it = n->nlookup == 0 && n->refs == 0 && n->dying;
+	pthread_mutex_unlock(&reg->life);
+	if (free_it) {
+		node_free(n);
+		if (parent)
+			node_put(reg, parent);
+	}
+}
+
+static void node_lookup_ref(struct registry *reg, struct node *n)
+{
+	pthread_mutex_lock(&reg->life);
+	n->nlookup++;
+	pthread_mutex_unlock(&reg->life);
+}
+
+/* ---- namespace -------------------------------------------------------- */
+
+/* Look up name in dir. */
+int registry_lookup(struct registry *reg, struct node *dir, const char *name,
+		    struct node **out)
+{
+	struct node *n;
+
+	pthread_rwlock_rdlock(&reg->lock);
+	n = dir->kind == NODE_PARTITION || dir->removed ? NULL
+							: child_find(dir, name);
+	if (n)
+		node_lookup_ref(reg, n);
+	pthread_rwlock_unlock(&reg->lock);
+	if (!n)
+		return dir->kind == NODE_PARTITION ? -ENOTDIR : -ENOENT;
+	*out = n;
+	return 0;
+}
+
+/* Create a topic. */
+int registry_mkdir(struct registry *reg, struct node *dir, const char *name,
+		   mode_t mode, uid_t uid, gid_t gid, struct node **out)
+{
+	struct node *t = NULL;
+	int ret;
+
+	if (dir->kind != NODE_ROOT)
+		return -EPERM; /* no subdirectories inside a topic */
+	ret = registry_check_name(name, 1);
+	if (ret < 0)
+		return ret;
+	pthread_rwlock_wrlock(&reg->lock);
+	if (child_find(dir, name)) {
+		ret = -EEXIST;
+		goto out_unlock;
+	}
+	t = node_new(NODE_TOPIC, name);
+	if (!t) {
+		ret = -ENOMEM;
+		goto out_unlock;
+	}
+	t->meta.mode = mode & 07777;
+	t->meta.uid = uid;
+	t->meta.gid = gid;
+	ret = io_mkdirat(reg->rootfd, name, 0755);
+	if (ret < 0)
+		goto out_free;
+	t->dirfd = io_opendirat(reg->rootfd, name);
+	if (t->dirfd < 0) {
+		ret = t->dirfd;
+		goto out_rmdir;
+	}
+	ret = meta_write(t, t->dirfd, TOPIC_META);
+	if (ret < 0)
+		goto out_rmdir;
+	ret = io_fsync_dir(reg->rootfd);
+	if (ret < 0)
+		goto out_rmdir;
+	child_add(dir, t);
+	t->nlookup = 1;
+	pthread_rwlock_unlock(&reg->lock);
+	diag_info("created topic '%s'", name);
+	*out = t;
+	return 0;
+
+out_rmdir:
+	io_remove_tree(reg->rootfd, name);
+out_free:
+	node_free(t);
+out_unlock:
+	pthread_rwlock_unlock(&reg->lock);
+	return ret;
+}
+
+/* Create a partition. */
+int registry_create(struct registry *reg, struct node *dir, const char *name,
+		    mode_t mode, uid_t uid, gid_t gid, struct node **out)
+{
+	struct config cfg;
+	struct node *n = NULL;
+	int ret;
+
+	if (dir->kind != NODE_TOPIC)
+		return -EPERM; /* the root holds topics only */
+	ret = registry_check_name(name, 0);
+	if (ret < 0)
+		return ret;
+	pthread_rwlock_wrlock(&reg->lock);
+	if (dir->removed) {
+		ret = -ENOENT;
+		goto out_unlock;
+	}
+	if (child_find(dir, name)) {
+		ret = -EEXIST;
+		goto out_unlock;
+	}
+	n = node_new(NODE_PARTITION, name);
+	if (!n) {
+		ret = -ENOMEM;
+		goto out_unlock;
+	}
+	n->parent = dir;
+	n->meta.mode = mode & 07777;
+	n->meta.uid = uid;
+	n->meta.gid = gid;
+	effective_config(reg, n, &cfg);
+	ret = partition_create(dir->dirfd, name, &cfg, registry_now_ms(),
+			       &n->part);
+	if (ret < 0)
+		goto out_free;
+	ret = meta_write(n, partition_dirfd(n->part), PART_META);
+	if (ret < 0)
+		goto out_remove;
+	atomic_store(&n->max_message, cfg.max_message_bytes);
+	attach_partition(reg, n);
+	child_add(dir, n);
+	dir->refs++;
+	n->nlookup = 1;
+	pthread_rwlock_unlock(&reg->lock);
+	*out = n;
+	return 0;
+
+out_remove:
+	partition_close(n->part);
+	io_remove_tree(dir->dirfd, name);
+out_free:
+	node_free(n);
+out_unlock:
+	pthread_rwlock_unlock(&reg->lock);
+	return ret;
+}
+
+/* Move n's backing directory into .trash and take it out of the tree.
+ * Called with reg->lock held for writing; the caller drops the tree pin
+ * (node_put) after unlocking. */
+static int node_to_trash(struct registry *reg, struct node *n)
+{
+	int pfd = node_parent_fd(reg, n), ret;
+
+	snprintf(n->trash, sizeof(n->trash), "%c%u",
+		 n->kind == NODE_TOPIC ? 't' : 'p',
+		 atomic_fetch_add(&reg->trash_seq, 1));
+	ret = io_renameat(pfd, n->name, reg->trashfd, n->trash);
+	if (ret < 0) {
+		n->trash[0] = '\0';
+		return ret;
+	}
+	io_fsync_dir(pfd);
+	if (n->part)
+		partition_renamed(n->part, reg->trashfd, n->trash);
+	child_remove(n->parent, n);
+	n->removed = 1;
+	return 0;
+}
+
+/* Remove an empty topic. */
+int registry_rmdir(struct registry *reg, struct node *dir, const char *name)
+{
+	struct node *t;
+	int ret;
+
+	if (dir->kind != NODE_ROOT)
+		return -ENOTDIR;
+	pthread_rwlock_wrlock(&reg->lock);
+	t = child_find(dir, name);
+	if (!t) {
+		ret = -ENOENT;
+		goto out_unlock;
+	}
+	if (t->nchildren) {
+		ret = -ENOTEMPTY;
+		goto out_unlock;
+	}
+	ret = node_to_trash(reg, t);
+	pthread_rwlock_unlock(&reg->lock);
+	if (ret == 0) {
+		diag_info("removed topic '%s'", name);
+		node_put(reg, t);
+	}
+	return ret;
+
+out_unlock:
+	pthread_rwlock_unlock(&reg->lock);
+	return ret;
+}
+
+/* Remove a partition; open handles keep it until they close. */
+int registry_unlink(struct registry *reg, struct node *dir, const char *name)
+{
+	struct node *n;
+	int ret;
+
+	if (dir->kind != NODE_TOPIC)
+		return dir->kind == NODE_ROOT ? -EISDIR : -ENOTDIR;
+	pthread_rwlock_wrlock(&reg->lock);
+	n = child_find(dir, name);
+	ret = n ? node_to_trash(reg, n) : -ENOENT;
+	pthread_rwlock_unlock(&reg->lock);
+	if (ret == 0) {
+		diag_info("removed partition '%s/%s'", dir->name, name);
+		node_put(reg, n);
+	}
+	return ret;
+}
+
+/* Rename a topic or a partition; a partition renamed over another one
+ * replaces it (the old one goes to .trash first). */
+int registry_rename(struct registry *reg, struct node *dir, const char *name,
+		    struct node *newdir, const char *newname,
+		    unsigned int flags)
+{
+	struct node *n, *victim = NULL;
+	char *dup = NULL;
+	int ret, is_topic = dir->kind == NODE_ROOT;
+
+	if (flags & ~RENAME_NOREPLACE)
+		return -EINVAL;
+	if (dir->kind == NODE_PARTITION || newdir->kind == NODE_PARTITION)
+		return -ENOTDIR;
+	if (dir->kind != newdir->kind)
+		return -EPERM; /* topics stay topics, partitions partitions */
+	ret = registry_check_name(newname, is_topic);
+	if (ret < 0)
+		return ret;
+	dup = strdup(newname);
+	if (!dup)
+		return -ENOMEM;
+	pthread_rwlock_wrlock(&reg->lock);
+	n = child_find(dir, name);
+	if (!n) {
+		ret = -ENOENT;
+		goto out_unlock;
+	}
+	if (newdir->removed) {
+		ret = -ENOENT;
+		goto out_unlock;
+	}
+	victim = child_find(newdir, newname);
+	if (victim == n) {
+		ret = 0;
+		victim = NULL;
+		goto out_unlock;
+	}
+	if (victim && (flags & RENAME_NOREPLACE)) {
+		ret = -EEXIST;
+		victim = NULL;
+		goto out_unlock;
+	}
+	if (victim && is_topic && victim->nchildren) {
+		ret = -ENOTEMPTY;
+		victim = NULL;
+		goto out_unlock;
+	}
+	if (victim) {
+		ret = node_to_trash(reg, victim);
+		if (ret < 0) {
+			victim = NULL;
+			goto out_unlock;
+		}
+	}
+	ret = io_renameat(is_topic ? reg->rootfd : dir->dirfd, name,
+			  is_topic ? reg->rootfd : newdir->dirfd, newname);
+	if (ret < 0)
+		goto out_unlock;
+	io_fsync_dir(is_topic ? reg->rootfd : newdir->dirfd);
+	if (!is_topic && dir != newdir)
+		io_fsync_dir(dir->dirfd);
+	free(n->name);
+	n->name = dup;
+	dup = NULL;
+	if (!is_topic) {
+		partition_renamed(n->part, newdir->dirfd, newname);
+		if (dir != newdir) {
+			child_remove(dir, n);
+			child_add(newdir, n);
+			/* the partition's pin moves to its new topic */
+			pthread_mutex_lock(&reg->life);
+			newdir->refs++;
+			pthread_mutex_unlock(&reg->life);
+			pthread_rwlock_unlock(&reg->lock);
+			node_put(reg, dir);
+			apply_config(reg, n);
+			goto out_victim;
+		}
+	}
+	pthread_mutex_lock(&n->meta_lock);
+	n->meta.ctime = now_ts();
+	pthread_mutex_unlock(&n->meta_lock);
+out_unlock:
+	pthread_rwlock_unlock(&reg->lock);
+out_victim:
+	free(dup);
+	if (victim)
+		node_put(reg, victim);
+	return ret;
+}
+
+/* ---- attributes ------------------------------------------------------- */
+
+/* Fill st for n. */
+int registry_stat(struct registry *reg, struct node *n, struct stat *st)
+{
+	struct partition_info info;
+	struct node_meta m;
+	struct timespec last;
+	uint64_t retained;
+
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_lock(&n->meta_lock);
+	m = n->meta;
+	pthread_mutex_unlock(&n->meta_lock);
+	st->st_ino = registry_ino(reg, n);
+	st->st_uid = m.uid;
+	st->st_gid = m.gid;
+	st->st_atim = m.atime;
+	st->st_mtim = m.mtime;
+	st->st_ctim = m.ctime;
+	st->st_blksize = 1 << 20;
+	switch (n->kind) {
+	case NODE_ROOT:
+		pthread_rwlock_rdlock(&reg->lock);
+		st->st_nlink = 2 + n->nchildren;
+		pthread_rwlock_unlock(&reg->lock);
+		st->st_mode = S_IFDIR | m.mode;
+		break;
+	case NODE_TOPIC:
+		st->st_mode = S_IFDIR | m.mode;
+		st->st_nlink = 2;
+		break;
+	case NODE_PARTITION:
+		st->st_mode = S_IFREG | m.mode;
+		pthread_rwlock_rdlock(&reg->lock);
+		st->st_nlink = n->removed ? 0 : 1;
+		if (n->part)
+			partition_get_info(n->part, &info);
+		pthread_rwlock_unlock(&reg->lock);
+		if (!n->part)
+			break;
+		st->st_size = (off_t)info.end_byte;
+		/* Retained data only: a head deleted inside a segment
+		 * still occupies disk until the segment goes. */
+		retained = info.end_byte - info.start_byte;
+		if (info.disk_bytes < retained)
+			retained = info.disk_bytes;
+		st->st_blocks = (blkcnt_t)((retained + 511) / 512);
+		if (info.last_ts >= 0 && info.end_byte != m.mtime_end) {
+			last.tv_sec = info.last_ts / 1000;
+			last.tv_nsec = (info.last_ts % 1000) * 1000000;
+			st->st_mtim = last;
+			if (last.tv_sec > st->st_ctim.tv_sec)
+				st->st_ctim = last;
+		}
+		break;
+	}
+	return 0;
+}
+
+/* Change and persist mode, owner and times. */
+int registry_setattr(struct registry *reg, struct node *n, const mode_t *mode,
+		     const uid_t *uid, const gid_t *gid,
+		     const struct timespec *atime, const struct timespec *mtime)
+{
+	struct partition_info info;
+	struct node_meta saved;
+	struct timespec now = now_ts();
+	int ret;
+
+	if (n->kind == NODE_ROOT)
+		return -EPERM;
+	pthread_rwlock_rdlock(&reg->lock);
+	pthread_mutex_lock(&n->meta_lock);
+	saved = n->meta;
+	if (mode)
+		n->meta.mode = *mode & 07777;
+	if (uid)
+		n->meta.uid = *uid;
+	if (gid)
+		n->meta.gid = *gid;
+	if (atime)
+		n->meta.atime = atime->tv_nsec == UTIME_NOW ? now : *atime;
+	if (mtime) {
+		n->meta.mtime = mtime->tv_nsec == UTIME_NOW ? now : *mtime;
+		if (n->part) {
+			partition_get_info(n->part, &info);
+			n->meta.mtime_end = info.end_byte;
+		}
+	}
+	n->meta.ctime = now;
+	pthread_mutex_unlock(&n->meta_lock);
+	ret = node_meta_save(reg, n);
+	if (ret < 0) {
+		pthread_mutex_lock(&n->meta_lock);
+		n->meta = saved;
+		pthread_mutex_unlock(&n->meta_lock);
+	}
+	pthread_rwlock_unlock(&reg->lock);
+	return ret;
+}
+
+/* The partition's info, read under the lock that keeps it open. */
+int registry_info(struct registry *reg, struct node *n,
+		  struct partition_info *info)
+{
+	int ret = -ENOENT;
+
+	pthread_rwlock_rdlock(&reg->lock);
+	if (n->kind == NODE_PARTITION && n->part) {
+		partition_get_info(n->part, info);
+		ret = 0;
+	}
+	pthread_rwlock_unlock(&reg->lock);
+	return ret;
+}
+
+/* Space of the backing filesystem. */
+int registry_statfs(struct registry *reg, struct statvfs *st)
+{
+	if (fstatvfs(reg->rootfd, st) < 0)
+		return -errno;
+	st->f_namemax = REGISTRY_NAME_MAX;
+	return 0;
+}
+
+/* List dir's children. */
+int registry_list(struct registry *reg, struct node *dir,
+		  int (*cb)(void *arg, const char *name, uint64_t ino,
+			    enum node_kind kind),
+		  void *arg)
+{
+	struct node *c;
+	int ret = 0;
+
+	if (dir->kind == NODE_PARTITION)
+		return -ENOTDIR;
+	pthread_rwlock_rdlock(&reg->lock);
+	for (c = dir->children; c && !ret; c = c->next)
+		ret = cb(arg, c->name, registry_ino(reg, c), c->kind);
+	pthread_rwlock_unlock(&reg->lock);
+	return ret < 0 ? ret : 0;
+}
+
+/* ---- configuration ---------------------------------------------------- */
+
+/* The effective value of key for n, formatted. */
+int registry_config_get(struct registry *reg, struct node *n, int key,
+			char *buf, size_t size)
+{
+	struct config cfg;
+	int ret;
+
+	if (n->kind == NODE_ROOT)
+		return -ENODATA;
+	pthread_rwlock_rdlock(&reg->lock);
+	effective_config(reg, n, &cfg);
+	pthread_rwlock_unlock(&reg->lock);
+	ret = config_format(&cfg, (enum config_key)key, buf, size);
+	return ret;
+}
+
+/* Write n's overrides and apply them to the partitions they reach.
+ * Called with reg->lock held. */
+static int config_store(struct registry *reg, struct node *n,
+			const struct config *over)
+{
+	struct node *c;
+	char text[4096];
+	int len, ret;
+
+	len = config_render_text(over, text, sizeof(text));
+	if (len < 0)
+		return len;
+	if (n->kind == NODE_TOPIC)
+		ret = io_write_atomic(n->dirfd, TOPIC_CONF, text, (size_t)len);
+	else if (n->part)
+		ret = io_write_atomic(partition_dirfd(n->part), PART_CONF, text,
+				      (size_t)len);
+	else
+		ret = -ENOENT;
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&n->meta_lock);
+	n->over = *over;
+	pthread_mutex_unlock(&n->meta_lock);
+	if (n->kind == NODE_PARTITION)
+		return apply_config(reg, n);
+	for (c = n->children; c; c = c->next) {
+		ret = apply_config(reg, c);
+		if (ret < 0)
+			diag_warn("cannot apply configuration to '%s/%s': %s",
+				  n->name, c->name, strerror(-ret));
+	}
+	return 0;
+}
+
+/* Set n's own override of key. */
+int registry_config_set(struct registry *reg, struct node *n, int key,
+			const char *val, size_t len)
+{
+	struct config over;
+	int ret;
+
+	if (n->kind == NODE_ROOT)
+		return -ENOTSUP;
+	while (len && (val[len - 1] == '\n' || val[len - 1] == '\0'))
+		len--;
+	pthread_rwlock_wrlock(&reg->lock);
+	pthread_mutex_lock(&n->meta_lock);
+	over = n->over;
+	pthread_mutex_unlock(&n->meta_lock);
+	ret = config_set(&over, (enum config_key)key, val, len);
+	if (ret == 0)
+		ret = config_store(reg, n, &over);
+	pthread_rwlock_unlock(&reg->lock);
+	if (ret == 0)
+		diag_info("set %s=%.*s on '%s'", config_key_name(key), (int)len,
+			  val, n->name);
+	return ret;
+}
+
+/* Drop n's override of key: the inherited value applies again. */
+int registry_config_unset(struct registry *reg, struct node *n, int key)
+{
+	struct config over;
+	int ret;
+
+	if (n->kind == NODE_ROOT)
+		return -ENOTSUP;
+	pthread_rwlock_wrlock(&reg->lock);
+	pthread_mutex_lock(&n->meta_lock);
+	over = n->over;
+	pthread_mutex_unlock(&n->meta_lock);
+	if (!(over.set & (1u << key))) {
+		ret = -ENODATA;
+		goto out;
+	}
+	over.set &= ~(1u << key);
+	ret = config_store(reg, n, &over);
+out:
+	pthread_rwlock_unlock(&reg->lock);
+	return ret;
+}
+
+/* ---- metrics ----------------------------------------------------------- */
+
+/* Render .metrics for every partition in the tree. */
+int registry_metrics(struct registry *reg, struct prom_daemon *d,
+		     struct prom_buf *out)
+{
+	struct prom_series *s = NULL, *ns;
+	struct partition_info info;
+	struct node *t, *p;
+	size_t n = 0, cap = 0;
+	int ret;
+
+	pthread_rwlock_rdlock(&reg->lock);
+	d->topics = reg->root.nchildren;
+	for (t = reg->root.children; t; t = t->next) {
+		for (p = t->children; p; p = p->next) {
+			if (!p->part)
+				continue;
+			if (n == cap) {
+				cap = cap ? cap * 2 : 16;
+				ns = realloc(s, cap * sizeof(*s));
+				if (!ns) {
+					ret = -ENOMEM;
+					goto out;
+				}
+				s = ns;
+			}
+			partition_get_info(p->part, &info);
+			s[n].topic = t->name;
+			s[n].partition = p->name;
+			s[n].m = partition_metrics(p->part);
+			s[n].end_byte = info.end_byte;
+			s[n].disk_bytes = info.disk_bytes;
+			s[n].segments = info.segments;
+			n++;
+		}
+	}
+	d->open_partitions = n;
+	ret = prom_render(out, s, n, d);
+out:
+	pthread_rwlock_unlock(&reg->lock);
+	free(s);
+	return ret;
+}
+
+/* ---- maintenance ------------------------------------------------------- */
+
+/* One round: tick every partition, compress what waits, report what the
+ * engine did on its own (retention, CRC failures). */
+static void maint_round(struct registry *reg)
+{
+	struct node **pins = NULL, **np, *t, *p;
+	struct log_metrics *m;
+	size_t n = 0, cap = 0, i;
+	uint64_t v;
+	int ret;
+
+	pthread_rwlock_rdlock(&reg->lock);
+	for (t = reg->root.children; t; t = t->next) {
+		for (p = t->children; p; p = p->next) {
+			if (n == cap) {
+				cap = cap ? cap * 2 : 64;
+				np = realloc(pins, cap * sizeof(*pins));
+				if (!np)
+					goto collected;
+				pins = np;
+			}
+			if (registry_pin(reg, p) == 0)
+				pins[n++] = p;
+		}
+	}
+collected:
+	pthread_rwlock_unlock(&reg->lock);
+	for (i = 0; i < n; i++) {
+		p = pins[i];
+		if (!p->part)
+			goto next;
+		ret = partition_tick(p->part, registry_now_ms());
+		if (ret < 0)
+			diag_err("maintenance of partition '%s': %s", p->name,
+				 strerror(-ret));
+		ret = partition_compress_one(p->part);
+		if (ret < 0)
+			diag_err("cannot compress a segment of partition '%s': "
+				 "%s",
+				 p->name, strerror(-ret));
+		m = partition_metrics(p->part);
+		v = metrics_get(m, segments_deleted);
+		if (v != p->seen_segments_deleted) {
+			pthread_rwlock_rdlock(&reg->lock);
+			diag_info(
+				"retention deleted %llu segments of '%s/%s'",
+				(unsigned long long)(v -
+						     p->seen_segments_deleted),
+				p->parent->name, p->name);
+			pthread_rwlock_unlock(&reg->lock);
+			p->seen_segments_deleted = v;
+			if (reg->hooks.invalidate)
+				reg->hooks.invalidate(reg, p, 0);
+		}
+		v = metrics_get(m, crc_failures);
+		if (v != p->seen_crc_failures) {
+			pthread_rwlock_rdlock(&reg->lock);
+			diag_err("%llu crc failures reading '%s/%s'",
+				 (unsigned long long)(v - p->seen_crc_failures),
+				 p->parent->name, p->name);
+			pthread_rwlock_unlock(&reg->lock);
+			p->seen_crc_failures = v;
+		}
+	next:
+		registry_unpin(reg, p);
+	}
+	free(pins);
+}
+
+static void *maint_main(void *arg)
+{
+	struct registry *reg = arg;
+	struct timespec deadline;
+
+	pthread_mutex_lock(&reg->maint_lock);
+	while (!reg->maint_stop) {
+		pthread_mutex_unlock(&reg->maint_lock);
+		maint_round(reg);
+		pthread_mutex_lock(&reg->maint_lock);
+		clock_gettime(CLOCK_REALTIME, &deadline);
+		deadline.tv_nsec += MAINT_PERIOD_MS * 1000000L;
+		if (deadline.tv_nsec >= 1000000000L) {
+			deadline.tv_sec++;
+			deadline.tv_nsec -= 1000000000L;
+		}
+		if (!reg->maint_stop)
+			pthread_cond_timedwait(&reg->maint_cond,
+					       &reg->maint_lock, &deadline);
+	}
+	pthread_mutex_unlock(&reg->maint_lock);
+	return NULL;
+}
+
+/* Start the maintenance thread. */
+int registry_maint_start(struct registry *reg)
+{
+	int ret = -pthread_create(&reg->maint, NULL, maint_main, reg);
+
+	if (ret == 0)
+		reg->maint_running = 1;
+	return ret;
+}
+
+/* Stop the maintenance thread and wait for it. */
+void registry_maint_stop(struct registry *reg)
+{
+	if (!reg->maint_running)
+		return;
+	pthread_mutex_lock(&reg->maint_lock);
+	reg->maint_stop = 1;
+	pthread_cond_signal(&reg->maint_cond);
+	pthread_mutex_unlock(&reg->maint_lock);
+	pthread_join(reg->maint, NULL);
+	reg->maint_running = 0;
+}

@@ -1,0 +1,181 @@
+/*
+ * registry.h - topics and partitions by name and inode, their lifetimes,
+ * locking, configuration layers, and the on-disk namespace.
+ *
+ * The registry owns DATA_DIR: it checks and writes fluxfs.meta, holds the
+ * lock that keeps a second daemon off, loads every topic and opens every
+ * partition at mount, and maps namespace operations (mkdir, create,
+ * rename, unlink...) onto renames and removals below DATA_DIR through
+ * io.h.  No FUSE here; fs.c calls in.
+ *
+ * On disk:
+ *   DATA_DIR/fluxfs.meta                "format=1"
+ *   DATA_DIR/.fluxfs.lock               flock()ed while served; holds the pid
+ *   DATA_DIR/.trash/                    removed partitions still open
+ *   DATA_DIR/<topic>/topic.conf         the topic's configuration overrides
+ *   DATA_DIR/<topic>/topic.meta         mode, owner, times of the topic
+ *   DATA_DIR/<topic>/<partition>/       the engine's files, plus
+ *       partition.conf, partition.meta  the partition's overrides and
+ *                                       mode, owner, times
+ *
+ * Inode numbers are node addresses (as in libfuse's passthrough_ll), the
+ * root is FUSE's 1, and 2..15 are reserved for control files (.metrics,
+ * issue 5's .follow).  A node lives while it is in the namespace, while
+ * the kernel holds a lookup count on it, or while something pins it
+ * (open handles, the maintenance thread).
+ *
+ * Locking: reg->lock (rwlock) protects the tree: names, parent links,
+ * child lists, the removed flag.  Namespace changes take it for writing;
+ * lookups, stat, xattrs and readdir for reading.  The write and read
+ * paths on an open handle take no registry lock at all: the handle pins
+ * its node, and the partition serialises its own appends.  Lookup counts
+ * and pins are protected by reg->life.  A node's mode, owner, times and
+ * configuration overrides are protected by node->meta_lock.
+ */
+#ifndef FLUXFS_REGISTRY_H
+#define FLUXFS_REGISTRY_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "config.h"
+#include "partition.h"
+#include "prom.h"
+
+#define REGISTRY_FORMAT 1
+#define REGISTRY_INO_ROOT 1
+#define REGISTRY_INO_METRICS 2
+#define REGISTRY_INO_FOLLOW 3 /* reserved for issue 5 */
+#define REGISTRY_NAME_MAX 249
+
+enum node_kind { NODE_ROOT, NODE_TOPIC, NODE_PARTITION };
+
+struct node_meta {
+	mode_t mode; /* permission bits only */
+	uid_t uid;
+	gid_t gid;
+	struct timespec atime;
+	struct timespec mtime;
+	struct timespec ctime;
+	uint64_t mtime_end; /* end of log when mtime was set; later appends win
+			     */
+};
+
+struct node {
+	enum node_kind kind;
+	char *name;		/* protected by reg->lock */
+	struct node *parent;	/* protected by reg->lock; pinned (refs) */
+	struct node *next;	/* sibling; protected by reg->lock */
+	struct node *children;	/* protected by reg->lock */
+	unsigned nchildren;	/* protected by reg->lock */
+	int removed;		/* protected by reg->lock */
+	int dirfd;		/* topic: its directory (owned) */
+	struct partition *part; /* partition: the log; NULL once closed */
+	char trash[40];		/* name under .trash once removed */
+
+	pthread_mutex_t meta_lock;
+	struct config over; /* this level's overrides; protected by meta_lock */
+	struct node_meta meta; /* protected by meta_lock */
+
+	uint64_t nlookup; /* protected by reg->life */
+	unsigned refs;	  /* protected by reg->life: 1 in tree + pins */
+	int dying;	  /* protected by reg->life: last pin going */
+
+	/* Cache state, lock-free (fs.c). */
+	atomic_int attr_cached;		  /* the kernel may hold attributes */
+	atomic_int page_cached;		  /* a reader may hold pages */
+	atomic_uint_fast64_t max_message; /* effective max_message_bytes */
+	atomic_uint_fast64_t last_end;	  /* end seen by the append hook */
+	uint64_t seen_crc_failures;	  /* maintenance thread only */
+	uint64_t seen_segments_deleted;	  /* maintenance thread only */
+};
+
+struct registry;
+
+/* fs.c's callbacks: after every append to any partition (arg is the
+ * node), and when bytes below from changed (retention made them a hole). */
+struct registry_hooks {
+	partition_append_hook append;
+	void (*invalidate)(struct registry *reg, struct node *n, uint64_t from);
+};
+
+/* Open (creating if needed) and lock data_dir, load every topic and open
+ * every partition.  Problems are reported with diag() before returning:
+ * -EBUSY served by another fluxfs, -ENOTEMPTY not a fluxfs directory,
+ * -EPROTONOSUPPORT a newer format. */
+int registry_open(const char *data_dir, const struct config *defaults,
+		  const struct registry_hooks *hooks, struct registry **out);
+/* Write the daemon's pid into the lock file (after daemonizing). */
+void registry_note_pid(struct registry *reg);
+/* Stop maintenance, flush and close every partition, unlock.  Returns 0
+ * or the first flush error. */
+int registry_close(struct registry *reg);
+/* Start / stop the maintenance thread (ticks and compression). */
+int registry_maint_start(struct registry *reg);
+void registry_maint_stop(struct registry *reg);
+
+/* Inode number -> node (NULL for control-file inodes). */
+struct node *registry_node(struct registry *reg, uint64_t ino);
+uint64_t registry_ino(struct registry *reg, const struct node *n);
+/* Check a topic (is_topic) or partition name: 0 or -EINVAL. */
+int registry_check_name(const char *name, int is_topic);
+
+/* Namespace operations.  Those returning a node add one lookup count. */
+int registry_lookup(struct registry *reg, struct node *dir, const char *name,
+		    struct node **out);
+void registry_forget(struct registry *reg, struct node *n, uint64_t nlookup);
+int registry_mkdir(struct registry *reg, struct node *dir, const char *name,
+		   mode_t mode, uid_t uid, gid_t gid, struct node **out);
+int registry_create(struct registry *reg, struct node *dir, const char *name,
+		    mode_t mode, uid_t uid, gid_t gid, struct node **out);
+int registry_rmdir(struct registry *reg, struct node *dir, const char *name);
+int registry_unlink(struct registry *reg, struct node *dir, const char *name);
+int registry_rename(struct registry *reg, struct node *dir, const char *name,
+		    struct node *newdir, const char *newname,
+		    unsigned int flags);
+
+/* Pin a node (open handle); registry_unpin may close a removed partition. */
+int registry_pin(struct registry *reg, struct node *n);
+void registry_unpin(struct registry *reg, struct node *n);
+
+int registry_stat(struct registry *reg, struct node *n, struct stat *st);
+/* Change and persist mode/owner/times: each pointer NULL to keep. For
+ * times, tv_nsec UTIME_NOW means now. */
+int registry_setattr(struct registry *reg, struct node *n, const mode_t *mode,
+		     const uid_t *uid, const gid_t *gid,
+		     const struct timespec *atime,
+		     const struct timespec *mtime);
+int registry_statfs(struct registry *reg, struct statvfs *st);
+/* A partition's info; -ENOENT once it was closed (removed). */
+int registry_info(struct registry *reg, struct node *n,
+		  struct partition_info *info);
+
+/* Children of dir, under the read lock: cb is called for each with its
+ * name, inode and kind; stops when cb returns non-zero. */
+int registry_list(struct registry *reg, struct node *dir,
+		  int (*cb)(void *arg, const char *name, uint64_t ino,
+			    enum node_kind kind),
+		  void *arg);
+
+/* Configuration: the effective value of key for n (topic or partition),
+ * formatted; set and unset n's own override (persisted, applied to open
+ * partitions at once).  -EINVAL for a bad value. */
+int registry_config_get(struct registry *reg, struct node *n, int key,
+			char *buf, size_t size);
+int registry_config_set(struct registry *reg, struct node *n, int key,
+			const char *val, size_t len);
+int registry_config_unset(struct registry *reg, struct node *n, int key);
+
+/* Render .metrics: every partition's counters plus d (the registry fills
+ * in topics and open partitions). */
+int registry_metrics(struct registry *reg, struct prom_daemon *d,
+		     struct prom_buf *out);
+/* Milliseconds since the epoch. */
+int64_t registry_now_ms(void);
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * xattr.h - the user.fluxfs.* extended attributes of topics and
+ * partitions: their names, which are writable, and the text of the
+ * read-only ones.
+ *
+ * Partitions carry read-only start_offset, next_offset, start_byte and
+ * segments, plus one attribute per configuration key (the effective
+ * value; writable, stored as the partition's override).  Topics carry the
+ * configuration keys only.  Values are plain text without a newline.
+ * No FUSE and no registry here: fs.c wires the answers to requests.
+ */
+#ifndef FLUXFS_XATTR_H
+#define FLUXFS_XATTR_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "partition.h"
+
+#define XATTR_PREFIX "user.fluxfs."
+
+enum xattr_info {
+	XATTR_START_OFFSET = 0,
+	XATTR_NEXT_OFFSET,
+	XATTR_START_BYTE,
+	XATTR_SEGMENTS,
+	XATTR_NINFO
+};
+
+struct xattr_name {
+	int is_config; /* 1: a configuration key, 0: read-only info */
+	int key;       /* enum config_key or enum xattr_info */
+};
+
+/* Classify name for a topic (is_partition 0) or partition.  -ENODATA if
+ * it is not one of ours. */
+int xattr_parse(const char *name, int is_partition, struct xattr_name *out);
+/* The NUL-separated name list for listxattr into buf (size 0: just the
+ * length).  Returns the length, or -ERANGE if size is too small. */
+int xattr_list(int is_partition, char *buf, size_t size);
+/* Format a read-only value from info into buf; returns length or -ERANGE. */
+int xattr_format_info(const struct partition_info *info, enum xattr_info key,
+		      char *buf, size_t size);
+
+#endif
