@@ -1005,7 +1005,9 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		return;
 	}
 	ret = xattr_parse(name, n->kind == NODE_PARTITION, &x);
-	if (ret == 0 && x.is_config) {
+	if (ret == -ENODATA) {
+		ret = registry_query(fs.reg, n, name, buf, sizeof(buf));
+	} else if (ret == 0 && x.is_config) {
 		ret = registry_config_get(fs.reg, n, x.key, buf, sizeof(buf));
 	} else if (ret == 0) {
 		ret = registry_info(fs.reg, n, &info);

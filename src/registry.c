@@ -29,6 +29,7 @@
 #include "diag.h"
 #include "io.h"
 #include "registry.h"
+#include "xattr.h"
 
 #define META_FILE "fluxfs.meta"
 #define LOCK_FILE ".fluxfs.lock"
@@ -1528,4 +1529,17 @@ void registry_maint_stop(struct registry *reg)
 	pthread_mutex_unlock(&reg->maint_lock);
 	pthread_join(reg->maint, NULL);
 	reg->maint_running = 0;
+}
+
+/* Answer a seek query xattr (xattr_query) on partition n. */
+int registry_query(struct registry *reg, struct node *n, const char *name,
+		   char *buf, size_t size)
+{
+	int ret = -ENODATA;
+
+	pthread_rwlock_rdlock(&reg->lock);
+	if (n->kind == NODE_PARTITION && n->part)
+		ret = xattr_query(n->part, name, buf, size);
+	pthread_rwlock_unlock(&reg->lock);
+	return ret;
 }

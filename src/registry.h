@@ -177,5 +177,9 @@ int registry_metrics(struct registry *reg, struct prom_daemon *d,
 		     struct prom_buf *out);
 /* Milliseconds since the epoch. */
 int64_t registry_now_ms(void);
+/* Answer a seek query name (see xattr.h) on a partition; -ENODATA if name
+ * is not a query. */
+int registry_query(struct registry *reg, struct node *n, const char *name,
+		   char *buf, size_t size);
 
 #endif

@@ -5,6 +5,7 @@
  * a mount option and a topic.conf line mean the same thing.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,7 +16,13 @@ static const char *const info_names[XATTR_NINFO] = {
 	[XATTR_NEXT_OFFSET] = "next_offset",
 	[XATTR_START_BYTE] = "start_byte",
 	[XATTR_SEGMENTS] = "segments",
+	[XATTR_FIRST_TIMESTAMP] = "first_timestamp",
+	[XATTR_LAST_TIMESTAMP] = "last_timestamp",
+	[XATTR_DISK_BYTES] = "disk_bytes",
 };
+
+#define SEEK_OFFSET XATTR_PREFIX "seek.offset."
+#define SEEK_TIME XATTR_PREFIX "seek.time."
 
 /* Classify an attribute name. */
 int xattr_parse(const char *name, int is_partition, struct xattr_name *out)
@@ -78,6 +85,15 @@ int xattr_format_info(const struct partition_info *info, enum xattr_info key,
 	int n;
 
 	switch (key) {
+	case XATTR_FIRST_TIMESTAMP:
+		n = snprintf(buf, size, "%lld", (long long)info->first_ts);
+		return n < 0 || (size_t)n >= size ? -ERANGE : n;
+	case XATTR_LAST_TIMESTAMP:
+		n = snprintf(buf, size, "%lld", (long long)info->last_ts);
+		return n < 0 || (size_t)n >= size ? -ERANGE : n;
+	case XATTR_DISK_BYTES:
+		v = info->disk_bytes;
+		break;
 	case XATTR_START_OFFSET:
 		v = info->start_offset;
 		break;
@@ -94,5 +110,54 @@ int xattr_format_info(const struct partition_info *info, enum xattr_info key,
 		return -ENODATA;
 	}
 	n = snprintf(buf, size, "%llu", v);
+	return n < 0 || (size_t)n >= size ? -ERANGE : n;
+}
+
+/* Strict unsigned decimal: digits only, no sign, no overflow. */
+static int parse_u64(const char *s, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (!*s)
+		return -EINVAL;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -EINVAL;
+		if (v > (UINT64_MAX - (uint64_t)(*s - '0')) / 10)
+			return -EINVAL;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+/* Answer user.fluxfs.seek.offset.N / user.fluxfs.seek.time.MS. */
+int xattr_query(struct partition *p, const char *name, char *buf,
+		size_t size)
+{
+	uint64_t arg, offset, byte;
+	int n, ret;
+
+	if (strncmp(name, SEEK_OFFSET, strlen(SEEK_OFFSET)) == 0) {
+		ret = parse_u64(name + strlen(SEEK_OFFSET), &arg);
+		if (ret == 0)
+			ret = partition_offset_to_byte(p, arg, &byte);
+		if (ret < 0)
+			return ret;
+		n = snprintf(buf, size, "%llu", (unsigned long long)byte);
+	} else if (strncmp(name, SEEK_TIME, strlen(SEEK_TIME)) == 0) {
+		ret = parse_u64(name + strlen(SEEK_TIME), &arg);
+		if (ret == 0 && arg > INT64_MAX)
+			ret = -EINVAL;
+		if (ret == 0)
+			ret = partition_time_to_offset(p, (int64_t)arg, &offset,
+						       &byte);
+		if (ret < 0)
+			return ret;
+		n = snprintf(buf, size, "%llu %llu", (unsigned long long)offset,
+			     (unsigned long long)byte);
+	} else {
+		return -ENODATA;
+	}
 	return n < 0 || (size_t)n >= size ? -ERANGE : n;
 }

@@ -3,10 +3,19 @@
  * partitions: their names, which are writable, and the text of the
  * read-only ones.
  *
- * Partitions carry read-only start_offset, next_offset, start_byte and
- * segments, plus one attribute per configuration key (the effective
- * value; writable, stored as the partition's override).  Topics carry the
- * configuration keys only.  Values are plain text without a newline.
+ * Partitions carry read-only start_offset, next_offset, start_byte,
+ * segments, first_timestamp, last_timestamp (ms since the epoch, -1 when
+ * empty) and disk_bytes, plus one attribute per configuration key (the
+ * effective value; writable, stored as the partition's override).  Topics
+ * carry the configuration keys only.  Values are plain text without a
+ * newline.
+ *
+ * Partitions also answer unlisted query names, so tools can look up a
+ * position through the mount alone (fluxctl seek):
+ *   user.fluxfs.seek.offset.<N>   -> "<byte>" where message N starts
+ *   user.fluxfs.seek.time.<MS>    -> "<offset> <byte>" of the first message
+ *                                    appended at or after MS
+ * -ENOENT when there is no such message, -EINVAL for a malformed number.
  * No FUSE and no registry here: fs.c wires the answers to requests.
  */
 #ifndef FLUXFS_XATTR_H
@@ -24,6 +33,9 @@ enum xattr_info {
 	XATTR_NEXT_OFFSET,
 	XATTR_START_BYTE,
 	XATTR_SEGMENTS,
+	XATTR_FIRST_TIMESTAMP,
+	XATTR_LAST_TIMESTAMP,
+	XATTR_DISK_BYTES,
 	XATTR_NINFO
 };
 
@@ -41,5 +53,10 @@ int xattr_list(int is_partition, char *buf, size_t size);
 /* Format a read-only value from info into buf; returns length or -ERANGE. */
 int xattr_format_info(const struct partition_info *info, enum xattr_info key,
 		      char *buf, size_t size);
+
+/* Answer a seek query name on partition p into buf; -ENODATA if name is
+ * not a query. */
+int xattr_query(struct partition *p, const char *name, char *buf,
+		size_t size);
 
 #endif
