@@ -254,6 +254,13 @@ static int f_unlinkat(int dirfd, const char *path, int flags)
 	return UNDER->unlinkat(dirfd, path, flags);
 }
 
+static int f_renameat2(int olddirfd, const char *oldpath, int newdirfd,
+		       const char *newpath, unsigned int flags)
+{
+	FAIL_IF(OP_RENAMEAT);
+	return UNDER->renameat2(olddirfd, oldpath, newdirfd, newpath, flags);
+}
+
 static int f_mkdirat(int dirfd, const char *path, mode_t mode)
 {
 	FAIL_IF(OP_MKDIRAT);
@@ -273,6 +280,7 @@ static const struct io_ops fault_ops = {
 	.fstat = f_fstat,
 	.fstatat = f_fstatat,
 	.renameat = f_renameat,
+	.renameat2 = f_renameat2,
 	.unlinkat = f_unlinkat,
 	.mkdirat = f_mkdirat,
 };

@@ -27,6 +27,12 @@ static int sys_fstatat(int dirfd, const char *path, struct stat *st, int flags)
 	return fstatat(dirfd, path, st, flags);
 }
 
+static int sys_renameat2(int olddirfd, const char *oldpath, int newdirfd,
+			 const char *newpath, unsigned int flags)
+{
+	return renameat2(olddirfd, oldpath, newdirfd, newpath, flags);
+}
+
 static const struct io_ops default_ops = {
 	.openat = sys_openat,
 	.close = close,
@@ -40,6 +46,7 @@ static const struct io_ops default_ops = {
 	.fstat = fstat,
 	.fstatat = sys_fstatat,
 	.renameat = renameat,
+	.renameat2 = sys_renameat2,
 	.unlinkat = unlinkat,
 	.mkdirat = mkdirat,
 };
@@ -231,6 +238,15 @@ int io_renameat(int olddirfd, const char *oldpath, int newdirfd,
 		const char *newpath)
 {
 	return OPS->renameat(olddirfd, oldpath, newdirfd, newpath) < 0 ? -errno : 0;
+}
+
+/* rename with renameat2 flags below directory descriptors. */
+int io_renameat2(int olddirfd, const char *oldpath, int newdirfd,
+		 const char *newpath, unsigned int flags)
+{
+	return OPS->renameat2(olddirfd, oldpath, newdirfd, newpath, flags) < 0
+		       ? -errno
+		       : 0;
 }
 
 /* unlink (or rmdir with AT_REMOVEDIR) below dirfd. */

@@ -35,6 +35,8 @@ struct io_ops {
 	int (*fstatat)(int dirfd, const char *path, struct stat *st, int flags);
 	int (*renameat)(int olddirfd, const char *oldpath, int newdirfd,
 			const char *newpath);
+	int (*renameat2)(int olddirfd, const char *oldpath, int newdirfd,
+			 const char *newpath, unsigned int flags);
 	int (*unlinkat)(int dirfd, const char *path, int flags);
 	int (*mkdirat)(int dirfd, const char *path, mode_t mode);
 };
@@ -62,6 +64,10 @@ int io_fstat(int fd, struct stat *st);
 int io_fstatat(int dirfd, const char *path, struct stat *st);
 int io_renameat(int olddirfd, const char *oldpath, int newdirfd,
 		const char *newpath);
+/* renameat2(2): flags RENAME_EXCHANGE / RENAME_NOREPLACE.  -EINVAL when
+ * the backing filesystem lacks the flag. */
+int io_renameat2(int olddirfd, const char *oldpath, int newdirfd,
+		 const char *newpath, unsigned int flags);
 int io_unlinkat(int dirfd, const char *path, int flags);
 int io_mkdirat(int dirfd, const char *path, mode_t mode);
 /* Open a directory below dirfd (O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC). */

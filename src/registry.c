@@ -959,17 +959,18 @@ out_unlock:
 	return ret;
 }
 
-/* Move n's backing directory into .trash and take it out of the tree.
- * Called with reg->lock held for writing; the caller drops the tree pin
- * (node_put) after unlocking. */
-static int node_to_trash(struct registry *reg, struct node *n)
+/* Move n's backing directory, now at pfd/name, into .trash and take n out
+ * of the tree.  Called with reg->lock held for writing; the caller drops
+ * the tree pin (node_put) after unlocking. */
+static int node_to_trash_from(struct registry *reg, struct node *n, int pfd,
+			      const char *name)
 {
-	int pfd = node_parent_fd(reg, n), ret;
+	int ret;
 
 	snprintf(n->trash, sizeof(n->trash), "%c%u",
 		 n->kind == NODE_TOPIC ? 't' : 'p',
 		 atomic_fetch_add(&reg->trash_seq, 1));
-	ret = io_renameat(pfd, n->name, reg->trashfd, n->trash);
+	ret = io_renameat(pfd, name, reg->trashfd, n->trash);
 	if (ret < 0) {
 		n->trash[0] = '\0';
 		return ret;
@@ -980,6 +981,38 @@ static int node_to_trash(struct registry *reg, struct node *n)
 	child_remove(n->parent, n);
 	n->removed = 1;
 	return 0;
+}
+
+/* Move n's backing directory into .trash (see node_to_trash_from). */
+static int node_to_trash(struct registry *reg, struct node *n)
+{
+	return node_to_trash_from(reg, n, node_parent_fd(reg, n), n->name);
+}
+
+/* Replace victim (at dstfd/newname) with the node at srcfd/name.  The two
+ * directories are swapped in one step first, so a crash leaves newname
+ * holding the new data and the old data under the source's name -- never
+ * a missing target -- and only then does the old data go to .trash.
+ * Falls back to trash-then-rename where the filesystem cannot exchange. */
+static int replace_victim(struct registry *reg, struct node *victim,
+			  int srcfd, const char *name, int dstfd,
+			  const char *newname)
+{
+	int ret;
+
+	ret = io_renameat2(srcfd, name, dstfd, newname, RENAME_EXCHANGE);
+	if (ret == -EINVAL || ret == -ENOSYS) {
+		ret = node_to_trash(reg, victim);
+		if (ret == 0)
+			ret = io_renameat(srcfd, name, dstfd, newname);
+		return ret;
+	}
+	if (ret < 0)
+		return ret;
+	ret = node_to_trash_from(reg, victim, srcfd, name);
+	if (ret < 0) /* undo the swap; the rename fails as a whole */
+		io_renameat2(srcfd, name, dstfd, newname, RENAME_EXCHANGE);
+	return ret;
 }
 
 /* Remove an empty topic. */
@@ -1081,14 +1114,17 @@ int registry_rename(struct registry *reg, struct node *dir, const char *name,
 		goto out_unlock;
 	}
 	if (victim) {
-		ret = node_to_trash(reg, victim);
-		if (ret < 0) {
+		ret = replace_victim(reg, victim,
+				     is_topic ? reg->rootfd : dir->dirfd, name,
+				     is_topic ? reg->rootfd : newdir->dirfd,
+				     newname);
+		if (ret < 0 && !victim->removed)
 			victim = NULL;
-			goto out_unlock;
-		}
+	} else {
+		ret = io_renameat(is_topic ? reg->rootfd : dir->dirfd, name,
+				  is_topic ? reg->rootfd : newdir->dirfd,
+				  newname);
 	}
-	ret = io_renameat(is_topic ? reg->rootfd : dir->dirfd, name,
-			  is_topic ? reg->rootfd : newdir->dirfd, newname);
 	if (ret < 0)
 		goto out_unlock;
 	io_fsync_dir(is_topic ? reg->rootfd : newdir->dirfd);
