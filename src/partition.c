@@ -1,2 +1,1767 @@
-/* partition.c - placeholder until its module lands. */
+/*
+ * partition.c - one partition's log: the ordered segments, append, reads at
+ * a byte offset, lookups, roll, flush and partition.state, retention,
+ * delete_before, compression of sealed segments and recovery on open.
+ *
+ * Locking.  p->lock serialises every change (append, roll, flush,
+ * retention, config, the compression swap).  p->seglock (a rwlock)
+ * protects the segment array and each segment's mapping and data
+ * descriptor: readers hold it shared; whoever replaces or removes a
+ * segment, or grows a mapping, holds p->lock and then takes it
+ * exclusively for the short swap.  Appends write through the active
+ * segment without seglock and publish by storing end_byte (release) after
+ * the index entries are written, so a reader that loads end_byte (acquire)
+ * never sees a batch before its entry.  Removed segments and replaced
+ * descriptors are retired: closed at once unless a zero-copy reader has
+ * pinned them (partition_read_ranges), then at the last unpin.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "diag.h"
+#include "io.h"
 #include "partition.h"
+#include "segment.h"
+
+#define STATE_FILE "partition.state"
+#define STATE_MAGIC "fluxfs-partition-state"
+#define STATE_VERSION 1
+
+struct partition {
+	pthread_mutex_t lock;
+	pthread_rwlock_t seglock;
+	struct segment **segs;	  /* oldest first; protected by seglock */
+	uint32_t nsegs, segs_cap; /* changed under lock + seglock */
+	_Atomic uint64_t start_offset, start_byte; /* written under lock */
+	_Atomic uint64_t next_offset, end_byte;	   /* written under lock */
+	_Atomic int64_t last_ts;
+	_Atomic uint64_t flushed_byte; /* written under lock */
+	uint64_t first_base_byte;      /* of segs[0]; protected by lock */
+	uint64_t state_rp;     /* recovery point on disk; protected by lock */
+	int64_t last_flush_ms; /* protected by lock */
+	int flush_err;	       /* sticky fsync failure; protected by lock */
+	struct config cfg;     /* protected by lock */
+	int dfd;
+	char *name; /* for diagnostics; protected by lock */
+	struct log_metrics m;
+	partition_append_hook hook; /* protected by lock */
+	void *hook_arg;
+	struct seg_entry *plan; /* scratch entries; protected by lock */
+	size_t plan_cap;
+
+	pthread_mutex_t cache_lock; /* the last decoded compressed block */
+	uint64_t cache_seg;	    /* protected by cache_lock */
+	uint32_t cache_blk;
+	unsigned char *cache_buf;
+	size_t cache_size;
+
+	pthread_mutex_t retire_lock;
+	uint32_t pins;		/* protected by retire_lock */
+	struct segment **rsegs; /* protected by retire_lock */
+	uint32_t nrsegs;
+	int *rfds; /* protected by retire_lock */
+	uint32_t nrfds;
+};
+
+/* ------------------------------------------------------------------ */
+/* Small helpers                                                        */
+
+static struct segment *active_seg(struct partition *p)
+{
+	return p->segs[p->nsegs - 1];
+}
+
+static uint64_t seg_end(const struct segment *s)
+{
+	return atomic_load_explicit(&s->end_byte, memory_order_acquire);
+}
+
+static uint32_t seg_n(const struct segment *s)
+{
+	return atomic_load_explicit(&s->nentries, memory_order_acquire);
+}
+
+/* The segment holding global byte pos (the last whose base <= pos). */
+static struct segment *seg_by_byte(struct partition *p, uint64_t pos)
+{
+	uint32_t lo = 0, hi = p->nsegs, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (p->segs[mid]->base_byte <= pos)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo ? p->segs[lo - 1] : NULL;
+}
+
+static struct segment *seg_by_offset(struct partition *p, uint64_t off)
+{
+	uint32_t lo = 0, hi = p->nsegs, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (p->segs[mid]->base_offset <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo ? p->segs[lo - 1] : NULL;
+}
+
+/* The partition directory's full path for a diagnostic (the name alone
+ * if /proc cannot tell). */
+static void part_path(struct partition *p, char *buf, size_t size)
+{
+	char link[64];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", p->dfd);
+	n = readlink(link, buf, size - 1);
+	if (n <= 0) {
+		snprintf(buf, size, "%s", p->name);
+		return;
+	}
+	buf[n] = '\0';
+}
+
+static void free_retired_locked(struct partition *p)
+{
+	uint32_t i;
+
+	for (i = 0; i < p->nrsegs; i++)
+		segment_free(p->rsegs[i]);
+	for (i = 0; i < p->nrfds; i++)
+		io_close(p->rfds[i]);
+	p->nrsegs = 0;
+	p->nrfds = 0;
+}
+
+/* Close s (or fd) now, or at the last unpin if zero-copy readers hold
+ * descriptors. */
+static void retire(struct partition *p, struct segment *s, int fd)
+{
+	void *grown;
+
+	pthread_mutex_lock(&p->retire_lock);
+	if (p->pins == 0) {
+		segment_free(s);
+		io_close(fd);
+		goto out;
+	}
+	if (s) {
+		grown = realloc(p->rsegs, (p->nrsegs + 1) * sizeof(*p->rsegs));
+		if (grown) {
+			p->rsegs = grown;
+			p->rsegs[p->nrsegs++] = s;
+		} /* else leak rather than close under a reader */
+	}
+	if (fd >= 0) {
+		grown = realloc(p->rfds, (p->nrfds + 1) * sizeof(*p->rfds));
+		if (grown) {
+			p->rfds = grown;
+			p->rfds[p->nrfds++] = fd;
+		}
+	}
+out:
+	pthread_mutex_unlock(&p->retire_lock);
+}
+
+/* Append s to the array (caller holds p->lock). */
+static int segs_push(struct partition *p, struct segment *s)
+{
+	struct segment **grown = NULL;
+	uint32_t cap = p->segs_cap;
+
+	if (p->nsegs == p->segs_cap) {
+		cap = cap ? cap * 2 : 8;
+		grown = malloc(cap * sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		if (p->nsegs)
+			memcpy(grown, p->segs, p->nsegs * sizeof(*grown));
+	}
+	pthread_rwlock_wrlock(&p->seglock);
+	if (grown) {
+		free(p->segs);
+		p->segs = grown;
+		p->segs_cap = cap;
+	}
+	if (p->nsegs)
+		active_seg(p)->sealed = 1;
+	p->segs[p->nsegs++] = s;
+	pthread_rwlock_unlock(&p->seglock);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* partition.state                                                      */
+
+struct pstate {
+	uint64_t start_offset, start_byte, first_base_byte, recovery_point;
+};
+
+/* Write partition.state atomically from the partition's current values
+ * with start overridden by st (caller holds p->lock). */
+static int state_write(struct partition *p, const struct pstate *st)
+{
+	char buf[256];
+	int n, ret;
+
+	n = snprintf(buf, sizeof(buf),
+		     "%s %d\nstart_offset=%" PRIu64 "\nstart_byte=%" PRIu64
+		     "\nfirst_base_byte=%" PRIu64 "\nrecovery_point=%" PRIu64
+		     "\n",
+		     STATE_MAGIC, STATE_VERSION, st->start_offset,
+		     st->start_byte, st->first_base_byte, st->recovery_point);
+	ret = io_write_atomic(p->dfd, STATE_FILE, buf, (size_t)n);
+	if (ret == 0)
+		p->state_rp = st->recovery_point;
+	return ret;
+}
+
+static void state_now(struct partition *p, struct pstate *st)
+{
+	st->start_offset = atomic_load(&p->start_offset);
+	st->start_byte = atomic_load(&p->start_byte);
+	st->first_base_byte = p->first_base_byte;
+	st->recovery_point = atomic_load(&p->flushed_byte);
+}
+
+/* Read partition.state: 0, -ENOENT, or -EINVAL if unreadable. */
+static int state_read(int dfd, struct pstate *st)
+{
+	char buf[512];
+	unsigned long long v[4];
+	int fd, version;
+	ssize_t n;
+
+	fd = io_openat(dfd, STATE_FILE, O_RDONLY, 0);
+	if (fd < 0)
+		return fd;
+	n = io_pread_full(fd, buf, sizeof(buf) - 1, 0);
+	io_close(fd);
+	if (n < 0)
+		return (int)n;
+	buf[n] = '\0';
+	if (sscanf(buf,
+		   STATE_MAGIC " %d\nstart_offset=%llu\nstart_byte=%llu\n"
+			       "first_base_byte=%llu\nrecovery_point=%llu\n",
+		   &version, &v[0], &v[1], &v[2], &v[3]) != 5 ||
+	    version != STATE_VERSION)
+		return -EINVAL;
+	st->start_offset = v[0];
+	st->start_byte = v[1];
+	st->first_base_byte = v[2];
+	st->recovery_point = v[3];
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Create, open, close                                                  */
+
+static struct partition *partition_alloc(int dfd, const char *name,
+					 const struct config *cfg)
+{
+	struct partition *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	p->name = strdup(name);
+	if (!p->name) {
+		free(p);
+		return NULL;
+	}
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_rwlock_init(&p->seglock, NULL);
+	pthread_mutex_init(&p->cache_lock, NULL);
+	pthread_mutex_init(&p->retire_lock, NULL);
+	p->cfg = *cfg;
+	p->dfd = dfd;
+	p->cache_seg = 0;
+	atomic_store(&p->last_ts, -1);
+	return p;
+}
+
+static void partition_free(struct partition *p)
+{
+	uint32_t i;
+
+	for (i = 0; i < p->nsegs; i++)
+		segment_free(p->segs[i]);
+	pthread_mutex_lock(&p->retire_lock);
+	free_retired_locked(p);
+	pthread_mutex_unlock(&p->retire_lock);
+	free(p->rsegs);
+	free(p->rfds);
+	free(p->segs);
+	free(p->plan);
+	free(p->cache_buf);
+	io_close(p->dfd);
+	pthread_mutex_destroy(&p->lock);
+	pthread_rwlock_destroy(&p->seglock);
+	pthread_mutex_destroy(&p->cache_lock);
+	pthread_mutex_destroy(&p->retire_lock);
+	free(p->name);
+	free(p);
+}
+
+/* Create dirfd/name holding an empty partition. */
+int partition_create(int dirfd, const char *name, const struct config *cfg,
+		     int64_t now_ms, struct partition **out)
+{
+	struct partition *p;
+	struct segment *s;
+	struct pstate st = {0, 0, 0, 0};
+	int dfd, ret;
+
+	ret = io_mkdirat(dirfd, name, 0755);
+	if (ret < 0)
+		return ret;
+	dfd = io_opendirat(dirfd, name);
+	if (dfd < 0) {
+		ret = dfd;
+		goto err_rmdir;
+	}
+	p = partition_alloc(dfd, name, cfg);
+	if (!p) {
+		io_close(dfd);
+		ret = -ENOMEM;
+		goto err_rmdir;
+	}
+	ret = segment_create(dfd, 0, 0, &s);
+	if (ret < 0)
+		goto err_free;
+	ret = segs_push(p, s);
+	if (ret < 0) {
+		segment_free(s);
+		goto err_free;
+	}
+	ret = state_write(p, &st);
+	if (ret == 0)
+		ret = io_fsync_dir(dirfd);
+	if (ret < 0)
+		goto err_free;
+	metrics_add(&p->m, segments_created, 1);
+	p->last_flush_ms = now_ms;
+	*out = p;
+	return 0;
+err_free:
+	segment_unlink(dfd, 0);
+	io_unlinkat(dfd, STATE_FILE, 0);
+	partition_free(p);
+err_rmdir:
+	io_unlinkat(dirfd, name, AT_REMOVEDIR);
+	return ret;
+}
+
+/* One segment's files as found in the directory. */
+struct found {
+	uint64_t base;
+	unsigned log : 1, idx : 1, blk : 1;
+	enum compression comp;
+};
+
+static int found_cmp(const void *a, const void *b)
+{
+	const struct found *x = a, *y = b;
+
+	return x->base < y->base ? -1 : x->base > y->base;
+}
+
+static struct found *found_get(struct found **list, uint32_t *n, uint32_t *cap,
+			       uint64_t base)
+{
+	struct found *grown;
+	uint32_t i;
+
+	for (i = 0; i < *n; i++)
+		if ((*list)[i].base == base)
+			return &(*list)[i];
+	if (*n == *cap) {
+		*cap = *cap ? *cap * 2 : 16;
+		grown = realloc(*list, *cap * sizeof(**list));
+		if (!grown)
+			return NULL;
+		*list = grown;
+	}
+	memset(&(*list)[*n], 0, sizeof(**list));
+	(*list)[*n].base = base;
+	return &(*list)[(*n)++];
+}
+
+/* List the directory: remove *.tmp, collect segment files. */
+static int scan_dir(struct partition *p, struct found **list, uint32_t *n,
+		    struct partition_recovery *rec)
+{
+	struct dirent *de;
+	struct found *f;
+	uint32_t cap = 0;
+	char *end;
+	uint64_t base;
+	size_t len;
+	DIR *dir;
+	int fd, ret = 0;
+
+	fd = io_opendirat(p->dfd, ".");
+	if (fd < 0)
+		return fd;
+	dir = fdopendir(fd);
+	if (!dir) {
+		ret = -errno;
+		io_close(fd);
+		return ret;
+	}
+	*list = NULL;
+	*n = 0;
+	while ((de = readdir(dir)) != NULL) {
+		len = strlen(de->d_name);
+		if (len > 4 && !strcmp(de->d_name + len - 4, ".tmp")) {
+			if (io_unlinkat(p->dfd, de->d_name, 0) == 0)
+				rec->discarded_files++;
+			continue;
+		}
+		if (len < 21 || de->d_name[20] != '.')
+			continue;
+		base = strtoull(de->d_name, &end, 10);
+		if (end != de->d_name + 20)
+			continue;
+		f = found_get(list, n, &cap, base);
+		if (!f) {
+			ret = -ENOMEM;
+			break;
+		}
+		if (!strcmp(end, ".log"))
+			f->log = 1;
+		else if (!strcmp(end, ".idx"))
+			f->idx = 1;
+		else if (!strcmp(end, ".blk"))
+			f->blk = 1;
+		else if (!strcmp(end, codec_suffix(COMPRESSION_LZ4)))
+			f->comp = COMPRESSION_LZ4;
+		else if (!strcmp(end, codec_suffix(COMPRESSION_GZIP)))
+			f->comp = COMPRESSION_GZIP;
+	}
+	closedir(dir);
+	if (ret == 0 && *n)
+		qsort(*list, *n, sizeof(**list), found_cmp);
+	return ret;
+}
+
+/* Unlink the compressed form of a segment whose raw .log still exists
+ * (a compression that did not finish its swap). */
+static void drop_compressed(struct partition *p, const struct found *f,
+			    struct partition_recovery *rec)
+{
+	char name[40];
+
+	if (f->comp) {
+		segment_name(name, sizeof(name), f->base,
+			     codec_suffix(f->comp));
+		io_unlinkat(p->dfd, name, 0);
+	}
+	if (f->blk) {
+		segment_name(name, sizeof(name), f->base, ".blk");
+		io_unlinkat(p->dfd, name, 0);
+	}
+	rec->discarded_files++;
+}
+
+static int open_segments(struct partition *p, const struct pstate *st,
+			 int have_state, struct partition_recovery *rec)
+{
+	struct found *list = NULL;
+	struct seg_report rep;
+	struct segment *s, *prev = NULL;
+	uint64_t hint, verify_from;
+	uint32_t n = 0, i, j;
+	int ret;
+
+	ret = scan_dir(p, &list, &n, rec);
+	if (ret < 0)
+		goto out;
+	for (i = 0; i < n; i++) {
+		if (list[i].log && (list[i].comp || list[i].blk)) {
+			drop_compressed(p, &list[i], rec);
+			list[i].comp = COMPRESSION_NONE;
+			list[i].blk = 0;
+		}
+		if (!list[i].log && !list[i].comp) {
+			/* an orphan .idx/.blk */
+			segment_unlink(p->dfd, list[i].base);
+			rec->discarded_files++;
+			continue;
+		}
+		/* Left behind by retention after the state moved on. */
+		if (have_state && i + 1 < n &&
+		    list[i + 1].base <= st->start_offset) {
+			segment_unlink(p->dfd, list[i].base);
+			continue;
+		}
+		memset(&rep, 0, sizeof(rep));
+		hint = prev ? seg_end(prev) : st->first_base_byte;
+		verify_from = have_state ? st->recovery_point : 0;
+		ret = segment_open(p->dfd, list[i].base, hint, verify_from,
+				   have_state ? st->recovery_point : UINT64_MAX,
+				   list[i].comp, &s, &rep);
+		if (ret < 0) {
+			char path[512];
+
+			part_path(p, path, sizeof(path));
+			diag_err("cannot open segment %020llu of '%s': %s",
+				 (unsigned long long)list[i].base, path,
+				 strerror(-ret));
+			goto out;
+		}
+		if (prev && (s->base_offset != prev->next_offset ||
+			     s->base_byte != seg_end(prev))) {
+			/* a gap: the segment before was cut short */
+			segment_free(s);
+			rep.cut = 1;
+			i--;
+			goto cut;
+		}
+		rec->truncated_bytes += rep.truncated_bytes;
+		rec->dropped_entries += rep.dropped_entries;
+		rec->rebuilt_indexes += rep.rebuilt;
+		rec->bad_batches += rep.bad_entries;
+		if (rep.bad_entries) {
+			char path[512];
+
+			part_path(p, path, sizeof(path));
+			diag_err("bad crc in '%s' at byte %llu, log cut there",
+				 path, (unsigned long long)seg_end(s));
+		}
+		ret = segs_push(p, s);
+		if (ret < 0) {
+			segment_free(s);
+			goto out;
+		}
+		prev = s;
+	cut:
+		if (rep.cut) {
+			/* Nothing after a cut can be trusted to follow on. */
+			for (j = i + 1; j < n; j++) {
+				segment_unlink(p->dfd, list[j].base);
+				rec->discarded_files++;
+			}
+			break;
+		}
+	}
+	ret = 0;
+out:
+	free(list);
+	return ret;
+}
+
+/* Open dirfd/name and recover it. */
+int partition_open(int dirfd, const char *name, const struct config *cfg,
+		   int64_t now_ms, struct partition **out,
+		   struct partition_recovery *rec)
+{
+	struct partition_recovery local;
+	struct partition *p;
+	struct segment *s, *last;
+	struct pstate st = {0, 0, 0, 0};
+	int dfd, ret, have_state;
+	uint64_t end, start_off, start_byte;
+	uint32_t i, n;
+
+	if (!rec)
+		rec = &local;
+	memset(rec, 0, sizeof(*rec));
+	dfd = io_opendirat(dirfd, name);
+	if (dfd < 0)
+		return dfd;
+	p = partition_alloc(dfd, name, cfg);
+	if (!p) {
+		io_close(dfd);
+		return -ENOMEM;
+	}
+	ret = state_read(dfd, &st);
+	have_state = ret == 0;
+	if (ret < 0 && ret != -ENOENT && ret != -EINVAL)
+		goto err;
+	if (ret == -EINVAL)
+		diag_warn("damaged '%s' in '%s', checking every segment",
+			  STATE_FILE, name);
+	ret = open_segments(p, &st, have_state, rec);
+	if (ret < 0)
+		goto err;
+	if (p->nsegs == 0) {
+		ret = segment_create(dfd, st.start_offset, st.start_byte, &s);
+		if (ret == 0)
+			ret = segs_push(p, s);
+		if (ret < 0)
+			goto err;
+		metrics_add(&p->m, segments_created, 1);
+	}
+	last = active_seg(p);
+	ret = segment_map_grow(last, seg_n(last) + 1024,
+			       seg_end(last) - last->base_byte + (1 << 20),
+			       NULL);
+	if (ret < 0)
+		goto err;
+	end = seg_end(last);
+	start_off = p->segs[0]->base_offset;
+	start_byte = p->segs[0]->base_byte;
+	if (have_state && st.start_offset > start_off) {
+		start_off = st.start_offset;
+		start_byte = st.start_byte;
+	}
+	if (start_off > last->next_offset || start_byte > end) {
+		start_off = last->next_offset;
+		start_byte = end;
+	}
+	p->first_base_byte = p->segs[0]->base_byte;
+	atomic_store(&p->start_offset, start_off);
+	atomic_store(&p->start_byte, start_byte);
+	atomic_store(&p->next_offset, last->next_offset);
+	atomic_store(&p->end_byte, end);
+	for (i = p->nsegs; i-- > 0;) {
+		n = seg_n(p->segs[i]);
+		if (n) {
+			atomic_store(&p->last_ts,
+				     segment_entries(p->segs[i])[n - 1].ts);
+			break;
+		}
+	}
+	atomic_store(&p->flushed_byte, have_state && st.recovery_point < end
+					       ? st.recovery_point
+					       : (have_state ? end : 0));
+	p->last_flush_ms = now_ms;
+	p->state_rp = have_state ? st.recovery_point : 0;
+	if (rec->truncated_bytes || rec->dropped_entries ||
+	    rec->rebuilt_indexes || rec->discarded_files || rec->bad_batches) {
+		char path[512];
+
+		part_path(p, path, sizeof(path));
+		metrics_add(&p->m, recoveries, 1);
+		metrics_add(&p->m, truncated_bytes, rec->truncated_bytes);
+		diag_info("recovered '%s': %llu bytes truncated, %u entries "
+			  "dropped, %u indexes rebuilt, %u files discarded",
+			  path, (unsigned long long)rec->truncated_bytes,
+			  rec->dropped_entries, rec->rebuilt_indexes,
+			  rec->discarded_files);
+	}
+	if (!have_state || rec->truncated_bytes || rec->dropped_entries) {
+		state_now(p, &st);
+		ret = state_write(p, &st);
+		if (ret < 0)
+			goto err;
+	}
+	*out = p;
+	return 0;
+err:
+	partition_free(p);
+	return ret;
+}
+
+static int flush_locked(struct partition *p);
+
+/* Flush, then free the partition. */
+int partition_close(struct partition *p)
+{
+	int ret;
+
+	pthread_mutex_lock(&p->lock);
+	ret = flush_locked(p);
+	pthread_mutex_unlock(&p->lock);
+	partition_free(p);
+	return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* Append, roll, flush                                                  */
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int roll_locked(struct partition *p)
+{
+	struct segment *old = active_seg(p), *s;
+	int ret;
+
+	ret = segment_create(p->dfd, old->next_offset, seg_end(old), &s);
+	if (ret < 0)
+		return ret;
+	ret = io_fsync_dir(p->dfd);
+	if (ret == 0)
+		ret = segs_push(p, s);
+	if (ret < 0) {
+		segment_unlink(p->dfd, s->base_offset);
+		segment_free(s);
+		return ret;
+	}
+	metrics_add(&p->m, segments_created, 1);
+	return 0;
+}
+
+static int roll_due(struct partition *p, size_t len, int64_t now_ms)
+{
+	struct segment *a = active_seg(p);
+	uint32_t n = seg_n(a);
+
+	if (n == 0)
+		return 0;
+	if (seg_end(a) - a->base_byte + len > p->cfg.segment_bytes)
+		return 1;
+	return p->cfg.segment_ms >= 0 &&
+	       now_ms - segment_entries(a)[0].ts >= p->cfg.segment_ms;
+}
+
+/* Append one batch of complete messages. */
+int partition_append(struct partition *p, const void *buf, size_t len,
+		     uint32_t count, int64_t now_ms, uint64_t expect_end,
+		     uint64_t *first_offset, uint64_t *byte_pos)
+{
+	partition_append_hook hook;
+	struct segment *a;
+	void *hook_arg;
+	int64_t t0 = now_ns(), ts;
+	uint64_t end, first;
+	uint32_t n, msgs;
+	size_t need;
+	int ret, sync;
+
+	if (len == 0 || count == 0)
+		return -EINVAL;
+	if (len > PARTITION_MAX_BATCH)
+		return -EMSGSIZE;
+	pthread_mutex_lock(&p->lock);
+	end = atomic_load_explicit(&p->end_byte, memory_order_relaxed);
+	if (expect_end != PARTITION_ANY_END && expect_end != end) {
+		ret = -EPERM;
+		goto out;
+	}
+	if (roll_due(p, len, now_ms)) {
+		ret = roll_locked(p);
+		if (ret < 0)
+			goto out;
+	}
+	a = active_seg(p);
+	need = segment_plan_max(len);
+	if (need > p->plan_cap) {
+		free(p->plan);
+		p->plan = malloc(need * sizeof(*p->plan));
+		p->plan_cap = p->plan ? need : 0;
+		if (!p->plan) {
+			ret = -ENOMEM;
+			goto out;
+		}
+	}
+	/* Timestamps never go back, so time lookups can binary search. */
+	ts = atomic_load(&p->last_ts);
+	if (now_ms > ts)
+		ts = now_ms;
+	first = a->next_offset;
+	n = segment_plan(buf, len, first, end, ts, p->plan, &msgs);
+	if (msgs != count) {
+		ret = -EINVAL;
+		goto out;
+	}
+	ret = segment_map_grow(a, seg_n(a) + n, end + len - a->base_byte,
+			       &p->seglock);
+	if (ret < 0)
+		goto out;
+	sync = p->cfg.flush_ms == 0;
+	ret = segment_append(a, buf, len, p->plan, n, sync);
+	if (ret < 0) {
+		diag_err("cannot append to '%s': %s", p->name, strerror(-ret));
+		goto out;
+	}
+	atomic_store(&p->last_ts, ts);
+	atomic_store_explicit(&p->next_offset, first + count,
+			      memory_order_release);
+	atomic_store_explicit(&p->end_byte, end + len, memory_order_release);
+	/* fdatasync covered the whole active file; older segments count
+	 * only if they were flushed already */
+	if (sync && atomic_load(&p->flushed_byte) >= a->base_byte)
+		atomic_store(&p->flushed_byte, end + len);
+	metrics_add(&p->m, bytes_appended, len);
+	metrics_add(&p->m, messages_appended, count);
+	metrics_add(&p->m, batches_appended, 1);
+	if (first_offset)
+		*first_offset = first;
+	if (byte_pos)
+		*byte_pos = end;
+out:
+	hook = ret == 0 ? p->hook : NULL;
+	hook_arg = p->hook_arg;
+	pthread_mutex_unlock(&p->lock);
+	metrics_add(&p->m, append_ns_total, (uint64_t)(now_ns() - t0));
+	if (hook)
+		hook(hook_arg, end + len);
+	return ret;
+}
+
+/* Make a log with no messages begin at start_byte. */
+int partition_set_start_byte(struct partition *p, uint64_t start_byte)
+{
+	struct segment *a;
+	struct pstate st;
+	int ret = -EPERM;
+
+	pthread_mutex_lock(&p->lock);
+	a = active_seg(p);
+	if (p->nsegs != 1 || seg_n(a) != 0 || atomic_load(&p->next_offset))
+		goto out;
+	st.start_offset = 0;
+	st.start_byte = start_byte;
+	st.first_base_byte = start_byte;
+	st.recovery_point = start_byte;
+	/* The state names the new start first: a crash in between leaves
+	 * an empty segment whose header is fixed from the state. */
+	ret = state_write(p, &st);
+	if (ret == 0)
+		ret = segment_set_base_byte(a, start_byte);
+	if (ret < 0)
+		goto out;
+	p->first_base_byte = start_byte;
+	atomic_store(&p->start_byte, start_byte);
+	atomic_store(&p->end_byte, start_byte);
+	atomic_store(&p->flushed_byte, start_byte);
+out:
+	pthread_mutex_unlock(&p->lock);
+	return ret;
+}
+
+/* fsync every unsynced segment, then write the state. */
+static int flush_locked(struct partition *p)
+{
+	uint64_t end = atomic_load(&p->end_byte);
+	int64_t t0 = now_ns();
+	struct segment *s;
+	struct pstate st;
+	uint32_t i;
+	int ret = 0;
+
+	if (p->flush_err)
+		return -EIO;
+	if (atomic_load(&p->flushed_byte) == end && p->state_rp == end)
+		return 0;
+	for (i = 0; i < p->nsegs && ret == 0; i++) {
+		s = p->segs[i];
+		if (s->synced && s != active_seg(p))
+			continue;
+		ret = io_fdatasync(s->log_fd);
+		if (ret == 0)
+			ret = io_fdatasync(s->idx_fd);
+		if (ret == 0)
+			s->synced = 1;
+	}
+	if (ret == 0) {
+		state_now(p, &st);
+		st.recovery_point = end;
+		ret = state_write(p, &st);
+	}
+	metrics_add(&p->m, flush_ns_total, (uint64_t)(now_ns() - t0));
+	if (ret < 0) {
+		/* The kernel may have dropped the dirty pages: never let a
+		 * later flush claim they reached the disk. */
+		p->flush_err = ret;
+		metrics_add(&p->m, flush_failures, 1);
+		diag_err("cannot flush '%s': %s", p->name, strerror(-ret));
+		return ret;
+	}
+	atomic_store(&p->flushed_byte, end);
+	metrics_add(&p->m, flushes, 1);
+	return 0;
+}
+
+/* fsync data, index, state; sticky failure. */
+int partition_flush(struct partition *p)
+{
+	int ret;
+
+	pthread_mutex_lock(&p->lock);
+	ret = flush_locked(p);
+	pthread_mutex_unlock(&p->lock);
+	return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* Retention and delete_before                                          */
+
+/* Remove segs[0..k) (sealed) after the state names the new start. */
+static int drop_head_locked(struct partition *p, uint32_t k, uint64_t start_off,
+			    uint64_t start_byte)
+{
+	struct segment **gone;
+	struct pstate st;
+	uint32_t i;
+	int ret;
+
+	state_now(p, &st);
+	st.start_offset = start_off;
+	st.start_byte = start_byte;
+	st.first_base_byte = p->segs[k]->base_byte;
+	ret = state_write(p, &st);
+	if (ret < 0)
+		return ret;
+	gone = k ? malloc(k * sizeof(*gone)) : NULL;
+	if (k && !gone)
+		return -ENOMEM;
+	pthread_rwlock_wrlock(&p->seglock);
+	for (i = 0; i < k; i++)
+		gone[i] = p->segs[i];
+	memmove(p->segs, p->segs + k, (p->nsegs - k) * sizeof(*p->segs));
+	p->nsegs -= k;
+	atomic_store(&p->start_offset, start_off);
+	atomic_store(&p->start_byte, start_byte);
+	p->first_base_byte = p->segs[0]->base_byte;
+	pthread_rwlock_unlock(&p->seglock);
+	for (i = 0; i < k; i++) {
+		segment_unlink(p->dfd, gone[i]->base_offset);
+		retire(p, gone[i], -1);
+	}
+	if (k)
+		io_fsync_dir(p->dfd);
+	free(gone);
+	metrics_add(&p->m, segments_deleted, k);
+	return (int)k;
+}
+
+static int retention_locked(struct partition *p, int64_t now_ms)
+{
+	uint64_t end = atomic_load(&p->end_byte), total, size;
+	struct segment *s;
+	uint32_t k = 0, n;
+	int by_age, by_size;
+
+	while (k + 1 < p->nsegs) {
+		s = p->segs[k];
+		if (s->busy)
+			break;
+		n = seg_n(s);
+		size = seg_end(s) - s->base_byte;
+		total = end - s->base_byte;
+		by_age = p->cfg.retention_ms >= 0 && n > 0 &&
+			 now_ms - segment_entries(s)[n - 1].ts >
+				 p->cfg.retention_ms;
+		by_size = p->cfg.retention_bytes >= 0 &&
+			  total - size >= (uint64_t)p->cfg.retention_bytes;
+		if (!by_age && !by_size)
+			break;
+		k++;
+	}
+	if (k == 0)
+		return 0;
+	s = p->segs[k];
+	return drop_head_locked(p, k,
+				s->base_offset > atomic_load(&p->start_offset)
+					? s->base_offset
+					: atomic_load(&p->start_offset),
+				s->base_byte > atomic_load(&p->start_byte)
+					? s->base_byte
+					: atomic_load(&p->start_byte));
+}
+
+/* Delete whole sealed segments by age and size. */
+int partition_apply_retention(struct partition *p, int64_t now_ms)
+{
+	int ret;
+
+	pthread_mutex_lock(&p->lock);
+	ret = retention_locked(p, now_ms);
+	pthread_mutex_unlock(&p->lock);
+	return ret;
+}
+
+static int byte_to_offset_locked(struct partition *p, uint64_t byte,
+				 uint64_t *offset, uint64_t *msg_start);
+
+/* Advance the start to the first message ending after byte. */
+int partition_delete_before(struct partition *p, uint64_t byte)
+{
+	uint64_t end, off, start;
+	uint32_t k = 0;
+	int ret = 0;
+
+	pthread_mutex_lock(&p->lock);
+	end = atomic_load(&p->end_byte);
+	if (byte <= atomic_load(&p->start_byte))
+		goto out;
+	if (byte >= end) {
+		off = atomic_load(&p->next_offset);
+		start = end;
+	} else {
+		pthread_rwlock_rdlock(&p->seglock);
+		ret = byte_to_offset_locked(p, byte, &off, &start);
+		pthread_rwlock_unlock(&p->seglock);
+		if (ret < 0)
+			goto out;
+		if (start <= atomic_load(&p->start_byte))
+			goto out;
+	}
+	while (k + 1 < p->nsegs && !p->segs[k]->busy &&
+	       seg_end(p->segs[k]) <= start)
+		k++;
+	ret = drop_head_locked(p, k, off, start);
+out:
+	pthread_mutex_unlock(&p->lock);
+	return ret;
+}
+
+/* Scheduled flush, time roll, retention. */
+int partition_tick(struct partition *p, int64_t now_ms)
+{
+	int ret = 0, r;
+
+	pthread_mutex_lock(&p->lock);
+	if (p->cfg.flush_ms > 0 &&
+	    now_ms - p->last_flush_ms >= p->cfg.flush_ms) {
+		ret = flush_locked(p);
+		p->last_flush_ms = now_ms;
+	}
+	if (p->cfg.segment_ms >= 0 && roll_due(p, 0, now_ms)) {
+		r = roll_locked(p);
+		if (ret == 0)
+			ret = r;
+	}
+	r = retention_locked(p, now_ms);
+	if (ret == 0 && r < 0)
+		ret = r;
+	pthread_mutex_unlock(&p->lock);
+	return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* Reads                                                                */
+
+/* Copy [pos, pos+len) of compressed segment s through the block cache. */
+static int read_compressed(struct partition *p, struct segment *s, uint64_t pos,
+			   void *buf, size_t len)
+{
+	const struct codec_block *b;
+	uint64_t rel = pos - s->base_byte, in;
+	uint32_t lo, hi, mid;
+	size_t take;
+	unsigned char *grown;
+	int ret = 0;
+
+	pthread_mutex_lock(&p->cache_lock);
+	while (len > 0) {
+		lo = 0;
+		hi = s->nblocks;
+		while (lo < hi) {
+			mid = lo + (hi - lo) / 2;
+			if (s->blocks[mid].raw_pos <= rel)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo == 0) {
+			ret = -EIO;
+			break;
+		}
+		b = &s->blocks[lo - 1];
+		if (p->cache_seg != s->id || p->cache_blk != lo - 1) {
+			if (b->raw_len > p->cache_size) {
+				grown = realloc(p->cache_buf, b->raw_len);
+				if (!grown) {
+					ret = -ENOMEM;
+					break;
+				}
+				p->cache_buf = grown;
+				p->cache_size = b->raw_len;
+			}
+			p->cache_seg = 0;
+			ret = codec_read_block(s->codec, s->log_fd, b,
+					       p->cache_buf);
+			if (ret < 0) {
+				diag_err("cannot decode block at byte %llu of "
+					 "'%s'",
+					 (unsigned long long)(s->base_byte +
+							      b->raw_pos),
+					 p->name);
+				break;
+			}
+			p->cache_seg = s->id;
+			p->cache_blk = lo - 1;
+		}
+		in = rel - b->raw_pos;
+		if (in >= b->raw_len) {
+			ret = -EIO;
+			break;
+		}
+		take = b->raw_len - in < len ? b->raw_len - in : len;
+		memcpy(buf, p->cache_buf + in, take);
+		buf = (char *)buf + take;
+		rel += take;
+		len -= take;
+	}
+	pthread_mutex_unlock(&p->cache_lock);
+	return ret;
+}
+
+static void report_bad(struct partition *p, struct segment *s, uint32_t i)
+{
+	const struct seg_entry *e = &segment_entries(s)[i];
+	char path[512];
+
+	metrics_add(&p->m, crc_failures, 1);
+	part_path(p, path, sizeof(path));
+	diag_err("bad crc in '%s' at byte %llu (offset %llu, %u bytes)", path,
+		 (unsigned long long)e->pos, (unsigned long long)e->offset,
+		 e->len);
+}
+
+/* Check the entries overlapping [pos, pos+len) of s; data holds those
+ * bytes when non-NULL.  Returns how many bytes from pos are good (len if
+ * all), or -errno. */
+static ssize_t check_range(struct partition *p, struct segment *s, uint64_t pos,
+			   size_t len, const unsigned char *data)
+{
+	const struct seg_entry *e = segment_entries(s);
+	uint32_t n = seg_n(s);
+	long i = segment_find_byte(s, n, pos);
+	int st;
+
+	if (s->codec != COMPRESSION_NONE)
+		return (ssize_t)len;
+	if (i < 0)
+		return -EIO;
+	for (; (uint32_t)i < n && e[i].pos < pos + len; i++) {
+		st = atomic_load_explicit(&s->vstate[i], memory_order_relaxed);
+		if (st == SEG_V_UNKNOWN) {
+			st = segment_verify_entry(
+				s, (uint32_t)i,
+				data && e[i].pos >= pos &&
+						e[i].pos + e[i].len <= pos + len
+					? data + (e[i].pos - pos)
+					: NULL);
+			if (st < 0)
+				return st;
+			if (st == SEG_V_NEWBAD)
+				report_bad(p, s, (uint32_t)i);
+		}
+		if (st != SEG_V_GOOD)
+			return e[i].pos > pos ? (ssize_t)(e[i].pos - pos)
+					      : -EIO;
+	}
+	return (ssize_t)len;
+}
+
+/* Read under seglock (shared).  check: verify CRCs and show the hole as
+ * zeros; without it (lookups) the bytes below the start are read as they
+ * are while their segment exists.  Returns bytes or -errno. */
+static ssize_t read_locked(struct partition *p, uint64_t pos, void *buf,
+			   size_t len, int check)
+{
+	uint64_t end = atomic_load_explicit(&p->end_byte, memory_order_acquire);
+	uint64_t start = check ? atomic_load(&p->start_byte) : 0, cur, send;
+	struct segment *s;
+	size_t done = 0, want, z;
+	ssize_t n, good;
+
+	if (pos >= end)
+		return 0;
+	if (len > end - pos)
+		len = (size_t)(end - pos);
+	if (pos < start) {
+		z = start - pos < len ? (size_t)(start - pos) : len;
+		memset(buf, 0, z);
+		done = z;
+	}
+	while (done < len) {
+		cur = pos + done;
+		s = seg_by_byte(p, cur);
+		if (!s)
+			return done ? (ssize_t)done : -EIO;
+		send = seg_end(s);
+		want = send - cur < len - done ? (size_t)(send - cur)
+					       : len - done;
+		if (want == 0)
+			break;
+		if (s->codec != COMPRESSION_NONE) {
+			n = read_compressed(p, s, cur, (char *)buf + done,
+					    want);
+			if (n < 0)
+				return done ? (ssize_t)done : n;
+			n = (ssize_t)want;
+		} else {
+			n = segment_pread(s, (char *)buf + done, want, cur);
+			if (n < 0)
+				return done ? (ssize_t)done : n;
+			if (n == 0)
+				return done ? (ssize_t)done : -EIO;
+		}
+		if (check) {
+			good = check_range(p, s, cur, (size_t)n,
+					   (unsigned char *)buf + done);
+			if (good < 0)
+				return done ? (ssize_t)done : good;
+			if (good < n) {
+				done += (size_t)good;
+				break;
+			}
+		}
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
+/* Read bytes at pos; zeros for the hole. */
+ssize_t partition_read(struct partition *p, uint64_t pos, void *buf, size_t len)
+{
+	ssize_t n;
+
+	pthread_rwlock_rdlock(&p->seglock);
+	n = read_locked(p, pos, buf, len, 1);
+	pthread_rwlock_unlock(&p->seglock);
+	if (n > 0) {
+		metrics_add(&p->m, bytes_read, (uint64_t)n);
+		metrics_add(&p->m, reads, 1);
+	}
+	return n;
+}
+
+/* Describe [pos, pos+len) as descriptor ranges (see partition.h). */
+int partition_read_ranges(struct partition *p, uint64_t pos, size_t len,
+			  struct partition_range *ranges, int max)
+{
+	uint64_t end, start, cur, send, stop;
+	struct segment *s;
+	ssize_t good;
+	size_t want;
+	int k = 0;
+
+	pthread_rwlock_rdlock(&p->seglock);
+	end = atomic_load_explicit(&p->end_byte, memory_order_acquire);
+	start = atomic_load(&p->start_byte);
+	stop = pos >= end ? pos : (len > end - pos ? end : pos + len);
+	cur = pos;
+	if (cur < start && cur < stop && k < max) {
+		ranges[k].fd = -1;
+		ranges[k].file_pos = 0;
+		ranges[k].len = (size_t)((start < stop ? start : stop) - cur);
+		cur += ranges[k++].len;
+	}
+	while (cur < stop && k < max) {
+		s = seg_by_byte(p, cur);
+		if (!s || s->codec != COMPRESSION_NONE)
+			break;
+		send = seg_end(s);
+		want = (size_t)((send < stop ? send : stop) - cur);
+		if (want == 0)
+			break;
+		good = check_range(p, s, cur, want, NULL);
+		if (good <= 0) {
+			if (k == 0 && good < 0) {
+				pthread_rwlock_unlock(&p->seglock);
+				return (int)good;
+			}
+			break;
+		}
+		ranges[k].fd = s->log_fd;
+		ranges[k].file_pos = cur - s->base_byte;
+		ranges[k].len = (size_t)good;
+		cur += ranges[k++].len;
+		if ((size_t)good < want)
+			break;
+	}
+	pthread_mutex_lock(&p->retire_lock);
+	p->pins++;
+	pthread_mutex_unlock(&p->retire_lock);
+	pthread_rwlock_unlock(&p->seglock);
+	metrics_add(&p->m, bytes_read, cur - pos);
+	metrics_add(&p->m, reads, 1);
+	return k;
+}
+
+/* Unpin what partition_read_ranges() handed out. */
+void partition_read_ranges_done(struct partition *p)
+{
+	pthread_mutex_lock(&p->retire_lock);
+	if (p->pins > 0 && --p->pins == 0)
+		free_retired_locked(p);
+	pthread_mutex_unlock(&p->retire_lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* Lookups                                                              */
+
+/* Pointer just past the k-th newline in [q, q+len), or NULL.  Counts
+ * eight bytes at a time (exact zero-byte test on w ^ "\n\n..."), one
+ * sequential pass the prefetcher can follow, instead of a memchr call per
+ * message. */
+static const unsigned char *skip_lines(const unsigned char *q, size_t len,
+				       uint64_t k)
+{
+	const uint64_t ones = 0x0101010101010101ull,
+		       low7 = 0x7f7f7f7f7f7f7f7full;
+	const unsigned char *end = q + len;
+	uint64_t w, x, hit;
+	unsigned c;
+
+	while (k > 0 && end - q >= 8) {
+		memcpy(&w, q, 8);
+		x = w ^ (ones * '\n');
+		hit = ~(((x & low7) + low7) | x | low7);
+		/* one 0x80 per newline byte: sum the bytes' top bits */
+		c = (unsigned)(((hit >> 7) * ones) >> 56);
+		if (c >= k)
+			break;
+		k -= c;
+		q += 8;
+	}
+	for (; k > 0 && q < end; q++)
+		if (*q == '\n')
+			k--;
+	return k ? NULL : q;
+}
+
+/* The first len bytes of entry e of segment s: in place in the mapping,
+ * else copied into buf (multi-message entries are <= SEG_CHUNK_BYTES). */
+static const unsigned char *entry_bytes(struct partition *p, struct segment *s,
+					const struct seg_entry *e,
+					unsigned char *buf, size_t len,
+					int *err)
+{
+	const void *in = segment_peek(s, e->pos, len);
+	ssize_t n;
+
+	if (in)
+		return in;
+	if (s->codec != COMPRESSION_NONE) {
+		n = read_compressed(p, s, e->pos, buf, len);
+		if (n == 0)
+			n = (ssize_t)len;
+	} else {
+		n = segment_pread(s, buf, len, e->pos);
+	}
+	if (n == (ssize_t)len)
+		return buf;
+	*err = n < 0 ? (int)n : -EIO;
+	return NULL;
+}
+
+/* Message offset -> start byte. */
+int partition_offset_to_byte(struct partition *p, uint64_t offset,
+			     uint64_t *byte)
+{
+	unsigned char buf[SEG_CHUNK_BYTES];
+	const struct seg_entry *e;
+	const unsigned char *q, *data;
+	struct segment *s;
+	long i;
+	int ret = -ENOENT;
+
+	metrics_add(&p->m, index_lookups, 1);
+	pthread_rwlock_rdlock(&p->seglock);
+	if (offset < atomic_load(&p->start_offset) ||
+	    offset >=
+		    atomic_load_explicit(&p->next_offset, memory_order_acquire))
+		goto out;
+	s = seg_by_offset(p, offset);
+	if (!s)
+		goto out;
+	i = segment_find_offset(s, seg_n(s), offset);
+	if (i < 0)
+		goto out;
+	e = &segment_entries(s)[i];
+	ret = 0;
+	if (e->offset == offset) {
+		*byte = e->pos;
+		goto out;
+	}
+	/* Inside a chunk: skip the messages before it. */
+	data = entry_bytes(p, s, e, buf, e->len, &ret);
+	if (!data)
+		goto out;
+	q = skip_lines(data, e->len, offset - e->offset);
+	if (!q) {
+		ret = -EIO;
+		goto out;
+	}
+	*byte = e->pos + (uint64_t)(q - data);
+out:
+	pthread_rwlock_unlock(&p->seglock);
+	return ret;
+}
+
+/* Byte -> containing message (caller holds seglock shared). */
+static int byte_to_offset_locked(struct partition *p, uint64_t byte,
+				 uint64_t *offset, uint64_t *msg_start)
+{
+	unsigned char buf[SEG_CHUNK_BYTES];
+	const struct seg_entry *e;
+	const unsigned char *q, *lim, *data;
+	struct segment *s;
+	uint64_t off, at;
+	long i;
+	int ret = 0;
+
+	if (byte < atomic_load(&p->start_byte) ||
+	    byte >= atomic_load_explicit(&p->end_byte, memory_order_acquire))
+		return -ENOENT;
+	s = seg_by_byte(p, byte);
+	if (!s)
+		return -ENOENT;
+	i = segment_find_byte(s, seg_n(s), byte);
+	if (i < 0)
+		return -ENOENT;
+	e = &segment_entries(s)[i];
+	off = e->offset;
+	at = e->pos;
+	if (e->count > 1 && byte > e->pos) {
+		data = entry_bytes(p, s, e, buf, (size_t)(byte - e->pos), &ret);
+		if (!data)
+			return ret;
+		lim = data + (byte - e->pos);
+		q = data;
+		while ((q = memchr(q, '\n', (size_t)(lim - q))) != NULL) {
+			q++;
+			off++;
+			at = e->pos + (uint64_t)(q - data);
+		}
+	}
+	*offset = off;
+	*msg_start = at;
+	return 0;
+}
+
+/* Byte -> the message containing it. */
+int partition_byte_to_offset(struct partition *p, uint64_t byte,
+			     uint64_t *offset, uint64_t *msg_start)
+{
+	int ret;
+
+	metrics_add(&p->m, index_lookups, 1);
+	pthread_rwlock_rdlock(&p->seglock);
+	ret = byte_to_offset_locked(p, byte, offset, msg_start);
+	pthread_rwlock_unlock(&p->seglock);
+	return ret;
+}
+
+/* First message with timestamp >= ts_ms.  A batch's messages share its
+ * timestamp, so the answer is always the first message of an entry. */
+int partition_time_to_offset(struct partition *p, int64_t ts_ms,
+			     uint64_t *offset, uint64_t *byte)
+{
+	const struct seg_entry *e;
+	struct segment *s;
+	uint32_t lo, hi, mid, n;
+	uint64_t start_off;
+	long i;
+	int ret = -ENOENT;
+
+	metrics_add(&p->m, index_lookups, 1);
+	pthread_rwlock_rdlock(&p->seglock);
+	/* The first segment whose newest entry is new enough. */
+	lo = 0;
+	hi = p->nsegs;
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		s = p->segs[mid];
+		n = seg_n(s);
+		if (n == 0 || segment_entries(s)[n - 1].ts < ts_ms)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	/* An empty segment can only be the last one. */
+	if (lo >= p->nsegs)
+		goto out;
+	s = p->segs[lo];
+	n = seg_n(s);
+	i = segment_find_time(s, n, ts_ms);
+	if ((uint32_t)i >= n)
+		goto out;
+	e = &segment_entries(s)[i];
+	start_off = atomic_load(&p->start_offset);
+	if (e->offset < start_off) {
+		if (start_off >= atomic_load(&p->next_offset))
+			goto out;
+		*offset = start_off;
+		*byte = atomic_load(&p->start_byte);
+	} else {
+		*offset = e->offset;
+		*byte = e->pos;
+	}
+	ret = 0;
+out:
+	pthread_rwlock_unlock(&p->seglock);
+	return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* Compression                                                          */
+
+/* CRC-check every entry of sealed s, reading 1 MiB at a time.  Returns
+ * 1 if all good, 0 if a bad one was found, -errno. */
+static int verify_all(struct partition *p, struct segment *s)
+{
+	const struct seg_entry *e = segment_entries(s);
+	uint32_t n = seg_n(s), i = 0, j;
+	unsigned char *buf;
+	uint64_t span, base;
+	ssize_t got;
+	int st = SEG_V_GOOD, ret = 1;
+
+	buf = malloc(1 << 20);
+	if (!buf)
+		return -ENOMEM;
+	while (i < n && ret == 1) {
+		j = i;
+		span = 0;
+		while (j < n && span + e[j].len <= (1 << 20))
+			span += e[j++].len;
+		if (j == i) { /* one entry larger than the buffer */
+			st = segment_verify_entry(s, i, NULL);
+			j = i + 1;
+			if (st == SEG_V_NEWBAD)
+				report_bad(p, s, i);
+		} else {
+			base = e[i].pos;
+			got = segment_pread(s, buf, (size_t)span, base);
+			if (got != (ssize_t)span) {
+				ret = got < 0 ? (int)got : -EIO;
+				break;
+			}
+			for (; i < j; i++) {
+				st = segment_verify_entry(
+					s, i, buf + (e[i].pos - base));
+				if (st == SEG_V_NEWBAD)
+					report_bad(p, s, i);
+				if (st != SEG_V_GOOD)
+					break;
+			}
+		}
+		if (st < 0)
+			ret = st;
+		else if (st != SEG_V_GOOD)
+			ret = 0;
+		i = j;
+	}
+	free(buf);
+	return ret;
+}
+
+/* Compress the oldest raw sealed segment, if configured. */
+int partition_compress_one(struct partition *p)
+{
+	struct codec_block *blocks = NULL;
+	enum compression c;
+	struct segment *s = NULL;
+	char tmp[48], name[40], logname[40];
+	uint64_t raw_len;
+	uint32_t nb = 0, i;
+	int fd = -1, ret, old_fd, stage = 0;
+	struct stat st;
+
+retry:
+	pthread_mutex_lock(&p->lock);
+	c = p->cfg.compression;
+	s = NULL;
+	for (i = 0; c != COMPRESSION_NONE && i + 1 < p->nsegs; i++) {
+		if (p->segs[i]->codec == COMPRESSION_NONE &&
+		    !p->segs[i]->busy && !p->segs[i]->nocompress &&
+		    seg_n(p->segs[i]) > 0) {
+			s = p->segs[i];
+			s->busy = 1;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (!s)
+		return 0;
+	/* The segment is sealed and busy: nothing changes or removes it
+	 * while the codec runs without the lock. */
+	ret = verify_all(p, s);
+	if (ret == 0) {
+		/* Keep the bad entry addressable (EIO) in the raw file. */
+		pthread_mutex_lock(&p->lock);
+		s->nocompress = 1;
+		s->busy = 0;
+		pthread_mutex_unlock(&p->lock);
+		goto retry;
+	}
+	if (ret < 0)
+		goto out;
+	raw_len = seg_end(s) - s->base_byte;
+	segment_name(tmp, sizeof(tmp), s->base_offset, "");
+	snprintf(tmp + 20, sizeof(tmp) - 20, "%s.tmp", codec_suffix(c));
+	segment_name(name, sizeof(name), s->base_offset, codec_suffix(c));
+	segment_name(logname, sizeof(logname), s->base_offset, ".log");
+	fd = io_openat(p->dfd, tmp, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0) {
+		ret = fd;
+		goto out;
+	}
+	stage = 1;
+	ret = codec_compress(c, s->log_fd, raw_len, fd, &blocks, &nb);
+	if (ret == 0)
+		ret = io_fsync(fd);
+	if (ret == 0)
+		ret = io_fstat(fd, &st);
+	if (ret < 0)
+		goto out;
+	stage = 2;
+	ret = segment_write_blocks(p->dfd, s->base_offset, c, raw_len, blocks,
+				   nb);
+	if (ret < 0)
+		goto out;
+	stage = 3;
+	ret = io_renameat(p->dfd, tmp, p->dfd, name);
+	if (ret == 0)
+		ret = io_fsync_dir(p->dfd);
+	if (ret < 0)
+		goto out;
+	/* From here the .log is still authoritative until it is unlinked;
+	 * recovery discards the compressed copy if it finds both. */
+	pthread_mutex_lock(&p->lock);
+	pthread_rwlock_wrlock(&p->seglock);
+	old_fd = s->log_fd;
+	segment_unmap_log(s);
+	s->log_fd = fd;
+	s->codec = c;
+	s->blocks = blocks;
+	s->nblocks = nb;
+	s->disk_bytes = (uint64_t)st.st_size;
+	pthread_rwlock_unlock(&p->seglock);
+	fd = -1;
+	blocks = NULL;
+	ret = io_unlinkat(p->dfd, logname, 0);
+	if (ret == 0)
+		ret = io_fsync_dir(p->dfd);
+	s->busy = 0;
+	pthread_mutex_unlock(&p->lock);
+	retire(p, NULL, old_fd);
+	metrics_add(&p->m, segments_compressed, 1);
+	if (ret < 0)
+		diag_warn("cannot remove '%s' of '%s' after compressing it",
+			  logname, p->name);
+	return 1;
+out:
+	if (stage >= 1)
+		io_unlinkat(p->dfd, stage >= 3 ? name : tmp, 0);
+	if (stage >= 3)
+		io_unlinkat(p->dfd, tmp, 0);
+	if (stage >= 2) {
+		segment_name(name, sizeof(name), s->base_offset, ".blk");
+		io_unlinkat(p->dfd, name, 0);
+	}
+	io_close(fd);
+	free(blocks);
+	pthread_mutex_lock(&p->lock);
+	s->busy = 0;
+	pthread_mutex_unlock(&p->lock);
+	return ret < 0 ? ret : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Info, configuration, odds and ends                                   */
+
+/* A snapshot of the partition's positions and sizes. */
+void partition_get_info(struct partition *p, struct partition_info *info)
+{
+	const struct seg_entry *e;
+	struct segment *s;
+	uint64_t so;
+	uint32_t i, n;
+	long k;
+
+	memset(info, 0, sizeof(*info));
+	pthread_rwlock_rdlock(&p->seglock);
+	info->end_byte =
+		atomic_load_explicit(&p->end_byte, memory_order_acquire);
+	info->next_offset = atomic_load(&p->next_offset);
+	info->start_offset = atomic_load(&p->start_offset);
+	info->start_byte = atomic_load(&p->start_byte);
+	info->segments = p->nsegs;
+	info->last_ts = atomic_load(&p->last_ts);
+	info->first_ts = -1;
+	info->flushed_byte = atomic_load(&p->flushed_byte);
+	for (i = 0; i < p->nsegs; i++) {
+		s = p->segs[i];
+		/* a raw segment's size follows its published end (the
+		 * appender updates disk_bytes without the segment lock) */
+		info->disk_bytes += s->codec == COMPRESSION_NONE
+					    ? seg_end(s) - s->base_byte
+					    : s->disk_bytes;
+	}
+	so = info->start_offset;
+	if (so < info->next_offset) {
+		s = seg_by_offset(p, so);
+		n = s ? seg_n(s) : 0;
+		k = s ? segment_find_offset(s, n, so) : -1;
+		if (k >= 0) {
+			e = &segment_entries(s)[k];
+			info->first_ts = e->ts;
+		}
+	} else {
+		info->last_ts = info->next_offset ? info->last_ts : -1;
+	}
+	pthread_rwlock_unlock(&p->seglock);
+}
+
+/* Replace the effective configuration. */
+int partition_set_config(struct partition *p, const struct config *cfg)
+{
+	pthread_mutex_lock(&p->lock);
+	p->cfg = *cfg;
+	pthread_mutex_unlock(&p->lock);
+	return 0;
+}
+
+/* Copy out the effective configuration. */
+void partition_get_config(struct partition *p, struct config *cfg)
+{
+	pthread_mutex_lock(&p->lock);
+	*cfg = p->cfg;
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* The partition's counters. */
+struct log_metrics *partition_metrics(struct partition *p)
+{
+	return &p->m;
+}
+
+/* Take the new name after the parent renamed the directory. */
+void partition_renamed(struct partition *p, int dirfd, const char *name)
+{
+	char *copy = strdup(name);
+
+	(void)dirfd; /* the partition keeps its own directory descriptor */
+	if (!copy)
+		return;
+	pthread_mutex_lock(&p->lock);
+	free(p->name);
+	p->name = copy;
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* The partition directory's descriptor. */
+int partition_dirfd(struct partition *p)
+{
+	return p->dfd;
+}
+
+/* Install the append hook. */
+void partition_set_append_hook(struct partition *p, partition_append_hook fn,
+			       void *arg)
+{
+	pthread_mutex_lock(&p->lock);
+	p->hook = fn;
+	p->hook_arg = arg;
+	pthread_mutex_unlock(&p->lock);
+}

@@ -79,6 +79,7 @@ int partition_close(struct partition *p);
 
 /* Append one batch of complete messages (count of them, the caller split
  * lines; the last may lack a newline when a writer closed mid-line).
+ * count must equal the batch's lines, else -EINVAL (len 0 or count 0 too).
  * If expect_end != PARTITION_ANY_END the append fails with -EPERM unless
  * the log currently ends exactly there (compare-and-append).  On success
  * *first_offset (if non-NULL) gets the batch's first message offset and
@@ -106,7 +107,10 @@ ssize_t partition_read(struct partition *p, uint64_t pos, void *buf,
  * segments cannot be described this way: the function stops before them
  * and the caller falls back to partition_read() for the rest.  Returns the
  * number of ranges; the descriptors stay valid until
- * partition_read_ranges_done() is called (they pin the segments). */
+ * partition_read_ranges_done() is called (they pin the segments): call it
+ * once after every non-negative return, even 0.  Entries not yet
+ * CRC-checked are checked (read) first; a bad one ends the ranges before
+ * it (-EIO if it is the first byte). */
 int partition_read_ranges(struct partition *p, uint64_t pos, size_t len,
 			  struct partition_range *ranges, int max);
 void partition_read_ranges_done(struct partition *p);

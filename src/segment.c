@@ -1,2 +1,941 @@
-/* segment.c - placeholder until its module lands. */
+/*
+ * segment.c - one segment's files: the .log (or its compressed form), the
+ * .idx entry table and the .blk block table; cutting batches into chunk
+ * entries, appending, lookups by offset/byte/time, per-entry CRC checks,
+ * and the repairs made when a segment is opened (torn tails, a missing or
+ * damaged .idx rebuilt from the .log's lines).
+ *
+ * Every file syscall goes through io.h; only the read-only mapping of the
+ * .idx is made directly.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include "crc32c.h"
+#include "diag.h"
+#include "io.h"
 #include "segment.h"
+
+_Static_assert(sizeof(struct seg_entry) == 48, "seg_entry is 48 bytes");
+
+#define ENTRY_CRC_BYTES offsetof(struct seg_entry, ecrc)
+#define BLK_MAGIC "FLUXBLK1"
+
+static atomic_uint_fast64_t segment_ids = 1;
+
+/* Build the file name of a segment: 20-digit base offset and suffix. */
+void segment_name(char *buf, size_t size, uint64_t base_offset,
+		  const char *suffix)
+{
+	snprintf(buf, size, "%020llu%s", (unsigned long long)base_offset,
+		 suffix);
+}
+
+static void entry_seal(struct seg_entry *e)
+{
+	e->reserved = 0;
+	e->ecrc = crc32c(0, e, ENTRY_CRC_BYTES);
+}
+
+static int entry_intact(const struct seg_entry *e)
+{
+	return e->ecrc == crc32c(0, e, ENTRY_CRC_BYTES) && e->len > 0 &&
+	       e->count > 0;
+}
+
+static void header_fill(unsigned char *h, uint64_t base_offset,
+			uint64_t base_byte)
+{
+	uint32_t v = SEG_IDX_VERSION, esz = sizeof(struct seg_entry), crc;
+
+	memset(h, 0, SEG_HEADER_BYTES);
+	memcpy(h, SEG_IDX_MAGIC, 8);
+	memcpy(h + 8, &v, 4);
+	memcpy(h + 12, &esz, 4);
+	memcpy(h + 16, &base_offset, 8);
+	memcpy(h + 24, &base_byte, 8);
+	crc = crc32c(0, h, SEG_HEADER_BYTES - 4);
+	memcpy(h + SEG_HEADER_BYTES - 4, &crc, 4);
+}
+
+/* 0 and *base_byte if the header is intact and names base_offset. */
+static int header_parse(const unsigned char *h, uint64_t base_offset,
+			uint64_t *base_byte)
+{
+	uint32_t v, esz, crc;
+	uint64_t bo;
+
+	memcpy(&v, h + 8, 4);
+	memcpy(&esz, h + 12, 4);
+	memcpy(&bo, h + 16, 8);
+	memcpy(&crc, h + SEG_HEADER_BYTES - 4, 4);
+	if (memcmp(h, SEG_IDX_MAGIC, 8) || v != SEG_IDX_VERSION ||
+	    esz != sizeof(struct seg_entry) || bo != base_offset ||
+	    crc != crc32c(0, h, SEG_HEADER_BYTES - 4))
+		return -EINVAL;
+	memcpy(base_byte, h + 24, 8);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Cutting a batch into chunks                                          */
+
+/* Accumulates whole messages into chunks of at most SEG_CHUNK_BYTES. */
+struct chunker {
+	struct seg_entry *ents; /* output */
+	uint32_t n, alloc;	/* entries used, allocated (grow mode) */
+	int grow;		/* realloc ents as needed (rebuild) */
+	uint64_t base;		/* global byte of relative position 0 */
+	uint64_t next_off;	/* offset of the chunk's first message */
+	uint64_t start, last;	/* chunk start, end of its last message */
+	uint32_t count;
+	int64_t ts;
+	int err;
+};
+
+static void chunk_emit(struct chunker *c)
+{
+	struct seg_entry *e, *grown;
+	uint32_t ncap;
+
+	if (!c->count)
+		return;
+	if (c->grow && c->n == c->alloc) {
+		ncap = c->alloc ? c->alloc * 2 : 256;
+		grown = realloc(c->ents, (size_t)ncap * sizeof(*grown));
+		if (!grown) {
+			c->err = -ENOMEM;
+			return;
+		}
+		c->ents = grown;
+		c->alloc = ncap;
+	}
+	e = &c->ents[c->n++];
+	memset(e, 0, sizeof(*e));
+	e->offset = c->next_off;
+	e->pos = c->base + c->start;
+	e->ts = c->ts;
+	e->count = c->count;
+	e->len = (uint32_t)(c->last - c->start);
+	c->next_off += c->count;
+	c->start = c->last;
+	c->count = 0;
+}
+
+/* One message ends at relative position end. */
+static void chunk_add(struct chunker *c, uint64_t end)
+{
+	if (c->count && end - c->start > SEG_CHUNK_BYTES)
+		chunk_emit(c);
+	c->count++;
+	c->last = end;
+}
+
+/* Worst case entry count for a batch of len bytes: two neighbouring
+ * chunks always hold more than SEG_CHUNK_BYTES between them. */
+size_t segment_plan_max(size_t len)
+{
+	return len / (SEG_CHUNK_BYTES / 2) + 2;
+}
+
+/* Cut buf into chunk entries at message boundaries (see segment.h). */
+uint32_t segment_plan(const void *buf, size_t len, uint64_t first_offset,
+		      uint64_t pos, int64_t ts, struct seg_entry *ents,
+		      uint32_t *msgs)
+{
+	const char *b = buf, *nl;
+	struct chunker c;
+	size_t at = 0;
+	uint32_t i, total = 0;
+
+	memset(&c, 0, sizeof(c));
+	c.ents = ents;
+	c.base = pos;
+	c.next_off = first_offset;
+	c.ts = ts;
+	while (at < len) {
+		nl = memchr(b + at, '\n', len - at);
+		at = nl ? (size_t)(nl - b) + 1 : len;
+		chunk_add(&c, at);
+		total++;
+	}
+	chunk_emit(&c);
+	for (i = 0; i < c.n; i++) {
+		ents[i].crc = crc32c(0, b + (ents[i].pos - pos), ents[i].len);
+		ents[i].flags =
+			(i ? SEG_F_CONT : 0) | (i + 1 == c.n ? SEG_F_LAST : 0);
+		entry_seal(&ents[i]);
+	}
+	*msgs = total;
+	return c.n;
+}
+
+/* ------------------------------------------------------------------ */
+/* Opening, creating, repairing                                         */
+
+/* CRC-32C of len bytes of fd at off, read in pieces. */
+static int crc_range(int fd, uint64_t off, uint64_t len, uint32_t *out)
+{
+	unsigned char *buf;
+	uint32_t crc = 0;
+	size_t piece;
+	ssize_t n;
+	int ret = 0;
+
+	buf = malloc(len < 65536 ? (len ? len : 1) : 65536);
+	if (!buf)
+		return -ENOMEM;
+	while (len > 0) {
+		piece = len < 65536 ? len : 65536;
+		n = io_pread_full(fd, buf, piece, off);
+		if (n < 0 || (size_t)n != piece) {
+			ret = n < 0 ? (int)n : -EIO;
+			break;
+		}
+		crc = crc32c(crc, buf, piece);
+		off += piece;
+		len -= piece;
+	}
+	free(buf);
+	*out = crc;
+	return ret;
+}
+
+/* Write NNN.idx from the lines of the .log (atomically, via .tmp).  Bytes
+ * at or above trust_until were never flushed and nothing can vouch for
+ * them without an index: they are cut off (*cut gets how many). */
+static int rebuild_index(int dirfd, uint64_t base_offset, uint64_t base_byte,
+			 int log_fd, uint64_t trust_until, uint64_t *cut)
+{
+	unsigned char hdr[SEG_HEADER_BYTES], *win = NULL;
+	char name[40], tmp[48];
+	struct chunker c;
+	struct stat st;
+	uint64_t size, at = 0, i;
+	const unsigned char *nl;
+	size_t wlen, k;
+	ssize_t n;
+	int fd = -1, ret;
+
+	memset(&c, 0, sizeof(c));
+	c.grow = 1;
+	ret = io_fstat(log_fd, &st);
+	if (ret < 0)
+		return ret;
+	size = (uint64_t)st.st_size;
+	if (base_byte + size > trust_until) {
+		*cut = base_byte + size -
+		       (trust_until > base_byte ? trust_until : base_byte);
+		size -= *cut;
+		ret = io_ftruncate(log_fd, size);
+		if (ret < 0)
+			return ret;
+	}
+	c.base = base_byte;
+	c.next_off = base_offset;
+	c.ts = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+	win = malloc(1 << 20);
+	if (!win)
+		return -ENOMEM;
+	while (at < size) {
+		n = io_pread_full(log_fd, win, 1 << 20, at);
+		if (n <= 0) {
+			ret = n < 0 ? (int)n : -EIO;
+			goto out;
+		}
+		wlen = (size_t)n;
+		k = 0;
+		while (k < wlen) {
+			nl = memchr(win + k, '\n', wlen - k);
+			if (!nl)
+				break;
+			k = (size_t)(nl - win) + 1;
+			chunk_add(&c, at + k);
+		}
+		at += wlen;
+	}
+	if (c.last < size || c.count) {
+		if (c.last < size)
+			chunk_add(&c, size); /* a last line without newline */
+		chunk_emit(&c);
+	}
+	if (c.err) {
+		ret = c.err;
+		goto out;
+	}
+	for (i = 0; i < c.n; i++) {
+		ret = crc_range(log_fd, c.ents[i].pos - base_byte,
+				c.ents[i].len, &c.ents[i].crc);
+		if (ret < 0)
+			goto out;
+		c.ents[i].flags = SEG_F_LAST;
+		entry_seal(&c.ents[i]);
+	}
+	segment_name(name, sizeof(name), base_offset, ".idx");
+	segment_name(tmp, sizeof(tmp), base_offset, ".idx.tmp");
+	fd = io_openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0) {
+		ret = fd;
+		goto out;
+	}
+	header_fill(hdr, base_offset, base_byte);
+	ret = io_pwrite_full(fd, hdr, sizeof(hdr), 0);
+	if (ret == 0 && c.n)
+		ret = io_pwrite_full(fd, c.ents, (size_t)c.n * sizeof(*c.ents),
+				     SEG_HEADER_BYTES);
+	if (ret == 0)
+		ret = io_fsync(fd);
+	if (ret == 0)
+		ret = io_renameat(dirfd, tmp, dirfd, name);
+	if (ret == 0)
+		ret = io_fsync_dir(dirfd);
+	else
+		io_unlinkat(dirfd, tmp, 0);
+out:
+	if (fd >= 0)
+		io_close(fd);
+	free(c.ents);
+	free(win);
+	return ret;
+}
+
+/* Read NNN.blk into s->blocks; 0 or -errno (-EIO if damaged). */
+static int read_blocks(int dirfd, struct segment *s, uint64_t *raw_len)
+{
+	char name[40];
+	unsigned char *buf = NULL, *p;
+	struct stat st;
+	uint32_t codec, n, crc, i;
+	ssize_t got;
+	int fd, ret;
+
+	segment_name(name, sizeof(name), s->base_offset, ".blk");
+	fd = io_openat(dirfd, name, O_RDONLY, 0);
+	if (fd < 0)
+		return fd;
+	ret = io_fstat(fd, &st);
+	if (ret < 0)
+		goto out;
+	ret = -EIO;
+	if (st.st_size < 28 || st.st_size > (1 << 26))
+		goto out;
+	buf = malloc((size_t)st.st_size);
+	if (!buf) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	got = io_pread_full(fd, buf, (size_t)st.st_size, 0);
+	if (got != st.st_size)
+		goto out;
+	memcpy(&codec, buf + 8, 4);
+	memcpy(&n, buf + 12, 4);
+	memcpy(raw_len, buf + 16, 8);
+	memcpy(&crc, buf + st.st_size - 4, 4);
+	if (memcmp(buf, BLK_MAGIC, 8) || codec != (uint32_t)s->codec ||
+	    (uint64_t)st.st_size != 28 + (uint64_t)n * 24 ||
+	    crc != crc32c(0, buf, (size_t)st.st_size - 4))
+		goto out;
+	s->blocks = calloc(n ? n : 1, sizeof(*s->blocks));
+	if (!s->blocks) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (i = 0, p = buf + 24; i < n; i++, p += 24) {
+		memcpy(&s->blocks[i].raw_pos, p, 8);
+		memcpy(&s->blocks[i].file_pos, p + 8, 8);
+		memcpy(&s->blocks[i].raw_len, p + 16, 4);
+		memcpy(&s->blocks[i].file_len, p + 20, 4);
+	}
+	s->nblocks = n;
+	ret = 0;
+out:
+	free(buf);
+	io_close(fd);
+	return ret;
+}
+
+/* Write NNN.blk: magic, codec, count, raw length, entries, CRC-32C. */
+int segment_write_blocks(int dirfd, uint64_t base_offset, enum compression c,
+			 uint64_t raw_len, const struct codec_block *b,
+			 uint32_t n)
+{
+	size_t size = 28 + (size_t)n * 24;
+	unsigned char *buf = malloc(size), *p;
+	uint32_t codec = c, crc, i;
+	char name[40];
+	int ret;
+
+	if (!buf)
+		return -ENOMEM;
+	memcpy(buf, BLK_MAGIC, 8);
+	memcpy(buf + 8, &codec, 4);
+	memcpy(buf + 12, &n, 4);
+	memcpy(buf + 16, &raw_len, 8);
+	for (i = 0, p = buf + 24; i < n; i++, p += 24) {
+		memcpy(p, &b[i].raw_pos, 8);
+		memcpy(p + 8, &b[i].file_pos, 8);
+		memcpy(p + 16, &b[i].raw_len, 4);
+		memcpy(p + 20, &b[i].file_len, 4);
+	}
+	crc = crc32c(0, buf, size - 4);
+	memcpy(buf + size - 4, &crc, 4);
+	segment_name(name, sizeof(name), base_offset, ".blk");
+	ret = io_write_atomic(dirfd, name, buf, size);
+	free(buf);
+	return ret;
+}
+
+static int map_entries(struct segment *s, uint32_t cap)
+{
+	size_t len = SEG_HEADER_BYTES + (size_t)cap * sizeof(struct seg_entry);
+	void *m;
+
+	m = mmap(NULL, len, PROT_READ, MAP_SHARED, s->idx_fd, 0);
+	if (m == MAP_FAILED)
+		return -errno;
+	s->vstate = calloc(cap, 1);
+	if (!s->vstate) {
+		munmap(m, len);
+		return -ENOMEM;
+	}
+	s->map = m;
+	s->map_len = len;
+	s->map_cap = cap;
+	return 0;
+}
+
+/* Map the .log read-only (len bytes, may reach past EOF); NULL map if the
+ * file cannot be mapped: reads then fall back to pread. */
+static void *map_log(int fd, size_t len)
+{
+	void *m;
+
+	if (!SEG_MAP_LOG || len == 0)
+		return NULL;
+	m = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	return m == MAP_FAILED ? NULL : m;
+}
+
+/* Grow the mappings to show at least need entries and log_bytes of data. */
+int segment_map_grow(struct segment *s, uint32_t need, uint64_t log_bytes,
+		     pthread_rwlock_t *lock)
+{
+	size_t len = 0, old_len = s->map_len, llen = 0, old_llen = s->lmap_len;
+	void *m = NULL, *old_map = s->map, *lm = NULL, *old_lmap = s->lmap;
+	_Atomic uint8_t *v = NULL, *old_v = s->vstate;
+	uint32_t cap = s->map_cap, i;
+
+	if (need > s->map_cap) {
+		while (cap < need)
+			cap = cap < 1024 ? 1024 : cap * 2;
+		len = SEG_HEADER_BYTES + (size_t)cap * sizeof(struct seg_entry);
+		m = mmap(NULL, len, PROT_READ, MAP_SHARED, s->idx_fd, 0);
+		if (m == MAP_FAILED)
+			return -errno;
+		v = calloc(cap, 1);
+		if (!v) {
+			munmap(m, len);
+			return -ENOMEM;
+		}
+	}
+	if (s->codec == COMPRESSION_NONE && log_bytes > s->lmap_len) {
+		llen = s->lmap_len ? s->lmap_len : (1u << 20);
+		while (llen < log_bytes)
+			llen *= 2;
+		lm = map_log(s->log_fd, llen);
+		if (!lm)
+			llen = 0;
+	}
+	if (!m && !lm)
+		return 0;
+	if (lock)
+		pthread_rwlock_wrlock(lock);
+	if (m) {
+		for (i = 0; i < s->map_cap; i++)
+			v[i] = atomic_load_explicit(&old_v[i],
+						    memory_order_relaxed);
+		s->map = m;
+		s->map_len = len;
+		s->map_cap = cap;
+		s->vstate = v;
+	}
+	if (lm) {
+		s->lmap = lm;
+		s->lmap_len = llen;
+	}
+	if (lock)
+		pthread_rwlock_unlock(lock);
+	if (m) {
+		munmap(old_map, old_len);
+		free((void *)old_v);
+	}
+	if (lm && old_lmap)
+		munmap(old_lmap, old_llen);
+	return 0;
+}
+
+/* Drop the .log mapping (the raw file is being replaced); the caller
+ * holds the partition's segment lock for writing. */
+void segment_unmap_log(struct segment *s)
+{
+	if (s->lmap)
+		munmap(s->lmap, s->lmap_len);
+	s->lmap = NULL;
+	s->lmap_len = 0;
+}
+
+static struct segment *segment_alloc(uint64_t base_offset)
+{
+	struct segment *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->id = atomic_fetch_add(&segment_ids, 1);
+	s->base_offset = base_offset;
+	s->log_fd = -1;
+	s->idx_fd = -1;
+	return s;
+}
+
+/* Create NNN.log and NNN.idx (header only). */
+int segment_create(int dirfd, uint64_t base_offset, uint64_t base_byte,
+		   struct segment **out)
+{
+	unsigned char hdr[SEG_HEADER_BYTES];
+	char name[40];
+	struct segment *s = segment_alloc(base_offset);
+	int ret;
+
+	if (!s)
+		return -ENOMEM;
+	s->base_byte = base_byte;
+	s->next_offset = base_offset;
+	atomic_store(&s->end_byte, base_byte);
+	segment_name(name, sizeof(name), base_offset, ".log");
+	s->log_fd = io_openat(dirfd, name, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (s->log_fd < 0) {
+		ret = s->log_fd;
+		goto err;
+	}
+	segment_name(name, sizeof(name), base_offset, ".idx");
+	s->idx_fd = io_openat(dirfd, name, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (s->idx_fd < 0) {
+		ret = s->idx_fd;
+		goto err_unlink;
+	}
+	header_fill(hdr, base_offset, base_byte);
+	ret = io_pwrite_full(s->idx_fd, hdr, sizeof(hdr), 0);
+	if (ret < 0)
+		goto err_unlink;
+	ret = map_entries(s, 1024);
+	if (ret < 0)
+		goto err_unlink;
+	*out = s;
+	return 0;
+err_unlink:
+	segment_unlink(dirfd, base_offset);
+err:
+	segment_free(s);
+	return ret;
+}
+
+/* Check entries from index k on; returns the first bad index (or n).
+ * *crc_bad is set when the stop was a data CRC mismatch. */
+static uint32_t validate_from(struct segment *s, const struct seg_entry *e,
+			      uint32_t k, uint32_t n, uint64_t data_end,
+			      int check_data, int *crc_bad)
+{
+	uint64_t want_pos, want_off;
+	uint32_t i, crc;
+
+	*crc_bad = 0;
+	for (i = k; i < n; i++) {
+		want_pos = i ? e[i - 1].pos + e[i - 1].len : s->base_byte;
+		want_off =
+			i ? e[i - 1].offset + e[i - 1].count : s->base_offset;
+		if (!entry_intact(&e[i]) || e[i].pos != want_pos ||
+		    e[i].offset != want_off || e[i].pos + e[i].len > data_end ||
+		    (i && e[i].ts < e[i - 1].ts))
+			return i;
+		if (!check_data)
+			continue;
+		if (crc_range(s->log_fd, e[i].pos - s->base_byte, e[i].len,
+			      &crc) < 0 ||
+		    crc != e[i].crc) {
+			*crc_bad = 1;
+			return i;
+		}
+		s->vstate[i] = SEG_V_GOOD;
+	}
+	return n;
+}
+
+/* Open and repair a segment (see segment.h). */
+int segment_open(int dirfd, uint64_t base_offset, uint64_t base_byte,
+		 uint64_t verify_from, uint64_t trust_until,
+		 enum compression compressed, struct segment **out,
+		 struct seg_report *rep)
+{
+	unsigned char hdr[SEG_HEADER_BYTES];
+	char name[40];
+	struct segment *s = segment_alloc(base_offset);
+	const struct seg_entry *e;
+	struct stat st;
+	uint64_t data_len, data_end, idx_size, good_end, cut = 0;
+	uint32_t n, good, k;
+	int ret, rebuilt = 0, crc_bad = 0;
+	ssize_t got;
+
+	if (!s)
+		return -ENOMEM;
+	s->codec = compressed;
+	segment_name(name, sizeof(name), base_offset,
+		     compressed ? codec_suffix(compressed) : ".log");
+	s->log_fd = io_openat(dirfd, name, compressed ? O_RDONLY : O_RDWR, 0);
+	if (s->log_fd < 0) {
+		ret = s->log_fd;
+		goto err;
+	}
+	ret = io_fstat(s->log_fd, &st);
+	if (ret < 0)
+		goto err;
+	s->disk_bytes = (uint64_t)st.st_size;
+	data_len = (uint64_t)st.st_size;
+	if (compressed) {
+		ret = read_blocks(dirfd, s, &data_len);
+		if (ret < 0)
+			goto err;
+	}
+reopen_idx:
+	segment_name(name, sizeof(name), base_offset, ".idx");
+	s->idx_fd = io_openat(dirfd, name, O_RDWR, 0);
+	if (s->idx_fd >= 0) {
+		got = io_pread_full(s->idx_fd, hdr, sizeof(hdr), 0);
+		ret = got == (ssize_t)sizeof(hdr)
+			      ? header_parse(hdr, base_offset, &s->base_byte)
+			      : -EINVAL;
+	} else {
+		ret = s->idx_fd;
+	}
+	if (ret < 0 && ret != -ENOENT && ret != -EINVAL)
+		goto err;
+	if (ret < 0) {
+		if (compressed || rebuilt) {
+			ret = -EIO;
+			goto err;
+		}
+		io_close(s->idx_fd);
+		s->idx_fd = -1;
+		ret = rebuild_index(dirfd, base_offset,
+				    base_byte == UINT64_MAX ? 0 : base_byte,
+				    s->log_fd, trust_until, &cut);
+		if (ret < 0)
+			goto err;
+		rep->rebuilt++;
+		if (cut) {
+			rep->truncated_bytes += cut;
+			rep->cut = 1;
+			data_len -= cut;
+			s->disk_bytes = data_len;
+		}
+		rebuilt = 1;
+		verify_from = UINT64_MAX; /* the CRCs were just computed */
+		goto reopen_idx;
+	}
+	ret = io_fstat(s->idx_fd, &st);
+	if (ret < 0)
+		goto err;
+	idx_size = (uint64_t)st.st_size;
+	n = (uint32_t)((idx_size - SEG_HEADER_BYTES) /
+		       sizeof(struct seg_entry));
+	ret = map_entries(s, n + 64);
+	if (ret < 0)
+		goto err;
+	e = segment_entries(s);
+	data_end = s->base_byte + data_len;
+
+	/* A clean segment is judged by its last entry alone. */
+	good = n;
+	if (verify_from >= data_end && n > 0 && entry_intact(&e[n - 1]) &&
+	    (e[n - 1].flags & SEG_F_LAST) &&
+	    e[n - 1].pos + e[n - 1].len == data_end &&
+	    e[n - 1].offset >= base_offset)
+		goto accept;
+	if (verify_from >= data_end && n == 0 && data_len == 0)
+		goto accept;
+	/* Walk from the first entry that ends above the recovery point (or
+	 * from the start if the clean check failed). */
+	k = 0;
+	if (verify_from < data_end && verify_from > s->base_byte) {
+		uint32_t lo = 0, hi = n, mid;
+
+		while (lo < hi) {
+			mid = lo + (hi - lo) / 2;
+			if (e[mid].pos + e[mid].len <= verify_from)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		k = lo;
+	}
+	good = validate_from(s, e, k, n, data_end, !compressed, &crc_bad);
+	if (crc_bad)
+		rep->bad_entries++;
+	/* Keep whole writes only: back up to the end of the last one. */
+	while (good > 0 && !(e[good - 1].flags & SEG_F_LAST))
+		good--;
+	good_end = good ? e[good - 1].pos + e[good - 1].len : s->base_byte;
+	if (compressed && (good < n || good_end != data_end)) {
+		diag_err("compressed segment '%020llu' has a damaged index",
+			 (unsigned long long)base_offset);
+		ret = -EIO;
+		goto err;
+	}
+	if (good_end < data_end) {
+		ret = io_ftruncate(s->log_fd, good_end - s->base_byte);
+		if (ret < 0)
+			goto err;
+		rep->truncated_bytes += data_end - good_end;
+		s->disk_bytes = good_end - s->base_byte;
+		rep->cut = 1;
+	}
+	if (good < n) {
+		rep->dropped_entries += n - good;
+		rep->cut = 1;
+	}
+accept:
+	if (idx_size != SEG_HEADER_BYTES + (uint64_t)good * sizeof(*e)) {
+		ret = io_ftruncate(s->idx_fd,
+				   SEG_HEADER_BYTES +
+					   (uint64_t)good * sizeof(*e));
+		if (ret < 0)
+			goto err;
+	}
+	atomic_store(&s->nentries, good);
+	atomic_store(&s->end_byte,
+		     good ? e[good - 1].pos + e[good - 1].len : s->base_byte);
+	s->next_offset =
+		good ? e[good - 1].offset + e[good - 1].count : base_offset;
+	if (compressed) {
+		s->sealed = 1;
+		for (k = 0; k < good; k++)
+			s->vstate[k] =
+				SEG_V_GOOD; /* checked before compressing */
+	}
+	s->synced = 1;
+	if (!compressed) {
+		s->lmap_len =
+			(size_t)(atomic_load(&s->end_byte) - s->base_byte);
+		s->lmap = map_log(s->log_fd, s->lmap_len);
+		if (!s->lmap)
+			s->lmap_len = 0;
+	}
+	*out = s;
+	return 0;
+err:
+	segment_free(s);
+	return ret;
+}
+
+/* Release a segment's descriptors, mapping and memory. */
+void segment_free(struct segment *s)
+{
+	if (!s)
+		return;
+	if (s->map)
+		munmap(s->map, s->map_len);
+	segment_unmap_log(s);
+	io_close(s->log_fd);
+	io_close(s->idx_fd);
+	free((void *)s->vstate);
+	free(s->blocks);
+	free(s);
+}
+
+/* Unlink every file of the segment; missing ones are fine. */
+int segment_unlink(int dirfd, uint64_t base_offset)
+{
+	static const char *const sfx[] = {".log", ".lz4", ".gz", ".blk",
+					  ".idx"};
+	char name[40];
+	size_t i;
+	int ret, first = 0;
+
+	for (i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		segment_name(name, sizeof(name), base_offset, sfx[i]);
+		ret = io_unlinkat(dirfd, name, 0);
+		if (ret < 0 && ret != -ENOENT && !first)
+			first = ret;
+	}
+	return first;
+}
+
+/* ------------------------------------------------------------------ */
+/* Appending                                                            */
+
+/* Write a batch and its entries; cut back on failure (see segment.h). */
+int segment_append(struct segment *s, const void *buf, size_t len,
+		   const struct seg_entry *ents, uint32_t n, int sync)
+{
+	uint32_t old_n =
+		atomic_load_explicit(&s->nentries, memory_order_relaxed);
+	uint64_t old_end =
+		atomic_load_explicit(&s->end_byte, memory_order_relaxed);
+	uint64_t log_len = old_end - s->base_byte;
+	uint64_t idx_len = SEG_HEADER_BYTES + (uint64_t)old_n * sizeof(*ents);
+	int ret;
+
+	ret = io_pwrite_full(s->log_fd, buf, len, log_len);
+	if (ret < 0)
+		goto err_log;
+	ret = io_pwrite_full(s->idx_fd, ents, (size_t)n * sizeof(*ents),
+			     idx_len);
+	if (ret < 0)
+		goto err_idx;
+	if (sync) {
+		ret = io_fdatasync(s->log_fd);
+		if (ret == 0)
+			ret = io_fdatasync(s->idx_fd);
+		if (ret < 0)
+			goto err_idx;
+	}
+	s->next_offset = ents[n - 1].offset + ents[n - 1].count;
+	s->disk_bytes = log_len + len;
+	s->synced = sync;
+	atomic_store_explicit(&s->nentries, old_n + n, memory_order_release);
+	atomic_store_explicit(&s->end_byte, old_end + len,
+			      memory_order_release);
+	return 0;
+err_idx:
+	io_ftruncate(s->idx_fd, idx_len);
+err_log:
+	io_ftruncate(s->log_fd, log_len);
+	return ret;
+}
+
+/* Rewrite an empty segment's header with a new base byte. */
+int segment_set_base_byte(struct segment *s, uint64_t base_byte)
+{
+	unsigned char hdr[SEG_HEADER_BYTES];
+	int ret;
+
+	header_fill(hdr, s->base_offset, base_byte);
+	ret = io_pwrite_full(s->idx_fd, hdr, sizeof(hdr), 0);
+	if (ret < 0)
+		return ret;
+	s->base_byte = base_byte;
+	atomic_store(&s->end_byte, base_byte);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Lookups and reads                                                    */
+
+/* Index of the entry holding message offset off, or -1. */
+long segment_find_offset(const struct segment *s, uint32_t n, uint64_t off)
+{
+	const struct seg_entry *e = segment_entries(s);
+	uint32_t lo = 0, hi = n, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (e[mid].offset <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0 || off >= e[lo - 1].offset + e[lo - 1].count)
+		return -1;
+	return (long)lo - 1;
+}
+
+/* Index of the entry holding global byte pos, or -1. */
+long segment_find_byte(const struct segment *s, uint32_t n, uint64_t pos)
+{
+	const struct seg_entry *e = segment_entries(s);
+	uint32_t lo = 0, hi = n, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (e[mid].pos <= pos)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0 || pos >= e[lo - 1].pos + e[lo - 1].len)
+		return -1;
+	return (long)lo - 1;
+}
+
+/* Index of the first entry with ts >= ts_ms, or n. */
+long segment_find_time(const struct segment *s, uint32_t n, int64_t ts_ms)
+{
+	const struct seg_entry *e = segment_entries(s);
+	uint32_t lo = 0, hi = n, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (e[mid].ts < ts_ms)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Read from a raw segment at global byte pos: from the mapping when the
+ * range is mapped, else pread. */
+ssize_t segment_pread(const struct segment *s, void *buf, size_t len,
+		      uint64_t pos)
+{
+	uint64_t rel = pos - s->base_byte;
+
+	if (s->lmap && rel + len <= s->lmap_len &&
+	    pos + len <=
+		    atomic_load_explicit(&s->end_byte, memory_order_acquire)) {
+		memcpy(buf, (const char *)s->lmap + rel, len);
+		return (ssize_t)len;
+	}
+	return io_pread_full(s->log_fd, buf, len, rel);
+}
+
+/* Pointer to published bytes [pos, pos+len) in the .log mapping, or NULL
+ * when they are not mapped (the caller then copies with segment_pread). */
+const void *segment_peek(const struct segment *s, uint64_t pos, size_t len)
+{
+	uint64_t rel = pos - s->base_byte;
+
+	if (!s->lmap || rel + len > s->lmap_len ||
+	    pos + len >
+		    atomic_load_explicit(&s->end_byte, memory_order_acquire))
+		return NULL;
+	return (const char *)s->lmap + rel;
+}
+
+/* Check entry i's CRC once; data (the entry's bytes) may be NULL. */
+int segment_verify_entry(struct segment *s, uint32_t i, const void *data)
+{
+	const struct seg_entry *e = &segment_entries(s)[i];
+	int st = atomic_load_explicit(&s->vstate[i], memory_order_relaxed);
+	uint32_t crc;
+	int ret;
+
+	if (st != SEG_V_UNKNOWN || s->codec != COMPRESSION_NONE)
+		return st != SEG_V_UNKNOWN ? st : SEG_V_GOOD;
+	if (data) {
+		crc = crc32c(0, data, e->len);
+	} else {
+		ret = crc_range(s->log_fd, e->pos - s->base_byte, e->len, &crc);
+		if (ret < 0)
+			return ret;
+	}
+	st = crc == e->crc ? SEG_V_GOOD : SEG_V_BAD;
+	atomic_store_explicit(&s->vstate[i], (uint8_t)st, memory_order_relaxed);
+	return st == SEG_V_BAD ? SEG_V_NEWBAD : st;
+}

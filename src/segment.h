@@ -1,10 +1,172 @@
 /*
  * segment.h - one segment: a .log of raw bytes and an .idx batch table.
  *
- * The engine helper fills this in; see doc/storage.md for the on-disk
- * format.  Only partition.c uses it.
+ * A segment is named by the offset of its first message (%020llu).  The
+ * .log holds the partition's bytes exactly; once sealed it may be replaced
+ * by a compressed file (.lz4 / .gz) plus a .blk block table.  The .idx is
+ * a 64-byte header (magic, version, base message offset, base byte) and
+ * fixed-size 48-byte entries, each written after its bytes.  A large
+ * write is cut at message boundaries into chunks of at most
+ * SEG_CHUNK_BYTES (one message may exceed it), each with its own entry and
+ * CRC, so a lookup by message offset scans at most one chunk.  See
+ * doc/storage.md for the layout.
+ *
+ * Only partition.c uses this module.  Concurrency: the entry table is
+ * mmapped read-only; readers look only at the first `nentries` entries
+ * (published with release order after the entry is on disk).  The mapping
+ * is replaced (segment_map_grow) only under the partition's segment lock
+ * held for writing.  Everything else that changes a segment is done by the
+ * partition's appender under its append lock.
  */
 #ifndef FLUXFS_SEGMENT_H
 #define FLUXFS_SEGMENT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "config.h"
+
+#define SEG_IDX_MAGIC "FLUXIDX1"
+#define SEG_IDX_VERSION 1
+#define SEG_HEADER_BYTES 64
+#define SEG_CHUNK_BYTES 4096
+/* The entry continues the same write() as the entry before it. */
+#define SEG_F_CONT 0x1u
+/* Read raw segments through a read-only mapping of the .log (lookups
+ * scan a chunk and small reads copy without a syscall).  0: pread only.
+ * Trade-off in doc/storage.md: a media error while copying from the
+ * mapping raises SIGBUS instead of returning EIO. */
+#ifndef SEG_MAP_LOG
+#define SEG_MAP_LOG 1
+#endif
+/* The entry ends its write(): recovery never keeps half a write. */
+#define SEG_F_LAST 0x2u
+
+/* On disk, host (little-endian) byte order, 48 bytes. */
+struct seg_entry {
+	uint64_t offset; /* first message offset */
+	uint64_t pos;	 /* partition-global byte position */
+	int64_t ts;	 /* append time, ms since the epoch */
+	uint32_t count;	 /* messages in the entry */
+	uint32_t len;	 /* bytes */
+	uint32_t crc;	 /* CRC-32C of the entry's bytes */
+	uint32_t flags;	 /* SEG_F_* */
+	uint32_t reserved;
+	uint32_t ecrc; /* CRC-32C of the 44 bytes above: a torn entry shows */
+};
+
+/* Per-entry verification state (lazy CRC check on first read). */
+enum { SEG_V_UNKNOWN = 0, SEG_V_GOOD = 1, SEG_V_BAD = 2 };
+/* Returned (never stored) when a check has just found a bad CRC. */
+#define SEG_V_NEWBAD 3
+
+struct segment {
+	uint64_t id; /* unique per process: keys the block cache */
+	uint64_t base_offset;
+	uint64_t base_byte;
+	int log_fd; /* .log, or the compressed file */
+	int idx_fd;
+	enum compression codec;	    /* COMPRESSION_NONE for a raw .log */
+	struct codec_block *blocks; /* block table when compressed */
+	uint32_t nblocks;
+	void *map;	 /* read-only mapping of the .idx */
+	void *lmap;	 /* read-only mapping of a raw .log, or NULL */
+	size_t lmap_len; /* may reach past EOF: only published bytes
+			  * are ever touched */
+	size_t map_len;
+	uint32_t map_cap;	   /* entries the mapping can show */
+	_Atomic uint8_t *vstate;   /* map_cap SEG_V_* bytes */
+	_Atomic uint32_t nentries; /* published entries */
+	_Atomic uint64_t end_byte; /* partition-global end of published data */
+	uint64_t next_offset;	   /* after the last published message */
+	uint64_t disk_bytes; /* size of the data file (compressed or raw) */
+	int sealed;	     /* no more appends */
+	int synced;	     /* data and index known on stable storage */
+	int busy;	     /* being compressed */
+	int nocompress;	     /* compression refused (bad CRC found) */
+};
+
+/* What segment_open() repaired. */
+struct seg_report {
+	uint64_t truncated_bytes;
+	uint32_t dropped_entries;
+	uint32_t rebuilt;
+	uint32_t bad_entries;
+	int cut; /* the segment was cut short: drop later ones */
+};
+
+static inline const struct seg_entry *segment_entries(const struct segment *s)
+{
+	return (const struct seg_entry *)(const void *)((const char *)s->map +
+							SEG_HEADER_BYTES);
+}
+
+/* "%020llu" + suffix into buf (at least 32 bytes). */
+void segment_name(char *buf, size_t size, uint64_t base_offset,
+		  const char *suffix);
+/* Create empty NNN.log and NNN.idx in dirfd. */
+int segment_create(int dirfd, uint64_t base_offset, uint64_t base_byte,
+		   struct segment **out);
+/* Open an existing segment.  base_byte is the expected start (the end of
+ * the segment before; used when the .idx must be rebuilt).  Entries whose
+ * data ends above verify_from are checked (CRC, contiguity) and the
+ * segment is cut after the last good one; below it only the last entry is
+ * checked.  A missing or damaged .idx is rebuilt from the .log's lines,
+ * keeping only bytes below trust_until (the flushed point; UINT64_MAX
+ * when unknown).  compressed: open NNN<suffix> and NNN.blk instead. */
+int segment_open(int dirfd, uint64_t base_offset, uint64_t base_byte,
+		 uint64_t verify_from, uint64_t trust_until,
+		 enum compression compressed, struct segment **out,
+		 struct seg_report *rep);
+/* Close descriptors, unmap, free. */
+void segment_free(struct segment *s);
+/* Remove the segment's files from dirfd (any of them may be missing). */
+int segment_unlink(int dirfd, uint64_t base_offset);
+
+/* Cut a batch of messages into chunk entries (into ents, room for
+ * segment_plan_max(len)); returns the number of entries and the message
+ * count in *msgs. */
+size_t segment_plan_max(size_t len);
+uint32_t segment_plan(const void *buf, size_t len, uint64_t first_offset,
+		      uint64_t pos, int64_t ts, struct seg_entry *ents,
+		      uint32_t *msgs);
+/* Make the mappings show at least need entries and log_bytes of the raw
+ * .log; takes lock (if non-NULL) for writing around the swap. */
+int segment_map_grow(struct segment *s, uint32_t need, uint64_t log_bytes,
+		     pthread_rwlock_t *lock);
+/* Unmap the raw .log (caller holds the segment lock for writing). */
+void segment_unmap_log(struct segment *s);
+/* Write the batch's bytes, then its n entries (one pwrite each); with
+ * sync, fdatasync both before returning.  On failure both files are cut
+ * back and nothing is published.  On success the entries are published. */
+int segment_append(struct segment *s, const void *buf, size_t len,
+		   const struct seg_entry *ents, uint32_t n, int sync);
+/* Rewrite the header of an empty segment with a new base byte. */
+int segment_set_base_byte(struct segment *s, uint64_t base_byte);
+
+/* Lookups over the first n entries (binary searches).  Return the index
+ * of the entry containing offset / byte, or -1; time: the first entry
+ * with ts >= ts_ms, or n. */
+long segment_find_offset(const struct segment *s, uint32_t n, uint64_t off);
+long segment_find_byte(const struct segment *s, uint32_t n, uint64_t pos);
+long segment_find_time(const struct segment *s, uint32_t n, int64_t ts_ms);
+
+/* Read raw bytes of a raw segment at partition-global pos. */
+ssize_t segment_pread(const struct segment *s, void *buf, size_t len,
+		      uint64_t pos);
+/* Published bytes [pos, pos+len) in place, or NULL if not mapped. */
+const void *segment_peek(const struct segment *s, uint64_t pos, size_t len);
+/* CRC-check entry i (reads its bytes from a raw segment); caches the
+ * result.  Returns SEG_V_GOOD, SEG_V_BAD, SEG_V_NEWBAD (bad, found by
+ * this call) or -errno.  Compressed segments were checked before being
+ * compressed and always report SEG_V_GOOD. */
+int segment_verify_entry(struct segment *s, uint32_t i, const void *data);
+/* Write NNN.blk (block table) atomically. */
+int segment_write_blocks(int dirfd, uint64_t base_offset, enum compression c,
+			 uint64_t raw_len, const struct codec_block *b,
+			 uint32_t n);
 
 #endif

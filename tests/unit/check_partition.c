@@ -1,0 +1,1041 @@
+/*
+ * check_partition.c - the partition log against a model kept in memory:
+ * appends and reads, roll by size and by time, lookups at every boundary,
+ * retention by size and age with an injected clock, delete_before,
+ * set_start_byte, compression with both codecs, concurrent readers and the
+ * append hook.  After every operation the partition's info, its bytes and
+ * its offset <-> byte mapping are compared with the model.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <sys/stat.h>
+
+#include "testutil.h"
+#include "codec.h"
+#include "partition.h"
+
+/* ------------------------------------------------------------------ */
+/* The model                                                            */
+
+struct model {
+	unsigned char *data; /* byte i of the log */
+	uint64_t cap, end, start_byte, start_off;
+	uint64_t *msg; /* start byte of message i */
+	uint64_t nmsg, msgcap;
+	uint64_t seg[4096]; /* start byte of each segment created */
+	uint32_t nseg;
+};
+
+static void model_init(struct model *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->nseg = 1;
+}
+
+static void model_release(struct model *m)
+{
+	free(m->data);
+	free(m->msg);
+}
+
+static void model_append(struct model *m, const char *buf, size_t len)
+{
+	size_t i;
+
+	while (m->end + len > m->cap) {
+		m->cap = m->cap ? m->cap * 2 : 1 << 16;
+		m->data = realloc(m->data, m->cap);
+	}
+	memcpy(m->data + m->end, buf, len);
+	for (i = 0; i < len; i++) {
+		if (i == 0 || buf[i - 1] == '\n') {
+			if (m->nmsg == m->msgcap) {
+				m->msgcap = m->msgcap ? m->msgcap * 2 : 1024;
+				m->msg = realloc(m->msg,
+						 m->msgcap * sizeof(*m->msg));
+			}
+			m->msg[m->nmsg++] = m->end + i;
+		}
+	}
+	m->end += len;
+}
+
+/* Index of the message containing byte b. */
+static uint64_t model_msg_at(const struct model *m, uint64_t b)
+{
+	uint64_t lo = 0, hi = m->nmsg, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (m->msg[mid] <= b)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo - 1;
+}
+
+/* nmsg lines of random length in [min, max] (newline included). */
+static char *make_lines(uint64_t seed, uint32_t nmsg, size_t min, size_t max,
+			size_t *len)
+{
+	uint64_t s = seed ? seed : 1;
+	size_t total = 0, i, l, at = 0;
+	size_t *lens = malloc(nmsg * sizeof(*lens));
+	char *buf;
+
+	for (i = 0; i < nmsg; i++) {
+		lens[i] = min + test_rand(&s) % (max - min + 1);
+		total += lens[i];
+	}
+	buf = malloc(total);
+	for (i = 0; i < nmsg; i++) {
+		for (l = 0; l + 1 < lens[i]; l++)
+			buf[at++] = (char)('a' + test_rand(&s) % 26);
+		buf[at++] = '\n';
+	}
+	free(lens);
+	*len = total;
+	return buf;
+}
+
+static void cfg_init(struct config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->segment_bytes = 1 << 20;
+	c->segment_ms = -1;
+	c->retention_bytes = -1;
+	c->retention_ms = -1;
+	c->flush_ms = -1;
+	c->max_message_bytes = 1 << 20;
+	c->compression = COMPRESSION_NONE;
+}
+
+/* Append and mirror it in the model; notes new segments. */
+static void do_append(struct partition *p, struct model *m, const char *buf,
+		      size_t len, uint32_t count, int64_t now)
+{
+	struct partition_info before, after;
+	uint64_t first = 0, pos = 0;
+
+	partition_get_info(p, &before);
+	ck_assert_int_eq(partition_append(p, buf, len, count, now,
+					  PARTITION_ANY_END, &first, &pos),
+			 0);
+	ck_assert_uint_eq(first, m->nmsg);
+	ck_assert_uint_eq(pos, m->end);
+	partition_get_info(p, &after);
+	if (after.segments > before.segments)
+		m->seg[m->nseg++] = pos;
+	model_append(m, buf, len);
+}
+
+static void append_lines(struct partition *p, struct model *m, uint64_t seed,
+			 uint32_t nmsg, size_t min, size_t max, int64_t now)
+{
+	size_t len;
+	char *b = make_lines(seed, nmsg, min, max, &len);
+
+	do_append(p, m, b, len, nmsg, now);
+	free(b);
+}
+
+/* Compare everything observable with the model. */
+static void check_inv(struct partition *p, const struct model *m)
+{
+	struct partition_info info;
+	uint64_t pos, o, step, got_off, got_start, b, x;
+	unsigned char *buf;
+	uint64_t seed = m->end + 1;
+	size_t want, i;
+	ssize_t n;
+
+	partition_get_info(p, &info);
+	ck_assert_uint_eq(info.end_byte, m->end);
+	ck_assert_uint_eq(info.next_offset, m->nmsg);
+	ck_assert_uint_eq(info.start_byte, m->start_byte);
+	ck_assert_uint_eq(info.start_offset, m->start_off);
+	ck_assert_uint_ge(info.segments, 1);
+	ck_assert_uint_le(info.flushed_byte, info.end_byte);
+
+	buf = malloc(300000);
+	for (pos = 0; pos < m->end; pos += (uint64_t)n) {
+		want = 1 + test_rand(&seed) % 300000;
+		n = partition_read(p, pos, buf, want);
+		ck_assert_int_gt(n, 0);
+		ck_assert_uint_le((size_t)n, want);
+		/* one assertion per mismatch, not per byte (each ck_assert
+		 * costs a write) */
+		for (i = 0; i < (size_t)n; i++) {
+			x = pos + i;
+			if (buf[i] != (x < m->start_byte ? 0 : m->data[x]))
+				ck_abort_msg("byte %llu: got %02x want %02x",
+					     (unsigned long long)x, buf[i],
+					     x < m->start_byte ? 0
+							       : m->data[x]);
+		}
+	}
+	ck_assert_int_eq(partition_read(p, m->end, buf, 10), 0);
+	free(buf);
+
+	step = (m->nmsg - m->start_off) / 500 + 1;
+	for (o = m->start_off; o < m->nmsg; o += step) {
+		ck_assert_int_eq(partition_offset_to_byte(p, o, &b), 0);
+		ck_assert_uint_eq(b, m->msg[o]);
+		ck_assert_int_eq(partition_byte_to_offset(p, m->msg[o],
+							  &got_off, &got_start),
+				 0);
+		ck_assert_uint_eq(got_off, o);
+		ck_assert_uint_eq(got_start, m->msg[o]);
+		x = (o + 1 < m->nmsg ? m->msg[o + 1] : m->end) - 1;
+		ck_assert_int_eq(
+			partition_byte_to_offset(p, x, &got_off, &got_start),
+			0);
+		ck_assert_uint_eq(got_off, o);
+		ck_assert_uint_eq(got_start, m->msg[o]);
+	}
+	if (m->nmsg > m->start_off) {
+		ck_assert_int_eq(partition_offset_to_byte(p, m->nmsg - 1, &b),
+				 0);
+		ck_assert_uint_eq(b, m->msg[m->nmsg - 1]);
+	}
+	ck_assert_int_eq(partition_offset_to_byte(p, m->nmsg, &b), -ENOENT);
+	if (m->start_off > 0)
+		ck_assert_int_eq(
+			partition_offset_to_byte(p, m->start_off - 1, &b),
+			-ENOENT);
+	if (m->start_byte > 0)
+		ck_assert_int_eq(partition_byte_to_offset(p, m->start_byte - 1,
+							  &got_off, &got_start),
+				 -ENOENT);
+	ck_assert_int_eq(
+		partition_byte_to_offset(p, m->end, &got_off, &got_start),
+		-ENOENT);
+}
+
+static int count_files(const char *dir, const char *suffix)
+{
+	size_t sl = strlen(suffix), l;
+	struct dirent *de;
+	DIR *d = opendir(dir);
+	int n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while ((de = readdir(d)) != NULL) {
+		l = strlen(de->d_name);
+		if (l > sl && !strcmp(de->d_name + l - sl, suffix))
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+static void reopen(int dfd, struct partition **p, const struct config *cfg,
+		   int64_t now)
+{
+	struct partition_recovery rec;
+
+	ck_assert_int_eq(partition_close(*p), 0);
+	ck_assert_int_eq(partition_open(dfd, "p", cfg, now, p, &rec), 0);
+	/* a clean close needs no repair */
+	ck_assert_uint_eq(rec.truncated_bytes + rec.dropped_entries +
+				  rec.rebuilt_indexes + rec.discarded_files +
+				  rec.bad_batches,
+			  0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Tests                                                                */
+
+static void on_append(void *arg, uint64_t end)
+{
+	uint64_t *last = arg;
+
+	last[0]++;
+	last[1] = end;
+}
+
+START_TEST(test_append_read)
+{
+	char path[4096];
+	int dfd = test_tmpdir(path);
+	struct partition *p;
+	struct config cfg;
+	struct model m;
+	uint64_t hook[2] = {0, 0}, first;
+	int i;
+
+	cfg_init(&cfg);
+	model_init(&m);
+	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), 0);
+	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), -EEXIST);
+	partition_set_append_hook(p, on_append, hook);
+	check_inv(p, &m);
+	for (i = 0; i < 40; i++) {
+		append_lines(p, &m, i + 1, 1 + i * 7, 1, 600, 1000 + i);
+		ck_assert_uint_eq(hook[0], (uint64_t)i + 1);
+		ck_assert_uint_eq(hook[1], m.end);
+		check_inv(p, &m);
+	}
+	/* refused appends change nothing and call no hook */
+	ck_assert_int_eq(
+		partition_append(p, "a\n", 2, 1, 2000, m.end + 1, NULL, NULL),
+		-EPERM);
+	ck_assert_int_eq(partition_append(p, "a\nb\n", 4, 1, 2000,
+					  PARTITION_ANY_END, NULL, NULL),
+			 -EINVAL);
+	ck_assert_int_eq(partition_append(p, "", 0, 1, 2000, PARTITION_ANY_END,
+					  NULL, NULL),
+			 -EINVAL);
+	ck_assert_uint_eq(hook[0], 40);
+	check_inv(p, &m);
+	/* compare-and-append at the right end works */
+	ck_assert_int_eq(
+		partition_append(p, "tail", 4, 1, 2000, m.end, &first, NULL),
+		0);
+	ck_assert_uint_eq(first, m.nmsg);
+	model_append(&m, "tail", 4);
+	check_inv(p, &m);
+	reopen(dfd, &p, &cfg, 3000);
+	check_inv(p, &m);
+	ck_assert_uint_eq(metrics_get(partition_metrics(p), bytes_appended), 0);
+	ck_assert_int_eq(partition_close(p), 0);
+	model_release(&m);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
+START_TEST(test_roll_by_size)
+{
+	char path[4096], dir[4200];
+	int dfd = test_tmpdir(path);
+	struct partition_info info;
+	struct partition *p;
+	struct config cfg;
+	struct model m;
+	uint32_t expect = 1, i;
+	uint64_t active_size = 0;
+
+	cfg_init(&cfg);
+	cfg.segment_bytes = 64 << 10;
+	model_init(&m);
+	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), 0);
+	for (i = 0; i < 30; i++) {
+		/* 10 lines of 1 KiB: 10 KiB batches, 6 to a segment */
+		if (active_size && active_size + 10240 > cfg.segment_bytes) {
+			expect++;
+			active_size = 0;
+		}
+		append_lines(p, &m, i + 1, 10, 1024, 1024, 1000);
+		active_size += 10240;
+		partition_get_info(p, &info);
+		ck_assert_uint_eq(info.segments, expect);
+		check_inv(p, &m);
+	}
+	ck_assert_uint_eq(expect, 5);
+	snprintf(dir, sizeof(dir), "%s/p", path);
+	ck_assert_int_eq(count_files(dir, ".log"), 5);
+	ck_assert_int_eq(count_files(dir, ".idx"), 5);
+	/* named by first offset: the second segment starts at message 60 */
+	{
+		char f[4300];
+		struct stat st;
+
+		snprintf(f, sizeof(f), "%s/00000000000000000060.log", dir);
+		ck_assert_int_eq(stat(f, &st), 0);
+		ck_assert_int_eq(st.st_size, 60 * 1024);
+	}
+	ck_assert_uint_eq(m.seg[1], 60 * 1024);
+	reopen(dfd, &p, &cfg, 2000);
+	partition_get_info(p, &info);
+	ck_assert_uint_eq(info.segments, 5);
+	check_inv(p, &m);
+	ck_assert_int_eq(partition_close(p), 0);
+	model_release(&m);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
+START_TEST(test_roll_by_time)
+{
+	char path[4096];
+	int dfd = test_tmpdir(path);
+	struct partition_info info;
+	struct partition *p;
+	struct config cfg;
+	struct model m;
+
+	cfg_init(&cfg);
+	cfg.segment_ms = 1000;
+	model_init(&m);
+	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), 0);
+	/* an empty active segment never rolls */
+	ck_assert_int_eq(partition_tick(p, 50000), 0);
+	partition_get_info(p, &info);
+	ck_assert_uint_eq(info.segments, 1);
+	append_lines(p, &m, 1, 5, 10, 20, 100000);
+	append_lines(p, &m, 2, 5, 10, 20, 100999);
+	partition_get_info(p, &info);
+	ck_assert_uint_eq(info.segments, 1);
+	/* the first message is 1000 ms old: the append rolls */
+	append_lines(p, &m, 3, 5, 10, 20, 101000);
+	partition_get_info(p, &info);
+	ck_assert_uint_eq(info.segments, 2);
+	ck_assert_uint_eq(m.seg[1], m.msg[10]);
+	check_inv(p, &m);
+	/* tick rolls an old active segment */
+	ck_assert_int_eq(partition_tick(p, 101999), 0);
+	partition_get_info(p, &info);
+	ck_assert_uint_eq(info.segments, 2);
+	ck_assert_int_eq(partition_tick(p, 102000), 0);
+	partition_get_info(p, &info);
+	ck_assert_uint_eq(info.segments, 3);
+	ck_assert_int_eq(partition_tick(p, 109000), 0);
+	partition_get_info(p, &info);
+	ck_assert_uint_eq(info.segments, 3);
+	append_lines(p, &m, 4, 5, 10, 20, 109000);
+	check_inv(p, &m);
+	ck_assert_int_eq(partition_close(p), 0);
+	model_release(&m);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
+START_TEST(test_boundaries)
+{
+	char path[4096];
+	int dfd = test_tmpdir(path);
+	struct partition *p;
+	struct config cfg;
+	struct model m;
+	uint64_t off, start, b, batch_first[60];
+	uint32_t i;
+
+	cfg_init(&cfg);
+	cfg.segment_bytes = 20000;
+	model_init(&m);
+	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), 0);
+	for (i = 0; i < 60; i++) {
+		batch_first[i] = m.nmsg;
+		append_lines(p, &m, i + 7, 3 + i % 17, 5, 700, 1000 + 10 * i);
+	}
+	ck_assert_uint_gt(m.nseg, 5);
+	check_inv(p, &m);
+	for (i = 1; i < m.nseg; i++) {
+		uint64_t first = model_msg_at(&m, m.seg[i]);
+
+		/* first byte of a segment, last byte of the one before */
+		ck_assert_uint_eq(m.msg[first], m.seg[i]);
+		ck_assert_int_eq(
+			partition_byte_to_offset(p, m.seg[i], &off, &start), 0);
+		ck_assert_uint_eq(off, first);
+		ck_assert_uint_eq(start, m.seg[i]);
+		ck_assert_int_eq(
+			partition_byte_to_offset(p, m.seg[i] - 1, &off, &start),
+			0);
+		ck_assert_uint_eq(off, first - 1);
+		ck_assert_uint_eq(start, m.msg[first - 1]);
+		/* first message of the segment and last of the one before */
+		ck_assert_int_eq(partition_offset_to_byte(p, first, &b), 0);
+		ck_assert_uint_eq(b, m.seg[i]);
+		ck_assert_int_eq(partition_offset_to_byte(p, first - 1, &b), 0);
+		ck_assert_uint_eq(b, m.msg[first - 1]);
+	}
+	/* time: before the first, every batch exactly and just after,
+	 * after the last */
+	ck_assert_int_eq(partition_time_to_offset(p, 0, &off, &b), 0);
+	ck_assert_uint_eq(off, 0);
+	ck_assert_uint_eq(b, 0);
+	for (i = 0; i < 60; i++) {
+		ck_assert_int_eq(
+			partition_time_to_offset(p, 1000 + 10 * i, &off, &b),
+			0);
+		ck_assert_uint_eq(off, batch_first[i]);
+		ck_assert_uint_eq(b, m.msg[batch_first[i]]);
+		if (i + 1 < 60) {
+			ck_assert_int_eq(
+				partition_time_to_offset(p, 1000 + 10 * i + 1,
+							 &off, &b),
+				0);
+			ck_assert_uint_eq(off, batch_first[i + 1]);
+		}
+	}
+	ck_assert_int_eq(
+		partition_time_to_offset(p, 1000 + 10 * 59 + 1, &off, &b),
+		-ENOENT);
+	/* a clock that goes back does not break the time order */
+	append_lines(p, &m, 99, 2, 5, 10, 10);
+	ck_assert_int_eq(
+		partition_time_to_offset(p, 1000 + 10 * 59 + 1, &off, &b),
+		-ENOENT);
+	ck_assert_int_eq(partition_time_to_offset(p, 1000 + 10 * 59, &off, &b),
+			 0);
+	ck_assert_uint_eq(off, batch_first[59]);
+	ck_assert_int_eq(partition_close(p), 0);
+	model_release(&m);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
+START_TEST(test_retention_bytes)
+{
+	char path[4096], dir[4200];
+	int dfd = test_tmpdir(path);
+	struct partition_info info;
+	struct partition *p;
+	struct config cfg;
+	struct model m;
+	uint32_t i, first = 0, k;
+
+	cfg_init(&cfg);
+	cfg.segment_bytes = 10 << 10;
+	cfg.retention_bytes = 30 << 10;
+	model_init(&m);
+	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), 0);
+	for (i = 0; i < 40; i++) {
+		append_lines(p, &m, i + 1, 4, 200, 900, 1000);
+		/* the engine deletes only on request/tick */
+		ck_assert_int_eq(partition_tick(p, 1000), 0);
+		/* expected (Kafka's rule): drop the oldest sealed segment
+		 * while what remains still holds retention_bytes */
+		while (first + 1 < m.nseg &&
+		       m.end - m.seg[first + 1] >=
+			       (uint64_t)cfg.retention_bytes)
+			first++;
+		if (first > 0 && m.start_byte < m.seg[first]) {
+			m.start_byte = m.seg[first];
+			m.start_off = model_msg_at(&m, m.seg[first]);
+		}
+		partition_get_info(p, &info);
+		ck_assert_uint_eq(info.segments, m.nseg - first);
+		ck_assert_uint_ge(info.end_byte - info.start_byte,
+				  first ? (uint64_t)cfg.retention_bytes : 0);
+		check_inv(p, &m);
+	}
+	ck_assert_uint_gt(first, 3);
+	ck_assert_uint_gt(metrics_get(partition_metrics(p), segments_deleted),
+			  3);
+	snprintf(dir, sizeof(dir), "%s/p", path);
+	k = (uint32_t)count_files(dir, ".log");
+	ck_assert_uint_eq(k, m.nseg - first);
+	reopen(dfd, &p, &cfg, 2000);
+	check_inv(p, &m);
+	ck_assert_int_eq(partition_close(p), 0);
+	model_release(&m);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
+START_TEST(test_retention_age)
+{
+	char path[4096];
+	int dfd = test_tmpdir(path);
+	struct partition_info info;
+	struct partition *p;
+	struct config cfg;
+	struct model m;
+	uint32_t i;
+
+	cfg_init(&cfg);
+	cfg.segment_ms = 1000;
+	cfg.retention_ms = 2500;
+	model_init(&m);
+	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), 0);
+	/* one segment per second: segment i holds messages of t=i*1000 and
+	 * i*1000+500 */
+	for (i = 0; i < 6; i++) {
+		append_lines(p, &m, 2 * i + 1, 3, 10, 50, 10000 + i * 1000);
+		append_lines(p, &m, 2 * i + 2, 3, 10, 50,
+			     10000 + i * 1000 + 500);
+	}
+	partition_get_info(p, &info);
+	ck_assert_uint_eq(info.segments, 6);
+	/* now 14000: newest of segment i is 10500 + 1000 i; older than
+	 * 2500 ms means 10500 + 1000 i < 11500: only segment 0 */
+	ck_assert_int_eq(partition_apply_retention(p, 14000), 1);
+	m.start_byte = m.seg[1];
+	m.start_off = model_msg_at(&m, m.seg[1]);
+	check_inv(p, &m);
+	ck_assert_int_eq(partition_apply_retention(p, 14000), 0);
+	/* far future: every sealed segment goes, never the active one */
+	ck_assert_int_eq(partition_apply_retention(p, 1000000), 4);
+	partition_get_info(p, &info);
+	ck_assert_uint_eq(info.segments, 1);
+	m.start_byte = m.seg[5];
+	m.start_off = model_msg_at(&m, m.seg[5]);
+	check_inv(p, &m);
+	ck_assert_int_eq(partition_time_to_offset(p, 0, &info.start_offset,
+						  &info.start_byte),
+			 0);
+	ck_assert_uint_eq(info.start_offset, m.start_off);
+	reopen(dfd, &p, &cfg, 1000000);
+	check_inv(p, &m);
+	ck_assert_int_eq(partition_close(p), 0);
+	model_release(&m);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
+START_TEST(test_delete_before)
+{
+	char path[4096], dir[4200];
+	int dfd = test_tmpdir(path);
+	struct partition_info info;
+	struct partition *p;
+	struct config cfg;
+	struct model m;
+	uint64_t mid, o;
+	uint32_t i;
+
+	cfg_init(&cfg);
+	cfg.segment_bytes = 8000;
+	model_init(&m);
+	snprintf(dir, sizeof(dir), "%s/p", path);
+	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), 0);
+	for (i = 0; i < 30; i++)
+		append_lines(p, &m, i + 3, 6, 50, 400, 1000 + i);
+	ck_assert_uint_ge(m.nseg, 6);
+	/* below the start: nothing */
+	ck_assert_int_eq(partition_delete_before(p, 0), 0);
+	check_inv(p, &m);
+	/* exactly at a segment boundary: the segment before goes */
+	ck_assert_int_eq(partition_delete_before(p, m.seg[1]), 1);
+	m.start_byte = m.seg[1];
+	m.start_off = model_msg_at(&m, m.seg[1]);
+	check_inv(p, &m);
+	ck_assert_int_eq(count_files(dir, ".log"), (int)m.nseg - 1);
+	/* inside a message of segment 2: start moves to that message, the
+	 * segment stays (its later messages are kept) */
+	o = model_msg_at(&m, m.seg[2]) + 3;
+	mid = m.msg[o] + 2;
+	ck_assert_int_eq(partition_delete_before(p, mid), 1);
+	m.start_byte = m.msg[o];
+	m.start_off = o;
+	check_inv(p, &m);
+	partition_get_info(p, &info);
+	ck_assert_uint_eq(info.segments, m.nseg - 2);
+	/* at a message boundary: that message is the first kept */
+	ck_assert_int_eq(partition_delete_before(p, m.msg[o + 1]), 0);
+	m.start_byte = m.msg[o + 1];
+	m.start_off = o + 1;
+	check_inv(p, &m);
+	reopen(dfd, &p, &cfg, 5000);
+	check_inv(p, &m);
+	/* past the end: everything but the active segment goes; the log
+	 * is empty from the end on and appends carry on */
+	ck_assert_int_eq(partition_delete_before(p, m.end + 100),
+			 (int)m.nseg - 3);
+	m.start_byte = m.end;
+	m.start_off = m.nmsg;
+	check_inv(p, &m);
+	partition_get_info(p, &info);
+	ck_assert_uint_eq(info.segments, 1);
+	ck_assert_int_eq(info.first_ts, -1);
+	append_lines(p, &m, 77, 3, 5, 9, 9000);
+	check_inv(p, &m);
+	reopen(dfd, &p, &cfg, 9000);
+	check_inv(p, &m);
+	ck_assert_int_eq(partition_close(p), 0);
+	model_release(&m);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
+START_TEST(test_set_start_byte)
+{
+	char path[4096];
+	int dfd = test_tmpdir(path);
+	struct partition *p;
+	struct config cfg;
+	struct model m;
+
+	cfg_init(&cfg);
+	model_init(&m);
+	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), 0);
+	ck_assert_int_eq(partition_set_start_byte(p, 5), 0);
+	ck_assert_int_eq(partition_set_start_byte(p, 100000), 0);
+	m.data = calloc(1, 100000);
+	m.cap = 100000;
+	m.end = 100000;
+	m.start_byte = 100000;
+	check_inv(p, &m);
+	append_lines(p, &m, 1, 20, 10, 300, 1000);
+	check_inv(p, &m);
+	ck_assert_int_eq(partition_set_start_byte(p, 0), -EPERM);
+	reopen(dfd, &p, &cfg, 2000);
+	check_inv(p, &m);
+	ck_assert_int_eq(partition_close(p), 0);
+	/* an empty reopened partition keeps its start too */
+	ck_assert_int_eq(partition_create(dfd, "q", &cfg, 0, &p), 0);
+	ck_assert_int_eq(partition_set_start_byte(p, 4096), 0);
+	ck_assert_int_eq(partition_close(p), 0);
+	ck_assert_int_eq(partition_open(dfd, "q", &cfg, 0, &p, NULL), 0);
+	{
+		struct partition_info info;
+
+		partition_get_info(p, &info);
+		ck_assert_uint_eq(info.start_byte, 4096);
+		ck_assert_uint_eq(info.end_byte, 4096);
+		ck_assert_uint_eq(info.next_offset, 0);
+	}
+	ck_assert_int_eq(partition_close(p), 0);
+	model_release(&m);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
+/* Every range, read with pread, must give the model's bytes. */
+static uint64_t check_ranges(const struct model *m, uint64_t pos,
+			     const struct partition_range *r, int k)
+{
+	unsigned char *buf;
+	int i;
+
+	for (i = 0; i < k; i++) {
+		buf = malloc(r[i].len + 1);
+		if (r[i].fd < 0) {
+			ck_assert_uint_le(pos + r[i].len, m->start_byte);
+		} else {
+			ck_assert_int_eq(pread(r[i].fd, buf, r[i].len,
+					       (off_t)r[i].file_pos),
+					 (ssize_t)r[i].len);
+			ck_assert_mem_eq(buf, m->data + pos, r[i].len);
+		}
+		pos += r[i].len;
+		free(buf);
+	}
+	return pos;
+}
+
+START_TEST(test_read_ranges)
+{
+	char path[4096];
+	int dfd = test_tmpdir(path), k;
+	struct partition_range r[64];
+	struct partition *p;
+	struct config cfg;
+	struct model m;
+	uint64_t o;
+	uint32_t i;
+
+	cfg_init(&cfg);
+	cfg.segment_bytes = 8000;
+	model_init(&m);
+	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), 0);
+	for (i = 0; i < 30; i++)
+		append_lines(p, &m, i + 3, 6, 50, 400, 1000 + i);
+	ck_assert_uint_ge(m.nseg, 6);
+	/* a hole up to a message inside segment 1 */
+	o = model_msg_at(&m, m.seg[1]) + 2;
+	ck_assert_int_eq(partition_delete_before(p, m.msg[o]), 1);
+	m.start_byte = m.msg[o];
+	m.start_off = o;
+	k = partition_read_ranges(p, 0, m.end + 100, r, 64);
+	ck_assert_int_eq(k, (int)m.nseg); /* hole + one per segment left */
+	ck_assert_int_eq(r[0].fd, -1);
+	ck_assert_uint_eq(r[0].len, m.start_byte);
+	ck_assert_uint_eq(check_ranges(&m, 0, r, k), m.end);
+	/* pinned: retention may remove the segments, the descriptors stay
+	 * readable until done */
+	ck_assert_int_eq(partition_delete_before(p, m.seg[4]), 3);
+	ck_assert_uint_eq(check_ranges(&m, 0, r, k), m.end);
+	partition_read_ranges_done(p);
+	m.start_byte = m.seg[4];
+	m.start_off = model_msg_at(&m, m.seg[4]);
+	check_inv(p, &m);
+	/* a range count limit and a start in the middle */
+	k = partition_read_ranges(p, m.seg[4] + 5, 100, r, 1);
+	ck_assert_int_eq(k, 1);
+	ck_assert_uint_eq(r[0].len, 100);
+	ck_assert_uint_eq(check_ranges(&m, m.seg[4] + 5, r, k), m.seg[4] + 105);
+	partition_read_ranges_done(p);
+	/* at the end: nothing */
+	ck_assert_int_eq(partition_read_ranges(p, m.end, 10, r, 4), 0);
+	partition_read_ranges_done(p);
+	/* compressed segments cannot be ranges: stop before them */
+	cfg.compression = COMPRESSION_LZ4;
+	ck_assert_int_eq(partition_set_config(p, &cfg), 0);
+	ck_assert_int_eq(partition_compress_one(p), 1);
+	k = partition_read_ranges(p, 0, m.end, r, 64);
+	ck_assert_int_eq(k, 1); /* the hole only */
+	ck_assert_int_eq(r[0].fd, -1);
+	partition_read_ranges_done(p);
+	k = partition_read_ranges(p, m.seg[5], m.end - m.seg[5], r, 64);
+	ck_assert_int_ge(k, 1);
+	ck_assert_uint_eq(check_ranges(&m, m.seg[5], r, k), m.end);
+	partition_read_ranges_done(p);
+	check_inv(p, &m);
+	ck_assert_int_eq(partition_close(p), 0);
+	model_release(&m);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
+static const enum compression codecs[] = {COMPRESSION_LZ4, COMPRESSION_GZIP};
+
+START_TEST(test_compression)
+{
+	char path[4096], dir[4200], cmd[9000], f[4300];
+	int dfd = test_tmpdir(path);
+	enum compression c = codecs[_i];
+	struct partition_info info;
+	struct partition *p;
+	struct config cfg;
+	struct model m;
+	uint64_t seed = 5, pos, b;
+	unsigned char buf[1000];
+	uint32_t i, k, done = 0;
+	int ret;
+
+	cfg_init(&cfg);
+	cfg.segment_bytes = 600 << 10;
+	cfg.compression = c;
+	model_init(&m);
+	snprintf(dir, sizeof(dir), "%s/p", path);
+	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), 0);
+	for (i = 0; i < 40; i++)
+		append_lines(p, &m, i + 1, 200, 20, 300, 1000 + i);
+	ck_assert_uint_ge(m.nseg, 3);
+	while ((ret = partition_compress_one(p)) == 1) {
+		done++;
+		check_inv(p, &m);
+	}
+	ck_assert_int_eq(ret, 0);
+	ck_assert_uint_eq(done, m.nseg - 1);
+	ck_assert_int_eq(count_files(dir, ".log"), 1);
+	ck_assert_int_eq(count_files(dir, codec_suffix(c)), (int)m.nseg - 1);
+	ck_assert_int_eq(count_files(dir, ".blk"), (int)m.nseg - 1);
+	partition_get_info(p, &info);
+	/* random letters: zlib's entropy coding shrinks them, lz4 need not */
+	if (c == COMPRESSION_GZIP)
+		ck_assert_uint_lt(info.disk_bytes, m.end);
+	/* random reads straddling block boundaries */
+	for (k = 0; k < 300; k++) {
+		uint32_t s = 1 + (uint32_t)(test_rand(&seed) % (m.nseg - 2));
+		uint64_t blk = CODEC_BLOCK_BYTES * (1 + test_rand(&seed) % 4);
+
+		pos = m.seg[s - 1] + blk - 500 + test_rand(&seed) % 400;
+		if (pos + sizeof(buf) > m.end)
+			continue;
+		ck_assert_int_eq(partition_read(p, pos, buf, sizeof(buf)),
+				 (ssize_t)sizeof(buf));
+		ck_assert_mem_eq(buf, m.data + pos, sizeof(buf));
+		ck_assert_int_eq(partition_byte_to_offset(p, pos, &b, &b), 0);
+	}
+	/* the compressed file is a standard stream */
+	snprintf(f, sizeof(f), "%s/00000000000000000000%s", dir,
+		 codec_suffix(c));
+	snprintf(cmd, sizeof(cmd),
+		 "%s < '%s' 2>/dev/null | cmp -s - '%s/seg0.raw'",
+		 c == COMPRESSION_LZ4 ? "lz4cat" : "zcat", f, path);
+	{
+		char raw[4300];
+		FILE *out;
+
+		snprintf(raw, sizeof(raw), "%s/seg0.raw", path);
+		out = fopen(raw, "w");
+		ck_assert_ptr_nonnull(out);
+		fwrite(m.data, 1, m.seg[1], out);
+		fclose(out);
+	}
+	if (system(c == COMPRESSION_LZ4 ? "command -v lz4cat >/dev/null"
+					: "command -v zcat >/dev/null") == 0)
+		ck_assert_int_eq(system(cmd), 0);
+	reopen(dfd, &p, &cfg, 5000);
+	check_inv(p, &m);
+	/* retention removes compressed segments like raw ones */
+	ck_assert_int_eq(partition_delete_before(p, m.seg[1]), 1);
+	m.start_byte = m.seg[1];
+	m.start_off = model_msg_at(&m, m.seg[1]);
+	check_inv(p, &m);
+	ck_assert_int_eq(count_files(dir, ".blk"), (int)m.nseg - 2);
+	ck_assert_int_eq(partition_close(p), 0);
+	model_release(&m);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Concurrency                                                          */
+
+struct race {
+	struct partition *p;
+	const unsigned char *want; /* every byte the writer will append */
+	uint64_t total;
+	atomic_int stop;
+	atomic_ulong reads;
+	atomic_int bad;
+};
+
+static void *reader(void *arg)
+{
+	struct race *r = arg;
+	unsigned char *buf = malloc(1 << 20);
+	struct partition_info info;
+	uint64_t pos = 0, seed = (uint64_t)(uintptr_t)&pos, b, o, s;
+	ssize_t n;
+
+	while (!atomic_load(&r->stop)) {
+		partition_get_info(r->p, &info);
+		/* half the time read from a random place, else at the
+		 * last known end with a large buffer */
+		pos = test_rand(&seed) & 1
+			      ? info.end_byte
+			      : (info.end_byte
+					 ? test_rand(&seed) % info.end_byte
+					 : 0);
+		n = partition_read(r->p, pos, buf, 1 << 20);
+		/* only published bytes, exactly as written ... */
+		if (n < 0 || (uint64_t)n + pos > r->total ||
+		    memcmp(buf, r->want + pos, (size_t)n)) {
+			atomic_store(&r->bad, 1);
+			break;
+		}
+		/* ... and a short read stops at a batch boundary */
+		if (n > 0 && n < (1 << 20) &&
+		    r->want[pos + (uint64_t)n - 1] != '\n') {
+			atomic_store(&r->bad, 2);
+			break;
+		}
+		if (info.next_offset > 0) {
+			o = test_rand(&seed) % info.next_offset;
+			if (partition_offset_to_byte(r->p, o, &b) < 0 ||
+			    (b > 0 && r->want[b - 1] != '\n') ||
+			    partition_byte_to_offset(r->p, b, &o, &s) < 0 ||
+			    s != b) {
+				atomic_store(&r->bad, 3);
+				break;
+			}
+		}
+		atomic_fetch_add(&r->reads, 1);
+	}
+	free(buf);
+	return NULL;
+}
+
+START_TEST(test_concurrent_readers)
+{
+	char path[4096];
+	int dfd = test_tmpdir(path);
+	struct config cfg;
+	struct race r;
+	pthread_t th[3];
+	size_t len, at = 0, bl;
+	uint64_t seed = 3;
+	char *all;
+	int i;
+
+	cfg_init(&cfg);
+	cfg.segment_bytes = 256 << 10;
+	all = make_lines(21, 40000, 10, 200, &len);
+	memset(&r, 0, sizeof(r));
+	r.want = (unsigned char *)all;
+	r.total = len;
+	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &r.p), 0);
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, reader, &r), 0);
+	while (at < len && !atomic_load(&r.bad)) {
+		const char *nl;
+		uint32_t cnt = 0;
+
+		bl = 1 + test_rand(&seed) % 20000;
+		if (at + bl > len)
+			bl = len - at;
+		/* cut at a line end */
+		nl = memchr(all + at + bl - 1, '\n', len - at - bl + 1);
+		bl = (size_t)(nl - (all + at)) + 1;
+		for (nl = all + at; nl < all + at + bl; nl++)
+			cnt += *nl == '\n';
+		ck_assert_int_eq(partition_append(r.p, all + at, bl, cnt, 1000,
+						  PARTITION_ANY_END, NULL,
+						  NULL),
+				 0);
+		at += bl;
+		if (test_rand(&seed) % 50 == 0)
+			ck_assert_int_eq(partition_apply_retention(r.p, 1000),
+					 0);
+	}
+	atomic_store(&r.stop, 1);
+	for (i = 0; i < 3; i++)
+		pthread_join(th[i], NULL);
+	ck_assert_int_eq(atomic_load(&r.bad), 0);
+	ck_assert_uint_gt(atomic_load(&r.reads), 10);
+	ck_assert_int_eq(partition_close(r.p), 0);
+	free(all);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
+START_TEST(test_flush_and_tick)
+{
+	char path[4096];
+	int dfd = test_tmpdir(path);
+	struct partition_info info;
+	struct partition *p;
+	struct config cfg;
+	struct model m;
+
+	cfg_init(&cfg);
+	cfg.flush_ms = 1000;
+	model_init(&m);
+	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), 0);
+	append_lines(p, &m, 1, 10, 10, 100, 100);
+	partition_get_info(p, &info);
+	ck_assert_uint_eq(info.flushed_byte, 0);
+	ck_assert_int_eq(partition_tick(p, 500), 0);
+	partition_get_info(p, &info);
+	ck_assert_uint_eq(info.flushed_byte, 0);
+	ck_assert_int_eq(partition_tick(p, 1000), 0);
+	partition_get_info(p, &info);
+	ck_assert_uint_eq(info.flushed_byte, m.end);
+	ck_assert_uint_eq(metrics_get(partition_metrics(p), flushes), 1);
+	append_lines(p, &m, 2, 10, 10, 100, 1100);
+	ck_assert_int_eq(partition_flush(p), 0);
+	partition_get_info(p, &info);
+	ck_assert_uint_eq(info.flushed_byte, m.end);
+	/* flush_ms = 0: every append is durable before it returns */
+	cfg.flush_ms = 0;
+	ck_assert_int_eq(partition_set_config(p, &cfg), 0);
+	append_lines(p, &m, 3, 10, 10, 100, 1200);
+	partition_get_info(p, &info);
+	ck_assert_uint_eq(info.flushed_byte, m.end);
+	check_inv(p, &m);
+	ck_assert_int_eq(partition_close(p), 0);
+	model_release(&m);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
+static Suite *partition_suite(void)
+{
+	Suite *s = suite_create("partition");
+	TCase *tc = tcase_create("core");
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_append_read);
+	tcase_add_test(tc, test_roll_by_size);
+	tcase_add_test(tc, test_roll_by_time);
+	tcase_add_test(tc, test_boundaries);
+	tcase_add_test(tc, test_retention_bytes);
+	tcase_add_test(tc, test_retention_age);
+	tcase_add_test(tc, test_delete_before);
+	tcase_add_test(tc, test_set_start_byte);
+	tcase_add_test(tc, test_read_ranges);
+	tcase_add_loop_test(tc, test_compression, 0, 2);
+	tcase_add_test(tc, test_concurrent_readers);
+	tcase_add_test(tc, test_flush_and_tick);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(partition_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}

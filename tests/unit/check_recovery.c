@@ -1,0 +1,1050 @@
+/*
+ * check_recovery.c - what survives damage and failure: torn .log and .idx
+ * tails, an .idx longer than its data, missing indexes, a corrupted sealed
+ * batch, a crash in the middle of compression; ENOSPC and EIO injected at
+ * every write step (through a private io_ops table); a sticky failed
+ * flush; a clean open that reads no data; and a crash simulation in the
+ * SQLite manner that drops, keeps or garbles unsynced writes, over many
+ * seeds, then checks that everything a successful flush acknowledged is
+ * intact and nothing partial is visible.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <sys/stat.h>
+
+#include "testutil.h"
+#include "codec.h"
+#include "partition.h"
+
+/* ------------------------------------------------------------------ */
+/* Model (as in check_partition.c) with batch boundaries               */
+
+struct model {
+	unsigned char *data;
+	uint64_t cap, end, start_byte, start_off;
+	uint64_t *msg;
+	uint64_t nmsg, msgcap;
+	uint64_t bend[4096]; /* end byte after each batch */
+	uint64_t bmsg[4096]; /* message count after each batch */
+	uint32_t nb;
+};
+
+static void model_init(struct model *m)
+{
+	memset(m, 0, sizeof(*m));
+}
+
+static void model_release(struct model *m)
+{
+	free(m->data);
+	free(m->msg);
+}
+
+static void model_append(struct model *m, const char *buf, size_t len)
+{
+	size_t i;
+
+	while (m->end + len > m->cap) {
+		m->cap = m->cap ? m->cap * 2 : 1 << 16;
+		m->data = realloc(m->data, m->cap);
+	}
+	memcpy(m->data + m->end, buf, len);
+	for (i = 0; i < len; i++) {
+		if (i == 0 || buf[i - 1] == '\n') {
+			if (m->nmsg == m->msgcap) {
+				m->msgcap = m->msgcap ? m->msgcap * 2 : 1024;
+				m->msg = realloc(m->msg,
+						 m->msgcap * sizeof(*m->msg));
+			}
+			m->msg[m->nmsg++] = m->end + i;
+		}
+	}
+	m->end += len;
+	m->bend[m->nb] = m->end;
+	m->bmsg[m->nb++] = m->nmsg;
+}
+
+/* Forget the last k batches. */
+static void model_drop(struct model *m, uint32_t k)
+{
+	m->nb -= k;
+	m->end = m->nb ? m->bend[m->nb - 1] : 0;
+	m->nmsg = m->nb ? m->bmsg[m->nb - 1] : 0;
+}
+
+static char *make_lines(uint64_t seed, uint32_t nmsg, size_t min, size_t max,
+			size_t *len)
+{
+	uint64_t s = seed ? seed : 1;
+	size_t total = 0, i, l, at = 0;
+	size_t *lens = malloc(nmsg * sizeof(*lens));
+	char *buf;
+
+	for (i = 0; i < nmsg; i++) {
+		lens[i] = min + test_rand(&s) % (max - min + 1);
+		total += lens[i];
+	}
+	buf = malloc(total);
+	for (i = 0; i < nmsg; i++) {
+		for (l = 0; l + 1 < lens[i]; l++)
+			buf[at++] = (char)('a' + test_rand(&s) % 26);
+		buf[at++] = '\n';
+	}
+	free(lens);
+	*len = total;
+	return buf;
+}
+
+/* test_rmtree without a shell: fork is slow under ASan and these loops
+ * make hundreds of directories. */
+static void rmtree_fast(int dfd, const char *path)
+{
+	close(dfd);
+	ck_assert_int_eq(io_remove_tree(AT_FDCWD, path), 0);
+}
+
+static void cfg_init(struct config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->segment_bytes = 16 << 10;
+	c->segment_ms = -1;
+	c->retention_bytes = -1;
+	c->retention_ms = -1;
+	c->flush_ms = -1;
+	c->max_message_bytes = 1 << 20;
+	c->compression = COMPRESSION_NONE;
+}
+
+/* Append nmsg lines; returns the partition's result and mirrors success. */
+static int try_append(struct partition *p, struct model *m, uint64_t seed,
+		      uint32_t nmsg, size_t min, size_t max, int64_t now)
+{
+	size_t len;
+	char *b = make_lines(seed, nmsg, min, max, &len);
+	int ret = partition_append(p, b, len, nmsg, now, PARTITION_ANY_END,
+				   NULL, NULL);
+
+	if (ret == 0)
+		model_append(m, b, len);
+	free(b);
+	return ret;
+}
+
+static void check_inv(struct partition *p, const struct model *m)
+{
+	struct partition_info info;
+	uint64_t o, b, step;
+	unsigned char *buf;
+	ssize_t n;
+	uint64_t i;
+
+	partition_get_info(p, &info);
+	ck_assert_uint_eq(info.end_byte, m->end);
+	ck_assert_uint_eq(info.next_offset, m->nmsg);
+	ck_assert_uint_eq(info.start_byte, m->start_byte);
+	ck_assert_uint_eq(info.start_offset, m->start_off);
+	buf = malloc(m->end + 1);
+	n = m->end ? partition_read(p, 0, buf, m->end + 1) : 0;
+	ck_assert_int_eq(n, (ssize_t)m->end);
+	/* one assertion, not one per byte: each ck_assert costs a write */
+	for (i = 0; i < m->start_byte && buf[i] == 0; i++)
+		;
+	ck_assert_uint_eq(i, m->start_byte);
+	if (m->end > m->start_byte)
+		ck_assert_mem_eq(buf + m->start_byte, m->data + m->start_byte,
+				 m->end - m->start_byte);
+	free(buf);
+	step = (m->nmsg - m->start_off) / 200 + 1;
+	for (o = m->start_off; o < m->nmsg; o += step) {
+		ck_assert_int_eq(partition_offset_to_byte(p, o, &b), 0);
+		ck_assert_uint_eq(b, m->msg[o]);
+	}
+	ck_assert_int_eq(partition_offset_to_byte(p, m->nmsg, &b), -ENOENT);
+}
+
+static void path_of(char *out, size_t size, const char *dir, uint64_t base,
+		    const char *sfx)
+{
+	snprintf(out, size, "%s/p/%020llu%s", dir, (unsigned long long)base,
+		 sfx);
+}
+
+static off_t file_size(const char *f)
+{
+	struct stat st;
+
+	ck_assert_int_eq(stat(f, &st), 0);
+	return st.st_size;
+}
+
+static int count_files(const char *dir, const char *suffix)
+{
+	size_t sl = strlen(suffix), l;
+	struct dirent *de;
+	DIR *d = opendir(dir);
+	int n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while ((de = readdir(d)) != NULL) {
+		l = strlen(de->d_name);
+		if (l > sl && !strcmp(de->d_name + l - sl, suffix))
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* A partition with a few sealed segments and an active one, flushed and
+ * closed.  seg_first[] gets each segment's first message offset. */
+static void build(int dfd, struct model *m, struct config *cfg,
+		  uint64_t *seg_first, uint32_t *nseg)
+{
+	struct partition_info info, before;
+	struct partition *p;
+	uint32_t i;
+
+	ck_assert_int_eq(partition_create(dfd, "p", cfg, 0, &p), 0);
+	*nseg = 1;
+	seg_first[0] = 0;
+	for (i = 0; i < 24; i++) {
+		partition_get_info(p, &before);
+		/* every fourth batch is large: several index chunks */
+		ck_assert_int_eq(try_append(p, m, i + 1, i % 4 == 3 ? 40 : 5,
+					    20, 300, 1000 + i),
+				 0);
+		partition_get_info(p, &info);
+		if (info.segments > before.segments)
+			seg_first[(*nseg)++] = before.next_offset;
+	}
+	ck_assert_uint_ge(*nseg, 3);
+	ck_assert_int_eq(partition_close(p), 0);
+}
+
+static void reopen_check(int dfd, const struct config *cfg,
+			 const struct model *m, struct partition_recovery *rec)
+{
+	struct partition *p;
+
+	ck_assert_int_eq(partition_open(dfd, "p", cfg, 5000, &p, rec), 0);
+	check_inv(p, m);
+	/* and it still takes appends */
+	{
+		struct model copy = *m;
+
+		(void)copy;
+		ck_assert_int_eq(partition_append(p, "x\n", 2, 1, 6000, m->end,
+						  NULL, NULL),
+				 0);
+	}
+	ck_assert_int_eq(partition_close(p), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Damage on disk                                                       */
+
+START_TEST(test_torn_log_tail)
+{
+	char path[4096], f[4300];
+	int dfd = test_tmpdir(path), fd;
+	struct partition_recovery rec;
+	uint64_t first[64];
+	struct config cfg;
+	struct model m;
+	uint32_t nseg;
+
+	cfg_init(&cfg);
+	model_init(&m);
+	build(dfd, &m, &cfg, first, &nseg);
+	/* bytes past the last entry: written, never indexed */
+	path_of(f, sizeof(f), path, first[nseg - 1], ".log");
+	fd = open(f, O_WRONLY | O_APPEND);
+	ck_assert_int_eq(write(fd, "garbage\npartial", 15), 15);
+	close(fd);
+	reopen_check(dfd, &cfg, &m, &rec);
+	ck_assert_uint_eq(rec.truncated_bytes, 15);
+	ck_assert_uint_eq(rec.dropped_entries, 0);
+	model_append(&m, "x\n", 2);
+	/* the last batch cut in half: the whole batch goes */
+	ck_assert_int_eq(truncate(f, file_size(f) - 3), 0);
+	model_drop(&m, 1);
+	model_drop(&m, 1);
+	reopen_check(dfd, &cfg, &m, &rec);
+	ck_assert_uint_gt(rec.truncated_bytes, 0);
+	ck_assert_uint_ge(rec.dropped_entries, 1);
+	model_release(&m);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
+START_TEST(test_torn_idx_tail)
+{
+	char path[4096], f[4300];
+	int dfd = test_tmpdir(path);
+	struct partition_recovery rec;
+	uint64_t first[64], keep_end;
+	struct config cfg;
+	struct model m;
+	uint32_t nseg;
+
+	cfg_init(&cfg);
+	model_init(&m);
+	build(dfd, &m, &cfg, first, &nseg);
+	/* a final large batch (several chunk entries), then half its last
+	 * entry torn off: none of the batch may survive */
+	{
+		struct partition *p;
+
+		ck_assert_int_eq(partition_open(dfd, "p", &cfg, 0, &p, NULL),
+				 0);
+		keep_end = m.end;
+		ck_assert_int_eq(try_append(p, &m, 99, 60, 100, 200, 3000), 0);
+		ck_assert_int_eq(partition_close(p), 0);
+	}
+	path_of(f, sizeof(f), path, first[nseg - 1], ".idx");
+	ck_assert_int_eq(truncate(f, file_size(f) - 20), 0);
+	model_drop(&m, 1);
+	ck_assert_uint_eq(m.end, keep_end);
+	reopen_check(dfd, &cfg, &m, &rec);
+	ck_assert_uint_gt(rec.truncated_bytes, 60 * 100 - 1);
+	ck_assert_uint_ge(rec.dropped_entries, 1);
+	model_release(&m);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
+START_TEST(test_idx_longer_than_data)
+{
+	char path[4096], f[4300];
+	int dfd = test_tmpdir(path);
+	struct partition_recovery rec;
+	uint64_t first[64], seg_base;
+	struct config cfg;
+	struct model m;
+	uint32_t nseg;
+
+	cfg_init(&cfg);
+	model_init(&m);
+	build(dfd, &m, &cfg, first, &nseg);
+	/* the .log lost its last batch exactly: its entries point past the
+	 * data */
+	path_of(f, sizeof(f), path, first[nseg - 1], ".log");
+	seg_base = m.msg[first[nseg - 1]];
+	if (m.bend[m.nb - 2] < seg_base) {
+		/* the last batch opened the segment: drop one more */
+		ck_abort_msg("layout changed: last segment has one batch");
+	}
+	ck_assert_int_eq(truncate(f, (off_t)(m.bend[m.nb - 2] - seg_base)), 0);
+	model_drop(&m, 1);
+	reopen_check(dfd, &cfg, &m, &rec);
+	ck_assert_uint_eq(rec.truncated_bytes, 0);
+	ck_assert_uint_ge(rec.dropped_entries, 1);
+	model_release(&m);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
+START_TEST(test_missing_idx)
+{
+	char path[4096], f[4300];
+	int dfd = test_tmpdir(path);
+	struct partition_recovery rec;
+	uint64_t first[64];
+	struct config cfg;
+	struct model m;
+	uint32_t nseg;
+
+	cfg_init(&cfg);
+	model_init(&m);
+	build(dfd, &m, &cfg, first, &nseg);
+	/* the first, a middle and the active segment lose their index; a
+	 * fourth gets a damaged header */
+	path_of(f, sizeof(f), path, first[0], ".idx");
+	ck_assert_int_eq(unlink(f), 0);
+	path_of(f, sizeof(f), path, first[1], ".idx");
+	ck_assert_int_eq(unlink(f), 0);
+	path_of(f, sizeof(f), path, first[nseg - 1], ".idx");
+	ck_assert_int_eq(unlink(f), 0);
+	path_of(f, sizeof(f), path, first[2], ".idx");
+	{
+		int fd = open(f, O_WRONLY);
+
+		ck_assert_int_eq(pwrite(fd, "XXXX", 4, 0), 4);
+		close(fd);
+	}
+	reopen_check(dfd, &cfg, &m, &rec);
+	ck_assert_uint_eq(rec.rebuilt_indexes, nseg > 3 ? 4 : 3);
+	ck_assert_uint_eq(rec.truncated_bytes, 0);
+	model_release(&m);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
+START_TEST(test_corrupt_sealed_batch)
+{
+	char path[4096], f[4300];
+	int dfd = test_tmpdir(path), fd;
+	struct partition_recovery rec;
+	struct partition *p;
+	uint64_t first[64], bad, b;
+	unsigned char buf[64], *all;
+	struct config cfg;
+	struct model m;
+	uint32_t nseg;
+	ssize_t n;
+
+	cfg_init(&cfg);
+	model_init(&m);
+	build(dfd, &m, &cfg, first, &nseg);
+	/* flip one byte of message 7 (in the first, sealed segment) */
+	bad = m.msg[7] + 2;
+	path_of(f, sizeof(f), path, 0, ".log");
+	fd = open(f, O_RDWR);
+	ck_assert_int_eq(pread(fd, buf, 1, (off_t)bad), 1);
+	buf[0] ^= 0x20;
+	ck_assert_int_eq(pwrite(fd, buf, 1, (off_t)bad), 1);
+	close(fd);
+	ck_assert_int_eq(partition_open(dfd, "p", &cfg, 0, &p, &rec), 0);
+	/* a clean open does not read data, so it cannot know yet */
+	ck_assert_uint_eq(rec.bad_batches + rec.truncated_bytes, 0);
+	ck_assert_int_eq(partition_read(p, bad, buf, 10), -EIO);
+	ck_assert_uint_eq(metrics_get(partition_metrics(p), crc_failures), 1);
+	ck_assert_int_eq(partition_read(p, bad, buf, 10), -EIO);
+	ck_assert_uint_eq(metrics_get(partition_metrics(p), crc_failures), 1);
+	/* a read running into it stops short of the bad batch */
+	n = partition_read(p, 0, buf, sizeof(buf));
+	ck_assert_int_gt(n, 0);
+	ck_assert_int_le(n, (ssize_t)m.msg[5]);
+	ck_assert_mem_eq(buf, m.data, (size_t)n);
+	/* everything after the batch stays readable */
+	all = malloc(m.end);
+	n = partition_read(p, m.bend[1], all, m.end - m.bend[1]);
+	ck_assert_int_eq(n, (ssize_t)(m.end - m.bend[1]));
+	ck_assert_mem_eq(all, m.data + m.bend[1], (size_t)n);
+	free(all);
+	ck_assert_int_eq(partition_offset_to_byte(p, first[1], &b), 0);
+	ck_assert_uint_eq(b, m.msg[first[1]]);
+	/* compression skips the damaged segment and does the others */
+	cfg.compression = COMPRESSION_GZIP;
+	ck_assert_int_eq(partition_set_config(p, &cfg), 0);
+	ck_assert_int_eq(partition_compress_one(p), 1);
+	ck_assert_int_eq(partition_read(p, bad, buf, 10), -EIO);
+	ck_assert_int_eq(partition_close(p), 0);
+	model_release(&m);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
+START_TEST(test_crash_mid_compression)
+{
+	char path[4096], f[4300], g[4300], dir[4200];
+	int dfd = test_tmpdir(path), fd;
+	struct partition_recovery rec;
+	struct partition *p;
+	uint64_t first[64];
+	struct config cfg;
+	struct model m;
+	uint32_t nseg;
+
+	cfg_init(&cfg);
+	model_init(&m);
+	build(dfd, &m, &cfg, first, &nseg);
+	snprintf(dir, sizeof(dir), "%s/p", path);
+	/* 1: a half-written compressed file left as .tmp */
+	path_of(f, sizeof(f), path, 0, ".lz4.tmp");
+	fd = open(f, O_WRONLY | O_CREAT, 0644);
+	ck_assert_int_eq(write(fd, "\x04\x22\x4d\x18junk", 8), 8);
+	close(fd);
+	cfg.compression = COMPRESSION_LZ4;
+	reopen_check(dfd, &cfg, &m, &rec);
+	model_append(&m, "x\n", 2);
+	ck_assert_uint_eq(rec.discarded_files, 1);
+	ck_assert_int_eq(count_files(dir, ".tmp"), 0);
+	/* 2: renamed into place but the raw .log not yet removed: the .log
+	 * wins, the compressed copy is discarded */
+	ck_assert_int_eq(partition_open(dfd, "p", &cfg, 0, &p, NULL), 0);
+	path_of(f, sizeof(f), path, 0, ".log");
+	path_of(g, sizeof(g), path, 0, ".keep");
+	ck_assert_int_eq(link(f, g), 0);
+	ck_assert_int_eq(partition_compress_one(p), 1);
+	ck_assert_int_eq(partition_close(p), 0);
+	ck_assert_int_eq(rename(g, f), 0);
+	/* and its block table damaged for good measure */
+	path_of(g, sizeof(g), path, 0, ".blk");
+	ck_assert_int_eq(truncate(g, 10), 0);
+	reopen_check(dfd, &cfg, &m, &rec);
+	model_append(&m, "x\n", 2);
+	ck_assert_uint_eq(rec.discarded_files, 1);
+	ck_assert_int_eq(count_files(dir, ".lz4"), 0);
+	ck_assert_int_eq(count_files(dir, ".blk"), 0);
+	/* 3: a clean compressed segment reopens as compressed */
+	ck_assert_int_eq(partition_open(dfd, "p", &cfg, 0, &p, NULL), 0);
+	ck_assert_int_eq(partition_compress_one(p), 1);
+	ck_assert_int_eq(partition_close(p), 0);
+	reopen_check(dfd, &cfg, &m, &rec);
+	ck_assert_uint_eq(rec.discarded_files, 0);
+	ck_assert_int_eq(count_files(dir, ".lz4"), 1);
+	model_release(&m);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Fault injection                                                      */
+
+static struct {
+	int fake_sync; /* fsync succeeds without reaching the disk */
+	long calls;    /* write steps seen */
+	long fail_at;  /* step that fails, -1 none */
+	int persist;   /* every later step fails too (a full disk) */
+	int err;
+	uint64_t read_bytes;
+	int dead; /* crash layer: the process is gone */
+} fi;
+
+static int fault(void)
+{
+	long k = fi.calls++;
+
+	if (fi.dead || (fi.fail_at >= 0 &&
+			(k == fi.fail_at || (fi.persist && k > fi.fail_at)))) {
+		errno = fi.dead ? EIO : fi.err;
+		return 1;
+	}
+	return 0;
+}
+
+static int f_openat(int d, const char *p, int fl, mode_t mo)
+{
+	if ((fl & O_CREAT) && fault())
+		return -1;
+	return io_ops_default()->openat(d, p, fl, mo);
+}
+
+static ssize_t f_pread(int fd, void *b, size_t l, off_t o)
+{
+	ssize_t n = io_ops_default()->pread(fd, b, l, o);
+
+	if (n > 0)
+		fi.read_bytes += (uint64_t)n;
+	return n;
+}
+
+static ssize_t f_pwrite(int fd, const void *b, size_t l, off_t o)
+{
+	return fault() ? -1 : io_ops_default()->pwrite(fd, b, l, o);
+}
+
+static ssize_t f_pwritev(int fd, const struct iovec *v, int c, off_t o)
+{
+	return fault() ? -1 : io_ops_default()->pwritev(fd, v, c, o);
+}
+
+static int f_fsync(int fd)
+{
+	if (fault())
+		return -1;
+	return fi.fake_sync ? 0 : io_ops_default()->fsync(fd);
+}
+
+static int f_fdatasync(int fd)
+{
+	if (fault())
+		return -1;
+	return fi.fake_sync ? 0 : io_ops_default()->fdatasync(fd);
+}
+
+static int f_ftruncate(int fd, off_t l)
+{
+	return fault() ? -1 : io_ops_default()->ftruncate(fd, l);
+}
+
+static int f_renameat(int a, const char *b, int c, const char *d)
+{
+	return fault() ? -1 : io_ops_default()->renameat(a, b, c, d);
+}
+
+static int f_unlinkat(int a, const char *b, int c)
+{
+	return fault() ? -1 : io_ops_default()->unlinkat(a, b, c);
+}
+
+static int f_mkdirat(int a, const char *b, mode_t c)
+{
+	return fault() ? -1 : io_ops_default()->mkdirat(a, b, c);
+}
+
+static struct io_ops fault_ops;
+
+static void fault_install(long fail_at, int persist, int err)
+{
+	fault_ops = *io_ops_default();
+	fault_ops.openat = f_openat;
+	fault_ops.pread = f_pread;
+	fault_ops.pwrite = f_pwrite;
+	fault_ops.pwritev = f_pwritev;
+	fault_ops.fsync = f_fsync;
+	fault_ops.fdatasync = f_fdatasync;
+	fault_ops.ftruncate = f_ftruncate;
+	fault_ops.renameat = f_renameat;
+	fault_ops.unlinkat = f_unlinkat;
+	fault_ops.mkdirat = f_mkdirat;
+	fi.calls = 0;
+	fi.fail_at = fail_at;
+	fi.persist = persist;
+	fi.err = err;
+	fi.read_bytes = 0;
+	fi.dead = 0;
+	fi.fake_sync = 0;
+	io_ops_set(&fault_ops);
+}
+
+/* The work under test: appends that roll, a flush, a compression, a
+ * retention pass and a delete_before.  Returns the start byte a failed
+ * delete_before may or may not have set (it fails after its rename only
+ * if the directory fsync fails). */
+static void scenario(struct partition *p, struct model *m, uint64_t *maybe)
+{
+	uint64_t b, o;
+	int i, ret;
+
+	for (i = 0; i < 6; i++)
+		try_append(p, m, 500 + i, i == 3 ? 80 : 6, 50, 400, 4000 + i);
+	partition_flush(p);
+	partition_compress_one(p);
+	try_append(p, m, 600, 3, 5, 50, 4100);
+	partition_apply_retention(p, 4200);
+	/* delete everything before the message at ~ a third of the log */
+	b = m->end / 3;
+	ret = partition_delete_before(p, b);
+	if (b > m->start_byte) {
+		o = 0;
+		while (o + 1 < m->nmsg && m->msg[o + 1] <= b)
+			o++;
+		if (ret >= 0) {
+			m->start_byte = m->msg[o];
+			m->start_off = o;
+		} else {
+			*maybe = m->msg[o];
+		}
+	}
+}
+
+static void fault_round(int err, int persist)
+{
+	char path[4096];
+	uint64_t first[64], maybe;
+	struct partition *p;
+	struct config cfg;
+	struct model m, base;
+	long k, steps = -1;
+	uint32_t nseg;
+
+	for (k = -1; steps < 0 || k < steps; k++) {
+		int dfd = test_tmpdir(path);
+		struct partition_info info;
+
+		cfg_init(&cfg);
+		cfg.compression = COMPRESSION_LZ4;
+		cfg.retention_bytes = 40 << 10;
+		model_init(&base);
+		/* durability is not under test here: skip the real fsyncs */
+		fault_install(-1, 0, 0);
+		fi.fake_sync = 1;
+		build(dfd, &base, &cfg, first, &nseg);
+		m = base;
+		m.data = malloc(base.cap);
+		memcpy(m.data, base.data, base.end);
+		m.msg = malloc(base.msgcap * sizeof(*m.msg));
+		memcpy(m.msg, base.msg, base.nmsg * sizeof(*m.msg));
+		ck_assert_int_eq(partition_open(dfd, "p", &cfg, 0, &p, NULL),
+				 0);
+		fi.calls = 0;
+		fi.fail_at = k;
+		fi.persist = persist;
+		fi.err = err;
+		maybe = UINT64_MAX;
+		scenario(p, &m, &maybe);
+		if (k < 0)
+			steps = fi.calls; /* the dry run counts the steps */
+		fi.fail_at = -1;
+		/* in memory: consistent, readable; retention may have moved
+		 * the start, which the model follows from info */
+		partition_get_info(p, &info);
+		ck_assert_uint_ge(info.start_byte, m.start_byte);
+		if (info.start_byte != m.start_byte) {
+			m.start_byte = info.start_byte;
+			m.start_off = info.start_offset;
+		}
+		check_inv(p, &m);
+		partition_close(p); /* may fail: a failed fsync is sticky */
+		ck_assert_int_eq(partition_open(dfd, "p", &cfg, 0, &p, NULL),
+				 0);
+		partition_get_info(p, &info);
+		if (info.start_byte != m.start_byte) {
+			/* only a delete_before whose dir fsync failed */
+			ck_assert_uint_eq(info.start_byte, maybe);
+			m.start_byte = info.start_byte;
+			m.start_off = info.start_offset;
+		}
+		check_inv(p, &m);
+		ck_assert_int_eq(try_append(p, &m, 7, 3, 5, 9, 9000), 0);
+		check_inv(p, &m);
+		ck_assert_int_eq(partition_close(p), 0);
+		io_ops_set(NULL);
+		model_release(&m);
+		model_release(&base);
+		rmtree_fast(dfd, path);
+	}
+	ck_assert_int_gt(steps, 20);
+}
+
+START_TEST(test_faults)
+{
+	static const int errs[] = {ENOSPC, EIO};
+
+	fault_round(errs[_i / 2], _i % 2);
+}
+END_TEST
+
+START_TEST(test_sticky_flush)
+{
+	char path[4096];
+	int dfd = test_tmpdir(path);
+	struct partition *p;
+	struct config cfg;
+	struct model m;
+
+	cfg_init(&cfg);
+	model_init(&m);
+	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), 0);
+	ck_assert_int_eq(try_append(p, &m, 1, 5, 5, 50, 100), 0);
+	fault_install(0, 0, EIO); /* the first fdatasync fails */
+	ck_assert_int_eq(partition_flush(p), -EIO);
+	io_ops_set(NULL);
+	ck_assert_int_eq(try_append(p, &m, 2, 5, 5, 50, 100), 0);
+	ck_assert_int_eq(partition_flush(p), -EIO);
+	ck_assert_int_eq(partition_flush(p), -EIO);
+	ck_assert_uint_eq(metrics_get(partition_metrics(p), flush_failures), 1);
+	check_inv(p, &m);
+	ck_assert_int_eq(partition_close(p), -EIO);
+	ck_assert_int_eq(partition_open(dfd, "p", &cfg, 0, &p, NULL), 0);
+	check_inv(p, &m);
+	ck_assert_int_eq(partition_flush(p), 0);
+	ck_assert_int_eq(partition_close(p), 0);
+	model_release(&m);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
+START_TEST(test_clean_open_reads_no_data)
+{
+	char path[4096];
+	int dfd = test_tmpdir(path);
+	struct partition_recovery rec;
+	struct partition_info info;
+	struct partition *p;
+	struct config cfg;
+	struct model m;
+	int i;
+
+	cfg_init(&cfg);
+	cfg.segment_bytes = 256 << 10;
+	/* also with every append synced: the state must still record it */
+	cfg.flush_ms = _i ? 0 : -1;
+	model_init(&m);
+	fault_install(-1, 0, 0);
+	fi.fake_sync = 1;
+	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), 0);
+	for (i = 0; i < 40; i++)
+		ck_assert_int_eq(
+			try_append(p, &m, i + 1, 400, 20, 300, 100 + i), 0);
+	ck_assert_int_eq(partition_close(p), 0);
+	io_ops_set(NULL);
+	ck_assert_uint_gt(m.end, 2 << 20);
+	fault_install(-1, 0, 0);
+	ck_assert_int_eq(partition_open(dfd, "p", &cfg, 0, &p, &rec), 0);
+	io_ops_set(NULL);
+	partition_get_info(p, &info);
+	ck_assert_uint_gt(info.segments, 10);
+	/* headers and the state file only */
+	ck_assert_uint_lt(fi.read_bytes, 64 * info.segments + 512);
+	check_inv(p, &m);
+	ck_assert_int_eq(partition_close(p), 0);
+	model_release(&m);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Crash simulation                                                     */
+
+struct pending {
+	int fd; /* dup of the written descriptor */
+	dev_t dev;
+	ino_t ino;
+	off_t off, old_size;
+	size_t len, oldlen;
+	unsigned char *old;
+};
+
+static struct {
+	struct pending *w;
+	size_t n, cap;
+} crash;
+
+static ssize_t c_pwrite(int fd, const void *b, size_t l, off_t o)
+{
+	struct pending *w;
+	struct stat st;
+
+	if (fi.dead) {
+		errno = EIO;
+		return -1;
+	}
+	if (fstat(fd, &st) == 0) {
+		if (crash.n == crash.cap) {
+			crash.cap = crash.cap ? crash.cap * 2 : 256;
+			crash.w =
+				realloc(crash.w, crash.cap * sizeof(*crash.w));
+		}
+		w = &crash.w[crash.n++];
+		w->fd = dup(fd);
+		w->dev = st.st_dev;
+		w->ino = st.st_ino;
+		w->off = o;
+		w->len = l;
+		w->old_size = st.st_size;
+		w->oldlen = o < st.st_size ? ((size_t)(st.st_size - o) < l
+						      ? (size_t)(st.st_size - o)
+						      : l)
+					   : 0;
+		w->old = malloc(w->oldlen + 1);
+		if (w->oldlen)
+			ck_assert_int_eq(pread(fd, w->old, w->oldlen, o),
+					 (ssize_t)w->oldlen);
+	}
+	return pwrite(fd, b, l, o);
+}
+
+static void crash_forget(struct pending *w)
+{
+	close(w->fd);
+	free(w->old);
+	w->fd = -1;
+}
+
+static int c_sync(int fd)
+{
+	struct stat st;
+	size_t i, j = 0;
+
+	if (fi.dead) {
+		errno = EIO;
+		return -1;
+	}
+	if (fstat(fd, &st) == 0) {
+		for (i = 0; i < crash.n; i++) {
+			if (crash.w[i].dev == st.st_dev &&
+			    crash.w[i].ino == st.st_ino)
+				crash_forget(&crash.w[i]);
+			else
+				crash.w[j++] = crash.w[i];
+		}
+		crash.n = j;
+	}
+	return 0; /* the layer itself decides what a crash keeps */
+}
+
+static int c_dead_int(void)
+{
+	errno = EIO;
+	return -1;
+}
+
+static int c_ftruncate(int fd, off_t l)
+{
+	return fi.dead ? c_dead_int() : ftruncate(fd, l);
+}
+
+static int c_renameat(int a, const char *b, int c, const char *d)
+{
+	return fi.dead ? c_dead_int() : renameat(a, b, c, d);
+}
+
+static int c_unlinkat(int a, const char *b, int c)
+{
+	return fi.dead ? c_dead_int() : unlinkat(a, b, c);
+}
+
+static int c_openat(int d, const char *p, int fl, mode_t mo)
+{
+	if (fi.dead && (fl & (O_CREAT | O_WRONLY | O_RDWR)))
+		return c_dead_int();
+	return openat(d, p, fl, mo);
+}
+
+/* Drop, keep or garble each unsynced write, newest first. */
+static void crash_now(uint64_t *seed)
+{
+	struct pending *w;
+	unsigned char junk[64];
+	size_t i, k, at, l;
+
+	for (i = crash.n; i-- > 0;) {
+		w = &crash.w[i];
+		switch (test_rand(seed) % 3) {
+		case 0: /* reached the disk */
+			break;
+		case 1: /* never reached it */
+			if (w->oldlen)
+				ck_assert_int_eq(pwrite(w->fd, w->old,
+							w->oldlen, w->off),
+						 (ssize_t)w->oldlen);
+			if (w->old_size < w->off + (off_t)w->len)
+				ck_assert_int_eq(ftruncate(w->fd, w->old_size),
+						 0);
+			break;
+		default: /* torn: part of it is noise */
+			at = (size_t)(test_rand(seed) % w->len);
+			l = 1 + (size_t)(test_rand(seed) % sizeof(junk));
+			if (l > w->len - at)
+				l = w->len - at;
+			for (k = 0; k < l; k++)
+				junk[k] = (unsigned char)test_rand(seed);
+			ck_assert_int_eq(
+				pwrite(w->fd, junk, l, w->off + (off_t)at),
+				(ssize_t)l);
+			break;
+		}
+		crash_forget(w);
+	}
+	crash.n = 0;
+	fi.dead = 1;
+}
+
+static struct io_ops crash_ops;
+
+START_TEST(test_crash_simulation)
+{
+	char path[4096];
+	uint64_t seed, acked_end, acked_msgs;
+	struct partition_recovery rec;
+	struct partition_info info;
+	struct partition *p;
+	struct config cfg;
+	struct model m;
+	unsigned char *buf;
+	uint32_t b;
+	int op, ok, s;
+
+	crash_ops = *io_ops_default();
+	crash_ops.pwrite = c_pwrite;
+	crash_ops.fsync = c_sync;
+	crash_ops.fdatasync = c_sync;
+	crash_ops.ftruncate = c_ftruncate;
+	crash_ops.renameat = c_renameat;
+	crash_ops.unlinkat = c_unlinkat;
+	crash_ops.openat = c_openat;
+	for (s = 1; s <= 400; s++) {
+		int dfd = test_tmpdir(path);
+
+		seed = (uint64_t)s * 7919;
+		cfg_init(&cfg);
+		cfg.segment_bytes = 4096 + test_rand(&seed) % 16384;
+		cfg.flush_ms = test_rand(&seed) % 4 == 0 ? 0 : -1;
+		model_init(&m);
+		acked_end = 0;
+		acked_msgs = 0;
+		fi.dead = 0;
+		io_ops_set(&crash_ops);
+		ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), 0);
+		for (op = 0; op < 25; op++) {
+			if (test_rand(&seed) % 5 == 0) {
+				if (partition_flush(p) == 0) {
+					acked_end = m.end;
+					acked_msgs = m.nmsg;
+				}
+				continue;
+			}
+			ok = try_append(p, &m, seed + op,
+					1 + (uint32_t)(test_rand(&seed) % 30),
+					5, 300, 1000 + op);
+			ck_assert_int_eq(ok, 0);
+			if (cfg.flush_ms == 0) {
+				acked_end = m.end;
+				acked_msgs = m.nmsg;
+			}
+		}
+		crash_now(&seed);
+		partition_close(p); /* the dead disk refuses the flush */
+		io_ops_set(NULL);
+		fi.dead = 0;
+		ck_assert_int_eq(partition_open(dfd, "p", &cfg, 0, &p, &rec),
+				 0);
+		partition_get_info(p, &info);
+		/* everything acknowledged is there ... */
+		ck_assert_msg(info.end_byte >= acked_end,
+			      "seed %d: end %llu < acked %llu", s,
+			      (unsigned long long)info.end_byte,
+			      (unsigned long long)acked_end);
+		ck_assert_uint_ge(info.next_offset, acked_msgs);
+		/* ... nothing beyond what was written, and only whole
+		 * batches */
+		ck_assert_uint_le(info.end_byte, m.end);
+		for (b = 0; b < m.nb && m.bend[b] < info.end_byte; b++)
+			;
+		ck_assert_msg(info.end_byte == 0 || m.bend[b] == info.end_byte,
+			      "seed %d: end %llu inside a batch", s,
+			      (unsigned long long)info.end_byte);
+		ck_assert_msg(
+			info.next_offset == (info.end_byte ? m.bmsg[b] : 0),
+			"seed %d: next offset %llu, want %llu (rebuilt "
+			"%u, truncated %llu)",
+			s, (unsigned long long)info.next_offset,
+			(unsigned long long)(info.end_byte ? m.bmsg[b] : 0),
+			rec.rebuilt_indexes,
+			(unsigned long long)rec.truncated_bytes);
+		buf = malloc(info.end_byte + 1);
+		ck_assert_int_eq(partition_read(p, 0, buf, info.end_byte + 1),
+				 (ssize_t)info.end_byte);
+		ck_assert_msg(!memcmp(buf, m.data, info.end_byte),
+			      "seed %d: bytes differ", s);
+		free(buf);
+		ck_assert_int_eq(partition_close(p), 0);
+		model_release(&m);
+		rmtree_fast(dfd, path);
+	}
+	free(crash.w);
+}
+END_TEST
+
+static Suite *recovery_suite(void)
+{
+	Suite *s = suite_create("recovery");
+	TCase *tc = tcase_create("core");
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_torn_log_tail);
+	tcase_add_test(tc, test_torn_idx_tail);
+	tcase_add_test(tc, test_idx_longer_than_data);
+	tcase_add_test(tc, test_missing_idx);
+	tcase_add_test(tc, test_corrupt_sealed_batch);
+	tcase_add_test(tc, test_crash_mid_compression);
+	tcase_add_loop_test(tc, test_faults, 0, 4);
+	tcase_add_test(tc, test_sticky_flush);
+	tcase_add_loop_test(tc, test_clean_open_reads_no_data, 0, 2);
+	tcase_add_test(tc, test_crash_simulation);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(recovery_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}

@@ -1,0 +1,365 @@
+/*
+ * check_segment.c - one segment on its own: cutting batches into chunk
+ * entries, appends, the three binary searches at every boundary, growth of
+ * the index mapping, per-entry CRC checks, reopen and rebuild of a missing
+ * .idx from the .log's lines.
+ */
+#include <sys/stat.h>
+
+#include "testutil.h"
+#include "crc32c.h"
+#include "segment.h"
+
+/* A batch of nmsg random-length lines (lengths min..max incl. newline). */
+static char *make_lines(uint64_t seed, uint32_t nmsg, size_t min, size_t max,
+			size_t *len)
+{
+	uint64_t s = seed;
+	size_t total = 0, i, l, at = 0;
+	size_t *lens = malloc(nmsg * sizeof(*lens));
+	char *buf;
+
+	for (i = 0; i < nmsg; i++) {
+		lens[i] = min + test_rand(&s) % (max - min + 1);
+		total += lens[i];
+	}
+	buf = malloc(total);
+	for (i = 0; i < nmsg; i++) {
+		for (l = 0; l + 1 < lens[i]; l++)
+			buf[at++] = (char)('a' + test_rand(&s) % 26);
+		buf[at++] = '\n';
+	}
+	free(lens);
+	*len = total;
+	return buf;
+}
+
+/* Every property a plan must have. */
+static void check_plan(const char *buf, size_t len, const struct seg_entry *e,
+		       uint32_t n, uint32_t msgs, uint64_t off0, uint64_t pos0,
+		       int cont)
+{
+	uint64_t pos = pos0, off = off0;
+	uint32_t i, lines = 0, total = 0;
+	size_t k;
+
+	for (k = 0; k < len; k++)
+		lines += buf[k] == '\n';
+	if (len && buf[len - 1] != '\n')
+		lines++;
+	ck_assert_uint_eq(msgs, lines);
+	for (i = 0; i < n; i++) {
+		ck_assert_uint_eq(e[i].pos, pos);
+		ck_assert_uint_eq(e[i].offset, off);
+		ck_assert_uint_gt(e[i].len, 0);
+		ck_assert(e[i].count == 1 || e[i].len <= SEG_CHUNK_BYTES);
+		/* cut at a message boundary */
+		ck_assert(e[i].pos - pos0 + e[i].len == len ||
+			  buf[e[i].pos - pos0 + e[i].len - 1] == '\n');
+		ck_assert_uint_eq(e[i].crc,
+				  crc32c(0, buf + (e[i].pos - pos0), e[i].len));
+		ck_assert_uint_eq(e[i].flags,
+				  cont ? (i ? SEG_F_CONT : 0) |
+						  (i + 1 == n ? SEG_F_LAST : 0)
+				       : SEG_F_LAST);
+		ck_assert_uint_eq(
+			e[i].ecrc,
+			crc32c(0, &e[i], offsetof(struct seg_entry, ecrc)));
+		if (i + 1 < n) {
+			/* greedy: the next chunk's first message did not fit */
+			const char *nx = buf + (e[i + 1].pos - pos0);
+			const char *nl =
+				memchr(nx, '\n', len - (size_t)(nx - buf));
+			size_t first = nl ? (size_t)(nl - nx) + 1
+					  : len - (size_t)(nx - buf);
+
+			ck_assert_uint_gt(e[i].len + first, SEG_CHUNK_BYTES);
+		}
+		pos += e[i].len;
+		off += e[i].count;
+		total += e[i].count;
+	}
+	ck_assert_uint_eq(pos, pos0 + len);
+	ck_assert_uint_eq(total, msgs);
+}
+
+START_TEST(test_plan_chunks)
+{
+	size_t len, i;
+	char *buf = make_lines(11, 2000, 1, 3000, &len);
+	struct seg_entry *e = malloc(segment_plan_max(len) * sizeof(*e));
+	uint32_t n, msgs;
+
+	n = segment_plan(buf, len, 77, 1000, 5, e, &msgs);
+	ck_assert_uint_le(n, segment_plan_max(len));
+	check_plan(buf, len, e, n, msgs, 77, 1000, 1);
+	ck_assert_uint_eq(msgs, 2000);
+	free(buf);
+	free(e);
+
+	/* 1 KiB lines: four to a chunk. */
+	buf = make_lines(3, 1024, 1024, 1024, &len);
+	e = malloc(segment_plan_max(len) * sizeof(*e));
+	n = segment_plan(buf, len, 0, 0, 5, e, &msgs);
+	check_plan(buf, len, e, n, msgs, 0, 0, 1);
+	ck_assert_uint_eq(n, 256);
+	for (i = 0; i < n; i++)
+		ck_assert_uint_eq(e[i].count, 4);
+	free(buf);
+	free(e);
+}
+END_TEST
+
+START_TEST(test_plan_big_and_partial)
+{
+	/* A 10 KiB line is a chunk of its own; a last line without a newline
+	 * is still a message. */
+	size_t len = 100 + 10240 + 50 + 7, at = 0;
+	char *buf = malloc(len);
+	struct seg_entry e[16];
+	uint32_t n, msgs;
+
+	memset(buf, 'x', len);
+	buf[99] = '\n';
+	buf[100 + 10239] = '\n';
+	buf[100 + 10240 + 49] = '\n';
+	n = segment_plan(buf, len, 0, 0, 1, e, &msgs);
+	check_plan(buf, len, e, n, msgs, 0, 0, 1);
+	ck_assert_uint_eq(msgs, 4);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_uint_eq(e[1].len, 10240);
+	ck_assert_uint_eq(e[2].count, 2);
+	(void)at;
+	free(buf);
+}
+END_TEST
+
+static void append_batch(struct segment *s, const char *buf, size_t len,
+			 int64_t ts)
+{
+	struct seg_entry *e = malloc(segment_plan_max(len) * sizeof(*e));
+	uint32_t n, msgs;
+	uint64_t end = atomic_load(&s->end_byte);
+
+	n = segment_plan(buf, len, s->next_offset, end, ts, e, &msgs);
+	ck_assert_int_eq(segment_map_grow(s, atomic_load(&s->nentries) + n,
+					  end + len - s->base_byte, NULL),
+			 0);
+	ck_assert_int_eq(segment_append(s, buf, len, e, n, 0), 0);
+	ck_assert_uint_eq(atomic_load(&s->end_byte), end + len);
+	free(e);
+}
+
+START_TEST(test_append_lookups)
+{
+	char path[4096], name[40];
+	int dfd = test_tmpdir(path);
+	struct segment *s;
+	const struct seg_entry *e;
+	struct stat st;
+	size_t len[3];
+	char *b[3];
+	uint32_t n, i;
+	long k;
+
+	ck_assert_int_eq(segment_create(dfd, 100, 5000, &s), 0);
+	segment_name(name, sizeof(name), 100, ".log");
+	ck_assert_str_eq(name, "00000000000000000100.log");
+	ck_assert_int_eq(fstatat(dfd, name, &st, 0), 0);
+	segment_name(name, sizeof(name), 100, ".idx");
+	ck_assert_int_eq(fstatat(dfd, name, &st, 0), 0);
+	ck_assert_int_eq(st.st_size, SEG_HEADER_BYTES);
+	for (i = 0; i < 3; i++) {
+		b[i] = make_lines(i + 1, 50, 10, 400, &len[i]);
+		append_batch(s, b[i], len[i], 1000 * (i + 1));
+	}
+	n = atomic_load(&s->nentries);
+	e = segment_entries(s);
+	ck_assert_uint_eq(s->next_offset, 250);
+	ck_assert_uint_eq(atomic_load(&s->end_byte),
+			  5000 + len[0] + len[1] + len[2]);
+	/* every entry: first and last message, first and last byte */
+	for (i = 0; i < n; i++) {
+		ck_assert_int_eq(segment_find_offset(s, n, e[i].offset), i);
+		ck_assert_int_eq(
+			segment_find_offset(s, n, e[i].offset + e[i].count - 1),
+			i);
+		ck_assert_int_eq(segment_find_byte(s, n, e[i].pos), i);
+		ck_assert_int_eq(
+			segment_find_byte(s, n, e[i].pos + e[i].len - 1), i);
+	}
+	ck_assert_int_eq(segment_find_offset(s, n, 99), -1);
+	ck_assert_int_eq(segment_find_offset(s, n, 250), -1);
+	ck_assert_int_eq(segment_find_byte(s, n, 4999), -1);
+	ck_assert_int_eq(segment_find_byte(s, n, atomic_load(&s->end_byte)),
+			 -1);
+	/* time: before the first, exact, between, after the last */
+	ck_assert_int_eq(segment_find_time(s, n, 0), 0);
+	ck_assert_int_eq(segment_find_time(s, n, 1000), 0);
+	k = segment_find_time(s, n, 1500);
+	ck_assert_int_eq(e[k].ts, 2000);
+	ck_assert_uint_eq(e[k].offset, 150);
+	ck_assert_int_eq(segment_find_time(s, n, 3001), n);
+	/* the .log holds the bytes exactly */
+	{
+		char *back = malloc(len[0] + len[1] + len[2]);
+
+		ck_assert_int_eq(
+			segment_pread(s, back, len[0] + len[1] + len[2], 5000),
+			(ssize_t)(len[0] + len[1] + len[2]));
+		ck_assert_mem_eq(back, b[0], len[0]);
+		ck_assert_mem_eq(back + len[0], b[1], len[1]);
+		ck_assert_mem_eq(back + len[0] + len[1], b[2], len[2]);
+		free(back);
+	}
+	segment_free(s);
+	for (i = 0; i < 3; i++)
+		free(b[i]);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
+START_TEST(test_map_grows)
+{
+	char path[4096];
+	int dfd = test_tmpdir(path);
+	struct segment *s;
+	char line[8];
+	uint32_t i, n;
+
+	ck_assert_int_eq(segment_create(dfd, 0, 0, &s), 0);
+	for (i = 0; i < 5000; i++) {
+		snprintf(line, sizeof(line), "%05u\n", i);
+		append_batch(s, line, 6, i);
+	}
+	n = atomic_load(&s->nentries);
+	ck_assert_uint_eq(n, 5000);
+	ck_assert_uint_ge(s->map_cap, 5000);
+	for (i = 0; i < 5000; i += 7) {
+		ck_assert_int_eq(segment_find_offset(s, n, i), i);
+		ck_assert_int_eq(segment_find_byte(s, n, i * 6 + 5), i);
+		ck_assert_int_eq(segment_find_time(s, n, i), i);
+	}
+	segment_free(s);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
+START_TEST(test_reopen_and_rebuild)
+{
+	char path[4096], name[40];
+	int dfd = test_tmpdir(path);
+	struct seg_report rep;
+	struct segment *s;
+	const struct seg_entry *e;
+	struct stat st;
+	size_t len;
+	char *b = make_lines(9, 300, 20, 900, &len);
+	uint32_t n, i, msgs = 0;
+	int64_t mtime;
+
+	ck_assert_int_eq(segment_create(dfd, 42, 1000, &s), 0);
+	append_batch(s, b, len, 123);
+	n = atomic_load(&s->nentries);
+	segment_free(s);
+
+	/* Clean reopen: same entries, no repair. */
+	memset(&rep, 0, sizeof(rep));
+	ck_assert_int_eq(segment_open(dfd, 42, 1000, UINT64_MAX, UINT64_MAX,
+				      COMPRESSION_NONE, &s, &rep),
+			 0);
+	ck_assert_uint_eq(atomic_load(&s->nentries), n);
+	ck_assert_uint_eq(rep.rebuilt + rep.truncated_bytes +
+				  rep.dropped_entries + (uint32_t)rep.cut,
+			  0);
+	ck_assert_uint_eq(s->next_offset, 342);
+	segment_free(s);
+
+	/* Missing .idx: rebuilt from lines, timestamps from the mtime. */
+	segment_name(name, sizeof(name), 42, ".idx");
+	ck_assert_int_eq(unlinkat(dfd, name, 0), 0);
+	segment_name(name, sizeof(name), 42, ".log");
+	ck_assert_int_eq(fstatat(dfd, name, &st, 0), 0);
+	mtime = (int64_t)st.st_mtim.tv_sec * 1000 +
+		st.st_mtim.tv_nsec / 1000000;
+	memset(&rep, 0, sizeof(rep));
+	ck_assert_int_eq(segment_open(dfd, 42, 1000, 0, UINT64_MAX,
+				      COMPRESSION_NONE, &s, &rep),
+			 0);
+	ck_assert_uint_eq(rep.rebuilt, 1);
+	ck_assert_uint_eq(rep.truncated_bytes, 0);
+	n = atomic_load(&s->nentries);
+	e = segment_entries(s);
+	check_plan(b, len, e, n, 300, 42, 1000, 0);
+	for (i = 0; i < n; i++) {
+		ck_assert_int_eq(e[i].ts, mtime);
+		ck_assert_uint_eq(e[i].crc,
+				  crc32c(0, b + (e[i].pos - 1000), e[i].len));
+		msgs += e[i].count;
+	}
+	ck_assert_uint_eq(msgs, 300);
+	ck_assert_uint_eq(s->next_offset, 342);
+	ck_assert_uint_eq(atomic_load(&s->end_byte), 1000 + len);
+	segment_free(s);
+	free(b);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
+START_TEST(test_verify_entry)
+{
+	char path[4096], name[40];
+	int dfd = test_tmpdir(path), fd;
+	struct segment *s;
+	const struct seg_entry *e;
+	size_t len;
+	char *b = make_lines(5, 100, 100, 200, &len);
+	uint32_t n, i;
+
+	ck_assert_int_eq(segment_create(dfd, 0, 0, &s), 0);
+	append_batch(s, b, len, 1);
+	n = atomic_load(&s->nentries);
+	ck_assert_uint_gt(n, 3);
+	e = segment_entries(s);
+	segment_name(name, sizeof(name), 0, ".log");
+	fd = openat(dfd, name, O_WRONLY);
+	ck_assert_int_eq(pwrite(fd, "#", 1, (off_t)e[2].pos + 3), 1);
+	close(fd);
+	for (i = 0; i < n; i++)
+		ck_assert_int_eq(segment_verify_entry(s, i, NULL),
+				 i == 2 ? SEG_V_NEWBAD : SEG_V_GOOD);
+	/* the verdict is cached */
+	ck_assert_int_eq(segment_verify_entry(s, 2, NULL), SEG_V_BAD);
+	ck_assert_int_eq(segment_verify_entry(s, 3, NULL), SEG_V_GOOD);
+	segment_free(s);
+	free(b);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
+static Suite *segment_suite(void)
+{
+	Suite *s = suite_create("segment");
+	TCase *tc = tcase_create("core");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_plan_chunks);
+	tcase_add_test(tc, test_plan_big_and_partial);
+	tcase_add_test(tc, test_append_lookups);
+	tcase_add_test(tc, test_map_grows);
+	tcase_add_test(tc, test_reopen_and_rebuild);
+	tcase_add_test(tc, test_verify_entry);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(segment_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
