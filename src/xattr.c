@@ -135,7 +135,7 @@ static int parse_u64(const char *s, uint64_t *out)
 int xattr_query(struct partition *p, const char *name, char *buf,
 		size_t size)
 {
-	uint64_t arg, offset, byte;
+	uint64_t arg, offset = 0, byte = 0;
 	int n, ret;
 
 	if (strncmp(name, SEEK_OFFSET, strlen(SEEK_OFFSET)) == 0) {
