@@ -74,6 +74,11 @@ int ctl_getopt_default(const char *cmd, int opt, int optopt_val,
 
 /* Resolve PATH; prints the error itself and returns -errno. */
 int ctl_resolve(const char *arg, struct ctl_target *t);
+/* After getopt: exactly one operand must remain (what names it in the
+ * error, e.g. "PATH"); resolve it into t.  Returns -1 to go on, else an
+ * exit code. */
+int ctl_one_operand(int argc, char **argv, const char *what,
+		    struct ctl_target *t);
 int ctl_is_mount(enum ctl_kind kind);
 
 /* fn for every partition below t (sorted by topic, then partition).

@@ -183,13 +183,9 @@ int ctl_dump(int argc, char **argv)
 		if (ret >= 0)
 			return ret;
 	}
-	if (optind >= argc)
-		return ctl_usage(argv[0], "missing SEGMENT or PARTITION");
-	if (optind + 1 < argc)
-		return ctl_usage(argv[0], "unexpected argument '%s'",
-				 argv[optind + 1]);
-	if (ctl_resolve(argv[optind], &t) < 0)
-		return CTL_USAGE;
+	ret = ctl_one_operand(argc, argv, "SEGMENT or PARTITION", &t);
+	if (ret >= 0)
+		return ret;
 	if (t.kind == CTL_DATA_SEGMENT) {
 		c.only_seg = 1;
 		c.seg_base = t.seg_base;

@@ -107,16 +107,12 @@ int ctl_seek(int argc, char **argv)
 		if (ret >= 0)
 			return ret;
 	}
-	if (optind >= argc)
-		return ctl_usage(argv[0], "missing PARTITION");
-	if (optind + 1 < argc)
-		return ctl_usage(argv[0], "unexpected argument '%s'",
-				 argv[optind + 1]);
 	if (have_off == !!time_arg)
 		return ctl_usage(argv[0], "give exactly one of --offset and "
 					  "--time");
-	if (ctl_resolve(argv[optind], &t) < 0)
-		return CTL_USAGE;
+	ret = ctl_one_operand(argc, argv, "PARTITION", &t);
+	if (ret >= 0)
+		return ret;
 	if (t.kind != CTL_DATA_PARTITION && t.kind != CTL_MOUNT_PARTITION)
 		return ctl_usage(argv[0], "'%s' is not a partition", t.path);
 	if (t.kind == CTL_MOUNT_PARTITION)

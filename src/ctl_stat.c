@@ -313,13 +313,9 @@ int ctl_stat(int argc, char **argv)
 		if (ret >= 0)
 			return ret;
 	}
-	if (optind >= argc)
-		return ctl_usage(argv[0], "missing PATH");
-	if (optind + 1 < argc)
-		return ctl_usage(argv[0], "unexpected argument '%s'",
-				 argv[optind + 1]);
-	if (ctl_resolve(argv[optind], &t) < 0)
-		return CTL_USAGE;
+	ret = ctl_one_operand(argc, argv, "PATH", &t);
+	if (ret >= 0)
+		return ret;
 	if (t.kind == CTL_DATA_SEGMENT)
 		return ctl_usage(argv[0], "'%s' is a segment file: give its "
 					  "partition directory", t.path);

@@ -77,6 +77,20 @@ int ctl_getopt_default(const char *cmd, int opt, int optopt_val,
 	}
 }
 
+/* The one operand after the options, resolved. */
+int ctl_one_operand(int argc, char **argv, const char *what,
+		    struct ctl_target *t)
+{
+	if (optind >= argc)
+		return ctl_usage(argv[0], "missing %s", what);
+	if (optind + 1 < argc)
+		return ctl_usage(argv[0], "unexpected argument '%s'",
+				 argv[optind + 1]);
+	if (ctl_resolve(argv[optind], t) < 0)
+		return CTL_USAGE;
+	return -1;
+}
+
 /* ------------------------------------------------------------------ */
 /* Resolving paths                                                      */
 

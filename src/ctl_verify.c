@@ -214,13 +214,9 @@ int ctl_verify(int argc, char **argv)
 		if (ret >= 0)
 			return ret;
 	}
-	if (optind >= argc)
-		return ctl_usage(argv[0], "missing PATH");
-	if (optind + 1 < argc)
-		return ctl_usage(argv[0], "unexpected argument '%s'",
-				 argv[optind + 1]);
-	if (ctl_resolve(argv[optind], &t) < 0)
-		return CTL_USAGE;
+	ret = ctl_one_operand(argc, argv, "PATH", &t);
+	if (ret >= 0)
+		return ret;
 	ret = need_data_path(argv[0], &t);
 	if (ret >= 0)
 		return ret;
@@ -453,13 +449,9 @@ int ctl_repair(int argc, char **argv)
 		if (ret >= 0)
 			return ret;
 	}
-	if (optind >= argc)
-		return ctl_usage(argv[0], "missing PATH");
-	if (optind + 1 < argc)
-		return ctl_usage(argv[0], "unexpected argument '%s'",
-				 argv[optind + 1]);
-	if (ctl_resolve(argv[optind], &t) < 0)
-		return CTL_USAGE;
+	ret = ctl_one_operand(argc, argv, "PATH", &t);
+	if (ret >= 0)
+		return ret;
 	ret = need_data_path(argv[0], &t);
 	if (ret >= 0)
 		return ret;
