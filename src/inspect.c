@@ -249,17 +249,11 @@ static int scan(struct inspect_part *ip)
 	char *end;
 	size_t len;
 	DIR *dir;
-	int fd, ret = 0;
+	int ret;
 
-	fd = io_opendirat(ip->dfd, ".");
-	if (fd < 0)
-		return fd;
-	dir = fdopendir(fd);
-	if (!dir) {
-		ret = -errno;
-		io_close(fd);
+	ret = io_opendir_stream(ip->dfd, ".", &dir);
+	if (ret < 0)
 		return ret;
-	}
 	while ((de = readdir(dir)) != NULL) {
 		len = strlen(de->d_name);
 		if (len > 4 && !strcmp(de->d_name + len - 4, ".tmp")) {

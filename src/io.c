@@ -261,6 +261,23 @@ int io_mkdirat(int dirfd, const char *path, mode_t mode)
 	return OPS->mkdirat(dirfd, path, mode) < 0 ? -errno : 0;
 }
 
+/* A readdir stream over dirfd/path. */
+int io_opendir_stream(int dirfd, const char *path, DIR **out)
+{
+	int fd, ret;
+
+	fd = io_opendirat(dirfd, path);
+	if (fd < 0)
+		return fd;
+	*out = fdopendir(fd);
+	if (!*out) {
+		ret = -errno;
+		io_close(fd);
+		return ret;
+	}
+	return 0;
+}
+
 /* Make a directory's entries (renames, unlinks) durable. */
 int io_fsync_dir(int dirfd)
 {
@@ -297,22 +314,16 @@ int io_remove_tree(int parent, const char *name)
 	struct stat st;
 	struct dirent *de;
 	DIR *dir;
-	int fd, ret;
+	int ret;
 
 	ret = io_fstatat(parent, name, &st);
 	if (ret < 0)
 		return ret;
 	if (!S_ISDIR(st.st_mode))
 		return io_unlinkat(parent, name, 0);
-	fd = io_opendirat(parent, name);
-	if (fd < 0)
-		return fd;
-	dir = fdopendir(fd);
-	if (!dir) {
-		ret = -errno;
-		io_close(fd);
+	ret = io_opendir_stream(parent, name, &dir);
+	if (ret < 0)
 		return ret;
-	}
 	while ((de = readdir(dir)) != NULL) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;

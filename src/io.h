@@ -13,6 +13,7 @@
 #ifndef FLUXFS_IO_H
 #define FLUXFS_IO_H
 
+#include <dirent.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -72,6 +73,9 @@ int io_unlinkat(int dirfd, const char *path, int flags);
 int io_mkdirat(int dirfd, const char *path, mode_t mode);
 /* Open a directory below dirfd (O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC). */
 int io_opendirat(int dirfd, const char *path);
+/* Open dirfd/path as a directory stream for readdir (closedir releases
+ * it).  Returns 0 or -errno. */
+int io_opendir_stream(int dirfd, const char *path, DIR **out);
 /* fsync a directory descriptor (after a rename or unlink in it). */
 int io_fsync_dir(int dirfd);
 
