@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include "diag.h"
+#include "follow.h"
 #include "framer.h"
 #include "fs.h"
 #include "notify.h"
@@ -33,8 +35,12 @@
 #define MAX_BUFS 48
 #define ZERO_BYTES (1u << 20)
 #define METRICS_NAME ".metrics"
+#define FOLLOW_NAME ".follow"
+#define DRAIN_SECONDS 2
+/* A node's follow-view inode: nodes are malloc'ed, so bit 0 is free. */
+#define FOLLOW_BIT 1u
 
-enum handle_kind { H_READER, H_WRITER, H_METRICS, H_DIR };
+enum handle_kind { H_READER, H_WRITER, H_FOLLOW, H_METRICS, H_DIR };
 
 struct handle {
 	enum handle_kind kind;
@@ -44,8 +50,9 @@ struct handle {
 	struct framer fr;     /* protected by lock */
 	char *buf;	      /* metrics / directory snapshot */
 	size_t len;
-	struct handle *prev; /* protected by fs.hlock */
-	struct handle *next; /* protected by fs.hlock */
+	struct follow_file ff; /* partition and follow files: poll, parking */
+	struct handle *prev;   /* protected by fs.hlock */
+	struct handle *next;   /* protected by fs.hlock */
 };
 
 /* The mount's one state struct. */
@@ -53,6 +60,7 @@ static struct fs_state {
 	struct registry *reg;
 	struct fuse_session *se;
 	struct notifier *nt;
+	struct follow *fw; /* parked follow reads and poll handles */
 	atomic_uint_fast64_t requests;
 	atomic_uint_fast64_t writer_errors;
 	atomic_uint_fast64_t open_handles;
@@ -73,6 +81,26 @@ static struct handle *H(struct fuse_file_info *fi)
 	return (struct handle *)(uintptr_t)fi->fh;
 }
 
+static int is_follow_ino(fuse_ino_t ino)
+{
+	return ino == REGISTRY_INO_FOLLOW || (ino >= 16 && (ino & FOLLOW_BIT));
+}
+
+/* The node of a real inode; NULL for control files and the follow view
+ * (so that handlers which know nothing of it refuse it). */
+static struct node *node_of(fuse_ino_t ino)
+{
+	return is_follow_ino(ino) ? NULL : registry_node(fs.reg, ino);
+}
+
+/* The node a follow-view inode mirrors (NULL for .follow itself). */
+static struct node *follow_node(fuse_ino_t ino)
+{
+	return ino == REGISTRY_INO_FOLLOW
+		       ? NULL
+		       : registry_node(fs.reg, ino & ~(fuse_ino_t)FOLLOW_BIT);
+}
+
 /* ---- cache invalidation ------------------------------------------------ */
 
 static int send_inval(void *arg, uint64_t ino, uint64_t from)
@@ -80,6 +108,19 @@ static int send_inval(void *arg, uint64_t ino, uint64_t from)
 	if (!fs.se)
 		return 0;
 	return fuse_lowlevel_notify_inval_inode(fs.se, ino, (off_t)from, 0);
+}
+
+/* The notifier sent ino's invalidation: its cached readers may poll
+ * readable now.  ino is not dereferenced unless a handle holds it. */
+static void inval_done(void *arg, uint64_t ino)
+{
+	if (fs.fw && !is_follow_ino(ino))
+		follow_wake_cached(fs.fw, node_of(ino));
+}
+
+static int pages_stale(struct node *n)
+{
+	return fs.nt && notifier_pending(fs.nt, registry_ino(fs.reg, n));
 }
 
 /* Called by the partition after every append, from the appending thread,
@@ -105,7 +146,36 @@ static void fs_append_hook(void *arg, uint64_t end)
 	/* The old last page may be cached with zeros past the old end. */
 	if (fs.nt && atomic_load(&n->page_cached))
 		notifier_queue(fs.nt, ino, old & ~(uint64_t)4095);
-	/* followers_wake(n, end); -- issue 5 */
+	if (fs.fw)
+		follow_wake(fs.fw, n, end);
+}
+
+static int send_delete(void *arg, uint64_t parent, uint64_t child,
+		       const char *name)
+{
+	if (!fs.se)
+		return 0;
+	return fuse_lowlevel_notify_delete(fs.se, parent, child, name,
+					   strlen(name));
+}
+
+/* A partition left its name: end its followers.  If it was removed, the
+ * kernel must also drop its follow-view entry (the kernel's unlink only
+ * dropped the partition's own), else that inode keeps a lookup on the
+ * node until unmount.  Not from inside the handler: the notifier sends
+ * it. */
+static void fs_detach_hook(struct registry *reg, struct node *n)
+{
+	if (fs.fw)
+		follow_detach(fs.fw, n);
+	if (!fs.nt || !n->removed || !n->parent)
+		return;
+	notifier_queue_delete(fs.nt,
+			      n->kind == NODE_TOPIC
+				      ? REGISTRY_INO_FOLLOW
+				      : registry_ino(reg, n->parent) |
+						FOLLOW_BIT,
+			      registry_ino(reg, n) | FOLLOW_BIT, n->name);
 }
 
 static void fs_invalidate_hook(struct registry *reg, struct node *n,
@@ -118,6 +188,7 @@ static void fs_invalidate_hook(struct registry *reg, struct node *n,
 static const struct registry_hooks hooks = {
 	.append = fs_append_hook,
 	.invalidate = fs_invalidate_hook,
+	.detach = fs_detach_hook,
 };
 
 /* The registry's hooks. */
@@ -175,13 +246,73 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 	/* Keep the largest readahead the kernel offers (we cannot raise it). */
 }
 
+/* ---- the follow view --------------------------------------------------- */
+
+/* Attributes of a follow-view inode: those of the node it mirrors (same
+ * mode and owner, so default_permissions judges it alike); .follow itself
+ * is a read-only copy of the root. */
+static int follow_attr(fuse_ino_t ino, struct stat *st)
+{
+	struct node *n = follow_node(ino);
+	int ret;
+
+	if (!n) {
+		ret = registry_stat(fs.reg, node_of(REGISTRY_INO_ROOT), st);
+		st->st_mode = S_IFDIR | 0555;
+	} else {
+		ret = registry_stat(fs.reg, n, st);
+	}
+	st->st_ino = ino;
+	return ret;
+}
+
+/* Follow entries are never cached: a renamed partition's old name must
+ * stop resolving at once, and tail -f needs a fresh st_size. */
+static void reply_follow_entry(fuse_req_t req, fuse_ino_t ino, struct node *n)
+{
+	struct fuse_entry_param e;
+
+	memset(&e, 0, sizeof(e));
+	follow_attr(ino, &e.attr);
+	e.ino = ino;
+	if (fuse_reply_entry(req, &e) < 0 && n)
+		registry_forget(fs.reg, n, 1);
+}
+
+static void follow_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct node *dir = follow_node(parent), *n;
+	int ret;
+
+	if (!dir)
+		dir = node_of(REGISTRY_INO_ROOT);
+	else if (dir->kind != NODE_TOPIC) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	ret = registry_lookup(fs.reg, dir, name, &n);
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	reply_follow_entry(req, registry_ino(fs.reg, n) | FOLLOW_BIT, n);
+}
+
 static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct node *dir = registry_node(fs.reg, parent), *n;
+	struct node *dir = node_of(parent), *n;
 	struct fuse_entry_param e;
 	int ret;
 
 	count_request();
+	if (is_follow_ino(parent)) {
+		follow_lookup(req, parent, name);
+		return;
+	}
+	if (parent == REGISTRY_INO_ROOT && !strcmp(name, FOLLOW_NAME)) {
+		reply_follow_entry(req, REGISTRY_INO_FOLLOW, NULL);
+		return;
+	}
 	if (parent == REGISTRY_INO_ROOT && !strcmp(name, METRICS_NAME)) {
 		memset(&e, 0, sizeof(e));
 		metrics_stat(&e.attr);
@@ -202,9 +333,15 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	reply_entry(req, n);
 }
 
+/* A node's lookup count is shared by its inode and its follow inode. */
+static struct node *counted_node(fuse_ino_t ino)
+{
+	return is_follow_ino(ino) ? follow_node(ino) : node_of(ino);
+}
+
 static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	struct node *n = registry_node(fs.reg, ino);
+	struct node *n = counted_node(ino);
 
 	if (n)
 		registry_forget(fs.reg, n, nlookup);
@@ -218,7 +355,7 @@ static void fs_forget_multi(fuse_req_t req, size_t count,
 	size_t i;
 
 	for (i = 0; i < count; i++) {
-		n = registry_node(fs.reg, forgets[i].ino);
+		n = counted_node(forgets[i].ino);
 		if (n)
 			registry_forget(fs.reg, n, forgets[i].nlookup);
 	}
@@ -228,10 +365,15 @@ static void fs_forget_multi(fuse_req_t req, size_t count,
 static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	struct node *n = registry_node(fs.reg, ino);
+	struct node *n = node_of(ino);
 	struct stat st;
 
 	count_request();
+	if (is_follow_ino(ino)) {
+		follow_attr(ino, &st);
+		fuse_reply_attr(req, &st, 0);
+		return;
+	}
 	if (!n) {
 		metrics_stat(&st);
 		fuse_reply_attr(req, &st, ATTR_TIMEOUT);
@@ -244,7 +386,7 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		       int to_set, struct fuse_file_info *fi)
 {
-	struct node *n = registry_node(fs.reg, ino);
+	struct node *n = node_of(ino);
 	struct partition_info info;
 	struct timespec at, mt;
 	struct stat st;
@@ -299,7 +441,7 @@ static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		     mode_t mode)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-	struct node *dir = registry_node(fs.reg, parent), *n;
+	struct node *dir = node_of(parent), *n;
 	int ret;
 
 	count_request();
@@ -319,7 +461,7 @@ static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		     mode_t mode, dev_t rdev)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-	struct node *dir = registry_node(fs.reg, parent), *n;
+	struct node *dir = node_of(parent), *n;
 	int ret;
 
 	count_request();
@@ -337,7 +479,7 @@ static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct node *dir = registry_node(fs.reg, parent);
+	struct node *dir = node_of(parent);
 
 	count_request();
 	if (!dir) {
@@ -353,7 +495,7 @@ static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct node *dir = registry_node(fs.reg, parent);
+	struct node *dir = node_of(parent);
 
 	count_request();
 	if (!dir) {
@@ -381,8 +523,8 @@ static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      fuse_ino_t newparent, const char *newname,
 		      unsigned int flags)
 {
-	struct node *dir = registry_node(fs.reg, parent);
-	struct node *ndir = registry_node(fs.reg, newparent);
+	struct node *dir = node_of(parent);
+	struct node *ndir = node_of(newparent);
 
 	count_request();
 	if (!dir || !ndir ||
@@ -459,6 +601,7 @@ static int open_metrics(struct fuse_file_info *fi)
 	d.writer_errors = atomic_load(&fs.writer_errors);
 	d.notifications = fs.nt ? notifier_sent(fs.nt) : 0;
 	d.open_handles = atomic_load(&fs.open_handles);
+	d.parked_followers = follow_parked(fs.fw);
 	ret = registry_metrics(fs.reg, &d, &out);
 	if (ret < 0) {
 		free(out.buf);
@@ -500,6 +643,7 @@ static int open_partition(struct node *n, struct fuse_file_info *fi)
 		registry_unpin(fs.reg, n);
 		return -ENOMEM;
 	}
+	follow_file_init(&h->ff, n, 0, h->kind == H_READER);
 	if (h->kind == H_WRITER) {
 		/* No page-cache copy, and the kernel refuses shared
 		 * writable mmap on direct_io files. */
@@ -517,15 +661,46 @@ static int open_partition(struct node *n, struct fuse_file_info *fi)
 	return 0;
 }
 
+/* Open a follow-view file: read-only, direct_io (a read past the cached
+ * size must reach us, to be parked). */
+static int open_follow(fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct node *n = follow_node(ino);
+	struct handle *h;
+	int ret;
+
+	if (!n || n->kind != NODE_PARTITION)
+		return -EISDIR;
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
+		return -EACCES;
+	ret = registry_pin(fs.reg, n);
+	if (ret < 0)
+		return ret;
+	h = handle_new(H_FOLLOW, n);
+	if (!h) {
+		registry_unpin(fs.reg, n);
+		return -ENOMEM;
+	}
+	follow_file_init(&h->ff, n, 1, 0);
+	fi->direct_io = 1;
+	fi->nonseekable = 0;
+	atomic_fetch_add(&fs.open_handles, 1);
+	fi->fh = (uintptr_t)h;
+	return 0;
+}
+
 static void release_handle(struct handle *h);
 
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct node *n = registry_node(fs.reg, ino);
+	struct node *n = node_of(ino);
 	int ret;
 
 	count_request();
-	ret = n ? open_partition(n, fi) : open_metrics(fi);
+	if (is_follow_ino(ino))
+		ret = open_follow(ino, fi);
+	else
+		ret = n ? open_partition(n, fi) : open_metrics(fi);
 	if (ret < 0) {
 		fuse_reply_err(req, -ret);
 		return;
@@ -538,7 +713,7 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      mode_t mode, struct fuse_file_info *fi)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-	struct node *dir = registry_node(fs.reg, parent), *n;
+	struct node *dir = node_of(parent), *n;
 	struct fuse_entry_param e;
 	int ret;
 
@@ -609,6 +784,8 @@ static void release_handle(struct handle *h)
 			writer_error(h->n, "final partial line", ret);
 	}
 	if (h->n) {
+		if (fs.fw)
+			follow_file_release(fs.fw, &h->ff);
 		atomic_fetch_sub(&fs.open_handles, 1);
 		registry_unpin(fs.reg, h->n);
 	}
@@ -680,9 +857,9 @@ static int do_write(struct handle *h, const char *buf, size_t size, off_t off)
 	if (ret < 0)
 		return ret;
 	if (plan.batch_len) {
-		ret = partition_append(n->part, plan.batch, plan.batch_len,
-				       plan.count, registry_now_ms(), expect,
-				       NULL, NULL);
+		ret = partition_appendv(n->part, plan.iov, plan.iovcnt,
+					PARTITION_ANY_COUNT, registry_now_ms(),
+					expect, NULL, NULL);
 		if (ret != -EPERM || held || expect == 0 ||
 		    expect == PARTITION_ANY_END)
 			goto out;
@@ -702,9 +879,9 @@ static int do_write(struct handle *h, const char *buf, size_t size, off_t off)
 	}
 	ret = 0;
 	if (plan.batch_len)
-		ret = partition_append(n->part, plan.batch, plan.batch_len,
-				       plan.count, registry_now_ms(), expect,
-				       NULL, NULL);
+		ret = partition_appendv(n->part, plan.iov, plan.iovcnt,
+					PARTITION_ANY_COUNT, registry_now_ms(),
+					expect, NULL, NULL);
 out:
 	if (ret < 0)
 		return ret;
@@ -734,29 +911,55 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	fuse_reply_write(req, size);
 }
 
+/* Reply with a private copy of a handle's snapshot: once the kernel has
+ * the reply, the reader may close and a RELEASE on another thread free
+ * the snapshot while this writev is still returning (ASan's writev
+ * interceptor reads the iovec after the syscall and flagged exactly
+ * that). */
+static void reply_snapshot(fuse_req_t req, const char *buf, size_t len)
+{
+	char *copy = len ? malloc(len) : NULL;
+
+	if (len && !copy) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (len)
+		memcpy(copy, buf, len);
+	fuse_reply_buf(req, copy, len);
+	free(copy);
+}
+
 /* Copying fallback (compressed segments): read into a buffer. */
-static void read_copy(fuse_req_t req, struct partition *p, size_t size,
-		      off_t off)
+static long read_copy(fuse_req_t req, struct partition *p, size_t size,
+		      off_t off, atomic_uint_fast64_t *end)
 {
 	ssize_t n;
 	char *buf = malloc(size ? size : 1);
 
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
-		return;
+		return -ENOMEM;
 	}
 	n = partition_read(p, (uint64_t)off, buf, size);
+	if (n >= 0)
+		atomic_store(end, (uint64_t)off + (uint64_t)n);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
 		fuse_reply_buf(req, buf, (size_t)n);
 	free(buf);
+	return (long)n;
 }
 
-static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+/* Reply to req with up to size bytes of n's log at off (zero-copy where
+ * the bytes lie in uncompressed segments; the hole as zeros).  *end gets
+ * where the read ends before the reply goes out: the reader may poll at
+ * once, and must not be told "readable" for what it just got.  Returns
+ * the bytes sent or -errno (replied).  Also answers parked reads. */
+static long reply_data(fuse_req_t req, struct node *n, uint64_t off,
+		       size_t size, atomic_uint_fast64_t *end)
 {
-	struct handle *h = H(fi);
 	struct partition_range r[MAX_RANGES];
 	struct partition_info info;
 	union {
@@ -765,35 +968,24 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			   MAX_BUFS * sizeof(struct fuse_buf)];
 	} bv;
 	struct fuse_buf *bufs = bv.v.buf; /* room for 1 + MAX_BUFS */
-	struct partition *p;
+	struct partition *p = n->part;
 	uint64_t want, total = 0, pos;
 	size_t nb = 0, chunk;
 	int cnt, i;
 
-	count_request();
-	if (h->kind == H_METRICS) {
-		if ((size_t)off >= h->len)
-			fuse_reply_buf(req, NULL, 0);
-		else
-			fuse_reply_buf(req, h->buf + off,
-				       h->len - off < size ? h->len - off
-							   : size);
-		return;
-	}
-	p = h->n->part;
 	partition_get_info(p, &info);
-	if ((uint64_t)off >= info.end_byte) {
+	if (off >= info.end_byte) {
+		atomic_store(end, off);
 		fuse_reply_buf(req, NULL, 0);
-		return;
+		return 0;
 	}
-	want = info.end_byte - (uint64_t)off;
+	want = info.end_byte - off;
 	if (want > size)
 		want = size;
-	cnt = partition_read_ranges(p, (uint64_t)off, (size_t)want, r,
-				    MAX_RANGES);
+	cnt = partition_read_ranges(p, off, (size_t)want, r, MAX_RANGES);
 	if (cnt < 0) {
 		fuse_reply_err(req, -cnt);
-		return;
+		return cnt;
 	}
 	memset(&bv, 0, sizeof(bv));
 	for (i = 0; i < cnt; i++) {
@@ -822,12 +1014,57 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (total < want || i < cnt) {
 		/* Compressed segments (or too many pieces): copy instead. */
 		partition_read_ranges_done(p);
-		read_copy(req, p, (size_t)want, off);
-		return;
+		return read_copy(req, p, (size_t)want, (off_t)off, end);
 	}
+	atomic_store(end, off + want);
 	bv.v.count = nb;
 	fuse_reply_data(req, &bv.v, 0);
 	partition_read_ranges_done(p);
+	return (long)want;
+}
+
+static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct handle *h = H(fi);
+
+	count_request();
+	if (h->kind == H_METRICS) {
+		if ((size_t)off >= h->len)
+			fuse_reply_buf(req, NULL, 0);
+		else
+			reply_snapshot(req, h->buf + off,
+				       h->len - off < size ? h->len - off
+							   : size);
+		return;
+	}
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (h->kind == H_FOLLOW) {
+		/* fcntl(F_SETFL) may change O_NONBLOCK after open (GNU tail
+		 * does): the read's own flags tell. */
+		follow_read(fs.fw, req, &h->ff, (uint64_t)off, size,
+			    !!(fi->flags & O_NONBLOCK));
+		return;
+	}
+	reply_data(req, h->n, (uint64_t)off, size, &h->ff.pos);
+}
+
+static void fs_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		    struct fuse_pollhandle *ph)
+{
+	struct handle *h = H(fi);
+
+	count_request();
+	if (!h->n || !fs.fw) {
+		if (ph)
+			fuse_pollhandle_destroy(ph);
+		fuse_reply_poll(req, POLLIN | POLLRDNORM);
+		return;
+	}
+	follow_poll(fs.fw, req, &h->ff, ph);
 }
 
 static void fs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
@@ -888,6 +1125,7 @@ struct dirbuf {
 	char *buf;
 	size_t len, cap;
 	int err;
+	int follow; /* listing a follow-view directory */
 };
 
 static int dirbuf_add(void *arg, const char *name, uint64_t ino,
@@ -899,7 +1137,7 @@ static int dirbuf_add(void *arg, const char *name, uint64_t ino,
 	char *nb;
 
 	memset(&st, 0, sizeof(st));
-	st.st_ino = ino;
+	st.st_ino = d->follow ? ino | FOLLOW_BIT : ino;
 	st.st_mode = kind == NODE_PARTITION || ino == REGISTRY_INO_METRICS
 			     ? S_IFREG
 			     : S_IFDIR;
@@ -922,22 +1160,31 @@ static int dirbuf_add(void *arg, const char *name, uint64_t ino,
 static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	struct node *n = registry_node(fs.reg, ino);
-	struct dirbuf d = {req, NULL, 0, 0, 0};
+	struct node *n = node_of(ino);
+	struct dirbuf d = {req, NULL, 0, 0, 0, 0};
 	struct handle *h;
-	int ret;
+	int ret, follow = is_follow_ino(ino);
 
 	count_request();
+	if (follow)
+		n = ino == REGISTRY_INO_FOLLOW ? node_of(REGISTRY_INO_ROOT)
+					       : follow_node(ino);
 	if (!n || n->kind == NODE_PARTITION) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
 	/* Snapshot the listing now, so offsets stay stable. */
 	dirbuf_add(&d, ".", ino, NODE_TOPIC);
-	dirbuf_add(&d, "..", REGISTRY_INO_ROOT, NODE_ROOT);
-	if (n->kind == NODE_ROOT)
+	dirbuf_add(&d, "..",
+		   follow && ino != REGISTRY_INO_FOLLOW ? REGISTRY_INO_FOLLOW
+							: REGISTRY_INO_ROOT,
+		   NODE_ROOT);
+	if (n->kind == NODE_ROOT && !follow) {
 		dirbuf_add(&d, METRICS_NAME, REGISTRY_INO_METRICS,
 			   NODE_PARTITION);
+		dirbuf_add(&d, FOLLOW_NAME, REGISTRY_INO_FOLLOW, NODE_TOPIC);
+	}
+	d.follow = follow;
 	ret = registry_list(fs.reg, n, dirbuf_add, &d);
 	if (ret == 0)
 		ret = d.err;
@@ -965,7 +1212,7 @@ static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if ((size_t)off >= h->len)
 		fuse_reply_buf(req, NULL, 0);
 	else
-		fuse_reply_buf(req, h->buf + off,
+		reply_snapshot(req, h->buf + off,
 			       h->len - off < size ? h->len - off : size);
 }
 
@@ -993,7 +1240,7 @@ static void reply_value(fuse_req_t req, const char *buf, int len, size_t size)
 static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			size_t size)
 {
-	struct node *n = registry_node(fs.reg, ino);
+	struct node *n = node_of(ino);
 	struct partition_info info;
 	struct xattr_name x;
 	char buf[128];
@@ -1020,7 +1267,7 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			const char *value, size_t size, int flags)
 {
-	struct node *n = registry_node(fs.reg, ino);
+	struct node *n = node_of(ino);
 	struct xattr_name x;
 	int ret;
 
@@ -1041,7 +1288,7 @@ static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 
 static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	struct node *n = registry_node(fs.reg, ino);
+	struct node *n = node_of(ino);
 	char buf[1024];
 	int len;
 
@@ -1056,7 +1303,7 @@ static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	struct node *n = registry_node(fs.reg, ino);
+	struct node *n = node_of(ino);
 	struct xattr_name x;
 	int ret;
 
@@ -1103,6 +1350,7 @@ static const struct fuse_lowlevel_ops ops = {
 	.removexattr = fs_removexattr,
 	.fallocate = fs_fallocate,
 	.lseek = fs_lseek,
+	.poll = fs_poll,
 };
 
 /* The lowlevel operations. */
@@ -1123,10 +1371,60 @@ int fs_start(struct fuse_session *se)
 	int ret;
 
 	fs.se = se;
-	ret = notifier_start(send_inval, NULL, &fs.nt);
+	ret = follow_new(reply_data, pages_stale, &fs.fw);
+	if (ret < 0)
+		return ret;
+	ret = notifier_start(send_inval, inval_done, send_delete, NULL, &fs.nt);
 	if (ret < 0)
 		return ret;
 	return registry_maint_start(fs.reg);
+}
+
+static int follow_handles(void)
+{
+	struct handle *h;
+	int count = 0;
+
+	pthread_mutex_lock(&fs.hlock);
+	for (h = fs.handles; h; h = h->next)
+		count += h->kind == H_FOLLOW;
+	pthread_mutex_unlock(&fs.hlock);
+	return count;
+}
+
+/* The session loop has ended (a signal) but followers just got their
+ * end-of-file: serve their close (FLUSH, RELEASE) on this thread for a
+ * moment, or their close() would fail when the channel goes. */
+static void drain_followers(void)
+{
+	struct fuse_buf fbuf = {.mem = NULL};
+	struct pollfd pfd = {.fd = fuse_session_fd(fs.se), .events = POLLIN};
+	struct timespec now, end;
+	int ret;
+
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += DRAIN_SECONDS;
+	/* A second signal sets the flag again and ends the drain. */
+	fuse_session_reset(fs.se);
+	while (follow_handles() > 0 && !fuse_session_exited(fs.se)) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec > end.tv_sec ||
+		    (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec))
+			break;
+		ret = poll(&pfd, 1, 100);
+		if (ret < 0 && errno != EINTR)
+			break;
+		if (ret <= 0)
+			continue;
+		ret = fuse_session_receive_buf(fs.se, &fbuf);
+		if (ret == -EINTR || ret == -EAGAIN)
+			continue;
+		if (ret <= 0)
+			break;
+		fuse_session_process_buf(fs.se, &fbuf);
+	}
+	free(fbuf.mem);
+	fuse_session_exit(fs.se);
 }
 
 /* Stop the threads (the session loop has returned). */
@@ -1134,6 +1432,10 @@ void fs_stop(void)
 {
 	struct handle *h;
 
+	/* Parked reads first: their readers get end-of-file and can go,
+	 * so the unmount that follows is not held up by them. */
+	if (follow_shutdown(fs.fw) > 0 && fs.se)
+		drain_followers();
 	/* The kernel sends no release for files still open when the
 	 * session ends (SIGTERM): flush their held lines and unpin. */
 	for (;;) {
@@ -1142,7 +1444,8 @@ void fs_stop(void)
 		pthread_mutex_unlock(&fs.hlock);
 		if (!h)
 			break;
-		if (h->kind == H_READER || h->kind == H_WRITER)
+		if (h->kind == H_READER || h->kind == H_WRITER ||
+		    h->kind == H_FOLLOW)
 			release_handle(h);
 		else
 			handle_free(h);
@@ -1150,5 +1453,7 @@ void fs_stop(void)
 	registry_maint_stop(fs.reg);
 	notifier_stop(fs.nt);
 	fs.nt = NULL;
+	follow_free(fs.fw);
+	fs.fw = NULL;
 	fs.se = NULL;
 }

@@ -5,7 +5,10 @@
  * xattrs) and the partitions (append, read, flush), turns -errno returns
  * into replies, and keeps the kernel's caches honest: attributes are
  * invalidated on every append from the appending thread, page ranges from
- * the notifier thread (notify.h).
+ * the notifier thread (notify.h).  It also serves the follow view
+ * (MNT/.follow/<topic>/<partition>: inode = node address | 1, opened
+ * direct_io, reads at the end parked by follow.h) and the poll operation;
+ * the append hook wakes both.
  *
  * Lifecycle: fs_setup() before fuse_session_new() (the registry needs the
  * append hook); fs_start() once mounted and daemonized (starts the

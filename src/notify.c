@@ -27,14 +27,24 @@ struct table {
 	size_t used;
 };
 
+struct entry_del {
+	struct entry_del *next;
+	uint64_t parent;
+	uint64_t child;
+	char name[]; /* NUL-terminated */
+};
+
 struct notifier {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct table queued;   /* protected by lock */
-	struct table inflight; /* protected by lock; written by the thread */
-	int stopping;	       /* protected by lock */
+	struct table queued;	/* protected by lock */
+	struct table inflight;	/* protected by lock; written by the thread */
+	struct entry_del *dels; /* protected by lock; newest first */
+	int stopping;		/* protected by lock */
 	pthread_t thread;
 	notifier_send_fn send;
+	notifier_after_fn after;
+	notifier_delete_fn del;
 	void *arg;
 	atomic_uint_fast64_t sent;
 };
@@ -120,6 +130,48 @@ out:
 	return ret;
 }
 
+/* Queue an entry deletion. */
+int notifier_queue_delete(struct notifier *nt, uint64_t parent, uint64_t child,
+			  const char *name)
+{
+	size_t len = strlen(name) + 1;
+	struct entry_del *d = malloc(sizeof(*d) + len);
+
+	if (!d)
+		return -ENOMEM;
+	d->parent = parent;
+	d->child = child;
+	memcpy(d->name, name, len);
+	pthread_mutex_lock(&nt->lock);
+	d->next = nt->dels;
+	nt->dels = d;
+	pthread_mutex_unlock(&nt->lock);
+	pthread_cond_signal(&nt->cond);
+	return 0;
+}
+
+/* Send the queued deletions (taken from the queue), oldest first. */
+static void send_deletes(struct notifier *nt, struct entry_del *d)
+{
+	struct entry_del *rev = NULL, *next;
+	int ret;
+
+	for (; d; d = next) {
+		next = d->next;
+		d->next = rev;
+		rev = d;
+	}
+	for (d = rev; d; d = next) {
+		next = d->next;
+		ret = nt->del ? nt->del(nt->arg, d->parent, d->child, d->name)
+			      : 0;
+		if (ret < 0 && ret != -ENOENT && ret != -ENODEV)
+			diag_warn("cannot drop entry '%s': %s", d->name,
+				  strerror(-ret));
+		free(d);
+	}
+}
+
 /* Whether ino has an invalidation queued or in flight. */
 int notifier_pending(struct notifier *nt, uint64_t ino)
 {
@@ -137,17 +189,51 @@ uint64_t notifier_sent(struct notifier *nt)
 	return atomic_load_explicit(&nt->sent, memory_order_relaxed);
 }
 
+/* Copy the inodes of t (for the after callback, run once the batch is
+ * no longer pending and without the lock).  NULL if there is no callback
+ * or no memory (then the callbacks are skipped: a poll waiter would then
+ * miss one wakeup, never read wrong data). */
+static uint64_t *batch_inodes(struct notifier *nt, const struct table *t,
+			      size_t *count)
+{
+	uint64_t *inos;
+	size_t i, k = 0;
+
+	*count = 0;
+	if (!nt->after || !t->used)
+		return NULL;
+	inos = malloc(t->used * sizeof(*inos));
+	if (!inos)
+		return NULL;
+	for (i = 0; i < t->cap; i++)
+		if (t->slots[i].ino)
+			inos[k++] = t->slots[i].ino;
+	*count = k;
+	return inos;
+}
+
 static void *notifier_main(void *arg)
 {
 	struct notifier *nt = arg;
 	struct table t;
-	size_t i;
+	uint64_t *inos;
+	size_t i, count;
 	int ret, stop;
+
+	struct entry_del *dels;
 
 	pthread_mutex_lock(&nt->lock);
 	for (;;) {
-		while (!nt->queued.used && !nt->stopping)
+		while (!nt->queued.used && !nt->dels && !nt->stopping)
 			pthread_cond_wait(&nt->cond, &nt->lock);
+		if (nt->dels) {
+			dels = nt->dels;
+			nt->dels = NULL;
+			pthread_mutex_unlock(&nt->lock);
+			send_deletes(nt, dels);
+			pthread_mutex_lock(&nt->lock);
+			continue;
+		}
 		if (!nt->queued.used)
 			break;
 		/* Swap: the queue becomes the in-flight set. */
@@ -169,8 +255,16 @@ static void *notifier_main(void *arg)
 					  (unsigned long long)t.slots[i].ino,
 					  strerror(-ret));
 		}
+		inos = batch_inodes(nt, &t, &count);
 		pthread_mutex_lock(&nt->lock);
 		table_clear(&nt->inflight);
+		if (inos) {
+			pthread_mutex_unlock(&nt->lock);
+			for (i = 0; i < count; i++)
+				nt->after(nt->arg, inos[i]);
+			free(inos);
+			pthread_mutex_lock(&nt->lock);
+		}
 		stop = nt->stopping && !nt->queued.used;
 		if (stop)
 			break;
@@ -180,7 +274,8 @@ static void *notifier_main(void *arg)
 }
 
 /* Start the notifier thread. */
-int notifier_start(notifier_send_fn send, void *arg, struct notifier **out)
+int notifier_start(notifier_send_fn send, notifier_after_fn after,
+		   notifier_delete_fn del, void *arg, struct notifier **out)
 {
 	struct notifier *nt;
 	int ret;
@@ -191,6 +286,8 @@ int notifier_start(notifier_send_fn send, void *arg, struct notifier **out)
 	pthread_mutex_init(&nt->lock, NULL);
 	pthread_cond_init(&nt->cond, NULL);
 	nt->send = send;
+	nt->after = after;
+	nt->del = del;
 	nt->arg = arg;
 	ret = -pthread_create(&nt->thread, NULL, notifier_main, nt);
 	if (ret < 0) {

@@ -1037,6 +1037,8 @@ int registry_rmdir(struct registry *reg, struct node *dir, const char *name)
 	pthread_rwlock_unlock(&reg->lock);
 	if (ret == 0) {
 		diag_info("removed topic '%s'", name);
+		if (reg->hooks.detach)
+			reg->hooks.detach(reg, t);
 		node_put(reg, t);
 	}
 	return ret;
@@ -1060,6 +1062,8 @@ int registry_unlink(struct registry *reg, struct node *dir, const char *name)
 	pthread_rwlock_unlock(&reg->lock);
 	if (ret == 0) {
 		diag_info("removed partition '%s/%s'", dir->name, name);
+		if (reg->hooks.detach)
+			reg->hooks.detach(reg, n);
 		node_put(reg, n);
 	}
 	return ret;
@@ -1073,7 +1077,7 @@ int registry_rename(struct registry *reg, struct node *dir, const char *name,
 {
 	struct node *n, *victim = NULL;
 	char *dup = NULL;
-	int ret, is_topic = dir->kind == NODE_ROOT;
+	int ret, is_topic = dir->kind == NODE_ROOT, moved = 0;
 
 	if (flags & ~RENAME_NOREPLACE)
 		return -EINVAL;
@@ -1133,6 +1137,7 @@ int registry_rename(struct registry *reg, struct node *dir, const char *name,
 	free(n->name);
 	n->name = dup;
 	dup = NULL;
+	moved = !is_topic; /* the follow view of its old name ends */
 	if (!is_topic) {
 		partition_renamed(n->part, newdir->dirfd, newname);
 		if (dir != newdir) {
@@ -1155,6 +1160,10 @@ out_unlock:
 	pthread_rwlock_unlock(&reg->lock);
 out_victim:
 	free(dup);
+	if (ret == 0 && moved && reg->hooks.detach)
+		reg->hooks.detach(reg, n);
+	if (victim && reg->hooks.detach)
+		reg->hooks.detach(reg, victim);
 	if (victim)
 		node_put(reg, victim);
 	return ret;

@@ -20,9 +20,10 @@
  *
  * Inode numbers are node addresses (as in libfuse's passthrough_ll), the
  * root is FUSE's 1, and 2..15 are reserved for control files (.metrics,
- * issue 5's .follow).  A node lives while it is in the namespace, while
- * the kernel holds a lookup count on it, or while something pins it
- * (open handles, the maintenance thread).
+ * .follow); fs.c gives a node's follow-view twin its address with bit 0
+ * set (nodes are malloc'ed, so that bit is free).  A node lives while it
+ * is in the namespace, while the kernel holds a lookup count on it, or
+ * while something pins it (open handles, the maintenance thread).
  *
  * Locking: reg->lock (rwlock) protects the tree: names, parent links,
  * child lists, the removed flag.  Namespace changes take it for writing;
@@ -50,7 +51,7 @@
 #define REGISTRY_FORMAT 1
 #define REGISTRY_INO_ROOT 1
 #define REGISTRY_INO_METRICS 2
-#define REGISTRY_INO_FOLLOW 3 /* reserved for issue 5 */
+#define REGISTRY_INO_FOLLOW 3 /* MNT/.follow (fs.c, follow.h) */
 #define REGISTRY_NAME_MAX 249
 
 enum node_kind { NODE_ROOT, NODE_TOPIC, NODE_PARTITION };
@@ -65,6 +66,9 @@ struct node_meta {
 	uint64_t mtime_end; /* end of log when mtime was set; later appends win
 			     */
 };
+
+struct follow_wait;
+struct follow_file;
 
 struct node {
 	enum node_kind kind;
@@ -93,6 +97,12 @@ struct node {
 	atomic_uint_fast64_t last_end;	  /* end seen by the append hook */
 	uint64_t seen_crc_failures;	  /* maintenance thread only */
 	uint64_t seen_segments_deleted;	  /* maintenance thread only */
+
+	/* Tailing (follow.c): parked reads and stored poll handles, and
+	 * a count bumped when the partition leaves its name. */
+	struct follow_wait *follow_waiters; /* protected by the follow lock */
+	struct follow_file *follow_polls;   /* protected by the follow lock */
+	atomic_uint follow_gen;
 };
 
 struct registry;
@@ -102,6 +112,10 @@ struct registry;
 struct registry_hooks {
 	partition_append_hook append;
 	void (*invalidate)(struct registry *reg, struct node *n, uint64_t from);
+	/* A partition left its name (unlinked, renamed, replaced) or a
+	 * topic was removed; called outside reg->lock while n is still
+	 * pinned.  May be NULL. */
+	void (*detach)(struct registry *reg, struct node *n);
 };
 
 /* Open (creating if needed) and lock data_dir, load every topic and open

@@ -1,0 +1,99 @@
+/*
+ * follow.h - parked reads of the follow view and poll handles: the
+ * wakeups that run beside the log.
+ *
+ * A read at the end of a follow file (MNT/.follow/<topic>/<partition>)
+ * is not answered: its fuse_req_t is parked on the partition's node and
+ * answered from the partition's append hook (follow_wake), so a waiting
+ * reader holds no daemon thread.  Poll handles of open partition and
+ * follow files are kept the same way and notified from the same hook.
+ *
+ * Ordering (no lost wakeups): a reader decides "at the end" and parks
+ * under the module's lock; the append hook runs after the new end is
+ * published and takes the same lock, so it either sees the waiter or the
+ * reader sees the new end.  No partition lock is held while a reply is
+ * sent.  An interrupt (any signal to the reader) answers EINTR at once;
+ * a partition that is removed or renamed ends its follow readers with
+ * end-of-file (follow_detach); shutdown answers every parked read with
+ * end-of-file (follow_shutdown).
+ *
+ * Like fs.c this module speaks FUSE (parked requests are FUSE requests);
+ * the data of a reply is sent by fs.c's reply function.
+ */
+#ifndef FLUXFS_FOLLOW_H
+#define FLUXFS_FOLLOW_H
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "registry.h"
+
+struct follow;
+
+/* Reply to req with up to size bytes of n's partition at byte off (the
+ * caller made sure off is below the end), storing where the read ends in
+ * *pos before the reply goes out.  Returns the bytes sent, or -errno
+ * after replying with that error. */
+typedef long (*follow_reply_fn)(fuse_req_t req, struct node *n, uint64_t off,
+				size_t size, atomic_uint_fast64_t *pos);
+/* Whether n's cached pages may still be stale (an invalidation is queued
+ * or being sent): a page-cache reader must not be told "readable" yet. */
+typedef int (*follow_stale_fn)(struct node *n);
+
+/* Per open file (partition or follow view): embedded in fs.c's handle. */
+struct follow_file {
+	struct node *n;
+	int view;		    /* a follow-view file (reads park) */
+	int cached;		    /* a page-cache reader: woken by
+				       follow_wake_cached() */
+	unsigned gen;		    /* view: n->follow_gen when opened */
+	atomic_uint_fast64_t pos;   /* end of the last read answered */
+	struct fuse_pollhandle *ph; /* protected by the follow lock */
+	struct follow_file *prev;   /* poll list (n's, or the mount's
+				       cached one); follow lock */
+	struct follow_file *next;
+};
+
+/* Create the module. */
+int follow_new(follow_reply_fn reply, follow_stale_fn stale,
+	       struct follow **out);
+/* Free the module (after follow_shutdown and the session's end). */
+void follow_free(struct follow *fw);
+
+/* Set up / tear down a handle's state (release drops its poll handle). */
+void follow_file_init(struct follow_file *ff, struct node *n, int view,
+		      int cached);
+void follow_file_release(struct follow *fw, struct follow_file *ff);
+
+/* A read on a follow-view file: answered now if data is there, else
+ * EAGAIN (nonblock) or parked until data, an interrupt, detach or
+ * shutdown. */
+void follow_read(struct follow *fw, fuse_req_t req, struct follow_file *ff,
+		 uint64_t off, size_t size, int nonblock);
+/* The poll operation for ff: keep ph (replacing the previous one) and
+ * reply POLLIN when data past the last read exists. */
+void follow_poll(struct follow *fw, fuse_req_t req, struct follow_file *ff,
+		 struct fuse_pollhandle *ph);
+
+/* n's log now ends at end: answer its parked reads, notify the poll
+ * handles of its direct_io files.  Called from the append hook, no
+ * partition lock held. */
+void follow_wake(struct follow *fw, struct node *n, uint64_t end);
+/* n's stale cached pages were invalidated: notify the poll handles of its
+ * page-cache readers that have data past their last read.  n is only
+ * compared until a handle of it is found (it may be gone). */
+void follow_wake_cached(struct follow *fw, struct node *n);
+/* n left its name (unlink, rename, replaced): its follow readers get
+ * end-of-file now and on every later read. */
+void follow_detach(struct follow *fw, struct node *n);
+/* Answer every parked read with end-of-file; later reads at the end get
+ * end-of-file too (the session is ending).  Returns how many it ended. */
+int follow_shutdown(struct follow *fw);
+
+/* For .metrics: reads parked now, and reads answered by a wakeup. */
+uint64_t follow_parked(struct follow *fw);
+uint64_t follow_wakeups(struct follow *fw);
+
+#endif
