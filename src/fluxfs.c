@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "diag.h"
+#include "fault.h"
 #include "fs.h"
 #include "registry.h"
 
@@ -192,6 +193,10 @@ int main(int argc, char *argv[])
 		fuse_opt_add_arg(&args, fsname);
 	}
 
+	/* Test builds only (a no-op otherwise): FLUXFS_FAULTS fails chosen
+	 * I/O calls from here on, recovery included; fault.c logs the spec. */
+	if (fault_init_from_env() < 0)
+		goto out_args;
 	r = registry_open(datadir, &cl.cfg, fs_hooks(), &reg);
 	if (r < 0)
 		goto out_args;
@@ -235,6 +240,9 @@ out_registry:
 		ret = 1;
 	else if (se && ret == 0)
 		diag_info("unmounted '%s', every partition flushed", datadir);
+	if (fault_count() > 0)
+		diag_info("fault injection: %llu faults injected",
+			  (unsigned long long)fault_count());
 out_args:
 	fuse_opt_free_args(&args);
 	return ret;

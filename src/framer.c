@@ -2,9 +2,12 @@
  * framer.c - split writes into complete lines and a held partial line.
  *
  * The scan is memrchr for the last newline (everything before it is
- * complete) and a memchr walk to count messages and check their lengths.
- * Buffers belong to the handle and grow to the largest write seen, so a
- * steady stream of writes allocates nothing.
+ * complete); lengths are checked only when the batch is longer than the
+ * limit, by windows (below), and messages are counted by the engine.  The
+ * held bytes and the write are handed on as two pieces, never copied
+ * together.  The one buffer belongs to the handle and grows to the
+ * longest partial line seen, so a steady stream of writes allocates
+ * nothing.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -41,35 +44,39 @@ void framer_init(struct framer *f)
 void framer_release(struct framer *f)
 {
 	free(f->pending);
-	free(f->joined);
 	framer_init(f);
 }
 
-/* Count the lines of buf (which ends with a newline) and check each is
- * at most max bytes; the first line is first_extra bytes longer (held
- * bytes).  Returns the count, or -EMSGSIZE with *first set when the
- * first line was the long one. */
-static int64_t count_lines(const char *buf, size_t len, size_t first_extra,
-			   uint64_t max, int *first)
+/* Check that every line of buf (which ends with a newline) is at most max
+ * bytes, the first one held bytes longer.  A line longer than max exists
+ * iff some window of max bytes starting at a line start holds no newline:
+ * one memrchr per window jumps to the last line start inside it, so the
+ * cost is a few calls per max bytes, not one per message.  Returns 0, or
+ * -EMSGSIZE with *first set when the first line is the long one. */
+static int check_lines(const char *buf, size_t len, size_t held, uint64_t max,
+		       int *first)
 {
-	const char *p = buf, *end = buf + len, *nl;
-	int64_t count = 0;
-	uint64_t line;
+	const char *nl;
+	size_t at;
 
-	while (p < end) {
-		nl = memchr(p, '\n', end - p);
-		/* buf ends with '\n', so nl is never NULL here */
-		line = (uint64_t)(nl - p) + 1;
-		if (count == 0)
-			line += first_extra;
-		if (max && line > max) {
-			*first = count == 0;
+	*first = 0;
+	if (!max || held + len <= max)
+		return 0;
+	*first = 1;
+	if (held >= max)
+		return -EMSGSIZE;
+	nl = memchr(buf, '\n', len < max - held ? len : (size_t)(max - held));
+	if (!nl)
+		return -EMSGSIZE;
+	*first = 0;
+	at = (size_t)(nl - buf) + 1;
+	while (len - at > max) {
+		nl = memrchr(buf + at, '\n', (size_t)max);
+		if (!nl)
 			return -EMSGSIZE;
-		}
-		count++;
-		p = nl + 1;
+		at = (size_t)(nl - buf) + 1;
 	}
-	return count;
+	return 0;
 }
 
 /* Decide what a write of buf[0..len) appends and holds. */
@@ -78,8 +85,7 @@ int framer_plan(struct framer *f, const char *buf, size_t len,
 {
 	const char *last;
 	size_t complete;
-	int64_t count;
-	int first = 0;
+	int first = 0, ret;
 
 	memset(plan, 0, sizeof(*plan));
 	last = len ? memrchr(buf, '\n', len) : NULL;
@@ -95,30 +101,24 @@ int framer_plan(struct framer *f, const char *buf, size_t len,
 			       f->pending_len + len);
 	}
 	complete = (size_t)(last - buf) + 1;
-	count = count_lines(buf, complete, f->pending_len, max_message, &first);
-	if (count < 0) {
+	ret = check_lines(buf, complete, f->pending_len, max_message, &first);
+	if (ret < 0) {
 		plan->drop_pending = first && f->pending_len > 0;
-		return (int)count;
+		return ret;
 	}
-	if (count > UINT32_MAX)
-		return -EMSGSIZE;
 	plan->tail = buf + complete;
 	plan->tail_len = len - complete;
 	if (max_message && plan->tail_len > max_message)
 		return -EMSGSIZE;
+	/* Reserve before taking f->pending's address: it may move. */
 	if (reserve(&f->pending, &f->pending_cap, plan->tail_len) < 0)
 		return -ENOMEM;
-	plan->count = (uint32_t)count;
-	if (f->pending_len == 0) {
-		plan->batch = buf;
-		plan->batch_len = complete;
-		return 0;
+	if (f->pending_len) {
+		plan->iov[plan->iovcnt].iov_base = f->pending;
+		plan->iov[plan->iovcnt++].iov_len = f->pending_len;
 	}
-	if (reserve(&f->joined, &f->joined_cap, f->pending_len + complete) < 0)
-		return -ENOMEM;
-	memcpy(f->joined, f->pending, f->pending_len);
-	memcpy(f->joined + f->pending_len, buf, complete);
-	plan->batch = f->joined;
+	plan->iov[plan->iovcnt].iov_base = (void *)(uintptr_t)buf;
+	plan->iov[plan->iovcnt++].iov_len = complete;
 	plan->batch_len = f->pending_len + complete;
 	return 0;
 }

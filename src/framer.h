@@ -11,28 +11,34 @@
  *
  * Two phases make a write transactional: framer_plan() decides what to
  * append and reserves every byte of memory the commit will need; the
- * caller appends plan.batch; only if that succeeds does framer_commit()
+ * caller appends plan.iov; only if that succeeds does framer_commit()
  * keep the new partial line.  A failed append leaves the framer as it was.
+ *
+ * The framer does not count messages: the engine counts the batch's
+ * newlines in the pass it makes to cut chunks (PARTITION_ANY_COUNT), so
+ * the bytes are scanned once, not twice.
  */
 #ifndef FLUXFS_FRAMER_H
 #define FLUXFS_FRAMER_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 struct framer {
 	char *pending; /* partial line held for the next write */
 	size_t pending_len;
 	size_t pending_cap;
-	char *joined; /* pending + complete lines, when both exist */
-	size_t joined_cap;
 };
 
 /* What one write turns into. */
 struct framer_plan {
-	const char *batch; /* bytes to append now (NULL when batch_len 0) */
-	size_t batch_len;
-	uint32_t count;	  /* messages in batch */
+	/* The batch to append now, as pieces: the held bytes (if any), then
+	 * the write's complete lines.  Never joined in memory: pass them to
+	 * partition_appendv(), which writes them with one pwritev. */
+	struct iovec iov[2];
+	int iovcnt;
+	size_t batch_len; /* bytes in the batch; 0: nothing to append */
 	const char *tail; /* bytes after the last newline, from the write */
 	size_t tail_len;
 	int drop_pending; /* on -EMSGSIZE: the held bytes were part of the
@@ -47,7 +53,8 @@ void framer_release(struct framer *f);
  * than it also fails.  Returns 0, -EMSGSIZE (nothing may be stored of
  * this write; plan->drop_pending says whether the held bytes belong to
  * the offending message) or -ENOMEM.  The plan points into buf and into
- * the framer: valid until the next framer call. */
+ * the framer: valid until the next framer call.  Every batch ends with a
+ * newline. */
 int framer_plan(struct framer *f, const char *buf, size_t len,
 		uint64_t max_message, struct framer_plan *plan);
 /* After plan->batch was stored: hold plan->tail as the partial line.

@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "config.h"
 #include "metrics.h"
@@ -92,6 +93,16 @@ int partition_close(struct partition *p);
 int partition_append(struct partition *p, const void *buf, size_t len,
 		     uint32_t count, int64_t now_ms, uint64_t expect_end,
 		     uint64_t *first_offset, uint64_t *byte_pos);
+/* The same for a batch given as iovcnt pieces (a handle's held partial
+ * line and the write that completes it): the pieces go to disk with one
+ * pwritev, never joined in memory.  count may be PARTITION_ANY_COUNT:
+ * the engine then counts the batch's lines itself (newlines, plus one if
+ * the batch does not end with one) in the scan it makes anyway, and the
+ * caller need not scan for them.  -EMSGSIZE / -EINVAL as above. */
+#define PARTITION_ANY_COUNT UINT32_MAX
+int partition_appendv(struct partition *p, const struct iovec *iov, int iovcnt,
+		      uint32_t count, int64_t now_ms, uint64_t expect_end,
+		      uint64_t *first_offset, uint64_t *byte_pos);
 /* Only on a log with no bytes and no messages yet: make it begin at
  * start_byte (a restore of a file whose head was a retention hole).
  * -EPERM otherwise. */
@@ -115,10 +126,18 @@ int partition_read_ranges(struct partition *p, uint64_t pos, size_t len,
 			  struct partition_range *ranges, int max);
 void partition_read_ranges_done(struct partition *p);
 
-/* Message offset -> byte offset where that message starts.  -ENOENT if
- * the offset is below start_offset or at/after next_offset. */
+/* Message offset -> byte offset where that message starts (an index
+ * search, then a scan of at most one chunk for the message's start).
+ * -ENOENT if the offset is below start_offset or at/after next_offset. */
 int partition_offset_to_byte(struct partition *p, uint64_t offset,
 			     uint64_t *byte);
+/* Message offset -> the index entry (chunk) holding it: the chunk's first
+ * message offset and start byte, found by binary searches of the index
+ * alone, no data read (Kafka's OffsetIndex.lookup returns the entry at or
+ * below the target).  The message itself is at most SEG_CHUNK_BYTES
+ * further (or starts the chunk).  -ENOENT as partition_offset_to_byte. */
+int partition_offset_to_chunk(struct partition *p, uint64_t offset,
+			      uint64_t *chunk_offset, uint64_t *chunk_byte);
 /* Byte offset -> the message containing it (its offset and start byte). */
 int partition_byte_to_offset(struct partition *p, uint64_t byte,
 			     uint64_t *offset, uint64_t *msg_start);

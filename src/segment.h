@@ -25,6 +25,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "codec.h"
 #include "config.h"
@@ -133,6 +134,23 @@ size_t segment_plan_max(size_t len);
 uint32_t segment_plan(const void *buf, size_t len, uint64_t first_offset,
 		      uint64_t pos, int64_t ts, struct seg_entry *ents,
 		      uint32_t *msgs);
+/* The same for a batch of len bytes given as iovcnt pieces (a held
+ * partial line and the write that completes it), without joining them.
+ * The message count is the batch's newlines, plus one if it does not end
+ * with a newline.  Same cuts, counts and CRCs as segment_plan() of the
+ * joined bytes. */
+uint32_t segment_planv(const struct iovec *iov, int iovcnt, size_t len,
+		       uint64_t first_offset, uint64_t pos, int64_t ts,
+		       struct seg_entry *ents, uint32_t *msgs);
+/* Newlines in buf[0..len): vectorised where the compiler targets SSE2,
+ * else the portable counter; the portable one is exported so tests can
+ * compare the two. */
+size_t segment_count_nl(const void *buf, size_t len);
+size_t segment_count_nl_portable(const void *buf, size_t len);
+/* Pointer just past the k-th newline of buf[0..len) (buf itself when k is
+ * 0), or NULL if there are fewer: vectorised, and the portable form. */
+const void *segment_skip_nl(const void *buf, size_t len, uint64_t k);
+const void *segment_skip_nl_portable(const void *buf, size_t len, uint64_t k);
 /* Make the mappings show at least need entries and log_bytes of the raw
  * .log; takes lock (if non-NULL) for writing around the swap. */
 int segment_map_grow(struct segment *s, uint32_t need, uint64_t log_bytes,
@@ -144,10 +162,15 @@ void segment_unmap_log(struct segment *s);
  * back and nothing is published.  On success the entries are published. */
 int segment_append(struct segment *s, const void *buf, size_t len,
 		   const struct seg_entry *ents, uint32_t n, int sync);
+/* The same with the batch's len bytes given as pieces (one pwritev). */
+int segment_appendv(struct segment *s, const struct iovec *iov, int iovcnt,
+		    size_t len, const struct seg_entry *ents, uint32_t n,
+		    int sync);
 /* Rewrite the header of an empty segment with a new base byte. */
 int segment_set_base_byte(struct segment *s, uint64_t base_byte);
 
-/* Lookups over the first n entries (binary searches).  Return the index
+/* Lookups over the first n entries (interpolation, then binary
+ * searches; time: binary search).  Return the index
  * of the entry containing offset / byte, or -1; time: the first entry
  * with ts >= ts_ms, or n. */
 long segment_find_offset(const struct segment *s, uint32_t n, uint64_t off);

@@ -4,7 +4,7 @@
 # scratch corpus, so the committed one changes only when someone copies
 # interesting finds into it.  Usage: run.sh BUILDDIR [SECONDS]
 set -euo pipefail
-build=$1
+build=$(cd "$1" && pwd)
 secs=${2:-${FUZZ_SECONDS:-30}}
 src=$(cd "$(dirname "$0")" && pwd)
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/fluxfs-fuzz.XXXXXX")

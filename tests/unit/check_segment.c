@@ -75,6 +75,17 @@ static void check_plan(const char *buf, size_t len, const struct seg_entry *e,
 
 			ck_assert_uint_gt(e[i].len + first, SEG_CHUNK_BYTES);
 		}
+		/* its count is its newlines (+1 for a final open line) */
+		{
+			size_t nl = 0, j;
+			const char *c = buf + (e[i].pos - pos0);
+
+			for (j = 0; j < e[i].len; j++)
+				nl += c[j] == '\n';
+			if (c[e[i].len - 1] != '\n')
+				nl++;
+			ck_assert_uint_eq(e[i].count, nl);
+		}
 		pos += e[i].len;
 		off += e[i].count;
 		total += e[i].count;
@@ -107,6 +118,92 @@ START_TEST(test_plan_chunks)
 		ck_assert_uint_eq(e[i].count, 4);
 	free(buf);
 	free(e);
+}
+END_TEST
+
+/* The vectorised newline counter, the portable one and a byte loop agree
+ * on random data at every alignment and length, with sparse and dense
+ * newlines and bytes that differ from '\n' in one bit. */
+START_TEST(test_count_nl)
+{
+	enum { MAXLEN = 9000 };
+	static unsigned char buf[MAXLEN + 64];
+	static const unsigned char near[] = {'\n',     '\n' ^ 1, '\n' ^ 0x80,
+					     '\n' ^ 8, 0,	 0xff};
+	uint64_t rnd = 42 + (uint64_t)_i;
+	size_t i, len, off, want;
+	int round, density;
+
+	for (round = 0; round < 3000; round++) {
+		density = 1 + (int)(test_rand(&rnd) % 64);
+		for (i = 0; i < sizeof(buf); i++)
+			buf[i] = test_rand(&rnd) % (uint64_t)density == 0
+					 ? near[test_rand(&rnd) % 6]
+					 : (unsigned char)test_rand(&rnd);
+		off = test_rand(&rnd) % 64;
+		len = round < 200 ? (size_t)round : test_rand(&rnd) % MAXLEN;
+		want = 0;
+		for (i = 0; i < len; i++)
+			want += buf[off + i] == '\n';
+		ck_assert_uint_eq(segment_count_nl_portable(buf + off, len),
+				  want);
+		ck_assert_uint_eq(segment_count_nl(buf + off, len), want);
+	}
+	/* All newlines: byte counters must not wrap. */
+	memset(buf, '\n', sizeof(buf));
+	ck_assert_uint_eq(segment_count_nl(buf, sizeof(buf)), sizeof(buf));
+	ck_assert_uint_eq(segment_count_nl_portable(buf + 3, 5000), 5000);
+}
+END_TEST
+
+/* A batch cut into pieces plans exactly like the joined bytes: same
+ * entries (cuts, counts, CRCs), whatever the split points. */
+START_TEST(test_planv_pieces)
+{
+	uint64_t rnd = 7 + (uint64_t)_i;
+	struct seg_entry *a, *b;
+	struct iovec v[3];
+	uint32_t na, nb, ma, mb;
+	size_t len, c1, c2;
+	char *buf;
+	int round, k;
+
+	for (round = 0; round < 300; round++) {
+		buf = make_lines(round * 31 + _i, 1 + test_rand(&rnd) % 300, 1,
+				 round % 3 ? 300 : 9000, &len);
+		if (round % 2)
+			len -= test_rand(&rnd) % (len < 50 ? len : 50);
+		if (len == 0) {
+			free(buf);
+			continue;
+		}
+		a = malloc(segment_plan_max(len) * sizeof(*a));
+		b = malloc(segment_plan_max(len) * sizeof(*b));
+		na = segment_plan(buf, len, 5, 900, 3, a, &ma);
+		check_plan(buf, len, a, na, ma, 5, 900, 1);
+		c1 = test_rand(&rnd) % (len + 1);
+		c2 = c1 + test_rand(&rnd) % (len - c1 + 1);
+		v[0].iov_base = buf;
+		v[0].iov_len = c1;
+		v[1].iov_base = buf + c1;
+		v[1].iov_len = c2 - c1;
+		v[2].iov_base = buf + c2;
+		v[2].iov_len = len - c2;
+		for (k = 2; k <= 3; k++) {
+			if (k == 2) {
+				v[1].iov_len = len - c1;
+			} else {
+				v[1].iov_len = c2 - c1;
+			}
+			nb = segment_planv(v, k, len, 5, 900, 3, b, &mb);
+			ck_assert_uint_eq(nb, na);
+			ck_assert_uint_eq(mb, ma);
+			ck_assert_int_eq(memcmp(a, b, na * sizeof(*a)), 0);
+		}
+		free(a);
+		free(b);
+		free(buf);
+	}
 }
 END_TEST
 
@@ -337,6 +434,116 @@ START_TEST(test_verify_entry)
 }
 END_TEST
 
+/* Index of the entry holding key by a linear scan: the reference for the
+ * interpolating searches. */
+static long linear_find(const struct seg_entry *e, uint32_t n, uint64_t key,
+			int by_byte)
+{
+	uint32_t i;
+
+	for (i = 0; i < n; i++) {
+		if (by_byte ? key >= e[i].pos && key < e[i].pos + e[i].len
+			    : key >= e[i].offset &&
+				      key < e[i].offset + e[i].count)
+			return (long)i;
+	}
+	return -1;
+}
+
+/* Hundreds of entries of very uneven sizes (1 B lines beside 9 KiB ones):
+ * the interpolation guess is far off, and the searches must still agree
+ * with a linear scan for every message offset and byte around every
+ * boundary, and miss outside the segment. */
+START_TEST(test_search_uneven)
+{
+	char path[4096];
+	int dfd = test_tmpdir(path);
+	struct segment *s;
+	const struct seg_entry *e;
+	uint64_t rnd = 99, off, end, pos;
+	size_t len;
+	char *b;
+	uint32_t n, i;
+	int k, d;
+
+	ck_assert_int_eq(segment_create(dfd, 1000, 77, &s), 0);
+	for (k = 0; k < 40; k++) {
+		b = make_lines(k + 1, 1 + test_rand(&rnd) % 200, 1,
+			       k % 4 == 0 ? 9000 : (k % 4 == 1 ? 3 : 120),
+			       &len);
+		append_batch(s, b, len, 10 + k);
+		free(b);
+	}
+	n = atomic_load(&s->nentries);
+	e = segment_entries(s);
+	ck_assert_uint_gt(n, 100);
+	end = atomic_load(&s->end_byte);
+	for (off = 990; off < s->next_offset + 10; off++)
+		ck_assert_int_eq(segment_find_offset(s, n, off),
+				 linear_find(e, n, off, 0));
+	for (i = 0; i < n; i++) {
+		for (d = -2; d <= 2; d++) {
+			pos = e[i].pos + (uint64_t)(int64_t)d;
+			ck_assert_int_eq(segment_find_byte(s, n, pos),
+					 linear_find(e, n, pos, 1));
+		}
+	}
+	for (pos = 0; pos < end + 100; pos += 1 + test_rand(&rnd) % 5000)
+		ck_assert_int_eq(segment_find_byte(s, n, pos),
+				 linear_find(e, n, pos, 1));
+	/* every prefix of the table, as readers see it while it grows */
+	for (i = 0; i <= n; i += 7)
+		for (off = 1000; off < s->next_offset; off += 13)
+			ck_assert_int_eq(segment_find_offset(s, i, off),
+					 linear_find(e, i, off, 0));
+	segment_free(s);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
+/* segment_skip_nl, vectorised and portable, against a byte loop: every
+ * k from 0 to past the last newline, at odd alignments and lengths. */
+START_TEST(test_skip_nl)
+{
+	static unsigned char buf[5000 + 64];
+	uint64_t rnd = 5, k, seen;
+	const unsigned char *want;
+	size_t len, off, i;
+	int round;
+
+	for (round = 0; round < 200; round++) {
+		for (i = 0; i < sizeof(buf); i++)
+			buf[i] = test_rand(&rnd) % (1 + round % 90) == 0
+					 ? '\n'
+					 : (unsigned char)test_rand(&rnd);
+		off = test_rand(&rnd) % 64;
+		len = test_rand(&rnd) % 5000;
+		seen = 0;
+		for (i = 0; i < len; i++)
+			seen += buf[off + i] == '\n';
+		for (k = 0; k <= seen + 1; k += 1 + (k > 50 ? k / 7 : 0)) {
+			/* byte loop reference */
+			{
+				uint64_t c = 0;
+
+				want = k ? NULL : buf + off;
+				for (i = 0; k && i < len; i++) {
+					if (buf[off + i] == '\n' && ++c == k) {
+						want = buf + off + i + 1;
+						break;
+					}
+				}
+			}
+			ck_assert_ptr_eq(segment_skip_nl(buf + off, len, k),
+					 want);
+			ck_assert_ptr_eq(
+				segment_skip_nl_portable(buf + off, len, k),
+				want);
+		}
+	}
+}
+END_TEST
+
 static Suite *segment_suite(void)
 {
 	Suite *s = suite_create("segment");
@@ -345,6 +552,10 @@ static Suite *segment_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_plan_chunks);
 	tcase_add_test(tc, test_plan_big_and_partial);
+	tcase_add_loop_test(tc, test_count_nl, 0, 2);
+	tcase_add_test(tc, test_skip_nl);
+	tcase_add_test(tc, test_search_uneven);
+	tcase_add_loop_test(tc, test_planv_pieces, 0, 2);
 	tcase_add_test(tc, test_append_lookups);
 	tcase_add_test(tc, test_map_grows);
 	tcase_add_test(tc, test_reopen_and_rebuild);

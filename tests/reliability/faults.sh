@@ -1,0 +1,138 @@
+#!/bin/bash
+# faults.sh - I/O faults injected under a workload through the mount.
+#
+# Rounds: the daemon starts with FLUXFS_FAULTS (EIO, ENOSPC, EDQUOT,
+# short writes, failing fsync/fdatasync, and in some rounds any call at
+# all; a different seed each round), four writers (two per partition)
+# append and fsync every few lines until their first error or 1500
+# lines.  Checked each round:
+#   - every writer ends within 60 s (an error, never a hang), and a
+#     failed fsync is never followed by a successful one on the same
+#     handle (torture_writer's REFSYNC);
+#   - the daemon is still alive and serving when the writers are done,
+#     and exits by itself on unmount (status 0, or 1 when its final
+#     flush failed), never by a signal;
+#   - remounted without faults: each partition is whole lines in order
+#     per writer, every line whose write() succeeded is there (so also
+#     every fsync-acknowledged one) and nothing else, next_offset equals
+#     the line count, and fluxctl verify DATA exits 0.
+# Then the sticky-fsync probe: two handles with unflushed data on one
+# partition, the first fsync fails (injected); the other handle's fsync
+# and a second one on the first must fail too.
+# FAULT_ROUNDS (default 8) for soak runs.  The faults injected are read
+# from the daemon's exit line "fault injection: N faults injected".
+. "$(dirname "$0")/rel.sh"
+
+ROUNDS=${FAULT_ROUNDS:-8}
+TEST_TIMEOUT=$((120 + ROUNDS * 45))
+FSYNC_PROBE="$top_builddir/tests/reliability/fsync_probe"
+need_tool "$TORTURE_WRITER"
+need_tool "$FSYNC_PROBE"
+[ -x "$FLUXCTL" ] || fail "fluxctl is not built"
+
+mount_start -o segment_bytes=16k
+daemon_stop_any || fail "first clean unmount"
+# A bad spec must stop the daemon before it mounts; a build without
+# --enable-fault-injection ignores FLUXFS_FAULTS (skip then).
+if FLUXFS_FAULTS=bogus=1 timeout 10 "$FLUXFS" -f "$DATA" "$MNT" >"$WORK/bad.log" 2>&1; then
+	fusermount3 -u "$MNT" 2>/dev/null
+	echo "SKIP: fault injection not compiled in"
+	exit 77
+fi
+grep -q "bad fault spec" "$WORK/bad.log" || fail "bad spec: $(cat "$WORK/bad.log")"
+is_mounted "$MNT" && fail "daemon mounted with a bad FLUXFS_FAULTS spec"
+
+faults_total=0
+# faults_of_last_run: the count the daemon logged at its last exit.
+faults_of_last_run() {
+	local n
+	n=$(grep -o 'fault injection: [0-9]* faults injected' "$WORK/daemon.log" |
+		tail -n 1 | awk '{ print $3 }')
+	echo "${n:-0}"
+}
+
+specs=(
+	"p=0.005,ops=pwrite+pwritev+fsync+fdatasync,errno=EIO+ENOSPC,short=0.1"
+	"p=0.01,ops=fsync+fdatasync,errno=EIO"
+	"p=0.003,ops=pwrite+pwritev,errno=ENOSPC+EDQUOT,short=0.3"
+	"p=0.001,ops=all,errno=EIO+ENOSPC,short=0.05"
+)
+declare -A WRITTEN=()
+round_faults=0
+for r in $(seq 1 "$ROUNDS"); do
+	spec="seed=$((r * 7919 + RANDOM)),${specs[$(((r - 1) % ${#specs[@]}))]},after=50"
+	: >"$WORK/daemon.log.round"
+	export FLUXFS_FAULTS="$spec"
+	FLUXFS_OPTS=(-o segment_bytes=16k,flush_ms=$((r % 2 ? 0 : 200)))
+	mount_launch
+	unset FLUXFS_FAULTS
+	mkdir -p "$MNT/t" 2>/dev/null
+	pids=()
+	for w in 0 1 2 3; do
+		tag="r${r}w$w"
+		timeout -s KILL 60 "$TORTURE_WRITER" "$MNT/t/$((w % 2))" "$tag" \
+			$((1 + w * 3)) "$WORK/$tag.ack" 1500 >"$WORK/$tag.out" 2>&1 &
+		pids+=($!)
+	done
+	for i in 0 1 2 3; do
+		wait "${pids[$i]}"
+		rc=$?
+		[ $rc -le 1 ] || fail "round $r ($spec): writer $i exited $rc (hang or crash): $(cat "$WORK/r${r}w$i.out")"
+	done
+	kill -0 "$FLUXFS_PID" 2>/dev/null || fail "round $r ($spec): the daemon died"
+	timeout 10 stat "$MNT/t" >/dev/null || fail "round $r ($spec): the mount stopped answering"
+	for w in 0 1 2 3; do
+		set -- $(tail -n 1 "$WORK/r${r}w$w.out")
+		[ "$1" = done ] || fail "round $r: writer $w: $(cat "$WORK/r${r}w$w.out")"
+		[ "$6" != succeeded ] ||
+			fail "round $r ($spec): fsync failed ($5), then succeeded on the same handle"
+		WRITTEN[r${r}w$w]=$2
+		echo "round $r writer $w: written $2 acked $3 stopped by $4 $5" >>"$WORK/summary"
+	done
+	status=0
+	daemon_stop_any || status=$?
+	[ $status -le 1 ] || fail "round $r ($spec): daemon exit status $status"
+	n=$(faults_of_last_run)
+	faults_total=$((faults_total + n))
+
+	mount_launch
+	for part in 0 1; do
+		f="$MNT/t/$part"
+		[ -e "$f" ] || continue
+		cat "$f" >"$WORK/p$part.txt" || fail "round $r: reading partition $part"
+		check_lines "$WORK/p$part.txt" "$WORK/p$part.counts"
+		xassert "$f" next_offset "$LINES_TOTAL" "round $r: offsets of partition $part"
+	done
+	for tag in "${!WRITTEN[@]}"; do
+		got=$(count_of "$tag" "$WORK/p$((${tag##*w} % 2)).counts")
+		[ "$got" -eq "${WRITTEN[$tag]}" ] ||
+			fail "round $r: $tag: ${WRITTEN[$tag]} lines written successfully, $got present"
+	done
+	mount_stop || fail "round $r: clean unmount without faults"
+	out=$("$FLUXCTL" verify "$DATA" 2>&1) || fail "round $r: fluxctl verify: $out"
+	log "round $r: $n faults injected ($spec)"
+done
+
+# Sticky fsync: the first fsync or fdatasync after mount fails, once.
+rm -rf "$DATA"/t/1 2>/dev/null
+export FLUXFS_FAULTS="ops=fsync+fdatasync,p=1,max=1,errno=EIO"
+FLUXFS_OPTS=(-o flush_ms=-1)
+mount_launch
+unset FLUXFS_FAULTS
+probe=$("$FSYNC_PROBE" "$MNT/t/0") || fail "fsync_probe: $probe"
+log "sticky fsync probe: $probe"
+case $probe in
+"a=5 b=5 a2=5") ;;
+"a=ok"*) fail "the injected fsync failure did not reach the first fsync ($probe)" ;;
+*) fail "a failed fsync was followed by a successful one: $probe" ;;
+esac
+status=0
+daemon_stop_any || status=$?
+faults_total=$((faults_total + $(faults_of_last_run)))
+mount_launch
+cat "$MNT/t/0" >/dev/null || fail "partition unreadable after the sticky probe"
+out=$(awk '/^probe [ab]$/' "$MNT/t/0" | sort | tr '\n' ' ')
+assert_eq "probe a probe b " "$out" "probe lines present after remount"
+log "rounds $ROUNDS, faults injected $faults_total"
+cat "$WORK/summary"
+log "ok"

@@ -1,0 +1,56 @@
+/*
+ * fsync_probe.c - the sticky-fsync check of the fault suite: two handles
+ * on one partition each append a line (so both hold unflushed data), then
+ * handle A fsyncs, handle B fsyncs, and A fsyncs again.  Prints
+ *
+ *   a=RESULT b=RESULT a2=RESULT
+ *
+ * where RESULT is "ok" or the errno number.  After an injected failure of
+ * A's fsync, B's and A's later ones must fail too: a success would tell a
+ * writer its data is safe when the failed sync may have lost it.
+ * Exit status 0 if the probe ran, 2 if the setup (open, write) failed.
+ *
+ *   fsync_probe FILE
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static void show(const char *name, int fd)
+{
+	if (fsync(fd) == 0)
+		printf("%s=ok", name);
+	else
+		printf("%s=%d", name, errno);
+}
+
+int main(int argc, char **argv)
+{
+	static const char line_a[] = "probe a\n", line_b[] = "probe b\n";
+	int a, b;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: %s FILE\n", argv[0]);
+		return 2;
+	}
+	a = open(argv[1], O_WRONLY | O_APPEND | O_CREAT, 0644);
+	b = open(argv[1], O_WRONLY | O_APPEND);
+	if (a < 0 || b < 0) {
+		perror(argv[1]);
+		return 2;
+	}
+	if (write(a, line_a, strlen(line_a)) != (ssize_t)strlen(line_a) ||
+	    write(b, line_b, strlen(line_b)) != (ssize_t)strlen(line_b)) {
+		perror("write");
+		return 2;
+	}
+	show("a", a);
+	show(" b", b);
+	show(" a2", a);
+	printf("\n");
+	close(a);
+	close(b);
+	return 0;
+}
