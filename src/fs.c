@@ -1023,10 +1023,35 @@ static long reply_data(fuse_req_t req, struct node *n, uint64_t off,
 	return (long)want;
 }
 
+/* A page-cache read that ended mid-page at the end of the log left the
+ * kernel holding that page, zero-filled past the end.  The next append
+ * makes the zeros part of the file, and until the notifier drops the page
+ * a reader would read them.  So drop it now, from this thread, after the
+ * reply: the READ is answered (its pages unlocked), nothing waits on us,
+ * and a partial last page stays cached only for microseconds. */
+static void drop_partial_tail(struct node *n, uint64_t read_end)
+{
+	struct partition_info info;
+	int ret;
+
+	if (!fs.se || (read_end & 4095) == 0)
+		return;
+	partition_get_info(n->part, &info);
+	if (read_end < (info.end_byte & ~(uint64_t)4095))
+		return; /* a page below the last one: never partial */
+	ret = fuse_lowlevel_notify_inval_inode(fs.se, registry_ino(fs.reg, n),
+					       (off_t)(read_end & ~(uint64_t)4095),
+					       4096);
+	if (ret < 0 && ret != -ENOENT && ret != -ENODEV)
+		diag_warn("cannot invalidate the last page of '%s': %s",
+			  n->name, strerror(-ret));
+}
+
 static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct handle *h = H(fi);
+	long got;
 
 	count_request();
 	if (h->kind == H_METRICS) {
@@ -1049,7 +1074,9 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			    !!(fi->flags & O_NONBLOCK));
 		return;
 	}
-	reply_data(req, h->n, (uint64_t)off, size, &h->ff.pos);
+	got = reply_data(req, h->n, (uint64_t)off, size, &h->ff.pos);
+	if (h->kind == H_READER && got > 0)
+		drop_partial_tail(h->n, (uint64_t)off + (uint64_t)got);
 }
 
 static void fs_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
