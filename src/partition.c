@@ -515,7 +515,7 @@ static int open_segments(struct partition *p, const struct pstate *st,
 		verify_from = have_state ? st->recovery_point : 0;
 		ret = segment_open(p->dfd, list[i].base, hint, verify_from,
 				   have_state ? st->recovery_point : UINT64_MAX,
-				   list[i].comp, &s, &rep);
+				   i + 1 < n, list[i].comp, &s, &rep);
 		if (ret < 0) {
 			char path[512];
 
@@ -541,8 +541,18 @@ static int open_segments(struct partition *p, const struct pstate *st,
 			char path[512];
 
 			part_path(p, path, sizeof(path));
-			diag_err("bad crc in '%s' at byte %llu, log cut there",
-				 path, (unsigned long long)seg_end(s));
+			metrics_add(&p->m, crc_failures, rep.bad_entries);
+			if (rep.cut)
+				diag_err("bad crc in '%s' at byte %llu, log cut "
+					 "there",
+					 path, (unsigned long long)seg_end(s));
+			else
+				diag_err("bad crc in %u batch(es) of segment "
+					 "%020llu of '%s': kept, reads of them "
+					 "fail with EIO",
+					 rep.bad_entries,
+					 (unsigned long long)s->base_offset,
+					 path);
 		}
 		ret = segs_push(p, s);
 		if (ret < 0) {

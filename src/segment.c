@@ -804,7 +804,8 @@ err:
  * *crc_bad is set when the stop was a data CRC mismatch. */
 static uint32_t validate_from(struct segment *s, const struct seg_entry *e,
 			      uint32_t k, uint32_t n, uint64_t data_end,
-			      int check_data, int *crc_bad)
+			      int check_data, uint64_t keep_below,
+			      uint32_t *crc_bad)
 {
 	uint64_t want_pos, want_off;
 	uint32_t i, crc;
@@ -823,8 +824,14 @@ static uint32_t validate_from(struct segment *s, const struct seg_entry *e,
 		if (crc_range(s->log_fd, e[i].pos - s->base_byte, e[i].len,
 			      &crc) < 0 ||
 		    crc != e[i].crc) {
-			*crc_bad = 1;
-			return i;
+			(*crc_bad)++;
+			if (e[i].pos + e[i].len > keep_below)
+				return i; /* unflushed: a torn write, cut */
+			/* Flushed bytes of a sealed segment went bad on the
+			 * disk: keep the batch (reads of it fail with EIO)
+			 * and everything after it. */
+			s->vstate[i] = SEG_V_BAD;
+			continue;
 		}
 		s->vstate[i] = SEG_V_GOOD;
 	}
@@ -833,7 +840,7 @@ static uint32_t validate_from(struct segment *s, const struct seg_entry *e,
 
 /* Open and repair a segment (see segment.h). */
 int segment_open(int dirfd, uint64_t base_offset, uint64_t base_byte,
-		 uint64_t verify_from, uint64_t trust_until,
+		 uint64_t verify_from, uint64_t trust_until, int sealed,
 		 enum compression compressed, struct segment **out,
 		 struct seg_report *rep)
 {
@@ -843,8 +850,8 @@ int segment_open(int dirfd, uint64_t base_offset, uint64_t base_byte,
 	const struct seg_entry *e;
 	struct stat st;
 	uint64_t data_len, data_end, idx_size, good_end, cut = 0;
-	uint32_t n, good, k;
-	int ret, rebuilt = 0, crc_bad = 0;
+	uint32_t n, good, k, crc_bad = 0;
+	int ret, rebuilt = 0;
 	ssize_t got;
 
 	if (!s)
@@ -939,9 +946,9 @@ reopen_idx:
 		}
 		k = lo;
 	}
-	good = validate_from(s, e, k, n, data_end, !compressed, &crc_bad);
-	if (crc_bad)
-		rep->bad_entries++;
+	good = validate_from(s, e, k, n, data_end, !compressed,
+			     sealed ? trust_until : 0, &crc_bad);
+	rep->bad_entries += crc_bad;
 	/* Keep whole writes only: back up to the end of the last one. */
 	while (good > 0 && !(e[good - 1].flags & SEG_F_LAST))
 		good--;

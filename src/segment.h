@@ -117,9 +117,13 @@ int segment_create(int dirfd, uint64_t base_offset, uint64_t base_byte,
  * segment is cut after the last good one; below it only the last entry is
  * checked.  A missing or damaged .idx is rebuilt from the .log's lines,
  * keeping only bytes below trust_until (the flushed point; UINT64_MAX
- * when unknown).  compressed: open NNN<suffix> and NNN.blk instead. */
+ * when unknown).  sealed: a segment with later ones after it -- a bad
+ * CRC in its bytes below trust_until (flushed, so damaged on the disk)
+ * does not cut it: the entry is marked bad, reads of it fail with EIO, the
+ * count lands in rep->bad_entries.  Bad bytes above it are a torn write
+ * and are cut, as is a structurally broken index.  compressed: open NNN<suffix> and NNN.blk instead. */
 int segment_open(int dirfd, uint64_t base_offset, uint64_t base_byte,
-		 uint64_t verify_from, uint64_t trust_until,
+		 uint64_t verify_from, uint64_t trust_until, int sealed,
 		 enum compression compressed, struct segment **out,
 		 struct seg_report *rep);
 /* Close descriptors, unmap, free. */

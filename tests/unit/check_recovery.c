@@ -434,6 +434,65 @@ START_TEST(test_corrupt_sealed_batch)
 }
 END_TEST
 
+/* A damaged partition.state makes recovery check every entry of every
+ * segment: a bad CRC found in a sealed segment then must be kept and
+ * reported, never cut with everything after it (DESIGN: reported, never
+ * silently dropped). */
+START_TEST(test_full_verify_keeps_sealed_damage)
+{
+	char path[4096], f[4300];
+	int dfd = test_tmpdir(path), fd;
+	struct partition_recovery rec;
+	struct partition_info before, after;
+	struct partition *p;
+	uint64_t first[64], bad;
+	unsigned char buf[64], *all;
+	struct config cfg;
+	struct model m;
+	uint32_t nseg;
+	ssize_t n;
+
+	cfg_init(&cfg);
+	model_init(&m);
+	build(dfd, &m, &cfg, first, &nseg);
+	ck_assert_uint_ge(nseg, 3);
+	ck_assert_int_eq(partition_open(dfd, "p", &cfg, 0, &p, NULL), 0);
+	partition_get_info(p, &before);
+	ck_assert_int_eq(partition_close(p), 0);
+	bad = m.msg[7] + 2; /* in the first, sealed segment */
+	path_of(f, sizeof(f), path, 0, ".log");
+	fd = open(f, O_RDWR);
+	ck_assert_int_eq(pread(fd, buf, 1, (off_t)bad), 1);
+	buf[0] ^= 0x20;
+	ck_assert_int_eq(pwrite(fd, buf, 1, (off_t)bad), 1);
+	close(fd);
+	snprintf(f, sizeof(f), "%s/p/partition.state", path);
+	fd = open(f, O_WRONLY | O_TRUNC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "garbage", 7), 7);
+	close(fd);
+
+	ck_assert_int_eq(partition_open(dfd, "p", &cfg, 0, &p, &rec), 0);
+	partition_get_info(p, &after);
+	ck_assert_uint_ge(rec.bad_batches, 1);
+	ck_assert_uint_eq(rec.truncated_bytes, 0);
+	ck_assert_uint_eq(after.segments, before.segments);
+	ck_assert_uint_eq(after.next_offset, before.next_offset);
+	ck_assert_uint_eq(after.end_byte, before.end_byte);
+	ck_assert_uint_ge(metrics_get(partition_metrics(p), crc_failures), 1);
+	ck_assert_int_eq(partition_read(p, bad, buf, 10), -EIO);
+	/* everything after the damaged batch's segment still reads back */
+	all = malloc(m.end);
+	n = partition_read(p, m.bend[1], all, m.end - m.bend[1]);
+	ck_assert_int_eq(n, (ssize_t)(m.end - m.bend[1]));
+	ck_assert_mem_eq(all, m.data + m.bend[1], (size_t)n);
+	free(all);
+	ck_assert_int_eq(partition_close(p), 0);
+	model_release(&m);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
 START_TEST(test_crash_mid_compression)
 {
 	char path[4096], f[4300], g[4300], dir[4200];
@@ -1029,6 +1088,7 @@ static Suite *recovery_suite(void)
 	tcase_add_test(tc, test_idx_longer_than_data);
 	tcase_add_test(tc, test_missing_idx);
 	tcase_add_test(tc, test_corrupt_sealed_batch);
+	tcase_add_test(tc, test_full_verify_keeps_sealed_damage);
 	tcase_add_test(tc, test_crash_mid_compression);
 	tcase_add_loop_test(tc, test_faults, 0, 4);
 	tcase_add_test(tc, test_sticky_flush);

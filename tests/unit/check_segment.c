@@ -362,7 +362,7 @@ START_TEST(test_reopen_and_rebuild)
 
 	/* Clean reopen: same entries, no repair. */
 	memset(&rep, 0, sizeof(rep));
-	ck_assert_int_eq(segment_open(dfd, 42, 1000, UINT64_MAX, UINT64_MAX,
+	ck_assert_int_eq(segment_open(dfd, 42, 1000, UINT64_MAX, UINT64_MAX, 0,
 				      COMPRESSION_NONE, &s, &rep),
 			 0);
 	ck_assert_uint_eq(atomic_load(&s->nentries), n);
@@ -380,7 +380,7 @@ START_TEST(test_reopen_and_rebuild)
 	mtime = (int64_t)st.st_mtim.tv_sec * 1000 +
 		st.st_mtim.tv_nsec / 1000000;
 	memset(&rep, 0, sizeof(rep));
-	ck_assert_int_eq(segment_open(dfd, 42, 1000, 0, UINT64_MAX,
+	ck_assert_int_eq(segment_open(dfd, 42, 1000, 0, UINT64_MAX, 0,
 				      COMPRESSION_NONE, &s, &rep),
 			 0);
 	ck_assert_uint_eq(rep.rebuilt, 1);
