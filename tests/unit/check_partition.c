@@ -76,29 +76,6 @@ static uint64_t model_msg_at(const struct model *m, uint64_t b)
 	return lo - 1;
 }
 
-/* nmsg lines of random length in [min, max] (newline included). */
-static char *make_lines(uint64_t seed, uint32_t nmsg, size_t min, size_t max,
-			size_t *len)
-{
-	uint64_t s = seed ? seed : 1;
-	size_t total = 0, i, l, at = 0;
-	size_t *lens = malloc(nmsg * sizeof(*lens));
-	char *buf;
-
-	for (i = 0; i < nmsg; i++) {
-		lens[i] = min + test_rand(&s) % (max - min + 1);
-		total += lens[i];
-	}
-	buf = malloc(total);
-	for (i = 0; i < nmsg; i++) {
-		for (l = 0; l + 1 < lens[i]; l++)
-			buf[at++] = (char)('a' + test_rand(&s) % 26);
-		buf[at++] = '\n';
-	}
-	free(lens);
-	*len = total;
-	return buf;
-}
 
 static void cfg_init(struct config *c)
 {
@@ -135,7 +112,7 @@ static void append_lines(struct partition *p, struct model *m, uint64_t seed,
 			 uint32_t nmsg, size_t min, size_t max, int64_t now)
 {
 	size_t len;
-	char *b = make_lines(seed, nmsg, min, max, &len);
+	char *b = test_make_lines(seed, nmsg, min, max, &len);
 
 	do_append(p, m, b, len, nmsg, now);
 	free(b);
@@ -939,7 +916,7 @@ START_TEST(test_concurrent_readers)
 
 	cfg_init(&cfg);
 	cfg.segment_bytes = 256 << 10;
-	all = make_lines(21, 40000, 10, 200, &len);
+	all = test_make_lines(21, 40000, 10, 200, &len);
 	memset(&r, 0, sizeof(r));
 	r.want = (unsigned char *)all;
 	r.total = len;
@@ -1038,7 +1015,7 @@ START_TEST(test_appendv)
 	model_init(&m);
 	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), 0);
 	for (k = 0; k < 30; k++) {
-		b = make_lines(k + 7, 1 + k * 9, 1, k % 3 ? 500 : 6000, &len);
+		b = test_make_lines(k + 7, 1 + k * 9, 1, k % 3 ? 500 : 6000, &len);
 		c1 = test_rand(&rnd) % (len + 1);
 		c2 = c1 + test_rand(&rnd) % (len - c1 + 1);
 		v[0].iov_base = b;

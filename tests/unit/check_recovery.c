@@ -72,28 +72,6 @@ static void model_drop(struct model *m, uint32_t k)
 	m->nmsg = m->nb ? m->bmsg[m->nb - 1] : 0;
 }
 
-static char *make_lines(uint64_t seed, uint32_t nmsg, size_t min, size_t max,
-			size_t *len)
-{
-	uint64_t s = seed ? seed : 1;
-	size_t total = 0, i, l, at = 0;
-	size_t *lens = malloc(nmsg * sizeof(*lens));
-	char *buf;
-
-	for (i = 0; i < nmsg; i++) {
-		lens[i] = min + test_rand(&s) % (max - min + 1);
-		total += lens[i];
-	}
-	buf = malloc(total);
-	for (i = 0; i < nmsg; i++) {
-		for (l = 0; l + 1 < lens[i]; l++)
-			buf[at++] = (char)('a' + test_rand(&s) % 26);
-		buf[at++] = '\n';
-	}
-	free(lens);
-	*len = total;
-	return buf;
-}
 
 /* test_rmtree without a shell: fork is slow under ASan and these loops
  * make hundreds of directories. */
@@ -120,7 +98,7 @@ static int try_append(struct partition *p, struct model *m, uint64_t seed,
 		      uint32_t nmsg, size_t min, size_t max, int64_t now)
 {
 	size_t len;
-	char *b = make_lines(seed, nmsg, min, max, &len);
+	char *b = test_make_lines(seed, nmsg, min, max, &len);
 	int ret = partition_append(p, b, len, nmsg, now, PARTITION_ANY_END,
 				   NULL, NULL);
 

@@ -10,30 +10,6 @@
 #include "crc32c.h"
 #include "segment.h"
 
-/* A batch of nmsg random-length lines (lengths min..max incl. newline). */
-static char *make_lines(uint64_t seed, uint32_t nmsg, size_t min, size_t max,
-			size_t *len)
-{
-	uint64_t s = seed;
-	size_t total = 0, i, l, at = 0;
-	size_t *lens = malloc(nmsg * sizeof(*lens));
-	char *buf;
-
-	for (i = 0; i < nmsg; i++) {
-		lens[i] = min + test_rand(&s) % (max - min + 1);
-		total += lens[i];
-	}
-	buf = malloc(total);
-	for (i = 0; i < nmsg; i++) {
-		for (l = 0; l + 1 < lens[i]; l++)
-			buf[at++] = (char)('a' + test_rand(&s) % 26);
-		buf[at++] = '\n';
-	}
-	free(lens);
-	*len = total;
-	return buf;
-}
-
 /* Every property a plan must have. */
 static void check_plan(const char *buf, size_t len, const struct seg_entry *e,
 		       uint32_t n, uint32_t msgs, uint64_t off0, uint64_t pos0,
@@ -97,7 +73,7 @@ static void check_plan(const char *buf, size_t len, const struct seg_entry *e,
 START_TEST(test_plan_chunks)
 {
 	size_t len, i;
-	char *buf = make_lines(11, 2000, 1, 3000, &len);
+	char *buf = test_make_lines(11, 2000, 1, 3000, &len);
 	struct seg_entry *e = malloc(segment_plan_max(len) * sizeof(*e));
 	uint32_t n, msgs;
 
@@ -109,7 +85,7 @@ START_TEST(test_plan_chunks)
 	free(e);
 
 	/* 1 KiB lines: four to a chunk. */
-	buf = make_lines(3, 1024, 1024, 1024, &len);
+	buf = test_make_lines(3, 1024, 1024, 1024, &len);
 	e = malloc(segment_plan_max(len) * sizeof(*e));
 	n = segment_plan(buf, len, 0, 0, 5, e, &msgs);
 	check_plan(buf, len, e, n, msgs, 0, 0, 1);
@@ -169,7 +145,7 @@ START_TEST(test_planv_pieces)
 	int round, k;
 
 	for (round = 0; round < 300; round++) {
-		buf = make_lines(round * 31 + _i, 1 + test_rand(&rnd) % 300, 1,
+		buf = test_make_lines(round * 31 + _i, 1 + test_rand(&rnd) % 300, 1,
 				 round % 3 ? 300 : 9000, &len);
 		if (round % 2)
 			len -= test_rand(&rnd) % (len < 50 ? len : 50);
@@ -267,7 +243,7 @@ START_TEST(test_append_lookups)
 	ck_assert_int_eq(fstatat(dfd, name, &st, 0), 0);
 	ck_assert_int_eq(st.st_size, SEG_HEADER_BYTES);
 	for (i = 0; i < 3; i++) {
-		b[i] = make_lines(i + 1, 50, 10, 400, &len[i]);
+		b[i] = test_make_lines(i + 1, 50, 10, 400, &len[i]);
 		append_batch(s, b[i], len[i], 1000 * (i + 1));
 	}
 	n = atomic_load(&s->nentries);
@@ -351,7 +327,7 @@ START_TEST(test_reopen_and_rebuild)
 	const struct seg_entry *e;
 	struct stat st;
 	size_t len;
-	char *b = make_lines(9, 300, 20, 900, &len);
+	char *b = test_make_lines(9, 300, 20, 900, &len);
 	uint32_t n, i, msgs = 0;
 	int64_t mtime;
 
@@ -410,7 +386,7 @@ START_TEST(test_verify_entry)
 	struct segment *s;
 	const struct seg_entry *e;
 	size_t len;
-	char *b = make_lines(5, 100, 100, 200, &len);
+	char *b = test_make_lines(5, 100, 100, 200, &len);
 	uint32_t n, i;
 
 	ck_assert_int_eq(segment_create(dfd, 0, 0, &s), 0);
@@ -468,7 +444,7 @@ START_TEST(test_search_uneven)
 
 	ck_assert_int_eq(segment_create(dfd, 1000, 77, &s), 0);
 	for (k = 0; k < 40; k++) {
-		b = make_lines(k + 1, 1 + test_rand(&rnd) % 200, 1,
+		b = test_make_lines(k + 1, 1 + test_rand(&rnd) % 200, 1,
 			       k % 4 == 0 ? 9000 : (k % 4 == 1 ? 3 : 120),
 			       &len);
 		append_batch(s, b, len, 10 + k);

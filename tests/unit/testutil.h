@@ -40,6 +40,31 @@ static inline void test_fill_random(void *buf, size_t len, uint64_t seed)
 	}
 }
 
+/* nmsg newline-terminated lines of random length in [min, max] (newline
+ * included), letters a-z; malloc'd, length in *len. */
+static inline char *test_make_lines(uint64_t seed, uint32_t nmsg, size_t min,
+				    size_t max, size_t *len)
+{
+	uint64_t s = seed ? seed : 1;
+	size_t total = 0, i, l, at = 0;
+	size_t *lens = malloc(nmsg * sizeof(*lens));
+	char *buf;
+
+	for (i = 0; i < nmsg; i++) {
+		lens[i] = min + test_rand(&s) % (max - min + 1);
+		total += lens[i];
+	}
+	buf = malloc(total);
+	for (i = 0; i < nmsg; i++) {
+		for (l = 0; l + 1 < lens[i]; l++)
+			buf[at++] = (char)('a' + test_rand(&s) % 26);
+		buf[at++] = '\n';
+	}
+	free(lens);
+	*len = total;
+	return buf;
+}
+
 /* A fresh temporary directory; returns an O_DIRECTORY fd and writes its
  * path into path (PATH_MAX bytes). */
 static inline int test_tmpdir(char *path)
