@@ -1051,7 +1051,9 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct handle *h = H(fi);
+	struct node *n;
 	long got;
+	int pinned;
 
 	count_request();
 	if (h->kind == H_METRICS) {
@@ -1074,9 +1076,16 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			    !!(fi->flags & O_NONBLOCK));
 		return;
 	}
-	got = reply_data(req, h->n, (uint64_t)off, size, &h->ff.pos);
-	if (h->kind == H_READER && got > 0)
-		drop_partial_tail(h->n, (uint64_t)off + (uint64_t)got);
+	/* Once replied, a RELEASE on another thread may free h: take the
+	 * node, and a pin on it, first. */
+	n = h->n;
+	pinned = h->kind == H_READER && registry_pin(fs.reg, n) == 0;
+	got = reply_data(req, n, (uint64_t)off, size, &h->ff.pos);
+	if (pinned) {
+		if (got > 0)
+			drop_partial_tail(n, (uint64_t)off + (uint64_t)got);
+		registry_unpin(fs.reg, n);
+	}
 }
 
 static void fs_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
