@@ -1380,6 +1380,30 @@ static const unsigned char *msg_in_chunk(const unsigned char *data, size_t len,
 	return q + 1;
 }
 
+/* The index entry holding message offset, and its segment; NULL when
+ * the offset is not retained.  Caller holds seglock (shared). */
+static const struct seg_entry *entry_of_offset(struct partition *p,
+					       uint64_t offset,
+					       struct segment **seg)
+{
+	struct segment *s;
+	long i;
+
+	metrics_add(&p->m, index_lookups, 1);
+	if (offset < atomic_load(&p->start_offset) ||
+	    offset >=
+		    atomic_load_explicit(&p->next_offset, memory_order_acquire))
+		return NULL;
+	s = seg_by_offset(p, offset);
+	if (!s)
+		return NULL;
+	i = segment_find_offset(s, seg_n(s), offset);
+	if (i < 0)
+		return NULL;
+	*seg = s;
+	return &segment_entries(s)[i];
+}
+
 /* Message offset -> start byte. */
 int partition_offset_to_byte(struct partition *p, uint64_t offset,
 			     uint64_t *byte)
@@ -1388,22 +1412,12 @@ int partition_offset_to_byte(struct partition *p, uint64_t offset,
 	const struct seg_entry *e;
 	const unsigned char *q, *data;
 	struct segment *s;
-	long i;
 	int ret = -ENOENT;
 
-	metrics_add(&p->m, index_lookups, 1);
 	pthread_rwlock_rdlock(&p->seglock);
-	if (offset < atomic_load(&p->start_offset) ||
-	    offset >=
-		    atomic_load_explicit(&p->next_offset, memory_order_acquire))
+	e = entry_of_offset(p, offset, &s);
+	if (!e)
 		goto out;
-	s = seg_by_offset(p, offset);
-	if (!s)
-		goto out;
-	i = segment_find_offset(s, seg_n(s), offset);
-	if (i < 0)
-		goto out;
-	e = &segment_entries(s)[i];
 	ret = 0;
 	if (e->offset == offset) {
 		*byte = e->pos;
@@ -1432,22 +1446,12 @@ int partition_offset_to_chunk(struct partition *p, uint64_t offset,
 {
 	const struct seg_entry *e;
 	struct segment *s;
-	long i;
 	int ret = -ENOENT;
 
-	metrics_add(&p->m, index_lookups, 1);
 	pthread_rwlock_rdlock(&p->seglock);
-	if (offset < atomic_load(&p->start_offset) ||
-	    offset >=
-		    atomic_load_explicit(&p->next_offset, memory_order_acquire))
+	e = entry_of_offset(p, offset, &s);
+	if (!e)
 		goto out;
-	s = seg_by_offset(p, offset);
-	if (!s)
-		goto out;
-	i = segment_find_offset(s, seg_n(s), offset);
-	if (i < 0)
-		goto out;
-	e = &segment_entries(s)[i];
 	*chunk_offset = e->offset;
 	*chunk_byte = e->pos;
 	ret = 0;
