@@ -57,6 +57,24 @@ size_t codec_block_bound(enum compression c, size_t raw_len)
 	}
 }
 
+/* The block holding raw_pos: binary search of the block table. */
+long codec_find_block(const struct codec_block *b, uint32_t n,
+		      uint64_t raw_pos)
+{
+	uint32_t lo = 0, hi = n, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (b[mid].raw_pos <= raw_pos)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0 || raw_pos >= b[lo - 1].raw_pos + b[lo - 1].raw_len)
+		return -1;
+	return (long)lo - 1;
+}
+
 /* Human name of a codec. */
 const char *codec_name(enum compression c)
 {

@@ -30,6 +30,10 @@ struct codec_block {
  * entries.  Returns 0 or -errno (-EIO on a codec failure). */
 int codec_compress(enum compression c, int in_fd, uint64_t len, int out_fd,
 		   struct codec_block **blocks, uint32_t *nblocks);
+/* Index of the block in table b (n entries, sorted by raw_pos) that
+ * holds raw byte raw_pos, or -1 if none does. */
+long codec_find_block(const struct codec_block *b, uint32_t n,
+		      uint64_t raw_pos);
 /* Decode one block read from fd into out (capacity >= blk->raw_len).
  * Returns 0, or -EIO if the block does not decode to raw_len bytes. */
 int codec_read_block(enum compression c, int fd, const struct codec_block *blk,

@@ -428,8 +428,8 @@ int inspect_read(const struct inspect_part *ip, uint32_t seg, uint64_t pos,
 	const struct inspect_seg *s = &ip->segs[seg];
 	unsigned char *blk = NULL, *out = buf;
 	uint64_t rel, at, n;
-	uint32_t lo, hi, mid;
 	ssize_t got;
+	long k;
 	int ret = 0;
 
 	if (s->data_fd < 0)
@@ -449,27 +449,17 @@ int inspect_read(const struct inspect_part *ip, uint32_t seg, uint64_t pos,
 	if (!blk)
 		return -ENOMEM;
 	while (len > 0) {
-		/* the block holding rel */
-		lo = 0;
-		hi = s->nblocks;
-		while (lo < hi) {
-			mid = lo + (hi - lo) / 2;
-			if (s->blocks[mid].raw_pos <= rel)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
-		if (lo == 0 || s->blocks[lo - 1].raw_len > CODEC_BLOCK_BYTES ||
-		    rel >= s->blocks[lo - 1].raw_pos + s->blocks[lo - 1].raw_len) {
+		k = codec_find_block(s->blocks, s->nblocks, rel);
+		if (k < 0 || s->blocks[k].raw_len > CODEC_BLOCK_BYTES) {
 			ret = -EIO;
 			break;
 		}
-		ret = codec_read_block(s->codec, s->data_fd, &s->blocks[lo - 1],
+		ret = codec_read_block(s->codec, s->data_fd, &s->blocks[k],
 				       blk);
 		if (ret < 0)
 			break;
-		at = rel - s->blocks[lo - 1].raw_pos;
-		n = s->blocks[lo - 1].raw_len - at;
+		at = rel - s->blocks[k].raw_pos;
+		n = s->blocks[k].raw_len - at;
 		if (n > len)
 			n = len;
 		memcpy(out, blk + at, (size_t)n);

@@ -1082,28 +1082,20 @@ static int read_compressed(struct partition *p, struct segment *s, uint64_t pos,
 {
 	const struct codec_block *b;
 	uint64_t rel = pos - s->base_byte, in;
-	uint32_t lo, hi, mid;
+	long k;
 	size_t take;
 	unsigned char *grown;
 	int ret = 0;
 
 	pthread_mutex_lock(&p->cache_lock);
 	while (len > 0) {
-		lo = 0;
-		hi = s->nblocks;
-		while (lo < hi) {
-			mid = lo + (hi - lo) / 2;
-			if (s->blocks[mid].raw_pos <= rel)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
-		if (lo == 0) {
+		k = codec_find_block(s->blocks, s->nblocks, rel);
+		if (k < 0) {
 			ret = -EIO;
 			break;
 		}
-		b = &s->blocks[lo - 1];
-		if (p->cache_seg != s->id || p->cache_blk != lo - 1) {
+		b = &s->blocks[k];
+		if (p->cache_seg != s->id || p->cache_blk != (uint32_t)k) {
 			if (b->raw_len > p->cache_size) {
 				grown = realloc(p->cache_buf, b->raw_len);
 				if (!grown) {
@@ -1125,7 +1117,7 @@ static int read_compressed(struct partition *p, struct segment *s, uint64_t pos,
 				break;
 			}
 			p->cache_seg = s->id;
-			p->cache_blk = lo - 1;
+			p->cache_blk = (uint32_t)k;
 		}
 		in = rel - b->raw_pos;
 		if (in >= b->raw_len) {
