@@ -135,6 +135,19 @@ static int put_family(struct prom_buf *b, const char *name, const char *type,
 	return put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* Per-partition gauges taken from struct prom_series itself. */
+static const struct {
+	const char *name, *help;
+	size_t offset;
+} gauges[] = {
+	{ "fluxfs_partition_size_bytes", "End of the log (st_size).",
+	  offsetof(struct prom_series, end_byte) },
+	{ "fluxfs_partition_disk_bytes", "Retained bytes on disk.",
+	  offsetof(struct prom_series, disk_bytes) },
+	{ "fluxfs_partition_segments", "Segments in the partition.",
+	  offsetof(struct prom_series, segments) },
+};
+
 /* Render every series and the daemon-wide figures into out. */
 int prom_render(struct prom_buf *out, const struct prom_series *s, size_t n,
 		const struct prom_daemon *d)
@@ -164,35 +177,17 @@ int prom_render(struct prom_buf *out, const struct prom_series *s, size_t n,
 				return -ENOMEM;
 		}
 	}
-	if (put_family(out, "fluxfs_partition_size_bytes", "gauge",
-		       "End of the log (st_size).") < 0)
-		return -ENOMEM;
-	for (i = 0; i < n; i++) {
-		snprintf(val, sizeof(val), "%llu",
-			 (unsigned long long)s[i].end_byte);
-		if (put_sample(out, "fluxfs_partition_size_bytes", &s[i], val) <
+	for (k = 0; k < sizeof(gauges) / sizeof(gauges[0]); k++) {
+		if (put_family(out, gauges[k].name, "gauge", gauges[k].help) <
 		    0)
 			return -ENOMEM;
-	}
-	if (put_family(out, "fluxfs_partition_disk_bytes", "gauge",
-		       "Retained bytes on disk.") < 0)
-		return -ENOMEM;
-	for (i = 0; i < n; i++) {
-		snprintf(val, sizeof(val), "%llu",
-			 (unsigned long long)s[i].disk_bytes);
-		if (put_sample(out, "fluxfs_partition_disk_bytes", &s[i], val) <
-		    0)
-			return -ENOMEM;
-	}
-	if (put_family(out, "fluxfs_partition_segments", "gauge",
-		       "Segments in the partition.") < 0)
-		return -ENOMEM;
-	for (i = 0; i < n; i++) {
-		snprintf(val, sizeof(val), "%llu",
-			 (unsigned long long)s[i].segments);
-		if (put_sample(out, "fluxfs_partition_segments", &s[i], val) <
-		    0)
-			return -ENOMEM;
+		for (i = 0; i < n; i++) {
+			v = *(const uint64_t *)(const void *)((const char *)&s[i] +
+							      gauges[k].offset);
+			snprintf(val, sizeof(val), "%llu", (unsigned long long)v);
+			if (put_sample(out, gauges[k].name, &s[i], val) < 0)
+				return -ENOMEM;
+		}
 	}
 	if (put_family(out, "fluxfs_topics", "gauge", "Topics.") < 0 ||
 	    put(out, "fluxfs_topics %llu\n", (unsigned long long)d->topics) <

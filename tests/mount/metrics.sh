@@ -28,6 +28,13 @@ assert_eq 3 "$(msgs "$WORK/m1")" "messages counter of t/0"
 printf 'd\ne\n' >>"$MNT/t/0" || fail "second append"
 cat "$M" >"$WORK/m2" || fail "cat .metrics again"
 assert_eq 5 "$(msgs "$WORK/m2")" "messages counter of t/0 after two more"
+# The per-partition gauges: size is st_size, one segment so far.
+gauge() {
+	grep "^$1{topic=\"t\",partition=\"0\"} " "$WORK/m2" | awk '{ print $NF }'
+}
+assert_eq "$(stat -c %s "$MNT/t/0")" "$(gauge fluxfs_partition_size_bytes)" "size gauge of t/0"
+assert_eq 1 "$(gauge fluxfs_partition_segments)" "segments gauge of t/0"
+[ "$(gauge fluxfs_partition_disk_bytes)" -ge 10 ] || fail "disk bytes gauge of t/0: '$(gauge fluxfs_partition_disk_bytes)'"
 
 # Read-only and not a topic.
 expect_err "" sh_c 'echo x >>"$1"' "$M"
