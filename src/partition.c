@@ -66,6 +66,7 @@ struct partition {
 	unsigned char *cache_buf;
 	size_t cache_size;
 
+	pthread_mutex_t flush_lock; /* one partition_flush() at a time */
 	pthread_mutex_t retire_lock;
 	uint32_t pins;		/* protected by retire_lock */
 	struct segment **rsegs; /* protected by retire_lock */
@@ -147,6 +148,23 @@ static void free_retired_locked(struct partition *p)
 		io_close(p->rfds[i]);
 	p->nrsegs = 0;
 	p->nrfds = 0;
+}
+
+/* Keep retired segments and descriptors open until the matching unpin:
+ * zero-copy readers and flushes use descriptors without p->lock. */
+static void pin(struct partition *p)
+{
+	pthread_mutex_lock(&p->retire_lock);
+	p->pins++;
+	pthread_mutex_unlock(&p->retire_lock);
+}
+
+static void unpin(struct partition *p)
+{
+	pthread_mutex_lock(&p->retire_lock);
+	if (p->pins > 0 && --p->pins == 0)
+		free_retired_locked(p);
+	pthread_mutex_unlock(&p->retire_lock);
 }
 
 /* Close s (or fd) now, or at the last unpin if zero-copy readers hold
@@ -288,6 +306,7 @@ static struct partition *partition_alloc(int dfd, const char *name,
 	pthread_rwlock_init(&p->seglock, NULL);
 	pthread_mutex_init(&p->cache_lock, NULL);
 	pthread_mutex_init(&p->retire_lock, NULL);
+	pthread_mutex_init(&p->flush_lock, NULL);
 	p->cfg = *cfg;
 	p->dfd = dfd;
 	p->cache_seg = 0;
@@ -314,6 +333,7 @@ static void partition_free(struct partition *p)
 	pthread_rwlock_destroy(&p->seglock);
 	pthread_mutex_destroy(&p->cache_lock);
 	pthread_mutex_destroy(&p->retire_lock);
+	pthread_mutex_destroy(&p->flush_lock);
 	free(p->name);
 	free(p);
 }
@@ -873,57 +893,143 @@ out:
 	return ret;
 }
 
-/* fsync every unsynced segment, then write the state. */
-static int flush_locked(struct partition *p)
-{
-	uint64_t end = atomic_load(&p->end_byte);
-	int64_t t0 = now_ns();
-	struct segment *s;
-	struct pstate st;
-	uint32_t i;
-	int ret = 0;
+/* One segment a flush syncs: its descriptors as they were when the flush
+ * began (kept open by the pin), and whether it was sealed then. */
+struct flush_item {
+	struct segment *seg;
+	int log_fd, idx_fd;
+	int sealed;
+};
 
+/* Begin a flush (caller holds p->lock): note the end to make durable and
+ * the segments holding unsynced data, and pin them so that retention or a
+ * compression swap cannot close their descriptors while the fdatasyncs run
+ * without the lock.  Returns the number of items, 0 when nothing is
+ * unsynced, or -errno (*items is then NULL). */
+static int flush_begin(struct partition *p, struct flush_item **items,
+		       uint64_t *end)
+{
+	struct flush_item *it;
+	struct segment *s;
+	uint32_t i;
+	int n = 0;
+
+	*items = NULL;
+	*end = atomic_load(&p->end_byte);
 	if (p->flush_err)
 		return -EIO;
-	if (atomic_load(&p->flushed_byte) == end && p->state_rp == end)
+	if (atomic_load(&p->flushed_byte) == *end && p->state_rp == *end)
 		return 0;
-	for (i = 0; i < p->nsegs && ret == 0; i++) {
+	it = malloc(p->nsegs * sizeof(*it));
+	if (!it)
+		return -ENOMEM;
+	for (i = 0; i < p->nsegs; i++) {
 		s = p->segs[i];
 		if (s->synced && s != active_seg(p))
 			continue;
-		ret = io_fdatasync(s->log_fd);
-		if (ret == 0)
-			ret = io_fdatasync(s->idx_fd);
-		if (ret == 0)
-			s->synced = 1;
+		it[n].seg = s;
+		it[n].log_fd = s->log_fd;
+		it[n].idx_fd = s->idx_fd;
+		it[n].sealed = s != active_seg(p);
+		n++;
 	}
+	pin(p);
+	*items = it;
+	return n;
+}
+
+/* The disk wait of a flush; needs no lock. */
+static int flush_sync(const struct flush_item *it, int n)
+{
+	int i, ret = 0;
+
+	for (i = 0; i < n && ret == 0; i++) {
+		ret = io_fdatasync(it[i].log_fd);
+		if (ret == 0)
+			ret = io_fdatasync(it[i].idx_fd);
+	}
+	return ret;
+}
+
+/* Finish a flush (caller holds p->lock): mark what became durable, write
+ * the recovery point, unpin.  ret is flush_sync()'s result. */
+static int flush_end(struct partition *p, struct flush_item *it, int n,
+		     uint64_t end, int ret, int64_t t0)
+{
+	struct pstate st;
+	int i;
+
+	/* A segment sealed before the flush began took no append since;
+	 * the active one may have, so it is synced again next time. */
+	for (i = 0; ret == 0 && i < n; i++)
+		if (it[i].sealed)
+			it[i].seg->synced = 1;
+	if (ret == 0 && p->flush_err)
+		ret = -EIO; /* a concurrent flush failed */
 	if (ret == 0) {
+		if (atomic_load(&p->flushed_byte) < end)
+			atomic_store(&p->flushed_byte, end);
 		state_now(p, &st);
-		st.recovery_point = end;
-		ret = state_write(p, &st);
+		if (st.recovery_point > p->state_rp)
+			ret = state_write(p, &st);
 	}
+	if (it)
+		unpin(p);
+	free(it);
 	metrics_add(&p->m, flush_ns_total, (uint64_t)(now_ns() - t0));
 	if (ret < 0) {
 		/* The kernel may have dropped the dirty pages: never let a
 		 * later flush claim they reached the disk. */
-		p->flush_err = ret;
+		if (!p->flush_err)
+			diag_err("cannot flush '%s': %s", p->name,
+				 strerror(-ret));
+		if (ret != -ENOMEM)
+			p->flush_err = ret;
 		metrics_add(&p->m, flush_failures, 1);
-		diag_err("cannot flush '%s': %s", p->name, strerror(-ret));
 		return ret;
 	}
-	atomic_store(&p->flushed_byte, end);
 	metrics_add(&p->m, flushes, 1);
 	return 0;
 }
 
-/* fsync data, index, state; sticky failure. */
+/* Flush with p->lock held throughout (close). */
+static int flush_locked(struct partition *p)
+{
+	int64_t t0 = now_ns();
+	struct flush_item *it;
+	uint64_t end;
+	int n;
+
+	n = flush_begin(p, &it, &end);
+	if (n < 0 || !it)
+		return n;
+	return flush_end(p, it, n, end, flush_sync(it, n), t0);
+}
+
+/* fsync data, index, state; sticky failure.  The fdatasyncs run without
+ * p->lock: holding it stalled every append for the whole disk write (a
+ * 1 GiB bulk append took 3.6 s instead of 0.5 s behind a periodic flush).
+ * flush_lock keeps flushes in order, so the recovery point only grows. */
 int partition_flush(struct partition *p)
 {
-	int ret;
+	int64_t t0 = now_ns();
+	struct flush_item *it;
+	uint64_t end;
+	int n, ret;
 
+	pthread_mutex_lock(&p->flush_lock);
 	pthread_mutex_lock(&p->lock);
-	ret = flush_locked(p);
+	n = flush_begin(p, &it, &end);
 	pthread_mutex_unlock(&p->lock);
+	if (n < 0 || !it) {
+		pthread_mutex_unlock(&p->flush_lock);
+		return n;
+	}
+	ret = flush_sync(it, n);
+	pthread_mutex_lock(&p->lock);
+	ret = flush_end(p, it, n, end, ret, t0);
+	pthread_mutex_unlock(&p->lock);
+	pthread_mutex_unlock(&p->flush_lock);
 	return ret;
 }
 
@@ -1053,14 +1159,17 @@ out:
 /* Scheduled flush, time roll, retention. */
 int partition_tick(struct partition *p, int64_t now_ms)
 {
-	int ret = 0, r;
+	int ret = 0, r, due;
 
 	pthread_mutex_lock(&p->lock);
-	if (p->cfg.flush_ms > 0 &&
-	    now_ms - p->last_flush_ms >= p->cfg.flush_ms) {
-		ret = flush_locked(p);
+	due = p->cfg.flush_ms > 0 &&
+	      now_ms - p->last_flush_ms >= p->cfg.flush_ms;
+	if (due)
 		p->last_flush_ms = now_ms;
-	}
+	pthread_mutex_unlock(&p->lock);
+	if (due)
+		ret = partition_flush(p);
+	pthread_mutex_lock(&p->lock);
 	if (p->cfg.segment_ms >= 0 && roll_due(p, 0, now_ms)) {
 		r = roll_locked(p);
 		if (ret == 0)
@@ -1300,9 +1409,7 @@ int partition_read_ranges(struct partition *p, uint64_t pos, size_t len,
 		if ((size_t)good < want)
 			break;
 	}
-	pthread_mutex_lock(&p->retire_lock);
-	p->pins++;
-	pthread_mutex_unlock(&p->retire_lock);
+	pin(p);
 	pthread_rwlock_unlock(&p->seglock);
 	metrics_add(&p->m, bytes_read, cur - pos);
 	metrics_add(&p->m, reads, 1);
@@ -1312,10 +1419,7 @@ int partition_read_ranges(struct partition *p, uint64_t pos, size_t len,
 /* Unpin what partition_read_ranges() handed out. */
 void partition_read_ranges_done(struct partition *p)
 {
-	pthread_mutex_lock(&p->retire_lock);
-	if (p->pins > 0 && --p->pins == 0)
-		free_retired_locked(p);
-	pthread_mutex_unlock(&p->retire_lock);
+	unpin(p);
 }
 
 /* ------------------------------------------------------------------ */

@@ -9,10 +9,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "testutil.h"
 #include "codec.h"
+#include "io.h"
 #include "partition.h"
 
 /* ------------------------------------------------------------------ */
@@ -995,6 +999,94 @@ START_TEST(test_flush_and_tick)
 }
 END_TEST
 
+/* An fdatasync that takes 1.5 s when armed: a slow disk. */
+static atomic_int sync_armed, sync_entered, sync_calls;
+
+static int slow_fdatasync(int fd)
+{
+	atomic_fetch_add(&sync_calls, 1);
+	if (atomic_exchange(&sync_armed, 0)) {
+		atomic_store(&sync_entered, 1);
+		usleep(1500 * 1000);
+	}
+	return io_ops_default()->fdatasync(fd);
+}
+
+static void *flush_thread(void *arg)
+{
+	return (void *)(intptr_t)partition_flush(arg);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A flush waits for the disk without the partition's lock: appends (and
+ * rolls) go on meanwhile.  The flush makes durable what was there when it
+ * began, no more; the segment that was active then is synced again by the
+ * next flush, as are the segments rolled during the first. */
+START_TEST(test_flush_does_not_block_appends)
+{
+	char path[4096];
+	int dfd = test_tmpdir(path);
+	struct io_ops ops = *io_ops_default();
+	struct partition_info info;
+	struct partition *p;
+	struct config cfg;
+	struct model m;
+	uint64_t flushed_at;
+	pthread_t th;
+	void *res;
+	double t0, took;
+	int i;
+
+	cfg_init(&cfg);
+	model_init(&m);
+	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), 0);
+	append_lines(p, &m, 1, 1000, 50, 150, 100);
+	flushed_at = m.end;
+	ops.fdatasync = slow_fdatasync;
+	io_ops_set(&ops);
+	atomic_store(&sync_armed, 1);
+	atomic_store(&sync_entered, 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, flush_thread, p), 0);
+	while (!atomic_load(&sync_entered))
+		usleep(1000);
+	/* 2 MiB in 1 MiB segments: rolls while the flush waits */
+	t0 = now_s();
+	for (i = 0; i < 20; i++)
+		append_lines(p, &m, 10 + (uint64_t)i, 1000, 50, 150, 200);
+	took = now_s() - t0;
+	partition_get_info(p, &info);
+	ck_assert_msg(took < 0.75, "appends waited %.3f s for a flush", took);
+	ck_assert_uint_eq(info.flushed_byte, 0); /* still waiting */
+	ck_assert_uint_ge(info.segments, 3);
+	ck_assert_int_eq(pthread_join(th, &res), 0);
+	ck_assert_int_eq((int)(intptr_t)res, 0);
+	partition_get_info(p, &info);
+	ck_assert_uint_eq(info.flushed_byte, flushed_at);
+	/* every segment is unsynced now, the formerly active one too */
+	atomic_store(&sync_calls, 0);
+	ck_assert_int_eq(partition_flush(p), 0);
+	ck_assert_int_eq(atomic_load(&sync_calls), 2 * (int)info.segments);
+	partition_get_info(p, &info);
+	ck_assert_uint_eq(info.flushed_byte, m.end);
+	atomic_store(&sync_calls, 0);
+	ck_assert_int_eq(partition_flush(p), 0);
+	ck_assert_int_eq(atomic_load(&sync_calls), 0); /* nothing new */
+	io_ops_set(NULL);
+	reopen(dfd, &p, &cfg, 300);
+	check_inv(p, &m);
+	ck_assert_int_eq(partition_close(p), 0);
+	model_release(&m);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
 /* A batch in pieces (a held partial line, then the write completing it)
  * is stored exactly like the joined bytes; with PARTITION_ANY_COUNT the
  * engine counts the lines; an explicit count must still match. */
@@ -1092,6 +1184,7 @@ static Suite *partition_suite(void)
 	tcase_add_loop_test(tc, test_compression, 0, 2);
 	tcase_add_test(tc, test_concurrent_readers);
 	tcase_add_test(tc, test_flush_and_tick);
+	tcase_add_test(tc, test_flush_does_not_block_appends);
 	suite_add_tcase(s, tc);
 	return s;
 }
