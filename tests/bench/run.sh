@@ -12,7 +12,7 @@
 # fusermount3 -u and waits for both daemons.
 #
 # Environment (defaults; BENCH_QUICK=1 for a smoke run in brackets):
-#   BENCH_DIR=/var/tmp   BENCH_REPS=3          BENCH_SIZE_MB=1024 [64]
+#   BENCH_DIR=/var/tmp   BENCH_REPS=5          BENCH_SIZE_MB=1024 [64]
 #   BENCH_LINES=200000 [20000]   BENCH_APPENDS=20000 [2000]
 #   BENCH_RAND_READS=200000 [20000]   BENCH_PARTITIONS=1000 [1000]
 #   BENCH_REQ_APPENDS=2000 [500]  (appends traced to count FUSE requests)
@@ -38,7 +38,7 @@ RAND_READS=${BENCH_RAND_READS:-$(pick 200000 20000)}
 PARTITIONS=${BENCH_PARTITIONS:-1000}
 REQ_APPENDS=${BENCH_REQ_APPENDS:-$(pick 2000 500)}
 WRITERS=${BENCH_WRITERS:-4}
-REPS=${BENCH_REPS:-3}
+REPS=${BENCH_REPS:-5}
 
 if [ ! -c /dev/fuse ]; then
 	echo "bench: /dev/fuse is absent; nothing to measure" >&2
