@@ -1460,9 +1460,12 @@ static const unsigned char *entry_bytes(struct partition *p, struct segment *s,
 static const unsigned char *msg_in_chunk(const unsigned char *data, size_t len,
 					 uint32_t count, uint64_t k)
 {
-	uint64_t nl = count - (data[len - 1] != '\n'), j;
+	uint64_t nl, j;
 	const unsigned char *q = data + len;
 
+	if (len == 0)
+		return NULL; /* a damaged entry: no line in it */
+	nl = count - (data[len - 1] != '\n');
 	if (k > nl)
 		return NULL;
 	j = nl - k + 1;
