@@ -665,6 +665,18 @@ static int map_entries(struct segment *s, uint32_t cap)
 	return 0;
 }
 
+/* Undo map_entries(). */
+static void unmap_entries(struct segment *s)
+{
+	if (s->map)
+		munmap(s->map, s->map_len);
+	free((void *)s->vstate);
+	s->map = NULL;
+	s->map_len = 0;
+	s->map_cap = 0;
+	s->vstate = NULL;
+}
+
 /* Map the .log read-only (len bytes, may reach past EOF); NULL map if the
  * file cannot be mapped: reads then fall back to pread. */
 static void *map_log(int fd, size_t len)
@@ -892,6 +904,7 @@ reopen_idx:
 			ret = -EIO;
 			goto err;
 		}
+	rebuild:
 		io_close(s->idx_fd);
 		s->idx_fd = -1;
 		ret = rebuild_index(dirfd, base_offset,
@@ -921,6 +934,29 @@ reopen_idx:
 		goto err;
 	e = segment_entries(s);
 	data_end = s->base_byte + data_len;
+
+	/* Every search relies on the entries' shape (each one's own
+	 * checksum, positions and offsets following on), so it is checked
+	 * in full: one pass over the .idx, no data read.  A misshapen entry
+	 * below the recovery point is damage to the index, not a torn
+	 * write: rebuild the index from the log instead of accepting it
+	 * (searches then miss, and even a new append read back as EIO) or
+	 * cutting the flushed log there. */
+	if (!compressed && !rebuilt) {
+		/* shape only: a log shorter than its entries is a torn
+		 * or lost write, which the walk below cuts as before */
+		k = validate_from(s, e, 0, n, UINT64_MAX, 0, 0, &crc_bad);
+		if (k < n &&
+		    (k ? e[k - 1].pos + e[k - 1].len : s->base_byte) <
+			    verify_from) {
+			diag_err("damaged index entry %u in segment %020llu: "
+				 "rebuilding the index from the log",
+				 k, (unsigned long long)base_offset);
+			unmap_entries(s);
+			base_byte = s->base_byte;
+			goto rebuild;
+		}
+	}
 
 	/* A clean segment is judged by its last entry alone. */
 	good = n;
