@@ -74,15 +74,36 @@ void io_ops_set(const struct io_ops *ops)
 			      memory_order_release);
 }
 
-/* Open path below dirfd without following a final symlink. */
+/* Open path below dirfd without following a final symlink.  Everything
+ * but a directory must be a regular file: a FIFO or device planted in the
+ * data directory would otherwise block the open (O_RDONLY on a FIFO waits
+ * for a writer) or take appends into a pipe.  O_NONBLOCK keeps the open
+ * itself from blocking; it is cleared again for the regular file. */
 int io_openat(int dirfd, const char *path, int flags, mode_t mode)
 {
-	int fd;
+	int dir = (flags & O_DIRECTORY) != 0, fd, err;
+	struct stat st;
 
 	do
-		fd = OPS->openat(dirfd, path, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+		fd = OPS->openat(dirfd, path,
+				 flags | O_NOFOLLOW | O_CLOEXEC |
+					 (dir ? 0 : O_NONBLOCK),
+				 mode);
 	while (fd < 0 && errno == EINTR);
-	return fd < 0 ? -errno : fd;
+	if (fd < 0)
+		return -errno;
+	if (dir)
+		return fd;
+	if (OPS->fstat(fd, &st) < 0)
+		err = -errno;
+	else if (!S_ISREG(st.st_mode))
+		err = -EINVAL;
+	else if (fcntl(fd, F_SETFL, flags & (O_APPEND | O_NOATIME)) < 0)
+		err = -errno;
+	else
+		return fd;
+	OPS->close(fd);
+	return err;
 }
 
 /* Open a directory below dirfd. */

@@ -49,6 +49,8 @@ const struct io_ops *io_ops_default(void);
  * Not thread-safe against concurrent I/O: swap before starting work. */
 void io_ops_set(const struct io_ops *ops);
 
+/* Open path below dirfd: O_NOFOLLOW|O_CLOEXEC always; anything but a
+ * directory (O_DIRECTORY) must be a regular file, else -EINVAL. */
 int io_openat(int dirfd, const char *path, int flags, mode_t mode);
 int io_close(int fd);
 /* Read exactly len bytes unless EOF comes first; returns bytes read. */

@@ -381,6 +381,27 @@ START_TEST(test_openat_refuses_symlink)
 }
 END_TEST
 
+/* A FIFO (or anything not a regular file) in place of a data file is
+ * refused, and opening it read-only does not wait for a writer; a
+ * regular file opens blocking as asked. */
+START_TEST(test_openat_refuses_fifo)
+{
+	int fd;
+
+	ck_assert_int_eq(mkfifoat(dfd, "fifo", 0644), 0);
+	alarm(5); /* a blocking open would hang here: fail instead */
+	ck_assert_int_eq(io_openat(dfd, "fifo", O_RDONLY, 0), -EINVAL);
+	ck_assert_int_eq(io_openat(dfd, "fifo", O_RDWR, 0), -EINVAL);
+	ck_assert_int_eq(io_openat(dfd, "fifo", O_RDWR | O_CREAT, 0644),
+			 -EINVAL);
+	alarm(0);
+	fd = io_openat(dfd, "plain", O_RDWR | O_CREAT, 0644);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
+	ck_assert_int_eq(io_close(fd), 0);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* Fault injection                                                     */
 
@@ -885,6 +906,7 @@ static Suite *io_suite(void)
 	tcase_add_test(tc, test_write_atomic);
 	tcase_add_test(tc, test_remove_tree_no_follow);
 	tcase_add_test(tc, test_openat_refuses_symlink);
+	tcase_add_test(tc, test_openat_refuses_fifo);
 	suite_add_tcase(s, tc);
 
 	tcase_add_checked_fixture(tf, setup, teardown);
