@@ -57,3 +57,25 @@ void diag(int priority, const char *fmt, ...)
 	}
 	errno = saved;
 }
+
+/* See diag.h. */
+const char *diag_printable(const char *s, char *buf, size_t size)
+{
+	size_t i, o = 0;
+
+	for (i = 0; s[i] && i < 64 && o + 5 < size; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c >= 0x20 && c < 0x7f && c != '\\')
+			buf[o++] = (char)c;
+		else
+			o += (size_t)snprintf(buf + o, size - o, "\\x%02x", c);
+	}
+	if (s[i] && o + 4 <= size) {
+		memcpy(buf + o, "...", 3);
+		o += 3;
+	}
+	if (size)
+		buf[o < size ? o : size - 1] = '\0';
+	return buf;
+}

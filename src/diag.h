@@ -7,6 +7,7 @@
  */
 #ifndef FLUXFS_DIAG_H
 #define FLUXFS_DIAG_H
+#include <stddef.h>
 
 #include <syslog.h>
 
@@ -20,5 +21,11 @@ void diag(int priority, const char *fmt, ...)
 #define diag_warn(...) diag(LOG_WARNING, __VA_ARGS__)
 #define diag_info(...) diag(LOG_INFO, __VA_ARGS__)
 #define diag_debug(...) diag(LOG_DEBUG, __VA_ARGS__)
+
+/* s made safe for a log line, in buf: bytes outside printable ASCII (and
+ * backslashes) as \xNN, at most 64 bytes of s, "..." if cut.  Returns
+ * buf; DIAG_PRINTABLE_MAX bytes always suffice. */
+#define DIAG_PRINTABLE_MAX (4 * 64 + 4)
+const char *diag_printable(const char *s, char *buf, size_t size);
 
 #endif

@@ -1319,6 +1319,15 @@ static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		ret = -EPERM; /* read-only figures */
 	else
 		ret = registry_config_set(fs.reg, n, x.key, value, size);
+	/* Ours only: cp -a offers every attribute a file has. */
+	if ((ret == -ENOTSUP || ret == -EPERM) &&
+	    !strncmp(name, "user.fluxfs.", 12)) {
+		char shown[DIAG_PRINTABLE_MAX];
+
+		diag_info("refused attribute '%s' on '%s': %s",
+			  diag_printable(name, shown, sizeof(shown)), n->name,
+			  strerror(-ret));
+	}
 	fuse_reply_err(req, -ret);
 }
 

@@ -118,6 +118,16 @@ int registry_check_name(const char *name, int is_topic)
 	return 0;
 }
 
+/* Log a name refused through the mount: one line, the name made safe
+ * to print (it may hold control bytes). */
+static void log_refused_name(const char *what, const char *name, int err)
+{
+	char shown[DIAG_PRINTABLE_MAX];
+
+	diag_info("refused %s name '%s': %s", what,
+		  diag_printable(name, shown, sizeof(shown)), strerror(-err));
+}
+
 /* Inode number of a node. */
 uint64_t registry_ino(struct registry *reg, const struct node *n)
 {
@@ -856,8 +866,10 @@ int registry_mkdir(struct registry *reg, struct node *dir, const char *name,
 	if (dir->kind != NODE_ROOT)
 		return -EPERM; /* no subdirectories inside a topic */
 	ret = registry_check_name(name, 1);
-	if (ret < 0)
+	if (ret < 0) {
+		log_refused_name("topic", name, ret);
 		return ret;
+	}
 	pthread_rwlock_wrlock(&reg->lock);
 	if (child_find(dir, name)) {
 		ret = -EEXIST;
@@ -912,8 +924,10 @@ int registry_create(struct registry *reg, struct node *dir, const char *name,
 	if (dir->kind != NODE_TOPIC)
 		return -EPERM; /* the root holds topics only */
 	ret = registry_check_name(name, 0);
-	if (ret < 0)
+	if (ret < 0) {
+		log_refused_name("partition", name, ret);
 		return ret;
+	}
 	pthread_rwlock_wrlock(&reg->lock);
 	if (dir->removed) {
 		ret = -ENOENT;
@@ -1075,9 +1089,10 @@ int registry_rename(struct registry *reg, struct node *dir, const char *name,
 		    struct node *newdir, const char *newname,
 		    unsigned int flags)
 {
-	struct node *n, *victim = NULL;
+	struct node *n, *victim = NULL, **kids = NULL, *k;
 	char *dup = NULL;
 	int ret, is_topic = dir->kind == NODE_ROOT, moved = 0;
+	unsigned nkids = 0, i;
 
 	if (flags & ~RENAME_NOREPLACE)
 		return -EINVAL;
@@ -1086,8 +1101,11 @@ int registry_rename(struct registry *reg, struct node *dir, const char *name,
 	if (dir->kind != newdir->kind)
 		return -EPERM; /* topics stay topics, partitions partitions */
 	ret = registry_check_name(newname, is_topic);
-	if (ret < 0)
+	if (ret < 0) {
+		log_refused_name(is_topic ? "topic" : "partition", newname,
+				 ret);
 		return ret;
+	}
 	dup = strdup(newname);
 	if (!dup)
 		return -ENOMEM;
@@ -1153,6 +1171,17 @@ int registry_rename(struct registry *reg, struct node *dir, const char *name,
 			goto out_victim;
 		}
 	}
+	if (is_topic && n->nchildren) {
+		/* The follow views of its partitions' old names end too:
+		 * pin them to detach them after the lock. */
+		kids = malloc(n->nchildren * sizeof(*kids));
+		pthread_mutex_lock(&reg->life);
+		for (k = n->children; kids && k; k = k->next) {
+			k->refs++;
+			kids[nkids++] = k;
+		}
+		pthread_mutex_unlock(&reg->life);
+	}
 	pthread_mutex_lock(&n->meta_lock);
 	n->meta.ctime = now_ts();
 	pthread_mutex_unlock(&n->meta_lock);
@@ -1162,6 +1191,12 @@ out_victim:
 	free(dup);
 	if (ret == 0 && moved && reg->hooks.detach)
 		reg->hooks.detach(reg, n);
+	for (i = 0; i < nkids; i++) {
+		if (reg->hooks.detach)
+			reg->hooks.detach(reg, kids[i]);
+		node_put(reg, kids[i]);
+	}
+	free(kids);
 	if (victim && reg->hooks.detach)
 		reg->hooks.detach(reg, victim);
 	if (victim)
@@ -1388,6 +1423,9 @@ int registry_config_set(struct registry *reg, struct node *n, int key,
 	if (ret == 0)
 		diag_info("set %s=%.*s on '%s'", config_key_name(key), (int)len,
 			  val, n->name);
+	else
+		diag_info("refused %s on '%s': %s", config_key_name(key),
+			  n->name, strerror(-ret));
 	return ret;
 }
 

@@ -72,6 +72,23 @@ setfattr -n user.fluxfs.compression -v "$(head -c 5000 /dev/zero | tr '\0' z)" "
 	fail "a 5000-byte compression value accepted"
 xassert "$MNT/t/0" retention_bytes "$before" "retention_bytes after refused values"
 alive "after hostile values"
+# Every refusal above is one log line, names escaped: no control byte
+# reaches the log.
+count_log() { grep -c -F "$1" "$WORK/daemon.log"; }
+[ "$(count_log "refused partition name")" -ge 10 ] ||
+	fail "refused partition names not logged ($(count_log "refused partition name"))"
+[ "$(count_log "refused topic name")" -ge 2 ] ||
+	fail "refused topic names not logged"
+[ "$(count_log "refused attribute 'user.fluxfs.retention_bytes\\x01'")" -ge 1 ] ||
+	fail "refused attribute names not logged"
+[ "$(count_log "refused retention_bytes on '0'")" -ge 11 ] ||
+	fail "refused retention_bytes values not logged ($(count_log "refused retention_bytes on '0'"))"
+[ "$(count_log "refused segment_bytes on 't'")" -ge 6 ] ||
+	fail "refused segment_bytes values not logged"
+grep -q -F "refused partition name 'a\\x01b'" "$WORK/daemon.log" ||
+	fail "a control byte in a refused name is not escaped in the log"
+! LC_ALL=C grep -q "$(printf '[\001\177]')" "$WORK/daemon.log" ||
+	fail "a control byte reached the daemon log"
 
 # --- D. permissions (before C: C remounts) -------------------------------
 as_nobody() {
@@ -153,6 +170,7 @@ for f in s1/0 s2/0 s3/0 s5/0 s6/0 s7/1; do
 	# Appends go to fluxfs's own files or fail; never through the link.
 	timeout 10 sh -c 'echo appended >>"$1"' sh "$MNT/$f" 2>/dev/null
 	rc=$?
+	[ "$f" = s7/1 ] && fifo_append_rc=$rc
 	[ $rc -ne 124 ] && [ $rc -ne 137 ] || fail "append to planted $f hung"
 	timeout 10 cat "$MNT/$f" >/dev/null 2>&1
 	[ $? -lt 124 ] || fail "read of planted $f hung"
@@ -173,5 +191,11 @@ log "daemon lines about the planted entries:"
 grep -E -i "symlink|not a regular|ignor|skip|refus|cannot|bad" "$WORK/daemon.log" | sed 's/^/  /' | head -20
 grep -q -E -i "s1|s2|s3|s5|s6|s7" "$WORK/daemon.log" ||
 	fail "the daemon logged nothing about the planted entries"
+# The FIFO in place of s7/1's segment is refused, not written into (an
+# append taken into a pipe would be acknowledged and lost).
+grep -q "cannot open partition 's7/1'" "$WORK/daemon.log" ||
+	fail "the partition whose segment is a FIFO was not refused"
+[ "$fifo_append_rc" != 0 ] ||
+	fail "an append to the partition whose segment is a FIFO succeeded"
 mount_launch
 log "ok"
