@@ -83,6 +83,18 @@ mkdir "$MNT/gone" && echo x >>"$MNT/gone/p" || fail "second topic"
 assert_eq x "$(head -n 1 "$MNT/.follow/gone/p")" "follow view of a new topic"
 rm "$MNT/gone/p" && rmdir "$MNT/gone" || fail "remove the second topic"
 [ -e "$MNT/.follow/gone" ] && fail "removed topic still in the follow view"
+# Renaming a topic ends the followers of its partitions' old names.
+mkdir "$MNT/old" && echo y >>"$MNT/old/p" || fail "third topic"
+cat "$MNT/.follow/old/p" >"$WORK/cat3.out" &
+CAT=$!
+wait_ms 3000 parked_is 1 || fail "follower of the third topic did not park"
+mv "$MNT/old" "$MNT/new" || fail "topic rename"
+wait_ms 1000 pid_gone $CAT || fail "topic rename did not end the follower"
+wait $CAT || fail "cat of a renamed topic's partition exited with status $?"
+assert_eq y "$(cat "$WORK/cat3.out")" "follower after topic rename"
+[ -e "$MNT/.follow/old" ] && fail "follow view still shows the old topic"
+assert_eq y "$(head -n 1 "$MNT/.follow/new/p")" "follow view of the new topic"
+rm "$MNT/new/p" && rmdir "$MNT/new" || fail "remove the third topic"
 log "rename and rm end followers with EOF"
 
 # 3. O_NONBLOCK at the end: EAGAIN.
