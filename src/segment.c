@@ -560,6 +560,55 @@ out:
 	return ret;
 }
 
+/* Rebuild a compressed segment's index: decode its blocks into a raw
+ * scratch file beside it (NNN.raw.tmp; a crash leaves it for the next
+ * open's *.tmp sweep) and index that.  Every byte is trusted: a segment is
+ * compressed only after it was flushed whole. */
+static int rebuild_compressed_index(int dirfd, struct segment *s,
+				    uint64_t base_byte)
+{
+	unsigned char *buf = NULL;
+	uint32_t i, max = 1;
+	uint64_t cut = 0;
+	char tmp[48];
+	int fd, ret = 0;
+
+	uint64_t at = 0;
+
+	/* The table is checked by its CRC only: hold it to the shape the
+	 * compressor writes before sizing anything by it. */
+	for (i = 0; i < s->nblocks; i++) {
+		if (s->blocks[i].raw_pos != at ||
+		    s->blocks[i].raw_len > CODEC_BLOCK_BYTES)
+			return -EIO;
+		at += s->blocks[i].raw_len;
+		if (s->blocks[i].raw_len > max)
+			max = s->blocks[i].raw_len;
+	}
+	buf = malloc(max);
+	if (!buf)
+		return -ENOMEM;
+	segment_name(tmp, sizeof(tmp), s->base_offset, ".raw.tmp");
+	fd = io_openat(dirfd, tmp, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0) {
+		free(buf);
+		return fd;
+	}
+	for (i = 0; ret == 0 && i < s->nblocks; i++) {
+		ret = codec_read_block(s->codec, s->log_fd, &s->blocks[i], buf);
+		if (ret == 0)
+			ret = io_pwrite_full(fd, buf, s->blocks[i].raw_len,
+					     s->blocks[i].raw_pos);
+	}
+	if (ret == 0)
+		ret = rebuild_index(dirfd, s->base_offset, base_byte, fd,
+				    UINT64_MAX, &cut);
+	free(buf);
+	io_close(fd);
+	io_unlinkat(dirfd, tmp, 0);
+	return ret;
+}
+
 /* Read NNN.blk into s->blocks; 0 or -errno (-EIO if damaged). */
 static int read_blocks(int dirfd, struct segment *s, uint64_t *raw_len)
 {
@@ -900,16 +949,21 @@ reopen_idx:
 	if (ret < 0 && ret != -ENOENT && ret != -EINVAL)
 		goto err;
 	if (ret < 0) {
-		if (compressed || rebuilt) {
+		if (rebuilt) {
 			ret = -EIO;
 			goto err;
 		}
 	rebuild:
 		io_close(s->idx_fd);
 		s->idx_fd = -1;
-		ret = rebuild_index(dirfd, base_offset,
-				    base_byte == UINT64_MAX ? 0 : base_byte,
-				    s->log_fd, trust_until, &cut);
+		if (compressed)
+			ret = rebuild_compressed_index(
+				dirfd, s, base_byte == UINT64_MAX ? 0 : base_byte);
+		else
+			ret = rebuild_index(dirfd, base_offset,
+					    base_byte == UINT64_MAX ? 0
+								    : base_byte,
+					    s->log_fd, trust_until, &cut);
 		if (ret < 0)
 			goto err;
 		rep->rebuilt++;
@@ -942,13 +996,16 @@ reopen_idx:
 	 * write: rebuild the index from the log instead of accepting it
 	 * (searches then miss, and even a new append read back as EIO) or
 	 * cutting the flushed log there. */
-	if (!compressed && !rebuilt) {
+	if (!rebuilt) {
 		/* shape only: a log shorter than its entries is a torn
-		 * or lost write, which the walk below cuts as before */
+		 * or lost write, which the walk below cuts as before.  A
+		 * compressed segment was flushed whole before it was
+		 * compressed: any misshapen entry is damage. */
 		k = validate_from(s, e, 0, n, UINT64_MAX, 0, 0, &crc_bad);
 		if (k < n &&
-		    (k ? e[k - 1].pos + e[k - 1].len : s->base_byte) <
-			    verify_from) {
+		    (compressed ||
+		     (k ? e[k - 1].pos + e[k - 1].len : s->base_byte) <
+			     verify_from)) {
 			diag_err("damaged index entry %u in segment %020llu: "
 				 "rebuilding the index from the log",
 				 k, (unsigned long long)base_offset);
@@ -990,10 +1047,15 @@ reopen_idx:
 		good--;
 	good_end = good ? e[good - 1].pos + e[good - 1].len : s->base_byte;
 	if (compressed && (good < n || good_end != data_end)) {
-		diag_err("compressed segment '%020llu' has a damaged index",
-			 (unsigned long long)base_offset);
+		diag_err("compressed segment '%020llu' has a damaged index%s",
+			 (unsigned long long)base_offset,
+			 rebuilt ? "" : ": rebuilding it from the data");
 		ret = -EIO;
-		goto err;
+		if (rebuilt)
+			goto err;
+		unmap_entries(s);
+		base_byte = s->base_byte;
+		goto rebuild;
 	}
 	if (good_end < data_end) {
 		ret = io_ftruncate(s->log_fd, good_end - s->base_byte);

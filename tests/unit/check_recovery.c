@@ -537,6 +537,52 @@ START_TEST(test_damaged_entry_rebuilds_index)
 }
 END_TEST
 
+/* The same damage in a compressed segment's index, and an index that
+ * is gone: the index is rebuilt from the decoded blocks (a scratch file
+ * that does not stay), the partition opens whole and reads back.  The
+ * partition used to refuse to open ("has a damaged index"). */
+START_TEST(test_damaged_compressed_index_rebuilt)
+{
+	char path[4096], f[4300], dir[4200];
+	int dfd = test_tmpdir(path), round;
+	struct partition_recovery rec;
+	struct partition *p;
+	uint64_t first[64];
+	struct config cfg;
+	struct model m;
+	uint32_t nseg;
+
+	cfg_init(&cfg);
+	model_init(&m);
+	build(dfd, &m, &cfg, first, &nseg);
+	snprintf(dir, sizeof(dir), "%s/p", path);
+	cfg.compression = COMPRESSION_LZ4;
+	ck_assert_int_eq(partition_open(dfd, "p", &cfg, 0, &p, NULL), 0);
+	ck_assert_int_eq(partition_compress_one(p), 1);
+	ck_assert_int_eq(partition_close(p), 0);
+	ck_assert_int_eq(count_files(dir, ".lz4"), 1);
+	for (round = 0; round < 2; round++) {
+		if (round == 0) {
+			damage_entry_pos(path, first[0], 1);
+		} else {
+			path_of(f, sizeof(f), path, first[0], ".idx");
+			ck_assert_int_eq(unlink(f), 0);
+		}
+		ck_assert_int_eq(
+			partition_open(dfd, "p", &cfg, 5000, &p, &rec), 0);
+		ck_assert_uint_eq(rec.rebuilt_indexes, 1);
+		ck_assert_uint_eq(rec.truncated_bytes, 0);
+		ck_assert_uint_eq(rec.discarded_files, 0);
+		check_inv(p, &m);
+		ck_assert_int_eq(partition_close(p), 0);
+		ck_assert_int_eq(count_files(dir, ".lz4"), 1);
+		ck_assert_int_eq(count_files(dir, ".tmp"), 0);
+	}
+	model_release(&m);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
 START_TEST(test_crash_mid_compression)
 {
 	char path[4096], f[4300], g[4300], dir[4200];
@@ -1134,6 +1180,7 @@ static Suite *recovery_suite(void)
 	tcase_add_test(tc, test_corrupt_sealed_batch);
 	tcase_add_test(tc, test_full_verify_keeps_sealed_damage);
 	tcase_add_test(tc, test_damaged_entry_rebuilds_index);
+	tcase_add_test(tc, test_damaged_compressed_index_rebuilt);
 	tcase_add_test(tc, test_crash_mid_compression);
 	tcase_add_loop_test(tc, test_faults, 0, 4);
 	tcase_add_test(tc, test_sticky_flush);
