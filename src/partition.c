@@ -507,7 +507,7 @@ static int open_segments(struct partition *p, const struct pstate *st,
 	struct segment *s, *prev = NULL;
 	uint64_t hint, verify_from;
 	uint32_t n = 0, i, j;
-	int ret;
+	int ret, prev_rebuilt = 0;
 
 	ret = scan_dir(p, &list, &n, rec);
 	if (ret < 0)
@@ -545,6 +545,24 @@ static int open_segments(struct partition *p, const struct pstate *st,
 				 strerror(-ret));
 			goto out;
 		}
+		if (prev && prev_rebuilt && s->base_byte == seg_end(prev) &&
+		    s->base_offset > prev->next_offset) {
+			/* A rebuilt index counts line ends, so a message
+			 * that ended without a newline (a writer closed
+			 * mid-line) merged with the next one.  The next
+			 * segment says how many messages there were: the
+			 * rebuilt segment's last entry takes the difference,
+			 * rather than every later segment being cut. */
+			uint64_t lost = s->base_offset - prev->next_offset;
+
+			if (segment_add_messages(prev, lost) == 0)
+				diag_err("segment %020llu of '%s': %llu "
+					 "message(s) without a newline merged "
+					 "in its rebuilt index; offsets inside "
+					 "it may be off by that much",
+					 (unsigned long long)prev->base_offset,
+					 p->name, (unsigned long long)lost);
+		}
 		if (prev && (s->base_offset != prev->next_offset ||
 			     s->base_byte != seg_end(prev))) {
 			/* a gap: the segment before was cut short */
@@ -580,6 +598,7 @@ static int open_segments(struct partition *p, const struct pstate *st,
 			goto out;
 		}
 		prev = s;
+		prev_rebuilt = rep.rebuilt > 0;
 	cut:
 		if (rep.cut) {
 			/* Nothing after a cut can be trusted to follow on. */

@@ -1183,6 +1183,28 @@ err_log:
 	return ret;
 }
 
+/* Give the last entry k more messages, on disk and in memory (see
+ * segment.h). */
+int segment_add_messages(struct segment *s, uint64_t k)
+{
+	uint32_t n = atomic_load_explicit(&s->nentries, memory_order_relaxed);
+	struct seg_entry e;
+	int ret;
+
+	if (n == 0 || k == 0 || k > UINT32_MAX - segment_entries(s)[n - 1].count)
+		return -EINVAL;
+	e = segment_entries(s)[n - 1];
+	e.count += (uint32_t)k;
+	entry_seal(&e);
+	ret = io_pwrite_full(s->idx_fd, &e, sizeof(e),
+			     SEG_HEADER_BYTES + (uint64_t)(n - 1) * sizeof(e));
+	if (ret == 0)
+		ret = io_fdatasync(s->idx_fd);
+	if (ret == 0)
+		s->next_offset += k;
+	return ret;
+}
+
 /* Write one contiguous batch and its entries (see segment.h). */
 int segment_append(struct segment *s, const void *buf, size_t len,
 		   const struct seg_entry *ents, uint32_t n, int sync)

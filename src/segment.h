@@ -170,6 +170,10 @@ int segment_append(struct segment *s, const void *buf, size_t len,
 int segment_appendv(struct segment *s, const struct iovec *iov, int iovcnt,
 		    size_t len, const struct seg_entry *ents, uint32_t n,
 		    int sync);
+/* Give the last entry k more messages (written and synced): a rebuilt
+ * index merged k messages that ended without a newline, and the next
+ * segment's first offset says so.  -EINVAL if there is no entry. */
+int segment_add_messages(struct segment *s, uint64_t k);
 /* Rewrite the header of an empty segment with a new base byte. */
 int segment_set_base_byte(struct segment *s, uint64_t base_byte);
 

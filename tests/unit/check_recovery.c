@@ -537,6 +537,79 @@ START_TEST(test_damaged_entry_rebuilds_index)
 }
 END_TEST
 
+/* A sealed segment holding a message without a newline (a writer that
+ * closed mid-line) loses its index.  The rebuild from line ends merges
+ * that message with the next one; the next segment's first offset tells
+ * how many there were, so nothing after it is cut and every later offset
+ * still maps to its message.  Used to discard every later segment. */
+START_TEST(test_rebuild_keeps_unterminated_message)
+{
+	char path[4096], f[4300];
+	int dfd = test_tmpdir(path);
+	struct partition_recovery rec;
+	struct partition_info before, after;
+	struct partition *p;
+	struct config cfg;
+	struct model m;
+	uint64_t o, b, seg1 = 0;
+	unsigned char *buf;
+	uint32_t i;
+
+	cfg_init(&cfg);
+	model_init(&m);
+	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), 0);
+	ck_assert_int_eq(try_append(p, &m, 1, 10, 20, 100, 1000), 0);
+	ck_assert_int_eq(partition_append(p, "no newline", 10, 1, 1001,
+					  PARTITION_ANY_END, NULL, NULL),
+			 0);
+	model_append(&m, "no newline", 10);
+	for (i = 0; i < 40; i++) {
+		partition_get_info(p, &before);
+		ck_assert_int_eq(try_append(p, &m, 2 + i, 10, 20, 300,
+					    1002 + i),
+				 0);
+		partition_get_info(p, &after);
+		if (after.segments == 2 && before.segments == 1)
+			seg1 = before.next_offset;
+	}
+	ck_assert_uint_ge(after.segments, 3);
+	ck_assert_uint_gt(seg1, 0);
+	ck_assert_int_eq(partition_close(p), 0);
+	path_of(f, sizeof(f), path, 0, ".idx");
+	ck_assert_int_eq(unlink(f), 0);
+
+	ck_assert_int_eq(partition_open(dfd, "p", &cfg, 5000, &p, &rec), 0);
+	ck_assert_uint_eq(rec.rebuilt_indexes, 1);
+	ck_assert_uint_eq(rec.discarded_files, 0);
+	partition_get_info(p, &before);
+	ck_assert_uint_eq(before.segments, after.segments);
+	ck_assert_uint_eq(before.end_byte, m.end);
+	ck_assert_uint_eq(before.next_offset, m.nmsg);
+	buf = malloc(m.end);
+	ck_assert_int_eq(partition_read(p, 0, buf, m.end), (ssize_t)m.end);
+	ck_assert_mem_eq(buf, m.data, m.end);
+	free(buf);
+	/* offsets before the merge and in every later segment are exact */
+	for (o = 0; o < 10; o++) {
+		ck_assert_int_eq(partition_offset_to_byte(p, o, &b), 0);
+		ck_assert_uint_eq(b, m.msg[o]);
+	}
+	for (o = seg1; o < m.nmsg; o++) {
+		ck_assert_int_eq(partition_offset_to_byte(p, o, &b), 0);
+		ck_assert_uint_eq(b, m.msg[o]);
+	}
+	ck_assert_int_eq(partition_close(p), 0);
+	/* the repair is on disk: a second open needs none */
+	ck_assert_int_eq(partition_open(dfd, "p", &cfg, 6000, &p, &rec), 0);
+	ck_assert_uint_eq(rec.rebuilt_indexes + rec.discarded_files, 0);
+	partition_get_info(p, &before);
+	ck_assert_uint_eq(before.next_offset, m.nmsg);
+	ck_assert_int_eq(partition_close(p), 0);
+	model_release(&m);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
 /* The same damage in a compressed segment's index, and an index that
  * is gone: the index is rebuilt from the decoded blocks (a scratch file
  * that does not stay), the partition opens whole and reads back.  The
@@ -1181,6 +1254,7 @@ static Suite *recovery_suite(void)
 	tcase_add_test(tc, test_full_verify_keeps_sealed_damage);
 	tcase_add_test(tc, test_damaged_entry_rebuilds_index);
 	tcase_add_test(tc, test_damaged_compressed_index_rebuilt);
+	tcase_add_test(tc, test_rebuild_keeps_unterminated_message);
 	tcase_add_test(tc, test_crash_mid_compression);
 	tcase_add_loop_test(tc, test_faults, 0, 4);
 	tcase_add_test(tc, test_sticky_flush);
