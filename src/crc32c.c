@@ -1,12 +1,19 @@
 /*
  * crc32c.c - CRC-32C (Castagnoli polynomial 0x82F63B78, reflected).
  *
- * The hardware path runs the SSE4.2 crc32 instruction on three independent
- * streams at once: the instruction has a 3-cycle latency but issues every
- * cycle, so one stream leaves two thirds of the unit idle.  The three
- * partial CRCs are merged by shifting with precomputed GF(2) operators
- * (crc32c_shift), which costs a few dozen instructions per 3 blocks.  The
- * portable path is slicing-by-8.  The choice is made once, by cpuid.
+ * Three paths, chosen once by cpuid.  With AVX-512 and VPCLMULQDQ the
+ * buffer is folded 256 bytes at a time by carry-less multiplication in
+ * four 512-bit accumulators: on the Zen 4 this was measured on that is
+ * ~2.3x the crc32 instruction's rate on 4 KiB chunks (the 128- and 256-bit
+ * folds were not faster than crc32, see doc/performance.md).  Running the
+ * crc32 unit on three streams beside the fold, in the same loop, was
+ * tried too and gained nothing over the fold alone, so it is not here.
+ * Otherwise the SSE4.2 crc32 instruction runs on three independent
+ * streams at once: it has a 3-cycle latency but issues every cycle, so one
+ * stream leaves two thirds of the unit idle.  The three partial CRCs are
+ * merged by shifting with precomputed GF(2) operators (crc32c_shift), which
+ * costs a few dozen instructions per 3 blocks.  The portable path is
+ * slicing-by-8.
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -19,6 +26,7 @@
 static uint32_t crc_table[8][256];
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 static int crc_hw;
+static int crc_vec;
 
 /* Multiply a and b as polynomials modulo POLY (bit-reflected). */
 static uint32_t gf2_multiply(uint32_t a, uint32_t b)
@@ -35,12 +43,11 @@ static uint32_t gf2_multiply(uint32_t a, uint32_t b)
 	return product;
 }
 
-/* x^(8*n) mod POLY in reflected form: the operator that appends n zero
- * bytes to a CRC register value. */
-static uint32_t zeros_operator(size_t n)
+/* x^n mod POLY in reflected form. */
+static uint32_t xpow_mod(uint64_t n)
 {
 	uint32_t result = 0x80000000u; /* x^0 */
-	uint32_t square = 0x00800000u; /* x^8: one zero byte */
+	uint32_t square = 0x40000000u; /* x^1 */
 
 	while (n) {
 		if (n & 1)
@@ -49,6 +56,13 @@ static uint32_t zeros_operator(size_t n)
 		n >>= 1;
 	}
 	return result;
+}
+
+/* x^(8*n) mod POLY: the operator that appends n zero bytes to a CRC
+ * register value. */
+static uint32_t zeros_operator(size_t n)
+{
+	return xpow_mod(8 * (uint64_t)n);
 }
 
 static void crc_init(void)
@@ -72,6 +86,11 @@ static void crc_init(void)
 #if defined(__x86_64__)
 	__builtin_cpu_init();
 	crc_hw = __builtin_cpu_supports("sse4.2");
+	/* The fold's tail and finish use crc32 and 128-bit PCLMULQDQ. */
+	crc_vec = crc_hw && __builtin_cpu_supports("pclmul") &&
+		  __builtin_cpu_supports("avx512f") &&
+		  __builtin_cpu_supports("avx512vl") &&
+		  __builtin_cpu_supports("vpclmulqdq");
 #endif
 }
 
@@ -107,7 +126,7 @@ uint32_t crc32c_sw(uint32_t crc, const void *buf, size_t len)
 }
 
 #if defined(__x86_64__)
-#include <nmmintrin.h>
+#include <immintrin.h>
 
 /* Stripe sizes for the interleaved loop, largest first: a buffer is eaten
  * by as many rounds of 3 x STRIPE as fit, then the next size down, so a
@@ -121,6 +140,17 @@ static const size_t stripes[] = { 8192, 1024, 256, 64 };
 static uint32_t shift_table[NSTRIPES][4][256];
 static pthread_once_t stripe_once = PTHREAD_ONCE_INIT;
 
+/* Fold distances of the carry-less path, in bytes.  Folding a 128-bit lane
+ * X (first 8 bytes lo, then hi) onto the lane D bytes further on adds
+ * X * x^(8D), i.e. lo * x^(8D+64) + hi * x^(8D).  PCLMULQDQ of a 64-bit
+ * reflected operand by a 32-bit reflected constant yields the product
+ * times x^33 in the lane's own reflected form, hence the constants
+ * x^(8D+31) (for lo) and x^(8D-33) (for hi) mod POLY.  Only equality mod
+ * POLY matters: the lane is finally fed to the crc32 instruction. */
+enum { FOLD16, FOLD32, FOLD64, FOLD128, FOLD256, NFOLDS };
+static const unsigned fold_bytes[NFOLDS] = { 16, 32, 64, 128, 256 };
+static uint32_t fold_k[NFOLDS][2];
+
 static void stripe_init(void)
 {
 	uint32_t op;
@@ -132,6 +162,10 @@ static void stripe_init(void)
 			for (b = 0; b < 256; b++)
 				shift_table[k][j][b] =
 					gf2_multiply((uint32_t)(b << (8 * j)), op);
+	}
+	for (k = 0; k < NFOLDS; k++) {
+		fold_k[k][0] = xpow_mod(8 * fold_bytes[k] + 31);
+		fold_k[k][1] = xpow_mod(8 * fold_bytes[k] - 33);
 	}
 }
 
@@ -196,10 +230,153 @@ crc32c_hw(uint32_t crc, const void *buf, size_t len)
 	}
 	return ~crc_hw_serial((uint32_t)c0, p, len);
 }
+
+/* Below this the fold's fixed cost (load, reduce, finish) is not paid
+ * back; measured. */
+#define VEC_MIN 64
+#define TARGET_VEC \
+	__attribute__((target("sse4.2,pclmul,avx512f,avx512vl,vpclmulqdq")))
+
+/* The constants for one fold distance, in every 128-bit lane. */
+TARGET_VEC static inline __m512i fold_const512(int d)
+{
+	return _mm512_broadcast_i32x4(
+		_mm_setr_epi32((int)fold_k[d][0], 0, (int)fold_k[d][1], 0));
+}
+
+/* Each lane of x carried over d bytes, xored into next (one vpternlog). */
+TARGET_VEC static inline __m512i fold512(__m512i x, __m512i k, __m512i next)
+{
+	return _mm512_ternarylogic_epi64(_mm512_clmulepi64_epi128(x, k, 0x00),
+					 _mm512_clmulepi64_epi128(x, k, 0x11),
+					 next, 0x96);
+}
+
+TARGET_VEC static inline __m256i fold256(__m256i x, int d, __m256i next)
+{
+	__m256i k = _mm256_broadcastsi128_si256(
+		_mm_setr_epi32((int)fold_k[d][0], 0, (int)fold_k[d][1], 0));
+
+	return _mm256_ternarylogic_epi64(_mm256_clmulepi64_epi128(x, k, 0x00),
+					 _mm256_clmulepi64_epi128(x, k, 0x11),
+					 next, 0x96);
+}
+
+TARGET_VEC static inline __m128i fold128(__m128i x, __m128i next)
+{
+	__m128i k = _mm_setr_epi32((int)fold_k[FOLD16][0], 0,
+				   (int)fold_k[FOLD16][1], 0);
+
+	return _mm_ternarylogic_epi64(_mm_clmulepi64_si128(x, k, 0x00),
+				      _mm_clmulepi64_si128(x, k, 0x11), next,
+				      0x96);
+}
+
+/* Carry-less folding, len >= VEC_MIN.  Four 512-bit accumulators keep the
+ * multiplier busy across its latency; the starting CRC is xored into the
+ * first four bytes, which is what the crc32 instruction does with its
+ * register.  What is left is one 16-byte lane whose CRC from zero is the
+ * CRC of everything folded, finished by crc32 with the last < 16 bytes. */
+TARGET_VEC static uint32_t crc_vec_fold(uint32_t crc, const unsigned char *p,
+					size_t len)
+{
+	__m512i x0, x1, x2, x3, k;
+	__m256i y;
+	__m128i z;
+	uint64_t c, w;
+	uint32_t w32;
+	uint16_t w16;
+
+	x0 = _mm512_xor_si512(
+		_mm512_loadu_si512((const void *)p),
+		_mm512_zextsi128_si512(_mm_cvtsi32_si128((int)~crc)));
+	p += 64;
+	len -= 64;
+	if (len >= 192) {
+		x1 = _mm512_loadu_si512((const void *)p);
+		x2 = _mm512_loadu_si512((const void *)(p + 64));
+		x3 = _mm512_loadu_si512((const void *)(p + 128));
+		p += 192;
+		len -= 192;
+		k = fold_const512(FOLD256);
+		while (len >= 256) {
+			x0 = fold512(x0, k,
+				     _mm512_loadu_si512((const void *)p));
+			x1 = fold512(
+				x1, k,
+				_mm512_loadu_si512((const void *)(p + 64)));
+			x2 = fold512(
+				x2, k,
+				_mm512_loadu_si512((const void *)(p + 128)));
+			x3 = fold512(
+				x3, k,
+				_mm512_loadu_si512((const void *)(p + 192)));
+			p += 256;
+			len -= 256;
+		}
+		k = fold_const512(FOLD128);
+		x0 = fold512(x0, k, x2);
+		x1 = fold512(x1, k, x3);
+		x0 = fold512(x0, fold_const512(FOLD64), x1);
+	}
+	k = fold_const512(FOLD64);
+	while (len >= 64) {
+		x0 = fold512(x0, k, _mm512_loadu_si512((const void *)p));
+		p += 64;
+		len -= 64;
+	}
+	/* 512 -> 256 -> 128 bits, then whole 16-byte lanes of the tail. */
+	y = fold256(_mm512_castsi512_si256(x0), FOLD32,
+		    _mm512_extracti64x4_epi64(x0, 1));
+	z = fold128(_mm256_castsi256_si128(y), _mm256_extracti128_si256(y, 1));
+	while (len >= 16) {
+		z = fold128(z, _mm_loadu_si128((const void *)p));
+		p += 16;
+		len -= 16;
+	}
+	c = _mm_crc32_u64(0, (uint64_t)_mm_cvtsi128_si64(z));
+	c = _mm_crc32_u64(c, (uint64_t)_mm_extract_epi64(z, 1));
+	/* At most four steps for the last 0..15 bytes, not a byte loop:
+	 * every step adds its 3-cycle latency. */
+	if (len & 8) {
+		memcpy(&w, p, 8);
+		c = _mm_crc32_u64(c, w);
+		p += 8;
+	}
+	if (len & 4) {
+		memcpy(&w32, p, 4);
+		c = _mm_crc32_u32((uint32_t)c, w32);
+		p += 4;
+	}
+	if (len & 2) {
+		memcpy(&w16, p, 2);
+		c = _mm_crc32_u16((uint32_t)c, w16);
+		p += 2;
+	}
+	if (len & 1)
+		c = _mm_crc32_u8((uint32_t)c, *p);
+	return ~(uint32_t)c;
+}
+
+/* The fold when the CPU has it and the buffer is long enough, else the
+ * three crc32 streams. */
+static uint32_t crc32c_fast(uint32_t crc, const void *buf, size_t len)
+{
+	if (crc_vec && len >= VEC_MIN) {
+		pthread_once(&stripe_once, stripe_init);
+		return crc_vec_fold(crc, buf, len);
+	}
+	return crc32c_hw(crc, buf, len);
+}
 #else
 uint32_t crc32c_hw(uint32_t crc, const void *buf, size_t len)
 {
 	return crc32c_sw(crc, buf, len);
+}
+
+static uint32_t crc32c_fast(uint32_t crc, const void *buf, size_t len)
+{
+	return crc32c_hw(crc, buf, len);
 }
 #endif
 
@@ -214,6 +391,6 @@ int crc32c_hw_available(void)
 uint32_t crc32c(uint32_t crc, const void *buf, size_t len)
 {
 	if (crc32c_hw_available())
-		return crc32c_hw(crc, buf, len);
+		return crc32c_fast(crc, buf, len);
 	return crc32c_sw(crc, buf, len);
 }

@@ -20,6 +20,9 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "crc32c.h"
 #include "diag.h"
@@ -187,9 +190,44 @@ static inline uint64_t nl_mask64(const unsigned char *q)
 	       (uint64_t)(uint16_t)_mm_movemask_epi8(nl_hits(q + 48)) << 48;
 }
 
+#if defined(__x86_64__)
+/* AVX-512BW: one compare gives a 64-bit mask per 64 bytes, and popcnt
+ * counts it; four independent sums keep the adds off one dependency
+ * chain.  The last < 64 bytes are a masked load (masked-off bytes are
+ * never touched, so nothing past the buffer is read). */
+__attribute__((target("avx512f,avx512bw,popcnt"))) static size_t
+count_nl_avx512(const unsigned char *q, size_t len)
+{
+	const __m512i nl = _mm512_set1_epi8('\n');
+	size_t n0 = 0, n1 = 0, n2 = 0, n3 = 0, i = 0;
+	__mmask64 tail;
+
+	for (; len - i >= 256; i += 256) {
+		n0 += (size_t)_mm_popcnt_u64(_mm512_cmpeq_epi8_mask(
+			_mm512_loadu_si512((const void *)(q + i)), nl));
+		n1 += (size_t)_mm_popcnt_u64(_mm512_cmpeq_epi8_mask(
+			_mm512_loadu_si512((const void *)(q + i + 64)), nl));
+		n2 += (size_t)_mm_popcnt_u64(_mm512_cmpeq_epi8_mask(
+			_mm512_loadu_si512((const void *)(q + i + 128)), nl));
+		n3 += (size_t)_mm_popcnt_u64(_mm512_cmpeq_epi8_mask(
+			_mm512_loadu_si512((const void *)(q + i + 192)), nl));
+	}
+	for (; len - i >= 64; i += 64)
+		n0 += (size_t)_mm_popcnt_u64(_mm512_cmpeq_epi8_mask(
+			_mm512_loadu_si512((const void *)(q + i)), nl));
+	if (len - i) {
+		tail = _cvtu64_mask64(~0ull >> (64 - (len - i)));
+		n1 += (size_t)_mm_popcnt_u64(_mm512_cmpeq_epi8_mask(
+			_mm512_maskz_loadu_epi8(tail, q + i), nl));
+	}
+	return n0 + n1 + n2 + n3;
+}
+#endif
+
 /* SSE2 (every x86-64): compare 16 bytes at once; each match subtracts -1
  * from a byte counter, and psadbw folds the counters into two 64-bit sums
- * before any byte can wrap (63 rounds of 4 matches at most). */
+ * before any byte can wrap (63 rounds of 4 matches at most).  With
+ * AVX-512BW the mask-and-popcnt form above is used instead. */
 size_t segment_count_nl(const void *buf, size_t len)
 {
 	const unsigned char *q = buf;
@@ -198,6 +236,10 @@ size_t segment_count_nl(const void *buf, size_t len)
 	size_t i = 0, n;
 	unsigned k;
 
+#if defined(__x86_64__)
+	if (__builtin_cpu_supports("avx512bw"))
+		return count_nl_avx512(q, len);
+#endif
 	while (len - i >= 64) {
 		acc = zero;
 		for (k = 0; k < 63 && len - i >= 64; k++, i += 64) {

@@ -1,6 +1,7 @@
 /*
- * check_crc32c.c - CRC-32C known answers, and the hardware and portable
- * paths agreeing on random data of every length and alignment.
+ * check_crc32c.c - CRC-32C known answers, and the fast (carry-less fold or
+ * crc32 streams, whichever this CPU runs) and portable paths agreeing on
+ * random data of every length and alignment, whole or chained.
  */
 #include "testutil.h"
 #include "crc32c.h"
@@ -55,6 +56,45 @@ START_TEST(test_paths_agree)
 }
 END_TEST
 
+/* Every length up to past one 4 KiB chunk, at misalignments that put the
+ * fold's 64-byte loads and the tail's 8/4/2/1-byte steps everywhere, with
+ * a non-zero starting CRC; and chaining at every cut of one buffer. */
+START_TEST(test_every_length)
+{
+	enum { MAXLEN = 4200 };
+	static const size_t offs[] = { 0, 1, 3, 7, 8, 13, 31, 63 };
+	unsigned char *buf = malloc(MAXLEN + 64);
+	uint64_t rnd = 99 + (uint64_t)_i;
+	size_t len, i, cut;
+	uint32_t start, want, got;
+
+	ck_assert_ptr_nonnull(buf);
+	test_fill_random(buf, MAXLEN + 64, 1000 + (uint64_t)_i);
+	for (len = 0; len <= MAXLEN; len++) {
+		for (i = 0; i < sizeof(offs) / sizeof(offs[0]); i++) {
+			start = (uint32_t)test_rand(&rnd);
+			want = crc32c_sw(start, buf + offs[i], len);
+			got = crc32c(start, buf + offs[i], len);
+			ck_assert_msg(got == want,
+				      "len %zu off %zu: sw %08x fast %08x", len,
+				      offs[i], want, got);
+		}
+		if (crc32c_hw_available())
+			ck_assert_uint_eq(crc32c_hw(0, buf + 5, len),
+					  crc32c_sw(0, buf + 5, len));
+	}
+	/* crc32c(crc32c(0, a), b) == crc32c(0, a || b) at every cut. */
+	want = crc32c_sw(0, buf + 1, MAXLEN);
+	for (cut = 0; cut <= MAXLEN; cut++) {
+		got = crc32c(crc32c(0, buf + 1, cut), buf + 1 + cut,
+			     MAXLEN - cut);
+		ck_assert_msg(got == want, "cut %zu: %08x != %08x", cut, got,
+			      want);
+	}
+	free(buf);
+}
+END_TEST
+
 START_TEST(test_detects_flip)
 {
 	unsigned char buf[4096];
@@ -80,6 +120,7 @@ static Suite *crc32c_suite(void)
 	tcase_add_test(tc, test_known_answer);
 	tcase_add_test(tc, test_incremental);
 	tcase_add_test(tc, test_paths_agree);
+	tcase_add_loop_test(tc, test_every_length, 0, 2);
 	tcase_add_test(tc, test_detects_flip);
 	suite_add_tcase(s, tc);
 	return s;

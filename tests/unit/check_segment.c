@@ -125,9 +125,25 @@ START_TEST(test_count_nl)
 				  want);
 		ck_assert_uint_eq(segment_count_nl(buf + off, len), want);
 	}
+	/* Every short length at every misalignment: the vector loops' ends
+	 * and the masked or portable tails. */
+	for (off = 0; off < 64; off++) {
+		for (len = 0; len <= 300; len++) {
+			want = 0;
+			for (i = 0; i < len; i++)
+				want += buf[off + i] == '\n';
+			ck_assert_uint_eq(segment_count_nl(buf + off, len),
+					  want);
+			ck_assert_uint_eq(
+				segment_count_nl_portable(buf + off, len),
+				want);
+		}
+	}
 	/* All newlines: byte counters must not wrap. */
 	memset(buf, '\n', sizeof(buf));
 	ck_assert_uint_eq(segment_count_nl(buf, sizeof(buf)), sizeof(buf));
+	ck_assert_uint_eq(segment_count_nl(buf + 5, sizeof(buf) - 70),
+			  sizeof(buf) - 70);
 	ck_assert_uint_eq(segment_count_nl_portable(buf + 3, 5000), 5000);
 }
 END_TEST
