@@ -200,6 +200,30 @@ static void build(int dfd, struct model *m, struct config *cfg,
 	ck_assert_int_eq(partition_close(p), 0);
 }
 
+/* What build() made, for the tests that start from it. */
+struct built {
+	char path[4096];
+	int dfd;
+	struct config cfg;
+	struct model m;
+	uint64_t first[64]; /* each segment's first message offset */
+	uint32_t nseg;
+};
+
+static void built_make(struct built *b)
+{
+	b->dfd = test_tmpdir(b->path);
+	cfg_init(&b->cfg);
+	model_init(&b->m);
+	build(b->dfd, &b->m, &b->cfg, b->first, &b->nseg);
+}
+
+static void built_free(struct built *b)
+{
+	model_release(&b->m);
+	test_rmtree(b->dfd, b->path);
+}
+
 static void reopen_check(int dfd, const struct config *cfg,
 			 const struct model *m, struct partition_recovery *rec)
 {
@@ -498,42 +522,35 @@ static void damage_entry_pos(const char *path, uint64_t base, uint32_t k)
  * did not read back after a reopen (found by fuzz_recovery). */
 START_TEST(test_damaged_entry_rebuilds_index)
 {
-	char path[4096];
-	int dfd = test_tmpdir(path);
 	struct partition_recovery rec;
 	struct partition_info info;
 	struct partition *p;
-	uint64_t first[64], at = 0;
 	unsigned char buf[16];
-	struct config cfg;
-	struct model m;
-	uint32_t nseg;
+	uint64_t at = 0;
+	struct built b;
 
-	cfg_init(&cfg);
-	model_init(&m);
-	build(dfd, &m, &cfg, first, &nseg);
-	damage_entry_pos(path, first[0], 1);
-	damage_entry_pos(path, first[nseg - 1], 1);
-	ck_assert_int_eq(partition_open(dfd, "p", &cfg, 5000, &p, &rec), 0);
+	built_make(&b);
+	damage_entry_pos(b.path, b.first[0], 1);
+	damage_entry_pos(b.path, b.first[b.nseg - 1], 1);
+	ck_assert_int_eq(partition_open(b.dfd, "p", &b.cfg, 5000, &p, &rec), 0);
 	ck_assert_uint_eq(rec.rebuilt_indexes, 2);
 	ck_assert_uint_eq(rec.truncated_bytes, 0);
 	ck_assert_uint_eq(rec.dropped_entries, 0);
 	ck_assert_uint_eq(rec.discarded_files, 0);
 	partition_get_info(p, &info);
-	ck_assert_uint_eq(info.segments, nseg);
-	check_inv(p, &m);
+	ck_assert_uint_eq(info.segments, b.nseg);
+	check_inv(p, &b.m);
 	ck_assert_int_eq(partition_append(p, "after\n", 6, 1, 6000,
 					  PARTITION_ANY_END, NULL, &at),
 			 0);
-	ck_assert_uint_eq(at, m.end);
+	ck_assert_uint_eq(at, b.m.end);
 	ck_assert_int_eq(partition_flush(p), 0);
 	ck_assert_int_eq(partition_close(p), 0);
-	ck_assert_int_eq(partition_open(dfd, "p", &cfg, 7000, &p, &rec), 0);
+	ck_assert_int_eq(partition_open(b.dfd, "p", &b.cfg, 7000, &p, &rec), 0);
 	ck_assert_int_eq(partition_read(p, at, buf, 6), 6);
 	ck_assert_mem_eq(buf, "after\n", 6);
 	ck_assert_int_eq(partition_close(p), 0);
-	model_release(&m);
-	test_rmtree(dfd, path);
+	built_free(&b);
 }
 END_TEST
 
@@ -616,43 +633,37 @@ END_TEST
  * partition used to refuse to open ("has a damaged index"). */
 START_TEST(test_damaged_compressed_index_rebuilt)
 {
-	char path[4096], f[4300], dir[4200];
-	int dfd = test_tmpdir(path), round;
+	char f[4300], dir[4200];
 	struct partition_recovery rec;
 	struct partition *p;
-	uint64_t first[64];
-	struct config cfg;
-	struct model m;
-	uint32_t nseg;
+	struct built b;
+	int round;
 
-	cfg_init(&cfg);
-	model_init(&m);
-	build(dfd, &m, &cfg, first, &nseg);
-	snprintf(dir, sizeof(dir), "%s/p", path);
-	cfg.compression = COMPRESSION_LZ4;
-	ck_assert_int_eq(partition_open(dfd, "p", &cfg, 0, &p, NULL), 0);
+	built_make(&b);
+	snprintf(dir, sizeof(dir), "%s/p", b.path);
+	b.cfg.compression = COMPRESSION_LZ4;
+	ck_assert_int_eq(partition_open(b.dfd, "p", &b.cfg, 0, &p, NULL), 0);
 	ck_assert_int_eq(partition_compress_one(p), 1);
 	ck_assert_int_eq(partition_close(p), 0);
 	ck_assert_int_eq(count_files(dir, ".lz4"), 1);
 	for (round = 0; round < 2; round++) {
 		if (round == 0) {
-			damage_entry_pos(path, first[0], 1);
+			damage_entry_pos(b.path, b.first[0], 1);
 		} else {
-			path_of(f, sizeof(f), path, first[0], ".idx");
+			path_of(f, sizeof(f), b.path, b.first[0], ".idx");
 			ck_assert_int_eq(unlink(f), 0);
 		}
 		ck_assert_int_eq(
-			partition_open(dfd, "p", &cfg, 5000, &p, &rec), 0);
+			partition_open(b.dfd, "p", &b.cfg, 5000, &p, &rec), 0);
 		ck_assert_uint_eq(rec.rebuilt_indexes, 1);
 		ck_assert_uint_eq(rec.truncated_bytes, 0);
 		ck_assert_uint_eq(rec.discarded_files, 0);
-		check_inv(p, &m);
+		check_inv(p, &b.m);
 		ck_assert_int_eq(partition_close(p), 0);
 		ck_assert_int_eq(count_files(dir, ".lz4"), 1);
 		ck_assert_int_eq(count_files(dir, ".tmp"), 0);
 	}
-	model_release(&m);
-	test_rmtree(dfd, path);
+	built_free(&b);
 }
 END_TEST
 
