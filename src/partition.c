@@ -66,7 +66,10 @@ struct partition {
 	unsigned char *cache_buf;
 	size_t cache_size;
 
-	pthread_mutex_t flush_lock; /* one partition_flush() at a time */
+	/* One flush and one partition.state writer at a time; taken before
+	 * lock.  A flush writes the state file holding only this, so appends
+	 * never wait for its fsync. */
+	pthread_mutex_t state_lock;
 	pthread_mutex_t retire_lock;
 	uint32_t pins;		/* protected by retire_lock */
 	struct segment **rsegs; /* protected by retire_lock */
@@ -231,12 +234,11 @@ struct pstate {
 	uint64_t start_offset, start_byte, first_base_byte, recovery_point;
 };
 
-/* Write partition.state atomically from the partition's current values
- * with start overridden by st (caller holds p->lock). */
-static int state_write(struct partition *p, const struct pstate *st)
+/* Write partition.state atomically (caller holds p->state_lock). */
+static int state_file_write(int dfd, const struct pstate *st)
 {
 	char buf[256];
-	int n, ret;
+	int n;
 
 	n = snprintf(buf, sizeof(buf),
 		     "%s %d\nstart_offset=%" PRIu64 "\nstart_byte=%" PRIu64
@@ -244,7 +246,15 @@ static int state_write(struct partition *p, const struct pstate *st)
 		     "\n",
 		     STATE_MAGIC, STATE_VERSION, st->start_offset,
 		     st->start_byte, st->first_base_byte, st->recovery_point);
-	ret = io_write_atomic(p->dfd, STATE_FILE, buf, (size_t)n);
+	return io_write_atomic(dfd, STATE_FILE, buf, (size_t)n);
+}
+
+/* The same, and note the recovery point on disk (caller holds p->lock and,
+ * once the partition is shared, p->state_lock). */
+static int state_write(struct partition *p, const struct pstate *st)
+{
+	int ret = state_file_write(p->dfd, st);
+
 	if (ret == 0)
 		p->state_rp = st->recovery_point;
 	return ret;
@@ -306,7 +316,7 @@ static struct partition *partition_alloc(int dfd, const char *name,
 	pthread_rwlock_init(&p->seglock, NULL);
 	pthread_mutex_init(&p->cache_lock, NULL);
 	pthread_mutex_init(&p->retire_lock, NULL);
-	pthread_mutex_init(&p->flush_lock, NULL);
+	pthread_mutex_init(&p->state_lock, NULL);
 	p->cfg = *cfg;
 	p->dfd = dfd;
 	p->cache_seg = 0;
@@ -333,7 +343,7 @@ static void partition_free(struct partition *p)
 	pthread_rwlock_destroy(&p->seglock);
 	pthread_mutex_destroy(&p->cache_lock);
 	pthread_mutex_destroy(&p->retire_lock);
-	pthread_mutex_destroy(&p->flush_lock);
+	pthread_mutex_destroy(&p->state_lock);
 	free(p->name);
 	free(p);
 }
@@ -725,9 +735,11 @@ int partition_close(struct partition *p)
 {
 	int ret;
 
+	pthread_mutex_lock(&p->state_lock);
 	pthread_mutex_lock(&p->lock);
 	ret = flush_locked(p);
 	pthread_mutex_unlock(&p->lock);
+	pthread_mutex_unlock(&p->state_lock);
 	partition_free(p);
 	return ret;
 }
@@ -888,6 +900,7 @@ int partition_set_start_byte(struct partition *p, uint64_t start_byte)
 	struct pstate st;
 	int ret = -EPERM;
 
+	pthread_mutex_lock(&p->state_lock);
 	pthread_mutex_lock(&p->lock);
 	a = active_seg(p);
 	if (p->nsegs != 1 || seg_n(a) != 0 || atomic_load(&p->next_offset))
@@ -909,6 +922,7 @@ int partition_set_start_byte(struct partition *p, uint64_t start_byte)
 	atomic_store(&p->flushed_byte, start_byte);
 out:
 	pthread_mutex_unlock(&p->lock);
+	pthread_mutex_unlock(&p->state_lock);
 	return ret;
 }
 
@@ -970,12 +984,13 @@ static int flush_sync(const struct flush_item *it, int n)
 	return ret;
 }
 
-/* Finish a flush (caller holds p->lock): mark what became durable, write
- * the recovery point, unpin.  ret is flush_sync()'s result. */
-static int flush_end(struct partition *p, struct flush_item *it, int n,
-		     uint64_t end, int ret, int64_t t0)
+/* After the fdatasyncs (caller holds p->lock): mark what became durable
+ * and unpin.  ret is flush_sync()'s result.  Returns ret if negative, else
+ * 1 with *st filled when partition.state needs the new recovery point, or
+ * 0 when it has it already. */
+static int flush_mark(struct partition *p, struct flush_item *it, int n,
+		      uint64_t end, int ret, struct pstate *st)
 {
-	struct pstate st;
 	int i;
 
 	/* A segment sealed before the flush began took no append since;
@@ -988,13 +1003,19 @@ static int flush_end(struct partition *p, struct flush_item *it, int n,
 	if (ret == 0) {
 		if (atomic_load(&p->flushed_byte) < end)
 			atomic_store(&p->flushed_byte, end);
-		state_now(p, &st);
-		if (st.recovery_point > p->state_rp)
-			ret = state_write(p, &st);
+		state_now(p, st);
+		ret = st->recovery_point > p->state_rp;
 	}
 	if (it)
 		unpin(p);
 	free(it);
+	return ret;
+}
+
+/* The end of a flush (caller holds p->lock): ret is the result of the
+ * fdatasyncs and the state write. */
+static int flush_done(struct partition *p, int ret, int64_t t0)
+{
 	metrics_add(&p->m, flush_ns_total, (uint64_t)(now_ns() - t0));
 	if (ret < 0) {
 		/* The kernel may have dropped the dirty pages: never let a
@@ -1019,36 +1040,52 @@ static int flush_locked(struct partition *p)
 	uint64_t end;
 	int n;
 
+	struct pstate st;
+	int ret;
+
 	n = flush_begin(p, &it, &end);
 	if (n < 0 || !it)
 		return n;
-	return flush_end(p, it, n, end, flush_sync(it, n), t0);
+	ret = flush_mark(p, it, n, end, flush_sync(it, n), &st);
+	if (ret == 1)
+		ret = state_write(p, &st);
+	return flush_done(p, ret, t0);
 }
 
-/* fsync data, index, state; sticky failure.  The fdatasyncs run without
- * p->lock: holding it stalled every append for the whole disk write (a
- * 1 GiB bulk append took 3.6 s instead of 0.5 s behind a periodic flush).
- * flush_lock keeps flushes in order, so the recovery point only grows. */
+/* fsync data, index, state; sticky failure.  Neither the fdatasyncs nor
+ * the state file's write and fsync run under p->lock: holding it stalled
+ * every append for the whole disk write (a 1 GiB bulk append took 3.6 s
+ * instead of 0.5 s behind a periodic flush).  state_lock keeps flushes
+ * and state writes in order, so the recovery point only grows and no
+ * other writer's state is overwritten by an older snapshot. */
 int partition_flush(struct partition *p)
 {
 	int64_t t0 = now_ns();
 	struct flush_item *it;
+	struct pstate st;
 	uint64_t end;
 	int n, ret;
 
-	pthread_mutex_lock(&p->flush_lock);
+	pthread_mutex_lock(&p->state_lock);
 	pthread_mutex_lock(&p->lock);
 	n = flush_begin(p, &it, &end);
 	pthread_mutex_unlock(&p->lock);
 	if (n < 0 || !it) {
-		pthread_mutex_unlock(&p->flush_lock);
+		pthread_mutex_unlock(&p->state_lock);
 		return n;
 	}
 	ret = flush_sync(it, n);
 	pthread_mutex_lock(&p->lock);
-	ret = flush_end(p, it, n, end, ret, t0);
+	ret = flush_mark(p, it, n, end, ret, &st);
 	pthread_mutex_unlock(&p->lock);
-	pthread_mutex_unlock(&p->flush_lock);
+	if (ret == 1)
+		ret = state_file_write(p->dfd, &st);
+	pthread_mutex_lock(&p->lock);
+	if (ret == 0 && st.recovery_point > p->state_rp)
+		p->state_rp = st.recovery_point;
+	ret = flush_done(p, ret, t0);
+	pthread_mutex_unlock(&p->lock);
+	pthread_mutex_unlock(&p->state_lock);
 	return ret;
 }
 
@@ -1134,9 +1171,11 @@ int partition_apply_retention(struct partition *p, int64_t now_ms)
 {
 	int ret;
 
+	pthread_mutex_lock(&p->state_lock);
 	pthread_mutex_lock(&p->lock);
 	ret = retention_locked(p, now_ms);
 	pthread_mutex_unlock(&p->lock);
+	pthread_mutex_unlock(&p->state_lock);
 	return ret;
 }
 
@@ -1150,6 +1189,7 @@ int partition_delete_before(struct partition *p, uint64_t byte)
 	uint32_t k = 0;
 	int ret = 0;
 
+	pthread_mutex_lock(&p->state_lock);
 	pthread_mutex_lock(&p->lock);
 	end = atomic_load(&p->end_byte);
 	if (byte <= atomic_load(&p->start_byte))
@@ -1172,6 +1212,7 @@ int partition_delete_before(struct partition *p, uint64_t byte)
 	ret = drop_head_locked(p, k, off, start);
 out:
 	pthread_mutex_unlock(&p->lock);
+	pthread_mutex_unlock(&p->state_lock);
 	return ret;
 }
 
@@ -1188,6 +1229,7 @@ int partition_tick(struct partition *p, int64_t now_ms)
 	pthread_mutex_unlock(&p->lock);
 	if (due)
 		ret = partition_flush(p);
+	pthread_mutex_lock(&p->state_lock); /* retention writes the state */
 	pthread_mutex_lock(&p->lock);
 	if (p->cfg.segment_ms >= 0 && roll_due(p, 0, now_ms)) {
 		r = roll_locked(p);
@@ -1198,6 +1240,7 @@ int partition_tick(struct partition *p, int64_t now_ms)
 	if (ret == 0 && r < 0)
 		ret = r;
 	pthread_mutex_unlock(&p->lock);
+	pthread_mutex_unlock(&p->state_lock);
 	return ret;
 }
 

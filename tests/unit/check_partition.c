@@ -1012,6 +1012,17 @@ static int slow_fdatasync(int fd)
 	return io_ops_default()->fdatasync(fd);
 }
 
+/* An fsync (the state file's; data goes through fdatasync) that takes
+ * 1.5 s when armed. */
+static int slow_fsync(int fd)
+{
+	if (atomic_exchange(&sync_armed, 0)) {
+		atomic_store(&sync_entered, 1);
+		usleep(1500 * 1000);
+	}
+	return io_ops_default()->fsync(fd);
+}
+
 static void *flush_thread(void *arg)
 {
 	return (void *)(intptr_t)partition_flush(arg);
@@ -1078,6 +1089,23 @@ START_TEST(test_flush_does_not_block_appends)
 	atomic_store(&sync_calls, 0);
 	ck_assert_int_eq(partition_flush(p), 0);
 	ck_assert_int_eq(atomic_load(&sync_calls), 0); /* nothing new */
+	/* The state file's write and fsync do not hold appends either. */
+	append_lines(p, &m, 40, 1000, 50, 150, 250);
+	ops.fdatasync = io_ops_default()->fdatasync;
+	ops.fsync = slow_fsync;
+	io_ops_set(&ops);
+	atomic_store(&sync_armed, 1);
+	atomic_store(&sync_entered, 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, flush_thread, p), 0);
+	while (!atomic_load(&sync_entered))
+		usleep(1000);
+	t0 = now_s();
+	append_lines(p, &m, 41, 1000, 50, 150, 260);
+	took = now_s() - t0;
+	ck_assert_msg(took < 0.75, "an append waited %.3f s for the state "
+			"file", took);
+	ck_assert_int_eq(pthread_join(th, &res), 0);
+	ck_assert_int_eq((int)(intptr_t)res, 0);
 	io_ops_set(NULL);
 	reopen(dfd, &p, &cfg, 300);
 	check_inv(p, &m);
