@@ -21,6 +21,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,14 +97,17 @@ static uint32_t seg_n(const struct segment *s)
 	return atomic_load_explicit(&s->nentries, memory_order_acquire);
 }
 
-/* The segment holding global byte pos (the last whose base <= pos). */
-static struct segment *seg_by_byte(struct partition *p, uint64_t pos)
+/* The last segment whose base (the uint64_t member at byte offset field
+ * of struct segment: base_byte or base_offset) is <= v; NULL if none. */
+static struct segment *seg_upto(struct partition *p, size_t field, uint64_t v)
 {
 	uint32_t lo = 0, hi = p->nsegs, mid;
+	uint64_t base;
 
 	while (lo < hi) {
 		mid = lo + (hi - lo) / 2;
-		if (p->segs[mid]->base_byte <= pos)
+		memcpy(&base, (const char *)p->segs[mid] + field, sizeof(base));
+		if (base <= v)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -111,19 +115,11 @@ static struct segment *seg_by_byte(struct partition *p, uint64_t pos)
 	return lo ? p->segs[lo - 1] : NULL;
 }
 
-static struct segment *seg_by_offset(struct partition *p, uint64_t off)
-{
-	uint32_t lo = 0, hi = p->nsegs, mid;
-
-	while (lo < hi) {
-		mid = lo + (hi - lo) / 2;
-		if (p->segs[mid]->base_offset <= off)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo ? p->segs[lo - 1] : NULL;
-}
+/* The segment holding global byte pos, or message offset off. */
+#define seg_by_byte(p, pos) \
+	seg_upto(p, offsetof(struct segment, base_byte), pos)
+#define seg_by_offset(p, off) \
+	seg_upto(p, offsetof(struct segment, base_offset), off)
 
 /* The partition directory's full path for a diagnostic (the name alone
  * if /proc cannot tell). */
