@@ -123,19 +123,77 @@ static int pages_stale(struct node *n)
 	return fs.nt && notifier_pending(fs.nt, registry_ino(fs.reg, n));
 }
 
-/* Called by the partition after every append, from the appending thread,
- * with no partition lock held: the one place appends wake anything.
- * Issue 5 hangs follower and poll wakeups here too. */
-static void fs_append_hook(void *arg, uint64_t end)
+/* The stale last page.  A page-cache read that ends mid-page at the end
+ * of the log leaves the kernel holding that page zero-filled past the end.
+ * Once the kernel's size grows past it, a reader would read those zeros
+ * as data.  The size grows in two ways: the reply to a WRITE (the kernel
+ * moves i_size itself) and a GETATTR or LOOKUP reply.  So the page is
+ * dropped before either can happen: a WRITE whose append may have left a
+ * stale page is answered only after the drop, and attributes report
+ * shown_end, which moves past the page only after the drop.
+ *
+ * The drop waits for any READ in flight on the page, which needs a free
+ * worker; a worker waiting for it could starve that READ (it did, with 16
+ * writers and 16 readers against libfuse's 10 workers).  So the notifier
+ * thread drops, publishes shown_end and answers the WRITE, in order, and
+ * workers never wait on the kernel.
+ *
+ * A read that may reach the end sets tail_cached before it looks at the
+ * end; the hook clears it after the new end is published (fences on both
+ * sides): either the hook sees the mark, or the read saw the new end and
+ * cached nothing stale.  Under tail_lock, a hook that finds drops still
+ * queued queues behind them, so no later end is shown before an earlier
+ * drop is done. */
+#define TAIL_LOCKS 64
+static pthread_mutex_t tail_locks[TAIL_LOCKS];
+
+/* Set by the append hook: the request being handled on this thread must
+ * be answered from the notifier, after the drop it queued. */
+static __thread int reply_after_drop;
+
+struct tail_job {
+	struct node *n; /* pinned; NULL for a reply */
+	uint64_t ino;
+	uint64_t end;
+	int drop;	/* invalidate from the shown end's page */
+	fuse_req_t req; /* reply: a WRITE of count bytes, or err (>= 0) */
+	size_t count;
+	int err;
+};
+
+static pthread_mutex_t *tail_lock(uint64_t ino)
 {
-	struct node *n = arg;
-	uint64_t ino = registry_ino(fs.reg, n);
-	uint64_t old = atomic_exchange(&n->last_end, end);
+	return &tail_locks[ino % TAIL_LOCKS];
+}
+
+static void mark_tail_read(struct node *n, uint64_t off, size_t size)
+{
+	struct partition_info info;
+
+	partition_get_info(n->part, &info);
+	if (off + size < info.end_byte)
+		return; /* ends below the end, which only grows */
+	atomic_store(&n->tail_cached, 1);
+	atomic_thread_fence(memory_order_seq_cst);
+}
+
+static void show_end(struct node *n, uint64_t end)
+{
+	uint64_t shown = atomic_load(&n->shown_end);
+
+	/* Hooks of concurrent appends may run out of order. */
+	while (shown < end &&
+	       !atomic_compare_exchange_weak(&n->shown_end, &shown, end))
+		;
+}
+
+/* The kernel may cache n's attributes with an older size: drop them. */
+static void inval_attr(struct node *n, uint64_t ino)
+{
 	int ret;
 
-	if (old > end)
-		old = end; /* hooks of concurrent appends may run out of order
-			    */
+	/* Pairs with node_attr: it marks, then reads shown_end. */
+	atomic_thread_fence(memory_order_seq_cst);
 	/* Attribute-only invalidation is safe inside a handler. */
 	if (fs.se && atomic_exchange(&n->attr_cached, 0)) {
 		ret = fuse_lowlevel_notify_inval_inode(fs.se, ino, -1, 0);
@@ -143,11 +201,156 @@ static void fs_append_hook(void *arg, uint64_t end)
 			diag_warn("cannot invalidate attributes of '%s': %s",
 				  n->name, strerror(-ret));
 	}
-	/* The old last page may be cached with zeros past the old end. */
-	if (fs.nt && atomic_load(&n->page_cached))
-		notifier_queue(fs.nt, ino, old & ~(uint64_t)4095);
+}
+
+/* On the notifier thread: drop, show the end, or answer a request. */
+static void tail_job_run(void *arg)
+{
+	struct tail_job *j = arg;
+	struct node *n = j->n;
+	pthread_mutex_t *lock;
+	int ret;
+
+	if (!n) {
+		if (j->err >= 0)
+			fuse_reply_err(j->req, j->err);
+		else
+			fuse_reply_write(j->req, j->count);
+		free(j);
+		return;
+	}
+	lock = tail_lock(j->ino);
+	if (j->drop && fs.se) {
+		/* Only queued jobs show an end while drops are queued. */
+		ret = fuse_lowlevel_notify_inval_inode(
+			fs.se, j->ino,
+			(off_t)(atomic_load(&n->shown_end) & ~(uint64_t)4095),
+			0);
+		if (ret < 0 && ret != -ENOENT && ret != -ENODEV)
+			diag_warn("cannot invalidate the last page of '%s': %s",
+				  n->name, strerror(-ret));
+	}
+	pthread_mutex_lock(lock);
+	show_end(n, j->end);
+	n->tail_drops--;
+	pthread_mutex_unlock(lock);
+	inval_attr(n, j->ino);
 	if (fs.fw)
+		follow_wake_cached(fs.fw, n);
+	registry_unpin(fs.reg, n);
+	free(j);
+}
+
+static int queue_tail_job(struct tail_job *j)
+{
+	int ret = -ENOMEM;
+
+	if (j && fs.nt)
+		ret = notifier_queue_call(fs.nt, tail_job_run, j);
+	if (ret < 0)
+		free(j);
+	return ret;
+}
+
+/* Answer req after the drops this thread queued, or now. */
+static void reply_write_or_err(fuse_req_t req, size_t count, int err)
+{
+	struct tail_job *j;
+
+	if (reply_after_drop) {
+		reply_after_drop = 0;
+		j = calloc(1, sizeof(*j));
+		if (j) {
+			j->req = req;
+			j->count = count;
+			j->err = err;
+		}
+		if (queue_tail_job(j) == 0)
+			return;
+		/* No memory: answer now; a reader may see the stale page
+		 * for as long as the drop takes. */
+	}
+	if (err >= 0)
+		fuse_reply_err(req, err);
+	else
+		fuse_reply_write(req, count);
+}
+
+/* A page-cache reader may hold n's last page: the new end is shown now,
+ * or, if a drop is needed or queued, by the notifier after it.  Returns
+ * whether it was queued. */
+static int tail_append(struct node *n, uint64_t ino, uint64_t end)
+{
+	pthread_mutex_t *lock = tail_lock(ino);
+	struct tail_job *j;
+	int drop;
+
+	pthread_mutex_lock(lock);
+	drop = atomic_exchange(&n->tail_cached, 0);
+	if (!drop && !n->tail_drops) {
+		show_end(n, end);
+		pthread_mutex_unlock(lock);
+		return 0;
+	}
+	j = calloc(1, sizeof(*j));
+	if (j && registry_pin(fs.reg, n) == 0) {
+		j->n = n;
+		j->ino = ino;
+		j->end = end;
+		j->drop = drop;
+		n->tail_drops++;
+		if (queue_tail_job(j) == 0) {
+			pthread_mutex_unlock(lock);
+			reply_after_drop = 1;
+			return 1;
+		}
+		n->tail_drops--;
+		registry_unpin(fs.reg, n);
+	} else {
+		free(j);
+	}
+	/* No memory: drop here.  A worker waiting on the kernel risks the
+	 * starvation above; showing zeros is worse. */
+	diag_warn("no memory to queue the last page of '%s': dropping it "
+		  "in the request",
+		  n->name);
+	if (drop && fs.se)
+		fuse_lowlevel_notify_inval_inode(
+			fs.se, ino,
+			(off_t)(atomic_load(&n->shown_end) & ~(uint64_t)4095),
+			0);
+	show_end(n, end);
+	pthread_mutex_unlock(lock);
+	return 0;
+}
+
+/* Called by the partition after every append, from the appending thread,
+ * with no partition lock held: the one place appends wake anything.
+ * Issue 5 hangs follower and poll wakeups here too. */
+static void fs_append_hook(void *arg, uint64_t end)
+{
+	struct node *n = arg;
+	uint64_t ino = registry_ino(fs.reg, n);
+	int cached;
+
+	/* Pairs with a reader's open and mark_tail_read: the new end is
+	 * published before page_cached is read. */
+	atomic_thread_fence(memory_order_seq_cst);
+	cached = atomic_load(&n->page_cached);
+	if (cached && tail_append(n, ino, end)) {
+		/* The notifier shows the end and wakes cached readers. */
+		if (fs.fw)
+			follow_wake(fs.fw, n, end);
+		return;
+	}
+	if (!cached)
+		show_end(n, end);
+	inval_attr(n, ino);
+	if (fs.fw) {
 		follow_wake(fs.fw, n, end);
+		if (cached)
+			follow_wake_cached(fs.fw, n);
+	}
 }
 
 static int send_delete(void *arg, uint64_t parent, uint64_t child,
@@ -216,8 +419,17 @@ static int node_attr(struct node *n, struct stat *st)
 {
 	/* Set before reading: a concurrent append then invalidates, and the
 	 * kernel drops this reply as older (attr_version). */
+	uint64_t shown;
+	int ret;
+
 	atomic_store(&n->attr_cached, 1);
-	return registry_stat(fs.reg, n, st);
+	atomic_thread_fence(memory_order_seq_cst);
+	shown = atomic_load(&n->shown_end);
+	ret = registry_stat(fs.reg, n, st);
+	/* Not past a last page that may still be cached stale. */
+	if (ret == 0 && n->kind == NODE_PARTITION && (uint64_t)st->st_size > shown)
+		st->st_size = (off_t)shown;
+	return ret;
 }
 
 static void reply_entry(fuse_req_t req, struct node *n)
@@ -798,6 +1010,7 @@ static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int ret = 0;
 
 	count_request();
+	reply_after_drop = 0;
 	if (h->kind == H_WRITER) {
 		pthread_mutex_lock(&h->lock);
 		ret = flush_pending(h);
@@ -805,15 +1018,16 @@ static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		if (ret < 0)
 			writer_error(h->n, "flush of a partial line", ret);
 	}
-	fuse_reply_err(req, -ret);
+	reply_write_or_err(req, 0, -ret);
 }
 
 static void fs_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	count_request();
+	reply_after_drop = 0;
 	release_handle(H(fi));
-	fuse_reply_err(req, 0);
+	reply_write_or_err(req, 0, 0);
 }
 
 static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
@@ -893,6 +1107,7 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		     size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct handle *h = H(fi);
+	size_t held;
 	int ret;
 
 	count_request();
@@ -900,15 +1115,19 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		fuse_reply_err(req, EBADF);
 		return;
 	}
+	reply_after_drop = 0;
 	pthread_mutex_lock(&h->lock);
 	ret = do_write(h, buf, size, off);
+	held = h->fr.pending_len;
 	pthread_mutex_unlock(&h->lock);
-	if (ret < 0) {
+	if (ret < 0)
 		writer_error(h->n, "write", ret);
-		fuse_reply_err(req, -ret);
-		return;
-	}
-	fuse_reply_write(req, size);
+	/* The kernel counts held bytes in its size: a stale last page must
+	 * go before the reply, as for an append. */
+	else if (held && !reply_after_drop && atomic_load(&h->n->page_cached))
+		tail_append(h->n, registry_ino(fs.reg, h->n),
+			    atomic_load(&h->n->shown_end));
+	reply_write_or_err(req, size, ret < 0 ? -ret : -1);
 }
 
 /* Reply with a private copy of a handle's snapshot: once the kernel has
@@ -1023,36 +1242,11 @@ static long reply_data(fuse_req_t req, struct node *n, uint64_t off,
 	return (long)want;
 }
 
-/* A page-cache read that ended mid-page at the end of the log left the
- * kernel holding that page, zero-filled past the end.  The next append
- * makes the zeros part of the file, and until the notifier drops the page
- * a reader would read them.  So drop it now, from this thread, after the
- * reply: the READ is answered (its pages unlocked), nothing waits on us,
- * and a partial last page stays cached only for microseconds. */
-static void drop_partial_tail(struct node *n, uint64_t read_end)
-{
-	struct partition_info info;
-	int ret;
-
-	if (!fs.se || (read_end & 4095) == 0)
-		return;
-	partition_get_info(n->part, &info);
-	if (read_end < (info.end_byte & ~(uint64_t)4095))
-		return; /* a page below the last one: never partial */
-	ret = fuse_lowlevel_notify_inval_inode(fs.se, registry_ino(fs.reg, n),
-					       (off_t)(read_end & ~(uint64_t)4095),
-					       4096);
-	if (ret < 0 && ret != -ENOENT && ret != -ENODEV)
-		diag_warn("cannot invalidate the last page of '%s': %s",
-			  n->name, strerror(-ret));
-}
-
 static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct handle *h = H(fi);
 	struct node *n;
-	long got;
 	int pinned;
 
 	count_request();
@@ -1080,12 +1274,11 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	 * node, and a pin on it, first. */
 	n = h->n;
 	pinned = h->kind == H_READER && registry_pin(fs.reg, n) == 0;
-	got = reply_data(req, n, (uint64_t)off, size, &h->ff.pos);
-	if (pinned) {
-		if (got > 0)
-			drop_partial_tail(n, (uint64_t)off + (uint64_t)got);
+	if (h->kind == H_READER)
+		mark_tail_read(n, (uint64_t)off, size);
+	reply_data(req, n, (uint64_t)off, size, &h->ff.pos);
+	if (pinned)
 		registry_unpin(fs.reg, n);
-	}
 }
 
 static void fs_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
@@ -1407,7 +1600,11 @@ const struct fuse_lowlevel_ops *fs_ops(void)
 /* Bind the registry. */
 void fs_setup(struct registry *reg)
 {
+	int i;
+
 	fs.reg = reg;
+	for (i = 0; i < TAIL_LOCKS; i++)
+		pthread_mutex_init(&tail_locks[i], NULL);
 }
 
 /* Start the notifier and maintenance threads for session se. */

@@ -6,6 +6,8 @@
  * outside it, so appends never wait for the kernel.  While it sends, the
  * inodes of that batch stay visible to notifier_pending() (the in-flight
  * table), so a reader opening during the send still drops its cache.
+ * Calls (work that must wait for the kernel, queued by request handlers
+ * that may not) run in the order they were queued.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -34,12 +36,20 @@ struct entry_del {
 	char name[]; /* NUL-terminated */
 };
 
+struct call {
+	struct call *next;
+	notifier_call_fn fn;
+	void *arg;
+};
+
 struct notifier {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct table queued;	/* protected by lock */
 	struct table inflight;	/* protected by lock; written by the thread */
 	struct entry_del *dels; /* protected by lock; newest first */
+	struct call *calls;	/* protected by lock; oldest first */
+	struct call **calls_tail; /* protected by lock */
 	int stopping;		/* protected by lock */
 	pthread_t thread;
 	notifier_send_fn send;
@@ -150,6 +160,36 @@ int notifier_queue_delete(struct notifier *nt, uint64_t parent, uint64_t child,
 	return 0;
 }
 
+/* Queue a call, run by the thread after those queued before it. */
+int notifier_queue_call(struct notifier *nt, notifier_call_fn fn, void *arg)
+{
+	struct call *c = malloc(sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	c->next = NULL;
+	c->fn = fn;
+	c->arg = arg;
+	pthread_mutex_lock(&nt->lock);
+	*nt->calls_tail = c;
+	nt->calls_tail = &c->next;
+	pthread_mutex_unlock(&nt->lock);
+	pthread_cond_signal(&nt->cond);
+	return 0;
+}
+
+/* Run the queued calls (taken from the queue), oldest first. */
+static void run_calls(struct call *c)
+{
+	struct call *next;
+
+	for (; c; c = next) {
+		next = c->next;
+		c->fn(c->arg);
+		free(c);
+	}
+}
+
 /* Send the queued deletions (taken from the queue), oldest first. */
 static void send_deletes(struct notifier *nt, struct entry_del *d)
 {
@@ -219,13 +259,23 @@ static void *notifier_main(void *arg)
 	uint64_t *inos;
 	size_t i, count;
 	int ret, stop;
-
 	struct entry_del *dels;
+	struct call *calls;
 
 	pthread_mutex_lock(&nt->lock);
 	for (;;) {
-		while (!nt->queued.used && !nt->dels && !nt->stopping)
+		while (!nt->queued.used && !nt->dels && !nt->calls &&
+		       !nt->stopping)
 			pthread_cond_wait(&nt->cond, &nt->lock);
+		if (nt->calls) {
+			calls = nt->calls;
+			nt->calls = NULL;
+			nt->calls_tail = &nt->calls;
+			pthread_mutex_unlock(&nt->lock);
+			run_calls(calls);
+			pthread_mutex_lock(&nt->lock);
+			continue;
+		}
 		if (nt->dels) {
 			dels = nt->dels;
 			nt->dels = NULL;
@@ -265,7 +315,8 @@ static void *notifier_main(void *arg)
 			free(inos);
 			pthread_mutex_lock(&nt->lock);
 		}
-		stop = nt->stopping && !nt->queued.used;
+		stop = nt->stopping && !nt->queued.used && !nt->calls &&
+		       !nt->dels;
 		if (stop)
 			break;
 	}
@@ -289,6 +340,7 @@ int notifier_start(notifier_send_fn send, notifier_after_fn after,
 	nt->after = after;
 	nt->del = del;
 	nt->arg = arg;
+	nt->calls_tail = &nt->calls;
 	ret = -pthread_create(&nt->thread, NULL, notifier_main, nt);
 	if (ret < 0) {
 		pthread_cond_destroy(&nt->cond);

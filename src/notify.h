@@ -30,12 +30,18 @@ typedef void (*notifier_after_fn)(void *arg, uint64_t ino);
 typedef int (*notifier_delete_fn)(void *arg, uint64_t parent, uint64_t child,
 				  const char *name);
 
+/* Work queued to run on the thread (it may block on the kernel). */
+typedef void (*notifier_call_fn)(void *arg);
+
 /* Start the thread; after and del may be NULL. */
 int notifier_start(notifier_send_fn send, notifier_after_fn after,
 		   notifier_delete_fn del, void *arg, struct notifier **out);
 /* Queue an entry deletion (sent in order, from the thread). */
 int notifier_queue_delete(struct notifier *nt, uint64_t parent, uint64_t child,
 			  const char *name);
+/* Queue fn(arg), run on the thread after every call queued before it
+ * (also when stopping: notifier_stop runs what is queued). */
+int notifier_queue_call(struct notifier *nt, notifier_call_fn fn, void *arg);
 /* Queue an invalidation of ino from byte from; coalesces with one already
  * queued for ino (the lower from wins). Never blocks on the kernel. */
 int notifier_queue(struct notifier *nt, uint64_t ino, uint64_t from);

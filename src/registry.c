@@ -381,7 +381,7 @@ static void attach_partition(struct registry *reg, struct node *n)
 	struct log_metrics *m;
 
 	partition_get_info(n->part, &info);
-	atomic_store(&n->last_end, info.end_byte);
+	atomic_store(&n->shown_end, info.end_byte);
 	m = partition_metrics(n->part);
 	n->seen_crc_failures = metrics_get(m, crc_failures);
 	n->seen_segments_deleted = metrics_get(m, segments_deleted);

@@ -93,8 +93,10 @@ struct node {
 	/* Cache state, lock-free (fs.c). */
 	atomic_int attr_cached;		  /* the kernel may hold attributes */
 	atomic_int page_cached;		  /* a reader may hold pages */
+	atomic_int tail_cached;		  /* ... maybe a partial last page */
+	int tail_drops;			  /* fs.c's tail lock: drops queued */
 	atomic_uint_fast64_t max_message; /* effective max_message_bytes */
-	atomic_uint_fast64_t last_end;	  /* end seen by the append hook */
+	atomic_uint_fast64_t shown_end;	  /* largest size the kernel may see */
 	uint64_t seen_crc_failures;	  /* maintenance thread only */
 	uint64_t seen_segments_deleted;	  /* maintenance thread only */
 

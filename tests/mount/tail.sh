@@ -1,6 +1,8 @@
 #!/bin/bash
 # tail.sh - tail -f on a partition shows new lines promptly: GNU tail polls
-# on FUSE, so the size the kernel caches must grow on every append.
+# on FUSE, so the size the kernel caches must grow on every append.  And a
+# reader at the end of a growing partition never reads the zeros of a
+# stale cached last page (tool_follow tailrace).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/util.sh"
 
@@ -22,4 +24,12 @@ printf 'b1\nb2\nb3\n' >>"$P"
 wait_for 3 has b3 || { stop_tail; fail "tail -f missed a burst: $(cat "$WORK/out")"; }
 stop_tail
 assert_eq "$(cat "$P")" "$(cat "$WORK/out")" "everything tail -f printed"
+
+TOOL_FOLLOW="$top_builddir/tests/mount/tool_follow"
+need_tool "$TOOL_FOLLOW"
+for i in 1 2 3; do
+	out=$("$TOOL_FOLLOW" tailrace "$MNT/t/race$i" 3 2>&1) ||
+		fail "a reader at the end of a growing partition: $out"
+	log "tailrace $i: $out"
+done
 log "ok"

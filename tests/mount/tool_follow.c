@@ -12,6 +12,17 @@
  *                                   must fail with EINTR.  Prints the
  *                                   milliseconds from kill() to the
  *                                   child's end; fails over MAX_MS (100)
+ *   tool_follow tailrace FILE SECS  a child appends numbered lines of
+ *                                   varying length, one write() each, for
+ *                                   SECS; the parent reads FILE through
+ *                                   the page cache at its end with no
+ *                                   delay, by read() and by fstat() plus
+ *                                   pread() in turn.  What it read must be
+ *                                   exactly the lines written, in order:
+ *                                   a NUL (a stale cached last page) fails
+ *   tool_follow tailrace FILE SECS split
+ *                                   the same, each line written in two
+ *                                   write()s (the daemon holds the first)
  *
  * Exit status 0 when the check holds, 1 (with a message) when not.
  */
@@ -153,10 +164,129 @@ static int interrupt(const char *path, const char *mode)
 	return 0;
 }
 
+/* The line tailrace's writer writes as its i-th append. */
+static int race_line(char *buf, size_t cap, long i)
+{
+	static const char pad[] = "abcdefghijklmnopqrstuvwxyz0123456789"
+				  "abcdefghijklmnopqrstuvwxyz0123456789"
+				  "abcdefghijklmnopqrstuvwxyz0123456789";
+
+	return snprintf(buf, cap, "line %ld %.*s\n", i, (int)(i % 97), pad);
+}
+
+static int tailrace(const char *path, int secs, int split)
+{
+	char line[256], buf[65536], want[256];
+	long next = 0, pending = 0, got = 0;
+	int fd, status = 0, wlen = 0, stat_turn = 0, done = 0;
+	off_t pos = 0;
+	struct stat st;
+	pid_t child;
+	ssize_t n;
+
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0644);
+	if (fd < 0 || close(fd) < 0)
+		return fprintf(stderr, "tailrace: create %s: %s\n", path,
+			       strerror(errno)),
+		       1;
+	child = fork();
+	if (child < 0)
+		return perror("fork"), 1;
+	if (child == 0) {
+		double end = now_ms() + secs * 1000.0;
+		long i = 0;
+		int len;
+
+		fd = open(path, O_WRONLY | O_APPEND);
+		if (fd < 0)
+			_exit(2);
+		while (now_ms() < end) {
+			int cut;
+
+			len = race_line(line, sizeof(line), i);
+			/* Split lines: the daemon holds the first piece. */
+			cut = split ? (int)(i % (len - 1)) + 1 : len;
+			i++;
+			if (write(fd, line, (size_t)cut) != cut ||
+			    (cut < len && write(fd, line + cut,
+						(size_t)(len - cut)) != len - cut))
+				_exit(3);
+		}
+		_exit(0);
+	}
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return fprintf(stderr, "tailrace: open %s: %s\n", path,
+			       strerror(errno)),
+		       1;
+	for (;;) {
+		if (stat_turn ^= 1) {
+			/* tail -f's way: the size first, then up to it. */
+			if (fstat(fd, &st) < 0)
+				return perror("fstat"), 1;
+			n = st.st_size <= pos ? 0
+			    : pread(fd, buf,
+				    (size_t)(st.st_size - pos) < sizeof(buf)
+					    ? (size_t)(st.st_size - pos)
+					    : sizeof(buf),
+				    pos);
+		} else {
+			n = pread(fd, buf, sizeof(buf), pos);
+		}
+		if (n < 0)
+			return perror("read"), 1;
+		if (n == 0) {
+			/* Done only when a read after the writer's exit
+			 * (not a size check) finds nothing more. */
+			if (done && !stat_turn)
+				break;
+			if (!done && waitpid(child, &status, WNOHANG) == child)
+				done = 1;
+			continue;
+		}
+		for (ssize_t i = 0; i < n; i++) {
+			if (pending == 0) {
+				wlen = race_line(want, sizeof(want), next);
+				pending = wlen;
+			}
+			if (buf[i] != want[wlen - pending]) {
+				fprintf(stderr,
+					"tailrace: byte %lld is 0x%02x, want "
+					"0x%02x (line %ld)\n",
+					(long long)(pos + i),
+					(unsigned char)buf[i],
+					(unsigned char)want[wlen - pending],
+					next);
+				kill(child, SIGKILL);
+				waitpid(child, &status, 0);
+				return 1;
+			}
+			if (--pending == 0)
+				next++;
+		}
+		pos += n;
+		got += n;
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return fprintf(stderr, "tailrace: writer failed (%d)\n", status),
+		       1;
+	/* The writer is done: the last read reached the end of the file. */
+	if (pending != 0 || fstat(fd, &st) < 0 || st.st_size != pos)
+		return fprintf(stderr,
+			       "tailrace: read %lld bytes, file has %lld\n",
+			       (long long)pos, (long long)st.st_size),
+		       1;
+	printf("%ld lines, %ld bytes\n", next, got);
+	return next > 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 3 && !strcmp(argv[1], "nonblock"))
 		return nonblock(argv[2]);
+	if ((argc == 4 || argc == 5) && !strcmp(argv[1], "tailrace"))
+		return tailrace(argv[2], atoi(argv[3]),
+				argc == 5 && !strcmp(argv[4], "split"));
 	if (argc == 4 && !strcmp(argv[1], "interrupt"))
 		return interrupt(argv[2], argv[3]);
 	fprintf(stderr, "usage: tool_follow nonblock FILE | "
