@@ -724,6 +724,16 @@ err:
 	return ret;
 }
 
+void partition_discard(struct partition *p)
+{
+	/* As partition_close: wait for a flush or append still running. */
+	pthread_mutex_lock(&p->state_lock);
+	pthread_mutex_lock(&p->lock);
+	pthread_mutex_unlock(&p->lock);
+	pthread_mutex_unlock(&p->state_lock);
+	partition_free(p);
+}
+
 static int flush_locked(struct partition *p);
 
 /* Flush, then free the partition. */

@@ -746,12 +746,8 @@ static void node_last_pin(struct registry *reg, struct node *n)
 	part = n->part;
 	n->part = NULL; /* stat and xattrs read it under reg->lock */
 	pthread_rwlock_unlock(&reg->lock);
-	if (part) {
-		ret = partition_close(part);
-		if (ret < 0)
-			diag_warn("closing removed partition '%s': %s", n->name,
-				  strerror(-ret));
-	}
+	if (part)
+		partition_discard(part);
 	if (n->trash[0]) {
 		ret = io_remove_tree(reg->trashfd, n->trash);
 		if (ret < 0 && ret != -ENOENT)
@@ -964,7 +960,7 @@ int registry_create(struct registry *reg, struct node *dir, const char *name,
 	return 0;
 
 out_remove:
-	partition_close(n->part);
+	partition_discard(n->part);
 	io_remove_tree(dir->dirfd, name);
 out_free:
 	node_free(n);

@@ -1115,6 +1115,38 @@ START_TEST(test_flush_does_not_block_appends)
 }
 END_TEST
 
+/* A partition being deleted is released without syncing its data (rm of
+ * a 1 GiB partition waited 0.5 s for an fdatasync); one being closed is
+ * synced. */
+START_TEST(test_discard_does_not_sync)
+{
+	char path[4096];
+	int dfd = test_tmpdir(path);
+	struct io_ops ops = *io_ops_default();
+	struct partition *p;
+	struct config cfg;
+	struct model m;
+
+	cfg_init(&cfg);
+	model_init(&m);
+	ops.fdatasync = slow_fdatasync; /* counts; not armed: not slow */
+	io_ops_set(&ops);
+	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), 0);
+	append_lines(p, &m, 1, 1000, 50, 150, 100);
+	atomic_store(&sync_calls, 0);
+	partition_discard(p);
+	ck_assert_int_eq(atomic_load(&sync_calls), 0);
+	ck_assert_int_eq(partition_open(dfd, "p", &cfg, 200, &p, NULL), 0);
+	append_lines(p, &m, 2, 10, 50, 150, 300);
+	atomic_store(&sync_calls, 0);
+	ck_assert_int_eq(partition_close(p), 0);
+	ck_assert_int_gt(atomic_load(&sync_calls), 0);
+	io_ops_set(NULL);
+	model_release(&m);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
 /* A batch in pieces (a held partial line, then the write completing it)
  * is stored exactly like the joined bytes; with PARTITION_ANY_COUNT the
  * engine counts the lines; an explicit count must still match. */
@@ -1213,6 +1245,7 @@ static Suite *partition_suite(void)
 	tcase_add_test(tc, test_concurrent_readers);
 	tcase_add_test(tc, test_flush_and_tick);
 	tcase_add_test(tc, test_flush_does_not_block_appends);
+	tcase_add_test(tc, test_discard_does_not_sync);
 	suite_add_tcase(s, tc);
 	return s;
 }
