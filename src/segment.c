@@ -285,8 +285,10 @@ skip_nl_portable(const unsigned char *q, const unsigned char *end, uint64_t k)
 #if defined(__SSE2__)
 /* The same, 64 bytes per step: four compares folded into one 64-bit mask
  * whose popcount says whether the k-th newline is inside; then the k-th
- * set bit is found by clearing the lowest k-1. */
-const void *segment_skip_nl(const void *buf, size_t len, uint64_t k)
+ * set bit is found by clearing the lowest k-1.  Cloned for popcnt:
+ * without it the popcount is a call into libgcc (4.7% of a lookup). */
+__attribute__((target_clones("popcnt", "default"))) const void *
+segment_skip_nl(const void *buf, size_t len, uint64_t k)
 {
 	const unsigned char *q = buf, *end = q + len;
 	uint64_t m;
