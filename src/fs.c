@@ -309,16 +309,16 @@ static int tail_append(struct node *n, uint64_t ino, uint64_t end)
 	} else {
 		free(j);
 	}
-	/* No memory: drop here.  A worker waiting on the kernel risks the
-	 * starvation above; showing zeros is worse. */
-	diag_warn("no memory to queue the last page of '%s': dropping it "
-		  "in the request",
+	/* No memory to hold the reply back.  Never drop from this worker
+	 * (the starvation above): the coalescing queue drops the page soon
+	 * after the reply, as before this scheme, and a reader may see its
+	 * zeros meanwhile. */
+	diag_warn("no memory to hold a write to '%s' until its reader's "
+		  "last page is dropped",
 		  n->name);
-	if (drop && fs.se)
-		fuse_lowlevel_notify_inval_inode(
-			fs.se, ino,
-			(off_t)(atomic_load(&n->shown_end) & ~(uint64_t)4095),
-			0);
+	if (drop && fs.nt)
+		notifier_queue(fs.nt, ino,
+			       atomic_load(&n->shown_end) & ~(uint64_t)4095);
 	show_end(n, end);
 	pthread_mutex_unlock(lock);
 	return 0;
@@ -427,7 +427,8 @@ static int node_attr(struct node *n, struct stat *st)
 	shown = atomic_load(&n->shown_end);
 	ret = registry_stat(fs.reg, n, st);
 	/* Not past a last page that may still be cached stale. */
-	if (ret == 0 && n->kind == NODE_PARTITION && (uint64_t)st->st_size > shown)
+	if (ret == 0 && n->kind == NODE_PARTITION &&
+	    (uint64_t)st->st_size > shown)
 		st->st_size = (off_t)shown;
 	return ret;
 }

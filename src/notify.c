@@ -45,12 +45,12 @@ struct call {
 struct notifier {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct table queued;	/* protected by lock */
-	struct table inflight;	/* protected by lock; written by the thread */
-	struct entry_del *dels; /* protected by lock; newest first */
-	struct call *calls;	/* protected by lock; oldest first */
+	struct table queued;	  /* protected by lock */
+	struct table inflight;	  /* protected by lock; written by the thread */
+	struct entry_del *dels;	  /* protected by lock; newest first */
+	struct call *calls;	  /* protected by lock; oldest first */
 	struct call **calls_tail; /* protected by lock */
-	int stopping;		/* protected by lock */
+	int stopping;		  /* protected by lock */
 	pthread_t thread;
 	notifier_send_fn send;
 	notifier_after_fn after;

@@ -208,8 +208,9 @@ static int tailrace(const char *path, int secs, int split)
 			cut = split ? (int)(i % (len - 1)) + 1 : len;
 			i++;
 			if (write(fd, line, (size_t)cut) != cut ||
-			    (cut < len && write(fd, line + cut,
-						(size_t)(len - cut)) != len - cut))
+			    (cut < len &&
+			     write(fd, line + cut, (size_t)(len - cut)) !=
+				     len - cut))
 				_exit(3);
 		}
 		_exit(0);
@@ -224,12 +225,14 @@ static int tailrace(const char *path, int secs, int split)
 			/* tail -f's way: the size first, then up to it. */
 			if (fstat(fd, &st) < 0)
 				return perror("fstat"), 1;
-			n = st.st_size <= pos ? 0
-			    : pread(fd, buf,
-				    (size_t)(st.st_size - pos) < sizeof(buf)
-					    ? (size_t)(st.st_size - pos)
-					    : sizeof(buf),
-				    pos);
+			n = st.st_size <= pos
+				    ? 0
+				    : pread(fd, buf,
+					    (size_t)(st.st_size - pos) <
+							    sizeof(buf)
+						    ? (size_t)(st.st_size - pos)
+						    : sizeof(buf),
+					    pos);
 		} else {
 			n = pread(fd, buf, sizeof(buf), pos);
 		}
@@ -268,7 +271,8 @@ static int tailrace(const char *path, int secs, int split)
 		got += n;
 	}
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		return fprintf(stderr, "tailrace: writer failed (%d)\n", status),
+		return fprintf(stderr, "tailrace: writer failed (%d)\n",
+			       status),
 		       1;
 	/* The writer is done: the last read reached the end of the file. */
 	if (pending != 0 || fstat(fd, &st) < 0 || st.st_size != pos)
