@@ -285,17 +285,13 @@ skip_nl_portable(const unsigned char *q, const unsigned char *end, uint64_t k)
 #if defined(__SSE2__)
 /* The same, 64 bytes per step: four compares folded into one 64-bit mask
  * whose popcount says whether the k-th newline is inside; then the k-th
- * set bit is found by clearing the lowest k-1.  Cloned for popcnt:
- * without it the popcount is a call into libgcc (4.7% of a lookup). */
-__attribute__((target_clones("popcnt", "default"))) const void *
-segment_skip_nl(const void *buf, size_t len, uint64_t k)
+ * set bit is found by clearing the lowest k-1. */
+static inline __attribute__((always_inline)) const void *
+skip_nl_sse2(const unsigned char *q, const unsigned char *end, uint64_t k)
 {
-	const unsigned char *q = buf, *end = q + len;
 	uint64_t m;
 	unsigned c;
 
-	if (k == 0)
-		return buf;
 	while (end - q >= 64) {
 		m = nl_mask64(q);
 		c = (unsigned)__builtin_popcountll(m);
@@ -308,6 +304,38 @@ segment_skip_nl(const void *buf, size_t len, uint64_t k)
 		q += 64;
 	}
 	return skip_nl_portable(q, end, k);
+}
+
+/* Built twice: without -mpopcnt the popcount is a call into libgcc (4.7%
+ * of an offset lookup), so a popcnt build is used where the CPU has it.
+ * (target_clones would do this, but clang 14 left the symbol undefined.) */
+__attribute__((target("popcnt"))) static const void *
+skip_nl_popcnt(const unsigned char *q, const unsigned char *end, uint64_t k)
+{
+	return skip_nl_sse2(q, end, k);
+}
+
+static const void *skip_nl_base(const unsigned char *q,
+				const unsigned char *end, uint64_t k)
+{
+	return skip_nl_sse2(q, end, k);
+}
+
+const void *segment_skip_nl(const void *buf, size_t len, uint64_t k)
+{
+	static atomic_int has_popcnt = -1; /* -1: not asked yet */
+	const unsigned char *q = buf;
+	int p;
+
+	if (k == 0)
+		return buf;
+	p = atomic_load_explicit(&has_popcnt, memory_order_relaxed);
+	if (p < 0) {
+		__builtin_cpu_init();
+		p = __builtin_cpu_supports("popcnt") != 0;
+		atomic_store_explicit(&has_popcnt, p, memory_order_relaxed);
+	}
+	return p ? skip_nl_popcnt(q, q + len, k) : skip_nl_base(q, q + len, k);
 }
 #else
 /* No vector unit known here: the portable form. */
@@ -1002,7 +1030,8 @@ reopen_idx:
 		s->idx_fd = -1;
 		if (compressed)
 			ret = rebuild_compressed_index(
-				dirfd, s, base_byte == UINT64_MAX ? 0 : base_byte);
+				dirfd, s,
+				base_byte == UINT64_MAX ? 0 : base_byte);
 		else
 			ret = rebuild_index(dirfd, base_offset,
 					    base_byte == UINT64_MAX ? 0
@@ -1046,10 +1075,8 @@ reopen_idx:
 		 * compressed segment was flushed whole before it was
 		 * compressed: any misshapen entry is damage. */
 		k = validate_from(s, e, 0, n, UINT64_MAX, 0, 0, &crc_bad);
-		if (k < n &&
-		    (compressed ||
-		     (k ? e[k - 1].pos + e[k - 1].len : s->base_byte) <
-			     verify_from)) {
+		if (k < n && (compressed || (k ? e[k - 1].pos + e[k - 1].len
+					       : s->base_byte) < verify_from)) {
 			diag_err("damaged index entry %u in segment %020llu: "
 				 "rebuilding the index from the log",
 				 k, (unsigned long long)base_offset);
@@ -1235,7 +1262,8 @@ int segment_add_messages(struct segment *s, uint64_t k)
 	struct seg_entry e;
 	int ret;
 
-	if (n == 0 || k == 0 || k > UINT32_MAX - segment_entries(s)[n - 1].count)
+	if (n == 0 || k == 0 ||
+	    k > UINT32_MAX - segment_entries(s)[n - 1].count)
 		return -EINVAL;
 	e = segment_entries(s)[n - 1];
 	e.count += (uint32_t)k;
