@@ -6,7 +6,6 @@
  * append hook.  After every operation the partition's info, its bytes and
  * its offset <-> byte mapping are compared with the model.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -17,80 +16,17 @@
 #include "testutil.h"
 #include "codec.h"
 #include "io.h"
+#include "model.h"
 #include "partition.h"
 
 /* ------------------------------------------------------------------ */
-/* The model                                                            */
+/* Helpers (the model itself is in model.c)                             */
 
-struct model {
-	unsigned char *data; /* byte i of the log */
-	uint64_t cap, end, start_byte, start_off;
-	uint64_t *msg; /* start byte of message i */
-	uint64_t nmsg, msgcap;
-	uint64_t seg[4096]; /* start byte of each segment created */
-	uint32_t nseg;
-};
-
-static void model_init(struct model *m)
-{
-	memset(m, 0, sizeof(*m));
-	m->nseg = 1;
-}
-
-static void model_release(struct model *m)
-{
-	free(m->data);
-	free(m->msg);
-}
-
-static void model_append(struct model *m, const char *buf, size_t len)
-{
-	size_t i;
-
-	while (m->end + len > m->cap) {
-		m->cap = m->cap ? m->cap * 2 : 1 << 16;
-		m->data = realloc(m->data, m->cap);
-	}
-	memcpy(m->data + m->end, buf, len);
-	for (i = 0; i < len; i++) {
-		if (i == 0 || buf[i - 1] == '\n') {
-			if (m->nmsg == m->msgcap) {
-				m->msgcap = m->msgcap ? m->msgcap * 2 : 1024;
-				m->msg = realloc(m->msg,
-						 m->msgcap * sizeof(*m->msg));
-			}
-			m->msg[m->nmsg++] = m->end + i;
-		}
-	}
-	m->end += len;
-}
-
-/* Index of the message containing byte b. */
-static uint64_t model_msg_at(const struct model *m, uint64_t b)
-{
-	uint64_t lo = 0, hi = m->nmsg, mid;
-
-	while (lo < hi) {
-		mid = lo + (hi - lo) / 2;
-		if (m->msg[mid] <= b)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo - 1;
-}
-
-
+/* 1 MiB segments by default; the tests about rolling and retention set
+ * their own size. */
 static void cfg_init(struct config *c)
 {
-	memset(c, 0, sizeof(*c));
-	c->segment_bytes = 1 << 20;
-	c->segment_ms = -1;
-	c->retention_bytes = -1;
-	c->retention_ms = -1;
-	c->flush_ms = -1;
-	c->max_message_bytes = 1 << 20;
-	c->compression = COMPRESSION_NONE;
+	model_cfg_init(c, 1 << 20);
 }
 
 /* Append and mirror it in the model; notes new segments. */
@@ -132,11 +68,7 @@ static void check_inv(struct partition *p, const struct model *m)
 	size_t want, i;
 	ssize_t n;
 
-	partition_get_info(p, &info);
-	ck_assert_uint_eq(info.end_byte, m->end);
-	ck_assert_uint_eq(info.next_offset, m->nmsg);
-	ck_assert_uint_eq(info.start_byte, m->start_byte);
-	ck_assert_uint_eq(info.start_offset, m->start_off);
+	model_check_info(p, m, &info);
 	ck_assert_uint_ge(info.segments, 1);
 	ck_assert_uint_le(info.flushed_byte, info.end_byte);
 
@@ -204,23 +136,6 @@ static void check_inv(struct partition *p, const struct model *m)
 	ck_assert_int_eq(
 		partition_byte_to_offset(p, m->end, &got_off, &got_start),
 		-ENOENT);
-}
-
-static int count_files(const char *dir, const char *suffix)
-{
-	size_t sl = strlen(suffix), l;
-	struct dirent *de;
-	DIR *d = opendir(dir);
-	int n = 0;
-
-	ck_assert_ptr_nonnull(d);
-	while ((de = readdir(d)) != NULL) {
-		l = strlen(de->d_name);
-		if (l > sl && !strcmp(de->d_name + l - sl, suffix))
-			n++;
-	}
-	closedir(d);
-	return n;
 }
 
 static void reopen(int dfd, struct partition **p, const struct config *cfg,

@@ -8,72 +8,18 @@
  * seeds, then checks that everything a successful flush acknowledged is
  * intact and nothing partial is visible.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <stddef.h>
 #include <sys/stat.h>
 
 #include "testutil.h"
 #include "codec.h"
+#include "model.h"
 #include "partition.h"
 #include "segment.h"
 
 /* ------------------------------------------------------------------ */
-/* Model (as in check_partition.c) with batch boundaries               */
-
-struct model {
-	unsigned char *data;
-	uint64_t cap, end, start_byte, start_off;
-	uint64_t *msg;
-	uint64_t nmsg, msgcap;
-	uint64_t bend[4096]; /* end byte after each batch */
-	uint64_t bmsg[4096]; /* message count after each batch */
-	uint32_t nb;
-};
-
-static void model_init(struct model *m)
-{
-	memset(m, 0, sizeof(*m));
-}
-
-static void model_release(struct model *m)
-{
-	free(m->data);
-	free(m->msg);
-}
-
-static void model_append(struct model *m, const char *buf, size_t len)
-{
-	size_t i;
-
-	while (m->end + len > m->cap) {
-		m->cap = m->cap ? m->cap * 2 : 1 << 16;
-		m->data = realloc(m->data, m->cap);
-	}
-	memcpy(m->data + m->end, buf, len);
-	for (i = 0; i < len; i++) {
-		if (i == 0 || buf[i - 1] == '\n') {
-			if (m->nmsg == m->msgcap) {
-				m->msgcap = m->msgcap ? m->msgcap * 2 : 1024;
-				m->msg = realloc(m->msg,
-						 m->msgcap * sizeof(*m->msg));
-			}
-			m->msg[m->nmsg++] = m->end + i;
-		}
-	}
-	m->end += len;
-	m->bend[m->nb] = m->end;
-	m->bmsg[m->nb++] = m->nmsg;
-}
-
-/* Forget the last k batches. */
-static void model_drop(struct model *m, uint32_t k)
-{
-	m->nb -= k;
-	m->end = m->nb ? m->bend[m->nb - 1] : 0;
-	m->nmsg = m->nb ? m->bmsg[m->nb - 1] : 0;
-}
-
+/* Helpers (the model, with its batch ends, is in model.c)              */
 
 /* test_rmtree without a shell: fork is slow under ASan and these loops
  * make hundreds of directories. */
@@ -83,16 +29,11 @@ static void rmtree_fast(int dfd, const char *path)
 	ck_assert_int_eq(io_remove_tree(AT_FDCWD, path), 0);
 }
 
+/* 16 KiB segments: small, so that build() makes several and damage can
+ * be put in sealed segments as well as the active one. */
 static void cfg_init(struct config *c)
 {
-	memset(c, 0, sizeof(*c));
-	c->segment_bytes = 16 << 10;
-	c->segment_ms = -1;
-	c->retention_bytes = -1;
-	c->retention_ms = -1;
-	c->flush_ms = -1;
-	c->max_message_bytes = 1 << 20;
-	c->compression = COMPRESSION_NONE;
+	model_cfg_init(c, 16 << 10);
 }
 
 /* Append nmsg lines; returns the partition's result and mirrors success. */
@@ -118,11 +59,7 @@ static void check_inv(struct partition *p, const struct model *m)
 	ssize_t n;
 	uint64_t i;
 
-	partition_get_info(p, &info);
-	ck_assert_uint_eq(info.end_byte, m->end);
-	ck_assert_uint_eq(info.next_offset, m->nmsg);
-	ck_assert_uint_eq(info.start_byte, m->start_byte);
-	ck_assert_uint_eq(info.start_offset, m->start_off);
+	model_check_info(p, m, &info);
 	buf = malloc(m->end + 1);
 	n = m->end ? partition_read(p, 0, buf, m->end + 1) : 0;
 	ck_assert_int_eq(n, (ssize_t)m->end);
@@ -155,23 +92,6 @@ static off_t file_size(const char *f)
 
 	ck_assert_int_eq(stat(f, &st), 0);
 	return st.st_size;
-}
-
-static int count_files(const char *dir, const char *suffix)
-{
-	size_t sl = strlen(suffix), l;
-	struct dirent *de;
-	DIR *d = opendir(dir);
-	int n = 0;
-
-	ck_assert_ptr_nonnull(d);
-	while ((de = readdir(d)) != NULL) {
-		l = strlen(de->d_name);
-		if (l > sl && !strcmp(de->d_name + l - sl, suffix))
-			n++;
-	}
-	closedir(d);
-	return n;
 }
 
 /* A partition with a few sealed segments and an active one, flushed and
