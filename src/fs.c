@@ -168,11 +168,11 @@ static pthread_mutex_t *tail_lock(uint64_t ino)
 
 static void mark_tail_read(struct node *n, uint64_t off, size_t size)
 {
-	struct partition_info info;
-
-	partition_get_info(n->part, &info);
-	if (off + size < info.end_byte)
-		return; /* ends below the end, which only grows */
+	/* shown_end never passes the log's end, which only grows: a read
+	 * ending below it ends below the end.  (No partition lock here:
+	 * reply_data takes the end itself.) */
+	if (off + size < atomic_load(&n->shown_end))
+		return;
 	atomic_store(&n->tail_cached, 1);
 	atomic_thread_fence(memory_order_seq_cst);
 }

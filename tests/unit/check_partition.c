@@ -951,6 +951,19 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Install ops, arm its slow sync and start a flush on another thread;
+ * return once the flush is inside the slow call. */
+static void start_stalled_flush(struct partition *p, const struct io_ops *ops,
+				pthread_t *th)
+{
+	io_ops_set(ops);
+	atomic_store(&sync_armed, 1);
+	atomic_store(&sync_entered, 0);
+	ck_assert_int_eq(pthread_create(th, NULL, flush_thread, p), 0);
+	while (!atomic_load(&sync_entered))
+		usleep(1000);
+}
+
 /* A flush waits for the disk without the partition's lock: appends (and
  * rolls) go on meanwhile.  The flush makes durable what was there when it
  * began, no more; the segment that was active then is synced again by the
@@ -976,12 +989,7 @@ START_TEST(test_flush_does_not_block_appends)
 	append_lines(p, &m, 1, 1000, 50, 150, 100);
 	flushed_at = m.end;
 	ops.fdatasync = slow_fdatasync;
-	io_ops_set(&ops);
-	atomic_store(&sync_armed, 1);
-	atomic_store(&sync_entered, 0);
-	ck_assert_int_eq(pthread_create(&th, NULL, flush_thread, p), 0);
-	while (!atomic_load(&sync_entered))
-		usleep(1000);
+	start_stalled_flush(p, &ops, &th);
 	/* 2 MiB in 1 MiB segments: rolls while the flush waits */
 	t0 = now_s();
 	for (i = 0; i < 20; i++)
@@ -1008,12 +1016,7 @@ START_TEST(test_flush_does_not_block_appends)
 	append_lines(p, &m, 40, 1000, 50, 150, 250);
 	ops.fdatasync = io_ops_default()->fdatasync;
 	ops.fsync = slow_fsync;
-	io_ops_set(&ops);
-	atomic_store(&sync_armed, 1);
-	atomic_store(&sync_entered, 0);
-	ck_assert_int_eq(pthread_create(&th, NULL, flush_thread, p), 0);
-	while (!atomic_load(&sync_entered))
-		usleep(1000);
+	start_stalled_flush(p, &ops, &th);
 	t0 = now_s();
 	append_lines(p, &m, 41, 1000, 50, 150, 260);
 	took = now_s() - t0;
