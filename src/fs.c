@@ -3,10 +3,13 @@
  *
  * Every handler resolves its inode to a registry node, calls the registry
  * or the partition, and replies; nothing else in fluxfs includes
- * fuse_lowlevel.h.  Writer opens are direct_io and frame lines per handle
- * (framer.h); reader opens use the page cache with keep_cache, kept
- * honest by explicit invalidation (FUSE-NOTES.md: no writeback cache, no
- * auto_inval_data, no page-range notification inside a handler).
+ * fuse_lowlevel.h.  Writers frame lines per handle (framer.h).  Reader
+ * opens use the page cache with keep_cache, writer opens direct_io, except
+ * that a page-cache reader and a direct_io writer are never open at once
+ * ("Page-cache coherence": a writer beside a page-cache reader writes
+ * through the page cache, a reader beside a direct_io writer reads
+ * direct_io).  No writeback cache, no auto_inval_data, no page-range
+ * notification inside a handler (FUSE-NOTES.md).
  *
  * The write path takes no registry lock: the handle pins its node, the
  * handle's mutex orders its own writes (and its held partial line), and
@@ -46,6 +49,10 @@ struct handle {
 	enum handle_kind kind;
 	struct node *n;
 	int append;	      /* O_APPEND: ignore the kernel's offset */
+	int cached;	      /* partition handle through the page cache */
+	int holding;	      /* counted in n->held_handles (lock) */
+	uint64_t held_pos;    /* write-through: where the kernel put the
+			       * held bytes (protected by lock) */
 	pthread_mutex_t lock; /* orders this handle's writes and flushes */
 	struct framer fr;     /* protected by lock */
 	char *buf;	      /* metrics / directory snapshot */
@@ -123,39 +130,80 @@ static int pages_stale(struct node *n)
 	return fs.nt && notifier_pending(fs.nt, registry_ino(fs.reg, n));
 }
 
-/* The stale last page.  A page-cache read that ends mid-page at the end
- * of the log leaves the kernel holding that page zero-filled past the end.
- * Once the kernel's size grows past it, a reader would read those zeros
- * as data.  The size grows in two ways: the reply to a WRITE (the kernel
- * moves i_size itself) and a GETATTR or LOOKUP reply.  So the page is
- * dropped before either can happen: a WRITE whose append may have left a
- * stale page is answered only after the drop, and attributes report
- * shown_end, which moves past the page only after the drop.
+/* Page-cache coherence.  A page-cache read that ends mid-page at the end
+ * of the log leaves the kernel holding that page zero-filled past the
+ * end, and the kernel grows the file's size by itself on every WRITE
+ * reply.  Once the size passes the zeros a reader reads them as data.
+ * Dropping the page before answering the WRITE does not close that: a
+ * reader that looked the page up just before the drop copies from it
+ * after reading the new size (filemap_read reads the size after its page
+ * lookup), so it pairs the stale page with the larger size.  The window
+ * is a few instructions wide, and a loaded CI machine still hit it.
  *
- * The drop waits for any READ in flight on the page, which needs a free
- * worker; a worker waiting for it could starve that READ (it did, with 16
- * writers and 16 readers against libfuse's 10 workers).  So the notifier
- * thread drops, publishes shown_end and answers the WRITE, in order, and
- * workers never wait on the kernel.
+ * So a page-cache reader and a direct_io writer are never open at once:
+ *  - an O_WRONLY writer that opens while a page-cache reader is open
+ *    writes through the page cache: the kernel copies the bytes into the
+ *    cached pages under their locks before it sends the WRITE, as for a
+ *    local file, and no page ever looks stale;
+ *  - a reader that opens while a direct_io writer is open reads direct_io.
+ * Both decisions are taken under the tail lock.  O_RDWR writers stay
+ * direct_io (a shared writable mmap stays refused); opened beside
+ * page-cache readers, their appends drop the reader's last page before the
+ * WRITE is answered (below), which leaves that narrow race open.
  *
- * A read that may reach the end sets tail_cached before it looks at the
- * end; the hook clears it after the new end is published (fences on both
- * sides): either the hook sees the mark, or the read saw the new end and
- * cached nothing stale.  Under tail_lock, a hook that finds drops still
- * queued queues behind them, so no later end is shown before an earlier
- * drop is done. */
+ * A direct_io append with no page-cache reader open may leave stale
+ * pages of readers gone: it queues a drop on the notifier and is answered
+ * at once, and a reader that opens before the drop is sent drops the whole
+ * cache instead of keeping it (keep_cache off).
+ *
+ * A write-through append lands where the kernel copied it as long as the
+ * log ends where the kernel thinks; held partial lines are shown after
+ * the end for that ("Held bytes" below).  If the end moved under the
+ * kernel anyway (another handle's partial line went first), the kernel's
+ * pages from there on are wrong and are dropped, after the reply: a drop
+ * before it would wait for the page the WRITE itself keeps locked.
+ * Readers may read the wrong bytes meanwhile; concurrent writers of
+ * partial lines get no promise about how their pieces interleave either.
+ *
+ * Poll on a page-cache reader is readable while it has not read to the
+ * end; a reader that reads what a write-through writer put in the pages
+ * sends no READ, but its read past the size it knew sends GETATTR with
+ * its handle, and that counts (reader_reached).
+ *
+ * Drops the reply waits for are sent by the notifier thread, which then
+ * publishes shown_end and answers the request, in order.  The drop waits
+ * for any READ in flight on the page, which needs a free worker; a worker
+ * waiting for it could starve that READ (it did, with 16 writers and 16
+ * readers against libfuse's 10 workers), so workers never wait on the
+ * kernel.  GETATTR reports shown_end, which passes a page only after its
+ * drop.  A read that may reach the end sets tail_cached before it looks at
+ * the end; the append clears it after the new end is published (fences on
+ * both sides): either the append sees the mark, or the read saw the new
+ * end and cached nothing stale.  Under tail_lock, an append that finds
+ * drops still queued queues behind them, so no later end is shown before
+ * an earlier drop is done. */
 #define TAIL_LOCKS 64
 static pthread_mutex_t tail_locks[TAIL_LOCKS];
+
+#define PAGE_OF(b) ((b) & ~(uint64_t)4095)
+/* A drop's start: none, or the page of shown_end when it is sent (if a
+ * tail read was marked), or a byte. */
+#define DROP_NONE UINT64_MAX
+#define DROP_TAIL (UINT64_MAX - 1)
 
 /* Set by the append hook: the request being handled on this thread must
  * be answered from the notifier, after the drop it queued. */
 static __thread int reply_after_drop;
 
+/* Set around a write-through handle's append, for the hook: the kernel
+ * copied the bytes into its pages itself. */
+static __thread int appending_wt;
+
 struct tail_job {
 	struct node *n; /* pinned; NULL for a reply */
 	uint64_t ino;
 	uint64_t end;
-	int drop;	/* invalidate from the shown end's page */
+	uint64_t from;	/* DROP_NONE, DROP_TAIL or the byte to drop from */
 	fuse_req_t req; /* reply: a WRITE of count bytes, or err (>= 0) */
 	size_t count;
 	int err;
@@ -164,6 +212,15 @@ struct tail_job {
 static pthread_mutex_t *tail_lock(uint64_t ino)
 {
 	return &tail_locks[ino % TAIL_LOCKS];
+}
+
+/* The shown held bytes if the log ends at end (n->held_lock held). */
+static size_t held_at(struct node *n, uint64_t end)
+{
+	return n->held_owner && atomic_load(&n->held_handles) == 1 &&
+			       n->held_pos == end
+		       ? n->held_len
+		       : 0;
 }
 
 static void mark_tail_read(struct node *n, uint64_t off, size_t size)
@@ -220,11 +277,13 @@ static void tail_job_run(void *arg)
 		return;
 	}
 	lock = tail_lock(j->ino);
-	if (j->drop && fs.se) {
+	if (j->from != DROP_NONE && fs.se) {
 		/* Only queued jobs show an end while drops are queued. */
 		ret = fuse_lowlevel_notify_inval_inode(
 			fs.se, j->ino,
-			(off_t)(atomic_load(&n->shown_end) & ~(uint64_t)4095),
+			(off_t)(j->from == DROP_TAIL
+					? PAGE_OF(atomic_load(&n->shown_end))
+					: j->from),
 			0);
 		if (ret < 0 && ret != -ENOENT && ret != -ENODEV)
 			diag_warn("cannot invalidate the last page of '%s': %s",
@@ -276,18 +335,20 @@ static void reply_write_or_err(fuse_req_t req, size_t count, int err)
 		fuse_reply_write(req, count);
 }
 
-/* A page-cache reader may hold n's last page: the new end is shown now,
- * or, if a drop is needed or queued, by the notifier after it.  Returns
- * whether it was queued. */
-static int tail_append(struct node *n, uint64_t ino, uint64_t end)
+/* Show n's new end now, or, if a drop is asked for (from) or still
+ * queued, from the notifier after it.  DROP_TAIL drops only if a tail
+ * read was marked.  Returns whether it was queued: the request being
+ * handled is then answered from the notifier too. */
+static int tail_append(struct node *n, uint64_t ino, uint64_t end,
+		       uint64_t from)
 {
 	pthread_mutex_t *lock = tail_lock(ino);
 	struct tail_job *j;
-	int drop;
 
 	pthread_mutex_lock(lock);
-	drop = atomic_exchange(&n->tail_cached, 0);
-	if (!drop && !n->tail_drops) {
+	if (from == DROP_TAIL && !atomic_exchange(&n->tail_cached, 0))
+		from = DROP_NONE;
+	if (from == DROP_NONE && !n->tail_drops) {
 		show_end(n, end);
 		pthread_mutex_unlock(lock);
 		return 0;
@@ -297,7 +358,7 @@ static int tail_append(struct node *n, uint64_t ino, uint64_t end)
 		j->n = n;
 		j->ino = ino;
 		j->end = end;
-		j->drop = drop;
+		j->from = from;
 		n->tail_drops++;
 		if (queue_tail_job(j) == 0) {
 			pthread_mutex_unlock(lock);
@@ -310,18 +371,38 @@ static int tail_append(struct node *n, uint64_t ino, uint64_t end)
 		free(j);
 	}
 	/* No memory to hold the reply back.  Never drop from this worker
-	 * (the starvation above): the coalescing queue drops the page soon
-	 * after the reply, as before this scheme, and a reader may see its
-	 * zeros meanwhile. */
+	 * (the starvation above): the coalescing queue drops the pages soon
+	 * after the reply, and a reader may see them stale meanwhile. */
 	diag_warn("no memory to hold a write to '%s' until its reader's "
-		  "last page is dropped",
+		  "stale pages are dropped",
 		  n->name);
-	if (drop && fs.nt)
+	if (from != DROP_NONE && fs.nt)
 		notifier_queue(fs.nt, ino,
-			       atomic_load(&n->shown_end) & ~(uint64_t)4095);
+			       from == DROP_TAIL
+				       ? PAGE_OF(atomic_load(&n->shown_end))
+				       : from);
 	show_end(n, end);
 	pthread_mutex_unlock(lock);
 	return 0;
+}
+
+/* A direct_io writer grew what the kernel's size covers: the drop its
+ * reply must wait for (see "Page-cache coherence"). */
+static uint64_t dio_drop(struct node *n, uint64_t ino)
+{
+	/* Only an O_RDWR writer can be open beside page-cache readers, and
+	 * no page-cache reader opens while it is: a zero read here stays
+	 * zero. */
+	if (atomic_load(&n->pc_readers) > 0)
+		return DROP_TAIL;
+	/* Nobody reads through the page cache until the drop is sent.  A
+	 * write-through writer's held bytes may sit in the kernel's pages
+	 * where this append lands. */
+	if ((atomic_exchange(&n->tail_cached, 0) ||
+	     atomic_load(&n->wt_writers) > 0) &&
+	    fs.nt)
+		notifier_queue(fs.nt, ino, PAGE_OF(atomic_load(&n->shown_end)));
+	return DROP_NONE;
 }
 
 /* Called by the partition after every append, from the appending thread,
@@ -337,7 +418,9 @@ static void fs_append_hook(void *arg, uint64_t end)
 	 * published before page_cached is read. */
 	atomic_thread_fence(memory_order_seq_cst);
 	cached = atomic_load(&n->page_cached);
-	if (cached && tail_append(n, ino, end)) {
+	if (cached &&
+	    tail_append(n, ino, end,
+			appending_wt ? DROP_NONE : dio_drop(n, ino))) {
 		/* The notifier shows the end and wakes cached readers. */
 		if (fs.fw)
 			follow_wake(fs.fw, n, end);
@@ -420,16 +503,26 @@ static int node_attr(struct node *n, struct stat *st)
 	/* Set before reading: a concurrent append then invalidates, and the
 	 * kernel drops this reply as older (attr_version). */
 	uint64_t shown;
-	int ret;
+	size_t held = 0;
+	int ret, locked;
 
 	atomic_store(&n->attr_cached, 1);
 	atomic_thread_fence(memory_order_seq_cst);
+	locked = n->kind == NODE_PARTITION && atomic_load(&n->held_handles) > 0;
+	if (locked)
+		pthread_mutex_lock(&n->held_lock);
 	shown = atomic_load(&n->shown_end);
 	ret = registry_stat(fs.reg, n, st);
-	/* Not past a last page that may still be cached stale. */
-	if (ret == 0 && n->kind == NODE_PARTITION &&
-	    (uint64_t)st->st_size > shown)
-		st->st_size = (off_t)shown;
+	if (ret == 0 && n->kind == NODE_PARTITION) {
+		/* Not past a last page that may still be cached stale. */
+		if ((uint64_t)st->st_size > shown)
+			st->st_size = (off_t)shown;
+		else if (locked)
+			held = held_at(n, (uint64_t)st->st_size);
+		st->st_size += (off_t)held;
+	}
+	if (locked)
+		pthread_mutex_unlock(&n->held_lock);
 	return ret;
 }
 
@@ -575,6 +668,20 @@ static void fs_forget_multi(fuse_req_t req, size_t count,
 	fuse_reply_none(req);
 }
 
+/* A page-cache reader's read asked past the size the kernel had (it
+ * sends GETATTR with its handle then) and gets size: it reads on to
+ * there from pages a write-through writer may have filled, which no READ
+ * shows us, so poll counts it as read.  (A reader that polls before it
+ * reads to the end is woken at the next append.) */
+static void reader_reached(struct handle *h, uint64_t size)
+{
+	uint_fast64_t pos = atomic_load(&h->ff.pos);
+
+	while (pos < size &&
+	       !atomic_compare_exchange_weak(&h->ff.pos, &pos, size))
+		;
+}
+
 static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
@@ -593,6 +700,8 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 		return;
 	}
 	node_attr(n, &st);
+	if (fi && H(fi)->kind == H_READER && H(fi)->cached)
+		reader_reached(H(fi), (uint64_t)st.st_size);
 	fuse_reply_attr(req, &st, ATTR_TIMEOUT);
 }
 
@@ -832,10 +941,12 @@ static int open_metrics(struct fuse_file_info *fi)
 	return 0;
 }
 
-/* Open a partition: writers direct_io with a framer, readers cached. */
+/* Open a partition: writers with a framer; which handles use the page
+ * cache: "Page-cache coherence". */
 static int open_partition(struct node *n, struct fuse_file_info *fi)
 {
 	struct partition_info info;
+	pthread_mutex_t *lock;
 	struct handle *h;
 	int acc = fi->flags & O_ACCMODE, ret;
 
@@ -856,18 +967,35 @@ static int open_partition(struct node *n, struct fuse_file_info *fi)
 		registry_unpin(fs.reg, n);
 		return -ENOMEM;
 	}
-	follow_file_init(&h->ff, n, 0, h->kind == H_READER);
+	/* Never a page-cache reader beside a direct_io writer ("Page-cache
+	 * coherence"). */
+	lock = tail_lock(registry_ino(fs.reg, n));
+	pthread_mutex_lock(lock);
 	if (h->kind == H_WRITER) {
-		/* No page-cache copy, and the kernel refuses shared
-		 * writable mmap on direct_io files. */
-		fi->direct_io = 1;
+		/* direct_io: no page-cache copy, and the kernel refuses
+		 * shared writable mmap on direct_io files. */
+		h->cached = acc == O_WRONLY && atomic_load(&n->pc_readers) > 0;
+		if (h->cached)
+			atomic_fetch_add(&n->wt_writers, 1);
+		else
+			n->dio_writers++;
 		h->append = !!(fi->flags & O_APPEND);
 	} else {
+		h->cached = n->dio_writers == 0;
+		if (h->cached)
+			atomic_fetch_add(&n->pc_readers, 1);
+	}
+	pthread_mutex_unlock(lock);
+	follow_file_init(&h->ff, n, 0, h->kind == H_READER && h->cached);
+	fi->direct_io = !h->cached;
+	if (h->cached) {
 		atomic_store(&n->page_cached, 1);
 		/* Pages may be stale until a queued invalidation is sent:
 		 * then this open drops them instead of keeping them. */
 		fi->keep_cache =
 			!notifier_pending(fs.nt, registry_ino(fs.reg, n));
+	} else {
+		fi->keep_cache = 1; /* unused here; others' pages are fine */
 	}
 	atomic_fetch_add(&fs.open_handles, 1);
 	fi->fh = (uintptr_t)h;
@@ -967,9 +1095,114 @@ static void writer_error(struct node *n, const char *what, int err)
 	     n->parent ? n->parent->name : "?", n->name, strerror(-err));
 }
 
+/* Held bytes of write-through writers.  The kernel counted them in the
+ * file's size when their WRITE returned and put them in its pages at
+ * held_pos; a read or stat that left them out would make it zero-fill a
+ * page there or shrink the size under them.  (The kernel also splits a
+ * write at a page it does not hold in full, so whole lines arrive as two
+ * WRITEs there.)  So while exactly one such writer holds a partial line
+ * and the log ends where it began, reads and stat show it after the end.
+ * Two holders cannot both be right: then neither is shown, and what the
+ * kernel holds is corrected when it diverges (append_batch).
+ *
+ * n->held_lock is taken around a write-through handle's write, from before
+ * it appends until its held bytes are published, and by a read or stat
+ * before it looks at the end: each sees the end and the held bytes of
+ * the same moment.  Lock order: h->lock, n->held_lock, the partition's. */
+static void held_lock(struct handle *h)
+{
+	if (h->cached)
+		pthread_mutex_lock(&h->n->held_lock);
+}
+
+/* Publish h's held bytes (h->lock and n->held_lock held) and unlock. */
+static void held_unlock(struct handle *h)
+{
+	struct node *n = h->n;
+	const char *p;
+	size_t len;
+	char *grown;
+	int holding;
+
+	if (!h->cached)
+		return;
+	p = framer_pending(&h->fr, &len);
+	holding = len > 0;
+	if (holding != h->holding)
+		atomic_fetch_add(&n->held_handles, holding ? 1 : -1);
+	h->holding = holding;
+	if (n->held_owner == h)
+		n->held_owner = NULL;
+	if (holding && atomic_load(&n->held_handles) == 1) {
+		if (len > n->held_cap) {
+			grown = realloc(n->held, len);
+			if (grown) {
+				n->held = grown;
+				n->held_cap = len;
+			}
+		}
+		/* No memory: not shown, as with two holders. */
+		if (len <= n->held_cap) {
+			memcpy(n->held, p, len);
+			n->held_len = len;
+			n->held_pos = h->held_pos;
+			n->held_owner = h;
+		}
+	}
+	pthread_mutex_unlock(&n->held_lock);
+}
+
+/* The kernel put some of a write-through handle's bytes where they did
+ * not land: its pages from byte from on are wrong.  Not dropped before
+ * the reply: that drop would wait for the page this very WRITE keeps
+ * locked.  The reader may read them until the notifier drops them. */
+static void wt_diverged(struct node *n, uint64_t from)
+{
+	diag_info("'%s': a write landed elsewhere than the page cache "
+		  "put it (another writer's partial line went first); "
+		  "dropping its pages",
+		  n->name);
+	if (fs.nt)
+		notifier_queue(fs.nt, registry_ino(fs.reg, n), PAGE_OF(from));
+}
+
+/* Append h's batch of count messages (PARTITION_ANY_COUNT) at the end,
+ * which must be expect (PARTITION_ANY_END: anywhere).  A write-through
+ * handle's batch should land at at, where the kernel put it; if the log's
+ * end moved under the kernel, it lands at the end all the same
+ * ("Page-cache coherence").  Called with h->lock. */
+static int append_batch(struct handle *h, const struct iovec *iov, int iovcnt,
+			uint32_t count, uint64_t expect, uint64_t at)
+{
+	struct partition *p = h->n->part;
+	struct partition_info info;
+	int ret;
+
+	if (!h->cached)
+		return partition_appendv(p, iov, iovcnt, count,
+					 registry_now_ms(), expect, NULL, NULL);
+	appending_wt = 1;
+	/* With at unknown, expect pins the batch where the kernel put it. */
+	ret = partition_appendv(p, iov, iovcnt, count, registry_now_ms(),
+				at == PARTITION_ANY_END ? expect : at, NULL,
+				NULL);
+	if (ret == -EPERM && at != PARTITION_ANY_END) {
+		partition_get_info(p, &info);
+		ret = partition_appendv(p, iov, iovcnt, count,
+					registry_now_ms(), PARTITION_ANY_END,
+					NULL, NULL);
+		if (ret >= 0)
+			wt_diverged(h->n,
+				    at < info.end_byte ? at : info.end_byte);
+	}
+	appending_wt = 0;
+	return ret;
+}
+
 /* Append the held partial line as one message.  Called with h->lock. */
 static int flush_pending(struct handle *h)
 {
+	struct iovec iov;
 	const char *p;
 	size_t len;
 	int ret;
@@ -977,8 +1210,10 @@ static int flush_pending(struct handle *h)
 	p = framer_pending(&h->fr, &len);
 	if (!len)
 		return 0;
-	ret = partition_append(h->n->part, p, len, 1, registry_now_ms(),
-			       PARTITION_ANY_END, NULL, NULL);
+	iov.iov_base = (void *)p;
+	iov.iov_len = len;
+	ret = append_batch(h, &iov, 1, 1, PARTITION_ANY_END,
+			   h->cached ? h->held_pos : PARTITION_ANY_END);
 	if (ret < 0)
 		return ret;
 	framer_clear(&h->fr);
@@ -991,10 +1226,26 @@ static void release_handle(struct handle *h)
 
 	if (h->kind == H_WRITER) {
 		pthread_mutex_lock(&h->lock);
+		held_lock(h);
 		ret = flush_pending(h);
+		if (ret < 0) /* the line is lost: show it no longer */
+			framer_clear(&h->fr);
+		held_unlock(h);
 		pthread_mutex_unlock(&h->lock);
 		if (ret < 0)
 			writer_error(h->n, "final partial line", ret);
+	}
+	if (h->n && (h->kind == H_READER || h->kind == H_WRITER)) {
+		pthread_mutex_t *lock = tail_lock(registry_ino(fs.reg, h->n));
+
+		pthread_mutex_lock(lock);
+		if (h->kind == H_READER && h->cached)
+			atomic_fetch_sub(&h->n->pc_readers, 1);
+		else if (h->cached)
+			atomic_fetch_sub(&h->n->wt_writers, 1);
+		else if (h->kind == H_WRITER)
+			h->n->dio_writers--;
+		pthread_mutex_unlock(lock);
 	}
 	if (h->n) {
 		if (fs.fw)
@@ -1014,7 +1265,9 @@ static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	reply_after_drop = 0;
 	if (h->kind == H_WRITER) {
 		pthread_mutex_lock(&h->lock);
+		held_lock(h);
 		ret = flush_pending(h);
+		held_unlock(h);
 		pthread_mutex_unlock(&h->lock);
 		if (ret < 0)
 			writer_error(h->n, "flush of a partial line", ret);
@@ -1055,15 +1308,21 @@ static int do_write(struct handle *h, const char *buf, size_t size, off_t off)
 	struct node *n = h->n;
 	struct partition_info info;
 	struct framer_plan plan;
-	uint64_t expect = PARTITION_ANY_END;
+	uint64_t expect = PARTITION_ANY_END, at = PARTITION_ANY_END;
 	size_t held = h->fr.pending_len;
 	int ret;
 
+	if (off < 0)
+		return -EPERM;
 	if (!h->append) {
 		/* The kernel's position already counts the held bytes. */
-		if (off < 0 || (uint64_t)off < held)
+		if ((uint64_t)off < held)
 			return -EPERM;
 		expect = (uint64_t)off - held;
+	} else if (h->cached) {
+		/* Write-through: the kernel copied the held bytes just
+		 * before off. */
+		at = (uint64_t)off >= held ? (uint64_t)off - held : 0;
 	}
 	ret = framer_plan(&h->fr, buf, size, atomic_load(&n->max_message),
 			  &plan);
@@ -1072,9 +1331,8 @@ static int do_write(struct handle *h, const char *buf, size_t size, off_t off)
 	if (ret < 0)
 		return ret;
 	if (plan.batch_len) {
-		ret = partition_appendv(n->part, plan.iov, plan.iovcnt,
-					PARTITION_ANY_COUNT, registry_now_ms(),
-					expect, NULL, NULL);
+		ret = append_batch(h, plan.iov, plan.iovcnt,
+				   PARTITION_ANY_COUNT, expect, at);
 		if (ret != -EPERM || held || expect == 0 ||
 		    expect == PARTITION_ANY_END)
 			goto out;
@@ -1092,15 +1350,22 @@ static int do_write(struct handle *h, const char *buf, size_t size, off_t off)
 			return -EPERM;
 		}
 	}
+	if (!plan.batch_len && at != PARTITION_ANY_END) {
+		/* Only held: the kernel's copy is right if the log ends
+		 * where it put the held bytes. */
+		partition_get_info(n->part, &info);
+		if (info.end_byte != at)
+			wt_diverged(n, at < info.end_byte ? at : info.end_byte);
+	}
 	ret = 0;
 	if (plan.batch_len)
-		ret = partition_appendv(n->part, plan.iov, plan.iovcnt,
-					PARTITION_ANY_COUNT, registry_now_ms(),
-					expect, NULL, NULL);
+		ret = append_batch(h, plan.iov, plan.iovcnt,
+				   PARTITION_ANY_COUNT, expect, at);
 out:
 	if (ret < 0)
 		return ret;
 	framer_commit(&h->fr, &plan);
+	h->held_pos = (uint64_t)off + size - h->fr.pending_len;
 	return 0;
 }
 
@@ -1108,6 +1373,7 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		     size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct handle *h = H(fi);
+	struct node *n;
 	size_t held;
 	int ret;
 
@@ -1116,18 +1382,23 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		fuse_reply_err(req, EBADF);
 		return;
 	}
+	n = h->n;
 	reply_after_drop = 0;
 	pthread_mutex_lock(&h->lock);
+	held_lock(h);
 	ret = do_write(h, buf, size, off);
+	held_unlock(h);
 	held = h->fr.pending_len;
 	pthread_mutex_unlock(&h->lock);
 	if (ret < 0)
-		writer_error(h->n, "write", ret);
-	/* The kernel counts held bytes in its size: a stale last page must
-	 * go before the reply, as for an append. */
-	else if (held && !reply_after_drop && atomic_load(&h->n->page_cached))
-		tail_append(h->n, registry_ino(fs.reg, h->n),
-			    atomic_load(&h->n->shown_end));
+		writer_error(n, "write", ret);
+	/* A direct_io writer's held bytes: the kernel counts them in its
+	 * size, and with nothing appended the hook did not run. */
+	else if (held && !h->cached && !reply_after_drop &&
+		 atomic_load(&n->page_cached))
+		tail_append(n, registry_ino(fs.reg, n),
+			    atomic_load(&n->shown_end),
+			    dio_drop(n, registry_ino(fs.reg, n)));
 	reply_write_or_err(req, size, ret < 0 ? -ret : -1);
 }
 
@@ -1150,18 +1421,24 @@ static void reply_snapshot(fuse_req_t req, const char *buf, size_t len)
 	free(copy);
 }
 
-/* Copying fallback (compressed segments): read into a buffer. */
+/* Copying fallback (compressed segments): read into a buffer, then the
+ * extra bytes. */
 static long read_copy(fuse_req_t req, struct partition *p, size_t size,
-		      off_t off, atomic_uint_fast64_t *end)
+		      off_t off, const char *extra, size_t extra_len,
+		      atomic_uint_fast64_t *end)
 {
 	ssize_t n;
-	char *buf = malloc(size ? size : 1);
+	char *buf = malloc(size + extra_len ? size + extra_len : 1);
 
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return -ENOMEM;
 	}
 	n = partition_read(p, (uint64_t)off, buf, size);
+	if (n == (ssize_t)size && extra_len) {
+		memcpy(buf + size, extra, extra_len);
+		n += (ssize_t)extra_len;
+	}
 	if (n >= 0)
 		atomic_store(end, (uint64_t)off + (uint64_t)n);
 	if (n < 0)
@@ -1172,40 +1449,46 @@ static long read_copy(fuse_req_t req, struct partition *p, size_t size,
 	return (long)n;
 }
 
-/* Reply to req with up to size bytes of n's log at off (zero-copy where
- * the bytes lie in uncompressed segments; the hole as zeros).  *end gets
- * where the read ends before the reply goes out: the reader may poll at
- * once, and must not be told "readable" for what it just got.  Returns
- * the bytes sent or -errno (replied).  Also answers parked reads. */
-static long reply_data(fuse_req_t req, struct node *n, uint64_t off,
-		       size_t size, atomic_uint_fast64_t *end)
+/* Reply to req with up to size bytes of n's log at off, the log taken to
+ * end at log_end, then extra_len bytes of extra (the held bytes shown
+ * there; only when the read reaches log_end).  Zero-copy where the bytes
+ * lie in uncompressed segments; the hole as zeros.  *end gets where the
+ * read ends before the reply goes out: the reader may poll at once, and
+ * must not be told "readable" for what it just got.  Returns the bytes
+ * sent or -errno (replied). */
+static long reply_range(fuse_req_t req, struct node *n, uint64_t off,
+			size_t size, uint64_t log_end, const char *extra,
+			size_t extra_len, atomic_uint_fast64_t *end)
 {
 	struct partition_range r[MAX_RANGES];
-	struct partition_info info;
 	union {
 		struct fuse_bufvec v;
 		char space[sizeof(struct fuse_bufvec) +
-			   MAX_BUFS * sizeof(struct fuse_buf)];
+			   (MAX_BUFS + 1) * sizeof(struct fuse_buf)];
 	} bv;
-	struct fuse_buf *bufs = bv.v.buf; /* room for 1 + MAX_BUFS */
+	struct fuse_buf *bufs = bv.v.buf; /* room for 2 + MAX_BUFS */
 	struct partition *p = n->part;
-	uint64_t want, total = 0, pos;
+	uint64_t want = 0, total = 0, pos;
 	size_t nb = 0, chunk;
-	int cnt, i;
+	int cnt = 0, i = 0;
 
-	partition_get_info(p, &info);
-	if (off >= info.end_byte) {
+	if (off < log_end) {
+		want = log_end - off;
+		if (want > size)
+			want = size;
+	}
+	if (want == 0 && extra_len == 0) {
 		atomic_store(end, off);
 		fuse_reply_buf(req, NULL, 0);
 		return 0;
 	}
-	want = info.end_byte - off;
-	if (want > size)
-		want = size;
-	cnt = partition_read_ranges(p, off, (size_t)want, r, MAX_RANGES);
-	if (cnt < 0) {
-		fuse_reply_err(req, -cnt);
-		return cnt;
+	if (want) {
+		cnt = partition_read_ranges(p, off, (size_t)want, r,
+					    MAX_RANGES);
+		if (cnt < 0) {
+			fuse_reply_err(req, -cnt);
+			return cnt;
+		}
 	}
 	memset(&bv, 0, sizeof(bv));
 	for (i = 0; i < cnt; i++) {
@@ -1233,14 +1516,66 @@ static long reply_data(fuse_req_t req, struct node *n, uint64_t off,
 	}
 	if (total < want || i < cnt) {
 		/* Compressed segments (or too many pieces): copy instead. */
-		partition_read_ranges_done(p);
-		return read_copy(req, p, (size_t)want, (off_t)off, end);
+		if (want)
+			partition_read_ranges_done(p);
+		return read_copy(req, p, (size_t)want, (off_t)off, extra,
+				 extra_len, end);
 	}
-	atomic_store(end, off + want);
+	if (extra_len) {
+		bufs[nb].mem = (void *)extra;
+		bufs[nb++].size = extra_len;
+	}
+	atomic_store(end, off + want + extra_len);
 	bv.v.count = nb;
 	fuse_reply_data(req, &bv.v, 0);
-	partition_read_ranges_done(p);
-	return (long)want;
+	if (want)
+		partition_read_ranges_done(p);
+	return (long)(want + extra_len);
+}
+
+/* The log alone (follow views and parked reads). */
+static long reply_data(fuse_req_t req, struct node *n, uint64_t off,
+		       size_t size, atomic_uint_fast64_t *end)
+{
+	struct partition_info info;
+
+	partition_get_info(n->part, &info);
+	return reply_range(req, n, off, size, info.end_byte, NULL, 0, end);
+}
+
+/* A read of a partition file: the log, then the held bytes shown after
+ * it (held_lock). */
+static long reply_partition(fuse_req_t req, struct node *n, uint64_t off,
+			    size_t size, atomic_uint_fast64_t *end)
+{
+	struct partition_info info;
+	char *extra = NULL;
+	uint64_t from;
+	size_t len;
+	long ret;
+
+	if (!atomic_load(&n->held_handles))
+		return reply_data(req, n, off, size, end);
+	pthread_mutex_lock(&n->held_lock);
+	partition_get_info(n->part, &info);
+	len = held_at(n, info.end_byte);
+	from = off > info.end_byte ? off - info.end_byte : 0;
+	if (len <= from || off + size <= info.end_byte) {
+		len = 0;
+	} else {
+		len -= from;
+		if (len > off + size - info.end_byte - from)
+			len = off + size - info.end_byte - from;
+		extra = malloc(len);
+		if (extra)
+			memcpy(extra, n->held + from, len);
+		else
+			len = 0;
+	}
+	pthread_mutex_unlock(&n->held_lock);
+	ret = reply_range(req, n, off, size, info.end_byte, extra, len, end);
+	free(extra);
+	return ret;
 }
 
 static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -1275,9 +1610,9 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	 * node, and a pin on it, first. */
 	n = h->n;
 	pinned = h->kind == H_READER && registry_pin(fs.reg, n) == 0;
-	if (h->kind == H_READER)
+	if (h->kind == H_READER && h->cached)
 		mark_tail_read(n, (uint64_t)off, size);
-	reply_data(req, n, (uint64_t)off, size, &h->ff.pos);
+	reply_partition(req, n, (uint64_t)off, size, &h->ff.pos);
 	if (pinned)
 		registry_unpin(fs.reg, n);
 }

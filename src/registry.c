@@ -163,6 +163,7 @@ static struct node *node_new(enum node_kind kind, const char *name)
 	n->meta.gid = getgid();
 	n->meta.atime = n->meta.mtime = n->meta.ctime = now_ts();
 	pthread_mutex_init(&n->meta_lock, NULL);
+	pthread_mutex_init(&n->held_lock, NULL);
 	return n;
 }
 
@@ -171,6 +172,8 @@ static void node_free(struct node *n)
 	if (n->dirfd >= 0)
 		io_close(n->dirfd);
 	pthread_mutex_destroy(&n->meta_lock);
+	pthread_mutex_destroy(&n->held_lock);
+	free(n->held);
 	free(n->name);
 	free(n);
 }

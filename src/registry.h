@@ -91,10 +91,24 @@ struct node {
 	int dying;	  /* protected by reg->life: last pin going */
 
 	/* Cache state, lock-free (fs.c). */
-	atomic_int attr_cached;		  /* the kernel may hold attributes */
-	atomic_int page_cached;		  /* a reader may hold pages */
-	atomic_int tail_cached;		  /* ... maybe a partial last page */
-	int tail_drops;			  /* fs.c's tail lock: drops queued */
+	atomic_int attr_cached; /* the kernel may hold attributes */
+	atomic_int page_cached; /* a reader may hold pages */
+	atomic_int tail_cached; /* ... maybe a partial last page */
+	int tail_drops;		/* fs.c's tail lock: drops queued */
+	/* Open handles by how they use the page cache (fs.c's tail lock;
+	 * read without it where only "zero stays zero" matters). */
+	atomic_int pc_readers; /* readers through the page cache */
+	atomic_int wt_writers; /* writers through the page cache */
+	int dio_writers;       /* direct_io writers */
+	/* The partial line of the one write-through writer holding one:
+	 * the kernel counts it in the file at held_pos, so reads and stat
+	 * show it there (fs.c). */
+	pthread_mutex_t held_lock;
+	atomic_int held_handles;   /* write-through handles holding bytes */
+	const void *held_owner;	   /* whose bytes held is (NULL: none) */
+	char *held;		   /* held_lock */
+	size_t held_len, held_cap; /* held_lock */
+	uint64_t held_pos;	   /* held_lock */
 	atomic_uint_fast64_t max_message; /* effective max_message_bytes */
 	atomic_uint_fast64_t shown_end;	  /* largest size the kernel may see */
 	uint64_t seen_crc_failures;	  /* maintenance thread only */

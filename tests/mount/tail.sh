@@ -2,7 +2,8 @@
 # tail.sh - tail -f on a partition shows new lines promptly: GNU tail polls
 # on FUSE, so the size the kernel caches must grow on every append.  And a
 # reader at the end of a growing partition never reads the zeros of a
-# stale cached last page (tool_follow tailrace).
+# stale cached page (tool_follow tailrace), whichever opened first and
+# whether lines arrive whole or in pieces.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/util.sh"
 
@@ -27,9 +28,14 @@ assert_eq "$(cat "$P")" "$(cat "$WORK/out")" "everything tail -f printed"
 
 TOOL_FOLLOW="$top_builddir/tests/mount/tool_follow"
 need_tool "$TOOL_FOLLOW"
-for i in 1 2 3; do
-	out=$("$TOOL_FOLLOW" tailrace "$MNT/t/race$i" 3 2>&1) ||
-		fail "a reader at the end of a growing partition: $out"
-	log "tailrace $i: $out"
+# The reader opens first (page cache on both sides) or the writer does
+# (direct_io on both); whole lines, or each line in two write()s.
+i=0
+for mode in "" "" writer-first split split "split writer-first"; do
+	i=$((i + 1))
+	# shellcheck disable=SC2086 # mode is zero to two words
+	out=$("$TOOL_FOLLOW" tailrace "$MNT/t/race$i" 3 $mode 2>&1) ||
+		fail "a reader at the end of a growing partition ($mode): $out"
+	log "tailrace $i ($mode): $out"
 done
 log "ok"

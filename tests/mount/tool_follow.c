@@ -12,17 +12,21 @@
  *                                   must fail with EINTR.  Prints the
  *                                   milliseconds from kill() to the
  *                                   child's end; fails over MAX_MS (100)
- *   tool_follow tailrace FILE SECS  a child appends numbered lines of
+ *   tool_follow tailrace FILE SECS [split] [writer-first]
+ *                                   a child appends numbered lines of
  *                                   varying length, one write() each, for
- *                                   SECS; the parent reads FILE through
- *                                   the page cache at its end with no
- *                                   delay, by read() and by fstat() plus
- *                                   pread() in turn.  What it read must be
- *                                   exactly the lines written, in order:
- *                                   a NUL (a stale cached last page) fails
- *   tool_follow tailrace FILE SECS split
- *                                   the same, each line written in two
- *                                   write()s (the daemon holds the first)
+ *                                   SECS; the parent reads FILE at its
+ *                                   end with no delay, by read() and by
+ *                                   fstat() plus pread() in turn.  What it
+ *                                   read must be exactly the lines
+ *                                   written, in order: a NUL (a stale
+ *                                   cached page) fails.  The reader opens
+ *                                   first (it reads through the page
+ *                                   cache, the writer writes through it);
+ *                                   writer-first: the writer opens first
+ *                                   (both direct_io).  split: each line in
+ *                                   two write()s (the daemon holds the
+ *                                   first)
  *
  * Exit status 0 when the check holds, 1 (with a message) when not.
  */
@@ -174,19 +178,26 @@ static int race_line(char *buf, size_t cap, long i)
 	return snprintf(buf, cap, "line %ld %.*s\n", i, (int)(i % 97), pad);
 }
 
-static int tailrace(const char *path, int secs, int split)
+static int tailrace(const char *path, int secs, int split, int wfirst)
 {
 	char line[256], buf[65536], want[256];
 	long next = 0, pending = 0, got = 0;
-	int fd, status = 0, wlen = 0, stat_turn = 0, done = 0;
+	int fd, status = 0, wlen = 0, stat_turn = 0, done = 0, ready[2];
 	off_t pos = 0;
 	struct stat st;
 	pid_t child;
 	ssize_t n;
 
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0644);
+	/* Created read-only: a writer's close would release it only
+	 * later, and until then the reader would open as beside a writer. */
+	fd = open(path, O_RDONLY | O_CREAT, 0644);
 	if (fd < 0 || close(fd) < 0)
 		return fprintf(stderr, "tailrace: create %s: %s\n", path,
+			       strerror(errno)),
+		       1;
+	fd = wfirst ? -1 : open(path, O_RDONLY);
+	if ((!wfirst && fd < 0) || pipe(ready) < 0)
+		return fprintf(stderr, "tailrace: open %s: %s\n", path,
 			       strerror(errno)),
 		       1;
 	child = fork();
@@ -198,7 +209,7 @@ static int tailrace(const char *path, int secs, int split)
 		int len;
 
 		fd = open(path, O_WRONLY | O_APPEND);
-		if (fd < 0)
+		if (fd < 0 || write(ready[1], "", 1) != 1)
 			_exit(2);
 		while (now_ms() < end) {
 			int cut;
@@ -215,7 +226,11 @@ static int tailrace(const char *path, int secs, int split)
 		}
 		_exit(0);
 	}
-	fd = open(path, O_RDONLY);
+	if (read(ready[0], line, 1) != 1)
+		return fprintf(stderr, "tailrace: the writer did not open\n"),
+		       1;
+	if (wfirst)
+		fd = open(path, O_RDONLY);
 	if (fd < 0)
 		return fprintf(stderr, "tailrace: open %s: %s\n", path,
 			       strerror(errno)),
@@ -288,12 +303,27 @@ int main(int argc, char **argv)
 {
 	if (argc == 3 && !strcmp(argv[1], "nonblock"))
 		return nonblock(argv[2]);
-	if ((argc == 4 || argc == 5) && !strcmp(argv[1], "tailrace"))
-		return tailrace(argv[2], atoi(argv[3]),
-				argc == 5 && !strcmp(argv[4], "split"));
+	if (argc >= 4 && argc <= 6 && !strcmp(argv[1], "tailrace")) {
+		int split = 0, wfirst = 0;
+
+		for (int i = 4; i < argc; i++) {
+			if (!strcmp(argv[i], "split"))
+				split = 1;
+			else if (!strcmp(argv[i], "writer-first"))
+				wfirst = 1;
+			else
+				return fprintf(stderr,
+					       "tailrace: what is "
+					       "'%s'?\n",
+					       argv[i]),
+				       2;
+		}
+		return tailrace(argv[2], atoi(argv[3]), split, wfirst);
+	}
 	if (argc == 4 && !strcmp(argv[1], "interrupt"))
 		return interrupt(argv[2], argv[3]);
 	fprintf(stderr, "usage: tool_follow nonblock FILE | "
-			"interrupt FILE kill|eintr\n");
+			"interrupt FILE kill|eintr | "
+			"tailrace FILE SECS [split] [writer-first]\n");
 	return 2;
 }
