@@ -8,9 +8,9 @@
  *   follow  a follower process blocks in read() on the follow view
  *           (MNT/.follow/wakeup_bench/0); the read is parked and answered
  *           by the append;
- *   poll    a waiter process blocks in poll() on the partition file
- *           (a page-cache reader: woken once the stale last page is
- *           invalidated, by the notifier thread), then reads the line;
+ *   poll    a waiter process blocks in poll() on the partition file,
+ *           then reads the line (it opens after the producer's writer,
+ *           so it reads direct_io and the append itself wakes it);
  *   poll-follow  the same on the follow view opened O_NONBLOCK (woken
  *           by the append itself).
  * The producer (this process) appends one line with write(), waits until
