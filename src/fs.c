@@ -1152,12 +1152,14 @@ static void held_unlock(struct handle *h)
 	pthread_mutex_unlock(&n->held_lock);
 }
 
-/* The kernel put some of a write-through handle's bytes where they did
- * not land: its pages from byte from on are wrong.  Not dropped before
- * the reply: that drop would wait for the page this very WRITE keeps
- * locked.  The reader may read them until the notifier drops them. */
-static void wt_diverged(struct node *n, uint64_t from)
+/* The kernel put a write-through handle's bytes at at, but the log ended
+ * at end: its pages from the lower of the two on are wrong.  Not dropped
+ * before the reply: that drop would wait for the page this very WRITE
+ * keeps locked.  Readers may read them until the notifier drops them. */
+static void wt_diverged(struct node *n, uint64_t at, uint64_t end)
 {
+	uint64_t from = at < end ? at : end;
+
 	diag_info("'%s': a write landed elsewhere than the page cache "
 		  "put it (another writer's partial line went first); "
 		  "dropping its pages",
@@ -1192,8 +1194,7 @@ static int append_batch(struct handle *h, const struct iovec *iov, int iovcnt,
 					registry_now_ms(), PARTITION_ANY_END,
 					NULL, NULL);
 		if (ret >= 0)
-			wt_diverged(h->n,
-				    at < info.end_byte ? at : info.end_byte);
+			wt_diverged(h->n, at, info.end_byte);
 	}
 	appending_wt = 0;
 	return ret;
@@ -1355,7 +1356,7 @@ static int do_write(struct handle *h, const char *buf, size_t size, off_t off)
 		 * where it put the held bytes. */
 		partition_get_info(n->part, &info);
 		if (info.end_byte != at)
-			wt_diverged(n, at < info.end_byte ? at : info.end_byte);
+			wt_diverged(n, at, info.end_byte);
 	}
 	ret = 0;
 	if (plan.batch_len)
