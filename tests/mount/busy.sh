@@ -27,9 +27,10 @@ assert_eq "$(printf 'before\nwhile-busy')" "$(cat <&3)" "reader after a refused 
 exec 3<&-
 
 # A busy directory (a shell's cwd inside the mount) likewise.
-(cd "$MNT/t" && exec sleep 3) &
+(cd "$MNT/t" && exec sleep 60) &
 cwd_pid=$!
-sleep 0.3
+in_mount() { [ "$(readlink "/proc/$cwd_pid/cwd")" = "$MNT/t" ]; }
+wait_for 10 in_mount || fail "the shell did not enter the mount"
 fusermount3 -u "$MNT" 2>/dev/null && fail "fusermount3 -u succeeded with a cwd inside the mount"
 kill "$cwd_pid"
 wait "$cwd_pid" 2>/dev/null

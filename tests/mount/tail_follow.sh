@@ -49,15 +49,21 @@ P="$MNT/t/0"
 F="$MNT/.follow/t/0"
 seq 1 20 >>"$P" || fail "append"
 
+# started OUT: tail printed the partition's last line, so it has opened
+# the file and taken its size (an acknowledgement, not a guess of time).
+started() {
+	shown_within 5000 "$1" "$(tail -n 1 "$P")" >/dev/null ||
+		fail "tail printed nothing into $1 within 5 s"
+}
 # Partition file, -s 0.1: within a second (typically ~0.1 s).
-tail -n 0 -s 0.1 -f "$P" >"$WORK/a" 2>&1 &
+tail -n 1 -s 0.1 -f "$P" >"$WORK/a" 2>&1 &
 TAILS+=($!)
-sleep 0.3
+started "$WORK/a"
 check_tail 1000 "$WORK/a" "$P" "tail -s 0.1 -f partition"
 # Partition file, default 1 s interval: within one interval plus slack.
-tail -n 0 -f "$P" >"$WORK/b" 2>&1 &
+tail -n 1 -f "$P" >"$WORK/b" 2>&1 &
 TAILS+=($!)
-sleep 0.3
+started "$WORK/b"
 check_tail 1800 "$WORK/b" "$P" "tail -f partition"
 # Follow view: tail -n 5 -f prints the last 5 lines, then follows.
 want=$(tail -n 5 "$P")

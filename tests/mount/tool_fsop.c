@@ -188,8 +188,10 @@ static size_t unescape(char *s)
 
 /*
  * hold FILE: open FILE for appending and keep that one descriptor while
- * stdin lasts.  Each stdin line (escapes \n, \\) is sent in one write();
- * the answer on stdout is "ok N" or "err <strerror>".  At EOF the
+ * stdin lasts.  The first answer on stdout is "opened" (or "err
+ * <strerror>" and exit), so the caller knows the descriptor exists before
+ * it goes on.  Each stdin line (escapes \n, \\) is sent in one write();
+ * the answer is "ok N" or "err <strerror>".  At EOF the
  * descriptor is closed and the answer is "closed" or "err <strerror>".
  * A shell redirection (printf >&3) cannot do this: the dup it makes is
  * closed after every command, and each close sends FUSE a flush, which
@@ -202,12 +204,13 @@ static int do_hold(const char *path)
 	ssize_t n;
 	int fd;
 
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0644);
 	if (fd < 0) {
 		printf("err %s\n", strerror(errno));
 		return 1;
 	}
-	setvbuf(stdout, NULL, _IOLBF, 0);
+	printf("opened\n");
 	while ((n = getline(&line, &cap, stdin)) >= 0) {
 		if (n > 0 && line[n - 1] == '\n')
 			line[n - 1] = '\0';

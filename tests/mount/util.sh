@@ -155,7 +155,9 @@ fail() {
 declare -A HOLD_PID=() HOLD_IN=() HOLD_OUT=()
 HOLD_ACK=""
 
-# hold_start ID FILE: open FILE for appending in holder ID.
+# hold_start ID FILE: open FILE for appending in holder ID; returns once
+# the holder says the descriptor is open (a step that depends on another
+# process's state waits for its acknowledgement, never for time).
 hold_start() {
 	local in="$WORK/hold-$1.in" out="$WORK/hold-$1.out" fdi fdo fd
 	mkfifo "$in" "$out" || fail "mkfifo for holder $1"
@@ -171,6 +173,10 @@ hold_start() {
 	exec {fdi}>"$in" {fdo}<"$out"
 	HOLD_IN[$1]=$fdi
 	HOLD_OUT[$1]=$fdo
+	HOLD_ACK=""
+	read -r -t 10 HOLD_ACK <&"$fdo" ||
+		fail "holder $1 did not answer its open of '$2'"
+	[ "$HOLD_ACK" = opened ] || fail "holder $1 could not open '$2': $HOLD_ACK"
 }
 
 # hold_write ID TEXT: one write() of TEXT (escape \n for a newline) on
