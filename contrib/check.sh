@@ -6,7 +6,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
 
-FLUXFS_EXTRA_PACKAGES="${FLUXFS_EXTRA_PACKAGES:-} clang libclang-rt-14-dev valgrind" \
+FLUXFS_EXTRA_PACKAGES="${FLUXFS_EXTRA_PACKAGES:-} clang libclang-rt-14-dev valgrind socat pv netcat-openbsd" \
 	sh "$top/contrib/deps.sh"
 cd "$top"
 [ -x configure ] && [ configure -nt configure.ac ] && [ Makefile.in -nt Makefile.am ] ||

@@ -5,11 +5,8 @@
  * handle: each node keeps its own list of both (n->follow_waiters,
  * n->follow_polls) so an append only walks its partition's, and every
  * parked read is also on one mount-wide list so an interrupt, which
- * names only the request, can find it.  Poll handles of page-cache
- * readers are on one mount-wide list instead (fw->cached): they are
- * woken from the notifier thread once the stale last page is gone, not
- * by the append, or they would read zeros from it.  The append hook skips the
- * lock entirely while nothing is parked or polled anywhere (fw->active).
+ * names only the request, can find it.  The append hook skips the lock
+ * entirely while nothing is parked or polled anywhere (fw->active).
  *
  * Replies are sent outside the lock: waiters are unlinked under it, then
  * answered.  Whoever unlinks a waiter (wake, interrupt, detach, shutdown)
@@ -38,18 +35,15 @@ struct follow_wait {
 struct follow {
 	pthread_mutex_t lock;
 	struct follow_wait *all;     /* protected by lock */
-	struct follow_file *cached;  /* protected by lock */
 	int closing;		     /* protected by lock */
 	atomic_uint_fast64_t active; /* parked reads + stored poll handles */
 	atomic_uint_fast64_t parked;
 	atomic_uint_fast64_t wakeups;
 	follow_reply_fn reply;
-	follow_stale_fn stale;
 };
 
 /* Create the module. */
-int follow_new(follow_reply_fn reply, follow_stale_fn stale,
-	       struct follow **out)
+int follow_new(follow_reply_fn reply, struct follow **out)
 {
 	struct follow *fw = calloc(1, sizeof(*fw));
 
@@ -57,7 +51,6 @@ int follow_new(follow_reply_fn reply, follow_stale_fn stale,
 		return -ENOMEM;
 	pthread_mutex_init(&fw->lock, NULL);
 	fw->reply = reply;
-	fw->stale = stale;
 	*out = fw;
 	return 0;
 }
@@ -72,13 +65,11 @@ void follow_free(struct follow *fw)
 }
 
 /* Initialise a handle's follow state. */
-void follow_file_init(struct follow_file *ff, struct node *n, int view,
-		      int cached)
+void follow_file_init(struct follow_file *ff, struct node *n, int view)
 {
 	memset(ff, 0, sizeof(*ff));
 	ff->n = n;
 	ff->view = view;
-	ff->cached = cached;
 	ff->gen = atomic_load(&n->follow_gen);
 	atomic_store(&ff->pos, 0);
 }
@@ -124,10 +115,6 @@ static void waiter_link(struct follow *fw, struct follow_wait *w)
 	atomic_fetch_add(&fw->parked, 1);
 }
 
-static struct follow_file **poll_list(struct follow *fw, struct follow_file *ff)
-{
-	return ff->cached ? &fw->cached : &ff->n->follow_polls;
-}
 
 /* Called with fw->lock: drop ff's stored poll handle, if any. */
 static void poll_unlink(struct follow *fw, struct follow_file *ff)
@@ -137,7 +124,7 @@ static void poll_unlink(struct follow *fw, struct follow_file *ff)
 	if (ff->prev)
 		ff->prev->next = ff->next;
 	else
-		*poll_list(fw, ff) = ff->next;
+		ff->n->follow_polls = ff->next;
 	if (ff->next)
 		ff->next->prev = ff->prev;
 	ff->prev = ff->next = NULL;
@@ -273,7 +260,7 @@ void follow_poll(struct follow *fw, fuse_req_t req, struct follow_file *ff,
 		 struct fuse_pollhandle *ph)
 {
 	struct fuse_pollhandle *old = NULL;
-	struct follow_file **list = poll_list(fw, ff);
+	struct follow_file **list = &ff->n->follow_polls;
 	struct node *n = ff->n;
 	unsigned revents = 0;
 
@@ -291,12 +278,7 @@ void follow_poll(struct follow *fw, fuse_req_t req, struct follow_file *ff,
 		ff->ph = ph;
 	}
 	atomic_thread_fence(memory_order_seq_cst);
-	/* A cached reader with stale pages is woken when they are gone
-	 * (follow_wake_cached runs after the staleness is cleared, and
-	 * takes this lock). */
-	if (fw->closing || ended(ff) ||
-	    (end_of(n) > atomic_load(&ff->pos) &&
-	     !(ff->cached && fw->stale && fw->stale(n))))
+	if (fw->closing || ended(ff) || end_of(n) > atomic_load(&ff->pos))
 		revents = POLLIN | POLLRDNORM;
 	pthread_mutex_unlock(&fw->lock);
 	if (old)
@@ -362,24 +344,6 @@ void follow_wake(struct follow *fw, struct node *n, uint64_t end)
 		next = w->gnext;
 		waiter_answer(fw, w, 0);
 	}
-}
-
-/* n's stale pages were invalidated: wake its cached readers' polls. */
-void follow_wake_cached(struct follow *fw, struct node *n)
-{
-	struct follow_file *ff;
-
-	atomic_thread_fence(memory_order_seq_cst);
-	if (!atomic_load(&fw->active))
-		return;
-	pthread_mutex_lock(&fw->lock);
-	for (ff = fw->cached; ff; ff = ff->next)
-		if (ff->n == n)
-			break;
-	/* Only now is n known to be alive: a handle of it is open. */
-	if (ff)
-		notify_polls(fw, fw->cached, n, end_of(n), 0);
-	pthread_mutex_unlock(&fw->lock);
 }
 
 /* Unlink every waiter of n (or of every node if n is NULL) into a list. */

@@ -5,8 +5,10 @@
  * A read at the end of a follow file (MNT/.follow/<topic>/<partition>)
  * is not answered: its fuse_req_t is parked on the partition's node and
  * answered from the partition's append hook (follow_wake), so a waiting
- * reader holds no daemon thread.  Poll handles of open partition and
- * follow files are kept the same way and notified from the same hook.
+ * reader holds no daemon thread.  Poll handles of follow files are kept
+ * the same way and notified from the same hook.  A partition file itself
+ * polls like a regular file (always ready) and never comes here: waiting
+ * for data is the follow view's job.
  *
  * Ordering (no lost wakeups): a reader decides "at the end" and parks
  * under the module's lock; the append hook runs after the new end is
@@ -38,33 +40,24 @@ struct follow;
  * after replying with that error. */
 typedef long (*follow_reply_fn)(fuse_req_t req, struct node *n, uint64_t off,
 				size_t size, atomic_uint_fast64_t *pos);
-/* Whether n's cached pages may still be stale (an invalidation is queued
- * or being sent): a page-cache reader must not be told "readable" yet. */
-typedef int (*follow_stale_fn)(struct node *n);
-
 /* Per open file (partition or follow view): embedded in fs.c's handle. */
 struct follow_file {
 	struct node *n;
 	int view;		    /* a follow-view file (reads park) */
-	int cached;		    /* a page-cache reader: woken by
-				       follow_wake_cached() */
 	unsigned gen;		    /* view: n->follow_gen when opened */
 	atomic_uint_fast64_t pos;   /* end of the last read answered */
 	struct fuse_pollhandle *ph; /* protected by the follow lock */
-	struct follow_file *prev;   /* poll list (n's, or the mount's
-				       cached one); follow lock */
+	struct follow_file *prev;   /* n's poll list; follow lock */
 	struct follow_file *next;
 };
 
 /* Create the module. */
-int follow_new(follow_reply_fn reply, follow_stale_fn stale,
-	       struct follow **out);
+int follow_new(follow_reply_fn reply, struct follow **out);
 /* Free the module (after follow_shutdown and the session's end). */
 void follow_free(struct follow *fw);
 
 /* Set up / tear down a handle's state (release drops its poll handle). */
-void follow_file_init(struct follow_file *ff, struct node *n, int view,
-		      int cached);
+void follow_file_init(struct follow_file *ff, struct node *n, int view);
 void follow_file_release(struct follow *fw, struct follow_file *ff);
 
 /* A read on a follow-view file: answered now if data is there, else
@@ -72,19 +65,15 @@ void follow_file_release(struct follow *fw, struct follow_file *ff);
  * shutdown. */
 void follow_read(struct follow *fw, fuse_req_t req, struct follow_file *ff,
 		 uint64_t off, size_t size, int nonblock);
-/* The poll operation for ff: keep ph (replacing the previous one) and
- * reply POLLIN when data past the last read exists. */
+/* The poll operation for a follow-view file ff: keep ph (replacing the
+ * previous one) and reply POLLIN when data past the last read exists. */
 void follow_poll(struct follow *fw, fuse_req_t req, struct follow_file *ff,
 		 struct fuse_pollhandle *ph);
 
 /* n's log now ends at end: answer its parked reads, notify the poll
- * handles of its direct_io files.  Called from the append hook, no
+ * handles of its follow files.  Called from the append hook, no
  * partition lock held. */
 void follow_wake(struct follow *fw, struct node *n, uint64_t end);
-/* n's stale cached pages were invalidated: notify the poll handles of its
- * page-cache readers that have data past their last read.  n is only
- * compared until a handle of it is found (it may be gone). */
-void follow_wake_cached(struct follow *fw, struct node *n);
 /* n left its name (unlink, rename, replaced): its follow readers get
  * end-of-file now and on every later read. */
 void follow_detach(struct follow *fw, struct node *n);

@@ -117,19 +117,6 @@ static int send_inval(void *arg, uint64_t ino, uint64_t from)
 	return fuse_lowlevel_notify_inval_inode(fs.se, ino, (off_t)from, 0);
 }
 
-/* The notifier sent ino's invalidation: its cached readers may poll
- * readable now.  ino is not dereferenced unless a handle holds it. */
-static void inval_done(void *arg, uint64_t ino)
-{
-	if (fs.fw && !is_follow_ino(ino))
-		follow_wake_cached(fs.fw, node_of(ino));
-}
-
-static int pages_stale(struct node *n)
-{
-	return fs.nt && notifier_pending(fs.nt, registry_ino(fs.reg, n));
-}
-
 /* Page-cache coherence.  A page-cache read that ends mid-page at the end
  * of the log leaves the kernel holding that page zero-filled past the
  * end, and the kernel grows the file's size by itself on every WRITE
@@ -165,10 +152,8 @@ static int pages_stale(struct node *n)
  * Readers may read the wrong bytes meanwhile; concurrent writers of
  * partial lines get no promise about how their pieces interleave either.
  *
- * Poll on a page-cache reader is readable while it has not read to the
- * end; a reader that reads what a write-through writer put in the pages
- * sends no READ, but its read past the size it knew sends GETATTR with
- * its handle, and that counts (reader_reached).
+ * A partition file polls like a regular file (always ready), so no
+ * poll state depends on what a page-cache reader has read.
  *
  * Drops the reply waits for are sent by the notifier thread, which then
  * publishes shown_end and answers the request, in order.  The drop waits
@@ -294,8 +279,6 @@ static void tail_job_run(void *arg)
 	n->tail_drops--;
 	pthread_mutex_unlock(lock);
 	inval_attr(n, j->ino);
-	if (fs.fw)
-		follow_wake_cached(fs.fw, n);
 	registry_unpin(fs.reg, n);
 	free(j);
 }
@@ -421,7 +404,7 @@ static void fs_append_hook(void *arg, uint64_t end)
 	if (cached &&
 	    tail_append(n, ino, end,
 			appending_wt ? DROP_NONE : dio_drop(n, ino))) {
-		/* The notifier shows the end and wakes cached readers. */
+		/* The notifier shows the end. */
 		if (fs.fw)
 			follow_wake(fs.fw, n, end);
 		return;
@@ -429,11 +412,8 @@ static void fs_append_hook(void *arg, uint64_t end)
 	if (!cached)
 		show_end(n, end);
 	inval_attr(n, ino);
-	if (fs.fw) {
+	if (fs.fw)
 		follow_wake(fs.fw, n, end);
-		if (cached)
-			follow_wake_cached(fs.fw, n);
-	}
 }
 
 static int send_delete(void *arg, uint64_t parent, uint64_t child,
@@ -668,20 +648,6 @@ static void fs_forget_multi(fuse_req_t req, size_t count,
 	fuse_reply_none(req);
 }
 
-/* A page-cache reader's read asked past the size the kernel had (it
- * sends GETATTR with its handle then) and gets size: it reads on to
- * there from pages a write-through writer may have filled, which no READ
- * shows us, so poll counts it as read.  (A reader that polls before it
- * reads to the end is woken at the next append.) */
-static void reader_reached(struct handle *h, uint64_t size)
-{
-	uint_fast64_t pos = atomic_load(&h->ff.pos);
-
-	while (pos < size &&
-	       !atomic_compare_exchange_weak(&h->ff.pos, &pos, size))
-		;
-}
-
 static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
@@ -700,8 +666,6 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 		return;
 	}
 	node_attr(n, &st);
-	if (fi && H(fi)->kind == H_READER && H(fi)->cached)
-		reader_reached(H(fi), (uint64_t)st.st_size);
 	fuse_reply_attr(req, &st, ATTR_TIMEOUT);
 }
 
@@ -986,7 +950,7 @@ static int open_partition(struct node *n, struct fuse_file_info *fi)
 			atomic_fetch_add(&n->pc_readers, 1);
 	}
 	pthread_mutex_unlock(lock);
-	follow_file_init(&h->ff, n, 0, h->kind == H_READER && h->cached);
+	follow_file_init(&h->ff, n, 0);
 	fi->direct_io = !h->cached;
 	if (h->cached) {
 		atomic_store(&n->page_cached, 1);
@@ -1022,7 +986,7 @@ static int open_follow(fuse_ino_t ino, struct fuse_file_info *fi)
 		registry_unpin(fs.reg, n);
 		return -ENOMEM;
 	}
-	follow_file_init(&h->ff, n, 1, 0);
+	follow_file_init(&h->ff, n, 1);
 	fi->direct_io = 1;
 	fi->nonseekable = 0;
 	atomic_fetch_add(&fs.open_handles, 1);
@@ -1618,16 +1582,22 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		registry_unpin(fs.reg, n);
 }
 
+/* A partition file (and a control file) polls like a regular file: always
+ * readable (a read returns data, or 0 at the end) and always writable.
+ * Event-loop programs (socat, nc, pv) select on their output before they
+ * write, and on their input before they read: a file that never reports
+ * ready hangs them.  Only the follow view waits for data. */
 static void fs_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		    struct fuse_pollhandle *ph)
 {
 	struct handle *h = H(fi);
 
 	count_request();
-	if (!h->n || !fs.fw) {
+	if (!h->n || !fs.fw || !h->ff.view) {
 		if (ph)
 			fuse_pollhandle_destroy(ph);
-		fuse_reply_poll(req, POLLIN | POLLRDNORM);
+		fuse_reply_poll(req,
+				POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM);
 		return;
 	}
 	follow_poll(fs.fw, req, &h->ff, ph);
@@ -1950,10 +1920,10 @@ int fs_start(struct fuse_session *se)
 	int ret;
 
 	fs.se = se;
-	ret = follow_new(reply_data, pages_stale, &fs.fw);
+	ret = follow_new(reply_data, &fs.fw);
 	if (ret < 0)
 		return ret;
-	ret = notifier_start(send_inval, inval_done, send_delete, NULL, &fs.nt);
+	ret = notifier_start(send_inval, send_delete, NULL, &fs.nt);
 	if (ret < 0)
 		return ret;
 	return registry_maint_start(fs.reg);

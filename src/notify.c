@@ -53,7 +53,6 @@ struct notifier {
 	int stopping;		  /* protected by lock */
 	pthread_t thread;
 	notifier_send_fn send;
-	notifier_after_fn after;
 	notifier_delete_fn del;
 	void *arg;
 	atomic_uint_fast64_t sent;
@@ -229,35 +228,11 @@ uint64_t notifier_sent(struct notifier *nt)
 	return atomic_load_explicit(&nt->sent, memory_order_relaxed);
 }
 
-/* Copy the inodes of t (for the after callback, run once the batch is
- * no longer pending and without the lock).  NULL if there is no callback
- * or no memory (then the callbacks are skipped: a poll waiter would then
- * miss one wakeup, never read wrong data). */
-static uint64_t *batch_inodes(struct notifier *nt, const struct table *t,
-			      size_t *count)
-{
-	uint64_t *inos;
-	size_t i, k = 0;
-
-	*count = 0;
-	if (!nt->after || !t->used)
-		return NULL;
-	inos = malloc(t->used * sizeof(*inos));
-	if (!inos)
-		return NULL;
-	for (i = 0; i < t->cap; i++)
-		if (t->slots[i].ino)
-			inos[k++] = t->slots[i].ino;
-	*count = k;
-	return inos;
-}
-
 static void *notifier_main(void *arg)
 {
 	struct notifier *nt = arg;
 	struct table t;
-	uint64_t *inos;
-	size_t i, count;
+	size_t i;
 	int ret, stop;
 	struct entry_del *dels;
 	struct call *calls;
@@ -305,16 +280,8 @@ static void *notifier_main(void *arg)
 					  (unsigned long long)t.slots[i].ino,
 					  strerror(-ret));
 		}
-		inos = batch_inodes(nt, &t, &count);
 		pthread_mutex_lock(&nt->lock);
 		table_clear(&nt->inflight);
-		if (inos) {
-			pthread_mutex_unlock(&nt->lock);
-			for (i = 0; i < count; i++)
-				nt->after(nt->arg, inos[i]);
-			free(inos);
-			pthread_mutex_lock(&nt->lock);
-		}
 		stop = nt->stopping && !nt->queued.used && !nt->calls &&
 		       !nt->dels;
 		if (stop)
@@ -325,8 +292,8 @@ static void *notifier_main(void *arg)
 }
 
 /* Start the notifier thread. */
-int notifier_start(notifier_send_fn send, notifier_after_fn after,
-		   notifier_delete_fn del, void *arg, struct notifier **out)
+int notifier_start(notifier_send_fn send, notifier_delete_fn del, void *arg,
+		   struct notifier **out)
 {
 	struct notifier *nt;
 	int ret;
@@ -337,7 +304,6 @@ int notifier_start(notifier_send_fn send, notifier_after_fn after,
 	pthread_mutex_init(&nt->lock, NULL);
 	pthread_cond_init(&nt->cond, NULL);
 	nt->send = send;
-	nt->after = after;
 	nt->del = del;
 	nt->arg = arg;
 	nt->calls_tail = &nt->calls;

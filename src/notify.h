@@ -20,11 +20,6 @@ struct notifier;
 /* Send one invalidation: bytes [from, end of file) of inode ino.  Returns
  * 0 or -errno (-ENOENT / -ENODEV are expected and ignored). */
 typedef int (*notifier_send_fn)(void *arg, uint64_t ino, uint64_t from);
-/* Called for each inode of a batch once the batch was sent and is no
- * longer pending (poll waiters of cached readers are woken only then, or
- * they would read the stale last page). */
-typedef void (*notifier_after_fn)(void *arg, uint64_t ino);
-
 /* Tell the kernel that entry name of directory parent (inode child) is
  * gone.  Returns 0 or -errno (-ENOENT / -ENODEV ignored). */
 typedef int (*notifier_delete_fn)(void *arg, uint64_t parent, uint64_t child,
@@ -33,9 +28,9 @@ typedef int (*notifier_delete_fn)(void *arg, uint64_t parent, uint64_t child,
 /* Work queued to run on the thread (it may block on the kernel). */
 typedef void (*notifier_call_fn)(void *arg);
 
-/* Start the thread; after and del may be NULL. */
-int notifier_start(notifier_send_fn send, notifier_after_fn after,
-		   notifier_delete_fn del, void *arg, struct notifier **out);
+/* Start the thread; del may be NULL. */
+int notifier_start(notifier_send_fn send, notifier_delete_fn del, void *arg,
+		   struct notifier **out);
 /* Queue an entry deletion (sent in order, from the thread). */
 int notifier_queue_delete(struct notifier *nt, uint64_t parent, uint64_t child,
 			  const char *name);

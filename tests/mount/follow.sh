@@ -139,7 +139,9 @@ kill $CAT
 wait $CAT 2>/dev/null
 log "an append made by the daemon (flush of a held line) wakes followers"
 
-# 5. epoll on the partition file and the follow file wakes on append.
+# 5. The partition file polls like a regular file (epoll, poll, select:
+# a reader at its end and a writer are ready at once); the follow file
+# wakes on append.
 out=$("$TOOL_EPOLL" "$P" "$F" 3) || fail "epoll: $out"
 log "$out"
 

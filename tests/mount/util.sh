@@ -203,3 +203,38 @@ hold_close() {
 	[ $rc -eq 0 ] || fail "holder $1 did not answer the close"
 	[ "$HOLD_ACK" = closed ]
 }
+
+# need_packages PKG...: install the Debian packages a test drives (through
+# contrib/deps.sh, like the rest of the project); skip (77) only when
+# one of them cannot exist here (no installation candidate).
+need_packages() {
+	local p missing=""
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
+			missing="$missing $p"
+	done
+	[ -z "$missing" ] && return 0
+	if ! FLUXFS_EXTRA_PACKAGES="$missing" sh "$top_srcdir/contrib/deps.sh" >&2; then
+		for p in $missing; do
+			if ! apt-cache policy "$p" 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+				echo "SKIP: package $p cannot be installed here"
+				exit 77
+			fi
+		done
+		fail "cannot install$missing"
+	fi
+}
+
+# free_port: a TCP port on 127.0.0.1 that nothing listens on now.
+free_port() {
+	local port
+	for port in $(shuf -i 20000-60000 -n 50); do
+		ss -Htln "sport = :$port" | grep -q . || { echo "$port"; return 0; }
+	done
+	return 1
+}
+
+# listening PORT: something listens on 127.0.0.1:PORT (or any address).
+listening() {
+	ss -Htln "sport = :$1" | grep -q .
+}
