@@ -98,10 +98,11 @@ int registry_check_name(const char *name, int is_topic)
 {
 	size_t i, len = strlen(name);
 
-	if (len > 255)
+	/* statfs reports REGISTRY_NAME_MAX as NAME_MAX: past it a name is
+	 * too long, as on every filesystem, not merely invalid. */
+	if (len > REGISTRY_NAME_MAX)
 		return -ENAMETOOLONG;
-	if (len == 0 || len > REGISTRY_NAME_MAX || !strcmp(name, ".") ||
-	    !strcmp(name, ".."))
+	if (len == 0 || !strcmp(name, ".") || !strcmp(name, ".."))
 		return -EINVAL;
 	if (is_topic && name[0] == '.')
 		return -EINVAL;
