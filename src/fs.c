@@ -1353,6 +1353,12 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		return;
 	}
 	n = h->n;
+	/* On a direct_io WRITE the kernel leaves clearing setuid/setgid to
+	 * us (its flag for it is not passed on by libfuse 3.14); a
+	 * write-through one it clears itself first.  uid 0 stands for
+	 * CAP_FSETID. */
+	if (fuse_req_ctx(req)->uid != 0 && registry_drop_setid(fs.reg, n) > 0)
+		inval_attr(n, ino);
 	reply_after_drop = 0;
 	pthread_mutex_lock(&h->lock);
 	held_lock(h);

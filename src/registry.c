@@ -1306,6 +1306,25 @@ int registry_setattr(struct registry *reg, struct node *n, const mode_t *mode,
 	return ret;
 }
 
+/* Clear setuid/setgid after an unprivileged write.  A chmod racing the
+ * write may be undone, as with the kernel's own read-then-setattr. */
+int registry_drop_setid(struct registry *reg, struct node *n)
+{
+	mode_t old, mode;
+	int ret;
+
+	pthread_mutex_lock(&n->meta_lock);
+	old = n->meta.mode;
+	pthread_mutex_unlock(&n->meta_lock);
+	mode = old & ~(mode_t)S_ISUID;
+	if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+		mode &= ~(mode_t)S_ISGID;
+	if (mode == old)
+		return 0; /* the common case: nothing to clear */
+	ret = registry_setattr(reg, n, &mode, NULL, NULL, NULL, NULL);
+	return ret < 0 ? ret : 1;
+}
+
 /* The partition's info, read under the lock that keeps it open. */
 int registry_info(struct registry *reg, struct node *n,
 		  struct partition_info *info)

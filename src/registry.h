@@ -180,6 +180,10 @@ int registry_setattr(struct registry *reg, struct node *n, const mode_t *mode,
 		     const uid_t *uid, const gid_t *gid,
 		     const struct timespec *atime,
 		     const struct timespec *mtime);
+/* A write by a process without CAP_FSETID: clear setuid, and setgid if
+ * group-executable, as every local filesystem does (persisted).  Returns
+ * 1 if the mode changed, 0 if there was nothing to clear, or -errno. */
+int registry_drop_setid(struct registry *reg, struct node *n);
 int registry_statfs(struct registry *reg, struct statvfs *st);
 /* A partition's info; -ENOENT once it was closed (removed). */
 int registry_info(struct registry *reg, struct node *n,

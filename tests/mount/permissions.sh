@@ -49,4 +49,28 @@ chown 0:0 "$P" || fail "chown back to root"
 expect_err "$EACCES_MSG" as_nobody sh -c 'echo x >>"$1"' sh "$P"
 expect_err "$EACCES_MSG" as_nobody rm "$P"
 [ -e "$P" ] || fail "partition removed by a user without write permission on the topic"
+
+# A write by someone other than the owner clears setuid and setgid, as
+# POSIX says and every local filesystem does; the owner's keeps them.
+S="$T/suid"
+echo first >>"$S" || fail "create the setuid partition"
+chown 0:65534 "$S" && chmod 6777 "$S" || fail "chmod 6777"
+assert_eq 6777 "$(stat -c %a "$S")" "mode before any write"
+echo by-owner >>"$S" || fail "owner's append"
+assert_eq 6777 "$(stat -c %a "$S")" "mode after the owner's append"
+as_nobody sh -c 'echo by-other >>"$1"' sh "$S" || fail "other user's append"
+assert_eq 777 "$(stat -c %a "$S")" "mode after another user's append"
+assert_eq "$(printf 'first\nby-owner\nby-other')" "$(cat "$S")" "setuid partition content"
+# The same with a reader open, which makes the writer write through the
+# page cache (the kernel then clears the bits itself, if we let it).
+chmod 6777 "$S" || fail "chmod 6777 again"
+exec 3<"$S"
+as_nobody sh -c 'echo cached >>"$1"' sh "$S" || fail "other user's write-through append"
+exec 3<&-
+assert_eq 777 "$(stat -c %a "$S")" "mode after another user's write-through append"
+mount_restart
+assert_eq 777 "$(stat -c %a "$S")" "mode after a remount"
+# chown clears them too, even root's (as ext4 does).
+chmod 6755 "$S" && chown 65534 "$S" || fail "chmod 6755, chown"
+assert_eq 755 "$(stat -c %a "$S")" "mode after chown"
 log "ok"
