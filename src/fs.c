@@ -1273,6 +1273,22 @@ static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 
 /* One write(): its complete lines (after the held bytes) become one
  * batch, appended at once; the trailing partial line is held. */
+/* Whether buf holds a byte other than NUL.  A copy tool restoring a file
+ * whose head was a hole writes data after the hole (it skipped the
+ * zeros); glibc's posix_fallocate, when fallocate(2) refuses, writes a
+ * single NUL byte into each block of the range instead.  Only the first
+ * may start a log past 0, or a refused fallocate leaves a hole and a NUL
+ * message behind. */
+static int has_data(const char *buf, size_t size)
+{
+	size_t i;
+
+	for (i = 0; i < size; i++)
+		if (buf[i])
+			return 1;
+	return 0;
+}
+
 static int do_write(struct handle *h, const char *buf, size_t size, off_t off)
 {
 	struct node *n = h->n;
@@ -1310,7 +1326,7 @@ static int do_write(struct handle *h, const char *buf, size_t size, off_t off)
 	if (expect != PARTITION_ANY_END) {
 		partition_get_info(n->part, &info);
 		if (info.end_byte == 0 && info.next_offset == 0 && !held &&
-		    expect > 0) {
+		    expect > 0 && has_data(buf, size)) {
 			/* First write into an empty partition past 0: a
 			 * restore of a file whose head was a hole. */
 			ret = partition_set_start_byte(n->part, expect);

@@ -98,6 +98,30 @@ echo after-all >>"$Q" || fail "append after deleting every message"
 assert_eq after-all "$(tail -c +$((qsize + 1)) "$Q")" "append after deleting every message"
 xassert "$Q" next_offset 3001 "next_offset after the new append"
 
+# posix_fallocate: glibc falls back to writing a NUL byte into every
+# block of the range when fallocate(2) refuses; none of them may land.
+# On an empty partition that used to be taken for a restore that starts
+# past 0 (a hole, then a one-byte NUL message).
+# (util-linux's fallocate -x ignores what posix_fallocate returns: Python's
+# os.posix_fallocate raises on it.)
+posix_fallocate() {
+	python3 -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+os.posix_fallocate(fd, 0, int(sys.argv[2]))' "$@"
+}
+E="$MNT/t/empty"
+: >>"$E" || fail "create an empty partition"
+expect_err "not permitted" posix_fallocate "$E" 1808
+assert_eq 0 "$(fsize "$E")" "size of an empty partition after posix_fallocate"
+xassert "$E" next_offset 0 "messages in an empty partition after posix_fallocate"
+xassert "$E" start_byte 0 "start_byte of an empty partition after posix_fallocate"
+qs=$(fsize "$Q")
+cp "$Q" "$WORK/q-before"
+expect_err "not permitted" posix_fallocate "$Q" $((qs + 4096))
+same_file "$WORK/q-before" "$Q" "a partition after posix_fallocate past its end"
+echo first >>"$E" || fail "append after the refused posix_fallocate"
+assert_eq first "$(cat "$E")" "an empty partition after posix_fallocate, then an append"
+
 mount_restart
 xassert "$P" start_byte "$sb" "start_byte of t/0 after remount"
 same_file <(tail -c +$((sb + 1)) "$REF") <(tail -c +$((sb + 1)) "$P") "t/0 after remount"
