@@ -4,6 +4,11 @@
 # mount is left as it is.
 #   data directory: $FLUXFS_DATA, else ${XDG_DATA_HOME:-~/.local/share}/fluxfs
 #   mount point:    $FLUXFS_MNT, else ~/fluxfs
+# Run as root, it mounts with allow_other,default_permissions, so that a
+# service that drops privileges (nginx's workers as www-data, rsyslog)
+# can write into the mount, with permissions checked as on any
+# filesystem; a user's own mount stays private to that user (FUSE's
+# default; allow_other needs user_allow_other in /etc/fuse.conf there).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 data="${FLUXFS_DATA:-${XDG_DATA_HOME:-$HOME/.local/share}/fluxfs}"
@@ -23,7 +28,9 @@ mkdir -p "$data" "$mnt"
 if mountpoint -q "$mnt"; then
 	echo "fluxfs is already mounted on $mnt"
 else
-	"$build/src/fluxfs" "$data" "$mnt"
+	opts=()
+	[ "$(id -u)" -eq 0 ] && opts=(-o allow_other,default_permissions)
+	"$build/src/fluxfs" "${opts[@]}" "$data" "$mnt"
 	for _ in $(seq 1 50); do
 		mountpoint -q "$mnt" && break
 		sleep 0.1
