@@ -856,6 +856,29 @@ int registry_lookup(struct registry *reg, struct node *dir, const char *name,
 	return 0;
 }
 
+/* An entry of dir came or went: its mtime and ctime move, as on any
+ * filesystem (tools that watch a directory's mtime find new partitions
+ * that way).  A topic's times persist in its topic.meta; the root's are
+ * the data directory's own, which the same change moved on disk.  Called
+ * with reg->lock held for writing, after the change succeeded: a failure
+ * to store the times is logged, never a failure of the change. */
+static void dir_changed(struct node *dir)
+{
+	struct timespec now = now_ts();
+	int ret;
+
+	pthread_mutex_lock(&dir->meta_lock);
+	dir->meta.mtime = now;
+	dir->meta.ctime = now;
+	pthread_mutex_unlock(&dir->meta_lock);
+	if (dir->kind != NODE_TOPIC)
+		return;
+	ret = meta_write(dir, dir->dirfd, TOPIC_META);
+	if (ret < 0)
+		diag_warn("cannot store the times of topic '%s': %s",
+			  dir->name, strerror(-ret));
+}
+
 /* Create a topic. */
 int registry_mkdir(struct registry *reg, struct node *dir, const char *name,
 		   mode_t mode, uid_t uid, gid_t gid, struct node **out)
@@ -899,6 +922,7 @@ int registry_mkdir(struct registry *reg, struct node *dir, const char *name,
 		goto out_rmdir;
 	child_add(dir, t);
 	t->nlookup = 1;
+	dir_changed(dir);
 	pthread_rwlock_unlock(&reg->lock);
 	diag_info("created topic '%s'", name);
 	*out = t;
@@ -959,6 +983,7 @@ int registry_create(struct registry *reg, struct node *dir, const char *name,
 	child_add(dir, n);
 	dir->refs++;
 	n->nlookup = 1;
+	dir_changed(dir);
 	pthread_rwlock_unlock(&reg->lock);
 	*out = n;
 	return 0;
@@ -1048,6 +1073,8 @@ int registry_rmdir(struct registry *reg, struct node *dir, const char *name)
 		goto out_unlock;
 	}
 	ret = node_to_trash(reg, t);
+	if (ret == 0)
+		dir_changed(dir);
 	pthread_rwlock_unlock(&reg->lock);
 	if (ret == 0) {
 		diag_info("removed topic '%s'", name);
@@ -1073,6 +1100,8 @@ int registry_unlink(struct registry *reg, struct node *dir, const char *name)
 	pthread_rwlock_wrlock(&reg->lock);
 	n = child_find(dir, name);
 	ret = n ? node_to_trash(reg, n) : -ENOENT;
+	if (ret == 0)
+		dir_changed(dir);
 	pthread_rwlock_unlock(&reg->lock);
 	if (ret == 0) {
 		diag_info("removed partition '%s/%s'", dir->name, name);
@@ -1155,6 +1184,9 @@ int registry_rename(struct registry *reg, struct node *dir, const char *name,
 	free(n->name);
 	n->name = dup;
 	dup = NULL;
+	dir_changed(dir);
+	if (newdir != dir)
+		dir_changed(newdir);
 	moved = !is_topic; /* the follow view of its old name ends */
 	if (!is_topic) {
 		partition_renamed(n->part, newdir->dirfd, newname);

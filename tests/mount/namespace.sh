@@ -91,8 +91,33 @@ df "$MNT" >/dev/null || fail "df on the mount"
 assert_eq "$(stat -f -c '%b %S' "$DATA" | awk '{ print $1 * $2 }')" \
 	"$(stat -f -c '%b %S' "$MNT" | awk '{ print $1 * $2 }')" "total bytes of the mount vs the data directory"
 
+# Directory times move when entries come and go (a tool that watches a
+# directory's mtime finds new partitions), and persist.
+# moved WHAT DIR CMD...: DIR's mtime and ctime grow across CMD.
+moved() {
+	local what=$1 dir=$2 m0 c0
+	shift 2
+	m0=$(stat -c %.9Y "$dir") c0=$(stat -c %.9Z "$dir")
+	sleep 0.01
+	"$@" || fail "$what"
+	[ "$(stat -c %.9Y "$dir")" != "$m0" ] || fail "$what left the mtime of '$dir' at $m0"
+	[ "$(stat -c %.9Z "$dir")" != "$c0" ] || fail "$what left the ctime of '$dir' at $c0"
+}
+moved "a new partition" "$U" sh_c ': >>"$1"' "$U/timed"
+moved "a renamed partition" "$U" mv "$U/timed" "$U/timed2"
+mkdir "$MNT/other" || fail "mkdir other"
+moved "a partition moved out" "$U" mv "$U/timed2" "$MNT/other/timed"
+moved "a partition moved in" "$MNT/other" mv "$MNT/other/timed" "$MNT/other/t2"
+moved "a removed partition" "$MNT/other" rm "$MNT/other/t2"
+moved "a new topic" "$MNT" mkdir "$MNT/timed"
+moved "a renamed topic" "$MNT" mv "$MNT/timed" "$MNT/timed2"
+moved "a removed topic" "$MNT" rmdir "$MNT/timed2" "$MNT/other"
+echo x >>"$U/timed3" || fail "append to a new partition"
+TIMES="$(stat -c '%.9Y %.9Z' "$U")"
+
 LIST="$(ls -A "$MNT" | grep -v '^\.' ; echo; ls -A "$U")"
 mount_restart
+assert_eq "$TIMES" "$(stat -c '%.9Y %.9Z' "$U")" "topic mtime and ctime after remount"
 assert_eq "$LIST" "$(ls -A "$MNT" | grep -v '^\.' ; echo; ls -A "$U")" "names after remount"
 assert_eq "640 1234 5678" "$(stat -c '%a %u %g' "$U/renamed")" "partition mode and owner after remount"
 assert_eq "750 4321 8765" "$(stat -c '%a %u %g' "$U")" "topic mode and owner after remount"
