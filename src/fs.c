@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <linux/fs.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -525,6 +526,9 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	/* auto_inval_data drops the whole cache on every size change. */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+	/* lsattr/chattr on a topic send their ioctl on the directory. */
+	if (conn->capable & FUSE_CAP_IOCTL_DIR)
+		conn->want |= FUSE_CAP_IOCTL_DIR;
 	if (conn->capable & FUSE_CAP_EXPLICIT_INVAL_DATA)
 		conn->want |= FUSE_CAP_EXPLICIT_INVAL_DATA;
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
@@ -693,6 +697,10 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		 * would rewrite history. */
 		if (n->kind != NODE_PARTITION) {
 			ret = -EISDIR;
+			goto out;
+		}
+		if (registry_append_only(n)) {
+			ret = -EPERM; /* chattr +a: no truncate at all */
 			goto out;
 		}
 		ret = registry_info(fs.reg, n, &info);
@@ -921,6 +929,10 @@ static int open_partition(struct node *n, struct fuse_file_info *fi)
 
 	if (n->kind != NODE_PARTITION)
 		return -EISDIR;
+	/* chattr +a, as on ext4: writers must open O_APPEND, never O_TRUNC. */
+	if (acc != O_RDONLY && registry_append_only(n) &&
+	    (!(fi->flags & O_APPEND) || (fi->flags & O_TRUNC)))
+		return -EPERM;
 	if (fi->flags & O_TRUNC) {
 		ret = registry_info(fs.reg, n, &info);
 		if (ret < 0)
@@ -1609,6 +1621,104 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		registry_unpin(fs.reg, n);
 }
 
+/* Inode flags (lsattr/chattr: FS_IOC_GETFLAGS / FS_IOC_SETFLAGS, and the
+ * FS_IOC_FSGETXATTR the kernel reads the old flags with): the one flag
+ * fluxfs keeps is FS_APPEND_FL (chattr +a), on topics and partitions.
+ * The kernel lets only a process with CAP_LINUX_IMMUTABLE change it, as
+ * on ext4; the owner check here is for a kernel that would not.  Any
+ * other flag is EOPNOTSUPP, as ext4 answers for flags it does not know. */
+static void set_append_only(fuse_req_t req, struct node *n, int on)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct stat st;
+	int ret;
+
+	registry_stat(fs.reg, n, &st);
+	if (ctx->uid != 0 && ctx->uid != st.st_uid) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	ret = registry_set_append_only(fs.reg, n, on);
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	diag_info("'%s' is %s", n->name,
+		  on ? "append-only (chattr +a)" : "no longer append-only");
+	fuse_reply_ioctl(req, 0, NULL, 0);
+}
+
+static void fs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
+		     void *arg, struct fuse_file_info *fi, unsigned flags,
+		     const void *in_buf, size_t in_bufsz, size_t out_bufsz)
+{
+	struct node *n = node_of(ino);
+	struct fsxattr fsx;
+	unsigned int attr;
+
+	(void)arg;
+	(void)fi;
+	count_request();
+	if ((flags & FUSE_IOCTL_COMPAT) || !n || n->kind == NODE_ROOT ||
+	    is_follow_ino(ino)) {
+		fuse_reply_err(req, ENOTTY);
+		return;
+	}
+	switch (cmd) {
+	case FS_IOC_GETFLAGS:
+	case FS_IOC32_GETFLAGS:
+		if (out_bufsz < sizeof(attr)) {
+			fuse_reply_err(req, EINVAL);
+			return;
+		}
+		attr = registry_append_only(n) ? FS_APPEND_FL : 0;
+		fuse_reply_ioctl(req, 0, &attr, sizeof(attr));
+		return;
+	case FS_IOC_SETFLAGS:
+	case FS_IOC32_SETFLAGS:
+		if (in_bufsz < sizeof(attr)) {
+			fuse_reply_err(req, EINVAL);
+			return;
+		}
+		memcpy(&attr, in_buf, sizeof(attr));
+		if (attr & ~(unsigned int)FS_APPEND_FL) {
+			diag_warn("'%s': only the append-only flag (chattr +a) "
+				  "can be set, not 0x%x",
+				  n->name, attr & ~(unsigned int)FS_APPEND_FL);
+			fuse_reply_err(req, EOPNOTSUPP);
+			return;
+		}
+		set_append_only(req, n, attr != 0);
+		return;
+	case FS_IOC_FSGETXATTR:
+		/* The kernel reads the old flags this way before it sets
+		 * new ones with FS_IOC_SETFLAGS. */
+		if (out_bufsz < sizeof(fsx)) {
+			fuse_reply_err(req, EINVAL);
+			return;
+		}
+		memset(&fsx, 0, sizeof(fsx));
+		if (registry_append_only(n))
+			fsx.fsx_xflags = FS_XFLAG_APPEND;
+		fuse_reply_ioctl(req, 0, &fsx, sizeof(fsx));
+		return;
+	case FS_IOC_FSSETXATTR:
+		if (in_bufsz < sizeof(fsx)) {
+			fuse_reply_err(req, EINVAL);
+			return;
+		}
+		memcpy(&fsx, in_buf, sizeof(fsx));
+		if (fsx.fsx_xflags & ~(unsigned int)FS_XFLAG_APPEND) {
+			fuse_reply_err(req, EOPNOTSUPP);
+			return;
+		}
+		set_append_only(req, n, fsx.fsx_xflags != 0);
+		return;
+	default:
+		fuse_reply_err(req, ENOTTY);
+	}
+}
+
 /* A partition file (and a control file) polls like a regular file: always
  * readable (a read returns data, or 0 at the end) and always writable.
  * Event-loop programs (socat, nc, pv) select on their output before they
@@ -1923,6 +2033,7 @@ static const struct fuse_lowlevel_ops ops = {
 	.fallocate = fs_fallocate,
 	.lseek = fs_lseek,
 	.poll = fs_poll,
+	.ioctl = fs_ioctl,
 };
 
 /* The lowlevel operations. */

@@ -230,12 +230,14 @@ static int meta_write(struct node *n, int dirfd, const char *file)
 	pthread_mutex_unlock(&n->meta_lock);
 	len = snprintf(buf, sizeof(buf),
 		       "mode=%04o\nuid=%u\ngid=%u\natime=%lld.%09ld\n"
-		       "mtime=%lld.%09ld\nctime=%lld.%09ld\nmtime_end=%llu\n",
+		       "mtime=%lld.%09ld\nctime=%lld.%09ld\nmtime_end=%llu\n"
+		       "append_only=%d\n",
 		       (unsigned)m.mode & 07777, (unsigned)m.uid,
 		       (unsigned)m.gid, (long long)m.atime.tv_sec,
 		       m.atime.tv_nsec, (long long)m.mtime.tv_sec,
 		       m.mtime.tv_nsec, (long long)m.ctime.tv_sec,
-		       m.ctime.tv_nsec, (unsigned long long)m.mtime_end);
+		       m.ctime.tv_nsec, (unsigned long long)m.mtime_end,
+		       m.append_only);
 	return io_write_atomic(dirfd, file, buf, (size_t)len);
 }
 
@@ -295,6 +297,8 @@ static void meta_read(struct node *n, int dirfd, const char *file)
 			parse_ts(eq, &n->meta.ctime);
 		else if (!strcmp(line, "mtime_end"))
 			n->meta.mtime_end = u;
+		else if (!strcmp(line, "append_only"))
+			n->meta.append_only = u != 0;
 	}
 }
 
@@ -856,6 +860,49 @@ int registry_lookup(struct registry *reg, struct node *dir, const char *name,
 	return 0;
 }
 
+/* Whether n is chattr +a. */
+int registry_append_only(struct node *n)
+{
+	int on;
+
+	pthread_mutex_lock(&n->meta_lock);
+	on = n->meta.append_only;
+	pthread_mutex_unlock(&n->meta_lock);
+	return on;
+}
+
+/* Entry n of dir may not be removed or renamed: it is append-only, or dir
+ * is (ext4's rule for FS_APPEND_FL). */
+static int sealed_entry(struct node *dir, struct node *n)
+{
+	return registry_append_only(n) ||
+	       (dir->kind == NODE_TOPIC && registry_append_only(dir));
+}
+
+/* Set or clear chattr +a, persisted with the node's mode and times. */
+int registry_set_append_only(struct registry *reg, struct node *n, int on)
+{
+	struct node_meta saved;
+	int ret;
+
+	if (n->kind == NODE_ROOT)
+		return -EPERM;
+	pthread_rwlock_rdlock(&reg->lock);
+	pthread_mutex_lock(&n->meta_lock);
+	saved = n->meta;
+	n->meta.append_only = !!on;
+	n->meta.ctime = now_ts();
+	pthread_mutex_unlock(&n->meta_lock);
+	ret = node_meta_save(reg, n);
+	if (ret < 0) {
+		pthread_mutex_lock(&n->meta_lock);
+		n->meta = saved;
+		pthread_mutex_unlock(&n->meta_lock);
+	}
+	pthread_rwlock_unlock(&reg->lock);
+	return ret;
+}
+
 /* An entry of dir came or went: its mtime and ctime move, as on any
  * filesystem (tools that watch a directory's mtime find new partitions
  * that way).  A topic's times persist in its topic.meta; the root's are
@@ -1072,6 +1119,10 @@ int registry_rmdir(struct registry *reg, struct node *dir, const char *name)
 		ret = -ENOTEMPTY;
 		goto out_unlock;
 	}
+	if (registry_append_only(t)) {
+		ret = -EPERM;
+		goto out_unlock;
+	}
 	ret = node_to_trash(reg, t);
 	if (ret == 0)
 		dir_changed(dir);
@@ -1099,7 +1150,7 @@ int registry_unlink(struct registry *reg, struct node *dir, const char *name)
 		return dir->kind == NODE_ROOT ? -EISDIR : -ENOTDIR;
 	pthread_rwlock_wrlock(&reg->lock);
 	n = child_find(dir, name);
-	ret = n ? node_to_trash(reg, n) : -ENOENT;
+	ret = !n ? -ENOENT : sealed_entry(dir, n) ? -EPERM : node_to_trash(reg, n);
 	if (ret == 0)
 		dir_changed(dir);
 	pthread_rwlock_unlock(&reg->lock);
@@ -1149,6 +1200,12 @@ int registry_rename(struct registry *reg, struct node *dir, const char *name,
 		goto out_unlock;
 	}
 	victim = child_find(newdir, newname);
+	if (sealed_entry(dir, n) ||
+	    (victim && victim != n && sealed_entry(newdir, victim))) {
+		ret = -EPERM;
+		victim = NULL;
+		goto out_unlock;
+	}
 	if (victim == n) {
 		ret = 0;
 		victim = NULL;

@@ -65,6 +65,7 @@ struct node_meta {
 	struct timespec ctime;
 	uint64_t mtime_end; /* end of log when mtime was set; later appends win
 			     */
+	int append_only;    /* chattr +a: no unlink, rename or truncation */
 };
 
 struct follow_wait;
@@ -184,6 +185,13 @@ int registry_setattr(struct registry *reg, struct node *n, const mode_t *mode,
  * group-executable, as every local filesystem does (persisted).  Returns
  * 1 if the mode changed, 0 if there was nothing to clear, or -errno. */
 int registry_drop_setid(struct registry *reg, struct node *n);
+/* chattr +a / -a on a topic or partition (persisted).  An append-only
+ * partition, and a partition in an append-only topic, cannot be removed,
+ * renamed or replaced, and an append-only topic cannot be removed or
+ * renamed, as ext4 treats FS_APPEND_FL: registry_unlink, registry_rmdir
+ * and registry_rename return -EPERM then. */
+int registry_set_append_only(struct registry *reg, struct node *n, int on);
+int registry_append_only(struct node *n);
 int registry_statfs(struct registry *reg, struct statvfs *st);
 /* A partition's info; -ENOENT once it was closed (removed). */
 int registry_info(struct registry *reg, struct node *n,
