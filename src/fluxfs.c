@@ -53,20 +53,18 @@ enum {
 	KEY_NO_DEFAULT_PERMISSIONS
 };
 
-static const struct fuse_opt opts[] = {FUSE_OPT_KEY("-h", KEY_HELP),
-				       FUSE_OPT_KEY("--help", KEY_HELP),
-				       FUSE_OPT_KEY("-V", KEY_VERSION),
-				       FUSE_OPT_KEY("--version", KEY_VERSION),
-				       FUSE_OPT_KEY("-f", KEY_FOREGROUND),
-				       FUSE_OPT_KEY("-d", KEY_DEBUG),
-				       FUSE_OPT_KEY("debug", KEY_DEBUG),
-				       FUSE_OPT_KEY("allow_other",
-						    KEY_ALLOW_OTHER),
-				       FUSE_OPT_KEY("default_permissions",
-						    KEY_DEFAULT_PERMISSIONS),
-				       FUSE_OPT_KEY("no_default_permissions",
-						    KEY_NO_DEFAULT_PERMISSIONS),
-				       FUSE_OPT_END};
+static const struct fuse_opt opts[] = {
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
+	FUSE_OPT_KEY("-d", KEY_DEBUG),
+	FUSE_OPT_KEY("debug", KEY_DEBUG),
+	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
+	FUSE_OPT_KEY("default_permissions", KEY_DEFAULT_PERMISSIONS),
+	FUSE_OPT_KEY("no_default_permissions", KEY_NO_DEFAULT_PERMISSIONS),
+	FUSE_OPT_END};
 
 static void usage(const char *prog)
 {
@@ -202,8 +200,9 @@ int main(int argc, char *argv[])
 	if (cl.bad)
 		goto out_args;
 	if (cl.default_permissions && cl.no_default_permissions) {
-		fprintf(stderr, "fluxfs: default_permissions and "
-				"no_default_permissions contradict each other\n");
+		fprintf(stderr,
+			"fluxfs: default_permissions and "
+			"no_default_permissions contradict each other\n");
 		goto out_args;
 	}
 	if (cl.allow_other && !cl.default_permissions &&
