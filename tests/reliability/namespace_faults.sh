@@ -10,7 +10,8 @@
 # first call after the mount is live, the second, ... until the
 # operation succeeds.  Every time the operation fails:
 #   - the mount still shows the namespace as it was (no half-made topic
-#     or partition, nothing half-renamed or half-removed);
+#     or partition, nothing half-renamed or half-removed), and a failed
+#     mkdir or create logged one line;
 #   - remounted without faults, the mount and the backing data directory
 #     hold exactly the entries they held before the operation.
 . "$(dirname "$0")/rel.sh"
@@ -96,12 +97,20 @@ try_op() {
 			continue
 		fi
 		rc=0
+		logged=$(grep -c "cannot create" "$WORK/daemon.log")
 		"$@" 2>"$WORK/op.err" || rc=$?
 		if [ $rc -eq 0 ]; then
 			stop_faulty
 			break
 		fi
 		failed=$((failed + 1))
+		# A failed creation says so in the log, once.
+		case $name in
+		mkdir | create)
+			assert_eq $((logged + 1)) "$(grep -c "cannot create" "$WORK/daemon.log")" \
+				"$name ($ops=$err after $n): log lines about the failure"
+			;;
+		esac
 		# What the failed operation left, seen through the mount.
 		(cd "$MNT" && find . -mindepth 1 -not -name '.*' | sort) >"$WORK/now.mnt"
 		diff "$WORK/before.mnt" "$WORK/now.mnt" >"$WORK/d" ||
