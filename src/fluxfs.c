@@ -9,6 +9,12 @@
  * of every topic and are parsed by config_set(), exactly as topic.conf
  * lines and xattr values are; every other -o option goes to libfuse
  * (allow_other, default_permissions, ...), which refuses unknown ones.
+ *
+ * allow_other implies default_permissions (the kernel checks modes and
+ * owners against the caller, as on any filesystem): fluxfs checks no
+ * permissions of its own, so a shared mount without it would let any
+ * user read, append to, remove and chmod any partition.  The operator may
+ * still opt out with -o no_default_permissions; the daemon then warns.
  */
 #include <errno.h>
 #include <limits.h>
@@ -31,19 +37,34 @@ struct cmdline {
 	int help;
 	int version;
 	int bad;	   /* a configuration value was refused */
+	int allow_other;
+	int default_permissions;
+	int no_default_permissions;
 	struct config cfg; /* defaults with the mount options applied */
 };
 
-enum { KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG };
+enum {
+	KEY_HELP,
+	KEY_VERSION,
+	KEY_FOREGROUND,
+	KEY_DEBUG,
+	KEY_ALLOW_OTHER,
+	KEY_DEFAULT_PERMISSIONS,
+	KEY_NO_DEFAULT_PERMISSIONS
+};
 
-static const struct fuse_opt opts[] = {FUSE_OPT_KEY("-h", KEY_HELP),
-				       FUSE_OPT_KEY("--help", KEY_HELP),
-				       FUSE_OPT_KEY("-V", KEY_VERSION),
-				       FUSE_OPT_KEY("--version", KEY_VERSION),
-				       FUSE_OPT_KEY("-f", KEY_FOREGROUND),
-				       FUSE_OPT_KEY("-d", KEY_DEBUG),
-				       FUSE_OPT_KEY("debug", KEY_DEBUG),
-				       FUSE_OPT_END};
+static const struct fuse_opt opts[] = {
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
+	FUSE_OPT_KEY("-d", KEY_DEBUG),
+	FUSE_OPT_KEY("debug", KEY_DEBUG),
+	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
+	FUSE_OPT_KEY("default_permissions", KEY_DEFAULT_PERMISSIONS),
+	FUSE_OPT_KEY("no_default_permissions", KEY_NO_DEFAULT_PERMISSIONS),
+	FUSE_OPT_END};
 
 static void usage(const char *prog)
 {
@@ -66,7 +87,12 @@ static void usage(const char *prog)
 	       "never)\n"
 	       "  -o max_message_bytes=N  longest message (default 1M)\n"
 	       "  -o compression=none|lz4|gzip  for sealed segments\n"
-	       "  -o allow_other, -o default_permissions, other FUSE options\n"
+	       "  -o allow_other      let other users in; implies\n"
+	       "                      default_permissions (modes and owners\n"
+	       "                      are enforced)\n"
+	       "  -o no_default_permissions  with allow_other: enforce no\n"
+	       "                      permissions at all (warned at mount)\n"
+	       "  -o default_permissions, other FUSE options\n"
 	       "\n"
 	       "Unmount with: fusermount3 -u MOUNTPOINT.  See fluxfs(8).\n",
 	       prog);
@@ -93,6 +119,15 @@ static int opt_proc(void *data, const char *arg, int key,
 		cl->debug = 1;
 		cl->foreground = 1;
 		return 1; /* libfuse turns on its own debug output */
+	case KEY_ALLOW_OTHER:
+		cl->allow_other = 1;
+		return 1;
+	case KEY_DEFAULT_PERMISSIONS:
+		cl->default_permissions = 1;
+		return 1;
+	case KEY_NO_DEFAULT_PERMISSIONS:
+		cl->no_default_permissions = 1;
+		return 0; /* ours: libfuse does not know it */
 	case FUSE_OPT_KEY_NONOPT:
 		if (cl->npos < 3)
 			cl->pos[cl->npos] = arg;
@@ -164,6 +199,15 @@ int main(int argc, char *argv[])
 	}
 	if (cl.bad)
 		goto out_args;
+	if (cl.default_permissions && cl.no_default_permissions) {
+		fprintf(stderr,
+			"fluxfs: default_permissions and "
+			"no_default_permissions contradict each other\n");
+		goto out_args;
+	}
+	if (cl.allow_other && !cl.default_permissions &&
+	    !cl.no_default_permissions)
+		fuse_opt_add_arg(&args, "-odefault_permissions");
 	if (cl.npos == 0) {
 		fprintf(stderr, "fluxfs: missing mount point\n"
 				"usage: fluxfs [-f] [-d] [-o opts] [DATA_DIR] "
@@ -218,6 +262,11 @@ int main(int argc, char *argv[])
 		goto out_unmount;
 	}
 	diag_info("serving '%s' at '%s'", datadir, mnt);
+	if (cl.allow_other && cl.no_default_permissions)
+		diag_warn("allow_other with no_default_permissions: every user "
+			  "may read, append to, remove and chmod every "
+			  "partition of '%s'",
+			  mnt);
 	loop = fuse_loop_cfg_create();
 	if (!loop)
 		goto out_stop;

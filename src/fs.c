@@ -886,8 +886,46 @@ static void handle_free(struct handle *h)
 	free(h);
 }
 
-static int open_metrics(struct fuse_file_info *fi)
+/* The caller's supplementary groups into cred (malloc'ed groups, free
+ * them).  Without them (the kernel's /proc entry is gone, no memory) the
+ * caller counts as a member of its primary group only: it may see less,
+ * never more. */
+static void caller_groups(fuse_req_t req, struct registry_cred *cred)
 {
+	gid_t *list = NULL, *grown;
+	int n = 32, got;
+
+	cred->groups = NULL;
+	cred->ngroups = 0;
+	for (;;) {
+		grown = realloc(list, (size_t)n * sizeof(*list));
+		if (!grown)
+			break;
+		list = grown;
+		got = fuse_req_getgroups(req, n, list);
+		if (got < 0) {
+			diag_warn("cannot get the groups of pid %d: %s",
+				  (int)fuse_req_ctx(req)->pid, strerror(-got));
+			break;
+		}
+		if (got <= n) {
+			cred->groups = list;
+			cred->ngroups = (size_t)got;
+			return;
+		}
+		n = got;
+	}
+	free(list);
+}
+
+/* .metrics shows each reader only what it may read, so its content
+ * depends on who opens it: rendered at open into the handle, served with
+ * direct_io (never through the page cache, where one reader's rendering
+ * would be served to the next). */
+static int open_metrics(fuse_req_t req, struct fuse_file_info *fi)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct registry_cred cred = {ctx->uid, ctx->gid, NULL, 0};
 	struct prom_daemon d;
 	struct prom_buf out = {NULL, 0, 0};
 	struct handle *h;
@@ -895,13 +933,16 @@ static int open_metrics(struct fuse_file_info *fi)
 
 	if ((fi->flags & O_ACCMODE) != O_RDONLY)
 		return -EACCES;
+	if (cred.uid != 0)
+		caller_groups(req, &cred);
 	memset(&d, 0, sizeof(d));
 	d.requests = atomic_load(&fs.requests);
 	d.writer_errors = atomic_load(&fs.writer_errors);
 	d.notifications = fs.nt ? notifier_sent(fs.nt) : 0;
 	d.open_handles = atomic_load(&fs.open_handles);
 	d.parked_followers = follow_parked(fs.fw);
-	ret = registry_metrics(fs.reg, &d, &out);
+	ret = registry_metrics_for(fs.reg, &cred, &d, &out);
+	free((void *)cred.groups);
 	if (ret < 0) {
 		free(out.buf);
 		return ret;
@@ -914,7 +955,9 @@ static int open_metrics(struct fuse_file_info *fi)
 	h->buf = out.buf;
 	h->len = out.len;
 	fi->fh = (uintptr_t)h;
-	fi->direct_io = 1; /* size unknown to stat; snapshot taken now */
+	/* Size unknown to stat, snapshot taken now, and per reader. */
+	fi->direct_io = 1;
+	fi->keep_cache = 0;
 	return 0;
 }
 
@@ -1022,7 +1065,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (is_follow_ino(ino))
 		ret = open_follow(ino, fi);
 	else
-		ret = n ? open_partition(n, fi) : open_metrics(fi);
+		ret = n ? open_partition(n, fi) : open_metrics(req, fi);
 	if (ret < 0) {
 		fuse_reply_err(req, -ret);
 		return;

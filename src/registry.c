@@ -926,11 +926,59 @@ static void dir_changed(struct node *dir)
 			  dir->name, strerror(-ret));
 }
 
+/* A new topic or partition directory is built under .trash with a
+ * temporary name and renamed into place only once it is complete, so a
+ * step that fails (descriptors exhausted, a failed write or fsync) or a
+ * crash never leaves a half-made topic or partition in the namespace:
+ * .trash is emptied at every mount. */
+static void new_dir_name(struct registry *reg, char *buf, size_t size)
+{
+	snprintf(buf, size, "n%u", atomic_fetch_add(&reg->trash_seq, 1));
+}
+
+/* Rename the finished trashfd/tmp to dirfd/name, durably.  A name that
+ * exists on disk but not in the registry is not replaced (-EEXIST). */
+static int new_dir_publish(struct registry *reg, const char *tmp, int dirfd,
+			   const char *name)
+{
+	int ret;
+
+	ret = io_renameat2(reg->trashfd, tmp, dirfd, name, RENAME_NOREPLACE);
+	if (ret == -EINVAL || ret == -ENOSYS)
+		ret = io_renameat(reg->trashfd, tmp, dirfd, name);
+	if (ret < 0)
+		return ret;
+	ret = io_fsync_dir(dirfd);
+	if (ret < 0 && io_renameat(dirfd, name, reg->trashfd, tmp) < 0)
+		diag_err("cannot take back '%s' after a failed fsync of its "
+			 "directory",
+			 name);
+	return ret;
+}
+
+/* Undo a failed creation: remove what was built of trashfd/tmp.  What
+ * cannot be removed now stays in .trash until the next mount. */
+static void new_dir_undo(struct registry *reg, const char *tmp,
+			 const char *what, const char *name, int err)
+{
+	int ret = io_remove_tree(reg->trashfd, tmp);
+
+	if (ret < 0 && ret != -ENOENT)
+		diag_err("cannot create %s '%s': %s; its remains stay in "
+			 "'%s/%s' until the next mount (%s)",
+			 what, name, strerror(-err), TRASH_DIR, tmp,
+			 strerror(-ret));
+	else
+		diag_err("cannot create %s '%s': %s", what, name,
+			 strerror(-err));
+}
+
 /* Create a topic. */
 int registry_mkdir(struct registry *reg, struct node *dir, const char *name,
 		   mode_t mode, uid_t uid, gid_t gid, struct node **out)
 {
 	struct node *t = NULL;
+	char tmp[32];
 	int ret;
 
 	if (dir->kind != NODE_ROOT)
@@ -953,20 +1001,21 @@ int registry_mkdir(struct registry *reg, struct node *dir, const char *name,
 	t->meta.mode = mode & 07777;
 	t->meta.uid = uid;
 	t->meta.gid = gid;
-	ret = io_mkdirat(reg->rootfd, name, 0755);
+	new_dir_name(reg, tmp, sizeof(tmp));
+	ret = io_mkdirat(reg->trashfd, tmp, 0755);
 	if (ret < 0)
-		goto out_free;
-	t->dirfd = io_opendirat(reg->rootfd, name);
+		goto out_undo;
+	t->dirfd = io_opendirat(reg->trashfd, tmp);
 	if (t->dirfd < 0) {
 		ret = t->dirfd;
-		goto out_rmdir;
+		goto out_undo;
 	}
 	ret = meta_write(t, t->dirfd, TOPIC_META);
 	if (ret < 0)
-		goto out_rmdir;
-	ret = io_fsync_dir(reg->rootfd);
+		goto out_undo;
+	ret = new_dir_publish(reg, tmp, reg->rootfd, name);
 	if (ret < 0)
-		goto out_rmdir;
+		goto out_undo;
 	child_add(dir, t);
 	t->nlookup = 1;
 	dir_changed(dir);
@@ -975,9 +1024,11 @@ int registry_mkdir(struct registry *reg, struct node *dir, const char *name,
 	*out = t;
 	return 0;
 
-out_rmdir:
-	io_remove_tree(reg->rootfd, name);
-out_free:
+out_undo:
+	/* Close first: the descriptor may be the one the removal needs. */
+	io_close(t->dirfd);
+	t->dirfd = -1;
+	new_dir_undo(reg, tmp, "topic", name, ret);
 	node_free(t);
 out_unlock:
 	pthread_rwlock_unlock(&reg->lock);
@@ -990,6 +1041,7 @@ int registry_create(struct registry *reg, struct node *dir, const char *name,
 {
 	struct config cfg;
 	struct node *n = NULL;
+	char tmp[32];
 	int ret;
 
 	if (dir->kind != NODE_TOPIC)
@@ -1018,13 +1070,18 @@ int registry_create(struct registry *reg, struct node *dir, const char *name,
 	n->meta.uid = uid;
 	n->meta.gid = gid;
 	effective_config(reg, n, &cfg);
-	ret = partition_create(dir->dirfd, name, &cfg, registry_now_ms(),
+	new_dir_name(reg, tmp, sizeof(tmp));
+	ret = partition_create(reg->trashfd, tmp, &cfg, registry_now_ms(),
 			       &n->part);
 	if (ret < 0)
-		goto out_free;
+		goto out_undo;
 	ret = meta_write(n, partition_dirfd(n->part), PART_META);
 	if (ret < 0)
-		goto out_remove;
+		goto out_undo;
+	ret = new_dir_publish(reg, tmp, dir->dirfd, name);
+	if (ret < 0)
+		goto out_undo;
+	partition_renamed(n->part, dir->dirfd, name);
 	atomic_store(&n->max_message, cfg.max_message_bytes);
 	attach_partition(reg, n);
 	child_add(dir, n);
@@ -1035,10 +1092,12 @@ int registry_create(struct registry *reg, struct node *dir, const char *name,
 	*out = n;
 	return 0;
 
-out_remove:
-	partition_discard(n->part);
-	io_remove_tree(dir->dirfd, name);
-out_free:
+out_undo:
+	/* Discard first: it closes the descriptor the removal may need. */
+	if (n->part)
+		partition_discard(n->part);
+	n->part = NULL;
+	new_dir_undo(reg, tmp, "partition", name, ret);
 	node_free(n);
 out_unlock:
 	pthread_rwlock_unlock(&reg->lock);
@@ -1566,17 +1625,60 @@ out:
 int registry_metrics(struct registry *reg, struct prom_daemon *d,
 		     struct prom_buf *out)
 {
+	return registry_metrics_for(reg, NULL, d, out);
+}
+
+/* Whether cred has every permission in mask (MAY_READ...) on n, by the
+ * rule the kernel applies: the owner's bits for the owner, else the
+ * group's for a member of the file's group, else the others'.  uid 0 may
+ * read anything and search any directory (CAP_DAC_OVERRIDE). */
+#define MAY_EXEC 1
+#define MAY_READ 4
+static int cred_may(const struct registry_cred *cred, struct node *n,
+		    unsigned mask)
+{
+	struct node_meta m;
+	unsigned bits;
+	size_t i;
+
+	if (!cred || cred->uid == 0)
+		return 1;
+	pthread_mutex_lock(&n->meta_lock);
+	m = n->meta;
+	pthread_mutex_unlock(&n->meta_lock);
+	if (cred->uid == m.uid) {
+		bits = (m.mode >> 6) & 7;
+	} else {
+		bits = m.mode & 7;
+		if (cred->gid == m.gid)
+			bits = (m.mode >> 3) & 7;
+		for (i = 0; i < cred->ngroups; i++)
+			if (cred->groups[i] == m.gid)
+				bits = (m.mode >> 3) & 7;
+	}
+	return (bits & mask) == mask;
+}
+
+/* Render .metrics as cred sees it. */
+int registry_metrics_for(struct registry *reg, const struct registry_cred *cred,
+			 struct prom_daemon *d, struct prom_buf *out)
+{
 	struct prom_series *s = NULL, *ns;
 	struct partition_info info;
 	struct node *t, *p;
-	size_t n = 0, cap = 0;
+	size_t n = 0, cap = 0, open = 0;
 	int ret;
 
 	pthread_rwlock_rdlock(&reg->lock);
 	d->topics = reg->root.nchildren;
 	for (t = reg->root.children; t; t = t->next) {
+		int searchable = cred_may(cred, t, MAY_EXEC);
+
 		for (p = t->children; p; p = p->next) {
 			if (!p->part)
+				continue;
+			open++;
+			if (!searchable || !cred_may(cred, p, MAY_READ))
 				continue;
 			if (n == cap) {
 				cap = cap ? cap * 2 : 16;
@@ -1597,7 +1699,7 @@ int registry_metrics(struct registry *reg, struct prom_daemon *d,
 			n++;
 		}
 	}
-	d->open_partitions = n;
+	d->open_partitions = open; /* a global figure: all of them */
 	ret = prom_render(out, s, n, d);
 out:
 	pthread_rwlock_unlock(&reg->lock);

@@ -213,10 +213,25 @@ int registry_config_set(struct registry *reg, struct node *n, int key,
 			const char *val, size_t len);
 int registry_config_unset(struct registry *reg, struct node *n, int key);
 
+/* A caller's credentials, for the one check the kernel cannot make for
+ * us: which partitions' series a reader of .metrics may see. */
+struct registry_cred {
+	uid_t uid;
+	gid_t gid;
+	const gid_t *groups; /* supplementary groups */
+	size_t ngroups;
+};
+
 /* Render .metrics: every partition's counters plus d (the registry fills
  * in topics and open partitions). */
 int registry_metrics(struct registry *reg, struct prom_daemon *d,
 		     struct prom_buf *out);
+/* The same as cred sees it: only the partitions cred may read (read
+ * permission on the partition and search permission on its topic, as the
+ * kernel's default_permissions checks them; uid 0 reads everything),
+ * with every global series.  cred NULL: every partition. */
+int registry_metrics_for(struct registry *reg, const struct registry_cred *cred,
+			 struct prom_daemon *d, struct prom_buf *out);
 /* Milliseconds since the epoch. */
 int64_t registry_now_ms(void);
 /* Answer a seek query name (see xattr.h) on a partition; -ENODATA if name

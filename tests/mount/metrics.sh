@@ -1,6 +1,7 @@
 #!/bin/bash
 # metrics.sh - MNT/.metrics: hidden from ls without -a, read-only, valid
-# Prometheus text format, and its per-partition counters follow appends.
+# Prometheus text format, its per-partition counters follow appends, and
+# each reader sees only the partitions it may read.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/util.sh"
 
@@ -41,4 +42,62 @@ expect_err "" sh_c 'echo x >>"$1"' "$M"
 expect_err "" mkdir "$MNT/.metrics/x"
 expect_err "" rm "$M"
 [ -e "$M" ] || fail ".metrics gone after a refused rm"
+
+# Who sees what: with allow_other,default_permissions a reader sees only
+# the series of partitions it could read itself (read permission on the
+# partition, search permission on its topic), and every global series.
+A=60001
+B=60002
+C=60003 # a member of group 60100, which may read topic "grp"
+as() {
+	local u=$1 g=$2
+	shift 2
+	setpriv --reuid="$u" --regid="$u" --groups="$g" "$@"
+}
+if ! as $A $A true 2>/dev/null; then
+	log "cannot switch users: per-user .metrics not tested"
+	log "ok"
+	exit 0
+fi
+mount_restart -o allow_other,default_permissions
+chmod 755 "$WORK" || fail "chmod of the test directory"
+mkdir "$MNT/priv" "$MNT/pub" "$MNT/grp" || fail "mkdir topics"
+chown $A:$A "$MNT/priv" && chmod 700 "$MNT/priv" || fail "A's private topic"
+chown $B:$B "$MNT/pub" || fail "B's topic"
+chown $A:60100 "$MNT/grp" && chmod 750 "$MNT/grp" || fail "group topic"
+as $A $A sh -c 'echo a >>"$1"' sh "$MNT/priv/0" || fail "A appends"
+echo a >>"$MNT/t/secret" && chown $A:$A "$MNT/t/secret" &&
+	chmod 600 "$MNT/t/secret" || fail "A's 0600 partition in a shared topic"
+as $B $B sh -c 'echo b >>"$1"' sh "$MNT/pub/0" || fail "B appends"
+echo g >>"$MNT/grp/0" && chgrp 60100 "$MNT/grp/0" && chmod 640 "$MNT/grp/0" ||
+	fail "group partition"
+# series WHO...: the topic/partition pairs of WHO's .metrics, one line each.
+series() {
+	"$@" cat "$M" >"$WORK/mview" || fail "$* cannot read .metrics"
+	grep -q '^fluxfs_topics 4$' "$WORK/mview" ||
+		fail "global series missing from $*'s .metrics: $(grep -v '{' "$WORK/mview" | grep -v '^#' | head)"
+	grep '^fluxfs_partition_size_bytes{' "$WORK/mview" |
+		sed 's/.*topic="\([^"]*\)",partition="\([^"]*\)".*/\1\/\2/' | sort | tr '\n' ' '
+}
+# readable WHO...: the partitions WHO can actually read through the
+# mount (the kernel's own verdict), in the same form.
+readable() {
+	local p out=""
+	for p in grp/0 priv/0 pub/0 t/0 t/secret; do
+		"$@" cat "$MNT/$p" >/dev/null 2>&1 && out="$out$p "
+	done
+	echo "$out"
+}
+# Root's view is held open while the others read theirs: one reader's
+# rendering must never be served to another.
+exec 3<"$M"
+assert_eq "grp/0 priv/0 pub/0 t/0 t/secret " "$(series env)" "root's series"
+assert_eq "priv/0 pub/0 t/0 t/secret " "$(series as $A $A)" "A's series"
+assert_eq "pub/0 t/0 " "$(series as $B $B)" "B's series"
+assert_eq "grp/0 pub/0 t/0 " "$(series as $C 60100)" "C's series (group 60100)"
+for who in "$A $A" "$B $B" "$C 60100"; do
+	assert_eq "$(readable as $who)" "$(series as $who)" "series of $who against what the kernel lets it read"
+done
+grep -q 'topic="priv"' <&3 || fail "root's open .metrics lost A's topic"
+exec 3<&-
 log "ok"
