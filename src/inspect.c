@@ -708,6 +708,19 @@ static void verify_state(struct vctx *v)
 			(unsigned long long)st->start_byte,
 			(unsigned long long)ip->next_offset,
 			(unsigned long long)ip->end_byte);
+	/* Retention moves the state before it deletes, so a first segment
+	 * that starts after the state's start is a gap nothing made. */
+	if (ip->nsegs && (ip->segs[0].base_offset > st->start_offset ||
+			  (ip->segs[0].idx_ok &&
+			   ip->segs[0].base_byte > st->first_base_byte)))
+		problem(v, -1, -1, NULL, 0,
+			"log starts at offset %llu byte %llu, but "
+			"partition.state starts it at offset %llu byte %llu: "
+			"the segment(s) before are missing",
+			(unsigned long long)ip->segs[0].base_offset,
+			(unsigned long long)ip->segs[0].base_byte,
+			(unsigned long long)st->start_offset,
+			(unsigned long long)st->first_base_byte);
 	if (st->recovery_point > ip->end_byte)
 		problem(v, -1, -1, NULL, 0,
 			"partition.state recovery point %llu is past the end "

@@ -188,6 +188,51 @@ START_TEST(test_finds_damage)
 }
 END_TEST
 
+/* A first segment gone with partition.state still naming it is a gap
+ * below the recovery point: damage.  Segments retention removed (the
+ * state moved first) are not. */
+START_TEST(test_missing_first_segment)
+{
+	char path[4096], name[4200];
+	struct inspect_part *ip;
+	struct partition *p;
+	struct config cfg;
+	uint64_t base1, byte1;
+	int fd = test_tmpdir(path);
+
+	build(fd, NULL);
+	ck_assert_int_eq(inspect_open(fd, "p", &ip), 0);
+	ck_assert_uint_ge(ip->nsegs, 3);
+	base1 = ip->segs[1].base_offset;
+	byte1 = ip->segs[1].base_byte;
+	ck_assert_int_eq(count_problems(ip, NULL, NULL), 0);
+	inspect_close(ip);
+
+	/* retention of the first segment: clean */
+	config_defaults(&cfg);
+	ck_assert_int_eq(partition_open(fd, "p", &cfg, T0, &p, NULL), 0);
+	ck_assert_int_eq(partition_delete_before(p, byte1), 1);
+	ck_assert_int_eq(partition_close(p), 0);
+	ck_assert_int_eq(inspect_open(fd, "p", &ip), 0);
+	ck_assert_uint_eq(ip->segs[0].base_offset, base1);
+	ck_assert_int_eq(count_problems(ip, NULL, NULL), 0);
+	inspect_close(ip);
+
+	/* the (new) first segment lost behind the state's back */
+	snprintf(name, sizeof(name), "%s/p/%020llu.log", path,
+		 (unsigned long long)base1);
+	ck_assert_int_eq(unlink(name), 0);
+	snprintf(name, sizeof(name), "%s/p/%020llu.idx", path,
+		 (unsigned long long)base1);
+	ck_assert_int_eq(unlink(name), 0);
+	ck_assert_int_eq(inspect_open(fd, "p", &ip), 0);
+	ck_assert_uint_gt(ip->segs[0].base_offset, base1);
+	ck_assert_int_ge(count_problems(ip, NULL, NULL), 1);
+	inspect_close(ip);
+	test_rmtree(fd, path);
+}
+END_TEST
+
 START_TEST(test_not_a_partition)
 {
 	char path[4096];
@@ -209,6 +254,7 @@ static Suite *inspect_suite(void)
 	tcase_add_test(tc, test_agrees_with_engine);
 	tcase_add_test(tc, test_finds_damage);
 	tcase_add_test(tc, test_not_a_partition);
+	tcase_add_test(tc, test_missing_first_segment);
 	suite_add_tcase(s, tc);
 	return s;
 }
