@@ -322,7 +322,7 @@ static int droppable(const struct inspect_part *ip, uint32_t si, uint32_t k)
 	const struct seg_entry *e = &s->ents[k];
 
 	return s->codec == COMPRESSION_NONE && s->data_fd >= 0 &&
-	       k < s->nents && !segment_entry_lost(e) &&
+	       !segment_entry_lost(e) &&
 	       e->pos >= s->base_byte &&
 	       e->pos + e->len <= s->base_byte + s->raw_bytes;
 }
@@ -394,14 +394,18 @@ static int handle_batches(struct repair_ctx *c, const struct inspect_part *ip,
 	const struct seg_entry *e;
 	char name[96];
 	uint32_t b, si, k;
-	int ret, left = 0;
+	int ret, raw, left = 0;
 
 	for (b = 0; b < c->v.nbad; b++) {
 		si = (uint32_t)(c->v.bad[b] >> 32);
 		k = (uint32_t)c->v.bad[b];
-		if (si < from || si >= ip->nsegs || !droppable(ip, si, k))
+		if (si < from || si >= ip->nsegs || k >= ip->segs[si].nents)
 			continue;
 		e = &ip->segs[si].ents[k];
+		raw = droppable(ip, si, k);
+		if (!raw && (ip->segs[si].codec == COMPRESSION_NONE ||
+			     segment_entry_lost(e)))
+			continue; /* index damage: the segment rule's */
 		printf("%s/%s: damaged batch in segment %s, bytes %llu..%llu, "
 		       "offsets %llu..%llu: ", c->v.topic, c->v.part,
 		       ip->segs[si].data_name, (unsigned long long)e->pos,
@@ -411,6 +415,15 @@ static int handle_batches(struct repair_ctx *c, const struct inspect_part *ip,
 		if (!c->drop) {
 			printf("left in place (reads of it fail with EIO; "
 			       "--drop-damaged drops it)\n");
+			left++;
+			continue;
+		}
+		if (!raw) {
+			/* Its bytes are inside compressed blocks: zeroing
+			 * them would mean rewriting the segment. */
+			printf("left in place (the segment is compressed: "
+			       "--drop-damaged drops batches of raw segments "
+			       "only)\n");
 			left++;
 			continue;
 		}

@@ -90,6 +90,33 @@ assert_eq 0 "$("$TOOL_FSOP" seek "$P" data 0)" "SEEK_DATA from 0"
 assert_eq 9300 "$("$TOOL_FSOP" seek "$P" hole 4681)" "SEEK_HOLE after the hole"
 grep -q '^fluxfs_lost_messages_total{topic="orders",partition="0"} 1$' "$MNT/.metrics" \
 	|| fail "metrics: $(grep lost "$MNT/.metrics")"
+
+# The segment with the hole compresses like any other (its zeros with
+# it); reads, the loss and offsets are the same afterwards and after a
+# remount.
+setfattr -n user.fluxfs.compression -v lz4 "$MNT/orders" || fail "setfattr compression"
+wait_for 20 test -f "${seg%.log}.lz4" || fail "the segment with the hole was not compressed"
+cmp "$WORK/want" <(head -c 9300 "$P") || fail "content after compression"
+mount_restart
+cmp "$WORK/want" <(head -c 9300 "$P") || fail "content after compression and remount"
+assert_eq 1 "$(getfattr --only-values -n user.fluxfs.lost_messages "$P")" "lost_messages when compressed"
+assert_eq 4681 "$("$TOOL_FSOP" seek "$P" data 4650)" "SEEK_DATA over the hole when compressed"
+mount_stop || fail "unmount"
+rc=0; "$FLUXCTL" verify "$DATA" >"$WORK/out" || rc=$?
+assert_eq 0 "$rc" "verify of the compressed segment with the hole: $(cat "$WORK/out")"
+grep -q "^lost: orders/0 segment ${segname%.log}.lz4 bytes 4650..4681" "$WORK/out" \
+	|| fail "verify of the compressed hole: $(cat "$WORK/out")"
+# Damage inside a compressed segment is listed and left: its bytes are
+# inside compressed blocks (on a copy, so the mount below is unaffected).
+cp -a "$DATA" "$WORK/copy"
+lz=$WORK/copy/orders/0/${segname%.log}.lz4
+printf 'XXXXXXXX' | dd of="$lz" bs=1 seek=$(( $(stat -c %s "$lz") / 2 )) conv=notrunc 2>/dev/null
+rc=0; "$FLUXCTL" repair --drop-damaged "$WORK/copy" >"$WORK/out" 2>&1 || rc=$?
+assert_eq 1 "$rc" "repair --drop-damaged of a damaged compressed segment: $(cat "$WORK/out")"
+grep -q "left in place (the segment is compressed" "$WORK/out" \
+	|| fail "no word on the compressed segment: $(cat "$WORK/out")"
+
+mount_launch
 echo after >>"$P" || fail "append after the drop"
 assert_eq after "$(tail -n 1 "$P")" "last line after append"
 exit 0
