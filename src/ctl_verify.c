@@ -34,6 +34,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "crc32c.h"
 #include "ctl.h"
 #include "inspect.h"
 #include "io.h"
@@ -186,7 +188,9 @@ static void print_losses(struct verify_ctx *c, const struct inspect_part *ip)
 	for (i = 0; i < ip->nsegs; i++) {
 		for (k = 0; k < ip->segs[i].nents; k++) {
 			e = &ip->segs[i].ents[k];
-			if (!segment_entry_lost(e))
+			if (!segment_entry_lost(e) ||
+			    e->ecrc != crc32c(0, e, offsetof(struct seg_entry,
+							     ecrc)))
 				continue;
 			if (c->tty)
 				fputs("\r\033[K", stderr);
@@ -315,12 +319,18 @@ struct repair_ctx {
 };
 
 /* A batch repair can drop: an intact entry of a raw segment whose bytes
- * are all in the .log (else it is index damage, handled by segment). */
+ * are all in the .log (else it is index damage, handled by segment) and
+ * were flushed.  Bytes recovery cuts as a torn write -- above the
+ * recovery point, or in the active segment when there is no
+ * partition.state -- are left to it: they never were durable. */
 static int droppable(const struct inspect_part *ip, uint32_t si, uint32_t k)
 {
 	const struct inspect_seg *s = &ip->segs[si];
 	const struct seg_entry *e = &s->ents[k];
 
+	if (ip->state.ok ? e->pos + e->len > ip->state.recovery_point
+			 : si + 1 == ip->nsegs)
+		return 0;
 	return s->codec == COMPRESSION_NONE && s->data_fd >= 0 &&
 	       !segment_entry_lost(e) &&
 	       e->pos >= s->base_byte &&

@@ -19,6 +19,19 @@ cat "$P" >"$WORK/orig"
 mount_stop || fail "unmount"
 D=$DATA/orders/0
 
+# A bad last batch above the recovery point is a torn write, not damage
+# on the disk: --drop-damaged leaves it to recovery, which cuts it (on a
+# copy).
+cp -a "$DATA" "$WORK/torn"
+T=$WORK/torn/orders/0
+sed -i 's/^recovery_point=.*/recovery_point=9269/' "$T/partition.state"
+last=$(ls "$T"/*.log | tail -1)
+printf 'X' | dd of="$last" bs=1 seek=$(( $(stat -c %s "$last") - 5 )) conv=notrunc 2>/dev/null
+rc=0; "$FLUXCTL" repair --drop-damaged "$WORK/torn" >"$WORK/out" 2>&1 || rc=$?
+assert_eq 0 "$rc" "repair --drop-damaged of a torn tail: $(cat "$WORK/out")"
+grep -q "recovery: 31 bytes truncated" "$WORK/out" || fail "torn tail not cut by recovery: $(cat "$WORK/out")"
+[ ! -e "$WORK/torn/.quarantine" ] || fail "a torn write was dropped as damage: $(cat "$WORK/out")"
+
 # Message 150 lies in a sealed segment that is neither the first nor the
 # active one.
 segs=$(ls "$D"/*.log | wc -l)
