@@ -61,6 +61,7 @@ struct verify_ctx {
 	uint64_t lost_messages, lost_bytes; /* known losses (holes) */
 	/* what repair needs from one partition's check */
 	uint8_t *seg_bad;       /* per segment: 1 data, 2 index damage */
+	uint32_t *seg_ndata;    /* per segment: data problems */
 	uint32_t nsegs;
 	int state_bad;
 	/* entries whose bytes are damaged (seg << 32 | entry) */
@@ -110,8 +111,10 @@ static void on_problem(void *arg, const struct inspect_part *ip,
 	struct verify_ctx *c = arg;
 
 	c->problems++;
-	if (pr->seg >= 0 && (uint32_t)pr->seg < c->nsegs)
+	if (pr->seg >= 0 && (uint32_t)pr->seg < c->nsegs) {
 		c->seg_bad[pr->seg] |= pr->data ? 1 : 2;
+		c->seg_ndata[pr->seg] += pr->data ? 1 : 0;
+	}
 	if (pr->seg < 0)
 		c->state_bad = 1;
 	if (pr->data && pr->seg >= 0 && pr->entry >= 0) {
@@ -158,9 +161,12 @@ static int check_part(struct verify_ctx *c, const char *path,
 	free(c->seg_bad);
 	c->nsegs = ip->nsegs;
 	c->seg_bad = calloc(ip->nsegs ? ip->nsegs : 1, 1);
+	free(c->seg_ndata);
+	c->seg_ndata = calloc(ip->nsegs ? ip->nsegs : 1,
+			      sizeof(*c->seg_ndata));
 	c->state_bad = 0;
 	c->nbad = 0;
-	if (!c->seg_bad) {
+	if (!c->seg_bad || !c->seg_ndata) {
 		inspect_close(ip);
 		return -ENOMEM;
 	}
@@ -291,6 +297,7 @@ int ctl_verify(int argc, char **argv)
 	ret = ctl_each_partition(&t, verify_one, &c);
 	draw(&c, c.base_done, 1);
 	free(c.seg_bad);
+	free(c.seg_ndata);
 	free(c.bad);
 	if (ret < 0)
 		return CTL_USAGE;
@@ -440,6 +447,11 @@ static int handle_batches(struct repair_ctx *c, const struct inspect_part *ip,
 		if (c->dry_run) {
 			printf("would copy to %s/ and drop (reads as zeros)\n",
 			       CTL_BATCH_QUARANTINE);
+			/* the plan that follows sees the segment as it will
+			 * be: clean once its last damaged batch is dropped */
+			if (c->v.seg_ndata[si] && !--c->v.seg_ndata[si] &&
+			    c->v.seg_bad[si] == 1)
+				c->v.seg_bad[si] = 0;
 			continue;
 		}
 		fflush(stdout);
@@ -730,6 +742,7 @@ int ctl_repair(int argc, char **argv)
 		c.v.quiet = 0;
 	ret = ctl_each_partition(&t, repair_one, &c);
 	free(c.v.seg_bad);
+	free(c.v.seg_ndata);
 	free(c.v.bad);
 	if (lockfd >= 0)
 		close(lockfd);

@@ -64,6 +64,7 @@ dd if="$seg" bs=1 skip=$rel count=31 2>/dev/null | cmp -s - "$WORK/damaged" \
 rc=0; "$FLUXCTL" repair --drop-damaged --dry-run "$DATA" >"$WORK/out" 2>&1 || rc=$?
 grep -q "bytes 4650..4681, offsets 150..150: would copy" "$WORK/out" \
 	|| fail "dry-run plan: $(cat "$WORK/out")"
+! grep -q "would leave segment" "$WORK/out" || fail "dry-run plan leaves the segment the drop cleans: $(cat "$WORK/out")"
 [ ! -e "$DATA/.quarantine" ] || fail "dry run quarantined something"
 
 # --drop-damaged: quarantined (the damaged bytes exactly), then a hole.
