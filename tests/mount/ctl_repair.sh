@@ -32,6 +32,19 @@ assert_eq 0 "$rc" "repair --drop-damaged of a torn tail: $(cat "$WORK/out")"
 grep -q "recovery: 31 bytes truncated" "$WORK/out" || fail "torn tail not cut by recovery: $(cat "$WORK/out")"
 [ ! -e "$WORK/torn/.quarantine" ] || fail "a torn write was dropped as damage: $(cat "$WORK/out")"
 
+# A damaged batch in the first segment: --drop-damaged drops the batch
+# and keeps the segment (without it, repair moves the whole segment to
+# quarantine/; on a copy).
+cp -a "$DATA" "$WORK/head"
+H=$WORK/head/orders/0
+printf 'X' | dd of="$H/00000000000000000000.log" bs=1 seek=$((5 * 31 + 3)) conv=notrunc 2>/dev/null
+rc=0; "$FLUXCTL" repair --drop-damaged "$WORK/head" >"$WORK/out" 2>&1 || rc=$?
+assert_eq 0 "$rc" "repair --drop-damaged in the first segment: $(cat "$WORK/out")"
+! grep -q "quarantine/ (the log will start" "$WORK/out" || fail "the first segment was moved: $(cat "$WORK/out")"
+[ -f "$H/00000000000000000000.log" ] || fail "the first segment is gone"
+[ -f "$WORK/head/.quarantine/orders/0/00000000000000000000-155-31.batch" ] || fail "batch of the first segment not saved"
+"$FLUXCTL" verify "$WORK/head" >"$WORK/out" || fail "verify after dropping in the first segment: $(cat "$WORK/out")"
+
 # Message 150 lies in a sealed segment that is neither the first nor the
 # active one.
 segs=$(ls "$D"/*.log | wc -l)
