@@ -95,6 +95,8 @@ assert_eq 0 "$rc" "verify after the drop: $(cat "$WORK/out")"
 grep -q "^lost: orders/0 segment $segname bytes 4650..4681 offsets 150..150" "$WORK/out" \
 	|| fail "verify does not report the known loss: $(cat "$WORK/out")"
 grep -q "^known loss: 1 messages in 31 bytes" "$WORK/out" || fail "verify summary: $(cat "$WORK/out")"
+"$FLUXCTL" dump "$seg" | grep -q "^offset: 150 .* valid flags: last,lost$" \
+	|| fail "dump does not mark the entry lost: $("$FLUXCTL" dump "$seg" | grep '^offset: 150 ')"
 # A second repair finds nothing to do.
 "$FLUXCTL" repair --drop-damaged "$DATA" >"$WORK/out" 2>&1 || fail "repair again: $(cat "$WORK/out")"
 
