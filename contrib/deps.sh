@@ -5,7 +5,8 @@
 set -e
 FLUXFS_PACKAGES="build-essential autoconf automake libtool pkg-config \
 libfuse3-dev fuse3 liblz4-dev zlib1g-dev check lz4 gzip attr rsync tar \
-psmisc procps util-linux coreutils python3 ${FLUXFS_EXTRA_PACKAGES:-}"
+psmisc procps util-linux coreutils python3 bindfs \
+${FLUXFS_EXTRA_PACKAGES:-}"
 
 missing=""
 for p in $FLUXFS_PACKAGES; do

@@ -22,6 +22,9 @@
 #define CTL_META_FILE "fluxfs.meta"
 #define CTL_LOCK_FILE ".fluxfs.lock"
 #define CTL_QUARANTINE "quarantine"
+/* Below the data directory: copies of batches dropped as damaged, per
+ * topic and partition.  A dot-name, so no daemon takes it for a topic. */
+#define CTL_BATCH_QUARANTINE ".quarantine"
 #define CTL_XATTR "user.fluxfs."
 
 enum ctl_kind {

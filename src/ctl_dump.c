@@ -111,8 +111,9 @@ static int dump_seg(struct dump_ctx *c, const struct inspect_part *ip,
 		} else {
 			printf("valid");
 		}
-		printf(" flags: %s%s\n", e->flags & SEG_F_CONT ? "cont," : "",
-		       e->flags & SEG_F_LAST ? "last" : "-");
+		printf(" flags: %s%s%s\n", e->flags & SEG_F_CONT ? "cont," : "",
+		       e->flags & SEG_F_LAST ? "last" : "-",
+		       segment_entry_lost(e) ? ",lost" : "");
 		c->entries++;
 		if (c->messages && ret == 0)
 			dump_messages(c, e, buf);

@@ -4,8 +4,9 @@
  * mount), walking partitions in a stable order, time parsing and
  * printing, error lines, and the data directory's lock.
  *
- * A mount is told from a data directory by statfs (FUSE's magic), a data
- * directory by its fluxfs.meta.
+ * A mount is told from a data directory by statfs (FUSE's magic) and
+ * fluxfs's own xattrs, a data directory by its fluxfs.meta (on any
+ * filesystem, FUSE ones included).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -223,17 +224,15 @@ int ctl_resolve(const char *arg, struct ctl_target *t)
 	if (statfs(t->path, &sfs) == 0 && (long)sfs.f_type == CTL_FUSE_MAGIC) {
 		char buf[64];
 
-		/* Another FUSE filesystem answers none of our xattrs. */
+		/* A fluxfs mount answers our xattrs; another FUSE filesystem
+		 * (sshfs, bindfs, LazyFS...) may well hold a data directory,
+		 * which is then looked at like one on any other disk. */
 		if (getxattr(t->path, CTL_XATTR "segment_bytes", buf,
-			     sizeof(buf)) < 0 &&
+			     sizeof(buf)) >= 0 ||
 		    getxattr(t->path, CTL_XATTR "next_offset", buf,
-			     sizeof(buf)) < 0 &&
-		    !has_file(t->path, ".metrics")) {
-			ctl_err("'%s' is on a FUSE filesystem that is not "
-				"fluxfs", t->path);
-			return -EINVAL;
-		}
-		return resolve_mount(&st, t);
+			     sizeof(buf)) >= 0 ||
+		    has_file(t->path, ".metrics"))
+			return resolve_mount(&st, t);
 	}
 	return resolve_data(&st, t);
 }
@@ -484,10 +483,47 @@ void ctl_format_time(int64_t ms, char *buf, size_t size)
 /* ------------------------------------------------------------------ */
 /* The lock                                                             */
 
+/* Does process pid hold a descriptor on a file named CTL_LOCK_FILE with
+ * inode ino?  A FUSE filesystem that does not pass flock through (bindfs
+ * does not) grants our flock even while a daemon holds it on the file
+ * below; the pid the daemon wrote in the file and its descriptor table
+ * still tell.  A FUSE filesystem that neither passes flock nor inode
+ * numbers through cannot be told apart this way. */
+static int pid_holds_lock(long pid, ino_t ino)
+{
+	char p[64], fp[320], link[PATH_MAX];
+	struct dirent *de;
+	const char *base;
+	struct stat st;
+	ssize_t n;
+	int found = 0;
+	DIR *d;
+
+	snprintf(p, sizeof(p), "/proc/%ld/fd", pid);
+	d = opendir(p);
+	if (!d)
+		return 0;
+	while (!found && (de = readdir(d)) != NULL) {
+		snprintf(fp, sizeof(fp), "%s/%s", p, de->d_name);
+		n = readlink(fp, link, sizeof(link) - 1);
+		if (n <= 0)
+			continue;
+		link[n] = '\0';
+		base = strrchr(link, '/');
+		if (base && !strcmp(base + 1, CTL_LOCK_FILE) &&
+		    stat(fp, &st) == 0 && st.st_ino == ino)
+			found = 1;
+	}
+	closedir(d);
+	return found;
+}
+
 /* flock the data directory's lock file, as the daemon does. */
 int ctl_lock_data_dir(const char *root, int *fd, long *pid)
 {
 	char p[PATH_MAX + 32], buf[32];
+	struct stat st;
+	long holder;
 	ssize_t n;
 	int ret;
 
@@ -497,8 +533,21 @@ int ctl_lock_data_dir(const char *root, int *fd, long *pid)
 	*fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (*fd < 0)
 		return errno == ENOENT ? 0 : -errno;
-	if (flock(*fd, LOCK_EX | LOCK_NB) == 0)
-		return 0;
+	if (flock(*fd, LOCK_EX | LOCK_NB) == 0) {
+		n = pread(*fd, buf, sizeof(buf) - 1, 0);
+		holder = 0;
+		if (n > 0) {
+			buf[n] = '\0';
+			holder = strtol(buf, NULL, 10);
+		}
+		if (holder <= 0 || holder == (long)getpid() ||
+		    fstat(*fd, &st) < 0 || !pid_holds_lock(holder, st.st_ino))
+			return 0;
+		*pid = holder;
+		close(*fd);
+		*fd = -1;
+		return -EBUSY;
+	}
 	ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
 	n = pread(*fd, buf, sizeof(buf) - 1, 0);
 	if (n > 0) {

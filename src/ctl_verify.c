@@ -21,11 +21,20 @@
  *    of the log, discarding every later segment.  If such a segment's
  *    index is damaged, recovery itself is skipped for the partition for
  *    the same reason.  Exit status 1 says damage is left.
+ *
+ * With --drop-damaged, every batch whose bytes fail their CRC in a raw
+ * segment is first copied to DATA_DIR/.quarantine/<topic>/<partition>/
+ * (written atomically and synced) and then turned into a hole inside the
+ * log by segment_mark_lost(): zeros on disk, the entry flagged lost.  The
+ * rule above then applies to what is left (a damaged index, an
+ * undecodable compressed block).  Without it each such batch is listed
+ * and left in place.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,10 +43,12 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "crc32c.h"
 #include "ctl.h"
 #include "inspect.h"
 #include "io.h"
 #include "partition.h"
+#include "segment.h"
 
 struct verify_ctx {
 	int tty;                /* draw a progress bar on stderr */
@@ -47,10 +58,15 @@ struct verify_ctx {
 	uint64_t total;
 	int64_t started_ms, drawn_ms;
 	uint64_t partitions, bytes, damaged, problems;
+	uint64_t lost_messages, lost_bytes; /* known losses (holes) */
 	/* what repair needs from one partition's check */
 	uint8_t *seg_bad;       /* per segment: 1 data, 2 index damage */
+	uint32_t *seg_ndata;    /* per segment: data problems */
 	uint32_t nsegs;
 	int state_bad;
+	/* entries whose bytes are damaged (seg << 32 | entry) */
+	uint64_t *bad;
+	uint32_t nbad, bad_cap;
 };
 
 /* ------------------------------------------------------------------ */
@@ -95,10 +111,26 @@ static void on_problem(void *arg, const struct inspect_part *ip,
 	struct verify_ctx *c = arg;
 
 	c->problems++;
-	if (pr->seg >= 0 && (uint32_t)pr->seg < c->nsegs)
+	if (pr->seg >= 0 && (uint32_t)pr->seg < c->nsegs) {
 		c->seg_bad[pr->seg] |= pr->data ? 1 : 2;
+		c->seg_ndata[pr->seg] += pr->data ? 1 : 0;
+	}
 	if (pr->seg < 0)
 		c->state_bad = 1;
+	if (pr->data && pr->seg >= 0 && pr->entry >= 0) {
+		if (c->nbad == c->bad_cap) {
+			uint32_t cap = c->bad_cap ? c->bad_cap * 2 : 16;
+			uint64_t *grown = realloc(c->bad, cap * sizeof(*grown));
+
+			if (grown) {
+				c->bad = grown;
+				c->bad_cap = cap;
+			}
+		}
+		if (c->nbad < c->bad_cap)
+			c->bad[c->nbad++] = (uint64_t)pr->seg << 32 |
+					    (uint32_t)pr->entry;
+	}
 	if (c->quiet)
 		return;
 	if (c->tty)
@@ -129,8 +161,12 @@ static int check_part(struct verify_ctx *c, const char *path,
 	free(c->seg_bad);
 	c->nsegs = ip->nsegs;
 	c->seg_bad = calloc(ip->nsegs ? ip->nsegs : 1, 1);
+	free(c->seg_ndata);
+	c->seg_ndata = calloc(ip->nsegs ? ip->nsegs : 1,
+			      sizeof(*c->seg_ndata));
 	c->state_bad = 0;
-	if (!c->seg_bad) {
+	c->nbad = 0;
+	if (!c->seg_bad || !c->seg_ndata) {
 		inspect_close(ip);
 		return -ENOMEM;
 	}
@@ -148,6 +184,34 @@ static int check_part(struct verify_ctx *c, const char *path,
 
 /* ------------------------------------------------------------------ */
 /* verify                                                               */
+
+/* One line per batch dropped as damaged: a known loss, not damage. */
+static void print_losses(struct verify_ctx *c, const struct inspect_part *ip)
+{
+	const struct seg_entry *e;
+	uint32_t i, k;
+
+	for (i = 0; i < ip->nsegs; i++) {
+		for (k = 0; k < ip->segs[i].nents; k++) {
+			e = &ip->segs[i].ents[k];
+			if (!segment_entry_lost(e) ||
+			    e->ecrc != crc32c(0, e, offsetof(struct seg_entry,
+							     ecrc)))
+				continue;
+			if (c->tty)
+				fputs("\r\033[K", stderr);
+			printf("lost: %s/%s segment %s bytes %llu..%llu "
+			       "offsets %llu..%llu (%u messages): dropped as "
+			       "damaged by repair, reads as zeros\n",
+			       c->topic, c->part, ip->segs[i].data_name,
+			       (unsigned long long)e->pos,
+			       (unsigned long long)(e->pos + e->len),
+			       (unsigned long long)e->offset,
+			       (unsigned long long)(e->offset + e->count - 1),
+			       e->count);
+		}
+	}
+}
 
 static int sum_bytes(void *arg, const struct ctl_target *t, const char *topic,
 		     const char *part, const char *path)
@@ -168,11 +232,17 @@ static int verify_one(void *arg, const struct ctl_target *t,
 	uint64_t before = c->problems;
 	int ret;
 
+	struct inspect_part *ip = NULL;
+
 	c->topic = topic;
 	c->part = part;
-	ret = check_part(c, path, NULL);
+	ret = check_part(c, path, &ip);
 	if (ret < 0)
 		return ret;
+	print_losses(c, ip);
+	c->lost_messages += ip->lost_messages;
+	c->lost_bytes += ip->lost_bytes;
+	inspect_close(ip);
 	c->partitions++;
 	if (c->problems > before)
 		c->damaged++;
@@ -227,12 +297,19 @@ int ctl_verify(int argc, char **argv)
 	ret = ctl_each_partition(&t, verify_one, &c);
 	draw(&c, c.base_done, 1);
 	free(c.seg_bad);
+	free(c.seg_ndata);
+	free(c.bad);
 	if (ret < 0)
 		return CTL_USAGE;
 	printf("verified %llu partitions, %llu bytes: %llu damaged, %llu "
 	       "problems\n", (unsigned long long)c.partitions,
 	       (unsigned long long)c.bytes, (unsigned long long)c.damaged,
 	       (unsigned long long)c.problems);
+	if (c.lost_messages)
+		printf("known loss: %llu messages in %llu bytes dropped as "
+		       "damaged by an earlier repair (not damage)\n",
+		       (unsigned long long)c.lost_messages,
+		       (unsigned long long)c.lost_bytes);
 	return c.problems ? CTL_FOUND : CTL_OK;
 }
 
@@ -242,8 +319,164 @@ int ctl_verify(int argc, char **argv)
 struct repair_ctx {
 	struct verify_ctx v;
 	int dry_run;
+	int drop;               /* --drop-damaged */
+	const char *root;       /* the data directory */
 	uint64_t left;          /* partitions with damage left */
+	uint64_t dropped;       /* batches dropped */
 };
+
+/* A batch repair can drop: an intact entry of a raw segment whose bytes
+ * are all in the .log (else it is index damage, handled by segment) and
+ * were flushed.  Bytes recovery cuts as a torn write -- above the
+ * recovery point, or in the active segment when there is no
+ * partition.state -- are left to it: they never were durable. */
+static int droppable(const struct inspect_part *ip, uint32_t si, uint32_t k)
+{
+	const struct inspect_seg *s = &ip->segs[si];
+	const struct seg_entry *e = &s->ents[k];
+
+	if (ip->state.ok ? e->pos + e->len > ip->state.recovery_point
+			 : si + 1 == ip->nsegs)
+		return 0;
+	return s->codec == COMPRESSION_NONE && s->data_fd >= 0 &&
+	       !segment_entry_lost(e) &&
+	       e->pos >= s->base_byte &&
+	       e->pos + e->len <= s->base_byte + s->raw_bytes;
+}
+
+/* mkdir dfd/name if missing; returns an fd on it or -errno. */
+static int open_subdir(int dfd, const char *name)
+{
+	int ret = io_mkdirat(dfd, name, 0700);
+
+	if (ret == 0)
+		ret = io_fsync_dir(dfd);
+	if (ret < 0 && ret != -EEXIST)
+		return ret;
+	return io_opendirat(dfd, name);
+}
+
+/* Copy the damaged bytes of entry k of segment si to
+ * ROOT/.quarantine/TOPIC/PART/SEGMENT-POS-LEN.batch, synced.  An earlier,
+ * interrupted repair's copy is kept: the log may already hold zeros. */
+static int save_batch(struct repair_ctx *c, const struct inspect_part *ip,
+		      uint32_t si, uint32_t k, char *name, size_t nsize)
+{
+	const struct inspect_seg *s = &ip->segs[si];
+	const struct seg_entry *e = &s->ents[k];
+	const char *dirs[3] = { CTL_BATCH_QUARANTINE, c->v.topic, c->v.part };
+	unsigned char *buf = NULL;
+	struct stat st;
+	int fd, next, ret = 0;
+	ssize_t got;
+	size_t i;
+
+	snprintf(name, nsize, "%020llu-%llu-%u.batch",
+		 (unsigned long long)s->base_offset,
+		 (unsigned long long)e->pos, e->len);
+	fd = io_opendirat(AT_FDCWD, c->root);
+	if (fd < 0)
+		return fd;
+	for (i = 0; i < 3; i++) {
+		next = open_subdir(fd, dirs[i]);
+		io_close(fd);
+		if (next < 0)
+			return next;
+		fd = next;
+	}
+	if (io_fstatat(fd, name, &st) == 0)
+		goto out;
+	buf = malloc(e->len ? e->len : 1);
+	if (!buf) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	got = io_pread_full(s->data_fd, buf, e->len, e->pos - s->base_byte);
+	if (got != (ssize_t)e->len) {
+		ret = got < 0 ? (int)got : -EIO;
+		goto out;
+	}
+	ret = io_write_atomic(fd, name, buf, e->len);
+out:
+	free(buf);
+	io_close(fd);
+	return ret;
+}
+
+/* List (or, with --drop-damaged, drop) the damaged batches of segments
+ * from..nsegs-1.  Returns the batches left in place, or -errno. */
+static int handle_batches(struct repair_ctx *c, const struct inspect_part *ip,
+			  uint32_t from, const char *path)
+{
+	const struct seg_entry *e;
+	char name[96];
+	uint32_t b, si, k;
+	int ret, raw, left = 0;
+
+	for (b = 0; b < c->v.nbad; b++) {
+		si = (uint32_t)(c->v.bad[b] >> 32);
+		k = (uint32_t)c->v.bad[b];
+		if (si < from || si >= ip->nsegs || k >= ip->segs[si].nents)
+			continue;
+		e = &ip->segs[si].ents[k];
+		raw = droppable(ip, si, k);
+		if (!raw && (ip->segs[si].codec == COMPRESSION_NONE ||
+			     segment_entry_lost(e)))
+			continue; /* index damage: the segment rule's */
+		printf("%s/%s: damaged batch in segment %s, bytes %llu..%llu, "
+		       "offsets %llu..%llu: ", c->v.topic, c->v.part,
+		       ip->segs[si].data_name, (unsigned long long)e->pos,
+		       (unsigned long long)(e->pos + e->len),
+		       (unsigned long long)e->offset,
+		       (unsigned long long)(e->offset + e->count - 1));
+		if (!c->drop) {
+			printf("left in place (reads of it fail with EIO; "
+			       "--drop-damaged drops it)\n");
+			left++;
+			continue;
+		}
+		if (!raw) {
+			/* Its bytes are inside compressed blocks: zeroing
+			 * them would mean rewriting the segment. */
+			printf("left in place (the segment is compressed: "
+			       "--drop-damaged drops batches of raw segments "
+			       "only)\n");
+			left++;
+			continue;
+		}
+		if (c->dry_run) {
+			printf("would copy to %s/ and drop (reads as zeros)\n",
+			       CTL_BATCH_QUARANTINE);
+			/* the plan that follows sees the segment as it will
+			 * be: clean once its last damaged batch is dropped */
+			if (c->v.seg_ndata[si] && !--c->v.seg_ndata[si] &&
+			    c->v.seg_bad[si] == 1)
+				c->v.seg_bad[si] = 0;
+			continue;
+		}
+		fflush(stdout);
+		ret = save_batch(c, ip, si, k, name, sizeof(name));
+		if (ret < 0) {
+			printf("not dropped\n");
+			ctl_err("cannot save the damaged bytes of '%s': %s",
+				path, strerror(-ret));
+			return ret;
+		}
+		ret = segment_mark_lost(ip->dfd, ip->segs[si].base_offset, k);
+		if (ret < 0) {
+			printf("not dropped\n");
+			ctl_err("cannot drop the damaged batch of '%s' at byte "
+				"%llu: %s", path, (unsigned long long)e->pos,
+				strerror(-ret));
+			return ret;
+		}
+		printf("copied to %s/%s/%s/%s, dropped (reads as zeros, %u "
+		       "messages lost)\n", CTL_BATCH_QUARANTINE, c->v.topic,
+		       c->v.part, name, e->count);
+		c->dropped++;
+	}
+	return left;
+}
 
 /* Move every file of segment base into dfd/quarantine/. */
 static int quarantine_seg(int dfd, uint64_t base)
@@ -347,6 +580,21 @@ static int repair_one(void *arg, const struct ctl_target *t,
 	if (problems < 0)
 		return problems;
 	c->v.partitions++;
+	if (c->drop && c->v.nbad) {
+		ret = handle_batches(c, ip, 0, path);
+		if (ret < 0) {
+			inspect_close(ip);
+			return ret;
+		}
+		if (!c->dry_run) {
+			/* what is left, afresh */
+			inspect_close(ip);
+			ip = NULL;
+			problems = check_part(&c->v, path, &ip);
+			if (problems < 0)
+				return problems;
+		}
+	}
 	last = ip->nsegs ? ip->nsegs - 1 : 0;
 	/* the damaged head, never the active segment */
 	while (k < last && c->v.seg_bad[k])
@@ -361,6 +609,13 @@ static int repair_one(void *arg, const struct ctl_target *t,
 		       "log; left in place (the rest stays readable)\n",
 		       topic, part, c->dry_run ? "would leave" : "leaving",
 		       ip->segs[i].data_name);
+	}
+	if (!c->drop) {
+		ret = handle_batches(c, ip, k, path);
+		if (ret < 0) {
+			inspect_close(ip);
+			return ret;
+		}
 	}
 	for (i = 0; i < k; i++)
 		printf("%s/%s: %s segment %s to quarantine/ (the log will "
@@ -428,6 +683,7 @@ int ctl_repair(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "dry-run", no_argument, NULL, 'n' },
+		{ "drop-damaged", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -442,6 +698,10 @@ int ctl_repair(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, ":nh", longopts, NULL)) != -1) {
 		if (opt == 'n') {
 			c.dry_run = 1;
+			continue;
+		}
+		if (opt == 'D') {
+			c.drop = 1;
 			continue;
 		}
 		ret = ctl_getopt_default(argv[0], opt, optopt,
@@ -476,11 +736,14 @@ int ctl_repair(int argc, char **argv)
 		ctl_err("cannot lock '%s': %s", t.root, strerror(-ret));
 		return CTL_USAGE;
 	}
+	c.root = t.root;
 	c.v.quiet = 1;
 	if (c.dry_run)
 		c.v.quiet = 0;
 	ret = ctl_each_partition(&t, repair_one, &c);
 	free(c.v.seg_bad);
+	free(c.v.seg_ndata);
+	free(c.v.bad);
 	if (lockfd >= 0)
 		close(lockfd);
 	if (ret < 0)
@@ -489,5 +752,9 @@ int ctl_repair(int argc, char **argv)
 	       c.dry_run ? "checked" : "repaired",
 	       (unsigned long long)c.v.partitions,
 	       (unsigned long long)c.left, c.dry_run ? "found" : "left");
+	if (c.dropped)
+		printf("dropped %llu damaged batches (copies in %s/%s/)\n",
+		       (unsigned long long)c.dropped, t.root,
+		       CTL_BATCH_QUARANTINE);
 	return c.left ? CTL_FOUND : CTL_OK;
 }

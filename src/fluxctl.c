@@ -29,18 +29,26 @@ static const struct ctl_cmd commands[] = {
 	  "of offsets and bytes, .idx against .log length), every block of\n"
 	  "compressed segments and partition.state, for each partition\n"
 	  "below a data directory PATH.  Shows progress on a terminal.\n"
+	  "Batches dropped by repair --drop-damaged are listed as known\n"
+	  "losses (\"lost: ...\"), not as damage.\n"
 	  "Exit status: 0 clean, 1 damage found (listed), 2 usage or I/O\n"
 	  "error.\n" },
-	{ "repair", ctl_repair, "repair PATH [--dry-run]",
+	{ "repair", ctl_repair, "repair PATH [--drop-damaged] [--dry-run]",
 	  "Offline only: refuses while a fluxfs serves the data directory.\n"
 	  "Moves a damaged segment at the head of a partition to its\n"
 	  "quarantine/ directory (the log then starts after it, as after\n"
 	  "retention), runs the recovery a mount runs (torn tails cut,\n"
 	  "missing indexes rebuilt, leftovers removed), and reports what it\n"
-	  "did.  Damage elsewhere is reported and left in place.\n"
+	  "did.  Damage elsewhere is reported and left in place; each\n"
+	  "damaged batch on one line (segment, bytes, offsets).\n"
 	  "Exit status: 0 clean afterwards, 1 damage left, 2 usage/I/O.\n"
 	  "\n"
-	  "  -n, --dry-run  say what would be done, change nothing\n" },
+	  "  --drop-damaged  copy each damaged batch of a raw segment to\n"
+	  "                  DATA_DIR/.quarantine/TOPIC/PARTITION/ and turn\n"
+	  "                  it into a hole inside the log: reads of it give\n"
+	  "                  zeros, its messages count as lost, every offset\n"
+	  "                  stays\n"
+	  "  -n, --dry-run   say what would be done, change nothing\n" },
 	{ "seek", ctl_seek, "seek PARTITION --offset N | --time T",
 	  "Print the byte position of message N, or of the first message\n"
 	  "appended at or after T, so that tail -c +$((pos+1)) FILE starts\n"

@@ -1789,6 +1789,7 @@ static void fs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 	struct handle *h = H(fi);
 	struct partition_info info;
 	uint64_t o = off < 0 ? 0 : (uint64_t)off;
+	int ret;
 
 	count_request();
 	if (!h->n || !h->n->part) {
@@ -1800,15 +1801,16 @@ static void fs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		fuse_reply_err(req, ENXIO);
 		return;
 	}
-	if (whence == SEEK_DATA)
-		fuse_reply_lseek(
-			req,
-			(off_t)(o < info.start_byte ? info.start_byte : o));
-	else if (whence == SEEK_HOLE)
-		fuse_reply_lseek(
-			req, (off_t)(o < info.start_byte ? o : info.end_byte));
-	else
+	if (whence != SEEK_DATA && whence != SEEK_HOLE) {
 		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	/* holes: retention's at the head, dropped batches inside the log */
+	ret = partition_seek_hole(h->n->part, o, whence == SEEK_HOLE, &o);
+	if (ret < 0)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_lseek(req, (off_t)o);
 }
 
 static void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,

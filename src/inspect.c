@@ -101,6 +101,8 @@ static void load_idx(int dfd, struct inspect_seg *s)
 	    crc != crc32c(0, buf, SEG_HEADER_BYTES - 4))
 		goto out;
 	memcpy(&s->base_byte, buf + 24, 8);
+	memcpy(&s->hdr_lost_msgs, buf + SEG_HDR_LOST_MSGS, 8);
+	memcpy(&s->hdr_lost_bytes, buf + SEG_HDR_LOST_BYTES, 8);
 	s->idx_ok = 1;
 	s->nents = (uint32_t)((len - SEG_HEADER_BYTES) /
 			      sizeof(struct seg_entry));
@@ -310,8 +312,20 @@ static void derive(struct inspect_part *ip)
 	const struct inspect_seg *first, *last;
 	const struct seg_entry *e;
 
+	uint32_t i, k;
+
 	ip->start_offset = ip->next_offset = 0;
 	ip->start_byte = ip->end_byte = 0;
+	for (i = 0; i < ip->nsegs; i++) {
+		for (k = 0; k < ip->segs[i].nents; k++) {
+			e = &ip->segs[i].ents[k];
+			if (!entry_intact(e) || !segment_entry_lost(e))
+				continue;
+			ip->lost_entries++;
+			ip->lost_messages += e->count;
+			ip->lost_bytes += e->len;
+		}
+	}
 	if (!ip->nsegs) {
 		if (ip->state.ok) {
 			ip->start_offset = ip->next_offset =
@@ -548,12 +562,18 @@ static void verify_blocks(struct vctx *v, uint32_t si, unsigned char *buf)
 			(unsigned long long)s->raw_bytes);
 }
 
+static int all_zero(const unsigned char *b, size_t len)
+{
+	return len == 0 || (b[0] == 0 && !memcmp(b, b + 1, len - 1));
+}
+
 static int verify_seg(struct vctx *v, uint32_t si, unsigned char *buf)
 {
 	const struct inspect_part *ip = v->ip;
 	const struct inspect_seg *s = &ip->segs[si], *prev;
 	const struct seg_entry *e;
 	uint64_t want_pos, want_off, data_end, tail;
+	uint64_t lost_msgs = 0, lost_bytes = 0;
 	uint32_t i, crc;
 	int ret, last = si + 1 == ip->nsegs;
 
@@ -629,14 +649,31 @@ static int verify_seg(struct vctx *v, uint32_t si, unsigned char *buf)
 			return ret;
 		if (ret == -EIO)
 			problem(v, (int32_t)si, i, e, 1, "cannot read the bytes");
+		else if (segment_entry_lost(e) && !all_zero(buf, e->len))
+			problem(v, (int32_t)si, i, e, 1,
+				"batch dropped as damaged, but its bytes are "
+				"not zeros");
 		else if ((crc = crc32c(0, buf, e->len)) != e->crc)
 			problem(v, (int32_t)si, i, e, 1,
 				"crc mismatch: stored %08x, computed %08x",
 				e->crc, crc);
+		if (segment_entry_lost(e)) {
+			lost_msgs += e->count;
+			lost_bytes += e->len;
+		}
 		advance(v, e->len);
 		want_pos += e->len;
 		want_off += e->count;
 	}
+	if (lost_msgs != s->hdr_lost_msgs || lost_bytes != s->hdr_lost_bytes)
+		problem(v, (int32_t)si, -1, NULL, 0,
+			"index header counts %llu lost messages in %llu bytes, "
+			"its entries %llu in %llu (rerun fluxctl repair "
+			"--drop-damaged)",
+			(unsigned long long)s->hdr_lost_msgs,
+			(unsigned long long)s->hdr_lost_bytes,
+			(unsigned long long)lost_msgs,
+			(unsigned long long)lost_bytes);
 	if (s->nents && !(s->ents[s->nents - 1].flags & SEG_F_LAST))
 		problem(v, (int32_t)si, s->nents - 1, &s->ents[s->nents - 1],
 			0, "last entry does not end its write (torn write)");
@@ -671,6 +708,19 @@ static void verify_state(struct vctx *v)
 			(unsigned long long)st->start_byte,
 			(unsigned long long)ip->next_offset,
 			(unsigned long long)ip->end_byte);
+	/* Retention moves the state before it deletes, so a first segment
+	 * that starts after the state's start is a gap nothing made. */
+	if (ip->nsegs && (ip->segs[0].base_offset > st->start_offset ||
+			  (ip->segs[0].idx_ok &&
+			   ip->segs[0].base_byte > st->first_base_byte)))
+		problem(v, -1, -1, NULL, 0,
+			"log starts at offset %llu byte %llu, but "
+			"partition.state starts it at offset %llu byte %llu: "
+			"the segment(s) before are missing",
+			(unsigned long long)ip->segs[0].base_offset,
+			(unsigned long long)ip->segs[0].base_byte,
+			(unsigned long long)st->start_offset,
+			(unsigned long long)st->first_base_byte);
 	if (st->recovery_point > ip->end_byte)
 		problem(v, -1, -1, NULL, 0,
 			"partition.state recovery point %llu is past the end "

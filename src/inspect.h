@@ -40,6 +40,8 @@ struct inspect_seg {
 	uint32_t nents;
 	struct codec_block *blocks;
 	uint32_t nblocks;
+	/* the .idx header's count of SEG_F_LOST messages and bytes */
+	uint64_t hdr_lost_msgs, hdr_lost_bytes;
 };
 
 /* partition.state as read from disk. */
@@ -58,6 +60,9 @@ struct inspect_part {
 	uint32_t quarantined;   /* files in quarantine/ (set aside by repair) */
 	/* Derived: the retained log as a daemon would serve it. */
 	uint64_t start_offset, next_offset, start_byte, end_byte;
+	/* Known losses: intact entries flagged SEG_F_LOST (batches
+	 * "fluxctl repair --drop-damaged" turned into holes).  Not damage. */
+	uint64_t lost_entries, lost_messages, lost_bytes;
 };
 
 /* One problem found by inspect_verify(). */

@@ -21,6 +21,7 @@ struct log_metrics {
 	atomic_uint_fast64_t segments_compressed;
 	atomic_uint_fast64_t index_lookups;
 	atomic_uint_fast64_t crc_failures;
+	atomic_uint_fast64_t lost_messages; /* in dropped batches, at open */
 	atomic_uint_fast64_t recoveries;
 	atomic_uint_fast64_t truncated_bytes;
 	atomic_uint_fast64_t flushes;

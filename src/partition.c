@@ -581,6 +581,7 @@ static int open_segments(struct partition *p, const struct pstate *st,
 		rec->dropped_entries += rep.dropped_entries;
 		rec->rebuilt_indexes += rep.rebuilt;
 		rec->bad_batches += rep.bad_entries;
+		metrics_add(&p->m, lost_messages, s->lost_msgs);
 		if (rep.bad_entries) {
 			char path[512];
 
@@ -1490,6 +1491,68 @@ void partition_read_ranges_done(struct partition *p)
 	unpin(p);
 }
 
+/* SEEK_DATA / SEEK_HOLE (see partition.h).  A segment that lost nothing
+ * is data throughout, so only segments with dropped batches are walked. */
+int partition_seek_hole(struct partition *p, uint64_t pos, int hole,
+			uint64_t *out)
+{
+	const struct seg_entry *e;
+	uint64_t end, cur;
+	struct segment *s;
+	uint32_t n, si;
+	long i;
+	int ret = -ENXIO;
+
+	pthread_rwlock_rdlock(&p->seglock);
+	end = atomic_load_explicit(&p->end_byte, memory_order_acquire);
+	cur = atomic_load(&p->start_byte);
+	if (pos >= end)
+		goto out;
+	if (pos < cur && hole) {
+		*out = pos;
+		ret = 0;
+		goto out;
+	}
+	if (pos > cur)
+		cur = pos;
+	s = seg_by_byte(p, cur);
+	for (si = 0; s && si < p->nsegs && p->segs[si] != s; si++)
+		;
+	for (; si < p->nsegs && cur < end; si++) {
+		s = p->segs[si];
+		n = seg_n(s);
+		if (!s->lost_msgs || !n) {
+			if (!hole) {
+				*out = cur;
+				ret = 0;
+				goto out;
+			}
+			if (seg_end(s) > cur)
+				cur = seg_end(s);
+			continue;
+		}
+		e = segment_entries(s);
+		i = segment_find_byte(s, n, cur);
+		for (i = i < 0 ? 0 : i; (uint32_t)i < n; i++) {
+			if (e[i].pos + e[i].len <= cur ||
+			    segment_entry_lost(&e[i]) != hole)
+				continue;
+			*out = e[i].pos > cur ? e[i].pos : cur;
+			ret = 0;
+			goto out;
+		}
+		if (seg_end(s) > cur)
+			cur = seg_end(s);
+	}
+	if (hole) {
+		*out = end;
+		ret = 0;
+	}
+out:
+	pthread_rwlock_unlock(&p->seglock);
+	return ret;
+}
+
 /* ------------------------------------------------------------------ */
 /* Lookups                                                              */
 
@@ -1935,6 +1998,8 @@ void partition_get_info(struct partition *p, struct partition_info *info)
 		info->disk_bytes += s->codec == COMPRESSION_NONE
 					    ? seg_end(s) - s->base_byte
 					    : s->disk_bytes;
+		info->lost_messages += s->lost_msgs;
+		info->lost_bytes += s->lost_bytes;
 	}
 	so = info->start_offset;
 	if (so < info->next_offset) {

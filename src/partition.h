@@ -54,6 +54,8 @@ struct partition_info {
 	int64_t first_ts;       /* append time of the first retained message; -1 if none */
 	int64_t last_ts;        /* append time of the last message; -1 if none */
 	uint64_t flushed_byte;  /* everything below is on stable storage */
+	uint64_t lost_messages; /* in batches dropped as damaged (holes */
+	uint64_t lost_bytes;    /* inside the log), in retained segments */
 };
 
 /* A piece of a read that the caller can send without copying: bytes
@@ -129,6 +131,12 @@ ssize_t partition_read(struct partition *p, uint64_t pos, void *buf,
 int partition_read_ranges(struct partition *p, uint64_t pos, size_t len,
 			  struct partition_range *ranges, int max);
 void partition_read_ranges_done(struct partition *p);
+/* lseek(SEEK_DATA) (hole 0) or SEEK_HOLE (hole 1) from pos: the
+ * retention hole at the head and batches dropped as damaged (SEG_F_LOST)
+ * are holes, the end of the log is the final hole.  0 and *out, or
+ * -ENXIO when pos is at or past the end, or no data follows it. */
+int partition_seek_hole(struct partition *p, uint64_t pos, int hole,
+			uint64_t *out);
 
 /* Message offset -> byte offset where that message starts (an index
  * search, then a scan of at most one chunk for the message's start).

@@ -46,6 +46,10 @@ static const struct prom_field fields[] = {
 	 LM(index_lookups), 0},
 	{"fluxfs_crc_failures_total", "counter", "Batches whose CRC failed.",
 	 LM(crc_failures), 0},
+	{"fluxfs_lost_messages_total", "counter",
+	 "Messages in batches that fluxctl repair dropped as damaged, "
+	 "counted as their segments are opened.",
+	 LM(lost_messages), 0},
 	{"fluxfs_recoveries_total", "counter",
 	 "Recovery actions taken when the partition was opened.",
 	 LM(recoveries), 0},

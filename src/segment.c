@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -954,6 +955,11 @@ static uint32_t validate_from(struct segment *s, const struct seg_entry *e,
 			return i;
 		if (!check_data)
 			continue;
+		if (segment_entry_lost(&e[i])) {
+			/* dropped by repair: zeros, nothing to check */
+			s->vstate[i] = SEG_V_GOOD;
+			continue;
+		}
 		if (crc_range(s->log_fd, e[i].pos - s->base_byte, e[i].len,
 			      &crc) < 0 ||
 		    crc != e[i].crc) {
@@ -1050,6 +1056,8 @@ reopen_idx:
 		verify_from = UINT64_MAX; /* the CRCs were just computed */
 		goto reopen_idx;
 	}
+	memcpy(&s->lost_msgs, hdr + SEG_HDR_LOST_MSGS, 8);
+	memcpy(&s->lost_bytes, hdr + SEG_HDR_LOST_BYTES, 8);
 	ret = io_fstat(s->idx_fd, &st);
 	if (ret < 0)
 		goto err;
@@ -1445,6 +1453,11 @@ int segment_verify_entry(struct segment *s, uint32_t i, const void *data)
 
 	if (st != SEG_V_UNKNOWN || s->codec != COMPRESSION_NONE)
 		return st != SEG_V_UNKNOWN ? st : SEG_V_GOOD;
+	if (segment_entry_lost(e)) {
+		atomic_store_explicit(&s->vstate[i], SEG_V_GOOD,
+				      memory_order_relaxed);
+		return SEG_V_GOOD;
+	}
 	if (data) {
 		crc = crc32c(0, data, e->len);
 	} else {
@@ -1455,4 +1468,141 @@ int segment_verify_entry(struct segment *s, uint32_t i, const void *data)
 	st = crc == e->crc ? SEG_V_GOOD : SEG_V_BAD;
 	atomic_store_explicit(&s->vstate[i], (uint8_t)st, memory_order_relaxed);
 	return st == SEG_V_BAD ? SEG_V_NEWBAD : st;
+}
+
+/* ------------------------------------------------------------------ */
+/* Dropping a damaged batch (fluxctl repair --drop-damaged)             */
+
+/* Zero [off, off+len) of fd: punch a hole, else write zeros. */
+static int zero_range(int fd, uint64_t off, uint64_t len)
+{
+	static const unsigned char zeros[65536];
+	uint64_t n;
+	int ret;
+
+	ret = io_fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off,
+			   len);
+	if (ret == 0 || (ret != -EOPNOTSUPP && ret != -ENOSYS))
+		return ret;
+	while (len > 0) {
+		n = len < sizeof(zeros) ? len : sizeof(zeros);
+		ret = io_pwrite_full(fd, zeros, (size_t)n, off);
+		if (ret < 0)
+			return ret;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* CRC-32C of len zero bytes. */
+static uint32_t crc_zeros(uint64_t len)
+{
+	static const unsigned char zeros[4096];
+	uint32_t crc = 0;
+	uint64_t n;
+
+	while (len > 0) {
+		n = len < sizeof(zeros) ? len : sizeof(zeros);
+		crc = crc32c(crc, zeros, (size_t)n);
+		len -= n;
+	}
+	return crc;
+}
+
+/* Mark entry i of an offline raw segment lost (see segment.h). */
+int segment_mark_lost(int dirfd, uint64_t base_offset, uint32_t i)
+{
+	unsigned char hdr[SEG_HEADER_BYTES];
+	struct seg_entry e, *all = NULL;
+	uint64_t base_byte, msgs = 0, bytes = 0, idx_size;
+	uint32_t n, k, crc, zcrc;
+	struct stat st;
+	char name[40];
+	int log_fd = -1, idx_fd = -1, ret;
+	ssize_t got;
+
+	segment_name(name, sizeof(name), base_offset, ".log");
+	log_fd = io_openat(dirfd, name, O_RDWR, 0);
+	if (log_fd < 0) {
+		ret = log_fd == -ENOENT ? -EOPNOTSUPP : log_fd;
+		goto out;
+	}
+	segment_name(name, sizeof(name), base_offset, ".idx");
+	idx_fd = io_openat(dirfd, name, O_RDWR, 0);
+	if (idx_fd < 0) {
+		ret = idx_fd;
+		goto out;
+	}
+	got = io_pread_full(idx_fd, hdr, sizeof(hdr), 0);
+	ret = got == (ssize_t)sizeof(hdr)
+		      ? header_parse(hdr, base_offset, &base_byte)
+		      : (got < 0 ? (int)got : -EINVAL);
+	if (ret < 0)
+		goto out;
+	ret = io_fstat(idx_fd, &st);
+	if (ret < 0)
+		goto out;
+	idx_size = (uint64_t)st.st_size;
+	n = (uint32_t)((idx_size - SEG_HEADER_BYTES) / sizeof(e));
+	if (i >= n) {
+		ret = -EINVAL;
+		goto out;
+	}
+	all = malloc((size_t)n * sizeof(e));
+	if (!all) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	got = io_pread_full(idx_fd, all, (size_t)n * sizeof(e),
+			    SEG_HEADER_BYTES);
+	if (got != (ssize_t)((size_t)n * sizeof(e))) {
+		ret = got < 0 ? (int)got : -EIO;
+		goto out;
+	}
+	e = all[i];
+	if (!entry_intact(&e) || e.pos < base_byte) {
+		ret = -EINVAL;
+		goto out;
+	}
+	/* The bytes first: an entry marked lost over bytes that are not
+	 * zeros would hand readers garbage without a check. */
+	ret = zero_range(log_fd, e.pos - base_byte, e.len);
+	if (ret == 0)
+		ret = io_fdatasync(log_fd);
+	if (ret < 0)
+		goto out;
+	zcrc = crc_zeros(e.len);
+	if (!segment_entry_lost(&e) || e.crc != zcrc) {
+		e.flags |= SEG_F_LOST;
+		e.crc = zcrc;
+		entry_seal(&e);
+		all[i] = e;
+		ret = io_pwrite_full(idx_fd, &e, sizeof(e),
+				     SEG_HEADER_BYTES + (uint64_t)i * sizeof(e));
+		if (ret < 0)
+			goto out;
+	}
+	/* Recounted from the entries, so a repair interrupted between the
+	 * entry and the header is made whole by running it again. */
+	for (k = 0; k < n; k++) {
+		if (entry_intact(&all[k]) && segment_entry_lost(&all[k])) {
+			msgs += all[k].count;
+			bytes += all[k].len;
+		}
+	}
+	memcpy(hdr + SEG_HDR_LOST_MSGS, &msgs, 8);
+	memcpy(hdr + SEG_HDR_LOST_BYTES, &bytes, 8);
+	crc = crc32c(0, hdr, SEG_HEADER_BYTES - 4);
+	memcpy(hdr + SEG_HEADER_BYTES - 4, &crc, 4);
+	ret = io_pwrite_full(idx_fd, hdr, sizeof(hdr), 0);
+	if (ret == 0)
+		ret = io_fsync(idx_fd);
+out:
+	free(all);
+	if (idx_fd >= 0)
+		io_close(idx_fd);
+	if (log_fd >= 0)
+		io_close(log_fd);
+	return ret;
 }

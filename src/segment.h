@@ -45,6 +45,16 @@
 #endif
 /* The entry ends its write(): recovery never keeps half a write. */
 #define SEG_F_LAST 0x2u
+/* The entry's bytes were damaged and dropped by "fluxctl repair
+ * --drop-damaged": they are zeros on disk (a hole inside the log), crc is
+ * the CRC-32C of those zeros, and its messages count as lost.  Readers
+ * get the zeros without a CRC check; offsets and positions stay. */
+#define SEG_F_LOST 0x4u
+/* Header bytes 32..47 (zero in segments that never lost anything, and
+ * ignored by older daemons): messages and bytes of the SEG_F_LOST
+ * entries, so a partition counts its losses without scanning entries. */
+#define SEG_HDR_LOST_MSGS 32
+#define SEG_HDR_LOST_BYTES 40
 
 /* On disk, host (little-endian) byte order, 48 bytes. */
 struct seg_entry {
@@ -88,6 +98,8 @@ struct segment {
 	int synced;	     /* data and index known on stable storage */
 	int busy;	     /* being compressed */
 	int nocompress;	     /* compression refused (bad CRC found) */
+	uint64_t lost_msgs;  /* in SEG_F_LOST entries (from the header) */
+	uint64_t lost_bytes;
 };
 
 /* What segment_open() repaired. */
@@ -184,6 +196,20 @@ int segment_set_base_byte(struct segment *s, uint64_t base_byte);
 long segment_find_offset(const struct segment *s, uint32_t n, uint64_t off);
 long segment_find_byte(const struct segment *s, uint32_t n, uint64_t pos);
 long segment_find_time(const struct segment *s, uint32_t n, int64_t ts_ms);
+
+/* Is e a batch dropped as damaged (SEG_F_LOST)? */
+static inline int segment_entry_lost(const struct seg_entry *e)
+{
+	return (e->flags & SEG_F_LOST) != 0;
+}
+/* Offline only (no daemon may hold the segment open): turn entry i of
+ * the raw segment base_offset in dirfd into a hole inside the log.  The
+ * entry's bytes are zeroed (hole punched, else zeros written) and synced,
+ * then the entry gets SEG_F_LOST, the CRC of the zeros and a fresh entry
+ * checksum, and the header's lost counters are recounted from the
+ * entries; the .idx is synced before returning.  Idempotent.  -EINVAL if
+ * i is not an intact entry, -EOPNOTSUPP for a compressed segment. */
+int segment_mark_lost(int dirfd, uint64_t base_offset, uint32_t i);
 
 /* Read raw bytes of a raw segment at partition-global pos. */
 ssize_t segment_pread(const struct segment *s, void *buf, size_t len,

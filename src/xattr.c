@@ -19,6 +19,8 @@ static const char *const info_names[XATTR_NINFO] = {
 	[XATTR_FIRST_TIMESTAMP] = "first_timestamp",
 	[XATTR_LAST_TIMESTAMP] = "last_timestamp",
 	[XATTR_DISK_BYTES] = "disk_bytes",
+	[XATTR_LOST_MESSAGES] = "lost_messages",
+	[XATTR_LOST_BYTES] = "lost_bytes",
 };
 
 #define SEEK_OFFSET XATTR_PREFIX "seek.offset."
@@ -105,6 +107,12 @@ int xattr_format_info(const struct partition_info *info, enum xattr_info key,
 		break;
 	case XATTR_SEGMENTS:
 		v = info->segments;
+		break;
+	case XATTR_LOST_MESSAGES:
+		v = info->lost_messages;
+		break;
+	case XATTR_LOST_BYTES:
+		v = info->lost_bytes;
 		break;
 	default:
 		return -ENODATA;

@@ -188,6 +188,166 @@ START_TEST(test_finds_damage)
 }
 END_TEST
 
+/* A first segment gone with partition.state still naming it is a gap
+ * below the recovery point: damage.  Segments retention removed (the
+ * state moved first) are not. */
+START_TEST(test_missing_first_segment)
+{
+	char path[4096], name[4200];
+	struct inspect_part *ip;
+	struct partition *p;
+	struct config cfg;
+	uint64_t base1, byte1;
+	int fd = test_tmpdir(path);
+
+	build(fd, NULL);
+	ck_assert_int_eq(inspect_open(fd, "p", &ip), 0);
+	ck_assert_uint_ge(ip->nsegs, 3);
+	base1 = ip->segs[1].base_offset;
+	byte1 = ip->segs[1].base_byte;
+	ck_assert_int_eq(count_problems(ip, NULL, NULL), 0);
+	inspect_close(ip);
+
+	/* retention of the first segment: clean */
+	config_defaults(&cfg);
+	ck_assert_int_eq(partition_open(fd, "p", &cfg, T0, &p, NULL), 0);
+	ck_assert_int_eq(partition_delete_before(p, byte1), 1);
+	ck_assert_int_eq(partition_close(p), 0);
+	ck_assert_int_eq(inspect_open(fd, "p", &ip), 0);
+	ck_assert_uint_eq(ip->segs[0].base_offset, base1);
+	ck_assert_int_eq(count_problems(ip, NULL, NULL), 0);
+	inspect_close(ip);
+
+	/* the (new) first segment lost behind the state's back */
+	snprintf(name, sizeof(name), "%s/p/%020llu.log", path,
+		 (unsigned long long)base1);
+	ck_assert_int_eq(unlink(name), 0);
+	snprintf(name, sizeof(name), "%s/p/%020llu.idx", path,
+		 (unsigned long long)base1);
+	ck_assert_int_eq(unlink(name), 0);
+	ck_assert_int_eq(inspect_open(fd, "p", &ip), 0);
+	ck_assert_uint_gt(ip->segs[0].base_offset, base1);
+	ck_assert_int_ge(count_problems(ip, NULL, NULL), 1);
+	inspect_close(ip);
+	test_rmtree(fd, path);
+}
+END_TEST
+
+/* segment_mark_lost() turns a damaged batch into a hole inside the log:
+ * zeros on disk, an intact entry flagged lost with the header counting
+ * it.  inspect then sees a known loss, not damage; the engine reads zeros
+ * without EIO, counts the loss, treats it as a hole for SEEK_DATA and
+ * SEEK_HOLE, keeps every offset, and a recovery from scratch keeps it. */
+START_TEST(test_drop_damaged)
+{
+	char path[4096], name[4200];
+	struct partition_recovery rec;
+	struct partition_range r[8];
+	struct partition_info info;
+	struct inspect_part *ip;
+	struct partition *p;
+	struct seg_entry e;
+	struct config cfg;
+	unsigned char *orig, *now;
+	uint64_t base, end, o, b, sum;
+	int fd = test_tmpdir(path), lfd, pass, k, i;
+	ssize_t n;
+
+	config_defaults(&cfg);
+	build(fd, NULL);
+	ck_assert_int_eq(inspect_open(fd, "p", &ip), 0);
+	ck_assert_uint_ge(ip->nsegs, 3);
+	e = ip->segs[1].ents[3];
+	base = ip->segs[1].base_offset;
+	end = ip->end_byte;
+	orig = malloc(end);
+	now = malloc(end);
+	ck_assert_ptr_nonnull(orig);
+	ck_assert_ptr_nonnull(now);
+	for (b = 0, i = 0; i < (int)ip->nsegs; i++) {
+		ck_assert_int_eq(inspect_read(ip, (uint32_t)i,
+					      ip->segs[i].base_byte, orig + b,
+					      ip->segs[i].raw_bytes), 0);
+		b += ip->segs[i].raw_bytes;
+	}
+	ck_assert_uint_eq(b, end);
+	snprintf(name, sizeof(name), "%s/p/%020llu.log", path,
+		 (unsigned long long)base);
+	lfd = open(name, O_RDWR);
+	ck_assert_int_ge(lfd, 0);
+	ck_assert_int_eq(pwrite(lfd, "#", 1,
+				(off_t)(e.pos - ip->segs[1].base_byte + 1)),
+			 1);
+	close(lfd);
+	ck_assert_int_eq(count_problems(ip, NULL, NULL), 1);
+	ck_assert_int_eq(segment_mark_lost(ip->dfd, base, ip->segs[1].nents),
+			 -EINVAL);
+	ck_assert_int_eq(segment_mark_lost(ip->dfd, base, 3), 0);
+	ck_assert_int_eq(segment_mark_lost(ip->dfd, base, 3), 0); /* again */
+	inspect_close(ip);
+	memset(orig + e.pos, 0, e.len); /* what a reader must now get */
+
+	ck_assert_int_eq(inspect_open(fd, "p", &ip), 0);
+	ck_assert_int_eq(count_problems(ip, NULL, NULL), 0);
+	ck_assert_uint_eq(ip->lost_entries, 1);
+	ck_assert_uint_eq(ip->lost_messages, e.count);
+	ck_assert_uint_eq(ip->lost_bytes, e.len);
+	ck_assert_uint_eq(ip->segs[1].hdr_lost_msgs, e.count);
+	ck_assert_uint_eq(ip->segs[1].hdr_lost_bytes, e.len);
+	ck_assert(segment_entry_lost(&ip->segs[1].ents[3]));
+	ck_assert_uint_eq(ip->segs[1].ents[3].pos, e.pos);
+	ck_assert_uint_eq(ip->segs[1].ents[3].offset, e.offset);
+	ck_assert_uint_eq(ip->segs[1].ents[3].count, e.count);
+	ck_assert_uint_eq(ip->end_byte, end);
+	ck_assert_uint_eq(ip->next_offset, NMSG);
+	inspect_close(ip);
+
+	/* pass 0: recovery from the state; pass 1: from scratch */
+	for (pass = 0; pass < 2; pass++) {
+		ck_assert_int_eq(partition_open(fd, "p", &cfg, T0, &p, &rec), 0);
+		ck_assert_uint_eq(rec.bad_batches, 0);
+		ck_assert_uint_eq(rec.truncated_bytes, 0);
+		ck_assert_uint_eq(rec.dropped_entries, 0);
+		partition_get_info(p, &info);
+		ck_assert_uint_eq(info.end_byte, end);
+		ck_assert_uint_eq(info.next_offset, NMSG);
+		ck_assert_uint_eq(info.lost_messages, e.count);
+		ck_assert_uint_eq(info.lost_bytes, e.len);
+		memset(now, 0xee, end);
+		n = partition_read(p, 0, now, end);
+		ck_assert_int_eq(n, (ssize_t)end);
+		ck_assert_int_eq(memcmp(now, orig, end), 0);
+		k = partition_read_ranges(p, e.pos - 10, e.len + 20, r, 8);
+		ck_assert_int_ge(k, 1);
+		for (sum = 0, i = 0; i < k; i++)
+			sum += r[i].len;
+		partition_read_ranges_done(p);
+		ck_assert_uint_eq(sum, e.len + 20);
+		ck_assert_int_eq(partition_seek_hole(p, 0, 0, &o), 0);
+		ck_assert_uint_eq(o, 0);
+		ck_assert_int_eq(partition_seek_hole(p, 0, 1, &o), 0);
+		ck_assert_uint_eq(o, e.pos);
+		ck_assert_int_eq(partition_seek_hole(p, e.pos, 0, &o), 0);
+		ck_assert_uint_eq(o, e.pos + e.len);
+		ck_assert_int_eq(partition_seek_hole(p, e.pos + 1, 1, &o), 0);
+		ck_assert_uint_eq(o, e.pos + 1);
+		ck_assert_int_eq(partition_seek_hole(p, e.pos + e.len, 1, &o),
+				 0);
+		ck_assert_uint_eq(o, end);
+		ck_assert_int_eq(partition_seek_hole(p, end, 0, &o), -ENXIO);
+		ck_assert_int_eq(partition_offset_to_byte(p, e.offset + e.count,
+							  &b), 0);
+		ck_assert_uint_eq(b, e.pos + e.len);
+		ck_assert_int_eq(partition_close(p), 0);
+		snprintf(name, sizeof(name), "%s/p/partition.state", path);
+		ck_assert_int_eq(unlink(name), 0);
+	}
+	free(orig);
+	free(now);
+	test_rmtree(fd, path);
+}
+END_TEST
+
 START_TEST(test_not_a_partition)
 {
 	char path[4096];
@@ -209,6 +369,8 @@ static Suite *inspect_suite(void)
 	tcase_add_test(tc, test_agrees_with_engine);
 	tcase_add_test(tc, test_finds_damage);
 	tcase_add_test(tc, test_not_a_partition);
+	tcase_add_test(tc, test_missing_first_segment);
+	tcase_add_test(tc, test_drop_damaged);
 	suite_add_tcase(s, tc);
 	return s;
 }
