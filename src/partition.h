@@ -42,6 +42,7 @@ struct partition_recovery {
 	uint32_t rebuilt_indexes;   /* .idx rebuilt from the .log */
 	uint32_t discarded_files;   /* leftover .tmp / half-compressed files */
 	uint32_t bad_batches;       /* CRC failures found in sealed segments */
+	uint32_t damaged_segments;  /* kept but partly unreadable, or skipped */
 };
 
 struct partition_info {

@@ -561,6 +561,9 @@ static int rebuild_index(int dirfd, uint64_t base_offset, uint64_t base_byte,
 		       (trust_until > base_byte ? trust_until : base_byte);
 		size -= *cut;
 		ret = io_ftruncate(log_fd, size);
+		/* durable before an index is built on the shorter log */
+		if (ret == 0)
+			ret = io_fdatasync(log_fd);
 		if (ret < 0)
 			return ret;
 	}
@@ -949,9 +952,18 @@ static uint32_t validate_from(struct segment *s, const struct seg_entry *e,
 		want_off =
 			i ? e[i - 1].offset + e[i - 1].count : s->base_offset;
 		if (!entry_intact(&e[i]) || e[i].pos != want_pos ||
-		    e[i].offset != want_off || e[i].pos + e[i].len > data_end ||
-		    (i && e[i].ts < e[i - 1].ts))
+		    e[i].offset != want_off || (i && e[i].ts < e[i - 1].ts))
 			return i;
+		if (e[i].pos + e[i].len > data_end) {
+			if (e[i].pos + e[i].len > keep_below)
+				return i; /* unflushed: a lost write, cut */
+			/* Flushed bytes of a sealed segment are gone (the
+			 * .log was cut short on the disk): keep the entry,
+			 * reads of it fail with EIO. */
+			(*crc_bad)++;
+			s->vstate[i] = SEG_V_BAD;
+			continue;
+		}
 		if (!check_data)
 			continue;
 		if (crc_range(s->log_fd, e[i].pos - s->base_byte, e[i].len,
@@ -1128,8 +1140,22 @@ reopen_idx:
 		base_byte = s->base_byte;
 		goto rebuild;
 	}
-	if (good_end < data_end) {
+	if (good_end < data_end && sealed && good == n &&
+	    good_end < trust_until) {
+		/* Bytes past the last entry of a sealed segment, below the
+		 * recovery point: not a torn write (everything below it was
+		 * synced with its entries), so damage such as a
+		 * zero-extended file.  Nothing refers to them: ignore them,
+		 * never cut the flushed log. */
+		rep->ignored_bytes += data_end - good_end;
+	} else if (good_end < data_end) {
+		/* The cut is synced at once: the segment is marked synced
+		 * below, so no flush would ever sync it again, and after a
+		 * roll a second power loss would bring the torn bytes back
+		 * inside a sealed segment. */
 		ret = io_ftruncate(s->log_fd, good_end - s->base_byte);
+		if (ret == 0)
+			ret = io_fdatasync(s->log_fd);
 		if (ret < 0)
 			goto err;
 		rep->truncated_bytes += data_end - good_end;
@@ -1145,6 +1171,8 @@ accept:
 		ret = io_ftruncate(s->idx_fd,
 				   SEG_HEADER_BYTES +
 					   (uint64_t)good * sizeof(*e));
+		if (ret == 0)
+			ret = io_fdatasync(s->idx_fd);
 		if (ret < 0)
 			goto err;
 	}
@@ -1161,8 +1189,12 @@ accept:
 	}
 	s->synced = 1;
 	if (!compressed) {
+		/* never map past the end of a .log cut short on the disk:
+		 * touching such a page would raise SIGBUS */
 		s->lmap_len =
 			(size_t)(atomic_load(&s->end_byte) - s->base_byte);
+		if (s->lmap_len > s->disk_bytes)
+			s->lmap_len = (size_t)s->disk_bytes;
 		s->lmap = map_log(s->log_fd, s->lmap_len);
 		if (!s->lmap)
 			s->lmap_len = 0;

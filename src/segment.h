@@ -96,6 +96,7 @@ struct seg_report {
 	uint32_t dropped_entries;
 	uint32_t rebuilt;
 	uint32_t bad_entries;
+	uint64_t ignored_bytes; /* past the last entry of a sealed .log */
 	int cut; /* the segment was cut short: drop later ones */
 };
 
