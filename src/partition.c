@@ -673,6 +673,11 @@ static int open_segments(struct partition *p, const struct pstate *st,
 					 (unsigned long long)s->base_offset,
 					 path);
 		}
+		if (s->readonly && i + 1 == n)
+			diag_warn("segment %020llu of '%s' cannot be opened "
+				  "for writing: the partition is served "
+				  "read-only, appends fail with EROFS",
+				  (unsigned long long)s->base_offset, path);
 		ret = segs_push(p, s);
 		if (ret < 0) {
 			segment_free(s);
@@ -911,6 +916,10 @@ int partition_appendv(struct partition *p, const struct iovec *iov, int iovcnt,
 		return -EMSGSIZE;
 	pthread_mutex_lock(&p->lock);
 	end = atomic_load_explicit(&p->end_byte, memory_order_relaxed);
+	if (active_seg(p)->readonly) {
+		ret = -EROFS; /* logged once, when it was opened */
+		goto out;
+	}
 	if (expect_end != PARTITION_ANY_END && expect_end != end) {
 		ret = -EPERM;
 		goto out;
@@ -1327,7 +1336,8 @@ int partition_tick(struct partition *p, int64_t now_ms)
 		ret = partition_flush(p);
 	pthread_mutex_lock(&p->state_lock); /* retention writes the state */
 	pthread_mutex_lock(&p->lock);
-	if (p->cfg.segment_ms >= 0 && roll_due(p, 0, now_ms)) {
+	if (p->cfg.segment_ms >= 0 && !active_seg(p)->readonly &&
+	    roll_due(p, 0, now_ms)) {
 		r = roll_locked(p);
 		if (ret == 0)
 			ret = r;

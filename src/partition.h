@@ -92,7 +92,8 @@ void partition_discard(struct partition *p);
  * *byte_pos (if non-NULL) the byte offset where it landed.
  * -EMSGSIZE if len exceeds what one batch may hold (see
  * PARTITION_MAX_BATCH); -ENOSPC / -EIO from the disk leave the log as it
- * was before the call. */
+ * was before the call.  -EROFS if the active segment's .log could only be
+ * opened read-only (chattr +i): the partition is served read-only. */
 #define PARTITION_ANY_END UINT64_MAX
 #define PARTITION_MAX_BATCH (64u << 20)
 int partition_append(struct partition *p, const void *buf, size_t len,
@@ -114,8 +115,11 @@ int partition_appendv(struct partition *p, const struct iovec *iov, int iovcnt,
 int partition_set_start_byte(struct partition *p, uint64_t start_byte);
 
 /* Read up to len bytes at byte offset pos into buf.  Returns bytes read
- * (0 at or past the end), zeros for the hole, -EIO for a batch whose CRC
- * failed (sealed segments are checked when read). */
+ * (0 at or past the end), zeros for the hole.  -EIO if any byte of the
+ * range is damaged (a batch whose CRC failed -- sealed segments are
+ * checked when read --, a compressed block that does not decode, a range
+ * lost with its segment): never a short count, which a caller would take
+ * for the end of the log. */
 ssize_t partition_read(struct partition *p, uint64_t pos, void *buf,
 		       size_t len);
 /* Zero-copy form: fill up to max ranges covering [pos, pos+len) (stopping
@@ -125,8 +129,8 @@ ssize_t partition_read(struct partition *p, uint64_t pos, void *buf,
  * number of ranges; the descriptors stay valid until
  * partition_read_ranges_done() is called (they pin the segments): call it
  * once after every non-negative return, even 0.  Entries not yet
- * CRC-checked are checked (read) first; a bad one ends the ranges before
- * it (-EIO if it is the first byte). */
+ * CRC-checked are checked (read) first; any damaged byte in what the
+ * ranges would cover fails the call with -EIO (and needs no _done). */
 int partition_read_ranges(struct partition *p, uint64_t pos, size_t len,
 			  struct partition_range *ranges, int max);
 void partition_read_ranges_done(struct partition *p);

@@ -1005,6 +1005,12 @@ int segment_open(int dirfd, uint64_t base_offset, uint64_t base_byte,
 	segment_name(name, sizeof(name), base_offset,
 		     compressed ? codec_suffix(compressed) : ".log");
 	s->log_fd = io_openat(dirfd, name, compressed ? O_RDONLY : O_RDWR, 0);
+	if (s->log_fd == -EPERM || s->log_fd == -EACCES ||
+	    s->log_fd == -EROFS) {
+		/* immutable or read-only: still served, never written */
+		s->log_fd = io_openat(dirfd, name, O_RDONLY, 0);
+		s->readonly = s->log_fd >= 0;
+	}
 	if (s->log_fd < 0) {
 		ret = s->log_fd;
 		goto err;

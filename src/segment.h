@@ -88,6 +88,8 @@ struct segment {
 	int synced;	     /* data and index known on stable storage */
 	int busy;	     /* being compressed */
 	int nocompress;	     /* compression refused (bad CRC found) */
+	int readonly;	     /* the raw .log could be opened read-only only
+			      * (chattr +i, a read-only file): no appends */
 };
 
 /* What segment_open() repaired. */
@@ -112,7 +114,9 @@ void segment_name(char *buf, size_t size, uint64_t base_offset,
 /* Create empty NNN.log and NNN.idx in dirfd. */
 int segment_create(int dirfd, uint64_t base_offset, uint64_t base_byte,
 		   struct segment **out);
-/* Open an existing segment.  base_byte is the expected start (the end of
+/* Open an existing segment.  A raw .log that cannot be opened for
+ * writing (EPERM, EACCES, EROFS) is opened read-only and s->readonly set;
+ * if it then needs a repair that writes, the open fails.  base_byte is the expected start (the end of
  * the segment before; used when the .idx must be rebuilt).  Entries whose
  * data ends above verify_from are checked (CRC, contiguity) and the
  * segment is cut after the last good one; below it only the last entry is

@@ -79,7 +79,8 @@ for t in flip lz4 short ext; do
 		cat "$f" >>"$MNT/$t/0" || fail "append $f"
 	done
 done
-sealed_lz4() { [ "$(seg_files lz4 lz4 | wc -l)" -ge 3 ]; }
+xget segs "$MNT/lz4/0" segments
+sealed_lz4() { [ "$(seg_files lz4 lz4 | wc -l)" -ge $((segs - 1)) ]; }
 wait_for 10 sealed_lz4 || fail "lz4: sealed segments not compressed: $(ls "$DATA/lz4/0")"
 mount_stop || fail "unmount"
 
@@ -112,12 +113,19 @@ set -- $(seg_files short log)
 h0=$(fsize "$1")
 h1=$(fsize "$2")
 truncate -s -1000 "$2"
+short_log=$2
 short_lo=$(((h0 + h1 - 1000 - 8192) / PAGE * PAGE))
 short_hi=$(((h0 + h1 + PAGE - 1) / PAGE * PAGE))
 set -- $(seg_files ext log)
+e1=$(fsize "$2")
 truncate -s +4096 "$2"
+ext_log=$2
+# segments_on_disk TOPIC: the base offsets of its segment files.
+segments_on_disk() {
+	ls "$DATA/$1/0" | grep -E '^[0-9]{20}\.' | cut -c1-20 | sort -u
+}
 for t in flip lz4 short ext; do
-	ls "$DATA/$t/0" >"$WORK/files-$t"
+	segments_on_disk $t >"$WORK/files-$t"
 done
 
 "$FLUXCTL" verify "$DATA" >"$WORK/verify" 2>&1 &&
@@ -150,11 +158,14 @@ eio_range short $((h0 + h1 - 500)) 100
 # zero-extended: nothing refers to the extra bytes; all reads back
 same_file "$WORK/ref-ext" "$MNT/ext/0" "ext: partition with a zero-extended sealed segment"
 
+# the damaged files are left as they were
+assert_eq $((h1 - 1000)) "$(fsize "$short_log")" "short: size of the damaged .log"
+assert_eq $((e1 + 4096)) "$(fsize "$ext_log")" "ext: size of the extended .log"
 # nothing was deleted, and the log still takes appends
 for t in flip lz4 short ext; do
-	ls "$DATA/$t/0" | grep -v '^partition\.' >"$WORK/now-$t"
-	grep -v '^partition\.' "$WORK/files-$t" | diff - "$WORK/now-$t" >/dev/null ||
-		fail "$t: files changed: $(diff "$WORK/files-$t" "$WORK/now-$t")"
+	segments_on_disk $t >"$WORK/now-$t"
+	diff "$WORK/files-$t" "$WORK/now-$t" >/dev/null ||
+		fail "$t: segments deleted: $(diff "$WORK/files-$t" "$WORK/now-$t")"
 	echo tail >>"$MNT/$t/0" || fail "$t: append after damage"
 	assert_eq $(($(fsize "$WORK/ref-$t") + 5)) "$(stat -c %s "$MNT/$t/0")" "$t: size after append"
 done
