@@ -684,6 +684,40 @@ static int rebuild_compressed_index(int dirfd, struct segment *s,
 	return ret;
 }
 
+/* A damaged or missing NNN.blk: the table is rebuilt from the compressed
+ * frame itself (every block decoded on the way) and written back
+ * atomically; damage to an index of the data is not a reason to lose the
+ * data.  -EIO if the frame is damaged too. */
+static int rebuild_blocks(int dirfd, struct segment *s, uint64_t *raw_len)
+{
+	struct codec_block *b = NULL;
+	uint32_t n = 0;
+	int ret;
+
+	free(s->blocks);
+	s->blocks = NULL;
+	s->nblocks = 0;
+	ret = codec_scan_blocks(s->codec, s->log_fd, s->disk_bytes, &b, &n,
+				raw_len);
+	if (ret == 0)
+		ret = segment_write_blocks(dirfd, s->base_offset, s->codec,
+					   *raw_len, b, n);
+	if (ret < 0) {
+		diag_err("segment %020llu: the block table is damaged and the "
+			 "%s frame cannot be walked: %s",
+			 (unsigned long long)s->base_offset,
+			 codec_name(s->codec), strerror(-ret));
+		free(b);
+		return ret;
+	}
+	diag_err("segment %020llu: damaged block table rebuilt from the %s "
+		 "frame (%u blocks)",
+		 (unsigned long long)s->base_offset, codec_name(s->codec), n);
+	s->blocks = b;
+	s->nblocks = n;
+	return 0;
+}
+
 /* Read NNN.blk into s->blocks; 0 or -errno (-EIO if damaged). */
 static int read_blocks(int dirfd, struct segment *s, uint64_t *raw_len)
 {
@@ -1022,6 +1056,11 @@ int segment_open(int dirfd, uint64_t base_offset, uint64_t base_byte,
 	data_len = (uint64_t)st.st_size;
 	if (compressed) {
 		ret = read_blocks(dirfd, s, &data_len);
+		if (ret == -EIO || ret == -ENOENT) {
+			ret = rebuild_blocks(dirfd, s, &data_len);
+			if (ret == 0)
+				rep->rebuilt++;
+		}
 		if (ret < 0)
 			goto err;
 	}

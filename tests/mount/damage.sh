@@ -1,7 +1,8 @@
 #!/bin/bash
 # damage.sh - damage on disk stays where it is.  A data directory is
 # damaged while unmounted: a flipped byte in a sealed segment (raw and
-# lz4-compressed), a sealed .log cut short and one zero-extended.  After
+# lz4-compressed), a damaged .blk block table (rebuilt from the frame), a
+# sealed .log cut short and one zero-extended.  After
 # the mount every partition is there; cat of a damaged one fails with an
 # I/O error (never a short read taken for the end of the file), dd of the
 # ranges before and after the damage gives the original bytes, st_size
@@ -104,6 +105,10 @@ l0=$(lz4cat "$1" | wc -c)
 l1=$(lz4cat "$2" | wc -c)
 z=$(fsize "$2")
 printf '\xff' | dd of="$2" bs=1 seek=$((z / 2)) conv=notrunc 2>/dev/null
+# and the block table of the third: rebuilt from the frame, all readable
+set -- $(seg_files lz4 blk)
+[ $# -ge 3 ] || fail "lz4: only $# block tables"
+printf '\x5a' | dd of="$3" bs=1 seek=30 conv=notrunc 2>/dev/null
 lz4_lo=$((l0 / PAGE * PAGE))
 lz4_hi=$(((l0 + l1 + PAGE - 1) / PAGE * PAGE))
 
@@ -148,6 +153,8 @@ same_range lz4 0 $lz4_lo
 same_range lz4 $lz4_hi $end
 eio_range lz4 $((l0 + 10)) 100
 assert_eq 1 "$(crc_failures lz4)" "lz4: crc_failures"
+grep -q "damaged block table rebuilt" "$WORK/daemon.log" ||
+	fail "lz4: the damaged block table was not rebuilt"
 
 end=$(fsize "$WORK/ref-short")
 cat_fails short

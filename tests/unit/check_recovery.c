@@ -1441,6 +1441,62 @@ START_TEST(test_undecodable_block_is_damage)
 }
 END_TEST
 
+/* A damaged or missing .blk block table is rebuilt from the compressed
+ * frame: everything reads back, and the rebuilt table is whole. */
+START_TEST(test_damaged_block_table_rebuilt)
+{
+	struct partition_recovery rec;
+	struct partition *p;
+	struct built b;
+	unsigned char c;
+	char f[4300], dir[4200];
+	int fd, round;
+
+	for (round = 0; round < 4; round++) {
+		built_make(&b);
+		snprintf(dir, sizeof(dir), "%s/p", b.path);
+		b.cfg.compression =
+			round & 1 ? COMPRESSION_GZIP : COMPRESSION_LZ4;
+		ck_assert_int_eq(
+			partition_open(b.dfd, "p", &b.cfg, 0, &p, NULL), 0);
+		ck_assert_int_eq(partition_compress_one(p), 1);
+		ck_assert_int_eq(partition_compress_one(p), 1);
+		ck_assert_int_eq(partition_close(p), 0);
+		path_of(f, sizeof(f), b.path, b.first[1], ".blk");
+		if (round < 2) {
+			fd = open(f, O_RDWR);
+			ck_assert_int_eq(pread(fd, &c, 1, 30), 1);
+			c ^= 0x10;
+			ck_assert_int_eq(pwrite(fd, &c, 1, 30), 1);
+			close(fd);
+		} else {
+			ck_assert_int_eq(unlink(f), 0);
+		}
+		ck_assert_int_eq(
+			partition_open(b.dfd, "p", &b.cfg, 5000, &p, &rec), 0);
+		ck_assert_uint_eq(rec.rebuilt_indexes, 1);
+		ck_assert_uint_eq(rec.discarded_files, 0);
+		ck_assert_uint_eq(rec.damaged_segments, 0);
+		check_inv(p, &b.m);
+		ck_assert_uint_eq(
+			metrics_get(partition_metrics(p), crc_failures), 0);
+		ck_assert_int_eq(partition_close(p), 0);
+		/* the table on disk is whole again */
+		ck_assert_int_eq(
+			partition_open(b.dfd, "p", &b.cfg, 5000, &p, &rec), 0);
+		ck_assert_uint_eq(rec.rebuilt_indexes, 0);
+		check_inv(p, &b.m);
+		ck_assert_int_eq(partition_close(p), 0);
+		ck_assert_int_eq(count_files(dir, b.cfg.compression ==
+							  COMPRESSION_LZ4
+						  ? ".lz4"
+						  : ".gz"),
+				 2);
+		built_free(&b);
+	}
+}
+END_TEST
+
 static Suite *recovery_suite(void)
 {
 	Suite *s = suite_create("recovery");
@@ -1455,6 +1511,7 @@ static Suite *recovery_suite(void)
 	tcase_add_test(tc, test_stray_overlapping_segment_skipped);
 	tcase_add_test(tc, test_read_into_bad_batch_fails);
 	tcase_add_test(tc, test_undecodable_block_is_damage);
+	tcase_add_test(tc, test_damaged_block_table_rebuilt);
 	tcase_add_test(tc, test_torn_idx_tail);
 	tcase_add_test(tc, test_idx_longer_than_data);
 	tcase_add_test(tc, test_missing_idx);
