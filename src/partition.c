@@ -527,7 +527,7 @@ static int open_segments(struct partition *p, const struct pstate *st,
 	struct segment *s, *prev = NULL;
 	uint64_t hint, verify_from, rp;
 	uint32_t n = 0, i, j, unlinked;
-	int ret, prev_rebuilt = 0;
+	int ret, prev_rebuilt = 0, skipped = 0;
 	char path[512];
 
 	part_path(p, path, sizeof(path));
@@ -556,6 +556,7 @@ static int open_segments(struct partition *p, const struct pstate *st,
 					 path);
 				rec->damaged_segments++;
 				*head_lost |= !prev;
+				skipped = 1;
 				continue;
 			}
 			/* an orphan .idx/.blk before any data, below the
@@ -593,8 +594,8 @@ static int open_segments(struct partition *p, const struct pstate *st,
 				 (unsigned long long)list[i].base, path,
 				 strerror(-ret));
 			rec->damaged_segments++;
-			metrics_add(&p->m, crc_failures, 1);
 			*head_lost |= !prev;
+			skipped = 1;
 			continue;
 		}
 		if (ret < 0) {
@@ -603,7 +604,8 @@ static int open_segments(struct partition *p, const struct pstate *st,
 				 strerror(-ret));
 			goto out;
 		}
-		if (prev && prev_rebuilt && s->base_byte == seg_end(prev) &&
+		if (prev && prev_rebuilt && !skipped &&
+		    s->base_byte == seg_end(prev) &&
 		    s->base_offset > prev->next_offset) {
 			/* A rebuilt index counts line ends, so a message
 			 * that ended without a newline (a writer closed
@@ -646,8 +648,10 @@ static int open_segments(struct partition *p, const struct pstate *st,
 				 (unsigned long long)s->base_byte,
 				 (unsigned long long)prev->next_offset,
 				 (unsigned long long)s->base_offset, path);
-			rec->damaged_segments++;
+			if (!skipped) /* else counted with the lost one */
+				rec->damaged_segments++;
 		}
+		skipped = 0;
 		rec->truncated_bytes += rep.truncated_bytes;
 		rec->dropped_entries += rep.dropped_entries;
 		rec->rebuilt_indexes += rep.rebuilt;
@@ -698,6 +702,9 @@ static int open_segments(struct partition *p, const struct pstate *st,
 		}
 	}
 	ret = 0;
+	/* damage kept in place is counted as CRC failures are: an operator
+	 * watching that counter sees it */
+	metrics_add(&p->m, crc_failures, rec->damaged_segments);
 out:
 	/* the removals are durable before anything new depends on them */
 	if (unlinked) {

@@ -1246,6 +1246,7 @@ START_TEST(test_zero_extended_sealed_log_kept)
 	ck_assert_uint_eq(rec.discarded_files, 0);
 	ck_assert_uint_eq(rec.truncated_bytes, 0);
 	ck_assert_uint_eq(rec.damaged_segments, 1);
+	ck_assert_uint_eq(metrics_get(partition_metrics(p), crc_failures), 1);
 	check_inv(p, &b.m);
 	ck_assert_int_eq(partition_close(p), 0);
 	/* left on disk as it was */
