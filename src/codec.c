@@ -447,7 +447,8 @@ int codec_scan_blocks(enum compression c, int fd, uint64_t file_size,
 		      struct codec_block **blocks, uint32_t *nblocks,
 		      uint64_t *raw_total)
 {
-	size_t bound = codec_block_bound(c, CODEC_BLOCK_BYTES), enc_len, got_raw;
+	size_t bound = codec_block_bound(c, CODEC_BLOCK_BYTES), enc_len,
+	       got_raw;
 	unsigned char *enc = NULL, *raw = NULL, word[4];
 	struct codec_block *tab = NULL;
 	uint64_t fpos = 0, rpos = 0;

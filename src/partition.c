@@ -544,8 +544,9 @@ static int open_segments(struct partition *p, const struct pstate *st,
 			unlinked++;
 		}
 		if (!list[i].log && !list[i].comp) {
-			if (prev || (have_state && !(i + 1 < n &&
-				     list[i + 1].base <= st->start_offset))) {
+			if (prev || (have_state &&
+				     !(i + 1 < n &&
+				       list[i + 1].base <= st->start_offset))) {
 				/* the data of a segment in the middle is
 				 * gone: its range reads EIO; the .idx stays
 				 * for whoever repairs it */
@@ -585,8 +586,8 @@ static int open_segments(struct partition *p, const struct pstate *st,
 		memset(&rep, 0, sizeof(rep));
 		hint = prev ? seg_end(prev) : st->first_base_byte;
 		verify_from = have_state ? st->recovery_point : 0;
-		ret = segment_open(p->dfd, list[i].base, hint, verify_from,
-				   rp, i + 1 < n, list[i].comp, &s, &rep);
+		ret = segment_open(p->dfd, list[i].base, hint, verify_from, rp,
+				   i + 1 < n, list[i].comp, &s, &rep);
 		if (ret < 0 && i + 1 < n && ret != -ENOMEM) {
 			/* a sealed segment: its range reads EIO */
 			diag_err("cannot open segment %020llu of '%s': %s: "

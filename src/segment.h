@@ -114,19 +114,28 @@ void segment_name(char *buf, size_t size, uint64_t base_offset,
 /* Create empty NNN.log and NNN.idx in dirfd. */
 int segment_create(int dirfd, uint64_t base_offset, uint64_t base_byte,
 		   struct segment **out);
-/* Open an existing segment.  A raw .log that cannot be opened for
- * writing (EPERM, EACCES, EROFS) is opened read-only and s->readonly set;
- * if it then needs a repair that writes, the open fails.  base_byte is the expected start (the end of
+/* Open an existing segment.  base_byte is the expected start (the end of
  * the segment before; used when the .idx must be rebuilt).  Entries whose
  * data ends above verify_from are checked (CRC, contiguity) and the
  * segment is cut after the last good one; below it only the last entry is
  * checked.  A missing or damaged .idx is rebuilt from the .log's lines,
  * keeping only bytes below trust_until (the flushed point; UINT64_MAX
- * when unknown).  sealed: a segment with later ones after it -- a bad
- * CRC in its bytes below trust_until (flushed, so damaged on the disk)
- * does not cut it: the entry is marked bad, reads of it fail with EIO, the
- * count lands in rep->bad_entries.  Bad bytes above it are a torn write
- * and are cut, as is a structurally broken index.  compressed: open NNN<suffix> and NNN.blk instead. */
+ * when unknown).  Every cut is fdatasync'd before the call returns.
+ *
+ * sealed: a segment with later ones after it.  Below trust_until
+ * (flushed, so what is wrong there is damage on the disk, not a torn
+ * write) it is never cut: an entry with a bad CRC, or one past the end of
+ * a .log that is too short, is marked bad (reads of it fail with EIO; the
+ * count lands in rep->bad_entries), and bytes past the last entry are
+ * ignored and left on disk (rep->ignored_bytes).  Bad bytes above
+ * trust_until are a torn write and are cut, as is a structurally broken
+ * index.
+ *
+ * compressed: open NNN<suffix> and NNN.blk instead; a damaged or missing
+ * .blk is rebuilt from the frame (counted in rep->rebuilt).  A raw .log
+ * that cannot be opened for writing (EPERM, EACCES, EROFS) is opened
+ * read-only and s->readonly set; if it then needs a repair that writes,
+ * the open fails. */
 int segment_open(int dirfd, uint64_t base_offset, uint64_t base_byte,
 		 uint64_t verify_from, uint64_t trust_until, int sealed,
 		 enum compression compressed, struct segment **out,

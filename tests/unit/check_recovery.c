@@ -1178,8 +1178,8 @@ END_TEST
 /* Damage is contained to the segment it is in                          */
 
 /* Bytes [from, to) read back exactly. */
-static void read_same(struct partition *p, const struct model *m,
-		      uint64_t from, uint64_t to)
+static void read_same(struct partition *p, const struct model *m, uint64_t from,
+		      uint64_t to)
 {
 	unsigned char *buf = malloc(to - from + 1);
 
@@ -1214,8 +1214,7 @@ static void read_eio(struct partition *p, uint64_t pos, size_t len)
 
 /* Every segment file is still there and every segment after segment k
  * reads back; offsets map to the same bytes. */
-static void later_intact(struct partition *p, const struct built *b,
-			 uint32_t k)
+static void later_intact(struct partition *p, const struct built *b, uint32_t k)
 {
 	struct partition_info info;
 	uint64_t o, byte;
@@ -1244,8 +1243,7 @@ START_TEST(test_zero_extended_sealed_log_kept)
 	path_of(f, sizeof(f), b.path, b.first[1], ".log");
 	size = file_size(f);
 	ck_assert_int_eq(truncate(f, size + 4096), 0);
-	ck_assert_int_eq(partition_open(b.dfd, "p", &b.cfg, 5000, &p, &rec),
-			 0);
+	ck_assert_int_eq(partition_open(b.dfd, "p", &b.cfg, 5000, &p, &rec), 0);
 	ck_assert_uint_eq(rec.discarded_files, 0);
 	ck_assert_uint_eq(rec.truncated_bytes, 0);
 	ck_assert_uint_eq(rec.damaged_segments, 1);
@@ -1272,8 +1270,7 @@ START_TEST(test_short_sealed_log_kept)
 	size = file_size(f);
 	ck_assert_int_gt(size, 1000);
 	ck_assert_int_eq(truncate(f, size - 1000), 0);
-	ck_assert_int_eq(partition_open(b.dfd, "p", &b.cfg, 5000, &p, &rec),
-			 0);
+	ck_assert_int_eq(partition_open(b.dfd, "p", &b.cfg, 5000, &p, &rec), 0);
 	ck_assert_uint_eq(rec.discarded_files, 0);
 	ck_assert_uint_gt(rec.bad_batches, 0);
 	later_intact(p, &b, 1);
@@ -1297,8 +1294,7 @@ START_TEST(test_missing_middle_log_kept)
 	built_make(&b);
 	path_of(f, sizeof(f), b.path, b.first[1], ".log");
 	ck_assert_int_eq(unlink(f), 0);
-	ck_assert_int_eq(partition_open(b.dfd, "p", &b.cfg, 5000, &p, &rec),
-			 0);
+	ck_assert_int_eq(partition_open(b.dfd, "p", &b.cfg, 5000, &p, &rec), 0);
 	ck_assert_uint_eq(rec.discarded_files, 0);
 	ck_assert_uint_ge(rec.damaged_segments, 1);
 	later_intact(p, &b, 1);
@@ -1309,9 +1305,8 @@ START_TEST(test_missing_middle_log_kept)
 	path_of(f, sizeof(f), b.path, b.first[1], ".idx");
 	ck_assert_int_gt(file_size(f), 0);
 	/* and the log still takes appends */
-	ck_assert_int_eq(partition_append(p, "x\n", 2, 1, 6000, b.m.end, NULL,
-					  NULL),
-			 0);
+	ck_assert_int_eq(
+		partition_append(p, "x\n", 2, 1, 6000, b.m.end, NULL, NULL), 0);
 	ck_assert_int_eq(partition_close(p), 0);
 	built_free(&b);
 }
@@ -1327,8 +1322,7 @@ START_TEST(test_missing_first_log_reads_eio)
 	built_make(&b);
 	path_of(f, sizeof(f), b.path, b.first[0], ".log");
 	ck_assert_int_eq(unlink(f), 0);
-	ck_assert_int_eq(partition_open(b.dfd, "p", &b.cfg, 5000, &p, &rec),
-			 0);
+	ck_assert_int_eq(partition_open(b.dfd, "p", &b.cfg, 5000, &p, &rec), 0);
 	ck_assert_uint_eq(rec.discarded_files, 0);
 	later_intact(p, &b, 0);
 	/* damage, not a retention hole: EIO, not zeros */
@@ -1356,8 +1350,7 @@ START_TEST(test_stray_overlapping_segment_skipped)
 		ck_assert_int_eq(system(cmd), 0);
 	}
 	path_of(f, sizeof(f), b.path, b.first[1], ".log");
-	ck_assert_int_eq(partition_open(b.dfd, "p", &b.cfg, 5000, &p, &rec),
-			 0);
+	ck_assert_int_eq(partition_open(b.dfd, "p", &b.cfg, 5000, &p, &rec), 0);
 	ck_assert_uint_eq(rec.discarded_files, 0);
 	ck_assert_uint_eq(rec.damaged_segments, 1);
 	check_inv(p, &b.m);
@@ -1387,14 +1380,13 @@ START_TEST(test_read_into_bad_batch_fails)
 	bad = b.m.msg[b.first[1] + 3] + 1;
 	path_of(f, sizeof(f), b.path, b.first[1], ".log");
 	fd = open(f, O_RDWR);
-	ck_assert_int_eq(pread(fd, &c, 1,
-			       (off_t)(bad - b.m.msg[b.first[1]])), 1);
+	ck_assert_int_eq(pread(fd, &c, 1, (off_t)(bad - b.m.msg[b.first[1]])),
+			 1);
 	c ^= 0x40;
-	ck_assert_int_eq(pwrite(fd, &c, 1,
-				(off_t)(bad - b.m.msg[b.first[1]])), 1);
+	ck_assert_int_eq(pwrite(fd, &c, 1, (off_t)(bad - b.m.msg[b.first[1]])),
+			 1);
 	close(fd);
-	ck_assert_int_eq(partition_open(b.dfd, "p", &b.cfg, 5000, &p, NULL),
-			 0);
+	ck_assert_int_eq(partition_open(b.dfd, "p", &b.cfg, 5000, &p, NULL), 0);
 	read_eio(p, 0, (size_t)b.m.end);
 	read_eio(p, bad - 1, 2);
 	ck_assert_uint_eq(metrics_get(partition_metrics(p), crc_failures), 1);
@@ -1418,8 +1410,7 @@ START_TEST(test_undecodable_block_is_damage)
 
 	for (round = 0; round < 2; round++) {
 		built_make(&b);
-		b.cfg.compression =
-			round ? COMPRESSION_GZIP : COMPRESSION_LZ4;
+		b.cfg.compression = round ? COMPRESSION_GZIP : COMPRESSION_LZ4;
 		ck_assert_int_eq(
 			partition_open(b.dfd, "p", &b.cfg, 0, &p, NULL), 0);
 		ck_assert_int_eq(partition_compress_one(p), 1);
@@ -1491,11 +1482,11 @@ START_TEST(test_damaged_block_table_rebuilt)
 		ck_assert_uint_eq(rec.rebuilt_indexes, 0);
 		check_inv(p, &b.m);
 		ck_assert_int_eq(partition_close(p), 0);
-		ck_assert_int_eq(count_files(dir, b.cfg.compression ==
-							  COMPRESSION_LZ4
-						  ? ".lz4"
-						  : ".gz"),
-				 2);
+		ck_assert_int_eq(
+			count_files(dir, b.cfg.compression == COMPRESSION_LZ4
+						 ? ".lz4"
+						 : ".gz"),
+			2);
 		built_free(&b);
 	}
 }
