@@ -71,7 +71,11 @@ struct partition_range {
 int partition_create(int dirfd, const char *name, const struct config *cfg,
 		     int64_t now_ms, struct partition **out);
 /* Open dirfd/name, running recovery (report in *rec if non-NULL).  A clean
- * partition opens without scanning its data. */
+ * partition opens without scanning its data.  Recovery removes only what
+ * lies above the recovery point (never acknowledged) and redundant
+ * leftovers; damage below it is kept, reported and read as EIO, confined
+ * to its segment (doc/storage.md, "Recovery on open").  Every repair is
+ * on stable storage before this returns. */
 int partition_open(int dirfd, const char *name, const struct config *cfg,
 		   int64_t now_ms, struct partition **out,
 		   struct partition_recovery *rec);
