@@ -309,9 +309,10 @@ static void lz4_header_init(void)
 	LZ4F_freeCompressionContext(cctx);
 }
 
-/* Decode an lz4 block (size word, data, checksum) as a one-block frame. */
-static int lz4_decode(const unsigned char *enc, size_t enc_len, void *out,
-		      size_t raw_len)
+/* Decode an lz4 block (size word, data, checksum) as a one-block frame
+ * into out (room for cap bytes); *raw_len gets how many it produced. */
+static int lz4_decode_any(const unsigned char *enc, size_t enc_len, void *out,
+			  size_t cap, size_t *raw_len)
 {
 	LZ4F_dctx *dctx = NULL;
 	unsigned char *frame = NULL;
@@ -334,19 +335,29 @@ static int lz4_decode(const unsigned char *enc, size_t enc_len, void *out,
 	memcpy(frame + hdr, enc, enc_len);
 	memset(frame + hdr + enc_len, 0, 4); /* end mark */
 	src_len = hdr + enc_len + 4;
-	dst_len = raw_len;
+	dst_len = cap;
 	r = LZ4F_decompress(dctx, out, &dst_len, frame, &src_len, NULL);
-	/* r == 0: the frame ended; it must have used every byte and produced
-	 * exactly raw_len (dst_len is what it wrote). */
-	if (LZ4F_isError(r) || r != 0 || dst_len != raw_len ||
-	    src_len != hdr + enc_len + 4)
+	/* r == 0: the frame ended; it must have used every byte (dst_len is
+	 * what it wrote). */
+	if (LZ4F_isError(r) || r != 0 || src_len != hdr + enc_len + 4)
 		goto out;
+	*raw_len = dst_len;
 	ret = 0;
 out:
 	if (dctx)
 		LZ4F_freeDecompressionContext(dctx);
 	free(frame);
 	return ret;
+}
+
+/* The same, producing exactly raw_len bytes. */
+static int lz4_decode(const unsigned char *enc, size_t enc_len, void *out,
+		      size_t raw_len)
+{
+	size_t got;
+	int ret = lz4_decode_any(enc, enc_len, out, raw_len, &got);
+
+	return ret == 0 && got != raw_len ? -EIO : ret;
 }
 
 /* Decode one gzip member; it must end exactly at enc_len. */
@@ -402,5 +413,144 @@ int codec_read_block(enum compression c, int fd, const struct codec_block *blk,
 		ret = gzip_decode(enc, blk->file_len, out, blk->raw_len);
 out:
 	free(enc);
+	return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* Rebuilding the block table from the file                            */
+
+/* Append one entry to a growing table. */
+static int table_add(struct codec_block **tab, uint32_t *n, uint32_t *cap,
+		     uint64_t raw_pos, uint32_t raw_len, uint64_t file_pos,
+		     uint32_t file_len)
+{
+	struct codec_block *grown;
+
+	if (*n == *cap) {
+		*cap = *cap ? *cap * 2 : 16;
+		grown = realloc(*tab, *cap * sizeof(**tab));
+		if (!grown)
+			return -ENOMEM;
+		*tab = grown;
+	}
+	(*tab)[*n].raw_pos = raw_pos;
+	(*tab)[*n].raw_len = raw_len;
+	(*tab)[*n].file_pos = file_pos;
+	(*tab)[*n].file_len = file_len;
+	(*n)++;
+	return 0;
+}
+
+/* Walk the frame (lz4) or the members (gzip) of fd, decoding every block
+ * (see codec.h). */
+int codec_scan_blocks(enum compression c, int fd, uint64_t file_size,
+		      struct codec_block **blocks, uint32_t *nblocks,
+		      uint64_t *raw_total)
+{
+	size_t bound = codec_block_bound(c, CODEC_BLOCK_BYTES), enc_len,
+	       got_raw;
+	unsigned char *enc = NULL, *raw = NULL, word[4];
+	struct codec_block *tab = NULL;
+	uint64_t fpos = 0, rpos = 0;
+	uint32_t n = 0, cap = 0, size;
+	int ret = -EIO, last = 0;
+	ssize_t got;
+	z_stream zs;
+
+	*blocks = NULL;
+	*nblocks = 0;
+	if (c != COMPRESSION_LZ4 && c != COMPRESSION_GZIP)
+		return -EINVAL;
+	enc = malloc(bound);
+	raw = malloc(CODEC_BLOCK_BYTES);
+	if (!enc || !raw) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	if (c == COMPRESSION_LZ4) {
+		pthread_once(&lz4_header_once, lz4_header_init);
+		if (lz4_header_len == 0 || file_size < lz4_header_len) {
+			ret = lz4_header_len ? -EIO : -ENOMEM;
+			goto out;
+		}
+		got = io_pread_full(fd, enc, lz4_header_len, 0);
+		if (got != (ssize_t)lz4_header_len ||
+		    memcmp(enc, lz4_header, lz4_header_len))
+			goto out; /* not a frame fluxfs wrote */
+		fpos = lz4_header_len;
+	}
+	while (fpos < file_size) {
+		if (c == COMPRESSION_LZ4) {
+			got = io_pread_full(fd, word, 4, fpos);
+			if (got != 4)
+				goto out;
+			size = (uint32_t)word[0] | (uint32_t)word[1] << 8 |
+			       (uint32_t)word[2] << 16 |
+			       (uint32_t)word[3] << 24;
+			if (size == 0) { /* end mark: the frame is whole */
+				if (fpos + 4 != file_size)
+					goto out;
+				break;
+			}
+			enc_len = 4 + (size & 0x7fffffffu) + 4;
+			if (enc_len > bound || fpos + enc_len > file_size)
+				goto out;
+			got = io_pread_full(fd, enc, enc_len, fpos);
+			if (got != (ssize_t)enc_len)
+				goto out;
+			ret = lz4_decode_any(enc, enc_len, raw,
+					     CODEC_BLOCK_BYTES, &got_raw);
+			if (ret < 0)
+				goto out;
+			ret = -EIO;
+		} else {
+			enc_len = file_size - fpos < bound
+					  ? (size_t)(file_size - fpos)
+					  : bound;
+			got = io_pread_full(fd, enc, enc_len, fpos);
+			if (got != (ssize_t)enc_len)
+				goto out;
+			memset(&zs, 0, sizeof(zs));
+			if (inflateInit2(&zs, 15 + 16) != Z_OK) {
+				ret = -ENOMEM;
+				goto out;
+			}
+			zs.next_in = enc;
+			zs.avail_in = (uInt)enc_len;
+			zs.next_out = raw;
+			zs.avail_out = CODEC_BLOCK_BYTES;
+			if (inflate(&zs, Z_FINISH) != Z_STREAM_END) {
+				inflateEnd(&zs);
+				goto out;
+			}
+			enc_len = zs.total_in;
+			got_raw = zs.total_out;
+			inflateEnd(&zs);
+			if (got_raw == 0 && fpos == 0 &&
+			    fpos + enc_len == file_size)
+				break; /* the one empty member of no data */
+		}
+		if (got_raw == 0 || last)
+			goto out; /* only the last block may be short */
+		last = got_raw < CODEC_BLOCK_BYTES;
+		ret = table_add(&tab, &n, &cap, rpos, (uint32_t)got_raw, fpos,
+				(uint32_t)enc_len);
+		if (ret < 0)
+			goto out;
+		ret = -EIO;
+		rpos += got_raw;
+		fpos += enc_len;
+	}
+	if (c == COMPRESSION_LZ4 && fpos >= file_size)
+		goto out; /* no end mark */
+	*blocks = tab;
+	*nblocks = n;
+	*raw_total = rpos;
+	tab = NULL;
+	ret = 0;
+out:
+	free(tab);
+	free(enc);
+	free(raw);
 	return ret;
 }

@@ -38,6 +38,15 @@ long codec_find_block(const struct codec_block *b, uint32_t n,
  * Returns 0, or -EIO if the block does not decode to raw_len bytes. */
 int codec_read_block(enum compression c, int fd, const struct codec_block *blk,
 		     void *out);
+/* Rebuild the block table of a compressed file of file_size bytes
+ * (the one codec_compress() handed back) by walking its lz4 frame or its
+ * gzip members and decoding every block.  On success *blocks is a
+ * malloc'd table of *nblocks entries and *raw_total the decoded length.
+ * -EIO if the file is not a whole stream as codec_compress() writes it,
+ * or a block does not decode. */
+int codec_scan_blocks(enum compression c, int fd, uint64_t file_size,
+		      struct codec_block **blocks, uint32_t *nblocks,
+		      uint64_t *raw_total);
 /* Upper bound of one block's encoding, for sizing buffers. */
 size_t codec_block_bound(enum compression c, size_t raw_len);
 const char *codec_name(enum compression c);

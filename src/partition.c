@@ -505,17 +505,35 @@ static void drop_compressed(struct partition *p, const struct found *f,
 	rec->discarded_files++;
 }
 
+/* Open the segments found in the directory, oldest first, and chain them.
+ *
+ * Damage is contained to the segment it is in: a sealed segment is never
+ * cut below the recovery point (everything below it was synced, so what
+ * is wrong there is damage, not a torn write), a segment that cannot be
+ * opened, a missing .log, or a gap between two segments leaves a range
+ * that reads EIO, and a segment file overlapping the one before it is
+ * left on disk and skipped.  Recovery removes only what lies above the
+ * recovery point -- bytes never acknowledged: the torn tail of the log
+ * and, when a crash came right after a roll, the segments made after the
+ * torn one -- and leftover files that are provably redundant.  Every
+ * removal is made durable (directory fsync) before returning.
+ * *head_lost is set when the first segment with data was skipped. */
 static int open_segments(struct partition *p, const struct pstate *st,
-			 int have_state, struct partition_recovery *rec)
+			 int have_state, struct partition_recovery *rec,
+			 int *head_lost)
 {
 	struct found *list = NULL;
 	struct seg_report rep;
 	struct segment *s, *prev = NULL;
-	uint64_t hint, verify_from;
-	uint32_t n = 0, i, j;
-	int ret, prev_rebuilt = 0;
+	uint64_t hint, verify_from, rp;
+	uint32_t n = 0, i, j, unlinked;
+	int ret, prev_rebuilt = 0, skipped = 0;
+	char path[512];
 
+	part_path(p, path, sizeof(path));
+	rp = have_state ? st->recovery_point : UINT64_MAX;
 	ret = scan_dir(p, &list, &n, rec);
+	unlinked = rec->discarded_files;
 	if (ret < 0)
 		goto out;
 	for (i = 0; i < n; i++) {
@@ -523,35 +541,72 @@ static int open_segments(struct partition *p, const struct pstate *st,
 			drop_compressed(p, &list[i], rec);
 			list[i].comp = COMPRESSION_NONE;
 			list[i].blk = 0;
+			unlinked++;
 		}
 		if (!list[i].log && !list[i].comp) {
-			/* an orphan .idx/.blk */
+			if (prev || (have_state &&
+				     !(i + 1 < n &&
+				       list[i + 1].base <= st->start_offset))) {
+				/* the data of a segment in the middle is
+				 * gone: its range reads EIO; the .idx stays
+				 * for whoever repairs it */
+				diag_err("segment %020llu of '%s' has no data "
+					 "file: left as it is, its range "
+					 "reads fail with EIO",
+					 (unsigned long long)list[i].base,
+					 path);
+				rec->damaged_segments++;
+				*head_lost |= !prev;
+				skipped = 1;
+				continue;
+			}
+			/* an orphan .idx/.blk before any data, below the
+			 * log start: left by retention, redundant */
 			segment_unlink(p->dfd, list[i].base);
 			rec->discarded_files++;
+			unlinked++;
 			continue;
 		}
 		/* Left behind by retention after the state moved on. */
 		if (have_state && i + 1 < n &&
 		    list[i + 1].base <= st->start_offset) {
 			segment_unlink(p->dfd, list[i].base);
+			unlinked++;
+			continue;
+		}
+		if (prev && list[i].base < prev->next_offset) {
+			/* names offsets the segment before holds: a stray
+			 * copy, never opened (opening could repair it) */
+			diag_err("segment %020llu of '%s' overlaps the one "
+				 "before it: left on disk, skipped",
+				 (unsigned long long)list[i].base, path);
+			rec->damaged_segments++;
 			continue;
 		}
 		memset(&rep, 0, sizeof(rep));
 		hint = prev ? seg_end(prev) : st->first_base_byte;
 		verify_from = have_state ? st->recovery_point : 0;
-		ret = segment_open(p->dfd, list[i].base, hint, verify_from,
-				   have_state ? st->recovery_point : UINT64_MAX,
+		ret = segment_open(p->dfd, list[i].base, hint, verify_from, rp,
 				   i + 1 < n, list[i].comp, &s, &rep);
+		if (ret < 0 && i + 1 < n && ret != -ENOMEM) {
+			/* a sealed segment: its range reads EIO */
+			diag_err("cannot open segment %020llu of '%s': %s: "
+				 "skipped, its range reads fail with EIO",
+				 (unsigned long long)list[i].base, path,
+				 strerror(-ret));
+			rec->damaged_segments++;
+			*head_lost |= !prev;
+			skipped = 1;
+			continue;
+		}
 		if (ret < 0) {
-			char path[512];
-
-			part_path(p, path, sizeof(path));
 			diag_err("cannot open segment %020llu of '%s': %s",
 				 (unsigned long long)list[i].base, path,
 				 strerror(-ret));
 			goto out;
 		}
-		if (prev && prev_rebuilt && s->base_byte == seg_end(prev) &&
+		if (prev && prev_rebuilt && !skipped &&
+		    s->base_byte == seg_end(prev) &&
 		    s->base_offset > prev->next_offset) {
 			/* A rebuilt index counts line ends, so a message
 			 * that ended without a newline (a writer closed
@@ -569,23 +624,48 @@ static int open_segments(struct partition *p, const struct pstate *st,
 					 (unsigned long long)prev->base_offset,
 					 p->name, (unsigned long long)lost);
 		}
+		if (prev && s->base_byte < seg_end(prev)) {
+			diag_err("segment %020llu of '%s' overlaps the bytes "
+				 "before it: left on disk, skipped",
+				 (unsigned long long)s->base_offset, path);
+			segment_free(s);
+			rec->damaged_segments++;
+			continue;
+		}
 		if (prev && (s->base_offset != prev->next_offset ||
 			     s->base_byte != seg_end(prev))) {
-			/* a gap: the segment before was cut short */
-			segment_free(s);
-			rep.cut = 1;
-			i--;
-			goto cut;
+			if (seg_end(prev) >= rp) {
+				/* the segment before lost its unflushed
+				 * tail, and this one was made by a roll
+				 * after it: never acknowledged */
+				segment_free(s);
+				rep.cut = 1;
+				i--;
+				goto cut;
+			}
+			diag_err("bytes %llu-%llu (offsets %llu-%llu) of '%s' "
+				 "are missing: reads of them fail with EIO",
+				 (unsigned long long)seg_end(prev),
+				 (unsigned long long)s->base_byte,
+				 (unsigned long long)prev->next_offset,
+				 (unsigned long long)s->base_offset, path);
+			if (!skipped) /* else counted with the lost one */
+				rec->damaged_segments++;
 		}
+		skipped = 0;
 		rec->truncated_bytes += rep.truncated_bytes;
 		rec->dropped_entries += rep.dropped_entries;
 		rec->rebuilt_indexes += rep.rebuilt;
 		rec->bad_batches += rep.bad_entries;
 		metrics_add(&p->m, lost_messages, s->lost_msgs);
+		if (rep.ignored_bytes) {
+			diag_err("segment %020llu of '%s' has %llu bytes past "
+				 "its last batch: ignored, left on disk",
+				 (unsigned long long)s->base_offset, path,
+				 (unsigned long long)rep.ignored_bytes);
+			rec->damaged_segments++;
+		}
 		if (rep.bad_entries) {
-			char path[512];
-
-			part_path(p, path, sizeof(path));
 			metrics_add(&p->m, crc_failures, rep.bad_entries);
 			if (rep.cut)
 				diag_err("bad crc in '%s' at byte %llu, log cut "
@@ -599,6 +679,11 @@ static int open_segments(struct partition *p, const struct pstate *st,
 					 (unsigned long long)s->base_offset,
 					 path);
 		}
+		if (s->readonly && i + 1 == n)
+			diag_warn("segment %020llu of '%s' cannot be opened "
+				  "for writing: the partition is served "
+				  "read-only, appends fail with EROFS",
+				  (unsigned long long)s->base_offset, path);
 		ret = segs_push(p, s);
 		if (ret < 0) {
 			segment_free(s);
@@ -608,16 +693,28 @@ static int open_segments(struct partition *p, const struct pstate *st,
 		prev_rebuilt = rep.rebuilt > 0;
 	cut:
 		if (rep.cut) {
-			/* Nothing after a cut can be trusted to follow on. */
+			/* Only bytes above the recovery point are cut, so
+			 * every later segment holds nothing acknowledged. */
 			for (j = i + 1; j < n; j++) {
 				segment_unlink(p->dfd, list[j].base);
 				rec->discarded_files++;
+				unlinked++;
 			}
 			break;
 		}
 	}
 	ret = 0;
+	/* damage kept in place is counted as CRC failures are: an operator
+	 * watching that counter sees it */
+	metrics_add(&p->m, crc_failures, rec->damaged_segments);
 out:
+	/* the removals are durable before anything new depends on them */
+	if (unlinked) {
+		int r = io_fsync_dir(p->dfd);
+
+		if (ret == 0)
+			ret = r;
+	}
 	free(list);
 	return ret;
 }
@@ -631,7 +728,7 @@ int partition_open(int dirfd, const char *name, const struct config *cfg,
 	struct partition *p;
 	struct segment *s, *last;
 	struct pstate st = {0, 0, 0, 0};
-	int dfd, ret, have_state;
+	int dfd, ret, have_state, head_lost = 0;
 	uint64_t end, start_off, start_byte;
 	uint32_t i, n;
 
@@ -653,7 +750,7 @@ int partition_open(int dirfd, const char *name, const struct config *cfg,
 	if (ret == -EINVAL)
 		diag_warn("damaged '%s' in '%s', checking every segment",
 			  STATE_FILE, name);
-	ret = open_segments(p, &st, have_state, rec);
+	ret = open_segments(p, &st, have_state, rec, &head_lost);
 	if (ret < 0)
 		goto err;
 	if (p->nsegs == 0) {
@@ -673,7 +770,10 @@ int partition_open(int dirfd, const char *name, const struct config *cfg,
 	end = seg_end(last);
 	start_off = p->segs[0]->base_offset;
 	start_byte = p->segs[0]->base_byte;
-	if (have_state && st.start_offset > start_off) {
+	if (have_state && (st.start_offset > start_off ||
+			   (head_lost && st.start_byte < start_byte))) {
+		/* (a lost first segment is damage, not a retention hole:
+		 * its range reads EIO, not zeros) */
 		start_off = st.start_offset;
 		start_byte = st.start_byte;
 	}
@@ -681,7 +781,8 @@ int partition_open(int dirfd, const char *name, const struct config *cfg,
 		start_off = last->next_offset;
 		start_byte = end;
 	}
-	p->first_base_byte = p->segs[0]->base_byte;
+	p->first_base_byte = head_lost && have_state ? st.first_base_byte
+						     : p->segs[0]->base_byte;
 	atomic_store(&p->start_offset, start_off);
 	atomic_store(&p->start_byte, start_byte);
 	atomic_store(&p->next_offset, last->next_offset);
@@ -700,17 +801,19 @@ int partition_open(int dirfd, const char *name, const struct config *cfg,
 	p->last_flush_ms = now_ms;
 	p->state_rp = have_state ? st.recovery_point : 0;
 	if (rec->truncated_bytes || rec->dropped_entries ||
-	    rec->rebuilt_indexes || rec->discarded_files || rec->bad_batches) {
+	    rec->rebuilt_indexes || rec->discarded_files || rec->bad_batches ||
+	    rec->damaged_segments) {
 		char path[512];
 
 		part_path(p, path, sizeof(path));
 		metrics_add(&p->m, recoveries, 1);
 		metrics_add(&p->m, truncated_bytes, rec->truncated_bytes);
 		diag_info("recovered '%s': %llu bytes truncated, %u entries "
-			  "dropped, %u indexes rebuilt, %u files discarded",
+			  "dropped, %u indexes rebuilt, %u files discarded, "
+			  "%u damaged segments kept",
 			  path, (unsigned long long)rec->truncated_bytes,
 			  rec->dropped_entries, rec->rebuilt_indexes,
-			  rec->discarded_files);
+			  rec->discarded_files, rec->damaged_segments);
 	}
 	if (!have_state || rec->truncated_bytes || rec->dropped_entries) {
 		state_now(p, &st);
@@ -822,6 +925,10 @@ int partition_appendv(struct partition *p, const struct iovec *iov, int iovcnt,
 		return -EMSGSIZE;
 	pthread_mutex_lock(&p->lock);
 	end = atomic_load_explicit(&p->end_byte, memory_order_relaxed);
+	if (active_seg(p)->readonly) {
+		ret = -EROFS; /* logged once, when it was opened */
+		goto out;
+	}
 	if (expect_end != PARTITION_ANY_END && expect_end != end) {
 		ret = -EPERM;
 		goto out;
@@ -1238,7 +1345,8 @@ int partition_tick(struct partition *p, int64_t now_ms)
 		ret = partition_flush(p);
 	pthread_mutex_lock(&p->state_lock); /* retention writes the state */
 	pthread_mutex_lock(&p->lock);
-	if (p->cfg.segment_ms >= 0 && roll_due(p, 0, now_ms)) {
+	if (p->cfg.segment_ms >= 0 && !active_seg(p)->readonly &&
+	    roll_due(p, 0, now_ms)) {
 		r = roll_locked(p);
 		if (ret == 0)
 			ret = r;
@@ -1253,6 +1361,37 @@ int partition_tick(struct partition *p, int64_t now_ms)
 
 /* ------------------------------------------------------------------ */
 /* Reads                                                                */
+
+/* A block of compressed segment s does not decode: damage, like a bad
+ * CRC.  Its entries are marked bad so that later reads fail at once;
+ * counted and logged by whichever reader marks the first of them. */
+static void report_bad_block(struct partition *p, struct segment *s,
+			     const struct codec_block *b)
+{
+	const struct seg_entry *e = segment_entries(s);
+	uint32_t n = seg_n(s), i;
+	uint64_t from = s->base_byte + b->raw_pos, to = from + b->raw_len;
+	long k = segment_find_byte(s, n, from);
+	uint8_t want;
+	int first = 0;
+	char path[512];
+
+	for (i = k < 0 ? 0 : (uint32_t)k; i < n && e[i].pos < to; i++) {
+		if (e[i].pos + e[i].len <= from)
+			continue;
+		want = SEG_V_GOOD;
+		if (atomic_compare_exchange_strong(&s->vstate[i], &want,
+						   SEG_V_BAD))
+			first = 1;
+	}
+	if (!first)
+		return;
+	metrics_add(&p->m, crc_failures, 1);
+	part_path(p, path, sizeof(path));
+	diag_err("cannot decode the block at bytes %llu-%llu of '%s': reads "
+		 "of it fail with EIO",
+		 (unsigned long long)from, (unsigned long long)to, path);
+}
 
 /* Copy [pos, pos+len) of compressed segment s through the block cache. */
 static int read_compressed(struct partition *p, struct segment *s, uint64_t pos,
@@ -1287,11 +1426,8 @@ static int read_compressed(struct partition *p, struct segment *s, uint64_t pos,
 			ret = codec_read_block(s->codec, s->log_fd, b,
 					       p->cache_buf);
 			if (ret < 0) {
-				diag_err("cannot decode block at byte %llu of "
-					 "'%s'",
-					 (unsigned long long)(s->base_byte +
-							      b->raw_pos),
-					 p->name);
+				if (ret == -EIO)
+					report_bad_block(p, s, b);
 				break;
 			}
 			p->cache_seg = s->id;
@@ -1335,13 +1471,11 @@ static ssize_t check_range(struct partition *p, struct segment *s, uint64_t pos,
 	long i = segment_find_byte(s, n, pos);
 	int st;
 
-	if (s->codec != COMPRESSION_NONE)
-		return (ssize_t)len;
 	if (i < 0)
 		return -EIO;
 	for (; (uint32_t)i < n && e[i].pos < pos + len; i++) {
 		st = atomic_load_explicit(&s->vstate[i], memory_order_relaxed);
-		if (st == SEG_V_UNKNOWN) {
+		if (st == SEG_V_UNKNOWN && s->codec == COMPRESSION_NONE) {
 			st = segment_verify_entry(
 				s, (uint32_t)i,
 				data && e[i].pos >= pos &&
@@ -1362,7 +1496,9 @@ static ssize_t check_range(struct partition *p, struct segment *s, uint64_t pos,
 
 /* Read under seglock (shared).  check: verify CRCs and show the hole as
  * zeros; without it (lookups) the bytes below the start are read as they
- * are while their segment exists.  Returns bytes or -errno. */
+ * are while their segment exists.  Returns bytes or -errno: -EIO when
+ * any byte of the range is damaged (a bad batch, or a range no segment
+ * holds), never a short count that a caller would take for the end. */
 static ssize_t read_locked(struct partition *p, uint64_t pos, void *buf,
 			   size_t len, int check)
 {
@@ -1384,35 +1520,29 @@ static ssize_t read_locked(struct partition *p, uint64_t pos, void *buf,
 	while (done < len) {
 		cur = pos + done;
 		s = seg_by_byte(p, cur);
-		if (!s)
-			return done ? (ssize_t)done : -EIO;
+		if (!s || seg_end(s) <= cur)
+			return -EIO; /* a segment lost to damage */
 		send = seg_end(s);
 		want = send - cur < len - done ? (size_t)(send - cur)
 					       : len - done;
-		if (want == 0)
-			break;
 		if (s->codec != COMPRESSION_NONE) {
 			n = read_compressed(p, s, cur, (char *)buf + done,
 					    want);
 			if (n < 0)
-				return done ? (ssize_t)done : n;
+				return n;
 			n = (ssize_t)want;
 		} else {
 			n = segment_pread(s, (char *)buf + done, want, cur);
 			if (n < 0)
-				return done ? (ssize_t)done : n;
-			if (n == 0)
-				return done ? (ssize_t)done : -EIO;
+				return n;
+			if (n < (ssize_t)want)
+				return -EIO; /* the .log is shorter */
 		}
 		if (check) {
 			good = check_range(p, s, cur, (size_t)n,
 					   (unsigned char *)buf + done);
-			if (good < 0)
-				return done ? (ssize_t)done : good;
-			if (good < n) {
-				done += (size_t)good;
-				break;
-			}
+			if (good < n)
+				return good < 0 ? good : -EIO;
 		}
 		done += (size_t)n;
 	}
@@ -1457,26 +1587,23 @@ int partition_read_ranges(struct partition *p, uint64_t pos, size_t len,
 	}
 	while (cur < stop && k < max) {
 		s = seg_by_byte(p, cur);
-		if (!s || s->codec != COMPRESSION_NONE)
+		if (s && s->codec != COMPRESSION_NONE)
 			break;
-		send = seg_end(s);
-		want = (size_t)((send < stop ? send : stop) - cur);
-		if (want == 0)
-			break;
-		good = check_range(p, s, cur, want, NULL);
-		if (good <= 0) {
-			if (k == 0 && good < 0) {
-				pthread_rwlock_unlock(&p->seglock);
-				return (int)good;
-			}
-			break;
+		good = -EIO; /* no segment holds cur: lost to damage */
+		send = s ? seg_end(s) : cur;
+		want = send > cur ? (size_t)((send < stop ? send : stop) - cur)
+				  : 0;
+		if (want)
+			good = check_range(p, s, cur, want, NULL);
+		if (good < (ssize_t)want || !want) {
+			/* any damaged byte fails the whole read */
+			pthread_rwlock_unlock(&p->seglock);
+			return good < 0 ? (int)good : -EIO;
 		}
 		ranges[k].fd = s->log_fd;
 		ranges[k].file_pos = cur - s->base_byte;
 		ranges[k].len = (size_t)good;
 		cur += ranges[k++].len;
-		if ((size_t)good < want)
-			break;
 	}
 	pin(p);
 	pthread_rwlock_unlock(&p->seglock);

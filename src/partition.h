@@ -42,6 +42,7 @@ struct partition_recovery {
 	uint32_t rebuilt_indexes;   /* .idx rebuilt from the .log */
 	uint32_t discarded_files;   /* leftover .tmp / half-compressed files */
 	uint32_t bad_batches;       /* CRC failures found in sealed segments */
+	uint32_t damaged_segments;  /* kept but partly unreadable, or skipped */
 };
 
 struct partition_info {
@@ -72,7 +73,11 @@ struct partition_range {
 int partition_create(int dirfd, const char *name, const struct config *cfg,
 		     int64_t now_ms, struct partition **out);
 /* Open dirfd/name, running recovery (report in *rec if non-NULL).  A clean
- * partition opens without scanning its data. */
+ * partition opens without scanning its data.  Recovery removes only what
+ * lies above the recovery point (never acknowledged) and redundant
+ * leftovers; damage below it is kept, reported and read as EIO, confined
+ * to its segment (doc/storage.md, "Recovery on open").  Every repair is
+ * on stable storage before this returns. */
 int partition_open(int dirfd, const char *name, const struct config *cfg,
 		   int64_t now_ms, struct partition **out,
 		   struct partition_recovery *rec);
@@ -93,7 +98,8 @@ void partition_discard(struct partition *p);
  * *byte_pos (if non-NULL) the byte offset where it landed.
  * -EMSGSIZE if len exceeds what one batch may hold (see
  * PARTITION_MAX_BATCH); -ENOSPC / -EIO from the disk leave the log as it
- * was before the call. */
+ * was before the call.  -EROFS if the active segment's .log could only be
+ * opened read-only (chattr +i): the partition is served read-only. */
 #define PARTITION_ANY_END UINT64_MAX
 #define PARTITION_MAX_BATCH (64u << 20)
 int partition_append(struct partition *p, const void *buf, size_t len,
@@ -115,8 +121,11 @@ int partition_appendv(struct partition *p, const struct iovec *iov, int iovcnt,
 int partition_set_start_byte(struct partition *p, uint64_t start_byte);
 
 /* Read up to len bytes at byte offset pos into buf.  Returns bytes read
- * (0 at or past the end), zeros for the hole, -EIO for a batch whose CRC
- * failed (sealed segments are checked when read). */
+ * (0 at or past the end), zeros for the hole.  -EIO if any byte of the
+ * range is damaged (a batch whose CRC failed -- sealed segments are
+ * checked when read --, a compressed block that does not decode, a range
+ * lost with its segment): never a short count, which a caller would take
+ * for the end of the log. */
 ssize_t partition_read(struct partition *p, uint64_t pos, void *buf,
 		       size_t len);
 /* Zero-copy form: fill up to max ranges covering [pos, pos+len) (stopping
@@ -126,8 +135,8 @@ ssize_t partition_read(struct partition *p, uint64_t pos, void *buf,
  * number of ranges; the descriptors stay valid until
  * partition_read_ranges_done() is called (they pin the segments): call it
  * once after every non-negative return, even 0.  Entries not yet
- * CRC-checked are checked (read) first; a bad one ends the ranges before
- * it (-EIO if it is the first byte). */
+ * CRC-checked are checked (read) first; any damaged byte in what the
+ * ranges would cover fails the call with -EIO (and needs no _done). */
 int partition_read_ranges(struct partition *p, uint64_t pos, size_t len,
 			  struct partition_range *ranges, int max);
 void partition_read_ranges_done(struct partition *p);

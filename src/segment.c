@@ -562,6 +562,9 @@ static int rebuild_index(int dirfd, uint64_t base_offset, uint64_t base_byte,
 		       (trust_until > base_byte ? trust_until : base_byte);
 		size -= *cut;
 		ret = io_ftruncate(log_fd, size);
+		/* durable before an index is built on the shorter log */
+		if (ret == 0)
+			ret = io_fdatasync(log_fd);
 		if (ret < 0)
 			return ret;
 	}
@@ -680,6 +683,40 @@ static int rebuild_compressed_index(int dirfd, struct segment *s,
 	io_close(fd);
 	io_unlinkat(dirfd, tmp, 0);
 	return ret;
+}
+
+/* A damaged or missing NNN.blk: the table is rebuilt from the compressed
+ * frame itself (every block decoded on the way) and written back
+ * atomically; damage to an index of the data is not a reason to lose the
+ * data.  -EIO if the frame is damaged too. */
+static int rebuild_blocks(int dirfd, struct segment *s, uint64_t *raw_len)
+{
+	struct codec_block *b = NULL;
+	uint32_t n = 0;
+	int ret;
+
+	free(s->blocks);
+	s->blocks = NULL;
+	s->nblocks = 0;
+	ret = codec_scan_blocks(s->codec, s->log_fd, s->disk_bytes, &b, &n,
+				raw_len);
+	if (ret == 0)
+		ret = segment_write_blocks(dirfd, s->base_offset, s->codec,
+					   *raw_len, b, n);
+	if (ret < 0) {
+		diag_err("segment %020llu: the block table is damaged and the "
+			 "%s frame cannot be walked: %s",
+			 (unsigned long long)s->base_offset,
+			 codec_name(s->codec), strerror(-ret));
+		free(b);
+		return ret;
+	}
+	diag_err("segment %020llu: damaged block table rebuilt from the %s "
+		 "frame (%u blocks)",
+		 (unsigned long long)s->base_offset, codec_name(s->codec), n);
+	s->blocks = b;
+	s->nblocks = n;
+	return 0;
 }
 
 /* Read NNN.blk into s->blocks; 0 or -errno (-EIO if damaged). */
@@ -950,9 +987,18 @@ static uint32_t validate_from(struct segment *s, const struct seg_entry *e,
 		want_off =
 			i ? e[i - 1].offset + e[i - 1].count : s->base_offset;
 		if (!entry_intact(&e[i]) || e[i].pos != want_pos ||
-		    e[i].offset != want_off || e[i].pos + e[i].len > data_end ||
-		    (i && e[i].ts < e[i - 1].ts))
+		    e[i].offset != want_off || (i && e[i].ts < e[i - 1].ts))
 			return i;
+		if (e[i].pos + e[i].len > data_end) {
+			if (e[i].pos + e[i].len > keep_below)
+				return i; /* unflushed: a lost write, cut */
+			/* Flushed bytes of a sealed segment are gone (the
+			 * .log was cut short on the disk): keep the entry,
+			 * reads of it fail with EIO. */
+			(*crc_bad)++;
+			s->vstate[i] = SEG_V_BAD;
+			continue;
+		}
 		if (!check_data)
 			continue;
 		if (segment_entry_lost(&e[i])) {
@@ -999,6 +1045,12 @@ int segment_open(int dirfd, uint64_t base_offset, uint64_t base_byte,
 	segment_name(name, sizeof(name), base_offset,
 		     compressed ? codec_suffix(compressed) : ".log");
 	s->log_fd = io_openat(dirfd, name, compressed ? O_RDONLY : O_RDWR, 0);
+	if (s->log_fd == -EPERM || s->log_fd == -EACCES ||
+	    s->log_fd == -EROFS) {
+		/* immutable or read-only: still served, never written */
+		s->log_fd = io_openat(dirfd, name, O_RDONLY, 0);
+		s->readonly = s->log_fd >= 0;
+	}
 	if (s->log_fd < 0) {
 		ret = s->log_fd;
 		goto err;
@@ -1010,6 +1062,11 @@ int segment_open(int dirfd, uint64_t base_offset, uint64_t base_byte,
 	data_len = (uint64_t)st.st_size;
 	if (compressed) {
 		ret = read_blocks(dirfd, s, &data_len);
+		if (ret == -EIO || ret == -ENOENT) {
+			ret = rebuild_blocks(dirfd, s, &data_len);
+			if (ret == 0)
+				rep->rebuilt++;
+		}
 		if (ret < 0)
 			goto err;
 	}
@@ -1136,8 +1193,22 @@ reopen_idx:
 		base_byte = s->base_byte;
 		goto rebuild;
 	}
-	if (good_end < data_end) {
+	if (good_end < data_end && sealed && good == n &&
+	    good_end < trust_until) {
+		/* Bytes past the last entry of a sealed segment, below the
+		 * recovery point: not a torn write (everything below it was
+		 * synced with its entries), so damage such as a
+		 * zero-extended file.  Nothing refers to them: ignore them,
+		 * never cut the flushed log. */
+		rep->ignored_bytes += data_end - good_end;
+	} else if (good_end < data_end) {
+		/* The cut is synced at once: the segment is marked synced
+		 * below, so no flush would ever sync it again, and after a
+		 * roll a second power loss would bring the torn bytes back
+		 * inside a sealed segment. */
 		ret = io_ftruncate(s->log_fd, good_end - s->base_byte);
+		if (ret == 0)
+			ret = io_fdatasync(s->log_fd);
 		if (ret < 0)
 			goto err;
 		rep->truncated_bytes += data_end - good_end;
@@ -1153,6 +1224,8 @@ accept:
 		ret = io_ftruncate(s->idx_fd,
 				   SEG_HEADER_BYTES +
 					   (uint64_t)good * sizeof(*e));
+		if (ret == 0)
+			ret = io_fdatasync(s->idx_fd);
 		if (ret < 0)
 			goto err;
 	}
@@ -1169,8 +1242,12 @@ accept:
 	}
 	s->synced = 1;
 	if (!compressed) {
+		/* never map past the end of a .log cut short on the disk:
+		 * touching such a page would raise SIGBUS */
 		s->lmap_len =
 			(size_t)(atomic_load(&s->end_byte) - s->base_byte);
+		if (s->lmap_len > s->disk_bytes)
+			s->lmap_len = (size_t)s->disk_bytes;
 		s->lmap = map_log(s->log_fd, s->lmap_len);
 		if (!s->lmap)
 			s->lmap_len = 0;

@@ -100,6 +100,8 @@ struct segment {
 	int nocompress;	     /* compression refused (bad CRC found) */
 	uint64_t lost_msgs;  /* in SEG_F_LOST entries (from the header) */
 	uint64_t lost_bytes;
+	int readonly;	     /* the raw .log could be opened read-only only
+			      * (chattr +i, a read-only file): no appends */
 };
 
 /* What segment_open() repaired. */
@@ -108,6 +110,7 @@ struct seg_report {
 	uint32_t dropped_entries;
 	uint32_t rebuilt;
 	uint32_t bad_entries;
+	uint64_t ignored_bytes; /* past the last entry of a sealed .log */
 	int cut; /* the segment was cut short: drop later ones */
 };
 
@@ -129,11 +132,22 @@ int segment_create(int dirfd, uint64_t base_offset, uint64_t base_byte,
  * segment is cut after the last good one; below it only the last entry is
  * checked.  A missing or damaged .idx is rebuilt from the .log's lines,
  * keeping only bytes below trust_until (the flushed point; UINT64_MAX
- * when unknown).  sealed: a segment with later ones after it -- a bad
- * CRC in its bytes below trust_until (flushed, so damaged on the disk)
- * does not cut it: the entry is marked bad, reads of it fail with EIO, the
- * count lands in rep->bad_entries.  Bad bytes above it are a torn write
- * and are cut, as is a structurally broken index.  compressed: open NNN<suffix> and NNN.blk instead. */
+ * when unknown).  Every cut is fdatasync'd before the call returns.
+ *
+ * sealed: a segment with later ones after it.  Below trust_until
+ * (flushed, so what is wrong there is damage on the disk, not a torn
+ * write) it is never cut: an entry with a bad CRC, or one past the end of
+ * a .log that is too short, is marked bad (reads of it fail with EIO; the
+ * count lands in rep->bad_entries), and bytes past the last entry are
+ * ignored and left on disk (rep->ignored_bytes).  Bad bytes above
+ * trust_until are a torn write and are cut, as is a structurally broken
+ * index.
+ *
+ * compressed: open NNN<suffix> and NNN.blk instead; a damaged or missing
+ * .blk is rebuilt from the frame (counted in rep->rebuilt).  A raw .log
+ * that cannot be opened for writing (EPERM, EACCES, EROFS) is opened
+ * read-only and s->readonly set; if it then needs a repair that writes,
+ * the open fails. */
 int segment_open(int dirfd, uint64_t base_offset, uint64_t base_byte,
 		 uint64_t verify_from, uint64_t trust_until, int sealed,
 		 enum compression compressed, struct segment **out,

@@ -350,6 +350,87 @@ START_TEST(test_drop_loses_unflushed)
 }
 END_TEST
 
+/* The cut recovery makes of a torn tail must be on disk before the
+ * segment is sealed by a roll: otherwise a second power loss brings the
+ * torn bytes back inside a sealed segment, and every acknowledged message
+ * written after the first recovery is at risk. */
+START_TEST(test_recovery_cut_is_durable)
+{
+	struct partition_recovery rec;
+	struct partition_info info;
+	struct partition *p;
+	struct config cfg;
+	char path[4096], f[4200], line[500], *want, *got;
+	size_t at = 0;
+	int dirfd, fd, i;
+	ssize_t n;
+
+	dirfd = test_tmpdir(path);
+	config_defaults(&cfg);
+	cfg.segment_bytes = 16 << 10;
+	cfg.flush_ms = -1;
+	want = malloc(16000 + 20 * sizeof(line));
+	ck_assert_int_eq(partition_create(dirfd, "p", &cfg, 1, &p), 0);
+	for (i = 0; i < 32; i++) {
+		memset(line, 'a' + i % 26, sizeof(line) - 1);
+		line[sizeof(line) - 1] = '\n';
+		memcpy(want + at, line, sizeof(line));
+		at += sizeof(line);
+		ck_assert_int_eq(partition_append(p, line, sizeof(line), 1, 2,
+						  PARTITION_ANY_END, NULL,
+						  NULL),
+				 0);
+	}
+	ck_assert_int_eq(partition_close(p), 0);
+	/* a torn write left garbage after the last batch, on the disk */
+	snprintf(f, sizeof(f), "%s/p/%020d.log", path, 0);
+	fd = open(f, O_WRONLY | O_APPEND);
+	ck_assert_int_ge(fd, 0);
+	memset(line, 'Z', 48);
+	ck_assert_int_eq(write(fd, line, 48), 48);
+	ck_assert_int_eq(fsync(fd), 0);
+	close(fd);
+
+	crashsim_install();
+	ck_assert_int_eq(partition_open(dirfd, "p", &cfg, 3, &p, &rec), 0);
+	ck_assert_uint_eq(rec.truncated_bytes, 48);
+	for (i = 0; i < 20; i++) {
+		memset(line, '0' + i % 10, sizeof(line) - 1);
+		line[sizeof(line) - 1] = '\n';
+		memcpy(want + at, line, sizeof(line));
+		at += sizeof(line);
+		ck_assert_int_eq(partition_append(p, line, sizeof(line), 1, 4,
+						  PARTITION_ANY_END, NULL,
+						  NULL),
+				 0);
+		ck_assert_int_eq(partition_flush(p), 0);
+	}
+	partition_get_info(p, &info);
+	ck_assert_uint_ge(info.segments, 2);
+	ck_assert_int_eq(crashsim_crash(CRASHSIM_DROP, 1, NULL), 0);
+	partition_discard(p);
+	crashsim_uninstall();
+
+	ck_assert_int_eq(partition_open(dirfd, "p", &cfg, 5, &p, &rec), 0);
+	partition_get_info(p, &info);
+	ck_assert_msg(info.end_byte == at,
+		      "end %llu, want %zu (%llu bytes truncated, %u files "
+		      "discarded)",
+		      (unsigned long long)info.end_byte, at,
+		      (unsigned long long)rec.truncated_bytes,
+		      rec.discarded_files);
+	ck_assert_uint_eq(info.next_offset, 52);
+	got = malloc(at);
+	n = partition_read(p, 0, got, at);
+	ck_assert_int_eq(n, (ssize_t)at);
+	ck_assert_mem_eq(got, want, at);
+	ck_assert_int_eq(partition_close(p), 0);
+	free(got);
+	free(want);
+	test_rmtree(dirfd, path);
+}
+END_TEST
+
 static Suite *crash_suite(void)
 {
 	Suite *s = suite_create("crash");
@@ -357,6 +438,7 @@ static Suite *crash_suite(void)
 
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_drop_loses_unflushed);
+	tcase_add_test(tc, test_recovery_cut_is_durable);
 	tcase_add_loop_test(tc, test_crash_recover, 0, nseeds());
 	suite_add_tcase(s, tc);
 	return s;
