@@ -17,10 +17,13 @@
  *    indexes rebuilt, leftover files removed); its report is printed.
  *  - Damage anywhere else (a sealed segment in the middle, or data below
  *    the recovery point of the active segment) is reported and left in
- *    place: moving it would leave a gap that recovery treats as the end
- *    of the log, discarding every later segment.  If such a segment's
- *    index is damaged, recovery itself is skipped for the partition for
- *    the same reason.  Exit status 1 says damage is left.
+ *    place: the daemon contains damage to its segment (reads of it fail
+ *    with EIO, everything else stays readable), and moving it away would
+ *    only turn readable neighbours into a gap.  If such a segment's
+ *    index is damaged, repair runs no recovery for the partition: the
+ *    next mount rebuilds that index from the log and logs what it found,
+ *    which an operator should read rather than a batch tool.  Exit status
+ *    1 says damage is left.
  *
  * With --drop-damaged, every batch whose bytes fail their CRC in a raw
  * segment is first copied to DATA_DIR/.quarantine/<topic>/<partition>/
@@ -625,7 +628,8 @@ static int repair_one(void *arg, const struct ctl_target *t,
 		       (unsigned long long)ip->segs[k].base_offset);
 	if (unsafe)
 		printf("%s/%s: %s recovery: a damaged index in the middle "
-		       "would make it discard the segments after it\n", topic,
+		       "(the next mount rebuilds it from the log and logs "
+		       "what it finds)\n", topic,
 		       part, c->dry_run ? "would skip" : "skipping");
 	if (c->dry_run) {
 		if (!unsafe)
