@@ -78,6 +78,7 @@ struct dchange {
 	int old_fd; /* an unlinked or replaced regular file, to restore */
 	mode_t old_mode;
 	int old_kind; /* rename: 0 nothing replaced, 1 a file, 2 a dir */
+	ino_t old_ino; /* the inode the change unlinked or replaced */
 	struct dchange *next;
 };
 
@@ -677,6 +678,7 @@ static int cs_renameat2(int olddirfd, const char *oldpath, int newdirfd,
 		if (flags & RENAME_EXCHANGE)
 			d->ino2 = st_new.st_ino;
 		d->old_kind = kind;
+		d->old_ino = have_new ? st_new.st_ino : 0;
 		d->old_mode = have_new ? st_new.st_mode & 07777 : 0;
 		d->old_fd = keep;
 		keep = -1;
@@ -945,9 +947,26 @@ static int restore_copy(int dirfd, const char *name, int src, mode_t mode)
 	return ret;
 }
 
-/* Undo directory change d.  1 if done, 0 if the names had moved on (a
- * conflict), -errno on failure. */
-static int undo_dir(struct dchange *d)
+/* A removed directory (dev, ino) came back as dirfd/name: older changes
+ * recorded in it now apply to the new one. */
+static void cdir_reborn(dev_t dev, ino_t ino, int dirfd, const char *name)
+{
+	struct cdir *c;
+	int fd;
+
+	for (c = dirs; c; c = c->next) {
+		if (c->dev != dev || c->ino != ino)
+			continue;
+		fd = openat(dirfd, name, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (fd >= 0) {
+			close(c->fd);
+			c->fd = fd;
+		}
+		return;
+	}
+}
+
+static int undo_dir_names(struct dchange *d)
 {
 	int dfd = d->dir->fd, dfd2 = d->dir2 ? d->dir2->fd : -1, ret;
 
@@ -966,21 +985,26 @@ static int undo_dir(struct dchange *d)
 	case D_RMDIR:
 		if (!absent(dfd, d->name))
 			return 0;
-		return mkdirat(dfd, d->name, d->old_mode) < 0 ? -errno : 1;
+		if (mkdirat(dfd, d->name, d->old_mode) < 0)
+			return -errno;
+		cdir_reborn(d->dev, d->ino, dfd, d->name);
+		return 1;
 	case D_RENAME:
 		if (!same_inode(dfd2, d->name2, d->dev, d->ino) ||
 		    !absent(dfd, d->name))
 			return 0;
 		if (renameat(dfd2, d->name2, dfd, d->name) < 0)
 			return -errno;
-		if (d->old_kind == 1)
+		ret = 0;
+		if (d->old_kind == 1) {
 			ret = restore_copy(dfd2, d->name2, d->old_fd,
 					   d->old_mode);
-		else if (d->old_kind == 2)
-			ret = mkdirat(dfd2, d->name2, d->old_mode) < 0 ? -errno
-								       : 0;
-		else
-			ret = 0;
+		} else if (d->old_kind == 2) {
+			if (mkdirat(dfd2, d->name2, d->old_mode) < 0)
+				ret = -errno;
+			else
+				cdir_reborn(d->dev, d->old_ino, dfd2, d->name2);
+		}
 		return ret < 0 ? ret : 1;
 	case D_EXCHANGE:
 		if (!same_inode(dfd2, d->name2, d->dev, d->ino))
@@ -990,6 +1014,16 @@ static int undo_dir(struct dchange *d)
 		return 1;
 	}
 	return 0;
+}
+
+/* Undo directory change d.  1 if done, 0 if the names had moved on (a
+ * conflict: also when the directory it was made in is gone for good),
+ * -errno on failure. */
+static int undo_dir(struct dchange *d)
+{
+	int ret = undo_dir_names(d);
+
+	return ret == -ENOENT ? 0 : ret;
 }
 
 /* The directory half of the crash: keep the oldest changes up to the

@@ -9,10 +9,13 @@
 # directory was not fsynced -- and the daemon exits on the spot.
 #
 # Topic t (partitions 0 and 1) and topic r (partition 0, retention_bytes
-# 48k), segments 16k, lz4 on every other round.  Each round mounts with
-# crashsim (mode prefix, random, drop or garble, a new seed), checks
-# everything acknowledged so far (recovery, and its repairs, run under
-# crashsim too), starts four writers (torture_writer: "TAG N x..x" lines,
+# 48k), both made under crashsim; segments 16k, lz4 on every other round,
+# flush_ms=0 on every third.  Each round mounts with crashsim (mode
+# prefix, random, drop or garble, a new seed), checks everything
+# acknowledged so far (recovery, and its repairs, run under crashsim
+# too), writes and fsyncs a scratch partition, renames it to t/mN and
+# removes the one of two rounds before (names must stay as the calls
+# left them), starts four writers (torture_writer: "TAG N x..x" lines,
 # fsync every 1-20 lines, the count fsync acknowledged kept outside the
 # mount), cuts the power after 20-600 ms, drops the dead mount.  Every
 # fourth round cuts 0-40 ms after the mount instead, as the writers' opens
@@ -28,19 +31,30 @@
 # every acknowledged line must be there.
 #
 # POWERLOSS_SECONDS (default 60) bounds the rounds; POWERLOSS_SOAK_SECONDS
-# overrides it for soak runs.  A failure names the round, mode and seed
-# (FLUXFS_CRASHSIM_SEED replays a cut, not the writers' timing).
+# overrides it for soak runs.  Each check logs the round and the cut
+# before it (mode, seed: FLUXFS_CRASHSIM_SEED replays a cut, not the
+# writers' timing); POWERLOSS_KEEP=DIR keeps the data directory and the
+# partitions as read of a failed run there.
 . "$(dirname "$0")/rel.sh"
+
+eval "rel_$(declare -f fail)"
+fail() {
+	if [ -n "${POWERLOSS_KEEP:-}" ] && [ -n "${DATA:-}" ]; then
+		mkdir -p "$POWERLOSS_KEEP"
+		cp -a "$DATA" "$WORK"/*.txt "$POWERLOSS_KEEP"/ 2>/dev/null
+		cp "$WORK/daemon.log" "$POWERLOSS_KEEP"/ 2>/dev/null
+	fi
+	rel_fail "$@"
+}
 
 BUDGET=${POWERLOSS_SOAK_SECONDS:-${POWERLOSS_SECONDS:-60}}
 TEST_TIMEOUT=$((BUDGET + 300))
+FSYNC_PROBE="$top_builddir/tests/reliability/fsync_probe"
 need_tool "$TORTURE_WRITER"
+need_tool "$FSYNC_PROBE"
 [ -x "$FLUXCTL" ] || fail "fluxctl is not built"
 
 mount_start -o segment_bytes=16k
-mkdir "$MNT/t" "$MNT/r" || fail "mkdir topics"
-setfattr -n user.fluxfs.retention_bytes -v 49152 "$MNT/r" ||
-	fail "setfattr retention_bytes"
 daemon_stop_any || fail "first clean unmount"
 
 # Builds without fault injection have no crashsim: a bad mode is then not
@@ -140,9 +154,56 @@ check_retained() {
 	[ -e "$2" ] || : >"$2"
 }
 
+# make_topics: topics t and r (created under crashsim, so their creation
+# must be durable by the time mkdir returns).
+make_topics() {
+	[ -d "$MNT/t" ] || mkdir "$MNT/t" || fail "round $ROUND: mkdir t"
+	if [ ! -d "$MNT/r" ]; then
+		mkdir "$MNT/r" || fail "round $ROUND: mkdir r"
+		setfattr -n user.fluxfs.retention_bytes -v 49152 "$MNT/r" ||
+			fail "setfattr retention_bytes"
+	fi
+}
+
+# rename_step: a partition written and fsynced (fsync_probe: two lines),
+# renamed to t/mROUND; the one of two rounds ago removed.  Once rename
+# and unlink return, fluxfs has synced the directories: a cut must keep
+# the new name and not bring a removed partition back.
+declare -A RENAMED=() REMOVED=()
+rename_step() {
+	local out
+	out=$("$FSYNC_PROBE" "$MNT/t/s" 2>&1) || fail "round $ROUND: fsync_probe: $out"
+	[ "$out" = "a=ok b=ok a2=ok" ] || fail "round $ROUND: fsync_probe: $out"
+	mv "$MNT/t/s" "$MNT/t/m$ROUND" || fail "round $ROUND: mv"
+	RENAMED[m$ROUND]=1
+	if [ -n "${RENAMED[m$((ROUND - 2))]:-}" ]; then
+		rm "$MNT/t/m$((ROUND - 2))" || fail "round $ROUND: rm"
+		unset "RENAMED[m$((ROUND - 2))]"
+		REMOVED[m$((ROUND - 2))]=1
+	fi
+}
+
+check_renamed() {
+	local m
+	for m in "${!RENAMED[@]}"; do
+		[ -e "$MNT/t/$m" ] ||
+			fail "$1: renamed partition t/$m lost (previous cut: $PREV)"
+		[ "$(cat "$MNT/t/$m")" = "$(printf 'probe a\nprobe b')" ] ||
+			fail "$1: t/$m: wrong contents (previous cut: $PREV)"
+	done
+	for m in "${!REMOVED[@]}"; do
+		[ ! -e "$MNT/t/$m" ] ||
+			fail "$1: removed partition t/$m came back (previous cut: $PREV)"
+	done
+	[ ! -e "$MNT/t/s" ] ||
+		fail "$1: t/s, renamed away, came back (previous cut: $PREV)"
+}
+
 # check_all WHAT: every acknowledged line of every round so far.
 check_all() {
 	local part f tag acked got sb safe
+	log "$1: checking (previous cut: $PREV)"
+	check_renamed "$1"
 	for part in t/0 t/1; do
 		safe=${part/\//_}
 		f="$MNT/$part"
@@ -190,6 +251,7 @@ while [ $(($(date +%s) - START)) -lt "$BUDGET" ]; do
 	ROUND=$((ROUND + 1))
 	opts="segment_bytes=16k"
 	[ $((ROUND % 2)) -eq 0 ] && opts="$opts,compression=lz4"
+	[ $((ROUND % 3)) -eq 1 ] && opts="$opts,flush_ms=0"
 	if [ $((ROUND % 5)) -eq 0 ]; then
 		pl_mount "" "" "$opts"
 		check_all "round $ROUND (plain remount)"
@@ -202,7 +264,11 @@ while [ $(($(date +%s) - START)) -lt "$BUDGET" ]; do
 	seed=$((RANDOM * 32768 + RANDOM + 1))
 	pl_mount "$mode" "$seed" "$opts"
 	recovery_cut=$((ROUND % 4 == 3))
-	[ $recovery_cut -eq 1 ] || check_all "round $ROUND"
+	if [ $recovery_cut -eq 0 ]; then
+		check_all "round $ROUND"
+		make_topics
+		rename_step
+	fi
 	WPIDS=()
 	start_writer t/0 "i${ROUND}w0" $((1 + $(rand_below 20)))
 	start_writer t/0 "i${ROUND}w1" $((1 + $(rand_below 20)))
