@@ -874,12 +874,59 @@ static void count(struct crashsim_stats *st, enum verdict vd)
 	}
 }
 
-static int same_inode(int dirfd, const char *name, dev_t dev, ino_t ino)
+/* An inode an undo brought back as a new one (a restored unlinked file,
+ * a recreated directory): older changes name it by its old number. */
+struct reborn {
+	dev_t dev;
+	ino_t old_ino, new_ino;
+	struct reborn *next;
+};
+
+static struct reborn *reborns; /* protected by cs_lock, during a crash */
+
+static void reborn_add(dev_t dev, ino_t old_ino, int dirfd, const char *name)
 {
+	struct reborn *r;
 	struct stat st;
 
-	return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	       st.st_dev == dev && st.st_ino == ino;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return;
+	r = malloc(sizeof(*r));
+	if (!r)
+		return; /* later undos of it count as conflicts */
+	r->dev = dev;
+	r->old_ino = old_ino;
+	r->new_ino = st.st_ino;
+	r->next = reborns;
+	reborns = r;
+}
+
+static void reborn_clear(void)
+{
+	struct reborn *r, *next;
+
+	for (r = reborns; r; r = next) {
+		next = r->next;
+		free(r);
+	}
+	reborns = NULL;
+}
+
+/* dirfd/name is inode (dev, ino), or what an undo made of it. */
+static int same_inode(int dirfd, const char *name, dev_t dev, ino_t ino)
+{
+	struct reborn *r;
+	struct stat st;
+
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    st.st_dev != dev)
+		return 0;
+	if (st.st_ino == ino)
+		return 1;
+	for (r = reborns; r; r = r->next)
+		if (r->dev == dev && r->old_ino == ino && r->new_ino == st.st_ino)
+			return 1;
+	return 0;
 }
 
 static int absent(int dirfd, const char *name)
@@ -981,13 +1028,17 @@ static int undo_dir_names(struct dchange *d)
 		if (!absent(dfd, d->name))
 			return 0;
 		ret = restore_copy(dfd, d->name, d->old_fd, d->old_mode);
-		return ret < 0 ? ret : 1;
+		if (ret < 0)
+			return ret;
+		reborn_add(d->dev, d->ino, dfd, d->name);
+		return 1;
 	case D_RMDIR:
 		if (!absent(dfd, d->name))
 			return 0;
 		if (mkdirat(dfd, d->name, d->old_mode) < 0)
 			return -errno;
 		cdir_reborn(d->dev, d->ino, dfd, d->name);
+		reborn_add(d->dev, d->ino, dfd, d->name);
 		return 1;
 	case D_RENAME:
 		if (!same_inode(dfd2, d->name2, d->dev, d->ino) ||
@@ -1005,6 +1056,8 @@ static int undo_dir_names(struct dchange *d)
 			else
 				cdir_reborn(d->dev, d->old_ino, dfd2, d->name2);
 		}
+		if (ret == 0 && d->old_kind)
+			reborn_add(d->dev, d->old_ino, dfd2, d->name2);
 		return ret < 0 ? ret : 1;
 	case D_EXCHANGE:
 		if (!same_inode(dfd2, d->name2, d->dev, d->ino))
@@ -1064,6 +1117,7 @@ static int crash_dirs(enum crashsim_mode mode, uint64_t *s,
 		else
 			st->dir_undone++;
 	}
+	reborn_clear();
 	free(v);
 	return ret;
 }

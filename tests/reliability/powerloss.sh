@@ -14,8 +14,9 @@
 # prefix, random, drop or garble, a new seed), checks everything
 # acknowledged so far (recovery, and its repairs, run under crashsim
 # too), writes and fsyncs a scratch partition, renames it to t/mN and
-# removes the one of two rounds before (names must stay as the calls
-# left them), starts four writers (torture_writer: "TAG N x..x" lines,
+# removes the one of two rounds before, makes a new topic kN with an
+# fsynced partition (names must stay as the calls left them), starts
+# four writers (torture_writer: "TAG N x..x" lines,
 # fsync every 1-20 lines, the count fsync acknowledged kept outside the
 # mount), cuts the power after 20-600 ms, drops the dead mount.  Every
 # fourth round cuts 0-40 ms after the mount instead, as the writers' opens
@@ -166,13 +167,18 @@ make_topics() {
 # renamed to t/mROUND; the one of two rounds ago removed.  Once rename
 # and unlink return, fluxfs has synced the directories: a cut must keep
 # the new name and not bring a removed partition back.
-declare -A RENAMED=() REMOVED=()
+declare -A RENAMED=() REMOVED=() TOPICS=()
 rename_step() {
 	local out
 	out=$("$FSYNC_PROBE" "$MNT/t/s" 2>&1) || fail "round $ROUND: fsync_probe: $out"
 	[ "$out" = "a=ok b=ok a2=ok" ] || fail "round $ROUND: fsync_probe: $out"
 	mv "$MNT/t/s" "$MNT/t/m$ROUND" || fail "round $ROUND: mv"
 	RENAMED[m$ROUND]=1
+	# A new topic per round: its mkdir must be durable when it returns.
+	mkdir "$MNT/k$ROUND" || fail "round $ROUND: mkdir k$ROUND"
+	out=$("$FSYNC_PROBE" "$MNT/k$ROUND/0" 2>&1) ||
+		fail "round $ROUND: fsync_probe k$ROUND: $out"
+	TOPICS[k$ROUND]=1
 	if [ -n "${RENAMED[m$((ROUND - 2))]:-}" ]; then
 		rm "$MNT/t/m$((ROUND - 2))" || fail "round $ROUND: rm"
 		unset "RENAMED[m$((ROUND - 2))]"
@@ -194,6 +200,10 @@ check_renamed() {
 	done
 	[ ! -e "$MNT/t/s" ] ||
 		fail "$1: t/s, renamed away, came back (previous cut: $PREV)"
+	for m in "${!TOPICS[@]}"; do
+		[ "$(cat "$MNT/$m/0" 2>/dev/null)" = "$(printf 'probe a\nprobe b')" ] ||
+			fail "$1: topic $m lost its fsynced partition (previous cut: $PREV)"
+	done
 }
 
 # check_all WHAT: every acknowledged line of every round so far.

@@ -1108,6 +1108,40 @@ START_TEST(test_crash_dir_mkdir)
 }
 END_TEST
 
+/* fluxfs removes a partition by renaming its directory into a trash
+ * directory, then deleting it there: undone newest first, the directory
+ * comes back (a new inode) with its files, and the rename is undone out
+ * of the new one. */
+START_TEST(test_crash_dir_trash)
+{
+	int sub, trash, fd;
+
+	crashsim_install();
+	ck_assert_int_eq(io_mkdirat(dfd, "p", 0755), 0);
+	ck_assert_int_eq(io_mkdirat(dfd, "trash", 0700), 0);
+	ck_assert_int_eq(io_fsync_dir(dfd), 0);
+	sub = io_opendirat(dfd, "p");
+	ck_assert_int_ge(sub, 0);
+	fd = io_openat(sub, "f", O_RDWR | O_CREAT, 0644);
+	ck_assert_int_ge(fd, 0);
+	put(fd, "kept", 0);
+	ck_assert_int_eq(io_fsync(fd), 0);
+	ck_assert_int_eq(io_fsync_dir(sub), 0);
+	close(fd);
+	io_close(sub);
+	trash = io_opendirat(dfd, "trash");
+	ck_assert_int_ge(trash, 0);
+	ck_assert_int_eq(io_renameat(dfd, "p", trash, "p1"), 0);
+	ck_assert_int_eq(io_remove_tree(trash, "p1"), 0);
+	ck_assert(!exists("p"));
+	ck_assert_int_eq(crashsim_crash(CRASHSIM_DROP, 6, NULL), 0);
+	assert_content("p/f", "kept", 4);
+	ck_assert(!exists("trash/p1"));
+	io_close(trash);
+	crashsim_uninstall();
+}
+END_TEST
+
 /* PREFIX and RANDOM keep the oldest directory changes up to a point, as
  * a journal replays in order: never a later change without the earlier
  * ones.  Names c0..c7 created in order; what survives is c0..c(k-1). */
@@ -1194,6 +1228,7 @@ static Suite *io_suite(void)
 	tcase_add_test(tcs, test_crash_dir_rename);
 	tcase_add_test(tcs, test_crash_dir_unlink);
 	tcase_add_test(tcs, test_crash_dir_mkdir);
+	tcase_add_test(tcs, test_crash_dir_trash);
 	tcase_add_test(tcs, test_crash_dir_prefix);
 	suite_add_tcase(s, tcs);
 	return s;
