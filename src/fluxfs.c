@@ -15,9 +15,14 @@
  * permissions of its own, so a shared mount without it would let any
  * user read, append to, remove and chmod any partition.  The operator may
  * still opt out with -o no_default_permissions; the daemon then warns.
+ *
+ * A fault-injection build also runs on simulated power loss when
+ * FLUXFS_CRASHSIM=1 (see powercut_setup() below).
  */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +33,116 @@
 #include "fault.h"
 #include "fs.h"
 #include "registry.h"
+
+#ifdef FLUXFS_FAULT_INJECTION
+#include <time.h>
+
+#include "crashsim.h"
+
+/*
+ * Simulated power loss, test builds only.  FLUXFS_CRASHSIM=1 puts
+ * crashsim's io table under every file syscall of the engine (below
+ * fault injection) from before recovery on.  SIGUSR2 then cuts the
+ * power: crashsim_powercut() undoes what the mode says of every change
+ * not yet fsynced, and the process _exits at once -- no unmount, no
+ * flush, no destructor -- as a machine losing power would.  The mode
+ * comes from FLUXFS_CRASHSIM_MODE (keep, drop, garble, random, prefix;
+ * default prefix), the seed from FLUXFS_CRASHSIM_SEED (default: time and
+ * pid, logged so a failure replays).
+ */
+static int powercut_on;
+static enum crashsim_mode powercut_mode = CRASHSIM_PREFIX;
+static uint64_t powercut_seed;
+
+/* Read the environment and start recording; before any engine I/O. */
+static int powercut_setup(void)
+{
+	const char *on = getenv("FLUXFS_CRASHSIM");
+	const char *mode = getenv("FLUXFS_CRASHSIM_MODE");
+	const char *seed = getenv("FLUXFS_CRASHSIM_SEED");
+	sigset_t set;
+	char *end;
+
+	if (!on || strcmp(on, "1"))
+		return 0;
+	if (mode && *mode && crashsim_mode_parse(mode, &powercut_mode) < 0) {
+		diag_err("bad FLUXFS_CRASHSIM_MODE '%s'", mode);
+		return -EINVAL;
+	}
+	if (seed && *seed) {
+		errno = 0;
+		powercut_seed = strtoull(seed, &end, 10);
+		if (errno || *end) {
+			diag_err("bad FLUXFS_CRASHSIM_SEED '%s'", seed);
+			return -EINVAL;
+		}
+	} else {
+		powercut_seed = (uint64_t)time(NULL) * 1000003u ^ (uint64_t)getpid();
+	}
+	/* Blocked here, inherited by every thread: only the waiter below
+	 * ever takes it. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR2);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	crashsim_install();
+	powercut_on = 1;
+	diag_info("crashsim: recording for a power cut on SIGUSR2 (mode %s, "
+		  "seed %llu)",
+		  mode && *mode ? mode : "prefix",
+		  (unsigned long long)powercut_seed);
+	return 0;
+}
+
+static void *powercut_wait(void *arg)
+{
+	struct crashsim_stats st;
+	sigset_t set;
+	int sig, ret;
+
+	(void)arg;
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR2);
+	while (sigwait(&set, &sig) != 0 || sig != SIGUSR2)
+		;
+	ret = crashsim_powercut(powercut_mode, powercut_seed, &st);
+	fprintf(stderr,
+		"fluxfs: crashsim: power cut (seed %llu): %d; files %u: "
+		"kept %u dropped %u garbled %u torn %u; directory changes "
+		"kept %u undone %u conflicts %u\n",
+		(unsigned long long)powercut_seed, ret, st.files, st.kept,
+		st.dropped, st.garbled, st.torn, st.dir_kept, st.dir_undone,
+		st.dir_conflicts);
+	_exit(ret < 0 ? 3 : 0);
+}
+
+/* Start the thread that waits for SIGUSR2 (after daemonizing: a fork
+ * keeps no thread). */
+static int powercut_start(void)
+{
+	pthread_t t;
+	int ret;
+
+	if (!powercut_on)
+		return 0;
+	ret = pthread_create(&t, NULL, powercut_wait, NULL);
+	if (ret) {
+		diag_err("cannot start the crashsim thread: %s", strerror(ret));
+		return -ret;
+	}
+	pthread_detach(t);
+	return 0;
+}
+#else
+static int powercut_setup(void)
+{
+	return 0;
+}
+
+static int powercut_start(void)
+{
+	return 0;
+}
+#endif
 
 struct cmdline {
 	const char *pos[3]; /* DATA_DIR and MOUNTPOINT (a third is an error) */
@@ -237,8 +352,11 @@ int main(int argc, char *argv[])
 		fuse_opt_add_arg(&args, fsname);
 	}
 
-	/* Test builds only (a no-op otherwise): FLUXFS_FAULTS fails chosen
+	/* Test builds only (no-ops otherwise): crashsim records what a power
+	 * cut would lose, and FLUXFS_FAULTS, stacked above it, fails chosen
 	 * I/O calls from here on, recovery included; fault.c logs the spec. */
+	if (powercut_setup() < 0)
+		goto out_args;
 	if (fault_init_from_env() < 0)
 		goto out_args;
 	r = registry_open(datadir, &cl.cfg, fs_hooks(), &reg);
@@ -257,6 +375,8 @@ int main(int argc, char *argv[])
 	if (!cl.foreground)
 		diag_use_syslog("fluxfs");
 	registry_note_pid(reg);
+	if (powercut_start() < 0)
+		goto out_unmount;
 	if (fs_start(se) < 0) {
 		diag_err("cannot start the daemon's threads");
 		goto out_unmount;

@@ -35,8 +35,9 @@ mkdir "$MNT/t" && echo hello >>"$MNT/t/0" || fail "setup"
 # --- A. names ---------------------------------------------------------
 n255=$(head -c 255 /dev/zero | tr '\0' n)
 n256=$(head -c 256 /dev/zero | tr '\0' n)
-expect_err "$EINVAL_MSG" touch "$MNT/t/$n255"
-expect_err "$EINVAL_MSG" mkdir "$MNT/$n255"
+# Past the NAME_MAX statfs reports (249), up to the kernel's own limit.
+expect_err "File name too long" touch "$MNT/t/$n255"
+expect_err "File name too long" mkdir "$MNT/$n255"
 expect_err "File name too long" touch "$MNT/t/$n256"
 expect_err "File name too long" mkdir "$MNT/$n256"
 for bad in $'a\x01b' $'tab\there' $'del\x7f' $'nl\nx' 'sp ace' 'ü' '*' ':' '\'; do

@@ -653,13 +653,30 @@ static void put(int fd, const char *s, uint64_t off)
 	ck_assert_int_eq(io_pwrite_full(fd, s, strlen(s), off), 0);
 }
 
+/* Create name and make its directory entry durable, so a crash can only
+ * undo the file's data: what the data-model tests below look at. */
+static int create_synced(const char *name)
+{
+	int fd = create(name);
+
+	ck_assert_int_eq(io_fsync_dir(dfd), 0);
+	return fd;
+}
+
+static int exists(const char *name)
+{
+	struct stat st;
+
+	return fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
 START_TEST(test_crash_drop_keep)
 {
 	struct crashsim_stats st;
 	int fd, g;
 
 	crashsim_install();
-	fd = create("f");
+	fd = create_synced("f");
 	put(fd, "AAAA", 0);
 	ck_assert_uint_eq(crashsim_pending(), 1);
 	ck_assert_int_eq(io_fsync(fd), 0);
@@ -685,7 +702,7 @@ START_TEST(test_crash_drop_keep)
 	assert_content("f", "AAAACCDD", 8);
 
 	/* Another file's sync does not make this one's data durable. */
-	g = create("g");
+	g = create_synced("g");
 	put(fd, "EE", 8);
 	put(g, "other", 0);
 	ck_assert_int_eq(io_fsync(g), 0);
@@ -705,7 +722,7 @@ START_TEST(test_crash_truncate_and_append)
 	int fd, afd;
 
 	crashsim_install();
-	fd = create("f");
+	fd = create_synced("f");
 	put(fd, "0123456789", 0);
 	ck_assert_int_eq(io_fsync(fd), 0);
 	/* An unsynced shrink is undone, bytes and all. */
@@ -750,7 +767,7 @@ START_TEST(test_crash_garble)
 	int fd;
 
 	crashsim_install();
-	fd = create("f");
+	fd = create_synced("f");
 	put(fd, "synced--", 0);
 	ck_assert_int_eq(io_fsync(fd), 0);
 	put(fd, "unsynced-data-that-will-be-garbled", 8);
@@ -793,7 +810,7 @@ START_TEST(test_crash_random)
 
 	for (r = 0; r < 2; r++) {
 		crashsim_install();
-		fd = create("f");
+		fd = create_synced("f");
 		write_records(fd, 10);
 		ck_assert_uint_eq(crashsim_pending(), NREC - 10);
 		ck_assert_int_eq(crashsim_crash(CRASHSIM_RANDOM, 99, &st), 0);
@@ -848,7 +865,7 @@ START_TEST(test_crash_prefix)
 	}
 	for (seed = 1; seed <= 20; seed++) {
 		crashsim_install();
-		fd = create("f");
+		fd = create_synced("f");
 		write_records(fd, 10);
 		ck_assert_int_eq(crashsim_crash(CRASHSIM_PREFIX, seed, &st), 0);
 		ck_assert_uint_eq(st.kept + st.torn + st.dropped, NREC - 10);
@@ -869,26 +886,305 @@ START_TEST(test_crash_prefix)
 }
 END_TEST
 
-/* The model: directory operations are durable at once, file data only
- * after fsync.  io_write_atomic survives any crash; a rename of an
- * unsynced file leaves an empty file behind. */
-START_TEST(test_crash_rename_model)
+/* io_write_atomic survives any crash: its tmp file is synced, renamed,
+ * and the directory synced. */
+START_TEST(test_crash_write_atomic)
 {
+	crashsim_install();
+	ck_assert_int_eq(io_write_atomic(dfd, "meta", "version=1\n", 10), 0);
+	ck_assert_uint_eq(crashsim_pending_dirs(), 0);
+	ck_assert_int_eq(crashsim_crash(CRASHSIM_DROP, 5, NULL), 0);
+	assert_content("meta", "version=1\n", 10);
+	ck_assert(!exists("meta.tmp"));
+	/* Replacing it again: the old contents never come back. */
+	ck_assert_int_eq(io_write_atomic(dfd, "meta", "version=2\n", 10), 0);
+	ck_assert_int_eq(crashsim_crash(CRASHSIM_DROP, 5, NULL), 0);
+	assert_content("meta", "version=2\n", 10);
+	crashsim_uninstall();
+	ck_assert_ptr_eq(io_ops_get(), io_ops_default());
+}
+END_TEST
+
+/* A created file whose directory was never fsynced vanishes, even with
+ * its data fsynced; once the directory is synced it stays. */
+START_TEST(test_crash_dir_create)
+{
+	struct crashsim_stats st;
 	int fd;
 
 	crashsim_install();
-	ck_assert_int_eq(io_write_atomic(dfd, "meta", "version=1\n", 10), 0);
-	ck_assert_int_eq(crashsim_crash(CRASHSIM_DROP, 5, NULL), 0);
-	assert_content("meta", "version=1\n", 10);
+	fd = create("new");
+	put(fd, "data", 0);
+	ck_assert_int_eq(io_fsync(fd), 0);
+	ck_assert_uint_eq(crashsim_pending(), 0);
+	ck_assert_uint_eq(crashsim_pending_dirs(), 1);
+	ck_assert_int_eq(crashsim_crash(CRASHSIM_DROP, 1, &st), 0);
+	ck_assert_uint_eq(st.dir_undone, 1);
+	ck_assert_msg(!exists("new"), "an unsynced create survived the crash");
+	close(fd);
 
+	/* KEEP keeps it. */
+	fd = create("kept");
+	ck_assert_int_eq(crashsim_crash(CRASHSIM_KEEP, 1, &st), 0);
+	ck_assert_uint_eq(st.dir_kept, 1);
+	ck_assert(exists("kept"));
+	close(fd);
+
+	/* Synced directory: durable.  Reopening an existing name with
+	 * O_CREAT records nothing. */
+	fd = create("new");
+	put(fd, "data", 0);
+	ck_assert_int_eq(io_fsync(fd), 0);
+	ck_assert_int_eq(io_fsync_dir(dfd), 0);
+	ck_assert_uint_eq(crashsim_pending_dirs(), 0);
+	close(fd);
+	fd = io_openat(dfd, "new", O_RDWR | O_CREAT, 0644);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_uint_eq(crashsim_pending_dirs(), 0);
+	ck_assert_int_eq(crashsim_crash(CRASHSIM_DROP, 1, NULL), 0);
+	assert_content("new", "data", 4);
+	close(fd);
+
+	/* A file's fsync is not its directory's. */
+	fd = create("other");
+	ck_assert_int_eq(io_fsync(fd), 0);
+	ck_assert_int_eq(crashsim_crash(CRASHSIM_DROP, 1, NULL), 0);
+	ck_assert(!exists("other"));
+	close(fd);
+	crashsim_uninstall();
+}
+END_TEST
+
+/* A rename not followed by a directory fsync is undone: the old name
+ * comes back, and the new name gets its old contents back. */
+START_TEST(test_crash_dir_rename)
+{
+	struct crashsim_stats st;
+	int fd;
+
+	crashsim_install();
+	fd = create_synced("name");
+	put(fd, "old", 0);
+	ck_assert_int_eq(io_fsync(fd), 0);
+	close(fd);
+	fd = create_synced("name.tmp");
+	put(fd, "new!", 0);
+	ck_assert_int_eq(io_fsync(fd), 0);
+	close(fd);
+	ck_assert_int_eq(io_renameat(dfd, "name.tmp", dfd, "name"), 0);
+	assert_content("name", "new!", 4);
+	ck_assert_uint_eq(crashsim_pending_dirs(), 1);
+	ck_assert_int_eq(crashsim_crash(CRASHSIM_DROP, 2, &st), 0);
+	ck_assert_uint_eq(st.dir_undone, 1);
+	assert_content("name", "old", 3);
+	assert_content("name.tmp", "new!", 4);
+
+	/* Synced, it stays. */
+	ck_assert_int_eq(io_renameat(dfd, "name.tmp", dfd, "name"), 0);
+	ck_assert_int_eq(io_fsync_dir(dfd), 0);
+	ck_assert_int_eq(crashsim_crash(CRASHSIM_DROP, 2, NULL), 0);
+	assert_content("name", "new!", 4);
+	ck_assert(!exists("name.tmp"));
+
+	/* The careless pattern: an unsynced tmp renamed into place without
+	 * any sync; both the create and the rename are undone. */
 	fd = create("careless.tmp");
 	put(fd, "data", 0);
 	close(fd);
 	ck_assert_int_eq(io_renameat(dfd, "careless.tmp", dfd, "careless"), 0);
 	ck_assert_int_eq(crashsim_crash(CRASHSIM_DROP, 5, NULL), 0);
+	ck_assert(!exists("careless"));
+	ck_assert(!exists("careless.tmp"));
+
+	/* Syncing the directory after the rename makes the create durable
+	 * too (the rename could not survive without it); the data was never
+	 * synced, so the file is empty. */
+	fd = create("careless.tmp");
+	put(fd, "data", 0);
+	close(fd);
+	ck_assert_int_eq(io_renameat(dfd, "careless.tmp", dfd, "careless"), 0);
+	ck_assert_int_eq(io_fsync_dir(dfd), 0);
+	ck_assert_uint_eq(crashsim_pending_dirs(), 0);
+	ck_assert_int_eq(crashsim_crash(CRASHSIM_DROP, 5, NULL), 0);
 	assert_content("careless", "", 0);
+
+	/* RENAME_EXCHANGE is undone by exchanging back. */
+	fd = create_synced("a");
+	put(fd, "A", 0);
+	ck_assert_int_eq(io_fsync(fd), 0);
+	close(fd);
+	fd = create_synced("b");
+	put(fd, "B", 0);
+	ck_assert_int_eq(io_fsync(fd), 0);
+	close(fd);
+	if (io_renameat2(dfd, "a", dfd, "b", RENAME_EXCHANGE) == 0) {
+		assert_content("a", "B", 1);
+		ck_assert_int_eq(crashsim_crash(CRASHSIM_DROP, 5, NULL), 0);
+		assert_content("a", "A", 1);
+		assert_content("b", "B", 1);
+	}
 	crashsim_uninstall();
-	ck_assert_ptr_eq(io_ops_get(), io_ops_default());
+}
+END_TEST
+
+/* An unlink not synced comes back, with the file's last durable data. */
+START_TEST(test_crash_dir_unlink)
+{
+	int fd;
+
+	crashsim_install();
+	fd = create_synced("u");
+	put(fd, "durable", 0);
+	ck_assert_int_eq(io_fsync(fd), 0);
+	put(fd, "-lost", 7);
+	ck_assert_int_eq(io_unlinkat(dfd, "u", 0), 0);
+	ck_assert(!exists("u"));
+	ck_assert_int_eq(crashsim_crash(CRASHSIM_DROP, 3, NULL), 0);
+	assert_content("u", "durable", 7);
+	close(fd);
+
+	/* KEEP: the unlink stays. */
+	ck_assert_int_eq(io_unlinkat(dfd, "u", 0), 0);
+	ck_assert_int_eq(crashsim_crash(CRASHSIM_KEEP, 3, NULL), 0);
+	ck_assert(!exists("u"));
+
+	/* Synced: gone for good. */
+	fd = create_synced("v");
+	close(fd);
+	ck_assert_int_eq(io_unlinkat(dfd, "v", 0), 0);
+	ck_assert_int_eq(io_fsync_dir(dfd), 0);
+	ck_assert_int_eq(crashsim_crash(CRASHSIM_DROP, 3, NULL), 0);
+	ck_assert(!exists("v"));
+	crashsim_uninstall();
+}
+END_TEST
+
+/* mkdir and rmdir, and a directory change is its own parent's business:
+ * syncing the new directory does not make its name durable. */
+START_TEST(test_crash_dir_mkdir)
+{
+	struct stat st;
+	int sub, fd;
+
+	crashsim_install();
+	ck_assert_int_eq(io_mkdirat(dfd, "d", 0755), 0);
+	sub = io_opendirat(dfd, "d");
+	ck_assert_int_ge(sub, 0);
+	fd = io_openat(sub, "f", O_RDWR | O_CREAT, 0644);
+	ck_assert_int_ge(fd, 0);
+	put(fd, "x", 0);
+	ck_assert_int_eq(io_fsync(fd), 0);
+	ck_assert_int_eq(io_fsync_dir(sub), 0);
+	ck_assert_uint_eq(crashsim_pending_dirs(), 1);
+	ck_assert_int_eq(crashsim_crash(CRASHSIM_DROP, 4, NULL), 0);
+	ck_assert_msg(!exists("d"), "an unsynced mkdir survived the crash");
+	close(fd);
+	io_close(sub);
+
+	/* Synced, then removed without a sync: it comes back, empty. */
+	ck_assert_int_eq(io_mkdirat(dfd, "e", 0700), 0);
+	ck_assert_int_eq(io_fsync_dir(dfd), 0);
+	ck_assert_int_eq(io_unlinkat(dfd, "e", AT_REMOVEDIR), 0);
+	ck_assert_int_eq(crashsim_crash(CRASHSIM_DROP, 4, NULL), 0);
+	ck_assert_int_eq(fstatat(dfd, "e", &st, 0), 0);
+	ck_assert(S_ISDIR(st.st_mode));
+	ck_assert_uint_eq(st.st_mode & 0777, 0700);
+
+	/* A rename between directories is durable once either is synced. */
+	fd = create_synced("m");
+	close(fd);
+	sub = io_opendirat(dfd, "e");
+	ck_assert_int_ge(sub, 0);
+	ck_assert_int_eq(io_renameat(dfd, "m", sub, "m"), 0);
+	ck_assert_int_eq(crashsim_crash(CRASHSIM_DROP, 4, NULL), 0);
+	ck_assert(exists("m"));
+	ck_assert_int_eq(io_renameat(dfd, "m", sub, "m"), 0);
+	ck_assert_int_eq(io_fsync_dir(dfd), 0);
+	ck_assert_int_eq(crashsim_crash(CRASHSIM_DROP, 4, NULL), 0);
+	ck_assert(!exists("m"));
+	ck_assert(exists("e/m"));
+	io_close(sub);
+	crashsim_uninstall();
+}
+END_TEST
+
+/* fluxfs removes a partition by renaming its directory into a trash
+ * directory, then deleting it there: undone newest first, the directory
+ * comes back (a new inode) with its files, and the rename is undone out
+ * of the new one. */
+START_TEST(test_crash_dir_trash)
+{
+	int sub, trash, fd;
+
+	crashsim_install();
+	ck_assert_int_eq(io_mkdirat(dfd, "p", 0755), 0);
+	ck_assert_int_eq(io_mkdirat(dfd, "trash", 0700), 0);
+	ck_assert_int_eq(io_fsync_dir(dfd), 0);
+	sub = io_opendirat(dfd, "p");
+	ck_assert_int_ge(sub, 0);
+	fd = io_openat(sub, "f", O_RDWR | O_CREAT, 0644);
+	ck_assert_int_ge(fd, 0);
+	put(fd, "kept", 0);
+	ck_assert_int_eq(io_fsync(fd), 0);
+	ck_assert_int_eq(io_fsync_dir(sub), 0);
+	close(fd);
+	io_close(sub);
+	trash = io_opendirat(dfd, "trash");
+	ck_assert_int_ge(trash, 0);
+	ck_assert_int_eq(io_renameat(dfd, "p", trash, "p1"), 0);
+	ck_assert_int_eq(io_remove_tree(trash, "p1"), 0);
+	ck_assert(!exists("p"));
+	ck_assert_int_eq(crashsim_crash(CRASHSIM_DROP, 6, NULL), 0);
+	assert_content("p/f", "kept", 4);
+	ck_assert(!exists("trash/p1"));
+	io_close(trash);
+	crashsim_uninstall();
+}
+END_TEST
+
+/* PREFIX and RANDOM keep the oldest directory changes up to a point, as
+ * a journal replays in order: never a later change without the earlier
+ * ones.  Names c0..c7 created in order; what survives is c0..c(k-1). */
+START_TEST(test_crash_dir_prefix)
+{
+	struct crashsim_stats st;
+	char name[8];
+	uint64_t seed;
+	int fd, i, k, partial = 0;
+
+	for (seed = 1; seed <= 20; seed++) {
+		crashsim_install();
+		for (i = 0; i < 8; i++) {
+			snprintf(name, sizeof(name), "c%d", i);
+			fd = create(name);
+			close(fd);
+		}
+		ck_assert_int_eq(crashsim_crash(seed & 1 ? CRASHSIM_PREFIX
+							 : CRASHSIM_RANDOM,
+						seed, &st),
+				 0);
+		ck_assert_uint_eq(st.dir_kept + st.dir_undone, 8);
+		ck_assert_uint_eq(st.dir_conflicts, 0);
+		for (k = 0; k < 8; k++) {
+			snprintf(name, sizeof(name), "c%d", k);
+			if (!exists(name))
+				break;
+		}
+		ck_assert_uint_eq((uint32_t)k, st.dir_kept);
+		for (i = k; i < 8; i++) {
+			snprintf(name, sizeof(name), "c%d", i);
+			ck_assert_msg(!exists(name), "seed %llu: c%d without c%d",
+				      (unsigned long long)seed, i, k);
+		}
+		if (k > 0 && k < 8)
+			partial++;
+		for (i = 0; i < k; i++) {
+			snprintf(name, sizeof(name), "c%d", i);
+			ck_assert_int_eq(unlinkat(dfd, name, 0), 0);
+		}
+		crashsim_uninstall();
+	}
+	ck_assert_int_gt(partial, 0);
 }
 END_TEST
 
@@ -927,7 +1223,13 @@ static Suite *io_suite(void)
 	tcase_add_test(tcs, test_crash_garble);
 	tcase_add_test(tcs, test_crash_random);
 	tcase_add_test(tcs, test_crash_prefix);
-	tcase_add_test(tcs, test_crash_rename_model);
+	tcase_add_test(tcs, test_crash_write_atomic);
+	tcase_add_test(tcs, test_crash_dir_create);
+	tcase_add_test(tcs, test_crash_dir_rename);
+	tcase_add_test(tcs, test_crash_dir_unlink);
+	tcase_add_test(tcs, test_crash_dir_mkdir);
+	tcase_add_test(tcs, test_crash_dir_trash);
+	tcase_add_test(tcs, test_crash_dir_prefix);
 	suite_add_tcase(s, tcs);
 	return s;
 }
