@@ -1035,7 +1035,7 @@ int segment_open(int dirfd, uint64_t base_offset, uint64_t base_byte,
 	const struct seg_entry *e;
 	struct stat st;
 	uint64_t data_len, data_end, idx_size, good_end, cut = 0;
-	uint32_t n, good, k, crc_bad = 0;
+	uint32_t n, good, k, shaped, crc_bad = 0;
 	int ret, rebuilt = 0;
 	ssize_t got;
 
@@ -1134,12 +1134,14 @@ reopen_idx:
 	 * write: rebuild the index from the log instead of accepting it
 	 * (searches then miss, and even a new append read back as EIO) or
 	 * cutting the flushed log there. */
+	shaped = n; /* a rebuilt index is well-formed throughout */
 	if (!rebuilt) {
 		/* shape only: a log shorter than its entries is a torn
 		 * or lost write, which the walk below cuts as before.  A
 		 * compressed segment was flushed whole before it was
 		 * compressed: any misshapen entry is damage. */
 		k = validate_from(s, e, 0, n, UINT64_MAX, 0, 0, &crc_bad);
+		shaped = k;
 		if (k < n && (compressed || (k ? e[k - 1].pos + e[k - 1].len
 					       : s->base_byte) < verify_from)) {
 			diag_err("damaged index entry %u in segment %020llu: "
@@ -1164,7 +1166,10 @@ reopen_idx:
 	 * from the start if the clean check failed). */
 	k = 0;
 	if (verify_from < data_end && verify_from > s->base_byte) {
-		uint32_t lo = 0, hi = n, mid;
+		/* Only over the well-formed entries: a garbled one (a torn
+		 * index write at the recovery point) could steer the search
+		 * past itself, and the walk would then keep it. */
+		uint32_t lo = 0, hi = shaped, mid;
 
 		while (lo < hi) {
 			mid = lo + (hi - lo) / 2;

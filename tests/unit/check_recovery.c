@@ -477,6 +477,60 @@ START_TEST(test_damaged_entry_rebuilds_index)
 }
 END_TEST
 
+/* A torn index write at the recovery point: the first entry past it is
+ * garbage (here: zero position and length, the "last of its write" flag
+ * set, its checksum broken), the entries after it are whole.  The search
+ * for the first entry above the recovery point must not run over the
+ * garbage: it steered the search past itself, the walk then kept it, and
+ * the log was cut at the garbage's "end" (found by powerloss.sh, a crash
+ * in random mode). */
+START_TEST(test_torn_entry_at_recovery_point)
+{
+	char f[4300], st[4300], saved[4300];
+	struct partition_recovery rec;
+	struct partition_info info;
+	struct partition *p;
+	struct seg_entry e;
+	uint64_t rp_end, k;
+	struct built b;
+	off_t at;
+	int fd;
+
+	built_make(&b);
+	rp_end = b.m.end;
+	snprintf(st, sizeof(st), "%s/p/partition.state", b.path);
+	snprintf(saved, sizeof(saved), "%s/state.saved", b.path);
+	ck_assert_int_eq(link(st, saved), 0);
+	path_of(f, sizeof(f), b.path, b.first[b.nseg - 1], ".idx");
+	k = (uint64_t)(file_size(f) - SEG_HEADER_BYTES) / sizeof(e);
+	/* Three more writes reach the disk, partition.state does not. */
+	ck_assert_int_eq(partition_open(b.dfd, "p", &b.cfg, 5000, &p, NULL), 0);
+	ck_assert_int_eq(try_append(p, &b.m, 71, 3, 20, 100, 6000), 0);
+	ck_assert_int_eq(try_append(p, &b.m, 72, 3, 20, 100, 6001), 0);
+	ck_assert_int_eq(try_append(p, &b.m, 73, 3, 20, 100, 6002), 0);
+	ck_assert_int_eq(partition_close(p), 0);
+	ck_assert_int_eq(rename(saved, st), 0);
+	at = SEG_HEADER_BYTES + (off_t)(k * sizeof(e));
+	fd = open(f, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, &e, sizeof(e), at), (ssize_t)sizeof(e));
+	e.pos = 0;
+	e.len = 0;
+	e.flags |= SEG_F_LAST;
+	ck_assert_int_eq(pwrite(fd, &e, sizeof(e), at), (ssize_t)sizeof(e));
+	close(fd);
+	model_drop(&b.m, 3);
+	ck_assert_uint_eq(b.m.end, rp_end);
+	ck_assert_int_eq(partition_open(b.dfd, "p", &b.cfg, 7000, &p, &rec), 0);
+	partition_get_info(p, &info);
+	ck_assert_uint_eq(info.end_byte, rp_end);
+	ck_assert_uint_eq(info.segments, b.nseg);
+	check_inv(p, &b.m);
+	ck_assert_int_eq(partition_close(p), 0);
+	built_free(&b);
+}
+END_TEST
+
 /* A sealed segment holding a message without a newline (a writer that
  * closed mid-line) loses its index.  The rebuild from line ends merges
  * that message with the next one; the next segment's first offset tells
@@ -1513,6 +1567,7 @@ static Suite *recovery_suite(void)
 	tcase_add_test(tc, test_corrupt_sealed_batch);
 	tcase_add_test(tc, test_full_verify_keeps_sealed_damage);
 	tcase_add_test(tc, test_damaged_entry_rebuilds_index);
+	tcase_add_test(tc, test_torn_entry_at_recovery_point);
 	tcase_add_test(tc, test_damaged_compressed_index_rebuilt);
 	tcase_add_test(tc, test_rebuild_keeps_unterminated_message);
 	tcase_add_test(tc, test_crash_mid_compression);
