@@ -51,8 +51,23 @@
  * pid, logged so a failure replays).
  */
 static int powercut_on;
+static volatile sig_atomic_t powercut_started;
 static enum crashsim_mode powercut_mode = CRASHSIM_PREFIX;
 static uint64_t powercut_seed;
+
+/* The undo truncates files other threads still have mapped (a segment's
+ * .log, its index): one that touches a page past the new end gets
+ * SIGBUS.  Once the cut has begun, that thread waits here for the _exit
+ * instead of killing the process half-way through the undo, which would
+ * leave an image no power loss can produce. */
+static void powercut_sigbus(int sig)
+{
+	if (powercut_started)
+		for (;;)
+			pause();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
 
 /* Read the environment and start recording; before any engine I/O. */
 static int powercut_setup(void)
@@ -84,6 +99,7 @@ static int powercut_setup(void)
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGBUS, powercut_sigbus);
 	crashsim_install();
 	powercut_on = 1;
 	diag_info("crashsim: recording for a power cut on SIGUSR2 (mode %s, "
@@ -104,6 +120,7 @@ static void *powercut_wait(void *arg)
 	sigaddset(&set, SIGUSR2);
 	while (sigwait(&set, &sig) != 0 || sig != SIGUSR2)
 		;
+	powercut_started = 1;
 	ret = crashsim_powercut(powercut_mode, powercut_seed, &st);
 	fprintf(stderr,
 		"fluxfs: crashsim: power cut (seed %llu): %d; files %u: "
