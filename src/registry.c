@@ -311,6 +311,21 @@ static int node_meta_save(struct registry *reg, struct node *n)
 	return -EPERM;
 }
 
+/* Store n's changed metadata; if that fails, put back what it was
+ * (saved), so memory never shows what the disk does not hold. */
+static int meta_save_or_undo(struct registry *reg, struct node *n,
+			     const struct node_meta *saved)
+{
+	int ret = node_meta_save(reg, n);
+
+	if (ret < 0) {
+		pthread_mutex_lock(&n->meta_lock);
+		n->meta = *saved;
+		pthread_mutex_unlock(&n->meta_lock);
+	}
+	return ret;
+}
+
 /* ---- configuration layers --------------------------------------------- */
 
 /* Load a topic.conf / partition.conf into over; a bad file is reported
@@ -893,12 +908,7 @@ int registry_set_append_only(struct registry *reg, struct node *n, int on)
 	n->meta.append_only = !!on;
 	n->meta.ctime = now_ts();
 	pthread_mutex_unlock(&n->meta_lock);
-	ret = node_meta_save(reg, n);
-	if (ret < 0) {
-		pthread_mutex_lock(&n->meta_lock);
-		n->meta = saved;
-		pthread_mutex_unlock(&n->meta_lock);
-	}
+	ret = meta_save_or_undo(reg, n, &saved);
 	pthread_rwlock_unlock(&reg->lock);
 	return ret;
 }
@@ -1444,12 +1454,7 @@ int registry_setattr(struct registry *reg, struct node *n, const mode_t *mode,
 	}
 	n->meta.ctime = now;
 	pthread_mutex_unlock(&n->meta_lock);
-	ret = node_meta_save(reg, n);
-	if (ret < 0) {
-		pthread_mutex_lock(&n->meta_lock);
-		n->meta = saved;
-		pthread_mutex_unlock(&n->meta_lock);
-	}
+	ret = meta_save_or_undo(reg, n, &saved);
 	pthread_rwlock_unlock(&reg->lock);
 	return ret;
 }
