@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "diag.h"
 #include "fault.h"
@@ -71,6 +72,7 @@ struct fault_spec {
 	int nerrnos;
 	uint64_t after;
 	uint64_t max; /* UINT64_MAX: unlimited */
+	uint64_t delay_us; /* sleep before each write that goes through */
 };
 
 static pthread_mutex_t fault_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -107,10 +109,13 @@ static int roll(uint32_t ppb)
 static int decide(enum fault_op op, size_t len, size_t *cut)
 {
 	int err = 0, listed;
+	uint64_t delay = 0;
 
 	pthread_mutex_lock(&fault_lock);
 	if (!cur.active)
 		goto out;
+	if ((1u << op) & WRITE_OPS)
+		delay = cur.delay_us;
 	listed = !!(cur.ops & (1u << op));
 	if (!listed && !(cur.short_ppb && ((1u << op) & WRITE_OPS)))
 		goto out;
@@ -129,6 +134,9 @@ static int decide(enum fault_op op, size_t len, size_t *cut)
 	}
 out:
 	pthread_mutex_unlock(&fault_lock);
+	/* Outside the lock: other threads' calls must not queue behind it. */
+	if (delay && !err)
+		usleep((useconds_t)delay);
 	return err;
 }
 
@@ -446,7 +454,11 @@ static int parse_spec(const char *spec, struct fault_spec *sp)
 			ret = parse_u64(eq, &sp->after);
 		else if (!strcmp(item, "max"))
 			ret = parse_u64(eq, &sp->max);
-		else
+		else if (!strcmp(item, "delay_us")) {
+			ret = parse_u64(eq, &sp->delay_us);
+			if (ret == 0 && sp->delay_us >= 1000000)
+				ret = -EINVAL;
+		} else
 			ret = -EINVAL;
 	}
 	free(copy);

@@ -31,6 +31,10 @@
  *   after=N      the first N candidate calls (calls named by ops, plus
  *                pwrite/pwritev when short > 0) pass untouched (default 0)
  *   max=N        stop after N injected faults (default: no limit)
+ *   delay_us=N   sleep N microseconds (below 1000000) before every
+ *                pwrite/pwritev that is not failed, to widen the windows
+ *                between the kernel's copy of a WRITE and the append
+ *                (default 0); with p=0 nothing fails
  *
  * Example: FLUXFS_FAULTS="seed=7,p=0.01,ops=pwrite+fsync,errno=ENOSPC+EIO,
  * short=0.2,after=1000" (one line).  Beware errno=EINTR with p=1 and no

@@ -445,11 +445,91 @@ static void fs_detach_hook(struct registry *reg, struct node *n)
 			      registry_ino(reg, n) | FOLLOW_BIT, n->name);
 }
 
+struct head_drop {
+	struct node *n; /* pinned */
+	uint64_t ino;
+	uint64_t len; /* drop [0, len) */
+};
+
+/* On the notifier thread: drop the pages of a removed head. */
+static void head_drop_run(void *arg)
+{
+	struct head_drop *d = arg;
+	int ret;
+
+	if (fs.se) {
+		ret = fuse_lowlevel_notify_inval_inode(fs.se, d->ino, 0,
+						       (off_t)d->len);
+		if (ret < 0 && ret != -ENOENT && ret != -ENODEV)
+			diag_warn("cannot drop the removed head's pages of "
+				  "'%s': %s",
+				  d->n->name, strerror(-ret));
+	}
+	atomic_fetch_sub(&d->n->head_drops, 1);
+	registry_unpin(fs.reg, d->n);
+	free(d);
+}
+
+/* Drop n's cached pages [0, to) from the notifier. */
+static void drop_head(struct registry *reg, struct node *n, uint64_t to)
+{
+	struct head_drop *d;
+
+	if (!fs.nt || to == 0 || !atomic_load(&n->page_cached))
+		return;
+	d = malloc(sizeof(*d));
+	if (!d) {
+		diag_warn("no memory to drop the removed head's pages of '%s'",
+			  n->name);
+		return;
+	}
+	if (registry_pin(reg, n) < 0) { /* going: nothing left to drop */
+		free(d);
+		return;
+	}
+	d->n = n;
+	d->ino = registry_ino(reg, n);
+	d->len = to;
+	/* Until it is sent, a reader that opens drops its cache instead
+	 * (open_partition), as for any queued drop. */
+	atomic_fetch_add(&n->head_drops, 1);
+	if (notifier_queue_call(fs.nt, head_drop_run, d) < 0) {
+		atomic_fetch_sub(&n->head_drops, 1);
+		registry_unpin(reg, n);
+		free(d);
+		diag_warn("no memory to drop the removed head's pages of '%s'",
+			  n->name);
+	}
+}
+
+/* Where the pages of n's removed head end: below its start, and below
+ * the page holding the log's end.  That page is never dropped for a
+ * removed head: a write-through WRITE in flight has its bytes only in
+ * the kernel's copy of it until the append, and a reader that read the
+ * page again from us meanwhile would cache zeros there, which the
+ * WRITE's reply then puts under the file's size.  The end only grows,
+ * so the page it was in now is safe to drop when the drop is sent.  A
+ * partial page below the start that also holds the end keeps its old
+ * bytes. */
+static uint64_t head_pages_end(struct node *n)
+{
+	struct partition_info info;
+
+	if (!n->part)
+		return 0;
+	partition_get_info(n->part, &info);
+	return info.start_byte < PAGE_OF(info.end_byte)
+		       ? info.start_byte
+		       : PAGE_OF(info.end_byte);
+}
+
+/* Retention removed segments of n: drop the cached pages below the new
+ * start, so that page-cache readers read the hole as zeros. */
 static void fs_invalidate_hook(struct registry *reg, struct node *n,
 			       uint64_t from)
 {
-	if (fs.nt && atomic_load(&n->page_cached))
-		notifier_queue(fs.nt, registry_ino(reg, n), from);
+	(void)from;
+	drop_head(reg, n, head_pages_end(n));
 }
 
 static const struct registry_hooks hooks = {
@@ -1017,7 +1097,8 @@ static int open_partition(struct node *n, struct fuse_file_info *fi)
 		/* Pages may be stale until a queued invalidation is sent:
 		 * then this open drops them instead of keeping them. */
 		fi->keep_cache =
-			!notifier_pending(fs.nt, registry_ino(fs.reg, n));
+			!notifier_pending(fs.nt, registry_ino(fs.reg, n)) &&
+			!atomic_load(&n->head_drops);
 	} else {
 		fi->keep_cache = 1; /* unused here; others' pages are fine */
 	}
@@ -1817,6 +1898,7 @@ static void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 			 off_t length, struct fuse_file_info *fi)
 {
 	struct handle *h = H(fi);
+	uint64_t to;
 	int ret;
 
 	count_request();
@@ -1830,7 +1912,13 @@ static void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 	if (ret >= 0) {
 		diag_info("deleted records before byte %lld of '%s'",
 			  (long long)length, h->n->name);
-		fs_invalidate_hook(fs.reg, h->n, 0);
+		/* The kernel zeroes [0, length) in the pages it holds,
+		 * also in the page where a kept message begins: that page
+		 * goes too, even if appends write into it. */
+		to = head_pages_end(h->n);
+		if (to < ((uint64_t)length + 4095) / 4096 * 4096)
+			to = ((uint64_t)length + 4095) / 4096 * 4096;
+		drop_head(fs.reg, h->n, to);
 		atomic_store(&h->n->attr_cached, 0);
 	}
 	fuse_reply_err(req, ret < 0 ? -ret : 0);

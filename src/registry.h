@@ -96,6 +96,7 @@ struct node {
 	atomic_int page_cached; /* a reader may hold pages */
 	atomic_int tail_cached; /* ... maybe a partial last page */
 	int tail_drops;		/* fs.c's tail lock: drops queued */
+	atomic_int head_drops;	/* removed head's drops not yet sent */
 	/* Open handles by how they use the page cache (fs.c's tail lock;
 	 * read without it where only "zero stays zero" matters). */
 	atomic_int pc_readers; /* readers through the page cache */
