@@ -27,7 +27,7 @@ input(type="imudp" address="127.0.0.1" port="$PORT" ruleset="toflux")
 # Writing: omfile appends each message as one line.
 template(name="line" type="string" string="%timegenerated:::date-rfc3339% %hostname% %syslogtag%%msg:::sp-if-no-1st-sp%%msg:::drop-last-lf%\n")
 ruleset(name="toflux") {
-	action(type="omfile" file="$MNT/syslog/messages" template="line")
+	local0.* action(type="omfile" file="$MNT/syslog/messages" template="line")
 }
 
 # Reading: imfile follows a partition; its state file is keyed on the
@@ -43,14 +43,17 @@ svc_start rsyslog rsyslogd -n -f "$R/rsyslog.conf" -i "$R/rsyslogd.pid"
 wait_for 10 bash -c "ss -Hunl 'sport = :$PORT' | grep -q ." ||
 	fail "rsyslogd does not listen on udp $PORT: $(svc_log rsyslog)"
 
-# omfile: 200 messages through logger over UDP.
+# omfile: 200 messages through logger over UDP, after one the selector
+# must drop (sent first: rsyslog handles one sender's datagrams in order).
+logger -d -n 127.0.0.1 -P "$PORT" -p user.info -t other "not for fluxfs" || fail "logger"
 for i in $(seq 1 200); do
 	echo "event $i of 200"
-done | logger -d -n 127.0.0.1 -P "$PORT" -t recipe || fail "logger"
+done | logger -d -n 127.0.0.1 -P "$PORT" -p local0.info -t recipe || fail "logger"
 count() { [ "$(grep -c "$2" "$1" 2>/dev/null)" -eq "$3" ]; }
 wait_for 10 count "$MNT/syslog/messages" ' recipe[^ ]* event [0-9]* of 200$' 200 ||
 	fail "omfile wrote $(grep -c "event" "$MNT/syslog/messages" 2>/dev/null) of 200 messages: $(head -n 2 "$MNT/syslog/messages" | cat -A) $(svc_log rsyslog)"
 xassert "$MNT/syslog/messages" next_offset 200 "one message per syslog line"
+grep -q "not for fluxfs" "$MNT/syslog/messages" && fail "the local0.* selector let a user.info message through"
 
 # imfile: lines appended by another program reach rsyslog.
 for i in $(seq 1 30); do
