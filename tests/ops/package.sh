@@ -111,6 +111,11 @@ grep -E '^[WI]: ' "$T/lintian.log" | sed 's/^/lintian: /'
 grep -E '^E: ' "$T/lintian.log" && fail "lintian reports errors"
 
 # --- install, mount -t fluxfs, append --------------------------------------
+# tests/mount/ctl_mount.sh puts its own /sbin/mount.fluxfs in place for a
+# while: one at a time (the lock is released when this shell exits, after
+# the purge).
+exec {HELPER_LOCK}>/run/lock/fluxfs-mount-helper.lock
+flock -w 300 "$HELPER_LOCK" || fail "waited 300 s for the mount helper lock"
 log "apt-get install ./$(basename "$DEB")"
 installed=1
 DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
