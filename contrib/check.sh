@@ -7,10 +7,11 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
 
 # The operator tests (tests/ops) drive the real programs: the package
-# build and lintian, node_exporter and promtool, nginx, rsyslog, jq,
-# logrotate.  Each test also installs what it lacks (need_packages).
+# build, lintian and a debootstrap root, node_exporter and promtool,
+# nginx, rsyslog, jq, logrotate.  Each test also installs what it lacks
+# (need_packages).
 FLUXFS_EXTRA_PACKAGES="${FLUXFS_EXTRA_PACKAGES:-} clang libclang-rt-14-dev valgrind socat pv netcat-openbsd \
-dpkg-dev debhelper fakeroot lintian prometheus-node-exporter prometheus curl \
+dpkg-dev debhelper fakeroot lintian debootstrap prometheus-node-exporter prometheus curl \
 nginx-light rsyslog jq logrotate" \
 	sh "$top/contrib/deps.sh"
 cd "$top"

@@ -1,9 +1,11 @@
 #!/bin/bash
 # package.sh - the Debian package, built and used as an operator would:
 # dpkg-buildpackage -us -uc -b on a clean copy of the source, lintian
-# with no errors, the files in Debian's places, "apt-get install ./*.deb"
-# on this machine, "mount -t fluxfs" through the installed mount helper
-# and one appended line, then the installed systemd unit: verified with
+# with no errors, the files in Debian's places; "apt-get install ./*.deb"
+# in a throwaway root made by debootstrap (minbase: fuse3 and the
+# libraries are absent there, so Depends must pull them in), where
+# "mount -t fluxfs" and an append must work; the same on this machine,
+# then the installed systemd unit: verified with
 # systemd-analyze and its exact ExecStart=/ExecStop= lines run by hand
 # (CI has no systemd), so a wrong path or option in the unit fails here.
 # The package is removed (purged) at the end, also on failure.
@@ -27,7 +29,7 @@ if dpkg-query -W -f='${Status}' fluxfs 2>/dev/null | grep -q 'ok installed'; the
 	fail "a fluxfs package is installed already; this test would remove it"
 fi
 need_packages dpkg-dev debhelper fakeroot lintian pkgconf libfuse3-dev \
-	liblz4-dev zlib1g-dev check fuse3 systemd
+	liblz4-dev zlib1g-dev check fuse3 systemd debootstrap
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/fluxfs-package.XXXXXX")
 SRC="$T/fluxfs"
@@ -35,6 +37,7 @@ INST=""
 CONF=""
 DAEMON=""
 MP=""
+ROOT=""
 installed=0
 
 cleanup() {
@@ -54,7 +57,17 @@ cleanup() {
 			{ cat "$T/purge.log" >&2; rc=1; }
 	fi
 	[ -n "$MP" ] && is_mounted "$MP" && rc=1
-	is_mounted "$T/mnt" || is_mounted "$T/unit-mnt" || rm -rf "$T"
+	if [ -n "$ROOT" ]; then
+		is_mounted "$ROOT/srv/topics" && fusermount3 -u "$ROOT/srv/topics" 2>/dev/null
+		is_mounted "$ROOT/proc" && umount "$ROOT/proc"
+	fi
+	# Never rm through a mount (the throwaway root's /proc above all).
+	if grep -qs " $T/" /proc/mounts; then
+		echo "FAIL [$TEST_NAME]: mounts left under $T; not removing it" >&2
+		rc=1
+	else
+		rm -rf --one-file-system "$T"
+	fi
 	exit $rc
 }
 trap cleanup EXIT
@@ -110,7 +123,55 @@ lintian --no-tag-display-limit "$T"/fluxfs_*.changes >"$T/lintian.log" 2>&1
 grep -E '^[WI]: ' "$T/lintian.log" | sed 's/^/lintian: /'
 grep -E '^E: ' "$T/lintian.log" && fail "lintian reports errors"
 
-# --- install, mount -t fluxfs, append --------------------------------------
+# --- a throwaway root: apt-get install ./*.deb, mount -t fluxfs ------------
+# debootstrap of the host's release from the host's mirror, kept as a
+# tarball in FLUXFS_TEST_CACHE so a second run starts in seconds.
+. /etc/os-release
+suite=${VERSION_CODENAME:-bookworm}
+mirror=$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null |
+	grep -v security | head -n 1)
+[ -n "$mirror" ] || mirror=$(awk '$1 == "deb" && $0 !~ /security/ { print $2; exit }' \
+	/etc/apt/sources.list 2>/dev/null)
+[ -n "$mirror" ] || mirror=http://deb.debian.org/debian
+CACHE=${FLUXFS_TEST_CACHE:-/var/cache/fluxfs-tests}
+BASE="$CACHE/$suite-minbase.tar"
+ROOT="$T/root"
+mkdir -p "$ROOT" "$CACHE"
+if [ -s "$BASE" ]; then
+	tar -C "$ROOT" -xf "$BASE" || fail "cannot unpack $BASE"
+else
+	log "debootstrap --variant=minbase $suite ($mirror)"
+	debootstrap --variant=minbase "$suite" "$ROOT" "$mirror" >"$T/debootstrap.log" 2>&1 ||
+		{ tail -n 20 "$T/debootstrap.log" >&2; fail "debootstrap $suite from $mirror"; }
+	tar -C "$ROOT" -cf "$BASE.tmp" . && mv "$BASE.tmp" "$BASE"
+fi
+for p in fuse3 libfuse3-3 fluxfs; do
+	chroot "$ROOT" dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' &&
+		fail "the throwaway root has $p already: the install proves nothing"
+done
+mount -t proc proc "$ROOT/proc" || fail "mount /proc in the throwaway root"
+[ -e "$ROOT/dev/fuse" ] || mknod -m 666 "$ROOT/dev/fuse" c 10 229 || fail "mknod /dev/fuse"
+cp "$DEB" "$ROOT/tmp/" || fail "copy the package into the throwaway root"
+log "throwaway root: apt-get install ./$(basename "$DEB")"
+chroot "$ROOT" sh -c "apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+	apt-get install -y -q ./tmp/$(basename "$DEB")" >"$T/root-install.log" 2>&1 ||
+	{ tail -n 20 "$T/root-install.log" >&2; fail "apt-get install in the throwaway root"; }
+out=$(chroot "$ROOT" sh -c 'set -e
+	mkdir -p /srv/topics /var/lib/fluxfs
+	mount -t fluxfs /var/lib/fluxfs /srv/topics
+	mkdir /srv/topics/t
+	echo "fresh root appends" >> /srv/topics/t/0
+	cat /srv/topics/t/0
+	fluxctl stat /srv/topics >/dev/null
+	fusermount3 -u /srv/topics' 2>&1) || fail "mount -t fluxfs in the throwaway root: $out"
+assert_eq "fresh root appends" "$out" "read back in the throwaway root"
+wait_for 10 bash -c "! pgrep -f '^/usr/bin/fluxfs .*/var/lib/fluxfs /srv/topics' >/dev/null" ||
+	fail "the throwaway root's daemon did not exit after unmount"
+assert_eq "fresh root appends" "$(cat "$ROOT"/var/lib/fluxfs/t/0/*.log)" \
+	"the line is in the throwaway root's data directory"
+umount "$ROOT/proc" || fail "umount the throwaway root's /proc"
+
+# --- install on this machine, mount -t fluxfs, append ----------------------
 # tests/mount/ctl_mount.sh puts its own /sbin/mount.fluxfs in place for a
 # while: one at a time (the lock is released when this shell exits, after
 # the purge).
