@@ -10,6 +10,10 @@
 command -v mount >/dev/null || { echo "SKIP: no mount(8)"; exit 77; }
 HELPER=/sbin/mount.fluxfs
 INSTALLED=0
+# tests/ops/package.sh installs (and purges) the packaged helper at the
+# same path: one at a time.
+exec {HELPER_LOCK}>/run/lock/fluxfs-mount-helper.lock
+flock -w 300 "$HELPER_LOCK" || { echo "FAIL: waited 300 s for the mount helper lock" >&2; exit 1; }
 DAEMON=""
 
 ctl_cleanup() {
