@@ -695,11 +695,6 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
-	/* As ext4's lookup does past its NAME_MAX. */
-	if (strlen(name) > REGISTRY_NAME_MAX) {
-		fuse_reply_err(req, ENAMETOOLONG);
-		return;
-	}
 	ret = registry_lookup(fs.reg, dir, name, &n);
 	if (ret < 0) {
 		fuse_reply_err(req, -ret);

@@ -863,6 +863,13 @@ int registry_lookup(struct registry *reg, struct node *dir, const char *name,
 {
 	struct node *n;
 
+	/* As ext4's lookup answers past its NAME_MAX; logged like every
+	 * refused name. */
+	if (strlen(name) > REGISTRY_NAME_MAX && dir->kind != NODE_PARTITION) {
+		log_refused_name(dir->kind == NODE_ROOT ? "topic" : "partition",
+				 name, -ENAMETOOLONG);
+		return -ENAMETOOLONG;
+	}
 	pthread_rwlock_rdlock(&reg->lock);
 	n = dir->kind == NODE_PARTITION || dir->removed ? NULL
 							: child_find(dir, name);
