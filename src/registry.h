@@ -154,10 +154,13 @@ void registry_maint_stop(struct registry *reg);
 /* Inode number -> node (NULL for control-file inodes). */
 struct node *registry_node(struct registry *reg, uint64_t ino);
 uint64_t registry_ino(struct registry *reg, const struct node *n);
-/* Check a topic (is_topic) or partition name: 0 or -EINVAL. */
+/* Check a topic (is_topic) or partition name: 0, -ENAMETOOLONG past
+ * REGISTRY_NAME_MAX, or -EINVAL. */
 int registry_check_name(const char *name, int is_topic);
 
-/* Namespace operations.  Those returning a node add one lookup count. */
+/* Namespace operations.  Those returning a node add one lookup count.
+ * registry_lookup: -ENAMETOOLONG (logged) for a name past
+ * REGISTRY_NAME_MAX, -ENOENT if there is none. */
 int registry_lookup(struct registry *reg, struct node *dir, const char *name,
 		    struct node **out);
 void registry_forget(struct registry *reg, struct node *n, uint64_t nlookup);
