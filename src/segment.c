@@ -1247,6 +1247,9 @@ accept:
 	}
 	s->synced = 1;
 	if (!compressed) {
+		atomic_store(&s->log_short,
+			     s->disk_bytes < atomic_load(&s->end_byte) -
+						     s->base_byte);
 		/* never map past the end of a .log cut short on the disk:
 		 * touching such a page would raise SIGBUS */
 		s->lmap_len =
@@ -1333,6 +1336,9 @@ int segment_appendv(struct segment *s, const struct iovec *iov, int iovcnt,
 	s->next_offset = ents[n - 1].offset + ents[n - 1].count;
 	s->disk_bytes = log_len + len;
 	s->synced = sync;
+	/* The file now reaches past every entry (a short .log's missing
+	 * bytes became a hole of zeros, which reads as damage). */
+	atomic_store_explicit(&s->log_short, 0, memory_order_release);
 	atomic_store_explicit(&s->nentries, old_n + n, memory_order_release);
 	atomic_store_explicit(&s->end_byte, old_end + len,
 			      memory_order_release);
@@ -1505,7 +1511,8 @@ ssize_t segment_pread(const struct segment *s, void *buf, size_t len,
 
 	if (s->lmap && rel + len <= s->lmap_len &&
 	    pos + len <=
-		    atomic_load_explicit(&s->end_byte, memory_order_acquire)) {
+		    atomic_load_explicit(&s->end_byte, memory_order_acquire) &&
+	    !atomic_load_explicit(&s->log_short, memory_order_acquire)) {
 		memcpy(buf, (const char *)s->lmap + rel, len);
 		return (ssize_t)len;
 	}
@@ -1520,7 +1527,8 @@ const void *segment_peek(const struct segment *s, uint64_t pos, size_t len)
 
 	if (!s->lmap || rel + len > s->lmap_len ||
 	    pos + len >
-		    atomic_load_explicit(&s->end_byte, memory_order_acquire))
+		    atomic_load_explicit(&s->end_byte, memory_order_acquire) ||
+	    atomic_load_explicit(&s->log_short, memory_order_acquire))
 		return NULL;
 	return (const char *)s->lmap + rel;
 }

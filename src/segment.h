@@ -98,6 +98,11 @@ struct segment {
 	int synced;	     /* data and index known on stable storage */
 	int busy;	     /* being compressed */
 	int nocompress;	     /* compression refused (bad CRC found) */
+	atomic_int log_short; /* the .log held less than its entries at open
+			       * (damage kept below the recovery point):
+			       * the mapping is not read, since touching a
+			       * page past the file's end raises SIGBUS,
+			       * until an append extends the file */
 	uint64_t lost_msgs;  /* in SEG_F_LOST entries (from the header) */
 	uint64_t lost_bytes;
 	int readonly;	     /* the raw .log could be opened read-only only
