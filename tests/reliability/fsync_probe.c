@@ -1,13 +1,15 @@
 /*
- * fsync_probe.c - the sticky-fsync check of the fault suite: two handles
+ * fsync_probe.c - the failed-fsync check of the fault suite: two handles
  * on one partition each append a line (so both hold unflushed data), then
- * handle A fsyncs, handle B fsyncs, and A fsyncs again.  Prints
+ * handle A fsyncs, handle B fsyncs, A fsyncs again, B fsyncs again.
+ * Prints
  *
- *   a=RESULT b=RESULT a2=RESULT
+ *   a=RESULT b=RESULT a2=RESULT b2=RESULT
  *
  * where RESULT is "ok" or the errno number.  After an injected failure of
- * A's fsync, B's and A's later ones must fail too: a success would tell a
- * writer its data is safe when the failed sync may have lost it.
+ * A's fsync (a data sync: both lines may be lost), B's fsync must fail
+ * too, its line was in that flush; each handle is told once, so the
+ * second fsyncs succeed: the partition is back in service.
  * Exit status 0 if the probe ran, 2 if the setup (open, write) failed.
  *
  *   fsync_probe FILE
@@ -49,6 +51,7 @@ int main(int argc, char **argv)
 	show("a", a);
 	show(" b", b);
 	show(" a2", a);
+	show(" b2", b);
 	printf("\n");
 	close(a);
 	close(b);
