@@ -48,12 +48,12 @@ struct partition {
 	_Atomic uint64_t next_offset, end_byte;	   /* written under lock */
 	_Atomic int64_t last_ts;
 	_Atomic uint64_t flushed_byte; /* written under lock */
-	uint64_t flushed_offset; /* message at flushed_byte; lock */
+	uint64_t flushed_offset;       /* message at flushed_byte; lock */
 	uint64_t first_base_byte;      /* of segs[0]; protected by lock */
 	uint64_t state_rp;     /* recovery point on disk; protected by lock */
 	int64_t last_flush_ms; /* protected by lock */
-	int flush_err; /* the last flush's failure, to log changes only;
-			* protected by lock */
+	int flush_err;	       /* the last flush's failure, to log changes only;
+				* protected by lock */
 	struct partition_loss *losses; /* recorded losses; protected by lock */
 	uint64_t nlisted;	       /* entries in losses; lock */
 	_Atomic uint64_t nlosses;      /* written under lock */
@@ -1009,8 +1009,7 @@ static int flush_begin(struct partition *p, struct flush_item **items,
 
 /* The disk wait of a flush; needs no lock.  Stops at the first failure
  * and notes in job which file it was. */
-static int flush_sync(const struct flush_item *it, int n,
-		      struct flush_job *job)
+static int flush_sync(const struct flush_item *it, int n, struct flush_job *job)
 {
 	int i, ret = 0;
 
@@ -1133,8 +1132,8 @@ static int flush_mark(struct partition *p, struct flush_item *it, int n,
  * fdatasyncs and the state write.  A failure is logged when the partition
  * starts failing and when it works again, not at every retry (a loss was
  * logged by record_loss). */
-static int flush_done(struct partition *p, const struct flush_job *job,
-		      int ret, int64_t t0)
+static int flush_done(struct partition *p, const struct flush_job *job, int ret,
+		      int64_t t0)
 {
 	metrics_add(&p->m, flush_ns_total, (uint64_t)(now_ns() - t0));
 	if (ret < 0) {
@@ -1227,7 +1226,8 @@ int partition_lost(struct partition *p, uint64_t from, uint64_t to,
 		return 0; /* the common case: no lock */
 	pthread_mutex_lock(&p->lock);
 	for (i = 0; i < p->nlisted && !ret; i++) {
-		if (p->losses[i].from_byte < to && from < p->losses[i].to_byte) {
+		if (p->losses[i].from_byte < to &&
+		    from < p->losses[i].to_byte) {
 			*out = p->losses[i];
 			ret = 1;
 		}

@@ -67,7 +67,7 @@ struct partition_info {
 	int64_t first_ts;       /* append time of the first retained message; -1 if none */
 	int64_t last_ts;        /* append time of the last message; -1 if none */
 	uint64_t flushed_byte;  /* everything below is on stable storage */
-	uint64_t losses;	/* data flushes that failed (see partition_lost) */
+	uint64_t losses; /* data flushes that failed (see partition_lost) */
 	struct partition_loss last_loss; /* the latest, if losses > 0 */
 };
 

@@ -100,16 +100,15 @@ int xattr_format_info(const struct partition_info *info, enum xattr_info key,
 		if (!info->losses)
 			n = snprintf(buf, size, "none");
 		else
-			n = snprintf(buf, size,
-				     "count=%llu bytes=%llu-%llu "
-				     "offsets=%llu-%llu",
-				     (unsigned long long)info->losses,
-				     (unsigned long long)info->last_loss.from_byte,
-				     (unsigned long long)info->last_loss.to_byte,
-				     (unsigned long long)
-					     info->last_loss.from_offset,
-				     (unsigned long long)
-					     info->last_loss.to_offset);
+			n = snprintf(
+				buf, size,
+				"count=%llu bytes=%llu-%llu "
+				"offsets=%llu-%llu",
+				(unsigned long long)info->losses,
+				(unsigned long long)info->last_loss.from_byte,
+				(unsigned long long)info->last_loss.to_byte,
+				(unsigned long long)info->last_loss.from_offset,
+				(unsigned long long)info->last_loss.to_offset);
 		return n < 0 || (size_t)n >= size ? -ERANGE : n;
 	case XATTR_START_OFFSET:
 		v = info->start_offset;

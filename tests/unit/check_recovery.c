@@ -3,10 +3,10 @@
  * tails, an .idx longer than its data, missing indexes, a corrupted sealed
  * batch, a crash in the middle of compression; ENOSPC and EIO injected at
  * every write step (through a private io_ops table); a failed flush
- * reported once, not sticky; a clean open that reads no data; and a crash simulation in the
- * SQLite manner that drops, keeps or garbles unsynced writes, over many
- * seeds, then checks that everything a successful flush acknowledged is
- * intact and nothing partial is visible.
+ * reported once, not sticky; a clean open that reads no data; and a crash
+ * simulation in the SQLite manner that drops, keeps or garbles unsynced writes,
+ * over many seeds, then checks that everything a successful flush acknowledged
+ * is intact and nothing partial is visible.
  */
 #include <errno.h>
 #include <stddef.h>
