@@ -1195,14 +1195,22 @@ static void note_written(struct handle *h, uint64_t pos, size_t len)
 	h->nwrote++;
 }
 
+/* Where h's appends end so far (h->lock held). */
+static uint64_t written_end(const struct handle *h)
+{
+	return h->nwrote ? h->wrote[h->nwrote - 1].to : 0;
+}
+
 /* Report, once, that bytes h appended were in a flush that failed (h->lock
- * held): -EIO and a log line naming them, else 0.  settled: a flush has
- * just returned 0, so everything h appended is durable or recorded as
- * lost, and h's ranges are done with. */
-static int take_loss(struct handle *h, int settled)
+ * held): -EIO and a log line naming them, else 0.  settled: a flush that
+ * began when h's appends ended at mark has returned 0, so everything
+ * below mark is durable or recorded as lost.  Either way what lies below
+ * mark is done with; appends h made since (a concurrent write on the same
+ * open file) are kept for the next check. */
+static int take_loss(struct handle *h, int settled, uint64_t mark)
 {
 	struct partition_loss l;
-	int i, lost = 0;
+	int i, k, lost = 0;
 
 	for (i = 0; i < h->nwrote && !lost; i++)
 		lost = partition_lost(h->n->part, h->wrote[i].from,
@@ -1218,8 +1226,16 @@ static int take_loss(struct handle *h, int settled)
 			 (unsigned long long)l.to_byte,
 			 h->n->parent ? h->n->parent->name : "?", h->n->name);
 	}
-	if (lost || settled)
-		h->nwrote = 0;
+	if (!lost && !settled)
+		return 0;
+	for (i = k = 0; i < h->nwrote; i++) {
+		if (h->wrote[i].to <= mark)
+			continue;
+		h->wrote[k].from =
+			h->wrote[i].from > mark ? h->wrote[i].from : mark;
+		h->wrote[k++].to = h->wrote[i].to;
+	}
+	h->nwrote = k;
 	return lost ? -EIO : 0;
 }
 
@@ -1336,7 +1352,7 @@ static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		if (ret < 0)
 			writer_error(h->n, "flush of a partial line", ret);
 		else /* a loss already found (only fsync waits for disks) */
-			ret = take_loss(h, 0);
+			ret = take_loss(h, 0, UINT64_MAX);
 		pthread_mutex_unlock(&h->lock);
 	}
 	reply_write_or_err(req, 0, -ret);
@@ -1355,14 +1371,20 @@ static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		     struct fuse_file_info *fi)
 {
 	struct handle *h = H(fi);
+	uint64_t mark = 0;
 	int ret = 0, r;
 
 	count_request();
 	if (h->n && h->n->part) {
+		if (h->kind == H_WRITER) {
+			pthread_mutex_lock(&h->lock);
+			mark = written_end(h);
+			pthread_mutex_unlock(&h->lock);
+		}
 		ret = partition_flush(h->n->part);
 		if (h->kind == H_WRITER) {
 			pthread_mutex_lock(&h->lock);
-			r = take_loss(h, ret == 0);
+			r = take_loss(h, ret == 0, mark);
 			pthread_mutex_unlock(&h->lock);
 			if (r < 0)
 				ret = r;

@@ -966,6 +966,7 @@ struct flush_job {
 	uint64_t end, end_offset;
 	int failed_item; /* the item whose sync failed, or -1 */
 	int data_failed; /* ... and it was its .log's (else its .idx's) */
+	int lost;	 /* a loss was recorded (and logged) */
 };
 
 /* Begin a flush (caller holds p->lock): note the end to make durable and
@@ -986,6 +987,7 @@ static int flush_begin(struct partition *p, struct flush_item **items,
 	job->end_offset = atomic_load(&p->next_offset);
 	job->failed_item = -1;
 	job->data_failed = 0;
+	job->lost = 0;
 	if (atomic_load(&p->flushed_byte) == job->end &&
 	    p->state_rp == job->end)
 		return 0;
@@ -1056,8 +1058,7 @@ static void unverify_from(struct partition *p, uint64_t from)
  * range as settled so that later flushes cover only newer appends.
  * Returns -EIO, or the sync's error when the flush covered no data
  * (only partition.state was behind): nothing to lose then. */
-static int record_loss(struct partition *p, const struct flush_job *job,
-		       int err)
+static int record_loss(struct partition *p, struct flush_job *job, int err)
 {
 	struct partition_loss l, *grown;
 	char path[512];
@@ -1068,7 +1069,7 @@ static int record_loss(struct partition *p, const struct flush_job *job,
 		return err;
 	l.from_offset = p->flushed_offset;
 	l.to_offset = job->end_offset;
-	grown = realloc(p->losses, (p->nlosses + 1) * sizeof(*grown));
+	grown = realloc(p->losses, (p->nlisted + 1) * sizeof(*grown));
 	if (grown) {
 		p->losses = grown;
 		p->losses[p->nlisted++] = l;
@@ -1086,6 +1087,7 @@ static int record_loss(struct partition *p, const struct flush_job *job,
 	unverify_from(p, l.from_byte);
 	atomic_store(&p->flushed_byte, job->end);
 	p->flushed_offset = job->end_offset;
+	job->lost = 1;
 	return -EIO;
 }
 
@@ -1094,7 +1096,7 @@ static int record_loss(struct partition *p, const struct flush_job *job,
  * 1 with *st filled when partition.state needs the new recovery point, or
  * 0 when it has it already. */
 static int flush_mark(struct partition *p, struct flush_item *it, int n,
-		      const struct flush_job *job, int ret, struct pstate *st)
+		      struct flush_job *job, int ret, struct pstate *st)
 {
 	int i, r;
 
@@ -1137,7 +1139,7 @@ static int flush_done(struct partition *p, const struct flush_job *job, int ret,
 {
 	metrics_add(&p->m, flush_ns_total, (uint64_t)(now_ns() - t0));
 	if (ret < 0) {
-		if (!p->flush_err && !(job->data_failed && ret == -EIO))
+		if (!p->flush_err && !job->lost)
 			diag_err("cannot flush '%s': %s (retrying)", p->name,
 				 strerror(-ret));
 		p->flush_err = ret;
