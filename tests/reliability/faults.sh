@@ -16,8 +16,9 @@
 #     the line count, and fluxctl verify DATA exits 0.
 # Then the failed-fsync probe: two handles with unflushed data on one
 # partition, the first fsync fails (an injected fdatasync EIO): the other
-# handle's fsync fails too (its line was in that flush), each handle's
-# second fsync succeeds (told once; the partition is back in service),
+# handle's fsync and a third one's close fail too (their lines were in
+# that flush), each handle's second fsync succeeds (told once; the
+# partition is back in service), a later writer's fsync succeeds,
 # the loss is in user.fluxfs.lost and .metrics, and the daemon exits 0.
 # FAULT_ROUNDS (default 8) for soak runs.  The faults injected are read
 # from the daemon's exit line "fault injection: N faults injected".
@@ -124,16 +125,16 @@ next0=$(getfattr --absolute-names --only-values -n user.fluxfs.next_offset "$MNT
 probe=$("$FSYNC_PROBE" "$MNT/t/0") || fail "fsync_probe: $probe"
 log "failed fsync probe: $probe"
 case $probe in
-"a=5 b=5 a2=ok b2=ok") ;;
+"a=5 b=5 a2=ok b2=ok c_close=5 d=ok") ;;
 "a=ok"*) fail "the injected fsync failure did not reach the first fsync ($probe)" ;;
-"a=5 b=ok"*) fail "a handle whose line was in the failed flush was told it is safe: $probe" ;;
-*) fail "wanted a=5 b=5 a2=ok b2=ok (each handle told once, then back in service), got: $probe" ;;
+*) fail "wanted a=5 b=5 a2=ok b2=ok c_close=5 d=ok (each handle that wrote into the failed flush told once, then back in service), got: $probe" ;;
 esac
-# Exactly the two probe lines, reported as lost: bytes and offsets.
-xassert "$MNT/t/0" lost "count=1 bytes=$size0-$((size0 + 16)) offsets=$next0-$((next0 + 2))" "the loss the failed flush covered"
+# Exactly the three lines appended before the failed flush are reported
+# lost: bytes and offsets.
+xassert "$MNT/t/0" lost "count=1 bytes=$size0-$((size0 + 24)) offsets=$next0-$((next0 + 3))" "the loss the failed flush covered"
 grep -q '^fluxfs_data_losses_total{.*} 1$' "$MNT/.metrics" ||
 	fail "no data loss counted in .metrics: $(grep data_losses "$MNT/.metrics")"
-grep -q '^fluxfs_lost_bytes_total{.*} 16$' "$MNT/.metrics" ||
+grep -q '^fluxfs_lost_bytes_total{.*} 24$' "$MNT/.metrics" ||
 	fail "lost bytes in .metrics: $(grep lost_bytes "$MNT/.metrics")"
 echo after-probe >>"$MNT/t/0" || fail "append after the failed flush"
 sync "$MNT/t/0" || fail "fsync after the failed flush (no remount)"
