@@ -1539,10 +1539,11 @@ collected:
 				  p->name);
 		p->maint_err = ret;
 		ret = partition_compress_one(p->part);
-		if (ret < 0)
+		if (ret < 0 && ret != p->compress_err)
 			diag_err("cannot compress a segment of partition '%s': "
-				 "%s",
+				 "%s (retrying)",
 				 p->name, strerror(-ret));
+		p->compress_err = ret < 0 ? ret : 0;
 		m = partition_metrics(p->part);
 		v = metrics_get(m, segments_deleted);
 		if (v != p->seen_segments_deleted) {
