@@ -43,6 +43,9 @@
 #define DRAIN_SECONDS 2
 /* A node's follow-view inode: nodes are malloc'ed, so bit 0 is free. */
 #define FOLLOW_BIT 1u
+/* Unsettled ranges a writer handle tracks exactly; past that the last
+ * two merge, which can only report a loss too many, never one too few. */
+#define WROTE_RANGES 4
 
 enum handle_kind { H_READER, H_WRITER, H_FOLLOW, H_METRICS, H_DIR };
 
@@ -54,6 +57,12 @@ struct handle {
 	int holding;	      /* counted in n->held_handles (lock) */
 	uint64_t held_pos;    /* write-through: where the kernel put the
 			       * held bytes (protected by lock) */
+	/* Byte ranges this handle appended that no fsync has settled yet:
+	 * a later-found loss in them is this handle's to report (lock). */
+	struct {
+		uint64_t from, to;
+	} wrote[WROTE_RANGES];
+	int nwrote;
 	pthread_mutex_t lock; /* orders this handle's writes and flushes */
 	struct framer fr;     /* protected by lock */
 	char *buf;	      /* metrics / directory snapshot */
@@ -1268,6 +1277,68 @@ static void wt_diverged(struct node *n, uint64_t at, uint64_t end)
 		notifier_queue(fs.nt, registry_ino(fs.reg, n), PAGE_OF(from));
 }
 
+/* h appended [pos, pos+len) (h->lock held). */
+static void note_written(struct handle *h, uint64_t pos, size_t len)
+{
+	int k = h->nwrote;
+
+	if (k && h->wrote[k - 1].to == pos) {
+		h->wrote[k - 1].to = pos + len;
+		return;
+	}
+	if (k == WROTE_RANGES) {
+		h->wrote[k - 2].to = h->wrote[k - 1].to;
+		k = --h->nwrote;
+	}
+	h->wrote[k].from = pos;
+	h->wrote[k].to = pos + len;
+	h->nwrote++;
+}
+
+/* Where h's appends end so far (h->lock held). */
+static uint64_t written_end(const struct handle *h)
+{
+	return h->nwrote ? h->wrote[h->nwrote - 1].to : 0;
+}
+
+/* Report, once, that bytes h appended were in a flush that failed (h->lock
+ * held): -EIO and a log line naming them, else 0.  settled: a flush that
+ * began when h's appends ended at mark has returned 0, so everything
+ * below mark is durable or recorded as lost.  Either way what lies below
+ * mark is done with; appends h made since (a concurrent write on the same
+ * open file) are kept for the next check. */
+static int take_loss(struct handle *h, int settled, uint64_t mark)
+{
+	struct partition_loss l;
+	int i, k, lost = 0;
+
+	for (i = 0; i < h->nwrote && !lost; i++)
+		lost = partition_lost(h->n->part, h->wrote[i].from,
+				      h->wrote[i].to, &l);
+	if (lost) {
+		atomic_fetch_add_explicit(&fs.writer_errors, 1,
+					  memory_order_relaxed);
+		diag_err("messages %llu-%llu (bytes %llu-%llu) of '%s/%s' "
+			 "were in a flush that failed: reporting EIO",
+			 (unsigned long long)l.from_offset,
+			 (unsigned long long)l.to_offset,
+			 (unsigned long long)l.from_byte,
+			 (unsigned long long)l.to_byte,
+			 h->n->parent ? h->n->parent->name : "?", h->n->name);
+	}
+	if (!lost && !settled)
+		return 0;
+	for (i = k = 0; i < h->nwrote; i++) {
+		if (h->wrote[i].to <= mark)
+			continue;
+		h->wrote[k].from =
+			h->wrote[i].from > mark ? h->wrote[i].from : mark;
+		h->wrote[k++].to = h->wrote[i].to;
+	}
+	h->nwrote = k;
+	return lost ? -EIO : 0;
+}
+
 /* Append h's batch of count messages (PARTITION_ANY_COUNT) at the end,
  * which must be expect (PARTITION_ANY_END: anywhere).  A write-through
  * handle's batch should land at at, where the kernel put it; if the log's
@@ -1278,25 +1349,34 @@ static int append_batch(struct handle *h, const struct iovec *iov, int iovcnt,
 {
 	struct partition *p = h->n->part;
 	struct partition_info info;
-	int ret;
+	uint64_t pos;
+	size_t len = 0;
+	int ret, i;
 
-	if (!h->cached)
-		return partition_appendv(p, iov, iovcnt, count,
-					 registry_now_ms(), expect, NULL, NULL);
+	for (i = 0; i < iovcnt; i++)
+		len += iov[i].iov_len;
+	if (!h->cached) {
+		ret = partition_appendv(p, iov, iovcnt, count,
+					registry_now_ms(), expect, NULL, &pos);
+		goto out;
+	}
 	appending_wt = 1;
 	/* With at unknown, expect pins the batch where the kernel put it. */
 	ret = partition_appendv(p, iov, iovcnt, count, registry_now_ms(),
 				at == PARTITION_ANY_END ? expect : at, NULL,
-				NULL);
+				&pos);
 	if (ret == -EPERM && at != PARTITION_ANY_END) {
 		partition_get_info(p, &info);
 		ret = partition_appendv(p, iov, iovcnt, count,
 					registry_now_ms(), PARTITION_ANY_END,
-					NULL, NULL);
+					NULL, &pos);
 		if (ret >= 0)
 			wt_diverged(h->n, at, info.end_byte);
 	}
 	appending_wt = 0;
+out:
+	if (ret >= 0)
+		note_written(h, pos, len);
 	return ret;
 }
 
@@ -1369,9 +1449,11 @@ static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		held_lock(h);
 		ret = flush_pending(h);
 		held_unlock(h);
-		pthread_mutex_unlock(&h->lock);
 		if (ret < 0)
 			writer_error(h->n, "flush of a partial line", ret);
+		else /* a loss already found (only fsync waits for disks) */
+			ret = take_loss(h, 0, UINT64_MAX);
+		pthread_mutex_unlock(&h->lock);
 	}
 	reply_write_or_err(req, 0, -ret);
 }
@@ -1389,11 +1471,24 @@ static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		     struct fuse_file_info *fi)
 {
 	struct handle *h = H(fi);
-	int ret = 0;
+	uint64_t mark = 0;
+	int ret = 0, r;
 
 	count_request();
 	if (h->n && h->n->part) {
+		if (h->kind == H_WRITER) {
+			pthread_mutex_lock(&h->lock);
+			mark = written_end(h);
+			pthread_mutex_unlock(&h->lock);
+		}
 		ret = partition_flush(h->n->part);
+		if (h->kind == H_WRITER) {
+			pthread_mutex_lock(&h->lock);
+			r = take_loss(h, ret == 0, mark);
+			pthread_mutex_unlock(&h->lock);
+			if (r < 0)
+				ret = r;
+		}
 		if (ret < 0)
 			writer_error(h->n, "fsync", ret);
 	}
@@ -1441,10 +1536,12 @@ static int do_write(struct handle *h, const char *buf, size_t size, off_t off)
 		 * before off. */
 		at = (uint64_t)off >= held ? (uint64_t)off - held : 0;
 	}
+	/* A write that fails changes nothing, the held bytes included:
+	 * the write() that gave them returned their count, so they are
+	 * stored at the flush or close like any partial line (dropping
+	 * them here lost bytes already acknowledged). */
 	ret = framer_plan(&h->fr, buf, size, atomic_load(&n->max_message),
 			  &plan);
-	if (ret == -EMSGSIZE && plan.drop_pending)
-		framer_clear(&h->fr);
 	if (ret < 0)
 		return ret;
 	if (plan.batch_len) {

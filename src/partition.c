@@ -48,10 +48,15 @@ struct partition {
 	_Atomic uint64_t next_offset, end_byte;	   /* written under lock */
 	_Atomic int64_t last_ts;
 	_Atomic uint64_t flushed_byte; /* written under lock */
+	uint64_t flushed_offset;       /* message at flushed_byte; lock */
 	uint64_t first_base_byte;      /* of segs[0]; protected by lock */
 	uint64_t state_rp;     /* recovery point on disk; protected by lock */
 	int64_t last_flush_ms; /* protected by lock */
-	int flush_err;	       /* sticky fsync failure; protected by lock */
+	int flush_err;	       /* the last flush's failure, to log changes only;
+				* protected by lock */
+	struct partition_loss *losses; /* recorded losses; protected by lock */
+	uint64_t nlisted;	       /* entries in losses; lock */
+	_Atomic uint64_t nlosses;      /* written under lock */
 	struct config cfg;     /* protected by lock */
 	int dfd;
 	char *name; /* for diagnostics; protected by lock */
@@ -334,6 +339,7 @@ static void partition_free(struct partition *p)
 	free(p->segs);
 	free(p->plan);
 	free(p->cache_buf);
+	free(p->losses);
 	io_close(p->dfd);
 	pthread_mutex_destroy(&p->lock);
 	pthread_rwlock_destroy(&p->seglock);
@@ -719,6 +725,9 @@ out:
 	return ret;
 }
 
+static int byte_to_offset_locked(struct partition *p, uint64_t byte,
+				 uint64_t *offset, uint64_t *msg_start);
+
 /* Open dirfd/name and recover it. */
 int partition_open(int dirfd, const char *name, const struct config *cfg,
 		   int64_t now_ms, struct partition **out,
@@ -729,7 +738,7 @@ int partition_open(int dirfd, const char *name, const struct config *cfg,
 	struct segment *s, *last;
 	struct pstate st = {0, 0, 0, 0};
 	int dfd, ret, have_state, head_lost = 0;
-	uint64_t end, start_off, start_byte;
+	uint64_t end, start_off, start_byte, msg_start;
 	uint32_t i, n;
 
 	if (!rec)
@@ -798,6 +807,14 @@ int partition_open(int dirfd, const char *name, const struct config *cfg,
 	atomic_store(&p->flushed_byte, have_state && st.recovery_point < end
 					       ? st.recovery_point
 					       : (have_state ? end : 0));
+	/* Named in a loss report, should the next flush fail. */
+	p->flushed_offset = atomic_load(&p->flushed_byte) == end
+				    ? last->next_offset
+				    : atomic_load(&p->start_offset);
+	if (atomic_load(&p->flushed_byte) > start_byte &&
+	    atomic_load(&p->flushed_byte) < end)
+		byte_to_offset_locked(p, atomic_load(&p->flushed_byte),
+				      &p->flushed_offset, &msg_start);
 	p->last_flush_ms = now_ms;
 	p->state_rp = have_state ? st.recovery_point : 0;
 	if (rec->truncated_bytes || rec->dropped_entries ||
@@ -975,8 +992,10 @@ int partition_appendv(struct partition *p, const struct iovec *iov, int iovcnt,
 	atomic_store_explicit(&p->end_byte, end + len, memory_order_release);
 	/* fdatasync covered the whole active file; older segments count
 	 * only if they were flushed already */
-	if (sync && atomic_load(&p->flushed_byte) >= a->base_byte)
+	if (sync && atomic_load(&p->flushed_byte) >= a->base_byte) {
 		atomic_store(&p->flushed_byte, end + len);
+		p->flushed_offset = first + msgs;
+	}
 	metrics_add(&p->m, bytes_appended, len);
 	metrics_add(&p->m, messages_appended, msgs);
 	metrics_add(&p->m, batches_appended, 1);
@@ -1034,6 +1053,7 @@ int partition_set_start_byte(struct partition *p, uint64_t start_byte)
 	atomic_store(&p->start_byte, start_byte);
 	atomic_store(&p->end_byte, start_byte);
 	atomic_store(&p->flushed_byte, start_byte);
+	p->flushed_offset = 0;
 out:
 	pthread_mutex_unlock(&p->lock);
 	pthread_mutex_unlock(&p->state_lock);
@@ -1048,13 +1068,22 @@ struct flush_item {
 	int sealed;
 };
 
+/* What a flush is about: the end (bytes, messages) to make durable and,
+ * when its sync fails, which file failed. */
+struct flush_job {
+	uint64_t end, end_offset;
+	int failed_item; /* the item whose sync failed, or -1 */
+	int data_failed; /* ... and it was its .log's (else its .idx's) */
+	int lost;	 /* a loss was recorded (and logged) */
+};
+
 /* Begin a flush (caller holds p->lock): note the end to make durable and
  * the segments holding unsynced data, and pin them so that retention or a
  * compression swap cannot close their descriptors while the fdatasyncs run
  * without the lock.  Returns the number of items, 0 when nothing is
  * unsynced, or -errno (*items is then NULL). */
 static int flush_begin(struct partition *p, struct flush_item **items,
-		       uint64_t *end)
+		       struct flush_job *job)
 {
 	struct flush_item *it;
 	struct segment *s;
@@ -1062,10 +1091,13 @@ static int flush_begin(struct partition *p, struct flush_item **items,
 	int n = 0;
 
 	*items = NULL;
-	*end = atomic_load(&p->end_byte);
-	if (p->flush_err)
-		return -EIO;
-	if (atomic_load(&p->flushed_byte) == *end && p->state_rp == *end)
+	job->end = atomic_load(&p->end_byte);
+	job->end_offset = atomic_load(&p->next_offset);
+	job->failed_item = -1;
+	job->data_failed = 0;
+	job->lost = 0;
+	if (atomic_load(&p->flushed_byte) == job->end &&
+	    p->state_rp == job->end)
 		return 0;
 	it = malloc(p->nsegs * sizeof(*it));
 	if (!it)
@@ -1085,17 +1117,86 @@ static int flush_begin(struct partition *p, struct flush_item **items,
 	return n;
 }
 
-/* The disk wait of a flush; needs no lock. */
-static int flush_sync(const struct flush_item *it, int n)
+/* The disk wait of a flush; needs no lock.  Stops at the first failure
+ * and notes in job which file it was. */
+static int flush_sync(const struct flush_item *it, int n, struct flush_job *job)
 {
 	int i, ret = 0;
 
-	for (i = 0; i < n && ret == 0; i++) {
+	for (i = 0; i < n; i++) {
 		ret = io_fdatasync(it[i].log_fd);
+		job->data_failed = ret < 0;
 		if (ret == 0)
 			ret = io_fdatasync(it[i].idx_fd);
+		if (ret < 0) {
+			job->failed_item = i;
+			break;
+		}
 	}
 	return ret;
+}
+
+/* Forget that the entries of segments holding bytes from on were
+ * verified: their pages may have been dropped, so the next read checks
+ * their CRCs again and fails with EIO rather than return what the disk
+ * holds now.  Whole segments: the index itself is not read here, it may
+ * be what failed (caller holds p->lock, which keeps vstate in place). */
+static void unverify_from(struct partition *p, uint64_t from)
+{
+	struct segment *s;
+	uint32_t i, k, n;
+
+	for (k = 0; k < p->nsegs; k++) {
+		s = p->segs[k];
+		if (s->codec != COMPRESSION_NONE || seg_end(s) <= from)
+			continue;
+		n = seg_n(s);
+		for (i = 0; i < n; i++)
+			if (atomic_load_explicit(&s->vstate[i],
+						 memory_order_relaxed) ==
+			    SEG_V_GOOD)
+				atomic_store_explicit(&s->vstate[i],
+						      SEG_V_UNKNOWN,
+						      memory_order_relaxed);
+	}
+}
+
+/* A data sync failed (caller holds p->lock): whatever the flush covered
+ * may be gone from the disk.  Record it, say it once, and account the
+ * range as settled so that later flushes cover only newer appends.
+ * Returns -EIO, or the sync's error when the flush covered no data
+ * (only partition.state was behind): nothing to lose then. */
+static int record_loss(struct partition *p, struct flush_job *job, int err)
+{
+	struct partition_loss l, *grown;
+	char path[512];
+
+	l.from_byte = atomic_load(&p->flushed_byte);
+	l.to_byte = job->end;
+	if (l.from_byte >= l.to_byte)
+		return err;
+	l.from_offset = p->flushed_offset;
+	l.to_offset = job->end_offset;
+	grown = realloc(p->losses, (p->nlisted + 1) * sizeof(*grown));
+	if (grown) {
+		p->losses = grown;
+		p->losses[p->nlisted++] = l;
+	} /* else counted and logged, not listed */
+	p->nlosses++;
+	metrics_add(&p->m, data_losses, 1);
+	metrics_add(&p->m, lost_bytes, l.to_byte - l.from_byte);
+	part_path(p, path, sizeof(path));
+	diag_err("lost data of '%s': bytes %llu-%llu (offsets %llu-%llu) "
+		 "may not be on stable storage: %s",
+		 path, (unsigned long long)l.from_byte,
+		 (unsigned long long)l.to_byte,
+		 (unsigned long long)l.from_offset,
+		 (unsigned long long)l.to_offset, strerror(-err));
+	unverify_from(p, l.from_byte);
+	atomic_store(&p->flushed_byte, job->end);
+	p->flushed_offset = job->end_offset;
+	job->lost = 1;
+	return -EIO;
 }
 
 /* After the fdatasyncs (caller holds p->lock): mark what became durable
@@ -1103,20 +1204,31 @@ static int flush_sync(const struct flush_item *it, int n)
  * 1 with *st filled when partition.state needs the new recovery point, or
  * 0 when it has it already. */
 static int flush_mark(struct partition *p, struct flush_item *it, int n,
-		      uint64_t end, int ret, struct pstate *st)
+		      struct flush_job *job, int ret, struct pstate *st)
 {
-	int i;
+	int i, r;
 
 	/* A segment sealed before the flush began took no append since;
 	 * the active one may have, so it is synced again next time. */
 	for (i = 0; ret == 0 && i < n; i++)
 		if (it[i].sealed)
 			it[i].seg->synced = 1;
-	if (ret == 0 && p->flush_err)
-		ret = -EIO; /* a concurrent flush failed */
+	if (ret < 0 && job->data_failed) {
+		ret = record_loss(p, job, ret);
+	} else if (ret < 0 && job->failed_item >= 0) {
+		/* The .log is durable, the index is not: it is written
+		 * again from memory and synced by the next flush.  If even
+		 * that fails, the next flush's sync tries it again. */
+		r = segment_rewrite_index(it[job->failed_item].seg);
+		if (r < 0)
+			diag_warn("cannot rewrite the index of '%s': %s",
+				  p->name, strerror(-r));
+	}
 	if (ret == 0) {
-		if (atomic_load(&p->flushed_byte) < end)
-			atomic_store(&p->flushed_byte, end);
+		if (atomic_load(&p->flushed_byte) < job->end) {
+			atomic_store(&p->flushed_byte, job->end);
+			p->flushed_offset = job->end_offset;
+		}
 		state_now(p, st);
 		ret = st->recovery_point > p->state_rp;
 	}
@@ -1127,21 +1239,24 @@ static int flush_mark(struct partition *p, struct flush_item *it, int n,
 }
 
 /* The end of a flush (caller holds p->lock): ret is the result of the
- * fdatasyncs and the state write. */
-static int flush_done(struct partition *p, int ret, int64_t t0)
+ * fdatasyncs and the state write.  A failure is logged when the partition
+ * starts failing and when it works again, not at every retry (a loss was
+ * logged by record_loss). */
+static int flush_done(struct partition *p, const struct flush_job *job, int ret,
+		      int64_t t0)
 {
 	metrics_add(&p->m, flush_ns_total, (uint64_t)(now_ns() - t0));
 	if (ret < 0) {
-		/* The kernel may have dropped the dirty pages: never let a
-		 * later flush claim they reached the disk. */
-		if (!p->flush_err)
-			diag_err("cannot flush '%s': %s", p->name,
+		if (!p->flush_err && !job->lost)
+			diag_err("cannot flush '%s': %s (retrying)", p->name,
 				 strerror(-ret));
-		if (ret != -ENOMEM)
-			p->flush_err = ret;
+		p->flush_err = ret;
 		metrics_add(&p->m, flush_failures, 1);
 		return ret;
 	}
+	if (p->flush_err)
+		diag_info("'%s' flushes again", p->name);
+	p->flush_err = 0;
 	metrics_add(&p->m, flushes, 1);
 	return 0;
 }
@@ -1151,22 +1266,23 @@ static int flush_locked(struct partition *p)
 {
 	int64_t t0 = now_ns();
 	struct flush_item *it;
-	uint64_t end;
+	struct flush_job job;
 	int n;
 
 	struct pstate st;
 	int ret;
 
-	n = flush_begin(p, &it, &end);
+	n = flush_begin(p, &it, &job);
 	if (n < 0 || !it)
 		return n;
-	ret = flush_mark(p, it, n, end, flush_sync(it, n), &st);
+	ret = flush_sync(it, n, &job);
+	ret = flush_mark(p, it, n, &job, ret, &st);
 	if (ret == 1)
 		ret = state_write(p, &st);
-	return flush_done(p, ret, t0);
+	return flush_done(p, &job, ret, t0);
 }
 
-/* fsync data, index, state; sticky failure.  Neither the fdatasyncs nor
+/* fsync data, index, state.  Neither the fdatasyncs nor
  * the state file's write and fsync run under p->lock: holding it stalled
  * every append for the whole disk write (a 1 GiB bulk append took 3.6 s
  * instead of 0.5 s behind a periodic flush).  state_lock keeps flushes
@@ -1176,30 +1292,72 @@ int partition_flush(struct partition *p)
 {
 	int64_t t0 = now_ns();
 	struct flush_item *it;
+	struct flush_job job;
 	struct pstate st;
-	uint64_t end;
 	int n, ret;
 
 	pthread_mutex_lock(&p->state_lock);
 	pthread_mutex_lock(&p->lock);
-	n = flush_begin(p, &it, &end);
+	n = flush_begin(p, &it, &job);
 	pthread_mutex_unlock(&p->lock);
 	if (n < 0 || !it) {
 		pthread_mutex_unlock(&p->state_lock);
 		return n;
 	}
-	ret = flush_sync(it, n);
+	ret = flush_sync(it, n, &job);
 	pthread_mutex_lock(&p->lock);
-	ret = flush_mark(p, it, n, end, ret, &st);
+	ret = flush_mark(p, it, n, &job, ret, &st);
 	pthread_mutex_unlock(&p->lock);
 	if (ret == 1)
 		ret = state_file_write(p->dfd, &st);
 	pthread_mutex_lock(&p->lock);
 	if (ret == 0 && st.recovery_point > p->state_rp)
 		p->state_rp = st.recovery_point;
-	ret = flush_done(p, ret, t0);
+	ret = flush_done(p, &job, ret, t0);
 	pthread_mutex_unlock(&p->lock);
 	pthread_mutex_unlock(&p->state_lock);
+	return ret;
+}
+
+/* How many losses were recorded. */
+uint64_t partition_losses(struct partition *p)
+{
+	return atomic_load(&p->nlosses);
+}
+
+/* The first loss overlapping [from, to). */
+int partition_lost(struct partition *p, uint64_t from, uint64_t to,
+		   struct partition_loss *out)
+{
+	uint64_t i;
+	int ret = 0;
+
+	if (!atomic_load(&p->nlosses))
+		return 0; /* the common case: no lock */
+	pthread_mutex_lock(&p->lock);
+	for (i = 0; i < p->nlisted && !ret; i++) {
+		if (p->losses[i].from_byte < to &&
+		    from < p->losses[i].to_byte) {
+			*out = p->losses[i];
+			ret = 1;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	return ret;
+}
+
+/* Loss number i. */
+int partition_get_loss(struct partition *p, uint64_t i,
+		       struct partition_loss *out)
+{
+	int ret = -ENOENT;
+
+	pthread_mutex_lock(&p->lock);
+	if (i < p->nlisted) {
+		*out = p->losses[i];
+		ret = 0;
+	}
+	pthread_mutex_unlock(&p->lock);
 	return ret;
 }
 
@@ -1292,9 +1450,6 @@ int partition_apply_retention(struct partition *p, int64_t now_ms)
 	pthread_mutex_unlock(&p->state_lock);
 	return ret;
 }
-
-static int byte_to_offset_locked(struct partition *p, uint64_t byte,
-				 uint64_t *offset, uint64_t *msg_start);
 
 /* Advance the start to the first message ending after byte. */
 int partition_delete_before(struct partition *p, uint64_t byte)
@@ -2141,6 +2296,14 @@ void partition_get_info(struct partition *p, struct partition_info *info)
 		info->last_ts = info->next_offset ? info->last_ts : -1;
 	}
 	pthread_rwlock_unlock(&p->seglock);
+	/* Rare: only then is p->lock, which appends hold, worth taking. */
+	if (atomic_load(&p->nlosses)) {
+		pthread_mutex_lock(&p->lock);
+		info->losses = p->nlosses;
+		if (p->nlisted)
+			info->last_loss = p->losses[p->nlisted - 1];
+		pthread_mutex_unlock(&p->lock);
+	}
 }
 
 /* Replace the effective configuration. */

@@ -17,10 +17,16 @@
  * Time: every function that needs "now" takes it as an argument
  * (milliseconds since the epoch), so tests inject a clock.
  *
- * Errors: functions return 0 (or a count) or -errno.  A failed fsync is
- * sticky: every later partition_flush() fails too (-EIO) until the
- * partition is reopened, so a lost write is never hidden by a later
- * successful flush.
+ * Errors: functions return 0 (or a count) or -errno.  A flush that cannot
+ * write the partition's own metadata (partition.state, index entries,
+ * which the partition regenerates) fails with that error and the next
+ * flush writes them again: nothing is lost.  A flush whose fdatasync of
+ * a .log fails cannot know what reached the disk (the kernel may have
+ * dropped the pages, and a later fdatasync would succeed without them):
+ * the bytes and messages it covered are recorded as a loss
+ * (partition_lost()), that flush returns -EIO, and later flushes cover
+ * only what was appended after it.  No failure is sticky: the partition
+ * keeps serving once the disk works again.
  */
 #ifndef FLUXFS_PARTITION_H
 #define FLUXFS_PARTITION_H
@@ -45,6 +51,13 @@ struct partition_recovery {
 	uint32_t damaged_segments;  /* kept but partly unreadable, or skipped */
 };
 
+/* A range whose data flush failed: bytes [from_byte, to_byte), messages
+ * [from_offset, to_offset). */
+struct partition_loss {
+	uint64_t from_byte, to_byte;
+	uint64_t from_offset, to_offset;
+};
+
 struct partition_info {
 	uint64_t start_offset;  /* first retained message offset */
 	uint64_t next_offset;   /* offset the next message will get */
@@ -57,6 +70,8 @@ struct partition_info {
 	uint64_t flushed_byte;  /* everything below is on stable storage */
 	uint64_t lost_messages; /* in batches dropped as damaged (holes */
 	uint64_t lost_bytes;    /* inside the log), in retained segments */
+	uint64_t losses; /* data flushes that failed (see partition_lost) */
+	struct partition_loss last_loss; /* the latest, if losses > 0 */
 };
 
 /* A piece of a read that the caller can send without copying: bytes
@@ -167,8 +182,20 @@ int partition_byte_to_offset(struct partition *p, uint64_t byte,
 int partition_time_to_offset(struct partition *p, int64_t ts_ms,
 			     uint64_t *offset, uint64_t *byte);
 
-/* fsync data, then index, then partition.state.  Sticky failure. */
+/* fsync data, then index, then partition.state.  0, -EIO when data may
+ * be lost (recorded, see above), or the error that kept metadata from
+ * the disk (retried by the next flush). */
 int partition_flush(struct partition *p);
+
+/* How many losses were recorded since the partition was opened. */
+uint64_t partition_losses(struct partition *p);
+/* 1 and the first recorded loss overlapping bytes [from, to) in *out, or
+ * 0 if none does. */
+int partition_lost(struct partition *p, uint64_t from, uint64_t to,
+		   struct partition_loss *out);
+/* Loss number i (0 = first) in *out; -ENOENT past the last. */
+int partition_get_loss(struct partition *p, uint64_t i,
+		       struct partition_loss *out);
 /* Periodic work: flush if flush_ms elapsed, roll by segment_ms, apply
  * retention.  Cheap when there is nothing to do. */
 int partition_tick(struct partition *p, int64_t now_ms);

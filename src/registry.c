@@ -1751,15 +1751,22 @@ collected:
 		p = pins[i];
 		if (!p->part)
 			goto next;
+		/* A full disk fails every tick until space is freed: say
+		 * when that starts, changes and ends, not every second. */
 		ret = partition_tick(p->part, registry_now_ms());
-		if (ret < 0)
-			diag_err("maintenance of partition '%s': %s", p->name,
-				 strerror(-ret));
-		ret = partition_compress_one(p->part);
-		if (ret < 0)
-			diag_err("cannot compress a segment of partition '%s': "
-				 "%s",
+		if (ret < 0 && ret != p->maint_err)
+			diag_err("maintenance of partition '%s': %s (retrying)",
 				 p->name, strerror(-ret));
+		else if (ret == 0 && p->maint_err)
+			diag_info("maintenance of partition '%s' works again",
+				  p->name);
+		p->maint_err = ret;
+		ret = partition_compress_one(p->part);
+		if (ret < 0 && ret != p->compress_err)
+			diag_err("cannot compress a segment of partition '%s': "
+				 "%s (retrying)",
+				 p->name, strerror(-ret));
+		p->compress_err = ret < 0 ? ret : 0;
 		m = partition_metrics(p->part);
 		v = metrics_get(m, segments_deleted);
 		if (v != p->seen_segments_deleted) {

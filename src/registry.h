@@ -115,6 +115,8 @@ struct node {
 	atomic_uint_fast64_t shown_end;	  /* largest size the kernel may see */
 	uint64_t seen_crc_failures;	  /* maintenance thread only */
 	uint64_t seen_segments_deleted;	  /* maintenance thread only */
+	int maint_err;	  /* last tick's error, logged on change; ditto */
+	int compress_err; /* last compression error, the same way */
 
 	/* Tailing (follow.c): parked reads and stored poll handles, and
 	 * a count bumped when the partition leaves its name. */

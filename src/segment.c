@@ -1350,6 +1350,27 @@ err_log:
 	return ret;
 }
 
+/* Write the index again from the mapping (see segment.h).  Through a
+ * private copy: a write whose source is a mapping of the very pages it
+ * writes would fault on the page it holds. */
+int segment_rewrite_index(struct segment *s)
+{
+	uint32_t n = atomic_load_explicit(&s->nentries, memory_order_relaxed);
+	size_t len = SEG_HEADER_BYTES + (size_t)n * sizeof(struct seg_entry);
+	void *copy;
+	int ret;
+
+	if (s->codec != COMPRESSION_NONE)
+		return 0; /* written once, whole, before it was used */
+	copy = malloc(len);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, s->map, len);
+	ret = io_pwrite_full(s->idx_fd, copy, len, 0);
+	free(copy);
+	return ret;
+}
+
 /* Give the last entry k more messages, on disk and in memory (see
  * segment.h). */
 int segment_add_messages(struct segment *s, uint64_t k)

@@ -201,6 +201,11 @@ int segment_append(struct segment *s, const void *buf, size_t len,
 int segment_appendv(struct segment *s, const struct iovec *iov, int iovcnt,
 		    size_t len, const struct seg_entry *ents, uint32_t n,
 		    int sync);
+/* Write the .idx's header and published entries again from the mapping:
+ * after a failed fdatasync of the .idx the kernel may have marked its
+ * pages clean without writing them, so a later fdatasync alone would not
+ * store them.  The caller serialises it with appends. */
+int segment_rewrite_index(struct segment *s);
 /* Give the last entry k more messages (written and synced): a rebuilt
  * index merged k messages that ended without a newline, and the next
  * segment's first offset says so.  -EINVAL if there is no entry. */

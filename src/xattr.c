@@ -21,6 +21,7 @@ static const char *const info_names[XATTR_NINFO] = {
 	[XATTR_DISK_BYTES] = "disk_bytes",
 	[XATTR_LOST_MESSAGES] = "lost_messages",
 	[XATTR_LOST_BYTES] = "lost_bytes",
+	[XATTR_LOST] = "lost",
 };
 
 #define SEEK_OFFSET XATTR_PREFIX "seek.offset."
@@ -96,6 +97,21 @@ int xattr_format_info(const struct partition_info *info, enum xattr_info key,
 	case XATTR_DISK_BYTES:
 		v = info->disk_bytes;
 		break;
+	case XATTR_LOST:
+		/* The latest range whose flush failed, and how many did. */
+		if (!info->losses)
+			n = snprintf(buf, size, "none");
+		else
+			n = snprintf(
+				buf, size,
+				"count=%llu bytes=%llu-%llu "
+				"offsets=%llu-%llu",
+				(unsigned long long)info->losses,
+				(unsigned long long)info->last_loss.from_byte,
+				(unsigned long long)info->last_loss.to_byte,
+				(unsigned long long)info->last_loss.from_offset,
+				(unsigned long long)info->last_loss.to_offset);
+		return n < 0 || (size_t)n >= size ? -ERANGE : n;
 	case XATTR_START_OFFSET:
 		v = info->start_offset;
 		break;

@@ -5,7 +5,9 @@
  *
  * Partitions carry read-only start_offset, next_offset, start_byte,
  * segments, first_timestamp, last_timestamp (ms since the epoch, -1 when
- * empty) and disk_bytes, plus one attribute per configuration key (the
+ * empty), disk_bytes and lost ("none", or "count=N bytes=A-B
+ * offsets=X-Y": the latest range whose data sync failed), plus one
+ * attribute per configuration key (the
  * effective value; writable, stored as the partition's override).  Topics
  * carry the configuration keys only.  Values are plain text without a
  * newline.
@@ -38,6 +40,7 @@ enum xattr_info {
 	XATTR_DISK_BYTES,
 	XATTR_LOST_MESSAGES,
 	XATTR_LOST_BYTES,
+	XATTR_LOST,
 	XATTR_NINFO
 };
 

@@ -13,9 +13,9 @@
  * It stops at MAXLINES (default unlimited), after $TORTURE_SECONDS
  * seconds if that is set (the stress test's fixed time), or at the first
  * error.  On a
- * failed fsync it calls fsync once more on the same descriptor: the
- * failure must be sticky, so a success there hides a loss.  Last line
- * on stdout, always:
+ * failed fsync it calls fsync once more on the same descriptor and
+ * reports how that went (a failure is reported once per handle, so the
+ * second one may succeed).  Last line on stdout, always:
  *
  *   done WRITTEN ACKED OP ERRNO REFSYNC
  *

@@ -1143,6 +1143,197 @@ START_TEST(test_appendv)
 }
 END_TEST
 
+/* Injected disk failures: the next armed call of a kind fails once with
+ * the chosen errno, the rest pass through. */
+static atomic_int fail_pwrite, fail_fdatasync_at, fdatasync_seen;
+static int fail_errno;
+
+static ssize_t failing_pwrite(int fd, const void *buf, size_t len, off_t off)
+{
+	if (atomic_exchange(&fail_pwrite, 0)) {
+		errno = fail_errno;
+		return -1;
+	}
+	return io_ops_default()->pwrite(fd, buf, len, off);
+}
+
+/* Fails the fail_fdatasync_at-th fdatasync (1-based) from when it was
+ * armed: 1 is the first segment's .log, 2 its .idx. */
+static int failing_fdatasync(int fd)
+{
+	int at = atomic_load(&fail_fdatasync_at);
+
+	if (at && atomic_fetch_add(&fdatasync_seen, 1) + 1 == at) {
+		atomic_store(&fail_fdatasync_at, 0);
+		errno = fail_errno;
+		return -1;
+	}
+	return io_ops_default()->fdatasync(fd);
+}
+
+static void faults_on(struct io_ops *ops)
+{
+	*ops = *io_ops_default();
+	ops->pwrite = failing_pwrite;
+	ops->fdatasync = failing_fdatasync;
+	atomic_store(&fail_pwrite, 0);
+	atomic_store(&fail_fdatasync_at, 0);
+	atomic_store(&fdatasync_seen, 0);
+	io_ops_set(ops);
+}
+
+/* A full disk while partition.state.tmp is written (ext4's delayed
+ * allocation makes that the first write to fail) is not a data loss: the
+ * data was synced; the flush fails with ENOSPC, the next one writes the
+ * state again and succeeds, and nothing is reported lost. */
+START_TEST(test_state_enospc_retried)
+{
+	char path[4096];
+	int dfd = test_tmpdir(path);
+	struct partition_loss loss;
+	struct partition_info info;
+	struct partition *p;
+	struct io_ops ops;
+	struct config cfg;
+	struct model m;
+
+	cfg_init(&cfg);
+	model_init(&m);
+	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), 0);
+	faults_on(&ops);
+	append_lines(p, &m, 1, 100, 10, 100, 100);
+	fail_errno = ENOSPC;
+	atomic_store(&fail_pwrite, 1);
+	ck_assert_int_eq(partition_flush(p), -ENOSPC);
+	ck_assert_int_eq(atomic_load(&fail_pwrite), 0); /* it was the state */
+	partition_get_info(p, &info);
+	ck_assert_uint_eq(info.flushed_byte, m.end); /* the data is synced */
+	/* space is back: the state is written again, nothing was lost */
+	ck_assert_int_eq(partition_flush(p), 0);
+	ck_assert_int_eq(partition_flush(p), 0);
+	ck_assert_uint_eq(partition_losses(p), 0);
+	ck_assert_int_eq(partition_lost(p, 0, UINT64_MAX, &loss), 0);
+	ck_assert_uint_eq(metrics_get(partition_metrics(p), lost_bytes), 0);
+	/* and the partition keeps serving: appends, ticks, flushes */
+	append_lines(p, &m, 2, 100, 10, 100, 200);
+	ck_assert_int_eq(partition_tick(p, 5000), 0);
+	ck_assert_int_eq(partition_flush(p), 0);
+	partition_get_info(p, &info);
+	ck_assert_uint_eq(info.flushed_byte, m.end);
+	check_inv(p, &m);
+	io_ops_set(NULL);
+	reopen(dfd, &p, &cfg, 300);
+	check_inv(p, &m);
+	ck_assert_int_eq(partition_close(p), 0);
+	model_release(&m);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
+/* A failed fdatasync of a .log: the kernel may have dropped the pages, so
+ * the range that flush covered is reported lost, exactly that range, once;
+ * that flush fails with EIO, and the partition is back in service at the
+ * next flush (no reopen), later appends made durable as usual. */
+START_TEST(test_data_eio_reported_once)
+{
+	char path[4096];
+	int dfd = test_tmpdir(path);
+	struct partition_loss loss;
+	struct partition_info info;
+	struct partition *p;
+	struct io_ops ops;
+	struct config cfg;
+	struct model m;
+	uint64_t a_end, b_end, a_msgs, b_msgs;
+
+	cfg_init(&cfg);
+	model_init(&m);
+	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), 0);
+	faults_on(&ops);
+	append_lines(p, &m, 1, 100, 10, 100, 100); /* A: flushed */
+	ck_assert_int_eq(partition_flush(p), 0);
+	a_end = m.end;
+	a_msgs = m.nmsg;
+	append_lines(p, &m, 2, 50, 10, 100, 110); /* B: its flush fails */
+	append_lines(p, &m, 3, 50, 10, 100, 120);
+	b_end = m.end;
+	b_msgs = m.nmsg;
+	fail_errno = EIO;
+	atomic_store(&fdatasync_seen, 0);
+	atomic_store(&fail_fdatasync_at, 1);
+	ck_assert_int_eq(partition_flush(p), -EIO);
+	ck_assert_uint_eq(partition_losses(p), 1);
+	ck_assert_uint_eq(metrics_get(partition_metrics(p), data_losses), 1);
+	ck_assert_uint_eq(metrics_get(partition_metrics(p), lost_bytes),
+			  b_end - a_end);
+	/* exactly what the failed flush covered */
+	ck_assert_int_eq(partition_lost(p, 0, UINT64_MAX, &loss), 1);
+	ck_assert_uint_eq(loss.from_byte, a_end);
+	ck_assert_uint_eq(loss.to_byte, b_end);
+	ck_assert_uint_eq(loss.from_offset, a_msgs);
+	ck_assert_uint_eq(loss.to_offset, b_msgs);
+	ck_assert_int_eq(partition_lost(p, 0, a_end, &loss), 0);
+	ck_assert_int_eq(partition_lost(p, a_end, a_end + 1, &loss), 1);
+	ck_assert_int_eq(partition_lost(p, b_end - 1, b_end, &loss), 1);
+	ck_assert_int_eq(partition_lost(p, b_end, UINT64_MAX, &loss), 0);
+	/* reported once: the next flush succeeds, so do later ones */
+	ck_assert_int_eq(partition_flush(p), 0);
+	append_lines(p, &m, 4, 50, 10, 100, 130); /* C: after the loss */
+	ck_assert_int_eq(partition_tick(p, 5000), 0);
+	ck_assert_int_eq(partition_flush(p), 0);
+	partition_get_info(p, &info);
+	ck_assert_uint_eq(info.flushed_byte, m.end);
+	ck_assert_uint_eq(partition_losses(p), 1);
+	ck_assert_int_eq(partition_lost(p, b_end, m.end, &loss), 0);
+	ck_assert_int_eq(partition_get_loss(p, 0, &loss), 0);
+	ck_assert_uint_eq(loss.from_byte, a_end);
+	ck_assert_int_eq(partition_get_loss(p, 1, &loss), -ENOENT);
+	check_inv(p, &m);
+	io_ops_set(NULL);
+	ck_assert_int_eq(partition_close(p), 0);
+	model_release(&m);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
+/* A failed fdatasync of an .idx (the .log's went through): the entries are
+ * regenerated, not lost; the flush fails, the next one succeeds. */
+START_TEST(test_index_sync_failure_retried)
+{
+	char path[4096];
+	int dfd = test_tmpdir(path);
+	struct partition_loss loss;
+	struct partition_info info;
+	struct partition *p;
+	struct io_ops ops;
+	struct config cfg;
+	struct model m;
+
+	cfg_init(&cfg);
+	model_init(&m);
+	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), 0);
+	faults_on(&ops);
+	append_lines(p, &m, 1, 100, 10, 100, 100);
+	fail_errno = EIO;
+	atomic_store(&fdatasync_seen, 0);
+	atomic_store(&fail_fdatasync_at, 2);
+	ck_assert_int_lt(partition_flush(p), 0);
+	ck_assert_int_eq(atomic_load(&fail_fdatasync_at), 0);
+	ck_assert_uint_eq(partition_losses(p), 0);
+	ck_assert_int_eq(partition_flush(p), 0);
+	partition_get_info(p, &info);
+	ck_assert_uint_eq(info.flushed_byte, m.end);
+	ck_assert_uint_eq(partition_losses(p), 0);
+	ck_assert_int_eq(partition_lost(p, 0, UINT64_MAX, &loss), 0);
+	io_ops_set(NULL);
+	reopen(dfd, &p, &cfg, 300);
+	check_inv(p, &m);
+	ck_assert_int_eq(partition_close(p), 0);
+	model_release(&m);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
 static Suite *partition_suite(void)
 {
 	Suite *s = suite_create("partition");
@@ -1164,6 +1355,9 @@ static Suite *partition_suite(void)
 	tcase_add_test(tc, test_flush_and_tick);
 	tcase_add_test(tc, test_flush_does_not_block_appends);
 	tcase_add_test(tc, test_discard_does_not_sync);
+	tcase_add_test(tc, test_state_enospc_retried);
+	tcase_add_test(tc, test_data_eio_reported_once);
+	tcase_add_test(tc, test_index_sync_failure_retried);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,0 +1,124 @@
+#!/bin/bash
+# diskfull.sh - a full disk does not wedge a partition.  The data
+# directory is a 4 MiB tmpfs filled through the mount until even
+# partition.state.tmp cannot be written, so flushes fail (there, with
+# ENOSPC: the data itself reached the disk).  While the disk is full, an
+# fsync fails with ENOSPC (not EIO: nothing was lost) every time it is
+# tried, and the failing scheduled flushes are logged once, not every
+# round.  Once space is freed, without a remount: fsync succeeds, appends
+# and their fsyncs work, the log says the partition flushes again,
+# nothing is reported lost, and the daemon exits 0 at unmount.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/util.sh"
+
+TMPFS_MOUNTED=0
+
+# Stop the daemon, then drop the tmpfs, then let the harness finish (it
+# removes $WORK, which must no longer hold a mount).
+diskfull_cleanup() {
+	local rc=$?
+	if [ -n "$FLUXFS_PID" ]; then
+		mount_stop || rc=1
+	fi
+	if [ "$TMPFS_MOUNTED" = 1 ]; then
+		umount "$DATA" 2>/dev/null || umount -l "$DATA" || rc=1
+		TMPFS_MOUNTED=0
+	fi
+	(exit $rc)
+	harness_cleanup
+}
+
+# The harness's mount_start, with the data directory on a small tmpfs.
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/fluxfs-$TEST_NAME.XXXXXX")
+DATA="$WORK/data"
+MNT="$WORK/mnt"
+mkdir -p "$DATA" "$MNT"
+trap diskfull_cleanup EXIT
+trap harness_timeout TERM
+trap 'fail "interrupted"' INT
+(sleep "$TEST_TIMEOUT"; kill -TERM $$ 2>/dev/null) >/dev/null 2>&1 &
+WATCHDOG_PID=$!
+if ! mount -t tmpfs -o size=4m,mode=0755 fluxfs-diskfull "$DATA" 2>"$WORK/mount.err"; then
+	echo "SKIP: cannot mount a tmpfs: $(cat "$WORK/mount.err")"
+	rm -rf "$WORK"
+	WORK=""
+	exit 77
+fi
+TMPFS_MOUNTED=1
+# flush_ms=-1 for the filler; topic t flushes every 100 ms, so the
+# maintenance thread retries (and fails) its flush while the disk is full.
+FLUXFS_OPTS=(-o segment_bytes=1M,flush_ms=-1)
+mount_launch
+log "mounted $DATA (4 MiB tmpfs) on $MNT (pid $FLUXFS_PID)"
+
+mkdir "$MNT/filler" "$MNT/t" || fail "mkdir topics"
+setfattr -n user.fluxfs.flush_ms -v 100 "$MNT/t" || fail "setfattr flush_ms on topic t"
+P="$MNT/t/p"
+F="$MNT/filler/f"
+REF="$WORK/ref"
+# 100 lines of 64 bytes: t/p's last page keeps 1792 bytes free, so an
+# append still fits there once the disk is full.
+awk 'BEGIN { for (i = 0; i < 100; i++) printf "line %058d\n", i }' >"$REF"
+cat "$REF" >>"$P" || fail "first append"
+sync "$P" || fail "fsync with room on the disk"
+
+# Fill the disk through the mount until an append fails, then take the
+# last free pages with a ballast file beside the topics (a failed append
+# is cut back and may free a page; the ballast leaves none).
+awk 'BEGIN { for (i = 0; i < 16384; i++) printf "z %061d\n", i }' >"$WORK/zs"
+rc=0
+for i in $(seq 1 20); do
+	cat "$WORK/zs" >>"$F" 2>/dev/null || { rc=1; break; }
+done
+[ $rc -eq 1 ] || fail "a 4 MiB tmpfs took 20 appends of 1 MiB"
+dd if=/dev/zero of="$DATA/ballast" bs=4k 2>/dev/null && fail "the ballast filled no disk"
+# Data that fits in pages t/p has; its flush then cannot write the state.
+echo unflushed >>"$P" || fail "an append into t/p's last page on a full disk"
+echo unflushed >>"$REF"
+same_file "$REF" "$P" "content on a full disk"
+
+# While the disk is full, fsync of t/p fails: its data reached the disk
+# but the state file cannot be written.  ENOSPC, not EIO (no data was
+# lost), and the next try fails the same way: it is retried, not stuck.
+for try in 1 2; do
+	out=$(sync "$P" 2>&1) && fail "fsync $try on a full disk succeeded"
+	case $out in
+	*"No space left on device"*) ;;
+	*) fail "fsync $try on a full disk: wanted ENOSPC, got: $out" ;;
+	esac
+done
+# The maintenance thread retries t/p's flush every 100 ms: over 1.5 s
+# that is ~15 failures, which must be logged once.
+sleep 1.5
+n=$(grep -c "maintenance of partition 'p'" "$WORK/daemon.log")
+[ "$n" -le 1 ] || fail "the log repeats the failing maintenance $n times: $(grep "maintenance of partition 'p'" "$WORK/daemon.log" | head -3)"
+n=$(grep -c "cannot flush 'p'" "$WORK/daemon.log")
+[ "$n" -le 1 ] || fail "the log repeats the failing flush $n times"
+n=$(grep -c "maintenance of partition 'p'\|cannot flush 'p'" "$WORK/daemon.log")
+[ "$n" -ge 1 ] || fail "the failing flush was not logged at all"
+
+# Free space, without remounting: every flush works again.
+rm "$F" || fail "rm of the filler partition"
+rm "$DATA/ballast" || fail "rm of the ballast"
+sync "$P" || fail "fsync of t/p after freeing space"
+echo after-free >>"$P" || fail "append after freeing space"
+echo after-free >>"$REF"
+sync "$P" || fail "fsync of a new append after freeing space"
+echo refill >>"$MNT/filler/g" || fail "append to the filler topic after freeing space"
+sync "$MNT/filler/g" || fail "fsync of the filler topic after freeing space"
+same_file "$REF" "$P" "content after freeing space"
+xassert "$P" lost none "nothing reported lost"
+grep -q "fluxfs_data_losses_total{.*} [1-9]" "$MNT/.metrics" &&
+	fail "a metadata failure was counted as a data loss: $(grep data_losses "$MNT/.metrics")"
+wait_for 5 grep -q "'p' flushes again" "$WORK/daemon.log" ||
+	fail "the log never said the partition flushes again"
+wait_for 5 grep -q "maintenance of partition 'p' works again" "$WORK/daemon.log" ||
+	fail "the log never said the maintenance of the partition works again"
+grep -q "Input/output error" "$WORK/daemon.log" &&
+	fail "EIO logged for a full disk: $(grep -m3 'Input/output error' "$WORK/daemon.log")"
+
+# Unmount: everything is durable now, so the daemon exits 0 (checked by
+# mount_stop); the data is intact after the remount.
+mount_restart
+same_file "$REF" "$P" "content after remount"
+log "ok"
