@@ -11,45 +11,9 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/util.sh"
 
-TMPFS_MOUNTED=0
-
-# Stop the daemon, then drop the tmpfs, then let the harness finish (it
-# removes $WORK, which must no longer hold a mount).
-diskfull_cleanup() {
-	local rc=$?
-	if [ -n "$FLUXFS_PID" ]; then
-		mount_stop || rc=1
-	fi
-	if [ "$TMPFS_MOUNTED" = 1 ]; then
-		umount "$DATA" 2>/dev/null || umount -l "$DATA" || rc=1
-		TMPFS_MOUNTED=0
-	fi
-	(exit $rc)
-	harness_cleanup
-}
-
-# The harness's mount_start, with the data directory on a small tmpfs.
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/fluxfs-$TEST_NAME.XXXXXX")
-DATA="$WORK/data"
-MNT="$WORK/mnt"
-mkdir -p "$DATA" "$MNT"
-trap diskfull_cleanup EXIT
-trap harness_timeout TERM
-trap 'fail "interrupted"' INT
-(sleep "$TEST_TIMEOUT"; kill -TERM $$ 2>/dev/null) >/dev/null 2>&1 &
-WATCHDOG_PID=$!
-if ! mount -t tmpfs -o size=4m,mode=0755 fluxfs-diskfull "$DATA" 2>"$WORK/mount.err"; then
-	echo "SKIP: cannot mount a tmpfs: $(cat "$WORK/mount.err")"
-	rm -rf "$WORK"
-	WORK=""
-	exit 77
-fi
-TMPFS_MOUNTED=1
 # flush_ms=-1 for the filler; topic t flushes every 100 ms, so the
 # maintenance thread retries (and fails) its flush while the disk is full.
-FLUXFS_OPTS=(-o segment_bytes=1M,flush_ms=-1)
-mount_launch
-log "mounted $DATA (4 MiB tmpfs) on $MNT (pid $FLUXFS_PID)"
+mount_start_tmpfs 4m -o segment_bytes=1M,flush_ms=-1
 
 mkdir "$MNT/filler" "$MNT/t" || fail "mkdir topics"
 setfattr -n user.fluxfs.flush_ms -v 100 "$MNT/t" || fail "setfattr flush_ms on topic t"

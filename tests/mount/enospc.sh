@@ -6,43 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/util.sh"
 
-TMPFS_MOUNTED=0
-
-# Stop the daemon, then drop the tmpfs, then let the harness finish (it
-# removes $WORK, which must no longer hold a mount).
-enospc_cleanup() {
-	local rc=$?
-	if [ -n "$FLUXFS_PID" ]; then
-		mount_stop || rc=1
-	fi
-	if [ "$TMPFS_MOUNTED" = 1 ]; then
-		umount "$DATA" 2>/dev/null || umount -l "$DATA" || rc=1
-		TMPFS_MOUNTED=0
-	fi
-	(exit $rc)
-	harness_cleanup
-}
-
-# The harness's mount_start, with the data directory on a small tmpfs.
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/fluxfs-$TEST_NAME.XXXXXX")
-DATA="$WORK/data"
-MNT="$WORK/mnt"
-mkdir -p "$DATA" "$MNT"
-trap enospc_cleanup EXIT
-trap harness_timeout TERM
-trap 'fail "interrupted"' INT
-(sleep "$TEST_TIMEOUT"; kill -TERM $$ 2>/dev/null) >/dev/null 2>&1 &
-WATCHDOG_PID=$!
-if ! mount -t tmpfs -o size=4m,mode=0755 fluxfs-enospc "$DATA" 2>"$WORK/mount.err"; then
-	echo "SKIP: cannot mount a tmpfs: $(cat "$WORK/mount.err")"
-	rm -rf "$WORK"
-	WORK=""
-	exit 77
-fi
-TMPFS_MOUNTED=1
-FLUXFS_OPTS=(-o segment_bytes=1M)
-mount_launch
-log "mounted $DATA (4 MiB tmpfs) on $MNT (pid $FLUXFS_PID)"
+mount_start_tmpfs 4m -o segment_bytes=1M
 
 # 64-byte lines, so every 64 KiB write ends on a newline: what dd reports
 # as written is exactly what must be stored.

@@ -157,6 +157,48 @@ mount_start() {
 	log "mounted $DATA on $MNT (pid $FLUXFS_PID)"
 }
 
+# mount_start_tmpfs SIZE [fluxfs args...]: mount_start with the data
+# directory on a tmpfs of SIZE (a full disk, made cheaply); the tmpfs is
+# unmounted after the daemon stopped, before the harness removes $WORK.
+# Skips (77) when a tmpfs cannot be mounted.
+TMPFS_MOUNTED=0
+tmpfs_cleanup() {
+	local rc=$?
+	if [ -n "$FLUXFS_PID" ]; then
+		mount_stop || rc=1
+	fi
+	if [ "$TMPFS_MOUNTED" = 1 ]; then
+		umount "$DATA" 2>/dev/null || umount -l "$DATA" || rc=1
+		TMPFS_MOUNTED=0
+	fi
+	(exit $rc)
+	harness_cleanup
+}
+mount_start_tmpfs() {
+	local size=$1
+	shift
+	WORK=$(mktemp -d "${TMPDIR:-/tmp}/fluxfs-$TEST_NAME.XXXXXX")
+	DATA="$WORK/data"
+	MNT="$WORK/mnt"
+	mkdir -p "$DATA" "$MNT"
+	trap tmpfs_cleanup EXIT
+	trap harness_timeout TERM
+	trap 'fail "interrupted"' INT
+	(sleep "$TEST_TIMEOUT"; kill -TERM $$ 2>/dev/null) >/dev/null 2>&1 &
+	WATCHDOG_PID=$!
+	if ! mount -t tmpfs -o "size=$size,mode=0755" "fluxfs-$TEST_NAME" "$DATA" \
+		2>"$WORK/mount.err"; then
+		echo "SKIP: cannot mount a tmpfs: $(cat "$WORK/mount.err")"
+		rm -rf "$WORK"
+		WORK=""
+		exit 77
+	fi
+	TMPFS_MOUNTED=1
+	FLUXFS_OPTS=("$@")
+	mount_launch
+	log "mounted $DATA ($size tmpfs) on $MNT (pid $FLUXFS_PID)"
+}
+
 # Unmount cleanly, then mount the same data directory again, optionally
 # with other arguments.
 mount_restart() {
