@@ -163,7 +163,7 @@ make_topics() {
 	fi
 }
 
-# rename_step: a partition written and fsynced (fsync_probe: two lines),
+# rename_step: a partition written and fsynced (fsync_probe: four lines),
 # renamed to t/mROUND; the one of two rounds ago removed.  Once rename
 # and unlink return, fluxfs has synced the directories: a cut must keep
 # the new name and not bring a removed partition back.
@@ -171,7 +171,8 @@ declare -A RENAMED=() REMOVED=() TOPICS=()
 rename_step() {
 	local out
 	out=$("$FSYNC_PROBE" "$MNT/t/s" 2>&1) || fail "round $ROUND: fsync_probe: $out"
-	[ "$out" = "a=ok b=ok a2=ok" ] || fail "round $ROUND: fsync_probe: $out"
+	[ "$out" = "a=ok b=ok a2=ok b2=ok c_close=ok d=ok" ] ||
+		fail "round $ROUND: fsync_probe: $out"
 	mv "$MNT/t/s" "$MNT/t/m$ROUND" || fail "round $ROUND: mv"
 	RENAMED[m$ROUND]=1
 	# A new topic per round: its mkdir must be durable when it returns.
@@ -191,7 +192,7 @@ check_renamed() {
 	for m in "${!RENAMED[@]}"; do
 		[ -e "$MNT/t/$m" ] ||
 			fail "$1: renamed partition t/$m lost (previous cut: $PREV)"
-		[ "$(cat "$MNT/t/$m")" = "$(printf 'probe a\nprobe b')" ] ||
+		[ "$(cat "$MNT/t/$m")" = "$(printf 'probe a\nprobe b\nprobe c\nprobe d')" ] ||
 			fail "$1: t/$m: wrong contents (previous cut: $PREV)"
 	done
 	for m in "${!REMOVED[@]}"; do
@@ -201,7 +202,7 @@ check_renamed() {
 	[ ! -e "$MNT/t/s" ] ||
 		fail "$1: t/s, renamed away, came back (previous cut: $PREV)"
 	for m in "${!TOPICS[@]}"; do
-		[ "$(cat "$MNT/$m/0" 2>/dev/null)" = "$(printf 'probe a\nprobe b')" ] ||
+		[ "$(cat "$MNT/$m/0" 2>/dev/null)" = "$(printf 'probe a\nprobe b\nprobe c\nprobe d')" ] ||
 			fail "$1: topic $m lost its fsynced partition (previous cut: $PREV)"
 	done
 }
