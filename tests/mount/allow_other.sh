@@ -37,6 +37,10 @@ grep -q "no_default_permissions" "$WORK/daemon.log" &&
 
 # The opt-out: the daemon checks nothing and says so once.
 mount_restart -o allow_other,no_default_permissions
+# The warning follows the "serving" line, which the daemon writes once the
+# mount is live: wait for it rather than read the log at once.
+warned() { grep -q "allow_other.*no_default_permissions" "$WORK/daemon.log"; }
+wait_for 5 warned || fail "no warning about allow_other without permission checks"
 n=$(grep -c "allow_other.*no_default_permissions" "$WORK/daemon.log")
 assert_eq 1 "$n" "warnings about allow_other without permission checks"
 assert_eq mine "$(as $B cat "$P")" "B reads A's 0600 partition once checks are off"
