@@ -26,6 +26,7 @@ FLUXFS_PID=""
 FLUXFS_OPTS=()
 WATCHDOG_PID=""
 HARNESS_FAILED=0
+TMPFS_MOUNTED=0
 
 if [ ! -c /dev/fuse ]; then
 	echo "SKIP: /dev/fuse is absent"
@@ -104,6 +105,11 @@ harness_cleanup() {
 	if [ -n "$FLUXFS_PID" ]; then
 		mount_stop || rc=1
 	fi
+	# A tmpfs data directory (mount_start_tmpfs) goes after the daemon.
+	if [ "$TMPFS_MOUNTED" = 1 ]; then
+		umount "$DATA" 2>/dev/null || umount -l "$DATA" || rc=1
+		TMPFS_MOUNTED=0
+	fi
 	[ $rc -ne 0 ] && [ $HARNESS_FAILED -eq 1 ] && dump_daemon_log
 	if [ -n "$WORK" ]; then
 		# The mount point is empty once unmounted; never rm through a mount.
@@ -141,8 +147,9 @@ mount_launch() {
 	fail "mount not live after 10 s"
 }
 
-# mount_start [fluxfs args...]: fresh data directory and mount point.
-mount_start() {
+# harness_begin: fresh $WORK, data directory and mount point; the traps
+# and the watchdog that end every test cleanly.
+harness_begin() {
 	WORK=$(mktemp -d "${TMPDIR:-/tmp}/fluxfs-$TEST_NAME.XXXXXX")
 	DATA="$WORK/data"
 	MNT="$WORK/mnt"
@@ -152,45 +159,27 @@ mount_start() {
 	trap 'fail "interrupted"' INT
 	(sleep "$TEST_TIMEOUT"; kill -TERM $$ 2>/dev/null) >/dev/null 2>&1 &
 	WATCHDOG_PID=$!
+}
+
+# mount_start [fluxfs args...]: fresh data directory and mount point.
+mount_start() {
+	harness_begin
 	FLUXFS_OPTS=("$@")
 	mount_launch
 	log "mounted $DATA on $MNT (pid $FLUXFS_PID)"
 }
 
 # mount_start_tmpfs SIZE [fluxfs args...]: mount_start with the data
-# directory on a tmpfs of SIZE (a full disk, made cheaply); the tmpfs is
-# unmounted after the daemon stopped, before the harness removes $WORK.
-# Skips (77) when a tmpfs cannot be mounted.
-TMPFS_MOUNTED=0
-tmpfs_cleanup() {
-	local rc=$?
-	if [ -n "$FLUXFS_PID" ]; then
-		mount_stop || rc=1
-	fi
-	if [ "$TMPFS_MOUNTED" = 1 ]; then
-		umount "$DATA" 2>/dev/null || umount -l "$DATA" || rc=1
-		TMPFS_MOUNTED=0
-	fi
-	(exit $rc)
-	harness_cleanup
-}
+# directory on a tmpfs of SIZE (a full disk, made cheaply); harness_cleanup
+# unmounts it after the daemon stopped, before it removes $WORK.  Skips
+# (77) when a tmpfs cannot be mounted.
 mount_start_tmpfs() {
 	local size=$1
 	shift
-	WORK=$(mktemp -d "${TMPDIR:-/tmp}/fluxfs-$TEST_NAME.XXXXXX")
-	DATA="$WORK/data"
-	MNT="$WORK/mnt"
-	mkdir -p "$DATA" "$MNT"
-	trap tmpfs_cleanup EXIT
-	trap harness_timeout TERM
-	trap 'fail "interrupted"' INT
-	(sleep "$TEST_TIMEOUT"; kill -TERM $$ 2>/dev/null) >/dev/null 2>&1 &
-	WATCHDOG_PID=$!
+	harness_begin
 	if ! mount -t tmpfs -o "size=$size,mode=0755" "fluxfs-$TEST_NAME" "$DATA" \
 		2>"$WORK/mount.err"; then
 		echo "SKIP: cannot mount a tmpfs: $(cat "$WORK/mount.err")"
-		rm -rf "$WORK"
-		WORK=""
 		exit 77
 	fi
 	TMPFS_MOUNTED=1
