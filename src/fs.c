@@ -1837,12 +1837,7 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		registry_unpin(fs.reg, n);
 }
 
-/* Inode flags (lsattr/chattr: FS_IOC_GETFLAGS / FS_IOC_SETFLAGS, and the
- * FS_IOC_FSGETXATTR the kernel reads the old flags with): the one flag
- * fluxfs keeps is FS_APPEND_FL (chattr +a), on topics and partitions.
- * The kernel lets only a process with CAP_LINUX_IMMUTABLE change it, as
- * on ext4; the owner check here is for a kernel that would not.  Any
- * other flag is EOPNOTSUPP, as ext4 answers for flags it does not know. */
+/* chattr +a / -a by the owner or root, persisted; replies. */
 static void set_append_only(fuse_req_t req, struct node *n, int on)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
@@ -1864,6 +1859,12 @@ static void set_append_only(fuse_req_t req, struct node *n, int on)
 	fuse_reply_ioctl(req, 0, NULL, 0);
 }
 
+/* Inode flags (lsattr/chattr: FS_IOC_GETFLAGS / FS_IOC_SETFLAGS, and the
+ * FS_IOC_FSGETXATTR the kernel reads the old flags with): the one flag
+ * fluxfs keeps is FS_APPEND_FL (chattr +a), on topics and partitions.
+ * The kernel lets only a process with CAP_LINUX_IMMUTABLE change it, as
+ * on ext4; the owner check here is for a kernel that would not.  Any
+ * other flag is EOPNOTSUPP, as ext4 answers for flags it does not know. */
 static void fs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 		     void *arg, struct fuse_file_info *fi, unsigned flags,
 		     const void *in_buf, size_t in_bufsz, size_t out_bufsz)
