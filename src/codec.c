@@ -88,19 +88,6 @@ const char *codec_name(enum compression c)
 	}
 }
 
-/* File suffix of a compressed segment. */
-const char *codec_suffix(enum compression c)
-{
-	switch (c) {
-	case COMPRESSION_LZ4:
-		return ".lz4";
-	case COMPRESSION_GZIP:
-		return ".gz";
-	default:
-		return "";
-	}
-}
-
 /* ------------------------------------------------------------------ */
 /* Compression                                                         */
 

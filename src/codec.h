@@ -50,7 +50,5 @@ int codec_scan_blocks(enum compression c, int fd, uint64_t file_size,
 /* Upper bound of one block's encoding, for sizing buffers. */
 size_t codec_block_bound(enum compression c, size_t raw_len);
 const char *codec_name(enum compression c);
-/* File suffix of the compressed segment: ".lz4" or ".gz". */
-const char *codec_suffix(enum compression c);
 
 #endif

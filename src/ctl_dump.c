@@ -16,6 +16,7 @@
 #include "crc32c.h"
 #include "ctl.h"
 #include "inspect.h"
+#include "layout.h"
 #include "partition.h"
 
 struct dump_ctx {
@@ -113,7 +114,7 @@ static int dump_seg(struct dump_ctx *c, const struct inspect_part *ip,
 		}
 		printf(" flags: %s%s%s\n", e->flags & SEG_F_CONT ? "cont," : "",
 		       e->flags & SEG_F_LAST ? "last" : "-",
-		       segment_entry_lost(e) ? ",lost" : "");
+		       layout_entry_lost(e) ? ",lost" : "");
 		c->entries++;
 		if (c->messages && ret == 0)
 			dump_messages(c, e, buf);
