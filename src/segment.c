@@ -1412,32 +1412,32 @@ static uint32_t upper_bound(const struct segment *s, uint32_t n, uint64_t key,
 	return lo;
 }
 
-/* Index of the entry holding message offset off, or -1. */
-long segment_find_offset(const struct segment *s, uint32_t n, uint64_t off)
+/* Index of the entry whose range by field (LAYOUT_ENT_OFFSET: messages,
+ * LAYOUT_ENT_POS: bytes) holds key, or -1. */
+static long find_holding(const struct segment *s, uint32_t n, uint64_t key,
+			 size_t field)
 {
-	uint32_t lo = upper_bound(s, n, off, LAYOUT_ENT_OFFSET);
+	uint32_t lo = upper_bound(s, n, key, field);
 	struct seg_entry e;
+	uint64_t end;
 
 	if (lo == 0)
 		return -1;
 	e = segment_entry(s, lo - 1);
-	if (off >= e.offset + e.count)
-		return -1;
-	return (long)lo - 1;
+	end = field == LAYOUT_ENT_POS ? e.pos + e.len : e.offset + e.count;
+	return key < end ? (long)lo - 1 : -1;
+}
+
+/* Index of the entry holding message offset off, or -1. */
+long segment_find_offset(const struct segment *s, uint32_t n, uint64_t off)
+{
+	return find_holding(s, n, off, LAYOUT_ENT_OFFSET);
 }
 
 /* Index of the entry holding global byte pos, or -1. */
 long segment_find_byte(const struct segment *s, uint32_t n, uint64_t pos)
 {
-	uint32_t lo = upper_bound(s, n, pos, LAYOUT_ENT_POS);
-	struct seg_entry e;
-
-	if (lo == 0)
-		return -1;
-	e = segment_entry(s, lo - 1);
-	if (pos >= e.pos + e.len)
-		return -1;
-	return (long)lo - 1;
+	return find_holding(s, n, pos, LAYOUT_ENT_POS);
 }
 
 /* Index of the first entry with ts >= ts_ms, or n. */
