@@ -309,48 +309,26 @@ int inspect_read(const struct inspect_part *ip, uint32_t seg, uint64_t pos,
 		 void *buf, size_t len)
 {
 	const struct inspect_seg *s = &ip->segs[seg];
-	unsigned char *blk = NULL, *out = buf;
-	uint64_t rel, at, n;
+	struct codec_cache cache = {0, 0, NULL, 0};
+	const struct codec_block *bad;
 	ssize_t got;
-	long k;
-	int ret = 0;
+	int ret;
 
 	if (s->data_fd < 0)
 		return -ENOENT;
 	if (pos < s->base_byte || pos - s->base_byte + len > s->raw_bytes)
 		return -EIO;
-	rel = pos - s->base_byte;
 	if (s->codec == COMPRESSION_NONE) {
-		got = io_pread_full(s->data_fd, buf, len, rel);
+		got = io_pread_full(s->data_fd, buf, len, pos - s->base_byte);
 		if (got < 0)
 			return (int)got;
 		return (size_t)got == len ? 0 : -EIO;
 	}
 	if (!s->blk_ok)
 		return -EIO;
-	blk = malloc(CODEC_BLOCK_BYTES);
-	if (!blk)
-		return -ENOMEM;
-	while (len > 0) {
-		k = codec_find_block(s->blocks, s->nblocks, rel);
-		if (k < 0 || s->blocks[k].raw_len > CODEC_BLOCK_BYTES) {
-			ret = -EIO;
-			break;
-		}
-		ret = codec_read_block(s->codec, s->data_fd, &s->blocks[k],
-				       blk);
-		if (ret < 0)
-			break;
-		at = rel - s->blocks[k].raw_pos;
-		n = s->blocks[k].raw_len - at;
-		if (n > len)
-			n = len;
-		memcpy(out, blk + at, (size_t)n);
-		out += n;
-		rel += n;
-		len -= (size_t)n;
-	}
-	free(blk);
+	ret = codec_read_range(s->codec, s->data_fd, s->blocks, s->nblocks, 1,
+			       &cache, pos - s->base_byte, buf, len, &bad);
+	free(cache.buf);
 	return ret;
 }
 

@@ -63,10 +63,8 @@ struct partition {
 	size_t plan_cap;
 
 	pthread_mutex_t cache_lock; /* the last decoded compressed block */
-	uint64_t cache_seg;	    /* protected by cache_lock */
-	uint32_t cache_blk;
-	unsigned char *cache_buf;
-	size_t cache_size;
+	struct codec_cache cache;   /* protected by cache_lock; keyed by
+				     * segment id */
 
 	/* One flush and one partition.state writer at a time; taken before
 	 * lock.  A flush writes the state file holding only this, so appends
@@ -268,7 +266,7 @@ static struct partition *partition_alloc(int dfd, const char *name,
 	pthread_mutex_init(&p->state_lock, NULL);
 	p->cfg = *cfg;
 	p->dfd = dfd;
-	p->cache_seg = 0;
+	memset(&p->cache, 0, sizeof(p->cache));
 	atomic_store(&p->last_ts, -1);
 	return p;
 }
@@ -286,7 +284,7 @@ static void partition_free(struct partition *p)
 	free(p->rfds);
 	free(p->segs);
 	free(p->plan);
-	free(p->cache_buf);
+	free(p->cache.buf);
 	free(p->losses);
 	io_close(p->dfd);
 	pthread_mutex_destroy(&p->lock);
@@ -1493,54 +1491,16 @@ static void report_bad_block(struct partition *p, struct segment *s,
 static int read_compressed(struct partition *p, struct segment *s, uint64_t pos,
 			   void *buf, size_t len)
 {
-	const struct codec_block *b;
-	uint64_t rel = pos - s->base_byte, in;
-	long k;
-	size_t take;
-	unsigned char *grown;
-	int ret = 0;
+	const struct codec_block *bad;
+	int ret;
 
 	pthread_mutex_lock(&p->cache_lock);
-	while (len > 0) {
-		k = codec_find_block(s->blocks, s->nblocks, rel);
-		if (k < 0) {
-			ret = -EIO;
-			break;
-		}
-		b = &s->blocks[k];
-		if (p->cache_seg != s->id || p->cache_blk != (uint32_t)k) {
-			if (b->raw_len > p->cache_size) {
-				grown = realloc(p->cache_buf, b->raw_len);
-				if (!grown) {
-					ret = -ENOMEM;
-					break;
-				}
-				p->cache_buf = grown;
-				p->cache_size = b->raw_len;
-			}
-			p->cache_seg = 0;
-			ret = codec_read_block(s->codec, s->log_fd, b,
-					       p->cache_buf);
-			if (ret < 0) {
-				if (ret == -EIO)
-					report_bad_block(p, s, b);
-				break;
-			}
-			p->cache_seg = s->id;
-			p->cache_blk = (uint32_t)k;
-		}
-		in = rel - b->raw_pos;
-		if (in >= b->raw_len) {
-			ret = -EIO;
-			break;
-		}
-		take = b->raw_len - in < len ? b->raw_len - in : len;
-		memcpy(buf, p->cache_buf + in, take);
-		buf = (char *)buf + take;
-		rel += take;
-		len -= take;
-	}
+	ret = codec_read_range(s->codec, s->log_fd, s->blocks, s->nblocks,
+			       s->id, &p->cache, pos - s->base_byte, buf, len,
+			       &bad);
 	pthread_mutex_unlock(&p->cache_lock);
+	if (bad)
+		report_bad_block(p, s, bad);
 	return ret;
 }
 
