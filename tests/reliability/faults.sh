@@ -1,4 +1,5 @@
 #!/bin/bash
+# test-limit: 800 (tests/timelimit.sh)
 # faults.sh - I/O faults injected under a workload through the mount.
 #
 # Rounds: the daemon starts with FLUXFS_FAULTS (EIO, ENOSPC, EDQUOT,

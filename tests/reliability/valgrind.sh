@@ -5,6 +5,7 @@
 # fewer seeds here (CRASH_SEEDS, default 20 under valgrind): the full
 # count runs natively and under ASan.  Skips (77) without valgrind, and
 # in an ASan build (the two cannot share a process).
+# test-limit: 1200 (tests/timelimit.sh)
 set -u
 : "${top_builddir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 command -v valgrind >/dev/null || { echo "SKIP: valgrind is not installed"; exit 77; }
