@@ -14,7 +14,7 @@
 # SIGKILL 30 s later.  The test then counts as an ERROR (exit 99).
 #
 # The limit is FLUXFS_TEST_LIMIT seconds if set, else a script's
-# "# test-limit: N" line, else 600.  The log ends with the test's time.
+# "# test-limit: N" line, else 300.  The log ends with the test's time.
 set -u
 script=${*: -1}
 limit=${FLUXFS_TEST_LIMIT:-}
@@ -23,7 +23,7 @@ if [ -z "$limit" ]; then
 	*.sh) limit=$(sed -n 's/^# test-limit: *\([0-9][0-9]*\).*/\1/p' "$script" | head -n 1) ;;
 	esac
 fi
-: "${limit:=600}"
+: "${limit:=300}"
 
 start=$SECONDS
 set -m
@@ -42,7 +42,11 @@ done
 if [ "$done_pid" = "$child" ]; then
 	kill "$sleeper" 2>/dev/null
 	wait "$sleeper" 2>/dev/null
-	left=$(pgrep -g "$child" 2>/dev/null | tr '\n' ' ')
+	left=""
+	for p in $(pgrep -g "$child" 2>/dev/null); do
+		# A zombie is a child its parent has not reaped yet: not left.
+		[ "$(awk '{ print $3 }' "/proc/$p/stat" 2>/dev/null)" = Z ] || left="$left$p "
+	done
 	if [ -n "$left" ]; then
 		echo "timelimit: the test left processes behind: $left" >&2
 		ps -o pid,stat,etime,args -p "$(echo $left | tr ' ' ,)" >&2
