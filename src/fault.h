@@ -19,8 +19,11 @@
  *                like 0.01 or 1; default 1)
  *   ops=A+B...   which calls may fail: openat close pread pwrite pwritev
  *                fsync fdatasync ftruncate fallocate fstat fstatat
- *                renameat unlinkat mkdirat, or "all"
- *                (default pwrite+pwritev+fsync+fdatasync)
+ *                renameat (renameat2 too) unlinkat mkdirat (every mkdir)
+ *                mmap munmap flock fstatvfs fdopendir readdir closedir,
+ *                or "all" (default pwrite+pwritev+fsync+fdatasync).
+ *                close, munmap and closedir release their object even
+ *                when they report a fault, as the real calls do.
  *   errno=E+F... errnos to fail with, one picked at random per fault:
  *                EIO ENOSPC EDQUOT EINTR EAGAIN ENOMEM EROFS EFBIG EPERM
  *                EACCES EMFILE ENFILE EBADF, or a decimal number
