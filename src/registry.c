@@ -456,18 +456,12 @@ static int scan_dir(int fd, int (*fn)(void *arg, const char *name, int isdir),
 	struct dirent *de;
 	struct stat st;
 	DIR *dir;
-	int dfd, ret = 0, isdir;
+	int ret, isdir;
 
-	dfd = io_opendirat(fd, ".");
-	if (dfd < 0)
-		return dfd;
-	dir = fdopendir(dfd);
-	if (!dir) {
-		ret = -errno;
-		io_close(dfd);
+	ret = io_opendir_stream(fd, ".", &dir);
+	if (ret < 0)
 		return ret;
-	}
-	while ((de = readdir(dir)) != NULL) {
+	while ((ret = io_readdir(dir, &de)) > 0) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		isdir = io_fstatat(fd, de->d_name, &st) == 0 &&
@@ -476,7 +470,7 @@ static int scan_dir(int fd, int (*fn)(void *arg, const char *name, int isdir),
 		if (ret)
 			break;
 	}
-	closedir(dir);
+	io_closedir(dir);
 	return ret;
 }
 
@@ -540,7 +534,13 @@ static int check_format(struct registry *reg)
 
 	n = read_small(reg->rootfd, META_FILE, buf, sizeof(buf));
 	if (n == -ENOENT) {
-		scan_dir(reg->rootfd, dir_entry_count, &count);
+		/* A listing cut short must not pass for an empty directory. */
+		n = scan_dir(reg->rootfd, dir_entry_count, &count);
+		if (n < 0) {
+			diag_err("cannot read '%s': %s", reg->path,
+				 strerror(-n));
+			return n;
+		}
 		if (count) {
 			diag_err("'%s' is not empty and has no " META_FILE
 				 ": not a fluxfs data directory",
@@ -584,9 +584,11 @@ static int take_lock(struct registry *reg)
 			 strerror(-reg->lockfd));
 		return reg->lockfd;
 	}
-	if (flock(reg->lockfd, LOCK_EX | LOCK_NB) == 0)
+	ret = io_flock(reg->lockfd, LOCK_EX | LOCK_NB);
+	if (ret == 0)
 		return 0;
-	ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
+	if (ret == -EWOULDBLOCK)
+		ret = -EBUSY;
 	n = io_pread_full(reg->lockfd, buf, sizeof(buf) - 1, 0);
 	buf[n > 0 ? n : 0] = '\0';
 	buf[strcspn(buf, "\n")] = '\0';
@@ -613,6 +615,7 @@ void registry_note_pid(struct registry *reg)
 static int mkdir_p(const char *path)
 {
 	char buf[PATH_MAX], *p;
+	int ret;
 
 	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
 		return -ENAMETOOLONG;
@@ -620,13 +623,13 @@ static int mkdir_p(const char *path)
 		if (*p != '/')
 			continue;
 		*p = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			return -errno;
+		ret = io_mkdirat(AT_FDCWD, buf, 0755);
+		if (ret < 0 && ret != -EEXIST)
+			return ret;
 		*p = '/';
 	}
-	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
+	ret = io_mkdirat(AT_FDCWD, buf, 0700);
+	return ret == -EEXIST ? 0 : ret;
 }
 
 /* Open, check, lock and load the data directory. */
@@ -1503,8 +1506,10 @@ int registry_info(struct registry *reg, struct node *n,
 /* Space of the backing filesystem. */
 int registry_statfs(struct registry *reg, struct statvfs *st)
 {
-	if (fstatvfs(reg->rootfd, st) < 0)
-		return -errno;
+	int ret = io_fstatvfs(reg->rootfd, st);
+
+	if (ret < 0)
+		return ret;
 	st->f_namemax = REGISTRY_NAME_MAX;
 	return 0;
 }
