@@ -104,7 +104,8 @@ void ctl_format_time(int64_t ms, char *buf, size_t size);
 int ctl_parse_u64(const char *s, uint64_t *out);
 
 /* Take the data directory's lock (shared with a serving fluxfs) without
- * waiting: 0 and *fd to release with close(), -EBUSY with *pid set
+ * waiting: 0 and *fd (-1 when there is no lock file, so no fluxfs ever
+ * served it) to release with io_close(), -EBUSY with *pid set
  * (0 if unknown) when a fluxfs holds it, or -errno. */
 int ctl_lock_data_dir(const char *root, int *fd, long *pid);
 

@@ -528,33 +528,37 @@ int ctl_lock_data_dir(const char *root, int *fd, long *pid)
 	int ret;
 
 	*pid = 0;
+	*fd = -1;
 	snprintf(p, sizeof(p), "%s/" CTL_LOCK_FILE, root);
 	/* Never created here: no lock file means no fluxfs ever served it. */
-	*fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (*fd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (flock(*fd, LOCK_EX | LOCK_NB) == 0) {
-		n = pread(*fd, buf, sizeof(buf) - 1, 0);
+	ret = io_openat(AT_FDCWD, p, O_RDONLY, 0);
+	if (ret < 0)
+		return ret == -ENOENT ? 0 : ret;
+	*fd = ret;
+	ret = io_flock(*fd, LOCK_EX | LOCK_NB);
+	if (ret == 0) {
+		n = io_pread_full(*fd, buf, sizeof(buf) - 1, 0);
 		holder = 0;
 		if (n > 0) {
 			buf[n] = '\0';
 			holder = strtol(buf, NULL, 10);
 		}
 		if (holder <= 0 || holder == (long)getpid() ||
-		    fstat(*fd, &st) < 0 || !pid_holds_lock(holder, st.st_ino))
+		    io_fstat(*fd, &st) < 0 || !pid_holds_lock(holder, st.st_ino))
 			return 0;
 		*pid = holder;
-		close(*fd);
+		io_close(*fd);
 		*fd = -1;
 		return -EBUSY;
 	}
-	ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
-	n = pread(*fd, buf, sizeof(buf) - 1, 0);
+	if (ret == -EWOULDBLOCK)
+		ret = -EBUSY;
+	n = io_pread_full(*fd, buf, sizeof(buf) - 1, 0);
 	if (n > 0) {
 		buf[n] = '\0';
 		*pid = strtol(buf, NULL, 10);
 	}
-	close(*fd);
+	io_close(*fd);
 	*fd = -1;
 	return ret;
 }
