@@ -516,6 +516,14 @@ static int load_topic_entry(void *arg, const char *name, int isdir)
 	child_add(&reg->root, t);
 	ctx->topic = t;
 	ret = scan_dir(t->dirfd, load_partition_entry, ctx);
+	if (ret < 0 && ret != -ENOMEM) {
+		/* As for a partition that cannot be opened: reported, and
+		 * the rest of the data directory still mounts. */
+		diag_err("cannot list topic '%s': %s: partitions not listed "
+			 "yet are not served",
+			 name, strerror(-ret));
+		ret = 0;
+	}
 	return ret;
 }
 

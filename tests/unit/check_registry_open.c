@@ -98,6 +98,21 @@ static struct dirent *fail_readdir(DIR *d)
 	return NULL;
 }
 
+/* readdir failing in directories named "t" only. */
+static struct dirent *fail_readdir_in_t(DIR *d)
+{
+	char link[64], target[PATH_MAX];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", dirfd(d));
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n >= 2 && !memcmp(target + n - 2, "/t", 2)) {
+		errno = EIO;
+		return NULL;
+	}
+	return readdir(d);
+}
+
 static int fail_fstatvfs(int fd, struct statvfs *st)
 {
 	(void)fd;
@@ -236,6 +251,19 @@ START_TEST(test_readdir_fails)
 	ck_assert_msg(strstr(log, "cannot load '") &&
 			      strstr(log, "Input/output error"),
 		      "log: %s", log);
+	io_ops_set(NULL);
+
+	/* Only the topic's listing fails: as for a partition that cannot be
+	 * opened, the topic is reported and the rest mounts. */
+	fail_install();
+	failing.readdir = fail_readdir_in_t;
+	log_begin();
+	ck_assert_int_eq(registry_open(data, &defaults, &no_hooks, &reg), 0);
+	log_end(log, sizeof(log));
+	ck_assert_int_eq(lines(log), 1);
+	ck_assert_msg(strstr(log, "cannot list topic 't': Input/output error"),
+		      "log: %s", log);
+	ck_assert_int_eq(registry_close(reg), 0);
 	io_ops_set(NULL);
 	ck_assert_int_eq(open_quiet(&reg), 0);
 	ck_assert_int_eq(registry_close(reg), 0);
