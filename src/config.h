@@ -57,7 +57,8 @@ const char *config_key_name(enum config_key key);
  * max_message_bytes 1..64M, compression none|lz4|gzip. */
 int config_set(struct config *cfg, enum config_key key, const char *val,
 	       size_t len);
-/* Parse "key=value" (one line, no newline). */
+/* Parse "key=value" (one line, no newline): config_parse_text's line
+ * parser, exported for the tests and the config fuzzer. */
 int config_set_pair(struct config *cfg, const char *pair, size_t len);
 /* Format key's value in canonical form (largest unit that divides it
  * exactly: "256M", "7d", "1500"; "-1" for unlimited/never) into buf,

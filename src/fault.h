@@ -59,7 +59,8 @@ int fault_init_from_env(void);
 /* Replace the active spec (NULL, "" or "off" turns injection off and
  * restores the table that was in force before).  -EINVAL on a bad spec,
  * leaving the previous one active.  Resets the call counter, not the
- * fault count. */
+ * fault count.  The daemon sets the spec once (fault_init_from_env);
+ * the tests change it with this. */
 int fault_set(const char *spec);
 /* Faults injected since start (failed calls plus short writes). */
 uint64_t fault_count(void);

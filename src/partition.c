@@ -2312,14 +2312,6 @@ int partition_set_config(struct partition *p, const struct config *cfg)
 	return 0;
 }
 
-/* Copy out the effective configuration. */
-void partition_get_config(struct partition *p, struct config *cfg)
-{
-	pthread_mutex_lock(&p->lock);
-	*cfg = p->cfg;
-	pthread_mutex_unlock(&p->lock);
-}
-
 /* The partition's counters. */
 struct log_metrics *partition_metrics(struct partition *p)
 {

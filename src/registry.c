@@ -93,8 +93,9 @@ static int reserved_name(const char *name, int is_topic)
 	return 0;
 }
 
-/* Check a topic or partition name against the rules of DESIGN.md. */
-int registry_check_name(const char *name, int is_topic)
+/* Check a topic (is_topic) or partition name against the rules of
+ * DESIGN.md: 0, -ENAMETOOLONG past REGISTRY_NAME_MAX, or -EINVAL. */
+static int registry_check_name(const char *name, int is_topic)
 {
 	size_t i, len = strlen(name);
 
