@@ -17,6 +17,10 @@
 #define CTL_OK 0
 #define CTL_FOUND 1
 #define CTL_USAGE 2
+/* Not an exit code: a command returns it when --help was asked, and
+ * main() prints that command's help and exits CTL_OK.  So the commands
+ * and their helpers never call back up into main()'s command table. */
+#define CTL_HELP 3
 
 #define CTL_FUSE_MAGIC 0x65735546L
 #define CTL_META_FILE "fluxfs.meta"
@@ -62,16 +66,13 @@ int ctl_verify(int argc, char **argv);
 int ctl_repair(int argc, char **argv);
 int ctl_seek(int argc, char **argv);
 
-/* The command table (fluxctl.c) and the help of one command. */
-const struct ctl_cmd *ctl_find(const char *name);
-void ctl_print_help(const struct ctl_cmd *c);
 /* "fluxctl: <msg>" and a hint to --help on stderr; returns CTL_USAGE. */
 int ctl_usage(const char *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* "fluxctl: <msg>" on stderr. */
 void ctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Handle --help / unknown options common to every command's getopt loop;
- * returns -1 to go on, else an exit code. */
+ * returns -1 to go on, else an exit code or CTL_HELP. */
 int ctl_getopt_default(const char *cmd, int opt, int optopt_val,
 		       const char *arg);
 

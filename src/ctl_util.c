@@ -64,8 +64,7 @@ int ctl_getopt_default(const char *cmd, int opt, int optopt_val,
 {
 	switch (opt) {
 	case 'h':
-		ctl_print_help(ctl_find(cmd));
-		return CTL_OK;
+		return CTL_HELP;
 	case ':':
 		return ctl_usage(cmd, "option '%s' needs a value", arg);
 	case '?':
