@@ -101,8 +101,6 @@ int64_t ctl_now_ms(void);
 int ctl_parse_time(const char *s, int64_t now_ms, int64_t *out);
 /* 2026-11-24T10:00:00.123Z, or "-" for a negative time. */
 void ctl_format_time(int64_t ms, char *buf, size_t size);
-/* A plain unsigned decimal: 0 or -EINVAL. */
-int ctl_parse_u64(const char *s, uint64_t *out);
 
 /* Take the data directory's lock (shared with a serving fluxfs) without
  * waiting: 0 and *fd (-1 when there is no lock file, so no fluxfs ever

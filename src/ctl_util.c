@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "ctl.h"
 #include "inspect.h"
 #include "io.h"
@@ -327,22 +328,6 @@ int64_t ctl_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Unsigned decimal, nothing else. */
-int ctl_parse_u64(const char *s, uint64_t *out)
-{
-	unsigned long long v;
-	char *end;
-
-	if (!s || *s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
 /* Read exactly n digits from *s. */
 static int digits(const char **s, int n, int *out)
 {
@@ -453,7 +438,7 @@ int ctl_parse_time(const char *s, int64_t now_ms, int64_t *out)
 		}
 		return -EINVAL;
 	}
-	if (ctl_parse_u64(s, &v) == 0) {
+	if (config_parse_u64(s, &v) == 0) {
 		if (v > INT64_MAX)
 			return -EINVAL;
 		*out = (int64_t)v;

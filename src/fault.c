@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "diag.h"
 #include "fault.h"
 #include "io.h"
@@ -385,26 +386,6 @@ static const struct io_ops fault_ops = {
 /* ------------------------------------------------------------------ */
 /* Spec parsing                                                        */
 
-/* Decimal digits only, no overflow, whole string. */
-static int parse_u64(const char *s, uint64_t *out)
-{
-	uint64_t v = 0;
-	int d;
-
-	if (!*s)
-		return -EINVAL;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return -EINVAL;
-		d = *s - '0';
-		if (v > (UINT64_MAX - d) / 10)
-			return -EINVAL;
-		v = v * 10 + d;
-	}
-	*out = v;
-	return 0;
-}
-
 /* "0", "1", "0.25", ".5", "1.0": a probability in parts per billion.
  * Digits past the ninth decimal are accepted and ignored. */
 static int parse_prob(const char *s, uint32_t *ppb)
@@ -495,7 +476,7 @@ static int parse_errnos(char *s, struct fault_spec *sp)
 			sp->errnos[sp->nerrnos++] = errno_names[i].value;
 			continue;
 		}
-		if (parse_u64(tok, &v) < 0 || v == 0 || v > 4095)
+		if (config_parse_u64(tok, &v) < 0 || v == 0 || v > 4095)
 			return -EINVAL;
 		sp->errnos[sp->nerrnos++] = (int)v;
 	}
@@ -530,7 +511,7 @@ static int parse_spec(const char *spec, struct fault_spec *sp)
 		}
 		*eq++ = '\0';
 		if (!strcmp(item, "seed"))
-			ret = parse_u64(eq, &sp->seed);
+			ret = config_parse_u64(eq, &sp->seed);
 		else if (!strcmp(item, "p"))
 			ret = parse_prob(eq, &sp->p_ppb);
 		else if (!strcmp(item, "short"))
@@ -540,11 +521,11 @@ static int parse_spec(const char *spec, struct fault_spec *sp)
 		else if (!strcmp(item, "errno"))
 			ret = parse_errnos(eq, sp);
 		else if (!strcmp(item, "after"))
-			ret = parse_u64(eq, &sp->after);
+			ret = config_parse_u64(eq, &sp->after);
 		else if (!strcmp(item, "max"))
-			ret = parse_u64(eq, &sp->max);
+			ret = config_parse_u64(eq, &sp->max);
 		else if (!strcmp(item, "delay_us")) {
-			ret = parse_u64(eq, &sp->delay_us);
+			ret = config_parse_u64(eq, &sp->delay_us);
 			if (ret == 0 && sp->delay_us >= 1000000)
 				ret = -EINVAL;
 		} else
