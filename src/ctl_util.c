@@ -528,7 +528,8 @@ int ctl_lock_data_dir(const char *root, int *fd, long *pid)
 			holder = strtol(buf, NULL, 10);
 		}
 		if (holder <= 0 || holder == (long)getpid() ||
-		    io_fstat(*fd, &st) < 0 || !pid_holds_lock(holder, st.st_ino))
+		    io_fstat(*fd, &st) < 0 ||
+		    !pid_holds_lock(holder, st.st_ino))
 			return 0;
 		*pid = holder;
 		io_close(*fd);

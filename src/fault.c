@@ -50,11 +50,10 @@ enum fault_op {
 };
 
 static const char *const op_names[OP_COUNT] = {
-	"openat",    "close",	  "pread",     "pwrite",    "pwritev",
-	"fsync",     "fdatasync", "ftruncate", "fallocate", "fstat",
-	"fstatat",   "renameat",  "unlinkat",  "mkdirat",   "mmap",
-	"munmap",    "flock",	  "fstatvfs",  "fdopendir", "readdir",
-	"closedir",
+	"openat",    "close",	  "pread",     "pwrite", "pwritev", "fsync",
+	"fdatasync", "ftruncate", "fallocate", "fstat",	 "fstatat", "renameat",
+	"unlinkat",  "mkdirat",	  "mmap",      "munmap", "flock",   "fstatvfs",
+	"fdopendir", "readdir",	  "closedir",
 };
 
 struct errno_name {

@@ -148,8 +148,7 @@ START_TEST(test_flock_fails)
 	fail_install();
 	failing.flock = fail_flock;
 	log_begin();
-	ck_assert_int_eq(registry_open(data, &defaults, &no_hooks, &reg),
-			 -EIO);
+	ck_assert_int_eq(registry_open(data, &defaults, &no_hooks, &reg), -EIO);
 	log_end(log, sizeof(log));
 	ck_assert_ptr_null(reg);
 	ck_assert_int_eq(lines(log), 1);
@@ -171,8 +170,7 @@ START_TEST(test_lock_held)
 
 	ck_assert_int_eq(open_quiet(&a), 0);
 	log_begin();
-	ck_assert_int_eq(registry_open(data, &defaults, &no_hooks, &b),
-			 -EBUSY);
+	ck_assert_int_eq(registry_open(data, &defaults, &no_hooks, &b), -EBUSY);
 	log_end(log, sizeof(log));
 	ck_assert_ptr_null(b);
 	ck_assert_int_eq(lines(log), 1);
@@ -223,8 +221,7 @@ START_TEST(test_readdir_fails)
 	fail_install();
 	failing.readdir = fail_readdir;
 	log_begin();
-	ck_assert_int_eq(registry_open(data, &defaults, &no_hooks, &reg),
-			 -EIO);
+	ck_assert_int_eq(registry_open(data, &defaults, &no_hooks, &reg), -EIO);
 	log_end(log, sizeof(log));
 	ck_assert_ptr_null(reg);
 	ck_assert_msg(strstr(log, "cannot read '"), "log: %s", log);
@@ -235,17 +232,16 @@ START_TEST(test_readdir_fails)
 
 	/* A data directory with a topic and a partition. */
 	ck_assert_int_eq(open_quiet(&reg), 0);
-	ck_assert_int_eq(registry_mkdir(reg, registry_node(reg, 1), "t", 0755,
-					0, 0, &t),
-			 0);
+	ck_assert_int_eq(
+		registry_mkdir(reg, registry_node(reg, 1), "t", 0755, 0, 0, &t),
+		0);
 	ck_assert_int_eq(registry_create(reg, t, "0", 0644, 0, 0, &p), 0);
 	ck_assert_int_eq(registry_close(reg), 0);
 	reg = NULL;
 	fail_install();
 	failing.readdir = fail_readdir;
 	log_begin();
-	ck_assert_int_eq(registry_open(data, &defaults, &no_hooks, &reg),
-			 -EIO);
+	ck_assert_int_eq(registry_open(data, &defaults, &no_hooks, &reg), -EIO);
 	log_end(log, sizeof(log));
 	ck_assert_ptr_null(reg);
 	ck_assert_msg(strstr(log, "cannot load '") &&
