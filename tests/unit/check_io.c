@@ -9,7 +9,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "testutil.h"
@@ -441,6 +440,24 @@ START_TEST(test_readdir_end_and_error)
 }
 END_TEST
 
+/* Whether addr lies in one of the process's mappings (/proc/self/maps;
+ * probing the address itself would be an error under valgrind). */
+static int is_mapped(const void *addr)
+{
+	unsigned long lo, hi, a = (unsigned long)(uintptr_t)addr;
+	char line[512];
+	int found = 0;
+	FILE *f = fopen("/proc/self/maps", "re");
+
+	ck_assert_ptr_nonnull(f);
+	while (!found && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && a >= lo &&
+		    a < hi)
+			found = 1;
+	fclose(f);
+	return found;
+}
+
 /* io_mmap shows the file's bytes read-only; io_munmap takes it away. */
 START_TEST(test_mmap_wrappers)
 {
@@ -452,14 +469,13 @@ START_TEST(test_mmap_wrappers)
 	ck_assert_int_eq(io_pwrite_full(fd, data, sizeof(data), 0), 0);
 	ck_assert_int_eq(io_mmap(fd, sizeof(data), &m), 0);
 	ck_assert_ptr_nonnull(m);
+	ck_assert_int_eq(is_mapped(m), 1);
 	ck_assert(memcmp(m, data, sizeof(data)) == 0);
 	/* Shared with the page cache: a later write shows through. */
 	ck_assert_int_eq(io_pwrite_full(fd, "XY", 2, 100), 0);
 	ck_assert(memcmp((char *)m + 100, "XY", 2) == 0);
 	ck_assert_int_eq(io_munmap(m, sizeof(data)), 0);
-	/* msync fails with ENOMEM on a range that is not mapped. */
-	ck_assert_int_eq(msync(m, sizeof(data), MS_ASYNC), -1);
-	ck_assert_int_eq(errno, ENOMEM);
+	ck_assert_int_eq(is_mapped(m), 0);
 	ck_assert_int_eq(io_mmap(-1, 4096, &m), -EBADF);
 	close(fd);
 }
@@ -711,7 +727,7 @@ START_TEST(test_fault_new_ops)
 	ck_assert_int_eq(fault_set("ops=munmap"), 0);
 	ck_assert_int_eq(io_mmap(fd, 4096, &m), 0);
 	ck_assert_int_eq(io_munmap(m, 4096), -EIO);
-	ck_assert_int_eq(msync(m, 4096, MS_ASYNC), -1); /* gone anyway */
+	ck_assert_int_eq(is_mapped(m), 0); /* gone anyway */
 
 	ck_assert_int_eq(fault_set("ops=flock,errno=EAGAIN"), 0);
 	ck_assert_int_eq(io_flock(fd, LOCK_EX | LOCK_NB), -EWOULDBLOCK);
