@@ -222,20 +222,13 @@ static uint32_t count_entries(int dfd, const char *name)
 	struct dirent *de;
 	uint32_t n = 0;
 	DIR *dir;
-	int fd;
 
-	fd = io_opendirat(dfd, name);
-	if (fd < 0)
+	if (io_opendir_stream(dfd, name, &dir) < 0)
 		return 0;
-	dir = fdopendir(fd);
-	if (!dir) {
-		io_close(fd);
-		return 0;
-	}
-	while ((de = readdir(dir)) != NULL)
+	while (io_readdir(dir, &de) > 0)
 		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
 			n++;
-	closedir(dir);
+	io_closedir(dir);
 	return n;
 }
 
@@ -256,7 +249,7 @@ static int scan(struct inspect_part *ip)
 	ret = io_opendir_stream(ip->dfd, ".", &dir);
 	if (ret < 0)
 		return ret;
-	while ((de = readdir(dir)) != NULL) {
+	while ((ret = io_readdir(dir, &de)) > 0) {
 		len = strlen(de->d_name);
 		if (len > 4 && !strcmp(de->d_name + len - 4, ".tmp")) {
 			ip->tmp_files++;
@@ -284,7 +277,7 @@ static int scan(struct inspect_part *ip)
 			continue;
 		s->codec = c;
 	}
-	closedir(dir);
+	io_closedir(dir);
 	if (ret == 0 && ip->nsegs)
 		qsort(ip->segs, ip->nsegs, sizeof(*ip->segs), seg_cmp);
 	return ret;
@@ -359,7 +352,7 @@ int inspect_is_partition(int dirfd, const char *name)
 	struct stat st;
 	struct dirent *de;
 	DIR *dir;
-	int fd, found = 0;
+	int fd, ret, found = 0;
 
 	fd = io_opendirat(dirfd, name);
 	if (fd < 0)
@@ -368,17 +361,18 @@ int inspect_is_partition(int dirfd, const char *name)
 		io_close(fd);
 		return 1;
 	}
-	dir = fdopendir(fd);
-	if (!dir) {
-		io_close(fd);
-		return -ENOMEM;
-	}
-	while (!found && (de = readdir(dir)) != NULL)
+	ret = io_opendir_stream(fd, ".", &dir);
+	io_close(fd);
+	if (ret < 0)
+		return ret;
+	while ((ret = io_readdir(dir, &de)) > 0)
 		if (strlen(de->d_name) == 24 &&
-		    !strcmp(de->d_name + 20, ".log"))
+		    !strcmp(de->d_name + 20, ".log")) {
 			found = 1;
-	closedir(dir);
-	return found;
+			break;
+		}
+	io_closedir(dir);
+	return ret < 0 ? ret : found;
 }
 
 /* Read a partition directory without changing it. */

@@ -445,20 +445,14 @@ static int scan_dir(struct partition *p, struct found **list, uint32_t *n,
 	uint64_t base;
 	size_t len;
 	DIR *dir;
-	int fd, ret = 0;
+	int ret;
 
-	fd = io_opendirat(p->dfd, ".");
-	if (fd < 0)
-		return fd;
-	dir = fdopendir(fd);
-	if (!dir) {
-		ret = -errno;
-		io_close(fd);
+	ret = io_opendir_stream(p->dfd, ".", &dir);
+	if (ret < 0)
 		return ret;
-	}
 	*list = NULL;
 	*n = 0;
-	while ((de = readdir(dir)) != NULL) {
+	while ((ret = io_readdir(dir, &de)) > 0) {
 		len = strlen(de->d_name);
 		if (len > 4 && !strcmp(de->d_name + len - 4, ".tmp")) {
 			if (io_unlinkat(p->dfd, de->d_name, 0) == 0)
@@ -486,7 +480,7 @@ static int scan_dir(struct partition *p, struct found **list, uint32_t *n,
 		else if (!strcmp(end, codec_suffix(COMPRESSION_GZIP)))
 			f->comp = COMPRESSION_GZIP;
 	}
-	closedir(dir);
+	io_closedir(dir);
 	if (ret == 0 && *n)
 		qsort(*list, *n, sizeof(**list), found_cmp);
 	return ret;
@@ -978,8 +972,11 @@ int partition_appendv(struct partition *p, const struct iovec *iov, int iovcnt,
 	}
 	ret = segment_map_grow(a, seg_n(a) + n, end + len - a->base_byte,
 			       &p->seglock);
-	if (ret < 0)
+	if (ret < 0) {
+		diag_err("cannot map the index of '%s': %s", p->name,
+			 strerror(-ret));
 		goto out;
+	}
 	sync = p->cfg.flush_ms == 0;
 	ret = segment_appendv(a, iov, iovcnt, len, p->plan, n, sync);
 	if (ret < 0) {
@@ -2313,14 +2310,6 @@ int partition_set_config(struct partition *p, const struct config *cfg)
 	p->cfg = *cfg;
 	pthread_mutex_unlock(&p->lock);
 	return 0;
-}
-
-/* Copy out the effective configuration. */
-void partition_get_config(struct partition *p, struct config *cfg)
-{
-	pthread_mutex_lock(&p->lock);
-	*cfg = p->cfg;
-	pthread_mutex_unlock(&p->lock);
 }
 
 /* The partition's counters. */

@@ -93,8 +93,9 @@ static int reserved_name(const char *name, int is_topic)
 	return 0;
 }
 
-/* Check a topic or partition name against the rules of DESIGN.md. */
-int registry_check_name(const char *name, int is_topic)
+/* Check a topic (is_topic) or partition name against the rules of
+ * DESIGN.md: 0, -ENAMETOOLONG past REGISTRY_NAME_MAX, or -EINVAL. */
+static int registry_check_name(const char *name, int is_topic)
 {
 	size_t i, len = strlen(name);
 
@@ -456,18 +457,12 @@ static int scan_dir(int fd, int (*fn)(void *arg, const char *name, int isdir),
 	struct dirent *de;
 	struct stat st;
 	DIR *dir;
-	int dfd, ret = 0, isdir;
+	int ret, isdir;
 
-	dfd = io_opendirat(fd, ".");
-	if (dfd < 0)
-		return dfd;
-	dir = fdopendir(dfd);
-	if (!dir) {
-		ret = -errno;
-		io_close(dfd);
+	ret = io_opendir_stream(fd, ".", &dir);
+	if (ret < 0)
 		return ret;
-	}
-	while ((de = readdir(dir)) != NULL) {
+	while ((ret = io_readdir(dir, &de)) > 0) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		isdir = io_fstatat(fd, de->d_name, &st) == 0 &&
@@ -476,7 +471,7 @@ static int scan_dir(int fd, int (*fn)(void *arg, const char *name, int isdir),
 		if (ret)
 			break;
 	}
-	closedir(dir);
+	io_closedir(dir);
 	return ret;
 }
 
@@ -522,6 +517,14 @@ static int load_topic_entry(void *arg, const char *name, int isdir)
 	child_add(&reg->root, t);
 	ctx->topic = t;
 	ret = scan_dir(t->dirfd, load_partition_entry, ctx);
+	if (ret < 0 && ret != -ENOMEM) {
+		/* As for a partition that cannot be opened: reported, and
+		 * the rest of the data directory still mounts. */
+		diag_err("cannot list topic '%s': %s: partitions not listed "
+			 "yet are not served",
+			 name, strerror(-ret));
+		ret = 0;
+	}
 	return ret;
 }
 
@@ -540,7 +543,13 @@ static int check_format(struct registry *reg)
 
 	n = read_small(reg->rootfd, META_FILE, buf, sizeof(buf));
 	if (n == -ENOENT) {
-		scan_dir(reg->rootfd, dir_entry_count, &count);
+		/* A listing cut short must not pass for an empty directory. */
+		n = scan_dir(reg->rootfd, dir_entry_count, &count);
+		if (n < 0) {
+			diag_err("cannot read '%s': %s", reg->path,
+				 strerror(-n));
+			return n;
+		}
 		if (count) {
 			diag_err("'%s' is not empty and has no " META_FILE
 				 ": not a fluxfs data directory",
@@ -584,9 +593,11 @@ static int take_lock(struct registry *reg)
 			 strerror(-reg->lockfd));
 		return reg->lockfd;
 	}
-	if (flock(reg->lockfd, LOCK_EX | LOCK_NB) == 0)
+	ret = io_flock(reg->lockfd, LOCK_EX | LOCK_NB);
+	if (ret == 0)
 		return 0;
-	ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
+	if (ret == -EWOULDBLOCK)
+		ret = -EBUSY;
 	n = io_pread_full(reg->lockfd, buf, sizeof(buf) - 1, 0);
 	buf[n > 0 ? n : 0] = '\0';
 	buf[strcspn(buf, "\n")] = '\0';
@@ -613,6 +624,7 @@ void registry_note_pid(struct registry *reg)
 static int mkdir_p(const char *path)
 {
 	char buf[PATH_MAX], *p;
+	int ret;
 
 	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
 		return -ENAMETOOLONG;
@@ -620,13 +632,13 @@ static int mkdir_p(const char *path)
 		if (*p != '/')
 			continue;
 		*p = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			return -errno;
+		ret = io_mkdirat(AT_FDCWD, buf, 0755);
+		if (ret < 0 && ret != -EEXIST)
+			return ret;
 		*p = '/';
 	}
-	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
+	ret = io_mkdirat(AT_FDCWD, buf, 0700);
+	return ret == -EEXIST ? 0 : ret;
 }
 
 /* Open, check, lock and load the data directory. */
@@ -1503,8 +1515,10 @@ int registry_info(struct registry *reg, struct node *n,
 /* Space of the backing filesystem. */
 int registry_statfs(struct registry *reg, struct statvfs *st)
 {
-	if (fstatvfs(reg->rootfd, st) < 0)
-		return -errno;
+	int ret = io_fstatvfs(reg->rootfd, st);
+
+	if (ret < 0)
+		return ret;
 	st->f_namemax = REGISTRY_NAME_MAX;
 	return 0;
 }
