@@ -34,15 +34,23 @@ run_suite() {
 	echo "== $name: build"
 	make -C "$dir" -j"$jobs" >/dev/null
 	echo "== $name: make check"
-	local rc=0
-	make -C "$dir" -j"$jobs" check >"$dir/check.out" 2>&1 || rc=$?
-	grep -E '^(PASS|FAIL|SKIP|ERROR|XFAIL|XPASS):' "$dir/check.out" || true
+	# Each result is printed as its test ends (with the time since the
+	# suite began), so a CI log shows how far a run got.
+	local rc=0 t0=$SECONDS
+	make -C "$dir" -j"$jobs" check 2>&1 | tee "$dir/check.out" |
+		while IFS= read -r line; do
+			case $line in
+			PASS:* | FAIL:* | SKIP:* | ERROR:* | XFAIL:* | XPASS:*)
+				printf '%4ds %s\n' $((SECONDS - t0)) "$line" ;;
+			esac
+		done || rc=$?
 	summary "$name" "$dir"
+	echo "== $name: make check took $((SECONDS - t0)) s"
 	if [ $rc -ne 0 ]; then
 		echo "== $name: FAILED; logs of failing tests follow"
 		for f in $(grep -l -E '^:test-result: (FAIL|ERROR)' $(find "$dir/tests" -name '*.trs') 2>/dev/null); do
 			echo "--- ${f%.trs}.log"
-			tail -n 60 "${f%.trs}.log"
+			tail -n 200 "${f%.trs}.log"
 		done
 		exit $rc
 	fi

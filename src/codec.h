@@ -64,7 +64,8 @@ int codec_read_range(enum compression c, int fd, const struct codec_block *b,
 int codec_scan_blocks(enum compression c, int fd, uint64_t file_size,
 		      struct codec_block **blocks, uint32_t *nblocks,
 		      uint64_t *raw_total);
-/* Upper bound of one block's encoding, for sizing buffers. */
+/* Upper bound of one block's encoding, for sizing buffers (exported for
+ * the tests; codec.c sizes its own with it). */
 size_t codec_block_bound(enum compression c, size_t raw_len);
 const char *codec_name(enum compression c);
 

@@ -155,6 +155,14 @@ static int parse_scaled(const char *s, size_t len, const struct unit *units,
 	return 0;
 }
 
+/* A plain unsigned decimal. */
+int config_parse_u64(const char *s, uint64_t *out)
+{
+	if (!s)
+		return -EINVAL;
+	return parse_scaled(s, strlen(s), NULL, 0, 0, out);
+}
+
 /* Parse one value for key into cfg and mark it set. */
 int config_set(struct config *cfg, enum config_key key, const char *val,
 	       size_t len)

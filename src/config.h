@@ -57,7 +57,13 @@ const char *config_key_name(enum config_key key);
  * max_message_bytes 1..64M, compression none|lz4|gzip. */
 int config_set(struct config *cfg, enum config_key key, const char *val,
 	       size_t len);
-/* Parse "key=value" (one line, no newline). */
+/* The one strict unsigned decimal parser: digits only (no sign, blanks,
+ * base prefix or unit), no overflow, the whole string; 0 or -EINVAL.
+ * Everything that reads a plain number (fault specs, xattr queries,
+ * fluxctl's arguments, environment) uses it. */
+int config_parse_u64(const char *s, uint64_t *out);
+/* Parse "key=value" (one line, no newline): config_parse_text's line
+ * parser, exported for the tests and the config fuzzer. */
 int config_set_pair(struct config *cfg, const char *pair, size_t len);
 /* Format key's value in canonical form (largest unit that divides it
  * exactly: "256M", "7d", "1500"; "-1" for unlimited/never) into buf,

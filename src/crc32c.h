@@ -16,8 +16,9 @@
 
 /* Extend crc (0 to start) over buf[0..len). */
 uint32_t crc32c(uint32_t crc, const void *buf, size_t len);
+/* The two implementations crc32c() picks from, exported so the tests
+ * compare them.  crc32c_hw only when crc32c_hw_available() says so. */
 uint32_t crc32c_sw(uint32_t crc, const void *buf, size_t len);
-/* Only valid when crc32c_hw_available() says so. */
 uint32_t crc32c_hw(uint32_t crc, const void *buf, size_t len);
 int crc32c_hw_available(void);
 

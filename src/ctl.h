@@ -17,6 +17,10 @@
 #define CTL_OK 0
 #define CTL_FOUND 1
 #define CTL_USAGE 2
+/* Not an exit code: a command returns it when --help was asked, and
+ * main() prints that command's help and exits CTL_OK.  So the commands
+ * and their helpers never call back up into main()'s command table. */
+#define CTL_HELP 3
 
 #define CTL_FUSE_MAGIC 0x65735546L
 #define CTL_XATTR "user.fluxfs."
@@ -56,16 +60,13 @@ int ctl_verify(int argc, char **argv);
 int ctl_repair(int argc, char **argv);
 int ctl_seek(int argc, char **argv);
 
-/* The command table (fluxctl.c) and the help of one command. */
-const struct ctl_cmd *ctl_find(const char *name);
-void ctl_print_help(const struct ctl_cmd *c);
 /* "fluxctl: <msg>" and a hint to --help on stderr; returns CTL_USAGE. */
 int ctl_usage(const char *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* "fluxctl: <msg>" on stderr. */
 void ctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Handle --help / unknown options common to every command's getopt loop;
- * returns -1 to go on, else an exit code. */
+ * returns -1 to go on, else an exit code or CTL_HELP. */
 int ctl_getopt_default(const char *cmd, int opt, int optopt_val,
 		       const char *arg);
 
@@ -94,11 +95,10 @@ int64_t ctl_now_ms(void);
 int ctl_parse_time(const char *s, int64_t now_ms, int64_t *out);
 /* 2026-11-24T10:00:00.123Z, or "-" for a negative time. */
 void ctl_format_time(int64_t ms, char *buf, size_t size);
-/* A plain unsigned decimal: 0 or -EINVAL. */
-int ctl_parse_u64(const char *s, uint64_t *out);
 
 /* Take the data directory's lock (shared with a serving fluxfs) without
- * waiting: 0 and *fd to release with close(), -EBUSY with *pid set
+ * waiting: 0 and *fd (-1 when there is no lock file, so no fluxfs ever
+ * served it) to release with io_close(), -EBUSY with *pid set
  * (0 if unknown) when a fluxfs holds it, or -errno. */
 int ctl_lock_data_dir(const char *root, int *fd, long *pid);
 

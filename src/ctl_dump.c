@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "crc32c.h"
+#include "config.h"
 #include "ctl.h"
 #include "inspect.h"
 #include "layout.h"
@@ -171,7 +172,7 @@ int ctl_dump(int argc, char **argv)
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":f:mh", longopts, NULL)) != -1) {
 		if (opt == 'f') {
-			if (ctl_parse_u64(optarg, &c.from) < 0)
+			if (config_parse_u64(optarg, &c.from) < 0)
 				return ctl_usage(argv[0], "bad offset '%s' for "
 							  "--from", optarg);
 			continue;

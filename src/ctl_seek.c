@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/xattr.h>
 
+#include "config.h"
 #include "ctl.h"
 #include "inspect.h"
 
@@ -86,7 +87,7 @@ int ctl_seek(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, ":o:t:h", longopts, NULL)) !=
 	       -1) {
 		if (opt == 'o') {
-			if (ctl_parse_u64(optarg, &offset) < 0)
+			if (config_parse_u64(optarg, &offset) < 0)
 				return ctl_usage(argv[0], "bad offset '%s': "
 							  "want a message "
 							  "number", optarg);

@@ -120,7 +120,7 @@ static uint64_t xattr_u64(const char *path, const char *name)
 		return UNKNOWN;
 	buf[n] = '\0';
 	buf[strcspn(buf, "\n")] = '\0';
-	return ctl_parse_u64(buf, &v) == 0 ? v : UNKNOWN;
+	return config_parse_u64(buf, &v) == 0 ? v : UNKNOWN;
 }
 
 static int stat_mount(const char *path, struct pstat *ps)

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "ctl.h"
 #include "inspect.h"
 #include "io.h"
@@ -65,8 +66,7 @@ int ctl_getopt_default(const char *cmd, int opt, int optopt_val,
 {
 	switch (opt) {
 	case 'h':
-		ctl_print_help(ctl_find(cmd));
-		return CTL_OK;
+		return CTL_HELP;
 	case ':':
 		return ctl_usage(cmd, "option '%s' needs a value", arg);
 	case '?':
@@ -326,22 +326,6 @@ int64_t ctl_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Unsigned decimal, nothing else. */
-int ctl_parse_u64(const char *s, uint64_t *out)
-{
-	unsigned long long v;
-	char *end;
-
-	if (!s || *s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
 /* Read exactly n digits from *s. */
 static int digits(const char **s, int n, int *out)
 {
@@ -452,7 +436,7 @@ int ctl_parse_time(const char *s, int64_t now_ms, int64_t *out)
 		}
 		return -EINVAL;
 	}
-	if (ctl_parse_u64(s, &v) == 0) {
+	if (config_parse_u64(s, &v) == 0) {
 		if (v > INT64_MAX)
 			return -EINVAL;
 		*out = (int64_t)v;
@@ -526,33 +510,38 @@ int ctl_lock_data_dir(const char *root, int *fd, long *pid)
 	int ret;
 
 	*pid = 0;
+	*fd = -1;
 	snprintf(p, sizeof(p), "%s/" LAYOUT_LOCK_FILE, root);
 	/* Never created here: no lock file means no fluxfs ever served it. */
-	*fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (*fd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (flock(*fd, LOCK_EX | LOCK_NB) == 0) {
-		n = pread(*fd, buf, sizeof(buf) - 1, 0);
+	ret = io_openat(AT_FDCWD, p, O_RDONLY, 0);
+	if (ret < 0)
+		return ret == -ENOENT ? 0 : ret;
+	*fd = ret;
+	ret = io_flock(*fd, LOCK_EX | LOCK_NB);
+	if (ret == 0) {
+		n = io_pread_full(*fd, buf, sizeof(buf) - 1, 0);
 		holder = 0;
 		if (n > 0) {
 			buf[n] = '\0';
 			holder = strtol(buf, NULL, 10);
 		}
 		if (holder <= 0 || holder == (long)getpid() ||
-		    fstat(*fd, &st) < 0 || !pid_holds_lock(holder, st.st_ino))
+		    io_fstat(*fd, &st) < 0 ||
+		    !pid_holds_lock(holder, st.st_ino))
 			return 0;
 		*pid = holder;
-		close(*fd);
+		io_close(*fd);
 		*fd = -1;
 		return -EBUSY;
 	}
-	ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
-	n = pread(*fd, buf, sizeof(buf) - 1, 0);
+	if (ret == -EWOULDBLOCK)
+		ret = -EBUSY;
+	n = io_pread_full(*fd, buf, sizeof(buf) - 1, 0);
 	if (n > 0) {
 		buf[n] = '\0';
 		*pid = strtol(buf, NULL, 10);
 	}
-	close(*fd);
+	io_close(*fd);
 	*fd = -1;
 	return ret;
 }

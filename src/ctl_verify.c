@@ -745,7 +745,7 @@ int ctl_repair(int argc, char **argv)
 	free(c.v.seg_ndata);
 	free(c.v.bad);
 	if (lockfd >= 0)
-		close(lockfd);
+		io_close(lockfd);
 	if (ret < 0)
 		return CTL_USAGE;
 	printf("%s %llu partitions: %llu with damage %s\n",

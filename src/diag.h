@@ -12,7 +12,8 @@
 #include <syslog.h>
 
 void diag_use_syslog(const char *ident);
-/* Lines below this syslog priority are dropped (default LOG_INFO). */
+/* Lines below this syslog priority are dropped (default LOG_INFO).  Only
+ * the recovery fuzzer calls it, to silence the repairs it provokes. */
 void diag_set_level(int priority);
 void diag(int priority, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -12,8 +12,10 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "diag.h"
 #include "fault.h"
 #include "io.h"
@@ -37,13 +39,21 @@ enum fault_op {
 	OP_RENAMEAT,
 	OP_UNLINKAT,
 	OP_MKDIRAT,
+	OP_MMAP,
+	OP_MUNMAP,
+	OP_FLOCK,
+	OP_FSTATVFS,
+	OP_FDOPENDIR,
+	OP_READDIR,
+	OP_CLOSEDIR,
 	OP_COUNT
 };
 
 static const char *const op_names[OP_COUNT] = {
-	"openat",  "close",	"pread",     "pwrite",	  "pwritev",
-	"fsync",   "fdatasync", "ftruncate", "fallocate", "fstat",
-	"fstatat", "renameat",	"unlinkat",  "mkdirat",
+	"openat",    "close",	  "pread",     "pwrite", "pwritev", "fsync",
+	"fdatasync", "ftruncate", "fallocate", "fstat",	 "fstatat", "renameat",
+	"unlinkat",  "mkdirat",	  "mmap",      "munmap", "flock",   "fstatvfs",
+	"fdopendir", "readdir",	  "closedir",
 };
 
 struct errno_name {
@@ -275,6 +285,78 @@ static int f_mkdirat(int dirfd, const char *path, mode_t mode)
 	return UNDER->mkdirat(dirfd, path, mode);
 }
 
+static void *f_mmap(void *addr, size_t len, int prot, int flags, int fd,
+		    off_t off)
+{
+	int e = decide(OP_MMAP, 0, NULL);
+
+	if (e) {
+		errno = e;
+		return MAP_FAILED;
+	}
+	return UNDER->mmap(addr, len, prot, flags, fd, off);
+}
+
+static int f_munmap(void *addr, size_t len)
+{
+	int e = decide(OP_MUNMAP, 0, NULL);
+
+	/* Like close: the caller is done with the range either way, and
+	 * keeping it mapped would only leak it. */
+	UNDER->munmap(addr, len);
+	if (e) {
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
+static int f_flock(int fd, int op)
+{
+	FAIL_IF(OP_FLOCK);
+	return UNDER->flock(fd, op);
+}
+
+static int f_fstatvfs(int fd, struct statvfs *st)
+{
+	FAIL_IF(OP_FSTATVFS);
+	return UNDER->fstatvfs(fd, st);
+}
+
+static DIR *f_fdopendir(int fd)
+{
+	int e = decide(OP_FDOPENDIR, 0, NULL);
+
+	if (e) {
+		errno = e;
+		return NULL;
+	}
+	return UNDER->fdopendir(fd);
+}
+
+static struct dirent *f_readdir(DIR *dir)
+{
+	int e = decide(OP_READDIR, 0, NULL);
+
+	if (e) {
+		errno = e;
+		return NULL;
+	}
+	return UNDER->readdir(dir);
+}
+
+static int f_closedir(DIR *dir)
+{
+	int e = decide(OP_CLOSEDIR, 0, NULL);
+
+	UNDER->closedir(dir); /* as close: the stream is gone anyway */
+	if (e) {
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
 static const struct io_ops fault_ops = {
 	.openat = f_openat,
 	.close = f_close,
@@ -291,30 +373,17 @@ static const struct io_ops fault_ops = {
 	.renameat2 = f_renameat2,
 	.unlinkat = f_unlinkat,
 	.mkdirat = f_mkdirat,
+	.mmap = f_mmap,
+	.munmap = f_munmap,
+	.flock = f_flock,
+	.fstatvfs = f_fstatvfs,
+	.fdopendir = f_fdopendir,
+	.readdir = f_readdir,
+	.closedir = f_closedir,
 };
 
 /* ------------------------------------------------------------------ */
 /* Spec parsing                                                        */
-
-/* Decimal digits only, no overflow, whole string. */
-static int parse_u64(const char *s, uint64_t *out)
-{
-	uint64_t v = 0;
-	int d;
-
-	if (!*s)
-		return -EINVAL;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return -EINVAL;
-		d = *s - '0';
-		if (v > (UINT64_MAX - d) / 10)
-			return -EINVAL;
-		v = v * 10 + d;
-	}
-	*out = v;
-	return 0;
-}
 
 /* "0", "1", "0.25", ".5", "1.0": a probability in parts per billion.
  * Digits past the ninth decimal are accepted and ignored. */
@@ -406,7 +475,7 @@ static int parse_errnos(char *s, struct fault_spec *sp)
 			sp->errnos[sp->nerrnos++] = errno_names[i].value;
 			continue;
 		}
-		if (parse_u64(tok, &v) < 0 || v == 0 || v > 4095)
+		if (config_parse_u64(tok, &v) < 0 || v == 0 || v > 4095)
 			return -EINVAL;
 		sp->errnos[sp->nerrnos++] = (int)v;
 	}
@@ -441,7 +510,7 @@ static int parse_spec(const char *spec, struct fault_spec *sp)
 		}
 		*eq++ = '\0';
 		if (!strcmp(item, "seed"))
-			ret = parse_u64(eq, &sp->seed);
+			ret = config_parse_u64(eq, &sp->seed);
 		else if (!strcmp(item, "p"))
 			ret = parse_prob(eq, &sp->p_ppb);
 		else if (!strcmp(item, "short"))
@@ -451,11 +520,11 @@ static int parse_spec(const char *spec, struct fault_spec *sp)
 		else if (!strcmp(item, "errno"))
 			ret = parse_errnos(eq, sp);
 		else if (!strcmp(item, "after"))
-			ret = parse_u64(eq, &sp->after);
+			ret = config_parse_u64(eq, &sp->after);
 		else if (!strcmp(item, "max"))
-			ret = parse_u64(eq, &sp->max);
+			ret = config_parse_u64(eq, &sp->max);
 		else if (!strcmp(item, "delay_us")) {
-			ret = parse_u64(eq, &sp->delay_us);
+			ret = config_parse_u64(eq, &sp->delay_us);
 			if (ret == 0 && sp->delay_us >= 1000000)
 				ret = -EINVAL;
 		} else

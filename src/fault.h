@@ -19,8 +19,11 @@
  *                like 0.01 or 1; default 1)
  *   ops=A+B...   which calls may fail: openat close pread pwrite pwritev
  *                fsync fdatasync ftruncate fallocate fstat fstatat
- *                renameat unlinkat mkdirat, or "all"
- *                (default pwrite+pwritev+fsync+fdatasync)
+ *                renameat (renameat2 too) unlinkat mkdirat (every mkdir)
+ *                mmap munmap flock fstatvfs fdopendir readdir closedir,
+ *                or "all" (default pwrite+pwritev+fsync+fdatasync).
+ *                close, munmap and closedir release their object even
+ *                when they report a fault, as the real calls do.
  *   errno=E+F... errnos to fail with, one picked at random per fault:
  *                EIO ENOSPC EDQUOT EINTR EAGAIN ENOMEM EROFS EFBIG EPERM
  *                EACCES EMFILE ENFILE EBADF, or a decimal number
@@ -56,7 +59,8 @@ int fault_init_from_env(void);
 /* Replace the active spec (NULL, "" or "off" turns injection off and
  * restores the table that was in force before).  -EINVAL on a bad spec,
  * leaving the previous one active.  Resets the call counter, not the
- * fault count. */
+ * fault count.  The daemon sets the spec once (fault_init_from_env);
+ * the tests change it with this. */
 int fault_set(const char *spec);
 /* Faults injected since start (failed calls plus short writes). */
 uint64_t fault_count(void);

@@ -65,7 +65,7 @@ static const struct ctl_cmd commands[] = {
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 /* The command named name, or NULL. */
-const struct ctl_cmd *ctl_find(const char *name)
+static const struct ctl_cmd *find_command(const char *name)
 {
 	size_t i;
 
@@ -76,10 +76,8 @@ const struct ctl_cmd *ctl_find(const char *name)
 }
 
 /* Print one command's help to stdout. */
-void ctl_print_help(const struct ctl_cmd *c)
+static void print_help(const struct ctl_cmd *c)
 {
-	if (!c)
-		return;
 	printf("usage: fluxctl %s\n\n%s", c->synopsis, c->help);
 }
 
@@ -99,6 +97,7 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
 	const struct ctl_cmd *c;
+	int ret;
 
 	if (argc < 2)
 		return ctl_usage(NULL, "missing command");
@@ -115,14 +114,19 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return CTL_OK;
 		}
-		c = ctl_find(argv[2]);
+		c = find_command(argv[2]);
 		if (!c)
 			return ctl_usage(NULL, "unknown command '%s'", argv[2]);
-		ctl_print_help(c);
+		print_help(c);
 		return CTL_OK;
 	}
-	c = ctl_find(argv[1]);
+	c = find_command(argv[1]);
 	if (!c)
 		return ctl_usage(NULL, "unknown command '%s'", argv[1]);
-	return c->run(argc - 1, argv + 1);
+	ret = c->run(argc - 1, argv + 1);
+	if (ret == CTL_HELP) {
+		print_help(c);
+		ret = CTL_OK;
+	}
+	return ret;
 }

@@ -76,7 +76,6 @@ static int powercut_setup(void)
 	const char *mode = getenv("FLUXFS_CRASHSIM_MODE");
 	const char *seed = getenv("FLUXFS_CRASHSIM_SEED");
 	sigset_t set;
-	char *end;
 
 	if (!on || strcmp(on, "1"))
 		return 0;
@@ -85,9 +84,7 @@ static int powercut_setup(void)
 		return -EINVAL;
 	}
 	if (seed && *seed) {
-		errno = 0;
-		powercut_seed = strtoull(seed, &end, 10);
-		if (errno || *end) {
+		if (config_parse_u64(seed, &powercut_seed) < 0) {
 			diag_err("bad FLUXFS_CRASHSIM_SEED '%s'", seed);
 			return -EINVAL;
 		}

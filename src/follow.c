@@ -38,7 +38,6 @@ struct follow {
 	int closing;		     /* protected by lock */
 	atomic_uint_fast64_t active; /* parked reads + stored poll handles */
 	atomic_uint_fast64_t parked;
-	atomic_uint_fast64_t wakeups;
 	follow_reply_fn reply;
 };
 
@@ -165,8 +164,6 @@ static void waiter_answer(struct follow *fw, struct follow_wait *w, int eof)
 		fuse_reply_buf(w->req, NULL, 0);
 	} else {
 		fw->reply(w->req, w->ff->n, w->off, w->size, &w->ff->pos);
-		atomic_fetch_add_explicit(&fw->wakeups, 1,
-					  memory_order_relaxed);
 	}
 	free(w);
 }
@@ -400,10 +397,4 @@ int follow_shutdown(struct follow *fw)
 uint64_t follow_parked(struct follow *fw)
 {
 	return fw ? atomic_load(&fw->parked) : 0;
-}
-
-/* Parked reads answered with data by an append. */
-uint64_t follow_wakeups(struct follow *fw)
-{
-	return fw ? atomic_load(&fw->wakeups) : 0;
 }

@@ -81,8 +81,7 @@ void follow_detach(struct follow *fw, struct node *n);
  * end-of-file too (the session is ending).  Returns how many it ended. */
 int follow_shutdown(struct follow *fw);
 
-/* For .metrics: reads parked now, and reads answered by a wakeup. */
+/* For .metrics: reads parked now. */
 uint64_t follow_parked(struct follow *fw);
-uint64_t follow_wakeups(struct follow *fw);
 
 #endif

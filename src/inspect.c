@@ -103,20 +103,13 @@ static uint32_t count_entries(int dfd, const char *name)
 	struct dirent *de;
 	uint32_t n = 0;
 	DIR *dir;
-	int fd;
 
-	fd = io_opendirat(dfd, name);
-	if (fd < 0)
+	if (io_opendir_stream(dfd, name, &dir) < 0)
 		return 0;
-	dir = fdopendir(fd);
-	if (!dir) {
-		io_close(fd);
-		return 0;
-	}
-	while ((de = readdir(dir)) != NULL)
+	while (io_readdir(dir, &de) > 0)
 		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
 			n++;
-	closedir(dir);
+	io_closedir(dir);
 	return n;
 }
 

@@ -1,5 +1,6 @@
 /*
- * io.c - every file syscall the engine makes, through one swappable table.
+ * io.c - every file syscall the engine and the daemon make, through one
+ * swappable table.
  *
  * The wrappers below add what every caller would otherwise repeat: retry
  * on EINTR and short transfers, O_NOFOLLOW|O_CLOEXEC on every open, and
@@ -13,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "io.h"
@@ -49,6 +52,13 @@ static const struct io_ops default_ops = {
 	.renameat2 = sys_renameat2,
 	.unlinkat = unlinkat,
 	.mkdirat = mkdirat,
+	.mmap = mmap,
+	.munmap = munmap,
+	.flock = flock,
+	.fstatvfs = fstatvfs,
+	.fdopendir = fdopendir,
+	.readdir = readdir,
+	.closedir = closedir,
 };
 
 static _Atomic(const struct io_ops *) current_ops = &default_ops;
@@ -290,13 +300,60 @@ int io_opendir_stream(int dirfd, const char *path, DIR **out)
 	fd = io_opendirat(dirfd, path);
 	if (fd < 0)
 		return fd;
-	*out = fdopendir(fd);
+	*out = OPS->fdopendir(fd);
 	if (!*out) {
 		ret = -errno;
 		io_close(fd);
 		return ret;
 	}
 	return 0;
+}
+
+/* The next directory entry, telling the end from an error. */
+int io_readdir(DIR *dir, struct dirent **de)
+{
+	errno = 0;
+	*de = OPS->readdir(dir);
+	if (*de)
+		return 1;
+	return errno ? -errno : 0;
+}
+
+/* Close a directory stream. */
+int io_closedir(DIR *dir)
+{
+	if (!dir)
+		return 0;
+	return OPS->closedir(dir) < 0 && errno != EINTR ? -errno : 0;
+}
+
+/* A read-only shared mapping of fd's first len bytes. */
+int io_mmap(int fd, size_t len, void **out)
+{
+	void *m = OPS->mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+
+	if (m == MAP_FAILED)
+		return -errno;
+	*out = m;
+	return 0;
+}
+
+/* Unmap what io_mmap mapped. */
+int io_munmap(void *addr, size_t len)
+{
+	return OPS->munmap(addr, len) < 0 ? -errno : 0;
+}
+
+/* flock fd. */
+int io_flock(int fd, int op)
+{
+	RETRY_EINTR(OPS->flock(fd, op));
+}
+
+/* statvfs of fd's filesystem. */
+int io_fstatvfs(int fd, struct statvfs *st)
+{
+	return OPS->fstatvfs(fd, st) < 0 ? -errno : 0;
 }
 
 /* Make a directory's entries (renames, unlinks) durable. */
@@ -345,15 +402,14 @@ int io_remove_tree(int parent, const char *name)
 	ret = io_opendir_stream(parent, name, &dir);
 	if (ret < 0)
 		return ret;
-	while ((de = readdir(dir)) != NULL) {
+	while ((ret = io_readdir(dir, &de)) > 0) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		ret = io_remove_tree(dirfd(dir), de->d_name);
 		if (ret < 0 && ret != -ENOENT)
 			break;
-		ret = 0;
 	}
-	closedir(dir);
+	io_closedir(dir);
 	if (ret < 0)
 		return ret;
 	return io_unlinkat(parent, name, AT_REMOVEDIR);

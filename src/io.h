@@ -1,11 +1,13 @@
 /*
  * io.h - the one module that makes file syscalls.
  *
- * Every open, read, write, sync, rename, unlink and fallocate that the
- * storage engine makes goes through the table below, so tests can swap it
- * to inject EIO, ENOSPC, short writes and crashes (the SQLite os_unix.c
- * habit).  All paths are relative to a directory descriptor and opened with
- * O_NOFOLLOW, so a symlink planted in the data directory is never followed.
+ * Every open, read, write, sync, rename, unlink, fallocate, mapping,
+ * lock, directory read and statfs that the storage engine and the daemon
+ * make on the data directory goes through the table below, so tests can
+ * swap it to inject EIO, ENOSPC, short writes, failed mappings and locks,
+ * and crashes (the SQLite os_unix.c habit).  All paths are relative to a
+ * directory descriptor and opened with O_NOFOLLOW, so a symlink planted in
+ * the data directory is never followed.
  *
  * Every function returns 0 (or a byte count) on success and -errno on
  * failure; none of them touches the caller's errno contract beyond that.
@@ -17,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -40,6 +43,16 @@ struct io_ops {
 			 const char *newpath, unsigned int flags);
 	int (*unlinkat)(int dirfd, const char *path, int flags);
 	int (*mkdirat)(int dirfd, const char *path, mode_t mode);
+	void *(*mmap)(void *addr, size_t len, int prot, int flags, int fd,
+		      off_t off);
+	int (*munmap)(void *addr, size_t len);
+	int (*flock)(int fd, int op);
+	int (*fstatvfs)(int fd, struct statvfs *st);
+	DIR *(*fdopendir)(int fd);
+	/* NULL with errno unchanged at the end, NULL with errno set on an
+	 * error, as readdir(3). */
+	struct dirent *(*readdir)(DIR *dir);
+	int (*closedir)(DIR *dir);
 };
 
 /* The table in force; io_ops_default() is the real syscalls. */
@@ -72,12 +85,35 @@ int io_renameat(int olddirfd, const char *oldpath, int newdirfd,
 int io_renameat2(int olddirfd, const char *oldpath, int newdirfd,
 		 const char *newpath, unsigned int flags);
 int io_unlinkat(int dirfd, const char *path, int flags);
+/* mkdir below dirfd (AT_FDCWD and an absolute path for a data directory
+ * that does not exist yet). */
 int io_mkdirat(int dirfd, const char *path, mode_t mode);
 /* Open a directory below dirfd (O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC). */
 int io_opendirat(int dirfd, const char *path);
-/* Open dirfd/path as a directory stream for readdir (closedir releases
- * it).  Returns 0 or -errno. */
+/* Open dirfd/path as a directory stream for io_readdir (io_closedir
+ * releases it).  Returns 0 or -errno. */
 int io_opendir_stream(int dirfd, const char *path, DIR **out);
+/* The next entry of dir, "." and ".." included: 1 with *de set (valid
+ * until the next call), 0 at the end, or -errno.  A caller that stops at
+ * an error instead of taking it for the end never mistakes half a
+ * directory for all of it. */
+int io_readdir(DIR *dir, struct dirent **de);
+/* Release a stream and its descriptor (gone even when this fails). */
+int io_closedir(DIR *dir);
+
+/* Map len bytes of fd from offset 0, read-only and shared with the page
+ * cache; 0 and *out, or -errno.  len may reach past the end of the file:
+ * touching a page that lies wholly past it raises SIGBUS, so a caller
+ * reads a mapping only up to a length it knows the file has. */
+int io_mmap(int fd, size_t len, void **out);
+/* Undo io_mmap.  Callers have no use for the range afterwards whatever
+ * this returns; the error is reported for tests. */
+int io_munmap(void *addr, size_t len);
+/* flock(2) operation op on fd; EINTR is retried, a lock held elsewhere
+ * with LOCK_NB is -EWOULDBLOCK. */
+int io_flock(int fd, int op);
+/* statvfs of the filesystem holding fd. */
+int io_fstatvfs(int fd, struct statvfs *st);
 /* fsync a directory descriptor (after a rename or unlink in it). */
 int io_fsync_dir(int dirfd);
 

@@ -152,14 +152,14 @@ int layout_scan(int dfd, layout_scan_fn fn, void *arg)
 	ret = io_opendir_stream(dfd, ".", &dir);
 	if (ret < 0)
 		return ret;
-	while ((de = readdir(dir)) != NULL) {
+	while ((ret = io_readdir(dir, &de)) > 0) {
 		if (layout_parse_name(de->d_name, &base, &kind) < 0)
 			continue;
 		ret = fn(arg, de->d_name, base, kind);
 		if (ret)
 			break;
 	}
-	closedir(dir);
+	io_closedir(dir);
 	return ret;
 }
 
@@ -468,21 +468,23 @@ int layout_state_store(int dfd, const struct layout_state *st)
 /* ------------------------------------------------------------------ */
 /* The data directory                                                   */
 
-/* Entries of rootfd other than the lock file, ".", "..". */
+/* Entries of rootfd other than the lock file, ".", "..", or -errno: a
+ * listing cut short must not pass for an empty directory. */
 static int count_foreign(int rootfd)
 {
 	struct dirent *de;
 	DIR *dir;
-	int n = 0;
+	int n = 0, ret;
 
-	if (io_opendir_stream(rootfd, ".", &dir) < 0)
-		return 0;
-	while ((de = readdir(dir)) != NULL)
+	ret = io_opendir_stream(rootfd, ".", &dir);
+	if (ret < 0)
+		return ret;
+	while ((ret = io_readdir(dir, &de)) > 0)
 		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
 		    strcmp(de->d_name, LAYOUT_LOCK_FILE))
 			n++;
-	closedir(dir);
-	return n;
+	io_closedir(dir);
+	return ret < 0 ? ret : n;
 }
 
 static int meta_write(int rootfd, int format)
@@ -503,7 +505,12 @@ int layout_datadir_check(int rootfd, const char *path, int *format)
 
 	ret = read_small_file(rootfd, LAYOUT_META_FILE, &buf, &len, 4096);
 	if (ret == -ENOENT) {
-		if (count_foreign(rootfd)) {
+		ret = count_foreign(rootfd);
+		if (ret < 0) {
+			diag_err("cannot read '%s': %s", path, strerror(-ret));
+			return ret;
+		}
+		if (ret) {
 			diag_err(
 				"'%s' is not empty and has no " LAYOUT_META_FILE
 				": not a fluxfs data directory",
@@ -579,9 +586,11 @@ int layout_datadir_lock(int rootfd, const char *path)
 			 strerror(-fd));
 		return fd;
 	}
-	if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+	ret = io_flock(fd, LOCK_EX | LOCK_NB);
+	if (ret == 0)
 		return fd;
-	ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
+	if (ret == -EWOULDBLOCK)
+		ret = -EBUSY;
 	n = io_pread_full(fd, buf, sizeof(buf) - 1, 0);
 	buf[n > 0 ? n : 0] = '\0';
 	buf[strcspn(buf, "\n")] = '\0';

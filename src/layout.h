@@ -119,7 +119,9 @@ typedef int (*layout_scan_fn)(void *arg, const char *name, uint64_t base,
  * segment base offset, partition-global byte position, length. */
 void layout_batch_name(char *buf, size_t size, uint64_t base_offset,
 		       uint64_t pos, uint32_t len);
-/* Walk the partition directory dfd; other names are skipped. */
+/* Walk the partition directory dfd; other names are skipped.  0, fn's
+ * non-zero return, or -errno when the listing fails (never taken for
+ * its end, so half a directory does not pass for all of it). */
 int layout_scan(int dfd, layout_scan_fn fn, void *arg);
 
 /* ---- .idx: header and entries ------------------------------------------ */
@@ -286,8 +288,9 @@ int layout_state_store(int dfd, const struct layout_state *st);
 /* Check fluxfs.meta in rootfd (path for messages) and return its format
  * (>= 1) in *format.  An empty directory gets a fresh fluxfs.meta.
  * -ENOTEMPTY: not a fluxfs data directory; -EPROTONOSUPPORT: a newer
- * format; -EINVAL: a damaged fluxfs.meta.  Every refusal is logged and
- * leaves the directory untouched. */
+ * format; -EINVAL: a damaged fluxfs.meta; -errno if it cannot be read or
+ * listed (a listing cut short is not an empty directory).  Every refusal
+ * is logged and leaves the directory untouched. */
 int layout_datadir_check(int rootfd, const char *path, int *format);
 /* Rewrite fluxfs.meta of an older format as LAYOUT_FORMAT (one log
  * line); call it holding the lock. */

@@ -914,8 +914,11 @@ int partition_appendv(struct partition *p, const struct iovec *iov, int iovcnt,
 	}
 	ret = segment_map_grow(a, seg_n(a) + n, end + len - a->base_byte,
 			       &p->seglock);
-	if (ret < 0)
+	if (ret < 0) {
+		diag_err("cannot map the index of '%s': %s", p->name,
+			 strerror(-ret));
 		goto out;
+	}
 	sync = p->cfg.flush_ms == 0;
 	ret = segment_appendv(a, iov, iovcnt, len, p->plan, n, sync);
 	if (ret < 0) {
@@ -2225,14 +2228,6 @@ int partition_set_config(struct partition *p, const struct config *cfg)
 	p->cfg = *cfg;
 	pthread_mutex_unlock(&p->lock);
 	return 0;
-}
-
-/* Copy out the effective configuration. */
-void partition_get_config(struct partition *p, struct config *cfg)
-{
-	pthread_mutex_lock(&p->lock);
-	*cfg = p->cfg;
-	pthread_mutex_unlock(&p->lock);
 }
 
 /* The partition's counters. */

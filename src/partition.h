@@ -114,7 +114,9 @@ void partition_discard(struct partition *p);
  * -EMSGSIZE if len exceeds what one batch may hold (see
  * PARTITION_MAX_BATCH); -ENOSPC / -EIO from the disk leave the log as it
  * was before the call.  -EROFS if the active segment's .log could only be
- * opened read-only (chattr +i): the partition is served read-only. */
+ * opened read-only (chattr +i): the partition is served read-only.
+ * Only the tests and engine_bench call this form; the daemon appends
+ * with partition_appendv. */
 #define PARTITION_ANY_END UINT64_MAX
 #define PARTITION_MAX_BATCH (64u << 20)
 int partition_append(struct partition *p, const void *buf, size_t len,
@@ -171,10 +173,12 @@ int partition_offset_to_byte(struct partition *p, uint64_t offset,
  * message offset and start byte, found by binary searches of the index
  * alone, no data read (Kafka's OffsetIndex.lookup returns the entry at or
  * below the target).  The message itself is at most SEG_CHUNK_BYTES
- * further (or starts the chunk).  -ENOENT as partition_offset_to_byte. */
+ * further (or starts the chunk).  -ENOENT as partition_offset_to_byte.
+ * Only the tests and engine_bench call it. */
 int partition_offset_to_chunk(struct partition *p, uint64_t offset,
 			      uint64_t *chunk_offset, uint64_t *chunk_byte);
-/* Byte offset -> the message containing it (its offset and start byte). */
+/* Byte offset -> the message containing it (its offset and start byte).
+ * Only the tests and the recovery fuzzer call it. */
 int partition_byte_to_offset(struct partition *p, uint64_t byte,
 			     uint64_t *offset, uint64_t *msg_start);
 /* First message with timestamp >= ts_ms: its offset and byte.  -ENOENT if
@@ -187,7 +191,9 @@ int partition_time_to_offset(struct partition *p, int64_t ts_ms,
  * the disk (retried by the next flush). */
 int partition_flush(struct partition *p);
 
-/* How many losses were recorded since the partition was opened. */
+/* How many losses were recorded since the partition was opened.  Only
+ * the tests call it and partition_get_loss below; the daemon asks
+ * partition_lost. */
 uint64_t partition_losses(struct partition *p);
 /* 1 and the first recorded loss overlapping bytes [from, to) in *out, or
  * 0 if none does. */
@@ -205,7 +211,8 @@ int partition_tick(struct partition *p, int64_t now_ms);
 int partition_compress_one(struct partition *p);
 
 /* Delete whole sealed segments by retention_ms / retention_bytes. Returns
- * the number of segments removed. */
+ * the number of segments removed.  Only the tests call it; partition_tick
+ * applies retention itself. */
 int partition_apply_retention(struct partition *p, int64_t now_ms);
 /* Advance the log start to the first message that ends after byte (Kafka's
  * delete-records); persisted atomically in partition.state. */
@@ -214,7 +221,6 @@ int partition_delete_before(struct partition *p, uint64_t byte);
 void partition_get_info(struct partition *p, struct partition_info *info);
 /* Replace the partition's effective configuration (validated by caller). */
 int partition_set_config(struct partition *p, const struct config *cfg);
-void partition_get_config(struct partition *p, struct config *cfg);
 struct log_metrics *partition_metrics(struct partition *p);
 /* Re-point the partition at a new directory name after its parent
  * renamed it (the partition holds a descriptor, so only names change). */

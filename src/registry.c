@@ -89,8 +89,9 @@ static int reserved_name(const char *name, int is_topic)
 	return 0;
 }
 
-/* Check a topic or partition name against the rules of DESIGN.md. */
-int registry_check_name(const char *name, int is_topic)
+/* Check a topic (is_topic) or partition name against the rules of
+ * DESIGN.md: 0, -ENAMETOOLONG past REGISTRY_NAME_MAX, or -EINVAL. */
+static int registry_check_name(const char *name, int is_topic)
 {
 	size_t i, len = strlen(name);
 
@@ -452,18 +453,12 @@ static int scan_dir(int fd, int (*fn)(void *arg, const char *name, int isdir),
 	struct dirent *de;
 	struct stat st;
 	DIR *dir;
-	int dfd, ret = 0, isdir;
+	int ret, isdir;
 
-	dfd = io_opendirat(fd, ".");
-	if (dfd < 0)
-		return dfd;
-	dir = fdopendir(dfd);
-	if (!dir) {
-		ret = -errno;
-		io_close(dfd);
+	ret = io_opendir_stream(fd, ".", &dir);
+	if (ret < 0)
 		return ret;
-	}
-	while ((de = readdir(dir)) != NULL) {
+	while ((ret = io_readdir(dir, &de)) > 0) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		isdir = io_fstatat(fd, de->d_name, &st) == 0 &&
@@ -472,7 +467,7 @@ static int scan_dir(int fd, int (*fn)(void *arg, const char *name, int isdir),
 		if (ret)
 			break;
 	}
-	closedir(dir);
+	io_closedir(dir);
 	return ret;
 }
 
@@ -518,6 +513,14 @@ static int load_topic_entry(void *arg, const char *name, int isdir)
 	child_add(&reg->root, t);
 	ctx->topic = t;
 	ret = scan_dir(t->dirfd, load_partition_entry, ctx);
+	if (ret < 0 && ret != -ENOMEM) {
+		/* As for a partition that cannot be opened: reported, and
+		 * the rest of the data directory still mounts. */
+		diag_err("cannot list topic '%s': %s: partitions not listed "
+			 "yet are not served",
+			 name, strerror(-ret));
+		ret = 0;
+	}
 	return ret;
 }
 
@@ -530,6 +533,7 @@ void registry_note_pid(struct registry *reg)
 static int mkdir_p(const char *path)
 {
 	char buf[PATH_MAX], *p;
+	int ret;
 
 	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
 		return -ENAMETOOLONG;
@@ -537,13 +541,13 @@ static int mkdir_p(const char *path)
 		if (*p != '/')
 			continue;
 		*p = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			return -errno;
+		ret = io_mkdirat(AT_FDCWD, buf, 0755);
+		if (ret < 0 && ret != -EEXIST)
+			return ret;
 		*p = '/';
 	}
-	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
+	ret = io_mkdirat(AT_FDCWD, buf, 0700);
+	return ret == -EEXIST ? 0 : ret;
 }
 
 /* Open, check, lock and load the data directory. */
@@ -1425,8 +1429,10 @@ int registry_info(struct registry *reg, struct node *n,
 /* Space of the backing filesystem. */
 int registry_statfs(struct registry *reg, struct statvfs *st)
 {
-	if (fstatvfs(reg->rootfd, st) < 0)
-		return -errno;
+	int ret = io_fstatvfs(reg->rootfd, st);
+
+	if (ret < 0)
+		return ret;
 	st->f_namemax = REGISTRY_NAME_MAX;
 	return 0;
 }

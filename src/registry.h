@@ -156,9 +156,6 @@ void registry_maint_stop(struct registry *reg);
 /* Inode number -> node (NULL for control-file inodes). */
 struct node *registry_node(struct registry *reg, uint64_t ino);
 uint64_t registry_ino(struct registry *reg, const struct node *n);
-/* Check a topic (is_topic) or partition name: 0, -ENAMETOOLONG past
- * REGISTRY_NAME_MAX, or -EINVAL. */
-int registry_check_name(const char *name, int is_topic);
 
 /* Namespace operations.  Those returning a node add one lookup count.
  * registry_lookup: -ENAMETOOLONG (logged) for a name past
@@ -229,7 +226,8 @@ struct registry_cred {
 };
 
 /* Render .metrics: every partition's counters plus d (the registry fills
- * in topics and open partitions). */
+ * in topics and open partitions).  Only the tests call it; the daemon
+ * renders for the caller with registry_metrics_for. */
 int registry_metrics(struct registry *reg, struct prom_daemon *d,
 		     struct prom_buf *out);
 /* The same as cred sees it: only the partitions cred may read (read

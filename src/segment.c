@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #if defined(__SSE2__)
@@ -726,13 +725,14 @@ static int map_entries(struct segment *s, uint32_t cap)
 {
 	size_t len = LAYOUT_IDX_HEADER_BYTES + (size_t)cap * LAYOUT_ENTRY_BYTES;
 	void *m;
+	int ret;
 
-	m = mmap(NULL, len, PROT_READ, MAP_SHARED, s->idx_fd, 0);
-	if (m == MAP_FAILED)
-		return -errno;
+	ret = io_mmap(s->idx_fd, len, &m);
+	if (ret < 0)
+		return ret;
 	s->vstate = calloc(cap, 1);
 	if (!s->vstate) {
-		munmap(m, len);
+		io_munmap(m, len);
 		return -ENOMEM;
 	}
 	s->map = m;
@@ -745,7 +745,7 @@ static int map_entries(struct segment *s, uint32_t cap)
 static void unmap_entries(struct segment *s)
 {
 	if (s->map)
-		munmap(s->map, s->map_len);
+		io_munmap(s->map, s->map_len);
 	free((void *)s->vstate);
 	s->map = NULL;
 	s->map_len = 0;
@@ -761,8 +761,7 @@ static void *map_log(int fd, size_t len)
 
 	if (!SEG_MAP_LOG || len == 0)
 		return NULL;
-	m = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
-	return m == MAP_FAILED ? NULL : m;
+	return io_mmap(fd, len, &m) < 0 ? NULL : m;
 }
 
 /* Grow the mappings to show at least need entries and log_bytes of data. */
@@ -773,17 +772,18 @@ int segment_map_grow(struct segment *s, uint32_t need, uint64_t log_bytes,
 	void *m = NULL, *old_map = s->map, *lm = NULL, *old_lmap = s->lmap;
 	_Atomic uint8_t *v = NULL, *old_v = s->vstate;
 	uint32_t cap = s->map_cap, i;
+	int ret;
 
 	if (need > s->map_cap) {
 		while (cap < need)
 			cap = cap < 1024 ? 1024 : cap * 2;
 		len = LAYOUT_IDX_HEADER_BYTES + (size_t)cap * LAYOUT_ENTRY_BYTES;
-		m = mmap(NULL, len, PROT_READ, MAP_SHARED, s->idx_fd, 0);
-		if (m == MAP_FAILED)
-			return -errno;
+		ret = io_mmap(s->idx_fd, len, &m);
+		if (ret < 0)
+			return ret;
 		v = calloc(cap, 1);
 		if (!v) {
-			munmap(m, len);
+			io_munmap(m, len);
 			return -ENOMEM;
 		}
 	}
@@ -815,11 +815,11 @@ int segment_map_grow(struct segment *s, uint32_t need, uint64_t log_bytes,
 	if (lock)
 		pthread_rwlock_unlock(lock);
 	if (m) {
-		munmap(old_map, old_len);
+		io_munmap(old_map, old_len);
 		free((void *)old_v);
 	}
 	if (lm && old_lmap)
-		munmap(old_lmap, old_llen);
+		io_munmap(old_lmap, old_llen);
 	return 0;
 }
 
@@ -828,7 +828,7 @@ int segment_map_grow(struct segment *s, uint32_t need, uint64_t log_bytes,
 void segment_unmap_log(struct segment *s)
 {
 	if (s->lmap)
-		munmap(s->lmap, s->lmap_len);
+		io_munmap(s->lmap, s->lmap_len);
 	s->lmap = NULL;
 	s->lmap_len = 0;
 }
@@ -1202,7 +1202,7 @@ void segment_free(struct segment *s)
 	if (!s)
 		return;
 	if (s->map)
-		munmap(s->map, s->map_len);
+		io_munmap(s->map, s->map_len);
 	segment_unmap_log(s);
 	io_close(s->log_fd);
 	io_close(s->idx_fd);

@@ -139,7 +139,8 @@ int segment_unlink(int dirfd, uint64_t base_offset);
 
 /* Cut a batch of messages into chunk entries (into ents, room for
  * segment_plan_max(len)); returns the number of entries and the message
- * count in *msgs. */
+ * count in *msgs.  segment_plan is the one-buffer form, for the tests;
+ * partition.c plans with segment_planv. */
 size_t segment_plan_max(size_t len);
 uint32_t segment_plan(const void *buf, size_t len, uint64_t first_offset,
 		      uint64_t pos, int64_t ts, struct seg_entry *ents,
@@ -158,7 +159,8 @@ uint32_t segment_planv(const struct iovec *iov, int iovcnt, size_t len,
 size_t segment_count_nl(const void *buf, size_t len);
 size_t segment_count_nl_portable(const void *buf, size_t len);
 /* Pointer just past the k-th newline of buf[0..len) (buf itself when k is
- * 0), or NULL if there are fewer: vectorised, and the portable form. */
+ * 0), or NULL if there are fewer: vectorised, and the portable form (for
+ * the tests, as above). */
 const void *segment_skip_nl(const void *buf, size_t len, uint64_t k);
 const void *segment_skip_nl_portable(const void *buf, size_t len, uint64_t k);
 /* Make the mappings show at least need entries and log_bytes of the raw
@@ -169,7 +171,8 @@ int segment_map_grow(struct segment *s, uint32_t need, uint64_t log_bytes,
 void segment_unmap_log(struct segment *s);
 /* Write the batch's bytes, then its n entries (one pwrite each); with
  * sync, fdatasync both before returning.  On failure both files are cut
- * back and nothing is published.  On success the entries are published. */
+ * back and nothing is published.  On success the entries are published.
+ * Only the tests call this form; partition.c uses segment_appendv. */
 int segment_append(struct segment *s, const void *buf, size_t len,
 		   const struct seg_entry *ents, uint32_t n, int sync);
 /* The same with the batch's len bytes given as pieces (one pwritev). */

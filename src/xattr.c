@@ -137,24 +137,6 @@ int xattr_format_info(const struct partition_info *info, enum xattr_info key,
 	return n < 0 || (size_t)n >= size ? -ERANGE : n;
 }
 
-/* Strict unsigned decimal: digits only, no sign, no overflow. */
-static int parse_u64(const char *s, uint64_t *out)
-{
-	uint64_t v = 0;
-
-	if (!*s)
-		return -EINVAL;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return -EINVAL;
-		if (v > (UINT64_MAX - (uint64_t)(*s - '0')) / 10)
-			return -EINVAL;
-		v = v * 10 + (uint64_t)(*s - '0');
-	}
-	*out = v;
-	return 0;
-}
-
 /* Answer user.fluxfs.seek.offset.N / user.fluxfs.seek.time.MS. */
 int xattr_query(struct partition *p, const char *name, char *buf,
 		size_t size)
@@ -163,14 +145,14 @@ int xattr_query(struct partition *p, const char *name, char *buf,
 	int n, ret;
 
 	if (strncmp(name, SEEK_OFFSET, strlen(SEEK_OFFSET)) == 0) {
-		ret = parse_u64(name + strlen(SEEK_OFFSET), &arg);
+		ret = config_parse_u64(name + strlen(SEEK_OFFSET), &arg);
 		if (ret == 0)
 			ret = partition_offset_to_byte(p, arg, &byte);
 		if (ret < 0)
 			return ret;
 		n = snprintf(buf, size, "%llu", (unsigned long long)byte);
 	} else if (strncmp(name, SEEK_TIME, strlen(SEEK_TIME)) == 0) {
-		ret = parse_u64(name + strlen(SEEK_TIME), &arg);
+		ret = config_parse_u64(name + strlen(SEEK_TIME), &arg);
 		if (ret == 0 && arg > INT64_MAX)
 			ret = -EINVAL;
 		if (ret == 0)

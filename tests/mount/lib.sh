@@ -98,7 +98,7 @@ mount_stop() {
 harness_cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
-	[ -n "$WATCHDOG_PID" ] && kill "$WATCHDOG_PID" 2>/dev/null
+	[ -n "$WATCHDOG_PID" ] && pkill -P "$WATCHDOG_PID" sleep 2>/dev/null
 	# Descriptors a failed test still holds into the mount would make the
 	# unmount fail with EBUSY.
 	exec 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-
@@ -157,7 +157,7 @@ harness_begin() {
 	trap harness_cleanup EXIT
 	trap harness_timeout TERM
 	trap 'fail "interrupted"' INT
-	(sleep "$TEST_TIMEOUT"; kill -TERM $$ 2>/dev/null) >/dev/null 2>&1 &
+	(sleep "$TEST_TIMEOUT" && kill -TERM $$ 2>/dev/null) >/dev/null 2>&1 &
 	WATCHDOG_PID=$!
 }
 

@@ -13,6 +13,7 @@
 # Skipped (77) in a sanitizer build: dpkg-buildpackage builds its own
 # objects from source with Debian's flags, whatever this build tree was
 # configured with, so a second run would test the very same package.
+# test-limit: 900 (tests/timelimit.sh)
 set -u
 : "${top_builddir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 : "${top_srcdir:=$top_builddir}"
@@ -43,7 +44,7 @@ installed=0
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
-	[ -n "$WATCHDOG_PID" ] && kill "$WATCHDOG_PID" 2>/dev/null
+	[ -n "$WATCHDOG_PID" ] && pkill -P "$WATCHDOG_PID" sleep 2>/dev/null
 	if [ -n "$MP" ] && is_mounted "$MP"; then
 		fusermount3 -u "$MP" 2>/dev/null || fusermount3 -uz "$MP" 2>/dev/null
 	fi
@@ -73,7 +74,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'fail "timed out after ${TEST_TIMEOUT}s"' TERM
 trap 'fail "interrupted"' INT
-(sleep "$TEST_TIMEOUT"; kill -TERM $$ 2>/dev/null) >/dev/null 2>&1 &
+(sleep "$TEST_TIMEOUT" && kill -TERM $$ 2>/dev/null) >/dev/null 2>&1 &
 WATCHDOG_PID=$!
 
 # --- build -----------------------------------------------------------------

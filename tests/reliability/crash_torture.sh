@@ -1,4 +1,5 @@
 #!/bin/bash
+# test-limit: 700 (tests/timelimit.sh)
 # crash_torture.sh - kill -9 the daemon while writers append and fsync,
 # remount, and check nothing acknowledged was lost and nothing torn is
 # visible.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# test-limit: 800 (tests/timelimit.sh)
 # faults.sh - I/O faults injected under a workload through the mount.
 #
 # Rounds: the daemon starts with FLUXFS_FAULTS (EIO, ENOSPC, EDQUOT,
@@ -20,12 +21,22 @@
 # that flush), each handle's second fsync succeeds (told once; the
 # partition is back in service), a later writer's fsync succeeds,
 # the loss is in user.fluxfs.lost and .metrics, and the daemon exits 0.
+# Then mappings, the lock and mkdir, each on a fresh data directory:
+#   - every mmap failing: creating a partition fails with ENOMEM;
+#   - the index mapping failing to grow (the 1025th append to a new
+#     partition): that write fails with ENOMEM, the 1024 before it stay;
+#   - flock failing: the daemon refuses to start, exit status 1;
+#   - mkdir failing: the daemon refuses to create a missing data
+#     directory, and on a mount creating a topic fails with the errno.
+# Each time exactly one log line names the failure, the daemon never
+# dies by a signal, and a remount without faults shows nothing of the
+# failed operation.
 # FAULT_ROUNDS (default 8) for soak runs.  The faults injected are read
 # from the daemon's exit line "fault injection: N faults injected".
 . "$(dirname "$0")/rel.sh"
 
 ROUNDS=${FAULT_ROUNDS:-8}
-TEST_TIMEOUT=$((120 + ROUNDS * 45))
+TEST_TIMEOUT=$((180 + ROUNDS * 45))
 FSYNC_PROBE="$top_builddir/tests/reliability/fsync_probe"
 need_tool "$TORTURE_WRITER"
 need_tool "$FSYNC_PROBE"
@@ -152,4 +163,125 @@ out=$(awk '/^probe [ab]$/' "$MNT/t/0" | sort | tr '\n' ' ')
 assert_eq "probe a probe b " "$out" "probe lines present after remount"
 log "rounds $ROUNDS, faults injected $faults_total"
 cat "$WORK/summary"
+mount_stop || fail "clean unmount after the fsync probe"
+
+# fresh_data NAME: point DATA at a new, empty data directory.
+fresh_data() {
+	DATA="$WORK/$1"
+	mkdir -p "$DATA"
+}
+
+# launch_with_faults SPEC: mount with FLUXFS_FAULTS=SPEC; the daemon log
+# lines from here on are read by new_log_lines.
+launch_with_faults() {
+	log_from=$(($(wc -l <"$WORK/daemon.log") + 1))
+	export FLUXFS_FAULTS="$1"
+	mount_launch
+	unset FLUXFS_FAULTS
+}
+
+# new_log_lines PATTERN: how many daemon log lines since the last launch
+# match PATTERN.
+new_log_lines() {
+	tail -n +"$log_from" "$WORK/daemon.log" | grep -c -e "$1"
+}
+
+# start_refused SPEC OUT: run the daemon with FLUXFS_FAULTS=SPEC, which
+# must make it exit before mounting, not by a signal; its output in OUT.
+start_refused() {
+	local rc=0
+	FLUXFS_FAULTS="$1" timeout 10 "$FLUXFS" -f "$DATA" "$MNT" >"$2" 2>&1 || rc=$?
+	if is_mounted "$MNT"; then
+		fusermount3 -u "$MNT"
+		fail "the daemon mounted with FLUXFS_FAULTS=$1"
+	fi
+	[ $rc -eq 1 ] || fail "FLUXFS_FAULTS=$1: daemon exit status $rc, wanted 1: $(cat "$2")"
+}
+
+FLUXFS_OPTS=()
+# Every mmap fails: a topic can be made (no mapping), a partition cannot
+# (its index is mapped when it is created).
+fresh_data data-maps
+launch_with_faults "ops=mmap,errno=ENOMEM"
+mkdir "$MNT/m" || fail "mkdir of a topic with mmap failing"
+if out=$(: 2>&1 >"$MNT/m/1"); then
+	fail "a partition was created although its index cannot be mapped"
+fi
+case $out in
+*"Cannot allocate memory"*) ;;
+*) fail "creating a partition with mmap failing: '$out', wanted ENOMEM" ;;
+esac
+assert_eq 1 "$(new_log_lines "cannot create partition '1': Cannot allocate memory")" \
+	"log lines about the partition that could not be created"
+assert_eq 1 "$(new_log_lines "cannot")" "error lines for one failed create"
+[ -e "$MNT/m/1" ] && fail "m/1 exists after its create failed"
+kill -0 "$FLUXFS_PID" 2>/dev/null || fail "the daemon died on a failed mmap"
+mount_stop || fail "the daemon did not exit 0 after a failed create"
+
+# The index mapping cannot grow: a new partition's index is mapped for
+# 1024 entries when it is created and its log on the first append (two
+# mmaps pass); each one-line write is one entry, so the 1025th write is
+# the first that needs a larger mapping, and that mmap fails.
+launch_with_faults "ops=mmap,errno=ENOMEM,after=2"
+exec 5>>"$MNT/m/0" || fail "open m/0 with after=2"
+for i in $(seq 1 1024); do
+	echo "line $i" >&5 || fail "write $i of 1024 before the mapping must grow"
+done
+if out=$({ echo "line 1025" >&5; } 2>&1); then
+	fail "the write that needed a larger index mapping succeeded"
+fi
+case $out in
+*"Cannot allocate memory"*) ;;
+*) fail "a write whose index mapping cannot grow: '$out', wanted ENOMEM" ;;
+esac
+exec 5>&-
+assert_eq 1 "$(new_log_lines "cannot map the index of '0': Cannot allocate memory")" \
+	"log lines about the index mapping that could not grow"
+assert_eq 1 "$(new_log_lines "cannot")" "error lines for one failed write"
+kill -0 "$FLUXFS_PID" 2>/dev/null || fail "the daemon died on a failed mmap"
+mount_stop || fail "the daemon did not exit 0 after a failed mapping"
+mount_launch
+assert_eq 1024 "$(wc -l <"$MNT/m/0")" "lines in m/0 after a refused write"
+xassert "$MNT/m/0" next_offset 1024 "offsets of m/0 after a refused write"
+[ "$(tail -n 1 "$MNT/m/0")" = "line 1024" ] || fail "last line of m/0: $(tail -n 1 "$MNT/m/0")"
+mount_stop || fail "clean unmount after the mapping faults"
+out=$("$FLUXCTL" verify "$DATA" 2>&1) || fail "fluxctl verify after the mapping faults: $out"
+log "mmap faults: create refused, the 1025th write refused, 1024 lines kept"
+
+# The lock cannot be taken: the daemon says so once and exits 1.
+start_refused "ops=flock,errno=EIO" "$WORK/flock.log"
+n=$(grep -c "cannot lock '$DATA': Input/output error" "$WORK/flock.log")
+assert_eq 1 "$n" "log lines about the lock (log: $(cat "$WORK/flock.log"))"
+assert_eq 1 "$(grep -vc "fault injection active" "$WORK/flock.log")" \
+	"lines besides the fault-injection notice (log: $(cat "$WORK/flock.log"))"
+log "flock fault: refused to start ($(grep -v "fault injection active" "$WORK/flock.log"))"
+
+# mkdir fails: a data directory that does not exist is not created ...
+DATA="$WORK/data-mkdir"
+start_refused "ops=mkdirat,errno=EACCES" "$WORK/mkdir.log"
+n=$(grep -c "cannot create '$DATA': Permission denied" "$WORK/mkdir.log")
+assert_eq 1 "$n" "log lines about the data directory (log: $(cat "$WORK/mkdir.log"))"
+assert_eq 1 "$(grep -vc "fault injection active" "$WORK/mkdir.log")" \
+	"lines besides the fault-injection notice (log: $(cat "$WORK/mkdir.log"))"
+[ -e "$DATA" ] && fail "$DATA was created although mkdir failed"
+# ... and on a mount, a topic is not: the mkdirs of the data directory's
+# path (one per component, all EEXIST) and of .trash pass.
+mkdir -p "$DATA"
+launch_with_faults "ops=mkdirat,errno=ENOSPC,after=$(($(printf %s "$DATA" | tr -cd / | wc -c) + 1))"
+if out=$(mkdir "$MNT/nt" 2>&1); then
+	fail "a topic was created although mkdir failed"
+fi
+case $out in
+*"No space left on device"*) ;;
+*) fail "creating a topic with mkdir failing: '$out', wanted ENOSPC" ;;
+esac
+assert_eq 1 "$(new_log_lines "cannot create topic 'nt': No space left on device")" \
+	"log lines about the topic that could not be created"
+assert_eq 1 "$(new_log_lines "cannot")" "error lines for one failed mkdir"
+kill -0 "$FLUXFS_PID" 2>/dev/null || fail "the daemon died on a failed mkdir"
+mount_stop || fail "the daemon did not exit 0 after a failed mkdir"
+mount_launch
+[ -e "$MNT/nt" ] && fail "topic nt exists after its mkdir failed"
+mount_stop || fail "clean unmount after the mkdir faults"
+log "mkdir faults: data directory and topic creation refused"
 log "ok"

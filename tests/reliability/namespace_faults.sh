@@ -1,4 +1,5 @@
 #!/bin/bash
+# test-limit: 900 (tests/timelimit.sh)
 # namespace_faults.sh - a namespace operation that fails part-way leaves
 # nothing behind.
 #

@@ -1,4 +1,5 @@
 #!/bin/bash
+# test-limit: 900 (tests/timelimit.sh)
 # powerloss.sh - cut the power under the daemon while writers append and
 # fsync, remount, and check nothing acknowledged was lost.
 #

@@ -5,6 +5,7 @@
 # fewer seeds here (CRASH_SEEDS, default 20 under valgrind): the full
 # count runs natively and under ASan.  Skips (77) without valgrind, and
 # in an ASan build (the two cannot share a process).
+# test-limit: 1200 (tests/timelimit.sh)
 set -u
 : "${top_builddir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 command -v valgrind >/dev/null || { echo "SKIP: valgrind is not installed"; exit 77; }
@@ -13,7 +14,7 @@ if grep -q -- '-fsanitize=address' "$top_builddir/Makefile" 2>/dev/null; then
 	exit 77
 fi
 progs="check_crc32c check_io check_config check_codec check_segment
-	check_partition check_recovery check_crash"
+	check_partition check_recovery check_crash check_registry_open"
 logs=$(mktemp -d "${TMPDIR:-/tmp}/fluxfs-valgrind.XXXXXX")
 trap 'rm -rf "$logs"' EXIT
 rc=0

@@ -418,6 +418,43 @@ START_TEST(test_format_round_trip_random)
 }
 END_TEST
 
+/* The plain-number parser every other module uses: the whole string,
+ * digits only, no overflow; *out untouched on a refusal. */
+START_TEST(test_parse_u64)
+{
+	static const char *const bad[] = {
+		"",
+		"-1",
+		"+1",
+		" 1",
+		"1 ",
+		"1\n",
+		"0x10",
+		"1k",
+		"1.0",
+		"18446744073709551616",
+		"99999999999999999999",
+		"1e3",
+	};
+	uint64_t v;
+	size_t i;
+
+	ck_assert_int_eq(config_parse_u64("0", &v), 0);
+	ck_assert_uint_eq(v, 0);
+	ck_assert_int_eq(config_parse_u64("007", &v), 0);
+	ck_assert_uint_eq(v, 7);
+	ck_assert_int_eq(config_parse_u64("18446744073709551615", &v), 0);
+	ck_assert_uint_eq(v, UINT64_MAX);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		v = 42;
+		ck_assert_msg(config_parse_u64(bad[i], &v) == -EINVAL,
+			      "'%s' accepted", bad[i]);
+		ck_assert_uint_eq(v, 42);
+	}
+	ck_assert_int_eq(config_parse_u64(NULL, &v), -EINVAL);
+}
+END_TEST
+
 START_TEST(test_set_pair)
 {
 	struct config cfg;
@@ -581,6 +618,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_ranges_and_overflow);
 	tcase_add_test(tc, test_format_round_trip);
 	tcase_add_test(tc, test_format_round_trip_random);
+	tcase_add_test(tc, test_parse_u64);
 	tcase_add_test(tc, test_set_pair);
 	tcase_add_test(tc, test_text_parse_render);
 	tcase_add_test(tc, test_text_bad_line);

@@ -1,12 +1,14 @@
 /*
  * check_io.c - the io.h wrappers (short writes, EINTR, -errno, atomic
- * replace, symlink safety), fault injection (spec grammar, what it fails,
- * counts) and the crash simulator (synced data survives; unsynced changes
- * are kept, dropped or garbled as asked).
+ * replace, symlink safety, mappings, locks, directory streams, statfs),
+ * fault injection (spec grammar, what it fails, counts) and the crash
+ * simulator (synced data survives; unsynced changes are kept, dropped or
+ * garbled as asked).
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include "testutil.h"
@@ -82,6 +84,7 @@ static void assert_content(const char *name, const void *want, size_t len)
 static struct io_ops script;
 static atomic_int pwrite_calls, pwritev_calls, eintr_left, fail_errno;
 static atomic_int fail_rename, fail_fsync;
+static atomic_int readdir_ok_left = -1, flock_eintr_left, flock_calls;
 
 /* At most 3 bytes per call; EINTR first while eintr_left > 0. */
 static ssize_t sc_pwrite(int fd, const void *buf, size_t len, off_t off)
@@ -155,6 +158,29 @@ static int sc_renameat(int a, const char *ap, int b, const char *bp)
 	return renameat(a, ap, b, bp);
 }
 
+/* EIO once readdir_ok_left entries were returned (-1: never). */
+static struct dirent *sc_readdir(DIR *d)
+{
+	if (atomic_load(&readdir_ok_left) == 0) {
+		errno = EIO;
+		return NULL;
+	}
+	if (atomic_load(&readdir_ok_left) > 0)
+		atomic_fetch_sub(&readdir_ok_left, 1);
+	return readdir(d);
+}
+
+static int sc_flock(int fd, int op)
+{
+	atomic_fetch_add(&flock_calls, 1);
+	if (atomic_load(&flock_eintr_left) > 0) {
+		atomic_fetch_sub(&flock_eintr_left, 1);
+		errno = EINTR;
+		return -1;
+	}
+	return flock(fd, op);
+}
+
 static ssize_t zero_pwrite(int fd, const void *buf, size_t len, off_t off)
 {
 	return 0;
@@ -168,6 +194,11 @@ static void script_install(void)
 	script.pread = sc_pread;
 	script.fsync = sc_fsync;
 	script.renameat = sc_renameat;
+	script.readdir = sc_readdir;
+	script.flock = sc_flock;
+	atomic_store(&readdir_ok_left, -1);
+	atomic_store(&flock_eintr_left, 0);
+	atomic_store(&flock_calls, 0);
 	atomic_store(&pwrite_calls, 0);
 	atomic_store(&pwritev_calls, 0);
 	atomic_store(&eintr_left, 0);
@@ -356,6 +387,133 @@ START_TEST(test_remove_tree_no_follow)
 }
 END_TEST
 
+/* The names io_readdir returns for dfd/name, "." and ".." left out,
+ * joined by spaces in readdir order; the io_readdir result at the end. */
+static int list_dir(const char *name, char *out, size_t size)
+{
+	struct dirent *de;
+	DIR *d;
+	int ret;
+
+	out[0] = '\0';
+	ret = io_opendir_stream(dfd, name, &d);
+	if (ret < 0)
+		return ret;
+	while ((ret = io_readdir(d, &de)) > 0)
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			snprintf(out + strlen(out), size - strlen(out), "%s ",
+				 de->d_name);
+	ck_assert_int_eq(io_closedir(d), 0);
+	return ret;
+}
+
+/* Directory streams: every entry then 0 at the end; a failing readdir
+ * is -errno, never the end, and stops io_remove_tree with the tree
+ * left in place. */
+START_TEST(test_readdir_end_and_error)
+{
+	char names[256];
+	struct stat st;
+	int fd;
+
+	ck_assert_int_eq(io_mkdirat(dfd, "d", 0755), 0);
+	fd = create("d/a");
+	close(fd);
+	fd = create("d/b");
+	close(fd);
+	ck_assert_int_eq(list_dir("d", names, sizeof(names)), 0);
+	ck_assert_uint_eq(strlen(names), 4); /* "a b " in any order */
+	ck_assert_ptr_nonnull(strstr(names, "a "));
+	ck_assert_ptr_nonnull(strstr(names, "b "));
+	ck_assert_int_eq(list_dir("missing", names, sizeof(names)), -ENOENT);
+
+	script_install();
+	atomic_store(&readdir_ok_left, 1);
+	ck_assert_int_eq(list_dir("d", names, sizeof(names)), -EIO);
+	atomic_store(&readdir_ok_left, 0);
+	ck_assert_int_eq(io_remove_tree(dfd, "d"), -EIO);
+	io_ops_set(NULL);
+	ck_assert_int_eq(fstatat(dfd, "d/a", &st, AT_SYMLINK_NOFOLLOW), 0);
+	ck_assert_int_eq(fstatat(dfd, "d/b", &st, AT_SYMLINK_NOFOLLOW), 0);
+	ck_assert_int_eq(io_remove_tree(dfd, "d"), 0);
+	ck_assert_int_eq(fstatat(dfd, "d", &st, AT_SYMLINK_NOFOLLOW), -1);
+}
+END_TEST
+
+/* Whether addr lies in one of the process's mappings (/proc/self/maps;
+ * probing the address itself would be an error under valgrind). */
+static int is_mapped(const void *addr)
+{
+	unsigned long lo, hi, a = (unsigned long)(uintptr_t)addr;
+	char line[512];
+	int found = 0;
+	FILE *f = fopen("/proc/self/maps", "re");
+
+	ck_assert_ptr_nonnull(f);
+	while (!found && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && a >= lo &&
+		    a < hi)
+			found = 1;
+	fclose(f);
+	return found;
+}
+
+/* io_mmap shows the file's bytes read-only; io_munmap takes it away. */
+START_TEST(test_mmap_wrappers)
+{
+	unsigned char data[8192];
+	void *m = NULL;
+	int fd = create("f");
+
+	test_fill_random(data, sizeof(data), 5);
+	ck_assert_int_eq(io_pwrite_full(fd, data, sizeof(data), 0), 0);
+	ck_assert_int_eq(io_mmap(fd, sizeof(data), &m), 0);
+	ck_assert_ptr_nonnull(m);
+	ck_assert_int_eq(is_mapped(m), 1);
+	ck_assert(memcmp(m, data, sizeof(data)) == 0);
+	/* Shared with the page cache: a later write shows through. */
+	ck_assert_int_eq(io_pwrite_full(fd, "XY", 2, 100), 0);
+	ck_assert(memcmp((char *)m + 100, "XY", 2) == 0);
+	ck_assert_int_eq(io_munmap(m, sizeof(data)), 0);
+	ck_assert_int_eq(is_mapped(m), 0);
+	ck_assert_int_eq(io_mmap(-1, 4096, &m), -EBADF);
+	close(fd);
+}
+END_TEST
+
+/* io_flock: a lock held through another open file is -EWOULDBLOCK with
+ * LOCK_NB; EINTR is retried; released on close. */
+START_TEST(test_flock_wrapper)
+{
+	int a = create("lock"), b = io_openat(dfd, "lock", O_RDONLY, 0);
+
+	ck_assert_int_ge(b, 0);
+	ck_assert_int_eq(io_flock(a, LOCK_EX | LOCK_NB), 0);
+	ck_assert_int_eq(io_flock(b, LOCK_EX | LOCK_NB), -EWOULDBLOCK);
+	script_install();
+	atomic_store(&flock_eintr_left, 2);
+	ck_assert_int_eq(io_flock(b, LOCK_SH | LOCK_NB), -EWOULDBLOCK);
+	ck_assert_int_eq(atomic_load(&flock_calls), 3);
+	io_ops_set(NULL);
+	ck_assert_int_eq(io_close(a), 0);
+	ck_assert_int_eq(io_flock(b, LOCK_EX | LOCK_NB), 0);
+	ck_assert_int_eq(io_close(b), 0);
+}
+END_TEST
+
+/* io_fstatvfs describes the filesystem of the descriptor. */
+START_TEST(test_fstatvfs_wrapper)
+{
+	struct statvfs st, want;
+
+	ck_assert_int_eq(io_fstatvfs(dfd, &st), 0);
+	ck_assert_int_eq(fstatvfs(dfd, &want), 0);
+	ck_assert_uint_eq(st.f_fsid, want.f_fsid);
+	ck_assert_uint_eq(st.f_bsize, want.f_bsize);
+	ck_assert_int_eq(io_fstatvfs(-1, &st), -EBADF);
+}
+END_TEST
+
 START_TEST(test_openat_refuses_symlink)
 {
 	struct stat st;
@@ -422,6 +580,7 @@ START_TEST(test_fault_spec_grammar)
 		"ops=openat+close+pread+pwrite+pwritev+fsync+fdatasync",
 		"ops=ftruncate+fallocate+fstat+fstatat+renameat+unlinkat+"
 		"mkdirat",
+		"ops=mmap+munmap+flock+fstatvfs+fdopendir+readdir+closedir",
 		"errno=5",
 		"errno=EDQUOT+EINTR+EAGAIN+ENOMEM+EROFS+EFBIG+EPERM+EACCES",
 		"max=3,after=0",
@@ -536,6 +695,71 @@ START_TEST(test_fault_injection)
 	ck_assert_int_eq(fault_set("ops=fsync+pwrite,errno=EINTR,max=5"), 0);
 	ck_assert_int_eq(io_fsync(fd), 0);
 	ck_assert_uint_eq(fault_count() - before, 5);
+	ck_assert_int_eq(fault_set("off"), 0);
+	close(fd);
+}
+END_TEST
+
+/* Is fd an open descriptor? */
+static int fd_open(int fd)
+{
+	return fcntl(fd, F_GETFD) >= 0;
+}
+
+/* The calls added to the table can be named and fail with the errno
+ * asked for; munmap and closedir release their object anyway. */
+START_TEST(test_fault_new_ops)
+{
+	struct statvfs vfs;
+	struct dirent *de;
+	void *m = NULL;
+	DIR *d;
+	int fd = create("f"), g, n;
+	uint64_t before = fault_count();
+
+	ck_assert_int_eq(io_pwrite_full(fd, "hello", 5, 0), 0);
+
+	ck_assert_int_eq(fault_set("ops=mmap,errno=ENOMEM"), 0);
+	ck_assert_int_eq(io_mmap(fd, 4096, &m), -ENOMEM);
+	ck_assert_ptr_null(m);
+	ck_assert_int_eq(io_fsync(fd), 0);
+
+	ck_assert_int_eq(fault_set("ops=munmap"), 0);
+	ck_assert_int_eq(io_mmap(fd, 4096, &m), 0);
+	ck_assert_int_eq(io_munmap(m, 4096), -EIO);
+	ck_assert_int_eq(is_mapped(m), 0); /* gone anyway */
+
+	ck_assert_int_eq(fault_set("ops=flock,errno=EAGAIN"), 0);
+	ck_assert_int_eq(io_flock(fd, LOCK_EX | LOCK_NB), -EWOULDBLOCK);
+	ck_assert_int_eq(fault_set("ops=flock"), 0);
+	ck_assert_int_eq(io_flock(fd, LOCK_EX | LOCK_NB), -EIO);
+
+	ck_assert_int_eq(fault_set("ops=fstatvfs,errno=EACCES"), 0);
+	ck_assert_int_eq(io_fstatvfs(dfd, &vfs), -EACCES);
+
+	ck_assert_int_eq(fault_set("ops=mkdirat,errno=EROFS"), 0);
+	ck_assert_int_eq(io_mkdirat(AT_FDCWD, dir, 0755), -EROFS);
+
+	/* fdopendir: the descriptor io_opendir_stream opened is closed. */
+	ck_assert_int_eq(fault_set("ops=fdopendir"), 0);
+	g = dup(0);
+	close(g); /* the lowest free descriptor, which the stream gets */
+	ck_assert_int_eq(io_opendir_stream(dfd, ".", &d), -EIO);
+	ck_assert_int_eq(fd_open(g), 0);
+
+	/* readdir: the first entry comes, then the error. */
+	ck_assert_int_eq(fault_set("ops=readdir,after=1"), 0);
+	ck_assert_int_eq(io_opendir_stream(dfd, ".", &d), 0);
+	ck_assert_int_eq(io_readdir(d, &de), 1);
+	ck_assert_int_eq(io_readdir(d, &de), -EIO);
+	g = dirfd(d);
+
+	ck_assert_int_eq(fault_set("ops=closedir"), 0);
+	ck_assert_int_eq(io_closedir(d), -EIO);
+	ck_assert_int_eq(fd_open(g), 0);
+
+	n = (int)(fault_count() - before);
+	ck_assert_int_eq(n, 9);
 	ck_assert_int_eq(fault_set("off"), 0);
 	close(fd);
 }
@@ -1201,6 +1425,10 @@ static Suite *io_suite(void)
 	tcase_add_test(tc, test_errors_are_negative_errno);
 	tcase_add_test(tc, test_write_atomic);
 	tcase_add_test(tc, test_remove_tree_no_follow);
+	tcase_add_test(tc, test_readdir_end_and_error);
+	tcase_add_test(tc, test_mmap_wrappers);
+	tcase_add_test(tc, test_flock_wrapper);
+	tcase_add_test(tc, test_fstatvfs_wrapper);
 	tcase_add_test(tc, test_openat_refuses_symlink);
 	tcase_add_test(tc, test_openat_refuses_fifo);
 	suite_add_tcase(s, tc);
@@ -1209,6 +1437,7 @@ static Suite *io_suite(void)
 #ifdef FLUXFS_FAULT_INJECTION
 	tcase_add_test(tf, test_fault_spec_grammar);
 	tcase_add_test(tf, test_fault_injection);
+	tcase_add_test(tf, test_fault_new_ops);
 	tcase_add_test(tf, test_fault_seeded);
 	tcase_add_test(tf, test_fault_env);
 	tcase_add_test(tf, test_fault_threads);

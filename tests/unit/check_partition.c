@@ -831,6 +831,7 @@ START_TEST(test_concurrent_readers)
 	pthread_t th[3];
 	size_t len, at = 0, bl;
 	uint64_t seed = 3;
+	unsigned appends = 0;
 	char *all;
 	int i;
 
@@ -863,6 +864,18 @@ START_TEST(test_concurrent_readers)
 		if (test_rand(&seed) % 50 == 0)
 			ck_assert_int_eq(partition_apply_retention(r.p, 1000),
 					 0);
+		/* On a loaded machine (or under valgrind) the writer can
+		 * finish before a reader ever runs, and the race is not
+		 * tested: every 16 appends, wait for a read to complete. */
+		if (++appends % 16 == 0) {
+			unsigned long seen = atomic_load(&r.reads);
+			int waited = 0;
+
+			while (atomic_load(&r.reads) == seen &&
+			       !atomic_load(&r.bad) && waited++ < 10000)
+				usleep(1000);
+			ck_assert_uint_ne(atomic_load(&r.reads), seen);
+		}
 	}
 	atomic_store(&r.stop, 1);
 	for (i = 0; i < 3; i++)

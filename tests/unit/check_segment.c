@@ -2,8 +2,11 @@
  * check_segment.c - one segment on its own: cutting batches into chunk
  * entries, appends, the three binary searches at every boundary, growth of
  * the index mapping, per-entry CRC checks, reopen and rebuild of a missing
- * .idx from the .log's lines.
+ * .idx from the .log's lines, and what a failed mapping does (a .log is
+ * read with pread instead, an .idx that cannot be mapped fails the open).
  */
+#include <errno.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "testutil.h"
@@ -412,6 +415,135 @@ START_TEST(test_reopen_and_rebuild)
 }
 END_TEST
 
+/* An io_ops table whose mmap fails (ENOMEM) for files named *suffix
+ * and counts every mapping asked for, per kind of file. */
+static struct io_ops map_ops;
+static const char *map_fail_suffix;
+static int log_maps, idx_maps;
+
+static int fd_named(int fd, const char *suffix)
+{
+	char link[64], target[4096];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n < (ssize_t)strlen(suffix))
+		return 0;
+	target[n] = '\0';
+	return !strcmp(target + n - strlen(suffix), suffix);
+}
+
+static void *picky_mmap(void *addr, size_t len, int prot, int flags, int fd,
+			off_t off)
+{
+	if (fd_named(fd, ".log"))
+		log_maps++;
+	else if (fd_named(fd, ".idx"))
+		idx_maps++;
+	if (map_fail_suffix && fd_named(fd, map_fail_suffix)) {
+		errno = ENOMEM;
+		return MAP_FAILED;
+	}
+	return io_ops_default()->mmap(addr, len, prot, flags, fd, off);
+}
+
+static void maps_fail(const char *suffix)
+{
+	map_ops = *io_ops_default();
+	map_ops.mmap = picky_mmap;
+	map_fail_suffix = suffix;
+	log_maps = idx_maps = 0;
+	io_ops_set(&map_ops);
+}
+
+/* The bytes of a raw segment read back, whichever way segment_pread
+ * takes. */
+static void assert_reads(struct segment *s, const char *want, size_t len,
+			 uint64_t pos)
+{
+	char *back = malloc(len);
+
+	ck_assert_int_eq(segment_pread(s, back, len, pos), (ssize_t)len);
+	ck_assert_mem_eq(back, want, len);
+	free(back);
+}
+
+START_TEST(test_map_failures)
+{
+	char path[4096], name[40];
+	int dfd = test_tmpdir(path);
+	struct seg_report rep;
+	struct segment *s;
+	struct stat st;
+	char *b, *more, line[8];
+	size_t len, more_len;
+	uint32_t i, cap, n;
+
+	b = test_make_lines(4, 200, 10, 300, &len);
+	ck_assert_int_eq(segment_create(dfd, 0, 0, &s), 0);
+	append_batch(s, b, len, 1);
+	segment_free(s);
+
+	/* The .log cannot be mapped: the open succeeds, reads take pread
+	 * and return the same bytes, appends go on. */
+	maps_fail(".log");
+	memset(&rep, 0, sizeof(rep));
+	ck_assert_int_eq(segment_open(dfd, 0, 0, UINT64_MAX, UINT64_MAX, 0,
+				      COMPRESSION_NONE, &s, &rep),
+			 0);
+	if (SEG_MAP_LOG)
+		ck_assert_int_gt(log_maps, 0);
+	ck_assert_int_gt(idx_maps, 0);
+	ck_assert_ptr_null(s->lmap);
+	ck_assert_ptr_null(segment_peek(s, 0, len));
+	assert_reads(s, b, len, 0);
+	more = test_make_lines(5, 50, 10, 100, &more_len);
+	append_batch(s, more, more_len, 2);
+	assert_reads(s, more, more_len, len);
+	ck_assert_ptr_null(s->lmap);
+	segment_free(s);
+	free(more);
+
+	/* The .idx cannot be mapped: the open fails with the errno, and a
+	 * segment that cannot be created leaves no file behind. */
+	maps_fail(".idx");
+	ck_assert_int_eq(segment_open(dfd, 0, 0, UINT64_MAX, UINT64_MAX, 0,
+				      COMPRESSION_NONE, &s, &rep),
+			 -ENOMEM);
+	ck_assert_int_eq(segment_create(dfd, 7000, 900000, &s), -ENOMEM);
+	ck_assert_int_gt(idx_maps, 0);
+	layout_seg_name(name, sizeof(name), 7000, ".log");
+	ck_assert_int_eq(fstatat(dfd, name, &st, 0), -1);
+	layout_seg_name(name, sizeof(name), 7000, ".idx");
+	ck_assert_int_eq(fstatat(dfd, name, &st, 0), -1);
+
+	/* Growing the index mapping fails: the old mapping stays in
+	 * service, and the next growth works. */
+	io_ops_set(NULL);
+	ck_assert_int_eq(segment_open(dfd, 0, 0, UINT64_MAX, UINT64_MAX, 0,
+				      COMPRESSION_NONE, &s, &rep),
+			 0);
+	cap = s->map_cap;
+	n = atomic_load(&s->nentries);
+	maps_fail(".idx");
+	ck_assert_int_eq(segment_map_grow(s, cap + 1, 0, NULL), -ENOMEM);
+	ck_assert_uint_eq(s->map_cap, cap);
+	ck_assert_int_eq(segment_find_offset(s, n, 0), 0);
+	ck_assert_int_eq(segment_find_offset(s, n, 249), n - 1);
+	assert_reads(s, b, len, 0);
+	io_ops_set(NULL);
+	for (i = 0; i < cap + 1; i++) {
+		snprintf(line, sizeof(line), "%05u\n", i % 100000);
+		append_batch(s, line, 6, 3);
+	}
+	ck_assert_uint_gt(s->map_cap, cap);
+	segment_free(s);
+	free(b);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
 START_TEST(test_verify_entry)
 {
 	char path[4096], name[40];
@@ -567,6 +699,7 @@ static Suite *segment_suite(void)
 	tcase_add_loop_test(tc, test_planv_pieces, 0, 2);
 	tcase_add_test(tc, test_append_lookups);
 	tcase_add_test(tc, test_map_grows);
+	tcase_add_test(tc, test_map_failures);
 	tcase_add_test(tc, test_reopen_and_rebuild);
 	tcase_add_test(tc, test_verify_entry);
 	suite_add_tcase(s, tc);

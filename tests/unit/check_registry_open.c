@@ -1,0 +1,310 @@
+/*
+ * check_registry_open.c - opening a data directory when the calls below
+ * it fail: a lock that cannot be taken (held by another opener, or a
+ * failing flock), a data directory that cannot be created, a listing
+ * that fails part-way, a statfs that fails.  Each is refused with the
+ * errno of the failure and a log line naming it, and leaves nothing
+ * locked or half-formatted behind.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <sys/stat.h>
+
+#include "testutil.h"
+#include "registry.h"
+
+static const struct registry_hooks no_hooks;
+static struct config defaults;
+static char dir[PATH_MAX], data[PATH_MAX + 8], logpath[PATH_MAX + 8];
+static int dirfd_;
+static int saved_stderr = -1;
+
+static void setup(void)
+{
+	dirfd_ = test_tmpdir(dir);
+	snprintf(data, sizeof(data), "%s/data", dir);
+	snprintf(logpath, sizeof(logpath), "%s/log", dir);
+	config_defaults(&defaults);
+}
+
+static void teardown(void)
+{
+	io_ops_set(NULL);
+	test_rmtree(dirfd_, dir);
+}
+
+/* Send the log lines (stderr) to a file until log_end(). */
+static void log_begin(void)
+{
+	int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	ck_assert_int_ge(fd, 0);
+	saved_stderr = dup(STDERR_FILENO);
+	ck_assert_int_ge(saved_stderr, 0);
+	ck_assert_int_eq(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+	close(fd);
+}
+
+/* Restore stderr; the lines logged since log_begin() into buf. */
+static void log_end(char *buf, size_t size)
+{
+	int fd;
+	ssize_t n;
+
+	ck_assert_int_eq(dup2(saved_stderr, STDERR_FILENO), STDERR_FILENO);
+	close(saved_stderr);
+	saved_stderr = -1;
+	fd = open(logpath, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	n = read(fd, buf, size - 1);
+	ck_assert_int_ge(n, 0);
+	buf[n] = '\0';
+	close(fd);
+}
+
+static int lines(const char *s)
+{
+	int n = 0;
+
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
+/* One io_ops table for every test: the calls named fail with EIO. */
+static struct io_ops failing;
+
+static int fail_flock(int fd, int op)
+{
+	(void)fd;
+	(void)op;
+	errno = EIO;
+	return -1;
+}
+
+static int fail_mkdirat(int dirfd, const char *path, mode_t mode)
+{
+	(void)dirfd;
+	(void)path;
+	(void)mode;
+	errno = EACCES;
+	return -1;
+}
+
+static struct dirent *fail_readdir(DIR *d)
+{
+	(void)d;
+	errno = EIO;
+	return NULL;
+}
+
+/* readdir failing in directories named "t" only. */
+static struct dirent *fail_readdir_in_t(DIR *d)
+{
+	char link[64], target[PATH_MAX];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", dirfd(d));
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n >= 2 && !memcmp(target + n - 2, "/t", 2)) {
+		errno = EIO;
+		return NULL;
+	}
+	return readdir(d);
+}
+
+static int fail_fstatvfs(int fd, struct statvfs *st)
+{
+	(void)fd;
+	(void)st;
+	errno = EIO;
+	return -1;
+}
+
+static void fail_install(void)
+{
+	failing = *io_ops_default();
+	io_ops_set(&failing);
+}
+
+static int open_quiet(struct registry **reg)
+{
+	char log[4096];
+	int ret;
+
+	log_begin();
+	ret = registry_open(data, &defaults, &no_hooks, reg);
+	log_end(log, sizeof(log));
+	return ret;
+}
+
+/* A failing flock refuses the open with its errno and one line; nothing
+ * stays locked, so the next open works. */
+START_TEST(test_flock_fails)
+{
+	struct registry *reg = NULL;
+	char log[4096];
+
+	fail_install();
+	failing.flock = fail_flock;
+	log_begin();
+	ck_assert_int_eq(registry_open(data, &defaults, &no_hooks, &reg), -EIO);
+	log_end(log, sizeof(log));
+	ck_assert_ptr_null(reg);
+	ck_assert_int_eq(lines(log), 1);
+	ck_assert_msg(strstr(log, "cannot lock '") &&
+			      strstr(log, "Input/output error"),
+		      "log: %s", log);
+	io_ops_set(NULL);
+	ck_assert_int_eq(open_quiet(&reg), 0);
+	ck_assert_int_eq(registry_close(reg), 0);
+}
+END_TEST
+
+/* A second opener of a served data directory is told it is busy, with
+ * one line naming the directory; the first one's close releases it. */
+START_TEST(test_lock_held)
+{
+	struct registry *a = NULL, *b = NULL;
+	char log[4096];
+
+	ck_assert_int_eq(open_quiet(&a), 0);
+	log_begin();
+	ck_assert_int_eq(registry_open(data, &defaults, &no_hooks, &b), -EBUSY);
+	log_end(log, sizeof(log));
+	ck_assert_ptr_null(b);
+	ck_assert_int_eq(lines(log), 1);
+	ck_assert_msg(strstr(log, "is already served by fluxfs"), "log: %s",
+		      log);
+	ck_assert_int_eq(registry_close(a), 0);
+	ck_assert_int_eq(open_quiet(&b), 0);
+	ck_assert_int_eq(registry_close(b), 0);
+}
+END_TEST
+
+/* A data directory that cannot be created: its errno and one line. */
+START_TEST(test_mkdir_fails)
+{
+	struct registry *reg = NULL;
+	struct stat st;
+	char log[4096];
+
+	fail_install();
+	failing.mkdirat = fail_mkdirat;
+	log_begin();
+	ck_assert_int_eq(registry_open(data, &defaults, &no_hooks, &reg),
+			 -EACCES);
+	log_end(log, sizeof(log));
+	ck_assert_ptr_null(reg);
+	ck_assert_int_eq(lines(log), 1);
+	ck_assert_msg(strstr(log, "cannot create '") &&
+			      strstr(log, "Permission denied"),
+		      "log: %s", log);
+	ck_assert_int_eq(stat(data, &st), -1);
+}
+END_TEST
+
+/* A listing that fails is an error, never a shorter directory: a
+ * foreign directory is not taken for an empty one (and formatted), and
+ * a data directory does not mount with topics missing. */
+START_TEST(test_readdir_fails)
+{
+	struct registry *reg = NULL;
+	struct node *t, *p;
+	struct stat st;
+	char log[4096], path[PATH_MAX + 32], junk[PATH_MAX + 32];
+
+	/* A foreign, non-empty directory. */
+	ck_assert_int_eq(mkdir(data, 0755), 0);
+	snprintf(junk, sizeof(junk), "%s/junk", data);
+	ck_assert_int_eq(mkdir(junk, 0755), 0);
+	fail_install();
+	failing.readdir = fail_readdir;
+	log_begin();
+	ck_assert_int_eq(registry_open(data, &defaults, &no_hooks, &reg), -EIO);
+	log_end(log, sizeof(log));
+	ck_assert_ptr_null(reg);
+	ck_assert_msg(strstr(log, "cannot read '"), "log: %s", log);
+	snprintf(path, sizeof(path), "%s/fluxfs.meta", data);
+	ck_assert_int_eq(stat(path, &st), -1);
+	io_ops_set(NULL);
+	ck_assert_int_eq(rmdir(junk), 0);
+
+	/* A data directory with a topic and a partition. */
+	ck_assert_int_eq(open_quiet(&reg), 0);
+	ck_assert_int_eq(
+		registry_mkdir(reg, registry_node(reg, 1), "t", 0755, 0, 0, &t),
+		0);
+	ck_assert_int_eq(registry_create(reg, t, "0", 0644, 0, 0, &p), 0);
+	ck_assert_int_eq(registry_close(reg), 0);
+	reg = NULL;
+	fail_install();
+	failing.readdir = fail_readdir;
+	log_begin();
+	ck_assert_int_eq(registry_open(data, &defaults, &no_hooks, &reg), -EIO);
+	log_end(log, sizeof(log));
+	ck_assert_ptr_null(reg);
+	ck_assert_msg(strstr(log, "cannot load '") &&
+			      strstr(log, "Input/output error"),
+		      "log: %s", log);
+	io_ops_set(NULL);
+
+	/* Only the topic's listing fails: as for a partition that cannot be
+	 * opened, the topic is reported and the rest mounts. */
+	fail_install();
+	failing.readdir = fail_readdir_in_t;
+	log_begin();
+	ck_assert_int_eq(registry_open(data, &defaults, &no_hooks, &reg), 0);
+	log_end(log, sizeof(log));
+	ck_assert_int_eq(lines(log), 1);
+	ck_assert_msg(strstr(log, "cannot list topic 't': Input/output error"),
+		      "log: %s", log);
+	ck_assert_int_eq(registry_close(reg), 0);
+	io_ops_set(NULL);
+	ck_assert_int_eq(open_quiet(&reg), 0);
+	ck_assert_int_eq(registry_close(reg), 0);
+}
+END_TEST
+
+/* statfs of the mount: the backing filesystem's, or its errno. */
+START_TEST(test_statfs_fails)
+{
+	struct registry *reg = NULL;
+	struct statvfs st;
+
+	ck_assert_int_eq(open_quiet(&reg), 0);
+	ck_assert_int_eq(registry_statfs(reg, &st), 0);
+	ck_assert_uint_gt(st.f_bsize, 0);
+	fail_install();
+	failing.fstatvfs = fail_fstatvfs;
+	ck_assert_int_eq(registry_statfs(reg, &st), -EIO);
+	io_ops_set(NULL);
+	ck_assert_int_eq(registry_close(reg), 0);
+}
+END_TEST
+
+static Suite *registry_open_suite(void)
+{
+	Suite *s = suite_create("registry_open");
+	TCase *tc = tcase_create("failures");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_flock_fails);
+	tcase_add_test(tc, test_lock_held);
+	tcase_add_test(tc, test_mkdir_fails);
+	tcase_add_test(tc, test_readdir_fails);
+	tcase_add_test(tc, test_statfs_fails);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(registry_open_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
