@@ -2,7 +2,8 @@
  * check_layout.c - the on-disk format module: byte order, known-answer
  * bytes of a format 1 index (as today's files hold them), encode/decode
  * round trips, rejection of a bad magic, version, size or checksum,
- * segment name parsing, the directory scan, and fluxfs.meta and the lock.
+ * segment name parsing, the directory scan (and a listing that fails),
+ * and fluxfs.meta and the lock.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -376,6 +377,28 @@ static int stop_at_idx(void *arg, const char *name, uint64_t base,
 	return kind == LAYOUT_FILE_IDX ? 7 : 0;
 }
 
+/* An io_ops table whose readdir fails with EIO once readdir_ok_left
+ * entries were returned. */
+static struct io_ops listing_ops;
+static int readdir_ok_left;
+
+static struct dirent *cut_readdir(DIR *d)
+{
+	if (readdir_ok_left-- <= 0) {
+		errno = EIO;
+		return NULL;
+	}
+	return io_ops_default()->readdir(d);
+}
+
+static void listing_fails_after(int n)
+{
+	listing_ops = *io_ops_default();
+	listing_ops.readdir = cut_readdir;
+	readdir_ok_left = n;
+	io_ops_set(&listing_ops);
+}
+
 START_TEST(test_scan)
 {
 	char path[4096];
@@ -399,6 +422,12 @@ START_TEST(test_scan)
 				1u << LAYOUT_FILE_LZ4 | 1u << LAYOUT_FILE_BLK |
 				1u << LAYOUT_FILE_TMP);
 	ck_assert_int_eq(layout_scan(dfd, stop_at_idx, NULL), 7);
+	/* A listing that fails part-way is its errno, never a shorter
+	 * directory. */
+	listing_fails_after(3);
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(layout_scan(dfd, note, &s), -EIO);
+	io_ops_set(NULL);
 	test_rmtree(dfd, path);
 }
 END_TEST
@@ -509,6 +538,12 @@ START_TEST(test_datadir)
 	ck_assert_int_eq(unlinkat(dfd, LAYOUT_META_FILE, 0), 0);
 	touch(dfd, "notes.txt", "x", 1);
 	ck_assert_int_eq(layout_datadir_check(dfd, path, &format), -ENOTEMPTY);
+	ck_assert_int_eq(faccessat(dfd, LAYOUT_META_FILE, F_OK, 0), -1);
+	/* a listing that fails is not an empty directory: nothing written */
+	ck_assert_int_eq(unlinkat(dfd, "notes.txt", 0), 0);
+	listing_fails_after(0);
+	ck_assert_int_eq(layout_datadir_check(dfd, path, &format), -EIO);
+	io_ops_set(NULL);
 	ck_assert_int_eq(faccessat(dfd, LAYOUT_META_FILE, F_OK, 0), -1);
 	/* one holder of the lock at a time */
 	lock = layout_datadir_lock(dfd, path);
