@@ -88,19 +88,6 @@ const char *codec_name(enum compression c)
 	}
 }
 
-/* File suffix of a compressed segment. */
-const char *codec_suffix(enum compression c)
-{
-	switch (c) {
-	case COMPRESSION_LZ4:
-		return ".lz4";
-	case COMPRESSION_GZIP:
-		return ".gz";
-	default:
-		return "";
-	}
-}
-
 /* ------------------------------------------------------------------ */
 /* Compression                                                         */
 
@@ -414,6 +401,58 @@ int codec_read_block(enum compression c, int fd, const struct codec_block *blk,
 out:
 	free(enc);
 	return ret;
+}
+
+/* Copy a range of raw bytes through a one-block cache. */
+int codec_read_range(enum compression c, int fd, const struct codec_block *b,
+		     uint32_t n, uint64_t owner, struct codec_cache *cache,
+		     uint64_t rel, void *out, size_t len,
+		     const struct codec_block **bad)
+{
+	const struct codec_block *k;
+	unsigned char *grown;
+	uint64_t in;
+	size_t take;
+	long i;
+	int ret;
+
+	*bad = NULL;
+	while (len > 0) {
+		i = codec_find_block(b, n, rel);
+		if (i < 0)
+			return -EIO;
+		k = &b[i];
+		if (cache->owner != owner || cache->blk != (uint32_t)i) {
+			if (k->raw_len > cache->size &&
+			    k->raw_len <= CODEC_BLOCK_BYTES) {
+				grown = realloc(cache->buf, k->raw_len);
+				if (!grown)
+					return -ENOMEM;
+				cache->buf = grown;
+				cache->size = k->raw_len;
+			}
+			cache->owner = 0;
+			ret = k->raw_len <= cache->size
+				      ? codec_read_block(c, fd, k, cache->buf)
+				      : -EIO;
+			if (ret < 0) {
+				if (ret == -EIO)
+					*bad = k;
+				return ret;
+			}
+			cache->owner = owner;
+			cache->blk = (uint32_t)i;
+		}
+		in = rel - k->raw_pos;
+		if (in >= k->raw_len)
+			return -EIO;
+		take = k->raw_len - in < len ? (size_t)(k->raw_len - in) : len;
+		memcpy(out, cache->buf + in, take);
+		out = (char *)out + take;
+		rel += take;
+		len -= take;
+	}
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */

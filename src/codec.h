@@ -38,6 +38,23 @@ long codec_find_block(const struct codec_block *b, uint32_t n,
  * Returns 0, or -EIO if the block does not decode to raw_len bytes. */
 int codec_read_block(enum compression c, int fd, const struct codec_block *blk,
 		     void *out);
+/* The last block decoded by codec_read_range(): owner names whose table
+ * it came from (0: nothing cached).  Zero it to start; free buf when
+ * done.  Not locked: the caller serialises its users. */
+struct codec_cache {
+	uint64_t owner;
+	uint32_t blk;
+	unsigned char *buf;
+	size_t size;
+};
+/* Copy raw bytes [rel, rel+len) of the compressed file fd (table b of n
+ * blocks, owner a non-zero tag of that table) into out, decoding one block
+ * at a time through cache.  0; -EIO if a byte lies outside the table or a
+ * block does not decode (then *bad is that block, else NULL); -ENOMEM. */
+int codec_read_range(enum compression c, int fd, const struct codec_block *b,
+		     uint32_t n, uint64_t owner, struct codec_cache *cache,
+		     uint64_t rel, void *out, size_t len,
+		     const struct codec_block **bad);
 /* Rebuild the block table of a compressed file of file_size bytes
  * (the one codec_compress() handed back) by walking its lz4 frame or its
  * gzip members and decoding every block.  On success *blocks is a
@@ -51,7 +68,5 @@ int codec_scan_blocks(enum compression c, int fd, uint64_t file_size,
  * the tests; codec.c sizes its own with it). */
 size_t codec_block_bound(enum compression c, size_t raw_len);
 const char *codec_name(enum compression c);
-/* File suffix of the compressed segment: ".lz4" or ".gz". */
-const char *codec_suffix(enum compression c);
 
 #endif

@@ -23,12 +23,6 @@
 #define CTL_HELP 3
 
 #define CTL_FUSE_MAGIC 0x65735546L
-#define CTL_META_FILE "fluxfs.meta"
-#define CTL_LOCK_FILE ".fluxfs.lock"
-#define CTL_QUARANTINE "quarantine"
-/* Below the data directory: copies of batches dropped as damaged, per
- * topic and partition.  A dot-name, so no daemon takes it for a topic. */
-#define CTL_BATCH_QUARANTINE ".quarantine"
 #define CTL_XATTR "user.fluxfs."
 
 enum ctl_kind {

@@ -17,6 +17,7 @@
 #include "config.h"
 #include "ctl.h"
 #include "inspect.h"
+#include "layout.h"
 #include "partition.h"
 
 struct dump_ctx {
@@ -114,7 +115,7 @@ static int dump_seg(struct dump_ctx *c, const struct inspect_part *ip,
 		}
 		printf(" flags: %s%s%s\n", e->flags & SEG_F_CONT ? "cont," : "",
 		       e->flags & SEG_F_LAST ? "last" : "-",
-		       segment_entry_lost(e) ? ",lost" : "");
+		       layout_entry_lost(e) ? ",lost" : "");
 		c->entries++;
 		if (c->messages && ret == 0)
 			dump_messages(c, e, buf);

@@ -21,6 +21,7 @@
 #include "ctl.h"
 #include "inspect.h"
 #include "io.h"
+#include "layout.h"
 
 #define UNKNOWN UINT64_MAX
 
@@ -94,12 +95,12 @@ static int stat_data(const char *path, struct pstat *ps)
 	memset(&over, 0, sizeof(over));
 	config_defaults(&over);
 	over.set = 0;
-	load_conf(topic_dir, "topic.conf", &over);
+	load_conf(topic_dir, LAYOUT_TOPIC_CONF, &over);
 	config_overlay(&cfg, &cfg, &over);
 	memset(&over, 0, sizeof(over));
 	config_defaults(&over);
 	over.set = 0;
-	load_conf(path, "partition.conf", &over);
+	load_conf(path, LAYOUT_PART_CONF, &over);
 	config_overlay(&cfg, &cfg, &over);
 	for (k = 0; k < CONFIG_NKEYS; k++)
 		if (config_format(&cfg, k, ps->cfg[k], sizeof(ps->cfg[k])) < 0)

@@ -27,6 +27,7 @@
 #include "ctl.h"
 #include "inspect.h"
 #include "io.h"
+#include "layout.h"
 
 /* ------------------------------------------------------------------ */
 /* Messages                                                             */
@@ -155,18 +156,15 @@ static int resolve_data(const struct stat *st, struct ctl_target *t)
 {
 	char parent[PATH_MAX], gparent[PATH_MAX], ggparent[PATH_MAX];
 	char base[256], pbase[256];
-	char *end;
+	enum layout_file kind;
 	int ret;
 
 	split(t->path, parent, sizeof(parent), base, sizeof(base));
 	split(parent, gparent, sizeof(gparent), pbase, sizeof(pbase));
 	if (S_ISREG(st->st_mode)) {
 		/* A segment file: NNN(20 digits).log/.idx/.lz4/.gz/.blk */
-		t->seg_base = strtoull(base, &end, 10);
-		if (end != base + 20 || (strcmp(end, ".log") &&
-					 strcmp(end, ".idx") &&
-					 strcmp(end, ".lz4") &&
-					 strcmp(end, ".gz") && strcmp(end, ".blk")) ||
+		if (layout_parse_name(base, &t->seg_base, &kind) < 0 ||
+		    kind == LAYOUT_FILE_TMP ||
 		    inspect_is_partition(AT_FDCWD, parent) != 1) {
 			ctl_err("'%s' is not a segment file", t->path);
 			return -EINVAL;
@@ -175,7 +173,7 @@ static int resolve_data(const struct stat *st, struct ctl_target *t)
 		snprintf(t->part, sizeof(t->part), "%s", pbase);
 		split(gparent, ggparent, sizeof(ggparent), t->topic,
 		      sizeof(t->topic));
-		if (has_file(ggparent, CTL_META_FILE))
+		if (has_file(ggparent, LAYOUT_META_FILE))
 			snprintf(t->root, sizeof(t->root), "%s", ggparent);
 		return 0;
 	}
@@ -183,12 +181,12 @@ static int resolve_data(const struct stat *st, struct ctl_target *t)
 		ctl_err("'%s' is not a directory or a segment file", t->path);
 		return -EINVAL;
 	}
-	if (has_file(t->path, CTL_META_FILE)) {
+	if (has_file(t->path, LAYOUT_META_FILE)) {
 		t->kind = CTL_DATA_ROOT;
 		snprintf(t->root, sizeof(t->root), "%s", t->path);
 		return 0;
 	}
-	if (has_file(parent, CTL_META_FILE) && base[0] != '.') {
+	if (has_file(parent, LAYOUT_META_FILE) && base[0] != '.') {
 		t->kind = CTL_DATA_TOPIC;
 		snprintf(t->topic, sizeof(t->topic), "%s", base);
 		snprintf(t->root, sizeof(t->root), "%s", parent);
@@ -199,7 +197,7 @@ static int resolve_data(const struct stat *st, struct ctl_target *t)
 		t->kind = CTL_DATA_PARTITION;
 		snprintf(t->part, sizeof(t->part), "%s", base);
 		snprintf(t->topic, sizeof(t->topic), "%s", pbase);
-		if (has_file(gparent, CTL_META_FILE))
+		if (has_file(gparent, LAYOUT_META_FILE))
 			snprintf(t->root, sizeof(t->root), "%s", gparent);
 		return 0;
 	}
@@ -467,7 +465,7 @@ void ctl_format_time(int64_t ms, char *buf, size_t size)
 /* ------------------------------------------------------------------ */
 /* The lock                                                             */
 
-/* Does process pid hold a descriptor on a file named CTL_LOCK_FILE with
+/* Does process pid hold a descriptor on a file named LAYOUT_LOCK_FILE with
  * inode ino?  A FUSE filesystem that does not pass flock through (bindfs
  * does not) grants our flock even while a daemon holds it on the file
  * below; the pid the daemon wrote in the file and its descriptor table
@@ -494,7 +492,7 @@ static int pid_holds_lock(long pid, ino_t ino)
 			continue;
 		link[n] = '\0';
 		base = strrchr(link, '/');
-		if (base && !strcmp(base + 1, CTL_LOCK_FILE) &&
+		if (base && !strcmp(base + 1, LAYOUT_LOCK_FILE) &&
 		    stat(fp, &st) == 0 && st.st_ino == ino)
 			found = 1;
 	}
@@ -513,7 +511,7 @@ int ctl_lock_data_dir(const char *root, int *fd, long *pid)
 
 	*pid = 0;
 	*fd = -1;
-	snprintf(p, sizeof(p), "%s/" CTL_LOCK_FILE, root);
+	snprintf(p, sizeof(p), "%s/" LAYOUT_LOCK_FILE, root);
 	/* Never created here: no lock file means no fluxfs ever served it. */
 	ret = io_openat(AT_FDCWD, p, O_RDONLY, 0);
 	if (ret < 0)

@@ -50,6 +50,7 @@
 #include "ctl.h"
 #include "inspect.h"
 #include "io.h"
+#include "layout.h"
 #include "partition.h"
 #include "segment.h"
 
@@ -197,9 +198,7 @@ static void print_losses(struct verify_ctx *c, const struct inspect_part *ip)
 	for (i = 0; i < ip->nsegs; i++) {
 		for (k = 0; k < ip->segs[i].nents; k++) {
 			e = &ip->segs[i].ents[k];
-			if (!segment_entry_lost(e) ||
-			    e->ecrc != crc32c(0, e, offsetof(struct seg_entry,
-							     ecrc)))
+			if (!layout_entry_lost(e) || !layout_entry_intact(e))
 				continue;
 			if (c->tty)
 				fputs("\r\033[K", stderr);
@@ -342,7 +341,7 @@ static int droppable(const struct inspect_part *ip, uint32_t si, uint32_t k)
 			 : si + 1 == ip->nsegs)
 		return 0;
 	return s->codec == COMPRESSION_NONE && s->data_fd >= 0 &&
-	       !segment_entry_lost(e) &&
+	       !layout_entry_lost(e) &&
 	       e->pos >= s->base_byte &&
 	       e->pos + e->len <= s->base_byte + s->raw_bytes;
 }
@@ -367,16 +366,14 @@ static int save_batch(struct repair_ctx *c, const struct inspect_part *ip,
 {
 	const struct inspect_seg *s = &ip->segs[si];
 	const struct seg_entry *e = &s->ents[k];
-	const char *dirs[3] = { CTL_BATCH_QUARANTINE, c->v.topic, c->v.part };
+	const char *dirs[3] = { LAYOUT_BATCH_QUARANTINE, c->v.topic, c->v.part };
 	unsigned char *buf = NULL;
 	struct stat st;
 	int fd, next, ret = 0;
 	ssize_t got;
 	size_t i;
 
-	snprintf(name, nsize, "%020llu-%llu-%u.batch",
-		 (unsigned long long)s->base_offset,
-		 (unsigned long long)e->pos, e->len);
+	layout_batch_name(name, nsize, s->base_offset, e->pos, e->len);
 	fd = io_opendirat(AT_FDCWD, c->root);
 	if (fd < 0)
 		return fd;
@@ -424,7 +421,7 @@ static int handle_batches(struct repair_ctx *c, const struct inspect_part *ip,
 		e = &ip->segs[si].ents[k];
 		raw = droppable(ip, si, k);
 		if (!raw && (ip->segs[si].codec == COMPRESSION_NONE ||
-			     segment_entry_lost(e)))
+			     layout_entry_lost(e)))
 			continue; /* index damage: the segment rule's */
 		printf("%s/%s: damaged batch in segment %s, bytes %llu..%llu, "
 		       "offsets %llu..%llu: ", c->v.topic, c->v.part,
@@ -449,7 +446,7 @@ static int handle_batches(struct repair_ctx *c, const struct inspect_part *ip,
 		}
 		if (c->dry_run) {
 			printf("would copy to %s/ and drop (reads as zeros)\n",
-			       CTL_BATCH_QUARANTINE);
+			       LAYOUT_BATCH_QUARANTINE);
 			/* the plan that follows sees the segment as it will
 			 * be: clean once its last damaged batch is dropped */
 			if (c->v.seg_ndata[si] && !--c->v.seg_ndata[si] &&
@@ -474,7 +471,7 @@ static int handle_batches(struct repair_ctx *c, const struct inspect_part *ip,
 			return ret;
 		}
 		printf("copied to %s/%s/%s/%s, dropped (reads as zeros, %u "
-		       "messages lost)\n", CTL_BATCH_QUARANTINE, c->v.topic,
+		       "messages lost)\n", LAYOUT_BATCH_QUARANTINE, c->v.topic,
 		       c->v.part, name, e->count);
 		c->dropped++;
 	}
@@ -484,21 +481,22 @@ static int handle_batches(struct repair_ctx *c, const struct inspect_part *ip,
 /* Move every file of segment base into dfd/quarantine/. */
 static int quarantine_seg(int dfd, uint64_t base)
 {
-	static const char *const sfx[] = { ".log", ".lz4", ".gz", ".blk",
-					   ".idx" };
-	char name[40];
+	static const char *const sfx[] = { LAYOUT_LOG_SUFFIX, LAYOUT_LZ4_SUFFIX,
+					   LAYOUT_GZ_SUFFIX, LAYOUT_BLK_SUFFIX,
+					   LAYOUT_IDX_SUFFIX };
+	char name[LAYOUT_NAME_MAX];
 	struct stat st;
 	size_t i;
 	int qfd, ret;
 
-	ret = io_mkdirat(dfd, CTL_QUARANTINE, 0755);
+	ret = io_mkdirat(dfd, LAYOUT_SEG_QUARANTINE, 0755);
 	if (ret < 0 && ret != -EEXIST)
 		return ret;
-	qfd = io_opendirat(dfd, CTL_QUARANTINE);
+	qfd = io_opendirat(dfd, LAYOUT_SEG_QUARANTINE);
 	if (qfd < 0)
 		return qfd;
 	for (i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
-		segment_name(name, sizeof(name), base, sfx[i]);
+		layout_seg_name(name, sizeof(name), base, sfx[i]);
 		if (io_fstatat(dfd, name, &st) < 0)
 			continue;
 		if (io_fstatat(qfd, name, &st) == 0) {
@@ -517,27 +515,25 @@ out:
 	return ret;
 }
 
-/* Name the new head in partition.state (format: doc/storage.md). */
+/* Name the new head in partition.state. */
 static int restart_state(int dfd, const struct inspect_part *ip, uint32_t k)
 {
 	const struct inspect_seg *s = &ip->segs[k];
-	uint64_t so = s->base_offset, sb = s->base_byte, rp = sb;
-	char buf[256];
-	int n;
+	struct layout_state st = {
+		.start_offset = s->base_offset,
+		.start_byte = s->base_byte,
+		.first_base_byte = s->base_byte,
+		.recovery_point = s->base_byte,
+	};
 
-	if (ip->state.ok && ip->state.start_offset > so &&
-	    ip->state.start_byte >= sb) {
-		so = ip->state.start_offset;
-		sb = ip->state.start_byte;
+	if (ip->state.ok && ip->state.start_offset > st.start_offset &&
+	    ip->state.start_byte >= st.start_byte) {
+		st.start_offset = ip->state.start_offset;
+		st.start_byte = ip->state.start_byte;
 	}
-	if (ip->state.ok && ip->state.recovery_point > rp)
-		rp = ip->state.recovery_point;
-	n = snprintf(buf, sizeof(buf),
-		     "fluxfs-partition-state 1\nstart_offset=%" PRIu64
-		     "\nstart_byte=%" PRIu64 "\nfirst_base_byte=%" PRIu64
-		     "\nrecovery_point=%" PRIu64 "\n",
-		     so, sb, s->base_byte, rp);
-	return io_write_atomic(dfd, "partition.state", buf, (size_t)n);
+	if (ip->state.ok && ip->state.recovery_point > st.recovery_point)
+		st.recovery_point = ip->state.recovery_point;
+	return layout_state_store(dfd, &st);
 }
 
 static int run_recovery(const char *path, const char *topic,
@@ -759,6 +755,6 @@ int ctl_repair(int argc, char **argv)
 	if (c.dropped)
 		printf("dropped %llu damaged batches (copies in %s/%s/)\n",
 		       (unsigned long long)c.dropped, t.root,
-		       CTL_BATCH_QUARANTINE);
+		       LAYOUT_BATCH_QUARANTINE);
 	return c.left ? CTL_FOUND : CTL_OK;
 }

@@ -4,10 +4,10 @@
  * (decoding compressed blocks), verify everything, and answer offset and
  * time lookups without the storage engine.
  *
- * It parses the on-disk format itself rather than calling segment_open(),
- * because segment_open() repairs what it finds (truncates torn tails,
- * rebuilds indexes) and fluxctl must be able to look without touching.
- * Every file is opened read-only through io.h.
+ * It reads the files through layout.h, the daemon's own decoders, rather
+ * than calling segment_open(), because segment_open() repairs what it
+ * finds (truncates torn tails, rebuilds indexes) and fluxctl must be able
+ * to look without touching.  Every file is opened read-only through io.h.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -21,169 +21,50 @@
 #include "crc32c.h"
 #include "inspect.h"
 #include "io.h"
+#include "layout.h"
 #include "partition.h"
-
-#define ENTRY_CRC_BYTES offsetof(struct seg_entry, ecrc)
-#define BLK_MAGIC "FLUXBLK1"
-#define STATE_FILE "partition.state"
-#define STATE_MAGIC "fluxfs-partition-state"
-#define QUARANTINE_DIR "quarantine"
-#define READ_CHUNK (1u << 20)
+#include "segment.h"
 
 /* ------------------------------------------------------------------ */
 /* Listing and loading                                                  */
-
-static int read_whole(int dirfd, const char *name, unsigned char **buf,
-		      size_t *len, size_t max)
-{
-	struct stat st;
-	ssize_t n;
-	int fd, ret;
-
-	*buf = NULL;
-	*len = 0;
-	fd = io_openat(dirfd, name, O_RDONLY, 0);
-	if (fd < 0)
-		return fd;
-	ret = io_fstat(fd, &st);
-	if (ret < 0)
-		goto out;
-	if ((uint64_t)st.st_size > max) {
-		ret = -EFBIG;
-		goto out;
-	}
-	*buf = malloc(st.st_size ? (size_t)st.st_size : 1);
-	if (!*buf) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	n = io_pread_full(fd, *buf, (size_t)st.st_size, 0);
-	if (n < 0) {
-		ret = (int)n;
-		free(*buf);
-		*buf = NULL;
-		goto out;
-	}
-	*len = (size_t)n;
-out:
-	io_close(fd);
-	return ret;
-}
-
-static int entry_intact(const struct seg_entry *e)
-{
-	return e->ecrc == crc32c(0, e, ENTRY_CRC_BYTES) && e->len > 0 &&
-	       e->count > 0;
-}
 
 /* Load NNN.idx: header and entries (a torn tail entry is left out and
  * shows up in verify as a length mismatch). */
 static void load_idx(int dfd, struct inspect_seg *s)
 {
-	unsigned char *buf;
-	uint32_t v, esz, crc;
-	uint64_t bo;
-	size_t len;
-	char name[40];
+	struct layout_idx_header h;
 
-	segment_name(name, sizeof(name), s->base_offset, ".idx");
-	if (read_whole(dfd, name, &buf, &len, (size_t)1 << 32) < 0)
+	if (layout_idx_load(dfd, s->base_offset, &h, &s->ents, &s->nents,
+			    &s->idx_bytes) < 0)
 		return;
-	s->idx_bytes = len;
-	if (len < SEG_HEADER_BYTES)
-		goto out;
-	memcpy(&v, buf + 8, 4);
-	memcpy(&esz, buf + 12, 4);
-	memcpy(&bo, buf + 16, 8);
-	memcpy(&crc, buf + SEG_HEADER_BYTES - 4, 4);
-	if (memcmp(buf, SEG_IDX_MAGIC, 8) || v != SEG_IDX_VERSION ||
-	    esz != sizeof(struct seg_entry) || bo != s->base_offset ||
-	    crc != crc32c(0, buf, SEG_HEADER_BYTES - 4))
-		goto out;
-	memcpy(&s->base_byte, buf + 24, 8);
-	memcpy(&s->hdr_lost_msgs, buf + SEG_HDR_LOST_MSGS, 8);
-	memcpy(&s->hdr_lost_bytes, buf + SEG_HDR_LOST_BYTES, 8);
+	s->base_byte = h.base_byte;
+	s->hdr_lost_msgs = h.lost_msgs;
+	s->hdr_lost_bytes = h.lost_bytes;
 	s->idx_ok = 1;
-	s->nents = (uint32_t)((len - SEG_HEADER_BYTES) /
-			      sizeof(struct seg_entry));
-	if (s->nents) {
-		s->ents = malloc((size_t)s->nents * sizeof(*s->ents));
-		if (!s->ents) {
-			s->nents = 0;
-			goto out;
-		}
-		memcpy(s->ents, buf + SEG_HEADER_BYTES,
-		       (size_t)s->nents * sizeof(*s->ents));
-	}
-out:
-	free(buf);
 }
 
-/* Load NNN.blk: magic, codec, count, raw length, 24-byte entries, CRC. */
+/* Load NNN.blk (the raw length comes from it). */
 static void load_blk(int dfd, struct inspect_seg *s)
 {
-	unsigned char *buf, *p;
-	uint32_t codec, n, crc, i;
-	size_t len;
-	char name[40];
-
-	segment_name(name, sizeof(name), s->base_offset, ".blk");
-	if (read_whole(dfd, name, &buf, &len, (size_t)1 << 26) < 0)
-		return;
-	if (len < 28)
-		goto out;
-	memcpy(&codec, buf + 8, 4);
-	memcpy(&n, buf + 12, 4);
-	memcpy(&crc, buf + len - 4, 4);
-	if (memcmp(buf, BLK_MAGIC, 8) || codec != (uint32_t)s->codec ||
-	    len != 28 + (uint64_t)n * 24 || crc != crc32c(0, buf, len - 4))
-		goto out;
-	memcpy(&s->raw_bytes, buf + 16, 8);
-	s->blocks = calloc(n ? n : 1, sizeof(*s->blocks));
-	if (!s->blocks)
-		goto out;
-	for (i = 0, p = buf + 24; i < n; i++, p += 24) {
-		memcpy(&s->blocks[i].raw_pos, p, 8);
-		memcpy(&s->blocks[i].file_pos, p + 8, 8);
-		memcpy(&s->blocks[i].raw_len, p + 16, 4);
-		memcpy(&s->blocks[i].file_len, p + 20, 4);
-	}
-	s->nblocks = n;
-	s->blk_ok = 1;
-out:
-	free(buf);
+	if (layout_blk_load(dfd, s->base_offset, s->codec, &s->raw_bytes,
+			    &s->blocks, &s->nblocks) == 0)
+		s->blk_ok = 1;
 }
 
 static void load_state(int dfd, struct inspect_state *st)
 {
-	unsigned long long v[4];
-	unsigned char *buf;
-	size_t len;
-	int version;
+	struct layout_state ls;
+	int ret = layout_state_load(dfd, &ls);
 
 	memset(st, 0, sizeof(*st));
-	if (read_whole(dfd, STATE_FILE, &buf, &len, 4096) < 0)
+	st->present = ret != -ENOENT;
+	if (ret < 0)
 		return;
-	st->present = 1;
-	/* buf is not NUL-terminated: copy into a bounded string. */
-	{
-		char text[4097];
-
-		memcpy(text, buf, len);
-		text[len] = '\0';
-		if (sscanf(text,
-			   STATE_MAGIC " %d\nstart_offset=%llu\nstart_byte=%llu"
-				       "\nfirst_base_byte=%llu\nrecovery_point=%llu",
-			   &version, &v[0], &v[1], &v[2], &v[3]) == 5 &&
-		    version == 1) {
-			st->ok = 1;
-			st->start_offset = v[0];
-			st->start_byte = v[1];
-			st->first_base_byte = v[2];
-			st->recovery_point = v[3];
-		}
-	}
-	free(buf);
+	st->ok = 1;
+	st->start_offset = ls.start_offset;
+	st->start_byte = ls.start_byte;
+	st->first_base_byte = ls.first_base_byte;
+	st->recovery_point = ls.recovery_point;
 }
 
 static struct inspect_seg *seg_get(struct inspect_part *ip, uint32_t *cap,
@@ -232,52 +113,42 @@ static uint32_t count_entries(int dfd, const char *name)
 	return n;
 }
 
-/* Collect segment files; a raw .log wins over a compressed twin, as in
- * recovery (the twin is a compression that never finished its swap). */
+struct scan_ctx {
+	struct inspect_part *ip;
+	uint32_t cap;
+};
+
+/* One name: a .tmp is counted, a data file makes a segment; .idx and .blk
+ * are loaded with their data file.  A raw .log wins over a compressed
+ * twin, as in recovery (the twin is a compression that never finished
+ * its swap). */
+static int scan_one(void *arg, const char *name, uint64_t base,
+		    enum layout_file kind)
+{
+	struct scan_ctx *c = arg;
+	struct inspect_seg *s;
+	int codec = layout_file_codec(kind);
+
+	(void)name;
+	if (kind == LAYOUT_FILE_TMP) {
+		c->ip->tmp_files++;
+		return 0;
+	}
+	if (codec < 0)
+		return 0;
+	s = seg_get(c->ip, &c->cap, base);
+	if (!s)
+		return -ENOMEM;
+	if (s->codec != COMPRESSION_NONE)
+		s->codec = (enum compression)codec;
+	return 0;
+}
+
 static int scan(struct inspect_part *ip)
 {
-	struct inspect_seg *s;
-	struct dirent *de;
-	uint32_t cap = 0;
-	enum compression c;
-	uint64_t base;
-	char *end;
-	size_t len;
-	DIR *dir;
-	int ret;
+	struct scan_ctx c = {ip, 0};
+	int ret = layout_scan(ip->dfd, scan_one, &c);
 
-	ret = io_opendir_stream(ip->dfd, ".", &dir);
-	if (ret < 0)
-		return ret;
-	while ((ret = io_readdir(dir, &de)) > 0) {
-		len = strlen(de->d_name);
-		if (len > 4 && !strcmp(de->d_name + len - 4, ".tmp")) {
-			ip->tmp_files++;
-			continue;
-		}
-		if (len < 21 || de->d_name[20] != '.')
-			continue;
-		base = strtoull(de->d_name, &end, 10);
-		if (end != de->d_name + 20)
-			continue;
-		if (!strcmp(end, ".log"))
-			c = COMPRESSION_NONE;
-		else if (!strcmp(end, codec_suffix(COMPRESSION_LZ4)))
-			c = COMPRESSION_LZ4;
-		else if (!strcmp(end, codec_suffix(COMPRESSION_GZIP)))
-			c = COMPRESSION_GZIP;
-		else
-			continue; /* .idx/.blk: loaded with their data file */
-		s = seg_get(ip, &cap, base);
-		if (!s) {
-			ret = -ENOMEM;
-			break;
-		}
-		if (s->codec == COMPRESSION_NONE)
-			continue;
-		s->codec = c;
-	}
-	io_closedir(dir);
 	if (ret == 0 && ip->nsegs)
 		qsort(ip->segs, ip->nsegs, sizeof(*ip->segs), seg_cmp);
 	return ret;
@@ -287,8 +158,8 @@ static void load_seg(int dfd, struct inspect_seg *s)
 {
 	struct stat st;
 
-	segment_name(s->data_name, sizeof(s->data_name), s->base_offset,
-		     s->codec ? codec_suffix(s->codec) : ".log");
+	layout_seg_name(s->data_name, sizeof(s->data_name), s->base_offset,
+			layout_data_suffix(s->codec));
 	s->data_fd = io_openat(dfd, s->data_name, O_RDONLY, 0);
 	if (s->data_fd >= 0 && io_fstat(s->data_fd, &st) == 0)
 		s->data_bytes = (uint64_t)st.st_size;
@@ -312,7 +183,7 @@ static void derive(struct inspect_part *ip)
 	for (i = 0; i < ip->nsegs; i++) {
 		for (k = 0; k < ip->segs[i].nents; k++) {
 			e = &ip->segs[i].ents[k];
-			if (!entry_intact(e) || !segment_entry_lost(e))
+			if (!layout_entry_intact(e) || !layout_entry_lost(e))
 				continue;
 			ip->lost_entries++;
 			ip->lost_messages += e->count;
@@ -346,33 +217,30 @@ static void derive(struct inspect_part *ip)
 	}
 }
 
+static int find_log(void *arg, const char *name, uint64_t base,
+		    enum layout_file kind)
+{
+	(void)arg;
+	(void)name;
+	(void)base;
+	return kind == LAYOUT_FILE_LOG;
+}
+
 /* Is dirfd/name a partition directory? */
 int inspect_is_partition(int dirfd, const char *name)
 {
 	struct stat st;
-	struct dirent *de;
-	DIR *dir;
-	int fd, ret, found = 0;
+	int fd, ret;
 
 	fd = io_opendirat(dirfd, name);
 	if (fd < 0)
 		return fd;
-	if (io_fstatat(fd, STATE_FILE, &st) == 0) {
-		io_close(fd);
-		return 1;
-	}
-	ret = io_opendir_stream(fd, ".", &dir);
+	if (io_fstatat(fd, LAYOUT_STATE_FILE, &st) == 0)
+		ret = 1;
+	else
+		ret = layout_scan(fd, find_log, NULL);
 	io_close(fd);
-	if (ret < 0)
-		return ret;
-	while ((ret = io_readdir(dir, &de)) > 0)
-		if (strlen(de->d_name) == 24 &&
-		    !strcmp(de->d_name + 20, ".log")) {
-			found = 1;
-			break;
-		}
-	io_closedir(dir);
-	return ret < 0 ? ret : found;
+	return ret;
 }
 
 /* Read a partition directory without changing it. */
@@ -400,7 +268,7 @@ int inspect_open(int dirfd, const char *name, struct inspect_part **out)
 	for (i = 0; i < ip->nsegs; i++)
 		load_seg(ip->dfd, &ip->segs[i]);
 	load_state(ip->dfd, &ip->state);
-	ip->quarantined = count_entries(ip->dfd, QUARANTINE_DIR);
+	ip->quarantined = count_entries(ip->dfd, LAYOUT_SEG_QUARANTINE);
 	derive(ip);
 	*out = ip;
 	return 0;
@@ -434,48 +302,26 @@ int inspect_read(const struct inspect_part *ip, uint32_t seg, uint64_t pos,
 		 void *buf, size_t len)
 {
 	const struct inspect_seg *s = &ip->segs[seg];
-	unsigned char *blk = NULL, *out = buf;
-	uint64_t rel, at, n;
+	struct codec_cache cache = {0, 0, NULL, 0};
+	const struct codec_block *bad;
 	ssize_t got;
-	long k;
-	int ret = 0;
+	int ret;
 
 	if (s->data_fd < 0)
 		return -ENOENT;
 	if (pos < s->base_byte || pos - s->base_byte + len > s->raw_bytes)
 		return -EIO;
-	rel = pos - s->base_byte;
 	if (s->codec == COMPRESSION_NONE) {
-		got = io_pread_full(s->data_fd, buf, len, rel);
+		got = io_pread_full(s->data_fd, buf, len, pos - s->base_byte);
 		if (got < 0)
 			return (int)got;
 		return (size_t)got == len ? 0 : -EIO;
 	}
 	if (!s->blk_ok)
 		return -EIO;
-	blk = malloc(CODEC_BLOCK_BYTES);
-	if (!blk)
-		return -ENOMEM;
-	while (len > 0) {
-		k = codec_find_block(s->blocks, s->nblocks, rel);
-		if (k < 0 || s->blocks[k].raw_len > CODEC_BLOCK_BYTES) {
-			ret = -EIO;
-			break;
-		}
-		ret = codec_read_block(s->codec, s->data_fd, &s->blocks[k],
-				       blk);
-		if (ret < 0)
-			break;
-		at = rel - s->blocks[k].raw_pos;
-		n = s->blocks[k].raw_len - at;
-		if (n > len)
-			n = len;
-		memcpy(out, blk + at, (size_t)n);
-		out += n;
-		rel += n;
-		len -= (size_t)n;
-	}
-	free(blk);
+	ret = codec_read_range(s->codec, s->data_fd, s->blocks, s->nblocks, 1,
+			       &cache, pos - s->base_byte, buf, len, &bad);
+	free(cache.buf);
 	return ret;
 }
 
@@ -589,7 +435,7 @@ static int verify_seg(struct vctx *v, uint32_t si, unsigned char *buf)
 		advance(v, s->raw_bytes);
 		return 0;
 	}
-	if ((s->idx_bytes - SEG_HEADER_BYTES) % sizeof(struct seg_entry))
+	if ((s->idx_bytes - LAYOUT_IDX_HEADER_BYTES) % LAYOUT_ENTRY_BYTES)
 		problem(v, (int32_t)si, -1, NULL, 0,
 			"index has a torn entry at its end (%llu bytes)",
 			(unsigned long long)s->idx_bytes);
@@ -616,7 +462,7 @@ static int verify_seg(struct vctx *v, uint32_t si, unsigned char *buf)
 	want_off = s->base_offset;
 	for (i = 0; i < s->nents; i++) {
 		e = &s->ents[i];
-		if (!entry_intact(e)) {
+		if (!layout_entry_intact(e)) {
 			problem(v, (int32_t)si, i, e, 0,
 				"entry checksum does not match (torn or damaged "
 				"index entry)");
@@ -643,7 +489,7 @@ static int verify_seg(struct vctx *v, uint32_t si, unsigned char *buf)
 			return ret;
 		if (ret == -EIO)
 			problem(v, (int32_t)si, i, e, 1, "cannot read the bytes");
-		else if (segment_entry_lost(e) && !all_zero(buf, e->len))
+		else if (layout_entry_lost(e) && !all_zero(buf, e->len))
 			problem(v, (int32_t)si, i, e, 1,
 				"batch dropped as damaged, but its bytes are "
 				"not zeros");
@@ -651,7 +497,7 @@ static int verify_seg(struct vctx *v, uint32_t si, unsigned char *buf)
 			problem(v, (int32_t)si, i, e, 1,
 				"crc mismatch: stored %08x, computed %08x",
 				e->crc, crc);
-		if (segment_entry_lost(e)) {
+		if (layout_entry_lost(e)) {
 			lost_msgs += e->count;
 			lost_bytes += e->len;
 		}
@@ -796,9 +642,9 @@ int inspect_offset_to_byte(const struct inspect_part *ip, uint64_t offset,
 {
 	const struct inspect_seg *s;
 	const struct seg_entry *e;
-	unsigned char *buf, *nl;
-	uint32_t lo, hi, mid, k;
-	uint64_t at;
+	const unsigned char *msg;
+	unsigned char *buf;
+	uint32_t lo, hi, mid;
 	long si;
 	int ret;
 
@@ -833,16 +679,12 @@ int inspect_offset_to_byte(const struct inspect_part *ip, uint64_t offset,
 	if (ret < 0)
 		goto out;
 	/* the message starts after the (offset - e->offset)th newline */
-	at = 0;
-	for (k = 0; k < offset - e->offset; k++) {
-		nl = memchr(buf + at, '\n', e->len - at);
-		if (!nl) {
-			ret = -EIO;
-			goto out;
-		}
-		at = (uint64_t)(nl - buf) + 1;
+	msg = segment_skip_nl(buf, e->len, offset - e->offset);
+	if (!msg) {
+		ret = -EIO;
+		goto out;
 	}
-	*byte = e->pos + at;
+	*byte = e->pos + (uint64_t)(msg - buf);
 out:
 	free(buf);
 	return ret;

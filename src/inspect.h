@@ -3,9 +3,8 @@
  * fluxctl's offline commands (stat, dump, verify, seek, repair's plan).
  *
  * inspect_open() lists the segments of DATA_DIR/topic/partition and loads
- * each one's .idx entries, .blk block table and partition.state by parsing
- * the files as doc/storage.md describes them (struct seg_entry and the
- * header layout come from segment.h).  It never repairs anything: files
+ * each one's .idx entries, .blk block table and partition.state through
+ * layout.h, the decoders the daemon uses.  It never repairs anything: files
  * are opened O_RDONLY, nothing is created, renamed or truncated, so it is
  * safe on a data directory a daemon is serving (the answer may then be a
  * little stale).  Damage is not an error here: it is recorded so that
@@ -21,7 +20,7 @@
 #include <stdint.h>
 
 #include "codec.h"
-#include "segment.h"
+#include "layout.h"
 
 /* One segment as found on disk. */
 struct inspect_seg {

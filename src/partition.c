@@ -35,10 +35,6 @@
 #include "partition.h"
 #include "segment.h"
 
-#define STATE_FILE "partition.state"
-#define STATE_MAGIC "fluxfs-partition-state"
-#define STATE_VERSION 1
-
 struct partition {
 	pthread_mutex_t lock;
 	pthread_rwlock_t seglock;
@@ -67,10 +63,8 @@ struct partition {
 	size_t plan_cap;
 
 	pthread_mutex_t cache_lock; /* the last decoded compressed block */
-	uint64_t cache_seg;	    /* protected by cache_lock */
-	uint32_t cache_blk;
-	unsigned char *cache_buf;
-	size_t cache_size;
+	struct codec_cache cache;   /* protected by cache_lock; keyed by
+				     * segment id */
 
 	/* One flush and one partition.state writer at a time; taken before
 	 * lock.  A flush writes the state file holding only this, so appends
@@ -231,71 +225,23 @@ static int segs_push(struct partition *p, struct segment *s)
 /* ------------------------------------------------------------------ */
 /* partition.state                                                      */
 
-struct pstate {
-	uint64_t start_offset, start_byte, first_base_byte, recovery_point;
-};
-
-/* Write partition.state atomically (caller holds p->state_lock). */
-static int state_file_write(int dfd, const struct pstate *st)
+/* Write partition.state and note the recovery point on disk (caller
+ * holds p->lock and, once the partition is shared, p->state_lock). */
+static int state_write(struct partition *p, const struct layout_state *st)
 {
-	char buf[256];
-	int n;
-
-	n = snprintf(buf, sizeof(buf),
-		     "%s %d\nstart_offset=%" PRIu64 "\nstart_byte=%" PRIu64
-		     "\nfirst_base_byte=%" PRIu64 "\nrecovery_point=%" PRIu64
-		     "\n",
-		     STATE_MAGIC, STATE_VERSION, st->start_offset,
-		     st->start_byte, st->first_base_byte, st->recovery_point);
-	return io_write_atomic(dfd, STATE_FILE, buf, (size_t)n);
-}
-
-/* The same, and note the recovery point on disk (caller holds p->lock and,
- * once the partition is shared, p->state_lock). */
-static int state_write(struct partition *p, const struct pstate *st)
-{
-	int ret = state_file_write(p->dfd, st);
+	int ret = layout_state_store(p->dfd, st);
 
 	if (ret == 0)
 		p->state_rp = st->recovery_point;
 	return ret;
 }
 
-static void state_now(struct partition *p, struct pstate *st)
+static void state_now(struct partition *p, struct layout_state *st)
 {
 	st->start_offset = atomic_load(&p->start_offset);
 	st->start_byte = atomic_load(&p->start_byte);
 	st->first_base_byte = p->first_base_byte;
 	st->recovery_point = atomic_load(&p->flushed_byte);
-}
-
-/* Read partition.state: 0, -ENOENT, or -EINVAL if unreadable. */
-static int state_read(int dfd, struct pstate *st)
-{
-	char buf[512];
-	unsigned long long v[4];
-	int fd, version;
-	ssize_t n;
-
-	fd = io_openat(dfd, STATE_FILE, O_RDONLY, 0);
-	if (fd < 0)
-		return fd;
-	n = io_pread_full(fd, buf, sizeof(buf) - 1, 0);
-	io_close(fd);
-	if (n < 0)
-		return (int)n;
-	buf[n] = '\0';
-	if (sscanf(buf,
-		   STATE_MAGIC " %d\nstart_offset=%llu\nstart_byte=%llu\n"
-			       "first_base_byte=%llu\nrecovery_point=%llu\n",
-		   &version, &v[0], &v[1], &v[2], &v[3]) != 5 ||
-	    version != STATE_VERSION)
-		return -EINVAL;
-	st->start_offset = v[0];
-	st->start_byte = v[1];
-	st->first_base_byte = v[2];
-	st->recovery_point = v[3];
-	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -320,7 +266,7 @@ static struct partition *partition_alloc(int dfd, const char *name,
 	pthread_mutex_init(&p->state_lock, NULL);
 	p->cfg = *cfg;
 	p->dfd = dfd;
-	p->cache_seg = 0;
+	memset(&p->cache, 0, sizeof(p->cache));
 	atomic_store(&p->last_ts, -1);
 	return p;
 }
@@ -338,7 +284,7 @@ static void partition_free(struct partition *p)
 	free(p->rfds);
 	free(p->segs);
 	free(p->plan);
-	free(p->cache_buf);
+	free(p->cache.buf);
 	free(p->losses);
 	io_close(p->dfd);
 	pthread_mutex_destroy(&p->lock);
@@ -356,7 +302,7 @@ int partition_create(int dirfd, const char *name, const struct config *cfg,
 {
 	struct partition *p;
 	struct segment *s;
-	struct pstate st = {0, 0, 0, 0};
+	struct layout_state st = {0, 0, 0, 0};
 	int dfd, ret;
 
 	ret = io_mkdirat(dirfd, name, 0755);
@@ -392,7 +338,7 @@ int partition_create(int dirfd, const char *name, const struct config *cfg,
 	return 0;
 err_free:
 	segment_unlink(dfd, 0);
-	io_unlinkat(dfd, STATE_FILE, 0);
+	io_unlinkat(dfd, LAYOUT_STATE_FILE, 0);
 	partition_free(p);
 err_rmdir:
 	io_unlinkat(dirfd, name, AT_REMOVEDIR);
@@ -434,55 +380,50 @@ static struct found *found_get(struct found **list, uint32_t *n, uint32_t *cap,
 	return &(*list)[(*n)++];
 }
 
+struct scan_ctx {
+	struct partition *p;
+	struct partition_recovery *rec;
+	struct found *list;
+	uint32_t n, cap;
+};
+
+/* One name of the directory: a .tmp is removed, segment files noted. */
+static int scan_one(void *arg, const char *name, uint64_t base,
+		    enum layout_file kind)
+{
+	struct scan_ctx *c = arg;
+	struct found *f;
+
+	if (kind == LAYOUT_FILE_TMP) {
+		if (io_unlinkat(c->p->dfd, name, 0) == 0)
+			c->rec->discarded_files++;
+		return 0;
+	}
+	f = found_get(&c->list, &c->n, &c->cap, base);
+	if (!f)
+		return -ENOMEM;
+	if (kind == LAYOUT_FILE_LOG)
+		f->log = 1;
+	else if (kind == LAYOUT_FILE_IDX)
+		f->idx = 1;
+	else if (kind == LAYOUT_FILE_BLK)
+		f->blk = 1;
+	else
+		f->comp = (enum compression)layout_file_codec(kind);
+	return 0;
+}
+
 /* List the directory: remove *.tmp, collect segment files. */
 static int scan_dir(struct partition *p, struct found **list, uint32_t *n,
 		    struct partition_recovery *rec)
 {
-	struct dirent *de;
-	struct found *f;
-	uint32_t cap = 0;
-	char *end;
-	uint64_t base;
-	size_t len;
-	DIR *dir;
-	int ret;
+	struct scan_ctx c = {p, rec, NULL, 0, 0};
+	int ret = layout_scan(p->dfd, scan_one, &c);
 
-	ret = io_opendir_stream(p->dfd, ".", &dir);
-	if (ret < 0)
-		return ret;
-	*list = NULL;
-	*n = 0;
-	while ((ret = io_readdir(dir, &de)) > 0) {
-		len = strlen(de->d_name);
-		if (len > 4 && !strcmp(de->d_name + len - 4, ".tmp")) {
-			if (io_unlinkat(p->dfd, de->d_name, 0) == 0)
-				rec->discarded_files++;
-			continue;
-		}
-		if (len < 21 || de->d_name[20] != '.')
-			continue;
-		base = strtoull(de->d_name, &end, 10);
-		if (end != de->d_name + 20)
-			continue;
-		f = found_get(list, n, &cap, base);
-		if (!f) {
-			ret = -ENOMEM;
-			break;
-		}
-		if (!strcmp(end, ".log"))
-			f->log = 1;
-		else if (!strcmp(end, ".idx"))
-			f->idx = 1;
-		else if (!strcmp(end, ".blk"))
-			f->blk = 1;
-		else if (!strcmp(end, codec_suffix(COMPRESSION_LZ4)))
-			f->comp = COMPRESSION_LZ4;
-		else if (!strcmp(end, codec_suffix(COMPRESSION_GZIP)))
-			f->comp = COMPRESSION_GZIP;
-	}
-	io_closedir(dir);
-	if (ret == 0 && *n)
-		qsort(*list, *n, sizeof(**list), found_cmp);
+	if (ret == 0 && c.n)
+		qsort(c.list, c.n, sizeof(*c.list), found_cmp);
+	*list = c.list;
+	*n = c.n;
 	return ret;
 }
 
@@ -491,15 +432,16 @@ static int scan_dir(struct partition *p, struct found **list, uint32_t *n,
 static void drop_compressed(struct partition *p, const struct found *f,
 			    struct partition_recovery *rec)
 {
-	char name[40];
+	char name[LAYOUT_NAME_MAX];
 
 	if (f->comp) {
-		segment_name(name, sizeof(name), f->base,
-			     codec_suffix(f->comp));
+		layout_seg_name(name, sizeof(name), f->base,
+				layout_data_suffix(f->comp));
 		io_unlinkat(p->dfd, name, 0);
 	}
 	if (f->blk) {
-		segment_name(name, sizeof(name), f->base, ".blk");
+		layout_seg_name(name, sizeof(name), f->base,
+				LAYOUT_BLK_SUFFIX);
 		io_unlinkat(p->dfd, name, 0);
 	}
 	rec->discarded_files++;
@@ -518,7 +460,7 @@ static void drop_compressed(struct partition *p, const struct found *f,
  * torn one -- and leftover files that are provably redundant.  Every
  * removal is made durable (directory fsync) before returning.
  * *head_lost is set when the first segment with data was skipped. */
-static int open_segments(struct partition *p, const struct pstate *st,
+static int open_segments(struct partition *p, const struct layout_state *st,
 			 int have_state, struct partition_recovery *rec,
 			 int *head_lost)
 {
@@ -730,7 +672,7 @@ int partition_open(int dirfd, const char *name, const struct config *cfg,
 	struct partition_recovery local;
 	struct partition *p;
 	struct segment *s, *last;
-	struct pstate st = {0, 0, 0, 0};
+	struct layout_state st = {0, 0, 0, 0};
 	int dfd, ret, have_state, head_lost = 0;
 	uint64_t end, start_off, start_byte, msg_start;
 	uint32_t i, n;
@@ -746,13 +688,13 @@ int partition_open(int dirfd, const char *name, const struct config *cfg,
 		io_close(dfd);
 		return -ENOMEM;
 	}
-	ret = state_read(dfd, &st);
+	ret = layout_state_load(dfd, &st);
 	have_state = ret == 0;
 	if (ret < 0 && ret != -ENOENT && ret != -EINVAL)
 		goto err;
 	if (ret == -EINVAL)
 		diag_warn("damaged '%s' in '%s', checking every segment",
-			  STATE_FILE, name);
+			  LAYOUT_STATE_FILE, name);
 	ret = open_segments(p, &st, have_state, rec, &head_lost);
 	if (ret < 0)
 		goto err;
@@ -794,7 +736,7 @@ int partition_open(int dirfd, const char *name, const struct config *cfg,
 		n = seg_n(p->segs[i]);
 		if (n) {
 			atomic_store(&p->last_ts,
-				     segment_entries(p->segs[i])[n - 1].ts);
+				     segment_entry(p->segs[i], n - 1).ts);
 			break;
 		}
 	}
@@ -906,7 +848,7 @@ static int roll_due(struct partition *p, size_t len, int64_t now_ms)
 	if (seg_end(a) - a->base_byte + len > p->cfg.segment_bytes)
 		return 1;
 	return p->cfg.segment_ms >= 0 &&
-	       now_ms - segment_entries(a)[0].ts >= p->cfg.segment_ms;
+	       now_ms - segment_entry(a, 0).ts >= p->cfg.segment_ms;
 }
 
 /* Append one batch of complete messages given as pieces. */
@@ -1027,7 +969,7 @@ int partition_append(struct partition *p, const void *buf, size_t len,
 int partition_set_start_byte(struct partition *p, uint64_t start_byte)
 {
 	struct segment *a;
-	struct pstate st;
+	struct layout_state st;
 	int ret = -EPERM;
 
 	pthread_mutex_lock(&p->state_lock);
@@ -1201,7 +1143,7 @@ static int record_loss(struct partition *p, struct flush_job *job, int err)
  * 1 with *st filled when partition.state needs the new recovery point, or
  * 0 when it has it already. */
 static int flush_mark(struct partition *p, struct flush_item *it, int n,
-		      struct flush_job *job, int ret, struct pstate *st)
+		      struct flush_job *job, int ret, struct layout_state *st)
 {
 	int i, r;
 
@@ -1266,7 +1208,7 @@ static int flush_locked(struct partition *p)
 	struct flush_job job;
 	int n;
 
-	struct pstate st;
+	struct layout_state st;
 	int ret;
 
 	n = flush_begin(p, &it, &job);
@@ -1290,7 +1232,7 @@ int partition_flush(struct partition *p)
 	int64_t t0 = now_ns();
 	struct flush_item *it;
 	struct flush_job job;
-	struct pstate st;
+	struct layout_state st;
 	int n, ret;
 
 	pthread_mutex_lock(&p->state_lock);
@@ -1306,7 +1248,7 @@ int partition_flush(struct partition *p)
 	ret = flush_mark(p, it, n, &job, ret, &st);
 	pthread_mutex_unlock(&p->lock);
 	if (ret == 1)
-		ret = state_file_write(p->dfd, &st);
+		ret = layout_state_store(p->dfd, &st);
 	pthread_mutex_lock(&p->lock);
 	if (ret == 0 && st.recovery_point > p->state_rp)
 		p->state_rp = st.recovery_point;
@@ -1366,7 +1308,7 @@ static int drop_head_locked(struct partition *p, uint32_t k, uint64_t start_off,
 			    uint64_t start_byte)
 {
 	struct segment **gone;
-	struct pstate st;
+	struct layout_state st;
 	uint32_t i;
 	int ret;
 
@@ -1415,7 +1357,7 @@ static int retention_locked(struct partition *p, int64_t now_ms)
 		size = seg_end(s) - s->base_byte;
 		total = end - s->base_byte;
 		by_age = p->cfg.retention_ms >= 0 && n > 0 &&
-			 now_ms - segment_entries(s)[n - 1].ts >
+			 now_ms - segment_entry(s, n - 1).ts >
 				 p->cfg.retention_ms;
 		by_size = p->cfg.retention_bytes >= 0 &&
 			  total - size >= (uint64_t)p->cfg.retention_bytes;
@@ -1520,7 +1462,7 @@ int partition_tick(struct partition *p, int64_t now_ms)
 static void report_bad_block(struct partition *p, struct segment *s,
 			     const struct codec_block *b)
 {
-	const struct seg_entry *e = segment_entries(s);
+	struct seg_entry e;
 	uint32_t n = seg_n(s), i;
 	uint64_t from = s->base_byte + b->raw_pos, to = from + b->raw_len;
 	long k = segment_find_byte(s, n, from);
@@ -1528,8 +1470,11 @@ static void report_bad_block(struct partition *p, struct segment *s,
 	int first = 0;
 	char path[512];
 
-	for (i = k < 0 ? 0 : (uint32_t)k; i < n && e[i].pos < to; i++) {
-		if (e[i].pos + e[i].len <= from)
+	for (i = k < 0 ? 0 : (uint32_t)k; i < n; i++) {
+		e = segment_entry(s, i);
+		if (e.pos >= to)
+			break;
+		if (e.pos + e.len <= from)
 			continue;
 		want = SEG_V_GOOD;
 		if (atomic_compare_exchange_strong(&s->vstate[i], &want,
@@ -1549,60 +1494,22 @@ static void report_bad_block(struct partition *p, struct segment *s,
 static int read_compressed(struct partition *p, struct segment *s, uint64_t pos,
 			   void *buf, size_t len)
 {
-	const struct codec_block *b;
-	uint64_t rel = pos - s->base_byte, in;
-	long k;
-	size_t take;
-	unsigned char *grown;
-	int ret = 0;
+	const struct codec_block *bad;
+	int ret;
 
 	pthread_mutex_lock(&p->cache_lock);
-	while (len > 0) {
-		k = codec_find_block(s->blocks, s->nblocks, rel);
-		if (k < 0) {
-			ret = -EIO;
-			break;
-		}
-		b = &s->blocks[k];
-		if (p->cache_seg != s->id || p->cache_blk != (uint32_t)k) {
-			if (b->raw_len > p->cache_size) {
-				grown = realloc(p->cache_buf, b->raw_len);
-				if (!grown) {
-					ret = -ENOMEM;
-					break;
-				}
-				p->cache_buf = grown;
-				p->cache_size = b->raw_len;
-			}
-			p->cache_seg = 0;
-			ret = codec_read_block(s->codec, s->log_fd, b,
-					       p->cache_buf);
-			if (ret < 0) {
-				if (ret == -EIO)
-					report_bad_block(p, s, b);
-				break;
-			}
-			p->cache_seg = s->id;
-			p->cache_blk = (uint32_t)k;
-		}
-		in = rel - b->raw_pos;
-		if (in >= b->raw_len) {
-			ret = -EIO;
-			break;
-		}
-		take = b->raw_len - in < len ? b->raw_len - in : len;
-		memcpy(buf, p->cache_buf + in, take);
-		buf = (char *)buf + take;
-		rel += take;
-		len -= take;
-	}
+	ret = codec_read_range(s->codec, s->log_fd, s->blocks, s->nblocks,
+			       s->id, &p->cache, pos - s->base_byte, buf, len,
+			       &bad);
 	pthread_mutex_unlock(&p->cache_lock);
+	if (bad)
+		report_bad_block(p, s, bad);
 	return ret;
 }
 
 static void report_bad(struct partition *p, struct segment *s, uint32_t i)
 {
-	const struct seg_entry *e = &segment_entries(s)[i];
+	struct seg_entry ent = segment_entry(s, i), *e = &ent;
 	char path[512];
 
 	metrics_add(&p->m, crc_failures, 1);
@@ -1618,21 +1525,23 @@ static void report_bad(struct partition *p, struct segment *s, uint32_t i)
 static ssize_t check_range(struct partition *p, struct segment *s, uint64_t pos,
 			   size_t len, const unsigned char *data)
 {
-	const struct seg_entry *e = segment_entries(s);
 	uint32_t n = seg_n(s);
 	long i = segment_find_byte(s, n, pos);
+	struct seg_entry e;
 	int st;
 
 	if (i < 0)
 		return -EIO;
-	for (; (uint32_t)i < n && e[i].pos < pos + len; i++) {
+	for (; (uint32_t)i < n; i++) {
+		e = segment_entry(s, (uint32_t)i);
+		if (e.pos >= pos + len)
+			break;
 		st = atomic_load_explicit(&s->vstate[i], memory_order_relaxed);
 		if (st == SEG_V_UNKNOWN && s->codec == COMPRESSION_NONE) {
 			st = segment_verify_entry(
 				s, (uint32_t)i,
-				data && e[i].pos >= pos &&
-						e[i].pos + e[i].len <= pos + len
-					? data + (e[i].pos - pos)
+				data && e.pos >= pos && e.pos + e.len <= pos + len
+					? data + (e.pos - pos)
 					: NULL);
 			if (st < 0)
 				return st;
@@ -1640,8 +1549,7 @@ static ssize_t check_range(struct partition *p, struct segment *s, uint64_t pos,
 				report_bad(p, s, (uint32_t)i);
 		}
 		if (st != SEG_V_GOOD)
-			return e[i].pos > pos ? (ssize_t)(e[i].pos - pos)
-					      : -EIO;
+			return e.pos > pos ? (ssize_t)(e.pos - pos) : -EIO;
 	}
 	return (ssize_t)len;
 }
@@ -1775,7 +1683,7 @@ void partition_read_ranges_done(struct partition *p)
 int partition_seek_hole(struct partition *p, uint64_t pos, int hole,
 			uint64_t *out)
 {
-	const struct seg_entry *e;
+	struct seg_entry e;
 	uint64_t end, cur;
 	struct segment *s;
 	uint32_t n, si;
@@ -1810,13 +1718,12 @@ int partition_seek_hole(struct partition *p, uint64_t pos, int hole,
 				cur = seg_end(s);
 			continue;
 		}
-		e = segment_entries(s);
 		i = segment_find_byte(s, n, cur);
 		for (i = i < 0 ? 0 : i; (uint32_t)i < n; i++) {
-			if (e[i].pos + e[i].len <= cur ||
-			    segment_entry_lost(&e[i]) != hole)
+			e = segment_entry(s, (uint32_t)i);
+			if (e.pos + e.len <= cur || layout_entry_lost(&e) != hole)
 				continue;
-			*out = e[i].pos > cur ? e[i].pos : cur;
+			*out = e.pos > cur ? e.pos : cur;
 			ret = 0;
 			goto out;
 		}
@@ -1893,7 +1800,8 @@ static const unsigned char *msg_in_chunk(const unsigned char *data, size_t len,
  * the offset is not retained.  Caller holds seglock (shared). */
 static const struct seg_entry *entry_of_offset(struct partition *p,
 					       uint64_t offset,
-					       struct segment **seg)
+					       struct segment **seg,
+					       struct seg_entry *out)
 {
 	struct segment *s;
 	long i;
@@ -1910,7 +1818,8 @@ static const struct seg_entry *entry_of_offset(struct partition *p,
 	if (i < 0)
 		return NULL;
 	*seg = s;
-	return &segment_entries(s)[i];
+	*out = segment_entry(s, (uint32_t)i);
+	return out;
 }
 
 /* Message offset -> start byte. */
@@ -1918,13 +1827,14 @@ int partition_offset_to_byte(struct partition *p, uint64_t offset,
 			     uint64_t *byte)
 {
 	unsigned char buf[SEG_CHUNK_BYTES];
+	struct seg_entry ent;
 	const struct seg_entry *e;
 	const unsigned char *q, *data;
 	struct segment *s;
 	int ret = -ENOENT;
 
 	pthread_rwlock_rdlock(&p->seglock);
-	e = entry_of_offset(p, offset, &s);
+	e = entry_of_offset(p, offset, &s, &ent);
 	if (!e)
 		goto out;
 	ret = 0;
@@ -1953,12 +1863,13 @@ out:
 int partition_offset_to_chunk(struct partition *p, uint64_t offset,
 			      uint64_t *chunk_offset, uint64_t *chunk_byte)
 {
+	struct seg_entry ent;
 	const struct seg_entry *e;
 	struct segment *s;
 	int ret = -ENOENT;
 
 	pthread_rwlock_rdlock(&p->seglock);
-	e = entry_of_offset(p, offset, &s);
+	e = entry_of_offset(p, offset, &s, &ent);
 	if (!e)
 		goto out;
 	*chunk_offset = e->offset;
@@ -1974,6 +1885,7 @@ static int byte_to_offset_locked(struct partition *p, uint64_t byte,
 				 uint64_t *offset, uint64_t *msg_start)
 {
 	unsigned char buf[SEG_CHUNK_BYTES];
+	struct seg_entry ent;
 	const struct seg_entry *e;
 	const unsigned char *q, *lim, *data;
 	struct segment *s;
@@ -1991,7 +1903,8 @@ static int byte_to_offset_locked(struct partition *p, uint64_t byte,
 	i = segment_find_byte(s, seg_n(s), byte);
 	if (i < 0)
 		return -ENOENT;
-	e = &segment_entries(s)[i];
+	ent = segment_entry(s, (uint32_t)i);
+	e = &ent;
 	off = e->offset;
 	at = e->pos;
 	if (e->count > 1 && byte > e->pos) {
@@ -2030,6 +1943,7 @@ int partition_byte_to_offset(struct partition *p, uint64_t byte,
 int partition_time_to_offset(struct partition *p, int64_t ts_ms,
 			     uint64_t *offset, uint64_t *byte)
 {
+	struct seg_entry ent;
 	const struct seg_entry *e;
 	struct segment *s;
 	uint32_t lo, hi, mid, n;
@@ -2046,7 +1960,7 @@ int partition_time_to_offset(struct partition *p, int64_t ts_ms,
 		mid = lo + (hi - lo) / 2;
 		s = p->segs[mid];
 		n = seg_n(s);
-		if (n == 0 || segment_entries(s)[n - 1].ts < ts_ms)
+		if (n == 0 || segment_entry(s, n - 1).ts < ts_ms)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -2059,7 +1973,8 @@ int partition_time_to_offset(struct partition *p, int64_t ts_ms,
 	i = segment_find_time(s, n, ts_ms);
 	if ((uint32_t)i >= n)
 		goto out;
-	e = &segment_entries(s)[i];
+	ent = segment_entry(s, (uint32_t)i);
+	e = &ent;
 	start_off = atomic_load(&p->start_offset);
 	if (e->offset < start_off) {
 		if (start_off >= atomic_load(&p->next_offset))
@@ -2083,10 +1998,9 @@ out:
  * 1 if all good, 0 if a bad one was found, -errno. */
 static int verify_all(struct partition *p, struct segment *s)
 {
-	const struct seg_entry *e = segment_entries(s);
 	uint32_t n = seg_n(s), i = 0, j;
 	unsigned char *buf;
-	uint64_t span, base;
+	uint64_t span, base, at;
 	ssize_t got;
 	int st = SEG_V_GOOD, ret = 1;
 
@@ -2096,23 +2010,23 @@ static int verify_all(struct partition *p, struct segment *s)
 	while (i < n && ret == 1) {
 		j = i;
 		span = 0;
-		while (j < n && span + e[j].len <= (1 << 20))
-			span += e[j++].len;
+		while (j < n && span + segment_entry(s, j).len <= (1 << 20))
+			span += segment_entry(s, j++).len;
 		if (j == i) { /* one entry larger than the buffer */
 			st = segment_verify_entry(s, i, NULL);
 			j = i + 1;
 			if (st == SEG_V_NEWBAD)
 				report_bad(p, s, i);
 		} else {
-			base = e[i].pos;
+			base = segment_entry(s, i).pos;
 			got = segment_pread(s, buf, (size_t)span, base);
 			if (got != (ssize_t)span) {
 				ret = got < 0 ? (int)got : -EIO;
 				break;
 			}
 			for (; i < j; i++) {
-				st = segment_verify_entry(
-					s, i, buf + (e[i].pos - base));
+				at = segment_entry(s, i).pos - base;
+				st = segment_verify_entry(s, i, buf + at);
 				if (st == SEG_V_NEWBAD)
 					report_bad(p, s, i);
 				if (st != SEG_V_GOOD)
@@ -2135,7 +2049,8 @@ int partition_compress_one(struct partition *p)
 	struct codec_block *blocks = NULL;
 	enum compression c;
 	struct segment *s = NULL;
-	char tmp[48], name[40], logname[40];
+	char name[LAYOUT_NAME_MAX], logname[LAYOUT_NAME_MAX];
+	char tmp[LAYOUT_NAME_MAX + sizeof(LAYOUT_TMP_SUFFIX)];
 	uint64_t raw_len;
 	uint32_t nb = 0, i;
 	int fd = -1, ret, old_fd, stage = 0;
@@ -2177,10 +2092,11 @@ retry:
 	if (ret < 0)
 		goto out;
 	raw_len = seg_end(s) - s->base_byte;
-	segment_name(tmp, sizeof(tmp), s->base_offset, "");
-	snprintf(tmp + 20, sizeof(tmp) - 20, "%s.tmp", codec_suffix(c));
-	segment_name(name, sizeof(name), s->base_offset, codec_suffix(c));
-	segment_name(logname, sizeof(logname), s->base_offset, ".log");
+	layout_seg_name(name, sizeof(name), s->base_offset,
+			layout_data_suffix(c));
+	snprintf(tmp, sizeof(tmp), "%s" LAYOUT_TMP_SUFFIX, name);
+	layout_seg_name(logname, sizeof(logname), s->base_offset,
+			LAYOUT_LOG_SUFFIX);
 	fd = io_openat(p->dfd, tmp, O_RDWR | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0) {
 		ret = fd;
@@ -2195,8 +2111,7 @@ retry:
 	if (ret < 0)
 		goto out;
 	stage = 2;
-	ret = segment_write_blocks(p->dfd, s->base_offset, c, raw_len, blocks,
-				   nb);
+	ret = layout_blk_store(p->dfd, s->base_offset, c, raw_len, blocks, nb);
 	if (ret < 0)
 		goto out;
 	stage = 3;
@@ -2236,7 +2151,8 @@ out:
 	if (stage >= 3)
 		io_unlinkat(p->dfd, tmp, 0);
 	if (stage >= 2) {
-		segment_name(name, sizeof(name), s->base_offset, ".blk");
+		layout_seg_name(name, sizeof(name), s->base_offset,
+				LAYOUT_BLK_SUFFIX);
 		io_unlinkat(p->dfd, name, 0);
 	}
 	io_close(fd);
@@ -2253,6 +2169,7 @@ out:
 /* A snapshot of the partition's positions and sizes. */
 void partition_get_info(struct partition *p, struct partition_info *info)
 {
+	struct seg_entry ent;
 	const struct seg_entry *e;
 	struct segment *s;
 	uint64_t so;
@@ -2286,7 +2203,8 @@ void partition_get_info(struct partition *p, struct partition_info *info)
 		n = s ? seg_n(s) : 0;
 		k = s ? segment_find_offset(s, n, so) : -1;
 		if (k >= 0) {
-			e = &segment_entries(s)[k];
+			ent = segment_entry(s, (uint32_t)k);
+			e = &ent;
 			info->first_ts = e->ts;
 		}
 	} else {

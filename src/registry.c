@@ -28,16 +28,10 @@
 
 #include "diag.h"
 #include "io.h"
+#include "layout.h"
 #include "registry.h"
 #include "xattr.h"
 
-#define META_FILE "fluxfs.meta"
-#define LOCK_FILE ".fluxfs.lock"
-#define TRASH_DIR ".trash"
-#define TOPIC_CONF "topic.conf"
-#define TOPIC_META "topic.meta"
-#define PART_CONF "partition.conf"
-#define PART_META "partition.meta"
 #define MAINT_PERIOD_MS 100
 
 struct registry {
@@ -81,12 +75,14 @@ static struct timespec now_ts(void)
 static int reserved_name(const char *name, int is_topic)
 {
 	static const char *const topic_files[] = {
-		TOPIC_CONF, TOPIC_META, TOPIC_CONF ".tmp", TOPIC_META ".tmp"};
+		LAYOUT_TOPIC_CONF, LAYOUT_TOPIC_META,
+		LAYOUT_TOPIC_CONF LAYOUT_TMP_SUFFIX,
+		LAYOUT_TOPIC_META LAYOUT_TMP_SUFFIX};
 	size_t i;
 
 	if (is_topic)
-		return strcmp(name, META_FILE) == 0 ||
-		       strcmp(name, META_FILE ".tmp") == 0;
+		return strcmp(name, LAYOUT_META_FILE) == 0 ||
+		       strcmp(name, LAYOUT_META_FILE LAYOUT_TMP_SUFFIX) == 0;
 	for (i = 0; i < sizeof(topic_files) / sizeof(topic_files[0]); i++)
 		if (strcmp(name, topic_files[i]) == 0)
 			return 1;
@@ -306,9 +302,9 @@ static void meta_read(struct node *n, int dirfd, const char *file)
 static int node_meta_save(struct registry *reg, struct node *n)
 {
 	if (n->kind == NODE_TOPIC)
-		return meta_write(n, n->dirfd, TOPIC_META);
+		return meta_write(n, n->dirfd, LAYOUT_TOPIC_META);
 	if (n->kind == NODE_PARTITION && n->part)
-		return meta_write(n, partition_dirfd(n->part), PART_META);
+		return meta_write(n, partition_dirfd(n->part), LAYOUT_PART_META);
 	return -EPERM;
 }
 
@@ -429,8 +425,8 @@ static int load_partition(struct registry *reg, struct node *t,
 	 * through a descriptor of our own before the engine opens it. */
 	ret = io_opendirat(t->dirfd, name);
 	if (ret >= 0) {
-		conf_read(&n->over, ret, PART_CONF, name);
-		meta_read(n, ret, PART_META);
+		conf_read(&n->over, ret, LAYOUT_PART_CONF, name);
+		meta_read(n, ret, LAYOUT_PART_META);
 		io_close(ret);
 	}
 	effective_config(reg, n, &cfg);
@@ -512,8 +508,8 @@ static int load_topic_entry(void *arg, const char *name, int isdir)
 		node_free(t);
 		return 0;
 	}
-	conf_read(&t->over, t->dirfd, TOPIC_CONF, name);
-	meta_read(t, t->dirfd, TOPIC_META);
+	conf_read(&t->over, t->dirfd, LAYOUT_TOPIC_CONF, name);
+	meta_read(t, t->dirfd, LAYOUT_TOPIC_META);
 	child_add(&reg->root, t);
 	ctx->topic = t;
 	ret = scan_dir(t->dirfd, load_partition_entry, ctx);
@@ -528,97 +524,10 @@ static int load_topic_entry(void *arg, const char *name, int isdir)
 	return ret;
 }
 
-static int dir_entry_count(void *arg, const char *name, int isdir)
-{
-	if (strcmp(name, LOCK_FILE) != 0)
-		++*(int *)arg;
-	return 0;
-}
-
-/* Check (or write, in an empty directory) fluxfs.meta. */
-static int check_format(struct registry *reg)
-{
-	char buf[128];
-	int n, count = 0, version = 0;
-
-	n = read_small(reg->rootfd, META_FILE, buf, sizeof(buf));
-	if (n == -ENOENT) {
-		/* A listing cut short must not pass for an empty directory. */
-		n = scan_dir(reg->rootfd, dir_entry_count, &count);
-		if (n < 0) {
-			diag_err("cannot read '%s': %s", reg->path,
-				 strerror(-n));
-			return n;
-		}
-		if (count) {
-			diag_err("'%s' is not empty and has no " META_FILE
-				 ": not a fluxfs data directory",
-				 reg->path);
-			return -ENOTEMPTY;
-		}
-		n = snprintf(buf, sizeof(buf), "format=%d\n", REGISTRY_FORMAT);
-		n = io_write_atomic(reg->rootfd, META_FILE, buf, (size_t)n);
-		if (n < 0)
-			diag_err("cannot write '%s/" META_FILE "': %s",
-				 reg->path, strerror(-n));
-		return n;
-	}
-	if (n < 0) {
-		diag_err("cannot read '%s/" META_FILE "': %s", reg->path,
-			 strerror(-n));
-		return n;
-	}
-	if (sscanf(buf, "format=%d", &version) != 1 || version < 1) {
-		diag_err("'%s/" META_FILE "' is damaged", reg->path);
-		return -EINVAL;
-	}
-	if (version > REGISTRY_FORMAT) {
-		diag_err("'%s' has format version %d; this fluxfs reads up to "
-			 "%d",
-			 reg->path, version, REGISTRY_FORMAT);
-		return -EPROTONOSUPPORT;
-	}
-	return 0;
-}
-
-static int take_lock(struct registry *reg)
-{
-	char buf[32];
-	ssize_t n;
-	int ret;
-
-	reg->lockfd = io_openat(reg->rootfd, LOCK_FILE, O_RDWR | O_CREAT, 0644);
-	if (reg->lockfd < 0) {
-		diag_err("cannot open '%s/" LOCK_FILE "': %s", reg->path,
-			 strerror(-reg->lockfd));
-		return reg->lockfd;
-	}
-	ret = io_flock(reg->lockfd, LOCK_EX | LOCK_NB);
-	if (ret == 0)
-		return 0;
-	if (ret == -EWOULDBLOCK)
-		ret = -EBUSY;
-	n = io_pread_full(reg->lockfd, buf, sizeof(buf) - 1, 0);
-	buf[n > 0 ? n : 0] = '\0';
-	buf[strcspn(buf, "\n")] = '\0';
-	if (ret == -EBUSY)
-		diag_err("'%s' is already served by fluxfs (pid %s)", reg->path,
-			 buf[0] ? buf : "unknown");
-	else
-		diag_err("cannot lock '%s': %s", reg->path, strerror(-ret));
-	io_close(reg->lockfd);
-	reg->lockfd = -1;
-	return ret;
-}
-
 /* Record the serving pid in the lock file. */
 void registry_note_pid(struct registry *reg)
 {
-	char buf[32];
-	int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
-
-	if (io_ftruncate(reg->lockfd, 0) == 0)
-		io_pwrite_full(reg->lockfd, buf, (size_t)n, 0);
+	layout_datadir_note_pid(reg->lockfd);
 }
 
 static int mkdir_p(const char *path)
@@ -649,7 +558,7 @@ int registry_open(const char *data_dir, const struct config *defaults,
 	struct load_ctx ctx;
 	char real[PATH_MAX];
 	struct stat st;
-	int ret;
+	int ret, format;
 
 	reg = calloc(1, sizeof(*reg));
 	if (!reg)
@@ -692,23 +601,28 @@ int registry_open(const char *data_dir, const struct config *defaults,
 		reg->root.meta.ctime = st.st_ctim;
 	}
 	/* Format first: a foreign directory is refused untouched. */
-	ret = check_format(reg);
+	ret = layout_datadir_check(reg->rootfd, reg->path, &format);
 	if (ret < 0)
 		goto out_free;
-	ret = take_lock(reg);
+	reg->lockfd = layout_datadir_lock(reg->rootfd, reg->path);
+	if (reg->lockfd < 0) {
+		ret = reg->lockfd;
+		goto out_free;
+	}
+	ret = layout_datadir_upgrade(reg->rootfd, reg->path, format);
 	if (ret < 0)
 		goto out_free;
 	/* Partitions removed while open when the last daemon stopped. */
-	ret = io_remove_tree(reg->rootfd, TRASH_DIR);
+	ret = io_remove_tree(reg->rootfd, LAYOUT_TRASH_DIR);
 	if (ret < 0 && ret != -ENOENT)
-		diag_warn("cannot empty '%s/" TRASH_DIR "': %s", real,
+		diag_warn("cannot empty '%s/" LAYOUT_TRASH_DIR "': %s", real,
 			  strerror(-ret));
-	ret = io_mkdirat(reg->rootfd, TRASH_DIR, 0700);
+	ret = io_mkdirat(reg->rootfd, LAYOUT_TRASH_DIR, 0700);
 	if (ret == 0 || ret == -EEXIST)
-		reg->trashfd = io_opendirat(reg->rootfd, TRASH_DIR);
+		reg->trashfd = io_opendirat(reg->rootfd, LAYOUT_TRASH_DIR);
 	if (reg->trashfd < 0) {
 		ret = reg->trashfd;
-		diag_err("cannot create '%s/" TRASH_DIR "': %s", real,
+		diag_err("cannot create '%s/" LAYOUT_TRASH_DIR "': %s", real,
 			 strerror(-ret));
 		goto out_free;
 	}
@@ -786,7 +700,7 @@ static void node_last_pin(struct registry *reg, struct node *n)
 	if (n->trash[0]) {
 		ret = io_remove_tree(reg->trashfd, n->trash);
 		if (ret < 0 && ret != -ENOENT)
-			diag_warn("cannot delete '%s/" TRASH_DIR "/%s': %s",
+			diag_warn("cannot delete '%s/" LAYOUT_TRASH_DIR "/%s': %s",
 				  reg->path, n->trash, strerror(-ret));
 	}
 }
@@ -949,7 +863,7 @@ static void dir_changed(struct node *dir)
 	pthread_mutex_unlock(&dir->meta_lock);
 	if (dir->kind != NODE_TOPIC)
 		return;
-	ret = meta_write(dir, dir->dirfd, TOPIC_META);
+	ret = meta_write(dir, dir->dirfd, LAYOUT_TOPIC_META);
 	if (ret < 0)
 		diag_warn("cannot store the times of topic '%s': %s",
 			  dir->name, strerror(-ret));
@@ -995,7 +909,7 @@ static void new_dir_undo(struct registry *reg, const char *tmp,
 	if (ret < 0 && ret != -ENOENT)
 		diag_err("cannot create %s '%s': %s; its remains stay in "
 			 "'%s/%s' until the next mount (%s)",
-			 what, name, strerror(-err), TRASH_DIR, tmp,
+			 what, name, strerror(-err), LAYOUT_TRASH_DIR, tmp,
 			 strerror(-ret));
 	else
 		diag_err("cannot create %s '%s': %s", what, name,
@@ -1039,7 +953,7 @@ int registry_mkdir(struct registry *reg, struct node *dir, const char *name,
 		ret = t->dirfd;
 		goto out_undo;
 	}
-	ret = meta_write(t, t->dirfd, TOPIC_META);
+	ret = meta_write(t, t->dirfd, LAYOUT_TOPIC_META);
 	if (ret < 0)
 		goto out_undo;
 	ret = new_dir_publish(reg, tmp, reg->rootfd, name);
@@ -1104,7 +1018,7 @@ int registry_create(struct registry *reg, struct node *dir, const char *name,
 			       &n->part);
 	if (ret < 0)
 		goto out_undo;
-	ret = meta_write(n, partition_dirfd(n->part), PART_META);
+	ret = meta_write(n, partition_dirfd(n->part), LAYOUT_PART_META);
 	if (ret < 0)
 		goto out_undo;
 	ret = new_dir_publish(reg, tmp, dir->dirfd, name);
@@ -1572,9 +1486,9 @@ static int config_store(struct registry *reg, struct node *n,
 	if (len < 0)
 		return len;
 	if (n->kind == NODE_TOPIC)
-		ret = io_write_atomic(n->dirfd, TOPIC_CONF, text, (size_t)len);
+		ret = io_write_atomic(n->dirfd, LAYOUT_TOPIC_CONF, text, (size_t)len);
 	else if (n->part)
-		ret = io_write_atomic(partition_dirfd(n->part), PART_CONF, text,
+		ret = io_write_atomic(partition_dirfd(n->part), LAYOUT_PART_CONF, text,
 				      (size_t)len);
 	else
 		ret = -ENOENT;

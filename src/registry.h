@@ -2,14 +2,15 @@
  * registry.h - topics and partitions by name and inode, their lifetimes,
  * locking, configuration layers, and the on-disk namespace.
  *
- * The registry owns DATA_DIR: it checks and writes fluxfs.meta, holds the
- * lock that keeps a second daemon off, loads every topic and opens every
+ * The registry owns DATA_DIR: through layout.h it checks and writes
+ * fluxfs.meta and holds the lock that keeps a second daemon off; it loads
+ * every topic and opens every
  * partition at mount, and maps namespace operations (mkdir, create,
  * rename, unlink...) onto renames and removals below DATA_DIR through
  * io.h.  No FUSE here; fs.c calls in.
  *
  * On disk:
- *   DATA_DIR/fluxfs.meta                "format=1"
+ *   DATA_DIR/fluxfs.meta                "format=2" (LAYOUT_FORMAT)
  *   DATA_DIR/.fluxfs.lock               flock()ed while served; holds the pid
  *   DATA_DIR/.trash/                    removed partitions still open
  *   DATA_DIR/<topic>/topic.conf         the topic's configuration overrides
@@ -48,7 +49,6 @@
 #include "partition.h"
 #include "prom.h"
 
-#define REGISTRY_FORMAT 1
 #define REGISTRY_INO_ROOT 1
 #define REGISTRY_INO_METRICS 2
 #define REGISTRY_INO_FOLLOW 3 /* MNT/.follow (fs.c, follow.h) */

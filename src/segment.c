@@ -5,8 +5,10 @@
  * and the repairs made when a segment is opened (torn tails, a missing or
  * damaged .idx rebuilt from the .log's lines).
  *
- * Every file syscall goes through io.h; only the read-only mapping of the
- * .idx is made directly.
+ * What the bytes of those files mean is layout.h's: entries are encoded
+ * and decoded there, also straight from the mapped .idx.  Every file
+ * syscall goes through io.h; only the read-only mapping of the .idx is
+ * made directly.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,65 +31,59 @@
 #include "io.h"
 #include "segment.h"
 
-_Static_assert(sizeof(struct seg_entry) == 48, "seg_entry is 48 bytes");
-
-#define ENTRY_CRC_BYTES offsetof(struct seg_entry, ecrc)
-#define BLK_MAGIC "FLUXBLK1"
-
 static atomic_uint_fast64_t segment_ids = 1;
 
-/* Build the file name of a segment: 20-digit base offset and suffix. */
-void segment_name(char *buf, size_t size, uint64_t base_offset,
-		  const char *suffix)
-{
-	snprintf(buf, size, "%020llu%s", (unsigned long long)base_offset,
-		 suffix);
-}
-
-static void entry_seal(struct seg_entry *e)
-{
-	e->reserved = 0;
-	e->ecrc = crc32c(0, e, ENTRY_CRC_BYTES);
-}
-
-static int entry_intact(const struct seg_entry *e)
-{
-	return e->ecrc == crc32c(0, e, ENTRY_CRC_BYTES) && e->len > 0 &&
-	       e->count > 0;
-}
-
+/* Build a header naming the segment (no losses: a fresh or empty one). */
 static void header_fill(unsigned char *h, uint64_t base_offset,
 			uint64_t base_byte)
 {
-	uint32_t v = SEG_IDX_VERSION, esz = sizeof(struct seg_entry), crc;
+	struct layout_idx_header hd = {
+		.base_offset = base_offset,
+		.base_byte = base_byte,
+	};
 
-	memset(h, 0, SEG_HEADER_BYTES);
-	memcpy(h, SEG_IDX_MAGIC, 8);
-	memcpy(h + 8, &v, 4);
-	memcpy(h + 12, &esz, 4);
-	memcpy(h + 16, &base_offset, 8);
-	memcpy(h + 24, &base_byte, 8);
-	crc = crc32c(0, h, SEG_HEADER_BYTES - 4);
-	memcpy(h + SEG_HEADER_BYTES - 4, &crc, 4);
+	layout_idx_header_encode(h, &hd);
 }
 
-/* 0 and *base_byte if the header is intact and names base_offset. */
+/* 0 and *hd if the header is intact and names base_offset. */
 static int header_parse(const unsigned char *h, uint64_t base_offset,
-			uint64_t *base_byte)
+			struct layout_idx_header *hd)
 {
-	uint32_t v, esz, crc;
-	uint64_t bo;
-
-	memcpy(&v, h + 8, 4);
-	memcpy(&esz, h + 12, 4);
-	memcpy(&bo, h + 16, 8);
-	memcpy(&crc, h + SEG_HEADER_BYTES - 4, 4);
-	if (memcmp(h, SEG_IDX_MAGIC, 8) || v != SEG_IDX_VERSION ||
-	    esz != sizeof(struct seg_entry) || bo != base_offset ||
-	    crc != crc32c(0, h, SEG_HEADER_BYTES - 4))
+	if (layout_idx_header_decode(h, hd) < 0 ||
+	    hd->base_offset != base_offset)
 		return -EINVAL;
-	memcpy(base_byte, h + 24, 8);
 	return 0;
+}
+
+/* Write n entries at byte off of the .idx, encoded, in one pwrite. */
+static int write_entries(int fd, const struct seg_entry *ents, uint32_t n,
+			 uint64_t off)
+{
+	unsigned char small[64 * LAYOUT_ENTRY_BYTES], *buf = small;
+	size_t len = (size_t)n * LAYOUT_ENTRY_BYTES;
+	uint32_t i;
+	int ret;
+
+	if (n == 0)
+		return 0;
+	if (len > sizeof(small)) {
+		buf = malloc(len);
+		if (!buf)
+			return -ENOMEM;
+	}
+	for (i = 0; i < n; i++)
+		layout_entry_encode(buf + (size_t)i * LAYOUT_ENTRY_BYTES,
+				    &ents[i]);
+	ret = io_pwrite_full(fd, buf, len, off);
+	if (buf != small)
+		free(buf);
+	return ret;
+}
+
+/* Byte of the .idx where entry i starts. */
+static uint64_t entry_at(uint64_t i)
+{
+	return LAYOUT_IDX_HEADER_BYTES + i * LAYOUT_ENTRY_BYTES;
 }
 
 /* ------------------------------------------------------------------ */
@@ -487,7 +483,7 @@ uint32_t segment_planv(const struct iovec *iov, int iovcnt, size_t len,
 	for (i = 0; i < n; i++) {
 		ents[i].flags =
 			(i ? SEG_F_CONT : 0) | (i + 1 == n ? SEG_F_LAST : 0);
-		entry_seal(&ents[i]);
+		layout_entry_seal(&ents[i]);
 	}
 	*msgs = (uint32_t)(off - first_offset);
 	return n;
@@ -540,8 +536,8 @@ static int crc_range(int fd, uint64_t off, uint64_t len, uint32_t *out)
 static int rebuild_index(int dirfd, uint64_t base_offset, uint64_t base_byte,
 			 int log_fd, uint64_t trust_until, uint64_t *cut)
 {
-	unsigned char hdr[SEG_HEADER_BYTES], *win = NULL;
-	char name[40], tmp[48];
+	unsigned char hdr[LAYOUT_IDX_HEADER_BYTES], *win = NULL;
+	char name[LAYOUT_NAME_MAX], tmp[LAYOUT_NAME_MAX];
 	struct chunker c;
 	struct stat st;
 	uint64_t size, at = 0, i;
@@ -605,10 +601,11 @@ static int rebuild_index(int dirfd, uint64_t base_offset, uint64_t base_byte,
 		if (ret < 0)
 			goto out;
 		c.ents[i].flags = SEG_F_LAST;
-		entry_seal(&c.ents[i]);
+		layout_entry_seal(&c.ents[i]);
 	}
-	segment_name(name, sizeof(name), base_offset, ".idx");
-	segment_name(tmp, sizeof(tmp), base_offset, ".idx.tmp");
+	layout_seg_name(name, sizeof(name), base_offset, LAYOUT_IDX_SUFFIX);
+	layout_seg_name(tmp, sizeof(tmp), base_offset,
+			LAYOUT_IDX_SUFFIX LAYOUT_TMP_SUFFIX);
 	fd = io_openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0) {
 		ret = fd;
@@ -617,8 +614,7 @@ static int rebuild_index(int dirfd, uint64_t base_offset, uint64_t base_byte,
 	header_fill(hdr, base_offset, base_byte);
 	ret = io_pwrite_full(fd, hdr, sizeof(hdr), 0);
 	if (ret == 0 && c.n)
-		ret = io_pwrite_full(fd, c.ents, (size_t)c.n * sizeof(*c.ents),
-				     SEG_HEADER_BYTES);
+		ret = write_entries(fd, c.ents, c.n, entry_at(0));
 	if (ret == 0)
 		ret = io_fsync(fd);
 	if (ret == 0)
@@ -645,7 +641,7 @@ static int rebuild_compressed_index(int dirfd, struct segment *s,
 	unsigned char *buf = NULL;
 	uint32_t i, max = 1;
 	uint64_t cut = 0;
-	char tmp[48];
+	char tmp[LAYOUT_NAME_MAX];
 	int fd, ret = 0;
 
 	uint64_t at = 0;
@@ -663,7 +659,7 @@ static int rebuild_compressed_index(int dirfd, struct segment *s,
 	buf = malloc(max);
 	if (!buf)
 		return -ENOMEM;
-	segment_name(tmp, sizeof(tmp), s->base_offset, ".raw.tmp");
+	layout_seg_name(tmp, sizeof(tmp), s->base_offset, ".raw" LAYOUT_TMP_SUFFIX);
 	fd = io_openat(dirfd, tmp, O_RDWR | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0) {
 		free(buf);
@@ -700,8 +696,8 @@ static int rebuild_blocks(int dirfd, struct segment *s, uint64_t *raw_len)
 	ret = codec_scan_blocks(s->codec, s->log_fd, s->disk_bytes, &b, &n,
 				raw_len);
 	if (ret == 0)
-		ret = segment_write_blocks(dirfd, s->base_offset, s->codec,
-					   *raw_len, b, n);
+		ret = layout_blk_store(dirfd, s->base_offset, s->codec,
+				       *raw_len, b, n);
 	if (ret < 0) {
 		diag_err("segment %020llu: the block table is damaged and the "
 			 "%s frame cannot be walked: %s",
@@ -721,92 +717,13 @@ static int rebuild_blocks(int dirfd, struct segment *s, uint64_t *raw_len)
 /* Read NNN.blk into s->blocks; 0 or -errno (-EIO if damaged). */
 static int read_blocks(int dirfd, struct segment *s, uint64_t *raw_len)
 {
-	char name[40];
-	unsigned char *buf = NULL, *p;
-	struct stat st;
-	uint32_t codec, n, crc, i;
-	ssize_t got;
-	int fd, ret;
-
-	segment_name(name, sizeof(name), s->base_offset, ".blk");
-	fd = io_openat(dirfd, name, O_RDONLY, 0);
-	if (fd < 0)
-		return fd;
-	ret = io_fstat(fd, &st);
-	if (ret < 0)
-		goto out;
-	ret = -EIO;
-	if (st.st_size < 28 || st.st_size > (1 << 26))
-		goto out;
-	buf = malloc((size_t)st.st_size);
-	if (!buf) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	got = io_pread_full(fd, buf, (size_t)st.st_size, 0);
-	if (got != st.st_size)
-		goto out;
-	memcpy(&codec, buf + 8, 4);
-	memcpy(&n, buf + 12, 4);
-	memcpy(raw_len, buf + 16, 8);
-	memcpy(&crc, buf + st.st_size - 4, 4);
-	if (memcmp(buf, BLK_MAGIC, 8) || codec != (uint32_t)s->codec ||
-	    (uint64_t)st.st_size != 28 + (uint64_t)n * 24 ||
-	    crc != crc32c(0, buf, (size_t)st.st_size - 4))
-		goto out;
-	s->blocks = calloc(n ? n : 1, sizeof(*s->blocks));
-	if (!s->blocks) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	for (i = 0, p = buf + 24; i < n; i++, p += 24) {
-		memcpy(&s->blocks[i].raw_pos, p, 8);
-		memcpy(&s->blocks[i].file_pos, p + 8, 8);
-		memcpy(&s->blocks[i].raw_len, p + 16, 4);
-		memcpy(&s->blocks[i].file_len, p + 20, 4);
-	}
-	s->nblocks = n;
-	ret = 0;
-out:
-	free(buf);
-	io_close(fd);
-	return ret;
-}
-
-/* Write NNN.blk: magic, codec, count, raw length, entries, CRC-32C. */
-int segment_write_blocks(int dirfd, uint64_t base_offset, enum compression c,
-			 uint64_t raw_len, const struct codec_block *b,
-			 uint32_t n)
-{
-	size_t size = 28 + (size_t)n * 24;
-	unsigned char *buf = malloc(size), *p;
-	uint32_t codec = c, crc, i;
-	char name[40];
-	int ret;
-
-	if (!buf)
-		return -ENOMEM;
-	memcpy(buf, BLK_MAGIC, 8);
-	memcpy(buf + 8, &codec, 4);
-	memcpy(buf + 12, &n, 4);
-	memcpy(buf + 16, &raw_len, 8);
-	for (i = 0, p = buf + 24; i < n; i++, p += 24) {
-		memcpy(p, &b[i].raw_pos, 8);
-		memcpy(p + 8, &b[i].file_pos, 8);
-		memcpy(p + 16, &b[i].raw_len, 4);
-		memcpy(p + 20, &b[i].file_len, 4);
-	}
-	crc = crc32c(0, buf, size - 4);
-	memcpy(buf + size - 4, &crc, 4);
-	segment_name(name, sizeof(name), base_offset, ".blk");
-	ret = io_write_atomic(dirfd, name, buf, size);
-	free(buf);
-	return ret;
+	return layout_blk_load(dirfd, s->base_offset, s->codec, raw_len,
+			       &s->blocks, &s->nblocks);
 }
 
 static int map_entries(struct segment *s, uint32_t cap)
 {
-	size_t len = SEG_HEADER_BYTES + (size_t)cap * sizeof(struct seg_entry);
+	size_t len = LAYOUT_IDX_HEADER_BYTES + (size_t)cap * LAYOUT_ENTRY_BYTES;
 	void *m;
 	int ret;
 
@@ -860,7 +777,7 @@ int segment_map_grow(struct segment *s, uint32_t need, uint64_t log_bytes,
 	if (need > s->map_cap) {
 		while (cap < need)
 			cap = cap < 1024 ? 1024 : cap * 2;
-		len = SEG_HEADER_BYTES + (size_t)cap * sizeof(struct seg_entry);
+		len = LAYOUT_IDX_HEADER_BYTES + (size_t)cap * LAYOUT_ENTRY_BYTES;
 		ret = io_mmap(s->idx_fd, len, &m);
 		if (ret < 0)
 			return ret;
@@ -933,8 +850,8 @@ static struct segment *segment_alloc(uint64_t base_offset)
 int segment_create(int dirfd, uint64_t base_offset, uint64_t base_byte,
 		   struct segment **out)
 {
-	unsigned char hdr[SEG_HEADER_BYTES];
-	char name[40];
+	unsigned char hdr[LAYOUT_IDX_HEADER_BYTES];
+	char name[LAYOUT_NAME_MAX];
 	struct segment *s = segment_alloc(base_offset);
 	int ret;
 
@@ -943,13 +860,13 @@ int segment_create(int dirfd, uint64_t base_offset, uint64_t base_byte,
 	s->base_byte = base_byte;
 	s->next_offset = base_offset;
 	atomic_store(&s->end_byte, base_byte);
-	segment_name(name, sizeof(name), base_offset, ".log");
+	layout_seg_name(name, sizeof(name), base_offset, LAYOUT_LOG_SUFFIX);
 	s->log_fd = io_openat(dirfd, name, O_RDWR | O_CREAT | O_TRUNC, 0644);
 	if (s->log_fd < 0) {
 		ret = s->log_fd;
 		goto err;
 	}
-	segment_name(name, sizeof(name), base_offset, ".idx");
+	layout_seg_name(name, sizeof(name), base_offset, LAYOUT_IDX_SUFFIX);
 	s->idx_fd = io_openat(dirfd, name, O_RDWR | O_CREAT | O_TRUNC, 0644);
 	if (s->idx_fd < 0) {
 		ret = s->idx_fd;
@@ -973,24 +890,26 @@ err:
 
 /* Check entries from index k on; returns the first bad index (or n).
  * *crc_bad is set when the stop was a data CRC mismatch. */
-static uint32_t validate_from(struct segment *s, const struct seg_entry *e,
-			      uint32_t k, uint32_t n, uint64_t data_end,
-			      int check_data, uint64_t keep_below,
-			      uint32_t *crc_bad)
+static uint32_t validate_from(struct segment *s, uint32_t k, uint32_t n,
+			      uint64_t data_end, int check_data,
+			      uint64_t keep_below, uint32_t *crc_bad)
 {
+	struct seg_entry prev = {0}, e;
 	uint64_t want_pos, want_off;
 	uint32_t i, crc;
 
 	*crc_bad = 0;
-	for (i = k; i < n; i++) {
-		want_pos = i ? e[i - 1].pos + e[i - 1].len : s->base_byte;
-		want_off =
-			i ? e[i - 1].offset + e[i - 1].count : s->base_offset;
-		if (!entry_intact(&e[i]) || e[i].pos != want_pos ||
-		    e[i].offset != want_off || (i && e[i].ts < e[i - 1].ts))
+	if (k)
+		prev = segment_entry(s, k - 1);
+	for (i = k; i < n; i++, prev = e) {
+		e = segment_entry(s, i);
+		want_pos = i ? prev.pos + prev.len : s->base_byte;
+		want_off = i ? prev.offset + prev.count : s->base_offset;
+		if (!layout_entry_intact(&e) || e.pos != want_pos ||
+		    e.offset != want_off || (i && e.ts < prev.ts))
 			return i;
-		if (e[i].pos + e[i].len > data_end) {
-			if (e[i].pos + e[i].len > keep_below)
+		if (e.pos + e.len > data_end) {
+			if (e.pos + e.len > keep_below)
 				return i; /* unflushed: a lost write, cut */
 			/* Flushed bytes of a sealed segment are gone (the
 			 * .log was cut short on the disk): keep the entry,
@@ -1001,16 +920,16 @@ static uint32_t validate_from(struct segment *s, const struct seg_entry *e,
 		}
 		if (!check_data)
 			continue;
-		if (segment_entry_lost(&e[i])) {
+		if (layout_entry_lost(&e)) {
 			/* dropped by repair: zeros, nothing to check */
 			s->vstate[i] = SEG_V_GOOD;
 			continue;
 		}
-		if (crc_range(s->log_fd, e[i].pos - s->base_byte, e[i].len,
-			      &crc) < 0 ||
-		    crc != e[i].crc) {
+		if (crc_range(s->log_fd, e.pos - s->base_byte, e.len, &crc) <
+			    0 ||
+		    crc != e.crc) {
 			(*crc_bad)++;
-			if (e[i].pos + e[i].len > keep_below)
+			if (e.pos + e.len > keep_below)
 				return i; /* unflushed: a torn write, cut */
 			/* Flushed bytes of a sealed segment went bad on the
 			 * disk: keep the batch (reads of it fail with EIO)
@@ -1023,16 +942,28 @@ static uint32_t validate_from(struct segment *s, const struct seg_entry *e,
 	return n;
 }
 
+/* End byte of the first k entries (the base byte when k is 0). */
+static uint64_t entries_end(const struct segment *s, uint32_t k)
+{
+	struct seg_entry e;
+
+	if (!k)
+		return s->base_byte;
+	e = segment_entry(s, k - 1);
+	return e.pos + e.len;
+}
+
 /* Open and repair a segment (see segment.h). */
 int segment_open(int dirfd, uint64_t base_offset, uint64_t base_byte,
 		 uint64_t verify_from, uint64_t trust_until, int sealed,
 		 enum compression compressed, struct segment **out,
 		 struct seg_report *rep)
 {
-	unsigned char hdr[SEG_HEADER_BYTES];
-	char name[40];
+	unsigned char hdr[LAYOUT_IDX_HEADER_BYTES];
+	char name[LAYOUT_NAME_MAX];
 	struct segment *s = segment_alloc(base_offset);
-	const struct seg_entry *e;
+	struct layout_idx_header hd;
+	struct seg_entry last;
 	struct stat st;
 	uint64_t data_len, data_end, idx_size, good_end, cut = 0;
 	uint32_t n, good, k, shaped, crc_bad = 0;
@@ -1042,8 +973,8 @@ int segment_open(int dirfd, uint64_t base_offset, uint64_t base_byte,
 	if (!s)
 		return -ENOMEM;
 	s->codec = compressed;
-	segment_name(name, sizeof(name), base_offset,
-		     compressed ? codec_suffix(compressed) : ".log");
+	layout_seg_name(name, sizeof(name), base_offset,
+		     layout_data_suffix(compressed));
 	s->log_fd = io_openat(dirfd, name, compressed ? O_RDONLY : O_RDWR, 0);
 	if (s->log_fd == -EPERM || s->log_fd == -EACCES ||
 	    s->log_fd == -EROFS) {
@@ -1071,12 +1002,12 @@ int segment_open(int dirfd, uint64_t base_offset, uint64_t base_byte,
 			goto err;
 	}
 reopen_idx:
-	segment_name(name, sizeof(name), base_offset, ".idx");
+	layout_seg_name(name, sizeof(name), base_offset, LAYOUT_IDX_SUFFIX);
 	s->idx_fd = io_openat(dirfd, name, O_RDWR, 0);
 	if (s->idx_fd >= 0) {
 		got = io_pread_full(s->idx_fd, hdr, sizeof(hdr), 0);
 		ret = got == (ssize_t)sizeof(hdr)
-			      ? header_parse(hdr, base_offset, &s->base_byte)
+			      ? header_parse(hdr, base_offset, &hd)
 			      : -EINVAL;
 	} else {
 		ret = s->idx_fd;
@@ -1113,18 +1044,18 @@ reopen_idx:
 		verify_from = UINT64_MAX; /* the CRCs were just computed */
 		goto reopen_idx;
 	}
-	memcpy(&s->lost_msgs, hdr + SEG_HDR_LOST_MSGS, 8);
-	memcpy(&s->lost_bytes, hdr + SEG_HDR_LOST_BYTES, 8);
+	s->base_byte = hd.base_byte;
+	s->lost_msgs = hd.lost_msgs;
+	s->lost_bytes = hd.lost_bytes;
 	ret = io_fstat(s->idx_fd, &st);
 	if (ret < 0)
 		goto err;
 	idx_size = (uint64_t)st.st_size;
-	n = (uint32_t)((idx_size - SEG_HEADER_BYTES) /
-		       sizeof(struct seg_entry));
+	n = (uint32_t)((idx_size - LAYOUT_IDX_HEADER_BYTES) /
+		       LAYOUT_ENTRY_BYTES);
 	ret = map_entries(s, n + 64);
 	if (ret < 0)
 		goto err;
-	e = segment_entries(s);
 	data_end = s->base_byte + data_len;
 
 	/* Every search relies on the entries' shape (each one's own
@@ -1140,10 +1071,9 @@ reopen_idx:
 		 * or lost write, which the walk below cuts as before.  A
 		 * compressed segment was flushed whole before it was
 		 * compressed: any misshapen entry is damage. */
-		k = validate_from(s, e, 0, n, UINT64_MAX, 0, 0, &crc_bad);
+		k = validate_from(s, 0, n, UINT64_MAX, 0, 0, &crc_bad);
 		shaped = k;
-		if (k < n && (compressed || (k ? e[k - 1].pos + e[k - 1].len
-					       : s->base_byte) < verify_from)) {
+		if (k < n && (compressed || entries_end(s, k) < verify_from)) {
 			diag_err("damaged index entry %u in segment %020llu: "
 				 "rebuilding the index from the log",
 				 k, (unsigned long long)base_offset);
@@ -1155,10 +1085,11 @@ reopen_idx:
 
 	/* A clean segment is judged by its last entry alone. */
 	good = n;
-	if (verify_from >= data_end && n > 0 && entry_intact(&e[n - 1]) &&
-	    (e[n - 1].flags & SEG_F_LAST) &&
-	    e[n - 1].pos + e[n - 1].len == data_end &&
-	    e[n - 1].offset >= base_offset)
+	if (n > 0)
+		last = segment_entry(s, n - 1);
+	if (verify_from >= data_end && n > 0 && layout_entry_intact(&last) &&
+	    (last.flags & SEG_F_LAST) && last.pos + last.len == data_end &&
+	    last.offset >= base_offset)
 		goto accept;
 	if (verify_from >= data_end && n == 0 && data_len == 0)
 		goto accept;
@@ -1173,20 +1104,20 @@ reopen_idx:
 
 		while (lo < hi) {
 			mid = lo + (hi - lo) / 2;
-			if (e[mid].pos + e[mid].len <= verify_from)
+			if (entries_end(s, mid + 1) <= verify_from)
 				lo = mid + 1;
 			else
 				hi = mid;
 		}
 		k = lo;
 	}
-	good = validate_from(s, e, k, n, data_end, !compressed,
+	good = validate_from(s, k, n, data_end, !compressed,
 			     sealed ? trust_until : 0, &crc_bad);
 	rep->bad_entries += crc_bad;
 	/* Keep whole writes only: back up to the end of the last one. */
-	while (good > 0 && !(e[good - 1].flags & SEG_F_LAST))
+	while (good > 0 && !(segment_entry(s, good - 1).flags & SEG_F_LAST))
 		good--;
-	good_end = good ? e[good - 1].pos + e[good - 1].len : s->base_byte;
+	good_end = entries_end(s, good);
 	if (compressed && (good < n || good_end != data_end)) {
 		diag_err("compressed segment '%020llu' has a damaged index%s",
 			 (unsigned long long)base_offset,
@@ -1225,20 +1156,18 @@ reopen_idx:
 		rep->cut = 1;
 	}
 accept:
-	if (idx_size != SEG_HEADER_BYTES + (uint64_t)good * sizeof(*e)) {
-		ret = io_ftruncate(s->idx_fd,
-				   SEG_HEADER_BYTES +
-					   (uint64_t)good * sizeof(*e));
+	if (idx_size != entry_at(good)) {
+		ret = io_ftruncate(s->idx_fd, entry_at(good));
 		if (ret == 0)
 			ret = io_fdatasync(s->idx_fd);
 		if (ret < 0)
 			goto err;
 	}
 	atomic_store(&s->nentries, good);
-	atomic_store(&s->end_byte,
-		     good ? e[good - 1].pos + e[good - 1].len : s->base_byte);
-	s->next_offset =
-		good ? e[good - 1].offset + e[good - 1].count : base_offset;
+	atomic_store(&s->end_byte, entries_end(s, good));
+	if (good)
+		last = segment_entry(s, good - 1);
+	s->next_offset = good ? last.offset + last.count : base_offset;
 	if (compressed) {
 		s->sealed = 1;
 		for (k = 0; k < good; k++)
@@ -1285,14 +1214,15 @@ void segment_free(struct segment *s)
 /* Unlink every file of the segment; missing ones are fine. */
 int segment_unlink(int dirfd, uint64_t base_offset)
 {
-	static const char *const sfx[] = {".log", ".lz4", ".gz", ".blk",
-					  ".idx"};
-	char name[40];
+	static const char *const sfx[] = {LAYOUT_LOG_SUFFIX, LAYOUT_LZ4_SUFFIX,
+					  LAYOUT_GZ_SUFFIX, LAYOUT_BLK_SUFFIX,
+					  LAYOUT_IDX_SUFFIX};
+	char name[LAYOUT_NAME_MAX];
 	size_t i;
 	int ret, first = 0;
 
 	for (i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
-		segment_name(name, sizeof(name), base_offset, sfx[i]);
+		layout_seg_name(name, sizeof(name), base_offset, sfx[i]);
 		ret = io_unlinkat(dirfd, name, 0);
 		if (ret < 0 && ret != -ENOENT && !first)
 			first = ret;
@@ -1314,7 +1244,7 @@ int segment_appendv(struct segment *s, const struct iovec *iov, int iovcnt,
 	uint64_t old_end =
 		atomic_load_explicit(&s->end_byte, memory_order_relaxed);
 	uint64_t log_len = old_end - s->base_byte;
-	uint64_t idx_len = SEG_HEADER_BYTES + (uint64_t)old_n * sizeof(*ents);
+	uint64_t idx_len = entry_at(old_n);
 	int ret;
 
 	ret = iovcnt == 1
@@ -1322,8 +1252,7 @@ int segment_appendv(struct segment *s, const struct iovec *iov, int iovcnt,
 		      : io_pwritev_full(s->log_fd, iov, iovcnt, log_len);
 	if (ret < 0)
 		goto err_log;
-	ret = io_pwrite_full(s->idx_fd, ents, (size_t)n * sizeof(*ents),
-			     idx_len);
+	ret = write_entries(s->idx_fd, ents, n, idx_len);
 	if (ret < 0)
 		goto err_idx;
 	if (sync) {
@@ -1356,7 +1285,7 @@ err_log:
 int segment_rewrite_index(struct segment *s)
 {
 	uint32_t n = atomic_load_explicit(&s->nentries, memory_order_relaxed);
-	size_t len = SEG_HEADER_BYTES + (size_t)n * sizeof(struct seg_entry);
+	size_t len = (size_t)entry_at(n);
 	void *copy;
 	int ret;
 
@@ -1379,14 +1308,14 @@ int segment_add_messages(struct segment *s, uint64_t k)
 	struct seg_entry e;
 	int ret;
 
-	if (n == 0 || k == 0 ||
-	    k > UINT32_MAX - segment_entries(s)[n - 1].count)
+	if (n == 0 || k == 0)
 		return -EINVAL;
-	e = segment_entries(s)[n - 1];
+	e = segment_entry(s, n - 1);
+	if (k > UINT32_MAX - e.count)
+		return -EINVAL;
 	e.count += (uint32_t)k;
-	entry_seal(&e);
-	ret = io_pwrite_full(s->idx_fd, &e, sizeof(e),
-			     SEG_HEADER_BYTES + (uint64_t)(n - 1) * sizeof(e));
+	layout_entry_seal(&e);
+	ret = write_entries(s->idx_fd, &e, 1, entry_at(n - 1));
 	if (ret == 0)
 		ret = io_fdatasync(s->idx_fd);
 	if (ret == 0)
@@ -1406,7 +1335,7 @@ int segment_append(struct segment *s, const void *buf, size_t len,
 /* Rewrite an empty segment's header with a new base byte. */
 int segment_set_base_byte(struct segment *s, uint64_t base_byte)
 {
-	unsigned char hdr[SEG_HEADER_BYTES];
+	unsigned char hdr[LAYOUT_IDX_HEADER_BYTES];
 	int ret;
 
 	header_fill(hdr, s->base_offset, base_byte);
@@ -1421,14 +1350,13 @@ int segment_set_base_byte(struct segment *s, uint64_t base_byte)
 /* ------------------------------------------------------------------ */
 /* Lookups and reads                                                    */
 
-/* The u64 field at byte offset field of entry i (offset or pos). */
-static inline uint64_t entry_key(const struct seg_entry *e, uint32_t i,
+/* The u64 field at byte offset field (LAYOUT_ENT_OFFSET or
+ * LAYOUT_ENT_POS) of entry i, read from the mapping without decoding the
+ * rest of the entry. */
+static inline uint64_t entry_key(const struct segment *s, uint32_t i,
 				 size_t field)
 {
-	uint64_t v;
-
-	memcpy(&v, (const char *)&e[i] + field, sizeof(v));
-	return v;
+	return le64_get((const char *)s->map + entry_at(i) + field);
 }
 
 /* The first entry whose key (offset or pos, both increasing and roughly
@@ -1436,15 +1364,15 @@ static inline uint64_t entry_key(const struct seg_entry *e, uint32_t i,
  * a gallop from it and a binary search of what is left: on a large
  * active segment this touches a few cache lines near the answer instead
  * of ~16 probes spread over megabytes of index. */
-static uint32_t upper_bound(const struct seg_entry *e, uint32_t n, uint64_t key,
+static uint32_t upper_bound(const struct segment *s, uint32_t n, uint64_t key,
 			    size_t field)
 {
 	uint32_t lo = 0, hi = n, mid, g, step;
 	uint64_t first, last;
 
 	if (n > 32) {
-		first = entry_key(e, 0, field);
-		last = entry_key(e, n - 1, field);
+		first = entry_key(s, 0, field);
+		last = entry_key(s, n - 1, field);
 		if (key < first)
 			return 0;
 		if (key >= last)
@@ -1454,10 +1382,10 @@ static uint32_t upper_bound(const struct seg_entry *e, uint32_t n, uint64_t key,
 		if (g >= n)
 			g = n - 1;
 		step = 1;
-		if (entry_key(e, g, field) <= key) {
+		if (entry_key(s, g, field) <= key) {
 			lo = g + 1;
 			while (lo + step < hi &&
-			       entry_key(e, lo + step, field) <= key) {
+			       entry_key(s, lo + step, field) <= key) {
 				lo += step + 1;
 				step *= 2;
 			}
@@ -1466,7 +1394,7 @@ static uint32_t upper_bound(const struct seg_entry *e, uint32_t n, uint64_t key,
 		} else {
 			hi = g;
 			while (hi > lo + step &&
-			       entry_key(e, hi - step - 1, field) > key) {
+			       entry_key(s, hi - step - 1, field) > key) {
 				hi -= step + 1;
 				step *= 2;
 			}
@@ -1476,7 +1404,7 @@ static uint32_t upper_bound(const struct seg_entry *e, uint32_t n, uint64_t key,
 	}
 	while (lo < hi) {
 		mid = lo + (hi - lo) / 2;
-		if (entry_key(e, mid, field) <= key)
+		if (entry_key(s, mid, field) <= key)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -1484,38 +1412,43 @@ static uint32_t upper_bound(const struct seg_entry *e, uint32_t n, uint64_t key,
 	return lo;
 }
 
+/* Index of the entry whose range by field (LAYOUT_ENT_OFFSET: messages,
+ * LAYOUT_ENT_POS: bytes) holds key, or -1. */
+static long find_holding(const struct segment *s, uint32_t n, uint64_t key,
+			 size_t field)
+{
+	uint32_t lo = upper_bound(s, n, key, field);
+	struct seg_entry e;
+	uint64_t end;
+
+	if (lo == 0)
+		return -1;
+	e = segment_entry(s, lo - 1);
+	end = field == LAYOUT_ENT_POS ? e.pos + e.len : e.offset + e.count;
+	return key < end ? (long)lo - 1 : -1;
+}
+
 /* Index of the entry holding message offset off, or -1. */
 long segment_find_offset(const struct segment *s, uint32_t n, uint64_t off)
 {
-	const struct seg_entry *e = segment_entries(s);
-	uint32_t lo =
-		upper_bound(e, n, off, offsetof(struct seg_entry, offset));
-
-	if (lo == 0 || off >= e[lo - 1].offset + e[lo - 1].count)
-		return -1;
-	return (long)lo - 1;
+	return find_holding(s, n, off, LAYOUT_ENT_OFFSET);
 }
 
 /* Index of the entry holding global byte pos, or -1. */
 long segment_find_byte(const struct segment *s, uint32_t n, uint64_t pos)
 {
-	const struct seg_entry *e = segment_entries(s);
-	uint32_t lo = upper_bound(e, n, pos, offsetof(struct seg_entry, pos));
-
-	if (lo == 0 || pos >= e[lo - 1].pos + e[lo - 1].len)
-		return -1;
-	return (long)lo - 1;
+	return find_holding(s, n, pos, LAYOUT_ENT_POS);
 }
 
 /* Index of the first entry with ts >= ts_ms, or n. */
 long segment_find_time(const struct segment *s, uint32_t n, int64_t ts_ms)
 {
-	const struct seg_entry *e = segment_entries(s);
 	uint32_t lo = 0, hi = n, mid;
 
 	while (lo < hi) {
 		mid = lo + (hi - lo) / 2;
-		if (e[mid].ts < ts_ms)
+		if ((int64_t)le64_get((const char *)s->map + entry_at(mid) +
+				      LAYOUT_ENT_TS) < ts_ms)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -1557,14 +1490,14 @@ const void *segment_peek(const struct segment *s, uint64_t pos, size_t len)
 /* Check entry i's CRC once; data (the entry's bytes) may be NULL. */
 int segment_verify_entry(struct segment *s, uint32_t i, const void *data)
 {
-	const struct seg_entry *e = &segment_entries(s)[i];
+	struct seg_entry ent = segment_entry(s, i), *e = &ent;
 	int st = atomic_load_explicit(&s->vstate[i], memory_order_relaxed);
 	uint32_t crc;
 	int ret;
 
 	if (st != SEG_V_UNKNOWN || s->codec != COMPRESSION_NONE)
 		return st != SEG_V_UNKNOWN ? st : SEG_V_GOOD;
-	if (segment_entry_lost(e)) {
+	if (layout_entry_lost(e)) {
 		atomic_store_explicit(&s->vstate[i], SEG_V_GOOD,
 				      memory_order_relaxed);
 		return SEG_V_GOOD;
@@ -1624,22 +1557,23 @@ static uint32_t crc_zeros(uint64_t len)
 /* Mark entry i of an offline raw segment lost (see segment.h). */
 int segment_mark_lost(int dirfd, uint64_t base_offset, uint32_t i)
 {
-	unsigned char hdr[SEG_HEADER_BYTES];
+	unsigned char hdr[LAYOUT_IDX_HEADER_BYTES], *raw = NULL;
+	struct layout_idx_header hd;
 	struct seg_entry e, *all = NULL;
-	uint64_t base_byte, msgs = 0, bytes = 0, idx_size;
-	uint32_t n, k, crc, zcrc;
+	uint64_t idx_size;
+	uint32_t n, k, zcrc;
 	struct stat st;
-	char name[40];
+	char name[LAYOUT_NAME_MAX];
 	int log_fd = -1, idx_fd = -1, ret;
 	ssize_t got;
 
-	segment_name(name, sizeof(name), base_offset, ".log");
+	layout_seg_name(name, sizeof(name), base_offset, LAYOUT_LOG_SUFFIX);
 	log_fd = io_openat(dirfd, name, O_RDWR, 0);
 	if (log_fd < 0) {
 		ret = log_fd == -ENOENT ? -EOPNOTSUPP : log_fd;
 		goto out;
 	}
-	segment_name(name, sizeof(name), base_offset, ".idx");
+	layout_seg_name(name, sizeof(name), base_offset, LAYOUT_IDX_SUFFIX);
 	idx_fd = io_openat(dirfd, name, O_RDWR, 0);
 	if (idx_fd < 0) {
 		ret = idx_fd;
@@ -1647,7 +1581,7 @@ int segment_mark_lost(int dirfd, uint64_t base_offset, uint32_t i)
 	}
 	got = io_pread_full(idx_fd, hdr, sizeof(hdr), 0);
 	ret = got == (ssize_t)sizeof(hdr)
-		      ? header_parse(hdr, base_offset, &base_byte)
+		      ? header_parse(hdr, base_offset, &hd)
 		      : (got < 0 ? (int)got : -EINVAL);
 	if (ret < 0)
 		goto out;
@@ -1655,61 +1589,64 @@ int segment_mark_lost(int dirfd, uint64_t base_offset, uint32_t i)
 	if (ret < 0)
 		goto out;
 	idx_size = (uint64_t)st.st_size;
-	n = (uint32_t)((idx_size - SEG_HEADER_BYTES) / sizeof(e));
+	n = (uint32_t)((idx_size - LAYOUT_IDX_HEADER_BYTES) /
+		       LAYOUT_ENTRY_BYTES);
 	if (i >= n) {
 		ret = -EINVAL;
 		goto out;
 	}
-	all = malloc((size_t)n * sizeof(e));
-	if (!all) {
+	all = malloc((size_t)n * sizeof(*all));
+	raw = malloc((size_t)n * LAYOUT_ENTRY_BYTES);
+	if (!all || !raw) {
 		ret = -ENOMEM;
 		goto out;
 	}
-	got = io_pread_full(idx_fd, all, (size_t)n * sizeof(e),
-			    SEG_HEADER_BYTES);
-	if (got != (ssize_t)((size_t)n * sizeof(e))) {
+	got = io_pread_full(idx_fd, raw, (size_t)n * LAYOUT_ENTRY_BYTES,
+			    entry_at(0));
+	if (got != (ssize_t)((size_t)n * LAYOUT_ENTRY_BYTES)) {
 		ret = got < 0 ? (int)got : -EIO;
 		goto out;
 	}
+	for (k = 0; k < n; k++)
+		layout_entry_decode(raw + (size_t)k * LAYOUT_ENTRY_BYTES,
+				    &all[k]);
 	e = all[i];
-	if (!entry_intact(&e) || e.pos < base_byte) {
+	if (!layout_entry_intact(&e) || e.pos < hd.base_byte) {
 		ret = -EINVAL;
 		goto out;
 	}
 	/* The bytes first: an entry marked lost over bytes that are not
 	 * zeros would hand readers garbage without a check. */
-	ret = zero_range(log_fd, e.pos - base_byte, e.len);
+	ret = zero_range(log_fd, e.pos - hd.base_byte, e.len);
 	if (ret == 0)
 		ret = io_fdatasync(log_fd);
 	if (ret < 0)
 		goto out;
 	zcrc = crc_zeros(e.len);
-	if (!segment_entry_lost(&e) || e.crc != zcrc) {
+	if (!layout_entry_lost(&e) || e.crc != zcrc) {
 		e.flags |= SEG_F_LOST;
 		e.crc = zcrc;
-		entry_seal(&e);
+		layout_entry_seal(&e);
 		all[i] = e;
-		ret = io_pwrite_full(idx_fd, &e, sizeof(e),
-				     SEG_HEADER_BYTES + (uint64_t)i * sizeof(e));
+		ret = write_entries(idx_fd, &e, 1, entry_at(i));
 		if (ret < 0)
 			goto out;
 	}
 	/* Recounted from the entries, so a repair interrupted between the
 	 * entry and the header is made whole by running it again. */
+	hd.lost_msgs = hd.lost_bytes = 0;
 	for (k = 0; k < n; k++) {
-		if (entry_intact(&all[k]) && segment_entry_lost(&all[k])) {
-			msgs += all[k].count;
-			bytes += all[k].len;
+		if (layout_entry_intact(&all[k]) && layout_entry_lost(&all[k])) {
+			hd.lost_msgs += all[k].count;
+			hd.lost_bytes += all[k].len;
 		}
 	}
-	memcpy(hdr + SEG_HDR_LOST_MSGS, &msgs, 8);
-	memcpy(hdr + SEG_HDR_LOST_BYTES, &bytes, 8);
-	crc = crc32c(0, hdr, SEG_HEADER_BYTES - 4);
-	memcpy(hdr + SEG_HEADER_BYTES - 4, &crc, 4);
+	layout_idx_header_encode(hdr, &hd);
 	ret = io_pwrite_full(idx_fd, hdr, sizeof(hdr), 0);
 	if (ret == 0)
 		ret = io_fsync(idx_fd);
 out:
+	free(raw);
 	free(all);
 	if (idx_fd >= 0)
 		io_close(idx_fd);

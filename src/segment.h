@@ -4,8 +4,8 @@
  * A segment is named by the offset of its first message (%020llu).  The
  * .log holds the partition's bytes exactly; once sealed it may be replaced
  * by a compressed file (.lz4 / .gz) plus a .blk block table.  The .idx is
- * a 64-byte header (magic, version, base message offset, base byte) and
- * fixed-size 48-byte entries, each written after its bytes.  A large
+ * a header and fixed-size entries (their encoding is layout.h's), each
+ * entry written after its bytes.  A large
  * write is cut at message boundaries into chunks of at most
  * SEG_CHUNK_BYTES (one message may exceed it), each with its own entry and
  * CRC, so a lookup by message offset scans at most one chunk.  See
@@ -29,13 +29,9 @@
 
 #include "codec.h"
 #include "config.h"
+#include "layout.h"
 
-#define SEG_IDX_MAGIC "FLUXIDX1"
-#define SEG_IDX_VERSION 1
-#define SEG_HEADER_BYTES 64
 #define SEG_CHUNK_BYTES 4096
-/* The entry continues the same write() as the entry before it. */
-#define SEG_F_CONT 0x1u
 /* Read raw segments through a read-only mapping of the .log (lookups
  * scan a chunk and small reads copy without a syscall).  0: pread only.
  * Trade-off in doc/storage.md: a media error while copying from the
@@ -43,31 +39,6 @@
 #ifndef SEG_MAP_LOG
 #define SEG_MAP_LOG 1
 #endif
-/* The entry ends its write(): recovery never keeps half a write. */
-#define SEG_F_LAST 0x2u
-/* The entry's bytes were damaged and dropped by "fluxctl repair
- * --drop-damaged": they are zeros on disk (a hole inside the log), crc is
- * the CRC-32C of those zeros, and its messages count as lost.  Readers
- * get the zeros without a CRC check; offsets and positions stay. */
-#define SEG_F_LOST 0x4u
-/* Header bytes 32..47 (zero in segments that never lost anything, and
- * ignored by older daemons): messages and bytes of the SEG_F_LOST
- * entries, so a partition counts its losses without scanning entries. */
-#define SEG_HDR_LOST_MSGS 32
-#define SEG_HDR_LOST_BYTES 40
-
-/* On disk, host (little-endian) byte order, 48 bytes. */
-struct seg_entry {
-	uint64_t offset; /* first message offset */
-	uint64_t pos;	 /* partition-global byte position */
-	int64_t ts;	 /* append time, ms since the epoch */
-	uint32_t count;	 /* messages in the entry */
-	uint32_t len;	 /* bytes */
-	uint32_t crc;	 /* CRC-32C of the entry's bytes */
-	uint32_t flags;	 /* SEG_F_* */
-	uint32_t reserved;
-	uint32_t ecrc; /* CRC-32C of the 44 bytes above: a torn entry shows */
-};
 
 /* Per-entry verification state (lazy CRC check on first read). */
 enum { SEG_V_UNKNOWN = 0, SEG_V_GOOD = 1, SEG_V_BAD = 2 };
@@ -119,15 +90,19 @@ struct seg_report {
 	int cut; /* the segment was cut short: drop later ones */
 };
 
-static inline const struct seg_entry *segment_entries(const struct segment *s)
+/* Entry i of the mapped .idx, decoded (the mapping holds the
+ * little-endian encoding, see layout.h). */
+static inline struct seg_entry segment_entry(const struct segment *s,
+					     uint32_t i)
 {
-	return (const struct seg_entry *)(const void *)((const char *)s->map +
-							SEG_HEADER_BYTES);
+	struct seg_entry e;
+
+	layout_entry_decode((const char *)s->map + LAYOUT_IDX_HEADER_BYTES +
+				    (size_t)i * LAYOUT_ENTRY_BYTES,
+			    &e);
+	return e;
 }
 
-/* "%020llu" + suffix into buf (at least 32 bytes). */
-void segment_name(char *buf, size_t size, uint64_t base_offset,
-		  const char *suffix);
 /* Create empty NNN.log and NNN.idx in dirfd. */
 int segment_create(int dirfd, uint64_t base_offset, uint64_t base_byte,
 		   struct segment **out);
@@ -224,11 +199,6 @@ long segment_find_offset(const struct segment *s, uint32_t n, uint64_t off);
 long segment_find_byte(const struct segment *s, uint32_t n, uint64_t pos);
 long segment_find_time(const struct segment *s, uint32_t n, int64_t ts_ms);
 
-/* Is e a batch dropped as damaged (SEG_F_LOST)? */
-static inline int segment_entry_lost(const struct seg_entry *e)
-{
-	return (e->flags & SEG_F_LOST) != 0;
-}
 /* Offline only (no daemon may hold the segment open): turn entry i of
  * the raw segment base_offset in dirfd into a hole inside the log.  The
  * entry's bytes are zeroed (hole punched, else zeros written) and synced,
@@ -248,9 +218,4 @@ const void *segment_peek(const struct segment *s, uint64_t pos, size_t len);
  * this call) or -errno.  Compressed segments were checked before being
  * compressed and always report SEG_V_GOOD. */
 int segment_verify_entry(struct segment *s, uint32_t i, const void *data);
-/* Write NNN.blk (block table) atomically. */
-int segment_write_blocks(int dirfd, uint64_t base_offset, enum compression c,
-			 uint64_t raw_len, const struct codec_block *b,
-			 uint32_t n);
-
 #endif

@@ -10,6 +10,7 @@
 #include "testutil.h"
 #include "crc32c.h"
 #include "inspect.h"
+#include "segment.h"
 #include "partition.h"
 
 #define NMSG 400
@@ -179,7 +180,7 @@ START_TEST(test_finds_damage)
 	inspect_close(ip);
 	lfd = open(name, O_RDWR);
 	ck_assert_int_ge(lfd, 0);
-	ck_assert_int_eq(pwrite(lfd, "\xff", 1, SEG_HEADER_BYTES + 48 + 20), 1);
+	ck_assert_int_eq(pwrite(lfd, "\xff", 1, LAYOUT_IDX_HEADER_BYTES + 48 + 20), 1);
 	close(lfd);
 	ck_assert_int_eq(inspect_open(fd, "p", &ip), 0);
 	ck_assert_int_ge(count_problems(ip, NULL, NULL), 4);
@@ -294,7 +295,7 @@ START_TEST(test_drop_damaged)
 	ck_assert_uint_eq(ip->lost_bytes, e.len);
 	ck_assert_uint_eq(ip->segs[1].hdr_lost_msgs, e.count);
 	ck_assert_uint_eq(ip->segs[1].hdr_lost_bytes, e.len);
-	ck_assert(segment_entry_lost(&ip->segs[1].ents[3]));
+	ck_assert(layout_entry_lost(&ip->segs[1].ents[3]));
 	ck_assert_uint_eq(ip->segs[1].ents[3].pos, e.pos);
 	ck_assert_uint_eq(ip->segs[1].ents[3].offset, e.offset);
 	ck_assert_uint_eq(ip->segs[1].ents[3].count, e.count);

@@ -17,6 +17,7 @@
 #include "codec.h"
 #include "io.h"
 #include "model.h"
+#include "layout.h"
 #include "partition.h"
 
 /* ------------------------------------------------------------------ */
@@ -711,7 +712,7 @@ START_TEST(test_compression)
 	ck_assert_int_eq(ret, 0);
 	ck_assert_uint_eq(done, m.nseg - 1);
 	ck_assert_int_eq(count_files(dir, ".log"), 1);
-	ck_assert_int_eq(count_files(dir, codec_suffix(c)), (int)m.nseg - 1);
+	ck_assert_int_eq(count_files(dir, layout_data_suffix(c)), (int)m.nseg - 1);
 	ck_assert_int_eq(count_files(dir, ".blk"), (int)m.nseg - 1);
 	partition_get_info(p, &info);
 	/* random letters: zlib's entropy coding shrinks them, lz4 need not */
@@ -732,7 +733,7 @@ START_TEST(test_compression)
 	}
 	/* the compressed file is a standard stream */
 	snprintf(f, sizeof(f), "%s/00000000000000000000%s", dir,
-		 codec_suffix(c));
+		 layout_data_suffix(c));
 	snprintf(cmd, sizeof(cmd),
 		 "%s < '%s' 2>/dev/null | cmp -s - '%s/seg0.raw'",
 		 c == COMPRESSION_LZ4 ? "lz4cat" : "zcat", f, path);

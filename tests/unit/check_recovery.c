@@ -424,8 +424,8 @@ END_TEST
 static void damage_entry_pos(const char *path, uint64_t base, uint32_t k)
 {
 	char f[4300];
-	off_t at = SEG_HEADER_BYTES + (off_t)k * (off_t)sizeof(struct seg_entry) +
-		   (off_t)offsetof(struct seg_entry, pos) + 5;
+	off_t at = LAYOUT_IDX_HEADER_BYTES + (off_t)k * LAYOUT_ENTRY_BYTES +
+		   LAYOUT_ENT_POS + 5;
 	unsigned char b;
 	int fd;
 
@@ -490,6 +490,7 @@ START_TEST(test_torn_entry_at_recovery_point)
 	struct partition_recovery rec;
 	struct partition_info info;
 	struct partition *p;
+	unsigned char raw[LAYOUT_ENTRY_BYTES];
 	struct seg_entry e;
 	uint64_t rp_end, k;
 	struct built b;
@@ -502,7 +503,8 @@ START_TEST(test_torn_entry_at_recovery_point)
 	snprintf(saved, sizeof(saved), "%s/state.saved", b.path);
 	ck_assert_int_eq(link(st, saved), 0);
 	path_of(f, sizeof(f), b.path, b.first[b.nseg - 1], ".idx");
-	k = (uint64_t)(file_size(f) - SEG_HEADER_BYTES) / sizeof(e);
+	k = (uint64_t)(file_size(f) - LAYOUT_IDX_HEADER_BYTES) /
+	    LAYOUT_ENTRY_BYTES;
 	/* Three more writes reach the disk, partition.state does not. */
 	ck_assert_int_eq(partition_open(b.dfd, "p", &b.cfg, 5000, &p, NULL), 0);
 	ck_assert_int_eq(try_append(p, &b.m, 71, 3, 20, 100, 6000), 0);
@@ -510,14 +512,16 @@ START_TEST(test_torn_entry_at_recovery_point)
 	ck_assert_int_eq(try_append(p, &b.m, 73, 3, 20, 100, 6002), 0);
 	ck_assert_int_eq(partition_close(p), 0);
 	ck_assert_int_eq(rename(saved, st), 0);
-	at = SEG_HEADER_BYTES + (off_t)(k * sizeof(e));
+	at = LAYOUT_IDX_HEADER_BYTES + (off_t)(k * LAYOUT_ENTRY_BYTES);
 	fd = open(f, O_RDWR);
 	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(pread(fd, &e, sizeof(e), at), (ssize_t)sizeof(e));
+	ck_assert_int_eq(pread(fd, raw, sizeof(raw), at), (ssize_t)sizeof(raw));
+	layout_entry_decode(raw, &e);
 	e.pos = 0;
 	e.len = 0;
 	e.flags |= SEG_F_LAST;
-	ck_assert_int_eq(pwrite(fd, &e, sizeof(e), at), (ssize_t)sizeof(e));
+	layout_entry_encode(raw, &e);
+	ck_assert_int_eq(pwrite(fd, raw, sizeof(raw), at), (ssize_t)sizeof(raw));
 	close(fd);
 	model_drop(&b.m, 3);
 	ck_assert_uint_eq(b.m.end, rp_end);

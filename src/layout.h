@@ -1,0 +1,304 @@
+/*
+ * layout.h - what every byte on disk means: the names of the files and
+ * directories in a data directory, the magics and versions, and the
+ * encoding of the .idx header and entries, the .blk block table,
+ * partition.state and fluxfs.meta.  The daemon (segment, partition,
+ * registry) and fluxctl (inspect, ctl_*) both read and write the format
+ * through this module only; doc/storage.md describes it for people.
+ *
+ * Byte order: every multi-byte integer on disk is little-endian, written
+ * and read by the le*_put/le*_get helpers below, never by copying a host
+ * struct.  In memory, struct seg_entry and the structs here are host
+ * order; the encode/decode functions convert.
+ *
+ * Layering: this is the bottom of the engine.  It may use io.h, crc32c.h,
+ * codec.h (enum compression, struct codec_block) and diag.h, and nothing
+ * above them: no FUSE, no registry or partition state.  Functions return 0
+ * or -errno; decoders return -EINVAL for bytes that do not hold what they
+ * should (bad magic, checksum or size) and -EPROTONOSUPPORT for a version
+ * this code does not read.
+ */
+#ifndef FLUXFS_LAYOUT_H
+#define FLUXFS_LAYOUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "codec.h"
+
+/* ---- byte order ------------------------------------------------------- */
+
+static inline void le32_put(void *p, uint32_t v)
+{
+	unsigned char *b = p;
+
+	b[0] = (unsigned char)v;
+	b[1] = (unsigned char)(v >> 8);
+	b[2] = (unsigned char)(v >> 16);
+	b[3] = (unsigned char)(v >> 24);
+}
+
+static inline void le64_put(void *p, uint64_t v)
+{
+	le32_put(p, (uint32_t)v);
+	le32_put((unsigned char *)p + 4, (uint32_t)(v >> 32));
+}
+
+static inline uint32_t le32_get(const void *p)
+{
+	const unsigned char *b = p;
+
+	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
+	       (uint32_t)b[3] << 24;
+}
+
+static inline uint64_t le64_get(const void *p)
+{
+	return (uint64_t)le32_get(p) |
+	       (uint64_t)le32_get((const unsigned char *)p + 4) << 32;
+}
+
+/* ---- names ------------------------------------------------------------ */
+
+/* In the data directory. */
+#define LAYOUT_META_FILE "fluxfs.meta"	/* "format=N" */
+#define LAYOUT_LOCK_FILE ".fluxfs.lock" /* flock'd by the serving daemon */
+#define LAYOUT_TRASH_DIR ".trash"	/* partitions removed while open */
+/* Batches dropped by "fluxctl repair --drop-damaged", under
+ * .quarantine/TOPIC/PARTITION/: a dot-name, since a plain directory at
+ * the root would be a topic. */
+#define LAYOUT_BATCH_QUARANTINE ".quarantine"
+/* In a topic directory. */
+#define LAYOUT_TOPIC_CONF "topic.conf"
+#define LAYOUT_TOPIC_META "topic.meta"
+/* In a partition directory. */
+#define LAYOUT_PART_CONF "partition.conf"
+#define LAYOUT_PART_META "partition.meta"
+#define LAYOUT_STATE_FILE "partition.state"
+/* Whole segments "fluxctl repair" moved out of the log. */
+#define LAYOUT_SEG_QUARANTINE "quarantine"
+/* Written then renamed: a leftover one is deleted on open. */
+#define LAYOUT_TMP_SUFFIX ".tmp"
+
+/* Segment files: the base offset in 20 digits, then a suffix. */
+#define LAYOUT_NAME_DIGITS 20
+#define LAYOUT_LOG_SUFFIX ".log"
+#define LAYOUT_IDX_SUFFIX ".idx"
+#define LAYOUT_BLK_SUFFIX ".blk"
+#define LAYOUT_LZ4_SUFFIX ".lz4"
+#define LAYOUT_GZ_SUFFIX ".gz"
+/* Room for any segment file name, with a ".tmp" or two. */
+#define LAYOUT_NAME_MAX 48
+
+enum layout_file {
+	LAYOUT_FILE_LOG,
+	LAYOUT_FILE_IDX,
+	LAYOUT_FILE_BLK,
+	LAYOUT_FILE_LZ4,
+	LAYOUT_FILE_GZ,
+	LAYOUT_FILE_TMP, /* any name ending in .tmp */
+};
+
+/* "%020llu" + suffix into buf (LAYOUT_NAME_MAX bytes is enough). */
+void layout_seg_name(char *buf, size_t size, uint64_t base_offset,
+		     const char *suffix);
+/* Suffix of a segment's data file: ".log", ".lz4" or ".gz". */
+const char *layout_data_suffix(enum compression c);
+/* The codec a data file suffix names, or -1 for .idx/.blk/.tmp. */
+int layout_file_codec(enum layout_file kind);
+/* Parse a name in a partition directory: a segment file (exactly 20
+ * digits that fit in 64 bits, then one of the suffixes above; *base set)
+ * or a .tmp leftover.  0, or -EINVAL for any other name. */
+int layout_parse_name(const char *name, uint64_t *base, enum layout_file *kind);
+/* Called by layout_scan() for each segment file and .tmp leftover (base
+ * is 0 for those); a non-zero return stops the scan and is returned. */
+typedef int (*layout_scan_fn)(void *arg, const char *name, uint64_t base,
+			      enum layout_file kind);
+/* Name of a dropped batch's copy under .quarantine/TOPIC/PARTITION/:
+ * segment base offset, partition-global byte position, length. */
+void layout_batch_name(char *buf, size_t size, uint64_t base_offset,
+		       uint64_t pos, uint32_t len);
+/* Walk the partition directory dfd; other names are skipped.  0, fn's
+ * non-zero return, or -errno when the listing fails (never taken for
+ * its end, so half a directory does not pass for all of it). */
+int layout_scan(int dfd, layout_scan_fn fn, void *arg);
+
+/* ---- .idx: header and entries ------------------------------------------ */
+
+#define LAYOUT_IDX_MAGIC "FLUXIDX1"
+/* 1: host byte order (little-endian hosts only); 2: little-endian on
+ * every host.  The bytes are the same on a little-endian host, so both
+ * are read alike. */
+#define LAYOUT_IDX_VERSION 2
+#define LAYOUT_IDX_VERSION_MIN 1
+#define LAYOUT_IDX_HEADER_BYTES 64
+#define LAYOUT_ENTRY_BYTES 48
+/* The entry's bytes the entry checksum covers. */
+#define LAYOUT_ENTRY_CRC_BYTES 44
+
+/* The entry continues the same write() as the entry before it. */
+#define SEG_F_CONT 0x1u
+/* The entry ends its write(): recovery never keeps half a write. */
+#define SEG_F_LAST 0x2u
+/* The entry's bytes were damaged and dropped by "fluxctl repair
+ * --drop-damaged": they are zeros on disk (a hole inside the log), crc is
+ * the CRC-32C of those zeros, and its messages count as lost.  Readers
+ * get the zeros without a CRC check; offsets and positions stay. */
+#define SEG_F_LOST 0x4u
+
+/* The .idx header, decoded. */
+struct layout_idx_header {
+	uint32_t version;     /* as read; encode always writes the current */
+	uint64_t base_offset; /* first message offset of the segment */
+	uint64_t base_byte;   /* partition-global byte of its first byte */
+	/* messages and bytes of the SEG_F_LOST entries (zero in segments
+	 * that never lost anything) */
+	uint64_t lost_msgs, lost_bytes;
+};
+
+/* One .idx entry, decoded (host order).  On disk: these fields in this
+ * order, little-endian, 48 bytes. */
+struct seg_entry {
+	uint64_t offset; /* first message offset */
+	uint64_t pos;	 /* partition-global byte position */
+	int64_t ts;	 /* append time, ms since the epoch */
+	uint32_t count;	 /* messages in the entry */
+	uint32_t len;	 /* bytes */
+	uint32_t crc;	 /* CRC-32C of the entry's bytes */
+	uint32_t flags;	 /* SEG_F_* */
+	uint32_t reserved;
+	uint32_t ecrc; /* CRC-32C of the 44 bytes above: a torn entry shows */
+};
+
+/* Write the header into buf (LAYOUT_IDX_HEADER_BYTES), current version,
+ * with its checksum. */
+void layout_idx_header_encode(void *buf, const struct layout_idx_header *h);
+/* Read and check a header: magic, version, entry size, checksum. */
+int layout_idx_header_decode(const void *buf, struct layout_idx_header *h);
+
+/* Set reserved to 0 and ecrc to the checksum of the encoded entry. */
+void layout_entry_seal(struct seg_entry *e);
+/* Field positions of an entry; the codec below is inline because
+ * lookups decode entries straight from the mapped .idx. */
+#define LAYOUT_ENT_OFFSET 0
+#define LAYOUT_ENT_POS 8
+#define LAYOUT_ENT_TS 16
+#define LAYOUT_ENT_COUNT 24
+#define LAYOUT_ENT_LEN 28
+#define LAYOUT_ENT_CRC 32
+#define LAYOUT_ENT_FLAGS 36
+#define LAYOUT_ENT_RESERVED 40
+#define LAYOUT_ENT_ECRC 44
+
+/* Encode e (as it is, ecrc included) into buf (LAYOUT_ENTRY_BYTES). */
+static inline void layout_entry_encode(void *buf, const struct seg_entry *e)
+{
+	unsigned char *b = buf;
+
+	le64_put(b + LAYOUT_ENT_OFFSET, e->offset);
+	le64_put(b + LAYOUT_ENT_POS, e->pos);
+	le64_put(b + LAYOUT_ENT_TS, (uint64_t)e->ts);
+	le32_put(b + LAYOUT_ENT_COUNT, e->count);
+	le32_put(b + LAYOUT_ENT_LEN, e->len);
+	le32_put(b + LAYOUT_ENT_CRC, e->crc);
+	le32_put(b + LAYOUT_ENT_FLAGS, e->flags);
+	le32_put(b + LAYOUT_ENT_RESERVED, e->reserved);
+	le32_put(b + LAYOUT_ENT_ECRC, e->ecrc);
+}
+
+/* Decode buf into e; nothing is checked (see layout_entry_intact). */
+static inline void layout_entry_decode(const void *buf, struct seg_entry *e)
+{
+	const unsigned char *b = buf;
+
+	e->offset = le64_get(b + LAYOUT_ENT_OFFSET);
+	e->pos = le64_get(b + LAYOUT_ENT_POS);
+	e->ts = (int64_t)le64_get(b + LAYOUT_ENT_TS);
+	e->count = le32_get(b + LAYOUT_ENT_COUNT);
+	e->len = le32_get(b + LAYOUT_ENT_LEN);
+	e->crc = le32_get(b + LAYOUT_ENT_CRC);
+	e->flags = le32_get(b + LAYOUT_ENT_FLAGS);
+	e->reserved = le32_get(b + LAYOUT_ENT_RESERVED);
+	e->ecrc = le32_get(b + LAYOUT_ENT_ECRC);
+}
+
+/* Is e whole: ecrc matches its encoding, len and count are not zero? */
+int layout_entry_intact(const struct seg_entry *e);
+/* Is e a batch dropped as damaged (SEG_F_LOST)? */
+static inline int layout_entry_lost(const struct seg_entry *e)
+{
+	return (e->flags & SEG_F_LOST) != 0;
+}
+
+/* Read NNN.idx from dfd whole: *size gets its length (0 if missing).
+ * 0 with the header and the *n whole entries decoded into *ents
+ * (malloc'd, NULL when none; a torn last entry is left out); -EINVAL if
+ * the header is damaged or names another base offset; or -errno. */
+int layout_idx_load(int dfd, uint64_t base_offset, struct layout_idx_header *h,
+		    struct seg_entry **ents, uint32_t *n, uint64_t *size);
+
+/* ---- .blk: the block table of a compressed segment ---------------------- */
+
+#define LAYOUT_BLK_MAGIC "FLUXBLK1"
+/* Bytes of a table of n blocks. */
+size_t layout_blk_size(uint32_t n);
+/* Encode into buf (layout_blk_size(n) bytes): magic, codec, count, raw
+ * length, 24-byte entries, CRC-32C of all before it. */
+void layout_blk_encode(void *buf, enum compression c, uint64_t raw_len,
+		       const struct codec_block *b, uint32_t n);
+/* Decode and check len bytes for codec c; *out is malloc'd (at least one
+ * element even when *n is 0). */
+int layout_blk_decode(const void *buf, size_t len, enum compression c,
+		      uint64_t *raw_len, struct codec_block **out, uint32_t *n);
+/* Read NNN.blk from dfd and decode it: 0, -EIO if damaged, or -errno. */
+int layout_blk_load(int dfd, uint64_t base_offset, enum compression c,
+		    uint64_t *raw_len, struct codec_block **out, uint32_t *n);
+/* Write NNN.blk atomically (tmp, fsync, rename, fsync dir). */
+int layout_blk_store(int dfd, uint64_t base_offset, enum compression c,
+		     uint64_t raw_len, const struct codec_block *b, uint32_t n);
+
+/* ---- partition.state ---------------------------------------------------- */
+
+#define LAYOUT_STATE_MAGIC "fluxfs-partition-state"
+#define LAYOUT_STATE_VERSION 1
+/* Text, so byte order does not arise. */
+struct layout_state {
+	uint64_t start_offset;	  /* first retained message */
+	uint64_t start_byte;	  /* first retained byte */
+	uint64_t first_base_byte; /* base byte of the first segment */
+	uint64_t recovery_point;  /* every byte below is flushed */
+};
+
+/* Text of st into buf; its length (size 256 is always enough). */
+int layout_state_encode(char *buf, size_t size, const struct layout_state *st);
+int layout_state_decode(const char *buf, size_t len, struct layout_state *st);
+/* Read partition.state from dfd: 0, -ENOENT, -EINVAL if damaged. */
+int layout_state_load(int dfd, struct layout_state *st);
+/* Write it atomically (tmp, fsync, rename, fsync dir). */
+int layout_state_store(int dfd, const struct layout_state *st);
+
+/* ---- the data directory ------------------------------------------------- */
+
+/* fluxfs.meta's format: 1 wrote host byte order (and was only supported
+ * on little-endian hosts), 2 writes little-endian explicitly.  A format 1
+ * directory is read as it is and its fluxfs.meta rewritten to 2 on its
+ * first mount, so that an older daemon no longer takes it. */
+#define LAYOUT_FORMAT 2
+/* Check fluxfs.meta in rootfd (path for messages) and return its format
+ * (>= 1) in *format.  An empty directory gets a fresh fluxfs.meta.
+ * -ENOTEMPTY: not a fluxfs data directory; -EPROTONOSUPPORT: a newer
+ * format; -EINVAL: a damaged fluxfs.meta; -errno if it cannot be read or
+ * listed (a listing cut short is not an empty directory).  Every refusal
+ * is logged and leaves the directory untouched. */
+int layout_datadir_check(int rootfd, const char *path, int *format);
+/* Rewrite fluxfs.meta of an older format as LAYOUT_FORMAT (one log
+ * line); call it holding the lock. */
+int layout_datadir_upgrade(int rootfd, const char *path, int format);
+/* Open and flock the lock file; the descriptor, or -EBUSY if another
+ * process serves the directory (logged with its pid), or -errno. */
+int layout_datadir_lock(int rootfd, const char *path);
+/* Record the serving pid in the lock file. */
+void layout_datadir_note_pid(int lockfd);
+
+#endif
