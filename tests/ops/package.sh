@@ -26,6 +26,12 @@ if grep -q '^SAN_CFLAGS = .*-fsanitize' "$top_builddir/Makefile" 2>/dev/null; th
 	exit 77
 fi
 [ "$(id -u)" -eq 0 ] || { echo "SKIP: installing a package needs root"; exit 77; }
+# One at a time on a machine: this test installs and removes the package,
+# and tests/mount/ctl_mount.sh puts its own /sbin/mount.fluxfs in place for
+# a while; both hold this lock (released when the shell exits, after the
+# purge), so two suites run at once wait for each other.
+exec {HELPER_LOCK}>/run/lock/fluxfs-mount-helper.lock
+flock -w 500 "$HELPER_LOCK" || fail "waited 500 s for the mount helper lock"
 if dpkg-query -W -f='${Status}' fluxfs 2>/dev/null | grep -q 'ok installed'; then
 	fail "a fluxfs package is installed already; this test would remove it"
 fi
@@ -173,11 +179,6 @@ assert_eq "fresh root appends" "$(cat "$ROOT"/var/lib/fluxfs/t/0/*.log)" \
 umount "$ROOT/proc" || fail "umount the throwaway root's /proc"
 
 # --- install on this machine, mount -t fluxfs, append ----------------------
-# tests/mount/ctl_mount.sh puts its own /sbin/mount.fluxfs in place for a
-# while: one at a time (the lock is released when this shell exits, after
-# the purge).
-exec {HELPER_LOCK}>/run/lock/fluxfs-mount-helper.lock
-flock -w 300 "$HELPER_LOCK" || fail "waited 300 s for the mount helper lock"
 log "apt-get install ./$(basename "$DEB")"
 installed=1
 DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
