@@ -27,9 +27,10 @@
 #include <unistd.h>
 
 #include "diag.h"
-#include "follow.h"
+#include "fs_follow.h"
 #include "framer.h"
 #include "fs.h"
+#include "fs_int.h"
 #include "notify.h"
 #include "xattr.h"
 
@@ -54,7 +55,7 @@ struct handle {
 	struct node *n;
 	int append;	      /* O_APPEND: ignore the kernel's offset */
 	int cached;	      /* partition handle through the page cache */
-	int holding;	      /* counted in n->held_handles (lock) */
+	int holding;	      /* counted in n->fs->held_handles (lock) */
 	uint64_t held_pos;    /* write-through: where the kernel put the
 			       * held bytes (protected by lock) */
 	/* Byte ranges this handle appended that no fsync has settled yet:
@@ -93,7 +94,7 @@ static void count_request(void)
 	atomic_fetch_add_explicit(&fs.requests, 1, memory_order_relaxed);
 }
 
-static struct handle *H(struct fuse_file_info *fi)
+static struct handle *handle_of(struct fuse_file_info *fi)
 {
 	return (struct handle *)(uintptr_t)fi->fh;
 }
@@ -186,14 +187,6 @@ static pthread_mutex_t tail_locks[TAIL_LOCKS];
 #define DROP_NONE UINT64_MAX
 #define DROP_TAIL (UINT64_MAX - 1)
 
-/* Set by the append hook: the request being handled on this thread must
- * be answered from the notifier, after the drop it queued. */
-static __thread int reply_after_drop;
-
-/* Set around a write-through handle's append, for the hook: the kernel
- * copied the bytes into its pages itself. */
-static __thread int appending_wt;
-
 struct tail_job {
 	struct node *n; /* pinned; NULL for a reply */
 	uint64_t ino;
@@ -209,12 +202,12 @@ static pthread_mutex_t *tail_lock(uint64_t ino)
 	return &tail_locks[ino % TAIL_LOCKS];
 }
 
-/* The shown held bytes if the log ends at end (n->held_lock held). */
+/* The shown held bytes if the log ends at end (n->fs->held_lock held). */
 static size_t held_at(struct node *n, uint64_t end)
 {
-	return n->held_owner && atomic_load(&n->held_handles) == 1 &&
-			       n->held_pos == end
-		       ? n->held_len
+	return n->fs->held_owner && atomic_load(&n->fs->held_handles) == 1 &&
+			       n->fs->held_pos == end
+		       ? n->fs->held_len
 		       : 0;
 }
 
@@ -223,19 +216,19 @@ static void mark_tail_read(struct node *n, uint64_t off, size_t size)
 	/* shown_end never passes the log's end, which only grows: a read
 	 * ending below it ends below the end.  (No partition lock here:
 	 * reply_data takes the end itself.) */
-	if (off + size < atomic_load(&n->shown_end))
+	if (off + size < atomic_load(&n->fs->shown_end))
 		return;
-	atomic_store(&n->tail_cached, 1);
+	atomic_store(&n->fs->tail_cached, 1);
 	atomic_thread_fence(memory_order_seq_cst);
 }
 
 static void show_end(struct node *n, uint64_t end)
 {
-	uint64_t shown = atomic_load(&n->shown_end);
+	uint64_t shown = atomic_load(&n->fs->shown_end);
 
 	/* Hooks of concurrent appends may run out of order. */
 	while (shown < end &&
-	       !atomic_compare_exchange_weak(&n->shown_end, &shown, end))
+	       !atomic_compare_exchange_weak(&n->fs->shown_end, &shown, end))
 		;
 }
 
@@ -247,7 +240,7 @@ static void inval_attr(struct node *n, uint64_t ino)
 	/* Pairs with node_attr: it marks, then reads shown_end. */
 	atomic_thread_fence(memory_order_seq_cst);
 	/* Attribute-only invalidation is safe inside a handler. */
-	if (fs.se && atomic_exchange(&n->attr_cached, 0)) {
+	if (fs.se && atomic_exchange(&n->fs->attr_cached, 0)) {
 		ret = fuse_lowlevel_notify_inval_inode(fs.se, ino, -1, 0);
 		if (ret < 0 && ret != -ENOENT && ret != -ENODEV)
 			diag_warn("cannot invalidate attributes of '%s': %s",
@@ -277,7 +270,7 @@ static void tail_job_run(void *arg)
 		ret = fuse_lowlevel_notify_inval_inode(
 			fs.se, j->ino,
 			(off_t)(j->from == DROP_TAIL
-					? PAGE_OF(atomic_load(&n->shown_end))
+					? PAGE_OF(atomic_load(&n->fs->shown_end))
 					: j->from),
 			0);
 		if (ret < 0 && ret != -ENOENT && ret != -ENODEV)
@@ -286,7 +279,7 @@ static void tail_job_run(void *arg)
 	}
 	pthread_mutex_lock(lock);
 	show_end(n, j->end);
-	n->tail_drops--;
+	n->fs->tail_drops--;
 	pthread_mutex_unlock(lock);
 	inval_attr(n, j->ino);
 	registry_unpin(fs.reg, n);
@@ -304,13 +297,13 @@ static int queue_tail_job(struct tail_job *j)
 	return ret;
 }
 
-/* Answer req after the drops this thread queued, or now. */
-static void reply_write_or_err(fuse_req_t req, size_t count, int err)
+/* Answer a WRITE of count bytes, or err (>= 0): from the notifier after
+ * the drops its appends queued if late, else now. */
+static void reply_write_or_err(fuse_req_t req, size_t count, int err, int late)
 {
 	struct tail_job *j;
 
-	if (reply_after_drop) {
-		reply_after_drop = 0;
+	if (late) {
 		j = calloc(1, sizeof(*j));
 		if (j) {
 			j->req = req;
@@ -331,17 +324,17 @@ static void reply_write_or_err(fuse_req_t req, size_t count, int err)
 /* Show n's new end now, or, if a drop is asked for (from) or still
  * queued, from the notifier after it.  DROP_TAIL drops only if a tail
  * read was marked.  Returns whether it was queued: the request being
- * handled is then answered from the notifier too. */
-static int tail_append(struct node *n, uint64_t ino, uint64_t end,
+ * handled must then be answered from the notifier too. */
+static int publish_end(struct node *n, uint64_t ino, uint64_t end,
 		       uint64_t from)
 {
 	pthread_mutex_t *lock = tail_lock(ino);
 	struct tail_job *j;
 
 	pthread_mutex_lock(lock);
-	if (from == DROP_TAIL && !atomic_exchange(&n->tail_cached, 0))
+	if (from == DROP_TAIL && !atomic_exchange(&n->fs->tail_cached, 0))
 		from = DROP_NONE;
-	if (from == DROP_NONE && !n->tail_drops) {
+	if (from == DROP_NONE && !n->fs->tail_drops) {
 		show_end(n, end);
 		pthread_mutex_unlock(lock);
 		return 0;
@@ -352,13 +345,12 @@ static int tail_append(struct node *n, uint64_t ino, uint64_t end,
 		j->ino = ino;
 		j->end = end;
 		j->from = from;
-		n->tail_drops++;
+		n->fs->tail_drops++;
 		if (queue_tail_job(j) == 0) {
 			pthread_mutex_unlock(lock);
-			reply_after_drop = 1;
 			return 1;
 		}
-		n->tail_drops--;
+		n->fs->tail_drops--;
 		registry_unpin(fs.reg, n);
 	} else {
 		free(j);
@@ -372,7 +364,7 @@ static int tail_append(struct node *n, uint64_t ino, uint64_t end,
 	if (from != DROP_NONE && fs.nt)
 		notifier_queue(fs.nt, ino,
 			       from == DROP_TAIL
-				       ? PAGE_OF(atomic_load(&n->shown_end))
+				       ? PAGE_OF(atomic_load(&n->fs->shown_end))
 				       : from);
 	show_end(n, end);
 	pthread_mutex_unlock(lock);
@@ -381,49 +373,53 @@ static int tail_append(struct node *n, uint64_t ino, uint64_t end,
 
 /* A direct_io writer grew what the kernel's size covers: the drop its
  * reply must wait for (see "Page-cache coherence"). */
-static uint64_t dio_drop(struct node *n, uint64_t ino)
+static uint64_t direct_write_drop(struct node *n, uint64_t ino)
 {
 	/* Only an O_RDWR writer can be open beside page-cache readers, and
 	 * no page-cache reader opens while it is: a zero read here stays
 	 * zero. */
-	if (atomic_load(&n->pc_readers) > 0)
+	if (atomic_load(&n->fs->pc_readers) > 0)
 		return DROP_TAIL;
 	/* Nobody reads through the page cache until the drop is sent.  A
 	 * write-through writer's held bytes may sit in the kernel's pages
 	 * where this append lands. */
-	if ((atomic_exchange(&n->tail_cached, 0) ||
-	     atomic_load(&n->wt_writers) > 0) &&
+	if ((atomic_exchange(&n->fs->tail_cached, 0) ||
+	     atomic_load(&n->fs->wt_writers) > 0) &&
 	    fs.nt)
-		notifier_queue(fs.nt, ino, PAGE_OF(atomic_load(&n->shown_end)));
+		notifier_queue(fs.nt, ino, PAGE_OF(atomic_load(&n->fs->shown_end)));
 	return DROP_NONE;
 }
 
-/* Called by the partition after every append, from the appending thread,
- * with no partition lock held: the one place appends wake anything.
- * Issue 5 hangs follower and poll wakeups here too. */
-static void fs_append_hook(void *arg, uint64_t end)
+/* After every append (by through_cache: a write-through handle, whose
+ * bytes the kernel copied into its pages itself), from the appending
+ * thread once partition_appendv has returned: the one place appends wake
+ * anything (the kernel's caches, parked followers, poll handles).
+ * Returns whether the request being handled must be answered from the
+ * notifier, after the drop queued here. */
+static int appended(struct node *n, uint64_t end, int through_cache)
 {
-	struct node *n = arg;
 	uint64_t ino = registry_ino(fs.reg, n);
 	int cached;
 
 	/* Pairs with a reader's open and mark_tail_read: the new end is
 	 * published before page_cached is read. */
 	atomic_thread_fence(memory_order_seq_cst);
-	cached = atomic_load(&n->page_cached);
+	cached = atomic_load(&n->fs->page_cached);
 	if (cached &&
-	    tail_append(n, ino, end,
-			appending_wt ? DROP_NONE : dio_drop(n, ino))) {
+	    publish_end(n, ino, end,
+			through_cache ? DROP_NONE
+				      : direct_write_drop(n, ino))) {
 		/* The notifier shows the end. */
 		if (fs.fw)
 			follow_wake(fs.fw, n, end);
-		return;
+		return 1;
 	}
 	if (!cached)
 		show_end(n, end);
 	inval_attr(n, ino);
 	if (fs.fw)
 		follow_wake(fs.fw, n, end);
+	return 0;
 }
 
 static int send_delete(void *arg, uint64_t parent, uint64_t child,
@@ -474,7 +470,7 @@ static void head_drop_run(void *arg)
 				  "'%s': %s",
 				  d->n->name, strerror(-ret));
 	}
-	atomic_fetch_sub(&d->n->head_drops, 1);
+	atomic_fetch_sub(&d->n->fs->head_drops, 1);
 	registry_unpin(fs.reg, d->n);
 	free(d);
 }
@@ -484,7 +480,7 @@ static void drop_head(struct registry *reg, struct node *n, uint64_t to)
 {
 	struct head_drop *d;
 
-	if (!fs.nt || to == 0 || !atomic_load(&n->page_cached))
+	if (!fs.nt || to == 0 || !atomic_load(&n->fs->page_cached))
 		return;
 	d = malloc(sizeof(*d));
 	if (!d) {
@@ -501,9 +497,9 @@ static void drop_head(struct registry *reg, struct node *n, uint64_t to)
 	d->len = to;
 	/* Until it is sent, a reader that opens drops its cache instead
 	 * (open_partition), as for any queued drop. */
-	atomic_fetch_add(&n->head_drops, 1);
+	atomic_fetch_add(&n->fs->head_drops, 1);
 	if (notifier_queue_call(fs.nt, head_drop_run, d) < 0) {
-		atomic_fetch_sub(&n->head_drops, 1);
+		atomic_fetch_sub(&n->fs->head_drops, 1);
 		registry_unpin(reg, n);
 		free(d);
 		diag_warn("no memory to drop the removed head's pages of '%s'",
@@ -541,8 +537,42 @@ static void fs_invalidate_hook(struct registry *reg, struct node *n,
 	drop_head(reg, n, head_pages_end(n));
 }
 
+/* A node was made: its FUSE-side state. */
+static int fs_node_init(struct registry *reg, struct node *n)
+{
+	(void)reg;
+	n->fs = calloc(1, sizeof(*n->fs));
+	if (!n->fs)
+		return -ENOMEM;
+	pthread_mutex_init(&n->fs->held_lock, NULL);
+	return 0;
+}
+
+/* A partition's log is open: the kernel sees its end from here. */
+static void fs_node_attach(struct registry *reg, struct node *n)
+{
+	struct partition_info info;
+
+	(void)reg;
+	partition_get_info(n->part, &info);
+	atomic_store(&n->fs->shown_end, info.end_byte);
+}
+
+static void fs_node_release(struct registry *reg, struct node *n)
+{
+	(void)reg;
+	if (!n->fs)
+		return;
+	pthread_mutex_destroy(&n->fs->held_lock);
+	free(n->fs->held);
+	free(n->fs);
+	n->fs = NULL;
+}
+
 static const struct registry_hooks hooks = {
-	.append = fs_append_hook,
+	.node_init = fs_node_init,
+	.attach = fs_node_attach,
+	.node_release = fs_node_release,
 	.invalidate = fs_invalidate_hook,
 	.detach = fs_detach_hook,
 };
@@ -576,12 +606,12 @@ static int node_attr(struct node *n, struct stat *st)
 	size_t held = 0;
 	int ret, locked;
 
-	atomic_store(&n->attr_cached, 1);
+	atomic_store(&n->fs->attr_cached, 1);
 	atomic_thread_fence(memory_order_seq_cst);
-	locked = n->kind == NODE_PARTITION && atomic_load(&n->held_handles) > 0;
+	locked = n->kind == NODE_PARTITION && atomic_load(&n->fs->held_handles) > 0;
 	if (locked)
-		pthread_mutex_lock(&n->held_lock);
-	shown = atomic_load(&n->shown_end);
+		pthread_mutex_lock(&n->fs->held_lock);
+	shown = atomic_load(&n->fs->shown_end);
 	ret = registry_stat(fs.reg, n, st);
 	if (ret == 0 && n->kind == NODE_PARTITION) {
 		/* Not past a last page that may still be cached stale. */
@@ -592,7 +622,7 @@ static int node_attr(struct node *n, struct stat *st)
 		st->st_size += (off_t)held;
 	}
 	if (locked)
-		pthread_mutex_unlock(&n->held_lock);
+		pthread_mutex_unlock(&n->fs->held_lock);
 	return ret;
 }
 
@@ -1082,27 +1112,27 @@ static int open_partition(struct node *n, struct fuse_file_info *fi)
 	if (h->kind == H_WRITER) {
 		/* direct_io: no page-cache copy, and the kernel refuses
 		 * shared writable mmap on direct_io files. */
-		h->cached = acc == O_WRONLY && atomic_load(&n->pc_readers) > 0;
+		h->cached = acc == O_WRONLY && atomic_load(&n->fs->pc_readers) > 0;
 		if (h->cached)
-			atomic_fetch_add(&n->wt_writers, 1);
+			atomic_fetch_add(&n->fs->wt_writers, 1);
 		else
-			n->dio_writers++;
+			n->fs->dio_writers++;
 		h->append = !!(fi->flags & O_APPEND);
 	} else {
-		h->cached = n->dio_writers == 0;
+		h->cached = n->fs->dio_writers == 0;
 		if (h->cached)
-			atomic_fetch_add(&n->pc_readers, 1);
+			atomic_fetch_add(&n->fs->pc_readers, 1);
 	}
 	pthread_mutex_unlock(lock);
 	follow_file_init(&h->ff, n, 0);
 	fi->direct_io = !h->cached;
 	if (h->cached) {
-		atomic_store(&n->page_cached, 1);
+		atomic_store(&n->fs->page_cached, 1);
 		/* Pages may be stale until a queued invalidation is sent:
 		 * then this open drops them instead of keeping them. */
 		fi->keep_cache =
 			!notifier_pending(fs.nt, registry_ino(fs.reg, n)) &&
-			!atomic_load(&n->head_drops);
+			!atomic_load(&n->fs->head_drops);
 	} else {
 		fi->keep_cache = 1; /* unused here; others' pages are fine */
 	}
@@ -1139,7 +1169,7 @@ static int open_follow(fuse_ino_t ino, struct fuse_file_info *fi)
 	return 0;
 }
 
-static void release_handle(struct handle *h);
+static int release_handle(struct handle *h);
 
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -1156,7 +1186,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	if (fuse_reply_open(req, fi) < 0)
-		release_handle(H(fi)); /* interrupted: no release will come */
+		release_handle(handle_of(fi)); /* interrupted: no release will come */
 }
 
 static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -1191,7 +1221,7 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	e.attr_timeout = ATTR_TIMEOUT;
 	e.entry_timeout = ENTRY_TIMEOUT;
 	if (fuse_reply_create(req, &e, fi) < 0) {
-		release_handle(H(fi));
+		release_handle(handle_of(fi));
 		registry_forget(fs.reg, n, 1);
 	}
 }
@@ -1214,17 +1244,17 @@ static void writer_error(struct node *n, const char *what, int err)
  * Two holders cannot both be right: then neither is shown, and what the
  * kernel holds is corrected when it diverges (append_batch).
  *
- * n->held_lock is taken around a write-through handle's write, from before
+ * n->fs->held_lock is taken around a write-through handle's write, from before
  * it appends until its held bytes are published, and by a read or stat
  * before it looks at the end: each sees the end and the held bytes of
- * the same moment.  Lock order: h->lock, n->held_lock, the partition's. */
+ * the same moment.  Lock order: h->lock, n->fs->held_lock, the partition's. */
 static void held_lock(struct handle *h)
 {
 	if (h->cached)
-		pthread_mutex_lock(&h->n->held_lock);
+		pthread_mutex_lock(&h->n->fs->held_lock);
 }
 
-/* Publish h's held bytes (h->lock and n->held_lock held) and unlock. */
+/* Publish h's held bytes (h->lock and n->fs->held_lock held) and unlock. */
 static void held_unlock(struct handle *h)
 {
 	struct node *n = h->n;
@@ -1238,34 +1268,34 @@ static void held_unlock(struct handle *h)
 	p = framer_pending(&h->fr, &len);
 	holding = len > 0;
 	if (holding != h->holding)
-		atomic_fetch_add(&n->held_handles, holding ? 1 : -1);
+		atomic_fetch_add(&n->fs->held_handles, holding ? 1 : -1);
 	h->holding = holding;
-	if (n->held_owner == h)
-		n->held_owner = NULL;
-	if (holding && atomic_load(&n->held_handles) == 1) {
-		if (len > n->held_cap) {
-			grown = realloc(n->held, len);
+	if (n->fs->held_owner == h)
+		n->fs->held_owner = NULL;
+	if (holding && atomic_load(&n->fs->held_handles) == 1) {
+		if (len > n->fs->held_cap) {
+			grown = realloc(n->fs->held, len);
 			if (grown) {
-				n->held = grown;
-				n->held_cap = len;
+				n->fs->held = grown;
+				n->fs->held_cap = len;
 			}
 		}
 		/* No memory: not shown, as with two holders. */
-		if (len <= n->held_cap) {
-			memcpy(n->held, p, len);
-			n->held_len = len;
-			n->held_pos = h->held_pos;
-			n->held_owner = h;
+		if (len <= n->fs->held_cap) {
+			memcpy(n->fs->held, p, len);
+			n->fs->held_len = len;
+			n->fs->held_pos = h->held_pos;
+			n->fs->held_owner = h;
 		}
 	}
-	pthread_mutex_unlock(&n->held_lock);
+	pthread_mutex_unlock(&n->fs->held_lock);
 }
 
 /* The kernel put a write-through handle's bytes at at, but the log ended
  * at end: its pages from the lower of the two on are wrong.  Not dropped
  * before the reply: that drop would wait for the page this very WRITE
  * keeps locked.  Readers may read them until the notifier drops them. */
-static void wt_diverged(struct node *n, uint64_t at, uint64_t end)
+static void drop_misplaced(struct node *n, uint64_t at, uint64_t end)
 {
 	uint64_t from = at < end ? at : end;
 
@@ -1343,13 +1373,15 @@ static int take_loss(struct handle *h, int settled, uint64_t mark)
  * which must be expect (PARTITION_ANY_END: anywhere).  A write-through
  * handle's batch should land at at, where the kernel put it; if the log's
  * end moved under the kernel, it lands at the end all the same
- * ("Page-cache coherence").  Called with h->lock. */
+ * ("Page-cache coherence").  A refused append leaves the log's end in
+ * *end_out (if non-NULL).  Sets *late if the request's reply must wait
+ * for a drop (appended()).  Called with h->lock. */
 static int append_batch(struct handle *h, const struct iovec *iov, int iovcnt,
-			uint32_t count, uint64_t expect, uint64_t at)
+			uint32_t count, uint64_t expect, uint64_t at,
+			int *late, uint64_t *end_out)
 {
 	struct partition *p = h->n->part;
-	struct partition_info info;
-	uint64_t pos;
+	uint64_t pos, end;
 	size_t len = 0;
 	int ret, i;
 
@@ -1360,28 +1392,32 @@ static int append_batch(struct handle *h, const struct iovec *iov, int iovcnt,
 					registry_now_ms(), expect, NULL, &pos);
 		goto out;
 	}
-	appending_wt = 1;
 	/* With at unknown, expect pins the batch where the kernel put it. */
 	ret = partition_appendv(p, iov, iovcnt, count, registry_now_ms(),
 				at == PARTITION_ANY_END ? expect : at, NULL,
 				&pos);
 	if (ret == -EPERM && at != PARTITION_ANY_END) {
-		partition_get_info(p, &info);
+		end = pos; /* where the log ended instead */
 		ret = partition_appendv(p, iov, iovcnt, count,
 					registry_now_ms(), PARTITION_ANY_END,
 					NULL, &pos);
 		if (ret >= 0)
-			wt_diverged(h->n, at, info.end_byte);
+			drop_misplaced(h->n, at, end);
 	}
-	appending_wt = 0;
 out:
-	if (ret >= 0)
-		note_written(h, pos, len);
+	if (ret == -EPERM && end_out)
+		*end_out = pos;
+	if (ret < 0)
+		return ret;
+	note_written(h, pos, len);
+	if (appended(h->n, pos + len, h->cached))
+		*late = 1;
 	return ret;
 }
 
-/* Append the held partial line as one message.  Called with h->lock. */
-static int flush_pending(struct handle *h)
+/* Append the held partial line as one message (*late: as for
+ * append_batch).  Called with h->lock. */
+static int flush_pending(struct handle *h, int *late)
 {
 	struct iovec iov;
 	const char *p;
@@ -1394,21 +1430,24 @@ static int flush_pending(struct handle *h)
 	iov.iov_base = (void *)p;
 	iov.iov_len = len;
 	ret = append_batch(h, &iov, 1, 1, PARTITION_ANY_END,
-			   h->cached ? h->held_pos : PARTITION_ANY_END);
+			   h->cached ? h->held_pos : PARTITION_ANY_END, late,
+			   NULL);
 	if (ret < 0)
 		return ret;
 	framer_clear(&h->fr);
 	return 0;
 }
 
-static void release_handle(struct handle *h)
+/* Flush h's held line, forget it and free it.  Returns whether a reply
+ * to the request closing it must wait for a drop (append_batch). */
+static int release_handle(struct handle *h)
 {
-	int ret;
+	int ret, late = 0;
 
 	if (h->kind == H_WRITER) {
 		pthread_mutex_lock(&h->lock);
 		held_lock(h);
-		ret = flush_pending(h);
+		ret = flush_pending(h, &late);
 		if (ret < 0) /* the line is lost: show it no longer */
 			framer_clear(&h->fr);
 		held_unlock(h);
@@ -1421,11 +1460,11 @@ static void release_handle(struct handle *h)
 
 		pthread_mutex_lock(lock);
 		if (h->kind == H_READER && h->cached)
-			atomic_fetch_sub(&h->n->pc_readers, 1);
+			atomic_fetch_sub(&h->n->fs->pc_readers, 1);
 		else if (h->cached)
-			atomic_fetch_sub(&h->n->wt_writers, 1);
+			atomic_fetch_sub(&h->n->fs->wt_writers, 1);
 		else if (h->kind == H_WRITER)
-			h->n->dio_writers--;
+			h->n->fs->dio_writers--;
 		pthread_mutex_unlock(lock);
 	}
 	if (h->n) {
@@ -1435,19 +1474,19 @@ static void release_handle(struct handle *h)
 		registry_unpin(fs.reg, h->n);
 	}
 	handle_free(h);
+	return late;
 }
 
 static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct handle *h = H(fi);
-	int ret = 0;
+	struct handle *h = handle_of(fi);
+	int ret = 0, late = 0;
 
 	count_request();
-	reply_after_drop = 0;
 	if (h->kind == H_WRITER) {
 		pthread_mutex_lock(&h->lock);
 		held_lock(h);
-		ret = flush_pending(h);
+		ret = flush_pending(h, &late);
 		held_unlock(h);
 		if (ret < 0)
 			writer_error(h->n, "flush of a partial line", ret);
@@ -1455,22 +1494,20 @@ static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			ret = take_loss(h, 0, UINT64_MAX);
 		pthread_mutex_unlock(&h->lock);
 	}
-	reply_write_or_err(req, 0, -ret);
+	reply_write_or_err(req, 0, -ret, late);
 }
 
 static void fs_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	count_request();
-	reply_after_drop = 0;
-	release_handle(H(fi));
-	reply_write_or_err(req, 0, 0);
+	reply_write_or_err(req, 0, 0, release_handle(handle_of(fi)));
 }
 
 static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		     struct fuse_file_info *fi)
 {
-	struct handle *h = H(fi);
+	struct handle *h = handle_of(fi);
 	uint64_t mark = 0;
 	int ret = 0, r;
 
@@ -1515,12 +1552,14 @@ static int has_data(const char *buf, size_t size)
 	return 0;
 }
 
-static int do_write(struct handle *h, const char *buf, size_t size, off_t off)
+static int do_write(struct handle *h, const char *buf, size_t size, off_t off,
+		    int *late)
 {
 	struct node *n = h->n;
 	struct partition_info info;
 	struct framer_plan plan;
 	uint64_t expect = PARTITION_ANY_END, at = PARTITION_ANY_END;
+	uint64_t end = PARTITION_ANY_END;
 	size_t held = h->fr.pending_len;
 	int ret;
 
@@ -1546,10 +1585,14 @@ static int do_write(struct handle *h, const char *buf, size_t size, off_t off)
 		return ret;
 	if (plan.batch_len) {
 		ret = append_batch(h, plan.iov, plan.iovcnt,
-				   PARTITION_ANY_COUNT, expect, at);
+				   PARTITION_ANY_COUNT, expect, at, late,
+				   &end);
 		if (ret != -EPERM || held || expect == 0 ||
 		    expect == PARTITION_ANY_END)
 			goto out;
+		/* Refused: only a log that is still empty can take it. */
+		if (end != 0)
+			return -EPERM;
 	}
 	if (expect != PARTITION_ANY_END) {
 		partition_get_info(n->part, &info);
@@ -1569,12 +1612,13 @@ static int do_write(struct handle *h, const char *buf, size_t size, off_t off)
 		 * where it put the held bytes. */
 		partition_get_info(n->part, &info);
 		if (info.end_byte != at)
-			wt_diverged(n, at, info.end_byte);
+			drop_misplaced(n, at, info.end_byte);
 	}
 	ret = 0;
 	if (plan.batch_len)
 		ret = append_batch(h, plan.iov, plan.iovcnt,
-				   PARTITION_ANY_COUNT, expect, at);
+				   PARTITION_ANY_COUNT, expect, at, late,
+				   NULL);
 out:
 	if (ret < 0)
 		return ret;
@@ -1586,10 +1630,10 @@ out:
 static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		     size_t size, off_t off, struct fuse_file_info *fi)
 {
-	struct handle *h = H(fi);
+	struct handle *h = handle_of(fi);
 	struct node *n;
 	size_t held;
-	int ret;
+	int ret, late = 0;
 
 	count_request();
 	if (h->kind != H_WRITER) {
@@ -1603,23 +1647,22 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	 * CAP_FSETID. */
 	if (fuse_req_ctx(req)->uid != 0 && registry_drop_setid(fs.reg, n) > 0)
 		inval_attr(n, ino);
-	reply_after_drop = 0;
 	pthread_mutex_lock(&h->lock);
 	held_lock(h);
-	ret = do_write(h, buf, size, off);
+	ret = do_write(h, buf, size, off, &late);
 	held_unlock(h);
 	held = h->fr.pending_len;
 	pthread_mutex_unlock(&h->lock);
 	if (ret < 0)
 		writer_error(n, "write", ret);
 	/* A direct_io writer's held bytes: the kernel counts them in its
-	 * size, and with nothing appended the hook did not run. */
-	else if (held && !h->cached && !reply_after_drop &&
-		 atomic_load(&n->page_cached))
-		tail_append(n, registry_ino(fs.reg, n),
-			    atomic_load(&n->shown_end),
-			    dio_drop(n, registry_ino(fs.reg, n)));
-	reply_write_or_err(req, size, ret < 0 ? -ret : -1);
+	 * size, and with nothing appended appended() did not run. */
+	else if (held && !h->cached && !late &&
+		 atomic_load(&n->fs->page_cached))
+		late = publish_end(n, registry_ino(fs.reg, n),
+				   atomic_load(&n->fs->shown_end),
+				   direct_write_drop(n, registry_ino(fs.reg, n)));
+	reply_write_or_err(req, size, ret < 0 ? -ret : -1, late);
 }
 
 /* Reply with a private copy of a handle's snapshot: once the kernel has
@@ -1641,41 +1684,14 @@ static void reply_snapshot(fuse_req_t req, const char *buf, size_t len)
 	free(copy);
 }
 
-/* Copying fallback (compressed segments): read into a buffer, then the
- * extra bytes. */
-static long read_copy(fuse_req_t req, struct partition *p, size_t size,
-		      off_t off, const char *extra, size_t extra_len,
-		      atomic_uint_fast64_t *end)
-{
-	ssize_t n;
-	char *buf = malloc(size + extra_len ? size + extra_len : 1);
-
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
-		return -ENOMEM;
-	}
-	n = partition_read(p, (uint64_t)off, buf, size);
-	if (n == (ssize_t)size && extra_len) {
-		memcpy(buf + size, extra, extra_len);
-		n += (ssize_t)extra_len;
-	}
-	if (n >= 0)
-		atomic_store(end, (uint64_t)off + (uint64_t)n);
-	if (n < 0)
-		fuse_reply_err(req, (int)-n);
-	else
-		fuse_reply_buf(req, buf, (size_t)n);
-	free(buf);
-	return (long)n;
-}
-
 /* Reply to req with up to size bytes of n's log at off, the log taken to
  * end at log_end, then extra_len bytes of extra (the held bytes shown
  * there; only when the read reaches log_end).  Zero-copy where the bytes
- * lie in uncompressed segments; the hole as zeros.  *end gets where the
- * read ends before the reply goes out: the reader may poll at once, and
- * must not be told "readable" for what it just got.  Returns the bytes
- * sent or -errno (replied). */
+ * lie in uncompressed segments, the hole as zeros; what the descriptor
+ * ranges leave out (compressed segments, or more pieces than a reply
+ * holds) is copied.  *end gets where the read ends before the reply goes
+ * out: the reader may poll at once, and must not be told "readable" for
+ * what it just got.  Returns the bytes sent or -errno (replied). */
 static long reply_range(fuse_req_t req, struct node *n, uint64_t off,
 			size_t size, uint64_t log_end, const char *extra,
 			size_t extra_len, atomic_uint_fast64_t *end)
@@ -1686,11 +1702,13 @@ static long reply_range(fuse_req_t req, struct node *n, uint64_t off,
 		char space[sizeof(struct fuse_bufvec) +
 			   (MAX_BUFS + 1) * sizeof(struct fuse_buf)];
 	} bv;
-	struct fuse_buf *bufs = bv.v.buf; /* room for 2 + MAX_BUFS */
+	struct fuse_buf *bufs = bv.v.buf; /* room for MAX_BUFS + 2 */
 	struct partition *p = n->part;
-	uint64_t want = 0, total = 0, pos;
+	uint64_t want = 0, sent = 0, pos;
+	char *copy = NULL;
 	size_t nb = 0, chunk;
-	int cnt = 0, i = 0;
+	ssize_t got;
+	int cnt = 0, i, err;
 
 	if (off < log_end) {
 		want = log_end - off;
@@ -1711,10 +1729,9 @@ static long reply_range(fuse_req_t req, struct node *n, uint64_t off,
 		}
 	}
 	memset(&bv, 0, sizeof(bv));
-	for (i = 0; i < cnt; i++) {
-		total += r[i].len;
+	for (i = 0; i < cnt && r[i].fd != PARTITION_RANGE_COPY; i++) {
 		pos = 0;
-		while (pos < r[i].len && nb < MAX_BUFS + 1) {
+		while (pos < r[i].len && nb < MAX_BUFS) {
 			struct fuse_buf *b = bufs + nb++;
 
 			chunk = r[i].len - pos;
@@ -1731,15 +1748,29 @@ static long reply_range(fuse_req_t req, struct node *n, uint64_t off,
 			b->size = chunk;
 			pos += chunk;
 		}
+		sent += pos;
 		if (pos < r[i].len)
 			break;
 	}
-	if (total < want || i < cnt) {
-		/* Compressed segments (or too many pieces): copy instead. */
-		if (want)
+	if (sent < want) {
+		/* Compressed segments (or too many pieces): copy the rest. */
+		copy = malloc((size_t)(want - sent));
+		got = copy ? partition_read_rest(p, off + sent, copy,
+						 (size_t)(want - sent))
+			   : -ENOMEM;
+		if (got < 0) {
+			err = (int)-got;
 			partition_read_ranges_done(p);
-		return read_copy(req, p, (size_t)want, (off_t)off, extra,
-				 extra_len, end);
+			free(copy);
+			fuse_reply_err(req, err);
+			return got;
+		}
+		if ((uint64_t)got < want - sent) {
+			want = sent + (uint64_t)got;
+			extra_len = 0; /* not at log_end after all */
+		}
+		bufs[nb].mem = copy;
+		bufs[nb++].size = (size_t)got;
 	}
 	if (extra_len) {
 		bufs[nb].mem = (void *)extra;
@@ -1750,6 +1781,7 @@ static long reply_range(fuse_req_t req, struct node *n, uint64_t off,
 	fuse_reply_data(req, &bv.v, 0);
 	if (want)
 		partition_read_ranges_done(p);
+	free(copy);
 	return (long)(want + extra_len);
 }
 
@@ -1774,9 +1806,9 @@ static long reply_partition(fuse_req_t req, struct node *n, uint64_t off,
 	size_t len;
 	long ret;
 
-	if (!atomic_load(&n->held_handles))
+	if (!atomic_load(&n->fs->held_handles))
 		return reply_data(req, n, off, size, end);
-	pthread_mutex_lock(&n->held_lock);
+	pthread_mutex_lock(&n->fs->held_lock);
 	partition_get_info(n->part, &info);
 	len = held_at(n, info.end_byte);
 	from = off > info.end_byte ? off - info.end_byte : 0;
@@ -1788,11 +1820,11 @@ static long reply_partition(fuse_req_t req, struct node *n, uint64_t off,
 			len = off + size - info.end_byte - from;
 		extra = malloc(len);
 		if (extra)
-			memcpy(extra, n->held + from, len);
+			memcpy(extra, n->fs->held + from, len);
 		else
 			len = 0;
 	}
-	pthread_mutex_unlock(&n->held_lock);
+	pthread_mutex_unlock(&n->fs->held_lock);
 	ret = reply_range(req, n, off, size, info.end_byte, extra, len, end);
 	free(extra);
 	return ret;
@@ -1801,7 +1833,7 @@ static long reply_partition(fuse_req_t req, struct node *n, uint64_t off,
 static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	struct handle *h = H(fi);
+	struct handle *h = handle_of(fi);
 	struct node *n;
 	int pinned;
 
@@ -1944,7 +1976,7 @@ static void fs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 static void fs_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		    struct fuse_pollhandle *ph)
 {
-	struct handle *h = H(fi);
+	struct handle *h = handle_of(fi);
 
 	count_request();
 	if (!h->n || !fs.fw || !h->ff.view) {
@@ -1960,7 +1992,7 @@ static void fs_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 static void fs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		     struct fuse_file_info *fi)
 {
-	struct handle *h = H(fi);
+	struct handle *h = handle_of(fi);
 	struct partition_info info;
 	uint64_t o = off < 0 ? 0 : (uint64_t)off;
 	int ret;
@@ -1990,7 +2022,7 @@ static void fs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 static void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 			 off_t length, struct fuse_file_info *fi)
 {
-	struct handle *h = H(fi);
+	struct handle *h = handle_of(fi);
 	uint64_t to;
 	int ret;
 
@@ -2012,7 +2044,7 @@ static void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 		if (to < ((uint64_t)length + 4095) / 4096 * 4096)
 			to = ((uint64_t)length + 4095) / 4096 * 4096;
 		drop_head(fs.reg, h->n, to);
-		atomic_store(&h->n->attr_cached, 0);
+		atomic_store(&h->n->fs->attr_cached, 0);
 	}
 	fuse_reply_err(req, ret < 0 ? -ret : 0);
 }
@@ -2103,7 +2135,7 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
-	struct handle *h = H(fi);
+	struct handle *h = handle_of(fi);
 
 	count_request();
 	/* The kernel ignores a trailing entry cut short and resumes at
@@ -2118,7 +2150,7 @@ static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void fs_releasedir(fuse_req_t req, fuse_ino_t ino,
 			  struct fuse_file_info *fi)
 {
-	handle_free(H(fi));
+	handle_free(handle_of(fi));
 	fuse_reply_err(req, 0);
 }
 

@@ -61,16 +61,10 @@ struct partition {
 	int dfd;
 	char *name; /* for diagnostics; protected by lock */
 	struct log_metrics m;
-	partition_append_hook hook; /* protected by lock */
-	void *hook_arg;
 	struct seg_entry *plan; /* scratch entries; protected by lock */
 	size_t plan_cap;
 
-	pthread_mutex_t cache_lock; /* the last decoded compressed block */
-	uint64_t cache_seg;	    /* protected by cache_lock */
-	uint32_t cache_blk;
-	unsigned char *cache_buf;
-	size_t cache_size;
+	struct codec_cache cache; /* the last decoded compressed block */
 
 	/* One flush and one partition.state writer at a time; taken before
 	 * lock.  A flush writes the state file holding only this, so appends
@@ -315,12 +309,11 @@ static struct partition *partition_alloc(int dfd, const char *name,
 	}
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_rwlock_init(&p->seglock, NULL);
-	pthread_mutex_init(&p->cache_lock, NULL);
+	codec_cache_init(&p->cache);
 	pthread_mutex_init(&p->retire_lock, NULL);
 	pthread_mutex_init(&p->state_lock, NULL);
 	p->cfg = *cfg;
 	p->dfd = dfd;
-	p->cache_seg = 0;
 	atomic_store(&p->last_ts, -1);
 	return p;
 }
@@ -338,12 +331,11 @@ static void partition_free(struct partition *p)
 	free(p->rfds);
 	free(p->segs);
 	free(p->plan);
-	free(p->cache_buf);
 	free(p->losses);
 	io_close(p->dfd);
 	pthread_mutex_destroy(&p->lock);
 	pthread_rwlock_destroy(&p->seglock);
-	pthread_mutex_destroy(&p->cache_lock);
+	codec_cache_release(&p->cache);
 	pthread_mutex_destroy(&p->retire_lock);
 	pthread_mutex_destroy(&p->state_lock);
 	free(p->name);
@@ -920,9 +912,7 @@ int partition_appendv(struct partition *p, const struct iovec *iov, int iovcnt,
 		      uint32_t count, int64_t now_ms, uint64_t expect_end,
 		      uint64_t *first_offset, uint64_t *byte_pos)
 {
-	partition_append_hook hook;
 	struct segment *a;
-	void *hook_arg;
 	int64_t t0 = now_ns(), ts;
 	uint64_t end, first;
 	uint32_t n, msgs;
@@ -947,6 +937,8 @@ int partition_appendv(struct partition *p, const struct iovec *iov, int iovcnt,
 		goto out;
 	}
 	if (expect_end != PARTITION_ANY_END && expect_end != end) {
+		if (byte_pos)
+			*byte_pos = end;
 		ret = -EPERM;
 		goto out;
 	}
@@ -1004,12 +996,8 @@ int partition_appendv(struct partition *p, const struct iovec *iov, int iovcnt,
 	if (byte_pos)
 		*byte_pos = end;
 out:
-	hook = ret == 0 ? p->hook : NULL;
-	hook_arg = p->hook_arg;
 	pthread_mutex_unlock(&p->lock);
 	metrics_add(&p->m, append_ns_total, (uint64_t)(now_ns() - t0));
-	if (hook)
-		hook(hook_arg, end + len);
 	return ret;
 }
 
@@ -1486,27 +1474,37 @@ out:
 }
 
 /* Scheduled flush, time roll, retention. */
-int partition_tick(struct partition *p, int64_t now_ms)
+int partition_tick(struct partition *p, int64_t now_ms,
+		   struct partition_tick_report *rep)
 {
+	struct partition_tick_report none;
 	int ret = 0, r, due;
 
+	if (!rep)
+		rep = &none;
+	memset(rep, 0, sizeof(*rep));
 	pthread_mutex_lock(&p->lock);
 	due = p->cfg.flush_ms > 0 &&
 	      now_ms - p->last_flush_ms >= p->cfg.flush_ms;
 	if (due)
 		p->last_flush_ms = now_ms;
 	pthread_mutex_unlock(&p->lock);
-	if (due)
+	if (due) {
 		ret = partition_flush(p);
+		rep->flushed = 1;
+	}
 	pthread_mutex_lock(&p->state_lock); /* retention writes the state */
 	pthread_mutex_lock(&p->lock);
 	if (p->cfg.segment_ms >= 0 && !active_seg(p)->readonly &&
 	    roll_due(p, 0, now_ms)) {
 		r = roll_locked(p);
+		rep->rolled = r == 0;
 		if (ret == 0)
 			ret = r;
 	}
 	r = retention_locked(p, now_ms);
+	if (r > 0)
+		rep->segments_deleted = (uint32_t)r;
 	if (ret == 0 && r < 0)
 		ret = r;
 	pthread_mutex_unlock(&p->lock);
@@ -1517,89 +1515,25 @@ int partition_tick(struct partition *p, int64_t now_ms)
 /* ------------------------------------------------------------------ */
 /* Reads                                                                */
 
-/* A block of compressed segment s does not decode: damage, like a bad
- * CRC.  Its entries are marked bad so that later reads fail at once;
- * counted and logged by whichever reader marks the first of them. */
-static void report_bad_block(struct partition *p, struct segment *s,
-			     const struct codec_block *b)
-{
-	const struct seg_entry *e = segment_entries(s);
-	uint32_t n = seg_n(s), i;
-	uint64_t from = s->base_byte + b->raw_pos, to = from + b->raw_len;
-	long k = segment_find_byte(s, n, from);
-	uint8_t want;
-	int first = 0;
-	char path[512];
-
-	for (i = k < 0 ? 0 : (uint32_t)k; i < n && e[i].pos < to; i++) {
-		if (e[i].pos + e[i].len <= from)
-			continue;
-		want = SEG_V_GOOD;
-		if (atomic_compare_exchange_strong(&s->vstate[i], &want,
-						   SEG_V_BAD))
-			first = 1;
-	}
-	if (!first)
-		return;
-	metrics_add(&p->m, crc_failures, 1);
-	part_path(p, path, sizeof(path));
-	diag_err("cannot decode the block at bytes %llu-%llu of '%s': reads "
-		 "of it fail with EIO",
-		 (unsigned long long)from, (unsigned long long)to, path);
-}
-
-/* Copy [pos, pos+len) of compressed segment s through the block cache. */
+/* Copy [pos, pos+len) of compressed segment s through the block cache;
+ * a block that does not decode is counted and logged by the reader that
+ * finds it first. */
 static int read_compressed(struct partition *p, struct segment *s, uint64_t pos,
 			   void *buf, size_t len)
 {
-	const struct codec_block *b;
-	uint64_t rel = pos - s->base_byte, in;
-	long k;
-	size_t take;
-	unsigned char *grown;
-	int ret = 0;
+	uint64_t from = 0, to = 0;
+	char path[512];
+	int ret;
 
-	pthread_mutex_lock(&p->cache_lock);
-	while (len > 0) {
-		k = codec_find_block(s->blocks, s->nblocks, rel);
-		if (k < 0) {
-			ret = -EIO;
-			break;
-		}
-		b = &s->blocks[k];
-		if (p->cache_seg != s->id || p->cache_blk != (uint32_t)k) {
-			if (b->raw_len > p->cache_size) {
-				grown = realloc(p->cache_buf, b->raw_len);
-				if (!grown) {
-					ret = -ENOMEM;
-					break;
-				}
-				p->cache_buf = grown;
-				p->cache_size = b->raw_len;
-			}
-			p->cache_seg = 0;
-			ret = codec_read_block(s->codec, s->log_fd, b,
-					       p->cache_buf);
-			if (ret < 0) {
-				if (ret == -EIO)
-					report_bad_block(p, s, b);
-				break;
-			}
-			p->cache_seg = s->id;
-			p->cache_blk = (uint32_t)k;
-		}
-		in = rel - b->raw_pos;
-		if (in >= b->raw_len) {
-			ret = -EIO;
-			break;
-		}
-		take = b->raw_len - in < len ? b->raw_len - in : len;
-		memcpy(buf, p->cache_buf + in, take);
-		buf = (char *)buf + take;
-		rel += take;
-		len -= take;
+	ret = segment_read_compressed(s, &p->cache, pos, buf, len, &from, &to);
+	if (to > from) {
+		metrics_add(&p->m, crc_failures, 1);
+		part_path(p, path, sizeof(path));
+		diag_err("cannot decode the block at bytes %llu-%llu of '%s': "
+			 "reads of it fail with EIO",
+			 (unsigned long long)from, (unsigned long long)to,
+			 path);
 	}
-	pthread_mutex_unlock(&p->cache_lock);
 	return ret;
 }
 
@@ -1742,8 +1676,12 @@ int partition_read_ranges(struct partition *p, uint64_t pos, size_t len,
 	}
 	while (cur < stop && k < max) {
 		s = seg_by_byte(p, cur);
-		if (s && s->codec != COMPRESSION_NONE)
+		if (s && s->codec != COMPRESSION_NONE) {
+			ranges[k].fd = PARTITION_RANGE_COPY;
+			ranges[k].file_pos = 0;
+			ranges[k++].len = (size_t)(stop - cur);
 			break;
+		}
 		good = -EIO; /* no segment holds cur: lost to damage */
 		send = s ? seg_end(s) : cur;
 		want = send > cur ? (size_t)((send < stop ? send : stop) - cur)
@@ -1765,6 +1703,20 @@ int partition_read_ranges(struct partition *p, uint64_t pos, size_t len,
 	metrics_add(&p->m, bytes_read, cur - pos);
 	metrics_add(&p->m, reads, 1);
 	return k;
+}
+
+/* Copy the rest of a zero-copy read. */
+ssize_t partition_read_rest(struct partition *p, uint64_t pos, void *buf,
+			    size_t len)
+{
+	ssize_t n;
+
+	pthread_rwlock_rdlock(&p->seglock);
+	n = read_locked(p, pos, buf, len, 1);
+	pthread_rwlock_unlock(&p->seglock);
+	if (n > 0)
+		metrics_add(&p->m, bytes_read, (uint64_t)n);
+	return n;
 }
 
 /* Unpin what partition_read_ranges() handed out. */
@@ -2347,14 +2299,4 @@ void partition_renamed(struct partition *p, int dirfd, const char *name)
 int partition_dirfd(struct partition *p)
 {
 	return p->dfd;
-}
-
-/* Install the append hook. */
-void partition_set_append_hook(struct partition *p, partition_append_hook fn,
-			       void *arg)
-{
-	pthread_mutex_lock(&p->lock);
-	p->hook = fn;
-	p->hook_arg = arg;
-	pthread_mutex_unlock(&p->lock);
 }
