@@ -1,11 +1,11 @@
 /*
- * follow.c - parked follow-view reads and poll handles, woken by appends.
+ * fs_follow.c - parked follow-view reads and poll handles, woken by appends.
  *
  * One mutex (fw->lock) protects every parked read and every stored poll
  * handle: each node keeps its own list of both (n->fs->follow_waiters,
  * n->fs->follow_polls) so an append only walks its partition's, and every
  * parked read is also on one mount-wide list so an interrupt, which
- * names only the request, can find it.  The append hook skips the lock
+ * names only the request, can find it.  A wakeup skips the lock
  * entirely while nothing is parked or polled anywhere (fw->active).
  *
  * Replies are sent outside the lock: waiters are unlinked under it, then
@@ -115,7 +115,6 @@ static void waiter_link(struct follow *fw, struct follow_wait *w)
 	atomic_fetch_add(&fw->active, 1);
 	atomic_fetch_add(&fw->parked, 1);
 }
-
 
 /* Called with fw->lock: drop ff's stored poll handle, if any. */
 static void poll_unlink(struct follow *fw, struct follow_file *ff)
@@ -327,7 +326,7 @@ void follow_wake(struct follow *fw, struct node *n, uint64_t end)
 	if (!atomic_load(&fw->active))
 		return;
 	pthread_mutex_lock(&fw->lock);
-	/* Hooks of concurrent appends may run out of order. */
+	/* Concurrent appends may get here out of order. */
 	now = end_of(n);
 	if (now > end)
 		end = now;

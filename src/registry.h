@@ -6,7 +6,7 @@
  * lock that keeps a second daemon off, loads every topic and opens every
  * partition at mount, and maps namespace operations (mkdir, create,
  * rename, unlink...) onto renames and removals below DATA_DIR through
- * io.h.  No FUSE here; fs.c calls in.
+ * io.h.  No FUSE here; the FUSE layer (fs_*.c) calls in.
  *
  * On disk:
  *   DATA_DIR/fluxfs.meta                "format=1"
@@ -20,7 +20,7 @@
  *
  * Inode numbers are node addresses (as in libfuse's passthrough_ll), the
  * root is FUSE's 1, and 2..15 are reserved for control files (.metrics,
- * .follow); fs.c gives a node's follow-view twin its address with bit 0
+ * .follow); the FUSE layer gives a node's follow-view twin its address with bit 0
  * set (nodes are malloc'ed, so that bit is free).  A node lives while it
  * is in the namespace, while the kernel holds a lookup count on it, or
  * while something pins it (open handles, the maintenance thread).
@@ -51,7 +51,7 @@
 #define REGISTRY_FORMAT 1
 #define REGISTRY_INO_ROOT 1
 #define REGISTRY_INO_METRICS 2
-#define REGISTRY_INO_FOLLOW 3 /* MNT/.follow (fs.c, follow.h) */
+#define REGISTRY_INO_FOLLOW 3 /* MNT/.follow (fs_ops.c, fs_follow.h) */
 #define REGISTRY_NAME_MAX 249
 
 enum node_kind { NODE_ROOT, NODE_TOPIC, NODE_PARTITION };
