@@ -1,8 +1,9 @@
 /*
  * check_codec.c - lz4 and gzip block codecs: round trips at every size
  * boundary, the block table's invariants, random block reads, the
- * standard tools (lz4cat, zcat) restoring the exact bytes, and damaged
- * input failing with -EIO rather than crashing or returning wrong data.
+ * standard tools (lz4cat, zcat) restoring the exact bytes, ranges read
+ * through the block cache, and damaged input failing with -EIO rather
+ * than crashing or returning wrong data.
  */
 #include <errno.h>
 #include <sys/stat.h>
@@ -424,6 +425,95 @@ START_TEST(test_gzip_corrupt)
 }
 END_TEST
 
+/* Ranges across block boundaries come back exact through the cache,
+ * which then holds the last block the range touched; a range no block
+ * holds and a block that does not decode fail with -EIO, only the
+ * second naming the block. */
+static void read_ranges(enum compression c)
+{
+	size_t len = 3 * BLK + 100, at, want;
+	unsigned char *raw = make_data(len, 77), *got, *junk;
+	const struct codec_block *bad;
+	struct codec_cache cache;
+	struct codec_block *b = NULL;
+	uint64_t s = 5;
+	uint32_t n = 0;
+	int in, out, i;
+
+	in = write_file("raw", raw, len);
+	out = openat(dfd, "enc", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ck_assert_int_ge(out, 0);
+	ck_assert_int_eq(codec_compress(c, in, len, out, &b, &n), 0);
+	ck_assert_uint_eq(n, 4);
+	got = malloc(len);
+	ck_assert_ptr_nonnull(got);
+	codec_cache_init(&cache);
+	ck_assert_uint_eq(cache.key, 0);
+	for (i = 0; i < 40; i++) {
+		at = (size_t)(test_rand(&s) % len);
+		want = (size_t)(test_rand(&s) % (len - at)) + 1;
+		bad = NULL;
+		ck_assert_int_eq(codec_read_range(c, out, b, n, &cache, 9, at,
+						  got, want, &bad),
+				 0);
+		ck_assert_ptr_null(bad);
+		ck_assert_mem_eq(got, raw + at, want);
+		ck_assert_uint_eq(cache.key, 9);
+		ck_assert_uint_eq(cache.blk, (uint32_t)codec_find_block(
+						     b, n, at + want - 1));
+	}
+	/* the whole stream at once */
+	ck_assert_int_eq(
+		codec_read_range(c, out, b, n, &cache, 9, 0, got, len, NULL),
+		0);
+	ck_assert_mem_eq(got, raw, len);
+	/* past the end: no block holds it */
+	bad = NULL;
+	ck_assert_int_eq(codec_read_range(c, out, b, n, &cache, 9, len - 1, got,
+					  2, &bad),
+			 -EIO);
+	ck_assert_ptr_null(bad);
+	/* block 1 turned to garbage: a range into it names it */
+	junk = malloc(b[1].file_len);
+	ck_assert_ptr_nonnull(junk);
+	test_fill_random(junk, b[1].file_len, 31);
+	ck_assert_int_eq(
+		io_pwrite_full(out, junk, b[1].file_len, b[1].file_pos), 0);
+	ck_assert_int_eq(codec_read_range(c, out, b, n, &cache, 10, BLK - 10,
+					  got, 20, &bad),
+			 -EIO);
+	ck_assert_ptr_eq(bad, &b[1]);
+	ck_assert_uint_eq(cache.key, 0); /* nothing half-decoded kept */
+	/* the blocks around it still read */
+	ck_assert_int_eq(
+		codec_read_range(c, out, b, n, &cache, 10, 0, got, BLK, NULL),
+		0);
+	ck_assert_mem_eq(got, raw, BLK);
+	ck_assert_int_eq(codec_read_range(c, out, b, n, &cache, 10, 2 * BLK,
+					  got, BLK + 100, NULL),
+			 0);
+	ck_assert_mem_eq(got, raw + 2 * BLK, BLK + 100);
+	codec_cache_release(&cache);
+	free(junk);
+	free(got);
+	free(b);
+	free(raw);
+	close(in);
+	close(out);
+}
+
+START_TEST(test_lz4_read_ranges)
+{
+	read_ranges(COMPRESSION_LZ4);
+}
+END_TEST
+
+START_TEST(test_gzip_read_ranges)
+{
+	read_ranges(COMPRESSION_GZIP);
+}
+END_TEST
+
 START_TEST(test_names)
 {
 	ck_assert_str_eq(codec_name(COMPRESSION_LZ4), "lz4");
@@ -450,6 +540,8 @@ static Suite *codec_suite(void)
 	tcase_add_test(tc, test_short_input);
 	tcase_add_test(tc, test_lz4_corrupt);
 	tcase_add_test(tc, test_gzip_corrupt);
+	tcase_add_test(tc, test_lz4_read_ranges);
+	tcase_add_test(tc, test_gzip_read_ranges);
 	tcase_add_test(tc, test_names);
 	suite_add_tcase(s, tc);
 	return s;
