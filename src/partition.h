@@ -2,9 +2,13 @@
  * partition.h - one partition's log: ordered segments, append, read at a
  * byte offset, lookups, roll, flush, retention, compression, recovery.
  *
- * No FUSE here.  A partition lives in its own directory (DATA_DIR/topic/
- * partition/) holding NNNNNNNNNNNNNNNNNNNN.log/.idx segments and
- * partition.state.  Its bytes, concatenated, are exactly what was
+ * No FUSE here, and no calls up: a partition knows nothing of the
+ * registry or the FUSE layer and calls nobody back; each function returns
+ * what happened (where an append landed or why it was refused, what a
+ * tick did, where a read must be copied) and the caller acts on it.
+ *
+ * A partition lives in its own directory (DATA_DIR/topic/partition/)
+ * holding NNNNNNNNNNNNNNNNNNNN.log/.idx segments and partition.state.  Its bytes, concatenated, are exactly what was
  * appended; byte offsets are partition-global and never move.  Bytes below
  * start_byte (retention, delete_before, or a restore that began past 0)
  * are a hole that reads as zeros.
