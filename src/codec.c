@@ -403,56 +403,77 @@ out:
 	return ret;
 }
 
-/* Copy a range of raw bytes through a one-block cache. */
+/* Set up an empty block cache. */
+void codec_cache_init(struct codec_cache *cache)
+{
+	memset(cache, 0, sizeof(*cache));
+	pthread_mutex_init(&cache->lock, NULL);
+}
+
+/* Free the cache's buffer. */
+void codec_cache_release(struct codec_cache *cache)
+{
+	free(cache->buf);
+	cache->buf = NULL;
+	cache->size = 0;
+	cache->key = 0;
+	pthread_mutex_destroy(&cache->lock);
+}
+
+/* Copy a decoded range through the block cache. */
 int codec_read_range(enum compression c, int fd, const struct codec_block *b,
-		     uint32_t n, uint64_t owner, struct codec_cache *cache,
-		     uint64_t rel, void *out, size_t len,
+		     uint32_t n, struct codec_cache *cache, uint64_t key,
+		     uint64_t raw_pos, void *buf, size_t len,
 		     const struct codec_block **bad)
 {
-	const struct codec_block *k;
+	const struct codec_block *blk;
 	unsigned char *grown;
 	uint64_t in;
 	size_t take;
-	long i;
-	int ret;
+	long k;
+	int ret = 0;
 
-	*bad = NULL;
+	pthread_mutex_lock(&cache->lock);
 	while (len > 0) {
-		i = codec_find_block(b, n, rel);
-		if (i < 0)
-			return -EIO;
-		k = &b[i];
-		if (cache->owner != owner || cache->blk != (uint32_t)i) {
-			if (k->raw_len > cache->size &&
-			    k->raw_len <= CODEC_BLOCK_BYTES) {
-				grown = realloc(cache->buf, k->raw_len);
-				if (!grown)
-					return -ENOMEM;
-				cache->buf = grown;
-				cache->size = k->raw_len;
-			}
-			cache->owner = 0;
-			ret = k->raw_len <= cache->size
-				      ? codec_read_block(c, fd, k, cache->buf)
-				      : -EIO;
-			if (ret < 0) {
-				if (ret == -EIO)
-					*bad = k;
-				return ret;
-			}
-			cache->owner = owner;
-			cache->blk = (uint32_t)i;
+		k = codec_find_block(b, n, raw_pos);
+		if (k < 0) {
+			ret = -EIO;
+			break;
 		}
-		in = rel - k->raw_pos;
-		if (in >= k->raw_len)
-			return -EIO;
-		take = k->raw_len - in < len ? (size_t)(k->raw_len - in) : len;
-		memcpy(out, cache->buf + in, take);
-		out = (char *)out + take;
-		rel += take;
+		blk = &b[k];
+		if (cache->key != key || cache->blk != (uint32_t)k) {
+			if (blk->raw_len > cache->size) {
+				grown = realloc(cache->buf, blk->raw_len);
+				if (!grown) {
+					ret = -ENOMEM;
+					break;
+				}
+				cache->buf = grown;
+				cache->size = blk->raw_len;
+			}
+			cache->key = 0;
+			ret = codec_read_block(c, fd, blk, cache->buf);
+			if (ret < 0) {
+				if (ret == -EIO && bad)
+					*bad = blk;
+				break;
+			}
+			cache->key = key;
+			cache->blk = (uint32_t)k;
+		}
+		in = raw_pos - blk->raw_pos;
+		if (in >= blk->raw_len) {
+			ret = -EIO;
+			break;
+		}
+		take = blk->raw_len - in < len ? blk->raw_len - in : len;
+		memcpy(buf, cache->buf + in, take);
+		buf = (char *)buf + take;
+		raw_pos += take;
 		len -= take;
 	}
-	return 0;
+	pthread_mutex_unlock(&cache->lock);
+	return ret;
 }
 
 /* ------------------------------------------------------------------ */

@@ -11,6 +11,7 @@
 #ifndef FLUXFS_CODEC_H
 #define FLUXFS_CODEC_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,22 +39,25 @@ long codec_find_block(const struct codec_block *b, uint32_t n,
  * Returns 0, or -EIO if the block does not decode to raw_len bytes. */
 int codec_read_block(enum compression c, int fd, const struct codec_block *blk,
 		     void *out);
-/* The last block decoded by codec_read_range(): owner names whose table
- * it came from (0: nothing cached).  Zero it to start; free buf when
- * done.  Not locked: the caller serialises its users. */
+/* The last block decoded, shared by the reads of one log: a reader going
+ * through a block in several reads decodes it once. */
 struct codec_cache {
-	uint64_t owner;
-	uint32_t blk;
+	pthread_mutex_t lock;
+	uint64_t key; /* which file; 0: nothing cached; protected by lock */
+	uint32_t blk; /* which block of it; lock */
 	unsigned char *buf;
 	size_t size;
 };
-/* Copy raw bytes [rel, rel+len) of the compressed file fd (table b of n
- * blocks, owner a non-zero tag of that table) into out, decoding one block
- * at a time through cache.  0; -EIO if a byte lies outside the table or a
- * block does not decode (then *bad is that block, else NULL); -ENOMEM. */
+void codec_cache_init(struct codec_cache *cache);
+void codec_cache_release(struct codec_cache *cache);
+/* Copy decoded bytes [raw_pos, raw_pos+len) of compressed file fd (block
+ * table b of n blocks) into buf, decoding through cache; key names the
+ * file in the cache (never 0).  Returns 0, -ENOMEM, or -EIO: no block
+ * holds a byte of the range, or a block does not decode (then *bad, if
+ * non-NULL, points at that block; else it is left alone). */
 int codec_read_range(enum compression c, int fd, const struct codec_block *b,
-		     uint32_t n, uint64_t owner, struct codec_cache *cache,
-		     uint64_t rel, void *out, size_t len,
+		     uint32_t n, struct codec_cache *cache, uint64_t key,
+		     uint64_t raw_pos, void *buf, size_t len,
 		     const struct codec_block **bad);
 /* Rebuild the block table of a compressed file of file_size bytes
  * (the one codec_compress() handed back) by walking its lz4 frame or its

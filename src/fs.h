@@ -1,19 +1,24 @@
 /*
- * fs.h - the lowlevel FUSE operations: the only code that speaks FUSE.
+ * fs.h - the FUSE layer: the lowlevel operations, the only code (with
+ * main) that speaks FUSE.
  *
- * fs.c maps requests onto the registry (names, inodes, attributes,
- * xattrs) and the partitions (append, read, flush), turns -errno returns
- * into replies, and keeps the kernel's caches honest: attributes are
- * invalidated on every append from the appending thread, page ranges from
- * the notifier thread (notify.h).  It also serves the follow view
- * (MNT/.follow/<topic>/<partition>: inode = node address | 1, opened
- * direct_io, reads at the end parked by follow.h) and the poll operation;
- * the append hook wakes both.
+ * The layer (fs_*.c, private header fs_int.h) maps requests onto the
+ * registry (names, inodes, attributes, xattrs) and the partitions
+ * (append, read, flush), turns -errno returns into replies, and keeps the
+ * kernel's caches honest: attributes are invalidated on every append from
+ * the appending thread, page ranges from the notifier thread (notify.h).
+ * It also serves the follow view (MNT/.follow/<topic>/<partition>: inode
+ * = node address | 1, opened direct_io, reads at the end parked by
+ * fs_follow.h) and the poll operation; what each append must wake, the
+ * layer wakes itself once the partition has returned.  It may call the
+ * registry, the partitions, the notifier and the follow module; none of
+ * them calls it except through the registry's hooks.
  *
- * Lifecycle: fs_setup() before fuse_session_new() (the registry needs the
- * append hook); fs_start() once mounted and daemonized (starts the
- * notifier and maintenance threads); fs_stop() after the session loop
- * returns; then registry_close().
+ * Lifecycle: fs_setup() before fuse_session_new(); registry_open() with
+ * fs_hooks() (the registry makes the layer's per-node state through
+ * them); fs_start() once mounted and daemonized (starts the notifier and
+ * maintenance threads); fs_stop() after the session loop returns; then
+ * registry_close().
  */
 #ifndef FLUXFS_FS_H
 #define FLUXFS_FS_H

@@ -302,8 +302,7 @@ int inspect_read(const struct inspect_part *ip, uint32_t seg, uint64_t pos,
 		 void *buf, size_t len)
 {
 	const struct inspect_seg *s = &ip->segs[seg];
-	struct codec_cache cache = {0, 0, NULL, 0};
-	const struct codec_block *bad;
+	struct codec_cache cache;
 	ssize_t got;
 	int ret;
 
@@ -319,9 +318,10 @@ int inspect_read(const struct inspect_part *ip, uint32_t seg, uint64_t pos,
 	}
 	if (!s->blk_ok)
 		return -EIO;
-	ret = codec_read_range(s->codec, s->data_fd, s->blocks, s->nblocks, 1,
-			       &cache, pos - s->base_byte, buf, len, &bad);
-	free(cache.buf);
+	codec_cache_init(&cache);
+	ret = codec_read_range(s->codec, s->data_fd, s->blocks, s->nblocks,
+			       &cache, 1, pos - s->base_byte, buf, len, NULL);
+	codec_cache_release(&cache);
 	return ret;
 }
 

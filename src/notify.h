@@ -8,7 +8,7 @@
  * hash probe.  The thread sends one invalidation per queued inode, from
  * the lowest byte queued since its last send: a burst of appends while it
  * is busy costs one notification.  No FUSE here: the sender is a callback
- * (fs.c supplies it), so this module is plain threading.
+ * (the FUSE layer supplies it), so this module is plain threading.
  */
 #ifndef FLUXFS_NOTIFY_H
 #define FLUXFS_NOTIFY_H

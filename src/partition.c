@@ -57,14 +57,10 @@ struct partition {
 	int dfd;
 	char *name; /* for diagnostics; protected by lock */
 	struct log_metrics m;
-	partition_append_hook hook; /* protected by lock */
-	void *hook_arg;
 	struct seg_entry *plan; /* scratch entries; protected by lock */
 	size_t plan_cap;
 
-	pthread_mutex_t cache_lock; /* the last decoded compressed block */
-	struct codec_cache cache;   /* protected by cache_lock; keyed by
-				     * segment id */
+	struct codec_cache cache; /* the last decoded compressed block */
 
 	/* One flush and one partition.state writer at a time; taken before
 	 * lock.  A flush writes the state file holding only this, so appends
@@ -261,12 +257,11 @@ static struct partition *partition_alloc(int dfd, const char *name,
 	}
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_rwlock_init(&p->seglock, NULL);
-	pthread_mutex_init(&p->cache_lock, NULL);
+	codec_cache_init(&p->cache);
 	pthread_mutex_init(&p->retire_lock, NULL);
 	pthread_mutex_init(&p->state_lock, NULL);
 	p->cfg = *cfg;
 	p->dfd = dfd;
-	memset(&p->cache, 0, sizeof(p->cache));
 	atomic_store(&p->last_ts, -1);
 	return p;
 }
@@ -284,12 +279,11 @@ static void partition_free(struct partition *p)
 	free(p->rfds);
 	free(p->segs);
 	free(p->plan);
-	free(p->cache.buf);
 	free(p->losses);
 	io_close(p->dfd);
 	pthread_mutex_destroy(&p->lock);
 	pthread_rwlock_destroy(&p->seglock);
-	pthread_mutex_destroy(&p->cache_lock);
+	codec_cache_release(&p->cache);
 	pthread_mutex_destroy(&p->retire_lock);
 	pthread_mutex_destroy(&p->state_lock);
 	free(p->name);
@@ -856,9 +850,7 @@ int partition_appendv(struct partition *p, const struct iovec *iov, int iovcnt,
 		      uint32_t count, int64_t now_ms, uint64_t expect_end,
 		      uint64_t *first_offset, uint64_t *byte_pos)
 {
-	partition_append_hook hook;
 	struct segment *a;
-	void *hook_arg;
 	int64_t t0 = now_ns(), ts;
 	uint64_t end, first;
 	uint32_t n, msgs;
@@ -883,6 +875,8 @@ int partition_appendv(struct partition *p, const struct iovec *iov, int iovcnt,
 		goto out;
 	}
 	if (expect_end != PARTITION_ANY_END && expect_end != end) {
+		if (byte_pos)
+			*byte_pos = end;
 		ret = -EPERM;
 		goto out;
 	}
@@ -943,12 +937,8 @@ int partition_appendv(struct partition *p, const struct iovec *iov, int iovcnt,
 	if (byte_pos)
 		*byte_pos = end;
 out:
-	hook = ret == 0 ? p->hook : NULL;
-	hook_arg = p->hook_arg;
 	pthread_mutex_unlock(&p->lock);
 	metrics_add(&p->m, append_ns_total, (uint64_t)(now_ns() - t0));
-	if (hook)
-		hook(hook_arg, end + len);
 	return ret;
 }
 
@@ -1425,27 +1415,37 @@ out:
 }
 
 /* Scheduled flush, time roll, retention. */
-int partition_tick(struct partition *p, int64_t now_ms)
+int partition_tick(struct partition *p, int64_t now_ms,
+		   struct partition_tick_report *rep)
 {
+	struct partition_tick_report none;
 	int ret = 0, r, due;
 
+	if (!rep)
+		rep = &none;
+	memset(rep, 0, sizeof(*rep));
 	pthread_mutex_lock(&p->lock);
 	due = p->cfg.flush_ms > 0 &&
 	      now_ms - p->last_flush_ms >= p->cfg.flush_ms;
 	if (due)
 		p->last_flush_ms = now_ms;
 	pthread_mutex_unlock(&p->lock);
-	if (due)
+	if (due) {
 		ret = partition_flush(p);
+		rep->flushed = 1;
+	}
 	pthread_mutex_lock(&p->state_lock); /* retention writes the state */
 	pthread_mutex_lock(&p->lock);
 	if (p->cfg.segment_ms >= 0 && !active_seg(p)->readonly &&
 	    roll_due(p, 0, now_ms)) {
 		r = roll_locked(p);
+		rep->rolled = r == 0;
 		if (ret == 0)
 			ret = r;
 	}
 	r = retention_locked(p, now_ms);
+	if (r > 0)
+		rep->segments_deleted = (uint32_t)r;
 	if (ret == 0 && r < 0)
 		ret = r;
 	pthread_mutex_unlock(&p->lock);
@@ -1456,54 +1456,25 @@ int partition_tick(struct partition *p, int64_t now_ms)
 /* ------------------------------------------------------------------ */
 /* Reads                                                                */
 
-/* A block of compressed segment s does not decode: damage, like a bad
- * CRC.  Its entries are marked bad so that later reads fail at once;
- * counted and logged by whichever reader marks the first of them. */
-static void report_bad_block(struct partition *p, struct segment *s,
-			     const struct codec_block *b)
-{
-	struct seg_entry e;
-	uint32_t n = seg_n(s), i;
-	uint64_t from = s->base_byte + b->raw_pos, to = from + b->raw_len;
-	long k = segment_find_byte(s, n, from);
-	uint8_t want;
-	int first = 0;
-	char path[512];
-
-	for (i = k < 0 ? 0 : (uint32_t)k; i < n; i++) {
-		e = segment_entry(s, i);
-		if (e.pos >= to)
-			break;
-		if (e.pos + e.len <= from)
-			continue;
-		want = SEG_V_GOOD;
-		if (atomic_compare_exchange_strong(&s->vstate[i], &want,
-						   SEG_V_BAD))
-			first = 1;
-	}
-	if (!first)
-		return;
-	metrics_add(&p->m, crc_failures, 1);
-	part_path(p, path, sizeof(path));
-	diag_err("cannot decode the block at bytes %llu-%llu of '%s': reads "
-		 "of it fail with EIO",
-		 (unsigned long long)from, (unsigned long long)to, path);
-}
-
-/* Copy [pos, pos+len) of compressed segment s through the block cache. */
+/* Copy [pos, pos+len) of compressed segment s through the block cache;
+ * a block that does not decode is counted and logged by the reader that
+ * finds it first. */
 static int read_compressed(struct partition *p, struct segment *s, uint64_t pos,
 			   void *buf, size_t len)
 {
-	const struct codec_block *bad;
+	uint64_t from = 0, to = 0;
+	char path[512];
 	int ret;
 
-	pthread_mutex_lock(&p->cache_lock);
-	ret = codec_read_range(s->codec, s->log_fd, s->blocks, s->nblocks,
-			       s->id, &p->cache, pos - s->base_byte, buf, len,
-			       &bad);
-	pthread_mutex_unlock(&p->cache_lock);
-	if (bad)
-		report_bad_block(p, s, bad);
+	ret = segment_read_compressed(s, &p->cache, pos, buf, len, &from, &to);
+	if (to > from) {
+		metrics_add(&p->m, crc_failures, 1);
+		part_path(p, path, sizeof(path));
+		diag_err("cannot decode the block at bytes %llu-%llu of '%s': "
+			 "reads of it fail with EIO",
+			 (unsigned long long)from, (unsigned long long)to,
+			 path);
+	}
 	return ret;
 }
 
@@ -1647,8 +1618,12 @@ int partition_read_ranges(struct partition *p, uint64_t pos, size_t len,
 	}
 	while (cur < stop && k < max) {
 		s = seg_by_byte(p, cur);
-		if (s && s->codec != COMPRESSION_NONE)
+		if (s && s->codec != COMPRESSION_NONE) {
+			ranges[k].fd = PARTITION_RANGE_COPY;
+			ranges[k].file_pos = 0;
+			ranges[k++].len = (size_t)(stop - cur);
 			break;
+		}
 		good = -EIO; /* no segment holds cur: lost to damage */
 		send = s ? seg_end(s) : cur;
 		want = send > cur ? (size_t)((send < stop ? send : stop) - cur)
@@ -1670,6 +1645,20 @@ int partition_read_ranges(struct partition *p, uint64_t pos, size_t len,
 	metrics_add(&p->m, bytes_read, cur - pos);
 	metrics_add(&p->m, reads, 1);
 	return k;
+}
+
+/* Copy the rest of a zero-copy read. */
+ssize_t partition_read_rest(struct partition *p, uint64_t pos, void *buf,
+			    size_t len)
+{
+	ssize_t n;
+
+	pthread_rwlock_rdlock(&p->seglock);
+	n = read_locked(p, pos, buf, len, 1);
+	pthread_rwlock_unlock(&p->seglock);
+	if (n > 0)
+		metrics_add(&p->m, bytes_read, (uint64_t)n);
+	return n;
 }
 
 /* Unpin what partition_read_ranges() handed out. */
@@ -2254,14 +2243,4 @@ void partition_renamed(struct partition *p, int dirfd, const char *name)
 int partition_dirfd(struct partition *p)
 {
 	return p->dfd;
-}
-
-/* Install the append hook. */
-void partition_set_append_hook(struct partition *p, partition_append_hook fn,
-			       void *arg)
-{
-	pthread_mutex_lock(&p->lock);
-	p->hook = fn;
-	p->hook_arg = arg;
-	pthread_mutex_unlock(&p->lock);
 }

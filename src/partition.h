@@ -2,9 +2,13 @@
  * partition.h - one partition's log: ordered segments, append, read at a
  * byte offset, lookups, roll, flush, retention, compression, recovery.
  *
- * No FUSE here.  A partition lives in its own directory (DATA_DIR/topic/
- * partition/) holding NNNNNNNNNNNNNNNNNNNN.log/.idx segments and
- * partition.state.  Its bytes, concatenated, are exactly what was
+ * No FUSE here, and no calls up: a partition knows nothing of the
+ * registry or the FUSE layer and calls nobody back; each function returns
+ * what happened (where an append landed or why it was refused, what a
+ * tick did, where a read must be copied) and the caller acts on it.
+ *
+ * A partition lives in its own directory (DATA_DIR/topic/partition/)
+ * holding NNNNNNNNNNNNNNNNNNNN.log/.idx segments and partition.state.  Its bytes, concatenated, are exactly what was
  * appended; byte offsets are partition-global and never move.  Bytes below
  * start_byte (retention, delete_before, or a restore that began past 0)
  * are a hole that reads as zeros.
@@ -76,7 +80,11 @@ struct partition_info {
 
 /* A piece of a read that the caller can send without copying: bytes
  * [file_pos, file_pos+len) of descriptor fd.  fd == -1 means len zero
- * bytes (the retention hole).  See partition_read_ranges(). */
+ * bytes (the retention hole); fd == PARTITION_RANGE_COPY means the read
+ * reached a compressed segment there, and the len bytes from where the
+ * ranges before it end are to be copied with partition_read_rest().  See
+ * partition_read_ranges(). */
+#define PARTITION_RANGE_COPY (-2)
 struct partition_range {
 	int fd;
 	uint64_t file_pos;
@@ -108,9 +116,13 @@ void partition_discard(struct partition *p);
  * lines; the last may lack a newline when a writer closed mid-line).
  * count must equal the batch's lines, else -EINVAL (len 0 or count 0 too).
  * If expect_end != PARTITION_ANY_END the append fails with -EPERM unless
- * the log currently ends exactly there (compare-and-append).  On success
- * *first_offset (if non-NULL) gets the batch's first message offset and
- * *byte_pos (if non-NULL) the byte offset where it landed.
+ * the log currently ends exactly there (compare-and-append); *byte_pos
+ * (if non-NULL) then gets where the log does end, so a caller can decide
+ * what to do without asking again.  On success *first_offset (if
+ * non-NULL) gets the batch's first message offset and *byte_pos (if
+ * non-NULL) the byte offset where it landed: the log now ends at
+ * *byte_pos plus the batch's length.  The partition calls nobody back:
+ * whoever appended wakes what must learn of it.
  * -EMSGSIZE if len exceeds what one batch may hold (see
  * PARTITION_MAX_BATCH); -ENOSPC / -EIO from the disk leave the log as it
  * was before the call.  -EROFS if the active segment's .log could only be
@@ -148,8 +160,11 @@ ssize_t partition_read(struct partition *p, uint64_t pos, void *buf,
 /* Zero-copy form: fill up to max ranges covering [pos, pos+len) (stopping
  * early at the end of the log or when ranges run out).  Compressed
  * segments cannot be described this way: the function stops before them
- * and the caller falls back to partition_read() for the rest.  Returns the
- * number of ranges; the descriptors stay valid until
+ * and says so with a last range of fd PARTITION_RANGE_COPY (if there is
+ * room for it) covering the rest of the read; the caller copies what the
+ * ranges left out with partition_read_rest().  Counted in the metrics as
+ * one read, of the bytes the ranges cover.  Returns the number of ranges
+ * (the copy marker included); the descriptors stay valid until
  * partition_read_ranges_done() is called (they pin the segments): call it
  * once after every non-negative return, even 0.  Entries not yet
  * CRC-checked are checked (read) first; any damaged byte in what the
@@ -157,6 +172,11 @@ ssize_t partition_read(struct partition *p, uint64_t pos, void *buf,
 int partition_read_ranges(struct partition *p, uint64_t pos, size_t len,
 			  struct partition_range *ranges, int max);
 void partition_read_ranges_done(struct partition *p);
+/* The rest of a read that partition_read_ranges() began, as
+ * partition_read() reads it, counted as part of that read (its bytes, not
+ * another read). */
+ssize_t partition_read_rest(struct partition *p, uint64_t pos, void *buf,
+			    size_t len);
 /* lseek(SEEK_DATA) (hole 0) or SEEK_HOLE (hole 1) from pos: the
  * retention hole at the head and batches dropped as damaged (SEG_F_LOST)
  * are holes, the end of the log is the final hole.  0 and *out, or
@@ -202,9 +222,17 @@ int partition_lost(struct partition *p, uint64_t from, uint64_t to,
 /* Loss number i (0 = first) in *out; -ENOENT past the last. */
 int partition_get_loss(struct partition *p, uint64_t i,
 		       struct partition_loss *out);
+/* What one partition_tick() did, for the caller to log and act on. */
+struct partition_tick_report {
+	int flushed;		   /* flush_ms elapsed: a flush ran */
+	int rolled;		   /* segment_ms rolled the active segment */
+	uint32_t segments_deleted; /* by retention: the start moved */
+};
 /* Periodic work: flush if flush_ms elapsed, roll by segment_ms, apply
- * retention.  Cheap when there is nothing to do. */
-int partition_tick(struct partition *p, int64_t now_ms);
+ * retention; what it did goes into *rep (if non-NULL), also when it
+ * fails part way.  Cheap when there is nothing to do. */
+int partition_tick(struct partition *p, int64_t now_ms,
+		   struct partition_tick_report *rep);
 /* Compress one sealed segment if the configuration asks for it and one is
  * waiting.  Runs the codec without blocking appends or reads; the swap is
  * atomic and crash-safe.  Returns 1 if it did work, 0 if none, -errno. */
@@ -228,12 +256,5 @@ void partition_renamed(struct partition *p, int dirfd, const char *name);
 /* The partition's directory descriptor (owned by the partition), for the
  * caller's own files beside the segments (partition.conf). */
 int partition_dirfd(struct partition *p);
-
-/* Called after every successful append, whoever made it, with the new end
- * of the log; from the appending thread, after the partition's locks are
- * released.  Wakes followers, poll handles and the kernel's caches. */
-typedef void (*partition_append_hook)(void *arg, uint64_t end_byte);
-void partition_set_append_hook(struct partition *p, partition_append_hook fn,
-			       void *arg);
 
 #endif

@@ -142,7 +142,10 @@ struct node *registry_node(struct registry *reg, uint64_t ino)
 	return (struct node *)(uintptr_t)ino;
 }
 
-static struct node *node_new(enum node_kind kind, const char *name)
+static void node_free(struct registry *reg, struct node *n);
+
+static struct node *node_new(struct registry *reg, enum node_kind kind,
+			     const char *name)
 {
 	struct node *n = calloc(1, sizeof(*n));
 
@@ -161,17 +164,20 @@ static struct node *node_new(enum node_kind kind, const char *name)
 	n->meta.gid = getgid();
 	n->meta.atime = n->meta.mtime = n->meta.ctime = now_ts();
 	pthread_mutex_init(&n->meta_lock, NULL);
-	pthread_mutex_init(&n->held_lock, NULL);
+	if (reg->hooks.node_init && reg->hooks.node_init(reg, n) < 0) {
+		node_free(reg, n);
+		return NULL;
+	}
 	return n;
 }
 
-static void node_free(struct node *n)
+static void node_free(struct registry *reg, struct node *n)
 {
+	if (reg->hooks.node_release)
+		reg->hooks.node_release(reg, n);
 	if (n->dirfd >= 0)
 		io_close(n->dirfd);
 	pthread_mutex_destroy(&n->meta_lock);
-	pthread_mutex_destroy(&n->held_lock);
-	free(n->held);
 	free(n->name);
 	free(n);
 }
@@ -397,15 +403,12 @@ static void log_recovery(const struct node *t, const char *name,
 
 static void attach_partition(struct registry *reg, struct node *n)
 {
-	struct partition_info info;
 	struct log_metrics *m;
 
-	partition_get_info(n->part, &info);
-	atomic_store(&n->shown_end, info.end_byte);
 	m = partition_metrics(n->part);
 	n->seen_crc_failures = metrics_get(m, crc_failures);
-	n->seen_segments_deleted = metrics_get(m, segments_deleted);
-	partition_set_append_hook(n->part, reg->hooks.append, n);
+	if (reg->hooks.attach)
+		reg->hooks.attach(reg, n);
 }
 
 static int load_partition(struct registry *reg, struct node *t,
@@ -416,7 +419,7 @@ static int load_partition(struct registry *reg, struct node *t,
 	struct node *n;
 	int ret;
 
-	n = node_new(NODE_PARTITION, name);
+	n = node_new(reg, NODE_PARTITION, name);
 	if (!n)
 		return -ENOMEM;
 	n->parent = t;
@@ -435,7 +438,7 @@ static int load_partition(struct registry *reg, struct node *t,
 	if (ret < 0) {
 		diag_err("cannot open partition '%s/%s': %s", t->name, name,
 			 strerror(-ret));
-		node_free(n);
+		node_free(reg, n);
 		return ret;
 	}
 	log_recovery(t, name, &rec);
@@ -498,14 +501,14 @@ static int load_topic_entry(void *arg, const char *name, int isdir)
 
 	if (!isdir || registry_check_name(name, 1) < 0)
 		return 0;
-	t = node_new(NODE_TOPIC, name);
+	t = node_new(reg, NODE_TOPIC, name);
 	if (!t)
 		return -ENOMEM;
 	t->dirfd = io_opendirat(reg->rootfd, name);
 	if (t->dirfd < 0) {
 		diag_err("cannot open topic '%s': %s", name,
 			 strerror(-t->dirfd));
-		node_free(t);
+		node_free(reg, t);
 		return 0;
 	}
 	conf_read(&t->over, t->dirfd, LAYOUT_TOPIC_CONF, name);
@@ -574,6 +577,13 @@ int registry_open(const char *data_dir, const struct config *defaults,
 	pthread_mutex_init(&reg->root.meta_lock, NULL);
 	reg->defaults = *defaults;
 	reg->hooks = *hooks;
+	if (hooks->node_init) {
+		ret = hooks->node_init(reg, &reg->root);
+		if (ret < 0) {
+			reg->hooks.node_release = NULL;
+			goto out_free;
+		}
+	}
 
 	ret = mkdir_p(data_dir);
 	if (ret < 0) {
@@ -659,9 +669,9 @@ int registry_close(struct registry *reg)
 				if (!ret)
 					ret = r;
 			}
-			node_free(p);
+			node_free(reg, p);
 		}
-		node_free(t);
+		node_free(reg, t);
 	}
 	/* Removed nodes still looked up by the kernel are leaked here on
 	 * purpose: the process is about to exit. */
@@ -671,6 +681,8 @@ int registry_close(struct registry *reg)
 		io_close(reg->lockfd); /* releases the flock */
 	if (reg->rootfd >= 0)
 		io_close(reg->rootfd);
+	if (reg->hooks.node_release)
+		reg->hooks.node_release(reg, &reg->root);
 	pthread_mutex_destroy(&reg->root.meta_lock);
 	pthread_cond_destroy(&reg->maint_cond);
 	pthread_mutex_destroy(&reg->maint_lock);
@@ -726,7 +738,7 @@ static void node_put(struct registry *reg, struct node *n)
 	free_it = n->nlookup == 0;
 	pthread_mutex_unlock(&reg->life);
 	if (free_it) {
-		node_free(n);
+		node_free(reg, n);
 		if (parent)
 			node_put(reg, parent);
 	}
@@ -768,7 +780,7 @@ void registry_forget(struct registry *reg, struct node *n, uint64_t nlookup)
 	free_it = n->nlookup == 0 && n->refs == 0 && n->dying;
 	pthread_mutex_unlock(&reg->life);
 	if (free_it) {
-		node_free(n);
+		node_free(reg, n);
 		if (parent)
 			node_put(reg, parent);
 	}
@@ -936,7 +948,7 @@ int registry_mkdir(struct registry *reg, struct node *dir, const char *name,
 		ret = -EEXIST;
 		goto out_unlock;
 	}
-	t = node_new(NODE_TOPIC, name);
+	t = node_new(reg, NODE_TOPIC, name);
 	if (!t) {
 		ret = -ENOMEM;
 		goto out_unlock;
@@ -972,7 +984,7 @@ out_undo:
 	io_close(t->dirfd);
 	t->dirfd = -1;
 	new_dir_undo(reg, tmp, "topic", name, ret);
-	node_free(t);
+	node_free(reg, t);
 out_unlock:
 	pthread_rwlock_unlock(&reg->lock);
 	return ret;
@@ -1003,7 +1015,7 @@ int registry_create(struct registry *reg, struct node *dir, const char *name,
 		ret = -EEXIST;
 		goto out_unlock;
 	}
-	n = node_new(NODE_PARTITION, name);
+	n = node_new(reg, NODE_PARTITION, name);
 	if (!n) {
 		ret = -ENOMEM;
 		goto out_unlock;
@@ -1041,7 +1053,7 @@ out_undo:
 		partition_discard(n->part);
 	n->part = NULL;
 	new_dir_undo(reg, tmp, "partition", name, ret);
-	node_free(n);
+	node_free(reg, n);
 out_unlock:
 	pthread_rwlock_unlock(&reg->lock);
 	return ret;
@@ -1650,10 +1662,12 @@ out:
 /* ---- maintenance ------------------------------------------------------- */
 
 /* One round: tick every partition, compress what waits, report what the
- * engine did on its own (retention, CRC failures). */
+ * engine did on its own (retention, as the tick reports it; CRC failures,
+ * which reads find and count). */
 static void maint_round(struct registry *reg)
 {
 	struct node **pins = NULL, **np, *t, *p;
+	struct partition_tick_report rep;
 	struct log_metrics *m;
 	size_t n = 0, cap = 0, i;
 	uint64_t v;
@@ -1681,7 +1695,7 @@ collected:
 			goto next;
 		/* A full disk fails every tick until space is freed: say
 		 * when that starts, changes and ends, not every second. */
-		ret = partition_tick(p->part, registry_now_ms());
+		ret = partition_tick(p->part, registry_now_ms(), &rep);
 		if (ret < 0 && ret != p->maint_err)
 			diag_err("maintenance of partition '%s': %s (retrying)",
 				 p->name, strerror(-ret));
@@ -1695,20 +1709,16 @@ collected:
 				 "%s (retrying)",
 				 p->name, strerror(-ret));
 		p->compress_err = ret < 0 ? ret : 0;
-		m = partition_metrics(p->part);
-		v = metrics_get(m, segments_deleted);
-		if (v != p->seen_segments_deleted) {
+		if (rep.segments_deleted) {
 			pthread_rwlock_rdlock(&reg->lock);
-			diag_info(
-				"retention deleted %llu segments of '%s/%s'",
-				(unsigned long long)(v -
-						     p->seen_segments_deleted),
-				p->parent->name, p->name);
+			diag_info("retention deleted %u segments of '%s/%s'",
+				  rep.segments_deleted, p->parent->name,
+				  p->name);
 			pthread_rwlock_unlock(&reg->lock);
-			p->seen_segments_deleted = v;
 			if (reg->hooks.invalidate)
 				reg->hooks.invalidate(reg, p, 0);
 		}
+		m = partition_metrics(p->part);
 		v = metrics_get(m, crc_failures);
 		if (v != p->seen_crc_failures) {
 			pthread_rwlock_rdlock(&reg->lock);

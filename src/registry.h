@@ -7,7 +7,7 @@
  * every topic and opens every
  * partition at mount, and maps namespace operations (mkdir, create,
  * rename, unlink...) onto renames and removals below DATA_DIR through
- * io.h.  No FUSE here; fs.c calls in.
+ * io.h.  No FUSE here; the FUSE layer (fs_*.c) calls in.
  *
  * On disk:
  *   DATA_DIR/fluxfs.meta                "format=2" (LAYOUT_FORMAT)
@@ -21,7 +21,7 @@
  *
  * Inode numbers are node addresses (as in libfuse's passthrough_ll), the
  * root is FUSE's 1, and 2..15 are reserved for control files (.metrics,
- * .follow); fs.c gives a node's follow-view twin its address with bit 0
+ * .follow); the FUSE layer gives a node's follow-view twin its address with bit 0
  * set (nodes are malloc'ed, so that bit is free).  A node lives while it
  * is in the namespace, while the kernel holds a lookup count on it, or
  * while something pins it (open handles, the maintenance thread).
@@ -51,7 +51,7 @@
 
 #define REGISTRY_INO_ROOT 1
 #define REGISTRY_INO_METRICS 2
-#define REGISTRY_INO_FOLLOW 3 /* MNT/.follow (fs.c, follow.h) */
+#define REGISTRY_INO_FOLLOW 3 /* MNT/.follow (fs_ops.c, fs_follow.h) */
 #define REGISTRY_NAME_MAX 249
 
 enum node_kind { NODE_ROOT, NODE_TOPIC, NODE_PARTITION };
@@ -68,8 +68,7 @@ struct node_meta {
 	int append_only;    /* chattr +a: no unlink, rename or truncation */
 };
 
-struct follow_wait;
-struct follow_file;
+struct fs_node;
 
 struct node {
 	enum node_kind kind;
@@ -91,46 +90,29 @@ struct node {
 	unsigned refs;	  /* protected by reg->life: 1 in tree + pins */
 	int dying;	  /* protected by reg->life: last pin going */
 
-	/* Cache state, lock-free (fs.c). */
-	atomic_int attr_cached; /* the kernel may hold attributes */
-	atomic_int page_cached; /* a reader may hold pages */
-	atomic_int tail_cached; /* ... maybe a partial last page */
-	int tail_drops;		/* fs.c's tail lock: drops queued */
-	atomic_int head_drops;	/* removed head's drops not yet sent */
-	/* Open handles by how they use the page cache (fs.c's tail lock;
-	 * read without it where only "zero stays zero" matters). */
-	atomic_int pc_readers; /* readers through the page cache */
-	atomic_int wt_writers; /* writers through the page cache */
-	int dio_writers;       /* direct_io writers */
-	/* The partial line of the one write-through writer holding one:
-	 * the kernel counts it in the file at held_pos, so reads and stat
-	 * show it there (fs.c). */
-	pthread_mutex_t held_lock;
-	atomic_int held_handles;   /* write-through handles holding bytes */
-	const void *held_owner;	   /* whose bytes held is (NULL: none) */
-	char *held;		   /* held_lock */
-	size_t held_len, held_cap; /* held_lock */
-	uint64_t held_pos;	   /* held_lock */
 	atomic_uint_fast64_t max_message; /* effective max_message_bytes */
-	atomic_uint_fast64_t shown_end;	  /* largest size the kernel may see */
 	uint64_t seen_crc_failures;	  /* maintenance thread only */
-	uint64_t seen_segments_deleted;	  /* maintenance thread only */
 	int maint_err;	  /* last tick's error, logged on change; ditto */
 	int compress_err; /* last compression error, the same way */
 
-	/* Tailing (follow.c): parked reads and stored poll handles, and
-	 * a count bumped when the partition leaves its name. */
-	struct follow_wait *follow_waiters; /* protected by the follow lock */
-	struct follow_file *follow_polls;   /* protected by the follow lock */
-	atomic_uint follow_gen;
+	/* The FUSE layer's state of this node, opaque here: made and
+	 * released through registry_hooks. */
+	struct fs_node *fs;
 };
 
 struct registry;
 
-/* fs.c's callbacks: after every append to any partition (arg is the
- * node), and when bytes below from changed (retention made them a hole). */
+/* The FUSE layer's callbacks (each may be NULL).  Appends call nobody:
+ * the FUSE layer makes them and acts on them itself. */
 struct registry_hooks {
-	partition_append_hook append;
+	/* A node was made (a partition's log not yet open): set up n->fs;
+	 * -errno fails what made it. */
+	int (*node_init)(struct registry *reg, struct node *n);
+	/* n's partition log is open (at load or create). */
+	void (*attach)(struct registry *reg, struct node *n);
+	/* n is being freed: release n->fs. */
+	void (*node_release)(struct registry *reg, struct node *n);
+	/* Bytes of n below from changed (retention made them a hole). */
 	void (*invalidate)(struct registry *reg, struct node *n, uint64_t from);
 	/* A partition left its name (unlinked, renamed, replaced) or a
 	 * topic was removed; called outside reg->lock while n is still

@@ -1456,6 +1456,53 @@ long segment_find_time(const struct segment *s, uint32_t n, int64_t ts_ms)
 	return lo;
 }
 
+/* Mark the entries of s overlapping [from, to) bad; 1 if one of them was
+ * good until now. */
+static int mark_bad_range(struct segment *s, uint64_t from, uint64_t to)
+{
+	uint32_t n = atomic_load(&s->nentries), i;
+	long k = segment_find_byte(s, n, from);
+	struct seg_entry e;
+	uint8_t want;
+	int first = 0;
+
+	for (i = k < 0 ? 0 : (uint32_t)k; i < n; i++) {
+		e = segment_entry(s, i);
+		if (e.pos >= to)
+			break;
+		if (e.pos + e.len <= from)
+			continue;
+		want = SEG_V_GOOD;
+		if (atomic_compare_exchange_strong(&s->vstate[i], &want,
+						   SEG_V_BAD))
+			first = 1;
+	}
+	return first;
+}
+
+/* Copy bytes of a compressed segment through the block cache. */
+int segment_read_compressed(struct segment *s, struct codec_cache *cache,
+			    uint64_t pos, void *buf, size_t len,
+			    uint64_t *bad_from, uint64_t *bad_to)
+{
+	const struct codec_block *bad = NULL;
+	uint64_t from, to;
+	int ret;
+
+	ret = codec_read_range(s->codec, s->log_fd, s->blocks, s->nblocks,
+			       cache, s->id, pos - s->base_byte, buf, len,
+			       &bad);
+	if (ret == -EIO && bad) {
+		from = s->base_byte + bad->raw_pos;
+		to = from + bad->raw_len;
+		if (mark_bad_range(s, from, to)) {
+			*bad_from = from;
+			*bad_to = to;
+		}
+	}
+	return ret;
+}
+
 /* Read from a raw segment at global byte pos: from the mapping when the
  * range is mapped, else pread. */
 ssize_t segment_pread(const struct segment *s, void *buf, size_t len,

@@ -211,6 +211,15 @@ int segment_mark_lost(int dirfd, uint64_t base_offset, uint32_t i);
 /* Read raw bytes of a raw segment at partition-global pos. */
 ssize_t segment_pread(const struct segment *s, void *buf, size_t len,
 		      uint64_t pos);
+/* Copy partition-global bytes [pos, pos+len) of compressed segment s,
+ * decoding through cache.  Returns 0 or -errno.  A block that does not
+ * decode is damage, like a bad CRC: -EIO, and its entries are marked bad
+ * so later reads fail at once; if this call marked the first of them,
+ * *bad_from and *bad_to get the block's bytes (for the caller to count
+ * and report once), else they are left alone. */
+int segment_read_compressed(struct segment *s, struct codec_cache *cache,
+			    uint64_t pos, void *buf, size_t len,
+			    uint64_t *bad_from, uint64_t *bad_to);
 /* Published bytes [pos, pos+len) in place, or NULL if not mapped. */
 const void *segment_peek(const struct segment *s, uint64_t pos, size_t len);
 /* CRC-check entry i (reads its bytes from a raw segment); caches the

@@ -18,7 +18,8 @@
  *   user.fluxfs.seek.time.<MS>    -> "<offset> <byte>" of the first message
  *                                    appended at or after MS
  * -ENOENT when there is no such message, -EINVAL for a malformed number.
- * No FUSE and no registry here: fs.c wires the answers to requests.
+ * No FUSE and no registry here: the FUSE layer (fs_ops.c) wires the
+ * answers to requests.
  */
 #ifndef FLUXFS_XATTR_H
 #define FLUXFS_XATTR_H

@@ -98,7 +98,7 @@ static void run(const char *stream, size_t len, unsigned seed, uint64_t max,
 		if (ret == -EMSGSIZE) {
 			if (!max)
 				abort(); /* no limit, no EMSGSIZE */
-			/* as fs.c: a failed write changes nothing, the held
+			/* as fs_io.c: a failed write changes nothing, the held
 			 * bytes stay for the close to store */
 		} else if (ret == 0) {
 			take_batch(&pl, max, out);

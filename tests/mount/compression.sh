@@ -2,7 +2,8 @@
 # compression.sh - sealed segments compressed (compression=lz4|gzip on a
 # topic) still read back exactly through the mount, at any offset and
 # after a remount, and on disk are standard streams that lz4cat/zcat turn
-# back into the partition's bytes.
+# back into the partition's bytes.  A read of compressed data counts as
+# one read in .metrics, of the bytes it returned.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/util.sh"
 
@@ -40,6 +41,27 @@ for c in lz4 gzip; do
 		assert_eq "$(tail -c +$((off + 1)) "$WORK/ref-$c" | head -c 3000 | md5sum)" \
 			"$(dd if="$MNT/$c/0" bs=3000 skip="$off" iflag=skip_bytes count=1 2>/dev/null | md5sum)" \
 			"$c: 3000 bytes at offset $off"
+	done
+done
+
+# counter NAME TOPIC: the value of NAME for TOPIC/0 in .metrics.
+counter() {
+	grep "^$1{topic=\"$2\",partition=\"0\"} " "$MNT/.metrics" | awk '{ print $NF }'
+}
+# One read(2) of the follow view (direct_io) is one READ request: it must
+# count once, whether the bytes are copied out of compressed blocks or not.
+for c in lz4 gzip; do
+	for off in 1 16383; do
+		reads=$(counter fluxfs_reads_total "$c")
+		bytes=$(counter fluxfs_bytes_read_total "$c")
+		[ -n "$reads" ] && [ -n "$bytes" ] || fail "$c: no read counters in .metrics"
+		assert_eq "$(tail -c +$((off + 1)) "$WORK/ref-$c" | head -c 3000 | md5sum)" \
+			"$(dd if="$MNT/.follow/$c/0" bs=3000 skip="$off" iflag=skip_bytes count=1 2>/dev/null | md5sum)" \
+			"$c: 3000 bytes at offset $off of the follow view"
+		assert_eq $((reads + 1)) "$(counter fluxfs_reads_total "$c")" \
+			"$c: reads counted for one read of compressed bytes at $off"
+		assert_eq $((bytes + 3000)) "$(counter fluxfs_bytes_read_total "$c")" \
+			"$c: bytes counted for one read of compressed bytes at $off"
 	done
 done
 

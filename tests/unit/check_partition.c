@@ -2,8 +2,8 @@
  * check_partition.c - the partition log against a model kept in memory:
  * appends and reads, roll by size and by time, lookups at every boundary,
  * retention by size and age with an injected clock, delete_before,
- * set_start_byte, compression with both codecs, concurrent readers and the
- * append hook.  After every operation the partition's info, its bytes and
+ * set_start_byte, compression with both codecs, concurrent readers, and
+ * what a tick reports.  After every operation the partition's info, its bytes and
  * its offset <-> byte mapping are compared with the model.
  */
 #include <errno.h>
@@ -156,14 +156,6 @@ static void reopen(int dfd, struct partition **p, const struct config *cfg,
 /* ------------------------------------------------------------------ */
 /* Tests                                                                */
 
-static void on_append(void *arg, uint64_t end)
-{
-	uint64_t *last = arg;
-
-	last[0]++;
-	last[1] = end;
-}
-
 START_TEST(test_append_read)
 {
 	char path[4096];
@@ -171,32 +163,30 @@ START_TEST(test_append_read)
 	struct partition *p;
 	struct config cfg;
 	struct model m;
-	uint64_t hook[2] = {0, 0}, first;
+	uint64_t first, at;
 	int i;
 
 	cfg_init(&cfg);
 	model_init(&m);
 	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), 0);
 	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), -EEXIST);
-	partition_set_append_hook(p, on_append, hook);
 	check_inv(p, &m);
 	for (i = 0; i < 40; i++) {
 		append_lines(p, &m, i + 1, 1 + i * 7, 1, 600, 1000 + i);
-		ck_assert_uint_eq(hook[0], (uint64_t)i + 1);
-		ck_assert_uint_eq(hook[1], m.end);
 		check_inv(p, &m);
 	}
-	/* refused appends change nothing and call no hook */
+	/* refused appends change nothing; a wrong end is told the real one */
+	at = 0;
 	ck_assert_int_eq(
-		partition_append(p, "a\n", 2, 1, 2000, m.end + 1, NULL, NULL),
+		partition_append(p, "a\n", 2, 1, 2000, m.end + 1, NULL, &at),
 		-EPERM);
+	ck_assert_uint_eq(at, m.end);
 	ck_assert_int_eq(partition_append(p, "a\nb\n", 4, 1, 2000,
 					  PARTITION_ANY_END, NULL, NULL),
 			 -EINVAL);
 	ck_assert_int_eq(partition_append(p, "", 0, 1, 2000, PARTITION_ANY_END,
 					  NULL, NULL),
 			 -EINVAL);
-	ck_assert_uint_eq(hook[0], 40);
 	check_inv(p, &m);
 	/* compare-and-append at the right end works */
 	ck_assert_int_eq(
@@ -273,13 +263,15 @@ START_TEST(test_roll_by_time)
 	struct partition *p;
 	struct config cfg;
 	struct model m;
+	struct partition_tick_report rep;
 
 	cfg_init(&cfg);
 	cfg.segment_ms = 1000;
 	model_init(&m);
 	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), 0);
 	/* an empty active segment never rolls */
-	ck_assert_int_eq(partition_tick(p, 50000), 0);
+	ck_assert_int_eq(partition_tick(p, 50000, &rep), 0);
+	ck_assert_int_eq(rep.rolled, 0);
 	partition_get_info(p, &info);
 	ck_assert_uint_eq(info.segments, 1);
 	append_lines(p, &m, 1, 5, 10, 20, 100000);
@@ -293,13 +285,16 @@ START_TEST(test_roll_by_time)
 	ck_assert_uint_eq(m.seg[1], m.msg[10]);
 	check_inv(p, &m);
 	/* tick rolls an old active segment */
-	ck_assert_int_eq(partition_tick(p, 101999), 0);
+	ck_assert_int_eq(partition_tick(p, 101999, &rep), 0);
+	ck_assert_int_eq(rep.rolled, 0);
 	partition_get_info(p, &info);
 	ck_assert_uint_eq(info.segments, 2);
-	ck_assert_int_eq(partition_tick(p, 102000), 0);
+	ck_assert_int_eq(partition_tick(p, 102000, &rep), 0);
+	ck_assert_int_eq(rep.rolled, 1);
+	ck_assert_uint_eq(rep.segments_deleted, 0);
 	partition_get_info(p, &info);
 	ck_assert_uint_eq(info.segments, 3);
-	ck_assert_int_eq(partition_tick(p, 109000), 0);
+	ck_assert_int_eq(partition_tick(p, 109000, NULL), 0);
 	partition_get_info(p, &info);
 	ck_assert_uint_eq(info.segments, 3);
 	append_lines(p, &m, 4, 5, 10, 20, 109000);
@@ -394,7 +389,8 @@ START_TEST(test_retention_bytes)
 	struct partition *p;
 	struct config cfg;
 	struct model m;
-	uint32_t i, first = 0, k;
+	struct partition_tick_report rep;
+	uint32_t i, first = 0, k, was;
 
 	cfg_init(&cfg);
 	cfg.segment_bytes = 10 << 10;
@@ -404,13 +400,18 @@ START_TEST(test_retention_bytes)
 	for (i = 0; i < 40; i++) {
 		append_lines(p, &m, i + 1, 4, 200, 900, 1000);
 		/* the engine deletes only on request/tick */
-		ck_assert_int_eq(partition_tick(p, 1000), 0);
+		ck_assert_int_eq(partition_tick(p, 1000, &rep), 0);
 		/* expected (Kafka's rule): drop the oldest sealed segment
 		 * while what remains still holds retention_bytes */
+		was = first;
 		while (first + 1 < m.nseg &&
 		       m.end - m.seg[first + 1] >=
 			       (uint64_t)cfg.retention_bytes)
 			first++;
+		/* the tick says what it deleted */
+		ck_assert_uint_eq(rep.segments_deleted, first - was);
+		ck_assert_int_eq(rep.rolled, 0);
+		ck_assert_int_eq(rep.flushed, 0);
 		if (first > 0 && m.start_byte < m.seg[first]) {
 			m.start_byte = m.seg[first];
 			m.start_off = model_msg_at(&m, m.seg[first]);
@@ -624,7 +625,8 @@ START_TEST(test_read_ranges)
 	struct partition *p;
 	struct config cfg;
 	struct model m;
-	uint64_t o;
+	uint64_t o, reads, bytes;
+	unsigned char *copy;
 	uint32_t i;
 
 	cfg_init(&cfg);
@@ -665,8 +667,27 @@ START_TEST(test_read_ranges)
 	cfg.compression = COMPRESSION_LZ4;
 	ck_assert_int_eq(partition_set_config(p, &cfg), 0);
 	ck_assert_int_eq(partition_compress_one(p), 1);
+	reads = metrics_get(partition_metrics(p), reads);
+	bytes = metrics_get(partition_metrics(p), bytes_read);
 	k = partition_read_ranges(p, 0, m.end, r, 64);
-	ck_assert_int_eq(k, 1); /* the hole only */
+	ck_assert_int_eq(k, 2); /* the hole, then "copy the rest" */
+	ck_assert_int_eq(r[0].fd, -1);
+	ck_assert_uint_eq(r[0].len, m.start_byte);
+	ck_assert_int_eq(r[1].fd, PARTITION_RANGE_COPY);
+	ck_assert_uint_eq(r[1].len, m.end - m.start_byte);
+	copy = malloc(r[1].len);
+	ck_assert_int_eq(partition_read_rest(p, r[0].len, copy, r[1].len),
+			 (ssize_t)r[1].len);
+	ck_assert_mem_eq(copy, m.data + r[0].len, r[1].len);
+	free(copy);
+	/* one read, of every byte once */
+	ck_assert_uint_eq(metrics_get(partition_metrics(p), reads), reads + 1);
+	ck_assert_uint_eq(metrics_get(partition_metrics(p), bytes_read),
+			  bytes + m.end);
+	partition_read_ranges_done(p);
+	/* no room for the marker: the ranges just stop */
+	k = partition_read_ranges(p, 0, m.end, r, 1);
+	ck_assert_int_eq(k, 1);
 	ck_assert_int_eq(r[0].fd, -1);
 	partition_read_ranges_done(p);
 	k = partition_read_ranges(p, m.seg[5], m.end - m.seg[5], r, 64);
@@ -896,6 +917,7 @@ START_TEST(test_flush_and_tick)
 	struct partition *p;
 	struct config cfg;
 	struct model m;
+	struct partition_tick_report rep;
 
 	cfg_init(&cfg);
 	cfg.flush_ms = 1000;
@@ -904,10 +926,12 @@ START_TEST(test_flush_and_tick)
 	append_lines(p, &m, 1, 10, 10, 100, 100);
 	partition_get_info(p, &info);
 	ck_assert_uint_eq(info.flushed_byte, 0);
-	ck_assert_int_eq(partition_tick(p, 500), 0);
+	ck_assert_int_eq(partition_tick(p, 500, &rep), 0);
+	ck_assert_int_eq(rep.flushed, 0);
 	partition_get_info(p, &info);
 	ck_assert_uint_eq(info.flushed_byte, 0);
-	ck_assert_int_eq(partition_tick(p, 1000), 0);
+	ck_assert_int_eq(partition_tick(p, 1000, &rep), 0);
+	ck_assert_int_eq(rep.flushed, 1);
 	partition_get_info(p, &info);
 	ck_assert_uint_eq(info.flushed_byte, m.end);
 	ck_assert_uint_eq(metrics_get(partition_metrics(p), flushes), 1);
@@ -1230,7 +1254,7 @@ START_TEST(test_state_enospc_retried)
 	ck_assert_uint_eq(metrics_get(partition_metrics(p), lost_bytes), 0);
 	/* and the partition keeps serving: appends, ticks, flushes */
 	append_lines(p, &m, 2, 100, 10, 100, 200);
-	ck_assert_int_eq(partition_tick(p, 5000), 0);
+	ck_assert_int_eq(partition_tick(p, 5000, NULL), 0);
 	ck_assert_int_eq(partition_flush(p), 0);
 	partition_get_info(p, &info);
 	ck_assert_uint_eq(info.flushed_byte, m.end);
@@ -1293,7 +1317,7 @@ START_TEST(test_data_eio_reported_once)
 	/* reported once: the next flush succeeds, so do later ones */
 	ck_assert_int_eq(partition_flush(p), 0);
 	append_lines(p, &m, 4, 50, 10, 100, 130); /* C: after the loss */
-	ck_assert_int_eq(partition_tick(p, 5000), 0);
+	ck_assert_int_eq(partition_tick(p, 5000, NULL), 0);
 	ck_assert_int_eq(partition_flush(p), 0);
 	partition_get_info(p, &info);
 	ck_assert_uint_eq(info.flushed_byte, m.end);

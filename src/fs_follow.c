@@ -1,11 +1,11 @@
 /*
- * follow.c - parked follow-view reads and poll handles, woken by appends.
+ * fs_follow.c - parked follow-view reads and poll handles, woken by appends.
  *
  * One mutex (fw->lock) protects every parked read and every stored poll
- * handle: each node keeps its own list of both (n->follow_waiters,
- * n->follow_polls) so an append only walks its partition's, and every
+ * handle: each node keeps its own list of both (n->fs->follow_waiters,
+ * n->fs->follow_polls) so an append only walks its partition's, and every
  * parked read is also on one mount-wide list so an interrupt, which
- * names only the request, can find it.  The append hook skips the lock
+ * names only the request, can find it.  A wakeup skips the lock
  * entirely while nothing is parked or polled anywhere (fw->active).
  *
  * Replies are sent outside the lock: waiters are unlinked under it, then
@@ -19,7 +19,8 @@
 #include <string.h>
 
 #include "diag.h"
-#include "follow.h"
+#include "fs_follow.h"
+#include "fs_int.h"
 
 struct follow_wait {
 	fuse_req_t req;
@@ -69,7 +70,7 @@ void follow_file_init(struct follow_file *ff, struct node *n, int view)
 	memset(ff, 0, sizeof(*ff));
 	ff->n = n;
 	ff->view = view;
-	ff->gen = atomic_load(&n->follow_gen);
+	ff->gen = atomic_load(&n->fs->follow_gen);
 	atomic_store(&ff->pos, 0);
 }
 
@@ -81,7 +82,7 @@ static void waiter_unlink(struct follow *fw, struct follow_wait *w)
 	if (w->nprev)
 		w->nprev->nnext = w->nnext;
 	else
-		n->follow_waiters = w->nnext;
+		n->fs->follow_waiters = w->nnext;
 	if (w->nnext)
 		w->nnext->nprev = w->nprev;
 	if (w->gprev)
@@ -101,10 +102,10 @@ static void waiter_link(struct follow *fw, struct follow_wait *w)
 	struct node *n = w->ff->n;
 
 	w->nprev = NULL;
-	w->nnext = n->follow_waiters;
+	w->nnext = n->fs->follow_waiters;
 	if (w->nnext)
 		w->nnext->nprev = w;
-	n->follow_waiters = w;
+	n->fs->follow_waiters = w;
 	w->gprev = NULL;
 	w->gnext = fw->all;
 	if (w->gnext)
@@ -114,7 +115,6 @@ static void waiter_link(struct follow *fw, struct follow_wait *w)
 	atomic_fetch_add(&fw->parked, 1);
 }
 
-
 /* Called with fw->lock: drop ff's stored poll handle, if any. */
 static void poll_unlink(struct follow *fw, struct follow_file *ff)
 {
@@ -123,7 +123,7 @@ static void poll_unlink(struct follow *fw, struct follow_file *ff)
 	if (ff->prev)
 		ff->prev->next = ff->next;
 	else
-		ff->n->follow_polls = ff->next;
+		ff->n->fs->follow_polls = ff->next;
 	if (ff->next)
 		ff->next->prev = ff->prev;
 	ff->prev = ff->next = NULL;
@@ -146,7 +146,7 @@ void follow_file_release(struct follow *fw, struct follow_file *ff)
 
 static int ended(const struct follow_file *ff)
 {
-	return ff->view && atomic_load(&ff->n->follow_gen) != ff->gen;
+	return ff->view && atomic_load(&ff->n->fs->follow_gen) != ff->gen;
 }
 
 static uint64_t end_of(struct node *n)
@@ -257,7 +257,7 @@ void follow_poll(struct follow *fw, fuse_req_t req, struct follow_file *ff,
 		 struct fuse_pollhandle *ph)
 {
 	struct fuse_pollhandle *old = NULL;
-	struct follow_file **list = &ff->n->follow_polls;
+	struct follow_file **list = &ff->n->fs->follow_polls;
 	struct node *n = ff->n;
 	unsigned revents = 0;
 
@@ -323,11 +323,11 @@ void follow_wake(struct follow *fw, struct node *n, uint64_t end)
 	if (!atomic_load(&fw->active))
 		return;
 	pthread_mutex_lock(&fw->lock);
-	/* Hooks of concurrent appends may run out of order. */
+	/* Concurrent appends may get here out of order. */
 	now = end_of(n);
 	if (now > end)
 		end = now;
-	for (w = n->follow_waiters; w; w = next) {
+	for (w = n->fs->follow_waiters; w; w = next) {
 		next = w->nnext;
 		if (w->off >= end)
 			continue;
@@ -335,7 +335,7 @@ void follow_wake(struct follow *fw, struct node *n, uint64_t end)
 		w->gnext = woken;
 		woken = w;
 	}
-	notify_polls(fw, n->follow_polls, n, end, 0);
+	notify_polls(fw, n->fs->follow_polls, n, end, 0);
 	pthread_mutex_unlock(&fw->lock);
 	for (w = woken; w; w = next) {
 		next = w->gnext;
@@ -348,7 +348,7 @@ static struct follow_wait *take_all(struct follow *fw, struct node *n)
 {
 	struct follow_wait *w, *next, *taken = NULL;
 
-	for (w = n ? n->follow_waiters : fw->all; w; w = next) {
+	for (w = n ? n->fs->follow_waiters : fw->all; w; w = next) {
 		next = n ? w->nnext : w->gnext;
 		waiter_unlink(fw, w);
 		w->gnext = taken;
@@ -363,9 +363,9 @@ void follow_detach(struct follow *fw, struct node *n)
 	struct follow_wait *w, *next, *taken;
 
 	pthread_mutex_lock(&fw->lock);
-	atomic_fetch_add(&n->follow_gen, 1);
+	atomic_fetch_add(&n->fs->follow_gen, 1);
 	taken = take_all(fw, n);
-	notify_polls(fw, n->follow_polls, n, 0, 1);
+	notify_polls(fw, n->fs->follow_polls, n, 0, 1);
 	pthread_mutex_unlock(&fw->lock);
 	for (w = taken; w; w = next) {
 		next = w->gnext;

@@ -1,17 +1,18 @@
 /*
- * follow.h - parked reads of the follow view and poll handles: the
- * wakeups that run beside the log.
+ * fs_follow.h - parked reads of the follow view and poll handles: the
+ * FUSE layer's wakeups of followers.
  *
  * A read at the end of a follow file (MNT/.follow/<topic>/<partition>)
  * is not answered: its fuse_req_t is parked on the partition's node and
- * answered from the partition's append hook (follow_wake), so a waiting
- * reader holds no daemon thread.  Poll handles of follow files are kept
- * the same way and notified from the same hook.  A partition file itself
+ * answered by follow_wake, which the FUSE layer calls after every append
+ * (fs_appended), so a waiting reader holds no daemon thread.  Poll
+ * handles of follow files are kept the same way and notified from the
+ * same call.  A partition file itself
  * polls like a regular file (always ready) and never comes here: waiting
  * for data is the follow view's job.
  *
  * Ordering (no lost wakeups): a reader decides "at the end" and parks
- * under the module's lock; the append hook runs after the new end is
+ * under the module's lock; follow_wake runs after the new end is
  * published and takes the same lock, so it either sees the waiter or the
  * reader sees the new end.  No partition lock is held while a reply is
  * sent.  An interrupt (any signal to the reader) answers EINTR at once;
@@ -19,11 +20,11 @@
  * end-of-file (follow_detach); shutdown answers every parked read with
  * end-of-file (follow_shutdown).
  *
- * Like fs.c this module speaks FUSE (parked requests are FUSE requests);
- * the data of a reply is sent by fs.c's reply function.
+ * Part of the FUSE layer: parked requests are FUSE requests; the data of
+ * a reply is sent by the reply function the layer hands to follow_new.
  */
-#ifndef FLUXFS_FOLLOW_H
-#define FLUXFS_FOLLOW_H
+#ifndef FLUXFS_FS_FOLLOW_H
+#define FLUXFS_FS_FOLLOW_H
 
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
@@ -40,7 +41,7 @@ struct follow;
  * after replying with that error. */
 typedef long (*follow_reply_fn)(fuse_req_t req, struct node *n, uint64_t off,
 				size_t size, atomic_uint_fast64_t *pos);
-/* Per open file (partition or follow view): embedded in fs.c's handle. */
+/* Per open file (partition or follow view): embedded in the handle. */
 struct follow_file {
 	struct node *n;
 	int view;		    /* a follow-view file (reads park) */
@@ -71,7 +72,7 @@ void follow_poll(struct follow *fw, fuse_req_t req, struct follow_file *ff,
 		 struct fuse_pollhandle *ph);
 
 /* n's log now ends at end: answer its parked reads, notify the poll
- * handles of its follow files.  Called from the append hook, no
+ * handles of its follow files.  Called after every append, no
  * partition lock held. */
 void follow_wake(struct follow *fw, struct node *n, uint64_t end);
 /* n left its name (unlink, rename, replaced): its follow readers get

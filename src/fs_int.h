@@ -1,0 +1,205 @@
+/*
+ * fs_int.h - the FUSE layer's private header: the state its files share.
+ *
+ * The layer is four files: fs_ops.c (the operations table, lifecycle,
+ * namespace, attributes, directories, xattrs), fs_io.c (open, read,
+ * write, flush, poll, lseek, fallocate and their replies),
+ * fs_coherence.c (what the kernel may cache of each node, and the drops
+ * and held bytes that keep it right) and fs_follow.c (parked follow-view
+ * reads and poll handles).  Only they include this header; the rest of
+ * fluxfs sees fs.h.
+ *
+ * The registry knows nodes by name and lifetime only; what the kernel may
+ * hold of a node, and who has it open how, is struct fs_node, reached
+ * through node->fs and made and freed through the registry's hooks.
+ */
+#ifndef FLUXFS_FS_INT_H
+#define FLUXFS_FS_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "framer.h"
+#include "fs_follow.h"
+#include "registry.h"
+
+#define ENTRY_TIMEOUT 1.0
+#define ATTR_TIMEOUT 1.0
+/* A node's follow-view inode: nodes are malloc'ed, so bit 0 is free. */
+#define FOLLOW_BIT 1u
+/* Unsettled ranges a writer handle tracks exactly; past that the last
+ * two merge, which can only report a loss too many, never one too few. */
+#define WROTE_RANGES 4
+
+/* The FUSE layer's state of a registry node (node->fs): what the kernel
+ * may hold of it and who has it open how.  Lock-free fields are read
+ * without a lock where only "zero stays zero" matters. */
+struct fs_node {
+	atomic_int attr_cached; /* the kernel may hold attributes */
+	atomic_int page_cached; /* a reader may hold pages */
+	atomic_int tail_cached; /* ... maybe a partial last page */
+	int tail_drops;		/* drops queued; the tail lock */
+	atomic_int head_drops;	/* removed head's drops not yet sent */
+	/* Open handles by how they use the page cache (the tail lock). */
+	atomic_int pc_readers; /* readers through the page cache */
+	atomic_int wt_writers; /* writers through the page cache */
+	int dio_writers;       /* direct_io writers */
+	/* The partial line of the one write-through writer holding one:
+	 * the kernel counts it in the file at held_pos, so reads and stat
+	 * show it there ("Held bytes"). */
+	pthread_mutex_t held_lock;
+	atomic_int held_handles;   /* write-through handles holding bytes */
+	const void *held_owner;	   /* whose bytes held is (NULL: none) */
+	char *held;		   /* held_lock */
+	size_t held_len, held_cap; /* held_lock */
+	uint64_t held_pos;	   /* held_lock */
+	atomic_uint_fast64_t shown_end; /* largest size the kernel may see */
+	/* Tailing (fs_follow.c): parked reads and stored poll handles, and
+	 * a count bumped when the partition leaves its name. */
+	struct follow_wait *follow_waiters; /* protected by the follow lock */
+	struct follow_file *follow_polls;   /* protected by the follow lock */
+	atomic_uint follow_gen;
+};
+
+enum handle_kind { H_READER, H_WRITER, H_FOLLOW, H_METRICS, H_DIR };
+
+struct handle {
+	enum handle_kind kind;
+	struct node *n;
+	int append;	   /* O_APPEND: ignore the kernel's offset */
+	int cached;	   /* partition handle through the page cache */
+	int holding;	   /* counted in n->fs->held_handles (lock) */
+	uint64_t held_pos; /* write-through: where the kernel put the
+			    * held bytes (protected by lock) */
+	/* Byte ranges this handle appended that no fsync has settled yet:
+	 * a later-found loss in them is this handle's to report (lock). */
+	struct {
+		uint64_t from, to;
+	} wrote[WROTE_RANGES];
+	int nwrote;
+	pthread_mutex_t lock; /* orders this handle's writes and flushes */
+	struct framer fr;     /* protected by lock */
+	char *buf;	      /* metrics / directory snapshot */
+	size_t len;
+	struct follow_file ff; /* partition and follow files: poll, parking */
+	struct handle *prev;   /* protected by fs.hlock */
+	struct handle *next;   /* protected by fs.hlock */
+};
+
+/* The mount's one state struct. */
+struct fs_state {
+	struct registry *reg;
+	struct fuse_session *se;
+	struct notifier *nt;
+	struct follow *fw; /* parked follow reads and poll handles */
+	atomic_uint_fast64_t requests;
+	atomic_uint_fast64_t writer_errors;
+	atomic_uint_fast64_t open_handles;
+	pthread_mutex_t hlock;
+	struct handle *handles; /* protected by hlock: released at shutdown */
+};
+extern struct fs_state fs;
+
+static inline void count_request(void)
+{
+	atomic_fetch_add_explicit(&fs.requests, 1, memory_order_relaxed);
+}
+
+static inline struct handle *handle_of(struct fuse_file_info *fi)
+{
+	return (struct handle *)(uintptr_t)fi->fh;
+}
+
+static inline int is_follow_ino(fuse_ino_t ino)
+{
+	return ino == REGISTRY_INO_FOLLOW || (ino >= 16 && (ino & FOLLOW_BIT));
+}
+
+/* The node of a real inode; NULL for control files and the follow view
+ * (so that handlers which know nothing of it refuse it). */
+static inline struct node *node_of(fuse_ino_t ino)
+{
+	return is_follow_ino(ino) ? NULL : registry_node(fs.reg, ino);
+}
+
+/* The node a follow-view inode mirrors (NULL for .follow itself). */
+static inline struct node *follow_node(fuse_ino_t ino)
+{
+	return ino == REGISTRY_INO_FOLLOW
+		       ? NULL
+		       : registry_node(fs.reg, ino & ~(fuse_ino_t)FOLLOW_BIT);
+}
+
+/* ---- fs_coherence.c -------------------------------------------------- */
+
+/* Set up the tail locks (before the session starts). */
+void fs_coherence_init(void);
+/* The notifier's senders: drop pages of ino from byte from; drop a
+ * directory entry. */
+int fs_send_inval(void *arg, uint64_t ino, uint64_t from);
+int fs_send_delete(void *arg, uint64_t parent, uint64_t child,
+		   const char *name);
+/* The lock that orders n's page-cache decisions: opens choosing how to
+ * use the page cache, handle counts, drops queued (keyed by inode). */
+pthread_mutex_t *fs_tail_lock(uint64_t ino);
+/* n's attributes as the kernel may see them (size at most shown_end,
+ * plus held bytes shown after the end), marking them cached. */
+int fs_node_attr(struct node *n, struct stat *st);
+/* A page-cache read of [off, off+size) may reach the end: mark it. */
+void fs_mark_tail_read(struct node *n, uint64_t off, size_t size);
+/* Drop the kernel's cached attributes of n if it may hold them. */
+void fs_inval_attr(struct node *n, uint64_t ino);
+/* Show n's new end now, or after a drop from the notifier; returns 1 if
+ * the request being handled must be answered by fs_reply_write(late). */
+int fs_publish_end(struct node *n, uint64_t ino, uint64_t end, uint64_t from);
+/* The drop a direct_io append's reply must wait for (a byte, or none). */
+uint64_t fs_direct_write_drop(struct node *n, uint64_t ino);
+/* What every append wakes; returns 1 if the reply must wait (late). */
+int fs_appended(struct node *n, uint64_t end, int through_cache);
+/* Answer a WRITE (count bytes) or err (>= 0): after the drops, if late. */
+void fs_reply_write(fuse_req_t req, size_t count, int err, int late);
+/* Drop n's cached pages [0, to) from the notifier; where a removed
+ * head's pages end. */
+void fs_drop_head(struct registry *reg, struct node *n, uint64_t to);
+uint64_t fs_head_pages_end(struct node *n);
+/* Held bytes: lock around a write-through handle's write, publish and
+ * unlock; the bytes shown if the log ends at end (held_lock held). */
+void fs_held_lock(struct handle *h);
+void fs_held_unlock(struct handle *h);
+size_t fs_held_at(struct node *n, uint64_t end);
+/* A write-through append landed at end, not at where the kernel put it. */
+void fs_drop_misplaced(struct node *n, uint64_t at, uint64_t end);
+
+/* ---- fs_io.c --------------------------------------------------------- */
+
+struct handle *fs_handle_new(enum handle_kind kind, struct node *n);
+void fs_handle_free(struct handle *h);
+/* Flush a writer's held line, unpin, free; 1 if a reply must wait. */
+int fs_release_handle(struct handle *h);
+/* Reply with a private copy of len bytes of a handle's snapshot. */
+void fs_reply_snapshot(fuse_req_t req, const char *buf, size_t len);
+/* Reply with up to size bytes of n's log at off (follow views, parked
+ * reads: the follow_reply_fn); *pos gets where the read ends. */
+long fs_reply_data(fuse_req_t req, struct node *n, uint64_t off, size_t size,
+		   atomic_uint_fast64_t *pos);
+void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+	       struct fuse_file_info *fi);
+void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+	     struct fuse_file_info *fi);
+void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+	      off_t off, struct fuse_file_info *fi);
+void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+	      struct fuse_file_info *fi);
+void fs_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+	     struct fuse_pollhandle *ph);
+void fs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+	      struct fuse_file_info *fi);
+void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
+		  off_t length, struct fuse_file_info *fi);
+
+#endif
