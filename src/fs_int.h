@@ -94,6 +94,7 @@ struct fs_state {
 	struct fuse_session *se;
 	struct notifier *nt;
 	struct follow *fw; /* parked follow reads and poll handles */
+	struct maint *maint; /* the maintenance thread (maint.h) */
 	atomic_uint_fast64_t requests;
 	atomic_uint_fast64_t writer_errors;
 	atomic_uint_fast64_t open_handles;

@@ -25,6 +25,7 @@
 #include "diag.h"
 #include "fs_int.h"
 #include "notify.h"
+#include "registry_metrics.h"
 
 #define MAX_RANGES 16
 #define MAX_BUFS 48

@@ -26,6 +26,7 @@
 #include "diag.h"
 #include "fs.h"
 #include "fs_int.h"
+#include "maint.h"
 #include "notify.h"
 #include "xattr.h"
 
@@ -759,7 +760,7 @@ int fs_start(struct fuse_session *se)
 	ret = notifier_start(fs_send_inval, fs_send_delete, NULL, &fs.nt);
 	if (ret < 0)
 		return ret;
-	return registry_maint_start(fs.reg);
+	return maint_start(fs.reg, &fs.maint);
 }
 
 static int follow_handles(void)
@@ -832,7 +833,8 @@ void fs_stop(void)
 		else
 			fs_handle_free(h);
 	}
-	registry_maint_stop(fs.reg);
+	maint_stop(fs.maint);
+	fs.maint = NULL;
 	notifier_stop(fs.nt);
 	fs.nt = NULL;
 	follow_free(fs.fw);

@@ -15,43 +15,24 @@
  * is the time set by utimens until the next append, then the time of the
  * last append (the engine's last_ts), so rsync -a keeps its times and
  * tail -f sees appends.
+ *
+ * Beside it (registry_int.h): registry_open.c opens and loads the data
+ * directory, registry_config.c keeps the configuration layers and
+ * registry_metrics.c gathers .metrics; the maintenance thread is maint.c.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 #include "diag.h"
 #include "io.h"
 #include "layout.h"
 #include "registry.h"
+#include "registry_int.h"
 #include "xattr.h"
-
-#define MAINT_PERIOD_MS 100
-
-struct registry {
-	pthread_rwlock_t lock;
-	pthread_mutex_t life;
-	struct node root;	/* topics are its children */
-	struct config defaults; /* mount options over the built-in defaults */
-	struct registry_hooks hooks;
-	char *path;
-	int rootfd;
-	int trashfd;
-	int lockfd;
-	atomic_uint trash_seq;
-
-	pthread_t maint;
-	int maint_running;
-	int maint_stop; /* protected by maint_lock */
-	pthread_mutex_t maint_lock;
-	pthread_cond_t maint_cond;
-};
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -91,7 +72,7 @@ static int reserved_name(const char *name, int is_topic)
 
 /* Check a topic (is_topic) or partition name against the rules of
  * DESIGN.md: 0, -ENAMETOOLONG past REGISTRY_NAME_MAX, or -EINVAL. */
-static int registry_check_name(const char *name, int is_topic)
+int registry_check_name(const char *name, int is_topic)
 {
 	size_t i, len = strlen(name);
 
@@ -142,10 +123,8 @@ struct node *registry_node(struct registry *reg, uint64_t ino)
 	return (struct node *)(uintptr_t)ino;
 }
 
-static void node_free(struct registry *reg, struct node *n);
-
-static struct node *node_new(struct registry *reg, enum node_kind kind,
-			     const char *name)
+struct node *node_new(struct registry *reg, enum node_kind kind,
+		      const char *name)
 {
 	struct node *n = calloc(1, sizeof(*n));
 
@@ -171,7 +150,7 @@ static struct node *node_new(struct registry *reg, enum node_kind kind,
 	return n;
 }
 
-static void node_free(struct registry *reg, struct node *n)
+void node_free(struct registry *reg, struct node *n)
 {
 	if (reg->hooks.node_release)
 		reg->hooks.node_release(reg, n);
@@ -192,7 +171,7 @@ static struct node *child_find(struct node *dir, const char *name)
 	return NULL;
 }
 
-static void child_add(struct node *dir, struct node *c)
+void child_add(struct node *dir, struct node *c)
 {
 	c->next = dir->children;
 	dir->children = c;
@@ -244,7 +223,8 @@ static int meta_write(struct node *n, int dirfd, const char *file)
 	return io_write_atomic(dirfd, file, buf, (size_t)len);
 }
 
-static int read_small(int dirfd, const char *file, char *buf, size_t size)
+/* Read a small file whole (see registry_int.h). */
+int read_small(int dirfd, const char *file, char *buf, size_t size)
 {
 	ssize_t n;
 	int fd;
@@ -272,7 +252,7 @@ static void parse_ts(const char *v, struct timespec *ts)
 }
 
 /* Load mode/owner/times; a missing file keeps the defaults. */
-static void meta_read(struct node *n, int dirfd, const char *file)
+void meta_read(struct node *n, int dirfd, const char *file)
 {
 	char buf[512], *line, *save = NULL, *eq;
 	unsigned long long u;
@@ -329,79 +309,9 @@ static int meta_save_or_undo(struct registry *reg, struct node *n,
 	return ret;
 }
 
-/* ---- configuration layers --------------------------------------------- */
-
-/* Load a topic.conf / partition.conf into over; a bad file is reported
- * and ignored (the mount still comes up). */
-static void conf_read(struct config *over, int dirfd, const char *file,
-		      const char *what)
-{
-	char buf[4096];
-	int bad = 0, n;
-
-	memset(over, 0, sizeof(*over));
-	n = read_small(dirfd, file, buf, sizeof(buf));
-	if (n < 0)
-		return;
-	if (config_parse_text(over, buf, (size_t)n, &bad) < 0) {
-		diag_err("bad line %d in '%s/%s', ignoring the file", bad, what,
-			 file);
-		memset(over, 0, sizeof(*over));
-	}
-}
-
-static void effective_config(struct registry *reg, struct node *n,
-			     struct config *cfg)
-{
-	struct node *t = n->kind == NODE_PARTITION ? n->parent : n;
-
-	*cfg = reg->defaults;
-	if (t && t->kind == NODE_TOPIC) {
-		pthread_mutex_lock(&t->meta_lock);
-		config_overlay(cfg, cfg, &t->over);
-		pthread_mutex_unlock(&t->meta_lock);
-	}
-	if (n->kind == NODE_PARTITION) {
-		pthread_mutex_lock(&n->meta_lock);
-		config_overlay(cfg, cfg, &n->over);
-		pthread_mutex_unlock(&n->meta_lock);
-	}
-	cfg->set = (1u << CONFIG_NKEYS) - 1;
-}
-
-/* Push the effective configuration into an open partition. */
-static int apply_config(struct registry *reg, struct node *n)
-{
-	struct config cfg;
-
-	if (!n->part)
-		return 0;
-	effective_config(reg, n, &cfg);
-	atomic_store(&n->max_message, cfg.max_message_bytes);
-	return partition_set_config(n->part, &cfg);
-}
-
-/* ---- loading ---------------------------------------------------------- */
-
-static void log_recovery(const struct node *t, const char *name,
-			 const struct partition_recovery *rec)
-{
-	if (rec->truncated_bytes || rec->dropped_entries ||
-	    rec->rebuilt_indexes || rec->discarded_files)
-		diag_warn("recovered '%s/%s': truncated %llu torn bytes, "
-			  "dropped %u index entries, rebuilt %u indexes, "
-			  "discarded %u leftover files",
-			  t->name, name,
-			  (unsigned long long)rec->truncated_bytes,
-			  rec->dropped_entries, rec->rebuilt_indexes,
-			  rec->discarded_files);
-	if (rec->bad_batches)
-		diag_err("'%s/%s' has %u batches with a bad crc in sealed "
-			 "segments; the rest stays readable",
-			 t->name, name, rec->bad_batches);
-}
-
-static void attach_partition(struct registry *reg, struct node *n)
+/* A partition's log is open (at load or create): note what it has
+ * counted so far, and tell the FUSE layer. */
+void attach_partition(struct registry *reg, struct node *n)
 {
 	struct log_metrics *m;
 
@@ -409,288 +319,6 @@ static void attach_partition(struct registry *reg, struct node *n)
 	n->seen_crc_failures = metrics_get(m, crc_failures);
 	if (reg->hooks.attach)
 		reg->hooks.attach(reg, n);
-}
-
-static int load_partition(struct registry *reg, struct node *t,
-			  const char *name)
-{
-	struct partition_recovery rec;
-	struct config cfg;
-	struct node *n;
-	int ret;
-
-	n = node_new(reg, NODE_PARTITION, name);
-	if (!n)
-		return -ENOMEM;
-	n->parent = t;
-	memset(&rec, 0, sizeof(rec));
-	/* The overrides live inside the partition directory: read them
-	 * through a descriptor of our own before the engine opens it. */
-	ret = io_opendirat(t->dirfd, name);
-	if (ret >= 0) {
-		conf_read(&n->over, ret, LAYOUT_PART_CONF, name);
-		meta_read(n, ret, LAYOUT_PART_META);
-		io_close(ret);
-	}
-	effective_config(reg, n, &cfg);
-	ret = partition_open(t->dirfd, name, &cfg, registry_now_ms(), &n->part,
-			     &rec);
-	if (ret < 0) {
-		diag_err("cannot open partition '%s/%s': %s", t->name, name,
-			 strerror(-ret));
-		node_free(reg, n);
-		return ret;
-	}
-	log_recovery(t, name, &rec);
-	atomic_store(&n->max_message, cfg.max_message_bytes);
-	attach_partition(reg, n);
-	child_add(t, n);
-	t->refs++; /* the partition pins its topic */
-	return 0;
-}
-
-/* Call fn for every entry of directory fd (but . and ..). */
-static int scan_dir(int fd, int (*fn)(void *arg, const char *name, int isdir),
-		    void *arg)
-{
-	struct dirent *de;
-	struct stat st;
-	DIR *dir;
-	int ret, isdir;
-
-	ret = io_opendir_stream(fd, ".", &dir);
-	if (ret < 0)
-		return ret;
-	while ((ret = io_readdir(dir, &de)) > 0) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		isdir = io_fstatat(fd, de->d_name, &st) == 0 &&
-			S_ISDIR(st.st_mode);
-		ret = fn(arg, de->d_name, isdir);
-		if (ret)
-			break;
-	}
-	io_closedir(dir);
-	return ret;
-}
-
-struct load_ctx {
-	struct registry *reg;
-	struct node *topic;
-};
-
-static int load_partition_entry(void *arg, const char *name, int isdir)
-{
-	struct load_ctx *ctx = arg;
-
-	if (!isdir || registry_check_name(name, 0) < 0)
-		return 0;
-	/* A partition that cannot be opened is reported and left out: the
-	 * rest of the data directory still mounts. */
-	if (load_partition(ctx->reg, ctx->topic, name) == -ENOMEM)
-		return -ENOMEM;
-	return 0;
-}
-
-static int load_topic_entry(void *arg, const char *name, int isdir)
-{
-	struct load_ctx *ctx = arg;
-	struct registry *reg = ctx->reg;
-	struct node *t;
-	int ret;
-
-	if (!isdir || registry_check_name(name, 1) < 0)
-		return 0;
-	t = node_new(reg, NODE_TOPIC, name);
-	if (!t)
-		return -ENOMEM;
-	t->dirfd = io_opendirat(reg->rootfd, name);
-	if (t->dirfd < 0) {
-		diag_err("cannot open topic '%s': %s", name,
-			 strerror(-t->dirfd));
-		node_free(reg, t);
-		return 0;
-	}
-	conf_read(&t->over, t->dirfd, LAYOUT_TOPIC_CONF, name);
-	meta_read(t, t->dirfd, LAYOUT_TOPIC_META);
-	child_add(&reg->root, t);
-	ctx->topic = t;
-	ret = scan_dir(t->dirfd, load_partition_entry, ctx);
-	if (ret < 0 && ret != -ENOMEM) {
-		/* As for a partition that cannot be opened: reported, and
-		 * the rest of the data directory still mounts. */
-		diag_err("cannot list topic '%s': %s: partitions not listed "
-			 "yet are not served",
-			 name, strerror(-ret));
-		ret = 0;
-	}
-	return ret;
-}
-
-/* Record the serving pid in the lock file. */
-void registry_note_pid(struct registry *reg)
-{
-	layout_datadir_note_pid(reg->lockfd);
-}
-
-static int mkdir_p(const char *path)
-{
-	char buf[PATH_MAX], *p;
-	int ret;
-
-	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-		return -ENAMETOOLONG;
-	for (p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		ret = io_mkdirat(AT_FDCWD, buf, 0755);
-		if (ret < 0 && ret != -EEXIST)
-			return ret;
-		*p = '/';
-	}
-	ret = io_mkdirat(AT_FDCWD, buf, 0700);
-	return ret == -EEXIST ? 0 : ret;
-}
-
-/* Open, check, lock and load the data directory. */
-int registry_open(const char *data_dir, const struct config *defaults,
-		  const struct registry_hooks *hooks, struct registry **out)
-{
-	struct registry *reg;
-	struct load_ctx ctx;
-	char real[PATH_MAX];
-	struct stat st;
-	int ret, format;
-
-	reg = calloc(1, sizeof(*reg));
-	if (!reg)
-		return -ENOMEM;
-	pthread_rwlock_init(&reg->lock, NULL);
-	pthread_mutex_init(&reg->life, NULL);
-	pthread_mutex_init(&reg->maint_lock, NULL);
-	pthread_cond_init(&reg->maint_cond, NULL);
-	reg->rootfd = reg->trashfd = reg->lockfd = -1;
-	reg->root.kind = NODE_ROOT;
-	reg->root.dirfd = -1;
-	reg->root.refs = 1;
-	pthread_mutex_init(&reg->root.meta_lock, NULL);
-	reg->defaults = *defaults;
-	reg->hooks = *hooks;
-	if (hooks->node_init) {
-		ret = hooks->node_init(reg, &reg->root);
-		if (ret < 0) {
-			reg->hooks.node_release = NULL;
-			goto out_free;
-		}
-	}
-
-	ret = mkdir_p(data_dir);
-	if (ret < 0) {
-		diag_err("cannot create '%s': %s", data_dir, strerror(-ret));
-		goto out_free;
-	}
-	if (!realpath(data_dir, real)) {
-		ret = -errno;
-		diag_err("cannot resolve '%s': %s", data_dir, strerror(-ret));
-		goto out_free;
-	}
-	reg->path = strdup(real);
-	reg->rootfd = io_opendirat(AT_FDCWD, real);
-	if (!reg->path || reg->rootfd < 0) {
-		ret = reg->path ? reg->rootfd : -ENOMEM;
-		diag_err("cannot open '%s': %s", real, strerror(-ret));
-		goto out_free;
-	}
-	if (io_fstat(reg->rootfd, &st) == 0) {
-		reg->root.meta.mode = st.st_mode & 07777;
-		reg->root.meta.uid = st.st_uid;
-		reg->root.meta.gid = st.st_gid;
-		reg->root.meta.atime = st.st_atim;
-		reg->root.meta.mtime = st.st_mtim;
-		reg->root.meta.ctime = st.st_ctim;
-	}
-	/* Format first: a foreign directory is refused untouched. */
-	ret = layout_datadir_check(reg->rootfd, reg->path, &format);
-	if (ret < 0)
-		goto out_free;
-	reg->lockfd = layout_datadir_lock(reg->rootfd, reg->path);
-	if (reg->lockfd < 0) {
-		ret = reg->lockfd;
-		goto out_free;
-	}
-	ret = layout_datadir_upgrade(reg->rootfd, reg->path, format);
-	if (ret < 0)
-		goto out_free;
-	/* Partitions removed while open when the last daemon stopped. */
-	ret = io_remove_tree(reg->rootfd, LAYOUT_TRASH_DIR);
-	if (ret < 0 && ret != -ENOENT)
-		diag_warn("cannot empty '%s/" LAYOUT_TRASH_DIR "': %s", real,
-			  strerror(-ret));
-	ret = io_mkdirat(reg->rootfd, LAYOUT_TRASH_DIR, 0700);
-	if (ret == 0 || ret == -EEXIST)
-		reg->trashfd = io_opendirat(reg->rootfd, LAYOUT_TRASH_DIR);
-	if (reg->trashfd < 0) {
-		ret = reg->trashfd;
-		diag_err("cannot create '%s/" LAYOUT_TRASH_DIR "': %s", real,
-			 strerror(-ret));
-		goto out_free;
-	}
-	ctx.reg = reg;
-	ctx.topic = NULL;
-	ret = scan_dir(reg->rootfd, load_topic_entry, &ctx);
-	if (ret < 0) {
-		diag_err("cannot load '%s': %s", real, strerror(-ret));
-		goto out_free;
-	}
-	*out = reg;
-	return 0;
-
-out_free:
-	registry_close(reg);
-	return ret;
-}
-
-/* Flush and close everything; free the registry. */
-int registry_close(struct registry *reg)
-{
-	struct node *t, *tn, *p, *pn;
-	int ret = 0, r;
-
-	registry_maint_stop(reg);
-	for (t = reg->root.children; t; t = tn) {
-		tn = t->next;
-		for (p = t->children; p; p = pn) {
-			pn = p->next;
-			r = partition_close(p->part);
-			if (r < 0) {
-				diag_err("cannot flush '%s/%s': %s", t->name,
-					 p->name, strerror(-r));
-				if (!ret)
-					ret = r;
-			}
-			node_free(reg, p);
-		}
-		node_free(reg, t);
-	}
-	/* Removed nodes still looked up by the kernel are leaked here on
-	 * purpose: the process is about to exit. */
-	if (reg->trashfd >= 0)
-		io_close(reg->trashfd);
-	if (reg->lockfd >= 0)
-		io_close(reg->lockfd); /* releases the flock */
-	if (reg->rootfd >= 0)
-		io_close(reg->rootfd);
-	if (reg->hooks.node_release)
-		reg->hooks.node_release(reg, &reg->root);
-	pthread_mutex_destroy(&reg->root.meta_lock);
-	pthread_cond_destroy(&reg->maint_cond);
-	pthread_mutex_destroy(&reg->maint_lock);
-	pthread_mutex_destroy(&reg->life);
-	pthread_rwlock_destroy(&reg->lock);
-	free(reg->path);
-	free(reg);
-	return ret;
 }
 
 /* ---- lifetimes ------------------------------------------------------- */
@@ -1465,320 +1093,6 @@ int registry_list(struct registry *reg, struct node *dir,
 		ret = cb(arg, c->name, registry_ino(reg, c), c->kind);
 	pthread_rwlock_unlock(&reg->lock);
 	return ret < 0 ? ret : 0;
-}
-
-/* ---- configuration ---------------------------------------------------- */
-
-/* The effective value of key for n, formatted. */
-int registry_config_get(struct registry *reg, struct node *n, int key,
-			char *buf, size_t size)
-{
-	struct config cfg;
-	int ret;
-
-	if (n->kind == NODE_ROOT)
-		return -ENODATA;
-	pthread_rwlock_rdlock(&reg->lock);
-	effective_config(reg, n, &cfg);
-	pthread_rwlock_unlock(&reg->lock);
-	ret = config_format(&cfg, (enum config_key)key, buf, size);
-	return ret;
-}
-
-/* Write n's overrides and apply them to the partitions they reach.
- * Called with reg->lock held. */
-static int config_store(struct registry *reg, struct node *n,
-			const struct config *over)
-{
-	struct node *c;
-	char text[4096];
-	int len, ret;
-
-	len = config_render_text(over, text, sizeof(text));
-	if (len < 0)
-		return len;
-	if (n->kind == NODE_TOPIC)
-		ret = io_write_atomic(n->dirfd, LAYOUT_TOPIC_CONF, text, (size_t)len);
-	else if (n->part)
-		ret = io_write_atomic(partition_dirfd(n->part), LAYOUT_PART_CONF, text,
-				      (size_t)len);
-	else
-		ret = -ENOENT;
-	if (ret < 0)
-		return ret;
-	pthread_mutex_lock(&n->meta_lock);
-	n->over = *over;
-	pthread_mutex_unlock(&n->meta_lock);
-	if (n->kind == NODE_PARTITION)
-		return apply_config(reg, n);
-	for (c = n->children; c; c = c->next) {
-		ret = apply_config(reg, c);
-		if (ret < 0)
-			diag_warn("cannot apply configuration to '%s/%s': %s",
-				  n->name, c->name, strerror(-ret));
-	}
-	return 0;
-}
-
-/* Set n's own override of key. */
-int registry_config_set(struct registry *reg, struct node *n, int key,
-			const char *val, size_t len)
-{
-	struct config over;
-	int ret;
-
-	if (n->kind == NODE_ROOT)
-		return -ENOTSUP;
-	while (len && (val[len - 1] == '\n' || val[len - 1] == '\0'))
-		len--;
-	pthread_rwlock_wrlock(&reg->lock);
-	pthread_mutex_lock(&n->meta_lock);
-	over = n->over;
-	pthread_mutex_unlock(&n->meta_lock);
-	ret = config_set(&over, (enum config_key)key, val, len);
-	if (ret == 0)
-		ret = config_store(reg, n, &over);
-	pthread_rwlock_unlock(&reg->lock);
-	if (ret == 0)
-		diag_info("set %s=%.*s on '%s'", config_key_name(key), (int)len,
-			  val, n->name);
-	else
-		diag_info("refused %s on '%s': %s", config_key_name(key),
-			  n->name, strerror(-ret));
-	return ret;
-}
-
-/* Drop n's override of key: the inherited value applies again. */
-int registry_config_unset(struct registry *reg, struct node *n, int key)
-{
-	struct config over;
-	int ret;
-
-	if (n->kind == NODE_ROOT)
-		return -ENOTSUP;
-	pthread_rwlock_wrlock(&reg->lock);
-	pthread_mutex_lock(&n->meta_lock);
-	over = n->over;
-	pthread_mutex_unlock(&n->meta_lock);
-	if (!(over.set & (1u << key))) {
-		ret = -ENODATA;
-		goto out;
-	}
-	over.set &= ~(1u << key);
-	ret = config_store(reg, n, &over);
-out:
-	pthread_rwlock_unlock(&reg->lock);
-	return ret;
-}
-
-/* ---- metrics ----------------------------------------------------------- */
-
-/* Render .metrics for every partition in the tree. */
-int registry_metrics(struct registry *reg, struct prom_daemon *d,
-		     struct prom_buf *out)
-{
-	return registry_metrics_for(reg, NULL, d, out);
-}
-
-/* Whether cred has every permission in mask (MAY_READ...) on n, by the
- * rule the kernel applies: the owner's bits for the owner, else the
- * group's for a member of the file's group, else the others'.  uid 0 may
- * read anything and search any directory (CAP_DAC_OVERRIDE). */
-#define MAY_EXEC 1
-#define MAY_READ 4
-static int cred_may(const struct registry_cred *cred, struct node *n,
-		    unsigned mask)
-{
-	struct node_meta m;
-	unsigned bits;
-	size_t i;
-
-	if (!cred || cred->uid == 0)
-		return 1;
-	pthread_mutex_lock(&n->meta_lock);
-	m = n->meta;
-	pthread_mutex_unlock(&n->meta_lock);
-	if (cred->uid == m.uid) {
-		bits = (m.mode >> 6) & 7;
-	} else {
-		bits = m.mode & 7;
-		if (cred->gid == m.gid)
-			bits = (m.mode >> 3) & 7;
-		for (i = 0; i < cred->ngroups; i++)
-			if (cred->groups[i] == m.gid)
-				bits = (m.mode >> 3) & 7;
-	}
-	return (bits & mask) == mask;
-}
-
-/* Render .metrics as cred sees it. */
-int registry_metrics_for(struct registry *reg, const struct registry_cred *cred,
-			 struct prom_daemon *d, struct prom_buf *out)
-{
-	struct prom_series *s = NULL, *ns;
-	struct partition_info info;
-	struct node *t, *p;
-	size_t n = 0, cap = 0, open = 0;
-	int ret;
-
-	pthread_rwlock_rdlock(&reg->lock);
-	d->topics = reg->root.nchildren;
-	for (t = reg->root.children; t; t = t->next) {
-		int searchable = cred_may(cred, t, MAY_EXEC);
-
-		for (p = t->children; p; p = p->next) {
-			if (!p->part)
-				continue;
-			open++;
-			if (!searchable || !cred_may(cred, p, MAY_READ))
-				continue;
-			if (n == cap) {
-				cap = cap ? cap * 2 : 16;
-				ns = realloc(s, cap * sizeof(*s));
-				if (!ns) {
-					ret = -ENOMEM;
-					goto out;
-				}
-				s = ns;
-			}
-			partition_get_info(p->part, &info);
-			s[n].topic = t->name;
-			s[n].partition = p->name;
-			s[n].m = partition_metrics(p->part);
-			s[n].end_byte = info.end_byte;
-			s[n].disk_bytes = info.disk_bytes;
-			s[n].segments = info.segments;
-			n++;
-		}
-	}
-	d->open_partitions = open; /* a global figure: all of them */
-	ret = prom_render(out, s, n, d);
-out:
-	pthread_rwlock_unlock(&reg->lock);
-	free(s);
-	return ret;
-}
-
-/* ---- maintenance ------------------------------------------------------- */
-
-/* One round: tick every partition, compress what waits, report what the
- * engine did on its own (retention, as the tick reports it; CRC failures,
- * which reads find and count). */
-static void maint_round(struct registry *reg)
-{
-	struct node **pins = NULL, **np, *t, *p;
-	struct partition_tick_report rep;
-	struct log_metrics *m;
-	size_t n = 0, cap = 0, i;
-	uint64_t v;
-	int ret;
-
-	pthread_rwlock_rdlock(&reg->lock);
-	for (t = reg->root.children; t; t = t->next) {
-		for (p = t->children; p; p = p->next) {
-			if (n == cap) {
-				cap = cap ? cap * 2 : 64;
-				np = realloc(pins, cap * sizeof(*pins));
-				if (!np)
-					goto collected;
-				pins = np;
-			}
-			if (registry_pin(reg, p) == 0)
-				pins[n++] = p;
-		}
-	}
-collected:
-	pthread_rwlock_unlock(&reg->lock);
-	for (i = 0; i < n; i++) {
-		p = pins[i];
-		if (!p->part)
-			goto next;
-		/* A full disk fails every tick until space is freed: say
-		 * when that starts, changes and ends, not every second. */
-		ret = partition_tick(p->part, registry_now_ms(), &rep);
-		if (ret < 0 && ret != p->maint_err)
-			diag_err("maintenance of partition '%s': %s (retrying)",
-				 p->name, strerror(-ret));
-		else if (ret == 0 && p->maint_err)
-			diag_info("maintenance of partition '%s' works again",
-				  p->name);
-		p->maint_err = ret;
-		ret = partition_compress_one(p->part);
-		if (ret < 0 && ret != p->compress_err)
-			diag_err("cannot compress a segment of partition '%s': "
-				 "%s (retrying)",
-				 p->name, strerror(-ret));
-		p->compress_err = ret < 0 ? ret : 0;
-		if (rep.segments_deleted) {
-			pthread_rwlock_rdlock(&reg->lock);
-			diag_info("retention deleted %u segments of '%s/%s'",
-				  rep.segments_deleted, p->parent->name,
-				  p->name);
-			pthread_rwlock_unlock(&reg->lock);
-			if (reg->hooks.invalidate)
-				reg->hooks.invalidate(reg, p, 0);
-		}
-		m = partition_metrics(p->part);
-		v = metrics_get(m, crc_failures);
-		if (v != p->seen_crc_failures) {
-			pthread_rwlock_rdlock(&reg->lock);
-			diag_err("%llu crc failures reading '%s/%s'",
-				 (unsigned long long)(v - p->seen_crc_failures),
-				 p->parent->name, p->name);
-			pthread_rwlock_unlock(&reg->lock);
-			p->seen_crc_failures = v;
-		}
-	next:
-		registry_unpin(reg, p);
-	}
-	free(pins);
-}
-
-static void *maint_main(void *arg)
-{
-	struct registry *reg = arg;
-	struct timespec deadline;
-
-	pthread_mutex_lock(&reg->maint_lock);
-	while (!reg->maint_stop) {
-		pthread_mutex_unlock(&reg->maint_lock);
-		maint_round(reg);
-		pthread_mutex_lock(&reg->maint_lock);
-		clock_gettime(CLOCK_REALTIME, &deadline);
-		deadline.tv_nsec += MAINT_PERIOD_MS * 1000000L;
-		if (deadline.tv_nsec >= 1000000000L) {
-			deadline.tv_sec++;
-			deadline.tv_nsec -= 1000000000L;
-		}
-		if (!reg->maint_stop)
-			pthread_cond_timedwait(&reg->maint_cond,
-					       &reg->maint_lock, &deadline);
-	}
-	pthread_mutex_unlock(&reg->maint_lock);
-	return NULL;
-}
-
-/* Start the maintenance thread. */
-int registry_maint_start(struct registry *reg)
-{
-	int ret = -pthread_create(&reg->maint, NULL, maint_main, reg);
-
-	if (ret == 0)
-		reg->maint_running = 1;
-	return ret;
-}
-
-/* Stop the maintenance thread and wait for it. */
-void registry_maint_stop(struct registry *reg)
-{
-	if (!reg->maint_running)
-		return;
-	pthread_mutex_lock(&reg->maint_lock);
-	reg->maint_stop = 1;
-	pthread_cond_signal(&reg->maint_cond);
-	pthread_mutex_unlock(&reg->maint_lock);
-	pthread_join(reg->maint, NULL);
-	reg->maint_running = 0;
 }
 
 /* Answer a seek query xattr (xattr_query) on partition n. */

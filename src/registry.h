@@ -47,7 +47,6 @@
 
 #include "config.h"
 #include "partition.h"
-#include "prom.h"
 
 #define REGISTRY_INO_ROOT 1
 #define REGISTRY_INO_METRICS 2
@@ -128,12 +127,9 @@ int registry_open(const char *data_dir, const struct config *defaults,
 		  const struct registry_hooks *hooks, struct registry **out);
 /* Write the daemon's pid into the lock file (after daemonizing). */
 void registry_note_pid(struct registry *reg);
-/* Stop maintenance, flush and close every partition, unlock.  Returns 0
- * or the first flush error. */
+/* Flush and close every partition, unlock (stop the maintenance thread,
+ * maint.h, first).  Returns 0 or the first flush error. */
 int registry_close(struct registry *reg);
-/* Start / stop the maintenance thread (ticks and compression). */
-int registry_maint_start(struct registry *reg);
-void registry_maint_stop(struct registry *reg);
 
 /* Inode number -> node (NULL for control-file inodes). */
 struct node *registry_node(struct registry *reg, uint64_t ino);
@@ -198,26 +194,6 @@ int registry_config_set(struct registry *reg, struct node *n, int key,
 			const char *val, size_t len);
 int registry_config_unset(struct registry *reg, struct node *n, int key);
 
-/* A caller's credentials, for the one check the kernel cannot make for
- * us: which partitions' series a reader of .metrics may see. */
-struct registry_cred {
-	uid_t uid;
-	gid_t gid;
-	const gid_t *groups; /* supplementary groups */
-	size_t ngroups;
-};
-
-/* Render .metrics: every partition's counters plus d (the registry fills
- * in topics and open partitions).  Only the tests call it; the daemon
- * renders for the caller with registry_metrics_for. */
-int registry_metrics(struct registry *reg, struct prom_daemon *d,
-		     struct prom_buf *out);
-/* The same as cred sees it: only the partitions cred may read (read
- * permission on the partition and search permission on its topic, as the
- * kernel's default_permissions checks them; uid 0 reads everything),
- * with every global series.  cred NULL: every partition. */
-int registry_metrics_for(struct registry *reg, const struct registry_cred *cred,
-			 struct prom_daemon *d, struct prom_buf *out);
 /* Milliseconds since the epoch. */
 int64_t registry_now_ms(void);
 /* Answer a seek query name (see xattr.h) on a partition; -ENODATA if name

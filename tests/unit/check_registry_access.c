@@ -10,6 +10,7 @@
 
 #include "testutil.h"
 #include "registry.h"
+#include "registry_metrics.h"
 
 static struct registry *reg;
 static char dir[PATH_MAX];

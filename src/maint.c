@@ -1,0 +1,171 @@
+/*
+ * maint.c - the maintenance thread and its pass over the partitions.
+ *
+ * A pass pins every partition under the registry's read lock, then works
+ * on each without it: partition_tick (flush, roll, retention) and
+ * partition_compress_one, which may take long and must not hold up
+ * namespace changes.  Errors are logged when they start, change and end,
+ * not every pass: a full disk fails every tick until space is freed.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "diag.h"
+#include "maint.h"
+#include "registry_int.h"
+
+struct maint {
+	struct registry *reg;
+	pthread_t thread;
+	int stop; /* protected by lock */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+};
+
+/* One round: tick every partition, compress what waits, report what the
+ * engine did on its own (retention, as the tick reports it; CRC failures,
+ * which reads find and count). */
+void maint_pass(struct registry *reg, int64_t (*now)(void),
+		struct maint_report *out)
+{
+	struct node **pins = NULL, **np, *t, *p;
+	struct partition_tick_report rep;
+	struct maint_report sum;
+	struct log_metrics *m;
+	size_t n = 0, cap = 0, i;
+	uint64_t v;
+	int ret;
+
+	memset(&sum, 0, sizeof(sum));
+	pthread_rwlock_rdlock(&reg->lock);
+	for (t = reg->root.children; t; t = t->next) {
+		for (p = t->children; p; p = p->next) {
+			if (n == cap) {
+				cap = cap ? cap * 2 : 64;
+				np = realloc(pins, cap * sizeof(*pins));
+				if (!np)
+					goto collected;
+				pins = np;
+			}
+			if (registry_pin(reg, p) == 0)
+				pins[n++] = p;
+		}
+	}
+collected:
+	pthread_rwlock_unlock(&reg->lock);
+	for (i = 0; i < n; i++) {
+		p = pins[i];
+		if (!p->part)
+			goto next;
+		sum.partitions++;
+		/* A full disk fails every tick until space is freed: say
+		 * when that starts, changes and ends, not every second. */
+		ret = partition_tick(p->part, now(), &rep);
+		if (ret < 0 && ret != p->maint_err)
+			diag_err("maintenance of partition '%s': %s (retrying)",
+				 p->name, strerror(-ret));
+		else if (ret == 0 && p->maint_err)
+			diag_info("maintenance of partition '%s' works again",
+				  p->name);
+		p->maint_err = ret;
+		sum.failed += ret < 0;
+		sum.flushed += rep.flushed != 0;
+		sum.rolled += rep.rolled != 0;
+		sum.segments_deleted += rep.segments_deleted;
+		ret = partition_compress_one(p->part);
+		if (ret < 0 && ret != p->compress_err)
+			diag_err("cannot compress a segment of partition '%s': "
+				 "%s (retrying)",
+				 p->name, strerror(-ret));
+		p->compress_err = ret < 0 ? ret : 0;
+		sum.failed += ret < 0;
+		sum.compressed += ret > 0;
+		if (rep.segments_deleted) {
+			pthread_rwlock_rdlock(&reg->lock);
+			diag_info("retention deleted %u segments of '%s/%s'",
+				  rep.segments_deleted, p->parent->name,
+				  p->name);
+			pthread_rwlock_unlock(&reg->lock);
+			if (reg->hooks.invalidate)
+				reg->hooks.invalidate(reg, p, 0);
+		}
+		m = partition_metrics(p->part);
+		v = metrics_get(m, crc_failures);
+		if (v != p->seen_crc_failures) {
+			pthread_rwlock_rdlock(&reg->lock);
+			diag_err("%llu crc failures reading '%s/%s'",
+				 (unsigned long long)(v - p->seen_crc_failures),
+				 p->parent->name, p->name);
+			pthread_rwlock_unlock(&reg->lock);
+			p->seen_crc_failures = v;
+		}
+	next:
+		registry_unpin(reg, p);
+	}
+	free(pins);
+	if (out)
+		*out = sum;
+}
+
+static void *maint_main(void *arg)
+{
+	struct maint *mt = arg;
+	struct timespec deadline;
+
+	pthread_mutex_lock(&mt->lock);
+	while (!mt->stop) {
+		pthread_mutex_unlock(&mt->lock);
+		maint_pass(mt->reg, registry_now_ms, NULL);
+		pthread_mutex_lock(&mt->lock);
+		clock_gettime(CLOCK_REALTIME, &deadline);
+		deadline.tv_nsec += MAINT_PERIOD_MS * 1000000L;
+		if (deadline.tv_nsec >= 1000000000L) {
+			deadline.tv_sec++;
+			deadline.tv_nsec -= 1000000000L;
+		}
+		if (!mt->stop)
+			pthread_cond_timedwait(&mt->cond, &mt->lock, &deadline);
+	}
+	pthread_mutex_unlock(&mt->lock);
+	return NULL;
+}
+
+/* Start the maintenance thread. */
+int maint_start(struct registry *reg, struct maint **out)
+{
+	struct maint *mt = calloc(1, sizeof(*mt));
+	int ret;
+
+	if (!mt)
+		return -ENOMEM;
+	mt->reg = reg;
+	pthread_mutex_init(&mt->lock, NULL);
+	pthread_cond_init(&mt->cond, NULL);
+	ret = -pthread_create(&mt->thread, NULL, maint_main, mt);
+	if (ret < 0) {
+		pthread_cond_destroy(&mt->cond);
+		pthread_mutex_destroy(&mt->lock);
+		free(mt);
+		return ret;
+	}
+	*out = mt;
+	return 0;
+}
+
+/* Stop the maintenance thread, wait for it, free it. */
+void maint_stop(struct maint *mt)
+{
+	if (!mt)
+		return;
+	pthread_mutex_lock(&mt->lock);
+	mt->stop = 1;
+	pthread_cond_signal(&mt->cond);
+	pthread_mutex_unlock(&mt->lock);
+	pthread_join(mt->thread, NULL);
+	pthread_cond_destroy(&mt->cond);
+	pthread_mutex_destroy(&mt->lock);
+	free(mt);
+}

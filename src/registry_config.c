@@ -1,0 +1,172 @@
+/*
+ * registry_config.c - the configuration layers of topics and partitions.
+ *
+ * A partition's effective configuration is the mount's options over the
+ * built-in defaults, then its topic's overrides (DATA_DIR/<topic>/
+ * topic.conf), then its own (partition.conf inside its directory).  A
+ * change through the xattrs is written atomically, then applied at once
+ * to every open partition it reaches; a topic's change reaches all its
+ * partitions.  A file that does not parse is reported and ignored, so
+ * the mount still comes up.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "diag.h"
+#include "io.h"
+#include "layout.h"
+#include "registry.h"
+#include "registry_int.h"
+
+/* Load a topic.conf / partition.conf into over; a bad file is reported
+ * and ignored (the mount still comes up). */
+void conf_read(struct config *over, int dirfd, const char *file,
+	       const char *what)
+{
+	char buf[4096];
+	int bad = 0, n;
+
+	memset(over, 0, sizeof(*over));
+	n = read_small(dirfd, file, buf, sizeof(buf));
+	if (n < 0)
+		return;
+	if (config_parse_text(over, buf, (size_t)n, &bad) < 0) {
+		diag_err("bad line %d in '%s/%s', ignoring the file", bad, what,
+			 file);
+		memset(over, 0, sizeof(*over));
+	}
+}
+
+/* The mount's defaults, the topic's overrides, the partition's. */
+void effective_config(struct registry *reg, struct node *n, struct config *cfg)
+{
+	struct node *t = n->kind == NODE_PARTITION ? n->parent : n;
+
+	*cfg = reg->defaults;
+	if (t && t->kind == NODE_TOPIC) {
+		pthread_mutex_lock(&t->meta_lock);
+		config_overlay(cfg, cfg, &t->over);
+		pthread_mutex_unlock(&t->meta_lock);
+	}
+	if (n->kind == NODE_PARTITION) {
+		pthread_mutex_lock(&n->meta_lock);
+		config_overlay(cfg, cfg, &n->over);
+		pthread_mutex_unlock(&n->meta_lock);
+	}
+	cfg->set = (1u << CONFIG_NKEYS) - 1;
+}
+
+/* Push the effective configuration into an open partition. */
+int apply_config(struct registry *reg, struct node *n)
+{
+	struct config cfg;
+
+	if (!n->part)
+		return 0;
+	effective_config(reg, n, &cfg);
+	atomic_store(&n->max_message, cfg.max_message_bytes);
+	return partition_set_config(n->part, &cfg);
+}
+
+/* The effective value of key for n, formatted. */
+int registry_config_get(struct registry *reg, struct node *n, int key,
+			char *buf, size_t size)
+{
+	struct config cfg;
+	int ret;
+
+	if (n->kind == NODE_ROOT)
+		return -ENODATA;
+	pthread_rwlock_rdlock(&reg->lock);
+	effective_config(reg, n, &cfg);
+	pthread_rwlock_unlock(&reg->lock);
+	ret = config_format(&cfg, (enum config_key)key, buf, size);
+	return ret;
+}
+
+/* Write n's overrides and apply them to the partitions they reach.
+ * Called with reg->lock held. */
+static int config_store(struct registry *reg, struct node *n,
+			const struct config *over)
+{
+	struct node *c;
+	char text[4096];
+	int len, ret;
+
+	len = config_render_text(over, text, sizeof(text));
+	if (len < 0)
+		return len;
+	if (n->kind == NODE_TOPIC)
+		ret = io_write_atomic(n->dirfd, LAYOUT_TOPIC_CONF, text,
+				      (size_t)len);
+	else if (n->part)
+		ret = io_write_atomic(partition_dirfd(n->part),
+				      LAYOUT_PART_CONF, text, (size_t)len);
+	else
+		ret = -ENOENT;
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&n->meta_lock);
+	n->over = *over;
+	pthread_mutex_unlock(&n->meta_lock);
+	if (n->kind == NODE_PARTITION)
+		return apply_config(reg, n);
+	for (c = n->children; c; c = c->next) {
+		ret = apply_config(reg, c);
+		if (ret < 0)
+			diag_warn("cannot apply configuration to '%s/%s': %s",
+				  n->name, c->name, strerror(-ret));
+	}
+	return 0;
+}
+
+/* Set n's own override of key. */
+int registry_config_set(struct registry *reg, struct node *n, int key,
+			const char *val, size_t len)
+{
+	struct config over;
+	int ret;
+
+	if (n->kind == NODE_ROOT)
+		return -ENOTSUP;
+	while (len && (val[len - 1] == '\n' || val[len - 1] == '\0'))
+		len--;
+	pthread_rwlock_wrlock(&reg->lock);
+	pthread_mutex_lock(&n->meta_lock);
+	over = n->over;
+	pthread_mutex_unlock(&n->meta_lock);
+	ret = config_set(&over, (enum config_key)key, val, len);
+	if (ret == 0)
+		ret = config_store(reg, n, &over);
+	pthread_rwlock_unlock(&reg->lock);
+	if (ret == 0)
+		diag_info("set %s=%.*s on '%s'", config_key_name(key), (int)len,
+			  val, n->name);
+	else
+		diag_info("refused %s on '%s': %s", config_key_name(key),
+			  n->name, strerror(-ret));
+	return ret;
+}
+
+/* Drop n's override of key: the inherited value applies again. */
+int registry_config_unset(struct registry *reg, struct node *n, int key)
+{
+	struct config over;
+	int ret;
+
+	if (n->kind == NODE_ROOT)
+		return -ENOTSUP;
+	pthread_rwlock_wrlock(&reg->lock);
+	pthread_mutex_lock(&n->meta_lock);
+	over = n->over;
+	pthread_mutex_unlock(&n->meta_lock);
+	if (!(over.set & (1u << key))) {
+		ret = -ENODATA;
+		goto out;
+	}
+	over.set &= ~(1u << key);
+	ret = config_store(reg, n, &over);
+out:
+	pthread_rwlock_unlock(&reg->lock);
+	return ret;
+}

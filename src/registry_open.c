@@ -1,0 +1,322 @@
+/*
+ * registry_open.c - opening the data directory, and closing it.
+ *
+ * registry_open makes DATA_DIR if it is missing, lets layout.h check its
+ * format (a foreign directory is refused untouched), take the lock and
+ * upgrade an older format, empties .trash of what a crash left there,
+ * then loads every topic and opens every partition, with their
+ * configuration overrides and mode, owner and times.  A topic or
+ * partition that cannot be opened is reported and left out: the rest of
+ * the data directory still mounts.  registry_close flushes and closes
+ * every partition and frees the tree; the caller stops the maintenance
+ * thread (maint.h) first.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "diag.h"
+#include "io.h"
+#include "layout.h"
+#include "registry.h"
+#include "registry_int.h"
+
+static void log_recovery(const struct node *t, const char *name,
+			 const struct partition_recovery *rec)
+{
+	if (rec->truncated_bytes || rec->dropped_entries ||
+	    rec->rebuilt_indexes || rec->discarded_files)
+		diag_warn("recovered '%s/%s': truncated %llu torn bytes, "
+			  "dropped %u index entries, rebuilt %u indexes, "
+			  "discarded %u leftover files",
+			  t->name, name,
+			  (unsigned long long)rec->truncated_bytes,
+			  rec->dropped_entries, rec->rebuilt_indexes,
+			  rec->discarded_files);
+	if (rec->bad_batches)
+		diag_err("'%s/%s' has %u batches with a bad crc in sealed "
+			 "segments; the rest stays readable",
+			 t->name, name, rec->bad_batches);
+}
+
+static int load_partition(struct registry *reg, struct node *t,
+			  const char *name)
+{
+	struct partition_recovery rec;
+	struct config cfg;
+	struct node *n;
+	int ret;
+
+	n = node_new(reg, NODE_PARTITION, name);
+	if (!n)
+		return -ENOMEM;
+	n->parent = t;
+	memset(&rec, 0, sizeof(rec));
+	/* The overrides live inside the partition directory: read them
+	 * through a descriptor of our own before the engine opens it. */
+	ret = io_opendirat(t->dirfd, name);
+	if (ret >= 0) {
+		conf_read(&n->over, ret, LAYOUT_PART_CONF, name);
+		meta_read(n, ret, LAYOUT_PART_META);
+		io_close(ret);
+	}
+	effective_config(reg, n, &cfg);
+	ret = partition_open(t->dirfd, name, &cfg, registry_now_ms(), &n->part,
+			     &rec);
+	if (ret < 0) {
+		diag_err("cannot open partition '%s/%s': %s", t->name, name,
+			 strerror(-ret));
+		node_free(reg, n);
+		return ret;
+	}
+	log_recovery(t, name, &rec);
+	atomic_store(&n->max_message, cfg.max_message_bytes);
+	attach_partition(reg, n);
+	child_add(t, n);
+	t->refs++; /* the partition pins its topic */
+	return 0;
+}
+
+/* Call fn for every entry of directory fd (but . and ..). */
+static int scan_dir(int fd, int (*fn)(void *arg, const char *name, int isdir),
+		    void *arg)
+{
+	struct dirent *de;
+	struct stat st;
+	DIR *dir;
+	int ret, isdir;
+
+	ret = io_opendir_stream(fd, ".", &dir);
+	if (ret < 0)
+		return ret;
+	while ((ret = io_readdir(dir, &de)) > 0) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		isdir = io_fstatat(fd, de->d_name, &st) == 0 &&
+			S_ISDIR(st.st_mode);
+		ret = fn(arg, de->d_name, isdir);
+		if (ret)
+			break;
+	}
+	io_closedir(dir);
+	return ret;
+}
+
+struct load_ctx {
+	struct registry *reg;
+	struct node *topic;
+};
+
+static int load_partition_entry(void *arg, const char *name, int isdir)
+{
+	struct load_ctx *ctx = arg;
+
+	if (!isdir || registry_check_name(name, 0) < 0)
+		return 0;
+	/* A partition that cannot be opened is reported and left out: the
+	 * rest of the data directory still mounts. */
+	if (load_partition(ctx->reg, ctx->topic, name) == -ENOMEM)
+		return -ENOMEM;
+	return 0;
+}
+
+static int load_topic_entry(void *arg, const char *name, int isdir)
+{
+	struct load_ctx *ctx = arg;
+	struct registry *reg = ctx->reg;
+	struct node *t;
+	int ret;
+
+	if (!isdir || registry_check_name(name, 1) < 0)
+		return 0;
+	t = node_new(reg, NODE_TOPIC, name);
+	if (!t)
+		return -ENOMEM;
+	t->dirfd = io_opendirat(reg->rootfd, name);
+	if (t->dirfd < 0) {
+		diag_err("cannot open topic '%s': %s", name,
+			 strerror(-t->dirfd));
+		node_free(reg, t);
+		return 0;
+	}
+	conf_read(&t->over, t->dirfd, LAYOUT_TOPIC_CONF, name);
+	meta_read(t, t->dirfd, LAYOUT_TOPIC_META);
+	child_add(&reg->root, t);
+	ctx->topic = t;
+	ret = scan_dir(t->dirfd, load_partition_entry, ctx);
+	if (ret < 0 && ret != -ENOMEM) {
+		/* As for a partition that cannot be opened: reported, and
+		 * the rest of the data directory still mounts. */
+		diag_err("cannot list topic '%s': %s: partitions not listed "
+			 "yet are not served",
+			 name, strerror(-ret));
+		ret = 0;
+	}
+	return ret;
+}
+
+/* Record the serving pid in the lock file. */
+void registry_note_pid(struct registry *reg)
+{
+	layout_datadir_note_pid(reg->lockfd);
+}
+
+static int mkdir_p(const char *path)
+{
+	char buf[PATH_MAX], *p;
+	int ret;
+
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	for (p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		ret = io_mkdirat(AT_FDCWD, buf, 0755);
+		if (ret < 0 && ret != -EEXIST)
+			return ret;
+		*p = '/';
+	}
+	ret = io_mkdirat(AT_FDCWD, buf, 0700);
+	return ret == -EEXIST ? 0 : ret;
+}
+
+/* Open, check, lock and load the data directory. */
+int registry_open(const char *data_dir, const struct config *defaults,
+		  const struct registry_hooks *hooks, struct registry **out)
+{
+	struct registry *reg;
+	struct load_ctx ctx;
+	char real[PATH_MAX];
+	struct stat st;
+	int ret, format;
+
+	reg = calloc(1, sizeof(*reg));
+	if (!reg)
+		return -ENOMEM;
+	pthread_rwlock_init(&reg->lock, NULL);
+	pthread_mutex_init(&reg->life, NULL);
+	reg->rootfd = reg->trashfd = reg->lockfd = -1;
+	reg->root.kind = NODE_ROOT;
+	reg->root.dirfd = -1;
+	reg->root.refs = 1;
+	pthread_mutex_init(&reg->root.meta_lock, NULL);
+	reg->defaults = *defaults;
+	reg->hooks = *hooks;
+	if (hooks->node_init) {
+		ret = hooks->node_init(reg, &reg->root);
+		if (ret < 0) {
+			reg->hooks.node_release = NULL;
+			goto out_free;
+		}
+	}
+
+	ret = mkdir_p(data_dir);
+	if (ret < 0) {
+		diag_err("cannot create '%s': %s", data_dir, strerror(-ret));
+		goto out_free;
+	}
+	if (!realpath(data_dir, real)) {
+		ret = -errno;
+		diag_err("cannot resolve '%s': %s", data_dir, strerror(-ret));
+		goto out_free;
+	}
+	reg->path = strdup(real);
+	reg->rootfd = io_opendirat(AT_FDCWD, real);
+	if (!reg->path || reg->rootfd < 0) {
+		ret = reg->path ? reg->rootfd : -ENOMEM;
+		diag_err("cannot open '%s': %s", real, strerror(-ret));
+		goto out_free;
+	}
+	if (io_fstat(reg->rootfd, &st) == 0) {
+		reg->root.meta.mode = st.st_mode & 07777;
+		reg->root.meta.uid = st.st_uid;
+		reg->root.meta.gid = st.st_gid;
+		reg->root.meta.atime = st.st_atim;
+		reg->root.meta.mtime = st.st_mtim;
+		reg->root.meta.ctime = st.st_ctim;
+	}
+	/* Format first: a foreign directory is refused untouched. */
+	ret = layout_datadir_check(reg->rootfd, reg->path, &format);
+	if (ret < 0)
+		goto out_free;
+	reg->lockfd = layout_datadir_lock(reg->rootfd, reg->path);
+	if (reg->lockfd < 0) {
+		ret = reg->lockfd;
+		goto out_free;
+	}
+	ret = layout_datadir_upgrade(reg->rootfd, reg->path, format);
+	if (ret < 0)
+		goto out_free;
+	/* Partitions removed while open when the last daemon stopped. */
+	ret = io_remove_tree(reg->rootfd, LAYOUT_TRASH_DIR);
+	if (ret < 0 && ret != -ENOENT)
+		diag_warn("cannot empty '%s/" LAYOUT_TRASH_DIR "': %s", real,
+			  strerror(-ret));
+	ret = io_mkdirat(reg->rootfd, LAYOUT_TRASH_DIR, 0700);
+	if (ret == 0 || ret == -EEXIST)
+		reg->trashfd = io_opendirat(reg->rootfd, LAYOUT_TRASH_DIR);
+	if (reg->trashfd < 0) {
+		ret = reg->trashfd;
+		diag_err("cannot create '%s/" LAYOUT_TRASH_DIR "': %s", real,
+			 strerror(-ret));
+		goto out_free;
+	}
+	ctx.reg = reg;
+	ctx.topic = NULL;
+	ret = scan_dir(reg->rootfd, load_topic_entry, &ctx);
+	if (ret < 0) {
+		diag_err("cannot load '%s': %s", real, strerror(-ret));
+		goto out_free;
+	}
+	*out = reg;
+	return 0;
+
+out_free:
+	registry_close(reg);
+	return ret;
+}
+
+/* Flush and close everything; free the registry. */
+int registry_close(struct registry *reg)
+{
+	struct node *t, *tn, *p, *pn;
+	int ret = 0, r;
+
+	for (t = reg->root.children; t; t = tn) {
+		tn = t->next;
+		for (p = t->children; p; p = pn) {
+			pn = p->next;
+			r = partition_close(p->part);
+			if (r < 0) {
+				diag_err("cannot flush '%s/%s': %s", t->name,
+					 p->name, strerror(-r));
+				if (!ret)
+					ret = r;
+			}
+			node_free(reg, p);
+		}
+		node_free(reg, t);
+	}
+	/* Removed nodes still looked up by the kernel are leaked here on
+	 * purpose: the process is about to exit. */
+	if (reg->trashfd >= 0)
+		io_close(reg->trashfd);
+	if (reg->lockfd >= 0)
+		io_close(reg->lockfd); /* releases the flock */
+	if (reg->rootfd >= 0)
+		io_close(reg->rootfd);
+	if (reg->hooks.node_release)
+		reg->hooks.node_release(reg, &reg->root);
+	pthread_mutex_destroy(&reg->root.meta_lock);
+	pthread_mutex_destroy(&reg->life);
+	pthread_rwlock_destroy(&reg->lock);
+	free(reg->path);
+	free(reg);
+	return ret;
+}
