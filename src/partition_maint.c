@@ -20,7 +20,7 @@
 #include "partition_int.h"
 
 /* ------------------------------------------------------------------ */
-/* Retention and delete_before                                          */
+/* Retention, delete_before, the tick                                   */
 
 /* Remove segs[0..k) (sealed) after the state names the new start. */
 static int drop_head_locked(struct partition *p, uint32_t k, uint64_t start_off,

@@ -14,6 +14,7 @@
 #include "diag.h"
 #include "partition_int.h"
 
+/* ------------------------------------------------------------------ */
 /* Reads                                                                */
 
 /* Copy [pos, pos+len) of compressed segment s through the block cache;
