@@ -39,18 +39,18 @@ struct follow {
 	int closing;		     /* protected by lock */
 	atomic_uint_fast64_t active; /* parked reads + stored poll handles */
 	atomic_uint_fast64_t parked;
-	follow_reply_fn reply;
+	const struct follow_ops *ops; /* every call into FUSE */
 };
 
 /* Create the module. */
-int follow_new(follow_reply_fn reply, struct follow **out)
+int follow_new(const struct follow_ops *ops, struct follow **out)
 {
 	struct follow *fw = calloc(1, sizeof(*fw));
 
 	if (!fw)
 		return -ENOMEM;
 	pthread_mutex_init(&fw->lock, NULL);
-	fw->reply = reply;
+	fw->ops = ops;
 	*out = fw;
 	return 0;
 }
@@ -141,7 +141,7 @@ void follow_file_release(struct follow *fw, struct follow_file *ff)
 	poll_unlink(fw, ff);
 	pthread_mutex_unlock(&fw->lock);
 	if (ph)
-		fuse_pollhandle_destroy(ph);
+		fw->ops->pollhandle_destroy(ph);
 }
 
 static int ended(const struct follow_file *ff)
@@ -161,9 +161,10 @@ static uint64_t end_of(struct node *n)
 static void waiter_answer(struct follow *fw, struct follow_wait *w, int eof)
 {
 	if (eof) {
-		fuse_reply_buf(w->req, NULL, 0);
+		fw->ops->reply_buf(w->req, NULL, 0);
 	} else {
-		fw->reply(w->req, w->ff->n, w->off, w->size, &w->ff->pos);
+		fw->ops->reply_data(w->req, w->ff->n, w->off, w->size,
+				    &w->ff->pos);
 	}
 	free(w);
 }
@@ -185,7 +186,7 @@ static void follow_interrupt(fuse_req_t req, void *data)
 	 * lock) or already being answered. */
 	if (!w)
 		return;
-	fuse_reply_err(req, EINTR);
+	fw->ops->reply_err(req, EINTR);
 	free(w);
 }
 
@@ -197,20 +198,20 @@ void follow_read(struct follow *fw, fuse_req_t req, struct follow_file *ff,
 	int err = 0;
 
 	if (ended(ff) || size == 0) {
-		fuse_reply_buf(req, NULL, 0);
+		fw->ops->reply_buf(req, NULL, 0);
 		return;
 	}
 	if (off < end_of(ff->n)) {
-		fw->reply(req, ff->n, off, size, &ff->pos);
+		fw->ops->reply_data(req, ff->n, off, size, &ff->pos);
 		return;
 	}
 	if (nonblock) {
-		fuse_reply_err(req, EAGAIN);
+		fw->ops->reply_err(req, EAGAIN);
 		return;
 	}
 	w = calloc(1, sizeof(*w));
 	if (!w) {
-		fuse_reply_err(req, ENOMEM);
+		fw->ops->reply_err(req, ENOMEM);
 		return;
 	}
 	w->req = req;
@@ -219,11 +220,11 @@ void follow_read(struct follow *fw, fuse_req_t req, struct follow_file *ff,
 	w->size = size;
 	/* Before the request becomes visible to the waker: an interrupt
 	 * arriving later finds it on fw->all. */
-	fuse_req_interrupt_func(req, follow_interrupt, fw);
+	fw->ops->req_interrupt_func(req, follow_interrupt, fw);
 	pthread_mutex_lock(&fw->lock);
 	if (fw->closing || ended(ff)) {
 		err = -1; /* end-of-file */
-	} else if (fuse_req_interrupted(req)) {
+	} else if (fw->ops->req_interrupted(req)) {
 		err = EINTR;
 	} else {
 		/* Re-check under the lock: an append that published its end
@@ -241,13 +242,13 @@ void follow_read(struct follow *fw, fuse_req_t req, struct follow_file *ff,
 	if (!w)
 		return; /* parked */
 	if (err == EINTR) {
-		fuse_reply_err(req, EINTR);
+		fw->ops->reply_err(req, EINTR);
 		free(w);
 	} else if (err == -1) {
-		fuse_reply_buf(req, NULL, 0);
+		fw->ops->reply_buf(req, NULL, 0);
 		free(w);
 	} else {
-		fw->reply(req, ff->n, off, size, &ff->pos);
+		fw->ops->reply_data(req, ff->n, off, size, &ff->pos);
 		free(w);
 	}
 }
@@ -279,8 +280,8 @@ void follow_poll(struct follow *fw, fuse_req_t req, struct follow_file *ff,
 		revents = POLLIN | POLLRDNORM;
 	pthread_mutex_unlock(&fw->lock);
 	if (old)
-		fuse_pollhandle_destroy(old);
-	fuse_reply_poll(req, revents);
+		fw->ops->pollhandle_destroy(old);
+	fw->ops->reply_poll(req, revents);
 }
 
 /* Called with fw->lock: notify (and drop) the poll handles on list that
@@ -303,11 +304,11 @@ static void notify_polls(struct follow *fw, struct follow_file *list,
 		poll_unlink(fw, ff);
 		/* A write on /dev/fuse that only wakes a waitqueue: safe
 		 * under our lock and inside a handler. */
-		ret = fuse_lowlevel_notify_poll(ph);
+		ret = fw->ops->notify_poll(ph);
 		if (ret < 0 && ret != -ENOENT && ret != -ENODEV)
 			diag_warn("cannot notify a poll of '%s': %s", n->name,
 				  strerror(-ret));
-		fuse_pollhandle_destroy(ph);
+		fw->ops->pollhandle_destroy(ph);
 	}
 }
 

@@ -20,8 +20,9 @@
  * end-of-file (follow_detach); shutdown answers every parked read with
  * end-of-file (follow_shutdown).
  *
- * Part of the FUSE layer: parked requests are FUSE requests; the data of
- * a reply is sent by the reply function the layer hands to follow_new.
+ * Part of the FUSE layer: parked requests are FUSE requests; every reply,
+ * interrupt hook and poll notification goes through the struct follow_ops
+ * the layer hands to follow_new.
  */
 #ifndef FLUXFS_FS_FOLLOW_H
 #define FLUXFS_FS_FOLLOW_H
@@ -41,6 +42,20 @@ struct follow;
  * after replying with that error. */
 typedef long (*follow_reply_fn)(fuse_req_t req, struct node *n, uint64_t off,
 				size_t size, atomic_uint_fast64_t *pos);
+/* Every call the module makes to FUSE, set once by follow_new: the FUSE
+ * layer points them at libfuse (their signatures are libfuse's), a unit
+ * test at recorders, so parking and waking run without /dev/fuse. */
+struct follow_ops {
+	follow_reply_fn reply_data;
+	int (*reply_buf)(fuse_req_t req, const char *buf, size_t size);
+	int (*reply_err)(fuse_req_t req, int err);
+	int (*reply_poll)(fuse_req_t req, unsigned revents);
+	void (*req_interrupt_func)(fuse_req_t req, fuse_interrupt_func_t func,
+				   void *data);
+	int (*req_interrupted)(fuse_req_t req);
+	int (*notify_poll)(struct fuse_pollhandle *ph);
+	void (*pollhandle_destroy)(struct fuse_pollhandle *ph);
+};
 /* Per open file (partition or follow view): embedded in the handle. */
 struct follow_file {
 	struct node *n;
@@ -52,8 +67,8 @@ struct follow_file {
 	struct follow_file *next;
 };
 
-/* Create the module. */
-int follow_new(follow_reply_fn reply, struct follow **out);
+/* Create the module; ops (kept, not copied) is how it talks to FUSE. */
+int follow_new(const struct follow_ops *ops, struct follow **out);
 /* Free the module (after follow_shutdown and the session's end). */
 void follow_free(struct follow *fw);
 

@@ -748,13 +748,25 @@ void fs_setup(struct registry *reg)
 	fs_coherence_init();
 }
 
+/* The follow view talks to the kernel through libfuse itself. */
+static const struct follow_ops follow_fuse_ops = {
+	.reply_data = fs_reply_data,
+	.reply_buf = fuse_reply_buf,
+	.reply_err = fuse_reply_err,
+	.reply_poll = fuse_reply_poll,
+	.req_interrupt_func = fuse_req_interrupt_func,
+	.req_interrupted = fuse_req_interrupted,
+	.notify_poll = fuse_lowlevel_notify_poll,
+	.pollhandle_destroy = fuse_pollhandle_destroy,
+};
+
 /* Start the notifier and maintenance threads for session se. */
 int fs_start(struct fuse_session *se)
 {
 	int ret;
 
 	fs.se = se;
-	ret = follow_new(fs_reply_data, &fs.fw);
+	ret = follow_new(&follow_fuse_ops, &fs.fw);
 	if (ret < 0)
 		return ret;
 	ret = notifier_start(fs_send_inval, fs_send_delete, NULL, &fs.nt);
