@@ -8,7 +8,7 @@
 #include "testutil.h"
 /* Not "config.h": automake's -I. finds autoconf's config.h in the build
  * directory first. */
-#include "../../src/config.h"
+#include "config.h"
 
 #define KiB 1024ULL
 #define MiB (1024ULL * KiB)
