@@ -3,7 +3,8 @@
  * from outside request handlers, coalesced per inode.
  *
  * A page-range invalidation sent from inside a write handler can deadlock
- * the kernel against the daemon (FUSE-NOTES.md), so the append path only
+ * the kernel against the daemon (the invalidation waits for a page lock
+ * that the very request being served holds), so the append path only
  * queues "inode ino changed from byte b" here, which costs a mutex and a
  * hash probe.  The thread sends one invalidation per queued inode, from
  * the lowest byte queued since its last send: a burst of appends while it

@@ -32,7 +32,7 @@ struct prom_daemon {
 	uint64_t requests;	   /* FUSE requests served */
 	uint64_t writer_errors;	   /* errors returned to writers */
 	uint64_t notifications;	   /* kernel cache invalidations sent */
-	uint64_t parked_followers; /* issue 5; 0 until then */
+	uint64_t parked_followers; /* follow-view reads parked now */
 };
 
 /* A growable text buffer; free(buf) when done. */

@@ -70,8 +70,9 @@ static int reserved_name(const char *name, int is_topic)
 	return 0;
 }
 
-/* Check a topic (is_topic) or partition name against the rules of
- * DESIGN.md: 0, -ENAMETOOLONG past REGISTRY_NAME_MAX, or -EINVAL. */
+/* Check a topic (is_topic) or partition name against the naming rules
+ * (fluxfs(8), SEMANTICS): 0, -ENAMETOOLONG past REGISTRY_NAME_MAX, or
+ * -EINVAL. */
 int registry_check_name(const char *name, int is_topic)
 {
 	size_t i, len = strlen(name);

@@ -4,7 +4,7 @@
  *
  * One flat directory whose files are backed 1:1 by files in a backing
  * directory, served with the libfuse3 lowlevel API and its multithreaded
- * loop, with the same channel choices fluxfs makes (DESIGN.md, FUSE-NOTES.md):
+ * loop, with the same channel choices fluxfs makes (doc/performance.md):
  * direct_io on writer opens, keep_cache on reader opens, no writeback cache,
  * st_blksize 1 MiB, O_APPEND honoured by the daemon (append at the backing
  * file's size under a per-file lock), reads answered from the backing
@@ -147,7 +147,8 @@ out_err:
 
 static void ref_init(UNUSED void *userdata, struct fuse_conn_info *conn)
 {
-	/* The kernel would compute O_APPEND offsets itself (FUSE-NOTES.md). */
+	/* With the writeback cache the kernel would compute O_APPEND
+	 * offsets itself from the size it caches: off, as in fluxfs. */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 }
 

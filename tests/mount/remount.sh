@@ -49,8 +49,8 @@ for t in alpha beta gamma; do
 done
 xget segs "$MNT/alpha/0" segments
 [ "$segs" -gt 5 ] || fail "only $segs segments with segment_bytes=4096"
-# The layout DESIGN.md promises: uncompressed .log files concatenate to
-# the partition's bytes.
+# The on-disk layout (doc/storage.md): uncompressed .log files
+# concatenate to the partition's bytes.
 nlogs=$(ls "$DATA/alpha/0/"*.log | wc -l)
 assert_eq "$segs" "$nlogs" ".log files vs user.fluxfs.segments"
 same_file "$WORK/ref-alpha-0" <(cat "$DATA/alpha/0/"*.log) "concatenated .log files"

@@ -363,8 +363,8 @@ END_TEST
 
 /* A damaged partition.state makes recovery check every entry of every
  * segment: a bad CRC found in a sealed segment then must be kept and
- * reported, never cut with everything after it (DESIGN: reported, never
- * silently dropped). */
+ * reported, never cut with everything after it (damage is reported,
+ * never silently dropped). */
 START_TEST(test_full_verify_keeps_sealed_damage)
 {
 	char path[4096], f[4300];
