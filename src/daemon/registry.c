@@ -144,11 +144,8 @@ int registry_ino_alloc(struct registry *reg, uint64_t *ino)
 	if (reg->ino_next >= reg->ino_bound) {
 		ret = layout_datadir_ino_store(reg->rootfd,
 					       reg->ino_next + INO_RESERVE);
-		if (ret < 0) {
-			diag_err("cannot write '%s/" LAYOUT_META_FILE "': %s",
-				 reg->path, strerror(-ret));
+		if (ret < 0)
 			goto out;
-		}
 		reg->ino_bound = reg->ino_next + INO_RESERVE;
 	}
 	*ino = reg->ino_next++;
@@ -632,6 +629,9 @@ int registry_mkdir(struct registry *reg, struct node *dir, const char *name,
 	t->meta.gid = gid;
 	ret = registry_ino_alloc(reg, &t->meta.ino);
 	if (ret < 0) {
+		diag_err("cannot create topic '%s': %s (raising the inode "
+			 "number bound in " LAYOUT_META_FILE ")",
+			 name, strerror(-ret));
 		node_free(reg, t);
 		goto out_unlock;
 	}
@@ -705,6 +705,9 @@ int registry_create(struct registry *reg, struct node *dir, const char *name,
 	n->meta.gid = gid;
 	ret = registry_ino_alloc(reg, &n->meta.ino);
 	if (ret < 0) {
+		diag_err("cannot create partition '%s': %s (raising the inode "
+			 "number bound in " LAYOUT_META_FILE ")",
+			 name, strerror(-ret));
 		node_free(reg, n);
 		goto out_unlock;
 	}

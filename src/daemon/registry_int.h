@@ -37,7 +37,8 @@ struct registry {
 };
 
 /* Hand out a fresh inode number into *ino, raising fluxfs.meta's bound
- * first when it is reached: 0 or -errno (then nothing was handed out). */
+ * first when it is reached: 0 or -errno (then nothing was handed out;
+ * the caller logs it). */
 int registry_ino_alloc(struct registry *reg, uint64_t *ino);
 /* Store n's mode, owner, times and inode number in its meta file. */
 int node_meta_save(struct registry *reg, struct node *n);
