@@ -5,9 +5,10 @@
  * format (a foreign directory is refused untouched), take the lock and
  * upgrade an older format, empties .trash of what a crash left there,
  * then loads every topic and opens every partition, with their
- * configuration overrides and mode, owner and times.  A topic or
- * partition that cannot be opened is reported and left out: the rest of
- * the data directory still mounts.  registry_close flushes and closes
+ * configuration overrides and mode, owner and times, and gives any
+ * without a stored inode number (or sharing one) a number of its own.
+ * A topic or partition that cannot be opened is reported and left out:
+ * the rest of the data directory still mounts.  registry_close flushes and closes
  * every partition and frees the tree; the caller stops the maintenance
  * thread (maint.h) first.
  */

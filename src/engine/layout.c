@@ -2,7 +2,7 @@
  * layout.c - the on-disk format in one place: segment file names and
  * their parsing, the partition directory scan, the .idx header and entry
  * codecs, the .blk block table, partition.state, and the data directory's
- * fluxfs.meta and lock file.  Every integer is little-endian on disk
+ * fluxfs.meta (its format and inode-number bound) and lock file.  Every integer is little-endian on disk
  * whatever the host (le*_put/le*_get); the daemon and fluxctl read and
  * write through here, so the format has one reader.  See layout.h and
  * doc/storage.md.
