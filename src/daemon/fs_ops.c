@@ -94,10 +94,11 @@ static int follow_attr(fuse_ino_t ino, struct stat *st)
 	if (!n) {
 		ret = registry_stat(fs.reg, node_of(REGISTRY_INO_ROOT), st);
 		st->st_mode = S_IFDIR | 0555;
+		st->st_ino = REGISTRY_INO_FOLLOW;
 	} else {
 		ret = registry_stat(fs.reg, n, st);
+		st->st_ino |= REGISTRY_INO_FOLLOW_VIEW;
 	}
-	st->st_ino = ino;
 	return ret;
 }
 
@@ -509,7 +510,7 @@ static int dirbuf_add(void *arg, const char *name, uint64_t ino,
 	char *nb;
 
 	memset(&st, 0, sizeof(st));
-	st.st_ino = d->follow ? ino | FOLLOW_BIT : ino;
+	st.st_ino = d->follow ? ino | REGISTRY_INO_FOLLOW_VIEW : ino;
 	st.st_mode = kind == NODE_PARTITION || ino == REGISTRY_INO_METRICS
 			     ? S_IFREG
 			     : S_IFDIR;
@@ -546,7 +547,12 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 		return;
 	}
 	/* Snapshot the listing now, so offsets stay stable. */
-	dirbuf_add(&d, ".", ino, NODE_TOPIC);
+	dirbuf_add(&d, ".",
+		   !follow	? registry_st_ino(fs.reg, n)
+		   : ino == REGISTRY_INO_FOLLOW
+			   ? REGISTRY_INO_FOLLOW
+			   : registry_st_ino(fs.reg, n) | REGISTRY_INO_FOLLOW_VIEW,
+		   NODE_TOPIC);
 	dirbuf_add(&d, "..",
 		   follow && ino != REGISTRY_INO_FOLLOW ? REGISTRY_INO_FOLLOW
 							: REGISTRY_INO_ROOT,

@@ -114,6 +114,46 @@ uint64_t registry_ino(struct registry *reg, const struct node *n)
 	return n == &reg->root ? REGISTRY_INO_ROOT : (uint64_t)(uintptr_t)n;
 }
 
+/* The inode number stat shows. */
+uint64_t registry_st_ino(struct registry *reg, struct node *n)
+{
+	uint64_t ino;
+
+	if (n == &reg->root)
+		return REGISTRY_INO_ROOT;
+	pthread_mutex_lock(&n->meta_lock);
+	ino = n->meta.ino;
+	pthread_mutex_unlock(&n->meta_lock);
+	return ino;
+}
+
+/* Numbers reserved by one write of fluxfs.meta: a crash skips at most
+ * this many, and creating partitions rarely waits for that write. */
+#define INO_RESERVE 1024
+
+/* Hand out a fresh inode number. */
+int registry_ino_alloc(struct registry *reg, uint64_t *ino)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&reg->ino_lock);
+	if (reg->ino_next >= LAYOUT_INO_LIMIT - INO_RESERVE) {
+		ret = -ENOSPC;
+		goto out;
+	}
+	if (reg->ino_next >= reg->ino_bound) {
+		ret = layout_datadir_ino_store(reg->rootfd,
+					       reg->ino_next + INO_RESERVE);
+		if (ret < 0)
+			goto out;
+		reg->ino_bound = reg->ino_next + INO_RESERVE;
+	}
+	*ino = reg->ino_next++;
+out:
+	pthread_mutex_unlock(&reg->ino_lock);
+	return ret;
+}
+
 /* Node of an inode number, NULL for the control files. */
 struct node *registry_node(struct registry *reg, uint64_t ino)
 {
@@ -214,13 +254,13 @@ static int meta_write(struct node *n, int dirfd, const char *file)
 	len = snprintf(buf, sizeof(buf),
 		       "mode=%04o\nuid=%u\ngid=%u\natime=%lld.%09ld\n"
 		       "mtime=%lld.%09ld\nctime=%lld.%09ld\nmtime_end=%llu\n"
-		       "append_only=%d\n",
+		       "append_only=%d\nino=%llu\n",
 		       (unsigned)m.mode & 07777, (unsigned)m.uid,
 		       (unsigned)m.gid, (long long)m.atime.tv_sec,
 		       m.atime.tv_nsec, (long long)m.mtime.tv_sec,
 		       m.mtime.tv_nsec, (long long)m.ctime.tv_sec,
 		       m.ctime.tv_nsec, (unsigned long long)m.mtime_end,
-		       m.append_only);
+		       m.append_only, (unsigned long long)m.ino);
 	return io_write_atomic(dirfd, file, buf, (size_t)len);
 }
 
@@ -283,10 +323,12 @@ void meta_read(struct node *n, int dirfd, const char *file)
 			n->meta.mtime_end = u;
 		else if (!strcmp(line, "append_only"))
 			n->meta.append_only = u != 0;
+		else if (!strcmp(line, "ino"))
+			n->meta.ino = u < LAYOUT_INO_LIMIT ? u : 0;
 	}
 }
 
-static int node_meta_save(struct registry *reg, struct node *n)
+int node_meta_save(struct registry *reg, struct node *n)
 {
 	if (n->kind == NODE_TOPIC)
 		return meta_write(n, n->dirfd, LAYOUT_TOPIC_META);
@@ -585,6 +627,14 @@ int registry_mkdir(struct registry *reg, struct node *dir, const char *name,
 	t->meta.mode = mode & 07777;
 	t->meta.uid = uid;
 	t->meta.gid = gid;
+	ret = registry_ino_alloc(reg, &t->meta.ino);
+	if (ret < 0) {
+		diag_err("cannot create topic '%s': %s (raising the inode "
+			 "number bound in " LAYOUT_META_FILE ")",
+			 name, strerror(-ret));
+		node_free(reg, t);
+		goto out_unlock;
+	}
 	new_dir_name(reg, tmp, sizeof(tmp));
 	ret = io_mkdirat(reg->trashfd, tmp, 0755);
 	if (ret < 0)
@@ -653,6 +703,14 @@ int registry_create(struct registry *reg, struct node *dir, const char *name,
 	n->meta.mode = mode & 07777;
 	n->meta.uid = uid;
 	n->meta.gid = gid;
+	ret = registry_ino_alloc(reg, &n->meta.ino);
+	if (ret < 0) {
+		diag_err("cannot create partition '%s': %s (raising the inode "
+			 "number bound in " LAYOUT_META_FILE ")",
+			 name, strerror(-ret));
+		node_free(reg, n);
+		goto out_unlock;
+	}
 	effective_config(reg, n, &cfg);
 	new_dir_name(reg, tmp, sizeof(tmp));
 	ret = partition_create(reg->trashfd, tmp, &cfg, registry_now_ms(),
@@ -950,7 +1008,7 @@ int registry_stat(struct registry *reg, struct node *n, struct stat *st)
 	pthread_mutex_lock(&n->meta_lock);
 	m = n->meta;
 	pthread_mutex_unlock(&n->meta_lock);
-	st->st_ino = registry_ino(reg, n);
+	st->st_ino = n == &reg->root ? REGISTRY_INO_ROOT : m.ino;
 	st->st_uid = m.uid;
 	st->st_gid = m.gid;
 	st->st_atim = m.atime;
@@ -1091,7 +1149,7 @@ int registry_list(struct registry *reg, struct node *dir,
 		return -ENOTDIR;
 	pthread_rwlock_rdlock(&reg->lock);
 	for (c = dir->children; c && !ret; c = c->next)
-		ret = cb(arg, c->name, registry_ino(reg, c), c->kind);
+		ret = cb(arg, c->name, registry_st_ino(reg, c), c->kind);
 	pthread_rwlock_unlock(&reg->lock);
 	return ret < 0 ? ret : 0;
 }

@@ -65,6 +65,7 @@ struct node_meta {
 	uint64_t mtime_end; /* end of log when mtime was set; later appends win
 			     */
 	int append_only;    /* chattr +a: no unlink, rename or truncation */
+	uint64_t ino; /* the inode number stat shows (0: none yet); set once */
 };
 
 struct fs_node;
@@ -131,9 +132,18 @@ void registry_note_pid(struct registry *reg);
  * maint.h, first).  Returns 0 or the first flush error. */
 int registry_close(struct registry *reg);
 
-/* Inode number -> node (NULL for control-file inodes). */
+/* Inode number -> node (NULL for control-file inodes).  These are the
+ * FUSE node ids, valid while the kernel holds the node; the number stat
+ * and readdir show is registry_st_ino(), stored in the data directory. */
 struct node *registry_node(struct registry *reg, uint64_t ino);
 uint64_t registry_ino(struct registry *reg, const struct node *n);
+/* The inode number n shows in stat and readdir: REGISTRY_INO_ROOT for
+ * the root, else the number stored with the topic or partition, the
+ * same across remounts and never handed out twice (layout.h). */
+uint64_t registry_st_ino(struct registry *reg, struct node *n);
+/* A partition's or topic's follow view shows its st_ino with this bit:
+ * stored numbers stay below LAYOUT_INO_LIMIT, far under it. */
+#define REGISTRY_INO_FOLLOW_VIEW (1ULL << 63)
 
 /* Namespace operations.  Those returning a node add one lookup count.
  * registry_lookup: -ENAMETOOLONG (logged) for a name past

@@ -31,7 +31,17 @@ struct registry {
 	int trashfd;
 	int lockfd;
 	atomic_uint trash_seq;
+	pthread_mutex_t ino_lock;
+	uint64_t ino_next;  /* next inode number; protected by ino_lock */
+	uint64_t ino_bound; /* fluxfs.meta's ino_next; protected by ino_lock */
 };
+
+/* Hand out a fresh inode number into *ino, raising fluxfs.meta's bound
+ * first when it is reached: 0 or -errno (then nothing was handed out;
+ * the caller logs it). */
+int registry_ino_alloc(struct registry *reg, uint64_t *ino);
+/* Store n's mode, owner, times and inode number in its meta file. */
+int node_meta_save(struct registry *reg, struct node *n);
 
 /* A new node of kind named name, one reference, default mode, owner and
  * times, set up by the node_init hook; NULL if out of memory or the hook

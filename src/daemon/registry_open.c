@@ -5,9 +5,10 @@
  * format (a foreign directory is refused untouched), take the lock and
  * upgrade an older format, empties .trash of what a crash left there,
  * then loads every topic and opens every partition, with their
- * configuration overrides and mode, owner and times.  A topic or
- * partition that cannot be opened is reported and left out: the rest of
- * the data directory still mounts.  registry_close flushes and closes
+ * configuration overrides and mode, owner and times, and gives any
+ * without a stored inode number (or sharing one) a number of its own.
+ * A topic or partition that cannot be opened is reported and left out:
+ * the rest of the data directory still mounts.  registry_close flushes and closes
  * every partition and frees the tree; the caller stops the maintenance
  * thread (maint.h) first.
  */
@@ -160,6 +161,76 @@ static int load_topic_entry(void *arg, const char *name, int isdir)
 	return ret;
 }
 
+static int ino_cmp(const void *a, const void *b)
+{
+	const struct node *x = *(struct node *const *)a;
+	const struct node *y = *(struct node *const *)b;
+
+	return x->meta.ino < y->meta.ino ? -1 : x->meta.ino > y->meta.ino;
+}
+
+/* Give every loaded topic and partition an inode number of its own:
+ * the counter resumes above both fluxfs.meta's bound and the highest
+ * stored number, and a node without one (a data directory from before
+ * stored numbers) or sharing one (a partition directory copied inside
+ * the data directory by hand) gets a fresh one, stored at once. */
+static int ino_assign(struct registry *reg)
+{
+	struct node **all, *t, *p;
+	size_t count = 0, i, fixed = 0;
+	uint64_t bound, max = 0, stored, prev = 0;
+	int ret;
+
+	ret = layout_datadir_ino_load(reg->rootfd, &bound);
+	if (ret < 0) {
+		diag_err("cannot read '%s/" LAYOUT_META_FILE "': %s", reg->path,
+			 strerror(-ret));
+		return ret;
+	}
+	for (t = reg->root.children; t; t = t->next)
+		count += 1 + t->nchildren;
+	all = calloc(count ? count : 1, sizeof(*all));
+	if (!all)
+		return -ENOMEM;
+	count = 0;
+	for (t = reg->root.children; t; t = t->next) {
+		all[count++] = t;
+		for (p = t->children; p; p = p->next)
+			all[count++] = p;
+	}
+	qsort(all, count, sizeof(*all), ino_cmp);
+	for (i = 0; i < count; i++)
+		if (all[i]->meta.ino > max)
+			max = all[i]->meta.ino;
+	reg->ino_bound = bound;
+	reg->ino_next = bound > max ? bound : max + 1;
+	if (reg->ino_next < LAYOUT_INO_FIRST)
+		reg->ino_next = LAYOUT_INO_FIRST;
+	for (i = 0; i < count; i++) {
+		stored = all[i]->meta.ino;
+		if (stored >= LAYOUT_INO_FIRST && stored != prev) {
+			prev = stored; /* the first of a shared number keeps it */
+			continue;
+		}
+		ret = registry_ino_alloc(reg, &all[i]->meta.ino);
+		if (ret == 0)
+			ret = node_meta_save(reg, all[i]);
+		if (ret < 0) {
+			diag_err("cannot store an inode number for '%s': %s",
+				 all[i]->name, strerror(-ret));
+			goto out;
+		}
+		fixed++;
+	}
+	if (fixed)
+		diag_info("'%s': stored inode numbers for %zu topics and "
+			  "partitions",
+			  reg->path, fixed);
+out:
+	free(all);
+	return ret;
+}
+
 /* Record the serving pid in the lock file. */
 void registry_note_pid(struct registry *reg)
 {
@@ -201,6 +272,7 @@ int registry_open(const char *data_dir, const struct config *defaults,
 		return -ENOMEM;
 	pthread_rwlock_init(&reg->lock, NULL);
 	pthread_mutex_init(&reg->life, NULL);
+	pthread_mutex_init(&reg->ino_lock, NULL);
 	reg->rootfd = reg->trashfd = reg->lockfd = -1;
 	reg->root.kind = NODE_ROOT;
 	reg->root.dirfd = -1;
@@ -274,6 +346,9 @@ int registry_open(const char *data_dir, const struct config *defaults,
 		diag_err("cannot load '%s': %s", real, strerror(-ret));
 		goto out_free;
 	}
+	ret = ino_assign(reg);
+	if (ret < 0)
+		goto out_free;
 	*out = reg;
 	return 0;
 
@@ -315,6 +390,7 @@ int registry_close(struct registry *reg)
 		reg->hooks.node_release(reg, &reg->root);
 	pthread_mutex_destroy(&reg->root.meta_lock);
 	pthread_mutex_destroy(&reg->life);
+	pthread_mutex_destroy(&reg->ino_lock);
 	pthread_rwlock_destroy(&reg->lock);
 	free(reg->path);
 	free(reg);

@@ -2,7 +2,7 @@
  * layout.c - the on-disk format in one place: segment file names and
  * their parsing, the partition directory scan, the .idx header and entry
  * codecs, the .blk block table, partition.state, and the data directory's
- * fluxfs.meta and lock file.  Every integer is little-endian on disk
+ * fluxfs.meta (its format and inode-number bound) and lock file.  Every integer is little-endian on disk
  * whatever the host (le*_put/le*_get); the daemon and fluxctl read and
  * write through here, so the format has one reader.  See layout.h and
  * doc/storage.md.
@@ -487,19 +487,93 @@ static int count_foreign(int rootfd)
 	return ret < 0 ? ret : n;
 }
 
-static int meta_write(int rootfd, int format)
+/* fluxfs.meta's text: "format=N\n", then "ino_next=N\n" once inode
+ * numbers were handed out.  A daemon that knows only the format reads
+ * the first line and ignores the rest. */
+int layout_datadir_meta_encode(char *buf, size_t size, int format,
+			       uint64_t ino_next)
 {
-	char buf[32];
-	int n = snprintf(buf, sizeof(buf), "format=%d\n", format);
+	if (ino_next)
+		return snprintf(buf, size, "format=%d\nino_next=%llu\n",
+				format, (unsigned long long)ino_next);
+	return snprintf(buf, size, "format=%d\n", format);
+}
+
+int layout_datadir_meta_decode(const char *text, int *format,
+			       uint64_t *ino_next)
+{
+	const char *line;
+	unsigned long long u;
+	char *end;
+
+	if (sscanf(text, "format=%d", format) != 1 || *format < 1)
+		return -EINVAL;
+	*ino_next = 0;
+	line = strstr(text, "\nino_next=");
+	if (!line)
+		return 0;
+	errno = 0;
+	line += strlen("\nino_next=");
+	u = strtoull(line, &end, 10);
+	if (errno || end == line || (*end != '\n' && *end != '\0') ||
+	    u >= LAYOUT_INO_LIMIT)
+		return -EINVAL;
+	*ino_next = u;
+	return 0;
+}
+
+static int meta_write(int rootfd, int format, uint64_t ino_next)
+{
+	char buf[LAYOUT_META_TEXT_MAX];
+	int n = layout_datadir_meta_encode(buf, sizeof(buf), format, ino_next);
 
 	return io_write_atomic(rootfd, LAYOUT_META_FILE, buf, (size_t)n);
+}
+
+/* fluxfs.meta's text into text (size bytes with its NUL). */
+static int meta_read(int rootfd, char *text, size_t size)
+{
+	unsigned char *buf;
+	size_t len;
+	int ret;
+
+	ret = read_small_file(rootfd, LAYOUT_META_FILE, &buf, &len, 4096);
+	if (ret == -EFBIG)
+		ret = -EINVAL;
+	if (ret < 0)
+		return ret;
+	if (len >= size)
+		len = size - 1;
+	memcpy(text, buf, len);
+	text[len] = '\0';
+	free(buf);
+	return 0;
+}
+
+/* Read ino_next from fluxfs.meta. */
+int layout_datadir_ino_load(int rootfd, uint64_t *ino_next)
+{
+	char text[LAYOUT_META_TEXT_MAX];
+	int ret, format;
+
+	ret = meta_read(rootfd, text, sizeof(text));
+	if (ret < 0)
+		return ret;
+	return layout_datadir_meta_decode(text, &format, ino_next);
+}
+
+/* Store ino_next in fluxfs.meta, atomically and durably. */
+int layout_datadir_ino_store(int rootfd, uint64_t ino_next)
+{
+	return meta_write(rootfd, LAYOUT_FORMAT, ino_next);
 }
 
 /* Check (or write, in an empty directory) fluxfs.meta. */
 int layout_datadir_check(int rootfd, const char *path, int *format)
 {
 	unsigned char *buf;
-	char text[64];
+	char text[LAYOUT_META_TEXT_MAX];
+	uint64_t ino_next;
 	size_t len;
 	int ret, version = 0;
 
@@ -517,7 +591,7 @@ int layout_datadir_check(int rootfd, const char *path, int *format)
 				path);
 			return -ENOTEMPTY;
 		}
-		ret = meta_write(rootfd, LAYOUT_FORMAT);
+		ret = meta_write(rootfd, LAYOUT_FORMAT, 0);
 		if (ret < 0) {
 			diag_err("cannot write '%s/" LAYOUT_META_FILE "': %s",
 				 path, strerror(-ret));
@@ -538,7 +612,7 @@ int layout_datadir_check(int rootfd, const char *path, int *format)
 	memcpy(text, buf, len);
 	text[len] = '\0';
 	free(buf);
-	if (sscanf(text, "format=%d", &version) != 1 || version < 1) {
+	if (layout_datadir_meta_decode(text, &version, &ino_next) < 0) {
 		diag_err("'%s/" LAYOUT_META_FILE "' is damaged", path);
 		return -EINVAL;
 	}
@@ -555,13 +629,17 @@ int layout_datadir_check(int rootfd, const char *path, int *format)
 /* Mark an older data directory as the current format. */
 int layout_datadir_upgrade(int rootfd, const char *path, int format)
 {
+	uint64_t ino_next = 0;
 	int ret;
 
 	if (format >= LAYOUT_FORMAT)
 		return 0;
 	/* Format 1 was host byte order on little-endian hosts only, so its
 	 * files already are little-endian: nothing but the marker changes. */
-	ret = meta_write(rootfd, LAYOUT_FORMAT);
+	ret = layout_datadir_ino_load(rootfd, &ino_next);
+	if (ret < 0)
+		return ret;
+	ret = meta_write(rootfd, LAYOUT_FORMAT, ino_next);
 	if (ret < 0) {
 		diag_err("cannot write '%s/" LAYOUT_META_FILE "': %s", path,
 			 strerror(-ret));

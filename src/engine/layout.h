@@ -301,4 +301,32 @@ int layout_datadir_lock(int rootfd, const char *path);
 /* Record the serving pid in the lock file. */
 void layout_datadir_note_pid(int lockfd);
 
+/* Inode numbers.  Each topic and partition keeps the number it was
+ * given in its topic.meta / partition.meta ("ino=N"); fluxfs.meta keeps
+ * ino_next, a bound below which every number handed out so far lies.
+ * The daemon raises the bound durably before it hands out a number at
+ * or past it, so a number is never handed out twice, even across a
+ * crash (numbers reserved but unused at a crash are skipped).  Below
+ * LAYOUT_INO_FIRST are the mount's fixed numbers (the root, .metrics,
+ * .follow); at LAYOUT_INO_LIMIT and above, derived ones (a partition's
+ * follow view). */
+#define LAYOUT_INO_FIRST 16
+#define LAYOUT_INO_LIMIT (1ULL << 62)
+/* Room for fluxfs.meta's text. */
+#define LAYOUT_META_TEXT_MAX 96
+/* fluxfs.meta's text for format and ino_next (0: none yet) into buf;
+ * its length. */
+int layout_datadir_meta_encode(char *buf, size_t size, int format,
+			       uint64_t ino_next);
+/* Parse fluxfs.meta's text (NUL-terminated): 0, or -EINVAL if damaged.
+ * *ino_next is 0 if the text has none. */
+int layout_datadir_meta_decode(const char *text, int *format,
+			       uint64_t *ino_next);
+/* Read ino_next from fluxfs.meta (0 if none): 0 or -errno. */
+int layout_datadir_ino_load(int rootfd, uint64_t *ino_next);
+/* Rewrite fluxfs.meta with the current format and ino_next, atomically
+ * and durably (tmp, fsync, rename, fsync dir); call it holding the
+ * lock. */
+int layout_datadir_ino_store(int rootfd, uint64_t ino_next);
+
 #endif

@@ -559,6 +559,68 @@ START_TEST(test_datadir)
 }
 END_TEST
 
+/* fluxfs.meta's inode-number bound: encoded after the format, read back
+ * exactly, absent in older text (0), refused when damaged; stored and
+ * loaded through the data directory, and kept by a format upgrade. */
+START_TEST(test_ino_next)
+{
+	char path[4096], buf[LAYOUT_META_TEXT_MAX];
+	uint64_t next = 7, big = LAYOUT_INO_LIMIT - 1;
+	int dfd = test_tmpdir(path), format = 0, len;
+
+	len = layout_datadir_meta_encode(buf, sizeof(buf), 2, 0);
+	ck_assert_str_eq(buf, "format=2\n");
+	ck_assert_int_eq(len, 9);
+	ck_assert_int_eq(layout_datadir_meta_decode(buf, &format, &next), 0);
+	ck_assert_int_eq(format, 2);
+	ck_assert_uint_eq(next, 0);
+	len = layout_datadir_meta_encode(buf, sizeof(buf), 2, 1040);
+	ck_assert_str_eq(buf, "format=2\nino_next=1040\n");
+	ck_assert_int_eq(len, (int)strlen(buf));
+	ck_assert_int_eq(layout_datadir_meta_decode(buf, &format, &next), 0);
+	ck_assert_uint_eq(next, 1040);
+	layout_datadir_meta_encode(buf, sizeof(buf), 2, big);
+	ck_assert_int_eq(layout_datadir_meta_decode(buf, &format, &next), 0);
+	ck_assert_uint_eq(next, big);
+	ck_assert_int_eq(layout_datadir_meta_decode("format=2\nino_next=12x\n",
+						    &format, &next),
+			 -EINVAL);
+	ck_assert_int_eq(layout_datadir_meta_decode("format=2\nino_next=\n",
+						    &format, &next),
+			 -EINVAL);
+	ck_assert_int_eq(
+		layout_datadir_meta_decode("format=2\nino_next=4611686018427387904\n",
+					   &format, &next),
+		-EINVAL);
+	ck_assert_int_eq(layout_datadir_meta_decode("ino_next=5\n", &format,
+						    &next),
+			 -EINVAL);
+
+	/* through the directory */
+	ck_assert_int_eq(layout_datadir_check(dfd, path, &format), 0);
+	ck_assert_int_eq(layout_datadir_ino_load(dfd, &next), 0);
+	ck_assert_uint_eq(next, 0);
+	ck_assert_int_eq(layout_datadir_ino_store(dfd, 2064), 0);
+	ck_assert_int_eq(layout_datadir_ino_load(dfd, &next), 0);
+	ck_assert_uint_eq(next, 2064);
+	read_meta(dfd, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "format=2\nino_next=2064\n");
+	ck_assert_int_eq(layout_datadir_check(dfd, path, &format), 0);
+	ck_assert_int_eq(format, 2);
+	/* a damaged bound refuses the directory, like a damaged format */
+	touch(dfd, LAYOUT_META_FILE, "format=2\nino_next=z\n", 20);
+	ck_assert_int_eq(layout_datadir_check(dfd, path, &format), -EINVAL);
+	/* an upgrade keeps the bound */
+	touch(dfd, LAYOUT_META_FILE, "format=1\nino_next=99\n", 21);
+	ck_assert_int_eq(layout_datadir_check(dfd, path, &format), 0);
+	ck_assert_int_eq(format, 1);
+	ck_assert_int_eq(layout_datadir_upgrade(dfd, path, format), 0);
+	read_meta(dfd, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "format=2\nino_next=99\n");
+	test_rmtree(dfd, path);
+}
+END_TEST
+
 static Suite *layout_suite(void)
 {
 	Suite *s = suite_create("layout");
@@ -574,6 +636,7 @@ static Suite *layout_suite(void)
 	tcase_add_test(tc, test_scan);
 	tcase_add_test(tc, test_files);
 	tcase_add_test(tc, test_datadir);
+	tcase_add_test(tc, test_ino_next);
 	suite_add_tcase(s, tc);
 	return s;
 }

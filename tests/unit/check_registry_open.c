@@ -4,13 +4,17 @@
  * failing flock), a data directory that cannot be created, a listing
  * that fails part-way, a statfs that fails.  Each is refused with the
  * errno of the failure and a log line naming it, and leaves nothing
- * locked or half-formatted behind.
+ * locked or half-formatted behind.  And the inode numbers a data
+ * directory keeps: handed out from a bound kept in fluxfs.meta, never
+ * twice, the same when opened again, given to a directory without them
+ * on its first open.
  */
 #include <errno.h>
 #include <limits.h>
 #include <sys/stat.h>
 
 #include "testutil.h"
+#include "layout.h"
 #include "registry.h"
 
 static const struct registry_hooks no_hooks;
@@ -283,6 +287,128 @@ START_TEST(test_statfs_fails)
 }
 END_TEST
 
+static int u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Every node's inode number into nums, sorted: unique, at or above
+ * LAYOUT_INO_FIRST and below the bound stored in fluxfs.meta. */
+static void check_numbers(struct registry *reg, uint64_t *nums, int want)
+{
+	struct node *root = registry_node(reg, REGISTRY_INO_ROOT), *t, *p;
+	char path[PATH_MAX + 32];
+	uint64_t bound = 0;
+	int n = 0, i, j, fd;
+
+	snprintf(path, sizeof(path), "%s", data);
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(layout_datadir_ino_load(fd, &bound), 0);
+	close(fd);
+	ck_assert_uint_eq(registry_st_ino(reg, root), REGISTRY_INO_ROOT);
+	for (t = root->children; t; t = t->next) {
+		nums[n++] = registry_st_ino(reg, t);
+		for (p = t->children; p; p = p->next)
+			nums[n++] = registry_st_ino(reg, p);
+	}
+	ck_assert_int_eq(n, want);
+	qsort(nums, (size_t)n, sizeof(*nums), u64_cmp);
+	for (i = 0; i < n; i++) {
+		ck_assert_uint_ge(nums[i], LAYOUT_INO_FIRST);
+		ck_assert_uint_lt(nums[i], bound);
+		for (j = 0; j < i; j++)
+			ck_assert_uint_ne(nums[i], nums[j]);
+	}
+}
+
+static uint64_t max_of(const uint64_t *nums, int n)
+{
+	uint64_t m = 0;
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (nums[i] > m)
+			m = nums[i];
+	return m;
+}
+
+START_TEST(test_inode_numbers)
+{
+	struct registry *reg = NULL;
+	struct node *t, *u, *p;
+	uint64_t a[16], b[16], c[16];
+	char cmd[3 * PATH_MAX], log[4096], *line;
+	int i;
+
+	ck_assert_int_eq(open_quiet(&reg), 0);
+	ck_assert_int_eq(
+		registry_mkdir(reg, registry_node(reg, 1), "t", 0755, 0, 0, &t),
+		0);
+	ck_assert_int_eq(
+		registry_mkdir(reg, registry_node(reg, 1), "u", 0755, 0, 0, &u),
+		0);
+	for (i = 0; i < 3; i++) {
+		char name[2] = {(char)('0' + i), 0};
+
+		ck_assert_int_eq(registry_create(reg, t, name, 0644, 0, 0, &p),
+				 0);
+		ck_assert_int_eq(registry_create(reg, u, name, 0644, 0, 0, &p),
+				 0);
+	}
+	check_numbers(reg, a, 8);
+	ck_assert_int_eq(registry_close(reg), 0);
+
+	/* The same numbers when opened again. */
+	ck_assert_int_eq(open_quiet(&reg), 0);
+	check_numbers(reg, b, 8);
+	for (i = 0; i < 8; i++)
+		ck_assert_uint_eq(a[i], b[i]);
+	/* A fresh partition: above all of them. */
+	t = registry_node(reg, 1)->children;
+	ck_assert_int_eq(registry_create(reg, t, "9", 0644, 0, 0, &p), 0);
+	ck_assert_uint_gt(registry_st_ino(reg, p), max_of(a, 8));
+	ck_assert_int_eq(registry_close(reg), 0);
+
+	/* A directory from before stored numbers: every meta file loses its
+	 * number and fluxfs.meta its bound; the open stores new ones, with
+	 * one log line, and the next open keeps them. */
+	snprintf(cmd, sizeof(cmd),
+		 "cd '%s' && sed -i '/^ino=/d' */topic.meta */*/partition.meta"
+		 " && printf 'format=2\\n' >fluxfs.meta",
+		 data);
+	ck_assert_int_eq(system(cmd), 0);
+	log_begin();
+	ck_assert_int_eq(registry_open(data, &defaults, &no_hooks, &reg), 0);
+	log_end(log, sizeof(log));
+	line = strstr(log, "stored inode numbers for 9 topics and partitions");
+	ck_assert_msg(line, "log: %s", log);
+	ck_assert_int_eq(lines(log), 1);
+	check_numbers(reg, c, 9);
+	ck_assert_int_eq(registry_close(reg), 0);
+	ck_assert_int_eq(open_quiet(&reg), 0);
+	check_numbers(reg, b, 9);
+	for (i = 0; i < 9; i++)
+		ck_assert_uint_eq(b[i], c[i]);
+	ck_assert_int_eq(registry_close(reg), 0);
+
+	/* Two partitions sharing a number (a partition directory copied
+	 * inside the data directory): one keeps it, the other gets a new
+	 * one. */
+	snprintf(cmd, sizeof(cmd), "cp -a '%s/t/0' '%s/t/copy'", data, data);
+	ck_assert_int_eq(system(cmd), 0);
+	log_begin();
+	ck_assert_int_eq(registry_open(data, &defaults, &no_hooks, &reg), 0);
+	log_end(log, sizeof(log));
+	ck_assert_msg(strstr(log, "stored inode numbers for 1 topics"),
+		      "log: %s", log);
+	check_numbers(reg, c, 10);
+	ck_assert_int_eq(registry_close(reg), 0);
+}
+END_TEST
+
 static Suite *registry_open_suite(void)
 {
 	Suite *s = suite_create("registry_open");
@@ -294,6 +420,7 @@ static Suite *registry_open_suite(void)
 	tcase_add_test(tc, test_mkdir_fails);
 	tcase_add_test(tc, test_readdir_fails);
 	tcase_add_test(tc, test_statfs_fails);
+	tcase_add_test(tc, test_inode_numbers);
 	suite_add_tcase(s, tc);
 	return s;
 }
