@@ -162,7 +162,7 @@ static int resolve_data(const struct stat *st, struct ctl_target *t)
 	split(t->path, parent, sizeof(parent), base, sizeof(base));
 	split(parent, gparent, sizeof(gparent), pbase, sizeof(pbase));
 	if (S_ISREG(st->st_mode)) {
-		/* A segment file: NNN(20 digits).log/.idx/.lz4/.gz/.blk */
+		/* A segment file: NNN(20 digits).log/.idx/.lz4/.gz/.zst/.blk */
 		if (layout_parse_name(base, &t->seg_base, &kind) < 0 ||
 		    kind == LAYOUT_FILE_TMP ||
 		    inspect_is_partition(AT_FDCWD, parent) != 1) {

@@ -482,8 +482,8 @@ static int handle_batches(struct repair_ctx *c, const struct inspect_part *ip,
 static int quarantine_seg(int dfd, uint64_t base)
 {
 	static const char *const sfx[] = { LAYOUT_LOG_SUFFIX, LAYOUT_LZ4_SUFFIX,
-					   LAYOUT_GZ_SUFFIX, LAYOUT_BLK_SUFFIX,
-					   LAYOUT_IDX_SUFFIX };
+					   LAYOUT_GZ_SUFFIX, LAYOUT_ZST_SUFFIX,
+					   LAYOUT_BLK_SUFFIX, LAYOUT_IDX_SUFFIX };
 	char name[LAYOUT_NAME_MAX];
 	struct stat st;
 	size_t i;

@@ -215,7 +215,7 @@ static void usage(const char *prog)
 	       "  -o flush_ms=T       fsync every T (0: every append, -1: "
 	       "never)\n"
 	       "  -o max_message_bytes=N  longest message (default 1M)\n"
-	       "  -o compression=none|lz4|gzip  for sealed segments\n"
+	       "  -o compression=none|lz4|gzip|zstd for sealed segments\n"
 	       "  -o allow_other      let other users in; implies\n"
 	       "                      default_permissions (modes and owners\n"
 	       "                      are enforced)\n"

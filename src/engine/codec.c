@@ -1,5 +1,6 @@
 /*
- * codec.c - block compression of sealed segments (LZ4 frame, gzip members).
+ * codec.c - block compression of sealed segments (LZ4 frame, gzip members,
+ * zstd frames).
  *
  * LZ4: one standard frame (lz4frame) with independent 256 KiB-max blocks
  * and per-block checksums; each CODEC_BLOCK_BYTES of input is flushed as
@@ -13,6 +14,13 @@
  * CRC-32 and length, and a header CRC, which inflate checks.  An empty input
  * still gets one empty member, because zcat refuses a zero-byte file.
  *
+ * zstd: one complete zstd frame per block, with its content size and
+ * content checksum (XXH64) in the frame, which the decoder checks.  The
+ * zstd format defines concatenated frames as one stream, so zstdcat gives
+ * back the whole file.  The level is fixed, as gzip's is: zstd's own
+ * default, its point between speed and size.  An empty input gets one
+ * empty frame, as with gzip, so that the file is never zero bytes.
+ *
  * All file access goes through io.h.
  */
 #include <errno.h>
@@ -22,12 +30,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
+#include <zstd.h>
 
 #include "codec.h"
 #include "io.h"
 
 /* gzip header (10) + trailer (8) minus zlib's own 6 bytes of wrapper. */
 #define GZIP_EXTRA 32
+
+/* zstd's level, fixed like gzip's (see above); the block table does not
+ * record it, as decoding does not need it. */
+#define ZSTD_LEVEL ZSTD_CLEVEL_DEFAULT
+
+/* A codec codec_compress() can write. */
+static int codec_known(enum compression c)
+{
+	return c == COMPRESSION_LZ4 || c == COMPRESSION_GZIP ||
+	       c == COMPRESSION_ZSTD;
+}
 
 /* The preferences every lz4 frame is written with; decoding rebuilds the
  * same header from them. */
@@ -52,6 +72,8 @@ size_t codec_block_bound(enum compression c, size_t raw_len)
 		return LZ4F_compressBound(raw_len, &prefs);
 	case COMPRESSION_GZIP:
 		return compressBound(raw_len) + GZIP_EXTRA;
+	case COMPRESSION_ZSTD:
+		return ZSTD_compressBound(raw_len);
 	default:
 		return raw_len;
 	}
@@ -83,6 +105,8 @@ const char *codec_name(enum compression c)
 		return "lz4";
 	case COMPRESSION_GZIP:
 		return "gzip";
+	case COMPRESSION_ZSTD:
+		return "zstd";
 	default:
 		return "none";
 	}
@@ -91,10 +115,11 @@ const char *codec_name(enum compression c)
 /* ------------------------------------------------------------------ */
 /* Compression                                                         */
 
-/* State shared by both encoders while compressing one file. */
+/* State shared by the encoders while compressing one file. */
 struct encoder {
 	enum compression c;
 	LZ4F_cctx *cctx;
+	ZSTD_CCtx *zcctx;
 	z_stream zs;
 	gz_header gzh; /* must outlive each deflate() call */
 	int zs_live;
@@ -116,6 +141,17 @@ static int encoder_init(struct encoder *e, enum compression c)
 		if (LZ4F_isError(LZ4F_createCompressionContext(&e->cctx,
 							       LZ4F_VERSION)))
 			return -ENOMEM;
+	} else if (c == COMPRESSION_ZSTD) {
+		e->zcctx = ZSTD_createCCtx();
+		if (!e->zcctx)
+			return -ENOMEM;
+		if (ZSTD_isError(ZSTD_CCtx_setParameter(
+			    e->zcctx, ZSTD_c_compressionLevel, ZSTD_LEVEL)) ||
+		    ZSTD_isError(ZSTD_CCtx_setParameter(
+			    e->zcctx, ZSTD_c_checksumFlag, 1)) ||
+		    ZSTD_isError(ZSTD_CCtx_setParameter(
+			    e->zcctx, ZSTD_c_contentSizeFlag, 1)))
+			return -EIO;
 	} else {
 		if (deflateInit2(&e->zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED,
 				 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
@@ -129,6 +165,8 @@ static void encoder_release(struct encoder *e)
 {
 	if (e->cctx)
 		LZ4F_freeCompressionContext(e->cctx);
+	if (e->zcctx)
+		ZSTD_freeCCtx(e->zcctx);
 	if (e->zs_live)
 		deflateEnd(&e->zs);
 	free(e->out);
@@ -156,6 +194,22 @@ static ssize_t gzip_member(struct encoder *e, const void *in, size_t len)
 	return (ssize_t)(e->out_cap - e->zs.avail_out);
 }
 
+/* Encode in[0..len) as one zstd frame into e->out; returns its length or
+ * -EIO.  ZSTD_compress2 knows the input's size, so the frame records it. */
+static ssize_t zstd_frame(struct encoder *e, const void *in, size_t len)
+{
+	size_t n = ZSTD_compress2(e->zcctx, e->out, e->out_cap, in, len);
+
+	return ZSTD_isError(n) ? -EIO : (ssize_t)n;
+}
+
+/* One block of input as gzip member or zstd frame into e->out. */
+static ssize_t encode_whole(struct encoder *e, const void *in, size_t len)
+{
+	return e->c == COMPRESSION_ZSTD ? zstd_frame(e, in, len)
+					: gzip_member(e, in, len);
+}
+
 /* Compress in_fd[0..len) into out_fd, one block per CODEC_BLOCK_BYTES. */
 int codec_compress(enum compression c, int in_fd, uint64_t len, int out_fd,
 		   struct codec_block **blocks, uint32_t *nblocks)
@@ -172,7 +226,7 @@ int codec_compress(enum compression c, int in_fd, uint64_t len, int out_fd,
 
 	*blocks = NULL;
 	*nblocks = 0;
-	if (c != COMPRESSION_LZ4 && c != COMPRESSION_GZIP)
+	if (!codec_known(c))
 		return -EINVAL;
 	n64 = (len + CODEC_BLOCK_BYTES - 1) / CODEC_BLOCK_BYTES;
 	if (n64 > UINT32_MAX)
@@ -221,7 +275,7 @@ int codec_compress(enum compression c, int in_fd, uint64_t len, int out_fd,
 				goto out;
 			}
 		} else {
-			got = gzip_member(&enc, in, chunk);
+			got = encode_whole(&enc, in, chunk);
 			if (got < 0) {
 				ret = (int)got;
 				goto out;
@@ -245,7 +299,7 @@ int codec_compress(enum compression c, int in_fd, uint64_t len, int out_fd,
 			goto out;
 		}
 	} else if (count == 0) {
-		got = gzip_member(&enc, in, 0);
+		got = encode_whole(&enc, in, 0);
 		if (got < 0) {
 			ret = (int)got;
 			goto out;
@@ -368,6 +422,19 @@ static int gzip_decode(const unsigned char *enc, size_t enc_len, void *out,
 	return ret;
 }
 
+/* Decode one zstd frame; it must fill enc_len exactly and decode to
+ * raw_len bytes (the frame's checksum is checked by the decoder). */
+static int zstd_decode(const unsigned char *enc, size_t enc_len, void *out,
+		       size_t raw_len)
+{
+	size_t r;
+
+	if (ZSTD_findFrameCompressedSize(enc, enc_len) != enc_len)
+		return -EIO;
+	r = ZSTD_decompress(out, raw_len, enc, enc_len);
+	return !ZSTD_isError(r) && r == raw_len ? 0 : -EIO;
+}
+
 /* Read and decode one block from fd into out. */
 int codec_read_block(enum compression c, int fd, const struct codec_block *blk,
 		     void *out)
@@ -376,7 +443,7 @@ int codec_read_block(enum compression c, int fd, const struct codec_block *blk,
 	ssize_t got;
 	int ret;
 
-	if (c != COMPRESSION_LZ4 && c != COMPRESSION_GZIP)
+	if (!codec_known(c))
 		return -EINVAL;
 	/* A damaged block table must not make us allocate or read wildly. */
 	if (blk->raw_len > CODEC_BLOCK_BYTES || blk->file_len == 0 ||
@@ -396,6 +463,8 @@ int codec_read_block(enum compression c, int fd, const struct codec_block *blk,
 	}
 	if (c == COMPRESSION_LZ4)
 		ret = lz4_decode(enc, blk->file_len, out, blk->raw_len);
+	else if (c == COMPRESSION_ZSTD)
+		ret = zstd_decode(enc, blk->file_len, out, blk->raw_len);
 	else
 		ret = gzip_decode(enc, blk->file_len, out, blk->raw_len);
 out:
@@ -501,14 +570,14 @@ static int table_add(struct codec_block **tab, uint32_t *n, uint32_t *cap,
 	return 0;
 }
 
-/* Walk the frame (lz4) or the members (gzip) of fd, decoding every block
- * (see codec.h). */
+/* Walk the frame (lz4), the members (gzip) or the frames (zstd) of fd,
+ * decoding every block (see codec.h). */
 int codec_scan_blocks(enum compression c, int fd, uint64_t file_size,
 		      struct codec_block **blocks, uint32_t *nblocks,
 		      uint64_t *raw_total)
 {
 	size_t bound = codec_block_bound(c, CODEC_BLOCK_BYTES), enc_len,
-	       got_raw;
+	       got_raw, r;
 	unsigned char *enc = NULL, *raw = NULL, word[4];
 	struct codec_block *tab = NULL;
 	uint64_t fpos = 0, rpos = 0;
@@ -519,7 +588,7 @@ int codec_scan_blocks(enum compression c, int fd, uint64_t file_size,
 
 	*blocks = NULL;
 	*nblocks = 0;
-	if (c != COMPRESSION_LZ4 && c != COMPRESSION_GZIP)
+	if (!codec_known(c))
 		return -EINVAL;
 	enc = malloc(bound);
 	raw = malloc(CODEC_BLOCK_BYTES);
@@ -563,6 +632,25 @@ int codec_scan_blocks(enum compression c, int fd, uint64_t file_size,
 			if (ret < 0)
 				goto out;
 			ret = -EIO;
+		} else if (c == COMPRESSION_ZSTD) {
+			enc_len = file_size - fpos < bound
+					  ? (size_t)(file_size - fpos)
+					  : bound;
+			got = io_pread_full(fd, enc, enc_len, fpos);
+			if (got != (ssize_t)enc_len)
+				goto out;
+			r = ZSTD_findFrameCompressedSize(enc, enc_len);
+			if (ZSTD_isError(r))
+				goto out;
+			enc_len = r;
+			r = ZSTD_decompress(raw, CODEC_BLOCK_BYTES, enc,
+					    enc_len);
+			if (ZSTD_isError(r))
+				goto out;
+			got_raw = r;
+			if (got_raw == 0 && fpos == 0 &&
+			    fpos + enc_len == file_size)
+				break; /* the one empty frame of no data */
 		} else {
 			enc_len = file_size - fpos < bound
 					  ? (size_t)(file_size - fpos)

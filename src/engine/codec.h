@@ -1,10 +1,11 @@
 /*
- * codec.h - block compression of sealed segments: an LZ4 frame or a
- * sequence of gzip members, each block compressed independently.
+ * codec.h - block compression of sealed segments: an LZ4 frame, a
+ * sequence of gzip members or a sequence of zstd frames, each block
+ * compressed independently.
  *
- * The compressed file is a standard stream: lz4cat or zcat give back the
- * exact bytes.  Each block holds CODEC_BLOCK_BYTES of input (the last may
- * be shorter) and is decodable on its own, so a random read decompresses
+ * The compressed file is a standard stream: lz4cat, zcat or zstdcat give
+ * back the exact bytes.  Each block holds CODEC_BLOCK_BYTES of input (the
+ * last may be shorter) and is decodable on its own, so a random read decompresses
  * one block; the caller keeps the block table (input position -> file
  * position and length) that codec_compress() hands back.
  */
@@ -60,8 +61,8 @@ int codec_read_range(enum compression c, int fd, const struct codec_block *b,
 		     uint64_t raw_pos, void *buf, size_t len,
 		     const struct codec_block **bad);
 /* Rebuild the block table of a compressed file of file_size bytes
- * (the one codec_compress() handed back) by walking its lz4 frame or its
- * gzip members and decoding every block.  On success *blocks is a
+ * (the one codec_compress() handed back) by walking its lz4 frame, its
+ * gzip members or its zstd frames and decoding every block.  On success *blocks is a
  * malloc'd table of *nblocks entries and *raw_total the decoded length.
  * -EIO if the file is not a whole stream as codec_compress() writes it,
  * or a block does not decode. */

@@ -70,6 +70,7 @@ static const char *const compression_names[] = {
 	[COMPRESSION_NONE] = "none",
 	[COMPRESSION_LZ4] = "lz4",
 	[COMPRESSION_GZIP] = "gzip",
+	[COMPRESSION_ZSTD] = "zstd",
 };
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))

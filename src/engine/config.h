@@ -12,7 +12,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum compression { COMPRESSION_NONE = 0, COMPRESSION_LZ4, COMPRESSION_GZIP };
+enum compression {
+	COMPRESSION_NONE = 0,
+	COMPRESSION_LZ4,
+	COMPRESSION_GZIP,
+	COMPRESSION_ZSTD,
+};
 
 /* Which keys a layer sets (bit per key, see enum config_key). */
 enum config_key {
@@ -54,7 +59,7 @@ const char *config_key_name(enum config_key key);
  * else (blanks, signs, junk), overflow and out-of-range values with
  * -EINVAL and leaves cfg unchanged.  Ranges: segment_bytes 4k..1T,
  * segment_ms >= 1 or -1, retention_* >= 0 or -1, flush_ms >= 0 or -1,
- * max_message_bytes 1..64M, compression none|lz4|gzip. */
+ * max_message_bytes 1..64M, compression none|lz4|gzip|zstd. */
 int config_set(struct config *cfg, enum config_key key, const char *val,
 	       size_t len);
 /* The one strict unsigned decimal parser: digits only (no sign, blanks,

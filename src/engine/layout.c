@@ -42,7 +42,7 @@
 
 /* The codec numbers in .blk are the enum's values: pin them. */
 _Static_assert(COMPRESSION_NONE == 0 && COMPRESSION_LZ4 == 1 &&
-		       COMPRESSION_GZIP == 2,
+		       COMPRESSION_GZIP == 2 && COMPRESSION_ZSTD == 3,
 	       "codec numbers are part of the .blk format");
 _Static_assert(LAYOUT_ENT_ECRC == LAYOUT_ENTRY_CRC_BYTES &&
 		       LAYOUT_ENT_ECRC + 4 == LAYOUT_ENTRY_BYTES,
@@ -74,6 +74,8 @@ const char *layout_data_suffix(enum compression c)
 		return LAYOUT_LZ4_SUFFIX;
 	case COMPRESSION_GZIP:
 		return LAYOUT_GZ_SUFFIX;
+	case COMPRESSION_ZSTD:
+		return LAYOUT_ZST_SUFFIX;
 	default:
 		return LAYOUT_LOG_SUFFIX;
 	}
@@ -89,6 +91,8 @@ int layout_file_codec(enum layout_file kind)
 		return COMPRESSION_LZ4;
 	case LAYOUT_FILE_GZ:
 		return COMPRESSION_GZIP;
+	case LAYOUT_FILE_ZST:
+		return COMPRESSION_ZSTD;
 	default:
 		return -1;
 	}
@@ -103,6 +107,7 @@ static const struct {
 	{LAYOUT_BLK_SUFFIX, LAYOUT_FILE_BLK},
 	{LAYOUT_LZ4_SUFFIX, LAYOUT_FILE_LZ4},
 	{LAYOUT_GZ_SUFFIX, LAYOUT_FILE_GZ},
+	{LAYOUT_ZST_SUFFIX, LAYOUT_FILE_ZST},
 };
 
 /* Classify a name in a partition directory. */

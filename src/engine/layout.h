@@ -88,6 +88,7 @@ static inline uint64_t le64_get(const void *p)
 #define LAYOUT_BLK_SUFFIX ".blk"
 #define LAYOUT_LZ4_SUFFIX ".lz4"
 #define LAYOUT_GZ_SUFFIX ".gz"
+#define LAYOUT_ZST_SUFFIX ".zst"
 /* Room for any segment file name, with a ".tmp" or two. */
 #define LAYOUT_NAME_MAX 48
 
@@ -97,13 +98,15 @@ enum layout_file {
 	LAYOUT_FILE_BLK,
 	LAYOUT_FILE_LZ4,
 	LAYOUT_FILE_GZ,
+	LAYOUT_FILE_ZST,
 	LAYOUT_FILE_TMP, /* any name ending in .tmp */
 };
 
 /* "%020llu" + suffix into buf (LAYOUT_NAME_MAX bytes is enough). */
 void layout_seg_name(char *buf, size_t size, uint64_t base_offset,
 		     const char *suffix);
-/* Suffix of a segment's data file: ".log", ".lz4" or ".gz". */
+/* Suffix of a segment's data file: ".log", ".lz4", ".gz" or
+ * ".zst". */
 const char *layout_data_suffix(enum compression c);
 /* The codec a data file suffix names, or -1 for .idx/.blk/.tmp. */
 int layout_file_codec(enum layout_file kind);

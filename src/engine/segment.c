@@ -250,8 +250,8 @@ void segment_free(struct segment *s)
 int segment_unlink(int dirfd, uint64_t base_offset)
 {
 	static const char *const sfx[] = {LAYOUT_LOG_SUFFIX, LAYOUT_LZ4_SUFFIX,
-					  LAYOUT_GZ_SUFFIX, LAYOUT_BLK_SUFFIX,
-					  LAYOUT_IDX_SUFFIX};
+					  LAYOUT_GZ_SUFFIX,  LAYOUT_ZST_SUFFIX,
+					  LAYOUT_BLK_SUFFIX, LAYOUT_IDX_SUFFIX};
 	char name[LAYOUT_NAME_MAX];
 	size_t i;
 	int ret, first = 0;

@@ -1,14 +1,21 @@
 #!/bin/bash
-# compression.sh - sealed segments compressed (compression=lz4|gzip on a
-# topic) still read back exactly through the mount, at any offset and
-# after a remount, and on disk are standard streams that lz4cat/zcat turn
-# back into the partition's bytes.  A read of compressed data counts as
-# one read in .metrics, of the bytes it returned.
+# compression.sh - sealed segments compressed (compression=lz4|gzip|zstd
+# on a topic) still read back exactly through the mount, at any offset and
+# after a remount, and on disk are standard streams that lz4cat, zcat and
+# zstdcat turn back into the partition's bytes; fluxctl verify finds them
+# clean.  A read of compressed data counts as one read in .metrics, of the
+# bytes it returned.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/util.sh"
 
+CODECS="lz4 gzip zstd"
+# ext CODEC: the suffix of its compressed segments.
+ext() {
+	case $1 in lz4) echo lz4 ;; gzip) echo gz ;; zstd) echo zst ;; esac
+}
+
 mount_start -o segment_bytes=16k
-for c in lz4 gzip; do
+for c in $CODECS; do
 	mkdir "$MNT/$c" || fail "mkdir topic $c"
 	setfattr -n user.fluxfs.compression -v "$c" "$MNT/$c" || fail "setfattr compression=$c"
 	gen_lines 4000 "$c" >"$WORK/ref-$c"
@@ -20,24 +27,24 @@ done
 
 # compressed_count TOPIC: sealed segments compressed on disk so far.
 compressed_count() {
-	local ext=lz4
-	[ "$1" = gzip ] && ext=gz
-	ls "$DATA/$1/0/" | grep -c "\.$ext\$"
+	ls "$DATA/$1/0/" | grep -c "\.$(ext "$1")\$"
 }
-for c in lz4 gzip; do
+for c in $CODECS; do
 	xget segs "$MNT/$c/0" segments
 	[ "$segs" -gt 4 ] || fail "only $segs segments in topic $c"
 	has_all() { [ "$(compressed_count "$1")" -ge $(($2 - 1)) ]; }
 	wait_for 10 has_all "$c" "$segs" ||
 		fail "$c: $(compressed_count "$c") of $((segs - 1)) sealed segments compressed after 10 s: $(ls "$DATA/$c/0")"
-	ext=lz4
-	[ "$c" = gzip ] && ext=gz
-	packed=$(cat "$DATA/$c/0/"*."$ext" | wc -c)
+	packed=$(cat "$DATA/$c/0/"*."$(ext "$c")" | wc -c)
 	raw=$(($(fsize "$WORK/ref-$c") - $(cat "$DATA/$c/0/"*.log | wc -c)))
 	log "$c: $(compressed_count "$c") sealed segments, $raw bytes stored in $packed"
 	[ "$packed" -lt "$raw" ] || fail "$c: $raw bytes of repetitive text took $packed bytes compressed"
 	same_file "$WORK/ref-$c" "$MNT/$c/0" "$c partition read through compressed segments"
-	for off in 1 16383 16384 40000 $(($(fsize "$WORK/ref-$c") - 10)); do
+	size=$(fsize "$WORK/ref-$c")
+	for off in 1 16383 16384 40000 $((size - 10)) \
+		$(((RANDOM * 32768 + RANDOM) % size)) \
+		$(((RANDOM * 32768 + RANDOM) % size)) \
+		$(((RANDOM * 32768 + RANDOM) % size)); do
 		assert_eq "$(tail -c +$((off + 1)) "$WORK/ref-$c" | head -c 3000 | md5sum)" \
 			"$(dd if="$MNT/$c/0" bs=3000 skip="$off" iflag=skip_bytes count=1 2>/dev/null | md5sum)" \
 			"$c: 3000 bytes at offset $off"
@@ -50,7 +57,7 @@ counter() {
 }
 # One read(2) of the follow view (direct_io) is one READ request: it must
 # count once, whether the bytes are copied out of compressed blocks or not.
-for c in lz4 gzip; do
+for c in $CODECS; do
 	for off in 1 16383; do
 		reads=$(counter fluxfs_reads_total "$c")
 		bytes=$(counter fluxfs_bytes_read_total "$c")
@@ -74,9 +81,23 @@ same_file "$WORK/ref-lz4" "$WORK/disk-lz4" "lz4cat of the segments"
 	case $f in *.gz) zcat "$f" ;; *) cat "$f" ;; esac
 done) >"$WORK/disk-gzip"
 same_file "$WORK/ref-gzip" "$WORK/disk-gzip" "zcat of the segments"
+(cd "$DATA/zstd/0" && for f in $(ls | grep -E '^[0-9]{20}\.(log|zst)$'); do
+	case $f in *.zst) zstdcat "$f" ;; *) cat "$f" ;; esac
+done) >"$WORK/disk-zstd"
+same_file "$WORK/ref-zstd" "$WORK/disk-zstd" "zstdcat of the segments"
 
 mount_restart
-for c in lz4 gzip; do
+for c in $CODECS; do
 	same_file "$WORK/ref-$c" "$MNT/$c/0" "$c partition after remount"
 done
+
+# fluxctl reads the compressed segments offline: verify decodes every
+# block and checks every CRC, dump --messages gives back every line.
+mount_stop || fail "clean unmount"
+out=$("$FLUXCTL" verify "$DATA" 2>&1) || fail "fluxctl verify: $out"
+for c in $CODECS; do
+	echo "$out" | grep -q "^$c/0: ok" || fail "verify of $c/0: $out"
+done
+n=$("$FLUXCTL" dump --messages "$DATA/zstd/0" | grep -c '^| offset:')
+assert_eq 4000 "$n" "messages fluxctl dump decodes from zstd segments"
 log "ok"

@@ -73,7 +73,7 @@ bad "$P" segment_bytes abc
 bad "$P" segment_bytes 12q
 bad "$P" segment_bytes 100
 bad "$P" retention_ms 5x
-bad "$P" compression zstd
+bad "$P" compression brotli
 bad "$P" max_message_bytes 0
 bad "$T" compression bogus
 bad "$T" segment_bytes -7

@@ -1,12 +1,14 @@
 /*
- * check_codec.c - lz4 and gzip block codecs: round trips at every size
- * boundary, the block table's invariants, random block reads, the
- * standard tools (lz4cat, zcat) restoring the exact bytes, ranges read
+ * check_codec.c - lz4, gzip and zstd block codecs: round trips at every
+ * size boundary, the block table's invariants, random block reads, the
+ * standard tools (lz4cat, zcat, zstdcat) and zstd's own streaming decoder
+ * restoring the exact bytes, ranges read
  * through the block cache, and damaged input failing with -EIO rather
  * than crashing or returning wrong data.
  */
 #include <errno.h>
 #include <sys/stat.h>
+#include <zstd.h>
 
 #include "testutil.h"
 #include "codec.h"
@@ -87,7 +89,7 @@ static void check_table(enum compression c, const struct codec_block *b,
 
 	ck_assert_uint_eq(n, (len + BLK - 1) / BLK);
 	fpos = n ? b[0].file_pos : 0;
-	if (c == COMPRESSION_GZIP && n)
+	if ((c == COMPRESSION_GZIP || c == COMPRESSION_ZSTD) && n)
 		ck_assert_uint_eq(b[0].file_pos, 0);
 	if (c == COMPRESSION_LZ4 && n)
 		ck_assert_uint_eq(b[0].file_pos, 7); /* frame header */
@@ -113,7 +115,9 @@ static void check_table(enum compression c, const struct codec_block *b,
 static void check_tool(enum compression c, const char *name,
 		       const unsigned char *raw, size_t len)
 {
-	const char *tool = c == COMPRESSION_LZ4 ? "lz4cat" : "zcat";
+	const char *tool = c == COMPRESSION_LZ4	   ? "lz4cat"
+			   : c == COMPRESSION_ZSTD ? "zstdcat"
+						   : "zcat";
 	char cmd[8400], out[4200];
 	unsigned char *got;
 	int fd;
@@ -138,7 +142,40 @@ static void check_tool(enum compression c, const char *name,
 	unlink(out);
 }
 
-/* Compress len bytes, check everything we can about the result. */
+/* zstd's streaming decoder, given the whole file as one stream, must
+ * return exactly raw: the frames concatenate into a standard stream. */
+static void check_zstd_stream(int fd, const unsigned char *raw, size_t len)
+{
+	size_t size = (size_t)file_size(fd), r = 1;
+	unsigned char *enc = malloc(size ? size : 1), *got = malloc(len + 1);
+	ZSTD_DStream *ds = ZSTD_createDStream();
+	ZSTD_inBuffer zin;
+	ZSTD_outBuffer zout;
+
+	ck_assert_ptr_nonnull(enc);
+	ck_assert_ptr_nonnull(got);
+	ck_assert_ptr_nonnull(ds);
+	ck_assert_int_eq(io_pread_full(fd, enc, size, 0), (ssize_t)size);
+	ZSTD_initDStream(ds);
+	zin.src = enc;
+	zin.size = size;
+	zin.pos = 0;
+	zout.dst = got;
+	zout.size = len + 1; /* room for one byte too many */
+	zout.pos = 0;
+	while (zin.pos < zin.size) {
+		r = ZSTD_decompressStream(ds, &zout, &zin);
+		ck_assert_msg(!ZSTD_isError(r), "zstd stream: %s",
+			      ZSTD_getErrorName(r));
+	}
+	ck_assert_uint_eq(r, 0); /* the last frame ended */
+	ck_assert_uint_eq(zout.pos, len);
+	ck_assert(memcmp(got, raw, len) == 0);
+	ZSTD_freeDStream(ds);
+	free(got);
+	free(enc);
+}
+
 /* Walking the stream rebuilds exactly the table the compressor made, and
  * a stream cut short is refused. */
 static void scan_same(enum compression c, int fd, const struct codec_block *b,
@@ -196,6 +233,8 @@ static void round_trip(enum compression c, size_t len, uint64_t seed)
 		ck_assert(memcmp(got, raw + b[k].raw_pos, b[k].raw_len) == 0);
 	}
 	check_tool(c, "enc", raw, len);
+	if (c == COMPRESSION_ZSTD)
+		check_zstd_stream(out, raw, len);
 	free(got);
 	free(b);
 	free(raw);
@@ -225,12 +264,21 @@ START_TEST(test_gzip_round_trip)
 }
 END_TEST
 
+START_TEST(test_zstd_round_trip)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+		round_trip(COMPRESSION_ZSTD, sizes[i], 300 + i);
+}
+END_TEST
+
 /* Compressible data must actually shrink, incompressible must not blow
  * up beyond the bound. */
 START_TEST(test_ratio)
 {
-	static const enum compression cs[] = {COMPRESSION_LZ4,
-					      COMPRESSION_GZIP};
+	static const enum compression cs[] = {COMPRESSION_LZ4, COMPRESSION_GZIP,
+					      COMPRESSION_ZSTD};
 	struct codec_block *b;
 	unsigned char *raw;
 	size_t len = 1 << 20, i, j;
@@ -245,7 +293,7 @@ START_TEST(test_ratio)
 		if (j)
 			test_fill_random(raw, len, 5);
 		in = write_file("raw", raw, len);
-		for (i = 0; i < 2; i++) {
+		for (i = 0; i < 3; i++) {
 			out = openat(dfd, "enc",
 				     O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
 				     0644);
@@ -425,6 +473,12 @@ START_TEST(test_gzip_corrupt)
 }
 END_TEST
 
+START_TEST(test_zstd_corrupt)
+{
+	corrupt(COMPRESSION_ZSTD);
+}
+END_TEST
+
 /* Ranges across block boundaries come back exact through the cache,
  * which then holds the last block the range touched; a range no block
  * holds and a block that does not decode fail with -EIO, only the
@@ -514,13 +568,21 @@ START_TEST(test_gzip_read_ranges)
 }
 END_TEST
 
+START_TEST(test_zstd_read_ranges)
+{
+	read_ranges(COMPRESSION_ZSTD);
+}
+END_TEST
+
 START_TEST(test_names)
 {
 	ck_assert_str_eq(codec_name(COMPRESSION_LZ4), "lz4");
 	ck_assert_str_eq(codec_name(COMPRESSION_GZIP), "gzip");
+	ck_assert_str_eq(codec_name(COMPRESSION_ZSTD), "zstd");
 	ck_assert_str_eq(codec_name(COMPRESSION_NONE), "none");
 	ck_assert_uint_ge(codec_block_bound(COMPRESSION_LZ4, BLK), BLK);
 	ck_assert_uint_ge(codec_block_bound(COMPRESSION_GZIP, BLK), BLK);
+	ck_assert_uint_ge(codec_block_bound(COMPRESSION_ZSTD, BLK), BLK);
 }
 END_TEST
 
@@ -533,13 +595,16 @@ static Suite *codec_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_lz4_round_trip);
 	tcase_add_test(tc, test_gzip_round_trip);
+	tcase_add_test(tc, test_zstd_round_trip);
 	tcase_add_test(tc, test_ratio);
 	tcase_add_test(tc, test_overwrites_stale_tail);
 	tcase_add_test(tc, test_short_input);
 	tcase_add_test(tc, test_lz4_corrupt);
 	tcase_add_test(tc, test_gzip_corrupt);
+	tcase_add_test(tc, test_zstd_corrupt);
 	tcase_add_test(tc, test_lz4_read_ranges);
 	tcase_add_test(tc, test_gzip_read_ranges);
+	tcase_add_test(tc, test_zstd_read_ranges);
 	tcase_add_test(tc, test_names);
 	suite_add_tcase(s, tc);
 	return s;

@@ -199,11 +199,14 @@ START_TEST(test_compression)
 	ck_assert_int_eq(cfg.compression, COMPRESSION_LZ4);
 	ck_assert_int_eq(parse_one(CONFIG_COMPRESSION, "gzip", &cfg), 0);
 	ck_assert_int_eq(cfg.compression, COMPRESSION_GZIP);
+	ck_assert_int_eq(parse_one(CONFIG_COMPRESSION, "zstd", &cfg), 0);
+	ck_assert_int_eq(cfg.compression, COMPRESSION_ZSTD);
 	ck_assert_int_eq(set_str(&cfg, CONFIG_COMPRESSION, "none"), 0);
 	ck_assert_int_eq(cfg.compression, COMPRESSION_NONE);
 	ck_assert_uint_eq(cfg.set, 1u << CONFIG_COMPRESSION);
 	assert_rejected(CONFIG_COMPRESSION, "LZ4");
-	assert_rejected(CONFIG_COMPRESSION, "zstd");
+	assert_rejected(CONFIG_COMPRESSION, "ZSTD");
+	assert_rejected(CONFIG_COMPRESSION, "zstd:3"); /* the level is fixed */
 	assert_rejected(CONFIG_COMPRESSION, "gz");
 	assert_rejected(CONFIG_COMPRESSION, "lz4 ");
 	assert_rejected(CONFIG_COMPRESSION, " lz4");
@@ -338,6 +341,7 @@ START_TEST(test_format_round_trip)
 		{CONFIG_FLUSH_MS, "0", "0"},
 		{CONFIG_FLUSH_MS, "-1", "-1"},
 		{CONFIG_COMPRESSION, "gzip", "gzip"},
+		{CONFIG_COMPRESSION, "zstd", "zstd"},
 		{CONFIG_COMPRESSION, "none", "none"},
 	};
 	struct config a, b;

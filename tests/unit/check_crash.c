@@ -93,8 +93,9 @@ static void test_config(uint64_t seed, struct config *cfg)
 	config_defaults(cfg);
 	cfg->segment_bytes = 4096;
 	cfg->flush_ms = -1; /* only the test's explicit flushes sync */
-	cfg->compression = seed % 3 == 0   ? COMPRESSION_LZ4
-			   : seed % 3 == 1 ? COMPRESSION_GZIP
+	cfg->compression = seed % 4 == 0   ? COMPRESSION_LZ4
+			   : seed % 4 == 1 ? COMPRESSION_GZIP
+			   : seed % 4 == 2 ? COMPRESSION_ZSTD
 					   : COMPRESSION_NONE;
 }
 

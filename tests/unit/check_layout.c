@@ -286,6 +286,7 @@ START_TEST(test_names)
 		{"00000000000000004711.blk", 1, 4711, LAYOUT_FILE_BLK},
 		{"00000000000000004711.lz4", 1, 4711, LAYOUT_FILE_LZ4},
 		{"00000000000000004711.gz", 1, 4711, LAYOUT_FILE_GZ},
+		{"00000000000000004711.zst", 1, 4711, LAYOUT_FILE_ZST},
 		{"18446744073709551615.log", 1, UINT64_MAX, LAYOUT_FILE_LOG},
 		{"00000000000000004711.lz4.tmp", 1, 0, LAYOUT_FILE_TMP},
 		{"partition.state.tmp", 1, 0, LAYOUT_FILE_TMP},
@@ -334,6 +335,8 @@ START_TEST(test_names)
 	ck_assert_str_eq(layout_data_suffix(COMPRESSION_LZ4), ".lz4");
 	ck_assert_int_eq(layout_file_codec(LAYOUT_FILE_LZ4), COMPRESSION_LZ4);
 	ck_assert_int_eq(layout_file_codec(LAYOUT_FILE_GZ), COMPRESSION_GZIP);
+	ck_assert_str_eq(layout_data_suffix(COMPRESSION_ZSTD), ".zst");
+	ck_assert_int_eq(layout_file_codec(LAYOUT_FILE_ZST), COMPRESSION_ZSTD);
 	ck_assert_int_eq(layout_file_codec(LAYOUT_FILE_LOG), COMPRESSION_NONE);
 	ck_assert_int_eq(layout_file_codec(LAYOUT_FILE_IDX), -1);
 	layout_batch_name(name, sizeof(name), 7, 123, 45);

@@ -701,7 +701,8 @@ START_TEST(test_read_ranges)
 }
 END_TEST
 
-static const enum compression codecs[] = {COMPRESSION_LZ4, COMPRESSION_GZIP};
+static const enum compression codecs[] = {COMPRESSION_LZ4, COMPRESSION_GZIP,
+					  COMPRESSION_ZSTD};
 
 START_TEST(test_compression)
 {
@@ -709,6 +710,7 @@ START_TEST(test_compression)
 	int dfd = test_tmpdir(path);
 	enum compression c = codecs[_i];
 	struct partition_info info;
+	const char *tool;
 	struct partition *p;
 	struct config cfg;
 	struct model m;
@@ -736,8 +738,9 @@ START_TEST(test_compression)
 	ck_assert_int_eq(count_files(dir, layout_data_suffix(c)), (int)m.nseg - 1);
 	ck_assert_int_eq(count_files(dir, ".blk"), (int)m.nseg - 1);
 	partition_get_info(p, &info);
-	/* random letters: zlib's entropy coding shrinks them, lz4 need not */
-	if (c == COMPRESSION_GZIP)
+	/* random letters: entropy coding (zlib's, zstd's) shrinks them, lz4
+	 * need not */
+	if (c != COMPRESSION_LZ4)
 		ck_assert_uint_lt(info.disk_bytes, m.end);
 	/* random reads straddling block boundaries */
 	for (k = 0; k < 300; k++) {
@@ -755,9 +758,12 @@ START_TEST(test_compression)
 	/* the compressed file is a standard stream */
 	snprintf(f, sizeof(f), "%s/00000000000000000000%s", dir,
 		 layout_data_suffix(c));
+	tool = c == COMPRESSION_LZ4 ? "lz4cat"
+	       : c == COMPRESSION_ZSTD ? "zstdcat"
+				       : "zcat";
 	snprintf(cmd, sizeof(cmd),
-		 "%s < '%s' 2>/dev/null | cmp -s - '%s/seg0.raw'",
-		 c == COMPRESSION_LZ4 ? "lz4cat" : "zcat", f, path);
+		 "%s < '%s' 2>/dev/null | cmp -s - '%s/seg0.raw'", tool, f,
+		 path);
 	{
 		char raw[4300];
 		FILE *out;
@@ -768,8 +774,8 @@ START_TEST(test_compression)
 		fwrite(m.data, 1, m.seg[1], out);
 		fclose(out);
 	}
-	if (system(c == COMPRESSION_LZ4 ? "command -v lz4cat >/dev/null"
-					: "command -v zcat >/dev/null") == 0)
+	snprintf(f, sizeof(f), "command -v %s >/dev/null", tool);
+	if (system(f) == 0)
 		ck_assert_int_eq(system(cmd), 0);
 	reopen(dfd, &p, &cfg, 5000);
 	check_inv(p, &m);
@@ -1394,7 +1400,7 @@ static Suite *partition_suite(void)
 	tcase_add_test(tc, test_delete_before);
 	tcase_add_test(tc, test_set_start_byte);
 	tcase_add_test(tc, test_read_ranges);
-	tcase_add_loop_test(tc, test_compression, 0, 2);
+	tcase_add_loop_test(tc, test_compression, 0, 3);
 	tcase_add_test(tc, test_concurrent_readers);
 	tcase_add_test(tc, test_flush_and_tick);
 	tcase_add_test(tc, test_flush_does_not_block_appends);
