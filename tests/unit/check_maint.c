@@ -81,35 +81,6 @@ static void teardown(void)
 	unlink(logpath);
 }
 
-/* Send the log lines (stderr) to a file until log_end(). */
-static void log_begin(void)
-{
-	int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-
-	ck_assert_int_ge(fd, 0);
-	saved_stderr = dup(STDERR_FILENO);
-	ck_assert_int_ge(saved_stderr, 0);
-	ck_assert_int_eq(dup2(fd, STDERR_FILENO), STDERR_FILENO);
-	close(fd);
-}
-
-/* Restore stderr; the lines logged since log_begin() into buf. */
-static void log_end(char *buf, size_t size)
-{
-	ssize_t n;
-	int fd;
-
-	ck_assert_int_eq(dup2(saved_stderr, STDERR_FILENO), STDERR_FILENO);
-	close(saved_stderr);
-	saved_stderr = -1;
-	fd = open(logpath, O_RDONLY | O_CLOEXEC);
-	ck_assert_int_ge(fd, 0);
-	n = read(fd, buf, size - 1);
-	ck_assert_int_ge(n, 0);
-	buf[n] = '\0';
-	close(fd);
-}
-
 /* How many times needle occurs in hay. */
 static unsigned count_of(const char *hay, const char *needle)
 {
@@ -245,7 +216,7 @@ START_TEST(test_failed_tick_logged_once)
 	failing = *io_ops_default();
 	failing.fdatasync = fail_fdatasync;
 	io_ops_set(&failing);
-	log_begin();
+	test_log_begin(logpath, &saved_stderr);
 	fake_now = base + 1000;
 	maint_pass(reg, clock_fake, &rep);
 	ck_assert_uint_ge(rep.failed, 1);
@@ -257,7 +228,7 @@ START_TEST(test_failed_tick_logged_once)
 	maint_pass(reg, clock_fake, &rep);
 	ck_assert_uint_eq(rep.failed, 0);
 	ck_assert_uint_eq(rep.flushed, 2);
-	log_end(log, sizeof(log));
+	test_log_end(logpath, &saved_stderr, log, sizeof(log));
 	/* Said when it started and when it ended, not on every pass. */
 	ck_assert_uint_eq(count_of(log, "maintenance of partition 'a': "), 1);
 	ck_assert_uint_eq(count_of(log, "maintenance of partition 'a' works "

@@ -37,35 +37,6 @@ static void teardown(void)
 	test_rmtree(dirfd_, dir);
 }
 
-/* Send the log lines (stderr) to a file until log_end(). */
-static void log_begin(void)
-{
-	int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-
-	ck_assert_int_ge(fd, 0);
-	saved_stderr = dup(STDERR_FILENO);
-	ck_assert_int_ge(saved_stderr, 0);
-	ck_assert_int_eq(dup2(fd, STDERR_FILENO), STDERR_FILENO);
-	close(fd);
-}
-
-/* Restore stderr; the lines logged since log_begin() into buf. */
-static void log_end(char *buf, size_t size)
-{
-	int fd;
-	ssize_t n;
-
-	ck_assert_int_eq(dup2(saved_stderr, STDERR_FILENO), STDERR_FILENO);
-	close(saved_stderr);
-	saved_stderr = -1;
-	fd = open(logpath, O_RDONLY | O_CLOEXEC);
-	ck_assert_int_ge(fd, 0);
-	n = read(fd, buf, size - 1);
-	ck_assert_int_ge(n, 0);
-	buf[n] = '\0';
-	close(fd);
-}
-
 static int lines(const char *s)
 {
 	int n = 0;
@@ -136,9 +107,9 @@ static int open_quiet(struct registry **reg)
 	char log[4096];
 	int ret;
 
-	log_begin();
+	test_log_begin(logpath, &saved_stderr);
 	ret = registry_open(data, &defaults, &no_hooks, reg);
-	log_end(log, sizeof(log));
+	test_log_end(logpath, &saved_stderr, log, sizeof(log));
 	return ret;
 }
 
@@ -151,9 +122,9 @@ START_TEST(test_flock_fails)
 
 	fail_install();
 	failing.flock = fail_flock;
-	log_begin();
+	test_log_begin(logpath, &saved_stderr);
 	ck_assert_int_eq(registry_open(data, &defaults, &no_hooks, &reg), -EIO);
-	log_end(log, sizeof(log));
+	test_log_end(logpath, &saved_stderr, log, sizeof(log));
 	ck_assert_ptr_null(reg);
 	ck_assert_int_eq(lines(log), 1);
 	ck_assert_msg(strstr(log, "cannot lock '") &&
@@ -173,9 +144,9 @@ START_TEST(test_lock_held)
 	char log[4096];
 
 	ck_assert_int_eq(open_quiet(&a), 0);
-	log_begin();
+	test_log_begin(logpath, &saved_stderr);
 	ck_assert_int_eq(registry_open(data, &defaults, &no_hooks, &b), -EBUSY);
-	log_end(log, sizeof(log));
+	test_log_end(logpath, &saved_stderr, log, sizeof(log));
 	ck_assert_ptr_null(b);
 	ck_assert_int_eq(lines(log), 1);
 	ck_assert_msg(strstr(log, "is already served by fluxfs"), "log: %s",
@@ -195,10 +166,10 @@ START_TEST(test_mkdir_fails)
 
 	fail_install();
 	failing.mkdirat = fail_mkdirat;
-	log_begin();
+	test_log_begin(logpath, &saved_stderr);
 	ck_assert_int_eq(registry_open(data, &defaults, &no_hooks, &reg),
 			 -EACCES);
-	log_end(log, sizeof(log));
+	test_log_end(logpath, &saved_stderr, log, sizeof(log));
 	ck_assert_ptr_null(reg);
 	ck_assert_int_eq(lines(log), 1);
 	ck_assert_msg(strstr(log, "cannot create '") &&
@@ -224,9 +195,9 @@ START_TEST(test_readdir_fails)
 	ck_assert_int_eq(mkdir(junk, 0755), 0);
 	fail_install();
 	failing.readdir = fail_readdir;
-	log_begin();
+	test_log_begin(logpath, &saved_stderr);
 	ck_assert_int_eq(registry_open(data, &defaults, &no_hooks, &reg), -EIO);
-	log_end(log, sizeof(log));
+	test_log_end(logpath, &saved_stderr, log, sizeof(log));
 	ck_assert_ptr_null(reg);
 	ck_assert_msg(strstr(log, "cannot read '"), "log: %s", log);
 	snprintf(path, sizeof(path), "%s/fluxfs.meta", data);
@@ -244,9 +215,9 @@ START_TEST(test_readdir_fails)
 	reg = NULL;
 	fail_install();
 	failing.readdir = fail_readdir;
-	log_begin();
+	test_log_begin(logpath, &saved_stderr);
 	ck_assert_int_eq(registry_open(data, &defaults, &no_hooks, &reg), -EIO);
-	log_end(log, sizeof(log));
+	test_log_end(logpath, &saved_stderr, log, sizeof(log));
 	ck_assert_ptr_null(reg);
 	ck_assert_msg(strstr(log, "cannot load '") &&
 			      strstr(log, "Input/output error"),
@@ -257,9 +228,9 @@ START_TEST(test_readdir_fails)
 	 * opened, the topic is reported and the rest mounts. */
 	fail_install();
 	failing.readdir = fail_readdir_in_t;
-	log_begin();
+	test_log_begin(logpath, &saved_stderr);
 	ck_assert_int_eq(registry_open(data, &defaults, &no_hooks, &reg), 0);
-	log_end(log, sizeof(log));
+	test_log_end(logpath, &saved_stderr, log, sizeof(log));
 	ck_assert_int_eq(lines(log), 1);
 	ck_assert_msg(strstr(log, "cannot list topic 't': Input/output error"),
 		      "log: %s", log);
@@ -380,9 +351,9 @@ START_TEST(test_inode_numbers)
 		 " && printf 'format=2\\n' >fluxfs.meta",
 		 data);
 	ck_assert_int_eq(system(cmd), 0);
-	log_begin();
+	test_log_begin(logpath, &saved_stderr);
 	ck_assert_int_eq(registry_open(data, &defaults, &no_hooks, &reg), 0);
-	log_end(log, sizeof(log));
+	test_log_end(logpath, &saved_stderr, log, sizeof(log));
 	line = strstr(log, "stored inode numbers for 9 topics and partitions");
 	ck_assert_msg(line, "log: %s", log);
 	ck_assert_int_eq(lines(log), 1);
@@ -399,9 +370,9 @@ START_TEST(test_inode_numbers)
 	 * one. */
 	snprintf(cmd, sizeof(cmd), "cp -a '%s/t/0' '%s/t/copy'", data, data);
 	ck_assert_int_eq(system(cmd), 0);
-	log_begin();
+	test_log_begin(logpath, &saved_stderr);
 	ck_assert_int_eq(registry_open(data, &defaults, &no_hooks, &reg), 0);
-	log_end(log, sizeof(log));
+	test_log_end(logpath, &saved_stderr, log, sizeof(log));
 	ck_assert_msg(strstr(log, "stored inode numbers for 1 topics"),
 		      "log: %s", log);
 	check_numbers(reg, c, 10);

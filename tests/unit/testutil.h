@@ -1,6 +1,7 @@
 /*
  * testutil.h - helpers shared by the Check unit tests: temporary
- * directories that clean themselves up, random bytes, a fake clock.
+ * directories that clean themselves up, random bytes, a fake clock,
+ * the log lines a call wrote to stderr.
  */
 #ifndef FLUXFS_TESTUTIL_H
 #define FLUXFS_TESTUTIL_H
@@ -86,6 +87,37 @@ static inline void test_rmtree(int fd, const char *path)
 	close(fd);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
 	ck_assert_int_eq(system(cmd), 0);
+}
+
+/* Send this process's stderr (the daemon's log lines) to the file at path
+ * until test_log_end(); *saved keeps the real stderr meanwhile. */
+static inline void test_log_begin(const char *path, int *saved)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	ck_assert_int_ge(fd, 0);
+	*saved = dup(STDERR_FILENO);
+	ck_assert_int_ge(*saved, 0);
+	ck_assert_int_eq(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+	close(fd);
+}
+
+/* Restore stderr; the lines logged since test_log_begin() into buf. */
+static inline void test_log_end(const char *path, int *saved, char *buf,
+				size_t size)
+{
+	ssize_t n;
+	int fd;
+
+	ck_assert_int_eq(dup2(*saved, STDERR_FILENO), STDERR_FILENO);
+	close(*saved);
+	*saved = -1;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	n = read(fd, buf, size - 1);
+	ck_assert_int_ge(n, 0);
+	buf[n] = '\0';
+	close(fd);
 }
 
 #endif
