@@ -29,6 +29,10 @@
 #define ATTR_TIMEOUT 1.0
 /* A node's follow-view inode: nodes are malloc'ed, so bit 0 is free. */
 #define FOLLOW_BIT 1u
+/* A topic's produce-file inode: its node's address with this value in
+ * the low bits (nodes are 16-byte aligned). */
+#define PRODUCE_TAG 4u
+#define TAG_BITS 15u
 /* Unsettled ranges a writer handle tracks exactly; past that the last
  * two merge, which can only report a loss too many, never one too few. */
 #define WROTE_RANGES 4
@@ -63,7 +67,9 @@ struct fs_node {
 	atomic_uint follow_gen;
 };
 
-enum handle_kind { H_READER, H_WRITER, H_FOLLOW, H_METRICS, H_DIR };
+enum handle_kind { H_READER, H_WRITER, H_FOLLOW, H_METRICS, H_DIR, H_PRODUCE };
+
+struct produce_handle;
 
 struct handle {
 	enum handle_kind kind;
@@ -84,6 +90,7 @@ struct handle {
 	char *buf;	      /* metrics / directory snapshot */
 	size_t len;
 	struct follow_file ff; /* partition and follow files: poll, parking */
+	struct produce_handle *produce; /* H_PRODUCE: fs_produce.c (lock) */
 	struct handle *prev;   /* protected by fs.hlock */
 	struct handle *next;   /* protected by fs.hlock */
 };
@@ -98,6 +105,7 @@ struct fs_state {
 	atomic_uint_fast64_t requests;
 	atomic_uint_fast64_t writer_errors;
 	atomic_uint_fast64_t open_handles;
+	atomic_uint produce_next; /* where the next unkeyed write goes */
 	pthread_mutex_t hlock;
 	struct handle *handles; /* protected by hlock: released at shutdown */
 };
@@ -118,11 +126,28 @@ static inline int is_follow_ino(fuse_ino_t ino)
 	return ino == REGISTRY_INO_FOLLOW || (ino >= 16 && (ino & FOLLOW_BIT));
 }
 
-/* The node of a real inode; NULL for control files and the follow view
- * (so that handlers which know nothing of it refuse it). */
+static inline int is_produce_ino(fuse_ino_t ino)
+{
+	return ino == REGISTRY_INO_PRODUCE ||
+	       (ino >= 16 && (ino & TAG_BITS) == PRODUCE_TAG);
+}
+
+/* The node of a real inode; NULL for control files, the follow view and
+ * produce files (so that handlers which know nothing of them refuse
+ * them). */
 static inline struct node *node_of(fuse_ino_t ino)
 {
-	return is_follow_ino(ino) ? NULL : registry_node(fs.reg, ino);
+	return is_follow_ino(ino) || is_produce_ino(ino)
+		       ? NULL
+		       : registry_node(fs.reg, ino);
+}
+
+/* The topic a produce-file inode stands for (NULL for .produce itself). */
+static inline struct node *produce_node(fuse_ino_t ino)
+{
+	return ino == REGISTRY_INO_PRODUCE
+		       ? NULL
+		       : registry_node(fs.reg, ino & ~(fuse_ino_t)TAG_BITS);
 }
 
 /* The node a follow-view inode mirrors (NULL for .follow itself). */
@@ -202,5 +227,27 @@ void fs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 	      struct fuse_file_info *fi);
 void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 		  off_t length, struct fuse_file_info *fi);
+
+/* ---- fs_produce.c ---------------------------------------------------- */
+
+/* Attributes of .produce (a read-only copy of the root) or of a topic's
+ * produce file (write-only, size 0). */
+int fs_produce_attr(fuse_ino_t ino, struct stat *st);
+/* Lookups: of a name in .produce, and of .produce in the root. */
+void fs_produce_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_produce_dir_entry(fuse_req_t req);
+/* A setattr on a produce inode: refused (EPERM), truncation logged. */
+void fs_produce_setattr(fuse_req_t req, fuse_ino_t ino, int to_set);
+/* Open a produce file: write-only, O_APPEND. */
+int fs_produce_open(fuse_ino_t ino, struct fuse_file_info *fi);
+/* A write on an H_PRODUCE handle (replies). */
+void fs_produce_write(fuse_req_t req, struct handle *h, const char *buf,
+		      size_t size);
+/* Store the held partial line; *late as for fs_appended(). */
+int fs_produce_flush(fuse_req_t req, struct handle *h, int *late);
+/* Flush every partition the handle appended to. */
+int fs_produce_fsync(struct handle *h);
+/* Store the held line, unpin, free h; whether the reply must wait. */
+int fs_produce_release(struct handle *h);
 
 #endif

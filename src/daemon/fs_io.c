@@ -253,6 +253,8 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	count_request();
 	if (is_follow_ino(ino))
 		ret = open_follow(ino, fi);
+	else if (is_produce_ino(ino))
+		ret = fs_produce_open(ino, fi);
 	else
 		ret = n ? open_partition(n, fi) : open_metrics(req, fi);
 	if (ret < 0) {
@@ -273,6 +275,12 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	int ret;
 
 	count_request();
+	if (parent == REGISTRY_INO_PRODUCE) {
+		/* As for a partition of a topic that does not exist. */
+		diag_info("cannot produce to '%s': no such topic", name);
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
 	if (!dir) {
 		fuse_reply_err(req, EPERM);
 		return;
@@ -450,6 +458,8 @@ int fs_release_handle(struct handle *h)
 {
 	int ret, late = 0;
 
+	if (h->kind == H_PRODUCE)
+		return fs_produce_release(h);
 	if (h->kind == H_WRITER) {
 		pthread_mutex_lock(&h->lock);
 		fs_held_lock(h);
@@ -490,6 +500,8 @@ void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int ret = 0, late = 0;
 
 	count_request();
+	if (h->kind == H_PRODUCE)
+		ret = fs_produce_flush(req, h, &late);
 	if (h->kind == H_WRITER) {
 		pthread_mutex_lock(&h->lock);
 		fs_held_lock(h);
@@ -518,6 +530,10 @@ void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	int ret = 0, r;
 
 	count_request();
+	if (h->kind == H_PRODUCE) {
+		fuse_reply_err(req, -fs_produce_fsync(h));
+		return;
+	}
 	if (h->n && h->n->part) {
 		if (h->kind == H_WRITER) {
 			pthread_mutex_lock(&h->lock);
@@ -640,6 +656,10 @@ void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 	int ret, late = 0;
 
 	count_request();
+	if (h->kind == H_PRODUCE) {
+		fs_produce_write(req, h, buf, size);
+		return;
+	}
 	if (h->kind != H_WRITER) {
 		fuse_reply_err(req, EBADF);
 		return;
@@ -850,6 +870,10 @@ void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			fs_reply_snapshot(req, h->buf + off,
 					  h->len - off < size ? h->len - off
 							      : size);
+		return;
+	}
+	if (h->kind == H_PRODUCE) {
+		fuse_reply_err(req, EBADF); /* write-only */
 		return;
 	}
 	if (off < 0) {

@@ -32,6 +32,7 @@
 
 #define METRICS_NAME ".metrics"
 #define FOLLOW_NAME ".follow"
+#define PRODUCE_NAME ".produce"
 #define DRAIN_SECONDS 2
 
 /* The mount's one state struct. */
@@ -145,6 +146,14 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		follow_lookup(req, parent, name);
 		return;
 	}
+	if (is_produce_ino(parent)) {
+		fs_produce_lookup(req, parent, name);
+		return;
+	}
+	if (parent == REGISTRY_INO_ROOT && !strcmp(name, PRODUCE_NAME)) {
+		fs_produce_dir_entry(req);
+		return;
+	}
 	if (parent == REGISTRY_INO_ROOT && !strcmp(name, FOLLOW_NAME)) {
 		reply_follow_entry(req, REGISTRY_INO_FOLLOW, NULL);
 		return;
@@ -169,9 +178,12 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	reply_entry(req, n);
 }
 
-/* A node's lookup count is shared by its inode and its follow inode. */
+/* A node's lookup count is shared by its inode, its follow inode and
+ * its produce inode. */
 static struct node *counted_node(fuse_ino_t ino)
 {
+	if (is_produce_ino(ino))
+		return produce_node(ino);
 	return is_follow_ino(ino) ? follow_node(ino) : node_of(ino);
 }
 
@@ -210,6 +222,11 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_attr(req, &st, 0);
 		return;
 	}
+	if (is_produce_ino(ino)) {
+		fs_produce_attr(ino, &st);
+		fuse_reply_attr(req, &st, 0);
+		return;
+	}
 	if (!n) {
 		metrics_stat(&st);
 		fuse_reply_attr(req, &st, ATTR_TIMEOUT);
@@ -229,6 +246,10 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	int ret = 0;
 
 	count_request();
+	if (is_produce_ino(ino)) {
+		fs_produce_setattr(req, ino, to_set);
+		return;
+	}
 	if (!n || n->kind == NODE_ROOT) {
 		fuse_reply_err(req, EPERM);
 		return;
@@ -499,6 +520,7 @@ struct dirbuf {
 	size_t len, cap;
 	int err;
 	int follow; /* listing a follow-view directory */
+	int produce; /* listing .produce: topics, as files */
 };
 
 static int dirbuf_add(void *arg, const char *name, uint64_t ino,
@@ -514,6 +536,10 @@ static int dirbuf_add(void *arg, const char *name, uint64_t ino,
 	st.st_mode = kind == NODE_PARTITION || ino == REGISTRY_INO_METRICS
 			     ? S_IFREG
 			     : S_IFDIR;
+	if (d->produce && kind == NODE_TOPIC) {
+		st.st_ino = ino | REGISTRY_INO_PRODUCE_VIEW;
+		st.st_mode = S_IFREG;
+	}
 	need = fuse_add_direntry(d->req, NULL, 0, name, NULL, 0);
 	if (d->len + need > d->cap) {
 		d->cap = (d->len + need) * 2;
@@ -534,7 +560,7 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	struct node *n = node_of(ino);
-	struct dirbuf d = {req, NULL, 0, 0, 0, 0};
+	struct dirbuf d = {req, NULL, 0, 0, 0, 0, 0};
 	struct handle *h;
 	int ret, follow = is_follow_ino(ino);
 
@@ -542,13 +568,18 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 	if (follow)
 		n = ino == REGISTRY_INO_FOLLOW ? node_of(REGISTRY_INO_ROOT)
 					       : follow_node(ino);
+	if (ino == REGISTRY_INO_PRODUCE) {
+		n = node_of(REGISTRY_INO_ROOT);
+		d.produce = 1;
+	}
 	if (!n || n->kind == NODE_PARTITION) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
 	/* Snapshot the listing now, so offsets stay stable. */
 	dirbuf_add(&d, ".",
-		   !follow	? registry_st_ino(fs.reg, n)
+		   d.produce	? REGISTRY_INO_PRODUCE
+		   : !follow	? registry_st_ino(fs.reg, n)
 		   : ino == REGISTRY_INO_FOLLOW
 			   ? REGISTRY_INO_FOLLOW
 			   : registry_st_ino(fs.reg, n) | REGISTRY_INO_FOLLOW_VIEW,
@@ -557,10 +588,11 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 		   follow && ino != REGISTRY_INO_FOLLOW ? REGISTRY_INO_FOLLOW
 							: REGISTRY_INO_ROOT,
 		   NODE_ROOT);
-	if (n->kind == NODE_ROOT && !follow) {
+	if (n->kind == NODE_ROOT && !follow && !d.produce) {
 		dirbuf_add(&d, METRICS_NAME, REGISTRY_INO_METRICS,
 			   NODE_PARTITION);
 		dirbuf_add(&d, FOLLOW_NAME, REGISTRY_INO_FOLLOW, NODE_TOPIC);
+		dirbuf_add(&d, PRODUCE_NAME, REGISTRY_INO_PRODUCE, NODE_TOPIC);
 	}
 	d.follow = follow;
 	ret = registry_list(fs.reg, n, dirbuf_add, &d);
@@ -629,6 +661,12 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		fuse_reply_err(req, ENODATA);
 		return;
 	}
+	ret = xattr_produce_parse(name, n->kind == NODE_PARTITION);
+	if (ret >= 0) {
+		ret = registry_produce_get(fs.reg, n, ret, buf, sizeof(buf));
+		reply_value(req, buf, ret, size);
+		return;
+	}
 	ret = xattr_parse(name, n->kind == NODE_PARTITION, &x);
 	if (ret == -ENODATA) {
 		ret = registry_query(fs.reg, n, name, buf, sizeof(buf));
@@ -652,6 +690,14 @@ static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	count_request();
 	if (!n || n->kind == NODE_ROOT) {
 		fuse_reply_err(req, ENOTSUP);
+		return;
+	}
+	ret = xattr_produce_parse(name, n->kind == NODE_PARTITION);
+	if (ret >= 0) {
+		ret = registry_produce_set(fs.reg, n, ret, value, size,
+					   fuse_req_ctx(req)->uid,
+					   fuse_req_ctx(req)->gid);
+		fuse_reply_err(req, -ret);
 		return;
 	}
 	ret = xattr_parse(name, n->kind == NODE_PARTITION, &x);
@@ -697,6 +743,11 @@ static void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	count_request();
 	if (!n || n->kind == NODE_ROOT) {
 		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	ret = xattr_produce_parse(name, n->kind == NODE_PARTITION);
+	if (ret >= 0) {
+		fuse_reply_err(req, -registry_produce_unset(fs.reg, n, ret));
 		return;
 	}
 	ret = xattr_parse(name, n->kind == NODE_PARTITION, &x);
@@ -846,7 +897,7 @@ void fs_stop(void)
 		if (!h)
 			break;
 		if (h->kind == H_READER || h->kind == H_WRITER ||
-		    h->kind == H_FOLLOW)
+		    h->kind == H_FOLLOW || h->kind == H_PRODUCE)
 			fs_release_handle(h);
 		else
 			fs_handle_free(h);

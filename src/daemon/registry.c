@@ -58,7 +58,8 @@ static int reserved_name(const char *name, int is_topic)
 	static const char *const topic_files[] = {
 		LAYOUT_TOPIC_CONF, LAYOUT_TOPIC_META,
 		LAYOUT_TOPIC_CONF LAYOUT_TMP_SUFFIX,
-		LAYOUT_TOPIC_META LAYOUT_TMP_SUFFIX};
+		LAYOUT_TOPIC_META LAYOUT_TMP_SUFFIX, LAYOUT_TOPIC_PRODUCE,
+		LAYOUT_TOPIC_PRODUCE LAYOUT_TMP_SUFFIX};
 	size_t i;
 
 	if (is_topic)
@@ -184,6 +185,7 @@ struct node *node_new(struct registry *reg, enum node_kind kind,
 	n->meta.gid = getgid();
 	n->meta.atime = n->meta.mtime = n->meta.ctime = now_ts();
 	pthread_mutex_init(&n->meta_lock, NULL);
+	produce_conf_init(&n->produce);
 	if (reg->hooks.node_init && reg->hooks.node_init(reg, n) < 0) {
 		node_free(reg, n);
 		return NULL;

@@ -47,10 +47,12 @@
 
 #include "config.h"
 #include "partition.h"
+#include "produce.h"
 
 #define REGISTRY_INO_ROOT 1
 #define REGISTRY_INO_METRICS 2
 #define REGISTRY_INO_FOLLOW 3 /* MNT/.follow (fs_ops.c, fs_follow.h) */
+#define REGISTRY_INO_PRODUCE 5 /* MNT/.produce (fs_produce.c) */
 #define REGISTRY_NAME_MAX 249
 
 enum node_kind { NODE_ROOT, NODE_TOPIC, NODE_PARTITION };
@@ -84,6 +86,7 @@ struct node {
 
 	pthread_mutex_t meta_lock;
 	struct config over; /* this level's overrides; protected by meta_lock */
+	struct produce_conf produce; /* topic: keyed producing; meta_lock */
 	struct node_meta meta; /* protected by meta_lock */
 
 	uint64_t nlookup; /* protected by reg->life */
@@ -144,6 +147,8 @@ uint64_t registry_st_ino(struct registry *reg, struct node *n);
 /* A partition's or topic's follow view shows its st_ino with this bit:
  * stored numbers stay below LAYOUT_INO_LIMIT, far under it. */
 #define REGISTRY_INO_FOLLOW_VIEW (1ULL << 63)
+/* A topic's produce file (MNT/.produce/<topic>) shows this bit. */
+#define REGISTRY_INO_PRODUCE_VIEW (1ULL << 61)
 
 /* Namespace operations.  Those returning a node add one lookup count.
  * registry_lookup: -ENAMETOOLONG (logged) for a name past
@@ -203,6 +208,32 @@ int registry_config_get(struct registry *reg, struct node *n, int key,
 int registry_config_set(struct registry *reg, struct node *n, int key,
 			const char *val, size_t len);
 int registry_config_unset(struct registry *reg, struct node *n, int key);
+
+/* Keyed producing (registry_produce.c): a topic's settings (key: enum
+ * produce_setting), and its partitions by number. */
+/* The topic's settings, and its effective max_message_bytes. */
+void registry_produce_conf(struct registry *reg, struct node *topic,
+			   struct produce_conf *out, uint64_t *max_message);
+/* The setting's value as an xattr: partitions in decimal (the count in
+ * use when unset), the separator as its byte (empty: none). */
+int registry_produce_get(struct registry *reg, struct node *topic, int key,
+			 char *buf, size_t size);
+/* Set (persisted) a setting from an xattr value.  partitions creates the
+ * missing partitions 0..N-1 (mode 0644, owned by uid:gid); lowering it
+ * below the count in use is -EINVAL; raising it on a topic with keyed
+ * data logs a warning, since keys move.  -EINVAL for a bad value. */
+int registry_produce_set(struct registry *reg, struct node *topic, int key,
+			 const char *val, size_t len, uid_t uid, gid_t gid);
+/* Back to the default (partitions: those that exist; separator TAB). */
+int registry_produce_unset(struct registry *reg, struct node *topic, int key);
+/* The topic's partitions by number: *out (malloc'ed, *count entries,
+ * free it) gets the partition named i, pinned, or NULL where there is
+ * none.  *count is the partitions setting (missing ones are created
+ * first, owned by uid:gid), or when unset the count of partitions 0, 1,
+ * 2... that exist without a gap. */
+int registry_produce_partitions(struct registry *reg, struct node *topic,
+				uid_t uid, gid_t gid, struct node ***out,
+				uint32_t *count);
 
 /* Milliseconds since the epoch. */
 int64_t registry_now_ms(void);

@@ -70,6 +70,9 @@ int apply_config(struct registry *reg, struct node *n);
 /* Read up to size - 1 bytes of dirfd/file into buf, NUL-terminated;
  * the length or -errno. */
 int read_small(int dirfd, const char *file, char *buf, size_t size);
+/* Load topic t's produce.conf (registry_produce.c); a bad file is
+ * reported and the defaults kept. */
+void produce_read(struct node *t);
 /* n's partition log was opened: note its counters, call the attach
  * hook. */
 void attach_partition(struct registry *reg, struct node *n);

@@ -147,6 +147,7 @@ static int load_topic_entry(void *arg, const char *name, int isdir)
 	}
 	conf_read(&t->over, t->dirfd, LAYOUT_TOPIC_CONF, name);
 	meta_read(t, t->dirfd, LAYOUT_TOPIC_META);
+	produce_read(t);
 	child_add(&reg->root, t);
 	ctx->topic = t;
 	ret = scan_dir(t->dirfd, load_partition_entry, ctx);

@@ -55,6 +55,17 @@ int xattr_parse(const char *name, int is_partition, struct xattr_name *out)
 	return -ENODATA;
 }
 
+int xattr_produce_parse(const char *name, int is_partition)
+{
+	size_t plen = strlen(XATTR_PREFIX);
+	int i;
+
+	if (is_partition || strncmp(name, XATTR_PREFIX, plen) != 0)
+		return -ENODATA;
+	i = produce_setting_lookup(name + plen);
+	return i < 0 ? -ENODATA : i;
+}
+
 static size_t add_name(char *buf, size_t size, size_t len, const char *n)
 {
 	size_t need = strlen(XATTR_PREFIX) + strlen(n) + 1;
@@ -75,6 +86,9 @@ int xattr_list(int is_partition, char *buf, size_t size)
 			len = add_name(buf, size, len, info_names[i]);
 	for (i = 0; i < CONFIG_NKEYS; i++)
 		len = add_name(buf, size, len, config_key_name(i));
+	if (!is_partition)
+		for (i = 0; i < PRODUCE_NSETTINGS; i++)
+			len = add_name(buf, size, len, produce_setting_name(i));
 	if (size && len > size)
 		return -ERANGE;
 	return (int)len;

@@ -28,6 +28,7 @@
 
 #include "config.h"
 #include "partition.h"
+#include "produce.h"
 
 #define XATTR_PREFIX "user.fluxfs."
 
@@ -53,6 +54,10 @@ struct xattr_name {
 /* Classify name for a topic (is_partition 0) or partition.  -ENODATA if
  * it is not one of ours. */
 int xattr_parse(const char *name, int is_partition, struct xattr_name *out);
+/* A topic's keyed-producing setting (produce.h): user.fluxfs.partitions
+ * and user.fluxfs.key_separator, on topics only; its enum
+ * produce_setting, or -ENODATA. */
+int xattr_produce_parse(const char *name, int is_partition);
 /* The NUL-separated name list for listxattr into buf (size 0: just the
  * length).  Returns the length, or -ERANGE if size is too small. */
 int xattr_list(int is_partition, char *buf, size_t size);

@@ -72,6 +72,7 @@ static inline uint64_t le64_get(const void *p)
 /* In a topic directory. */
 #define LAYOUT_TOPIC_CONF "topic.conf"
 #define LAYOUT_TOPIC_META "topic.meta"
+#define LAYOUT_TOPIC_PRODUCE "produce.conf" /* keyed producing (produce.h) */
 /* In a partition directory. */
 #define LAYOUT_PART_CONF "partition.conf"
 #define LAYOUT_PART_META "partition.meta"

@@ -10,6 +10,28 @@
 #include "murmur2.h"
 #include "produce.h"
 
+static const char *const setting_names[PRODUCE_NSETTINGS] = {
+	[PRODUCE_PARTITIONS] = "partitions",
+	[PRODUCE_KEY_SEPARATOR] = "key_separator",
+};
+
+const char *produce_setting_name(int setting)
+{
+	return setting >= 0 && setting < PRODUCE_NSETTINGS
+		       ? setting_names[setting]
+		       : NULL;
+}
+
+int produce_setting_lookup(const char *name)
+{
+	int i;
+
+	for (i = 0; i < PRODUCE_NSETTINGS; i++)
+		if (!strcmp(name, setting_names[i]))
+			return i;
+	return -EINVAL;
+}
+
 void produce_conf_init(struct produce_conf *c)
 {
 	c->partitions = 0;

@@ -29,6 +29,17 @@
 /* A line with no key (produce_route()). */
 #define PRODUCE_UNKEYED UINT32_MAX
 
+/* The settings, as attributes of a topic (user.fluxfs.<name>). */
+enum produce_setting {
+	PRODUCE_PARTITIONS = 0,
+	PRODUCE_KEY_SEPARATOR,
+	PRODUCE_NSETTINGS
+};
+/* "partitions", "key_separator"; NULL past the last. */
+const char *produce_setting_name(int setting);
+/* The setting called name; -EINVAL if none is. */
+int produce_setting_lookup(const char *name);
+
 struct produce_conf {
 	uint32_t partitions; /* 0: not set */
 	int separator;	     /* a byte, or PRODUCE_NO_SEPARATOR */

@@ -87,19 +87,43 @@ static int check_list(const char *buf, int len, int is_partition)
 {
 	struct xattr_name x;
 	int seen[2][CONFIG_NKEYS + XATTR_NINFO] = {{0}};
-	int at = 0, n = 0;
+	int produce[PRODUCE_NSETTINGS] = {0};
+	int at = 0, n = 0, k;
 
 	ck_assert_int_gt(len, 0);
 	ck_assert_int_eq(buf[len - 1], '\0');
 	while (at < len) {
-		ck_assert_int_eq(parse(buf + at, is_partition, &x), 0);
-		ck_assert_int_eq(seen[x.is_config][x.key]++, 0);
+		k = xattr_produce_parse(buf + at, is_partition);
+		if (k >= 0)
+			ck_assert_int_eq(produce[k]++, 0);
+		else
+			ck_assert_int_eq(parse(buf + at, is_partition, &x), 0);
+		if (k < 0)
+			ck_assert_int_eq(seen[x.is_config][x.key]++, 0);
 		at += (int)strlen(buf + at) + 1;
 		n++;
 	}
 	ck_assert_int_eq(at, len);
 	return n;
 }
+
+/* The keyed-producing settings: topics only, and not configuration. */
+START_TEST(test_produce_names)
+{
+	struct xattr_name x;
+
+	ck_assert_int_eq(xattr_produce_parse("user.fluxfs.partitions", 0),
+			 PRODUCE_PARTITIONS);
+	ck_assert_int_eq(xattr_produce_parse("user.fluxfs.key_separator", 0),
+			 PRODUCE_KEY_SEPARATOR);
+	ck_assert_int_eq(xattr_produce_parse("user.fluxfs.partitions", 1),
+			 -ENODATA);
+	ck_assert_int_eq(xattr_produce_parse("user.fluxfs.partition", 0),
+			 -ENODATA);
+	ck_assert_int_eq(xattr_produce_parse("user.partitions", 0), -ENODATA);
+	ck_assert_int_eq(parse("user.fluxfs.partitions", 0, &x), -ENODATA);
+}
+END_TEST
 
 START_TEST(test_list_sizes)
 {
@@ -117,7 +141,8 @@ START_TEST(test_list_sizes)
 	ck_assert_int_eq(check_list(buf, part, 1), XATTR_NINFO + CONFIG_NKEYS);
 	ck_assert_int_eq(xattr_list(1, buf, (size_t)part - 1), -ERANGE);
 	ck_assert_int_eq(xattr_list(0, buf, (size_t)topic), topic);
-	ck_assert_int_eq(check_list(buf, topic, 0), CONFIG_NKEYS);
+	ck_assert_int_eq(check_list(buf, topic, 0),
+			 CONFIG_NKEYS + PRODUCE_NSETTINGS);
 	ck_assert_int_eq(xattr_list(0, buf, 1), -ERANGE);
 }
 END_TEST
@@ -296,6 +321,7 @@ static Suite *xattr_suite(void)
 	tcase_add_test(tc, test_parse_names);
 	tcase_add_test(tc, test_parse_refuses_other_names);
 	tcase_add_test(tc, test_list_sizes);
+	tcase_add_test(tc, test_produce_names);
 	tcase_add_test(tc, test_format_info);
 	suite_add_tcase(s, tc);
 	tcase_add_checked_fixture(tq, setup, teardown);
