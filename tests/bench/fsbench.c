@@ -12,6 +12,8 @@
  * kernel likes, and the table says so.
  *
  *     fsbench bulk FILE MIB          1 MiB write()s, O_APPEND
+ *     fsbench keyed FILE MIB         the same of keyed lines ("keyNNNN\t...",
+ *                                    1000 keys), for MNT/.produce/<topic>
  *     fsbench lines FILE N           one write() per line, one descriptor
  *     fsbench opens FILE N           open(O_APPEND)/write/close per line
  *     fsbench shell FILE N           bash: echo LINE >> FILE, N times
@@ -150,9 +152,25 @@ static char *chunk_alloc(void)
 	return chunk;
 }
 
-static int cmd_bulk(const char *path, uint64_t mib)
+/* A chunk of the same 100-byte lines, each starting with a key and a
+ * TAB ("key0042\t"), over 1000 keys. */
+static char *keyed_chunk_alloc(void)
 {
 	char *chunk = chunk_alloc();
+	char key[9];
+	size_t off, i = 0;
+
+	for (off = 0; off + 8 <= CHUNK_BYTES; off += LINE_BYTES, i++) {
+		snprintf(key, sizeof(key), "key%04zu", i % 1000);
+		memcpy(chunk + off, key, 7);
+		chunk[off + 7] = '\t';
+	}
+	return chunk;
+}
+
+static int cmd_bulk(const char *path, uint64_t mib, int keyed)
+{
+	char *chunk = keyed ? keyed_chunk_alloc() : chunk_alloc();
 	uint64_t bytes = mib << 20;
 	double t0, dt;
 	int err;
@@ -439,8 +457,9 @@ static int cmd_prime(const char *dir, uint64_t mib)
 __attribute__((noreturn)) static void usage(void)
 {
 	fprintf(stderr,
-		"usage: fsbench bulk FILE MIB | lines FILE N | opens FILE N |\n"
-		"       shell FILE N | parallel MIB FILE... | seqread FILE |\n"
+		"usage: fsbench bulk FILE MIB | keyed FILE MIB | lines FILE N |\n"
+		"       opens FILE N |"
+		" shell FILE N | parallel MIB FILE... | seqread FILE |\n"
 		"       randread FILE N | populate DIR N [flat] | prime DIR "
 		"MIB\n");
 	exit(2);
@@ -456,7 +475,9 @@ int main(int argc, char *argv[])
 	cmd = argv[1];
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (!strcmp(cmd, "bulk") && argc == 4)
-		ret = cmd_bulk(argv[2], parse_u64(argv[3]));
+		ret = cmd_bulk(argv[2], parse_u64(argv[3]), 0);
+	else if (!strcmp(cmd, "keyed") && argc == 4)
+		ret = cmd_bulk(argv[2], parse_u64(argv[3]), 1);
 	else if (!strcmp(cmd, "lines") && argc == 4)
 		ret = cmd_lines(argv[2], parse_u64(argv[3]));
 	else if (!strcmp(cmd, "opens") && argc == 4)
