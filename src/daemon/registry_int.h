@@ -2,11 +2,13 @@
  * registry_int.h - the registry's private header: struct registry and the
  * node helpers its files share.
  *
- * The registry is four files: registry.c (names and lifetimes: nodes,
+ * The registry is five files: registry.c (names and lifetimes: nodes,
  * lookup, create, rename and removal, pins, mode, owner and times),
  * registry_config.c (the configuration layers), registry_open.c
- * (opening, locking and loading the data directory, and closing it) and
- * registry_metrics.c (gathering every partition's metrics for .metrics).
+ * (opening, locking and loading the data directory, and closing it),
+ * registry_metrics.c (gathering every partition's metrics for .metrics)
+ * and registry_produce.c (a topic's keyed-producing settings and its
+ * partitions by number).
  * The maintenance thread (maint.c) walks the tree too.  Only they include
  * this header; the rest of fluxfs sees registry.h.
  */
