@@ -159,6 +159,16 @@ static inline struct node *follow_node(fuse_ino_t ino)
 		       : registry_node(fs.reg, ino & ~(fuse_ino_t)FOLLOW_BIT);
 }
 
+/* ---- fs_ops.c -------------------------------------------------------- */
+
+/* A view's directory (.follow, .produce): the root's attributes, read-only,
+ * under inode ino. */
+int fs_view_dir_attr(fuse_ino_t ino, struct stat *st);
+/* Answer a lookup of a view inode, nothing cached; a failed reply drops
+ * the lookup count taken on n (NULL: none). */
+void fs_reply_view_entry(fuse_req_t req, fuse_ino_t ino, const struct stat *st,
+			 struct node *n);
+
 /* ---- fs_coherence.c -------------------------------------------------- */
 
 /* Set up the tail locks (before the session starts). */

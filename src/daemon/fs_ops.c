@@ -93,9 +93,7 @@ static int follow_attr(fuse_ino_t ino, struct stat *st)
 	int ret;
 
 	if (!n) {
-		ret = registry_stat(fs.reg, node_of(REGISTRY_INO_ROOT), st);
-		st->st_mode = S_IFDIR | 0555;
-		st->st_ino = REGISTRY_INO_FOLLOW;
+		ret = fs_view_dir_attr(REGISTRY_INO_FOLLOW, st);
 	} else {
 		ret = registry_stat(fs.reg, n, st);
 		st->st_ino |= REGISTRY_INO_FOLLOW_VIEW;
@@ -103,17 +101,40 @@ static int follow_attr(fuse_ino_t ino, struct stat *st)
 	return ret;
 }
 
-/* Follow entries are never cached: a renamed partition's old name must
- * stop resolving at once, and tail -f needs a fresh st_size. */
-static void reply_follow_entry(fuse_req_t req, fuse_ino_t ino, struct node *n)
+/* A view's directory (.follow, .produce): a read-only copy of the
+ * root's attributes under inode ino. */
+int fs_view_dir_attr(fuse_ino_t ino, struct stat *st)
+{
+	int ret = registry_stat(fs.reg, node_of(REGISTRY_INO_ROOT), st);
+
+	st->st_mode = S_IFDIR | 0555;
+	st->st_ino = ino;
+	return ret;
+}
+
+/* Answer a lookup of view inode ino (attributes st) with nothing cached:
+ * a name that goes must stop resolving at once.  If the reply fails, the
+ * lookup count it took on n (NULL: none) is dropped. */
+void fs_reply_view_entry(fuse_req_t req, fuse_ino_t ino, const struct stat *st,
+			 struct node *n)
 {
 	struct fuse_entry_param e;
 
 	memset(&e, 0, sizeof(e));
-	follow_attr(ino, &e.attr);
+	e.attr = *st;
 	e.ino = ino;
 	if (fuse_reply_entry(req, &e) < 0 && n)
 		registry_forget(fs.reg, n, 1);
+}
+
+/* Follow entries are never cached, also because tail -f needs a fresh
+ * st_size. */
+static void reply_follow_entry(fuse_req_t req, fuse_ino_t ino, struct node *n)
+{
+	struct stat st;
+
+	follow_attr(ino, &st);
+	fs_reply_view_entry(req, ino, &st, n);
 }
 
 static void follow_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)

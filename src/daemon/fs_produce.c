@@ -85,12 +85,8 @@ int fs_produce_attr(fuse_ino_t ino, struct stat *st)
 	struct node *t = produce_node(ino);
 	int ret;
 
-	if (!t) {
-		ret = registry_stat(fs.reg, node_of(REGISTRY_INO_ROOT), st);
-		st->st_mode = S_IFDIR | 0555;
-		st->st_ino = REGISTRY_INO_PRODUCE;
-		return ret;
-	}
+	if (!t)
+		return fs_view_dir_attr(REGISTRY_INO_PRODUCE, st);
 	ret = registry_stat(fs.reg, t, st);
 	/* Who may create partitions in the topic may produce to it. */
 	st->st_mode = S_IFREG | (st->st_mode & 0222);
@@ -106,13 +102,10 @@ int fs_produce_attr(fuse_ino_t ino, struct stat *st)
  * resolving at once. */
 static void reply_produce_entry(fuse_req_t req, fuse_ino_t ino, struct node *t)
 {
-	struct fuse_entry_param e;
+	struct stat st;
 
-	memset(&e, 0, sizeof(e));
-	fs_produce_attr(ino, &e.attr);
-	e.ino = ino;
-	if (fuse_reply_entry(req, &e) < 0 && t)
-		registry_forget(fs.reg, t, 1);
+	fs_produce_attr(ino, &st);
+	fs_reply_view_entry(req, ino, &st, t);
 }
 
 void fs_produce_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)

@@ -59,15 +59,7 @@ need_tool "$FSYNC_PROBE"
 mount_start -o segment_bytes=16k
 daemon_stop_any || fail "first clean unmount"
 
-# Builds without fault injection have no crashsim: a bad mode is then not
-# refused, and the daemon mounts (timeout stops it cleanly).
-FLUXFS_CRASHSIM=1 FLUXFS_CRASHSIM_MODE=bogus timeout 10 "$FLUXFS" -f \
-	"$DATA" "$MNT" >"$WORK/probe.log" 2>&1 || true
-if ! grep -q "bad FLUXFS_CRASHSIM_MODE" "$WORK/probe.log"; then
-	is_mounted "$MNT" && fusermount3 -u "$MNT"
-	echo "SKIP: crashsim not compiled in (configure --enable-fault-injection)"
-	exit 77
-fi
+need_crashsim
 
 mkdir -p "$WORK/acks"
 declare -A ACK_PART=()

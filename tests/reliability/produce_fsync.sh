@@ -17,13 +17,7 @@ mkdir "$MNT/t" || fail "mkdir"
 setfattr -n user.fluxfs.partitions -v 6 "$MNT/t" || fail "partitions"
 daemon_stop_any || fail "clean unmount"
 
-FLUXFS_CRASHSIM=1 FLUXFS_CRASHSIM_MODE=bogus timeout 10 "$FLUXFS" -f \
-	"$DATA" "$MNT" >"$WORK/probe.log" 2>&1 || true
-if ! grep -q "bad FLUXFS_CRASHSIM_MODE" "$WORK/probe.log"; then
-	is_mounted "$MNT" && fusermount3 -u "$MNT"
-	echo "SKIP: crashsim not compiled in (configure --enable-fault-injection)"
-	exit 77
-fi
+need_crashsim
 
 export FLUXFS_CRASHSIM=1 FLUXFS_CRASHSIM_MODE=drop FLUXFS_CRASHSIM_SEED=1
 mount_launch

@@ -50,6 +50,19 @@ daemon_stop_any() {
 	return $status
 }
 
+# need_crashsim: exit 77 unless the daemon has crashsim (a fault-injection
+# build refuses a bad FLUXFS_CRASHSIM_MODE; another build ignores it and
+# mounts, which timeout then stops).  Needs $DATA and $MNT, unmounted.
+need_crashsim() {
+	FLUXFS_CRASHSIM=1 FLUXFS_CRASHSIM_MODE=bogus timeout 10 "$FLUXFS" -f \
+		"$DATA" "$MNT" >"$WORK/probe.log" 2>&1 || true
+	if ! grep -q "bad FLUXFS_CRASHSIM_MODE" "$WORK/probe.log"; then
+		is_mounted "$MNT" && fusermount3 -u "$MNT"
+		echo "SKIP: crashsim not compiled in (configure --enable-fault-injection)"
+		exit 77
+	fi
+}
+
 # check_lines FILE COUNTS: every line of FILE must be "TAG N x...x" with
 # (N*7)%61 x's, and each tag's numbers must run 0, 1, 2, ... in order (no
 # gap, no repeat, no partial line).  Writes "TAG COUNT" lines to COUNTS.
