@@ -121,6 +121,11 @@ assert missing == 0, "%d lines missing" % missing
 EOF
 
 # ---- librdkafka's partitioner agrees ------------------------------------
+# Installed through contrib/deps.sh like every dependency; only where the
+# package cannot be installed is this part left out (and logged).
+pkg-config --exists rdkafka 2>/dev/null ||
+	FLUXFS_EXTRA_PACKAGES="librdkafka-dev" sh "$top_srcdir/contrib/deps.sh" >&2 ||
+	log "cannot install librdkafka-dev"
 if pkg-config --exists rdkafka 2>/dev/null && command -v cc >/dev/null; then
 	cc -o "$WORK/rdk" "$HERE/tool_rdkafka_partition.c" \
 		$(pkg-config --cflags --libs rdkafka) || fail "cannot build the librdkafka tool"
