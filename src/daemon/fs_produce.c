@@ -227,7 +227,7 @@ static int resolve(struct handle *h, uid_t uid, gid_t gid)
 	struct produce_handle *ph = h->produce;
 	struct node **slots;
 	uint32_t count, i;
-	size_t *s;
+	size_t *s, known = ph->nslot;
 	long k;
 	int ret;
 
@@ -255,7 +255,8 @@ static int resolve(struct handle *h, uid_t uid, gid_t gid)
 	for (i = 0; i < count; i++) {
 		if (!slots[i])
 			continue;
-		if (ret < 0) {
+		if (ret < 0 || (i < known && ph->t[ph->slot[i]].n == slots[i])) {
+			/* The same partition as last write: pinned already. */
 			registry_unpin(fs.reg, slots[i]);
 			continue;
 		}
