@@ -255,7 +255,8 @@ static int resolve(struct handle *h, uid_t uid, gid_t gid)
 	for (i = 0; i < count; i++) {
 		if (!slots[i])
 			continue;
-		if (ret < 0 || (i < known && ph->t[ph->slot[i]].n == slots[i])) {
+		if (ret < 0 ||
+		    (i < known && ph->t[ph->slot[i]].n == slots[i])) {
 			/* The same partition as last write: pinned already. */
 			registry_unpin(fs.reg, slots[i]);
 			continue;
@@ -340,12 +341,13 @@ static int append_groups(struct handle *h, int *late, int *stored)
 		if (ret == 0) {
 			iov.iov_base = t->buf;
 			iov.iov_len = t->len;
-			ret = t->n->part ? partition_appendv(
-						   t->n->part, &iov, 1,
-						   PARTITION_ANY_COUNT,
-						   registry_now_ms(),
-						   PARTITION_ANY_END, NULL, &pos)
-					 : -ENOENT;
+			ret = t->n->part
+				      ? partition_appendv(t->n->part, &iov, 1,
+							  PARTITION_ANY_COUNT,
+							  registry_now_ms(),
+							  PARTITION_ANY_END,
+							  NULL, &pos)
+				      : -ENOENT;
 			if (ret >= 0) {
 				ret = 0;
 				(*stored)++;

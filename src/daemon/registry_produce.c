@@ -233,10 +233,10 @@ static int produce_store(struct registry *reg, struct node *topic,
 	if (len < 0)
 		return len;
 	pthread_rwlock_wrlock(&reg->lock);
-	ret = topic->removed ? -ENOENT
-			     : io_write_atomic(topic->dirfd,
-					       LAYOUT_TOPIC_PRODUCE, text,
-					       (size_t)len);
+	ret = topic->removed
+		      ? -ENOENT
+		      : io_write_atomic(topic->dirfd, LAYOUT_TOPIC_PRODUCE,
+					text, (size_t)len);
 	if (ret == 0) {
 		pthread_mutex_lock(&topic->meta_lock);
 		topic->produce = *c;

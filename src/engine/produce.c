@@ -39,8 +39,8 @@ void produce_conf_init(struct produce_conf *c)
 }
 
 /* A plain decimal in [min, max], maybe ending in one newline. */
-static int parse_number(const char *val, size_t len, uint64_t min,
-			uint64_t max, uint64_t *out)
+static int parse_number(const char *val, size_t len, uint64_t min, uint64_t max,
+			uint64_t *out)
 {
 	char buf[24];
 	uint64_t v;
@@ -122,7 +122,8 @@ int produce_conf_parse(struct produce_conf *c, const char *text, size_t len)
 		nl = memchr(p, '\n', (size_t)(end - p));
 		if (!nl)
 			nl = end;
-		if (nl > p && *p != '#' && parse_line(&tmp, p, (size_t)(nl - p)))
+		if (nl > p && *p != '#' &&
+		    parse_line(&tmp, p, (size_t)(nl - p)))
 			return -EINVAL;
 		p = nl + 1;
 	}

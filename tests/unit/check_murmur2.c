@@ -62,10 +62,11 @@ START_TEST(test_librdkafka_vectors)
 	size_t i;
 
 	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++)
-		ck_assert_msg(murmur2(v[i].key, strlen(v[i].key)) == v[i].hash,
-			      "murmur2(\"%s\") = 0x%08x, librdkafka says 0x%08x",
-			      v[i].key, murmur2(v[i].key, strlen(v[i].key)),
-			      v[i].hash);
+		ck_assert_msg(
+			murmur2(v[i].key, strlen(v[i].key)) == v[i].hash,
+			"murmur2(\"%s\") = 0x%08x, librdkafka says 0x%08x",
+			v[i].key, murmur2(v[i].key, strlen(v[i].key)),
+			v[i].hash);
 	/* NULL with length 0 is the empty key. */
 	ck_assert_uint_eq(murmur2(NULL, 0), 0x106e08d9u);
 }
@@ -106,8 +107,7 @@ START_TEST(test_route)
 			  (0x106e08d9u & 0x7fffffffu) % 1000);
 	/* Another separator byte; bytes past len are not looked at. */
 	ck_assert_uint_eq(produce_route("kafka,x", 7, ',', 8), 4);
-	ck_assert_uint_eq(produce_route("kafka,x", 5, ',', 8),
-			  PRODUCE_UNKEYED);
+	ck_assert_uint_eq(produce_route("kafka,x", 5, ',', 8), PRODUCE_UNKEYED);
 	/* A byte above 127 as separator (memchr compares unsigned). */
 	ck_assert_uint_eq(produce_route("kafka\xffx", 7, 0xff, 8), 4);
 }
@@ -130,9 +130,9 @@ START_TEST(test_values)
 	ck_assert_int_eq(produce_parse_partitions(" 8", 2, &n), -EINVAL);
 	ck_assert_int_eq(produce_parse_partitions("8x", 2, &n), -EINVAL);
 	ck_assert_int_eq(produce_parse_partitions("", 0, &n), -EINVAL);
-	ck_assert_int_eq(produce_parse_partitions("99999999999999999999999", 23,
-						  &n),
-			 -EINVAL);
+	ck_assert_int_eq(
+		produce_parse_partitions("99999999999999999999999", 23, &n),
+		-EINVAL);
 	ck_assert_uint_eq(n, 10000); /* unchanged by the refusals */
 
 	ck_assert_int_eq(produce_parse_separator(",", 1, &sep), 0);
@@ -176,9 +176,9 @@ START_TEST(test_conf_text)
 	ck_assert_int_eq(d.separator, ',');
 	ck_assert_int_eq(produce_conf_render(&c, buf, 10), -ERANGE);
 	/* A bad line refuses the whole text and changes nothing. */
-	ck_assert_int_eq(produce_conf_parse(&d, "partitions=3\nkey_separator=10\n",
-					    30),
-			 -EINVAL);
+	ck_assert_int_eq(
+		produce_conf_parse(&d, "partitions=3\nkey_separator=10\n", 30),
+		-EINVAL);
 	ck_assert_int_eq(produce_conf_parse(&d, "partitions=3\nbogus=1\n", 21),
 			 -EINVAL);
 	ck_assert_int_eq(produce_conf_parse(&d, "partitions=0\n", 13), -EINVAL);

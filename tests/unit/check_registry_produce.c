@@ -103,7 +103,8 @@ START_TEST(test_partitions)
 		0);
 	/* Unset and no partitions: none. */
 	ck_assert_uint_eq(partitions(reg, t, &all), 0);
-	len = registry_produce_get(reg, t, PRODUCE_PARTITIONS, buf, sizeof(buf));
+	len = registry_produce_get(reg, t, PRODUCE_PARTITIONS, buf,
+				   sizeof(buf));
 	ck_assert_int_eq(len, 1);
 	ck_assert_int_eq(buf[0], '0');
 	/* Unset: a gap ends the count, non-canonical names do not count. */
@@ -149,8 +150,8 @@ START_TEST(test_partitions)
 	ck_assert_int_eq(set_logged(reg, t, PRODUCE_PARTITIONS, "8", 1, log,
 				    sizeof(log)),
 			 0);
-	ck_assert_msg(strstr(log, "partitions of 't' raised from 6 to 8"),
-		      "%s", log);
+	ck_assert_msg(strstr(log, "partitions of 't' raised from 6 to 8"), "%s",
+		      log);
 	/* A removed partition is created again by the next lookup. */
 	ck_assert_int_eq(registry_unlink(reg, t, "7"), 0);
 	ck_assert_ptr_null(child(t, "7"));
@@ -163,7 +164,8 @@ START_TEST(test_partitions)
 	reg = open_logged(log, sizeof(log));
 	t = child(registry_node(reg, 1), "t");
 	ck_assert_ptr_nonnull(t);
-	len = registry_produce_get(reg, t, PRODUCE_PARTITIONS, buf, sizeof(buf));
+	len = registry_produce_get(reg, t, PRODUCE_PARTITIONS, buf,
+				   sizeof(buf));
 	ck_assert_int_eq(len, 1);
 	ck_assert_int_eq(buf[0], '8');
 	ck_assert_int_eq(registry_produce_unset(reg, t, PRODUCE_PARTITIONS), 0);
