@@ -14,7 +14,8 @@ if grep -q -- '-fsanitize=address' "$top_builddir/Makefile" 2>/dev/null; then
 	exit 77
 fi
 progs="check_crc32c check_io check_config check_codec check_segment
-	check_partition check_recovery check_crash check_registry_open"
+	check_partition check_recovery check_crash check_registry_open
+	check_murmur2 check_registry_produce"
 logs=$(mktemp -d "${TMPDIR:-/tmp}/fluxfs-valgrind.XXXXXX")
 trap 'rm -rf "$logs"' EXIT
 rc=0
