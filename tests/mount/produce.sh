@@ -52,7 +52,7 @@ assert_eq "--w-------" "$(stat -c %A "$PF")" "produce file mode (the topic's wri
 python3 -c 'import os,sys; sys.exit(0 if os.stat(sys.argv[1]).st_ino >> 61 == 1 else 1)' \
 	"$PF" || fail "produce file's st_ino does not carry bit 61"
 
-# ---- one keyed line, as the issue shows it ------------------------------
+# ---- one keyed line ----------------------------------------------------
 printf 'order-17\t{"total": 12}\n' >>"$PF" || fail "keyed append"
 want=$(printf 'order-17\n' | python3 "$M2" 8)
 assert_eq "$(printf 'order-17\t{"total": 12}')" "$(cat "$T/$want")" \
