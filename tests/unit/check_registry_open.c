@@ -16,26 +16,7 @@
 #include "testutil.h"
 #include "layout.h"
 #include "registry.h"
-
-static const struct registry_hooks no_hooks;
-static struct config defaults;
-static char dir[PATH_MAX], data[PATH_MAX + 8], logpath[PATH_MAX + 8];
-static int dirfd_;
-static int saved_stderr = -1;
-
-static void setup(void)
-{
-	dirfd_ = test_tmpdir(dir);
-	snprintf(data, sizeof(data), "%s/data", dir);
-	snprintf(logpath, sizeof(logpath), "%s/log", dir);
-	config_defaults(&defaults);
-}
-
-static void teardown(void)
-{
-	io_ops_set(NULL);
-	test_rmtree(dirfd_, dir);
-}
+#include "registry_fixture.h"
 
 static int lines(const char *s)
 {
