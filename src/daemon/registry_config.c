@@ -143,8 +143,8 @@ int registry_config_set(struct registry *reg, struct node *n, int key,
 		diag_info("set %s=%.*s on '%s'", config_key_name(key), (int)len,
 			  val, n->name);
 	else
-		diag_info("refused %s on '%s': %s", config_key_name(key),
-			  n->name, strerror(-ret));
+		diag_info("refused %s=%.*s on '%s': %s", config_key_name(key),
+			  (int)len, val, n->name, strerror(-ret));
 	return ret;
 }
 
