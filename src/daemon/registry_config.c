@@ -91,7 +91,7 @@ static int config_store(struct registry *reg, struct node *n,
 {
 	struct node *c;
 	char text[4096];
-	int len, ret;
+	int len, ret, fd;
 
 	len = config_render_text(over, text, sizeof(text));
 	if (len < 0)
@@ -102,8 +102,12 @@ static int config_store(struct registry *reg, struct node *n,
 	else if (n->part)
 		ret = io_write_atomic(partition_dirfd(n->part),
 				      LAYOUT_PART_CONF, text, (size_t)len);
-	else
-		ret = -ENOENT;
+	else if ((fd = part_dir_open(reg, n)) >= 0) { /* closed while idle */
+		ret = io_write_atomic(fd, LAYOUT_PART_CONF, text, (size_t)len);
+		io_close(fd);
+	} else {
+		ret = fd;
+	}
 	if (ret < 0)
 		return ret;
 	pthread_mutex_lock(&n->meta_lock);
