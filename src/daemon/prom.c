@@ -224,7 +224,24 @@ int prom_render(struct prom_buf *out, const struct prom_series *s, size_t n,
 	    put_family(out, "fluxfs_parked_followers", "gauge",
 		       "Reads parked waiting for data.") < 0 ||
 	    put(out, "fluxfs_parked_followers %llu\n",
-		(unsigned long long)d->parked_followers) < 0)
+		(unsigned long long)d->parked_followers) < 0 ||
+	    put_family(out, "fluxfs_fd_budget", "gauge",
+		       "Descriptors open partitions may hold.") < 0 ||
+	    put(out, "fluxfs_fd_budget %llu\n",
+		(unsigned long long)d->fd_budget) < 0 ||
+	    put_family(out, "fluxfs_fd_budget_used", "gauge",
+		       "Descriptors open partitions hold.") < 0 ||
+	    put(out, "fluxfs_fd_budget_used %llu\n",
+		(unsigned long long)d->fd_used) < 0 ||
+	    put_family(out, "fluxfs_idle_closes_total", "counter",
+		       "Idle partitions closed to make room.") < 0 ||
+	    put(out, "fluxfs_idle_closes_total %llu\n",
+		(unsigned long long)d->idle_closes) < 0 ||
+	    put_family(out, "fluxfs_fd_budget_refusals_total", "counter",
+		       "Opens refused with EMFILE: the budget was held by "
+		       "partitions in use.") < 0 ||
+	    put(out, "fluxfs_fd_budget_refusals_total %llu\n",
+		(unsigned long long)d->budget_refusals) < 0)
 		return -ENOMEM;
 	return 0;
 }

@@ -106,6 +106,12 @@ int registry_metrics_for(struct registry *reg, const struct registry_cred *cred,
 		}
 	}
 	d->open_partitions = open; /* a global figure: logs open now */
+	pthread_mutex_lock(&reg->fdb.lock);
+	d->fd_budget = reg->fdb.budget;
+	d->fd_used = reg->fdb.used;
+	d->idle_closes = reg->fdb.evictions;
+	d->budget_refusals = reg->fdb.refusals;
+	pthread_mutex_unlock(&reg->fdb.lock);
 	ret = prom_render(out, s, n, d);
 out:
 	pthread_rwlock_unlock(&reg->lock);
