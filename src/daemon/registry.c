@@ -180,11 +180,10 @@ struct node *node_new(struct registry *reg, enum node_kind kind,
 	n->dirfd = -1;
 	n->refs = 1;
 	n->meta.mode = kind == NODE_PARTITION ? 0644 : 0755;
-	n->meta.uid = getuid();
-	n->meta.gid = getgid();
+	n->meta.uid = reg->uid;
+	n->meta.gid = reg->gid;
 	n->meta.atime = n->meta.mtime = n->meta.ctime = now_ts();
 	pthread_mutex_init(&n->meta_lock, NULL);
-	pthread_mutex_init(&n->part_lock, NULL);
 	if (reg->hooks.node_init && reg->hooks.node_init(reg, n) < 0) {
 		node_free(reg, n);
 		return NULL;
@@ -199,7 +198,7 @@ void node_free(struct registry *reg, struct node *n)
 	if (n->dirfd >= 0)
 		io_close(n->dirfd);
 	pthread_mutex_destroy(&n->meta_lock);
-	pthread_mutex_destroy(&n->part_lock);
+	free(n->idle_info);
 	free(n->name);
 	free(n);
 }

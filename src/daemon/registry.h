@@ -82,19 +82,18 @@ struct node {
 	int removed;		/* protected by reg->lock */
 	int dirfd;		/* topic: its directory (owned) */
 	/* partition: the log while open, else NULL (idle, or removed).
-	 * Set and cleared under part_lock and reg->lock held for writing;
-	 * read under reg->lock, or while holding a partition pin
-	 * (registry_part_get). */
+	 * Set and cleared under its open lock (registry_part.c) and
+	 * reg->lock held for writing; read under reg->lock, or while
+	 * holding a partition pin (registry_part_get). */
 	struct partition *part;
-	pthread_mutex_t part_lock; /* serialises opening and closing it */
 	struct fdb_entry fdb; /* its descriptors in the mount's budget */
 	/* What stat and the info xattrs show while it is closed: 0 nothing
 	 * known yet, 1 start and end from partition.state (after a clean
 	 * unmount), 2 all of it (as it was when it closed).  Protected by
 	 * meta_lock. */
 	int idle_have;
-	struct partition_info idle_info;
-	char trash[40];		/* name under .trash once removed */
+	struct partition_info *idle_info; /* malloc'ed when first known */
+	char trash[12];		/* name under .trash once removed */
 
 	pthread_mutex_t meta_lock;
 	struct config over; /* this level's overrides; protected by meta_lock */

@@ -94,9 +94,7 @@ int registry_metrics_for(struct registry *reg, const struct registry_cred *cred,
 			} else {
 				/* Closed while idle: what it showed when it
 				 * closed, no counts since. */
-				pthread_mutex_lock(&p->meta_lock);
-				info = p->idle_info;
-				pthread_mutex_unlock(&p->meta_lock);
+				part_idle_info(p, &info);
 				s[n].m = &idle_counters;
 			}
 			s[n].end_byte = info.end_byte;

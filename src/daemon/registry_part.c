@@ -14,14 +14,15 @@
  * partition open nothing.  If every open partition is pinned, the
  * request that needed another fails with EMFILE; nothing else notices.
  *
- * Locks, in this order: a node's part_lock (opening or closing its log;
+ * Locks, in this order: a node's open lock (opening or closing its log;
  * another node's is only ever tried, never waited for), reg->lock, the
- * budget's own lock.  n->part changes only under part_lock plus
+ * budget's own lock.  n->part changes only under its open lock plus
  * reg->lock held for writing, so stat under reg->lock sees the log or
  * idle_info, never neither.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 
@@ -46,11 +47,20 @@ static struct node *node_of_entry(struct fdb_entry *e)
 	return (struct node *)((char *)e - offsetof(struct node, fdb));
 }
 
-/* A victim may be closed if nobody is opening or closing it now. */
+/* The lock that serialises opening and closing n's log (shared by
+ * nodes whose addresses hash alike). */
+static pthread_mutex_t *open_lock(struct registry *reg, struct node *n)
+{
+	uintptr_t h = (uintptr_t)n >> 4;
+
+	return &reg->open_locks[(h ^ (h >> 8)) % REGISTRY_OPEN_LOCKS];
+}
+
+/* A victim may be closed if nobody is opening or closing it (or a node
+ * sharing its lock) now. */
 static int claim_victim(struct fdb_entry *e, void *arg)
 {
-	(void)arg;
-	return pthread_mutex_trylock(&node_of_entry(e)->part_lock) == 0;
+	return pthread_mutex_trylock(open_lock(arg, node_of_entry(e))) == 0;
 }
 
 /* The partition's directory: where it is now (its topic, or .trash once
@@ -94,8 +104,38 @@ static void keep_mtime(struct registry *reg, struct node *n,
 			  n->name);
 }
 
+/* Keep info as what a closed n shows, known to level have (registry.h),
+ * unless more is known already.  Without memory for it, stat opens the
+ * partition next time instead. */
+static void idle_keep(struct node *n, const struct partition_info *info,
+		      int have)
+{
+	pthread_mutex_lock(&n->meta_lock);
+	if (!n->idle_info)
+		n->idle_info = malloc(sizeof(*n->idle_info));
+	if (n->idle_info && have >= n->idle_have) {
+		*n->idle_info = *info;
+		n->idle_have = have;
+	}
+	pthread_mutex_unlock(&n->meta_lock);
+}
+
+int part_idle_info(struct node *n, struct partition_info *info)
+{
+	int have;
+
+	pthread_mutex_lock(&n->meta_lock);
+	have = n->idle_info ? n->idle_have : 0;
+	if (have)
+		*info = *n->idle_info;
+	else
+		memset(info, 0, sizeof(*info));
+	pthread_mutex_unlock(&n->meta_lock);
+	return have;
+}
+
 /* Detach n's log under reg->lock, keeping what stat shows; the caller
- * holds n->part_lock and closes the returned log. */
+ * holds n's open lock and closes the returned log. */
 static struct partition *part_detach(struct registry *reg, struct node *n)
 {
 	struct partition_info info;
@@ -107,17 +147,14 @@ static struct partition *part_detach(struct registry *reg, struct node *n)
 		partition_get_info(p, &info);
 		if (!n->removed)
 			keep_mtime(reg, n, &info);
-		pthread_mutex_lock(&n->meta_lock);
-		n->idle_info = info;
-		n->idle_have = 2;
-		pthread_mutex_unlock(&n->meta_lock);
+		idle_keep(n, &info, 2);
 		n->part = NULL;
 	}
 	pthread_rwlock_unlock(&reg->lock);
 	return p;
 }
 
-/* Close victim's idle log (its part_lock was claimed) and release it. */
+/* Close victim's idle log (its open lock was claimed) and release it. */
 static void close_victim(struct registry *reg, struct node *v)
 {
 	struct partition *p = part_detach(reg, v);
@@ -129,7 +166,7 @@ static void close_victim(struct registry *reg, struct node *v)
 	if (ret < 0)
 		diag_err("closing idle partition '%s': flush failed: %s",
 			 v->name, strerror(-ret));
-	pthread_mutex_unlock(&v->part_lock);
+	pthread_mutex_unlock(open_lock(reg, v));
 }
 
 int part_close_now(struct registry *reg, struct node *n, int discard)
@@ -137,7 +174,7 @@ int part_close_now(struct registry *reg, struct node *n, int discard)
 	struct partition *p;
 	int ret = 0;
 
-	pthread_mutex_lock(&n->part_lock);
+	pthread_mutex_lock(open_lock(reg, n));
 	fdb_take(&reg->fdb, &n->fdb);
 	if (discard) {
 		pthread_rwlock_wrlock(&reg->lock);
@@ -152,7 +189,7 @@ int part_close_now(struct registry *reg, struct node *n, int discard)
 			ret = partition_close(p);
 	}
 	fdb_closed(&reg->fdb, &n->fdb);
-	pthread_mutex_unlock(&n->part_lock);
+	pthread_mutex_unlock(open_lock(reg, n));
 	return ret;
 }
 
@@ -172,7 +209,7 @@ static void log_recovery(struct node *n, const struct partition_recovery *rec)
 			 n->name, rec->bad_batches);
 }
 
-/* Open n's log (n->part_lock held, budget room reserved). */
+/* Open n's log (n's open lock held, budget room reserved). */
 static int part_open(struct registry *reg, struct node *n, unsigned reserved)
 {
 	struct partition_recovery rec;
@@ -220,7 +257,7 @@ int part_room(struct registry *reg, const char *what, const char *name)
 	int ret;
 
 	while ((ret = fdb_make_room(&reg->fdb, FDB_OPEN_COST, claim_victim,
-				    NULL, &victim)) == 1)
+				    reg, &victim)) == 1)
 		close_victim(reg, node_of_entry(victim));
 	if (ret < 0)
 		diag_err("cannot %s partition '%s': the descriptor budget "
@@ -269,12 +306,7 @@ static void idle_from_state(struct registry *reg, struct node *n)
 	info.flushed_byte = st.recovery_point;
 	info.disk_bytes = st.recovery_point - st.start_byte;
 	info.first_ts = info.last_ts = -1;
-	pthread_mutex_lock(&n->meta_lock);
-	if (!n->idle_have) {
-		n->idle_info = info;
-		n->idle_have = 1;
-	}
-	pthread_mutex_unlock(&n->meta_lock);
+	idle_keep(n, &info, 1);
 }
 
 int part_info(struct registry *reg, struct node *n,
@@ -297,10 +329,7 @@ int part_info(struct registry *reg, struct node *n,
 	pthread_mutex_unlock(&n->meta_lock);
 	if (!have && reg->was_clean)
 		idle_from_state(reg, n);
-	pthread_mutex_lock(&n->meta_lock);
-	have = n->idle_have;
-	*info = n->idle_info;
-	pthread_mutex_unlock(&n->meta_lock);
+	have = part_idle_info(n, info);
 	pthread_rwlock_unlock(&reg->lock);
 	if (have >= need)
 		return 0;
@@ -322,20 +351,20 @@ int registry_part_get(struct registry *reg, struct node *n)
 		return -EISDIR;
 	if (fdb_pin(&reg->fdb, &n->fdb, 1) == 0)
 		return 0;
-	pthread_mutex_lock(&n->part_lock);
+	pthread_mutex_lock(open_lock(reg, n));
 	if (fdb_pin(&reg->fdb, &n->fdb, 1) == 0) {
-		pthread_mutex_unlock(&n->part_lock);
+		pthread_mutex_unlock(open_lock(reg, n));
 		return 0;
 	}
 	ret = part_room(reg, "open", n->name);
 	if (ret < 0) {
-		pthread_mutex_unlock(&n->part_lock);
+		pthread_mutex_unlock(open_lock(reg, n));
 		return ret;
 	}
 	ret = part_open(reg, n, FDB_OPEN_COST);
 	if (ret < 0)
 		fdb_unreserve(&reg->fdb, FDB_OPEN_COST);
-	pthread_mutex_unlock(&n->part_lock);
+	pthread_mutex_unlock(open_lock(reg, n));
 	return ret;
 }
 
@@ -366,7 +395,7 @@ void registry_part_trim(struct registry *reg)
 {
 	struct fdb_entry *victim;
 
-	while (fdb_over(&reg->fdb, claim_victim, NULL, &victim))
+	while (fdb_over(&reg->fdb, claim_victim, reg, &victim))
 		close_victim(reg, node_of_entry(victim));
 }
 

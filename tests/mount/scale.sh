@@ -19,6 +19,15 @@ TOPICS=10
 PARTS=52 # per topic: 520 in all
 
 fds() { ls "/proc/$FLUXFS_PID/fd" | wc -l; }
+# all_same WHEN: every partition reads as its reference.
+all_same() {
+	local t p
+	for t in $(seq 1 $TOPICS); do
+		for p in $(seq 1 $PARTS); do
+			same_file "$WORK/ref/t$t-$p" "$MNT/t$t/$p" "t$t/$p $1"
+		done
+	done
+}
 # counter NAME: a daemon-wide figure from .metrics.
 counter() { awk -v k="$1" '$1 == k { print $2 }' "$MNT/.metrics"; }
 
@@ -52,11 +61,7 @@ for round in 1 2 3; do
 		done
 	done
 	# A read of each, round-robin too, between the rounds.
-	for t in $(seq 1 $TOPICS); do
-		for p in $(seq 1 $PARTS); do
-			same_file "$WORK/ref/t$t-$p" "$MNT/t$t/$p" "t$t/$p after round $round"
-		done
-	done
+	all_same "after round $round"
 	log "round $round: $(fds) descriptors, $(counter fluxfs_open_partitions) partitions open"
 done
 kill "$SAMPLER" 2>/dev/null
@@ -138,9 +143,5 @@ fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT"
 [ ! -e "$DATA/.fluxfs.clean" ] || fail "the clean mark survived a SIGKILL"
 mount_launch -o fd_budget=$BUDGET
 assert_eq 0 "$(counter fluxfs_open_partitions)" "partitions opened by the mount after SIGKILL"
-for t in $(seq 1 $TOPICS); do
-	for p in $(seq 1 $PARTS); do
-		same_file "$WORK/ref/t$t-$p" "$MNT/t$t/$p" "t$t/$p after SIGKILL and remount"
-	done
-done
+all_same "after SIGKILL and remount"
 log "ok"

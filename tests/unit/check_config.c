@@ -191,10 +191,19 @@ START_TEST(test_unlimited_words)
 }
 END_TEST
 
+/* key of cfg formats as want. */
+static void assert_formats(const struct config *cfg, enum config_key key,
+			   const char *want)
+{
+	char buf[64];
+
+	ck_assert_int_gt(config_format(cfg, key, buf, sizeof(buf)), 0);
+	ck_assert_str_eq(buf, want);
+}
+
 START_TEST(test_compression)
 {
 	struct config cfg;
-	char buf[32];
 
 	ck_assert_int_eq(parse_one(CONFIG_COMPRESSION, "lz4", &cfg), 0);
 	ck_assert_int_eq(cfg.compression, COMPRESSION_LZ4);
@@ -213,20 +222,14 @@ START_TEST(test_compression)
 	ck_assert_int_eq(cfg.compression_level, 3);
 	ck_assert_int_eq(set_str(&cfg, CONFIG_COMPRESSION, "zstd:19"), 0);
 	ck_assert_int_eq(cfg.compression_level, 19);
-	ck_assert_int_gt(config_format(&cfg, CONFIG_COMPRESSION, buf,
-				       sizeof(buf)),
-			 0);
-	ck_assert_str_eq(buf, "zstd:19");
+	assert_formats(&cfg, CONFIG_COMPRESSION, "zstd:19");
 	ck_assert_int_eq(set_str(&cfg, CONFIG_COMPRESSION, "zstd:1"), 0);
 	ck_assert_int_eq(cfg.compression_level, 1);
 	/* Plain "zstd" goes back to the default level, and so does the
 	 * text that formats from it. */
 	ck_assert_int_eq(set_str(&cfg, CONFIG_COMPRESSION, "zstd"), 0);
 	ck_assert_int_eq(cfg.compression_level, 0);
-	ck_assert_int_gt(config_format(&cfg, CONFIG_COMPRESSION, buf,
-				       sizeof(buf)),
-			 0);
-	ck_assert_str_eq(buf, "zstd");
+	assert_formats(&cfg, CONFIG_COMPRESSION, "zstd");
 	assert_rejected(CONFIG_COMPRESSION, "zstd:0");
 	assert_rejected(CONFIG_COMPRESSION, "zstd:20");
 	assert_rejected(CONFIG_COMPRESSION, "zstd:03");
