@@ -16,7 +16,8 @@
 #     recovery of the unflushed tail).
 #  3. 8 writers appending 100-byte lines round-robin (open/write/close
 #     each) over SCALE_RR_PARTS partitions (default 10,000) against the
-#     same work on 8 partitions, with the default budget and with
+#     same work on 8 partitions (the open-file limit raised to 65,536
+#     when allowed, so the default budget holds them all), and with
 #     fd_budget=SCALE_RR_SMALL_BUDGET (default 3,000: a third of the
 #     partitions fit) to show what thrashing costs.
 # Everything lives in a temporary directory under $BENCH_DIR (default
@@ -36,6 +37,7 @@ TAIL_MB=${SCALE_TAIL_MB:-64}
 RR_PARTS=${SCALE_RR_PARTS:-10000}
 RR_LINES=${SCALE_RR_LINES:-100000}
 RR_SMALL=${SCALE_RR_SMALL_BUDGET:-3000}
+RR_THRASH_LINES=${SCALE_RR_THRASH_LINES:-5000}
 BENCH_DIR=${BENCH_DIR:-/var/tmp}
 
 W=$(mktemp -d "$BENCH_DIR/fluxfs-scale.XXXXXX") || exit 1
@@ -51,7 +53,8 @@ stop() {
 }
 cleanup() {
 	stop
-	rm -rf "$W"
+	# Never remove through a live mount.
+	mounted || rm -rf "$W"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
@@ -88,6 +91,10 @@ timed() { # timed CMD...: seconds CMD took, to 3 places
 echo "== machine: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r)"
 echo "== load: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== disk: $(df -h "$BENCH_DIR" | awk 'NR == 2 { print $4 " free of " $2 " on " $6 }')"
+# 10,000 open partitions hold 30,000 descriptors: the default budget
+# (half the limit) must have room for them.  Root may raise the hard
+# limit; otherwise the round-robin run shows the budget's thrashing.
+ulimit -Hn 65536 2>/dev/null && ulimit -Sn 65536 2>/dev/null
 echo "== open-file limit: soft $(ulimit -Sn), hard $(ulimit -Hn)"
 
 # ---- 1. many small partitions ----------------------------------------
@@ -166,9 +173,9 @@ stop
 rm -rf "$W/big"
 
 # ---- 3. round-robin appends -----------------------------------------
-rr() { # rr DATA NAME PARTITIONS [options]: aps of the measured run
-	local data=$1 name=$2 np=$3 topics parts
-	shift 3
+rr() { # rr DATA NAME PARTITIONS LINES [options]: APS of the measured run
+	local data=$1 name=$2 np=$3 lines=$4 topics parts r
+	shift 4
 	if [ "$np" -ge 100 ]; then
 		topics=$((np / 100)) parts=100
 	else
@@ -177,16 +184,21 @@ rr() { # rr DATA NAME PARTITIONS [options]: aps of the measured run
 	start "$data" "$@"
 	# Create every partition first (creation fsyncs), untimed.
 	[ -d "$MNT/rr0000" ] || "$FSBENCH" rr "$MNT" $topics $parts 8 $np >/dev/null || die "rr create"
-	r=$("$FSBENCH" rr "$MNT" $topics $parts 8 "$RR_LINES") || die "rr $name"
-	echo "$name: $r; $(awk '$1 == "fluxfs_idle_closes_total" { print "idle closes " $2 }' "$MNT/.metrics")" >&2
+	r=$("$FSBENCH" rr "$MNT" $topics $parts 8 "$lines") || die "rr $name"
+	echo "$name: $r; $(awk '$1 == "fluxfs_idle_closes_total" { print "idle closes " $2 }' "$MNT/.metrics"), load $(cut -d' ' -f1 /proc/loadavg)"
 	stop
-	echo "$r" | sed 's/aps=\([0-9]*\).*/\1/'
+	APS=$(echo "$r" | sed 's/aps=\([0-9]*\).*/\1/')
 }
 mkdir "$W/rr8" "$W/rrN"
 echo "== $RR_LINES appends (open/write/close) by 8 writers, load $(cut -d' ' -f1 /proc/loadavg)"
-a8=$(rr "$W/rr8" "8 partitions" 8)
-aN=$(rr "$W/rrN" "$RR_PARTS partitions" "$RR_PARTS")
-aS=$(rr "$W/rrN" "$RR_PARTS partitions, fd_budget=$RR_SMALL" "$RR_PARTS" -o fd_budget=$RR_SMALL)
+rr "$W/rr8" "8 partitions" 8 "$RR_LINES"
+a8=$APS
+rr "$W/rrN" "$RR_PARTS partitions" "$RR_PARTS" "$RR_LINES"
+aN=$APS
+# Past the budget every append closes an idle partition, and a close
+# flushes: fewer lines, or this runs for minutes.
+rr "$W/rrN" "$RR_PARTS partitions, fd_budget=$RR_SMALL" "$RR_PARTS" "$RR_THRASH_LINES" -o fd_budget=$RR_SMALL
+aS=$APS
 awk -v a="$a8" -v b="$aN" -v c="$aS" 'BEGIN {
-	printf "round robin: %d partitions %.2fx of 8 partitions; with the small budget %.2fx\n", '"$RR_PARTS"', b / a, c / a }'
+	printf "round robin: %d partitions %.2fx of 8 partitions; with the small budget %.3fx\n", '"$RR_PARTS"', b / a, c / a }'
 echo "== load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
