@@ -19,6 +19,19 @@ TOPICS=10
 PARTS=52 # per topic: 520 in all
 
 fds() { ls "/proc/$FLUXFS_PID/fd" | wc -l; }
+# append_all WHAT TOPICS...: one line to every partition of TOPICS,
+# and to its reference.
+append_all() {
+	local what=$1 t p line
+	shift
+	for t in "$@"; do
+		for p in $(seq 1 $PARTS); do
+			line="$what topic $t partition $p $RANDOM"
+			echo "$line" >>"$MNT/t$t/$p" || fail "append to t$t/$p ($what)"
+			echo "$line" >>"$WORK/ref/t$t-$p"
+		done
+	done
+}
 # all_same WHEN: every partition reads as its reference.
 all_same() {
 	local t p
@@ -53,13 +66,7 @@ SAMPLER=$!
 
 mkdir "$WORK/ref"
 for round in 1 2 3; do
-	for t in $(seq 1 $TOPICS); do
-		for p in $(seq 1 $PARTS); do
-			line="round $round topic $t partition $p $RANDOM"
-			echo "$line" >>"$MNT/t$t/$p" || fail "append to t$t/$p in round $round"
-			echo "$line" >>"$WORK/ref/t$t-$p"
-		done
-	done
+	append_all "round $round" $(seq 1 $TOPICS)
 	# A read of each, round-robin too, between the rounds.
 	all_same "after round $round"
 	log "round $round: $(fds) descriptors, $(counter fluxfs_open_partitions) partitions open"
@@ -132,13 +139,7 @@ same_file "$WORK/ref/t7-7" "$MNT/t7/7" "t7/7 after remount"
 # SIGKILL with appends not flushed (flush_ms=-1): the next mount opens
 # nothing, and each partition is recovered on first use, losing nothing.
 mount_restart -o fd_budget=$BUDGET,flush_ms=-1
-for t in 4 5; do
-	for p in $(seq 1 $PARTS); do
-		line="before the kill t$t $p"
-		echo "$line" >>"$MNT/t$t/$p" || fail "append to t$t/$p before the kill"
-		echo "$line" >>"$WORK/ref/t$t-$p"
-	done
-done
+append_all "before the kill" 4 5
 kill -KILL "$FLUXFS_PID"
 wait "$FLUXFS_PID" 2>/dev/null
 FLUXFS_PID=""
