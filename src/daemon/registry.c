@@ -713,6 +713,7 @@ int registry_create(struct registry *reg, struct node *dir, const char *name,
 		goto out_unlock;
 	}
 	n->parent = dir;
+	n->over_loaded = 1; /* new: no partition.conf */
 	n->meta.mode = mode & 07777;
 	n->meta.uid = uid;
 	n->meta.gid = gid;

@@ -97,6 +97,7 @@ struct node {
 
 	pthread_mutex_t meta_lock;
 	struct config over; /* this level's overrides; protected by meta_lock */
+	int over_loaded; /* partition: partition.conf read (on first need) */
 	struct node_meta meta; /* protected by meta_lock */
 
 	uint64_t nlookup; /* protected by reg->life */

@@ -31,14 +31,12 @@
 #include "registry.h"
 #include "registry_int.h"
 
-/* A partition's node: its overrides, mode, owner, times and inode
- * number.  Its log stays closed until first used (registry_part.c). */
+/* A partition's node: its mode, owner, times and inode number.  Its
+ * log stays closed until first used (registry_part.c). */
 static int load_partition(struct registry *reg, struct node *t,
 			  const char *name)
 {
-	char conf[REGISTRY_NAME_MAX + sizeof("/" LAYOUT_PART_CONF)];
 	char meta[REGISTRY_NAME_MAX + sizeof("/" LAYOUT_PART_META)];
-	struct config cfg;
 	struct node *n;
 
 	n = node_new(reg, NODE_PARTITION, name);
@@ -46,15 +44,13 @@ static int load_partition(struct registry *reg, struct node *t,
 		return -ENOMEM;
 	n->parent = t;
 	/* Through the topic's descriptor: name was listed as a directory
-	 * (not a symlink), and the files are opened O_NOFOLLOW.  Two small
-	 * reads per partition and no directory descriptor: the mount's
-	 * cost with 100,000 partitions. */
-	snprintf(conf, sizeof(conf), "%s/" LAYOUT_PART_CONF, name);
+	 * (not a symlink), and the file is opened O_NOFOLLOW.  One small
+	 * read per partition and no directory descriptor: the mount's cost
+	 * with 100,000 partitions.  Its overrides (partition.conf) are read
+	 * when first needed (registry_config.c), and max_message is set
+	 * when its log opens. */
 	snprintf(meta, sizeof(meta), "%s/" LAYOUT_PART_META, name);
-	conf_read(&n->over, t->dirfd, conf, name);
 	meta_read(n, t->dirfd, meta);
-	effective_config(reg, n, &cfg);
-	atomic_store(&n->max_message, cfg.max_message_bytes);
 	child_add(t, n);
 	t->refs++; /* the partition pins its topic */
 	return 0;
