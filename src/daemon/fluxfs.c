@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -158,6 +159,9 @@ static int powercut_start(void)
 }
 #endif
 
+/* The smallest fd_budget: a few partitions' active segments. */
+#define FD_BUDGET_MIN 16
+
 struct cmdline {
 	const char *pos[3]; /* DATA_DIR and MOUNTPOINT (a third is an error) */
 	int npos;
@@ -170,6 +174,7 @@ struct cmdline {
 	int default_permissions;
 	int no_default_permissions;
 	struct config cfg; /* defaults with the mount options applied */
+	uint64_t fd_budget; /* -o fd_budget=N; 0: half the open-file limit */
 };
 
 enum {
@@ -215,7 +220,10 @@ static void usage(const char *prog)
 	       "  -o flush_ms=T       fsync every T (0: every append, -1: "
 	       "never)\n"
 	       "  -o max_message_bytes=N  longest message (default 1M)\n"
-	       "  -o compression=none|lz4|gzip|zstd for sealed segments\n"
+	       "  -o compression=none|lz4|gzip|zstd[:LEVEL] for sealed "
+	       "segments\n"
+	       "  -o fd_budget=N      descriptors open partitions may hold\n"
+	       "                      (default half the open-file limit)\n"
 	       "  -o allow_other      let other users in; implies\n"
 	       "                      default_permissions (modes and owners\n"
 	       "                      are enforced)\n"
@@ -266,6 +274,17 @@ static int opt_proc(void *data, const char *arg, int key,
 		eq = strchr(arg, '=');
 		if (!eq)
 			return 1;
+		if (!strncmp(arg, "fd_budget=", 10)) {
+			if (config_parse_u64(eq + 1, &cl->fd_budget) < 0 ||
+			    cl->fd_budget < FD_BUDGET_MIN) {
+				fprintf(stderr,
+					"fluxfs: bad value in option '%s' "
+					"(at least %d)\n",
+					arg, FD_BUDGET_MIN);
+				cl->bad = 1;
+			}
+			return 0;
+		}
 		k = config_key_lookup(arg, (size_t)(eq - arg));
 		if (k < 0)
 			return 1; /* a FUSE option */
@@ -280,6 +299,20 @@ static int opt_proc(void *data, const char *arg, int key,
 	default:
 		return 1;
 	}
+}
+
+/* Open partitions hold descriptors: take all the open-file limit the
+ * hard limit allows (the soft limit is often 1,024). */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		diag_warn("cannot raise the open-file limit to %llu: %s",
+			  (unsigned long long)rl.rlim_max, strerror(errno));
 }
 
 /* DATA_DIR when none was given. */
@@ -373,9 +406,14 @@ int main(int argc, char *argv[])
 		goto out_args;
 	if (fault_init_from_env() < 0)
 		goto out_args;
+	raise_nofile();
 	r = registry_open(datadir, &cl.cfg, fs_hooks(), &reg);
 	if (r < 0)
 		goto out_args;
+	if (cl.fd_budget)
+		registry_set_fd_budget(reg, cl.fd_budget);
+	diag_info("descriptor budget for open partitions: %llu",
+		  (unsigned long long)registry_fd_budget(reg));
 	fs_setup(reg);
 	se = fuse_session_new(&args, fs_ops(), sizeof(*fs_ops()), NULL);
 	if (!se)

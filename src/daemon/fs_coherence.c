@@ -509,6 +509,17 @@ int fs_node_attr(struct node *n, struct stat *st)
 		pthread_mutex_lock(&n->fs->held_lock);
 	shown = atomic_load(&n->fs->shown_end);
 	ret = registry_stat(fs.reg, n, st);
+	if (ret == 0 && n->kind == NODE_PARTITION &&
+	    (uint64_t)st->st_size > shown) {
+		/* A closed log takes no appends: its end is what the kernel
+		 * may see, as when it is opened (fs_node_attach, which
+		 * registry_stat may have just run).  shown_end only grows,
+		 * and only past pages already dropped, so reading it again
+		 * is as safe as the first time. */
+		if (!registry_part_is_open(fs.reg, n))
+			show_end(n, (uint64_t)st->st_size);
+		shown = atomic_load(&n->fs->shown_end);
+	}
 	if (ret == 0 && n->kind == NODE_PARTITION) {
 		/* Not past a last page that may still be cached stale. */
 		if ((uint64_t)st->st_size > shown)

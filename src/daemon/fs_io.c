@@ -150,6 +150,27 @@ static int open_metrics(fuse_req_t req, struct fuse_file_info *fi)
 	return 0;
 }
 
+/* A handle pins its node, and its partition's log open (opening it if
+ * idle: EMFILE when the descriptor budget is held by partitions in
+ * use). */
+static int pin_open(struct node *n)
+{
+	int ret = registry_pin(fs.reg, n);
+
+	if (ret < 0)
+		return ret;
+	ret = registry_part_get(fs.reg, n);
+	if (ret < 0)
+		registry_unpin(fs.reg, n);
+	return ret;
+}
+
+static void unpin_open(struct node *n)
+{
+	registry_part_put(fs.reg, n);
+	registry_unpin(fs.reg, n);
+}
+
 /* Open a partition: writers with a framer; which handles use the page
  * cache: "Page-cache coherence". */
 static int open_partition(struct node *n, struct fuse_file_info *fi)
@@ -172,12 +193,12 @@ static int open_partition(struct node *n, struct fuse_file_info *fi)
 		if (info.end_byte > 0)
 			return -EPERM; /* a log is never truncated */
 	}
-	ret = registry_pin(fs.reg, n);
+	ret = pin_open(n);
 	if (ret < 0)
 		return ret;
 	h = fs_handle_new(acc == O_RDONLY ? H_READER : H_WRITER, n);
 	if (!h) {
-		registry_unpin(fs.reg, n);
+		unpin_open(n);
 		return -ENOMEM;
 	}
 	/* Never a page-cache reader beside a direct_io writer ("Page-cache
@@ -229,12 +250,12 @@ static int open_follow(fuse_ino_t ino, struct fuse_file_info *fi)
 		return -EISDIR;
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
 		return -EACCES;
-	ret = registry_pin(fs.reg, n);
+	ret = pin_open(n);
 	if (ret < 0)
 		return ret;
 	h = fs_handle_new(H_FOLLOW, n);
 	if (!h) {
-		registry_unpin(fs.reg, n);
+		unpin_open(n);
 		return -ENOMEM;
 	}
 	follow_file_init(&h->ff, n, 1);
@@ -488,7 +509,7 @@ int fs_release_handle(struct handle *h)
 		if (fs.fw)
 			follow_file_release(fs.fw, &h->ff);
 		atomic_fetch_sub(&fs.open_handles, 1);
-		registry_unpin(fs.reg, h->n);
+		unpin_open(h->n);
 	}
 	fs_handle_free(h);
 	return late;

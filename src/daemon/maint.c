@@ -43,6 +43,8 @@ void maint_pass(struct registry *reg, int64_t (*now)(void),
 	pthread_rwlock_rdlock(&reg->lock);
 	for (t = reg->root.children; t; t = t->next) {
 		for (p = t->children; p; p = p->next) {
+			if (!p->part)
+				continue; /* idle: nothing to tick */
 			if (n == cap) {
 				cap = cap ? cap * 2 : 64;
 				np = realloc(pins, cap * sizeof(*pins));
@@ -58,8 +60,8 @@ collected:
 	pthread_rwlock_unlock(&reg->lock);
 	for (i = 0; i < n; i++) {
 		p = pins[i];
-		if (!p->part)
-			goto next;
+		if (registry_part_peek(reg, p) < 0)
+			goto next; /* idle: flushed when it closed */
 		sum.partitions++;
 		/* A full disk fails every tick until space is freed: say
 		 * when that starts, changes and ends, not every second. */
@@ -102,10 +104,14 @@ collected:
 			pthread_rwlock_unlock(&reg->lock);
 			p->seen_crc_failures = v;
 		}
+		registry_part_put(reg, p);
 	next:
 		registry_unpin(reg, p);
 	}
 	free(pins);
+	/* Rolls add descriptors to open partitions: close idle ones while
+	 * the budget is exceeded. */
+	registry_part_trim(reg);
 	if (out)
 		*out = sum;
 }

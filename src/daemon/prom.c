@@ -157,6 +157,41 @@ static const struct {
 	  offsetof(struct prom_series, segments) },
 };
 
+/* The daemon-wide figures, one sample each. */
+static const struct {
+	const char *name, *type, *help;
+	size_t offset;
+} daemon_figures[] = {
+	{ "fluxfs_topics", "gauge", "Topics.",
+	  offsetof(struct prom_daemon, topics) },
+	{ "fluxfs_open_partitions", "gauge", "Partitions open in the daemon.",
+	  offsetof(struct prom_daemon, open_partitions) },
+	{ "fluxfs_open_handles", "gauge", "Open file handles on partitions.",
+	  offsetof(struct prom_daemon, open_handles) },
+	{ "fluxfs_requests_total", "counter", "FUSE requests served.",
+	  offsetof(struct prom_daemon, requests) },
+	{ "fluxfs_writer_errors_total", "counter",
+	  "Errors returned to writers.",
+	  offsetof(struct prom_daemon, writer_errors) },
+	{ "fluxfs_notifications_total", "counter",
+	  "Kernel cache invalidations sent.",
+	  offsetof(struct prom_daemon, notifications) },
+	{ "fluxfs_parked_followers", "gauge", "Reads parked waiting for data.",
+	  offsetof(struct prom_daemon, parked_followers) },
+	{ "fluxfs_fd_budget", "gauge", "Descriptors open partitions may hold.",
+	  offsetof(struct prom_daemon, fd_budget) },
+	{ "fluxfs_fd_budget_used", "gauge",
+	  "Descriptors open partitions hold.",
+	  offsetof(struct prom_daemon, fd_used) },
+	{ "fluxfs_idle_closes_total", "counter",
+	  "Idle partitions closed to make room.",
+	  offsetof(struct prom_daemon, idle_closes) },
+	{ "fluxfs_fd_budget_refusals_total", "counter",
+	  "Opens refused with EMFILE: the budget was held by partitions in "
+	  "use.",
+	  offsetof(struct prom_daemon, budget_refusals) },
+};
+
 /* Render every series and the daemon-wide figures into out. */
 int prom_render(struct prom_buf *out, const struct prom_series *s, size_t n,
 		const struct prom_daemon *d)
@@ -198,33 +233,16 @@ int prom_render(struct prom_buf *out, const struct prom_series *s, size_t n,
 				return -ENOMEM;
 		}
 	}
-	if (put_family(out, "fluxfs_topics", "gauge", "Topics.") < 0 ||
-	    put(out, "fluxfs_topics %llu\n", (unsigned long long)d->topics) <
-		    0 ||
-	    put_family(out, "fluxfs_open_partitions", "gauge",
-		       "Partitions open in the daemon.") < 0 ||
-	    put(out, "fluxfs_open_partitions %llu\n",
-		(unsigned long long)d->open_partitions) < 0 ||
-	    put_family(out, "fluxfs_open_handles", "gauge",
-		       "Open file handles on partitions.") < 0 ||
-	    put(out, "fluxfs_open_handles %llu\n",
-		(unsigned long long)d->open_handles) < 0 ||
-	    put_family(out, "fluxfs_requests_total", "counter",
-		       "FUSE requests served.") < 0 ||
-	    put(out, "fluxfs_requests_total %llu\n",
-		(unsigned long long)d->requests) < 0 ||
-	    put_family(out, "fluxfs_writer_errors_total", "counter",
-		       "Errors returned to writers.") < 0 ||
-	    put(out, "fluxfs_writer_errors_total %llu\n",
-		(unsigned long long)d->writer_errors) < 0 ||
-	    put_family(out, "fluxfs_notifications_total", "counter",
-		       "Kernel cache invalidations sent.") < 0 ||
-	    put(out, "fluxfs_notifications_total %llu\n",
-		(unsigned long long)d->notifications) < 0 ||
-	    put_family(out, "fluxfs_parked_followers", "gauge",
-		       "Reads parked waiting for data.") < 0 ||
-	    put(out, "fluxfs_parked_followers %llu\n",
-		(unsigned long long)d->parked_followers) < 0)
-		return -ENOMEM;
+	for (k = 0; k < sizeof(daemon_figures) / sizeof(daemon_figures[0]);
+	     k++) {
+		v = *(const uint64_t *)(const void *)((const char *)d +
+						      daemon_figures[k].offset);
+		if (put_family(out, daemon_figures[k].name,
+			       daemon_figures[k].type,
+			       daemon_figures[k].help) < 0 ||
+		    put(out, "%s %llu\n", daemon_figures[k].name,
+			(unsigned long long)v) < 0)
+			return -ENOMEM;
+	}
 	return 0;
 }

@@ -33,6 +33,10 @@ struct prom_daemon {
 	uint64_t writer_errors;	   /* errors returned to writers */
 	uint64_t notifications;	   /* kernel cache invalidations sent */
 	uint64_t parked_followers; /* follow-view reads parked now */
+	uint64_t fd_budget;	   /* descriptors open partitions may hold */
+	uint64_t fd_used;	   /* ... and hold (or are reserved) now */
+	uint64_t idle_closes;	   /* idle partitions closed to make room */
+	uint64_t budget_refusals;  /* opens refused: budget held by pins */
 };
 
 /* A growable text buffer; free(buf) when done. */

@@ -181,8 +181,8 @@ struct node *node_new(struct registry *reg, enum node_kind kind,
 	n->dirfd = -1;
 	n->refs = 1;
 	n->meta.mode = kind == NODE_PARTITION ? 0644 : 0755;
-	n->meta.uid = getuid();
-	n->meta.gid = getgid();
+	n->meta.uid = reg->uid;
+	n->meta.gid = reg->gid;
 	n->meta.atime = n->meta.mtime = n->meta.ctime = now_ts();
 	pthread_mutex_init(&n->meta_lock, NULL);
 	produce_conf_init(&n->produce);
@@ -200,6 +200,7 @@ void node_free(struct registry *reg, struct node *n)
 	if (n->dirfd >= 0)
 		io_close(n->dirfd);
 	pthread_mutex_destroy(&n->meta_lock);
+	free(n->idle_info);
 	free(n->name);
 	free(n);
 }
@@ -332,11 +333,20 @@ void meta_read(struct node *n, int dirfd, const char *file)
 
 int node_meta_save(struct registry *reg, struct node *n)
 {
+	int fd, ret;
+
 	if (n->kind == NODE_TOPIC)
 		return meta_write(n, n->dirfd, LAYOUT_TOPIC_META);
-	if (n->kind == NODE_PARTITION && n->part)
+	if (n->kind != NODE_PARTITION)
+		return -EPERM;
+	if (n->part)
 		return meta_write(n, partition_dirfd(n->part), LAYOUT_PART_META);
-	return -EPERM;
+	fd = part_dir_open(reg, n); /* closed while idle */
+	if (fd < 0)
+		return fd;
+	ret = meta_write(n, fd, LAYOUT_PART_META);
+	io_close(fd);
+	return ret;
 }
 
 /* Store n's changed metadata; if that fails, put back what it was
@@ -373,20 +383,20 @@ void attach_partition(struct registry *reg, struct node *n)
  * temporary pin meanwhile (n->dying refuses new pins). */
 static void node_last_pin(struct registry *reg, struct node *n)
 {
-	struct partition *part;
+	char trash[sizeof(n->trash)];
 	int ret;
 
+	if (n->kind == NODE_PARTITION)
+		part_close_now(reg, n, 1);
 	pthread_rwlock_wrlock(&reg->lock);
-	part = n->part;
-	n->part = NULL; /* stat and xattrs read it under reg->lock */
+	memcpy(trash, n->trash, sizeof(trash));
+	n->trash[0] = '\0'; /* gone: nothing may open it again */
 	pthread_rwlock_unlock(&reg->lock);
-	if (part)
-		partition_discard(part);
-	if (n->trash[0]) {
-		ret = io_remove_tree(reg->trashfd, n->trash);
+	if (trash[0]) {
+		ret = io_remove_tree(reg->trashfd, trash);
 		if (ret < 0 && ret != -ENOENT)
 			diag_warn("cannot delete '%s/" LAYOUT_TRASH_DIR "/%s': %s",
-				  reg->path, n->trash, strerror(-ret));
+				  reg->path, trash, strerror(-ret));
 	}
 }
 
@@ -687,6 +697,9 @@ int registry_create(struct registry *reg, struct node *dir, const char *name,
 		log_refused_name("partition", name, ret);
 		return ret;
 	}
+	ret = part_room(reg, "create", name);
+	if (ret < 0)
+		return ret;
 	pthread_rwlock_wrlock(&reg->lock);
 	if (dir->removed) {
 		ret = -ENOENT;
@@ -702,6 +715,7 @@ int registry_create(struct registry *reg, struct node *dir, const char *name,
 		goto out_unlock;
 	}
 	n->parent = dir;
+	n->over_loaded = 1; /* new: no partition.conf */
 	n->meta.mode = mode & 07777;
 	n->meta.uid = uid;
 	n->meta.gid = gid;
@@ -728,6 +742,7 @@ int registry_create(struct registry *reg, struct node *dir, const char *name,
 	partition_renamed(n->part, dir->dirfd, name);
 	atomic_store(&n->max_message, cfg.max_message_bytes);
 	attach_partition(reg, n);
+	part_created(reg, n);
 	child_add(dir, n);
 	dir->refs++;
 	n->nlookup = 1;
@@ -745,6 +760,7 @@ out_undo:
 	node_free(reg, n);
 out_unlock:
 	pthread_rwlock_unlock(&reg->lock);
+	fdb_unreserve(&reg->fdb, FDB_OPEN_COST);
 	return ret;
 }
 
@@ -949,7 +965,8 @@ int registry_rename(struct registry *reg, struct node *dir, const char *name,
 		dir_changed(newdir);
 	moved = !is_topic; /* the follow view of its old name ends */
 	if (!is_topic) {
-		partition_renamed(n->part, newdir->dirfd, newname);
+		if (n->part)
+			partition_renamed(n->part, newdir->dirfd, newname);
 		if (dir != newdir) {
 			child_remove(dir, n);
 			child_add(newdir, n);
@@ -1005,6 +1022,7 @@ int registry_stat(struct registry *reg, struct node *n, struct stat *st)
 	struct node_meta m;
 	struct timespec last;
 	uint64_t retained;
+	int ret;
 
 	memset(st, 0, sizeof(*st));
 	pthread_mutex_lock(&n->meta_lock);
@@ -1032,11 +1050,12 @@ int registry_stat(struct registry *reg, struct node *n, struct stat *st)
 		st->st_mode = S_IFREG | m.mode;
 		pthread_rwlock_rdlock(&reg->lock);
 		st->st_nlink = n->removed ? 0 : 1;
-		if (n->part)
-			partition_get_info(n->part, &info);
 		pthread_rwlock_unlock(&reg->lock);
-		if (!n->part)
-			break;
+		ret = part_info(reg, n, &info, 1);
+		if (ret == -ENOENT)
+			break; /* removed and closed: nothing left */
+		if (ret < 0)
+			return ret;
 		st->st_size = (off_t)info.end_byte;
 		/* Retained data only: a head deleted inside a segment
 		 * still occupies disk until the segment goes. */
@@ -1064,10 +1083,13 @@ int registry_setattr(struct registry *reg, struct node *n, const mode_t *mode,
 	struct partition_info info;
 	struct node_meta saved;
 	struct timespec now = now_ts();
-	int ret;
+	int ret, have_end;
 
 	if (n->kind == NODE_ROOT)
 		return -EPERM;
+	/* The end the new mtime is set at (later appends win over it). */
+	have_end = mtime && n->kind == NODE_PARTITION &&
+		   part_info(reg, n, &info, 1) == 0;
 	pthread_rwlock_rdlock(&reg->lock);
 	pthread_mutex_lock(&n->meta_lock);
 	saved = n->meta;
@@ -1081,10 +1103,8 @@ int registry_setattr(struct registry *reg, struct node *n, const mode_t *mode,
 		n->meta.atime = atime->tv_nsec == UTIME_NOW ? now : *atime;
 	if (mtime) {
 		n->meta.mtime = mtime->tv_nsec == UTIME_NOW ? now : *mtime;
-		if (n->part) {
-			partition_get_info(n->part, &info);
+		if (have_end)
 			n->meta.mtime_end = info.end_byte;
-		}
 	}
 	n->meta.ctime = now;
 	pthread_mutex_unlock(&n->meta_lock);
@@ -1116,15 +1136,9 @@ int registry_drop_setid(struct registry *reg, struct node *n)
 int registry_info(struct registry *reg, struct node *n,
 		  struct partition_info *info)
 {
-	int ret = -ENOENT;
-
-	pthread_rwlock_rdlock(&reg->lock);
-	if (n->kind == NODE_PARTITION && n->part) {
-		partition_get_info(n->part, info);
-		ret = 0;
-	}
-	pthread_rwlock_unlock(&reg->lock);
-	return ret;
+	if (n->kind != NODE_PARTITION)
+		return -ENOENT;
+	return part_info(reg, n, info, 2);
 }
 
 /* Space of the backing filesystem. */
@@ -1160,11 +1174,14 @@ int registry_list(struct registry *reg, struct node *dir,
 int registry_query(struct registry *reg, struct node *n, const char *name,
 		   char *buf, size_t size)
 {
-	int ret = -ENODATA;
+	int ret;
 
-	pthread_rwlock_rdlock(&reg->lock);
-	if (n->kind == NODE_PARTITION && n->part)
-		ret = xattr_query(n->part, name, buf, size);
-	pthread_rwlock_unlock(&reg->lock);
+	if (n->kind != NODE_PARTITION || !xattr_is_query(name))
+		return -ENODATA; /* ls -l asks for ACLs: nothing to open */
+	ret = registry_part_get(reg, n);
+	if (ret < 0)
+		return ret == -ENOENT ? -ENODATA : ret;
+	ret = xattr_query(n->part, name, buf, size);
+	registry_part_put(reg, n);
 	return ret;
 }

@@ -4,8 +4,9 @@
  *
  * The registry owns DATA_DIR: through layout.h it checks and writes
  * fluxfs.meta and holds the lock that keeps a second daemon off; it loads
- * every topic and opens every
- * partition at mount, and maps namespace operations (mkdir, create,
+ * every topic and partition name at mount, opens a partition's log on
+ * first use and closes it when idle within a descriptor budget
+ * (fdbudget.h), and maps namespace operations (mkdir, create,
  * rename, unlink...) onto renames and removals below DATA_DIR through
  * io.h.  No FUSE here; the FUSE layer (fs_*.c) calls in.
  *
@@ -46,6 +47,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "fdbudget.h"
 #include "partition.h"
 #include "produce.h"
 
@@ -81,12 +83,24 @@ struct node {
 	unsigned nchildren;	/* protected by reg->lock */
 	int removed;		/* protected by reg->lock */
 	int dirfd;		/* topic: its directory (owned) */
-	struct partition *part; /* partition: the log; NULL once closed */
-	char trash[40];		/* name under .trash once removed */
+	/* partition: the log while open, else NULL (idle, or removed).
+	 * Set and cleared under its open lock (registry_part.c) and
+	 * reg->lock held for writing; read under reg->lock, or while
+	 * holding a partition pin (registry_part_get). */
+	struct partition *part;
+	struct fdb_entry fdb; /* its descriptors in the mount's budget */
+	/* What stat and the info xattrs show while it is closed: 0 nothing
+	 * known yet, 1 start and end from partition.state (after a clean
+	 * unmount), 2 all of it (as it was when it closed).  Protected by
+	 * meta_lock. */
+	int idle_have;
+	struct partition_info *idle_info; /* malloc'ed when first known */
+	char trash[12];		/* name under .trash once removed */
 
 	pthread_mutex_t meta_lock;
 	struct config over; /* this level's overrides; protected by meta_lock */
 	struct produce_conf produce; /* topic: keyed producing; meta_lock */
+	int over_loaded; /* partition: partition.conf read (on first need) */
 	struct node_meta meta; /* protected by meta_lock */
 
 	uint64_t nlookup; /* protected by reg->life */
@@ -165,6 +179,26 @@ int registry_unlink(struct registry *reg, struct node *dir, const char *name);
 int registry_rename(struct registry *reg, struct node *dir, const char *name,
 		    struct node *newdir, const char *newname,
 		    unsigned int flags);
+
+/* Open partition n's log if it is idle (recovering it if the last stop
+ * was not clean), making room in the descriptor budget by closing the
+ * least recently used idle partition, and pin it open: n->part stays
+ * valid until registry_part_put.  -EMFILE (one log line) when every
+ * open partition is pinned and the budget has no room; only this
+ * request fails.  -ENOENT once n was removed and closed. */
+int registry_part_get(struct registry *reg, struct node *n);
+void registry_part_put(struct registry *reg, struct node *n);
+/* Pin n's log only if it is open already, without making it recent
+ * (maintenance): 0, or -ENOENT if it is idle. */
+int registry_part_peek(struct registry *reg, struct node *n);
+/* Whether n's log is open now (it may open or close right after). */
+int registry_part_is_open(struct registry *reg, struct node *n);
+/* Close idle partitions while the budget is exceeded (costs grow as
+ * segments roll); called by maintenance. */
+void registry_part_trim(struct registry *reg);
+/* The descriptor budget for open partitions: set before serving. */
+void registry_set_fd_budget(struct registry *reg, uint64_t budget);
+uint64_t registry_fd_budget(struct registry *reg);
 
 /* Pin a node (open handle); registry_unpin may close a removed partition. */
 int registry_pin(struct registry *reg, struct node *n);

@@ -10,6 +10,7 @@
  * the mount still comes up.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "diag.h"
@@ -37,6 +38,31 @@ void conf_read(struct config *over, int dirfd, const char *file,
 	}
 }
 
+/* Read partition n's partition.conf if not yet done: the mount does
+ * not, to stay one small read per partition.  Called with reg->lock
+ * held (n's name and place are stable). */
+static void over_load(struct registry *reg, struct node *n)
+{
+	char path[REGISTRY_NAME_MAX + sizeof("/" LAYOUT_PART_CONF)];
+	int dfd;
+
+	if (n->kind != NODE_PARTITION)
+		return;
+	pthread_mutex_lock(&n->meta_lock);
+	if (!n->over_loaded) {
+		n->over_loaded = 1;
+		if (!n->removed || n->trash[0]) {
+			dfd = n->removed ? reg->trashfd : n->parent->dirfd;
+			snprintf(path, sizeof(path), "%s/" LAYOUT_PART_CONF,
+				 n->removed ? n->trash : n->name);
+			conf_read(&n->over, dfd, path,
+				  n->removed ? LAYOUT_TRASH_DIR
+					     : n->parent->name);
+		}
+	}
+	pthread_mutex_unlock(&n->meta_lock);
+}
+
 /* The mount's defaults, the topic's overrides, the partition's. */
 void effective_config(struct registry *reg, struct node *n, struct config *cfg)
 {
@@ -49,6 +75,7 @@ void effective_config(struct registry *reg, struct node *n, struct config *cfg)
 		pthread_mutex_unlock(&t->meta_lock);
 	}
 	if (n->kind == NODE_PARTITION) {
+		over_load(reg, n);
 		pthread_mutex_lock(&n->meta_lock);
 		config_overlay(cfg, cfg, &n->over);
 		pthread_mutex_unlock(&n->meta_lock);
@@ -91,7 +118,7 @@ static int config_store(struct registry *reg, struct node *n,
 {
 	struct node *c;
 	char text[4096];
-	int len, ret;
+	int len, ret, fd;
 
 	len = config_render_text(over, text, sizeof(text));
 	if (len < 0)
@@ -102,8 +129,12 @@ static int config_store(struct registry *reg, struct node *n,
 	else if (n->part)
 		ret = io_write_atomic(partition_dirfd(n->part),
 				      LAYOUT_PART_CONF, text, (size_t)len);
-	else
-		ret = -ENOENT;
+	else if ((fd = part_dir_open(reg, n)) >= 0) { /* closed while idle */
+		ret = io_write_atomic(fd, LAYOUT_PART_CONF, text, (size_t)len);
+		io_close(fd);
+	} else {
+		ret = fd;
+	}
 	if (ret < 0)
 		return ret;
 	pthread_mutex_lock(&n->meta_lock);
@@ -132,6 +163,7 @@ int registry_config_set(struct registry *reg, struct node *n, int key,
 	while (len && (val[len - 1] == '\n' || val[len - 1] == '\0'))
 		len--;
 	pthread_rwlock_wrlock(&reg->lock);
+	over_load(reg, n);
 	pthread_mutex_lock(&n->meta_lock);
 	over = n->over;
 	pthread_mutex_unlock(&n->meta_lock);
@@ -143,8 +175,8 @@ int registry_config_set(struct registry *reg, struct node *n, int key,
 		diag_info("set %s=%.*s on '%s'", config_key_name(key), (int)len,
 			  val, n->name);
 	else
-		diag_info("refused %s on '%s': %s", config_key_name(key),
-			  n->name, strerror(-ret));
+		diag_info("refused %s=%.*s on '%s': %s", config_key_name(key),
+			  (int)len, val, n->name, strerror(-ret));
 	return ret;
 }
 
@@ -157,6 +189,7 @@ int registry_config_unset(struct registry *reg, struct node *n, int key)
 	if (n->kind == NODE_ROOT)
 		return -ENOTSUP;
 	pthread_rwlock_wrlock(&reg->lock);
+	over_load(reg, n);
 	pthread_mutex_lock(&n->meta_lock);
 	over = n->over;
 	pthread_mutex_unlock(&n->meta_lock);

@@ -22,6 +22,8 @@
 #include "config.h"
 #include "registry.h"
 
+#define REGISTRY_OPEN_LOCKS 256
+
 struct registry {
 	pthread_rwlock_t lock;
 	pthread_mutex_t life;
@@ -36,7 +38,42 @@ struct registry {
 	pthread_mutex_t ino_lock;
 	uint64_t ino_next;  /* next inode number; protected by ino_lock */
 	uint64_t ino_bound; /* fluxfs.meta's ino_next; protected by ino_lock */
+	struct fdbudget fdb; /* descriptors of open partitions */
+	/* Opening and closing a partition's log is serialised by one of
+	 * these, picked by the node's address: a lock per node would cost
+	 * 40 bytes for each of 100,000 partitions. */
+	pthread_mutex_t open_locks[REGISTRY_OPEN_LOCKS];
+	uid_t uid; /* the daemon's, for nodes without a meta file */
+	gid_t gid;
+	int was_clean; /* the last daemon stopped cleanly (LAYOUT_CLEAN_FILE) */
+	int loaded;    /* registry_open finished: a clean stop may be marked */
 };
+
+/* The budget when none is set: half the open-file limit, the rest left
+ * to topics' directories, FUSE, clients' descriptors and tools. */
+uint64_t registry_default_fd_budget(void);
+/* Close partition n's open log now, whatever its pins, and forget it in
+ * the budget: n is removed (discard, no flush) or the daemon stops.
+ * Returns partition_close's result (0 when discarded or not open). */
+int part_close_now(struct registry *reg, struct node *n, int discard);
+/* Room in the budget for one more partition (closing idle ones), to
+ * create (what) the partition name: 0, or -EMFILE, logged.  A created
+ * partition then settles it with part_created (reg->lock held, n->part
+ * set), or the caller gives it back with fdb_unreserve. */
+int part_room(struct registry *reg, const char *what, const char *name);
+void part_created(struct registry *reg, struct node *n);
+/* A new descriptor of partition n's directory (in its topic, or in
+ * .trash once removed), or -errno.  Called with reg->lock held. */
+int part_dir_open(struct registry *reg, struct node *n);
+/* What closed partition n shows, into info: returns what is known
+ * (0 nothing, 1 start and end, 2 all; info zeroed when 0). */
+int part_idle_info(struct node *n, struct partition_info *info);
+/* n's info, from its open log, or what was kept when it closed; need 1:
+ * start and end suffice (partition.state after a clean stop serves),
+ * 2: all of it.  Opens the log when that is not known (after a crash,
+ * recovery first).  Called without reg->lock. */
+int part_info(struct registry *reg, struct node *n,
+	      struct partition_info *info, int need);
 
 /* Hand out a fresh inode number into *ino, raising fluxfs.meta's bound
  * first when it is reached: 0 or -errno (then nothing was handed out;

@@ -1,10 +1,12 @@
 /*
- * registry_metrics.c - gathering .metrics: one series set per open
- * partition (its counters, end, size on disk and segment count) plus the
+ * registry_metrics.c - gathering .metrics: one series set per partition
+ * (its counters, end, size on disk and segment count) plus the
  * daemon-wide figures, rendered in the Prometheus text format by prom.c.
+ * A partition closed while idle shows zero counters (they count from its
+ * opening) and the end, size and segments it had when it closed.
  *
  * The tree is walked under the registry's read lock, which keeps every
- * listed partition open while prom_render reads its counters.  A reader
+ * listed open partition open while prom_render reads its counters.  A reader
  * sees only the partitions the kernel would let it read, by the same
  * permission rule the kernel's default_permissions applies.
  */
@@ -53,6 +55,9 @@ static int cred_may(const struct registry_cred *cred, struct node *n,
 	return (bits & mask) == mask;
 }
 
+/* The counters of a partition closed while idle. */
+static struct log_metrics idle_counters;
+
 /* Render .metrics as cred sees it. */
 int registry_metrics_for(struct registry *reg, const struct registry_cred *cred,
 			 struct prom_daemon *d, struct prom_buf *out)
@@ -69,9 +74,7 @@ int registry_metrics_for(struct registry *reg, const struct registry_cred *cred,
 		int searchable = cred_may(cred, t, MAY_EXEC);
 
 		for (p = t->children; p; p = p->next) {
-			if (!p->part)
-				continue;
-			open++;
+			open += p->part != NULL;
 			if (!searchable || !cred_may(cred, p, MAY_READ))
 				continue;
 			if (n == cap) {
@@ -83,17 +86,30 @@ int registry_metrics_for(struct registry *reg, const struct registry_cred *cred,
 				}
 				s = ns;
 			}
-			partition_get_info(p->part, &info);
 			s[n].topic = t->name;
 			s[n].partition = p->name;
-			s[n].m = partition_metrics(p->part);
+			if (p->part) {
+				partition_get_info(p->part, &info);
+				s[n].m = partition_metrics(p->part);
+			} else {
+				/* Closed while idle: what it showed when it
+				 * closed, no counts since. */
+				part_idle_info(p, &info);
+				s[n].m = &idle_counters;
+			}
 			s[n].end_byte = info.end_byte;
 			s[n].disk_bytes = info.disk_bytes;
 			s[n].segments = info.segments;
 			n++;
 		}
 	}
-	d->open_partitions = open; /* a global figure: all of them */
+	d->open_partitions = open; /* a global figure: logs open now */
+	pthread_mutex_lock(&reg->fdb.lock);
+	d->fd_budget = reg->fdb.budget;
+	d->fd_used = reg->fdb.used;
+	d->idle_closes = reg->fdb.evictions;
+	d->budget_refusals = reg->fdb.refusals;
+	pthread_mutex_unlock(&reg->fdb.lock);
 	ret = prom_render(out, s, n, d);
 out:
 	pthread_rwlock_unlock(&reg->lock);

@@ -4,12 +4,16 @@
  * registry_open makes DATA_DIR if it is missing, lets layout.h check its
  * format (a foreign directory is refused untouched), take the lock and
  * upgrade an older format, empties .trash of what a crash left there,
- * then loads every topic and opens every partition, with their
- * configuration overrides and mode, owner and times, and gives any
+ * then loads every topic and partition name, with their configuration
+ * overrides and mode, owner and times (no partition's log is opened:
+ * that waits for its first use, and so does recovery after a crash),
+ * and gives any
  * without a stored inode number (or sharing one) a number of its own.
  * A topic or partition that cannot be opened is reported and left out:
- * the rest of the data directory still mounts.  registry_close flushes and closes
- * every partition and frees the tree; the caller stops the maintenance
+ * the rest of the data directory still mounts.  registry_close flushes
+ * and closes every open partition, frees the tree and, when every flush
+ * worked, leaves the clean mark (layout.h) that lets the next mount
+ * serve stat from partition.state; the caller stops the maintenance
  * thread (maint.h) first.
  */
 #include <dirent.h>
@@ -27,57 +31,26 @@
 #include "registry.h"
 #include "registry_int.h"
 
-static void log_recovery(const struct node *t, const char *name,
-			 const struct partition_recovery *rec)
-{
-	if (rec->truncated_bytes || rec->dropped_entries ||
-	    rec->rebuilt_indexes || rec->discarded_files)
-		diag_warn("recovered '%s/%s': truncated %llu torn bytes, "
-			  "dropped %u index entries, rebuilt %u indexes, "
-			  "discarded %u leftover files",
-			  t->name, name,
-			  (unsigned long long)rec->truncated_bytes,
-			  rec->dropped_entries, rec->rebuilt_indexes,
-			  rec->discarded_files);
-	if (rec->bad_batches)
-		diag_err("'%s/%s' has %u batches with a bad crc in sealed "
-			 "segments; the rest stays readable",
-			 t->name, name, rec->bad_batches);
-}
-
+/* A partition's node: its mode, owner, times and inode number.  Its
+ * log stays closed until first used (registry_part.c). */
 static int load_partition(struct registry *reg, struct node *t,
 			  const char *name)
 {
-	struct partition_recovery rec;
-	struct config cfg;
+	char meta[REGISTRY_NAME_MAX + sizeof("/" LAYOUT_PART_META)];
 	struct node *n;
-	int ret;
 
 	n = node_new(reg, NODE_PARTITION, name);
 	if (!n)
 		return -ENOMEM;
 	n->parent = t;
-	memset(&rec, 0, sizeof(rec));
-	/* The overrides live inside the partition directory: read them
-	 * through a descriptor of our own before the engine opens it. */
-	ret = io_opendirat(t->dirfd, name);
-	if (ret >= 0) {
-		conf_read(&n->over, ret, LAYOUT_PART_CONF, name);
-		meta_read(n, ret, LAYOUT_PART_META);
-		io_close(ret);
-	}
-	effective_config(reg, n, &cfg);
-	ret = partition_open(t->dirfd, name, &cfg, registry_now_ms(), &n->part,
-			     &rec);
-	if (ret < 0) {
-		diag_err("cannot open partition '%s/%s': %s", t->name, name,
-			 strerror(-ret));
-		node_free(reg, n);
-		return ret;
-	}
-	log_recovery(t, name, &rec);
-	atomic_store(&n->max_message, cfg.max_message_bytes);
-	attach_partition(reg, n);
+	/* Through the topic's descriptor: name was listed as a directory
+	 * (not a symlink), and the file is opened O_NOFOLLOW.  One small
+	 * read per partition and no directory descriptor: the mount's cost
+	 * with 100,000 partitions.  Its overrides (partition.conf) are read
+	 * when first needed (registry_config.c), and max_message is set
+	 * when its log opens. */
+	snprintf(meta, sizeof(meta), "%s/" LAYOUT_PART_META, name);
+	meta_read(n, t->dirfd, meta);
 	child_add(t, n);
 	t->refs++; /* the partition pins its topic */
 	return 0;
@@ -98,8 +71,12 @@ static int scan_dir(int fd, int (*fn)(void *arg, const char *name, int isdir),
 	while ((ret = io_readdir(dir, &de)) > 0) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		isdir = io_fstatat(fd, de->d_name, &st) == 0 &&
-			S_ISDIR(st.st_mode);
+		/* d_type where the filesystem gives it: no stat per entry. */
+		if (de->d_type != DT_UNKNOWN)
+			isdir = de->d_type == DT_DIR;
+		else
+			isdir = io_fstatat(fd, de->d_name, &st) == 0 &&
+				S_ISDIR(st.st_mode);
 		ret = fn(arg, de->d_name, isdir);
 		if (ret)
 			break;
@@ -265,6 +242,7 @@ int registry_open(const char *data_dir, const struct config *defaults,
 	struct registry *reg;
 	struct load_ctx ctx;
 	char real[PATH_MAX];
+	int i;
 	struct stat st;
 	int ret, format;
 
@@ -281,6 +259,11 @@ int registry_open(const char *data_dir, const struct config *defaults,
 	pthread_mutex_init(&reg->root.meta_lock, NULL);
 	reg->defaults = *defaults;
 	reg->hooks = *hooks;
+	fdb_init(&reg->fdb, registry_default_fd_budget());
+	for (i = 0; i < REGISTRY_OPEN_LOCKS; i++)
+		pthread_mutex_init(&reg->open_locks[i], NULL);
+	reg->uid = getuid();
+	reg->gid = getgid();
 	if (hooks->node_init) {
 		ret = hooks->node_init(reg, &reg->root);
 		if (ret < 0) {
@@ -326,6 +309,13 @@ int registry_open(const char *data_dir, const struct config *defaults,
 	ret = layout_datadir_upgrade(reg->rootfd, reg->path, format);
 	if (ret < 0)
 		goto out_free;
+	ret = layout_datadir_clean_take(reg->rootfd);
+	if (ret < 0) {
+		diag_err("cannot remove '%s/" LAYOUT_CLEAN_FILE "': %s", real,
+			 strerror(-ret));
+		goto out_free;
+	}
+	reg->was_clean = ret;
 	/* Partitions removed while open when the last daemon stopped. */
 	ret = io_remove_tree(reg->rootfd, LAYOUT_TRASH_DIR);
 	if (ret < 0 && ret != -ENOENT)
@@ -350,6 +340,7 @@ int registry_open(const char *data_dir, const struct config *defaults,
 	ret = ino_assign(reg);
 	if (ret < 0)
 		goto out_free;
+	reg->loaded = 1;
 	*out = reg;
 	return 0;
 
@@ -362,13 +353,13 @@ out_free:
 int registry_close(struct registry *reg)
 {
 	struct node *t, *tn, *p, *pn;
-	int ret = 0, r;
+	int ret = 0, r, i;
 
 	for (t = reg->root.children; t; t = tn) {
 		tn = t->next;
 		for (p = t->children; p; p = pn) {
 			pn = p->next;
-			r = partition_close(p->part);
+			r = part_close_now(reg, p, 0);
 			if (r < 0) {
 				diag_err("cannot flush '%s/%s': %s", t->name,
 					 p->name, strerror(-r));
@@ -380,7 +371,16 @@ int registry_close(struct registry *reg)
 		node_free(reg, t);
 	}
 	/* Removed nodes still looked up by the kernel are leaked here on
-	 * purpose: the process is about to exit. */
+	 * purpose: the process is about to exit.  Their logs are in .trash,
+	 * emptied at the next mount, so the mark may still be left. */
+	if (reg->loaded && ret == 0) {
+		r = layout_datadir_clean_mark(reg->rootfd);
+		if (r < 0)
+			diag_warn("cannot write '%s/" LAYOUT_CLEAN_FILE "': %s "
+				  "(the next mount opens partitions to stat "
+				  "them)",
+				  reg->path, strerror(-r));
+	}
 	if (reg->trashfd >= 0)
 		io_close(reg->trashfd);
 	if (reg->lockfd >= 0)
@@ -392,6 +392,9 @@ int registry_close(struct registry *reg)
 	pthread_mutex_destroy(&reg->root.meta_lock);
 	pthread_mutex_destroy(&reg->life);
 	pthread_mutex_destroy(&reg->ino_lock);
+	fdb_destroy(&reg->fdb);
+	for (i = 0; i < REGISTRY_OPEN_LOCKS; i++)
+		pthread_mutex_destroy(&reg->open_locks[i]);
 	pthread_rwlock_destroy(&reg->lock);
 	free(reg->path);
 	free(reg);

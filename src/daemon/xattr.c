@@ -152,6 +152,12 @@ int xattr_format_info(const struct partition_info *info, enum xattr_info key,
 }
 
 /* Answer user.fluxfs.seek.offset.N / user.fluxfs.seek.time.MS. */
+int xattr_is_query(const char *name)
+{
+	return strncmp(name, SEEK_OFFSET, strlen(SEEK_OFFSET)) == 0 ||
+	       strncmp(name, SEEK_TIME, strlen(SEEK_TIME)) == 0;
+}
+
 int xattr_query(struct partition *p, const char *name, char *buf,
 		size_t size)
 {

@@ -65,6 +65,9 @@ int xattr_list(int is_partition, char *buf, size_t size);
 int xattr_format_info(const struct partition_info *info, enum xattr_info key,
 		      char *buf, size_t size);
 
+/* Whether name is a seek query (answered by xattr_query): asked before
+ * a closed partition is opened to answer it. */
+int xattr_is_query(const char *name);
 /* Answer a seek query name on partition p into buf; -ENODATA if name is
  * not a query. */
 int xattr_query(struct partition *p, const char *name, char *buf,

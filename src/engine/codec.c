@@ -17,8 +17,10 @@
  * zstd: one complete zstd frame per block, with its content size and
  * content checksum (XXH64) in the frame, which the decoder checks.  The
  * zstd format defines concatenated frames as one stream, so zstdcat gives
- * back the whole file.  The level is fixed, as gzip's is: zstd's own
- * default, its point between speed and size.  An empty input gets one
+ * back the whole file.  The level is the topic's (compression=zstd:LEVEL,
+ * 1..19), or zstd's own default, its point between speed and size; the
+ * decoder does not need it, so the block table does not record it.  An
+ * empty input gets one
  * empty frame, as with gzip, so that the file is never zero bytes.
  *
  * All file access goes through io.h.
@@ -37,10 +39,6 @@
 
 /* gzip header (10) + trailer (8) minus zlib's own 6 bytes of wrapper. */
 #define GZIP_EXTRA 32
-
-/* zstd's level, fixed like gzip's (see above); the block table does not
- * record it, as decoding does not need it. */
-#define ZSTD_LEVEL ZSTD_CLEVEL_DEFAULT
 
 /* A codec codec_compress() can write. */
 static int codec_known(enum compression c)
@@ -127,7 +125,7 @@ struct encoder {
 	size_t out_cap;
 };
 
-static int encoder_init(struct encoder *e, enum compression c)
+static int encoder_init(struct encoder *e, enum compression c, int level)
 {
 	memset(e, 0, sizeof(*e));
 	e->c = c;
@@ -146,7 +144,8 @@ static int encoder_init(struct encoder *e, enum compression c)
 		if (!e->zcctx)
 			return -ENOMEM;
 		if (ZSTD_isError(ZSTD_CCtx_setParameter(
-			    e->zcctx, ZSTD_c_compressionLevel, ZSTD_LEVEL)) ||
+			    e->zcctx, ZSTD_c_compressionLevel,
+			    level ? level : ZSTD_CLEVEL_DEFAULT)) ||
 		    ZSTD_isError(ZSTD_CCtx_setParameter(
 			    e->zcctx, ZSTD_c_checksumFlag, 1)) ||
 		    ZSTD_isError(ZSTD_CCtx_setParameter(
@@ -214,6 +213,13 @@ static ssize_t encode_whole(struct encoder *e, const void *in, size_t len)
 int codec_compress(enum compression c, int in_fd, uint64_t len, int out_fd,
 		   struct codec_block **blocks, uint32_t *nblocks)
 {
+	return codec_compress_level(c, 0, in_fd, len, out_fd, blocks, nblocks);
+}
+
+int codec_compress_level(enum compression c, int level, int in_fd,
+			 uint64_t len, int out_fd, struct codec_block **blocks,
+			 uint32_t *nblocks)
+{
 	LZ4F_preferences_t prefs;
 	struct codec_block *tab = NULL;
 	struct encoder enc;
@@ -232,7 +238,10 @@ int codec_compress(enum compression c, int in_fd, uint64_t len, int out_fd,
 	if (n64 > UINT32_MAX)
 		return -EFBIG;
 	count = (uint32_t)n64;
-	ret = encoder_init(&enc, c);
+	if (level && (c != COMPRESSION_ZSTD || level < CONFIG_ZSTD_LEVEL_MIN ||
+		      level > CONFIG_ZSTD_LEVEL_MAX))
+		return -EINVAL;
+	ret = encoder_init(&enc, c, level);
 	if (ret < 0)
 		goto out;
 	in = malloc(CODEC_BLOCK_BYTES);

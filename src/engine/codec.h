@@ -32,6 +32,11 @@ struct codec_block {
  * entries.  Returns 0 or -errno (-EIO on a codec failure). */
 int codec_compress(enum compression c, int in_fd, uint64_t len, int out_fd,
 		   struct codec_block **blocks, uint32_t *nblocks);
+/* The same at a chosen level: 0 is the codec's default; only zstd takes
+ * another (CONFIG_ZSTD_LEVEL_MIN..MAX), anything else is -EINVAL. */
+int codec_compress_level(enum compression c, int level, int in_fd,
+			 uint64_t len, int out_fd, struct codec_block **blocks,
+			 uint32_t *nblocks);
 /* Index of the block in table b (n entries, sorted by raw_pos) that
  * holds raw byte raw_pos, or -1 if none does. */
 long codec_find_block(const struct codec_block *b, uint32_t n,

@@ -20,6 +20,13 @@
 #define GiB (1024ULL * MiB)
 #define TiB (1024ULL * GiB)
 
+/* Floors a partition's owner cannot go below: each segment costs two
+ * files, an index mapping and a directory entry, so the roll rate must
+ * stay bounded.  segment_ms at 1 s caps time rolls at one a second per
+ * partition (a segment per append at 1 ms filled a mount's descriptors
+ * in seconds); segment_bytes at 4 KiB caps size rolls at one per 4 KiB
+ * appended. */
+#define SEGMENT_MS_MIN 1000
 #define SEGMENT_BYTES_MIN (4 * KiB)
 #define SEGMENT_BYTES_MAX TiB
 #define MAX_MESSAGE_BYTES_MAX (64 * MiB)
@@ -38,7 +45,8 @@ struct key_desc {
 static const struct key_desc keys[CONFIG_NKEYS] = {
 	[CONFIG_SEGMENT_BYTES] = {"segment_bytes", KIND_BYTES, 0,
 				  SEGMENT_BYTES_MIN, SEGMENT_BYTES_MAX},
-	[CONFIG_SEGMENT_MS] = {"segment_ms", KIND_MS, 1, 1, INT64_MAX},
+	[CONFIG_SEGMENT_MS] = {"segment_ms", KIND_MS, 1, SEGMENT_MS_MIN,
+			       INT64_MAX},
 	[CONFIG_RETENTION_BYTES] = {"retention_bytes", KIND_BYTES, 1, 0,
 				    INT64_MAX},
 	[CONFIG_RETENTION_MS] = {"retention_ms", KIND_MS, 1, 0, INT64_MAX},
@@ -164,6 +172,19 @@ int config_parse_u64(const char *s, uint64_t *out)
 	return parse_scaled(s, strlen(s), NULL, 0, 0, out);
 }
 
+/* zstd's level after "zstd:": digits, no leading zero, in range. */
+static int parse_level(const char *s, size_t len, int *out)
+{
+	uint64_t v;
+
+	if (len == 0 || s[0] == '0' ||
+	    parse_scaled(s, len, NULL, 0, 0, &v) < 0 ||
+	    v < CONFIG_ZSTD_LEVEL_MIN || v > CONFIG_ZSTD_LEVEL_MAX)
+		return -EINVAL;
+	*out = (int)v;
+	return 0;
+}
+
 /* Parse one value for key into cfg and mark it set. */
 int config_set(struct config *cfg, enum config_key key, const char *val,
 	       size_t len)
@@ -177,12 +198,22 @@ int config_set(struct config *cfg, enum config_key key, const char *val,
 		return -EINVAL;
 	kd = &keys[key];
 	if (kd->kind == KIND_COMPRESSION) {
+		const char *colon = memchr(val, ':', len);
+		size_t nlen = colon ? (size_t)(colon - val) : len;
+		int level = 0;
+
 		for (c = 0; c < (int)ARRAY_SIZE(compression_names); c++)
-			if (str_eq(val, len, compression_names[c]))
+			if (str_eq(val, nlen, compression_names[c]))
 				break;
 		if (c == (int)ARRAY_SIZE(compression_names))
 			return -EINVAL;
+		if (colon) {
+			ret = parse_level(colon + 1, len - nlen - 1, &level);
+			if (ret < 0 || c != COMPRESSION_ZSTD)
+				return -EINVAL;
+		}
 		cfg->compression = (enum compression)c;
+		cfg->compression_level = level;
 		cfg->set |= 1u << key;
 		return 0;
 	}
@@ -287,8 +318,13 @@ int config_format(const struct config *cfg, enum config_key key, char *buf,
 	case CONFIG_COMPRESSION:
 		if ((unsigned)cfg->compression >= ARRAY_SIZE(compression_names))
 			return -EINVAL;
-		n = snprintf(buf, size, "%s",
-			     compression_names[cfg->compression]);
+		if (cfg->compression_level)
+			n = snprintf(buf, size, "%s:%d",
+				     compression_names[cfg->compression],
+				     cfg->compression_level);
+		else
+			n = snprintf(buf, size, "%s",
+				     compression_names[cfg->compression]);
 		return n < 0 || (size_t)n >= size ? -ERANGE : n;
 	case CONFIG_SEGMENT_MS:
 		sv = cfg->segment_ms;
@@ -400,8 +436,10 @@ void config_overlay(struct config *out, const struct config *base,
 		r.flush_ms = o.flush_ms;
 	if (o.set & (1u << CONFIG_MAX_MESSAGE_BYTES))
 		r.max_message_bytes = o.max_message_bytes;
-	if (o.set & (1u << CONFIG_COMPRESSION))
+	if (o.set & (1u << CONFIG_COMPRESSION)) {
 		r.compression = o.compression;
+		r.compression_level = o.compression_level;
+	}
 	r.set |= o.set;
 	*out = r;
 }

@@ -42,6 +42,7 @@ struct config {
 			   */
 	uint64_t max_message_bytes;   /* longest message, newline included */
 	enum compression compression; /* for sealed segments */
+	int compression_level; /* zstd's level, "zstd:LEVEL"; 0 = default */
 	uint32_t set; /* bit (1 << key) for each key this layer sets */
 };
 
@@ -58,8 +59,11 @@ const char *config_key_name(enum config_key key);
  * (or "unlimited"/"never") where the key allows it.  Rejects anything
  * else (blanks, signs, junk), overflow and out-of-range values with
  * -EINVAL and leaves cfg unchanged.  Ranges: segment_bytes 4k..1T,
- * segment_ms >= 1 or -1, retention_* >= 0 or -1, flush_ms >= 0 or -1,
- * max_message_bytes 1..64M, compression none|lz4|gzip|zstd. */
+ * segment_ms >= 1000 (1 s) or -1, retention_* >= 0 or -1, flush_ms >= 0 or -1,
+ * max_message_bytes 1..64M, compression none|lz4|gzip|zstd|zstd:LEVEL
+ * (LEVEL CONFIG_ZSTD_LEVEL_MIN..MAX, written without leading zeros). */
+#define CONFIG_ZSTD_LEVEL_MIN 1
+#define CONFIG_ZSTD_LEVEL_MAX 19
 int config_set(struct config *cfg, enum config_key key, const char *val,
 	       size_t len);
 /* The one strict unsigned decimal parser: digits only (no sign, blanks,

@@ -686,6 +686,25 @@ int layout_datadir_lock(int rootfd, const char *path)
 	return ret;
 }
 
+/* Take the clean mark: was the last stop clean? */
+int layout_datadir_clean_take(int rootfd)
+{
+	int ret = io_unlinkat(rootfd, LAYOUT_CLEAN_FILE, 0);
+
+	if (ret == -ENOENT)
+		return 0;
+	if (ret < 0)
+		return ret;
+	ret = io_fsync_dir(rootfd);
+	return ret < 0 ? ret : 1;
+}
+
+/* Leave the clean mark. */
+int layout_datadir_clean_mark(int rootfd)
+{
+	return io_write_atomic(rootfd, LAYOUT_CLEAN_FILE, "clean\n", 6);
+}
+
 /* Record the serving pid in the lock file. */
 void layout_datadir_note_pid(int lockfd)
 {

@@ -65,6 +65,10 @@ static inline uint64_t le64_get(const void *p)
 #define LAYOUT_META_FILE "fluxfs.meta"	/* "format=N" */
 #define LAYOUT_LOCK_FILE ".fluxfs.lock" /* flock'd by the serving daemon */
 #define LAYOUT_TRASH_DIR ".trash"	/* partitions removed while open */
+/* Present only between a clean unmount and the next mount: every
+ * partition was flushed and closed, so each partition.state's recovery
+ * point is its log's end. */
+#define LAYOUT_CLEAN_FILE ".fluxfs.clean"
 /* Batches dropped by "fluxctl repair --drop-damaged", under
  * .quarantine/TOPIC/PARTITION/: a dot-name, since a plain directory at
  * the root would be a topic. */
@@ -304,6 +308,13 @@ int layout_datadir_upgrade(int rootfd, const char *path, int format);
 int layout_datadir_lock(int rootfd, const char *path);
 /* Record the serving pid in the lock file. */
 void layout_datadir_note_pid(int lockfd);
+/* At mount, holding the lock: 1 if the last daemon stopped cleanly (the
+ * clean mark was there; it is now removed, durably, since from here on
+ * partitions change), 0 if not, or -errno if it cannot be removed. */
+int layout_datadir_clean_take(int rootfd);
+/* At a clean unmount, after every partition was flushed and closed:
+ * leave the clean mark (written atomically). */
+int layout_datadir_clean_mark(int rootfd);
 
 /* Inode numbers.  Each topic and partition keeps the number it was
  * given in its topic.meta / partition.meta ("ino=N"); fluxfs.meta keeps

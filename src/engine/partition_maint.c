@@ -239,6 +239,7 @@ int partition_compress_one(struct partition *p)
 {
 	struct codec_block *blocks = NULL;
 	enum compression c;
+	int level;
 	struct segment *s = NULL;
 	char name[LAYOUT_NAME_MAX], logname[LAYOUT_NAME_MAX];
 	char tmp[LAYOUT_NAME_MAX + sizeof(LAYOUT_TMP_SUFFIX)];
@@ -250,6 +251,7 @@ int partition_compress_one(struct partition *p)
 retry:
 	pthread_mutex_lock(&p->lock);
 	c = p->cfg.compression;
+	level = p->cfg.compression_level;
 	s = NULL;
 	for (i = 0; c != COMPRESSION_NONE && i + 1 < p->nsegs; i++) {
 		if (p->segs[i]->codec == COMPRESSION_NONE &&
@@ -294,7 +296,8 @@ retry:
 		goto out;
 	}
 	stage = 1;
-	ret = codec_compress(c, s->log_fd, raw_len, fd, &blocks, &nb);
+	ret = codec_compress_level(c, level, s->log_fd, raw_len, fd, &blocks,
+				   &nb);
 	if (ret == 0)
 		ret = io_fsync(fd);
 	if (ret == 0)

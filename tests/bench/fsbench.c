@@ -23,6 +23,11 @@
  *     fsbench populate DIR N [flat]  N topics DIR/bench-NNNN/0 (or N flat
  *                                    files DIR/bench-NNNN) of one line
  *     fsbench prime DIR MIB          write and delete MIB in DIR, untimed
+ *     fsbench rr DIR T P W N         W threads append N lines in all,
+ *                                    round-robin over the T*P partitions
+ *                                    DIR/rrTTTT/P (writer w takes every
+ *                                    W-th), open(O_APPEND)/write/close
+ *                                    per line
  *
  * prime exists for VMs with free page reporting (virtio-balloon, as on
  * Firecracker): memory the guest freed a few seconds ago has been handed
@@ -438,6 +443,100 @@ static int cmd_populate(const char *dir, uint64_t n, int flat)
 	return 0;
 }
 
+/* One writer of the round-robin workload. */
+struct rr_writer {
+	const char *dir;
+	uint64_t parts, nparts, first, step, lines;
+	pthread_barrier_t *start;
+	int ret;
+};
+
+static void *rr_run(void *arg)
+{
+	struct rr_writer *w = arg;
+	char path[4096], line[LINE_BYTES];
+	uint64_t i, k = w->first;
+	int fd;
+
+	fill_lines(line, sizeof(line), w->first);
+	pthread_barrier_wait(w->start);
+	for (i = 0; i < w->lines && !w->ret; i++) {
+		snprintf(path, sizeof(path), "%s/rr%04llu/%llu", w->dir,
+			 (unsigned long long)(k / w->parts),
+			 (unsigned long long)(k % w->parts));
+		fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+			  0644);
+		if (fd < 0) {
+			w->ret = errno;
+			break;
+		}
+		w->ret = write_all(fd, line, sizeof(line));
+		if (close(fd) < 0 && !w->ret)
+			w->ret = errno;
+		k += w->step;
+		if (k >= w->nparts)
+			k = w->first;
+	}
+	return NULL;
+}
+
+static int cmd_rr(const char *dir, uint64_t topics, uint64_t parts,
+		  uint64_t nw, uint64_t lines)
+{
+	struct rr_writer w[MAX_WRITERS];
+	pthread_t tid[MAX_WRITERS];
+	pthread_barrier_t start;
+	char path[4096];
+	double t0, dt;
+	uint64_t i;
+	int ret = 0;
+
+	if (nw > MAX_WRITERS || nw > topics * parts) {
+		fprintf(stderr, "fsbench: 1 to %d writers, no more than "
+				"partitions\n",
+			MAX_WRITERS);
+		exit(2);
+	}
+	for (i = 0; i < topics; i++) {
+		snprintf(path, sizeof(path), "%s/rr%04llu", dir,
+			 (unsigned long long)i);
+		if (mkdir(path, 0755) < 0 && errno != EEXIST)
+			die("cannot create", path, errno);
+	}
+	pthread_barrier_init(&start, NULL, (unsigned)nw + 1);
+	for (i = 0; i < nw; i++) {
+		w[i].dir = dir;
+		w[i].parts = parts;
+		w[i].nparts = topics * parts;
+		w[i].first = i;
+		w[i].step = nw;
+		w[i].lines = lines / nw;
+		w[i].start = &start;
+		w[i].ret = 0;
+		if (pthread_create(&tid[i], NULL, rr_run, &w[i]) != 0)
+			die("cannot start a writer in", dir, EAGAIN);
+	}
+	pthread_barrier_wait(&start);
+	t0 = now_s();
+	for (i = 0; i < nw; i++)
+		pthread_join(tid[i], NULL);
+	dt = now_s() - t0;
+	pthread_barrier_destroy(&start);
+	for (i = 0; i < nw; i++) {
+		if (w[i].ret) {
+			fprintf(stderr, "fsbench: writer %llu: %s\n",
+				(unsigned long long)i, strerror(w[i].ret));
+			ret = 1;
+		}
+	}
+	if (ret)
+		return ret;
+	printf("aps=%.0f lines=%llu secs=%.3f\n",
+	       (double)(lines / nw * nw) / dt,
+	       (unsigned long long)(lines / nw * nw), dt);
+	return 0;
+}
+
 static int cmd_prime(const char *dir, uint64_t mib)
 {
 	char path[4096];
@@ -461,7 +560,8 @@ __attribute__((noreturn)) static void usage(void)
 		"       opens FILE N |"
 		" shell FILE N | parallel MIB FILE... | seqread FILE |\n"
 		"       randread FILE N | populate DIR N [flat] | prime DIR "
-		"MIB\n");
+		"MIB |\n"
+		"       rr DIR TOPICS PARTITIONS WRITERS LINES\n");
 	exit(2);
 }
 
@@ -495,6 +595,9 @@ int main(int argc, char *argv[])
 				   argc == 5 && !strcmp(argv[4], "flat"));
 	else if (!strcmp(cmd, "prime") && argc == 4)
 		ret = cmd_prime(argv[2], parse_u64(argv[3]));
+	else if (!strcmp(cmd, "rr") && argc == 7)
+		ret = cmd_rr(argv[2], parse_u64(argv[3]), parse_u64(argv[4]),
+			     parse_u64(argv[5]), parse_u64(argv[6]));
 	else
 		usage();
 	return ret;

@@ -273,6 +273,88 @@ START_TEST(test_zstd_round_trip)
 }
 END_TEST
 
+/* Log-like text: words and numbers, compressible but not trivially. */
+static unsigned char *make_log_text(size_t len, uint64_t seed)
+{
+	static const char *const words[] = {"GET", "POST", "/api/v1/items",
+					    "/login", "200", "404", "user=",
+					    "latency_ms=", "host=web", " "};
+	unsigned char *raw = malloc(len);
+	size_t i = 0;
+	int n;
+
+	ck_assert_ptr_nonnull(raw);
+	while (i < len) {
+		const char *w = words[test_rand(&seed) % 10];
+		char num[24];
+
+		n = snprintf(num, sizeof(num), "%s%llu%c", w,
+			     (unsigned long long)(test_rand(&seed) % 100000),
+			     test_rand(&seed) % 8 ? ' ' : '\n');
+		if ((size_t)n > len - i)
+			n = (int)(len - i);
+		memcpy(raw + i, num, (size_t)n);
+		i += (size_t)n;
+	}
+	return raw;
+}
+
+/* zstd at a chosen level: a higher level writes fewer bytes of the same
+ * input, both decode to it, and a level zstd lacks (or a level for
+ * another codec) is refused. */
+START_TEST(test_zstd_level)
+{
+	size_t len = 3 * BLK + 1000, sizes_at[2];
+	static const int levels[2] = {1, 19};
+	unsigned char *raw = make_log_text(len, 77), *got;
+	struct codec_block *b = NULL;
+	uint32_t n, i, k;
+	int in, out;
+
+	in = write_file("raw", raw, len);
+	got = malloc(BLK);
+	ck_assert_ptr_nonnull(got);
+	for (k = 0; k < 2; k++) {
+		out = openat(dfd, "enc", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
+			     0644);
+		ck_assert_int_ge(out, 0);
+		ck_assert_int_eq(codec_compress_level(COMPRESSION_ZSTD,
+						      levels[k], in, len, out,
+						      &b, &n),
+				 0);
+		sizes_at[k] = (size_t)file_size(out);
+		for (i = 0; i < n; i++) {
+			ck_assert_int_eq(
+				codec_read_block(COMPRESSION_ZSTD, out, &b[i],
+						 got),
+				0);
+			ck_assert(memcmp(got, raw + b[i].raw_pos,
+					 b[i].raw_len) == 0);
+		}
+		check_zstd_stream(out, raw, len);
+		free(b);
+		b = NULL;
+		close(out);
+	}
+	ck_assert_msg(sizes_at[1] < sizes_at[0],
+		      "zstd level 19 wrote %zu bytes, level 1 %zu",
+		      sizes_at[1], sizes_at[0]);
+	out = openat(dfd, "enc", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ck_assert_int_ge(out, 0);
+	ck_assert_int_eq(codec_compress_level(COMPRESSION_ZSTD, 20, in, len,
+					      out, &b, &n),
+			 -EINVAL);
+	ck_assert_int_eq(codec_compress_level(COMPRESSION_GZIP, 6, in, len,
+					      out, &b, &n),
+			 -EINVAL);
+	ck_assert_ptr_null(b);
+	close(out);
+	close(in);
+	free(got);
+	free(raw);
+}
+END_TEST
+
 /* Compressible data must actually shrink, incompressible must not blow
  * up beyond the bound. */
 START_TEST(test_ratio)
@@ -597,6 +679,7 @@ static Suite *codec_suite(void)
 	tcase_add_test(tc, test_gzip_round_trip);
 	tcase_add_test(tc, test_zstd_round_trip);
 	tcase_add_test(tc, test_ratio);
+	tcase_add_test(tc, test_zstd_level);
 	tcase_add_test(tc, test_overwrites_stale_tail);
 	tcase_add_test(tc, test_short_input);
 	tcase_add_test(tc, test_lz4_corrupt);

@@ -146,8 +146,8 @@ START_TEST(test_time_suffixes)
 	for (k = 0; k < 3; k++) {
 		for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 			if (ms_keys[k] == CONFIG_SEGMENT_MS &&
-			    cases[i].want == 0)
-				continue; /* segment_ms must be >= 1 */
+			    cases[i].want < 1000)
+				continue; /* segment_ms has a floor of 1 s */
 			ck_assert_msg(
 				parse_one(ms_keys[k], cases[i].text, &cfg) == 0,
 				"%s='%s' refused", config_key_name(ms_keys[k]),
@@ -191,6 +191,16 @@ START_TEST(test_unlimited_words)
 }
 END_TEST
 
+/* key of cfg formats as want. */
+static void assert_formats(const struct config *cfg, enum config_key key,
+			   const char *want)
+{
+	char buf[64];
+
+	ck_assert_int_gt(config_format(cfg, key, buf, sizeof(buf)), 0);
+	ck_assert_str_eq(buf, want);
+}
+
 START_TEST(test_compression)
 {
 	struct config cfg;
@@ -206,7 +216,30 @@ START_TEST(test_compression)
 	ck_assert_uint_eq(cfg.set, 1u << CONFIG_COMPRESSION);
 	assert_rejected(CONFIG_COMPRESSION, "LZ4");
 	assert_rejected(CONFIG_COMPRESSION, "ZSTD");
-	assert_rejected(CONFIG_COMPRESSION, "zstd:3"); /* the level is fixed */
+	/* zstd takes a level, 1..19, written plainly; the others none. */
+	ck_assert_int_eq(set_str(&cfg, CONFIG_COMPRESSION, "zstd:3"), 0);
+	ck_assert_int_eq(cfg.compression, COMPRESSION_ZSTD);
+	ck_assert_int_eq(cfg.compression_level, 3);
+	ck_assert_int_eq(set_str(&cfg, CONFIG_COMPRESSION, "zstd:19"), 0);
+	ck_assert_int_eq(cfg.compression_level, 19);
+	assert_formats(&cfg, CONFIG_COMPRESSION, "zstd:19");
+	ck_assert_int_eq(set_str(&cfg, CONFIG_COMPRESSION, "zstd:1"), 0);
+	ck_assert_int_eq(cfg.compression_level, 1);
+	/* Plain "zstd" goes back to the default level, and so does the
+	 * text that formats from it. */
+	ck_assert_int_eq(set_str(&cfg, CONFIG_COMPRESSION, "zstd"), 0);
+	ck_assert_int_eq(cfg.compression_level, 0);
+	assert_formats(&cfg, CONFIG_COMPRESSION, "zstd");
+	assert_rejected(CONFIG_COMPRESSION, "zstd:0");
+	assert_rejected(CONFIG_COMPRESSION, "zstd:20");
+	assert_rejected(CONFIG_COMPRESSION, "zstd:03");
+	assert_rejected(CONFIG_COMPRESSION, "zstd:");
+	assert_rejected(CONFIG_COMPRESSION, "zstd:-1");
+	assert_rejected(CONFIG_COMPRESSION, "zstd:3k");
+	assert_rejected(CONFIG_COMPRESSION, "zstd: 3");
+	assert_rejected(CONFIG_COMPRESSION, "gzip:6");
+	assert_rejected(CONFIG_COMPRESSION, "lz4:1");
+	assert_rejected(CONFIG_COMPRESSION, "none:1");
 	assert_rejected(CONFIG_COMPRESSION, "gz");
 	assert_rejected(CONFIG_COMPRESSION, "lz4 ");
 	assert_rejected(CONFIG_COMPRESSION, " lz4");
@@ -281,9 +314,14 @@ START_TEST(test_ranges_and_overflow)
 	assert_rejected(CONFIG_MAX_MESSAGE_BYTES, "65M");
 	ck_assert_int_eq(parse_one(CONFIG_MAX_MESSAGE_BYTES, "67108864", &cfg),
 			 0);
-	/* segment_ms must be >= 1. */
+	/* segment_ms has a floor of 1 s. */
 	assert_rejected(CONFIG_SEGMENT_MS, "0");
 	assert_rejected(CONFIG_SEGMENT_MS, "0d");
+	assert_rejected(CONFIG_SEGMENT_MS, "1");
+	assert_rejected(CONFIG_SEGMENT_MS, "999ms");
+	ck_assert_int_eq(parse_one(CONFIG_SEGMENT_MS, "1000ms", &cfg), 0);
+	ck_assert_int_eq(parse_one(CONFIG_SEGMENT_MS, "1s", &cfg), 0);
+	ck_assert_int_eq(cfg.segment_ms, 1000);
 	/* Overflow of the digits, and of digits times unit. */
 	assert_rejected(CONFIG_RETENTION_BYTES, "18446744073709551616");
 	assert_rejected(CONFIG_RETENTION_BYTES, "99999999999999999999999");
@@ -331,7 +369,8 @@ START_TEST(test_format_round_trip)
 		{CONFIG_MAX_MESSAGE_BYTES, "65536", "64k"},
 		{CONFIG_SEGMENT_MS, "604800000", "7d"},
 		{CONFIG_SEGMENT_MS, "never", "-1"},
-		{CONFIG_SEGMENT_MS, "1", "1"},
+		{CONFIG_SEGMENT_MS, "1000", "1s"},
+		{CONFIG_SEGMENT_MS, "1001", "1001"},
 		{CONFIG_SEGMENT_MS, "90s", "90s"},
 		{CONFIG_SEGMENT_MS, "120s", "2m"},
 		{CONFIG_RETENTION_MS, "0", "0"},
@@ -342,6 +381,7 @@ START_TEST(test_format_round_trip)
 		{CONFIG_FLUSH_MS, "-1", "-1"},
 		{CONFIG_COMPRESSION, "gzip", "gzip"},
 		{CONFIG_COMPRESSION, "zstd", "zstd"},
+		{CONFIG_COMPRESSION, "zstd:7", "zstd:7"},
 		{CONFIG_COMPRESSION, "none", "none"},
 	};
 	struct config a, b;
@@ -402,7 +442,7 @@ START_TEST(test_format_round_trip_random)
 		v <<= test_rand(&s) % 32;
 		config_defaults(&a);
 		a.segment_bytes = 4096 + v % (TiB - 4096 + 1);
-		a.segment_ms = 1 + (int64_t)(v % INT64_MAX);
+		a.segment_ms = 1000 + (int64_t)(v % (INT64_MAX - 999));
 		a.retention_bytes = (int64_t)(v >> 1);
 		a.retention_ms = (int64_t)(v >> 2);
 		a.flush_ms = (int64_t)(v % 100000) - 1;

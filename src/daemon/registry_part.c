@@ -1,0 +1,421 @@
+/*
+ * registry_part.c - opening a partition's log on first use and closing it
+ * when idle, within the mount's descriptor budget.
+ *
+ * A partition's node lives from mount to removal; its log (struct
+ * partition: the directory, the segments' descriptors and mappings) is
+ * open only while something uses it or until the budget needs the room.
+ * registry_part_get opens it (running recovery when the last stop was
+ * not clean: a crash costs the partitions used afterwards, not the
+ * mount) and pins it; registry_part_put unpins it.  When the budget
+ * (fdbudget.h) has no room for another, the least recently used idle
+ * partition is flushed and closed, and what stat and the info xattrs
+ * need is kept in the node (idle_info) so listing and stat of an idle
+ * partition open nothing.  If every open partition is pinned, the
+ * request that needed another fails with EMFILE; nothing else notices.
+ *
+ * Locks, in this order: a node's open lock (opening or closing its log;
+ * another node's is only ever tried, never waited for), reg->lock, the
+ * budget's own lock.  n->part changes only under its open lock plus
+ * reg->lock held for writing, so stat under reg->lock sees the log or
+ * idle_info, never neither.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "diag.h"
+#include "io.h"
+#include "layout.h"
+#include "registry.h"
+#include "registry_int.h"
+
+/* Descriptors an open partition holds: its directory, and a .log and
+ * .idx per segment. */
+static unsigned part_cost(struct partition *p)
+{
+	struct partition_info info;
+
+	partition_get_info(p, &info);
+	return 1 + 2 * (info.segments ? info.segments : 1);
+}
+
+static struct node *node_of_entry(struct fdb_entry *e)
+{
+	return (struct node *)((char *)e - offsetof(struct node, fdb));
+}
+
+/* The lock that serialises opening and closing n's log (shared by
+ * nodes whose addresses hash alike). */
+static pthread_mutex_t *open_lock(struct registry *reg, struct node *n)
+{
+	uintptr_t h = (uintptr_t)n >> 4;
+
+	return &reg->open_locks[(h ^ (h >> 8)) % REGISTRY_OPEN_LOCKS];
+}
+
+/* A victim may be closed if nobody is opening or closing it (or a node
+ * sharing its lock) now. */
+static int claim_victim(struct fdb_entry *e, void *arg)
+{
+	return pthread_mutex_trylock(open_lock(arg, node_of_entry(e))) == 0;
+}
+
+/* The partition's directory: where it is now (its topic, or .trash once
+ * removed).  Called with reg->lock held. */
+static void part_where(struct registry *reg, struct node *n, int *dfd,
+		       const char **name)
+{
+	if (n->removed) {
+		*dfd = reg->trashfd;
+		*name = n->trash;
+	} else {
+		*dfd = n->parent->dirfd;
+		*name = n->name;
+	}
+}
+
+/* Persist the time of the last append as the partition's mtime before
+ * closing it, so that stat of the closed partition (and after a remount)
+ * shows what it showed open.  Called with reg->lock held. */
+static void keep_mtime(struct registry *reg, struct node *n,
+		       const struct partition_info *info)
+{
+	struct timespec last;
+	int changed = 0;
+
+	if (info->last_ts < 0)
+		return;
+	last.tv_sec = info->last_ts / 1000;
+	last.tv_nsec = (info->last_ts % 1000) * 1000000;
+	pthread_mutex_lock(&n->meta_lock);
+	if (n->meta.mtime_end != info->end_byte) {
+		n->meta.mtime = last;
+		if (last.tv_sec > n->meta.ctime.tv_sec)
+			n->meta.ctime = last;
+		n->meta.mtime_end = info->end_byte;
+		changed = 1;
+	}
+	pthread_mutex_unlock(&n->meta_lock);
+	if (changed && node_meta_save(reg, n) < 0)
+		diag_warn("cannot store the mtime of '%s' before closing it",
+			  n->name);
+}
+
+/* Keep info as what a closed n shows, known to level have (registry.h),
+ * unless more is known already.  Without memory for it, stat opens the
+ * partition next time instead. */
+static void idle_keep(struct node *n, const struct partition_info *info,
+		      int have)
+{
+	pthread_mutex_lock(&n->meta_lock);
+	if (!n->idle_info)
+		n->idle_info = malloc(sizeof(*n->idle_info));
+	if (n->idle_info && have >= n->idle_have) {
+		*n->idle_info = *info;
+		n->idle_have = have;
+	}
+	pthread_mutex_unlock(&n->meta_lock);
+}
+
+int part_idle_info(struct node *n, struct partition_info *info)
+{
+	int have;
+
+	pthread_mutex_lock(&n->meta_lock);
+	have = n->idle_info ? n->idle_have : 0;
+	if (have)
+		*info = *n->idle_info;
+	else
+		memset(info, 0, sizeof(*info));
+	pthread_mutex_unlock(&n->meta_lock);
+	return have;
+}
+
+/* Detach n's log under reg->lock, keeping what stat shows; the caller
+ * holds n's open lock and closes the returned log. */
+static struct partition *part_detach(struct registry *reg, struct node *n)
+{
+	struct partition_info info;
+	struct partition *p;
+
+	pthread_rwlock_wrlock(&reg->lock);
+	p = n->part;
+	if (p) {
+		partition_get_info(p, &info);
+		if (!n->removed)
+			keep_mtime(reg, n, &info);
+		idle_keep(n, &info, 2);
+		n->part = NULL;
+	}
+	pthread_rwlock_unlock(&reg->lock);
+	return p;
+}
+
+/* Close victim's idle log (its open lock was claimed) and release it. */
+static void close_victim(struct registry *reg, struct node *v)
+{
+	struct partition *p = part_detach(reg, v);
+	int ret = 0;
+
+	if (p)
+		ret = partition_close(p);
+	fdb_closed(&reg->fdb, &v->fdb);
+	if (ret < 0)
+		diag_err("closing idle partition '%s': flush failed: %s",
+			 v->name, strerror(-ret));
+	pthread_mutex_unlock(open_lock(reg, v));
+}
+
+int part_close_now(struct registry *reg, struct node *n, int discard)
+{
+	struct partition *p;
+	int ret = 0;
+
+	pthread_mutex_lock(open_lock(reg, n));
+	fdb_take(&reg->fdb, &n->fdb);
+	if (discard) {
+		pthread_rwlock_wrlock(&reg->lock);
+		p = n->part;
+		n->part = NULL;
+		pthread_rwlock_unlock(&reg->lock);
+		if (p)
+			partition_discard(p);
+	} else {
+		p = part_detach(reg, n);
+		if (p)
+			ret = partition_close(p);
+	}
+	fdb_closed(&reg->fdb, &n->fdb);
+	pthread_mutex_unlock(open_lock(reg, n));
+	return ret;
+}
+
+static void log_recovery(struct node *n, const struct partition_recovery *rec)
+{
+	if (rec->truncated_bytes || rec->dropped_entries ||
+	    rec->rebuilt_indexes || rec->discarded_files)
+		diag_warn("recovered '%s': truncated %llu torn bytes, "
+			  "dropped %u index entries, rebuilt %u indexes, "
+			  "discarded %u leftover files",
+			  n->name, (unsigned long long)rec->truncated_bytes,
+			  rec->dropped_entries, rec->rebuilt_indexes,
+			  rec->discarded_files);
+	if (rec->bad_batches)
+		diag_err("'%s' has %u batches with a bad crc in sealed "
+			 "segments; the rest stays readable",
+			 n->name, rec->bad_batches);
+}
+
+/* Open n's log (n's open lock held, budget room reserved). */
+static int part_open(struct registry *reg, struct node *n, unsigned reserved)
+{
+	struct partition_recovery rec;
+	struct partition *p = NULL;
+	struct config cfg;
+	const char *name;
+	int dfd, ret;
+
+	memset(&rec, 0, sizeof(rec));
+	pthread_rwlock_rdlock(&reg->lock);
+	if (n->removed && !n->trash[0]) {
+		pthread_rwlock_unlock(&reg->lock);
+		return -ENOENT;
+	}
+	part_where(reg, n, &dfd, &name);
+	effective_config(reg, n, &cfg);
+	ret = partition_open(dfd, name, &cfg, registry_now_ms(), &p, &rec);
+	if (ret < 0)
+		diag_err("cannot open partition '%s/%s': %s",
+			 n->removed ? LAYOUT_TRASH_DIR : n->parent->name,
+			 n->name, strerror(-ret));
+	pthread_rwlock_unlock(&reg->lock);
+	if (ret < 0)
+		return ret;
+	log_recovery(n, &rec);
+	pthread_rwlock_wrlock(&reg->lock);
+	n->part = p;
+	/* A rename or a configuration change made while it opened
+	 * reaches it now. */
+	part_where(reg, n, &dfd, &name);
+	partition_renamed(p, dfd, name);
+	ret = apply_config(reg, n);
+	pthread_rwlock_unlock(&reg->lock);
+	if (ret < 0)
+		diag_warn("cannot apply configuration to '%s': %s", n->name,
+			  strerror(-ret));
+	attach_partition(reg, n);
+	fdb_opened(&reg->fdb, &n->fdb, reserved, part_cost(p));
+	return 0;
+}
+
+int part_room(struct registry *reg, const char *what, const char *name)
+{
+	struct fdb_entry *victim;
+	int ret;
+
+	while ((ret = fdb_make_room(&reg->fdb, FDB_OPEN_COST, claim_victim,
+				    reg, &victim)) == 1)
+		close_victim(reg, node_of_entry(victim));
+	if (ret < 0)
+		diag_err("cannot %s partition '%s': the descriptor budget "
+			 "(%llu) is held by partitions in use (EMFILE)",
+			 what, name, (unsigned long long)reg->fdb.budget);
+	return ret;
+}
+
+void part_created(struct registry *reg, struct node *n)
+{
+	fdb_opened(&reg->fdb, &n->fdb, FDB_OPEN_COST, part_cost(n->part));
+	fdb_unpin(&reg->fdb, &n->fdb, n->fdb.cost);
+}
+
+int part_dir_open(struct registry *reg, struct node *n)
+{
+	const char *name;
+	int dfd;
+
+	if (n->removed && !n->trash[0])
+		return -ENOENT;
+	part_where(reg, n, &dfd, &name);
+	return io_opendirat(dfd, name);
+}
+
+/* What stat needs of a closed partition that was not opened since the
+ * mount: after a clean stop, partition.state's recovery point is the
+ * end of its log.  Called with reg->lock held. */
+static void idle_from_state(struct registry *reg, struct node *n)
+{
+	struct layout_state st;
+	struct partition_info info;
+	int fd, ret;
+
+	fd = part_dir_open(reg, n);
+	if (fd < 0)
+		return;
+	ret = layout_state_load(fd, &st);
+	io_close(fd);
+	if (ret < 0)
+		return;
+	memset(&info, 0, sizeof(info));
+	info.start_offset = st.start_offset;
+	info.start_byte = st.start_byte;
+	info.end_byte = st.recovery_point;
+	info.flushed_byte = st.recovery_point;
+	info.disk_bytes = st.recovery_point - st.start_byte;
+	info.first_ts = info.last_ts = -1;
+	idle_keep(n, &info, 1);
+}
+
+int part_info(struct registry *reg, struct node *n,
+	      struct partition_info *info, int need)
+{
+	int have, ret;
+
+	pthread_rwlock_rdlock(&reg->lock);
+	if (n->part) {
+		partition_get_info(n->part, info);
+		pthread_rwlock_unlock(&reg->lock);
+		return 0;
+	}
+	if (n->removed) {
+		pthread_rwlock_unlock(&reg->lock);
+		return -ENOENT; /* open only while pinned, then deleted */
+	}
+	pthread_mutex_lock(&n->meta_lock);
+	have = n->idle_have;
+	pthread_mutex_unlock(&n->meta_lock);
+	if (!have && reg->was_clean)
+		idle_from_state(reg, n);
+	have = part_idle_info(n, info);
+	pthread_rwlock_unlock(&reg->lock);
+	if (have >= need)
+		return 0;
+	/* Not known without the log (after a crash it must be recovered
+	 * first): open it, which keeps what stat needs when it closes. */
+	ret = registry_part_get(reg, n);
+	if (ret < 0)
+		return ret;
+	partition_get_info(n->part, info);
+	registry_part_put(reg, n);
+	return 0;
+}
+
+int registry_part_get(struct registry *reg, struct node *n)
+{
+	int ret;
+
+	if (n->kind != NODE_PARTITION)
+		return -EISDIR;
+	if (fdb_pin(&reg->fdb, &n->fdb, 1) == 0)
+		return 0;
+	pthread_mutex_lock(open_lock(reg, n));
+	if (fdb_pin(&reg->fdb, &n->fdb, 1) == 0) {
+		pthread_mutex_unlock(open_lock(reg, n));
+		return 0;
+	}
+	ret = part_room(reg, "open", n->name);
+	if (ret < 0) {
+		pthread_mutex_unlock(open_lock(reg, n));
+		return ret;
+	}
+	ret = part_open(reg, n, FDB_OPEN_COST);
+	if (ret < 0)
+		fdb_unreserve(&reg->fdb, FDB_OPEN_COST);
+	pthread_mutex_unlock(open_lock(reg, n));
+	return ret;
+}
+
+void registry_part_put(struct registry *reg, struct node *n)
+{
+	struct partition *p = n->part;
+
+	/* The pin keeps p open here: its cost is read before the unpin. */
+	fdb_unpin(&reg->fdb, &n->fdb, p ? part_cost(p) : n->fdb.cost);
+}
+
+int registry_part_peek(struct registry *reg, struct node *n)
+{
+	return fdb_pin(&reg->fdb, &n->fdb, 0);
+}
+
+int registry_part_is_open(struct registry *reg, struct node *n)
+{
+	int open;
+
+	pthread_rwlock_rdlock(&reg->lock);
+	open = n->part != NULL;
+	pthread_rwlock_unlock(&reg->lock);
+	return open;
+}
+
+void registry_part_trim(struct registry *reg)
+{
+	struct fdb_entry *victim;
+
+	while (fdb_over(&reg->fdb, claim_victim, reg, &victim))
+		close_victim(reg, node_of_entry(victim));
+}
+
+uint64_t registry_default_fd_budget(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return 512;
+	return rl.rlim_cur / 2 > 64 ? rl.rlim_cur / 2 : 64;
+}
+
+void registry_set_fd_budget(struct registry *reg, uint64_t budget)
+{
+	pthread_mutex_lock(&reg->fdb.lock);
+	reg->fdb.budget = budget;
+	pthread_mutex_unlock(&reg->fdb.lock);
+}
+
+uint64_t registry_fd_budget(struct registry *reg)
+{
+	return reg->fdb.budget;
+}

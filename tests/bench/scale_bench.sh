@@ -1,0 +1,219 @@
+#!/bin/bash
+# tests/bench/scale_bench.sh - fluxfs with many partitions and a large one:
+# the scale targets, measured ("make bench" runs it; by hand:
+# top_builddir=BUILD bash tests/bench/scale_bench.sh).  A benchmark, not a
+# test: it prints figures and fails only when something does not work.
+#
+#  1. SCALE_TOPICS x SCALE_PARTS partitions (default 1,000 x 100), one
+#     message each, built offline by scale_mkdata.py from a partition a
+#     real mount made: mount time after a clean unmount, daemon RSS idle
+#     and after listing, ls -R and ls -lR, and the first read of 200
+#     random partitions (each opened from idle).
+#  2. One partition of SCALE_BIG_MB (default 4096) in 256 MiB segments
+#     written through the mount: mount time after a clean unmount, the
+#     first stat and first read; then SCALE_TAIL_MB appended with
+#     flush_ms=-1, SIGKILL, and the first read after the remount (the
+#     recovery of the unflushed tail).
+#  3. 8 writers appending 100-byte lines round-robin (open/write/close
+#     each) over SCALE_RR_PARTS partitions (default 10,000) against the
+#     same work on 8 partitions (the open-file limit raised to 65,536
+#     when allowed, so the default budget holds them all), and with
+#     fd_budget=SCALE_RR_SMALL_BUDGET (default 3,000: a third of the
+#     partitions fit) to show what thrashing costs.
+# Everything lives in a temporary directory under $BENCH_DIR (default
+# /var/tmp), removed at the end; the trap unmounts and waits for the
+# daemon whatever happens.
+
+set -u
+: "${top_builddir:=$(cd "$(dirname "$0")/../.." && pwd)}"
+: "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
+FLUXFS="${FLUXFS:-$top_builddir/src/fluxfs}"
+FSBENCH="$top_builddir/tests/bench/fsbench"
+MKDATA="$top_srcdir/tests/bench/scale_mkdata.py"
+TOPICS=${SCALE_TOPICS:-1000}
+PARTS=${SCALE_PARTS:-100}
+BIG_MB=${SCALE_BIG_MB:-4096}
+TAIL_MB=${SCALE_TAIL_MB:-64}
+RR_LINES=${SCALE_RR_LINES:-100000}
+RR_SMALL=${SCALE_RR_SMALL_BUDGET:-3000}
+RR_THRASH_LINES=${SCALE_RR_THRASH_LINES:-5000}
+BENCH_DIR=${BENCH_DIR:-/var/tmp}
+
+W=$(mktemp -d "$BENCH_DIR/fluxfs-scale.XXXXXX") || exit 1
+MNT="$W/mnt"
+mkdir -p "$MNT"
+PID=""
+
+stop() {
+	[ -n "$PID" ] || return 0
+	fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT"
+	wait "$PID" 2>/dev/null
+	PID=""
+}
+cleanup() {
+	stop
+	# Never remove through a live mount.
+	mounted || rm -rf "$W"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+die() {
+	echo "scale_bench: $*" >&2
+	[ -f "$W/daemon.log" ] && tail -5 "$W/daemon.log" >&2
+	exit 1
+}
+ms() { echo $(($(date +%s%N) / 1000000)); }
+mounted() { grep -qs " $MNT fuse" /proc/mounts; }
+# start DATA [options]: mount, and set MOUNT_MS to the time from launch
+# until the mount is live.
+start() {
+	local data=$1 t0 i
+	shift
+	t0=$(date +%s%N)
+	"$FLUXFS" -f "$@" "$data" "$MNT" >>"$W/daemon.log" 2>&1 &
+	PID=$!
+	for i in $(seq 1 20000); do
+		mounted && break
+		kill -0 "$PID" 2>/dev/null || die "daemon exited at mount"
+	done
+	mounted || die "mount not live"
+	MOUNT_MS=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.1f", (b - a) / 1e6 }')
+}
+rss() { awk '/^VmRSS/ { printf "%.1f MiB", $2 / 1024 }' "/proc/$PID/status"; }
+timed() { # timed CMD...: seconds CMD took, to 3 places
+	local t0=$(date +%s%N)
+	"$@" >/dev/null || die "'$*' failed"
+	awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'
+}
+
+echo "== machine: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r)"
+echo "== load: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== disk: $(df -h "$BENCH_DIR" | awk 'NR == 2 { print $4 " free of " $2 " on " $6 }')"
+# 10,000 open partitions hold 30,000 descriptors: the default budget
+# (half the limit) must have room for them.  Root may raise the hard
+# limit; otherwise the round-robin run shows the budget's thrashing.
+ulimit -Hn 65536 2>/dev/null && ulimit -Sn 65536 2>/dev/null
+echo "== open-file limit: soft $(ulimit -Sn), hard $(ulimit -Hn)"
+# Partitions the default budget (half the limit) holds open at once, at
+# 3 descriptors each: the round-robin run uses 10,000 if they fit, else
+# 90% of what fits, and shows 10,000 thrashing as well.
+FIT=$(($(ulimit -Sn) / 2 / 3))
+if [ "$FIT" -ge 10000 ]; then
+	RR_PARTS=${SCALE_RR_PARTS:-10000}
+else
+	RR_PARTS=${SCALE_RR_PARTS:-$((FIT * 9 / 10 / 100 * 100))}
+fi
+
+# ---- 1. many small partitions ----------------------------------------
+mkdir "$W/tmpl"
+start "$W/tmpl"
+mkdir "$MNT/t" && echo '{"msg":"one message"}' >"$MNT/t/0" || die "template"
+stop
+t=$(timed python3 "$MKDATA" "$W/tmpl" "$W/many" "$TOPICS" "$PARTS") || exit 1
+echo "== $((TOPICS * PARTS)) partitions in $TOPICS topics built offline in $t s"
+start "$W/many" # the first mount reads the directories into the cache
+stop
+start "$W/many"
+echo "mount after a clean unmount: $MOUNT_MS ms; RSS idle $(rss)"
+n=$(ls -R "$MNT" | grep -c '^[0-9]')
+[ "$n" -eq $((TOPICS * PARTS)) ] || die "ls -R listed $n partitions"
+echo "ls -R: $(timed ls -R "$MNT") s (again: $(timed ls -R "$MNT") s); RSS $(rss)"
+echo "ls -lR: $(timed ls -lR "$MNT") s; RSS $(rss)"
+echo "open partitions after listing: $(awk '$1 == "fluxfs_open_partitions" { print $2 }' "$MNT/.metrics")"
+python3 - "$MNT" "$TOPICS" "$PARTS" <<'EOF' || die "first reads"
+import os, random, sys, time
+mnt, topics, parts = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+random.seed(7)
+ts = []
+for _ in range(200):
+    p = "%s/topic%04d/%d" % (mnt, random.randrange(topics), random.randrange(parts))
+    t0 = time.perf_counter()
+    with open(p, "rb") as f:
+        data = f.read()
+    ts.append((time.perf_counter() - t0) * 1000)
+    assert data == b'{"msg":"one message"}\n', (p, data)
+ts.sort()
+print("first read of a partition (200 random): median %.2f ms, p99 %.2f ms, max %.2f ms"
+      % (ts[100], ts[197], ts[-1]))
+EOF
+echo "RSS after 200 reads: $(rss)"
+stop
+
+# ---- 2. one large partition -----------------------------------------
+# endread FILE WHAT: time the first stat, and the open and read of the
+# last 100 bytes, in-process.
+endread() {
+	python3 - "$1" "$2" <<'EOF'
+import os, sys, time
+path, what = sys.argv[1], sys.argv[2]
+t0 = time.perf_counter()
+size = os.stat(path).st_size
+t1 = time.perf_counter()
+with open(path, "rb") as f:
+    f.seek(size - 100)
+    assert len(f.read()) == 100
+t2 = time.perf_counter()
+print("%s stat: %.2f ms (size %d); open and read of the end: %.2f ms"
+      % (what, (t1 - t0) * 1000, size, (t2 - t1) * 1000))
+EOF
+}
+mkdir "$W/big"
+start "$W/big" -o segment_bytes=256M
+mkdir "$MNT/big" || die "mkdir big"
+r=$("$FSBENCH" bulk "$MNT/big/0" "$BIG_MB") || die "bulk write"
+echo "== one partition of $BIG_MB MiB in 256 MiB segments written ($r)"
+stop
+start "$W/big"
+echo "mount after a clean unmount: $MOUNT_MS ms"
+endread "$MNT/big/0" "first" || die "first stat and read"
+stop
+start "$W/big" -o flush_ms=-1
+"$FSBENCH" bulk "$MNT/big/0" "$TAIL_MB" >/dev/null || die "tail write"
+kill -KILL "$PID"
+wait "$PID" 2>/dev/null
+PID=""
+fusermount3 -uz "$MNT"
+start "$W/big"
+echo "after SIGKILL with $TAIL_MB MiB unflushed: mount $MOUNT_MS ms"
+endread "$MNT/big/0" "after SIGKILL, first (recovering the tail)" || die "read after kill"
+stop
+rm -rf "$W/big"
+
+# ---- 3. round-robin appends -----------------------------------------
+rr() { # rr DATA NAME PARTITIONS LINES [options]: APS of the measured run
+	local data=$1 name=$2 np=$3 lines=$4 topics parts r
+	shift 4
+	if [ "$np" -ge 100 ]; then
+		topics=$((np / 100)) parts=100
+	else
+		topics=1 parts=$np
+	fi
+	start "$data" "$@"
+	# Create every partition first (creation fsyncs), untimed.
+	[ -d "$MNT/rr0000" ] || "$FSBENCH" rr "$MNT" $topics $parts 8 $np >/dev/null || die "rr create"
+	r=$("$FSBENCH" rr "$MNT" $topics $parts 8 "$lines") || die "rr $name"
+	echo "$name: $r; $(awk '$1 == "fluxfs_idle_closes_total" { print "idle closes " $2 }' "$MNT/.metrics"), load $(cut -d' ' -f1 /proc/loadavg)"
+	stop
+	APS=$(echo "$r" | sed 's/aps=\([0-9]*\).*/\1/')
+}
+mkdir "$W/rr8" "$W/rrN"
+echo "== $RR_LINES appends (open/write/close) by 8 writers, load $(cut -d' ' -f1 /proc/loadavg)"
+rr "$W/rr8" "8 partitions" 8 "$RR_LINES"
+a8=$APS
+rr "$W/rrN" "$RR_PARTS partitions" "$RR_PARTS" "$RR_LINES"
+aN=$APS
+# Past the budget every append closes an idle partition, and a close
+# flushes: fewer lines, or this runs for minutes.
+if [ "$RR_PARTS" -lt 10000 ]; then
+	mkdir "$W/rr10k"
+	rr "$W/rr10k" "10000 partitions (more than the default budget holds)" 10000 "$RR_THRASH_LINES"
+	what="10000 partitions past the budget"
+else
+	rr "$W/rrN" "$RR_PARTS partitions, fd_budget=$RR_SMALL" "$RR_PARTS" "$RR_THRASH_LINES" -o fd_budget=$RR_SMALL
+	what="fd_budget=$RR_SMALL"
+fi
+aS=$APS
+awk -v a="$a8" -v b="$aN" -v c="$aS" -v n="$RR_PARTS" -v w="$what" 'BEGIN {
+	printf "round robin: %d partitions %.2fx of 8 partitions; %s %.3fx\n", n, b / a, w, c / a }'
+echo "== load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
