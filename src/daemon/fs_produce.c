@@ -186,12 +186,15 @@ int fs_produce_open(fuse_ino_t ino, struct fuse_file_info *fi)
 /* ---- partitions ------------------------------------------------------ */
 
 /* The index in ph->t of partition node n (pinned by the caller: the pin
- * is kept for a new target, dropped for a known one); -ENOMEM. */
+ * is kept for a new target, with its log pinned open, and dropped for a
+ * known one); -ENOMEM, or -EMFILE when the descriptor budget is held by
+ * partitions in use. */
 static long target_of(struct produce_handle *ph, struct node *n)
 {
 	struct produce_target *t;
 	pthread_mutex_t *lock;
 	size_t i;
+	int ret;
 
 	for (i = 0; i < ph->nt; i++)
 		if (ph->t[i].n == n) {
@@ -208,6 +211,14 @@ static long target_of(struct produce_handle *ph, struct node *n)
 		}
 		ph->t = t;
 		ph->capt = cap;
+	}
+	/* The target's log stays open while the handle is: an fsync must
+	 * find a failed flush of what the handle appended, and an idle
+	 * close would take that failure with it. */
+	ret = registry_part_get(fs.reg, n);
+	if (ret < 0) {
+		registry_unpin(fs.reg, n);
+		return ret;
 	}
 	t = &ph->t[ph->nt];
 	memset(t, 0, sizeof(*t));
@@ -580,6 +591,7 @@ int fs_produce_release(struct handle *h)
 		n->fs->dio_writers--;
 		pthread_mutex_unlock(lock);
 		free(ph->t[i].buf);
+		registry_part_put(fs.reg, n);
 		registry_unpin(fs.reg, n);
 	}
 	free(ph->t);

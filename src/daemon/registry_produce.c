@@ -213,9 +213,12 @@ static int may_hold_keys(struct registry *reg, struct node *topic, int sep)
 		return 0;
 	pthread_rwlock_rdlock(&reg->lock);
 	for (c = topic->children; c && !found; c = c->next) {
-		if (!c->part)
-			continue;
-		partition_get_info(c->part, &info);
+		/* An idle partition shows what it held when it closed; one
+		 * not opened since a crash may hold anything. */
+		if (c->part)
+			partition_get_info(c->part, &info);
+		else if (!part_idle_info(c, &info))
+			info.end_byte = info.start_byte + 1;
 		found = info.end_byte > info.start_byte;
 	}
 	pthread_rwlock_unlock(&reg->lock);
