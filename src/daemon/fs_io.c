@@ -251,7 +251,9 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int ret;
 
 	count_request();
-	if (is_follow_ino(ino))
+	if (is_group_ino(ino))
+		ret = fs_groups_open(req, ino, fi);
+	else if (is_follow_ino(ino))
 		ret = open_follow(ino, fi);
 	else
 		ret = n ? open_partition(n, fi) : open_metrics(req, fi);
@@ -461,6 +463,8 @@ int fs_release_handle(struct handle *h)
 		if (ret < 0)
 			writer_error(h->n, "final partial line", ret);
 	}
+	if (h->kind == H_GROUP)
+		fs_groups_release(h);
 	if (h->n && (h->kind == H_READER || h->kind == H_WRITER)) {
 		pthread_mutex_t *lock =
 			fs_tail_lock(registry_ino(fs.reg, h->n));
@@ -500,6 +504,8 @@ void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		else /* a loss already found (only fsync waits for disks) */
 			ret = take_loss(h, 0, UINT64_MAX);
 		pthread_mutex_unlock(&h->lock);
+	} else if (h->kind == H_GROUP) {
+		ret = fs_groups_flush(req, h);
 	}
 	fs_reply_write(req, 0, -ret, late);
 }
@@ -518,7 +524,9 @@ void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	int ret = 0, r;
 
 	count_request();
-	if (h->n && h->n->part) {
+	if (h->kind == H_GROUP) {
+		ret = fs_groups_fsync(h); /* an explicit commit */
+	} else if (h->n && h->n->part) {
 		if (h->kind == H_WRITER) {
 			pthread_mutex_lock(&h->lock);
 			mark = written_end(h);
@@ -856,6 +864,10 @@ void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
+	if (h->kind == H_GROUP) {
+		fs_groups_read(req, h, size, off, fi);
+		return;
+	}
 	if (h->kind == H_FOLLOW) {
 		/* fcntl(F_SETFL) may change O_NONBLOCK after open (GNU tail
 		 * does): the read's own flags tell. */
@@ -904,7 +916,7 @@ void fs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 	int ret;
 
 	count_request();
-	if (!h->n || !h->n->part) {
+	if (!h->n || !h->n->part || h->kind == H_GROUP) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}

@@ -32,6 +32,7 @@
 
 #define METRICS_NAME ".metrics"
 #define FOLLOW_NAME ".follow"
+#define GROUPS_NAME ".groups"
 #define DRAIN_SECONDS 2
 
 /* The mount's one state struct. */
@@ -145,6 +146,11 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		follow_lookup(req, parent, name);
 		return;
 	}
+	if (is_group_ino(parent) ||
+	    (parent == REGISTRY_INO_ROOT && !strcmp(name, GROUPS_NAME))) {
+		fs_groups_lookup(req, parent, name);
+		return;
+	}
 	if (parent == REGISTRY_INO_ROOT && !strcmp(name, FOLLOW_NAME)) {
 		reply_follow_entry(req, REGISTRY_INO_FOLLOW, NULL);
 		return;
@@ -179,7 +185,9 @@ static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
 	struct node *n = counted_node(ino);
 
-	if (n)
+	if (is_group_ino(ino))
+		fs_groups_forget(ino, nlookup);
+	else if (n)
 		registry_forget(fs.reg, n, nlookup);
 	fuse_reply_none(req);
 }
@@ -191,6 +199,10 @@ static void fs_forget_multi(fuse_req_t req, size_t count,
 	size_t i;
 
 	for (i = 0; i < count; i++) {
+		if (is_group_ino(forgets[i].ino)) {
+			fs_groups_forget(forgets[i].ino, forgets[i].nlookup);
+			continue;
+		}
 		n = counted_node(forgets[i].ino);
 		if (n)
 			registry_forget(fs.reg, n, forgets[i].nlookup);
@@ -208,6 +220,10 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 	if (is_follow_ino(ino)) {
 		follow_attr(ino, &st);
 		fuse_reply_attr(req, &st, 0);
+		return;
+	}
+	if (is_group_ino(ino)) {
+		fs_groups_getattr(req, ino);
 		return;
 	}
 	if (!n) {
@@ -285,6 +301,10 @@ static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	int ret;
 
 	count_request();
+	if (is_group_ino(parent)) {
+		fs_groups_mkdir(req, parent, name);
+		return;
+	}
 	if (!dir) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
@@ -322,6 +342,10 @@ static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct node *dir = node_of(parent);
 
 	count_request();
+	if (is_group_ino(parent)) {
+		fuse_reply_err(req, EPERM); /* positions go by reset or rmdir */
+		return;
+	}
 	if (!dir) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
@@ -338,6 +362,10 @@ static void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct node *dir = node_of(parent);
 
 	count_request();
+	if (is_group_ino(parent)) {
+		fs_groups_rmdir(req, parent, name);
+		return;
+	}
 	if (!dir) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
@@ -493,16 +521,8 @@ static void fs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 
 /* ---- directories ----------------------------------------------------- */
 
-struct dirbuf {
-	fuse_req_t req;
-	char *buf;
-	size_t len, cap;
-	int err;
-	int follow; /* listing a follow-view directory */
-};
-
-static int dirbuf_add(void *arg, const char *name, uint64_t ino,
-		      enum node_kind kind)
+int fs_dirbuf_add(void *arg, const char *name, uint64_t ino,
+		  enum node_kind kind)
 {
 	struct dirbuf *d = arg;
 	struct stat st;
@@ -510,7 +530,8 @@ static int dirbuf_add(void *arg, const char *name, uint64_t ino,
 	char *nb;
 
 	memset(&st, 0, sizeof(st));
-	st.st_ino = d->follow ? ino | REGISTRY_INO_FOLLOW_VIEW : ino;
+	st.st_ino = (d->follow ? ino | REGISTRY_INO_FOLLOW_VIEW : ino) |
+		    d->ino_or;
 	st.st_mode = kind == NODE_PARTITION || ino == REGISTRY_INO_METRICS
 			     ? S_IFREG
 			     : S_IFDIR;
@@ -530,15 +551,38 @@ static int dirbuf_add(void *arg, const char *name, uint64_t ino,
 	return 0;
 }
 
+void fs_dirbuf_open(fuse_req_t req, struct fuse_file_info *fi,
+		    struct dirbuf *d, int ret)
+{
+	struct handle *h;
+
+	if (ret == 0)
+		ret = d->err;
+	h = ret == 0 ? fs_handle_new(H_DIR, NULL) : NULL;
+	if (!h) {
+		free(d->buf);
+		fuse_reply_err(req, ret < 0 ? -ret : ENOMEM);
+		return;
+	}
+	h->buf = d->buf;
+	h->len = d->len;
+	fi->fh = (uintptr_t)h;
+	if (fuse_reply_open(req, fi) < 0)
+		fs_handle_free(h);
+}
+
 static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	struct node *n = node_of(ino);
-	struct dirbuf d = {req, NULL, 0, 0, 0, 0};
-	struct handle *h;
+	struct dirbuf d = {req, NULL, 0, 0, 0, 0, 0};
 	int ret, follow = is_follow_ino(ino);
 
 	count_request();
+	if (is_group_ino(ino)) {
+		fs_groups_opendir(req, ino, fi);
+		return;
+	}
 	if (follow)
 		n = ino == REGISTRY_INO_FOLLOW ? node_of(REGISTRY_INO_ROOT)
 					       : follow_node(ino);
@@ -547,36 +591,25 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 		return;
 	}
 	/* Snapshot the listing now, so offsets stay stable. */
-	dirbuf_add(&d, ".",
+	fs_dirbuf_add(&d, ".",
 		   !follow	? registry_st_ino(fs.reg, n)
 		   : ino == REGISTRY_INO_FOLLOW
 			   ? REGISTRY_INO_FOLLOW
 			   : registry_st_ino(fs.reg, n) | REGISTRY_INO_FOLLOW_VIEW,
 		   NODE_TOPIC);
-	dirbuf_add(&d, "..",
+	fs_dirbuf_add(&d, "..",
 		   follow && ino != REGISTRY_INO_FOLLOW ? REGISTRY_INO_FOLLOW
 							: REGISTRY_INO_ROOT,
 		   NODE_ROOT);
 	if (n->kind == NODE_ROOT && !follow) {
-		dirbuf_add(&d, METRICS_NAME, REGISTRY_INO_METRICS,
-			   NODE_PARTITION);
-		dirbuf_add(&d, FOLLOW_NAME, REGISTRY_INO_FOLLOW, NODE_TOPIC);
+		fs_dirbuf_add(&d, METRICS_NAME, REGISTRY_INO_METRICS,
+			      NODE_PARTITION);
+		fs_dirbuf_add(&d, FOLLOW_NAME, REGISTRY_INO_FOLLOW, NODE_TOPIC);
+		fs_dirbuf_add(&d, GROUPS_NAME, REGISTRY_INO_GROUPS, NODE_TOPIC);
 	}
 	d.follow = follow;
-	ret = registry_list(fs.reg, n, dirbuf_add, &d);
-	if (ret == 0)
-		ret = d.err;
-	h = ret == 0 ? fs_handle_new(H_DIR, NULL) : NULL;
-	if (!h) {
-		free(d.buf);
-		fuse_reply_err(req, ret < 0 ? -ret : ENOMEM);
-		return;
-	}
-	h->buf = d.buf;
-	h->len = d.len;
-	fi->fh = (uintptr_t)h;
-	if (fuse_reply_open(req, fi) < 0)
-		fs_handle_free(h);
+	ret = registry_list(fs.reg, n, fs_dirbuf_add, &d);
+	fs_dirbuf_open(req, fi, &d, ret);
 }
 
 static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -603,7 +636,7 @@ static void fs_releasedir(fuse_req_t req, fuse_ino_t ino,
 
 /* ---- xattrs ---------------------------------------------------------- */
 
-static void reply_value(fuse_req_t req, const char *buf, int len, size_t size)
+void fs_reply_value(fuse_req_t req, const char *buf, int len, size_t size)
 {
 	if (len < 0)
 		fuse_reply_err(req, -len);
@@ -625,6 +658,10 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	int ret;
 
 	count_request();
+	if (is_group_ino(ino)) {
+		fs_groups_getxattr(req, ino, name, size);
+		return;
+	}
 	if (!n || n->kind == NODE_ROOT) {
 		fuse_reply_err(req, ENODATA);
 		return;
@@ -639,7 +676,7 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		if (ret == 0)
 			ret = xattr_format_info(&info, x.key, buf, sizeof(buf));
 	}
-	reply_value(req, buf, ret, size);
+	fs_reply_value(req, buf, ret, size);
 }
 
 static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
@@ -650,6 +687,10 @@ static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	int ret;
 
 	count_request();
+	if (is_group_ino(ino)) {
+		fs_groups_setxattr(req, ino, name, value, size);
+		return;
+	}
 	if (!n || n->kind == NODE_ROOT) {
 		fuse_reply_err(req, ENOTSUP);
 		return;
@@ -680,12 +721,16 @@ static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	int len;
 
 	count_request();
+	if (is_group_ino(ino)) {
+		fs_groups_listxattr(req, ino, size);
+		return;
+	}
 	if (!n || n->kind == NODE_ROOT) {
-		reply_value(req, buf, 0, size);
+		fs_reply_value(req, buf, 0, size);
 		return;
 	}
 	len = xattr_list(n->kind == NODE_PARTITION, buf, sizeof(buf));
-	reply_value(req, buf, len, size);
+	fs_reply_value(req, buf, len, size);
 }
 
 static void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
@@ -846,7 +891,7 @@ void fs_stop(void)
 		if (!h)
 			break;
 		if (h->kind == H_READER || h->kind == H_WRITER ||
-		    h->kind == H_FOLLOW)
+		    h->kind == H_FOLLOW || h->kind == H_GROUP)
 			fs_release_handle(h);
 		else
 			fs_handle_free(h);

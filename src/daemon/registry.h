@@ -51,6 +51,7 @@
 #define REGISTRY_INO_ROOT 1
 #define REGISTRY_INO_METRICS 2
 #define REGISTRY_INO_FOLLOW 3 /* MNT/.follow (fs_ops.c, fs_follow.h) */
+#define REGISTRY_INO_GROUPS 4 /* MNT/.groups (fs_groups.c) */
 #define REGISTRY_NAME_MAX 249
 
 enum node_kind { NODE_ROOT, NODE_TOPIC, NODE_PARTITION };
@@ -203,6 +204,14 @@ int registry_config_get(struct registry *reg, struct node *n, int key,
 int registry_config_set(struct registry *reg, struct node *n, int key,
 			const char *val, size_t len);
 int registry_config_unset(struct registry *reg, struct node *n, int key);
+
+/* The consumer groups' committed positions, keyed by the partitions'
+ * stored inode numbers (groupstore.h); opened with the registry, with
+ * the positions of partitions deleted since the last mount dropped. */
+struct groupstore *registry_groups(struct registry *reg);
+/* A group view shows stat numbers with this bit (beside
+ * REGISTRY_INO_FOLLOW_VIEW). */
+#define REGISTRY_INO_GROUP_VIEW (1ULL << 62)
 
 /* Milliseconds since the epoch. */
 int64_t registry_now_ms(void);

@@ -34,6 +34,7 @@ struct registry {
 	pthread_mutex_t ino_lock;
 	uint64_t ino_next;  /* next inode number; protected by ino_lock */
 	uint64_t ino_bound; /* fluxfs.meta's ino_next; protected by ino_lock */
+	struct groupstore *groups; /* consumer groups (its own lock) */
 };
 
 /* Hand out a fresh inode number into *ino, raising fluxfs.meta's bound
