@@ -19,10 +19,12 @@
  * last whole message the last read returned.  The kernel keeps the file
  * offset itself (lseek never reaches us), so a reader that reads ahead
  * and seeks back before closing (GNU head -n, bash's read builtin)
- * commits what it read, not what it printed.  A reader killed by a
- * signal commits nothing at its close (its last commit stands, and the
- * messages since are read again): the closing process's exit status
- * tells (/proc/<pid>/stat).  An open reader commits on a read once
+ * commits what it read, not what it printed.  Only the process that read
+ * last commits at its close: a child that inherited the descriptor and
+ * exits (a `sleep` in a shell loop reading the file) has consumed
+ * nothing.  A reader killed by a signal commits nothing at its close
+ * (its last commit stands, and the messages since are read again): the
+ * closing process's exit status tells (/proc/<pid>/stat).  An open reader commits on a read once
  * commit_ms have passed since its last commit: the offset that read
  * asks for, i.e. what the reader consumed before asking for more.
  */
@@ -68,6 +70,7 @@ struct group_open {
 	int64_t last_commit_ms;	  /* lock */
 	int flushed;		  /* closed once (gs_lock) */
 	int killed;		  /* its process died of a signal (lock) */
+	pid_t reader;		  /* the process that read last (lock) */
 	struct group_open *next; /* readers; protected by gs_lock */
 };
 
@@ -496,12 +499,18 @@ static int killed_by_signal(pid_t pid)
 int fs_groups_flush(fuse_req_t req, struct handle *h)
 {
 	struct group_open *r = h->grp;
+	pid_t pid = fuse_req_ctx(req)->pid;
 	int ret;
 
 	pthread_mutex_lock(&gs_lock);
 	r->flushed = 1;
 	pthread_mutex_unlock(&gs_lock);
-	if (killed_by_signal(fuse_req_ctx(req)->pid)) {
+	pthread_mutex_lock(&r->lock);
+	ret = r->reader && r->reader != pid;
+	pthread_mutex_unlock(&r->lock);
+	if (ret)
+		return 0; /* a process that shared the file but read nothing */
+	if (killed_by_signal(pid)) {
 		pthread_mutex_lock(&r->lock);
 		if (!r->killed)
 			diag_info("consumer group '%s': reader of '%s' killed "
@@ -703,6 +712,7 @@ void fs_groups_read(fuse_req_t req, struct handle *h, size_t size, off_t off,
 	/* Auto-commit: what the reader consumed before asking for more. */
 	pthread_mutex_lock(&r->lock);
 	due = registry_now_ms() - r->last_commit_ms >= (int64_t)r->commit_ms;
+	r->reader = fuse_req_ctx(req)->pid;
 	pthread_mutex_unlock(&r->lock);
 	if (due)
 		commit_at(r, r->v.start + (uint64_t)off, 0);
@@ -933,4 +943,10 @@ void fs_groups_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 				XATTR_PREFIX "%s", list[i]) +
 		       1;
 	fs_reply_value(req, buf, len, size);
+}
+
+/* Group positions that retention passed so far. */
+uint64_t fs_groups_retention_skips(void)
+{
+	return atomic_load(&retention_skips);
 }

@@ -253,6 +253,8 @@ int fs_groups_fsync(struct handle *h);
 /* The handle goes: commit (unless its process was killed), give the
  * partition up to the next reader. */
 void fs_groups_release(struct handle *h);
+/* For .metrics: group positions that retention passed so far. */
+uint64_t fs_groups_retention_skips(void);
 /* Reply to a read of view v at file offset off (ff->pos gets the
  * partition byte where it ended): parked at the end if follow. */
 void fs_view_read(fuse_req_t req, const struct view *v, struct follow_file *ff,

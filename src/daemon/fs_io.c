@@ -130,6 +130,7 @@ static int open_metrics(fuse_req_t req, struct fuse_file_info *fi)
 	d.notifications = fs.nt ? notifier_sent(fs.nt) : 0;
 	d.open_handles = atomic_load(&fs.open_handles);
 	d.parked_followers = follow_parked(fs.fw);
+	d.group_retention_skips = fs_groups_retention_skips();
 	ret = registry_metrics_for(fs.reg, &cred, &d, &out);
 	free((void *)cred.groups);
 	if (ret < 0) {

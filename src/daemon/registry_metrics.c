@@ -11,6 +11,9 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include <string.h>
+
+#include "groupstore.h"
 #include "registry.h"
 #include "registry_int.h"
 #include "registry_metrics.h"
@@ -51,6 +54,96 @@ static int cred_may(const struct registry_cred *cred, struct node *n,
 				bits = (m.mode >> 3) & 7;
 	}
 	return (bits & mask) == mask;
+}
+
+/* Gathering the consumer groups' series (under reg->lock, read). */
+struct group_walk {
+	struct registry *reg;
+	const struct registry_cred *cred;
+	char **names;
+	size_t nnames, cap;
+	struct prom_group *g;
+	size_t n, gcap;
+	const char *group; /* the group whose positions are walked */
+};
+
+static int add_name(void *arg, const char *name)
+{
+	struct group_walk *w = arg;
+	char **grown;
+
+	if (w->nnames == w->cap) {
+		w->cap = w->cap ? w->cap * 2 : 16;
+		grown = realloc(w->names, w->cap * sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		w->names = grown;
+	}
+	w->names[w->nnames] = strdup(name);
+	return w->names[w->nnames++] ? 0 : -ENOMEM;
+}
+
+static int add_position(void *arg, const struct group_pos *pos)
+{
+	struct group_walk *w = arg;
+	struct partition_info info;
+	struct prom_group *grown;
+	struct node *t, *p;
+
+	for (t = w->reg->root.children; t; t = t->next)
+		for (p = t->children; p; p = p->next) {
+			if (!p->part || registry_st_ino(w->reg, p) != pos->ino)
+				continue;
+			if (!cred_may(w->cred, t, MAY_EXEC) ||
+			    !cred_may(w->cred, p, MAY_READ))
+				return 0;
+			if (w->n == w->gcap) {
+				w->gcap = w->gcap ? w->gcap * 2 : 16;
+				grown = realloc(w->g, w->gcap * sizeof(*grown));
+				if (!grown)
+					return -ENOMEM;
+				w->g = grown;
+			}
+			partition_get_info(p->part, &info);
+			w->g[w->n].group = (char *)w->group;
+			w->g[w->n].topic = t->name;
+			w->g[w->n].partition = p->name;
+			w->g[w->n].committed_offset = pos->offset;
+			w->g[w->n].lag_messages =
+				info.next_offset > pos->offset
+					? info.next_offset - pos->offset
+					: 0;
+			w->n++;
+			return 0;
+		}
+	return 0;
+}
+
+/* The groups' series of the partitions cred may read. */
+static int render_groups(struct registry *reg,
+			 const struct registry_cred *cred,
+			 const struct prom_daemon *d, struct prom_buf *out)
+{
+	struct group_walk w = {reg, cred, NULL, 0, 0, NULL, 0, 0, NULL};
+	size_t i;
+	int ret;
+
+	ret = groupstore_list(reg->groups, add_name, &w);
+	for (i = 0; ret == 0 && i < w.nnames; i++) {
+		w.group = w.names[i];
+		ret = groupstore_positions(reg->groups, w.names[i],
+					   add_position, &w);
+		if (ret == -ENOENT) /* removed meanwhile */
+			ret = 0;
+	}
+	if (ret == 0)
+		ret = prom_render_groups(out, w.g, w.n,
+					 d->group_retention_skips);
+	for (i = 0; i < w.nnames; i++)
+		free(w.names[i]);
+	free(w.names);
+	free(w.g);
+	return ret;
 }
 
 /* Render .metrics as cred sees it. */
@@ -95,6 +188,8 @@ int registry_metrics_for(struct registry *reg, const struct registry_cred *cred,
 	}
 	d->open_partitions = open; /* a global figure: all of them */
 	ret = prom_render(out, s, n, d);
+	if (ret == 0 && reg->groups)
+		ret = render_groups(reg, cred, d, out);
 out:
 	pthread_rwlock_unlock(&reg->lock);
 	free(s);
