@@ -381,7 +381,7 @@ static int partition_loaded(void *arg, uint64_t ino)
  * were deleted (their inode numbers are never handed out again). */
 static int open_groups(struct registry *reg)
 {
-	int ret = groupstore_open(reg->rootfd, &reg->groups);
+	int ret = groupstore_open(reg->rootfd, 0, &reg->groups);
 
 	if (ret < 0) {
 		diag_err("cannot open '%s/" GROUPSTORE_DIR "': %s", reg->path,

@@ -37,6 +37,7 @@ struct group {
 struct groupstore {
 	pthread_mutex_t lock;
 	int dirfd;	     /* DATA_DIR/.groups */
+	int readonly;
 	struct group *head;  /* protected by lock; creation order */
 	struct group **tail; /* protected by lock */
 };
@@ -201,6 +202,8 @@ static int store(struct groupstore *gs, struct group *g)
 	size_t len;
 	int ret;
 
+	if (gs->readonly)
+		return -EROFS;
 	ret = groupstore_encode(&g->opts, g->pos, g->npos, &buf, &len);
 	if (ret < 0)
 		return ret;
@@ -286,7 +289,7 @@ static int ends_with(const char *s, const char *suffix)
 }
 
 /* Open the store below rootfd. */
-int groupstore_open(int rootfd, struct groupstore **out)
+int groupstore_open(int rootfd, int readonly, struct groupstore **out)
 {
 	struct groupstore *gs = calloc(1, sizeof(*gs));
 	struct dirent *de;
@@ -297,10 +300,16 @@ int groupstore_open(int rootfd, struct groupstore **out)
 		return -ENOMEM;
 	pthread_mutex_init(&gs->lock, NULL);
 	gs->tail = &gs->head;
-	ret = io_mkdirat(rootfd, GROUPSTORE_DIR, 0755);
+	gs->readonly = readonly;
+	ret = readonly ? 0 : io_mkdirat(rootfd, GROUPSTORE_DIR, 0755);
 	if (ret < 0 && ret != -EEXIST)
 		goto fail;
 	gs->dirfd = io_opendirat(rootfd, GROUPSTORE_DIR);
+	if (gs->dirfd == -ENOENT && readonly) {
+		gs->dirfd = -1; /* no group was ever made */
+		*out = gs;
+		return 0;
+	}
 	if (gs->dirfd < 0) {
 		ret = gs->dirfd;
 		goto fail;
@@ -312,7 +321,8 @@ int groupstore_open(int rootfd, struct groupstore **out)
 		if (ends_with(de->d_name, GROUPSTORE_SUFFIX ".tmp")) {
 			/* A commit that a crash cut short: the file it
 			 * was to replace is whole. */
-			io_unlinkat(gs->dirfd, de->d_name, 0);
+			if (!readonly)
+				io_unlinkat(gs->dirfd, de->d_name, 0);
 			continue;
 		}
 		if (!ends_with(de->d_name, GROUPSTORE_SUFFIX))
@@ -393,7 +403,7 @@ int groupstore_remove(struct groupstore *gs, const char *name)
 		if (strcmp(g->name, name))
 			continue;
 		file_name(name, fname, sizeof(fname));
-		ret = io_unlinkat(gs->dirfd, fname, 0);
+		ret = gs->readonly ? -EROFS : io_unlinkat(gs->dirfd, fname, 0);
 		if (ret == 0 || ret == -ENOENT)
 			ret = io_fsync_dir(gs->dirfd);
 		if (ret < 0)

@@ -54,8 +54,10 @@ struct group_pos {
 };
 
 /* Open DATA_DIR/.groups below rootfd (created if missing), load every
- * group; a group file that fails its check is logged and left out. */
-int groupstore_open(int rootfd, struct groupstore **out);
+ * group; a group file that fails its check is logged and left out.
+ * readonly: to look only, beside a daemon that may be writing (nothing
+ * created or removed; every change is -EROFS). */
+int groupstore_open(int rootfd, int readonly, struct groupstore **out);
 void groupstore_close(struct groupstore *gs);
 
 /* 0 if name may name a group (the rules of topic names), else -EINVAL

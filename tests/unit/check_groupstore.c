@@ -28,7 +28,7 @@ static struct groupstore *open_store(void)
 {
 	struct groupstore *gs;
 
-	ck_assert_int_eq(groupstore_open(dfd, &gs), 0);
+	ck_assert_int_eq(groupstore_open(dfd, 0, &gs), 0);
 	return gs;
 }
 
@@ -271,6 +271,29 @@ START_TEST(test_names)
 }
 END_TEST
 
+/* A read-only store (fluxctl beside a serving daemon) changes nothing,
+ * not even a leftover .tmp that may be the daemon's commit in flight. */
+START_TEST(test_readonly)
+{
+	struct groupstore *gs = open_store(), *ro;
+	struct group_pos p = mkpos(8, 1), got;
+
+	ck_assert_int_eq(groupstore_create(gs, "g"), 0);
+	ck_assert_int_eq(groupstore_commit(gs, "g", 1, &p), 0);
+	groupstore_close(gs);
+	write_file(GROUPSTORE_DIR "/g.group.tmp", "partial", 7);
+	ck_assert_int_eq(groupstore_open(dfd, 1, &ro), 0);
+	ck_assert_int_eq(groupstore_get(ro, "g", 1, &got), 0);
+	ck_assert_uint_eq(got.byte, 8);
+	ck_assert_int_eq(groupstore_commit(ro, "g", 1, &p), -EROFS);
+	ck_assert_int_eq(groupstore_create(ro, "h"), -EROFS);
+	ck_assert_int_eq(groupstore_remove(ro, "g"), -EROFS);
+	ck_assert_int_eq(faccessat(dfd, GROUPSTORE_DIR "/g.group.tmp", F_OK, 0),
+			 0);
+	groupstore_close(ro);
+}
+END_TEST
+
 static int odd_exists(void *arg, uint64_t ino)
 {
 	(void)arg;
@@ -307,6 +330,7 @@ static Suite *groupstore_suite(void)
 	tcase_add_test(tc, test_decode_rejects);
 	tcase_add_test(tc, test_names);
 	tcase_add_test(tc, test_prune);
+	tcase_add_test(tc, test_readonly);
 	suite_add_tcase(s, tc);
 	return s;
 }
