@@ -125,36 +125,15 @@ static int print_pos(void *arg, const struct group_pos *pos)
 	return 0;
 }
 
-struct names {
-	char **v;
-	size_t n, cap;
-};
-
-static int add_name(void *arg, const char *name)
-{
-	struct names *ns = arg;
-	char **grown;
-
-	if (ns->n == ns->cap) {
-		ns->cap = ns->cap ? ns->cap * 2 : 16;
-		grown = realloc(ns->v, ns->cap * sizeof(*grown));
-		if (!grown)
-			return -ENOMEM;
-		ns->v = grown;
-	}
-	ns->v[ns->n] = strdup(name);
-	return ns->v[ns->n++] ? 0 : -ENOMEM;
-}
-
 static int describe(struct groupstore *gs, const struct parts *ps,
 		    const char *only)
 {
 	struct describe d = {ps, NULL, 0};
-	struct names ns = {NULL, 0, 0};
-	size_t i;
+	size_t i, n = 0;
+	char **names = NULL;
 	int ret;
 
-	ret = groupstore_list(gs, add_name, &ns);
+	ret = groupstore_names(gs, &names, &n);
 	if (ret == 0 && only && !groupstore_exists(gs, only)) {
 		ctl_err("no consumer group '%s'", only);
 		ret = -ENOENT;
@@ -163,18 +142,16 @@ static int describe(struct groupstore *gs, const struct parts *ps,
 		printf("%-16s %-16s %-10s %16s %16s %10s  %s\n", "GROUP",
 		       "TOPIC", "PARTITION", "COMMITTED-OFFSET",
 		       "LOG-END-OFFSET", "LAG", "LAST-COMMIT");
-	for (i = 0; ret == 0 && i < ns.n; i++) {
-		if (only && strcmp(only, ns.v[i]))
+	for (i = 0; ret == 0 && i < n; i++) {
+		if (only && strcmp(only, names[i]))
 			continue;
-		d.group = ns.v[i];
+		d.group = names[i];
 		d.rows = 0;
-		ret = groupstore_positions(gs, ns.v[i], print_pos, &d);
+		ret = groupstore_positions(gs, names[i], print_pos, &d);
 		if (ret == 0 && d.rows == 0)
-			printf("%-16s (no committed positions)\n", ns.v[i]);
+			printf("%-16s (no committed positions)\n", names[i]);
 	}
-	for (i = 0; i < ns.n; i++)
-		free(ns.v[i]);
-	free(ns.v);
+	groupstore_names_free(names, n);
 	return ret;
 }
 

@@ -227,6 +227,12 @@ static int position_of(const char *group, struct node *n,
 	return 0;
 }
 
+/* The registry directory a group or group topic directory lists. */
+static struct node *listed_dir(struct gview *dir)
+{
+	return dir->kind == GV_GROUP ? node_of(REGISTRY_INO_ROOT) : dir->n;
+}
+
 static void fill_stat(struct gview *g, struct stat *st)
 {
 	struct group_pos pos;
@@ -293,11 +299,7 @@ void fs_groups_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	} else {
-		ret = registry_lookup(fs.reg,
-				      dir->kind == GV_GROUP
-					      ? node_of(REGISTRY_INO_ROOT)
-					      : dir->n,
-				      name, &n);
+		ret = registry_lookup(fs.reg, listed_dir(dir), name, &n);
 		if (ret < 0) {
 			fuse_reply_err(req, -ret);
 			return;
@@ -406,11 +408,7 @@ void fs_groups_opendir(fuse_req_t req, fuse_ino_t ino,
 	} else if (!groupstore_exists(store(), g->group)) {
 		ret = -ENOENT;
 	} else {
-		ret = registry_list(fs.reg,
-				    g->kind == GV_GROUP
-					    ? node_of(REGISTRY_INO_ROOT)
-					    : g->n,
-				    fs_dirbuf_add, &d);
+		ret = registry_list(fs.reg, listed_dir(g), fs_dirbuf_add, &d);
 	}
 	fs_dirbuf_open(req, fi, &d, ret);
 }

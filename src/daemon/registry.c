@@ -75,27 +75,13 @@ static int reserved_name(const char *name, int is_topic)
  * -EINVAL. */
 int registry_check_name(const char *name, int is_topic)
 {
-	size_t i, len = strlen(name);
-
 	/* statfs reports REGISTRY_NAME_MAX as NAME_MAX: past it a name is
 	 * too long, as on every filesystem, not merely invalid. */
-	if (len > REGISTRY_NAME_MAX)
-		return -ENAMETOOLONG;
-	if (len == 0 || !strcmp(name, ".") || !strcmp(name, ".."))
-		return -EINVAL;
-	if (is_topic && name[0] == '.')
-		return -EINVAL;
-	for (i = 0; i < len; i++) {
-		char c = name[i];
+	int ret = layout_check_name(name, REGISTRY_NAME_MAX, is_topic);
 
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-		      c == '-'))
-			return -EINVAL;
-	}
-	if (reserved_name(name, is_topic))
-		return -EINVAL;
-	return 0;
+	if (ret == 0 && reserved_name(name, is_topic))
+		ret = -EINVAL;
+	return ret;
 }
 
 /* Log a name refused through the mount: one line, the name made safe

@@ -60,28 +60,10 @@ static int cred_may(const struct registry_cred *cred, struct node *n,
 struct group_walk {
 	struct registry *reg;
 	const struct registry_cred *cred;
-	char **names;
-	size_t nnames, cap;
 	struct prom_group *g;
 	size_t n, gcap;
 	const char *group; /* the group whose positions are walked */
 };
-
-static int add_name(void *arg, const char *name)
-{
-	struct group_walk *w = arg;
-	char **grown;
-
-	if (w->nnames == w->cap) {
-		w->cap = w->cap ? w->cap * 2 : 16;
-		grown = realloc(w->names, w->cap * sizeof(*grown));
-		if (!grown)
-			return -ENOMEM;
-		w->names = grown;
-	}
-	w->names[w->nnames] = strdup(name);
-	return w->names[w->nnames++] ? 0 : -ENOMEM;
-}
 
 static int add_position(void *arg, const struct group_pos *pos)
 {
@@ -124,14 +106,15 @@ static int render_groups(struct registry *reg,
 			 const struct registry_cred *cred,
 			 const struct prom_daemon *d, struct prom_buf *out)
 {
-	struct group_walk w = {reg, cred, NULL, 0, 0, NULL, 0, 0, NULL};
-	size_t i;
+	struct group_walk w = {reg, cred, NULL, 0, 0, NULL};
+	size_t i, nnames = 0;
+	char **names = NULL;
 	int ret;
 
-	ret = groupstore_list(reg->groups, add_name, &w);
-	for (i = 0; ret == 0 && i < w.nnames; i++) {
-		w.group = w.names[i];
-		ret = groupstore_positions(reg->groups, w.names[i],
+	ret = groupstore_names(reg->groups, &names, &nnames);
+	for (i = 0; ret == 0 && i < nnames; i++) {
+		w.group = names[i];
+		ret = groupstore_positions(reg->groups, names[i],
 					   add_position, &w);
 		if (ret == -ENOENT) /* removed meanwhile */
 			ret = 0;
@@ -139,9 +122,7 @@ static int render_groups(struct registry *reg,
 	if (ret == 0)
 		ret = prom_render_groups(out, w.g, w.n,
 					 d->group_retention_skips);
-	for (i = 0; i < w.nnames; i++)
-		free(w.names[i]);
-	free(w.names);
+	groupstore_names_free(names, nnames);
 	free(w.g);
 	return ret;
 }

@@ -22,6 +22,7 @@
 #include "diag.h"
 #include "groupstore.h"
 #include "io.h"
+#include "layout.h"
 
 #define MAGIC_LINE "fluxfs-group 1\n"
 #define FILE_MAX (64u << 20)
@@ -151,25 +152,10 @@ out:
 
 /* ---- names and groups ------------------------------------------------ */
 
-/* The rules of topic names: letters, digits, '.', '_', '-', not starting
- * with '.', at most GROUPSTORE_NAME_MAX bytes. */
+/* The rules of topic names (layout.h). */
 int groupstore_check_name(const char *name)
 {
-	size_t i, len = strlen(name);
-
-	if (len > GROUPSTORE_NAME_MAX)
-		return -ENAMETOOLONG;
-	if (len == 0 || name[0] == '.')
-		return -EINVAL;
-	for (i = 0; i < len; i++) {
-		char c = name[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-		      c == '-'))
-			return -EINVAL;
-	}
-	return 0;
+	return layout_check_name(name, GROUPSTORE_NAME_MAX, 1);
 }
 
 static void group_free(struct group *g)
@@ -440,6 +426,39 @@ int groupstore_list(struct groupstore *gs,
 		ret = cb(arg, g->name);
 	pthread_mutex_unlock(&gs->lock);
 	return ret < 0 ? ret : 0;
+}
+
+/* A copy of every group's name. */
+int groupstore_names(struct groupstore *gs, char ***out, size_t *n)
+{
+	struct group *g;
+	char **names;
+	size_t count = 0, i = 0;
+
+	pthread_mutex_lock(&gs->lock);
+	for (g = gs->head; g; g = g->next)
+		count++;
+	names = calloc(count + 1, sizeof(*names));
+	for (g = gs->head; names && g; g = g->next)
+		if (!(names[i++] = strdup(g->name))) {
+			groupstore_names_free(names, i);
+			names = NULL;
+		}
+	pthread_mutex_unlock(&gs->lock);
+	if (!names)
+		return -ENOMEM;
+	*out = names;
+	*n = count;
+	return 0;
+}
+
+void groupstore_names_free(char **names, size_t n)
+{
+	size_t i;
+
+	for (i = 0; names && i < n; i++)
+		free(names[i]);
+	free(names);
 }
 
 int groupstore_get_opts(struct groupstore *gs, const char *name,

@@ -72,6 +72,12 @@ int groupstore_exists(struct groupstore *gs, const char *name);
 int groupstore_list(struct groupstore *gs,
 		    int (*cb)(void *arg, const char *name), void *arg);
 
+/* A malloc'ed copy of every group's name (*n of them), for a caller
+ * that calls back into the store for each; free with
+ * groupstore_names_free. */
+int groupstore_names(struct groupstore *gs, char ***names, size_t *n);
+void groupstore_names_free(char **names, size_t n);
+
 int groupstore_get_opts(struct groupstore *gs, const char *name,
 			struct group_opts *opts);
 int groupstore_set_opts(struct groupstore *gs, const char *name,
