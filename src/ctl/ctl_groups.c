@@ -181,8 +181,8 @@ static int reset_pos(const struct part *p, const char *value,
 		if (value[0] == 'e' || num <= ip->start_offset)
 			num = ip->start_offset;
 		if (num > ip->next_offset) {
-			ctl_err("offset %llu is past the end of '%s/%s' (%" PRIu64
-				")",
+			ctl_err("offset %llu is past the end of '%s/%s' "
+				"(%" PRIu64 ")",
 				num, p->topic, p->name, ip->next_offset);
 			ret = -ERANGE;
 		} else if (num < ip->next_offset) {
@@ -286,9 +286,10 @@ int ctl_groups(int argc, char **argv)
 	if (ret < 0)
 		return CTL_USAGE;
 	if (t.kind != CTL_DATA_ROOT)
-		return ctl_usage(argv[0], "'%s' is not a data directory "
-					  "(give the mount's source, unmounted "
-					  "for --reset)",
+		return ctl_usage(argv[0],
+				 "'%s' is not a data directory "
+				 "(give the mount's source, unmounted "
+				 "for --reset)",
 				 t.path);
 	if (value) {
 		ret = ctl_lock_offline(&t, &lockfd);
@@ -350,8 +351,8 @@ int ctl_verify_groups(const char *root)
 					      0) != st.st_size)
 			ret = -EIO;
 		if (ret == 0) {
-			ret = groupstore_decode(text, (size_t)st.st_size,
-						&opts, &pos, &npos);
+			ret = groupstore_decode(text, (size_t)st.st_size, &opts,
+						&pos, &npos);
 			if (ret == 0)
 				free(pos);
 		}

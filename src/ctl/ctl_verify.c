@@ -300,7 +300,7 @@ int ctl_verify(int argc, char **argv)
 	draw(&c, c.base_done, 1);
 	if (t.kind == CTL_DATA_ROOT)
 		c.problems += (uint64_t)ctl_verify_groups(t.root[0] ? t.root
-								   : t.path);
+								    : t.path);
 	free(c.seg_bad);
 	free(c.seg_ndata);
 	free(c.bad);

@@ -24,9 +24,10 @@
  * exits (a `sleep` in a shell loop reading the file) has consumed
  * nothing.  A reader killed by a signal commits nothing at its close
  * (its last commit stands, and the messages since are read again): the
- * closing process's exit status tells (/proc/<pid>/stat).  An open reader commits on a read once
- * commit_ms have passed since its last commit: the offset that read
- * asks for, i.e. what the reader consumed before asking for more.
+ * closing process's exit status tells (/proc/<pid>/stat).  An open reader
+ * commits on a read once commit_ms have passed since its last commit: the
+ * offset that read asks for, i.e. what the reader consumed before asking for
+ * more.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -53,24 +54,24 @@ enum gview_kind { GV_GROUP, GV_TOPIC, GV_PART };
 struct gview {
 	enum gview_kind kind;
 	char *group;
-	struct node *n;	  /* topic or partition; one registry lookup */
-	uint64_t nlookup; /* protected by gs_lock */
+	struct node *n;	    /* topic or partition; one registry lookup */
+	uint64_t nlookup;   /* protected by gs_lock */
 	struct gview *next; /* the live list; protected by gs_lock */
 } __attribute__((aligned(16)));
 
 /* An open group partition file. */
 struct group_open {
 	char *group;
-	uint64_t st_ino;       /* the partition's stored inode number */
-	struct view v;	       /* start: the position at open */
-	int follow;	       /* reads wait at the end */
+	uint64_t st_ino; /* the partition's stored inode number */
+	struct view v;	 /* start: the position at open */
+	int follow;	 /* reads wait at the end */
 	uint32_t commit_ms;
-	pthread_mutex_t lock;	  /* orders this reader's commits */
-	uint64_t committed;	  /* byte committed last (lock) */
-	int64_t last_commit_ms;	  /* lock */
-	int flushed;		  /* closed once (gs_lock) */
-	int killed;		  /* its process died of a signal (lock) */
-	pid_t reader;		  /* the process that read last (lock) */
+	pthread_mutex_t lock;	 /* orders this reader's commits */
+	uint64_t committed;	 /* byte committed last (lock) */
+	int64_t last_commit_ms;	 /* lock */
+	int flushed;		 /* closed once (gs_lock) */
+	int killed;		 /* its process died of a signal (lock) */
+	pid_t reader;		 /* the process that read last (lock) */
 	struct group_open *next; /* readers; protected by gs_lock */
 };
 
@@ -193,8 +194,8 @@ static void log_bounds(struct node *n, struct group_pos *first,
 /* The position group has (or would start from) on partition n: its
  * commit, raised to the log's start if retention passed it (*skipped
  * set), else where auto_offset_reset says.  -ENOENT: no such group. */
-static int position_of(const char *group, struct node *n,
-		       struct group_pos *pos, int *skipped)
+static int position_of(const char *group, struct node *n, struct group_pos *pos,
+		       int *skipped)
 {
 	struct group_pos first, last;
 	struct group_opts opts;
@@ -247,13 +248,15 @@ static void fill_stat(struct gview *g, struct stat *st)
 		st->st_mode = S_IFREG | 0444;
 		st->st_nlink = 1;
 		/* What is left to read: the file's content. */
-		st->st_size = position_of(g->group, g->n, &pos, &skipped) >= 0
-				      ? (off_t)(atomic_load(&g->n->fs->shown_end) >
-							pos.byte
-						? atomic_load(&g->n->fs->shown_end) -
+		st->st_size =
+			position_of(g->group, g->n, &pos, &skipped) >= 0
+				? (off_t)(atomic_load(&g->n->fs->shown_end) >
 							  pos.byte
-						: 0)
-				      : 0;
+						  ? atomic_load(
+							    &g->n->fs->shown_end) -
+							    pos.byte
+						  : 0)
+				: 0;
 		st->st_blocks = (st->st_size + 511) / 512;
 	} else {
 		st->st_mode = S_IFDIR | 0755;
@@ -278,8 +281,8 @@ static void reply_gentry(fuse_req_t req, struct gview *g, fuse_ino_t ino)
 
 void fs_groups_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct gview *dir = parent == REGISTRY_INO_GROUPS ? NULL
-							  : gview_of(parent);
+	struct gview *dir =
+		parent == REGISTRY_INO_GROUPS ? NULL : gview_of(parent);
 	struct node *n;
 	struct gview *g;
 	int ret;
@@ -664,13 +667,12 @@ int fs_groups_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	return 0;
 fail_unpin:
 	registry_unpin(fs.reg, g->n);
-fail:
-	{
-		struct handle tmp = {.grp = r};
+fail : {
+	struct handle tmp = {.grp = r};
 
-		r->killed = 1; /* no commit */
-		fs_groups_release(&tmp);
-	}
+	r->killed = 1; /* no commit */
+	fs_groups_release(&tmp);
+}
 	return ret;
 }
 
@@ -681,9 +683,9 @@ void fs_view_read(fuse_req_t req, const struct view *v, struct follow_file *ff,
 	uint64_t at = v->start + off;
 
 	if (v->end != VIEW_NO_END)
-		size = at >= v->end	     ? 0
+		size = at >= v->end	    ? 0
 		       : v->end - at < size ? (size_t)(v->end - at)
-					     : size;
+					    : size;
 	if (follow) {
 		follow_read(fs.fw, req, ff, off, size, nonblock);
 		return;
@@ -759,11 +761,11 @@ void fs_groups_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	    (i = attr_index(name, dir_attrs, 3)) >= 0) {
 		ret = groupstore_get_opts(store(), g->group, &opts);
 		if (ret == 0)
-			ret = snprintf(buf, sizeof(buf), "%s",
-				       i == 0	 ? (opts.latest ? "latest"
-								: "earliest")
-				       : i == 1 ? (opts.follow ? "1" : "0")
-						: "");
+			ret = snprintf(
+				buf, sizeof(buf), "%s",
+				i == 0	 ? (opts.latest ? "latest" : "earliest")
+				: i == 1 ? (opts.follow ? "1" : "0")
+					 : "");
 		if (ret >= 0 && i == 2)
 			ret = snprintf(buf, sizeof(buf), "%" PRIu32,
 				       opts.commit_ms);
@@ -854,8 +856,8 @@ static int set_dir_attr(struct gview *g, int i, const char *val)
 	else if (i == 1 && (!strcmp(val, "0") || !strcmp(val, "1")))
 		opts.follow = *val == '1';
 	else if (i == 2 && *val >= '0' && *val <= '9' &&
-		 (errno = 0, num = strtoul(val, &end, 10), !errno && !*end &&
-				     num <= 86400000UL))
+		 (errno = 0, num = strtoul(val, &end, 10),
+		  !errno && !*end && num <= 86400000UL))
 		opts.commit_ms = (uint32_t)num;
 	else
 		return -EINVAL;
@@ -910,8 +912,7 @@ void fs_groups_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	if (g && g->kind == GV_GROUP &&
 	    (i = attr_index(name, dir_attrs, 3)) >= 0)
 		ret = set_dir_attr(g, i, val);
-	else if (g && g->kind == GV_PART &&
-		 !strcmp(name, XATTR_PREFIX "reset"))
+	else if (g && g->kind == GV_PART && !strcmp(name, XATTR_PREFIX "reset"))
 		ret = reset(g, val);
 	else if (g && g->kind == GV_PART &&
 		 attr_index(name, part_attrs, 5) >= 0)

@@ -67,14 +67,7 @@ struct fs_node {
  * with this value (16-byte aligned, so bits 0-3 are free). */
 #define GROUP_TAG 2u
 
-enum handle_kind {
-	H_READER,
-	H_WRITER,
-	H_FOLLOW,
-	H_METRICS,
-	H_DIR,
-	H_GROUP
-};
+enum handle_kind { H_READER, H_WRITER, H_FOLLOW, H_METRICS, H_DIR, H_GROUP };
 
 /* A view of a partition: the bytes [start, end) of its log shown from
  * file offset 0 (end VIEW_NO_END: up to the log's end, growing).  The
@@ -144,7 +137,8 @@ static inline int is_follow_ino(fuse_ino_t ino)
 /* MNT/.groups and the group view's objects below it. */
 static inline int is_group_ino(fuse_ino_t ino)
 {
-	return ino == REGISTRY_INO_GROUPS || (ino >= 16 && (ino & 3) == GROUP_TAG);
+	return ino == REGISTRY_INO_GROUPS ||
+	       (ino >= 16 && (ino & 3) == GROUP_TAG);
 }
 
 /* The node of a real inode; NULL for control files and the follow and
@@ -212,7 +206,7 @@ struct dirbuf {
 	char *buf;
 	size_t len, cap;
 	int err;
-	int follow;	/* listing a follow-view directory */
+	int follow;	 /* listing a follow-view directory */
 	uint64_t ino_or; /* ORed into every entry's inode number */
 };
 /* Add an entry (a registry_list callback). */
@@ -220,8 +214,8 @@ int fs_dirbuf_add(void *arg, const char *name, uint64_t ino,
 		  enum node_kind kind);
 /* Hand d's snapshot to a directory handle and reply to the opendir (or
  * reply with d's error). */
-void fs_dirbuf_open(fuse_req_t req, struct fuse_file_info *fi,
-		    struct dirbuf *d, int ret);
+void fs_dirbuf_open(fuse_req_t req, struct fuse_file_info *fi, struct dirbuf *d,
+		    int ret);
 
 /* Reply to a getxattr/listxattr with len bytes of buf (len < 0: that
  * error), or the size alone when size is 0. */

@@ -530,8 +530,8 @@ int fs_dirbuf_add(void *arg, const char *name, uint64_t ino,
 	char *nb;
 
 	memset(&st, 0, sizeof(st));
-	st.st_ino = (d->follow ? ino | REGISTRY_INO_FOLLOW_VIEW : ino) |
-		    d->ino_or;
+	st.st_ino =
+		(d->follow ? ino | REGISTRY_INO_FOLLOW_VIEW : ino) | d->ino_or;
 	st.st_mode = kind == NODE_PARTITION || ino == REGISTRY_INO_METRICS
 			     ? S_IFREG
 			     : S_IFDIR;
@@ -551,8 +551,8 @@ int fs_dirbuf_add(void *arg, const char *name, uint64_t ino,
 	return 0;
 }
 
-void fs_dirbuf_open(fuse_req_t req, struct fuse_file_info *fi,
-		    struct dirbuf *d, int ret)
+void fs_dirbuf_open(fuse_req_t req, struct fuse_file_info *fi, struct dirbuf *d,
+		    int ret)
 {
 	struct handle *h;
 
@@ -592,15 +592,16 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 	}
 	/* Snapshot the listing now, so offsets stay stable. */
 	fs_dirbuf_add(&d, ".",
-		   !follow	? registry_st_ino(fs.reg, n)
-		   : ino == REGISTRY_INO_FOLLOW
-			   ? REGISTRY_INO_FOLLOW
-			   : registry_st_ino(fs.reg, n) | REGISTRY_INO_FOLLOW_VIEW,
-		   NODE_TOPIC);
+		      !follow ? registry_st_ino(fs.reg, n)
+		      : ino == REGISTRY_INO_FOLLOW
+			      ? REGISTRY_INO_FOLLOW
+			      : registry_st_ino(fs.reg, n) |
+					REGISTRY_INO_FOLLOW_VIEW,
+		      NODE_TOPIC);
 	fs_dirbuf_add(&d, "..",
-		   follow && ino != REGISTRY_INO_FOLLOW ? REGISTRY_INO_FOLLOW
-							: REGISTRY_INO_ROOT,
-		   NODE_ROOT);
+		      follow && ino != REGISTRY_INO_FOLLOW ? REGISTRY_INO_FOLLOW
+							   : REGISTRY_INO_ROOT,
+		      NODE_ROOT);
 	if (n->kind == NODE_ROOT && !follow) {
 		fs_dirbuf_add(&d, METRICS_NAME, REGISTRY_INO_METRICS,
 			      NODE_PARTITION);

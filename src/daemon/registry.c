@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "diag.h"
+#include "groupstore.h"
 #include "io.h"
 #include "layout.h"
 #include "registry.h"
@@ -828,6 +829,22 @@ out_unlock:
 }
 
 /* Remove a partition; open handles keep it until they close. */
+static int other_ino(void *arg, uint64_t ino)
+{
+	return ino != *(const uint64_t *)arg;
+}
+
+/* A deleted partition's consumer group positions go with it. */
+static void groups_drop(struct registry *reg, struct node *n)
+{
+	uint64_t ino = registry_st_ino(reg, n);
+
+	if (reg->groups && ino &&
+	    groupstore_prune(reg->groups, other_ino, &ino) < 0)
+		diag_warn("cannot drop the consumer group positions of '%s'",
+			  n->name);
+}
+
 int registry_unlink(struct registry *reg, struct node *dir, const char *name)
 {
 	struct node *n;
@@ -843,6 +860,7 @@ int registry_unlink(struct registry *reg, struct node *dir, const char *name)
 	pthread_rwlock_unlock(&reg->lock);
 	if (ret == 0) {
 		diag_info("removed partition '%s/%s'", dir->name, name);
+		groups_drop(reg, n);
 		if (reg->hooks.detach)
 			reg->hooks.detach(reg, n);
 		node_put(reg, n);
@@ -973,6 +991,8 @@ out_victim:
 		node_put(reg, kids[i]);
 	}
 	free(kids);
+	if (victim && victim->kind == NODE_PARTITION)
+		groups_drop(reg, victim);
 	if (victim && reg->hooks.detach)
 		reg->hooks.detach(reg, victim);
 	if (victim)

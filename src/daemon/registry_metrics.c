@@ -102,8 +102,7 @@ static int add_position(void *arg, const struct group_pos *pos)
 }
 
 /* The groups' series of the partitions cred may read. */
-static int render_groups(struct registry *reg,
-			 const struct registry_cred *cred,
+static int render_groups(struct registry *reg, const struct registry_cred *cred,
 			 const struct prom_daemon *d, struct prom_buf *out)
 {
 	struct group_walk w = {reg, cred, NULL, 0, 0, NULL};
@@ -114,8 +113,8 @@ static int render_groups(struct registry *reg,
 	ret = groupstore_names(reg->groups, &names, &nnames);
 	for (i = 0; ret == 0 && i < nnames; i++) {
 		w.group = names[i];
-		ret = groupstore_positions(reg->groups, names[i],
-					   add_position, &w);
+		ret = groupstore_positions(reg->groups, names[i], add_position,
+					   &w);
 		if (ret == -ENOENT) /* removed meanwhile */
 			ret = 0;
 	}

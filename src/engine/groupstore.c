@@ -37,7 +37,7 @@ struct group {
 
 struct groupstore {
 	pthread_mutex_t lock;
-	int dirfd;	     /* DATA_DIR/.groups */
+	int dirfd; /* DATA_DIR/.groups */
 	int readonly;
 	struct group *head;  /* protected by lock; creation order */
 	struct group **tail; /* protected by lock */
@@ -246,9 +246,7 @@ static int load_one(struct groupstore *gs, const char *fname)
 		ret = -ENOMEM;
 	if (ret == 0) {
 		got = io_pread_full(fd, text, (size_t)st.st_size, 0);
-		ret = got < 0 ? (int)got
-		      : got != st.st_size ? -EBADMSG
-					  : 0;
+		ret = got < 0 ? (int)got : got != st.st_size ? -EBADMSG : 0;
 	}
 	io_close(fd);
 	if (ret == 0 && !(g = group_new(gname)))

@@ -143,4 +143,14 @@ rmdir "$MNT/.groups/h" || fail "rmdir a group"
 [ ! -e "$DATA/.groups/h.group" ] || fail "removed group's file still there"
 mkdir "$MNT/.groups/h"
 xassert "$MNT/.groups/h/sales/7" committed_offset 0 "a group made again starts afresh"
+
+# Deleting a partition drops its positions (also from the files); one
+# made again under its name is a new partition, read from its start.
+grep -q "^pos $(stat -c %i "$MNT/sales/7") " "$DATA/.groups/billing.group" ||
+	fail "billing has no position on sales/7 on disk"
+rm "$MNT/sales/7" || fail "rm a partition"
+! grep -q "^pos " "$DATA/.groups/billing.group" ||
+	fail "a deleted partition's position is still in billing's file"
+echo fresh >>"$MNT/sales/7"
+assert_eq fresh "$(cat "$MNT/.groups/billing/sales/7")" "billing on a partition made again"
 log "ok"

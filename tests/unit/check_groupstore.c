@@ -108,9 +108,8 @@ START_TEST(test_commit_reopen)
 	check_disk(gs, "billing");
 	ck_assert_int_eq(groupstore_remove(gs, "billing"), 0);
 	ck_assert_int_eq(groupstore_remove(gs, "billing"), -ENOENT);
-	ck_assert_int_eq(faccessat(dfd, GROUPSTORE_DIR "/billing.group", F_OK,
-				   0),
-			 -1);
+	ck_assert_int_eq(
+		faccessat(dfd, GROUPSTORE_DIR "/billing.group", F_OK, 0), -1);
 	groupstore_close(gs);
 	gs = open_store();
 	ck_assert_int_eq(groupstore_exists(gs, "billing"), 0);
@@ -183,9 +182,8 @@ START_TEST(test_torn_tmp_keeps_commit)
 	ck_assert_int_eq(groupstore_get(gs, "etl", 9, &got), 0);
 	ck_assert_uint_eq(got.byte, 4096);
 	ck_assert_uint_eq(got.offset, 64);
-	ck_assert_int_eq(faccessat(dfd, GROUPSTORE_DIR "/etl.group.tmp", F_OK,
-				   0),
-			 -1);
+	ck_assert_int_eq(
+		faccessat(dfd, GROUPSTORE_DIR "/etl.group.tmp", F_OK, 0), -1);
 	groupstore_close(gs);
 }
 END_TEST
@@ -234,8 +232,8 @@ START_TEST(test_decode_rejects)
 	struct group_pos p = mkpos(1, 1);
 
 	ck_assert_int_eq(groupstore_decode("", 0, &o, &pos, &n), -EBADMSG);
-	ck_assert_int_eq(groupstore_decode("fluxfs-group 1\ncrc32c=0\n", 24,
-					   &o, &pos, &n),
+	ck_assert_int_eq(groupstore_decode("fluxfs-group 1\ncrc32c=0\n", 24, &o,
+					   &pos, &n),
 			 -EBADMSG);
 	ck_assert_int_eq(groupstore_encode(&(struct group_opts){1, 0, 7}, &p, 1,
 					   &buf, &len),
