@@ -428,8 +428,11 @@ static int commit_at(struct group_open *r, uint64_t upto, int force)
 	struct partition_info info;
 	int ret;
 
-	if (!p)
-		return 0; /* the partition was deleted: nothing to keep */
+	/* A deleted partition's positions were dropped: keep them so.
+	 * (removed is read without reg->lock: a stale 0 can only leave a
+	 * position that the next mount prunes.) */
+	if (!p || r->v.n->removed)
+		return 0;
 	pthread_mutex_lock(&r->lock);
 	if (upto <= r->committed && !force) {
 		pthread_mutex_unlock(&r->lock);

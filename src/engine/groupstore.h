@@ -9,7 +9,8 @@
  * partition's stored inode number (layout.h), which stays with the
  * partition across renames and is never handed out again, so a renamed
  * partition keeps its positions and a deleted one's are never found
- * again (groupstore_prune drops them from the files).
+ * again (groupstore_prune drops them from the files: the registry does
+ * it when a partition is deleted, and at every mount).
  *
  * On disk (the format's one reader and writer, used by the daemon and
  * fluxctl alike):

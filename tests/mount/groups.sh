@@ -148,9 +148,16 @@ xassert "$MNT/.groups/h/sales/7" committed_offset 0 "a group made again starts a
 # made again under its name is a new partition, read from its start.
 grep -q "^pos $(stat -c %i "$MNT/sales/7") " "$DATA/.groups/billing.group" ||
 	fail "billing has no position on sales/7 on disk"
+exec 3<"$MNT/.groups/loop/sales/7" # a reader open across the deletion
+echo more >>"$MNT/sales/7"
 rm "$MNT/sales/7" || fail "rm a partition"
 ! grep -q "^pos " "$DATA/.groups/billing.group" ||
 	fail "a deleted partition's position is still in billing's file"
+assert_eq more "$(cat <&3)" "a group reader open across the deletion"
+exec 3<&-
+sleep 0.2 # the release
+! grep -q "^pos " "$DATA/.groups/loop.group" ||
+	fail "a reader's close brought back a deleted partition's position"
 echo fresh >>"$MNT/sales/7"
 assert_eq fresh "$(cat "$MNT/.groups/billing/sales/7")" "billing on a partition made again"
 log "ok"
