@@ -245,7 +245,11 @@ static void fill_stat(struct gview *g, struct stat *st)
 		registry_stat(fs.reg, node_of(REGISTRY_INO_ROOT), st);
 	st->st_ino = g ? st_ino_of(g) : REGISTRY_INO_GROUPS;
 	if (g && g->kind == GV_PART) {
-		st->st_mode = S_IFREG | 0444;
+		/* The partition's read bits, so default_permissions lets
+		 * read it through a group exactly who may read it; the
+		 * owner's write bit for setting reset (writes are refused
+		 * at open). */
+		st->st_mode = S_IFREG | (st->st_mode & 0644);
 		st->st_nlink = 1;
 		/* What is left to read: the file's content. */
 		st->st_size =
@@ -258,6 +262,10 @@ static void fill_stat(struct gview *g, struct stat *st)
 						  : 0)
 				: 0;
 		st->st_blocks = (st->st_size + 511) / 512;
+	} else if (g && g->kind == GV_TOPIC) {
+		st->st_mode = S_IFDIR | (st->st_mode & 0755);
+		st->st_nlink = 2;
+		st->st_size = 0;
 	} else {
 		st->st_mode = S_IFDIR | 0755;
 		st->st_nlink = 2;

@@ -34,6 +34,18 @@ mount_launch
 assert_eq "8
 9
 10" "$(cat "$MNT/.groups/billing/orders/0")" "read after the offline reset"
+
+# A partition deleted while no daemon ran (or by a crash between the
+# deletion and the group file's rewrite): the next mount drops its
+# positions, says so once, and the rest stay.
+mkdir "$MNT/gone" && echo x >>"$MNT/gone/0" && cat "$MNT/.groups/billing/gone/0" >/dev/null
+mount_stop || fail "unmount"
+assert_eq 2 "$(grep -c '^pos ' "$DATA/.groups/billing.group")" "billing's positions on disk"
+rm -r "$DATA/gone"
+mount_launch
+grep -q "dropped 1 consumer group position of deleted partitions" "$WORK/daemon.log" ||
+	fail "the mount did not drop the deleted partition's position"
+assert_eq 1 "$(grep -c '^pos ' "$DATA/.groups/billing.group")" "billing's positions after the mount"
 mount_stop || fail "unmount"
 
 # A damaged group file: verify says so (status 1); the daemon leaves the
