@@ -834,7 +834,8 @@ static int follow_handles(void)
 
 	pthread_mutex_lock(&fs.hlock);
 	for (h = fs.handles; h; h = h->next)
-		count += h->kind == H_FOLLOW;
+		count += h->kind == H_FOLLOW ||
+			 (h->kind == H_GROUP && h->ff.view);
 	pthread_mutex_unlock(&fs.hlock);
 	return count;
 }

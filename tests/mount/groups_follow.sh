@@ -78,6 +78,25 @@ four" "$got" "the reader after the killed one"
 xassert "$G" committed_offset 4 "after a reader closed normally"
 
 
+# The daemon stopped with SIGTERM: a parked follow-mode reader gets end
+# of file, closes, and what it read stays committed across the remount.
+echo five >>"$P"
+cat "$G" >"$WORK/out2" &
+CAT=$!
+wait_for 3 grep -qx five "$WORK/out2" || { kill "$CAT"; fail "cat did not read 'five'"; }
+sleep 0.2
+kill -TERM "$FLUXFS_PID"
+rc=0
+wait "$CAT" || rc=$?
+assert_eq 0 "$rc" "a parked follow-mode reader's status when the daemon stops"
+rc=0
+wait "$FLUXFS_PID" || rc=$?
+assert_eq 0 "$rc" "the daemon's status after SIGTERM"
+FLUXFS_PID=""
+fusermount3 -u "$MNT" 2>/dev/null
+mount_launch
+xassert "$G" committed_offset 5 "what the reader read before the daemon stopped"
+
 # 1,000 groups on one partition: each reads everything once, then only
 # what arrives since; .metrics shows every group's lag.
 seq 1 500 | sed 's/^/m/' >>"$P"
@@ -85,7 +104,7 @@ for i in $(seq 1 1000); do mkdir "$MNT/.groups/g$i" || fail "mkdir g$i"; done
 assert_eq 1001 "$(ls "$MNT/.groups" | wc -l)" "groups listed"
 for i in $(seq 1 1000); do
 	n=$(cat "$MNT/.groups/g$i/t/0" | wc -l)
-	[ "$n" -eq 504 ] || fail "group g$i read $n messages"
+	[ "$n" -eq 505 ] || fail "group g$i read $n messages"
 done
 echo last >>"$P"
 for i in 1 500 1000; do
@@ -93,7 +112,7 @@ for i in 1 500 1000; do
 done
 grep -c '^fluxfs_group_lag_messages{group="g[0-9]*",topic="t",partition="0"} 1$' "$MNT/.metrics" >"$WORK/lag1"
 assert_eq 997 "$(cat "$WORK/lag1")" "groups with lag 1 in .metrics"
-grep -qx 'fluxfs_group_committed_offset{group="g500",topic="t",partition="0"} 505' "$MNT/.metrics" ||
+grep -qx 'fluxfs_group_committed_offset{group="g500",topic="t",partition="0"} 506' "$MNT/.metrics" ||
 	fail "g500's committed offset in .metrics: $(grep 'group="g500"' "$MNT/.metrics")"
 ls "$DATA/.groups" | grep -c '\.group$' >"$WORK/files"
 assert_eq 1001 "$(cat "$WORK/files")" "group files on disk"
