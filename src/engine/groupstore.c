@@ -286,6 +286,10 @@ int groupstore_open(int rootfd, int readonly, struct groupstore **out)
 	gs->tail = &gs->head;
 	gs->readonly = readonly;
 	ret = readonly ? 0 : io_mkdirat(rootfd, GROUPSTORE_DIR, 0755);
+	/* A new .groups must outlive a power cut, or every group file
+	 * later written (and synced) in it would vanish with it. */
+	if (ret == 0 && !readonly)
+		ret = io_fsync_dir(rootfd);
 	if (ret < 0 && ret != -EEXIST)
 		goto fail;
 	gs->dirfd = io_opendirat(rootfd, GROUPSTORE_DIR);
