@@ -79,6 +79,7 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_EXPLICIT_INVAL_DATA;
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE;
+	conn->max_read = FS_MAX_READ; /* as the mount option says (fs.h) */
 	/* Keep the largest readahead the kernel offers (we cannot raise it). */
 }
 
