@@ -537,8 +537,8 @@ int fs_groups_flush(fuse_req_t req, struct handle *h)
 	pthread_mutex_unlock(&r->lock);
 	if (ret)
 		return 0;
-	ret = commit_at(r, atomic_load(&h->ff.pos), 0);
-	return ret == -ENOSPC || ret == -EIO || ret == -EDQUOT ? ret : 0;
+	/* close() returns the commit's error: what it read is not safe. */
+	return commit_at(r, atomic_load(&h->ff.pos), 0);
 }
 
 int fs_groups_fsync(struct handle *h)

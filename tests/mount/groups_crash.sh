@@ -75,4 +75,19 @@ assert_eq 1 "$(grep -c "consumer group 'behind': retention deleted" "$WORK/daemo
 	"retention skips logged once"
 grep -q '^fluxfs_group_retention_skips_total 1$' "$MNT/.metrics" ||
 	fail "the skip is not counted in .metrics: $(grep group "$MNT/.metrics")"
+# 4. A commit that cannot be written (every rename fails with ENOSPC):
+# the reader's close() fails with it, one log line, the position stays,
+# and the next reader reads the same messages again.
+mkdir "$MNT/.groups/full"
+F="$MNT/.groups/full/t/0"
+head -n 3 "$F" >/dev/null
+xget c "$F" committed_offset
+mount_stop || fail "unmount"
+export FLUXFS_FAULTS=ops=renameat,errno=ENOSPC
+mount_launch
+unset FLUXFS_FAULTS
+expect_err "No space left on device" cat "$F"
+grep -q "cannot write consumer group 'full'" "$WORK/daemon.log" ||
+	fail "the failed commit was not logged"
+xassert "$F" committed_offset "$c" "position after a failed commit"
 log "ok"
