@@ -75,6 +75,29 @@ assert_eq 1 "$(grep -c "consumer group 'behind': retention deleted" "$WORK/daemo
 	"retention skips logged once"
 grep -q '^fluxfs_group_retention_skips_total 1$' "$MNT/.metrics" ||
 	fail "the skip is not counted in .metrics: $(grep group "$MNT/.metrics")"
+# 3b. The same with retention itself (segments of 4 KiB, 16 KiB kept).
+mkdir "$MNT/r" || fail "mkdir topic r"
+setfattr -n user.fluxfs.segment_bytes -v 4096 "$MNT/r" || fail "segment_bytes"
+R="$MNT/r/0"
+gen_lines 3000 ret >"$WORK/ret"
+split -a 4 -l 7 "$WORK/ret" "$WORK/retchunk."
+for f in "$WORK"/retchunk.*; do cat "$f" >>"$R" || fail "append $f"; done
+mkdir "$MNT/.groups/slowpoke"
+S="$MNT/.groups/slowpoke/r/0"
+setfattr -n user.fluxfs.reset -v offset:5 "$S" || fail "reset to offset 5"
+setfattr -n user.fluxfs.retention_bytes -v 16384 "$R" || fail "retention_bytes"
+started() {
+	local b
+	b=$(getfattr --absolute-names --only-values -n user.fluxfs.start_byte "$R" 2>/dev/null)
+	[ -n "$b" ] && [ "$b" -gt 0 ]
+}
+wait_for 10 started || fail "retention did not run within 10 s"
+xget sb "$R" start_byte
+cat "$S" >"$WORK/slowpoke"
+tail -c +$((sb + 1)) "$R" | cmp - "$WORK/slowpoke" || fail "slowpoke did not read from the log's start"
+assert_eq 1 "$(grep -c "consumer group 'slowpoke': retention deleted" "$WORK/daemon.log")" \
+	"retention skip of slowpoke logged"
+
 # 4. A commit that cannot be written (every rename fails with ENOSPC):
 # the reader's close() fails with it, one log line, the position stays,
 # and the next reader reads the same messages again.
