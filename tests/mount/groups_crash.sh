@@ -3,8 +3,9 @@
 # killed with SIGKILL re-reads from its last commit (at-least-once, no
 # gap, its close commits nothing); a commit made by a close is on disk
 # before close() returns (the daemon killed with SIGKILL right after it
-# keeps it); a committed position that retention passed starts at the
-# log's start, logged once.
+# keeps it); a committed position that retention (or delete-records)
+# passed starts at the log's start, logged once and counted; a commit
+# that cannot be written fails the close and keeps the old position.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/util.sh"
 
