@@ -1,12 +1,13 @@
 /*
  * fs_int.h - the FUSE layer's private header: the state its files share.
  *
- * The layer is four files: fs_ops.c (the operations table, lifecycle,
+ * The layer is five files: fs_ops.c (the operations table, lifecycle,
  * namespace, attributes, directories, xattrs), fs_io.c (open, read,
  * write, flush, poll, lseek, fallocate and their replies),
  * fs_coherence.c (what the kernel may cache of each node, and the drops
- * and held bytes that keep it right) and fs_follow.c (parked follow-view
- * reads and poll handles).  Only they include this header; the rest of
+ * and held bytes that keep it right), fs_follow.c (parked follow-view
+ * reads and poll handles) and fs_groups.c (consumer groups as files,
+ * MNT/.groups).  Only they include this header; the rest of
  * fluxfs sees fs.h.
  *
  * The registry knows nodes by name and lifetime only; what the kernel may
