@@ -59,6 +59,10 @@ int ctl_dump(int argc, char **argv);
 int ctl_verify(int argc, char **argv);
 int ctl_repair(int argc, char **argv);
 int ctl_seek(int argc, char **argv);
+int ctl_groups(int argc, char **argv);
+/* verify's check of DATA_DIR/.groups: each group file parses and passes
+ * its CRC.  Prints each problem; returns how many. */
+int ctl_verify_groups(const char *root);
 
 /* "fluxctl: <msg>" and a hint to --help on stderr; returns CTL_USAGE. */
 int ctl_usage(const char *cmd, const char *fmt, ...)
@@ -101,5 +105,9 @@ void ctl_format_time(int64_t ms, char *buf, size_t size);
  * served it) to release with io_close(), -EBUSY with *pid set
  * (0 if unknown) when a fluxfs holds it, or -errno. */
 int ctl_lock_data_dir(const char *root, int *fd, long *pid);
+/* The same for a command that changes t's data directory offline: -1
+ * and *fd (release with io_close() if >= 0) to go on, else an exit code
+ * (the reason printed). */
+int ctl_lock_offline(const struct ctl_target *t, int *fd);
 
 #endif

@@ -545,3 +545,32 @@ int ctl_lock_data_dir(const char *root, int *fd, long *pid)
 	*fd = -1;
 	return ret;
 }
+
+/* Lock t's data directory for an offline change, or say why not. */
+int ctl_lock_offline(const struct ctl_target *t, int *fd)
+{
+	long pid;
+	int ret;
+
+	if (!t->root[0]) {
+		ctl_err("cannot find the data directory (with fluxfs.meta) "
+			"above '%s', so cannot check that no fluxfs serves it",
+			t->path);
+		return CTL_USAGE;
+	}
+	ret = ctl_lock_data_dir(t->root, fd, &pid);
+	if (ret == -EBUSY) {
+		if (pid > 0)
+			ctl_err("'%s' is served by fluxfs (pid %ld): unmount "
+				"it first", t->root, pid);
+		else
+			ctl_err("'%s' is served by a fluxfs: unmount it first",
+				t->root);
+		return CTL_USAGE;
+	}
+	if (ret < 0) {
+		ctl_err("cannot lock '%s': %s", t->root, strerror(-ret));
+		return CTL_USAGE;
+	}
+	return -1;
+}

@@ -298,6 +298,9 @@ int ctl_verify(int argc, char **argv)
 		ctl_each_partition(&t, sum_bytes, &c.total);
 	ret = ctl_each_partition(&t, verify_one, &c);
 	draw(&c, c.base_done, 1);
+	if (t.kind == CTL_DATA_ROOT)
+		c.problems += (uint64_t)ctl_verify_groups(t.root[0] ? t.root
+								    : t.path);
 	free(c.seg_bad);
 	free(c.seg_ndata);
 	free(c.bad);
@@ -690,7 +693,6 @@ int ctl_repair(int argc, char **argv)
 	struct repair_ctx c;
 	struct ctl_target t;
 	int opt, ret, lockfd = -1;
-	long pid;
 
 	memset(&c, 0, sizeof(c));
 	optind = 1;
@@ -715,27 +717,10 @@ int ctl_repair(int argc, char **argv)
 	ret = need_data_path(argv[0], &t);
 	if (ret >= 0)
 		return ret;
-	if (!t.root[0]) {
-		ctl_err("cannot find the data directory (with fluxfs.meta) "
-			"above '%s', so cannot check that no fluxfs serves it",
-			t.path);
-		return CTL_USAGE;
-	}
 	/* Held for the whole repair, so no daemon starts halfway. */
-	ret = ctl_lock_data_dir(t.root, &lockfd, &pid);
-	if (ret == -EBUSY) {
-		if (pid > 0)
-			ctl_err("'%s' is served by fluxfs (pid %ld): unmount "
-				"it first", t.root, pid);
-		else
-			ctl_err("'%s' is served by a fluxfs: unmount it first",
-				t.root);
-		return CTL_USAGE;
-	}
-	if (ret < 0) {
-		ctl_err("cannot lock '%s': %s", t.root, strerror(-ret));
-		return CTL_USAGE;
-	}
+	ret = ctl_lock_offline(&t, &lockfd);
+	if (ret >= 0)
+		return ret;
 	c.root = t.root;
 	c.v.quiet = 1;
 	if (c.dry_run)

@@ -49,6 +49,18 @@ static const struct ctl_cmd commands[] = {
 	  "                  zeros, its messages count as lost, every offset\n"
 	  "                  stays\n"
 	  "  -n, --dry-run   say what would be done, change nothing\n" },
+	{ "groups", ctl_groups,
+	  "groups DATA_DIR [GROUP] [--reset VALUE --partition TOPIC/PARTITION]",
+	  "List the consumer groups (MNT/.groups) of a data directory: per\n"
+	  "partition the committed offset, the log's end offset, the lag and\n"
+	  "the time of the last commit, like kafka-consumer-groups\n"
+	  "--describe.  With --reset, offline only (refused while a fluxfs\n"
+	  "serves the data directory), move GROUP's position on one\n"
+	  "partition, like --reset-offsets.\n"
+	  "\n"
+	  "  -r, --reset VALUE       earliest, latest, offset:N or time:T\n"
+	  "                          (T as for seek)\n"
+	  "  -p, --partition T/P     the partition, as TOPIC/PARTITION\n" },
 	{ "seek", ctl_seek, "seek PARTITION --offset N | --time T",
 	  "Print the byte position of message N, or of the first message\n"
 	  "appended at or after T, so that tail -c +$((pos+1)) FILE starts\n"

@@ -393,6 +393,8 @@ int main(int argc, char *argv[])
 			mnt);
 		goto out_args;
 	}
+	/* After the user's options: libfuse wants the value init() sets. */
+	fuse_opt_add_arg(&args, FS_MAX_READ_OPT);
 	if (!strchr(datadir, ',')) {
 		snprintf(fsname, sizeof(fsname), "-ofsname=%s,subtype=fluxfs",
 			 datadir);

@@ -197,6 +197,7 @@ void follow_read(struct follow *fw, fuse_req_t req, struct follow_file *ff,
 	struct follow_wait *w;
 	int err = 0;
 
+	off += ff->base;
 	if (ended(ff) || size == 0) {
 		fw->ops->reply_buf(req, NULL, 0);
 		return;

@@ -60,6 +60,8 @@ struct follow_ops {
 struct follow_file {
 	struct node *n;
 	int view;		    /* a follow-view file (reads park) */
+	uint64_t base;		    /* partition byte at the file's offset 0
+				     * (a group view starts mid-log) */
 	unsigned gen;		    /* view: n->follow_gen when opened */
 	atomic_uint_fast64_t pos;   /* end of the last read answered */
 	struct fuse_pollhandle *ph; /* protected by the follow lock */
@@ -76,7 +78,8 @@ void follow_free(struct follow *fw);
 void follow_file_init(struct follow_file *ff, struct node *n, int view);
 void follow_file_release(struct follow *fw, struct follow_file *ff);
 
-/* A read on a follow-view file: answered now if data is there, else
+/* A read at file offset off (partition byte ff->base + off) on a
+ * follow-view file: answered now if data is there, else
  * EAGAIN (nonblock) or parked until data, an interrupt, detach or
  * shutdown. */
 void follow_read(struct follow *fw, fuse_req_t req, struct follow_file *ff,

@@ -6,8 +6,9 @@
  * write, flush, poll, lseek, fallocate and their replies),
  * fs_coherence.c (what the kernel may cache of each node, and the drops
  * and held bytes that keep it right), fs_follow.c (parked follow-view
- * reads and poll handles) and fs_produce.c (MNT/.produce: lines routed
- * to partitions by key).  Only they include this header; the rest of
+ * reads and poll handles), fs_produce.c (MNT/.produce: lines routed
+ * to partitions by key) and fs_groups.c (consumer groups as files,
+ * MNT/.groups).  Only they include this header; the rest of
  * fluxfs sees fs.h.
  *
  * The registry knows nodes by name and lifetime only; what the kernel may
@@ -68,9 +69,32 @@ struct fs_node {
 	atomic_uint follow_gen;
 };
 
-enum handle_kind { H_READER, H_WRITER, H_FOLLOW, H_METRICS, H_DIR, H_PRODUCE };
+/* A group view's FUSE inodes (fs_groups.c): malloc'ed objects tagged
+ * with this value in TAG_BITS. */
+#define GROUP_TAG 2u
+
+enum handle_kind {
+	H_READER,
+	H_WRITER,
+	H_FOLLOW,
+	H_METRICS,
+	H_DIR,
+	H_PRODUCE,
+	H_GROUP
+};
 
 struct produce_handle;
+
+/* A view of a partition: the bytes [start, end) of its log shown from
+ * file offset 0 (end VIEW_NO_END: up to the log's end, growing).  The
+ * group view is one (start: the committed position); a view of the log
+ * as of a time would be another. */
+#define VIEW_NO_END UINT64_MAX
+struct view {
+	struct node *n;
+	uint64_t start, end;
+};
+struct group_open;
 
 struct handle {
 	enum handle_kind kind;
@@ -92,6 +116,7 @@ struct handle {
 	size_t len;
 	struct follow_file ff; /* partition and follow files: poll, parking */
 	struct produce_handle *produce; /* H_PRODUCE: fs_produce.c (lock) */
+	struct group_open *grp; /* H_GROUP: the group reader (fs_groups.c) */
 	struct handle *prev;   /* protected by fs.hlock */
 	struct handle *next;   /* protected by fs.hlock */
 };
@@ -133,12 +158,19 @@ static inline int is_produce_ino(fuse_ino_t ino)
 	       (ino >= 16 && (ino & TAG_BITS) == PRODUCE_TAG);
 }
 
-/* The node of a real inode; NULL for control files, the follow view and
- * produce files (so that handlers which know nothing of them refuse
- * them). */
+/* MNT/.groups and the group view's objects below it. */
+static inline int is_group_ino(fuse_ino_t ino)
+{
+	return ino == REGISTRY_INO_GROUPS ||
+	       (ino >= 16 && (ino & TAG_BITS) == GROUP_TAG);
+}
+
+/* The node of a real inode; NULL for control files, the follow and
+ * group views and produce files (so that handlers which know nothing of
+ * them refuse them). */
 static inline struct node *node_of(fuse_ino_t ino)
 {
-	return is_follow_ino(ino) || is_produce_ino(ino)
+	return is_follow_ino(ino) || is_produce_ino(ino) || is_group_ino(ino)
 		       ? NULL
 		       : registry_node(fs.reg, ino);
 }
@@ -209,8 +241,70 @@ size_t fs_held_at(struct node *n, uint64_t end);
 /* A write-through append landed at end, not at where the kernel put it. */
 void fs_drop_misplaced(struct node *n, uint64_t at, uint64_t end);
 
+/* ---- fs_ops.c: directory listings ------------------------------------ */
+
+/* A directory listing being snapshotted at opendir. */
+struct dirbuf {
+	fuse_req_t req;
+	char *buf;
+	size_t len, cap;
+	int err;
+	int follow;	 /* listing a follow-view directory */
+	uint64_t ino_or; /* ORed into every entry's inode number */
+	int produce;	 /* listing .produce: topics, as files */
+};
+/* Add an entry (a registry_list callback). */
+int fs_dirbuf_add(void *arg, const char *name, uint64_t ino,
+		  enum node_kind kind);
+/* Hand d's snapshot to a directory handle and reply to the opendir (or
+ * reply with d's error). */
+void fs_dirbuf_open(fuse_req_t req, struct fuse_file_info *fi, struct dirbuf *d,
+		    int ret);
+
+/* Reply to a getxattr/listxattr with len bytes of buf (len < 0: that
+ * error), or the size alone when size is 0. */
+void fs_reply_value(fuse_req_t req, const char *buf, int len, size_t size);
+
+/* ---- fs_groups.c ----------------------------------------------------- */
+
+/* The operations on MNT/.groups and below (is_group_ino(ino), or a
+ * parent that is). */
+void fs_groups_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_groups_forget(fuse_ino_t ino, uint64_t nlookup);
+void fs_groups_getattr(fuse_req_t req, fuse_ino_t ino);
+void fs_groups_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_groups_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_groups_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi);
+void fs_groups_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size);
+void fs_groups_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			const char *value, size_t size);
+void fs_groups_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+/* Open a group partition file (a handle of kind H_GROUP). */
+int fs_groups_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+/* A read, a flush (close), an fsync on an H_GROUP handle. */
+void fs_groups_read(fuse_req_t req, struct handle *h, size_t size, off_t off,
+		    struct fuse_file_info *fi);
+int fs_groups_flush(fuse_req_t req, struct handle *h);
+int fs_groups_fsync(struct handle *h);
+/* The handle goes: commit (unless its process was killed), give the
+ * partition up to the next reader. */
+void fs_groups_release(struct handle *h);
+/* For .metrics: group positions that retention passed so far. */
+uint64_t fs_groups_retention_skips(void);
+/* Reply to a read of view v at file offset off (ff->pos gets the
+ * partition byte where it ended): parked at the end if follow. */
+void fs_view_read(fuse_req_t req, const struct view *v, struct follow_file *ff,
+		  uint64_t off, size_t size, int follow, int nonblock);
+
 /* ---- fs_io.c --------------------------------------------------------- */
 
+/* What an open handle holds of its partition: the node pinned and its
+ * log pinned open (opened if idle: -EMFILE when the descriptor budget is
+ * held by partitions in use); fs_unpin_open lets both go. */
+int fs_pin_open(struct node *n);
+void fs_unpin_open(struct node *n);
 struct handle *fs_handle_new(enum handle_kind kind, struct node *n);
 void fs_handle_free(struct handle *h);
 /* Flush a writer's held line, unpin, free; 1 if a reply must wait. */

@@ -130,6 +130,7 @@ static int open_metrics(fuse_req_t req, struct fuse_file_info *fi)
 	d.notifications = fs.nt ? notifier_sent(fs.nt) : 0;
 	d.open_handles = atomic_load(&fs.open_handles);
 	d.parked_followers = follow_parked(fs.fw);
+	d.group_retention_skips = fs_groups_retention_skips();
 	ret = registry_metrics_for(fs.reg, &cred, &d, &out);
 	free((void *)cred.groups);
 	if (ret < 0) {
@@ -150,10 +151,8 @@ static int open_metrics(fuse_req_t req, struct fuse_file_info *fi)
 	return 0;
 }
 
-/* A handle pins its node, and its partition's log open (opening it if
- * idle: EMFILE when the descriptor budget is held by partitions in
- * use). */
-static int pin_open(struct node *n)
+/* A handle pins its node, and its partition's log open (fs_int.h). */
+int fs_pin_open(struct node *n)
 {
 	int ret = registry_pin(fs.reg, n);
 
@@ -165,7 +164,7 @@ static int pin_open(struct node *n)
 	return ret;
 }
 
-static void unpin_open(struct node *n)
+void fs_unpin_open(struct node *n)
 {
 	registry_part_put(fs.reg, n);
 	registry_unpin(fs.reg, n);
@@ -193,12 +192,12 @@ static int open_partition(struct node *n, struct fuse_file_info *fi)
 		if (info.end_byte > 0)
 			return -EPERM; /* a log is never truncated */
 	}
-	ret = pin_open(n);
+	ret = fs_pin_open(n);
 	if (ret < 0)
 		return ret;
 	h = fs_handle_new(acc == O_RDONLY ? H_READER : H_WRITER, n);
 	if (!h) {
-		unpin_open(n);
+		fs_unpin_open(n);
 		return -ENOMEM;
 	}
 	/* Never a page-cache reader beside a direct_io writer ("Page-cache
@@ -250,12 +249,12 @@ static int open_follow(fuse_ino_t ino, struct fuse_file_info *fi)
 		return -EISDIR;
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
 		return -EACCES;
-	ret = pin_open(n);
+	ret = fs_pin_open(n);
 	if (ret < 0)
 		return ret;
 	h = fs_handle_new(H_FOLLOW, n);
 	if (!h) {
-		unpin_open(n);
+		fs_unpin_open(n);
 		return -ENOMEM;
 	}
 	follow_file_init(&h->ff, n, 1);
@@ -272,7 +271,9 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int ret;
 
 	count_request();
-	if (is_follow_ino(ino))
+	if (is_group_ino(ino))
+		ret = fs_groups_open(req, ino, fi);
+	else if (is_follow_ino(ino))
 		ret = open_follow(ino, fi);
 	else if (is_produce_ino(ino))
 		ret = fs_produce_open(ino, fi);
@@ -492,6 +493,8 @@ int fs_release_handle(struct handle *h)
 		if (ret < 0)
 			writer_error(h->n, "final partial line", ret);
 	}
+	if (h->kind == H_GROUP)
+		fs_groups_release(h);
 	if (h->n && (h->kind == H_READER || h->kind == H_WRITER)) {
 		pthread_mutex_t *lock =
 			fs_tail_lock(registry_ino(fs.reg, h->n));
@@ -509,7 +512,7 @@ int fs_release_handle(struct handle *h)
 		if (fs.fw)
 			follow_file_release(fs.fw, &h->ff);
 		atomic_fetch_sub(&fs.open_handles, 1);
-		unpin_open(h->n);
+		fs_unpin_open(h->n);
 	}
 	fs_handle_free(h);
 	return late;
@@ -533,6 +536,8 @@ void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		else /* a loss already found (only fsync waits for disks) */
 			ret = take_loss(h, 0, UINT64_MAX);
 		pthread_mutex_unlock(&h->lock);
+	} else if (h->kind == H_GROUP) {
+		ret = fs_groups_flush(req, h);
 	}
 	fs_reply_write(req, 0, -ret, late);
 }
@@ -555,7 +560,9 @@ void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		fuse_reply_err(req, -fs_produce_fsync(h));
 		return;
 	}
-	if (h->n && h->n->part) {
+	if (h->kind == H_GROUP) {
+		ret = fs_groups_fsync(h); /* an explicit commit */
+	} else if (h->n && h->n->part) {
 		if (h->kind == H_WRITER) {
 			pthread_mutex_lock(&h->lock);
 			mark = written_end(h);
@@ -901,6 +908,10 @@ void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
+	if (h->kind == H_GROUP) {
+		fs_groups_read(req, h, size, off, fi);
+		return;
+	}
 	if (h->kind == H_FOLLOW) {
 		/* fcntl(F_SETFL) may change O_NONBLOCK after open (GNU tail
 		 * does): the read's own flags tell. */
@@ -949,7 +960,7 @@ void fs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 	int ret;
 
 	count_request();
-	if (!h->n || !h->n->part) {
+	if (!h->n || !h->n->part || h->kind == H_GROUP) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}

@@ -33,6 +33,7 @@
 #define METRICS_NAME ".metrics"
 #define FOLLOW_NAME ".follow"
 #define PRODUCE_NAME ".produce"
+#define GROUPS_NAME ".groups"
 #define DRAIN_SECONDS 2
 
 /* The mount's one state struct. */
@@ -79,6 +80,7 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_EXPLICIT_INVAL_DATA;
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE;
+	conn->max_read = FS_MAX_READ; /* as the mount option says (fs.h) */
 	/* Keep the largest readahead the kernel offers (we cannot raise it). */
 }
 
@@ -175,6 +177,11 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fs_produce_dir_entry(req);
 		return;
 	}
+	if (is_group_ino(parent) ||
+	    (parent == REGISTRY_INO_ROOT && !strcmp(name, GROUPS_NAME))) {
+		fs_groups_lookup(req, parent, name);
+		return;
+	}
 	if (parent == REGISTRY_INO_ROOT && !strcmp(name, FOLLOW_NAME)) {
 		reply_follow_entry(req, REGISTRY_INO_FOLLOW, NULL);
 		return;
@@ -212,7 +219,9 @@ static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
 	struct node *n = counted_node(ino);
 
-	if (n)
+	if (is_group_ino(ino))
+		fs_groups_forget(ino, nlookup);
+	else if (n)
 		registry_forget(fs.reg, n, nlookup);
 	fuse_reply_none(req);
 }
@@ -224,6 +233,10 @@ static void fs_forget_multi(fuse_req_t req, size_t count,
 	size_t i;
 
 	for (i = 0; i < count; i++) {
+		if (is_group_ino(forgets[i].ino)) {
+			fs_groups_forget(forgets[i].ino, forgets[i].nlookup);
+			continue;
+		}
 		n = counted_node(forgets[i].ino);
 		if (n)
 			registry_forget(fs.reg, n, forgets[i].nlookup);
@@ -246,6 +259,10 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 	if (is_produce_ino(ino)) {
 		fs_produce_attr(ino, &st);
 		fuse_reply_attr(req, &st, 0);
+		return;
+	}
+	if (is_group_ino(ino)) {
+		fs_groups_getattr(req, ino);
 		return;
 	}
 	if (!n) {
@@ -327,6 +344,10 @@ static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	int ret;
 
 	count_request();
+	if (is_group_ino(parent)) {
+		fs_groups_mkdir(req, parent, name);
+		return;
+	}
 	if (!dir) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
@@ -364,6 +385,10 @@ static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct node *dir = node_of(parent);
 
 	count_request();
+	if (is_group_ino(parent)) {
+		fuse_reply_err(req, EPERM); /* positions go by reset or rmdir */
+		return;
+	}
 	if (!dir) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
@@ -380,6 +405,10 @@ static void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct node *dir = node_of(parent);
 
 	count_request();
+	if (is_group_ino(parent)) {
+		fs_groups_rmdir(req, parent, name);
+		return;
+	}
 	if (!dir) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
@@ -535,17 +564,8 @@ static void fs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 
 /* ---- directories ----------------------------------------------------- */
 
-struct dirbuf {
-	fuse_req_t req;
-	char *buf;
-	size_t len, cap;
-	int err;
-	int follow; /* listing a follow-view directory */
-	int produce; /* listing .produce: topics, as files */
-};
-
-static int dirbuf_add(void *arg, const char *name, uint64_t ino,
-		      enum node_kind kind)
+int fs_dirbuf_add(void *arg, const char *name, uint64_t ino,
+		  enum node_kind kind)
 {
 	struct dirbuf *d = arg;
 	struct stat st;
@@ -553,7 +573,8 @@ static int dirbuf_add(void *arg, const char *name, uint64_t ino,
 	char *nb;
 
 	memset(&st, 0, sizeof(st));
-	st.st_ino = d->follow ? ino | REGISTRY_INO_FOLLOW_VIEW : ino;
+	st.st_ino =
+		(d->follow ? ino | REGISTRY_INO_FOLLOW_VIEW : ino) | d->ino_or;
 	st.st_mode = kind == NODE_PARTITION || ino == REGISTRY_INO_METRICS
 			     ? S_IFREG
 			     : S_IFDIR;
@@ -577,15 +598,39 @@ static int dirbuf_add(void *arg, const char *name, uint64_t ino,
 	return 0;
 }
 
+void fs_dirbuf_open(fuse_req_t req, struct fuse_file_info *fi, struct dirbuf *d,
+		    int ret)
+{
+	struct handle *h;
+
+	if (ret == 0)
+		ret = d->err;
+	h = ret == 0 ? fs_handle_new(H_DIR, NULL) : NULL;
+	if (!h) {
+		free(d->buf);
+		fuse_reply_err(req, ret < 0 ? -ret : ENOMEM);
+		return;
+	}
+	h->buf = d->buf;
+	h->len = d->len;
+	fi->fh = (uintptr_t)h;
+	if (fuse_reply_open(req, fi) < 0)
+		fs_handle_free(h);
+}
+
 static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	struct node *n = node_of(ino);
 	struct dirbuf d = {req, NULL, 0, 0, 0, 0, 0};
-	struct handle *h;
+
 	int ret, follow = is_follow_ino(ino);
 
 	count_request();
+	if (is_group_ino(ino)) {
+		fs_groups_opendir(req, ino, fi);
+		return;
+	}
 	if (follow)
 		n = ino == REGISTRY_INO_FOLLOW ? node_of(REGISTRY_INO_ROOT)
 					       : follow_node(ino);
@@ -598,38 +643,29 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 		return;
 	}
 	/* Snapshot the listing now, so offsets stay stable. */
-	dirbuf_add(&d, ".",
-		   d.produce	? REGISTRY_INO_PRODUCE
-		   : !follow	? registry_st_ino(fs.reg, n)
-		   : ino == REGISTRY_INO_FOLLOW
-			   ? REGISTRY_INO_FOLLOW
-			   : registry_st_ino(fs.reg, n) | REGISTRY_INO_FOLLOW_VIEW,
-		   NODE_TOPIC);
-	dirbuf_add(&d, "..",
-		   follow && ino != REGISTRY_INO_FOLLOW ? REGISTRY_INO_FOLLOW
-							: REGISTRY_INO_ROOT,
-		   NODE_ROOT);
+	fs_dirbuf_add(&d, ".",
+		      d.produce	  ? REGISTRY_INO_PRODUCE
+		      : !follow	  ? registry_st_ino(fs.reg, n)
+		      : ino == REGISTRY_INO_FOLLOW
+			      ? REGISTRY_INO_FOLLOW
+			      : registry_st_ino(fs.reg, n) |
+					REGISTRY_INO_FOLLOW_VIEW,
+		      NODE_TOPIC);
+	fs_dirbuf_add(&d, "..",
+		      follow && ino != REGISTRY_INO_FOLLOW ? REGISTRY_INO_FOLLOW
+							   : REGISTRY_INO_ROOT,
+		      NODE_ROOT);
 	if (n->kind == NODE_ROOT && !follow && !d.produce) {
-		dirbuf_add(&d, METRICS_NAME, REGISTRY_INO_METRICS,
-			   NODE_PARTITION);
-		dirbuf_add(&d, FOLLOW_NAME, REGISTRY_INO_FOLLOW, NODE_TOPIC);
-		dirbuf_add(&d, PRODUCE_NAME, REGISTRY_INO_PRODUCE, NODE_TOPIC);
+		fs_dirbuf_add(&d, METRICS_NAME, REGISTRY_INO_METRICS,
+			      NODE_PARTITION);
+		fs_dirbuf_add(&d, FOLLOW_NAME, REGISTRY_INO_FOLLOW, NODE_TOPIC);
+		fs_dirbuf_add(&d, PRODUCE_NAME, REGISTRY_INO_PRODUCE,
+			      NODE_TOPIC);
+		fs_dirbuf_add(&d, GROUPS_NAME, REGISTRY_INO_GROUPS, NODE_TOPIC);
 	}
 	d.follow = follow;
-	ret = registry_list(fs.reg, n, dirbuf_add, &d);
-	if (ret == 0)
-		ret = d.err;
-	h = ret == 0 ? fs_handle_new(H_DIR, NULL) : NULL;
-	if (!h) {
-		free(d.buf);
-		fuse_reply_err(req, ret < 0 ? -ret : ENOMEM);
-		return;
-	}
-	h->buf = d.buf;
-	h->len = d.len;
-	fi->fh = (uintptr_t)h;
-	if (fuse_reply_open(req, fi) < 0)
-		fs_handle_free(h);
+	ret = registry_list(fs.reg, n, fs_dirbuf_add, &d);
+	fs_dirbuf_open(req, fi, &d, ret);
 }
 
 static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -656,7 +692,7 @@ static void fs_releasedir(fuse_req_t req, fuse_ino_t ino,
 
 /* ---- xattrs ---------------------------------------------------------- */
 
-static void reply_value(fuse_req_t req, const char *buf, int len, size_t size)
+void fs_reply_value(fuse_req_t req, const char *buf, int len, size_t size)
 {
 	if (len < 0)
 		fuse_reply_err(req, -len);
@@ -678,6 +714,10 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	int ret;
 
 	count_request();
+	if (is_group_ino(ino)) {
+		fs_groups_getxattr(req, ino, name, size);
+		return;
+	}
 	if (!n || n->kind == NODE_ROOT) {
 		fuse_reply_err(req, ENODATA);
 		return;
@@ -698,7 +738,7 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		if (ret == 0)
 			ret = xattr_format_info(&info, x.key, buf, sizeof(buf));
 	}
-	reply_value(req, buf, ret, size);
+	fs_reply_value(req, buf, ret, size);
 }
 
 static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
@@ -709,6 +749,10 @@ static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	int ret;
 
 	count_request();
+	if (is_group_ino(ino)) {
+		fs_groups_setxattr(req, ino, name, value, size);
+		return;
+	}
 	if (!n || n->kind == NODE_ROOT) {
 		fuse_reply_err(req, ENOTSUP);
 		return;
@@ -747,12 +791,16 @@ static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	int len;
 
 	count_request();
+	if (is_group_ino(ino)) {
+		fs_groups_listxattr(req, ino, size);
+		return;
+	}
 	if (!n || n->kind == NODE_ROOT) {
-		reply_value(req, buf, 0, size);
+		fs_reply_value(req, buf, 0, size);
 		return;
 	}
 	len = xattr_list(n->kind == NODE_PARTITION, buf, sizeof(buf));
-	reply_value(req, buf, len, size);
+	fs_reply_value(req, buf, len, size);
 }
 
 static void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
@@ -860,7 +908,8 @@ static int follow_handles(void)
 
 	pthread_mutex_lock(&fs.hlock);
 	for (h = fs.handles; h; h = h->next)
-		count += h->kind == H_FOLLOW;
+		count += h->kind == H_FOLLOW ||
+			 (h->kind == H_GROUP && h->ff.view);
 	pthread_mutex_unlock(&fs.hlock);
 	return count;
 }
@@ -918,7 +967,8 @@ void fs_stop(void)
 		if (!h)
 			break;
 		if (h->kind == H_READER || h->kind == H_WRITER ||
-		    h->kind == H_FOLLOW || h->kind == H_PRODUCE)
+		    h->kind == H_FOLLOW || h->kind == H_PRODUCE ||
+		    h->kind == H_GROUP)
 			fs_release_handle(h);
 		else
 			fs_handle_free(h);

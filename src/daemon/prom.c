@@ -246,3 +246,48 @@ int prom_render(struct prom_buf *out, const struct prom_series *s, size_t n,
 	}
 	return 0;
 }
+
+static int put_group_sample(struct prom_buf *b, const char *name,
+			    const struct prom_group *g, uint64_t v)
+{
+	struct prom_series s = {g->topic, g->partition, NULL, 0, 0, 0};
+
+	if (put(b, "%s{group=\"", name) < 0 || put_label(b, g->group) < 0 ||
+	    put(b, "\",") < 0)
+		return -ENOMEM;
+	/* put_sample's labels, after the group's. */
+	if (put(b, "topic=\"") < 0 || put_label(b, s.topic) < 0 ||
+	    put(b, "\",partition=\"") < 0 || put_label(b, s.partition) < 0 ||
+	    put(b, "\"} %llu\n", (unsigned long long)v) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+/* Render the consumer groups' series. */
+int prom_render_groups(struct prom_buf *out, const struct prom_group *g,
+		       size_t n, uint64_t retention_skips)
+{
+	size_t i;
+
+	if (put_family(out, "fluxfs_group_committed_offset", "gauge",
+		       "Next message offset a consumer group will read.") < 0)
+		return -ENOMEM;
+	for (i = 0; i < n; i++)
+		if (put_group_sample(out, "fluxfs_group_committed_offset",
+				     &g[i], g[i].committed_offset) < 0)
+			return -ENOMEM;
+	if (put_family(out, "fluxfs_group_lag_messages", "gauge",
+		       "Messages a consumer group has not committed yet.") < 0)
+		return -ENOMEM;
+	for (i = 0; i < n; i++)
+		if (put_group_sample(out, "fluxfs_group_lag_messages", &g[i],
+				     g[i].lag_messages) < 0)
+			return -ENOMEM;
+	if (put_family(out, "fluxfs_group_retention_skips_total", "counter",
+		       "Consumer group positions that retention passed "
+		       "(reading went on at the log's start).") < 0 ||
+	    put(out, "fluxfs_group_retention_skips_total %llu\n",
+		(unsigned long long)retention_skips) < 0)
+		return -ENOMEM;
+	return 0;
+}

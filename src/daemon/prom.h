@@ -37,6 +37,15 @@ struct prom_daemon {
 	uint64_t fd_used;	   /* ... and hold (or are reserved) now */
 	uint64_t idle_closes;	   /* idle partitions closed to make room */
 	uint64_t budget_refusals;  /* opens refused: budget held by pins */
+	uint64_t group_retention_skips; /* group positions retention passed */
+};
+
+/* A consumer group's position on one partition. */
+struct prom_group {
+	char *group; /* owned by the caller */
+	const char *topic, *partition;
+	uint64_t committed_offset;
+	uint64_t lag_messages;
 };
 
 /* A growable text buffer; free(buf) when done. */
@@ -46,6 +55,10 @@ struct prom_buf {
 	size_t cap;
 };
 
+/* Render the consumer groups' series into out (appending): positions and
+ * lag per group and partition, and the daemon-wide retention skips. */
+int prom_render_groups(struct prom_buf *out, const struct prom_group *g,
+		       size_t n, uint64_t retention_skips);
 /* Render everything into out (appending).  Returns 0 or -ENOMEM. */
 int prom_render(struct prom_buf *out, const struct prom_series *s, size_t n,
 		const struct prom_daemon *d);

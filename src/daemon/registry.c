@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "diag.h"
+#include "groupstore.h"
 #include "io.h"
 #include "layout.h"
 #include "registry.h"
@@ -76,27 +77,13 @@ static int reserved_name(const char *name, int is_topic)
  * -EINVAL. */
 int registry_check_name(const char *name, int is_topic)
 {
-	size_t i, len = strlen(name);
-
 	/* statfs reports REGISTRY_NAME_MAX as NAME_MAX: past it a name is
 	 * too long, as on every filesystem, not merely invalid. */
-	if (len > REGISTRY_NAME_MAX)
-		return -ENAMETOOLONG;
-	if (len == 0 || !strcmp(name, ".") || !strcmp(name, ".."))
-		return -EINVAL;
-	if (is_topic && name[0] == '.')
-		return -EINVAL;
-	for (i = 0; i < len; i++) {
-		char c = name[i];
+	int ret = layout_check_name(name, REGISTRY_NAME_MAX, is_topic);
 
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-		      c == '-'))
-			return -EINVAL;
-	}
-	if (reserved_name(name, is_topic))
-		return -EINVAL;
-	return 0;
+	if (ret == 0 && reserved_name(name, is_topic))
+		ret = -EINVAL;
+	return ret;
 }
 
 /* Log a name refused through the mount: one line, the name made safe
@@ -860,6 +847,22 @@ out_unlock:
 }
 
 /* Remove a partition; open handles keep it until they close. */
+static int other_ino(void *arg, uint64_t ino)
+{
+	return ino != *(const uint64_t *)arg;
+}
+
+/* A deleted partition's consumer group positions go with it. */
+static void groups_drop(struct registry *reg, struct node *n)
+{
+	uint64_t ino = registry_st_ino(reg, n);
+
+	if (reg->groups && ino &&
+	    groupstore_prune(reg->groups, other_ino, &ino) < 0)
+		diag_warn("cannot drop the consumer group positions of '%s'",
+			  n->name);
+}
+
 int registry_unlink(struct registry *reg, struct node *dir, const char *name)
 {
 	struct node *n;
@@ -875,6 +878,7 @@ int registry_unlink(struct registry *reg, struct node *dir, const char *name)
 	pthread_rwlock_unlock(&reg->lock);
 	if (ret == 0) {
 		diag_info("removed partition '%s/%s'", dir->name, name);
+		groups_drop(reg, n);
 		if (reg->hooks.detach)
 			reg->hooks.detach(reg, n);
 		node_put(reg, n);
@@ -1006,6 +1010,8 @@ out_victim:
 		node_put(reg, kids[i]);
 	}
 	free(kids);
+	if (victim && victim->kind == NODE_PARTITION)
+		groups_drop(reg, victim);
 	if (victim && reg->hooks.detach)
 		reg->hooks.detach(reg, victim);
 	if (victim)

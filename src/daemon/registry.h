@@ -54,6 +54,7 @@
 #define REGISTRY_INO_ROOT 1
 #define REGISTRY_INO_METRICS 2
 #define REGISTRY_INO_FOLLOW 3 /* MNT/.follow (fs_ops.c, fs_follow.h) */
+#define REGISTRY_INO_GROUPS 4 /* MNT/.groups (fs_groups.c) */
 #define REGISTRY_INO_PRODUCE 5 /* MNT/.produce (fs_produce.c) */
 #define REGISTRY_NAME_MAX 249
 
@@ -268,6 +269,13 @@ int registry_produce_unset(struct registry *reg, struct node *topic, int key);
 int registry_produce_partitions(struct registry *reg, struct node *topic,
 				uid_t uid, gid_t gid, struct node ***out,
 				uint32_t *count);
+/* The consumer groups' committed positions, keyed by the partitions'
+ * stored inode numbers (groupstore.h); opened with the registry, with
+ * the positions of partitions deleted since the last mount dropped. */
+struct groupstore *registry_groups(struct registry *reg);
+/* A group view shows stat numbers with this bit (beside
+ * REGISTRY_INO_FOLLOW_VIEW). */
+#define REGISTRY_INO_GROUP_VIEW (1ULL << 62)
 
 /* Milliseconds since the epoch. */
 int64_t registry_now_ms(void);

@@ -47,6 +47,7 @@ struct registry {
 	gid_t gid;
 	int was_clean; /* the last daemon stopped cleanly (LAYOUT_CLEAN_FILE) */
 	int loaded;    /* registry_open finished: a clean stop may be marked */
+	struct groupstore *groups; /* consumer groups (its own lock) */
 };
 
 /* The budget when none is set: half the open-file limit, the rest left

@@ -13,6 +13,9 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include <string.h>
+
+#include "groupstore.h"
 #include "registry.h"
 #include "registry_int.h"
 #include "registry_metrics.h"
@@ -57,6 +60,82 @@ static int cred_may(const struct registry_cred *cred, struct node *n,
 
 /* The counters of a partition closed while idle. */
 static struct log_metrics idle_counters;
+/* Gathering the consumer groups' series (under reg->lock, read). */
+struct group_walk {
+	struct registry *reg;
+	const struct registry_cred *cred;
+	struct prom_group *g;
+	size_t n, gcap;
+	const char *group; /* the group whose positions are walked */
+};
+
+static int add_position(void *arg, const struct group_pos *pos)
+{
+	struct group_walk *w = arg;
+	struct partition_info info;
+	struct prom_group *grown;
+	struct node *t, *p;
+
+	for (t = w->reg->root.children; t; t = t->next)
+		for (p = t->children; p; p = p->next) {
+			if (p->kind != NODE_PARTITION ||
+			    registry_st_ino(w->reg, p) != pos->ino)
+				continue;
+			if (!cred_may(w->cred, t, MAY_EXEC) ||
+			    !cred_may(w->cred, p, MAY_READ))
+				return 0;
+			if (w->n == w->gcap) {
+				w->gcap = w->gcap ? w->gcap * 2 : 16;
+				grown = realloc(w->g, w->gcap * sizeof(*grown));
+				if (!grown)
+					return -ENOMEM;
+				w->g = grown;
+			}
+			/* An idle partition shows its offsets as they were
+			 * when it closed; one not opened since the mount
+			 * has no series (its offsets are not known). */
+			if (p->part)
+				partition_get_info(p->part, &info);
+			else if (part_idle_info(p, &info) < 2)
+				return 0;
+			w->g[w->n].group = (char *)w->group;
+			w->g[w->n].topic = t->name;
+			w->g[w->n].partition = p->name;
+			w->g[w->n].committed_offset = pos->offset;
+			w->g[w->n].lag_messages =
+				info.next_offset > pos->offset
+					? info.next_offset - pos->offset
+					: 0;
+			w->n++;
+			return 0;
+		}
+	return 0;
+}
+
+/* The groups' series of the partitions cred may read. */
+static int render_groups(struct registry *reg, const struct registry_cred *cred,
+			 const struct prom_daemon *d, struct prom_buf *out)
+{
+	struct group_walk w = {reg, cred, NULL, 0, 0, NULL};
+	size_t i, nnames = 0;
+	char **names = NULL;
+	int ret;
+
+	ret = groupstore_names(reg->groups, &names, &nnames);
+	for (i = 0; ret == 0 && i < nnames; i++) {
+		w.group = names[i];
+		ret = groupstore_positions(reg->groups, names[i], add_position,
+					   &w);
+		if (ret == -ENOENT) /* removed meanwhile */
+			ret = 0;
+	}
+	if (ret == 0)
+		ret = prom_render_groups(out, w.g, w.n,
+					 d->group_retention_skips);
+	groupstore_names_free(names, nnames);
+	free(w.g);
+	return ret;
+}
 
 /* Render .metrics as cred sees it. */
 int registry_metrics_for(struct registry *reg, const struct registry_cred *cred,
@@ -111,6 +190,8 @@ int registry_metrics_for(struct registry *reg, const struct registry_cred *cred,
 	d->budget_refusals = reg->fdb.refusals;
 	pthread_mutex_unlock(&reg->fdb.lock);
 	ret = prom_render(out, s, n, d);
+	if (ret == 0 && reg->groups)
+		ret = render_groups(reg, cred, d, out);
 out:
 	pthread_rwlock_unlock(&reg->lock);
 	free(s);

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "diag.h"
+#include "groupstore.h"
 #include "io.h"
 #include "layout.h"
 #include "registry.h"
@@ -33,6 +34,7 @@
 
 /* A partition's node: its mode, owner, times and inode number.  Its
  * log stays closed until first used (registry_part.c). */
+static int open_groups(struct registry *reg);
 static int load_partition(struct registry *reg, struct node *t,
 			  const char *name)
 {
@@ -340,6 +342,9 @@ int registry_open(const char *data_dir, const struct config *defaults,
 	ret = ino_assign(reg);
 	if (ret < 0)
 		goto out_free;
+	ret = open_groups(reg);
+	if (ret < 0)
+		goto out_free;
 	reg->loaded = 1;
 	*out = reg;
 	return 0;
@@ -347,6 +352,45 @@ int registry_open(const char *data_dir, const struct config *defaults,
 out_free:
 	registry_close(reg);
 	return ret;
+}
+
+/* Whether a partition with stored inode number ino is loaded (at open,
+ * before anyone else sees the tree). */
+static int partition_loaded(void *arg, uint64_t ino)
+{
+	struct registry *reg = arg;
+	struct node *t, *p;
+
+	for (t = reg->root.children; t; t = t->next)
+		for (p = t->children; p; p = p->next)
+			if (p->meta.ino == ino)
+				return 1;
+	return 0;
+}
+
+/* Load the consumer groups and drop the positions of partitions that
+ * were deleted (their inode numbers are never handed out again). */
+static int open_groups(struct registry *reg)
+{
+	int ret = groupstore_open(reg->rootfd, 0, &reg->groups);
+
+	if (ret < 0) {
+		diag_err("cannot open '%s/" GROUPSTORE_DIR "': %s", reg->path,
+			 strerror(-ret));
+		return ret;
+	}
+	ret = groupstore_prune(reg->groups, partition_loaded, reg);
+	if (ret > 0)
+		diag_info("dropped %d consumer group position%s of deleted "
+			  "partitions",
+			  ret, ret == 1 ? "" : "s");
+	return 0;
+}
+
+/* The consumer groups' positions (groupstore.h). */
+struct groupstore *registry_groups(struct registry *reg)
+{
+	return reg->groups;
 }
 
 /* Flush and close everything; free the registry. */
@@ -373,6 +417,7 @@ int registry_close(struct registry *reg)
 	/* Removed nodes still looked up by the kernel are leaked here on
 	 * purpose: the process is about to exit.  Their logs are in .trash,
 	 * emptied at the next mount, so the mark may still be left. */
+	groupstore_close(reg->groups);
 	if (reg->loaded && ret == 0) {
 		r = layout_datadir_clean_mark(reg->rootfd);
 		if (r < 0)

@@ -714,3 +714,25 @@ void layout_datadir_note_pid(int lockfd)
 	if (io_ftruncate(lockfd, 0) == 0)
 		io_pwrite_full(lockfd, buf, (size_t)n, 0);
 }
+
+/* The naming rule of the namespace. */
+int layout_check_name(const char *name, size_t max, int no_leading_dot)
+{
+	size_t i, len = strlen(name);
+
+	if (len > max)
+		return -ENAMETOOLONG;
+	if (len == 0 || !strcmp(name, ".") || !strcmp(name, ".."))
+		return -EINVAL;
+	if (no_leading_dot && name[0] == '.')
+		return -EINVAL;
+	for (i = 0; i < len; i++) {
+		char c = name[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		      c == '-'))
+			return -EINVAL;
+	}
+	return 0;
+}

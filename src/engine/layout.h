@@ -344,4 +344,10 @@ int layout_datadir_ino_load(int rootfd, uint64_t *ino_next);
  * lock. */
 int layout_datadir_ino_store(int rootfd, uint64_t ino_next);
 
+/* The naming rule of topics, partitions and consumer groups: 1 to max
+ * bytes of letters, digits, '.', '_' and '-', never "." or "..", and
+ * no leading '.' when no_leading_dot (a topic's or group's: dot-names at
+ * the top belong to fluxfs).  0, -ENAMETOOLONG or -EINVAL. */
+int layout_check_name(const char *name, size_t max, int no_leading_dot);
+
 #endif

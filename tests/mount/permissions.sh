@@ -6,11 +6,7 @@
 . "$(dirname "$0")/util.sh"
 
 EACCES_MSG="Permission denied"
-# as_nobody CMD...: run CMD as uid/gid 65534.
-as_nobody() {
-	setpriv --reuid=65534 --regid=65534 --clear-groups "$@"
-}
-as_nobody true 2>/dev/null || { echo "SKIP: cannot switch to uid 65534"; exit 77; }
+need_nobody
 
 mount_start -o allow_other,default_permissions
 chmod 755 "$WORK" || fail "chmod of the test directory"

@@ -238,3 +238,13 @@ free_port() {
 listening() {
 	ss -Htln "sport = :$1" | grep -q .
 }
+
+# as_nobody CMD...: run CMD as uid/gid 65534 (no supplementary groups).
+as_nobody() {
+	setpriv --reuid=65534 --regid=65534 --clear-groups "$@"
+}
+
+# need_nobody: skip (77) where this machine cannot switch to uid 65534.
+need_nobody() {
+	as_nobody true 2>/dev/null || { echo "SKIP: cannot switch to uid 65534"; exit 77; }
+}

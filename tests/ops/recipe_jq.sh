@@ -4,7 +4,7 @@
 # there, then waits inside the daemon and filters each new message the
 # moment it is appended (--unbuffered so every result is written at
 # once).  A signal ends it.  Consumer groups (a position kept for you)
-# do not exist yet: see doc/recipes.md.
+# have their own recipe and test, recipe_groups.sh.
 : "${top_builddir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 : "${top_srcdir:=$top_builddir}"
 . "$top_srcdir/tests/mount/lib.sh"

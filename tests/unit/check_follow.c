@@ -324,6 +324,33 @@ START_TEST(test_wake_below_the_read_keeps_it_parked)
 }
 END_TEST
 
+/* A file that starts mid-log (a consumer group's view, base = its
+ * committed byte): file offset 0 is partition byte base, a read at the
+ * file's end parks until the log passes base + off, and the reply and
+ * ff->pos are partition bytes. */
+START_TEST(test_base_shifts_reads)
+{
+	struct follow_file ff;
+	uint64_t base = append(0, "consumed\n"), end;
+
+	follow_file_init(&ff, &nodes[0], 1);
+	ff.base = base;
+	follow_read(fw, req_of(0), &ff, 0, 100, 1);
+	ck_assert_int_eq(answer(0).kind, R_ERR); /* at the view's end */
+	ck_assert_int_eq(answer(0).err, EAGAIN);
+	follow_read(fw, req_of(1), &ff, 0, 100, 0);
+	check_parked(1);
+	end = append(0, "new\n");
+	follow_wake(fw, &nodes[0], end);
+	ck_assert_int_eq(answer(1).kind, R_DATA);
+	ck_assert_uint_eq(answer(1).off, base);
+	ck_assert_uint_eq(answer(1).len, end - base);
+	ck_assert_uint_eq(atomic_load(&ff.pos), end);
+	check_parked(0);
+	follow_file_release(fw, &ff);
+}
+END_TEST
+
 START_TEST(test_wake_with_nothing_parked_is_a_noop)
 {
 	struct follow_file ff;
@@ -566,6 +593,7 @@ static Suite *follow_suite(void)
 	tcase_add_test(tc, test_read_with_data_is_answered_at_once);
 	tcase_add_test(tc, test_wake_answers_parked_read_once);
 	tcase_add_test(tc, test_wake_below_the_read_keeps_it_parked);
+	tcase_add_test(tc, test_base_shifts_reads);
 	tcase_add_test(tc, test_wake_with_nothing_parked_is_a_noop);
 	tcase_add_test(tc, test_interrupt_answers_eintr_once);
 	tcase_add_test(tc, test_interrupt_before_parking_answers_eintr);
