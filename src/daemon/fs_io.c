@@ -381,13 +381,15 @@ static int take_loss(struct handle *h, int settled, uint64_t mark)
  * end moved under the kernel, it lands at the end all the same
  * ("Page-cache coherence").  A refused append leaves the log's end in
  * *end_out (if non-NULL).  Sets *late if the request's reply must wait
- * for a drop (fs_appended()).  Called with h->lock. */
+ * for a drop (fs_appended()).  A flush_ms=0 batch whose sync failed is
+ * in the log all the same: it is accounted as appended and the error
+ * returned with *landed set.  Called with h->lock. */
 static int append_batch(struct handle *h, const struct iovec *iov, int iovcnt,
 			uint32_t count, uint64_t expect, uint64_t at, int *late,
-			uint64_t *end_out)
+			uint64_t *end_out, int *landed)
 {
 	struct partition *p = h->n->part;
-	uint64_t pos, end;
+	uint64_t pos = PARTITION_ANY_END, end;
 	size_t len = 0;
 	int ret, i;
 
@@ -404,6 +406,7 @@ static int append_batch(struct handle *h, const struct iovec *iov, int iovcnt,
 				&pos);
 	if (ret == -EPERM && at != PARTITION_ANY_END) {
 		end = pos; /* where the log ended instead */
+		pos = PARTITION_ANY_END;
 		ret = partition_appendv(p, iov, iovcnt, count,
 					registry_now_ms(), PARTITION_ANY_END,
 					NULL, &pos);
@@ -413,8 +416,10 @@ static int append_batch(struct handle *h, const struct iovec *iov, int iovcnt,
 out:
 	if (ret == -EPERM && end_out)
 		*end_out = pos;
-	if (ret < 0)
+	if (ret < 0 && (ret == -EPERM || pos == PARTITION_ANY_END))
 		return ret;
+	if (landed)
+		*landed = 1;
 	note_written(h, pos, len);
 	if (fs_appended(h->n, pos + len, h->cached))
 		*late = 1;
@@ -428,7 +433,7 @@ static int flush_pending(struct handle *h, int *late)
 	struct iovec iov;
 	const char *p;
 	size_t len;
-	int ret;
+	int ret, landed = 0;
 
 	p = framer_pending(&h->fr, &len);
 	if (!len)
@@ -437,11 +442,11 @@ static int flush_pending(struct handle *h, int *late)
 	iov.iov_len = len;
 	ret = append_batch(h, &iov, 1, 1, PARTITION_ANY_END,
 			   h->cached ? h->held_pos : PARTITION_ANY_END, late,
-			   NULL);
-	if (ret < 0)
+			   NULL, &landed);
+	if (ret < 0 && !landed)
 		return ret;
 	framer_clear(&h->fr);
-	return 0;
+	return ret;
 }
 
 /* Flush h's held line, forget it and free it.  Returns whether a reply
@@ -524,7 +529,7 @@ void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 			mark = written_end(h);
 			pthread_mutex_unlock(&h->lock);
 		}
-		ret = partition_flush(h->n->part);
+		ret = partition_sync(h->n->part);
 		if (h->kind == H_WRITER) {
 			pthread_mutex_lock(&h->lock);
 			r = take_loss(h, ret == 0, mark);
@@ -567,7 +572,7 @@ static int do_write(struct handle *h, const char *buf, size_t size, off_t off,
 	uint64_t expect = PARTITION_ANY_END, at = PARTITION_ANY_END;
 	uint64_t end = PARTITION_ANY_END;
 	size_t held = h->fr.pending_len;
-	int ret;
+	int ret, landed = 0;
 
 	if (off < 0)
 		return -EPERM;
@@ -591,7 +596,8 @@ static int do_write(struct handle *h, const char *buf, size_t size, off_t off,
 		return ret;
 	if (plan.batch_len) {
 		ret = append_batch(h, plan.iov, plan.iovcnt,
-				   PARTITION_ANY_COUNT, expect, at, late, &end);
+				   PARTITION_ANY_COUNT, expect, at, late, &end,
+				   &landed);
 		if (ret != -EPERM || held || expect == 0 ||
 		    expect == PARTITION_ANY_END)
 			goto out;
@@ -622,13 +628,14 @@ static int do_write(struct handle *h, const char *buf, size_t size, off_t off,
 	ret = 0;
 	if (plan.batch_len)
 		ret = append_batch(h, plan.iov, plan.iovcnt,
-				   PARTITION_ANY_COUNT, expect, at, late, NULL);
+				   PARTITION_ANY_COUNT, expect, at, late, NULL,
+				   &landed);
 out:
-	if (ret < 0)
+	if (ret < 0 && !landed)
 		return ret;
 	framer_commit(&h->fr, &plan);
 	h->held_pos = (uint64_t)off + size - h->fr.pending_len;
-	return 0;
+	return ret; /* landed, but a flush_ms=0 sync failed */
 }
 
 void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,

@@ -170,6 +170,7 @@ struct partition *partition_alloc(int dfd, const char *name,
 	codec_cache_init(&p->cache);
 	pthread_mutex_init(&p->retire_lock, NULL);
 	pthread_mutex_init(&p->state_lock, NULL);
+	commit_init(&p->commit);
 	p->cfg = *cfg;
 	p->dfd = dfd;
 	atomic_store(&p->last_ts, -1);
@@ -196,6 +197,7 @@ void partition_free(struct partition *p)
 	codec_cache_release(&p->cache);
 	pthread_mutex_destroy(&p->retire_lock);
 	pthread_mutex_destroy(&p->state_lock);
+	commit_destroy(&p->commit);
 	free(p->name);
 	free(p);
 }
@@ -319,7 +321,7 @@ int partition_appendv(struct partition *p, const struct iovec *iov, int iovcnt,
 	uint64_t end, first;
 	uint32_t n, msgs;
 	size_t need, len = 0;
-	int ret, sync, i;
+	int ret, sync = 0, i;
 
 	if (iovcnt <= 0)
 		return -EINVAL;
@@ -377,8 +379,10 @@ int partition_appendv(struct partition *p, const struct iovec *iov, int iovcnt,
 			 strerror(-ret));
 		goto out;
 	}
+	/* flush_ms=0: synced below, after the lock, with the appends and
+	 * fsyncs of other threads (partition_sync). */
 	sync = p->cfg.flush_ms == 0;
-	ret = segment_appendv(a, iov, iovcnt, len, p->plan, n, sync);
+	ret = segment_appendv(a, iov, iovcnt, len, p->plan, n, 0);
 	if (ret < 0) {
 		diag_err("cannot append to '%s': %s", p->name, strerror(-ret));
 		goto out;
@@ -387,12 +391,6 @@ int partition_appendv(struct partition *p, const struct iovec *iov, int iovcnt,
 	atomic_store_explicit(&p->next_offset, first + msgs,
 			      memory_order_release);
 	atomic_store_explicit(&p->end_byte, end + len, memory_order_release);
-	/* fdatasync covered the whole active file; older segments count
-	 * only if they were flushed already */
-	if (sync && atomic_load(&p->flushed_byte) >= a->base_byte) {
-		atomic_store(&p->flushed_byte, end + len);
-		p->flushed_offset = first + msgs;
-	}
 	metrics_add(&p->m, bytes_appended, len);
 	metrics_add(&p->m, messages_appended, msgs);
 	metrics_add(&p->m, batches_appended, 1);
@@ -400,8 +398,13 @@ int partition_appendv(struct partition *p, const struct iovec *iov, int iovcnt,
 		*first_offset = first;
 	if (byte_pos)
 		*byte_pos = end;
+	ret = 0;
 out:
 	pthread_mutex_unlock(&p->lock);
+	/* The batch is in the log either way; a failed sync recorded it as
+	 * a loss (or left metadata to retry) and the caller is told. */
+	if (ret == 0 && sync)
+		ret = partition_sync(p);
 	metrics_add(&p->m, append_ns_total, (uint64_t)(now_ns() - t0));
 	return ret;
 }

@@ -4,6 +4,9 @@
  * partition.state, and the losses recorded when a data sync fails (a
  * range that may not be on stable storage, kept for partition_lost()).
  * The disk waits run without p->lock, so appends never wait for them.
+ * partition_sync() is the fsync path: concurrent callers share flushes
+ * (commit.c), and it writes partition.state only when recovery needs the
+ * new recovery point (see lazy_state_ok()).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -11,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "commit.h"
 #include "diag.h"
 #include "io.h"
 #include "partition_int.h"
@@ -32,13 +36,28 @@ struct flush_job {
 	int lost;	 /* a loss was recorded (and logged) */
 };
 
+/* Whether a flush may leave partition.state's recovery point behind
+ * (caller holds p->lock).  Recovery checks every index entry above the
+ * recovery point against its data's CRC and keeps the entries that pass,
+ * so bytes synced with their entries survive a power cut whether or not
+ * the state names them.  What the state must not do is lag behind the
+ * active segment's start: a bad entry above the recovery point is read
+ * as a torn write and everything after it is cut, which in a sealed
+ * segment (synced long ago) would throw away the acknowledged segments
+ * after it.  So the recovery point is kept inside the active segment,
+ * and only the active segment's tail is ever judged as a torn tail. */
+static int lazy_state_ok(struct partition *p)
+{
+	return p->state_rp >= active_seg(p)->base_byte;
+}
+
 /* Begin a flush (caller holds p->lock): note the end to make durable and
  * the segments holding unsynced data, and pin them so that retention or a
  * compression swap cannot close their descriptors while the fdatasyncs run
  * without the lock.  Returns the number of items, 0 when nothing is
  * unsynced, or -errno (*items is then NULL). */
 static int flush_begin(struct partition *p, struct flush_item **items,
-		       struct flush_job *job)
+		       struct flush_job *job, int lazy)
 {
 	struct flush_item *it;
 	struct segment *s;
@@ -52,7 +71,7 @@ static int flush_begin(struct partition *p, struct flush_item **items,
 	job->data_failed = 0;
 	job->lost = 0;
 	if (atomic_load(&p->flushed_byte) == job->end &&
-	    p->state_rp == job->end)
+	    (p->state_rp == job->end || (lazy && lazy_state_ok(p))))
 		return 0;
 	it = malloc(p->nsegs * sizeof(*it));
 	if (!it)
@@ -157,9 +176,10 @@ static int record_loss(struct partition *p, struct flush_job *job, int err)
 /* After the fdatasyncs (caller holds p->lock): mark what became durable
  * and unpin.  ret is flush_sync()'s result.  Returns ret if negative, else
  * 1 with *st filled when partition.state needs the new recovery point, or
- * 0 when it has it already. */
+ * 0 when it has it already (or, lazy, does not need it yet). */
 static int flush_mark(struct partition *p, struct flush_item *it, int n,
-		      struct flush_job *job, int ret, struct layout_state *st)
+		      struct flush_job *job, int ret, struct layout_state *st,
+		      int lazy)
 {
 	int i, r;
 
@@ -185,7 +205,8 @@ static int flush_mark(struct partition *p, struct flush_item *it, int n,
 			p->flushed_offset = job->end_offset;
 		}
 		part_state_now(p, st);
-		ret = st->recovery_point > p->state_rp;
+		ret = st->recovery_point > p->state_rp &&
+		      !(lazy && lazy_state_ok(p));
 	}
 	if (it)
 		part_unpin(p);
@@ -227,33 +248,34 @@ int part_flush_locked(struct partition *p)
 	struct layout_state st;
 	int ret;
 
-	n = flush_begin(p, &it, &job);
+	n = flush_begin(p, &it, &job, 0);
 	if (n < 0 || !it)
 		return n;
 	ret = flush_sync(it, n, &job);
-	ret = flush_mark(p, it, n, &job, ret, &st);
+	ret = flush_mark(p, it, n, &job, ret, &st, 0);
 	if (ret == 1)
 		ret = part_state_write(p, &st);
 	return flush_done(p, &job, ret, t0);
 }
 
-/* fsync data, index, state.  Neither the fdatasyncs nor
- * the state file's write and fsync run under p->lock: holding it stalled
- * every append for the whole disk write (a 1 GiB bulk append took 3.6 s
- * instead of 0.5 s behind a periodic flush).  state_lock keeps flushes
- * and state writes in order, so the recovery point only grows and no
- * other writer's state is overwritten by an older snapshot. */
-int partition_flush(struct partition *p)
+/* fsync data, index and (unless lazy and not needed) state.  Neither the
+ * fdatasyncs nor the state file's write and fsync run under p->lock:
+ * holding it stalled every append for the whole disk write (a 1 GiB bulk
+ * append took 3.6 s instead of 0.5 s behind a periodic flush).
+ * state_lock keeps flushes and state writes in order, so the recovery
+ * point only grows and no other writer's state is overwritten by an older
+ * snapshot. */
+static int flush_run(struct partition *p, int lazy)
 {
 	int64_t t0 = now_ns();
 	struct flush_item *it;
 	struct flush_job job;
 	struct layout_state st;
-	int n, ret;
+	int n, ret, store;
 
 	pthread_mutex_lock(&p->state_lock);
 	pthread_mutex_lock(&p->lock);
-	n = flush_begin(p, &it, &job);
+	n = flush_begin(p, &it, &job, lazy);
 	pthread_mutex_unlock(&p->lock);
 	if (n < 0 || !it) {
 		pthread_mutex_unlock(&p->state_lock);
@@ -261,17 +283,37 @@ int partition_flush(struct partition *p)
 	}
 	ret = flush_sync(it, n, &job);
 	pthread_mutex_lock(&p->lock);
-	ret = flush_mark(p, it, n, &job, ret, &st);
+	ret = flush_mark(p, it, n, &job, ret, &st, lazy);
 	pthread_mutex_unlock(&p->lock);
-	if (ret == 1)
+	store = ret == 1;
+	if (store)
 		ret = layout_state_store(p->dfd, &st);
 	pthread_mutex_lock(&p->lock);
-	if (ret == 0 && st.recovery_point > p->state_rp)
+	if (store && ret == 0 && st.recovery_point > p->state_rp)
 		p->state_rp = st.recovery_point;
 	ret = flush_done(p, &job, ret, t0);
 	pthread_mutex_unlock(&p->lock);
 	pthread_mutex_unlock(&p->state_lock);
 	return ret;
+}
+
+/* The scheduled flush and the one before close: the state too. */
+int partition_flush(struct partition *p)
+{
+	return flush_run(p, 0);
+}
+
+static int sync_flush(void *p)
+{
+	return flush_run(p, 1);
+}
+
+/* The fsync path: one flush shared by every caller waiting when it
+ * begins; partition.state only when the recovery point must move. */
+int partition_sync(struct partition *p)
+{
+	metrics_add(&p->m, sync_requests, 1);
+	return commit_sync(&p->commit, sync_flush, p);
 }
 
 /* How many losses were recorded. */

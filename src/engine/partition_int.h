@@ -36,6 +36,7 @@
 #include <time.h>
 
 #include "codec.h"
+#include "commit.h"
 #include "config.h"
 #include "layout.h"
 #include "metrics.h"
@@ -73,6 +74,7 @@ struct partition {
 	 * lock.  A flush writes the state file holding only this, so appends
 	 * never wait for its fsync. */
 	pthread_mutex_t state_lock;
+	struct commit commit; /* fsyncs waiting share flushes */
 	pthread_mutex_t retire_lock;
 	uint32_t pins;		/* protected by retire_lock */
 	struct segment **rsegs; /* protected by retire_lock */
