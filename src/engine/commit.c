@@ -43,13 +43,14 @@ void commit_destroy(struct commit *c)
 static void lead(struct commit *c, commit_flush_fn flush, void *arg)
 {
 	struct commit_req *covered = c->queue, *r;
+	unsigned n = c->queued;
 	int ret;
 
 	c->queue = NULL;
 	c->queued = 0;
 	c->busy = 1;
 	pthread_mutex_unlock(&c->lock);
-	ret = flush(arg);
+	ret = flush(arg, n);
 	pthread_mutex_lock(&c->lock);
 	c->flushes++;
 	for (r = covered; r; r = r->next) {

@@ -19,6 +19,10 @@
 
 struct commit_req;
 
+/* A commit usable without commit_init (a static one). */
+#define COMMIT_INITIALIZER \
+	{PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, 0, 0, 0}
+
 struct commit {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -29,9 +33,10 @@ struct commit {
 	uint64_t requests;	  /* requests answered */
 };
 
-/* The flush: makes durable everything written before it was called.
- * Returns 0 or -errno. */
-typedef int (*commit_flush_fn)(void *arg);
+/* The flush, run by the leader with the leader's arg: makes durable
+ * everything written before it was called by the covered requests (the
+ * leader's and covered - 1 others').  Returns 0 or -errno. */
+typedef int (*commit_flush_fn)(void *arg, unsigned covered);
 
 int commit_init(struct commit *c);
 void commit_destroy(struct commit *c);

@@ -20,7 +20,8 @@
  *   ops=A+B...   which calls may fail: openat close pread pwrite pwritev
  *                fsync fdatasync ftruncate fallocate fstat fstatat
  *                renameat (renameat2 too) unlinkat mkdirat (every mkdir)
- *                mmap munmap flock fstatvfs fdopendir readdir closedir,
+ *                mmap munmap flock fstatvfs fdopendir readdir closedir
+ *                syncfs,
  *                or "all" (default pwrite+pwritev+fsync+fdatasync).
  *                close, munmap and closedir release their object even
  *                when they report a fault, as the real calls do.

@@ -6,13 +6,15 @@
  * The disk waits run without p->lock, so appends never wait for them.
  * partition_sync() is the fsync path: concurrent callers share flushes
  * (commit.c), and it writes partition.state only when recovery needs the
- * new recovery point (see lazy_state_ok()).
+ * new recovery point (see lazy_state_ok()).  Concurrent syncs of
+ * different partitions on one filesystem share a syncfs (shared_sync()).
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "commit.h"
 #include "diag.h"
@@ -108,6 +110,89 @@ static int flush_sync(const struct flush_item *it, int n, struct flush_job *job)
 		}
 	}
 	return ret;
+}
+
+/* The syncs of partitions on one filesystem (one st_dev), in flight
+ * together.  When one partition's sync finds others waiting behind it,
+ * one syncfs writes back and commits all of their data at once: 64
+ * partitions' fdatasyncs cost 5-23 ms in a row or in parallel, a syncfs
+ * 0.5-2.7 ms.  Each partition then still fdatasyncs its own files, which
+ * finds little left to write and reports that file's own write-back
+ * error (syncfs reports a filesystem's errors to whichever descriptor
+ * asks first, so it cannot say whose data failed).  The syncfs result is
+ * only a hint: acknowledgements rest on the fdatasyncs. */
+#define VOLUMES 16
+
+struct volume {
+	dev_t dev;
+	int used;
+	struct commit commit;
+};
+
+static struct volume volumes[VOLUMES] = {
+	[0 ... VOLUMES - 1] = {0, 0, COMMIT_INITIALIZER},
+};
+static pthread_mutex_t volumes_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The volume of the filesystem holding dfd; NULL when the table is full
+ * or dfd cannot be stat'ed (the partition then syncs alone). */
+static struct volume *volume_of(int dfd)
+{
+	struct volume *v = NULL;
+	struct stat st;
+	int i;
+
+	if (io_fstat(dfd, &st) < 0)
+		return NULL;
+	pthread_mutex_lock(&volumes_lock);
+	for (i = 0; i < VOLUMES && !v; i++) {
+		if (volumes[i].used && volumes[i].dev == st.st_dev)
+			v = &volumes[i];
+		else if (!volumes[i].used) {
+			volumes[i].used = 1;
+			volumes[i].dev = st.st_dev;
+			v = &volumes[i];
+		}
+	}
+	pthread_mutex_unlock(&volumes_lock);
+	return v;
+}
+
+/* One partition's sync as a request of its volume's commit. */
+struct shared_req {
+	const struct flush_item *it;
+	int n;
+	struct flush_job *job;
+	int dfd;
+	int alone; /* the volume flush was our own fdatasyncs */
+};
+
+static int volume_flush(void *arg, unsigned covered)
+{
+	struct shared_req *r = arg;
+
+	if (covered == 1) {
+		r->alone = 1;
+		return flush_sync(r->it, r->n, r->job);
+	}
+	return io_syncfs(r->dfd);
+}
+
+/* The fdatasyncs of a flush, shared with the other partitions of the
+ * filesystem syncing at the same time (see struct volume). */
+static int shared_sync(struct partition *p, const struct flush_item *it,
+		       int n, struct flush_job *job)
+{
+	struct shared_req r = {it, n, job, p->dfd, 0};
+	int ret;
+
+	if (!p->volume)
+		p->volume = volume_of(p->dfd);
+	if (!p->volume)
+		return flush_sync(it, n, job);
+	ret = commit_sync(&((struct volume *)p->volume)->commit, volume_flush,
+			  &r);
+	return r.alone ? ret : flush_sync(it, n, job);
 }
 
 /* Forget that the entries of segments holding bytes from on were
@@ -281,7 +366,7 @@ static int flush_run(struct partition *p, int lazy)
 		pthread_mutex_unlock(&p->state_lock);
 		return n;
 	}
-	ret = flush_sync(it, n, &job);
+	ret = lazy ? shared_sync(p, it, n, &job) : flush_sync(it, n, &job);
 	pthread_mutex_lock(&p->lock);
 	ret = flush_mark(p, it, n, &job, ret, &st, lazy);
 	pthread_mutex_unlock(&p->lock);
@@ -303,8 +388,9 @@ int partition_flush(struct partition *p)
 	return flush_run(p, 0);
 }
 
-static int sync_flush(void *p)
+static int sync_flush(void *p, unsigned covered)
 {
+	(void)covered; /* all of them are p's */
 	return flush_run(p, 1);
 }
 

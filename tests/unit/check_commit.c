@@ -27,22 +27,23 @@
  * when it began durable. */
 struct model {
 	struct commit c;
-	atomic_ullong written, durable;
+	atomic_ullong written, durable, covered;
 	atomic_int flushes_running, overlap;
 	useconds_t flush_us;
 };
 
-static int model_flush(void *arg)
+static int model_flush(void *arg, unsigned covered)
 {
 	struct model *m = arg;
-	unsigned long long covered = atomic_load(&m->written);
+	unsigned long long upto = atomic_load(&m->written);
 
 	if (atomic_fetch_add(&m->flushes_running, 1) != 0)
 		atomic_store(&m->overlap, 1);
 	usleep(m->flush_us);
 	atomic_fetch_sub(&m->flushes_running, 1);
-	if (covered > atomic_load(&m->durable))
-		atomic_store(&m->durable, covered);
+	atomic_fetch_add(&m->covered, covered);
+	if (upto > atomic_load(&m->durable))
+		atomic_store(&m->durable, upto);
 	return 0;
 }
 
@@ -106,6 +107,7 @@ START_TEST(test_concurrent_share)
 	ck_assert_int_eq(atomic_load(&bad_acks), 0);
 	ck_assert_int_eq(atomic_load(&m.overlap), 0);
 	ck_assert_uint_eq(requests, WRITERS * ROUNDS);
+	ck_assert_uint_eq(atomic_load(&m.covered), requests);
 	ck_assert_msg(flushes * 4 <= requests,
 		      "%llu flushes for %llu requests: not shared",
 		      (unsigned long long)flushes,
@@ -125,16 +127,18 @@ struct gated {
 	pthread_cond_t cond;
 	int released; /* flushes allowed to finish */
 	int started;  /* flushes begun */
+	unsigned covered[3]; /* what each flush was told it covers */
 	int fd[2];
 };
 
-static int gated_flush(void *arg)
+static int gated_flush(void *arg, unsigned covered)
 {
 	struct gated *g = arg;
 	int me, ret;
 
 	pthread_mutex_lock(&g->lock);
 	me = ++g->started;
+	g->covered[me - 1] = covered;
 	pthread_cond_broadcast(&g->cond);
 	while (g->released < me)
 		pthread_cond_wait(&g->cond, &g->lock);
@@ -237,6 +241,9 @@ START_TEST(test_failure_fails_exactly_covered)
 	fault_set("off");
 	commit_stats(&g.c, &flushes, NULL, NULL);
 	ck_assert_uint_eq(flushes, 3);
+	ck_assert_uint_eq(g.covered[0], 1);
+	ck_assert_uint_eq(g.covered[1], 3);
+	ck_assert_uint_eq(g.covered[2], 2);
 	ck_assert_int_eq(r[0].ret, 0);
 	for (i = 1; i <= 3; i++)
 		ck_assert_msg(r[i].ret == -EIO, "request %d got %d", i,
