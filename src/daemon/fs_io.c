@@ -381,15 +381,13 @@ static int take_loss(struct handle *h, int settled, uint64_t mark)
  * end moved under the kernel, it lands at the end all the same
  * ("Page-cache coherence").  A refused append leaves the log's end in
  * *end_out (if non-NULL).  Sets *late if the request's reply must wait
- * for a drop (fs_appended()).  A flush_ms=0 batch whose sync failed is
- * in the log all the same: it is accounted as appended and the error
- * returned with *landed set.  Called with h->lock. */
+ * for a drop (fs_appended()).  Called with h->lock. */
 static int append_batch(struct handle *h, const struct iovec *iov, int iovcnt,
 			uint32_t count, uint64_t expect, uint64_t at, int *late,
-			uint64_t *end_out, int *landed)
+			uint64_t *end_out)
 {
 	struct partition *p = h->n->part;
-	uint64_t pos = PARTITION_ANY_END, end;
+	uint64_t pos, end;
 	size_t len = 0;
 	int ret, i;
 
@@ -406,7 +404,6 @@ static int append_batch(struct handle *h, const struct iovec *iov, int iovcnt,
 				&pos);
 	if (ret == -EPERM && at != PARTITION_ANY_END) {
 		end = pos; /* where the log ended instead */
-		pos = PARTITION_ANY_END;
 		ret = partition_appendv(p, iov, iovcnt, count,
 					registry_now_ms(), PARTITION_ANY_END,
 					NULL, &pos);
@@ -416,10 +413,8 @@ static int append_batch(struct handle *h, const struct iovec *iov, int iovcnt,
 out:
 	if (ret == -EPERM && end_out)
 		*end_out = pos;
-	if (ret < 0 && (ret == -EPERM || pos == PARTITION_ANY_END))
+	if (ret < 0)
 		return ret;
-	if (landed)
-		*landed = 1;
 	note_written(h, pos, len);
 	if (fs_appended(h->n, pos + len, h->cached))
 		*late = 1;
@@ -433,7 +428,7 @@ static int flush_pending(struct handle *h, int *late)
 	struct iovec iov;
 	const char *p;
 	size_t len;
-	int ret, landed = 0;
+	int ret;
 
 	p = framer_pending(&h->fr, &len);
 	if (!len)
@@ -442,11 +437,11 @@ static int flush_pending(struct handle *h, int *late)
 	iov.iov_len = len;
 	ret = append_batch(h, &iov, 1, 1, PARTITION_ANY_END,
 			   h->cached ? h->held_pos : PARTITION_ANY_END, late,
-			   NULL, &landed);
-	if (ret < 0 && !landed)
+			   NULL);
+	if (ret < 0)
 		return ret;
 	framer_clear(&h->fr);
-	return ret;
+	return 0;
 }
 
 /* Flush h's held line, forget it and free it.  Returns whether a reply
@@ -572,7 +567,7 @@ static int do_write(struct handle *h, const char *buf, size_t size, off_t off,
 	uint64_t expect = PARTITION_ANY_END, at = PARTITION_ANY_END;
 	uint64_t end = PARTITION_ANY_END;
 	size_t held = h->fr.pending_len;
-	int ret, landed = 0;
+	int ret;
 
 	if (off < 0)
 		return -EPERM;
@@ -596,8 +591,7 @@ static int do_write(struct handle *h, const char *buf, size_t size, off_t off,
 		return ret;
 	if (plan.batch_len) {
 		ret = append_batch(h, plan.iov, plan.iovcnt,
-				   PARTITION_ANY_COUNT, expect, at, late, &end,
-				   &landed);
+				   PARTITION_ANY_COUNT, expect, at, late, &end);
 		if (ret != -EPERM || held || expect == 0 ||
 		    expect == PARTITION_ANY_END)
 			goto out;
@@ -628,14 +622,13 @@ static int do_write(struct handle *h, const char *buf, size_t size, off_t off,
 	ret = 0;
 	if (plan.batch_len)
 		ret = append_batch(h, plan.iov, plan.iovcnt,
-				   PARTITION_ANY_COUNT, expect, at, late, NULL,
-				   &landed);
+				   PARTITION_ANY_COUNT, expect, at, late, NULL);
 out:
-	if (ret < 0 && !landed)
+	if (ret < 0)
 		return ret;
 	framer_commit(&h->fr, &plan);
 	h->held_pos = (uint64_t)off + size - h->fr.pending_len;
-	return ret; /* landed, but a flush_ms=0 sync failed */
+	return 0;
 }
 
 void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,

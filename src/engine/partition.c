@@ -321,7 +321,7 @@ int partition_appendv(struct partition *p, const struct iovec *iov, int iovcnt,
 	uint64_t end, first;
 	uint32_t n, msgs;
 	size_t need, len = 0;
-	int ret, sync = 0, i;
+	int ret, sync, i;
 
 	if (iovcnt <= 0)
 		return -EINVAL;
@@ -379,10 +379,12 @@ int partition_appendv(struct partition *p, const struct iovec *iov, int iovcnt,
 			 strerror(-ret));
 		goto out;
 	}
-	/* flush_ms=0: synced below, after the lock, with the appends and
-	 * fsyncs of other threads (partition_sync). */
+	/* flush_ms=0 syncs under the lock, so that a failed sync can cut
+	 * the batch back and the write fail having changed nothing.  It
+	 * gives up no group commit through the mount: the kernel lets one
+	 * O_APPEND write (or fsync) run on an inode at a time. */
 	sync = p->cfg.flush_ms == 0;
-	ret = segment_appendv(a, iov, iovcnt, len, p->plan, n, 0);
+	ret = segment_appendv(a, iov, iovcnt, len, p->plan, n, sync);
 	if (ret < 0) {
 		diag_err("cannot append to '%s': %s", p->name, strerror(-ret));
 		goto out;
@@ -391,6 +393,12 @@ int partition_appendv(struct partition *p, const struct iovec *iov, int iovcnt,
 	atomic_store_explicit(&p->next_offset, first + msgs,
 			      memory_order_release);
 	atomic_store_explicit(&p->end_byte, end + len, memory_order_release);
+	/* fdatasync covered the whole active file; older segments count
+	 * only if they were flushed already */
+	if (sync && atomic_load(&p->flushed_byte) >= a->base_byte) {
+		atomic_store(&p->flushed_byte, end + len);
+		p->flushed_offset = first + msgs;
+	}
 	metrics_add(&p->m, bytes_appended, len);
 	metrics_add(&p->m, messages_appended, msgs);
 	metrics_add(&p->m, batches_appended, 1);
@@ -398,13 +406,8 @@ int partition_appendv(struct partition *p, const struct iovec *iov, int iovcnt,
 		*first_offset = first;
 	if (byte_pos)
 		*byte_pos = end;
-	ret = 0;
 out:
 	pthread_mutex_unlock(&p->lock);
-	/* The batch is in the log either way; a failed sync recorded it as
-	 * a loss (or left metadata to retry) and the caller is told. */
-	if (ret == 0 && sync)
-		ret = partition_sync(p);
 	metrics_add(&p->m, append_ns_total, (uint64_t)(now_ns() - t0));
 	return ret;
 }

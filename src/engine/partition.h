@@ -125,12 +125,9 @@ void partition_discard(struct partition *p);
  * whoever appended wakes what must learn of it.
  * -EMSGSIZE if len exceeds what one batch may hold (see
  * PARTITION_MAX_BATCH); -ENOSPC / -EIO from the disk leave the log as it
- * was before the call, except with flush_ms=0: there the batch is synced
- * after it was appended (partition_sync, shared with concurrent appends
- * and fsyncs), and if that sync fails the batch stays in the log,
- * *first_offset and *byte_pos are set as on success, and the sync's error
- * is returned (a failed data sync recorded the batch as lost).  -EROFS if the active segment's .log could only be
- * opened read-only (chattr +i): the partition is served read-only.
+ * was before the call (with flush_ms=0 a failed sync too).  -EROFS if
+ * the active segment's .log could only be opened read-only (chattr +i):
+ * the partition is served read-only.
  * Only the tests and engine_bench call this form; the daemon appends
  * with partition_appendv. */
 #define PARTITION_ANY_END UINT64_MAX
