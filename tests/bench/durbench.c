@@ -13,8 +13,6 @@
  *         multi: PATH is a directory, writer i appends to PATH/wI.
  *         nosync: no fdatasync (a flush_ms=0 partition syncs each write).
  *     durbench bulk PATH MIB       1 MiB write()s, fsync() after each
- *     durbench copy SRC DST        read SRC 1 MiB at a time, append each
- *                                  to DST (what dd bs=1M oflag=append does)
  *     durbench redis HOST PORT WRITERS SECS
  *         one connection per writer, each loop: XADD s * f <90 bytes>,
  *         waiting for the reply (the server fsyncs first under
@@ -353,43 +351,11 @@ static int cmd_bulk(const char *path, uint64_t mib)
 	return 0;
 }
 
-static int cmd_copy(const char *src, const char *dst)
-{
-	char *buf = malloc(CHUNK_BYTES);
-	uint64_t total = 0;
-	double t0, dt;
-	ssize_t r;
-	int in, out;
-
-	in = open(src, O_RDONLY | O_CLOEXEC);
-	if (in < 0 || !buf)
-		die("cannot open", src, in < 0 ? errno : ENOMEM);
-	out = open(dst, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-	if (out < 0)
-		die("cannot open", dst, errno);
-	t0 = now_s();
-	while ((r = read(in, buf, CHUNK_BYTES)) > 0) {
-		if (write(out, buf, (size_t)r) != r)
-			die("cannot append to", dst, errno ? errno : EIO);
-		total += (uint64_t)r;
-	}
-	if (r < 0)
-		die("cannot read", src, errno);
-	if (close(out) < 0)
-		die("cannot close", dst, errno);
-	dt = now_s() - t0;
-	close(in);
-	free(buf);
-	printf("mbps=%.1f bytes=%llu secs=%.3f\n", (double)total / 1e6 / dt,
-	       (unsigned long long)total, dt);
-	return 0;
-}
-
 static void usage(void)
 {
 	fprintf(stderr,
 		"usage: durbench lines PATH WRITERS SECS [multi] [nosync] |\n"
-		"       bulk PATH MIB | copy SRC DST |\n"
+		"       bulk PATH MIB |\n"
 		"       redis HOST PORT WRITERS SECS\n");
 	exit(2);
 }
@@ -413,8 +379,6 @@ int main(int argc, char *argv[])
 	}
 	if (argc == 4 && !strcmp(argv[1], "bulk"))
 		return cmd_bulk(argv[2], strtoull(argv[3], NULL, 10));
-	if (argc == 4 && !strcmp(argv[1], "copy"))
-		return cmd_copy(argv[2], argv[3]);
 	if (argc == 6 && !strcmp(argv[1], "redis"))
 		return cmd_redis(argv[2], argv[3], atoi(argv[4]),
 				 atof(argv[5]));

@@ -12,6 +12,8 @@
  * kernel likes, and the table says so.
  *
  *     fsbench bulk FILE MIB          1 MiB write()s, O_APPEND
+ *     fsbench copy SRC FILE          read() SRC 1 MiB at a time, append
+ *                                    each piece (dd bs=1M oflag=append)
  *     fsbench lines FILE N           one write() per line, one descriptor
  *     fsbench opens FILE N           open(O_APPEND)/write/close per line
  *     fsbench shell FILE N           bash: echo LINE >> FILE, N times
@@ -161,6 +163,44 @@ static int cmd_bulk(const char *path, uint64_t mib)
 	err = append_bulk(path, chunk, bytes);
 	dt = now_s() - t0;
 	free(chunk);
+	if (err)
+		die("cannot append to", path, err);
+	printf("mbps=%.1f msgps=%.0f bytes=%llu secs=%.3f\n",
+	       (double)bytes / 1e6 / dt, (double)bytes / LINE_BYTES / dt,
+	       (unsigned long long)bytes, dt);
+	return 0;
+}
+
+/* A producer that reads its input from a file, as dd and cat do: the
+ * reads compete with the daemon for the CPUs. */
+static int cmd_copy(const char *src, const char *path)
+{
+	char *buf = malloc(CHUNK_BYTES);
+	uint64_t bytes = 0;
+	double t0, dt;
+	ssize_t n;
+	int in, out, err = 0;
+
+	if (!buf)
+		die("cannot allocate", "buffer", ENOMEM);
+	in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		die("cannot open", src, errno);
+	out = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (out < 0)
+		die("cannot open", path, errno);
+	t0 = now_s();
+	while (!err && (n = read(in, buf, CHUNK_BYTES)) > 0) {
+		err = write_all(out, buf, (size_t)n);
+		bytes += (uint64_t)n;
+	}
+	if (n < 0)
+		die("cannot read", src, errno);
+	if (close(out) < 0 && !err)
+		err = errno;
+	dt = now_s() - t0;
+	close(in);
+	free(buf);
 	if (err)
 		die("cannot append to", path, err);
 	printf("mbps=%.1f msgps=%.0f bytes=%llu secs=%.3f\n",
@@ -439,7 +479,8 @@ static int cmd_prime(const char *dir, uint64_t mib)
 __attribute__((noreturn)) static void usage(void)
 {
 	fprintf(stderr,
-		"usage: fsbench bulk FILE MIB | lines FILE N | opens FILE N |\n"
+		"usage: fsbench bulk FILE MIB | copy SRC FILE | lines FILE N |\n"
+		"       opens FILE N |\n"
 		"       shell FILE N | parallel MIB FILE... | seqread FILE |\n"
 		"       randread FILE N | populate DIR N [flat] | prime DIR "
 		"MIB\n");
@@ -457,6 +498,8 @@ int main(int argc, char *argv[])
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (!strcmp(cmd, "bulk") && argc == 4)
 		ret = cmd_bulk(argv[2], parse_u64(argv[3]));
+	else if (!strcmp(cmd, "copy") && argc == 4)
+		ret = cmd_copy(argv[2], argv[3]);
 	else if (!strcmp(cmd, "lines") && argc == 4)
 		ret = cmd_lines(argv[2], parse_u64(argv[3]));
 	else if (!strcmp(cmd, "opens") && argc == 4)
