@@ -382,6 +382,26 @@ static int flush_run(struct partition *p, int lazy)
 	return ret;
 }
 
+int part_state_catch_up(struct partition *p)
+{
+	struct layout_state st;
+	int ret = 0, behind;
+
+	pthread_mutex_lock(&p->state_lock);
+	pthread_mutex_lock(&p->lock);
+	part_state_now(p, &st);
+	behind = st.recovery_point > p->state_rp;
+	pthread_mutex_unlock(&p->lock);
+	if (behind)
+		ret = layout_state_store(p->dfd, &st);
+	pthread_mutex_lock(&p->lock);
+	if (behind && ret == 0 && st.recovery_point > p->state_rp)
+		p->state_rp = st.recovery_point;
+	pthread_mutex_unlock(&p->lock);
+	pthread_mutex_unlock(&p->state_lock);
+	return ret;
+}
+
 /* The scheduled flush and the one before close: the state too. */
 int partition_flush(struct partition *p)
 {

@@ -165,6 +165,9 @@ int part_roll_due(struct partition *p, size_t len, int64_t now_ms);
 
 /* partition_flush.c: flush with p->lock held throughout (close). */
 int part_flush_locked(struct partition *p);
+/* Write partition.state with the recovery point the syncs reached, syncing
+ * no data (the tick, for partitions without a scheduled flush). */
+int part_state_catch_up(struct partition *p);
 
 /* partition_read.c: byte -> containing message (caller holds seglock
  * shared), and the report of a batch whose CRC fails. */

@@ -411,6 +411,49 @@ START_TEST(test_sync_moves_state_after_roll)
 }
 END_TEST
 
+/* Without a scheduled flush the tick moves the recovery point up to what
+ * the syncs made durable, once a second, and syncs nothing itself. */
+START_TEST(test_tick_catches_state_up)
+{
+	struct partition_info info;
+	struct layout_state st;
+	struct partition *p;
+	struct config cfg;
+	char path[4096], line[LINE_LEN];
+	int dirfd, pfd;
+
+	dirfd = test_tmpdir(path);
+	config_defaults(&cfg);
+	cfg.flush_ms = -1;
+	ck_assert_int_eq(partition_create(dirfd, "p", &cfg, 1000, &p), 0);
+	make_line(line, 0, 0);
+	ck_assert_int_eq(partition_append(p, line, LINE_LEN, 1, 1000,
+					  PARTITION_ANY_END, NULL, NULL),
+			 0);
+	ck_assert_int_eq(partition_sync(p), 0);
+	make_line(line, 0, 1);
+	ck_assert_int_eq(partition_append(p, line, LINE_LEN, 1, 1000,
+					  PARTITION_ANY_END, NULL, NULL),
+			 0);
+	pfd = openat(dirfd, "p", O_RDONLY | O_DIRECTORY);
+	ck_assert_int_ge(pfd, 0);
+	ck_assert_int_eq(layout_state_load(pfd, &st), 0);
+	ck_assert_uint_eq(st.recovery_point, 0);
+	ck_assert_int_eq(partition_tick(p, 1500, NULL), 0);
+	ck_assert_int_eq(layout_state_load(pfd, &st), 0);
+	ck_assert_uint_eq(st.recovery_point, 0); /* not a second yet */
+	ck_assert_int_eq(partition_tick(p, 2500, NULL), 0);
+	ck_assert_int_eq(layout_state_load(pfd, &st), 0);
+	/* the synced line, not the unsynced one after it */
+	ck_assert_uint_eq(st.recovery_point, LINE_LEN);
+	partition_get_info(p, &info);
+	ck_assert_uint_eq(info.flushed_byte, LINE_LEN);
+	close(pfd);
+	ck_assert_int_eq(partition_close(p), 0);
+	test_rmtree(dirfd, path);
+}
+END_TEST
+
 static Suite *commit_suite(void)
 {
 	Suite *s = suite_create("commit");
@@ -423,6 +466,7 @@ static Suite *commit_suite(void)
 	tcase_add_test(tc, test_sync_survives_powercut);
 	tcase_add_test(tc, test_flush_ms0_survives_powercut);
 	tcase_add_test(tc, test_sync_moves_state_after_roll);
+	tcase_add_test(tc, test_tick_catches_state_up);
 	suite_add_tcase(s, tc);
 	return s;
 }
