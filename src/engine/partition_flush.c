@@ -14,7 +14,10 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 
 #include "commit.h"
 #include "diag.h"
@@ -115,42 +118,68 @@ static int flush_sync(const struct flush_item *it, int n, struct flush_job *job)
 /* The syncs of partitions on one filesystem (one st_dev), in flight
  * together.  When one partition's sync finds others waiting behind it,
  * one syncfs writes back and commits all of their data at once: 64
- * partitions' fdatasyncs cost 5-23 ms in a row or in parallel, a syncfs
- * 0.5-2.7 ms.  Each partition then still fdatasyncs its own files, which
- * finds little left to write and reports that file's own write-back
- * error (syncfs reports a filesystem's errors to whichever descriptor
- * asks first, so it cannot say whose data failed).  The syncfs result is
- * only a hint: acknowledgements rest on the fdatasyncs. */
+ * files' fdatasyncs cost 5-23 ms in a row or in parallel here, one
+ * syncfs 0.5-2.7 ms.
+ *
+ * Errors.  syncfs (Linux 5.8 on) reports a write-back error anywhere on
+ * the filesystem once to each open file it is called through, without
+ * saying whose data failed.  So the volume calls it through a file of its
+ * own, and a failed syncfs bumps err_gen: every partition it covered, and
+ * every other partition of the volume at its next sync, then runs its own
+ * fdatasyncs, which report that file's own write-back error.  A partition
+ * trusts a successful syncfs only when it has checked its files itself
+ * since the last failure (vol_seen == err_gen). */
 #define VOLUMES 16
 
 struct volume {
 	dev_t dev;
 	int used;
+	int fd; /* the volume's own open file, for syncfs; -1: none */
+	_Atomic uint64_t err_gen;
 	struct commit commit;
 };
 
 static struct volume volumes[VOLUMES] = {
-	[0 ... VOLUMES - 1] = {0, 0, COMMIT_INITIALIZER},
+	[0 ... VOLUMES - 1] = {0, 0, -1, 1, COMMIT_INITIALIZER},
 };
 static pthread_mutex_t volumes_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* The volume of the filesystem holding dfd; NULL when the table is full
- * or dfd cannot be stat'ed (the partition then syncs alone). */
+/* Whether syncfs reports write-back errors (Linux 5.8 and later). */
+static int syncfs_reports_errors(void)
+{
+	struct utsname u;
+	int major = 0, minor = 0;
+
+	if (uname(&u) < 0 || sscanf(u.release, "%d.%d", &major, &minor) != 2)
+		return 0;
+	return major > 5 || (major == 5 && minor >= 8);
+}
+
+/* The volume of the filesystem holding dfd; NULL when the table is full,
+ * dfd cannot be stat'ed or the kernel's syncfs hides errors (the
+ * partition then syncs alone). */
 static struct volume *volume_of(int dfd)
 {
+	static int usable = -1;
 	struct volume *v = NULL;
 	struct stat st;
-	int i;
+	int i, fd;
 
 	if (io_fstat(dfd, &st) < 0)
 		return NULL;
 	pthread_mutex_lock(&volumes_lock);
-	for (i = 0; i < VOLUMES && !v; i++) {
-		if (volumes[i].used && volumes[i].dev == st.st_dev)
+	if (usable < 0)
+		usable = syncfs_reports_errors();
+	for (i = 0; usable && i < VOLUMES && !v; i++) {
+		if (volumes[i].used && volumes[i].dev == st.st_dev) {
 			v = &volumes[i];
-		else if (!volumes[i].used) {
+		} else if (!volumes[i].used) {
+			fd = io_openat(dfd, ".", O_RDONLY | O_DIRECTORY, 0);
+			if (fd < 0)
+				break;
 			volumes[i].used = 1;
 			volumes[i].dev = st.st_dev;
+			volumes[i].fd = fd;
 			v = &volumes[i];
 		}
 	}
@@ -163,36 +192,50 @@ struct shared_req {
 	const struct flush_item *it;
 	int n;
 	struct flush_job *job;
-	int dfd;
-	int alone; /* the volume flush was our own fdatasyncs */
+	struct volume *v;
+	int alone; /* the volume's flush was our own fdatasyncs */
 };
 
 static int volume_flush(void *arg, unsigned covered)
 {
 	struct shared_req *r = arg;
+	int ret;
 
 	if (covered == 1) {
 		r->alone = 1;
 		return flush_sync(r->it, r->n, r->job);
 	}
-	return io_syncfs(r->dfd);
+	ret = io_syncfs(r->v->fd);
+	if (ret < 0)
+		atomic_fetch_add(&r->v->err_gen, 1);
+	return ret;
 }
 
 /* The fdatasyncs of a flush, shared with the other partitions of the
- * filesystem syncing at the same time (see struct volume). */
+ * filesystem syncing at the same time (see struct volume).  Called with
+ * p->state_lock held, which guards p->volume and p->vol_seen. */
 static int shared_sync(struct partition *p, const struct flush_item *it,
 		       int n, struct flush_job *job)
 {
-	struct shared_req r = {it, n, job, p->dfd, 0};
+	struct shared_req r = {it, n, job, NULL, 0};
+	uint64_t gen;
 	int ret;
 
 	if (!p->volume)
 		p->volume = volume_of(p->dfd);
-	if (!p->volume)
+	r.v = p->volume;
+	if (!r.v)
 		return flush_sync(it, n, job);
-	ret = commit_sync(&((struct volume *)p->volume)->commit, volume_flush,
-			  &r);
-	return r.alone ? ret : flush_sync(it, n, job);
+	gen = atomic_load(&r.v->err_gen);
+	ret = commit_sync(&r.v->commit, volume_flush, &r);
+	if (!r.alone) {
+		gen = atomic_load(&r.v->err_gen);
+		if (ret == 0 && p->vol_seen == gen)
+			return 0; /* the syncfs covered us, and no error since */
+		ret = flush_sync(it, n, job);
+	}
+	p->vol_seen = gen; /* our files' own errors were checked */
+	return ret;
 }
 
 /* Forget that the entries of segments holding bytes from on were
