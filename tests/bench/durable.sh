@@ -144,6 +144,17 @@ file_of() { # TARGET ROW
 	esac
 }
 
+# both ROW PLAIN_PATH FLUX_PATH MODE: 64 writers on each, in $order.
+both() {
+	local t
+	for t in $order; do
+		case $t in
+		plain) run "$1" plain lines "$2" 64 "$SECS" "$4" ;;
+		flux) run "$1" flux lines "$3" 64 "$SECS" "$4" ;;
+		esac
+	done
+}
+
 echo "durable bench: $REPS reps of $SECS s, bulk $MB MiB, in $WORK" >&2
 for ((r = 0; r < REPS; r++)); do
 	if ((r % 2)); then order="flux plain redis"; else order="plain redis flux"; fi
@@ -163,18 +174,8 @@ for ((r = 0; r < REPS; r++)); do
 			run lines$n $t lines "$(file_of $t lines$n-$r)" $n "$SECS"
 		done
 	done
-	for t in $order; do
-		case $t in
-		plain) run many plain lines "$WORK/plain/many" 64 "$SECS" multi ;;
-		flux) run many flux lines "$MNT/many" 64 "$SECS" multi ;;
-		esac
-	done
-	for t in $order; do
-		case $t in
-		plain) run sync0 plain lines "$WORK/plain/sync0-$r" 64 "$SECS" nosync ;;
-		flux) run sync0 flux lines "$MNT/sync0/p$r" 64 "$SECS" nosync ;;
-		esac
-	done
+	both many "$WORK/plain/many" "$MNT/many" multi
+	both sync0 "$WORK/plain/sync0-$r" "$MNT/sync0/p$r" nosync
 done
 
 # ---- the table ------------------------------------------------------

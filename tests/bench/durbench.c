@@ -101,34 +101,28 @@ struct worker {
 	pthread_barrier_t *start;
 	uint64_t ops;
 	int err;
+	char line[LINE_BYTES]; /* what a line writer appends */
+	char req[256];	       /* what a Redis writer sends */
+	size_t req_len;
 };
 
-static void fill_line(char *line, int id)
+/* Once every writer is ready, run op on fd until w->secs pass, keeping
+ * each call's latency; the first failure ends the run (w->err). */
+static void timed_ops(struct worker *w, int (*op)(struct worker *, int),
+		      int fd)
 {
-	memset(line, 'a' + id % 26, LINE_BYTES - 1);
-	line[LINE_BYTES - 1] = '\n';
-}
-
-static void *line_writer(void *arg)
-{
-	struct worker *w = arg;
 	size_t cap = 1 << 16, n = 0;
 	double *lat = malloc(cap * sizeof(*lat)), t, end;
-	char line[LINE_BYTES];
-	int fd;
 
-	fill_line(line, w->id);
-	fd = open(w->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0 || !lat) {
-		w->err = fd < 0 ? errno : ENOMEM;
-		pthread_barrier_wait(w->start);
-		return NULL;
-	}
 	pthread_barrier_wait(w->start);
+	if (!lat) {
+		w->err = ENOMEM;
+		return;
+	}
 	end = now_s() + w->secs;
 	while ((t = now_s()) < end) {
-		if (write(fd, line, LINE_BYTES) != LINE_BYTES ||
-		    (w->sync && fdatasync(fd) < 0)) {
+		errno = 0;
+		if (op(w, fd) < 0) {
 			w->err = errno ? errno : EIO;
 			break;
 		}
@@ -141,14 +135,37 @@ static void *line_writer(void *arg)
 	}
 	record(lat, n);
 	free(lat);
+}
+
+static int line_op(struct worker *w, int fd)
+{
+	if (write(fd, w->line, LINE_BYTES) != LINE_BYTES)
+		return -1;
+	return w->sync ? fdatasync(fd) : 0;
+}
+
+static void *line_writer(void *arg)
+{
+	struct worker *w = arg;
+	int fd;
+
+	memset(w->line, 'a' + w->id % 26, LINE_BYTES - 1);
+	w->line[LINE_BYTES - 1] = '\n';
+	fd = open(w->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		w->err = errno;
+		pthread_barrier_wait(w->start);
+		return NULL;
+	}
+	timed_ops(w, line_op, fd);
 	if (close(fd) < 0 && !w->err)
 		w->err = errno;
 	return NULL;
 }
 
-/* One RESP request, its reply read whole: a bulk string ($N) or a status
- * (+...); an error reply (-...) fails. */
-static int redis_xadd(int s, const char *req, size_t len)
+/* One XADD, its reply read whole: a bulk string ($N) or a status (+...);
+ * an error reply (-...) fails. */
+static int xadd_op(struct worker *w, int s)
 {
 	char buf[256];
 	size_t have = 0;
@@ -156,7 +173,7 @@ static int redis_xadd(int s, const char *req, size_t len)
 	long want = -1;
 	char *nl;
 
-	if (write(s, req, len) != (ssize_t)len)
+	if (write(s, w->req, w->req_len) != (ssize_t)w->req_len)
 		return -1;
 	for (;;) {
 		r = read(s, buf + have, sizeof(buf) - 1 - have);
@@ -180,17 +197,15 @@ static void *redis_writer(void *arg)
 {
 	struct worker *w = arg;
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
-	size_t cap = 1 << 16, n = 0, len;
-	double *lat = malloc(cap * sizeof(*lat)), t, end;
-	char req[256], val[91];
+	char val[91];
 	int s = -1;
 
 	memset(val, 'a' + w->id % 26, 90);
 	val[90] = 0;
-	len = (size_t)snprintf(req, sizeof(req),
-			       "*5\r\n$4\r\nXADD\r\n$1\r\ns\r\n$1\r\n*\r\n"
-			       "$1\r\nf\r\n$90\r\n%s\r\n",
-			       val);
+	w->req_len = (size_t)snprintf(w->req, sizeof(w->req),
+				      "*5\r\n$4\r\nXADD\r\n$1\r\ns\r\n"
+				      "$1\r\n*\r\n$1\r\nf\r\n$90\r\n%s\r\n",
+				      val);
 	if (getaddrinfo(w->host, w->port, &hints, &ai) == 0) {
 		s = socket(ai->ai_family, SOCK_STREAM, 0);
 		if (s >= 0 && connect(s, ai->ai_addr, ai->ai_addrlen) < 0) {
@@ -199,27 +214,12 @@ static void *redis_writer(void *arg)
 		}
 		freeaddrinfo(ai);
 	}
-	if (s < 0 || !lat) {
-		w->err = s < 0 ? ECONNREFUSED : ENOMEM;
+	if (s < 0) {
+		w->err = ECONNREFUSED;
 		pthread_barrier_wait(w->start);
 		return NULL;
 	}
-	pthread_barrier_wait(w->start);
-	end = now_s() + w->secs;
-	while ((t = now_s()) < end) {
-		if (redis_xadd(s, req, len) < 0) {
-			w->err = EIO;
-			break;
-		}
-		if (n == cap) {
-			record(lat, n);
-			n = 0;
-		}
-		lat[n++] = now_s() - t;
-		w->ops++;
-	}
-	record(lat, n);
-	free(lat);
+	timed_ops(w, xadd_op, s);
 	close(s);
 	return NULL;
 }

@@ -152,6 +152,14 @@ static char *chunk_alloc(void)
 	return chunk;
 }
 
+/* The figures of a run that appended bytes in dt seconds. */
+static void print_rate(uint64_t bytes, double dt)
+{
+	printf("mbps=%.1f msgps=%.0f bytes=%llu secs=%.3f\n",
+	       (double)bytes / 1e6 / dt, (double)bytes / LINE_BYTES / dt,
+	       (unsigned long long)bytes, dt);
+}
+
 static int cmd_bulk(const char *path, uint64_t mib)
 {
 	char *chunk = chunk_alloc();
@@ -165,9 +173,7 @@ static int cmd_bulk(const char *path, uint64_t mib)
 	free(chunk);
 	if (err)
 		die("cannot append to", path, err);
-	printf("mbps=%.1f msgps=%.0f bytes=%llu secs=%.3f\n",
-	       (double)bytes / 1e6 / dt, (double)bytes / LINE_BYTES / dt,
-	       (unsigned long long)bytes, dt);
+	print_rate(bytes, dt);
 	return 0;
 }
 
@@ -203,9 +209,7 @@ static int cmd_copy(const char *src, const char *path)
 	free(buf);
 	if (err)
 		die("cannot append to", path, err);
-	printf("mbps=%.1f msgps=%.0f bytes=%llu secs=%.3f\n",
-	       (double)bytes / 1e6 / dt, (double)bytes / LINE_BYTES / dt,
-	       (unsigned long long)bytes, dt);
+	print_rate(bytes, dt);
 	return 0;
 }
 
