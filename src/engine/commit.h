@@ -20,8 +20,11 @@
 struct commit_req;
 
 /* A commit usable without commit_init (a static one). */
-#define COMMIT_INITIALIZER \
-	{PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, 0, 0, 0}
+#define COMMIT_INITIALIZER                                                    \
+	{                                                                     \
+		PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, \
+			0, 0, 0                                               \
+	}
 
 struct commit {
 	pthread_mutex_t lock;

@@ -54,7 +54,7 @@ static const char *const op_names[OP_COUNT] = {
 	"openat",    "close",	  "pread",     "pwrite", "pwritev", "fsync",
 	"fdatasync", "ftruncate", "fallocate", "fstat",	 "fstatat", "renameat",
 	"unlinkat",  "mkdirat",	  "mmap",      "munmap", "flock",   "fstatvfs",
-	"fdopendir", "readdir",	  "closedir", "syncfs",
+	"fdopendir", "readdir",	  "closedir",  "syncfs",
 };
 
 struct errno_name {

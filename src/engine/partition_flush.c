@@ -10,12 +10,12 @@
  * different partitions on one filesystem share a syncfs (shared_sync()).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
-#include <stdio.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 
@@ -214,8 +214,8 @@ static int volume_flush(void *arg, unsigned covered)
 /* The fdatasyncs of a flush, shared with the other partitions of the
  * filesystem syncing at the same time (see struct volume).  Called with
  * p->state_lock held, which guards p->volume and p->vol_seen. */
-static int shared_sync(struct partition *p, const struct flush_item *it,
-		       int n, struct flush_job *job)
+static int shared_sync(struct partition *p, const struct flush_item *it, int n,
+		       struct flush_job *job)
 {
 	struct shared_req r = {it, n, job, NULL, 0};
 	uint64_t gen;
@@ -231,7 +231,8 @@ static int shared_sync(struct partition *p, const struct flush_item *it,
 	if (!r.alone) {
 		gen = atomic_load(&r.v->err_gen);
 		if (ret == 0 && p->vol_seen == gen)
-			return 0; /* the syncfs covered us, and no error since */
+			return 0; /* the syncfs covered us, and no error since
+				   */
 		ret = flush_sync(it, n, job);
 	}
 	p->vol_seen = gen; /* our files' own errors were checked */

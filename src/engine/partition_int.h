@@ -75,8 +75,10 @@ struct partition {
 	 * never wait for its fsync. */
 	pthread_mutex_t state_lock;
 	struct commit commit; /* fsyncs waiting share flushes */
-	void *volume;	   /* its filesystem's syncs (partition_flush.c); */
-	uint64_t vol_seen; /* set by the first sync; both under state_lock */
+	/* Its filesystem's syncs and the error generation it last checked
+	 * (partition_flush.c): set by the first sync, under state_lock. */
+	void *volume;
+	uint64_t vol_seen;
 	pthread_mutex_t retire_lock;
 	uint32_t pins;		/* protected by retire_lock */
 	struct segment **rsegs; /* protected by retire_lock */

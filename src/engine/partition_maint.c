@@ -161,8 +161,7 @@ int partition_tick(struct partition *p, int64_t now_ms,
 	 * up to what they made durable once a second, so that a reopen
 	 * checks a second's appends, not a segment's, and a damaged active
 	 * index costs no older acknowledged data (see storage.md). */
-	catch_up = p->cfg.flush_ms <= 0 &&
-		   now_ms - p->last_flush_ms >= 1000 &&
+	catch_up = p->cfg.flush_ms <= 0 && now_ms - p->last_flush_ms >= 1000 &&
 		   p->state_rp < atomic_load(&p->flushed_byte);
 	if (catch_up)
 		p->last_flush_ms = now_ms;

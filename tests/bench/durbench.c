@@ -108,8 +108,7 @@ struct worker {
 
 /* Once every writer is ready, run op on fd until w->secs pass, keeping
  * each call's latency; the first failure ends the run (w->err). */
-static void timed_ops(struct worker *w, int (*op)(struct worker *, int),
-		      int fd)
+static void timed_ops(struct worker *w, int (*op)(struct worker *, int), int fd)
 {
 	size_t cap = 1 << 16, n = 0;
 	double *lat = malloc(cap * sizeof(*lat)), t, end;
@@ -280,8 +279,7 @@ static struct worker *workers(int n, double secs)
 	return w;
 }
 
-static int cmd_lines(const char *path, int n, double secs, int multi,
-		     int sync)
+static int cmd_lines(const char *path, int n, double secs, int multi, int sync)
 {
 	struct worker *w = workers(n, secs);
 	int i, ret;
@@ -340,14 +338,15 @@ static int cmd_bulk(const char *path, uint64_t mib)
 	for (i = 0; i < mib; i++)
 		if (write(fd, chunk, CHUNK_BYTES) != CHUNK_BYTES ||
 		    fsync(fd) < 0)
-			die("cannot append and fsync", path, errno ? errno : EIO);
+			die("cannot append and fsync", path,
+			    errno ? errno : EIO);
 	dt = now_s() - t0;
 	if (close(fd) < 0)
 		die("cannot close", path, errno);
 	free(chunk);
 	printf("mbps=%.1f bytes=%llu secs=%.3f\n",
-	       (double)(mib << 20) / 1e6 / dt,
-	       (unsigned long long)(mib << 20), dt);
+	       (double)(mib << 20) / 1e6 / dt, (unsigned long long)(mib << 20),
+	       dt);
 	return 0;
 }
 

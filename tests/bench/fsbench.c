@@ -483,7 +483,8 @@ static int cmd_prime(const char *dir, uint64_t mib)
 __attribute__((noreturn)) static void usage(void)
 {
 	fprintf(stderr,
-		"usage: fsbench bulk FILE MIB | copy SRC FILE | lines FILE N |\n"
+		"usage: fsbench bulk FILE MIB | copy SRC FILE | lines FILE N "
+		"|\n"
 		"       opens FILE N |\n"
 		"       shell FILE N | parallel MIB FILE... | seqread FILE |\n"
 		"       randread FILE N | populate DIR N [flat] | prime DIR "

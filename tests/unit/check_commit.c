@@ -125,8 +125,8 @@ struct gated {
 	struct commit c;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	int released; /* flushes allowed to finish */
-	int started;  /* flushes begun */
+	int released;	     /* flushes allowed to finish */
+	int started;	     /* flushes begun */
 	unsigned covered[3]; /* what each flush was told it covers */
 	int fd[2];
 };
@@ -217,8 +217,7 @@ START_TEST(test_failure_fails_exactly_covered)
 #ifdef FLUXFS_FAULT_INJECTION
 	/* flush 1's two syncs and flush 2's first pass; flush 2's second
 	 * fails, and nothing after it */
-	ck_assert_int_eq(fault_set("ops=fdatasync,errno=EIO,after=3,max=1"),
-			 0);
+	ck_assert_int_eq(fault_set("ops=fdatasync,errno=EIO,after=3,max=1"), 0);
 #else
 	fault_set("off");
 	return; /* a build without fault injection cannot fail a sync */
@@ -467,8 +466,7 @@ START_TEST(test_sync_moves_state_after_roll)
 	close(pfd);
 	/* inside the active segment: at most one segment's bytes behind */
 	ck_assert_uint_gt(st.recovery_point, 0);
-	ck_assert_uint_ge(st.recovery_point + cfg.segment_bytes,
-			  info.end_byte);
+	ck_assert_uint_ge(st.recovery_point + cfg.segment_bytes, info.end_byte);
 	ck_assert_int_eq(partition_close(p), 0);
 	test_rmtree(dirfd, path);
 }
