@@ -23,6 +23,7 @@
 #include "diag.h"
 #include "io.h"
 #include "partition_int.h"
+#include "syncpair.h"
 
 /* One segment a flush syncs: its descriptors as they were when the flush
  * began (kept open by the pin), and whether it was sealed then. */
@@ -97,16 +98,19 @@ static int flush_begin(struct partition *p, struct flush_item **items,
 }
 
 /* The disk wait of a flush; needs no lock.  Stops at the first failure
- * and notes in job which file it was. */
+ * and notes in job which file it was.  A segment's .log and .idx are
+ * synced side by side: their order does not matter to recovery (an entry
+ * on disk without its data fails its CRC and is cut, and was never
+ * acknowledged), and together they wait for about one journal commit. */
 static int flush_sync(const struct flush_item *it, int n, struct flush_job *job)
 {
-	int i, ret = 0;
+	int i, ret = 0, r;
 
 	for (i = 0; i < n; i++) {
-		ret = io_fdatasync(it[i].log_fd);
+		sync_pair(it[i].log_fd, it[i].idx_fd, &ret, &r);
 		job->data_failed = ret < 0;
 		if (ret == 0)
-			ret = io_fdatasync(it[i].idx_fd);
+			ret = r;
 		if (ret < 0) {
 			job->failed_item = i;
 			break;
