@@ -593,6 +593,11 @@ uint64_t fault_count(void)
 	return atomic_load(&total_faults);
 }
 
+int fault_active(void)
+{
+	return io_ops_get() == &fault_ops;
+}
+
 #else
 /* Release build: nothing here (fault.h has the inline no-ops).  ISO C
  * wants at least one declaration in a translation unit. */

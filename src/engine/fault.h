@@ -65,6 +65,8 @@ int fault_init_from_env(void);
 int fault_set(const char *spec);
 /* Faults injected since start (failed calls plus short writes). */
 uint64_t fault_count(void);
+/* Whether injection is on (its table is in force). */
+int fault_active(void);
 #else
 static inline int fault_init_from_env(void)
 {
@@ -78,6 +80,11 @@ static inline int fault_set(const char *spec)
 }
 
 static inline uint64_t fault_count(void)
+{
+	return 0;
+}
+
+static inline int fault_active(void)
 {
 	return 0;
 }
