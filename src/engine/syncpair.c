@@ -90,30 +90,38 @@ static int helper_ready(void)
 	return 0;
 }
 
+/* One after the other, b only if a succeeded. */
+static void sync_in_turn(int a, int b, int *ra, int *rb)
+{
+	*ra = io_fdatasync(a);
+	*rb = *ra == 0 ? io_fdatasync(b) : 0;
+}
+
 void sync_pair(int a, int b, int *ra, int *rb)
 {
 	struct sync_job j = {NULL, b, 0, 0};
+	int have;
 
 	/* While faults are injected, one after the other (a first): a seed
 	 * then replays the same faults, and a test can aim at a's sync. */
 	if (fault_active()) {
-		*ra = io_fdatasync(a);
-		*rb = *ra == 0 ? io_fdatasync(b) : 0;
+		sync_in_turn(a, b, ra, rb);
 		return;
 	}
 	pthread_once(&once, at_first_use);
 	pthread_mutex_lock(&lock);
-	if (helper_ready() < 0) {
-		pthread_mutex_unlock(&lock);
-		*ra = io_fdatasync(a);
-		*rb = *ra == 0 ? io_fdatasync(b) : 0;
+	have = helper_ready() == 0;
+	if (have) {
+		j.next = queue;
+		queue = &j;
+		nqueued++;
+		pthread_cond_signal(&work);
+	}
+	pthread_mutex_unlock(&lock);
+	if (!have) {
+		sync_in_turn(a, b, ra, rb);
 		return;
 	}
-	j.next = queue;
-	queue = &j;
-	nqueued++;
-	pthread_cond_signal(&work);
-	pthread_mutex_unlock(&lock);
 	*ra = io_fdatasync(a);
 	pthread_mutex_lock(&lock);
 	while (!j.done)
