@@ -405,7 +405,7 @@ static int list_group(void *arg, const char *name)
 void fs_groups_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	struct dirbuf d = {req, NULL, 0, 0, 0, 0, 0};
+	struct dirbuf d = {req, NULL, 0, 0, 0, 0, 0, 0};
 	struct gview *g = ino == REGISTRY_INO_GROUPS ? NULL : gview_of(ino);
 	int ret;
 

@@ -568,7 +568,7 @@ void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 			mark = written_end(h);
 			pthread_mutex_unlock(&h->lock);
 		}
-		ret = partition_flush(h->n->part);
+		ret = partition_sync(h->n->part);
 		if (h->kind == H_WRITER) {
 			pthread_mutex_lock(&h->lock);
 			r = take_loss(h, ret == 0, mark);

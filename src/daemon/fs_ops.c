@@ -622,7 +622,7 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	struct node *n = node_of(ino);
-	struct dirbuf d = {req, NULL, 0, 0, 0, 0, 0};
+	struct dirbuf d = {req, NULL, 0, 0, 0, 0, 0, 0};
 
 	int ret, follow = is_follow_ino(ino);
 
@@ -725,7 +725,7 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	ret = xattr_produce_parse(name, n->kind == NODE_PARTITION);
 	if (ret >= 0) {
 		ret = registry_produce_get(fs.reg, n, ret, buf, sizeof(buf));
-		reply_value(req, buf, ret, size);
+		fs_reply_value(req, buf, ret, size);
 		return;
 	}
 	ret = xattr_parse(name, n->kind == NODE_PARTITION, &x);

@@ -484,6 +484,38 @@ static void dirs_synced(dev_t dev, ino_t ino, uint64_t upto)
 	free(v);
 }
 
+/* syncfs: every change recorded before it began, on fd's filesystem,
+ * files and directories alike, is durable (it writes back and commits
+ * the whole filesystem). */
+static int cs_syncfs(int fd)
+{
+	struct cfile *f, *next;
+	struct cdir *dir;
+	struct stat st;
+	uint64_t upto;
+	int ret;
+
+	if (fstat(fd, &st) < 0)
+		return -1;
+	pthread_mutex_lock(&cs_lock);
+	upto = seq_now;
+	pthread_mutex_unlock(&cs_lock);
+	ret = io_ops_default()->syncfs(fd);
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&cs_lock);
+	for (f = files; f; f = next) {
+		next = f->next; /* cfile_forget may free f */
+		if (f->dev == st.st_dev)
+			cfile_forget(f->dev, f->ino, upto);
+	}
+	for (dir = dirs; dir; dir = dir->next)
+		if (dir->dev == st.st_dev)
+			dirs_synced(dir->dev, dir->ino, upto);
+	pthread_mutex_unlock(&cs_lock);
+	return 0;
+}
+
 static int cs_openat(int dirfd, const char *path, int flags, mode_t mode)
 {
 	struct dchange *d;
@@ -664,6 +696,7 @@ void crashsim_install(void)
 	cs_ops.unlinkat = cs_unlinkat;
 	cs_ops.renameat = cs_renameat;
 	cs_ops.renameat2 = cs_renameat2;
+	cs_ops.syncfs = cs_syncfs;
 	pthread_mutex_unlock(&cs_lock);
 	io_ops_set(&cs_ops);
 }

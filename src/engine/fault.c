@@ -46,6 +46,7 @@ enum fault_op {
 	OP_FDOPENDIR,
 	OP_READDIR,
 	OP_CLOSEDIR,
+	OP_SYNCFS,
 	OP_COUNT
 };
 
@@ -53,7 +54,7 @@ static const char *const op_names[OP_COUNT] = {
 	"openat",    "close",	  "pread",     "pwrite", "pwritev", "fsync",
 	"fdatasync", "ftruncate", "fallocate", "fstat",	 "fstatat", "renameat",
 	"unlinkat",  "mkdirat",	  "mmap",      "munmap", "flock",   "fstatvfs",
-	"fdopendir", "readdir",	  "closedir",
+	"fdopendir", "readdir",	  "closedir",  "syncfs",
 };
 
 struct errno_name {
@@ -235,6 +236,12 @@ static int f_fdatasync(int fd)
 	return UNDER->fdatasync(fd);
 }
 
+static int f_syncfs(int fd)
+{
+	FAIL_IF(OP_SYNCFS);
+	return UNDER->syncfs(fd);
+}
+
 static int f_ftruncate(int fd, off_t len)
 {
 	FAIL_IF(OP_FTRUNCATE);
@@ -380,6 +387,7 @@ static const struct io_ops fault_ops = {
 	.fdopendir = f_fdopendir,
 	.readdir = f_readdir,
 	.closedir = f_closedir,
+	.syncfs = f_syncfs,
 };
 
 /* ------------------------------------------------------------------ */
@@ -583,6 +591,11 @@ int fault_init_from_env(void)
 uint64_t fault_count(void)
 {
 	return atomic_load(&total_faults);
+}
+
+int fault_active(void)
+{
+	return io_ops_get() == &fault_ops;
 }
 
 #else

@@ -20,7 +20,8 @@
  *   ops=A+B...   which calls may fail: openat close pread pwrite pwritev
  *                fsync fdatasync ftruncate fallocate fstat fstatat
  *                renameat (renameat2 too) unlinkat mkdirat (every mkdir)
- *                mmap munmap flock fstatvfs fdopendir readdir closedir,
+ *                mmap munmap flock fstatvfs fdopendir readdir closedir
+ *                syncfs,
  *                or "all" (default pwrite+pwritev+fsync+fdatasync).
  *                close, munmap and closedir release their object even
  *                when they report a fault, as the real calls do.
@@ -64,6 +65,8 @@ int fault_init_from_env(void);
 int fault_set(const char *spec);
 /* Faults injected since start (failed calls plus short writes). */
 uint64_t fault_count(void);
+/* Whether injection is on (its table is in force). */
+int fault_active(void);
 #else
 static inline int fault_init_from_env(void)
 {
@@ -77,6 +80,11 @@ static inline int fault_set(const char *spec)
 }
 
 static inline uint64_t fault_count(void)
+{
+	return 0;
+}
+
+static inline int fault_active(void)
 {
 	return 0;
 }

@@ -59,6 +59,7 @@ static const struct io_ops default_ops = {
 	.fdopendir = fdopendir,
 	.readdir = readdir,
 	.closedir = closedir,
+	.syncfs = syncfs,
 };
 
 static _Atomic(const struct io_ops *) current_ops = &default_ops;
@@ -238,6 +239,11 @@ int io_fsync(int fd)
 int io_fdatasync(int fd)
 {
 	RETRY_EINTR(OPS->fdatasync(fd));
+}
+
+int io_syncfs(int fd)
+{
+	RETRY_EINTR(OPS->syncfs(fd));
 }
 
 /* Set fd's length. */

@@ -53,6 +53,7 @@ struct io_ops {
 	 * error, as readdir(3). */
 	struct dirent *(*readdir)(DIR *dir);
 	int (*closedir)(DIR *dir);
+	int (*syncfs)(int fd);
 };
 
 /* The table in force; io_ops_default() is the real syscalls. */
@@ -74,6 +75,8 @@ int io_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 int io_pwritev_full(int fd, const struct iovec *iov, int iovcnt, uint64_t off);
 int io_fsync(int fd);
 int io_fdatasync(int fd);
+/* Write back and commit the whole filesystem holding fd (syncfs(2)). */
+int io_syncfs(int fd);
 int io_ftruncate(int fd, uint64_t len);
 int io_fallocate(int fd, int mode, uint64_t off, uint64_t len);
 int io_fstat(int fd, struct stat *st);

@@ -26,6 +26,8 @@ struct log_metrics {
 	atomic_uint_fast64_t truncated_bytes;
 	atomic_uint_fast64_t flushes;
 	atomic_uint_fast64_t flush_failures;
+	/* partition_sync calls (fsyncs); a flush covers one or more */
+	atomic_uint_fast64_t sync_requests;
 	atomic_uint_fast64_t data_losses; /* flushes whose data sync failed */
 	atomic_uint_fast64_t lost_bytes;  /* bytes those flushes covered */
 	atomic_uint_fast64_t append_ns_total; /* time spent in partition_append */

@@ -170,6 +170,7 @@ struct partition *partition_alloc(int dfd, const char *name,
 	codec_cache_init(&p->cache);
 	pthread_mutex_init(&p->retire_lock, NULL);
 	pthread_mutex_init(&p->state_lock, NULL);
+	commit_init(&p->commit);
 	p->cfg = *cfg;
 	p->dfd = dfd;
 	atomic_store(&p->last_ts, -1);
@@ -196,6 +197,7 @@ void partition_free(struct partition *p)
 	codec_cache_release(&p->cache);
 	pthread_mutex_destroy(&p->retire_lock);
 	pthread_mutex_destroy(&p->state_lock);
+	commit_destroy(&p->commit);
 	free(p->name);
 	free(p);
 }
@@ -377,6 +379,10 @@ int partition_appendv(struct partition *p, const struct iovec *iov, int iovcnt,
 			 strerror(-ret));
 		goto out;
 	}
+	/* flush_ms=0 syncs under the lock, so that a failed sync can cut
+	 * the batch back and the write fail having changed nothing.  It
+	 * gives up no group commit through the mount: the kernel lets one
+	 * O_APPEND write (or fsync) run on an inode at a time. */
 	sync = p->cfg.flush_ms == 0;
 	ret = segment_appendv(a, iov, iovcnt, len, p->plan, n, sync);
 	if (ret < 0) {

@@ -125,8 +125,9 @@ void partition_discard(struct partition *p);
  * whoever appended wakes what must learn of it.
  * -EMSGSIZE if len exceeds what one batch may hold (see
  * PARTITION_MAX_BATCH); -ENOSPC / -EIO from the disk leave the log as it
- * was before the call.  -EROFS if the active segment's .log could only be
- * opened read-only (chattr +i): the partition is served read-only.
+ * was before the call (with flush_ms=0 a failed sync too).  -EROFS if
+ * the active segment's .log could only be opened read-only (chattr +i):
+ * the partition is served read-only.
  * Only the tests and engine_bench call this form; the daemon appends
  * with partition_appendv. */
 #define PARTITION_ANY_END UINT64_MAX
@@ -210,6 +211,14 @@ int partition_time_to_offset(struct partition *p, int64_t ts_ms,
  * be lost (recorded, see above), or the error that kept metadata from
  * the disk (retried by the next flush). */
 int partition_flush(struct partition *p);
+
+/* What fsync does: make every append that returned before the call
+ * durable, sharing one flush with every concurrent caller (group commit:
+ * callers that arrive while a flush runs are covered by the next one).
+ * Writes partition.state only when recovery needs the new recovery point
+ * (after a roll).  Returns the result of the flush that covered the call,
+ * as partition_flush. */
+int partition_sync(struct partition *p);
 
 /* How many losses were recorded since the partition was opened.  Only
  * the tests call it and partition_get_loss below; the daemon asks

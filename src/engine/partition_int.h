@@ -36,6 +36,7 @@
 #include <time.h>
 
 #include "codec.h"
+#include "commit.h"
 #include "config.h"
 #include "layout.h"
 #include "metrics.h"
@@ -73,6 +74,11 @@ struct partition {
 	 * lock.  A flush writes the state file holding only this, so appends
 	 * never wait for its fsync. */
 	pthread_mutex_t state_lock;
+	struct commit commit; /* fsyncs waiting share flushes */
+	/* Its filesystem's syncs and the error generation it last checked
+	 * (partition_flush.c): set by the first sync, under state_lock. */
+	void *volume;
+	uint64_t vol_seen;
 	pthread_mutex_t retire_lock;
 	uint32_t pins;		/* protected by retire_lock */
 	struct segment **rsegs; /* protected by retire_lock */
@@ -161,6 +167,9 @@ int part_roll_due(struct partition *p, size_t len, int64_t now_ms);
 
 /* partition_flush.c: flush with p->lock held throughout (close). */
 int part_flush_locked(struct partition *p);
+/* Write partition.state with the recovery point the syncs reached, syncing
+ * no data (the tick, for partitions without a scheduled flush). */
+int part_state_catch_up(struct partition *p);
 
 /* partition_read.c: byte -> containing message (caller holds seglock
  * shared), and the report of a batch whose CRC fails. */

@@ -148,7 +148,7 @@ int partition_tick(struct partition *p, int64_t now_ms,
 		   struct partition_tick_report *rep)
 {
 	struct partition_tick_report none;
-	int ret = 0, r, due;
+	int ret = 0, r, due, catch_up;
 
 	if (!rep)
 		rep = &none;
@@ -156,12 +156,23 @@ int partition_tick(struct partition *p, int64_t now_ms,
 	pthread_mutex_lock(&p->lock);
 	due = p->cfg.flush_ms > 0 &&
 	      now_ms - p->last_flush_ms >= p->cfg.flush_ms;
+	/* With no scheduled flush (flush_ms 0 or -1), fsyncs and synced
+	 * appends leave partition.state's recovery point behind: move it
+	 * up to what they made durable once a second, so that a reopen
+	 * checks a second's appends, not a segment's, and a damaged active
+	 * index costs no older acknowledged data (see storage.md). */
+	catch_up = p->cfg.flush_ms <= 0 && now_ms - p->last_flush_ms >= 1000 &&
+		   p->state_rp < atomic_load(&p->flushed_byte);
+	if (catch_up)
+		p->last_flush_ms = now_ms;
 	if (due)
 		p->last_flush_ms = now_ms;
 	pthread_mutex_unlock(&p->lock);
 	if (due) {
 		ret = partition_flush(p);
 		rep->flushed = 1;
+	} else if (catch_up) {
+		ret = part_state_catch_up(p);
 	}
 	pthread_mutex_lock(&p->state_lock); /* retention writes the state */
 	pthread_mutex_lock(&p->lock);

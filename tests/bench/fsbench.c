@@ -14,6 +14,8 @@
  *     fsbench bulk FILE MIB          1 MiB write()s, O_APPEND
  *     fsbench keyed FILE MIB         the same of keyed lines ("keyNNNN\t...",
  *                                    1000 keys), for MNT/.produce/<topic>
+ *     fsbench copy SRC FILE          read() SRC 1 MiB at a time, append
+ *                                    each piece (dd bs=1M oflag=append)
  *     fsbench lines FILE N           one write() per line, one descriptor
  *     fsbench opens FILE N           open(O_APPEND)/write/close per line
  *     fsbench shell FILE N           bash: echo LINE >> FILE, N times
@@ -157,6 +159,14 @@ static char *chunk_alloc(void)
 	return chunk;
 }
 
+/* The figures of a run that appended bytes in dt seconds. */
+static void print_rate(uint64_t bytes, double dt)
+{
+	printf("mbps=%.1f msgps=%.0f bytes=%llu secs=%.3f\n",
+	       (double)bytes / 1e6 / dt, (double)bytes / LINE_BYTES / dt,
+	       (unsigned long long)bytes, dt);
+}
+
 /* A chunk of the same 100-byte lines, each starting with a key and a
  * TAB ("key0042\t"), over 1000 keys. */
 static char *keyed_chunk_alloc(void)
@@ -186,9 +196,43 @@ static int cmd_bulk(const char *path, uint64_t mib, int keyed)
 	free(chunk);
 	if (err)
 		die("cannot append to", path, err);
-	printf("mbps=%.1f msgps=%.0f bytes=%llu secs=%.3f\n",
-	       (double)bytes / 1e6 / dt, (double)bytes / LINE_BYTES / dt,
-	       (unsigned long long)bytes, dt);
+	print_rate(bytes, dt);
+	return 0;
+}
+
+/* A producer that reads its input from a file, as dd and cat do: the
+ * reads compete with the daemon for the CPUs. */
+static int cmd_copy(const char *src, const char *path)
+{
+	char *buf = malloc(CHUNK_BYTES);
+	uint64_t bytes = 0;
+	double t0, dt;
+	ssize_t n;
+	int in, out, err = 0;
+
+	if (!buf)
+		die("cannot allocate", "buffer", ENOMEM);
+	in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		die("cannot open", src, errno);
+	out = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (out < 0)
+		die("cannot open", path, errno);
+	t0 = now_s();
+	while (!err && (n = read(in, buf, CHUNK_BYTES)) > 0) {
+		err = write_all(out, buf, (size_t)n);
+		bytes += (uint64_t)n;
+	}
+	if (n < 0)
+		die("cannot read", src, errno);
+	if (close(out) < 0 && !err)
+		err = errno;
+	dt = now_s() - t0;
+	close(in);
+	free(buf);
+	if (err)
+		die("cannot append to", path, err);
+	print_rate(bytes, dt);
 	return 0;
 }
 
@@ -556,9 +600,9 @@ static int cmd_prime(const char *dir, uint64_t mib)
 __attribute__((noreturn)) static void usage(void)
 {
 	fprintf(stderr,
-		"usage: fsbench bulk FILE MIB | keyed FILE MIB | lines FILE N |\n"
-		"       opens FILE N |"
-		" shell FILE N | parallel MIB FILE... | seqread FILE |\n"
+		"usage: fsbench bulk FILE MIB | keyed FILE MIB | copy SRC FILE |\n"
+		"       lines FILE N | opens FILE N |\n"
+		"       shell FILE N | parallel MIB FILE... | seqread FILE |\n"
 		"       randread FILE N | populate DIR N [flat] | prime DIR "
 		"MIB |\n"
 		"       rr DIR TOPICS PARTITIONS WRITERS LINES\n");
@@ -578,6 +622,8 @@ int main(int argc, char *argv[])
 		ret = cmd_bulk(argv[2], parse_u64(argv[3]), 0);
 	else if (!strcmp(cmd, "keyed") && argc == 4)
 		ret = cmd_bulk(argv[2], parse_u64(argv[3]), 1);
+	else if (!strcmp(cmd, "copy") && argc == 4)
+		ret = cmd_copy(argv[2], argv[3]);
 	else if (!strcmp(cmd, "lines") && argc == 4)
 		ret = cmd_lines(argv[2], parse_u64(argv[3]));
 	else if (!strcmp(cmd, "opens") && argc == 4)

@@ -249,6 +249,8 @@ drop_caches() {
 
 echo "bench: $SIZE_MB MiB, $LINES lines, $APPENDS appends, $REPS reps" \
 	"in $WORK" >&2
+# The input of the dd-like producer: a plain file of the same lines.
+"$FSBENCH" bulk "$WORK/copy-src" "$SIZE_MB" >/dev/null || exit 1
 for ((r = 0; r < REPS; r++)); do
 	echo "bench: repetition $((r + 1)) of $REPS" >&2
 	for t in $(order $r); do
@@ -258,6 +260,12 @@ for ((r = 0; r < REPS; r++)); do
 		[ -n "$pid" ] && echo 5 >"/proc/$pid/clear_refs"
 		record_quiet bulk $t 1 "$d/bulk-$r" bulk "$d/bulk-$r" "$SIZE_MB"
 		[ -n "$pid" ] && status_kb "$pid" VmHWM >>"$RES/rss:peak.$t"
+	done
+	for t in $(order $r); do
+		d=$(dir_of $t)
+		record_quiet copy $t 1 "$d/copy-$r" copy "$WORK/copy-src" \
+			"$d/copy-$r"
+		rm -f "$d/copy-$r"
 	done
 	if [ $CAN_DROP = 1 ]; then
 		for t in $(order $r); do
@@ -460,6 +468,7 @@ printf "| %-52s | %9s | %9s | %9s | %10s | %12s |\n" workload plain \
 echo "|------------------------------------------------------|-----------|-----------|-----------|------------|--------------|"
 row "bulk append, 1 MiB write()s (MB/s)" bulk:mbps 1 0
 row "bulk append, 1 MiB write()s (msg/s)" bulk:msgps 1 0
+row "bulk append read from a file, dd-like (MB/s)" copy:mbps 1 0
 row "one write() per line, $LINES lines (lines/s)" lines:lps 1 0
 row "bash echo line >> file, $APPENDS x (appends/s)" shell:aps 1 0
 row "open(O_APPEND)/write/close in C (appends/s)" opens:aps 1 0

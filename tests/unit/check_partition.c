@@ -1195,7 +1195,7 @@ END_TEST
 
 /* Injected disk failures: the next armed call of a kind fails once with
  * the chosen errno, the rest pass through. */
-static atomic_int fail_pwrite, fail_fdatasync_at, fdatasync_seen;
+static atomic_int fail_pwrite, fail_fdatasync_at;
 static int fail_errno;
 
 static ssize_t failing_pwrite(int fd, const void *buf, size_t len, off_t off)
@@ -1207,14 +1207,30 @@ static ssize_t failing_pwrite(int fd, const void *buf, size_t len, off_t off)
 	return io_ops_default()->pwrite(fd, buf, len, off);
 }
 
-/* Fails the fail_fdatasync_at-th fdatasync (1-based) from when it was
- * armed: 1 is the first segment's .log, 2 its .idx. */
+/* Whether fd is open on a file whose name ends with sfx. */
+static int fd_is(int fd, const char *sfx)
+{
+	char link[64], name[4096];
+	ssize_t n;
+	size_t k = strlen(sfx);
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, name, sizeof(name) - 1);
+	if (n < (ssize_t)k)
+		return 0;
+	name[n] = 0;
+	return !strcmp(name + n - k, sfx);
+}
+
+/* Fails the next fdatasync of a .log (fail_fdatasync_at 1) or of an .idx
+ * (2) from when it was armed: a flush syncs a segment's two files side
+ * by side, so which comes first is not known. */
 static int failing_fdatasync(int fd)
 {
 	int at = atomic_load(&fail_fdatasync_at);
 
-	if (at && atomic_fetch_add(&fdatasync_seen, 1) + 1 == at) {
-		atomic_store(&fail_fdatasync_at, 0);
+	if (at && fd_is(fd, at == 1 ? ".log" : ".idx") &&
+	    atomic_compare_exchange_strong(&fail_fdatasync_at, &at, 0)) {
 		errno = fail_errno;
 		return -1;
 	}
@@ -1228,7 +1244,6 @@ static void faults_on(struct io_ops *ops)
 	ops->fdatasync = failing_fdatasync;
 	atomic_store(&fail_pwrite, 0);
 	atomic_store(&fail_fdatasync_at, 0);
-	atomic_store(&fdatasync_seen, 0);
 	io_ops_set(ops);
 }
 
@@ -1309,7 +1324,6 @@ START_TEST(test_data_eio_reported_once)
 	b_end = m.end;
 	b_msgs = m.nmsg;
 	fail_errno = EIO;
-	atomic_store(&fdatasync_seen, 0);
 	atomic_store(&fail_fdatasync_at, 1);
 	ck_assert_int_eq(partition_flush(p), -EIO);
 	ck_assert_uint_eq(partition_losses(p), 1);
@@ -1365,7 +1379,6 @@ START_TEST(test_index_sync_failure_retried)
 	faults_on(&ops);
 	append_lines(p, &m, 1, 100, 10, 100, 100);
 	fail_errno = EIO;
-	atomic_store(&fdatasync_seen, 0);
 	atomic_store(&fail_fdatasync_at, 2);
 	ck_assert_int_lt(partition_flush(p), 0);
 	ck_assert_int_eq(atomic_load(&fail_fdatasync_at), 0);

@@ -9,6 +9,7 @@
  * is intact and nothing partial is visible.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <sys/stat.h>
 
@@ -707,7 +708,8 @@ END_TEST
 
 static struct {
 	int fake_sync; /* fsync succeeds without reaching the disk */
-	long calls;    /* write steps seen */
+	/* write steps seen (atomic: a flush syncs on two threads) */
+	_Atomic long calls;
 	long fail_at;  /* step that fails, -1 none */
 	int persist;   /* every later step fails too (a full disk) */
 	int err;
@@ -1012,12 +1014,15 @@ struct pending {
 	unsigned char *old;
 };
 
+/* The record of unsynced writes; a flush syncs a segment's two files on
+ * two threads, hence the lock. */
 static struct {
 	struct pending *w;
 	size_t n, cap;
 } crash;
+static pthread_mutex_t crash_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static ssize_t c_pwrite(int fd, const void *b, size_t l, off_t o)
+static ssize_t c_pwrite_locked(int fd, const void *b, size_t l, off_t o)
 {
 	struct pending *w;
 	struct stat st;
@@ -1051,6 +1056,16 @@ static ssize_t c_pwrite(int fd, const void *b, size_t l, off_t o)
 	return pwrite(fd, b, l, o);
 }
 
+static ssize_t c_pwrite(int fd, const void *b, size_t l, off_t o)
+{
+	ssize_t r;
+
+	pthread_mutex_lock(&crash_lock);
+	r = c_pwrite_locked(fd, b, l, o);
+	pthread_mutex_unlock(&crash_lock);
+	return r;
+}
+
 static void crash_forget(struct pending *w)
 {
 	close(w->fd);
@@ -1068,6 +1083,7 @@ static int c_sync(int fd)
 		return -1;
 	}
 	if (fstat(fd, &st) == 0) {
+		pthread_mutex_lock(&crash_lock);
 		for (i = 0; i < crash.n; i++) {
 			if (crash.w[i].dev == st.st_dev &&
 			    crash.w[i].ino == st.st_ino)
@@ -1076,6 +1092,7 @@ static int c_sync(int fd)
 				crash.w[j++] = crash.w[i];
 		}
 		crash.n = j;
+		pthread_mutex_unlock(&crash_lock);
 	}
 	return 0; /* the layer itself decides what a crash keeps */
 }
