@@ -62,14 +62,17 @@ static const char *errno_name(int e)
 	}
 }
 
-/* Replace ackfile's contents with count and make that durable. */
+/* Replace ackfile's contents with count and make that durable.  One
+ * pwrite of a fixed width (right-aligned, so shells read the number
+ * whatever the padding): a writer killed at any instant leaves the old
+ * count or the new one, never an empty file, as a truncate followed by
+ * a write would. */
 static int record_ack(int fd, unsigned long long count)
 {
 	char buf[32];
-	int n = snprintf(buf, sizeof(buf), "%llu\n", count);
+	int n = snprintf(buf, sizeof(buf), "%20llu\n", count);
 
-	if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)n, 0) != n ||
-	    fsync(fd) < 0)
+	if (pwrite(fd, buf, (size_t)n, 0) != n || fsync(fd) < 0)
 		return -errno;
 	return 0;
 }
