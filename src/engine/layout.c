@@ -471,6 +471,121 @@ int layout_state_store(int dfd, const struct layout_state *st)
 }
 
 /* ------------------------------------------------------------------ */
+/* mirror.pos and mirror.conf                                           */
+
+#define MIRROR_POS_MAGIC "fluxfs-mirror-pos 1"
+
+int layout_mirror_pos_encode(char *buf, size_t size,
+			     const struct layout_mirror_pos *m)
+{
+	int n = snprintf(buf, size, MIRROR_POS_MAGIC " %llu %llu %llu %llu",
+			 (unsigned long long)m->local_before,
+			 (unsigned long long)m->local_after,
+			 (unsigned long long)m->remote_before,
+			 (unsigned long long)m->remote_after);
+	uint32_t crc;
+
+	if (n < 0 || (size_t)n >= size)
+		return -ERANGE;
+	crc = crc32c(0, buf, (size_t)n);
+	n += snprintf(buf + n, size - (size_t)n, " %08x\n", crc);
+	return (size_t)n >= size ? -ERANGE : n;
+}
+
+int layout_mirror_pos_decode(const char *buf, size_t len,
+			     struct layout_mirror_pos *m)
+{
+	char text[160], *sp;
+	unsigned long long lb, la, rb, ra;
+	unsigned crc;
+	char end;
+
+	if (len == 0 || len >= sizeof(text) || buf[len - 1] != '\n')
+		return -EINVAL;
+	memcpy(text, buf, len - 1);
+	text[len - 1] = '\0';
+	sp = strrchr(text, ' ');
+	if (!sp || sscanf(sp + 1, "%8x%c", &crc, &end) != 1 ||
+	    crc32c(0, text, (size_t)(sp - text)) != crc)
+		return -EINVAL;
+	*sp = '\0';
+	if (strncmp(text, MIRROR_POS_MAGIC " ", strlen(MIRROR_POS_MAGIC) + 1) ||
+	    sscanf(text + strlen(MIRROR_POS_MAGIC), " %llu %llu %llu %llu%c",
+		   &lb, &la, &rb, &ra, &end) != 4)
+		return -EINVAL;
+	m->local_before = lb;
+	m->local_after = la;
+	m->remote_before = rb;
+	m->remote_after = ra;
+	return 0;
+}
+
+int layout_mirror_pos_load(int dfd, struct layout_mirror_pos *m)
+{
+	unsigned char *buf;
+	size_t len;
+	int ret;
+
+	ret = read_small_file(dfd, LAYOUT_MIRROR_POS_FILE, &buf, &len, 4096);
+	if (ret == -EFBIG)
+		return -EINVAL;
+	if (ret < 0)
+		return ret;
+	ret = layout_mirror_pos_decode((const char *)buf, len, m);
+	free(buf);
+	return ret;
+}
+
+int layout_mirror_pos_store(int dfd, const struct layout_mirror_pos *m)
+{
+	char buf[160];
+	int n = layout_mirror_pos_encode(buf, sizeof(buf), m);
+
+	if (n < 0)
+		return n;
+	return io_write_atomic(dfd, LAYOUT_MIRROR_POS_FILE, buf, (size_t)n);
+}
+
+int layout_mirror_conf_load(int dfd, char *dir, char *name, size_t size)
+{
+	unsigned char *buf;
+	const char *v;
+	size_t len, vlen;
+	int ret;
+
+	ret = read_small_file(dfd, LAYOUT_MIRROR_CONF_FILE, &buf, &len, 4096);
+	if (ret == -EFBIG)
+		return -EINVAL;
+	if (ret < 0)
+		return ret;
+	ret = -EINVAL;
+	if (len > 4 && buf[len - 1] == '\n' &&
+	    (!memcmp(buf, "to=", 3) || !memcmp(buf, "from=", 5))) {
+		*dir = (char)buf[0];
+		v = (const char *)buf + (buf[0] == 't' ? 3 : 5);
+		vlen = len - 1 - (size_t)(v - (const char *)buf);
+		if (vlen > 0 && vlen < size && !memchr(v, '\n', vlen)) {
+			memcpy(name, v, vlen);
+			name[vlen] = '\0';
+			ret = 0;
+		}
+	}
+	free(buf);
+	return ret;
+}
+
+int layout_mirror_conf_store(int dfd, char dir, const char *name)
+{
+	char buf[512];
+	int n = snprintf(buf, sizeof(buf), "%s=%s\n",
+			 dir == 't' ? "to" : "from", name);
+
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		return -ENAMETOOLONG;
+	return io_write_atomic(dfd, LAYOUT_MIRROR_CONF_FILE, buf, (size_t)n);
+}
+
+/* ------------------------------------------------------------------ */
 /* The data directory                                                   */
 
 /* Entries of rootfd other than the lock file, ".", "..", or -errno: a

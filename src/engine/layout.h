@@ -281,6 +281,40 @@ int layout_state_load(int dfd, struct layout_state *st);
 /* Write it atomically (tmp, fsync, rename, fsync dir). */
 int layout_state_store(int dfd, const struct layout_state *st);
 
+/* ---- mirror.pos and mirror.conf (the daemon's Kafka mirror) ------------ */
+
+/* A partition mirrored to or from Kafka keeps its position in
+ * DATA_DIR/<topic>/<partition>/mirror.pos, one text line
+ *   "fluxfs-mirror-pos 1 LB LA RB RA CRC\n"
+ * with CRC the CRC-32C of the line before " CRC".  An export stores the
+ * next local message offset to produce in LA (LB = LA, RB and RA unused,
+ * 0).  An import stores, before each append, the local next offset and
+ * the Kafka offset to consume next both before the append (LB, RB) and
+ * after it (LA, RA): on restart, whichever local end the log has tells
+ * which Kafka offset resumes, so a crash between the append and the next
+ * store neither duplicates nor skips a record.  A topic mirrored keeps
+ * DATA_DIR/<topic>/mirror.conf, one line "to=<kafka topic>\n" (export)
+ * or "from=<kafka topic>\n" (import). */
+#define LAYOUT_MIRROR_POS_FILE "mirror.pos"
+#define LAYOUT_MIRROR_CONF_FILE "mirror.conf"
+struct layout_mirror_pos {
+	uint64_t local_before, local_after;
+	uint64_t remote_before, remote_after;
+};
+/* Text of m into buf; its length (size 160 is always enough). */
+int layout_mirror_pos_encode(char *buf, size_t size,
+			     const struct layout_mirror_pos *m);
+int layout_mirror_pos_decode(const char *buf, size_t len,
+			     struct layout_mirror_pos *m);
+/* Read dfd's mirror.pos: 0, -ENOENT, -EINVAL if damaged. */
+int layout_mirror_pos_load(int dfd, struct layout_mirror_pos *m);
+/* Write it atomically (tmp, fsync, rename, fsync dir). */
+int layout_mirror_pos_store(int dfd, const struct layout_mirror_pos *m);
+/* A topic's mirror.conf: *dir gets 't' (to) or 'f' (from), name the Kafka
+ * topic (size bytes).  -ENOENT without one, -EINVAL if damaged. */
+int layout_mirror_conf_load(int dfd, char *dir, char *name, size_t size);
+int layout_mirror_conf_store(int dfd, char dir, const char *name);
+
 /* ---- the data directory ------------------------------------------------- */
 
 /* fluxfs.meta's format: 1 wrote host byte order (and was only supported

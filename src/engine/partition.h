@@ -197,6 +197,21 @@ int partition_offset_to_byte(struct partition *p, uint64_t offset,
  * Only the tests and engine_bench call it. */
 int partition_offset_to_chunk(struct partition *p, uint64_t offset,
 			      uint64_t *chunk_offset, uint64_t *chunk_byte);
+/* The index entry (chunk) holding message offset, whole: its first
+ * message offset, start byte, append time (every message of a chunk was
+ * appended at that time), message count and length.  A reader that
+ * walks the log message by message with their times (the Kafka mirror)
+ * reads [byte, byte+len) and splits it at newlines.  -ENOENT as
+ * partition_offset_to_byte. */
+struct partition_chunk {
+	uint64_t offset;
+	uint64_t byte;
+	int64_t ts;
+	uint32_t count;
+	uint32_t len;
+};
+int partition_chunk_of(struct partition *p, uint64_t offset,
+		       struct partition_chunk *out);
 /* Byte offset -> the message containing it (its offset and start byte).
  * Only the tests and the recovery fuzzer call it. */
 int partition_byte_to_offset(struct partition *p, uint64_t byte,
