@@ -40,6 +40,10 @@
 #define MIRROR_QUERY_MS 5000
 /* Positions are stored at most this often (each store is three syncs). */
 #define MIRROR_STORE_MS 200
+/* Retrying to resume a partition against the cluster: the first wait,
+ * doubled up to the last. */
+#define MIRROR_BACKOFF_MS 100
+#define MIRROR_BACKOFF_MAX_MS 10000
 /* What mirror_stop() waits for outstanding deliveries. */
 #define MIRROR_STOP_FLUSH_MS 2000
 
@@ -55,6 +59,8 @@ struct mpart {
 	int32_t num;
 	struct node *node;	      /* pinned */
 	int ready;		      /* resumed against Kafka's last record */
+	int64_t retry_at;	      /* no resume attempt before (ms) */
+	int64_t backoff;	      /* the wait after the next failure */
 	uint64_t sent;		      /* next local offset to produce */
 	uint64_t stored;	      /* what mirror.pos holds */
 	atomic_uint_fast64_t acked;   /* everything below is in Kafka */
@@ -226,6 +232,26 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason,
 	atomic_store(&mirror.cluster_err, err ? err : -1);
 }
 
+/* librdkafka's own log: it logs every failed connection attempt, which
+ * during an outage is a line per retry.  The mirror logs each change of
+ * state itself (with the error, from error_cb or the delivery reports),
+ * so only configuration warnings and critical conditions pass. */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
+		   const char *buf)
+{
+	if (level <= 2 || !strcmp(fac, "CONFWARN"))
+		diag(level < 3 ? LOG_ERR : LOG_WARNING, "mirror: kafka: %s",
+		     buf);
+}
+
+/* The query consumer warns of every producer property it ignores. */
+static void query_log_cb(const rd_kafka_t *rk, int level, const char *fac,
+			 const char *buf)
+{
+	if (level <= 2)
+		diag(LOG_ERR, "mirror: kafka: %s", buf);
+}
+
 /* A delivery report, on the exporter thread (rd_kafka_poll). */
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
@@ -338,9 +364,15 @@ static int resume(struct mpart *mp)
 		stored = m.local_after;
 	ret = kafka_last(mp, &last, err, sizeof(err));
 	if (ret < 0) {
+		/* Ask the cluster again later, less often each time. */
+		mp->backoff = mp->backoff ? mp->backoff * 2 : MIRROR_BACKOFF_MS;
+		if (mp->backoff > MIRROR_BACKOFF_MAX_MS)
+			mp->backoff = MIRROR_BACKOFF_MAX_MS;
+		mp->retry_at = now_ms() + mp->backoff;
 		set_state(mp, MS_RETRYING, err);
 		return ret;
 	}
+	mp->backoff = 0;
 	mp->sent = mirror_export_resume(stored, ret, last);
 	mp->stored = stored;
 	atomic_store(&mp->acked, mp->sent);
@@ -547,7 +579,7 @@ static void export_pass(struct mtopic *t, char **buf, size_t *cap,
 			else
 				continue;
 		}
-		if (!mp->ready && resume(mp) < 0)
+		if (!mp->ready && (now < mp->retry_at || resume(mp) < 0))
 			continue;
 		if (atomic_load(&mp->state) == MS_ERROR)
 			continue;
@@ -638,6 +670,9 @@ static int topic_add(struct node *n, char dir, const char *remote)
 		free(t);
 		return -ENOMEM;
 	}
+	/* Its partitions now, so their attributes answer at once; later ones
+	 * join at the exporter's next pass. */
+	find_parts(t);
 	pthread_mutex_lock(&mirror.lock);
 	t->next = mirror.topics;
 	mirror.topics = t;
@@ -713,6 +748,8 @@ int mirror_start(struct registry *reg)
 		return -EINVAL;
 	}
 	rd_kafka_conf_set_dr_msg_cb(pc, dr_cb);
+	rd_kafka_conf_set_log_cb(pc, log_cb);
+	rd_kafka_conf_set_log_cb(qc, query_log_cb);
 	rd_kafka_conf_set_error_cb(pc, error_cb);
 	rd_kafka_conf_set_error_cb(qc, error_cb);
 	mirror.producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err));
@@ -904,9 +941,12 @@ int mirror_xattr_set(struct registry *reg, struct node *n, const char *name,
 		return -ENOTCONN;
 	}
 	if (mirror_topic_name_ok(value, size) < 0) {
+		snprintf(remote, sizeof(remote), "%.*s",
+			 (int)(size < MIRROR_TOPIC_MAX ? size : MIRROR_TOPIC_MAX),
+			 value);
 		diag_info("refused %s on '%s': '%s' is not a Kafka topic name",
 			  XA_TO, n->name,
-			  diag_printable(value, shown, sizeof(shown)));
+			  diag_printable(remote, shown, sizeof(shown)));
 		return -EINVAL;
 	}
 	memcpy(remote, value, size);

@@ -2,8 +2,11 @@
  * tool_kafka.c - librdkafka's in-process mock Kafka cluster, for the
  * mirror's mount tests (there is no Kafka broker on the test machine).
  *
- *   tool_kafka mock BROKERS TOPIC:PARTITIONS...
- *       start a mock cluster of BROKERS brokers with those topics (3
+ *   tool_kafka mock BROKERS [rtt=MS] [missing=TOPIC] TOPIC:PARTITIONS...
+ *       start a mock cluster of BROKERS brokers (each answering after MS
+ *       milliseconds with rtt=, to slow an export down; missing= makes
+ *       the cluster answer UNKNOWN_TOPIC_OR_PART for TOPIC instead of
+ *       creating it on first use) with those topics (3
  *       replicas where there are 3 brokers), print its bootstrap address
  *       on one line and serve until SIGTERM/SIGINT.  SIGUSR1 takes every
  *       broker down, SIGUSR2 brings them back, SIGHUP makes the next 20
@@ -58,6 +61,20 @@ static int mock(int argc, char **argv)
 	for (i = 3; i < argc; i++) {
 		char *colon = strrchr(argv[i], ':');
 
+		if (strncmp(argv[i], "rtt=", 4) == 0) {
+			int b;
+
+			for (b = 1; b <= brokers; b++)
+				rd_kafka_mock_broker_set_rtt(mc, b,
+							     atoi(argv[i] + 4));
+			continue;
+		}
+		if (strncmp(argv[i], "missing=", 8) == 0) {
+			rd_kafka_mock_topic_set_error(
+				mc, argv[i] + 8,
+				RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+			continue;
+		}
 		if (!colon) {
 			fprintf(stderr, "tool_kafka: %s: not TOPIC:N\n",
 				argv[i]);
@@ -114,6 +131,7 @@ int main(int argc, char **argv)
 {
 	if (argc >= 3 && strcmp(argv[1], "mock") == 0)
 		return mock(argc, argv);
-	fprintf(stderr, "usage: tool_kafka mock BROKERS TOPIC:PARTITIONS...\n");
+	fprintf(stderr, "usage: tool_kafka mock BROKERS [rtt=MS] [missing=TOPIC] "
+			"TOPIC:PARTITIONS...\n");
 	return 2;
 }
