@@ -586,6 +586,47 @@ int layout_mirror_conf_store(int dfd, char dir, const char *name)
 }
 
 /* ------------------------------------------------------------------ */
+/* Imported record values                                               */
+
+size_t layout_value_escape(const char *in, size_t len, char *out)
+{
+	size_t i, o = 0;
+
+	if (!memchr(in, '\n', len) && (len == 0 || in[0] != LAYOUT_VALUE_ESCAPED)) {
+		memcpy(out, in, len);
+		return len;
+	}
+	out[o++] = LAYOUT_VALUE_ESCAPED;
+	for (i = 0; i < len; i++) {
+		if (in[i] == '\\' || in[i] == '\n') {
+			out[o++] = '\\';
+			out[o++] = in[i] == '\n' ? 'n' : '\\';
+		} else {
+			out[o++] = in[i];
+		}
+	}
+	return o;
+}
+
+size_t layout_value_unescape(char *buf, size_t len)
+{
+	size_t i, o = 0;
+
+	if (len == 0 || buf[0] != LAYOUT_VALUE_ESCAPED)
+		return len;
+	for (i = 1; i < len; i++) {
+		if (buf[i] == '\\' && i + 1 < len &&
+		    (buf[i + 1] == 'n' || buf[i + 1] == '\\')) {
+			buf[o++] = buf[i + 1] == 'n' ? '\n' : '\\';
+			i++;
+		} else {
+			buf[o++] = buf[i];
+		}
+	}
+	return o;
+}
+
+/* ------------------------------------------------------------------ */
 /* The data directory                                                   */
 
 /* Entries of rootfd other than the lock file, ".", "..", or -errno: a

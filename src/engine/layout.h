@@ -315,6 +315,22 @@ int layout_mirror_pos_store(int dfd, const struct layout_mirror_pos *m);
 int layout_mirror_conf_load(int dfd, char *dir, char *name, size_t size);
 int layout_mirror_conf_store(int dfd, char dir, const char *name);
 
+/* ---- imported record values --------------------------------------------- */
+
+/* A record imported from Kafka, stored as one message.  A value without a
+ * newline is stored as it is (JSON, backslashes and all), unless it
+ * begins with LAYOUT_VALUE_ESCAPED; any other is stored as
+ * LAYOUT_VALUE_ESCAPED followed by the value with every backslash doubled
+ * and every newline written as backslash-n, so that it stays one line and
+ * fluxctl unescape gives the bytes back.  out holds 2 * len + 1 bytes;
+ * returns the length written. */
+#define LAYOUT_VALUE_ESCAPED '\x1e' /* ASCII record separator */
+size_t layout_value_escape(const char *in, size_t len, char *out);
+/* The reverse for one message (without its newline), in place: a message
+ * not beginning with LAYOUT_VALUE_ESCAPED is left as it is.  Returns the
+ * new length. */
+size_t layout_value_unescape(char *buf, size_t len);
+
 /* ---- the data directory ------------------------------------------------- */
 
 /* fluxfs.meta's format: 1 wrote host byte order (and was only supported
