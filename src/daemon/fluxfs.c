@@ -404,7 +404,7 @@ int main(int argc, char *argv[])
 		diag_err("cannot start the daemon's threads");
 		goto out_unmount;
 	}
-	if (mirror_start(reg) < 0)
+	if (mirror_start(reg, fs_appended_elsewhere) < 0)
 		goto out_stop;
 	diag_info("serving '%s' at '%s'", datadir, mnt);
 	if (cl.allow_other && cl.no_default_permissions)

@@ -321,6 +321,12 @@ int fs_appended(struct node *n, uint64_t end, int through_cache)
 	return 0;
 }
 
+void fs_appended_elsewhere(struct node *n, uint64_t end)
+{
+	/* No request waits for a reply: the notifier shows the end. */
+	fs_appended(n, end, 0);
+}
+
 /* ---- notifications and the registry's hooks -------------------------- */
 
 /* The notifier's senders (notify.h). */

@@ -24,6 +24,7 @@
 
 #include "diag.h"
 #include "fs_int.h"
+#include "mirror.h"
 #include "notify.h"
 #include "registry_metrics.h"
 
@@ -161,6 +162,8 @@ static int open_partition(struct node *n, struct fuse_file_info *fi)
 
 	if (n->kind != NODE_PARTITION)
 		return -EISDIR;
+	if (acc != O_RDONLY && (ret = mirror_writable(n)) < 0)
+		return ret; /* an imported topic */
 	/* chattr +a, as on ext4: writers must open O_APPEND, never O_TRUNC. */
 	if (acc != O_RDONLY && registry_append_only(n) &&
 	    (!(fi->flags & O_APPEND) || (fi->flags & O_TRUNC)))
@@ -277,7 +280,10 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	ret = registry_create(fs.reg, dir, name, mode, ctx->uid, ctx->gid, &n);
+	ret = mirror_writable(dir); /* no new partition in an import */
+	if (ret == 0)
+		ret = registry_create(fs.reg, dir, name, mode, ctx->uid,
+				      ctx->gid, &n);
 	if (ret == -EEXIST && !(fi->flags & O_EXCL))
 		ret = registry_lookup(fs.reg, dir, name, &n);
 	if (ret < 0) {

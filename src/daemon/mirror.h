@@ -18,6 +18,7 @@
 #define FLUXFS_MIRROR_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct registry;
 struct node;
@@ -29,8 +30,11 @@ int mirror_option(const char *opt);
  * stderr) for a property librdkafka refuses or an unreadable
  * kafka.config. */
 int mirror_configure(void);
-/* Start the mirror threads for every topic with a mirror.conf. */
-int mirror_start(struct registry *reg);
+/* Start the mirror threads for every topic with a mirror.conf.  The
+ * importer calls appended(n, end) after each append it makes, so the
+ * FUSE layer shows the new end and wakes followers. */
+int mirror_start(struct registry *reg,
+		 void (*appended)(struct node *n, uint64_t end));
 /* Deliver what can be delivered in a few seconds, store positions, stop. */
 void mirror_stop(void);
 
@@ -43,7 +47,8 @@ int mirror_xattr_set(struct registry *reg, struct node *n, const char *name,
 /* Append the mirror attribute names n has to a listxattr answer of len
  * bytes in buf (size 0: only count); returns the new length. */
 size_t mirror_xattr_list(struct node *n, char *buf, size_t size, size_t len);
-/* 0, or -EROFS for a partition of an imported topic. */
+/* 0, or -EROFS for an imported topic or one of its partitions (no
+ * writes, no new partitions through the mount). */
 int mirror_writable(struct node *n);
 
 #endif

@@ -24,7 +24,8 @@ int mirror_configure(void)
 	return 0;
 }
 
-int mirror_start(struct registry *reg)
+int mirror_start(struct registry *reg,
+		 void (*appended)(struct node *n, uint64_t end))
 {
 	return 0;
 }
