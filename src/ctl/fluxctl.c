@@ -60,6 +60,13 @@ static const struct ctl_cmd commands[] = {
 	  "\n"
 	  "  -o, --offset N  message offset\n"
 	  "  -t, --time T    time\n" },
+	{ "unescape", ctl_unescape, "unescape [FILE...]",
+	  "Copy FILEs (or standard input) to standard output with the\n"
+	  "values of records imported from Kafka as they were: a record\n"
+	  "whose value held a newline is stored as one line marked by a\n"
+	  "leading record separator byte (0x1e), with backslashes doubled\n"
+	  "and newlines as backslash-n; other lines pass unchanged.\n"
+	  "Example: fluxctl unescape MNT/payments/0\n" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
