@@ -185,6 +185,42 @@ START_TEST(test_resume)
 }
 END_TEST
 
+/* esc_round VALUE LEN WANT: escaped as WANT, unescaped back to VALUE. */
+static void esc_round(const char *v, size_t len, const char *want)
+{
+	char out[64];
+	size_t n = layout_value_escape(v, len, out);
+
+	ck_assert_uint_eq(n, strlen(want));
+	ck_assert(memcmp(out, want, n) == 0);
+	ck_assert(!memchr(out, '\n', n));
+	n = layout_value_unescape(out, n);
+	ck_assert_uint_eq(n, len);
+	ck_assert(memcmp(out, v, len) == 0);
+}
+
+START_TEST(test_escape)
+{
+	/* Stored as they are: no newline, no leading record separator. */
+	esc_round("plain", 5, "plain");
+	esc_round("{\"a\":\"x\\\"y\"}", 12, "{\"a\":\"x\\\"y\"}");
+	esc_round("", 0, "");
+	esc_round("a\x1e", 2, "a\x1e");
+	/* Escaped: a newline anywhere, or a leading separator. */
+	esc_round("a\nb", 3, "\x1e" "a\\nb");
+	esc_round("\\n\n", 3, "\x1e" "\\\\n\\n");
+	esc_round("\x1e", 1, "\x1e\x1e");
+	esc_round("\n", 1, "\x1e\\n");
+	/* A lone trailing backslash in an escaped form stays. */
+	{
+		char b[8] = "\x1e" "x\\";
+
+		ck_assert_uint_eq(layout_value_unescape(b, 3), 2);
+		ck_assert(memcmp(b, "x\\", 2) == 0);
+	}
+}
+END_TEST
+
 static Suite *mirror_suite(void)
 {
 	Suite *s = suite_create("mirror");
@@ -195,6 +231,7 @@ static Suite *mirror_suite(void)
 	tcase_add_test(tc, test_conf_file);
 	tcase_add_test(tc, test_pos_file);
 	tcase_add_test(tc, test_resume);
+	tcase_add_test(tc, test_escape);
 	suite_add_tcase(s, tc);
 	return s;
 }
