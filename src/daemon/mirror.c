@@ -252,6 +252,13 @@ void mirror_find_parts(struct mtopic *t)
 		mp->num = num;
 		mp->node = n;
 		atomic_store(&mp->state, MS_STARTING);
+		/* Retention waits for the export from the start. */
+		if (t->dir == 't' && !atomic_load(&t->force) && n->part) {
+			struct layout_mirror_pos m = {0, 0, 0, 0};
+
+			layout_mirror_pos_load(partition_dirfd(n->part), &m);
+			partition_hold_retention(n->part, m.local_after);
+		}
 		pthread_mutex_lock(&mirror.lock);
 		t->parts[num] = mp;
 		pthread_mutex_unlock(&mirror.lock);
@@ -269,6 +276,8 @@ void mirror_drop_part(struct mtopic *t, int i)
 	pthread_mutex_lock(&mirror.lock);
 	t->parts[i] = NULL;
 	pthread_mutex_unlock(&mirror.lock);
+	if (mp->node->part)
+		partition_hold_retention(mp->node->part, PARTITION_NO_HOLD);
 	registry_unpin(mirror.reg, mp->node);
 	free(mp);
 }
@@ -303,7 +312,7 @@ static struct mpart *part_of(struct node *n)
 }
 
 /* Begin mirroring topic node n (pinned here) in direction dir. */
-static int topic_add(struct node *n, char dir, const char *remote)
+static int topic_add(struct node *n, char dir, const char *remote, int force)
 {
 	struct mtopic *t = calloc(1, sizeof(*t));
 	rd_kafka_topic_conf_t *tc;
@@ -317,6 +326,7 @@ static int topic_add(struct node *n, char dir, const char *remote)
 	}
 	t->node = n;
 	t->dir = dir;
+	atomic_store(&t->force, force);
 	snprintf(t->remote, sizeof(t->remote), "%s", remote);
 	tc = rd_kafka_topic_conf_new();
 	rd_kafka_topic_conf_set_opaque(tc, t);
@@ -366,7 +376,7 @@ static int load_topics(void)
 	struct node *root = registry_node(mirror.reg, REGISTRY_INO_ROOT), *n;
 	char dir, remote[MIRROR_TOPIC_MAX + 1];
 	size_t i;
-	int ret, count = 0;
+	int ret, count = 0, force;
 
 	registry_list(mirror.reg, root, names_cb, &l);
 	for (i = 0; i < l.n; i++) {
@@ -374,9 +384,9 @@ static int load_topics(void)
 		if (!n)
 			continue;
 		ret = layout_mirror_conf_load(n->dirfd, &dir, remote,
-					      sizeof(remote));
+					      sizeof(remote), &force);
 		if (ret == 0)
-			count += topic_add(n, dir, remote) == 0;
+			count += topic_add(n, dir, remote, force) == 0;
 		else if (ret != -ENOENT)
 			diag_warn("mirror: topic '%s': %s is damaged and "
 				  "ignored", l.v[i], LAYOUT_MIRROR_CONF_FILE);
@@ -507,6 +517,7 @@ out:
 #define XA_LAG_BYTES "user.fluxfs.mirror_lag_bytes"
 #define XA_ERROR "user.fluxfs.mirror_error"
 #define XA_FROM "user.fluxfs.mirror_from"
+#define XA_RETENTION "user.fluxfs.mirror_retention"
 #define XA_RECORDS "user.fluxfs.mirror_records"
 #define XA_FAILURES "user.fluxfs.mirror_failures"
 #define XA_SKIPPED "user.fluxfs.mirror_skipped"
@@ -587,6 +598,9 @@ int mirror_xattr_get(struct registry *reg, struct node *n, const char *name,
 		return -ENODATA;
 	if (n->kind == NODE_TOPIC) {
 		t = topic_of(n);
+		if (t && t->dir == 't' && !strcmp(name, XA_RETENTION))
+			return fmt(buf, size, "%s",
+				   atomic_load(&t->force) ? "force" : "keep");
 		if (!t || strcmp(name, t->dir == 't' ? XA_TO : XA_FROM))
 			return -ENODATA;
 		return fmt(buf, size, "%s", t->remote);
@@ -632,6 +646,34 @@ int mirror_xattr_get(struct registry *reg, struct node *n, const char *name,
 	return -ENODATA;
 }
 
+/* mirror_retention on an exported topic: "keep" (retention waits for
+ * the export) or "force" (retention as configured; what it deletes
+ * unexported is counted in mirror_skipped and logged). */
+static int set_retention(struct node *n, const char *value, size_t size)
+{
+	struct mtopic *t = topic_of(n);
+	int force, ret;
+
+	if (size == 5 && !memcmp(value, "force", 5))
+		force = 1;
+	else if (size == 4 && !memcmp(value, "keep", 4))
+		force = 0;
+	else {
+		diag_info("refused %s on '%s': not keep or force",
+			  XA_RETENTION, n->name);
+		return -EINVAL;
+	}
+	if (!t || t->dir != 't') {
+		diag_info("refused %s on '%s': not an exported topic",
+			  XA_RETENTION, n->name);
+		return -EINVAL;
+	}
+	ret = layout_mirror_conf_store(n->dirfd, 't', t->remote, force);
+	if (ret == 0)
+		atomic_store(&t->force, force);
+	return ret;
+}
+
 int mirror_xattr_set(struct registry *reg, struct node *n, const char *name,
 		     const char *value, size_t size)
 {
@@ -644,6 +686,8 @@ int mirror_xattr_set(struct registry *reg, struct node *n, const char *name,
 
 	if (strncmp(name, "user.fluxfs.mirror_", 19) != 0)
 		return -ENODATA;
+	if (!strcmp(name, XA_RETENTION) && n->kind == NODE_TOPIC)
+		return set_retention(n, value, size);
 	dir = !strcmp(name, XA_TO) ? 't' : !strcmp(name, XA_FROM) ? 'f' : 0;
 	if (!dir || n->kind != NODE_TOPIC) {
 		diag_info("refused attribute '%s' on '%s': not settable",
@@ -690,9 +734,9 @@ int mirror_xattr_set(struct registry *reg, struct node *n, const char *name,
 			  n->name, remote, err);
 		return -ENOENT;
 	}
-	ret = layout_mirror_conf_store(n->dirfd, dir, remote);
+	ret = layout_mirror_conf_store(n->dirfd, dir, remote, 0);
 	if (ret == 0)
-		ret = topic_add(n, dir, remote);
+		ret = topic_add(n, dir, remote, 0);
 	return ret;
 }
 
@@ -703,8 +747,11 @@ size_t mirror_xattr_list(struct node *n, char *buf, size_t size, size_t len)
 	struct mpart *mp;
 	size_t i, k = 0, need;
 
-	if (n->kind == NODE_TOPIC && (t = topic_of(n)))
+	if (n->kind == NODE_TOPIC && (t = topic_of(n))) {
 		names[k++] = t->dir == 't' ? XA_TO : XA_FROM;
+		if (t->dir == 't')
+			names[k++] = XA_RETENTION;
+	}
 	else if (n->kind == NODE_PARTITION && (mp = part_of(n)))
 		for (i = 0; i < sizeof(part_names) / sizeof(*part_names); i++)
 			if (mp->t->dir == 't' || strcmp(part_names[i], XA_LAG_BYTES))

@@ -68,6 +68,7 @@ struct mtopic {
 	char dir;	   /* 't': export, 'f': import */
 	char remote[MIRROR_TOPIC_MAX + 1];
 	rd_kafka_topic_t *rkt; /* on the producer (export) or importer */
+	atomic_int force;      /* export: retention may delete unexported */
 	int32_t nremote;       /* import: the Kafka topic's partitions */
 	int64_t retry_at, backoff; /* import: asking for them again */
 	struct mpart *parts[MIRROR_MAX_PARTS];

@@ -546,11 +546,14 @@ int layout_mirror_pos_store(int dfd, const struct layout_mirror_pos *m)
 	return io_write_atomic(dfd, LAYOUT_MIRROR_POS_FILE, buf, (size_t)n);
 }
 
-int layout_mirror_conf_load(int dfd, char *dir, char *name, size_t size)
+#define MIRROR_FORCE_LINE "retention=force\n"
+
+int layout_mirror_conf_load(int dfd, char *dir, char *name, size_t size,
+			    int *force)
 {
 	unsigned char *buf;
-	const char *v;
-	size_t len, vlen;
+	const char *v, *nl;
+	size_t len, vlen, rest;
 	int ret;
 
 	ret = read_small_file(dfd, LAYOUT_MIRROR_CONF_FILE, &buf, &len, 4096);
@@ -559,12 +562,16 @@ int layout_mirror_conf_load(int dfd, char *dir, char *name, size_t size)
 	if (ret < 0)
 		return ret;
 	ret = -EINVAL;
-	if (len > 4 && buf[len - 1] == '\n' &&
+	nl = memchr(buf, '\n', len);
+	if (nl && len > 4 &&
 	    (!memcmp(buf, "to=", 3) || !memcmp(buf, "from=", 5))) {
 		*dir = (char)buf[0];
 		v = (const char *)buf + (buf[0] == 't' ? 3 : 5);
-		vlen = len - 1 - (size_t)(v - (const char *)buf);
-		if (vlen > 0 && vlen < size && !memchr(v, '\n', vlen)) {
+		vlen = (size_t)(nl - v);
+		rest = len - (size_t)(nl + 1 - (const char *)buf);
+		*force = rest == strlen(MIRROR_FORCE_LINE) &&
+			 !memcmp(nl + 1, MIRROR_FORCE_LINE, rest);
+		if (vlen > 0 && vlen < size && (rest == 0 || *force)) {
 			memcpy(name, v, vlen);
 			name[vlen] = '\0';
 			ret = 0;
@@ -574,11 +581,12 @@ int layout_mirror_conf_load(int dfd, char *dir, char *name, size_t size)
 	return ret;
 }
 
-int layout_mirror_conf_store(int dfd, char dir, const char *name)
+int layout_mirror_conf_store(int dfd, char dir, const char *name, int force)
 {
 	char buf[512];
-	int n = snprintf(buf, sizeof(buf), "%s=%s\n",
-			 dir == 't' ? "to" : "from", name);
+	int n = snprintf(buf, sizeof(buf), "%s=%s\n%s",
+			 dir == 't' ? "to" : "from", name,
+			 force ? MIRROR_FORCE_LINE : "");
 
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		return -ENAMETOOLONG;

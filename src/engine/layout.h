@@ -294,7 +294,8 @@ int layout_state_store(int dfd, const struct layout_state *st);
  * which Kafka offset resumes, so a crash between the append and the next
  * store neither duplicates nor skips a record.  A topic mirrored keeps
  * DATA_DIR/<topic>/mirror.conf, one line "to=<kafka topic>\n" (export)
- * or "from=<kafka topic>\n" (import). */
+ * or "from=<kafka topic>\n" (import), then "retention=force\n" when
+ * retention may delete what was not exported yet. */
 #define LAYOUT_MIRROR_POS_FILE "mirror.pos"
 #define LAYOUT_MIRROR_CONF_FILE "mirror.conf"
 struct layout_mirror_pos {
@@ -311,9 +312,11 @@ int layout_mirror_pos_load(int dfd, struct layout_mirror_pos *m);
 /* Write it atomically (tmp, fsync, rename, fsync dir). */
 int layout_mirror_pos_store(int dfd, const struct layout_mirror_pos *m);
 /* A topic's mirror.conf: *dir gets 't' (to) or 'f' (from), name the Kafka
- * topic (size bytes).  -ENOENT without one, -EINVAL if damaged. */
-int layout_mirror_conf_load(int dfd, char *dir, char *name, size_t size);
-int layout_mirror_conf_store(int dfd, char dir, const char *name);
+ * topic (size bytes), *force 1 with "retention=force".  -ENOENT without
+ * one, -EINVAL if damaged. */
+int layout_mirror_conf_load(int dfd, char *dir, char *name, size_t size,
+			    int *force);
+int layout_mirror_conf_store(int dfd, char dir, const char *name, int force);
 
 /* ---- imported record values --------------------------------------------- */
 

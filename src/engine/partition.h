@@ -257,6 +257,13 @@ int partition_compress_one(struct partition *p);
  * the number of segments removed.  Only the tests call it; partition_tick
  * applies retention itself. */
 int partition_apply_retention(struct partition *p, int64_t now_ms);
+/* Keep retention (by age and by size, in partition_tick and
+ * partition_apply_retention) from deleting any segment holding message
+ * offset or a later one: a reader that must see every message (the
+ * Kafka exporter) holds its position.  PARTITION_NO_HOLD lifts the hold.
+ * partition_delete_before, an explicit request, is not held. */
+#define PARTITION_NO_HOLD UINT64_MAX
+void partition_hold_retention(struct partition *p, uint64_t offset);
 /* Advance the log start to the first message that ends after byte (Kafka's
  * delete-records); persisted atomically in partition.state. */
 int partition_delete_before(struct partition *p, uint64_t byte);

@@ -135,28 +135,37 @@ START_TEST(test_pos_file)
 	/* mirror.conf: both directions read back, damage refused. */
 	{
 		char d;
+		int force = -1;
 
 		ck_assert_int_eq(layout_mirror_conf_load(dfd, &d, name,
-							 sizeof(name)),
+							 sizeof(name), &force),
 				 -ENOENT);
-		ck_assert_int_eq(layout_mirror_conf_store(dfd, 't', "orders"),
+		ck_assert_int_eq(layout_mirror_conf_store(dfd, 't', "orders", 0),
 				 0);
 		ck_assert_int_eq(layout_mirror_conf_load(dfd, &d, name,
-							 sizeof(name)),
+							 sizeof(name), &force),
 				 0);
 		ck_assert_int_eq(d, 't');
+		ck_assert_int_eq(force, 0);
 		ck_assert_str_eq(name, "orders");
-		ck_assert_int_eq(layout_mirror_conf_store(dfd, 'f', "pay"), 0);
+		ck_assert_int_eq(layout_mirror_conf_store(dfd, 'f', "pay", 1), 0);
 		ck_assert_int_eq(layout_mirror_conf_load(dfd, &d, name,
-							 sizeof(name)),
+							 sizeof(name), &force),
 				 0);
 		ck_assert_int_eq(d, 'f');
+		ck_assert_int_eq(force, 1);
 		ck_assert_str_eq(name, "pay");
 		fd = openat(dfd, LAYOUT_MIRROR_CONF_FILE, O_WRONLY | O_TRUNC);
 		ck_assert_int_eq(write(fd, "to=\n", 4), 4);
 		close(fd);
 		ck_assert_int_eq(layout_mirror_conf_load(dfd, &d, name,
-							 sizeof(name)),
+							 sizeof(name), &force),
+				 -EINVAL);
+		fd = openat(dfd, LAYOUT_MIRROR_CONF_FILE, O_WRONLY | O_TRUNC);
+		ck_assert_int_eq(write(fd, "to=a\nretention=maybe\n", 22), 22);
+		close(fd);
+		ck_assert_int_eq(layout_mirror_conf_load(dfd, &d, name,
+							 sizeof(name), &force),
 				 -EINVAL);
 	}
 	test_rmtree(dfd, dir);
