@@ -112,6 +112,12 @@ static void caller_groups(fuse_req_t req, struct registry_cred *cred)
  * depends on who opens it: rendered at open into the handle, served with
  * direct_io (never through the page cache, where one reader's rendering
  * would be served to the next). */
+/* The Kafka mirror's series follow the same rule as the partitions'. */
+static int metrics_visible(void *arg, struct node *topic, struct node *n)
+{
+	return registry_may_read(arg, topic, n);
+}
+
 static int open_metrics(fuse_req_t req, struct fuse_file_info *fi)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
@@ -132,6 +138,8 @@ static int open_metrics(fuse_req_t req, struct fuse_file_info *fi)
 	d.open_handles = atomic_load(&fs.open_handles);
 	d.parked_followers = follow_parked(fs.fw);
 	ret = registry_metrics_for(fs.reg, &cred, &d, &out);
+	if (ret == 0)
+		ret = mirror_metrics(&out, metrics_visible, &cred);
 	free((void *)cred.groups);
 	if (ret < 0) {
 		free(out.buf);

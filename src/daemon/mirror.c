@@ -18,6 +18,7 @@
 #include "layout.h"
 #include "mirror_int.h"
 #include "partition.h"
+#include "prom.h"
 
 const char *const mirror_state_names[] = {"starting", "ok", "retrying",
 					  "error"};
@@ -777,4 +778,51 @@ int mirror_writable(struct node *n)
 	else
 		t = (mp = part_of(n)) ? mp->t : NULL;
 	return t && t->dir == 'f' ? -EROFS : 0;
+}
+
+int mirror_metrics(struct prom_buf *out,
+		   int (*visible)(void *arg, struct node *topic,
+				  struct node *n),
+		   void *arg)
+{
+	struct prom_mirror_series *s = NULL, *ns;
+	struct partition_info info;
+	size_t n = 0, cap = 0;
+	struct mtopic *t;
+	struct mpart *mp;
+	int i, ret;
+
+	/* Under the lock: no partition is dropped meanwhile. */
+	pthread_mutex_lock(&mirror.lock);
+	for (t = mirror.topics; t; t = t->next) {
+		for (i = 0; i < MIRROR_MAX_PARTS; i++) {
+			mp = t->parts[i];
+			if (!mp || !mp->node->part || !visible(arg, t->node, mp->node))
+				continue;
+			if (n == cap) {
+				cap = cap ? cap * 2 : 16;
+				ns = realloc(s, cap * sizeof(*s));
+				if (!ns) {
+					pthread_mutex_unlock(&mirror.lock);
+					free(s);
+					return -ENOMEM;
+				}
+				s = ns;
+			}
+			partition_get_info(mp->node->part, &info);
+			s[n].topic = t->node->name;
+			s[n].partition = mp->node->name;
+			s[n].direction = t->dir == 't' ? "export" : "import";
+			s[n].state = atomic_load(&mp->state);
+			position_lag(mp, &info, &s[n].position, &s[n].lag);
+			s[n].records = atomic_load(&mp->produced);
+			s[n].failures = atomic_load(&mp->failures);
+			s[n].skipped = atomic_load(&mp->skipped);
+			n++;
+		}
+	}
+	ret = prom_render_mirror(out, s, n);
+	pthread_mutex_unlock(&mirror.lock);
+	free(s);
+	return ret;
 }

@@ -22,6 +22,7 @@
 
 struct registry;
 struct node;
+struct prom_buf;
 
 /* A -o option: 1 if it was a kafka.* option (taken), 0 if not ours,
  * -EINVAL (message on stderr) if it cannot be used. */
@@ -47,6 +48,13 @@ int mirror_xattr_set(struct registry *reg, struct node *n, const char *name,
 /* Append the mirror attribute names n has to a listxattr answer of len
  * bytes in buf (size 0: only count); returns the new length. */
 size_t mirror_xattr_list(struct node *n, char *buf, size_t size, size_t len);
+/* Append the mirror's .metrics series for the partitions visible(arg,
+ * topic, n)
+ * allows; 0 or -ENOMEM. */
+int mirror_metrics(struct prom_buf *out,
+		   int (*visible)(void *arg, struct node *topic,
+				  struct node *n),
+		   void *arg);
 /* 0, or -EROFS for an imported topic or one of its partitions (no
  * writes, no new partitions through the mount). */
 int mirror_writable(struct node *n);

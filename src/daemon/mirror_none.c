@@ -57,3 +57,11 @@ int mirror_writable(struct node *n)
 {
 	return 0;
 }
+
+int mirror_metrics(struct prom_buf *out,
+		   int (*visible)(void *arg, struct node *topic,
+				  struct node *n),
+		   void *arg)
+{
+	return 0;
+}

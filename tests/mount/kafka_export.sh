@@ -4,7 +4,7 @@
 # its line without the newline, with its append time as the record's
 # timestamp and its local offset in the fluxfs-offset header; appends
 # after the export began follow; a clean remount sends nothing twice;
-# getfattr -d shows the mirror's state.  An independent client (kcat)
+# getfattr -d and .metrics show the mirror's state.  An independent client (kcat)
 # reads what arrived.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/util.sh"
@@ -52,6 +52,14 @@ grep -q '^user.fluxfs.mirror_position="3500"$' "$WORK/attrs" || fail "position n
 grep -q '^user.fluxfs.mirror_error="none"$' "$WORK/attrs" || fail "an error shown"
 grep -q '^user.fluxfs.mirror_to="orders"$' <(getfattr -d -m - "$MNT/orders" 2>/dev/null) ||
 	fail "the topic does not list mirror_to"
+
+# .metrics carries the same figures.
+grep -qx 'fluxfs_mirror_position{topic="orders",partition="0",direction="export"} 3500' "$MNT/.metrics" ||
+	fail ".metrics: no mirror position 3500: $(grep mirror_position "$MNT/.metrics")"
+grep -qx 'fluxfs_mirror_state{topic="orders",partition="0",direction="export"} 1' "$MNT/.metrics" ||
+	fail ".metrics: mirror state not ok"
+grep -qx 'fluxfs_mirror_lag_messages{topic="orders",partition="0",direction="export"} 0' "$MNT/.metrics" ||
+	fail ".metrics: mirror lag not 0"
 
 # A clean remount resumes where it stopped: nothing twice.
 mount_stop || fail "unmount"

@@ -44,6 +44,8 @@ check_imported() {
 		fail "payments/$1 differs from Kafka ($(wc -l <"$MNT/payments/$1") lines, $(wc -l <"$WORK/kafka.values") records)"
 }
 check_imported 0
+grep -qx 'fluxfs_mirror_position{topic="payments",partition="0",direction="import"} 2000' "$MNT/.metrics" ||
+	fail ".metrics: no import position 2000: $(grep mirror_position "$MNT/.metrics")"
 assert_eq "$(kcat_dump payments 0 '%T\n' | tail -n 1)" "$(xval "$MNT/payments/0" last_timestamp)" \
 	"the last message's time is the record's timestamp"
 assert_eq 4 "$(xval "$MNT/payments/1" next_offset)" "one message per record, newlines or not"
