@@ -60,6 +60,7 @@ int ctl_verify(int argc, char **argv);
 int ctl_repair(int argc, char **argv);
 int ctl_seek(int argc, char **argv);
 int ctl_unescape(int argc, char **argv);
+int ctl_mirror_wait(int argc, char **argv);
 
 /* "fluxctl: <msg>" and a hint to --help on stderr; returns CTL_USAGE. */
 int ctl_usage(const char *cmd, const char *fmt, ...)

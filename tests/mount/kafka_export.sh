@@ -4,7 +4,8 @@
 # its line without the newline, with its append time as the record's
 # timestamp and its local offset in the fluxfs-offset header; appends
 # after the export began follow; a clean remount sends nothing twice;
-# getfattr -d and .metrics show the mirror's state.  An independent client (kcat)
+# getfattr -d and .metrics show the mirror's state; fluxctl mirror-wait
+# waits for it.  An independent client (kcat)
 # reads what arrived.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/util.sh"
@@ -61,11 +62,15 @@ grep -qx 'fluxfs_mirror_state{topic="orders",partition="0",direction="export"} 1
 grep -qx 'fluxfs_mirror_lag_messages{topic="orders",partition="0",direction="export"} 0' "$MNT/.metrics" ||
 	fail ".metrics: mirror lag not 0"
 
-# A clean remount resumes where it stopped: nothing twice.
+# A clean remount resumes where it stopped: nothing twice.  fluxctl
+# mirror-wait waits for every mirrored partition below a path.
 mount_stop || fail "unmount"
 mount_launch
 seq 3501 3600 | sed 's/^/order /' >>"$MNT/orders/0" || fail "append after remount"
-mirror_wait "$MNT/orders/0"
+out=$("$FLUXCTL" mirror-wait "$MNT/orders") || fail "fluxctl mirror-wait: $out"
+echo "$out" | grep -qx 'orders/0 3600' || fail "fluxctl mirror-wait printed '$out'"
+mkdir "$MNT/plain" && echo x >"$MNT/plain/0" || fail "plain topic"
+expect_err "no mirrored partition" "$FLUXCTL" mirror-wait "$MNT/plain"
 check_exported orders 0 "$MNT/orders/0"
 check_exported orders 2 "$MNT/orders/2"
 log "ok"
