@@ -267,6 +267,19 @@ void mirror_find_parts(struct mtopic *t)
 	free(l.v);
 }
 
+struct mpart *mirror_part_live(struct mtopic *t, int i,
+			       void (*stop)(struct mpart *mp))
+{
+	struct mpart *mp = t->parts[i];
+
+	if (!mp || (mp->node->part && !mp->node->removed))
+		return mp;
+	if (stop)
+		stop(mp);
+	mirror_drop_part(t, i);
+	return NULL;
+}
+
 void mirror_drop_part(struct mtopic *t, int i)
 {
 	struct mpart *mp = t->parts[i];

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "mirror_conf.h"
+#include "registry.h"
 
 int mirror_header_encode(uint64_t offset, char *buf)
 {
@@ -54,22 +55,12 @@ int mirror_partition_number(const char *name, int32_t *out)
 
 int mirror_topic_name_ok(const char *name, size_t len)
 {
-	size_t i;
-
 	if (len == 0 || len > MIRROR_TOPIC_MAX)
 		return -EINVAL;
 	if ((len == 1 && name[0] == '.') ||
 	    (len == 2 && name[0] == '.' && name[1] == '.'))
 		return -EINVAL;
-	for (i = 0; i < len; i++) {
-		char c = name[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-		      c == '-'))
-			return -EINVAL;
-	}
-	return 0;
+	return registry_name_chars_ok(name, len) ? 0 : -EINVAL;
 }
 
 /* The span [*b, *e) without leading and trailing blanks. */

@@ -240,13 +240,9 @@ static void export_pass(struct mtopic *t, char **buf, size_t *cap,
 
 	mirror_find_parts(t);
 	for (i = 0; i < MIRROR_MAX_PARTS; i++) {
-		mp = t->parts[i];
+		mp = mirror_part_live(t, i, NULL);
 		if (!mp)
 			continue;
-		if (!mp->node->part || mp->node->removed) {
-			mirror_drop_part(t, i);
-			continue;
-		}
 		if (atomic_load(&mp->failed)) {
 			/* Resume against Kafka once every delivery of the
 			 * failed run has reported. */

@@ -158,14 +158,9 @@ static void import_pass(void)
 		}
 		mirror_find_parts(t);
 		for (i = 0; i < MIRROR_MAX_PARTS; i++) {
-			mp = t->parts[i];
+			mp = mirror_part_live(t, i, stop_part);
 			if (!mp)
 				continue;
-			if (!mp->node->part || mp->node->removed) {
-				stop_part(mp);
-				mirror_drop_part(t, i);
-				continue;
-			}
 			if (t->nremote && i >= t->nremote) {
 				if (atomic_load(&mp->state) != MS_ERROR)
 					mirror_set_state(

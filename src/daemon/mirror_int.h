@@ -104,6 +104,10 @@ void mirror_set_state(struct mpart *mp, enum mstate st, const char *why);
 /* Add t's partitions not yet mirrored (numeric names below
  * MIRROR_MAX_PARTS), pinned. */
 void mirror_find_parts(struct mtopic *t);
+/* t's partition i, or NULL: none, or it left the namespace (then it is
+ * stopped with stop, if given, and dropped). */
+struct mpart *mirror_part_live(struct mtopic *t, int i,
+			       void (*stop)(struct mpart *mp));
 /* Forget t's partition i (unpinned, freed) unless deliveries are out. */
 void mirror_drop_part(struct mtopic *t, int i);
 /* Next backoff after a failure: *backoff doubled (from MIRROR_BACKOFF_MS

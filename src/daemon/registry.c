@@ -70,12 +70,27 @@ static int reserved_name(const char *name, int is_topic)
 	return 0;
 }
 
+int registry_name_chars_ok(const char *name, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		char c = name[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		      c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
 /* Check a topic (is_topic) or partition name against the naming rules
  * (fluxfs(8), SEMANTICS): 0, -ENAMETOOLONG past REGISTRY_NAME_MAX, or
  * -EINVAL. */
 int registry_check_name(const char *name, int is_topic)
 {
-	size_t i, len = strlen(name);
+	size_t len = strlen(name);
 
 	/* statfs reports REGISTRY_NAME_MAX as NAME_MAX: past it a name is
 	 * too long, as on every filesystem, not merely invalid. */
@@ -85,14 +100,8 @@ int registry_check_name(const char *name, int is_topic)
 		return -EINVAL;
 	if (is_topic && name[0] == '.')
 		return -EINVAL;
-	for (i = 0; i < len; i++) {
-		char c = name[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-		      c == '-'))
-			return -EINVAL;
-	}
+	if (!registry_name_chars_ok(name, len))
+		return -EINVAL;
 	if (reserved_name(name, is_topic))
 		return -EINVAL;
 	return 0;

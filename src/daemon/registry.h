@@ -204,6 +204,9 @@ int registry_config_set(struct registry *reg, struct node *n, int key,
 			const char *val, size_t len);
 int registry_config_unset(struct registry *reg, struct node *n, int key);
 
+/* Whether name's len bytes are all of the characters names may hold
+ * ([a-zA-Z0-9._-], the set Kafka allows in topic names too). */
+int registry_name_chars_ok(const char *name, size_t len);
 /* Milliseconds since the epoch. */
 int64_t registry_now_ms(void);
 /* Answer a seek query name (see xattr.h) on a partition; -ENODATA if name

@@ -436,6 +436,20 @@ START_TEST(test_retention_bytes)
 }
 END_TEST
 
+/* A partition rolling a segment a second and keeping 2.5 s. */
+static struct partition *aged_partition(int dfd, struct config *cfg,
+					struct model *m)
+{
+	struct partition *p;
+
+	cfg_init(cfg);
+	cfg->segment_ms = 1000;
+	cfg->retention_ms = 2500;
+	model_init(m);
+	ck_assert_int_eq(partition_create(dfd, "p", cfg, 0, &p), 0);
+	return p;
+}
+
 /* A retention hold (the Kafka exporter's position) keeps every segment
  * holding a message at or after it; lifting it lets retention go on. */
 START_TEST(test_retention_hold)
@@ -449,11 +463,7 @@ START_TEST(test_retention_hold)
 	struct model m;
 	uint32_t i;
 
-	cfg_init(&cfg);
-	cfg.segment_ms = 1000;
-	cfg.retention_ms = 2500;
-	model_init(&m);
-	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), 0);
+	p = aged_partition(dfd, &cfg, &m);
 	for (i = 0; i < 6; i++)
 		append_lines(p, &m, i + 1, 3, 10, 50, 10000 + i * 1000);
 	partition_get_info(p, &info);
@@ -487,11 +497,7 @@ START_TEST(test_retention_age)
 	struct model m;
 	uint32_t i;
 
-	cfg_init(&cfg);
-	cfg.segment_ms = 1000;
-	cfg.retention_ms = 2500;
-	model_init(&m);
-	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), 0);
+	p = aged_partition(dfd, &cfg, &m);
 	/* one segment per second: segment i holds messages of t=i*1000 and
 	 * i*1000+500 */
 	for (i = 0; i < 6; i++) {
