@@ -23,7 +23,8 @@
 const char *const mirror_state_names[] = {"starting", "ok", "retrying",
 					  "error"};
 
-struct mirror_global mirror = {.lock = PTHREAD_MUTEX_INITIALIZER};
+struct mirror_global mirror = {.lock = PTHREAD_MUTEX_INITIALIZER,
+				.create_lock = PTHREAD_MUTEX_INITIALIZER};
 
 int64_t mirror_backoff(int64_t *backoff)
 {
@@ -255,7 +256,7 @@ void mirror_find_parts(struct mtopic *t)
 		atomic_store(&mp->state, MS_STARTING);
 		/* Retention waits for the export from the start. */
 		if (t->dir == 't' && !atomic_load(&t->force) && n->part) {
-			struct layout_mirror_pos m = {0, 0, 0, 0};
+			struct layout_mirror_pos m = {0};
 
 			layout_mirror_pos_load(partition_dirfd(n->part), &m);
 			partition_hold_retention(n->part, m.local_after);
@@ -619,7 +620,9 @@ int mirror_xattr_get(struct registry *reg, struct node *n, const char *name,
 			return -ENODATA;
 		return fmt(buf, size, "%s", t->remote);
 	}
+	pthread_mutex_lock(&mirror.create_lock);
 	mp = part_of(n);
+	pthread_mutex_unlock(&mirror.create_lock);
 	if (!mp || !n->part)
 		return -ENODATA;
 	partition_get_info(n->part, &info);

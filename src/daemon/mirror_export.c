@@ -111,7 +111,8 @@ static int kafka_last(struct mpart *mp, uint64_t *last, char *err,
 
 void mirror_store_pos(struct mpart *mp, uint64_t pos)
 {
-	struct layout_mirror_pos m = {pos, pos, 0, 0};
+	struct layout_mirror_pos m = {.local_before = pos,
+				     .local_after = pos};
 	int ret;
 
 	if (!mp->node->part || pos == mp->stored)

@@ -2,7 +2,7 @@
  * mirror_import.c - the importer thread: the partitions 0..N-1 of an
  * imported topic follow the N partitions of the Kafka topic.  Each is
  * fetched by explicit assignment (librdkafka's simple consumer, no
- * consumer group) from the offset its mirror.pos says, and each record
+ * consumer group) from the offset its mirror.intent says, and each record
  * becomes one message (layout_value_escape()), appended with the record's
  * timestamp as its append time (kept non-decreasing, as the time index
  * needs), so .at views, time seeks and retention by age work on imported
@@ -10,8 +10,8 @@
  * the callback main gave mirror_start().
  *
  * Exactly once across restarts: before each append the importer stores
- * its intent in mirror.pos (the local end and the Kafka offset before
- * and after it); on start, whichever of the two local ends the log has
+ * its intent in mirror.intent (the local end and the Kafka offset before
+ * and after it; one pwrite and fdatasync into alternate slots); on start, whichever of the two local ends the log has
  * says which Kafka offset resumes (mirror_import_resume()), also after a
  * power cut took the append but not the intent.  Records are grouped
  * into one append per run of the same partition and timestamp.
@@ -23,6 +23,7 @@
 #include <sys/uio.h>
 
 #include "diag.h"
+#include "io.h"
 #include "layout.h"
 #include "mirror_int.h"
 #include "partition.h"
@@ -81,37 +82,40 @@ static void create_parts(struct mtopic *t)
 			  MIRROR_MAX_PARTS);
 }
 
-/* Start fetching mp where its mirror.pos says. */
+/* Start fetching mp where its mirror.intent says. */
 static int start_part(struct mpart *mp)
 {
 	struct layout_mirror_pos m;
 	struct partition_info info;
+	int dfd = partition_dirfd(mp->node->part);
 	uint64_t remote;
-	char why[120];
 	int ret;
 
 	partition_get_info(mp->node->part, &info);
-	ret = layout_mirror_pos_load(partition_dirfd(mp->node->part), &m);
-	if (ret == -ENOENT) {
-		if (info.next_offset > 0) {
-			mirror_set_state(mp, MS_ERROR,
-					 "local messages but no mirror.pos");
-			return -ESTALE;
-		}
+	ret = layout_mirror_intent_load(dfd, &m);
+	if (ret == -ENOENT && info.next_offset == 0) {
 		mp->remote = RD_KAFKA_OFFSET_BEGINNING;
+		mp->iseq = 0;
 	} else if (ret < 0 ||
 		   mirror_import_resume(&m, info.next_offset, &remote) < 0) {
-		snprintf(why, sizeof(why),
-			 ret < 0 ? "mirror.pos is damaged"
-				 : "the log does not end where mirror.pos says");
-		mirror_set_state(mp, MS_ERROR, why);
+		mirror_set_state(mp, MS_ERROR,
+				 ret < 0 ? "local messages but no mirror.intent"
+					 : "the log does not end where "
+					   "mirror.intent says");
 		return -ESTALE;
 	} else {
 		mp->remote = (int64_t)remote;
+		mp->iseq = m.seq;
+	}
+	ret = layout_mirror_intent_open(dfd, &mp->ifd);
+	if (ret < 0) {
+		mirror_set_state(mp, MS_ERROR, strerror(-ret));
+		return ret;
 	}
 	mp->last_ts = info.last_ts;
 	if (rd_kafka_consume_start_queue(mp->t->rkt, mp->num, mp->remote,
 					 mirror.iq) < 0) {
+		io_close(mp->ifd);
 		mp->retry_at = mirror_backoff(&mp->backoff);
 		mirror_set_state(mp, MS_RETRYING,
 				 rd_kafka_err2str(rd_kafka_last_error()));
@@ -125,8 +129,10 @@ static int start_part(struct mpart *mp)
 
 static void stop_part(struct mpart *mp)
 {
-	if (mp->fetching)
+	if (mp->fetching) {
 		rd_kafka_consume_stop(mp->t->rkt, mp->num);
+		io_close(mp->ifd);
+	}
 	mp->fetching = 0;
 	mp->ready = 0;
 }
@@ -151,7 +157,10 @@ static void import_pass(void)
 			if (n > 0) {
 				t->nremote = n;
 				t->backoff = 0;
+				pthread_mutex_lock(&mirror.create_lock);
 				create_parts(t);
+				mirror_find_parts(t);
+				pthread_mutex_unlock(&mirror.create_lock);
 			} else {
 				t->retry_at = mirror_backoff(&t->backoff);
 			}
@@ -188,16 +197,19 @@ static int append_run(struct mpart *mp, const char *buf, size_t len,
 	int ret;
 
 	partition_get_info(p, &info);
+	m.seq = mp->iseq + 1;
 	m.local_before = info.next_offset;
 	m.local_after = info.next_offset + count;
 	m.remote_before = (uint64_t)mp->remote;
 	m.remote_after = (uint64_t)next_remote;
-	ret = layout_mirror_pos_store(partition_dirfd(p), &m);
-	if (ret == 0)
+	ret = layout_mirror_intent_store(mp->ifd, &m);
+	if (ret == 0) {
+		mp->iseq = m.seq;
 		ret = partition_appendv(p, &iov, 1, count, ts,
 					PARTITION_ANY_END, &first, &byte);
+	}
 	if (ret < 0) {
-		/* Start again from what mirror.pos and the log say. */
+		/* Stopped: what the log and mirror.intent say at the next mount. */
 		mirror_set_state(mp, MS_ERROR, strerror(-ret));
 		stop_part(mp);
 		return ret;

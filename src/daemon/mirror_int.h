@@ -58,6 +58,8 @@ struct mpart {
 	 * kept non-decreasing), the Kafka partition's high watermark. */
 	int64_t remote;
 	int fetching;
+	int ifd;		      /* mirror.intent, while fetching */
+	uint64_t iseq;		      /* the last intent's sequence */
 	int64_t last_ts;
 	atomic_int_fast64_t high;
 };
@@ -76,6 +78,9 @@ struct mtopic {
 
 struct mirror_global {
 	pthread_mutex_t lock; /* topics list, last_error texts */
+	/* Held by the importer from creating partitions until they are
+	 * mirrored, and by attribute readers, so none sees one between. */
+	pthread_mutex_t create_lock;
 	rd_kafka_conf_t *conf; /* as configured; copied for each handle */
 	rd_kafka_t *producer;
 	rd_kafka_t *query;     /* reads last records (legacy consumer) */

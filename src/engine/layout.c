@@ -478,7 +478,8 @@ int layout_state_store(int dfd, const struct layout_state *st)
 int layout_mirror_pos_encode(char *buf, size_t size,
 			     const struct layout_mirror_pos *m)
 {
-	int n = snprintf(buf, size, MIRROR_POS_MAGIC " %llu %llu %llu %llu",
+	int n = snprintf(buf, size, MIRROR_POS_MAGIC " %llu %llu %llu %llu %llu",
+			 (unsigned long long)m->seq,
 			 (unsigned long long)m->local_before,
 			 (unsigned long long)m->local_after,
 			 (unsigned long long)m->remote_before,
@@ -496,7 +497,7 @@ int layout_mirror_pos_decode(const char *buf, size_t len,
 			     struct layout_mirror_pos *m)
 {
 	char text[160], *sp;
-	unsigned long long lb, la, rb, ra;
+	unsigned long long sq, lb, la, rb, ra;
 	unsigned crc;
 	char end;
 
@@ -510,9 +511,10 @@ int layout_mirror_pos_decode(const char *buf, size_t len,
 		return -EINVAL;
 	*sp = '\0';
 	if (strncmp(text, MIRROR_POS_MAGIC " ", strlen(MIRROR_POS_MAGIC) + 1) ||
-	    sscanf(text + strlen(MIRROR_POS_MAGIC), " %llu %llu %llu %llu%c",
-		   &lb, &la, &rb, &ra, &end) != 4)
+	    sscanf(text + strlen(MIRROR_POS_MAGIC), " %llu %llu %llu %llu %llu%c",
+		   &sq, &lb, &la, &rb, &ra, &end) != 5)
 		return -EINVAL;
+	m->seq = sq;
 	m->local_before = lb;
 	m->local_after = la;
 	m->remote_before = rb;
@@ -547,6 +549,69 @@ int layout_mirror_pos_store(int dfd, const struct layout_mirror_pos *m)
 }
 
 #define MIRROR_FORCE_LINE "retention=force\n"
+
+int layout_mirror_intent_open(int dfd, int *fd)
+{
+	int ret = io_openat(dfd, LAYOUT_MIRROR_INTENT_FILE,
+			    O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+
+	if (ret >= 0) {
+		/* New: its name must be durable before an intent in it. */
+		if (io_ftruncate(ret, 2 * LAYOUT_MIRROR_SLOT_BYTES) < 0 ||
+		    io_fsync(ret) < 0 || io_fsync_dir(dfd) < 0) {
+			io_close(ret);
+			return -EIO;
+		}
+	} else if (ret == -EEXIST) {
+		ret = io_openat(dfd, LAYOUT_MIRROR_INTENT_FILE,
+				O_RDWR | O_CLOEXEC, 0);
+	}
+	if (ret < 0)
+		return ret;
+	*fd = ret;
+	return 0;
+}
+
+int layout_mirror_intent_load(int dfd, struct layout_mirror_pos *m)
+{
+	unsigned char *buf;
+	struct layout_mirror_pos slot;
+	const unsigned char *nl;
+	size_t len, i;
+	int ret, found = 0;
+
+	ret = read_small_file(dfd, LAYOUT_MIRROR_INTENT_FILE, &buf, &len,
+			      4 * LAYOUT_MIRROR_SLOT_BYTES);
+	if (ret < 0)
+		return ret == -ENOENT ? -ENOENT : -EINVAL;
+	for (i = 0; i + LAYOUT_MIRROR_SLOT_BYTES <= len;
+	     i += LAYOUT_MIRROR_SLOT_BYTES) {
+		nl = memchr(buf + i, '\n', LAYOUT_MIRROR_SLOT_BYTES);
+		if (!nl || layout_mirror_pos_decode((const char *)buf + i,
+						    (size_t)(nl + 1 - (buf + i)),
+						    &slot) < 0)
+			continue;
+		if (!found || slot.seq > m->seq)
+			*m = slot;
+		found = 1;
+	}
+	free(buf);
+	return found ? 0 : -ENOENT;
+}
+
+int layout_mirror_intent_store(int fd, const struct layout_mirror_pos *m)
+{
+	char buf[LAYOUT_MIRROR_SLOT_BYTES];
+	int n;
+
+	memset(buf, 0, sizeof(buf));
+	n = layout_mirror_pos_encode(buf, sizeof(buf), m);
+	if (n < 0)
+		return n;
+	n = io_pwrite_full(fd, buf, sizeof(buf),
+			   (m->seq & 1) * LAYOUT_MIRROR_SLOT_BYTES);
+	return n < 0 ? n : io_fdatasync(fd);
+}
 
 int layout_mirror_conf_load(int dfd, char *dir, char *name, size_t size,
 			    int *force)

@@ -283,22 +283,29 @@ int layout_state_store(int dfd, const struct layout_state *st);
 
 /* ---- mirror.pos and mirror.conf (the daemon's Kafka mirror) ------------ */
 
-/* A partition mirrored to or from Kafka keeps its position in
- * DATA_DIR/<topic>/<partition>/mirror.pos, one text line
- *   "fluxfs-mirror-pos 1 LB LA RB RA CRC\n"
- * with CRC the CRC-32C of the line before " CRC".  An export stores the
- * next local message offset to produce in LA (LB = LA, RB and RA unused,
- * 0).  An import stores, before each append, the local next offset and
- * the Kafka offset to consume next both before the append (LB, RB) and
- * after it (LA, RA): on restart, whichever local end the log has tells
- * which Kafka offset resumes, so a crash between the append and the next
- * store neither duplicates nor skips a record.  A topic mirrored keeps
+/* A partition mirrored to or from Kafka keeps its position in its
+ * directory.  An export: mirror.pos, one text line
+ *   "fluxfs-mirror-pos 1 SEQ LB LA RB RA CRC\n"
+ * with CRC the CRC-32C of the line before " CRC", the next local message
+ * offset to produce in LA (LB = LA, SEQ, RB and RA 0), written atomically
+ * (rename).  An import: mirror.intent, two 256-byte slots each holding
+ * such a line (zero-padded), written in turn (slot SEQ % 2) with one
+ * pwrite and fdatasync before each append: the local next offset and the
+ * Kafka offset to consume next both before the append (LB, RB) and after
+ * it (LA, RA).  The valid slot with the higher SEQ is the intent; a torn
+ * write leaves the other one, whose append then did not happen either.
+ * On restart, whichever local end the log has tells which Kafka offset
+ * resumes, so a crash between the append and the next intent neither
+ * duplicates nor skips a record.  A topic mirrored keeps
  * DATA_DIR/<topic>/mirror.conf, one line "to=<kafka topic>\n" (export)
  * or "from=<kafka topic>\n" (import), then "retention=force\n" when
  * retention may delete what was not exported yet. */
 #define LAYOUT_MIRROR_POS_FILE "mirror.pos"
 #define LAYOUT_MIRROR_CONF_FILE "mirror.conf"
+#define LAYOUT_MIRROR_INTENT_FILE "mirror.intent"
+#define LAYOUT_MIRROR_SLOT_BYTES 256
 struct layout_mirror_pos {
+	uint64_t seq;
 	uint64_t local_before, local_after;
 	uint64_t remote_before, remote_after;
 };
@@ -311,6 +318,14 @@ int layout_mirror_pos_decode(const char *buf, size_t len,
 int layout_mirror_pos_load(int dfd, struct layout_mirror_pos *m);
 /* Write it atomically (tmp, fsync, rename, fsync dir). */
 int layout_mirror_pos_store(int dfd, const struct layout_mirror_pos *m);
+/* Open (creating, durably) dfd's mirror.intent for
+ * layout_mirror_intent_store; the caller closes it. */
+int layout_mirror_intent_open(int dfd, int *fd);
+/* The intent in dfd's mirror.intent: 0, -ENOENT (no file, or no valid
+ * slot in it). */
+int layout_mirror_intent_load(int dfd, struct layout_mirror_pos *m);
+/* Write m into slot m->seq % 2 of fd and fdatasync it. */
+int layout_mirror_intent_store(int fd, const struct layout_mirror_pos *m);
 /* A topic's mirror.conf: *dir gets 't' (to) or 'f' (from), name the Kafka
  * topic (size bytes), *force 1 with "retention=force".  -ENOENT without
  * one, -EINVAL if damaged. */

@@ -102,7 +102,7 @@ END_TEST
 
 START_TEST(test_pos_file)
 {
-	struct layout_mirror_pos m = {5, 9, 100, 140}, r;
+	struct layout_mirror_pos m = {7, 5, 9, 100, 140}, r;
 	char dir[4096], buf[160], name[32];
 	int dfd = test_tmpdir(dir), fd, n;
 
@@ -110,7 +110,7 @@ START_TEST(test_pos_file)
 	ck_assert_int_eq(layout_mirror_pos_store(dfd, &m), 0);
 	memset(&r, 0, sizeof(r));
 	ck_assert_int_eq(layout_mirror_pos_load(dfd, &r), 0);
-	ck_assert(r.local_before == 5 && r.local_after == 9 &&
+	ck_assert(r.seq == 7 && r.local_before == 5 && r.local_after == 9 &&
 		  r.remote_before == 100 && r.remote_after == 140);
 	/* Every single-byte change is refused (checksum or shape). */
 	n = layout_mirror_pos_encode(buf, sizeof(buf), &m);
@@ -131,6 +131,30 @@ START_TEST(test_pos_file)
 	ck_assert_int_eq(write(fd, "garbage\n", 8), 8);
 	close(fd);
 	ck_assert_int_eq(layout_mirror_pos_load(dfd, &r), -EINVAL);
+
+	/* mirror.intent: the valid slot with the higher sequence wins; a
+	 * torn (damaged) latest slot leaves the one before. */
+	{
+		struct layout_mirror_pos a = {1, 0, 3, 0, 30};
+		struct layout_mirror_pos b = {2, 3, 5, 30, 52};
+		int ifd;
+
+		ck_assert_int_eq(layout_mirror_intent_load(dfd, &r), -ENOENT);
+		ck_assert_int_eq(layout_mirror_intent_open(dfd, &ifd), 0);
+		ck_assert_int_eq(layout_mirror_intent_load(dfd, &r), -ENOENT);
+		ck_assert_int_eq(layout_mirror_intent_store(ifd, &a), 0);
+		ck_assert_int_eq(layout_mirror_intent_store(ifd, &b), 0);
+		ck_assert_int_eq(layout_mirror_intent_load(dfd, &r), 0);
+		ck_assert(r.seq == 2 && r.local_after == 5 &&
+			  r.remote_after == 52);
+		close(ifd);
+		ck_assert_int_eq(layout_mirror_intent_open(dfd, &ifd), 0);
+		ck_assert_int_eq(pwrite(ifd, "x", 1, 30), 1); /* slot 0: b */
+		ck_assert_int_eq(layout_mirror_intent_load(dfd, &r), 0);
+		ck_assert(r.seq == 1 && r.local_after == 3 &&
+			  r.remote_after == 30);
+		close(ifd);
+	}
 
 	/* mirror.conf: both directions read back, damage refused. */
 	{
@@ -174,7 +198,7 @@ END_TEST
 
 START_TEST(test_resume)
 {
-	struct layout_mirror_pos m = {10, 14, 200, 207};
+	struct layout_mirror_pos m = {0, 10, 14, 200, 207};
 	uint64_t r = 0;
 
 	/* Export: Kafka's last header wins over the stored position, both
