@@ -1,6 +1,6 @@
 #!/bin/bash
 # kafka_crash.sh - export exactly once across crashes: the daemon is
-# SIGKILLed in the middle of an export (records in flight, the stored
+# SIGKILLed in the middle of a 100,000-message export (records in flight, the stored
 # position behind what Kafka acknowledged), twice, and the directory
 # mounted again each time; Kafka then holds every message once, in order,
 # no duplicate and no gap.
@@ -8,7 +8,7 @@
 . "$(dirname "$0")/util.sh"
 . "$(dirname "$0")/kafka_lib.sh"
 
-N=60000
+N=95000
 # Slow brokers and small batches: the export takes seconds, so the kills
 # land in the middle of it.
 kafka_begin rtt=20 orders:2

@@ -5,7 +5,7 @@
 # is escaped to stay one line, and fluxctl unescape gives it back), with
 # the record's timestamp; cat reads them and tail -f on .follow sees new
 # records arrive; the topic is read-only through the mount (EROFS); a
-# clean remount and a SIGKILL in the middle of an import both resume
+# clean remount and a SIGKILL in the middle of a 100,000-record import both resume
 # exactly (no record twice, none missing); a Kafka topic that does not
 # exist is refused (ENOENT).  kcat, an independent client, produces.
 . "$(dirname "$0")/lib.sh"
@@ -85,14 +85,14 @@ mirror_wait "$MNT/payments/0"
 check_imported 0
 
 # SIGKILL in the middle of an import, then a remount: exactly once.
-seq 2501 80000 | sed 's/^/payment /' | kproduce 0
+seq 2501 100000 | sed 's/^/payment /' | kproduce 0
 for i in $(seq 1 400); do
 	pos=$(xval "$MNT/payments/0" mirror_position)
 	[ -n "$pos" ] && [ "$pos" -gt 2600 ] && break
 	sleep 0.005
 done
-log "SIGKILL at Kafka offset $pos of 80000"
-[ "$pos" -lt 80000 ] || log "the import finished before the kill (the restart is checked all the same)"
+log "SIGKILL at Kafka offset $pos of 100000"
+[ "$pos" -lt 100000 ] || log "the import finished before the kill (the restart is checked all the same)"
 kafka_kill_remount
 mirror_wait "$MNT/payments/0"
 check_imported 0
