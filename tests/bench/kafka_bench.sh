@@ -7,6 +7,8 @@
 # partition caught up).  The mock keeps ~5 MiB per partition: sizes stay
 # below it.  Prints one line per direction, messages per second.
 # Run from the build directory: top_builddir=. tests/bench/kafka_bench.sh
+# (BENCH_KAFKA_N, BENCH_KAFKA_PARTS; BENCH_KAFKA_OPTS="-o kafka.X=Y" adds
+# mount options).
 set -u
 : "${top_builddir:=.}"
 : "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
@@ -20,7 +22,7 @@ TEST_NAME=kafka_bench
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 kafka_begin out:$PARTS in:$PARTS
-kafka_mount
+kafka_mount ${BENCH_KAFKA_OPTS:-}
 # 100 bytes with the newline.
 line() { printf '%s %0*d\n' "$1" $((98 - ${#1})) 0; }
 mkdir "$MNT/out" || fail "mkdir"
