@@ -13,7 +13,8 @@
  * its intent in mirror.intent (the local end and the Kafka offset before
  * and after it; one pwrite and fdatasync into alternate slots); on start, whichever of the two local ends the log has
  * says which Kafka offset resumes (mirror_import_resume()), also after a
- * power cut took the append but not the intent.  Records are grouped
+ * power cut took the append but not the intent: each append is flushed
+ * before the next intent, so only the last can be missing.  Records are grouped
  * into one append per run of the same partition and timestamp.
  */
 #include <errno.h>
@@ -197,6 +198,17 @@ static int append_run(struct mpart *mp, const char *buf, size_t len,
 	int ret;
 
 	partition_get_info(p, &info);
+	/* The append before must be durable before this intent replaces
+	 * its own: after a power cut at most the last append may be gone,
+	 * the one case the intent answers for. */
+	if (info.flushed_byte < info.end_byte) {
+		ret = partition_flush(p);
+		if (ret < 0) {
+			mirror_set_state(mp, MS_ERROR, strerror(-ret));
+			stop_part(mp);
+			return ret;
+		}
+	}
 	m.seq = mp->iseq + 1;
 	m.local_before = info.next_offset;
 	m.local_after = info.next_offset + count;
