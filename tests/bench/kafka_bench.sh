@@ -5,7 +5,11 @@
 # until every partition is acknowledged), and import of the same from a
 # Kafka topic filled by kcat (mirror_from set, timed until every
 # partition caught up).  The mock keeps ~5 MiB per partition: sizes stay
-# below it.  Prints one line per direction, messages per second.
+# below it.  Prints one line per direction, messages per second.  Then the
+# export's lag while one writer appends BENCH_KAFKA_BULK (default 2M)
+# 100-byte messages as fast as it can (the mock drops what is past its
+# 5 MiB, which does not slow the producer): the largest lag seen (sampled
+# every 0.2 s) and how long the export took to catch up after the writer.
 # Run from the build directory: top_builddir=. tests/bench/kafka_bench.sh
 # (BENCH_KAFKA_N, BENCH_KAFKA_PARTS; BENCH_KAFKA_OPTS="-o kafka.X=Y" adds
 # mount options).
@@ -53,3 +57,23 @@ t1=$(now_ms)
 got=$(cat "$MNT"/in/* | wc -l)
 assert_eq "$total" "$got" "imported messages"
 echo "import: $total messages of 100 B in $((t1 - t0)) ms: $((total * 1000 / (t1 - t0))) msg/s"
+
+BULK=${BENCH_KAFKA_BULK:-2000000}
+mkdir "$MNT/bulk" || fail "mkdir"
+echo x >"$MNT/bulk/0" || fail "append"
+setfattr -n user.fluxfs.mirror_to -v out "$MNT/bulk" || fail "mirror_to"
+"$FLUXCTL" mirror-wait "$MNT/bulk" >/dev/null || fail "first export"
+t0=$(now_ms)
+yes "$base" | head -n "$BULK" >>"$MNT/bulk/0" &
+W=$!
+max=0
+while kill -0 $W 2>/dev/null; do
+	lag=$(getfattr --only-values -n user.fluxfs.mirror_lag "$MNT/bulk/0" 2>/dev/null)
+	[ -n "$lag" ] && [ "$lag" -gt $max ] && max=$lag
+	sleep 0.2
+done
+wait $W || fail "bulk append"
+t1=$(now_ms)
+"$FLUXCTL" mirror-wait "$MNT/bulk" >/dev/null || fail "export did not catch up"
+t2=$(now_ms)
+echo "bulk: $BULK messages appended in $((t1 - t0)) ms ($((BULK * 1000 / (t1 - t0 + 1))) msg/s); export lag at most $max messages; caught up $((t2 - t1)) ms after the writer"
