@@ -48,10 +48,13 @@ kafka_begin() {
 	log "mock Kafka cluster at $KAFKA (pid $KAFKA_PID)"
 }
 
-# kafka_mount [fluxfs args...]: mount pointing the mirror at the mock
-# (its brokers' commas escaped for -o).
-kafka_mount() {
+# kafka_opts [fluxfs args...]: the mount options pointing the mirror at
+# the mock (its brokers' commas escaped for -o); kafka_mount: and mount.
+kafka_opts() {
 	FLUXFS_OPTS=(-o "kafka.bootstrap.servers=${KAFKA//,/\\,}" "$@")
+}
+kafka_mount() {
+	kafka_opts "$@"
 	mount_launch
 	log "mounted $DATA on $MNT (pid $FLUXFS_PID)"
 }

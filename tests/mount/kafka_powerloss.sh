@@ -20,14 +20,20 @@ for i in $(seq 1 30); do
 		timeout 60 kcat -P -b "$KAFKA" -t payments -p 0 || fail "kcat"
 	sleep 0.01
 done
-kafka_mount
-mkdir "$MNT/payments" || fail "mkdir"
-expect_ok setfattr -n user.fluxfs.mirror_from -v payments "$MNT/payments"
-for i in $(seq 1 100); do
-	[ -e "$MNT/payments/0" ] && break
-	sleep 0.05
-done
-mount_stop || fail "unmount"
+# new_import: a fresh import of the Kafka topic, set up on a plain mount.
+new_import() {
+	local i
+	mount_launch
+	mkdir "$MNT/payments" || fail "mkdir"
+	expect_ok setfattr -n user.fluxfs.mirror_from -v payments "$MNT/payments"
+	for i in $(seq 1 100); do
+		[ -e "$MNT/payments/0" ] && break
+		sleep 0.05
+	done
+	mount_stop || fail "unmount"
+}
+kafka_opts
+new_import
 
 for round in 1 2 3; do
 	export FLUXFS_CRASHSIM=1 FLUXFS_CRASHSIM_MODE=drop FLUXFS_CRASHSIM_SEED=$round
@@ -55,13 +61,6 @@ for round in 1 2 3; do
 	mount_stop || fail "unmount"
 	# Next round: the import starts again from nothing.
 	rm -rf "$DATA/payments" || fail "rm"
-	mount_launch
-	mkdir "$MNT/payments" || fail "mkdir"
-	expect_ok setfattr -n user.fluxfs.mirror_from -v payments "$MNT/payments"
-	for i in $(seq 1 100); do
-		[ -e "$MNT/payments/0" ] && break
-		sleep 0.05
-	done
-	mount_stop || fail "unmount"
+	new_import
 done
 log "ok"
