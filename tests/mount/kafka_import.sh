@@ -7,12 +7,13 @@
 # records arrive; the topic is read-only through the mount (EROFS); a
 # clean remount and a SIGKILL in the middle of a 100,000-record import both resume
 # exactly (no record twice, none missing); a Kafka topic that does not
-# exist is refused (ENOENT).  kcat, an independent client, produces.
+# exist is refused (ENOENT); a record over max_message_bytes is skipped,
+# counted and logged.  kcat, an independent client, produces.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/util.sh"
 . "$(dirname "$0")/kafka_lib.sh"
 
-kafka_begin missing=ghost payments:3
+kafka_begin missing=ghost payments:3 big:1
 
 # kproduce PARTITION < lines: one record per line.
 kproduce() {
@@ -54,6 +55,23 @@ cmp "$WORK/want1" "$MNT/payments/1" >&2 || fail "the escaped values are not as d
 "$FLUXCTL" unescape <"$MNT/payments/1" >"$WORK/unescaped" || fail "fluxctl unescape"
 printf 'two\nlines\nback\\slash\n\x1estarts with RS\nplain\n' >"$WORK/want1raw"
 cmp "$WORK/want1raw" "$WORK/unescaped" >&2 || fail "fluxctl unescape did not give the values back"
+
+# A record over the partition's max_message_bytes: skipped, counted and
+# logged; the records around it are imported.
+{ echo small1; head -c 3000 /dev/zero | tr '\0' x; echo; echo small2; } |
+	timeout 60 kcat -P -b "$KAFKA" -t big -p 0 || fail "kcat"
+mkdir "$MNT/big" || fail "mkdir big"
+expect_ok setfattr -n user.fluxfs.max_message_bytes -v 1k "$MNT/big"
+expect_ok setfattr -n user.fluxfs.mirror_from -v big "$MNT/big"
+for i in $(seq 1 100); do
+	[ -e "$MNT/big/0" ] && break
+	sleep 0.05
+done
+mirror_wait "$MNT/big/0"
+assert_eq "small1 small2" "$(xargs <"$MNT/big/0")" "records around the long one"
+assert_eq 1 "$(xval "$MNT/big/0" mirror_skipped)" "records skipped"
+grep -q "kafka big\[0\] offset 1 (3000 bytes) is over max_message_bytes; skipped" "$WORK/daemon.log" ||
+	fail "no log line for the long record"
 
 # Read-only through the mount.
 expect_err "Read-only file system" sh_c 'echo x >>"$1"' "$MNT/payments/0"
