@@ -7,7 +7,7 @@ set -e
 # the durable table's Redis Streams column; 2 MB).
 FLUXFS_BENCH_PACKAGES="redis-server"
 FLUXFS_PACKAGES="build-essential autoconf automake libtool pkg-config \
-libfuse3-dev fuse3 liblz4-dev zlib1g-dev libzstd-dev check lz4 gzip zstd attr e2fsprogs rsync tar \
+libfuse3-dev fuse3 liblz4-dev zlib1g-dev libzstd-dev librdkafka-dev kcat check lz4 gzip zstd attr e2fsprogs rsync tar \
 psmisc procps util-linux coreutils python3 bindfs \
 ${FLUXFS_EXTRA_PACKAGES:-} ${FLUXFS_BENCH:+$FLUXFS_BENCH_PACKAGES}"
 

@@ -63,6 +63,8 @@ int ctl_groups(int argc, char **argv);
 /* verify's check of DATA_DIR/.groups: each group file parses and passes
  * its CRC.  Prints each problem; returns how many. */
 int ctl_verify_groups(const char *root);
+int ctl_unescape(int argc, char **argv);
+int ctl_mirror_wait(int argc, char **argv);
 
 /* "fluxctl: <msg>" and a hint to --help on stderr; returns CTL_USAGE. */
 int ctl_usage(const char *cmd, const char *fmt, ...)

@@ -72,6 +72,20 @@ static const struct ctl_cmd commands[] = {
 	  "\n"
 	  "  -o, --offset N  message offset\n"
 	  "  -t, --time T    time\n" },
+	{ "unescape", ctl_unescape, "unescape [FILE...]",
+	  "Copy FILEs (or standard input) to standard output with the\n"
+	  "values of records imported from Kafka as they were: a record\n"
+	  "whose value held a newline is stored as one line marked by a\n"
+	  "leading record separator byte (0x1e), with backslashes doubled\n"
+	  "and newlines as backslash-n; other lines pass unchanged.\n"
+	  "Example: fluxctl unescape MNT/payments/0\n" },
+	{ "mirror-wait", ctl_mirror_wait, "mirror-wait PATH",
+	  "On a fluxfs mount: wait until every partition below PATH that is\n"
+	  "mirrored to Kafka has everything appended so far acknowledged by\n"
+	  "the cluster (or, imported, has what the cluster held), printing\n"
+	  "each partition and its position.  Each waits at most 30 s.\n"
+	  "Exit status: 1 if one timed out or nothing below PATH is\n"
+	  "mirrored.\n" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -33,6 +33,7 @@
 #include "diag.h"
 #include "fault.h"
 #include "fs.h"
+#include "mirror.h"
 #include "registry.h"
 
 /* FUSE worker threads at most: enough for 64 writers' fsyncs, each
@@ -234,6 +235,9 @@ static void usage(const char *prog)
 	       "                      are enforced)\n"
 	       "  -o no_default_permissions  with allow_other: enforce no\n"
 	       "                      permissions at all (warned at mount)\n"
+	       "  -o kafka.PROPERTY=V librdkafka's PROPERTY (a Kafka mirror)\n"
+	       "  -o kafka.config=FILE more librdkafka properties, one\n"
+	       "                      key=value a line (secrets)\n"
 	       "  -o default_permissions, other FUSE options\n"
 	       "\n"
 	       "Unmount with: fusermount3 -u MOUNTPOINT.  See fluxfs(8).\n",
@@ -276,6 +280,11 @@ static int opt_proc(void *data, const char *arg, int key,
 		cl->npos++;
 		return 0;
 	case FUSE_OPT_KEY_OPT:
+		ret = mirror_option(arg); /* kafka.*: librdkafka's */
+		if (ret != 0) {
+			cl->bad |= ret < 0;
+			return 0;
+		}
 		eq = strchr(arg, '=');
 		if (!eq)
 			return 1;
@@ -364,7 +373,7 @@ int main(int argc, char *argv[])
 		ret = 0;
 		goto out_args;
 	}
-	if (cl.bad)
+	if (cl.bad || mirror_configure() < 0)
 		goto out_args;
 	if (cl.default_permissions && cl.no_default_permissions) {
 		fprintf(stderr,
@@ -440,6 +449,8 @@ int main(int argc, char *argv[])
 		diag_err("cannot start the daemon's threads");
 		goto out_unmount;
 	}
+	if (mirror_start(reg, fs_appended_elsewhere) < 0)
+		goto out_stop;
 	diag_info("serving '%s' at '%s'", datadir, mnt);
 	if (cl.allow_other && cl.no_default_permissions)
 		diag_warn("allow_other with no_default_permissions: every user "
@@ -462,6 +473,7 @@ int main(int argc, char *argv[])
 	ret = r < 0 ? 1 : 0;
 	fuse_loop_cfg_destroy(loop);
 out_stop:
+	mirror_stop();
 	fs_stop();
 out_unmount:
 	fuse_session_unmount(se);

@@ -46,5 +46,8 @@ const struct registry_hooks *fs_hooks(void);
 void fs_setup(struct registry *reg);
 int fs_start(struct fuse_session *se);
 void fs_stop(void);
+/* Someone other than a FUSE request (the Kafka importer) appended to
+ * partition n, which now ends at end: show it and wake followers. */
+void fs_appended_elsewhere(struct node *n, uint64_t end);
 
 #endif

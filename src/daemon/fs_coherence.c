@@ -321,6 +321,20 @@ int fs_appended(struct node *n, uint64_t end, int through_cache)
 	return 0;
 }
 
+void fs_appended_elsewhere(struct node *n, uint64_t end)
+{
+	uint64_t ino = registry_ino(fs.reg, n);
+	struct timespec ms = {0, 1000000};
+	int i;
+
+	/* No request waits for a reply here, so wait for the notifier
+	 * itself (1 s at most): once the appender goes on (and says the
+	 * append is there), a reader must see the new end. */
+	if (fs_appended(n, end, 0) && fs.nt)
+		for (i = 0; i < 1000 && notifier_pending(fs.nt, ino); i++)
+			nanosleep(&ms, NULL);
+}
+
 /* ---- notifications and the registry's hooks -------------------------- */
 
 /* The notifier's senders (notify.h). */

@@ -24,6 +24,7 @@
 
 #include "diag.h"
 #include "fs_int.h"
+#include "mirror.h"
 #include "notify.h"
 #include "registry_metrics.h"
 
@@ -111,6 +112,12 @@ static void caller_groups(fuse_req_t req, struct registry_cred *cred)
  * depends on who opens it: rendered at open into the handle, served with
  * direct_io (never through the page cache, where one reader's rendering
  * would be served to the next). */
+/* The Kafka mirror's series follow the same rule as the partitions'. */
+static int metrics_visible(void *arg, struct node *topic, struct node *n)
+{
+	return registry_may_read(arg, topic, n);
+}
+
 static int open_metrics(fuse_req_t req, struct fuse_file_info *fi)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
@@ -132,6 +139,8 @@ static int open_metrics(fuse_req_t req, struct fuse_file_info *fi)
 	d.parked_followers = follow_parked(fs.fw);
 	d.group_retention_skips = fs_groups_retention_skips();
 	ret = registry_metrics_for(fs.reg, &cred, &d, &out);
+	if (ret == 0)
+		ret = mirror_metrics(&out, metrics_visible, &cred);
 	free((void *)cred.groups);
 	if (ret < 0) {
 		free(out.buf);
@@ -181,6 +190,8 @@ static int open_partition(struct node *n, struct fuse_file_info *fi)
 
 	if (n->kind != NODE_PARTITION)
 		return -EISDIR;
+	if (acc != O_RDONLY && (ret = mirror_writable(n)) < 0)
+		return ret; /* an imported topic */
 	/* chattr +a, as on ext4: writers must open O_APPEND, never O_TRUNC. */
 	if (acc != O_RDONLY && registry_append_only(n) &&
 	    (!(fi->flags & O_APPEND) || (fi->flags & O_TRUNC)))
@@ -307,7 +318,10 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	ret = registry_create(fs.reg, dir, name, mode, ctx->uid, ctx->gid, &n);
+	ret = mirror_writable(dir); /* no new partition in an import */
+	if (ret == 0)
+		ret = registry_create(fs.reg, dir, name, mode, ctx->uid,
+				      ctx->gid, &n);
 	if (ret == -EEXIST && !(fi->flags & O_EXCL))
 		ret = registry_lookup(fs.reg, dir, name, &n);
 	if (ret < 0) {

@@ -28,6 +28,7 @@
 #include "fs_int.h"
 #include "maint.h"
 #include "notify.h"
+#include "mirror.h"
 #include "xattr.h"
 
 #define METRICS_NAME ".metrics"
@@ -728,6 +729,9 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		fs_reply_value(req, buf, ret, size);
 		return;
 	}
+	ret = mirror_xattr_get(fs.reg, n, name, buf, sizeof(buf));
+	if (ret != -ENODATA)
+		goto reply; /* the Kafka mirror's */
 	ret = xattr_parse(name, n->kind == NODE_PARTITION, &x);
 	if (ret == -ENODATA) {
 		ret = registry_query(fs.reg, n, name, buf, sizeof(buf));
@@ -738,6 +742,7 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		if (ret == 0)
 			ret = xattr_format_info(&info, x.key, buf, sizeof(buf));
 	}
+reply:
 	fs_reply_value(req, buf, ret, size);
 }
 
@@ -763,6 +768,11 @@ static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 					   fuse_req_ctx(req)->uid,
 					   fuse_req_ctx(req)->gid);
 		fuse_reply_err(req, -ret);
+		return;
+	}
+	ret = mirror_xattr_set(fs.reg, n, name, value, size);
+	if (ret != -ENODATA) {
+		fuse_reply_err(req, -ret); /* the Kafka mirror's */
 		return;
 	}
 	ret = xattr_parse(name, n->kind == NODE_PARTITION, &x);
@@ -800,6 +810,11 @@ static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		return;
 	}
 	len = xattr_list(n->kind == NODE_PARTITION, buf, sizeof(buf));
+	if (len >= 0) {
+		size_t all = mirror_xattr_list(n, buf, sizeof(buf), (size_t)len);
+
+		len = all > sizeof(buf) ? -ERANGE : (int)all;
+	}
 	fs_reply_value(req, buf, len, size);
 }
 

@@ -294,3 +294,60 @@ int prom_render_groups(struct prom_buf *out, const struct prom_group *g,
 		return -ENOMEM;
 	return 0;
 }
+
+/* The Kafka mirror's families: each a value taken from the series. */
+static const struct {
+	const char *name, *type, *help;
+	size_t offset; /* a uint64_t of struct prom_mirror_series, or -1 */
+} mirror_families[] = {
+	{"fluxfs_mirror_state", "gauge",
+	 "Mirror state: 0 starting, 1 ok, 2 retrying, 3 error.", (size_t)-1},
+	{"fluxfs_mirror_position", "gauge",
+	 "Export: local offset acknowledged below; import: Kafka offset next.",
+	 offsetof(struct prom_mirror_series, position)},
+	{"fluxfs_mirror_lag_messages", "gauge",
+	 "Messages not yet exported, or records not yet imported.",
+	 offsetof(struct prom_mirror_series, lag)},
+	{"fluxfs_mirror_records_total", "counter",
+	 "Records acknowledged by the cluster or imported, since mount.",
+	 offsetof(struct prom_mirror_series, records)},
+	{"fluxfs_mirror_failures_total", "counter",
+	 "Deliveries that failed and were retried.",
+	 offsetof(struct prom_mirror_series, failures)},
+	{"fluxfs_mirror_skipped_total", "counter",
+	 "Messages deleted before export, or records over max_message_bytes.",
+	 offsetof(struct prom_mirror_series, skipped)},
+};
+
+int prom_render_mirror(struct prom_buf *out,
+		       const struct prom_mirror_series *s, size_t n)
+{
+	uint64_t v;
+	size_t f, i;
+
+	if (n == 0)
+		return 0;
+	for (f = 0; f < sizeof(mirror_families) / sizeof(*mirror_families);
+	     f++) {
+		if (put_family(out, mirror_families[f].name,
+			       mirror_families[f].type,
+			       mirror_families[f].help) < 0)
+			return -ENOMEM;
+		for (i = 0; i < n; i++) {
+			v = mirror_families[f].offset == (size_t)-1
+				    ? (uint64_t)s[i].state
+				    : *(const uint64_t *)((const char *)&s[i] +
+							  mirror_families[f]
+								  .offset);
+			if (put(out, "%s{topic=\"", mirror_families[f].name) <
+				    0 ||
+			    put_label(out, s[i].topic) < 0 ||
+			    put(out, "\",partition=\"") < 0 ||
+			    put_label(out, s[i].partition) < 0 ||
+			    put(out, "\",direction=\"%s\"} %llu\n",
+				s[i].direction, (unsigned long long)v) < 0)
+				return -ENOMEM;
+		}
+	}
+	return 0;
+}

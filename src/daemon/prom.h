@@ -59,8 +59,19 @@ struct prom_buf {
  * lag per group and partition, and the daemon-wide retention skips. */
 int prom_render_groups(struct prom_buf *out, const struct prom_group *g,
 		       size_t n, uint64_t retention_skips);
+/* One partition mirrored to or from Kafka (mirror.h). */
+struct prom_mirror_series {
+	const char *topic, *partition;
+	const char *direction; /* "export" or "import" */
+	int state;	       /* 0 starting, 1 ok, 2 retrying, 3 error */
+	uint64_t position, lag, records, failures, skipped;
+};
+
 /* Render everything into out (appending).  Returns 0 or -ENOMEM. */
 int prom_render(struct prom_buf *out, const struct prom_series *s, size_t n,
 		const struct prom_daemon *d);
+/* Render the Kafka mirror's series (appending).  0 or -ENOMEM. */
+int prom_render_mirror(struct prom_buf *out,
+		       const struct prom_mirror_series *s, size_t n);
 
 #endif

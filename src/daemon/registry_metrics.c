@@ -197,3 +197,10 @@ out:
 	free(s);
 	return ret;
 }
+
+int registry_may_read(const struct registry_cred *cred, struct node *topic,
+		      struct node *p)
+{
+	return cred_may(cred, topic, MAY_EXEC) &&
+	       cred_may(cred, p, MAY_READ);
+}

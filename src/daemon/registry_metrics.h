@@ -32,5 +32,9 @@ int registry_metrics(struct registry *reg, struct prom_daemon *d,
  * with every global series.  cred NULL: every partition. */
 int registry_metrics_for(struct registry *reg, const struct registry_cred *cred,
 			 struct prom_daemon *d, struct prom_buf *out);
+/* Whether cred may read partition p of topic (search the topic, read p) by the
+ * rule registry_metrics_for applies; a NULL cred may. */
+int registry_may_read(const struct registry_cred *cred, struct node *topic,
+		      struct node *p);
 
 #endif

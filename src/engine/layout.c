@@ -471,6 +471,235 @@ int layout_state_store(int dfd, const struct layout_state *st)
 }
 
 /* ------------------------------------------------------------------ */
+/* mirror.pos and mirror.conf                                           */
+
+#define MIRROR_POS_MAGIC "fluxfs-mirror-pos 1"
+
+int layout_mirror_pos_encode(char *buf, size_t size,
+			     const struct layout_mirror_pos *m)
+{
+	int n = snprintf(buf, size, MIRROR_POS_MAGIC " %llu %llu %llu %llu %llu",
+			 (unsigned long long)m->seq,
+			 (unsigned long long)m->local_before,
+			 (unsigned long long)m->local_after,
+			 (unsigned long long)m->remote_before,
+			 (unsigned long long)m->remote_after);
+	uint32_t crc;
+
+	if (n < 0 || (size_t)n >= size)
+		return -ERANGE;
+	crc = crc32c(0, buf, (size_t)n);
+	n += snprintf(buf + n, size - (size_t)n, " %08x\n", crc);
+	return (size_t)n >= size ? -ERANGE : n;
+}
+
+int layout_mirror_pos_decode(const char *buf, size_t len,
+			     struct layout_mirror_pos *m)
+{
+	char text[160], *sp;
+	unsigned long long sq, lb, la, rb, ra;
+	unsigned crc;
+	char end;
+
+	if (len == 0 || len >= sizeof(text) || buf[len - 1] != '\n')
+		return -EINVAL;
+	memcpy(text, buf, len - 1);
+	text[len - 1] = '\0';
+	sp = strrchr(text, ' ');
+	if (!sp || sscanf(sp + 1, "%8x%c", &crc, &end) != 1 ||
+	    crc32c(0, text, (size_t)(sp - text)) != crc)
+		return -EINVAL;
+	*sp = '\0';
+	if (strncmp(text, MIRROR_POS_MAGIC " ", strlen(MIRROR_POS_MAGIC) + 1) ||
+	    sscanf(text + strlen(MIRROR_POS_MAGIC), " %llu %llu %llu %llu %llu%c",
+		   &sq, &lb, &la, &rb, &ra, &end) != 5)
+		return -EINVAL;
+	m->seq = sq;
+	m->local_before = lb;
+	m->local_after = la;
+	m->remote_before = rb;
+	m->remote_after = ra;
+	return 0;
+}
+
+int layout_mirror_pos_load(int dfd, struct layout_mirror_pos *m)
+{
+	unsigned char *buf;
+	size_t len;
+	int ret;
+
+	ret = read_small_file(dfd, LAYOUT_MIRROR_POS_FILE, &buf, &len, 4096);
+	if (ret == -EFBIG)
+		return -EINVAL;
+	if (ret < 0)
+		return ret;
+	ret = layout_mirror_pos_decode((const char *)buf, len, m);
+	free(buf);
+	return ret;
+}
+
+int layout_mirror_pos_store(int dfd, const struct layout_mirror_pos *m)
+{
+	char buf[160];
+	int n = layout_mirror_pos_encode(buf, sizeof(buf), m);
+
+	if (n < 0)
+		return n;
+	return io_write_atomic(dfd, LAYOUT_MIRROR_POS_FILE, buf, (size_t)n);
+}
+
+#define MIRROR_FORCE_LINE "retention=force\n"
+
+int layout_mirror_intent_open(int dfd, int *fd)
+{
+	int ret = io_openat(dfd, LAYOUT_MIRROR_INTENT_FILE,
+			    O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+
+	if (ret >= 0) {
+		/* New: its name must be durable before an intent in it. */
+		if (io_ftruncate(ret, 2 * LAYOUT_MIRROR_SLOT_BYTES) < 0 ||
+		    io_fsync(ret) < 0 || io_fsync_dir(dfd) < 0) {
+			io_close(ret);
+			return -EIO;
+		}
+	} else if (ret == -EEXIST) {
+		ret = io_openat(dfd, LAYOUT_MIRROR_INTENT_FILE,
+				O_RDWR | O_CLOEXEC, 0);
+	}
+	if (ret < 0)
+		return ret;
+	*fd = ret;
+	return 0;
+}
+
+int layout_mirror_intent_load(int dfd, struct layout_mirror_pos *m)
+{
+	unsigned char *buf;
+	struct layout_mirror_pos slot;
+	const unsigned char *nl;
+	size_t len, i;
+	int ret, found = 0;
+
+	ret = read_small_file(dfd, LAYOUT_MIRROR_INTENT_FILE, &buf, &len,
+			      4 * LAYOUT_MIRROR_SLOT_BYTES);
+	if (ret < 0)
+		return ret == -ENOENT ? -ENOENT : -EINVAL;
+	for (i = 0; i + LAYOUT_MIRROR_SLOT_BYTES <= len;
+	     i += LAYOUT_MIRROR_SLOT_BYTES) {
+		nl = memchr(buf + i, '\n', LAYOUT_MIRROR_SLOT_BYTES);
+		if (!nl || layout_mirror_pos_decode((const char *)buf + i,
+						    (size_t)(nl + 1 - (buf + i)),
+						    &slot) < 0)
+			continue;
+		if (!found || slot.seq > m->seq)
+			*m = slot;
+		found = 1;
+	}
+	free(buf);
+	return found ? 0 : -ENOENT;
+}
+
+int layout_mirror_intent_store(int fd, const struct layout_mirror_pos *m)
+{
+	char buf[LAYOUT_MIRROR_SLOT_BYTES];
+	int n;
+
+	memset(buf, 0, sizeof(buf));
+	n = layout_mirror_pos_encode(buf, sizeof(buf), m);
+	if (n < 0)
+		return n;
+	n = io_pwrite_full(fd, buf, sizeof(buf),
+			   (m->seq & 1) * LAYOUT_MIRROR_SLOT_BYTES);
+	return n < 0 ? n : io_fdatasync(fd);
+}
+
+int layout_mirror_conf_load(int dfd, char *dir, char *name, size_t size,
+			    int *force)
+{
+	unsigned char *buf;
+	const char *v, *nl;
+	size_t len, vlen, rest;
+	int ret;
+
+	ret = read_small_file(dfd, LAYOUT_MIRROR_CONF_FILE, &buf, &len, 4096);
+	if (ret == -EFBIG)
+		return -EINVAL;
+	if (ret < 0)
+		return ret;
+	ret = -EINVAL;
+	nl = memchr(buf, '\n', len);
+	if (nl && len > 4 &&
+	    (!memcmp(buf, "to=", 3) || !memcmp(buf, "from=", 5))) {
+		*dir = (char)buf[0];
+		v = (const char *)buf + (buf[0] == 't' ? 3 : 5);
+		vlen = (size_t)(nl - v);
+		rest = len - (size_t)(nl + 1 - (const char *)buf);
+		*force = rest == strlen(MIRROR_FORCE_LINE) &&
+			 !memcmp(nl + 1, MIRROR_FORCE_LINE, rest);
+		if (vlen > 0 && vlen < size && (rest == 0 || *force)) {
+			memcpy(name, v, vlen);
+			name[vlen] = '\0';
+			ret = 0;
+		}
+	}
+	free(buf);
+	return ret;
+}
+
+int layout_mirror_conf_store(int dfd, char dir, const char *name, int force)
+{
+	char buf[512];
+	int n = snprintf(buf, sizeof(buf), "%s=%s\n%s",
+			 dir == 't' ? "to" : "from", name,
+			 force ? MIRROR_FORCE_LINE : "");
+
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		return -ENAMETOOLONG;
+	return io_write_atomic(dfd, LAYOUT_MIRROR_CONF_FILE, buf, (size_t)n);
+}
+
+/* ------------------------------------------------------------------ */
+/* Imported record values                                               */
+
+size_t layout_value_escape(const char *in, size_t len, char *out)
+{
+	size_t i, o = 0;
+
+	if (!memchr(in, '\n', len) && (len == 0 || in[0] != LAYOUT_VALUE_ESCAPED)) {
+		memcpy(out, in, len);
+		return len;
+	}
+	out[o++] = LAYOUT_VALUE_ESCAPED;
+	for (i = 0; i < len; i++) {
+		if (in[i] == '\\' || in[i] == '\n') {
+			out[o++] = '\\';
+			out[o++] = in[i] == '\n' ? 'n' : '\\';
+		} else {
+			out[o++] = in[i];
+		}
+	}
+	return o;
+}
+
+size_t layout_value_unescape(char *buf, size_t len)
+{
+	size_t i, o = 0;
+
+	if (len == 0 || buf[0] != LAYOUT_VALUE_ESCAPED)
+		return len;
+	for (i = 1; i < len; i++) {
+		if (buf[i] == '\\' && i + 1 < len &&
+		    (buf[i + 1] == 'n' || buf[i + 1] == '\\')) {
+			buf[o++] = buf[i + 1] == 'n' ? '\n' : '\\';
+			i++;
+		} else {
+			buf[o++] = buf[i];
+		}
+	}
+	return o;
+}
+
+/* ------------------------------------------------------------------ */
 /* The data directory                                                   */
 
 /* Entries of rootfd other than the lock file, ".", "..", or -errno: a
@@ -716,9 +945,24 @@ void layout_datadir_note_pid(int lockfd)
 }
 
 /* The naming rule of the namespace. */
+int layout_name_chars_ok(const char *name, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		char c = name[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		      c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
 int layout_check_name(const char *name, size_t max, int no_leading_dot)
 {
-	size_t i, len = strlen(name);
+	size_t len = strlen(name);
 
 	if (len > max)
 		return -ENAMETOOLONG;
@@ -726,13 +970,5 @@ int layout_check_name(const char *name, size_t max, int no_leading_dot)
 		return -EINVAL;
 	if (no_leading_dot && name[0] == '.')
 		return -EINVAL;
-	for (i = 0; i < len; i++) {
-		char c = name[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-		      c == '-'))
-			return -EINVAL;
-	}
-	return 0;
+	return layout_name_chars_ok(name, len) ? 0 : -EINVAL;
 }

@@ -286,6 +286,74 @@ int layout_state_load(int dfd, struct layout_state *st);
 /* Write it atomically (tmp, fsync, rename, fsync dir). */
 int layout_state_store(int dfd, const struct layout_state *st);
 
+/* ---- mirror.pos and mirror.conf (the daemon's Kafka mirror) ------------ */
+
+/* A partition mirrored to or from Kafka keeps its position in its
+ * directory.  An export: mirror.pos, one text line
+ *   "fluxfs-mirror-pos 1 SEQ LB LA RB RA CRC\n"
+ * with CRC the CRC-32C of the line before " CRC", the next local message
+ * offset to produce in LA (LB = LA, SEQ, RB and RA 0), written atomically
+ * (rename).  An import: mirror.intent, two 256-byte slots each holding
+ * such a line (zero-padded), written in turn (slot SEQ % 2) with one
+ * pwrite and fdatasync before each append: the local next offset and the
+ * Kafka offset to consume next both before the append (LB, RB) and after
+ * it (LA, RA).  The valid slot with the higher SEQ is the intent; a torn
+ * write leaves the other one, whose append then did not happen either.
+ * On restart, whichever local end the log has tells which Kafka offset
+ * resumes, so a crash between the append and the next intent neither
+ * duplicates nor skips a record.  A topic mirrored keeps
+ * DATA_DIR/<topic>/mirror.conf, one line "to=<kafka topic>\n" (export)
+ * or "from=<kafka topic>\n" (import), then "retention=force\n" when
+ * retention may delete what was not exported yet. */
+#define LAYOUT_MIRROR_POS_FILE "mirror.pos"
+#define LAYOUT_MIRROR_CONF_FILE "mirror.conf"
+#define LAYOUT_MIRROR_INTENT_FILE "mirror.intent"
+#define LAYOUT_MIRROR_SLOT_BYTES 256
+struct layout_mirror_pos {
+	uint64_t seq;
+	uint64_t local_before, local_after;
+	uint64_t remote_before, remote_after;
+};
+/* Text of m into buf; its length (size 160 is always enough). */
+int layout_mirror_pos_encode(char *buf, size_t size,
+			     const struct layout_mirror_pos *m);
+int layout_mirror_pos_decode(const char *buf, size_t len,
+			     struct layout_mirror_pos *m);
+/* Read dfd's mirror.pos: 0, -ENOENT, -EINVAL if damaged. */
+int layout_mirror_pos_load(int dfd, struct layout_mirror_pos *m);
+/* Write it atomically (tmp, fsync, rename, fsync dir). */
+int layout_mirror_pos_store(int dfd, const struct layout_mirror_pos *m);
+/* Open (creating, durably) dfd's mirror.intent for
+ * layout_mirror_intent_store; the caller closes it. */
+int layout_mirror_intent_open(int dfd, int *fd);
+/* The intent in dfd's mirror.intent: 0, -ENOENT (no file, or no valid
+ * slot in it). */
+int layout_mirror_intent_load(int dfd, struct layout_mirror_pos *m);
+/* Write m into slot m->seq % 2 of fd and fdatasync it. */
+int layout_mirror_intent_store(int fd, const struct layout_mirror_pos *m);
+/* A topic's mirror.conf: *dir gets 't' (to) or 'f' (from), name the Kafka
+ * topic (size bytes), *force 1 with "retention=force".  -ENOENT without
+ * one, -EINVAL if damaged. */
+int layout_mirror_conf_load(int dfd, char *dir, char *name, size_t size,
+			    int *force);
+int layout_mirror_conf_store(int dfd, char dir, const char *name, int force);
+
+/* ---- imported record values --------------------------------------------- */
+
+/* A record imported from Kafka, stored as one message.  A value without a
+ * newline is stored as it is (JSON, backslashes and all), unless it
+ * begins with LAYOUT_VALUE_ESCAPED; any other is stored as
+ * LAYOUT_VALUE_ESCAPED followed by the value with every backslash doubled
+ * and every newline written as backslash-n, so that it stays one line and
+ * fluxctl unescape gives the bytes back.  out holds 2 * len + 1 bytes;
+ * returns the length written. */
+#define LAYOUT_VALUE_ESCAPED '\x1e' /* ASCII record separator */
+size_t layout_value_escape(const char *in, size_t len, char *out);
+/* The reverse for one message (without its newline), in place: a message
+ * not beginning with LAYOUT_VALUE_ESCAPED is left as it is.  Returns the
+ * new length. */
+size_t layout_value_unescape(char *buf, size_t len);
+
 /* ---- the data directory ------------------------------------------------- */
 
 /* fluxfs.meta's format: 1 wrote host byte order (and was only supported
@@ -349,5 +417,8 @@ int layout_datadir_ino_store(int rootfd, uint64_t ino_next);
  * no leading '.' when no_leading_dot (a topic's or group's: dot-names at
  * the top belong to fluxfs).  0, -ENAMETOOLONG or -EINVAL. */
 int layout_check_name(const char *name, size_t max, int no_leading_dot);
+/* Whether name's len bytes are all of the characters that rule allows
+ * (the set Kafka allows in topic names too). */
+int layout_name_chars_ok(const char *name, size_t len);
 
 #endif

@@ -198,6 +198,21 @@ int partition_offset_to_byte(struct partition *p, uint64_t offset,
  * Only the tests and engine_bench call it. */
 int partition_offset_to_chunk(struct partition *p, uint64_t offset,
 			      uint64_t *chunk_offset, uint64_t *chunk_byte);
+/* The index entry (chunk) holding message offset, whole: its first
+ * message offset, start byte, append time (every message of a chunk was
+ * appended at that time), message count and length.  A reader that
+ * walks the log message by message with their times (the Kafka mirror)
+ * reads [byte, byte+len) and splits it at newlines.  -ENOENT as
+ * partition_offset_to_byte. */
+struct partition_chunk {
+	uint64_t offset;
+	uint64_t byte;
+	int64_t ts;
+	uint32_t count;
+	uint32_t len;
+};
+int partition_chunk_of(struct partition *p, uint64_t offset,
+		       struct partition_chunk *out);
 /* Byte offset -> the message containing it (its offset and start byte).
  * Only the tests and the recovery fuzzer call it. */
 int partition_byte_to_offset(struct partition *p, uint64_t byte,
@@ -251,6 +266,13 @@ int partition_compress_one(struct partition *p);
  * the number of segments removed.  Only the tests call it; partition_tick
  * applies retention itself. */
 int partition_apply_retention(struct partition *p, int64_t now_ms);
+/* Keep retention (by age and by size, in partition_tick and
+ * partition_apply_retention) from deleting any segment holding message
+ * offset or a later one: a reader that must see every message (the
+ * Kafka exporter) holds its position.  PARTITION_NO_HOLD lifts the hold.
+ * partition_delete_before, an explicit request, is not held. */
+#define PARTITION_NO_HOLD UINT64_MAX
+void partition_hold_retention(struct partition *p, uint64_t offset);
 /* Advance the log start to the first message that ends after byte (Kafka's
  * delete-records); persisted atomically in partition.state. */
 int partition_delete_before(struct partition *p, uint64_t byte);

@@ -61,6 +61,8 @@ struct partition {
 	struct partition_loss *losses; /* recorded losses; protected by lock */
 	uint64_t nlisted;	       /* entries in losses; lock */
 	_Atomic uint64_t nlosses;      /* written under lock */
+	/* partition_hold_retention()'s offset plus one; 0: no hold. */
+	_Atomic uint64_t retention_hold;
 	struct config cfg;     /* protected by lock */
 	int dfd;
 	char *name; /* for diagnostics; protected by lock */

@@ -64,6 +64,7 @@ static int drop_head_locked(struct partition *p, uint32_t k, uint64_t start_off,
 static int retention_locked(struct partition *p, int64_t now_ms)
 {
 	uint64_t end = atomic_load(&p->end_byte), total, size;
+	uint64_t hold = atomic_load(&p->retention_hold);
 	struct segment *s;
 	uint32_t k = 0, n;
 	int by_age, by_size;
@@ -71,6 +72,9 @@ static int retention_locked(struct partition *p, int64_t now_ms)
 	while (k + 1 < p->nsegs) {
 		s = p->segs[k];
 		if (s->busy)
+			break;
+		/* Held: the segment has a message at or after the hold. */
+		if (hold && p->segs[k + 1]->base_offset > hold - 1)
 			break;
 		n = seg_n(s);
 		size = seg_end(s) - s->base_byte;
@@ -94,6 +98,12 @@ static int retention_locked(struct partition *p, int64_t now_ms)
 				s->base_byte > atomic_load(&p->start_byte)
 					? s->base_byte
 					: atomic_load(&p->start_byte));
+}
+
+void partition_hold_retention(struct partition *p, uint64_t offset)
+{
+	atomic_store(&p->retention_hold,
+		     offset == PARTITION_NO_HOLD ? 0 : offset + 1);
 }
 
 /* Delete whole sealed segments by age and size. */

@@ -413,6 +413,19 @@ out:
 int partition_offset_to_chunk(struct partition *p, uint64_t offset,
 			      uint64_t *chunk_offset, uint64_t *chunk_byte)
 {
+	struct partition_chunk c;
+	int ret = partition_chunk_of(p, offset, &c);
+
+	if (ret == 0) {
+		*chunk_offset = c.offset;
+		*chunk_byte = c.byte;
+	}
+	return ret;
+}
+
+int partition_chunk_of(struct partition *p, uint64_t offset,
+		       struct partition_chunk *out)
+{
 	struct seg_entry ent;
 	const struct seg_entry *e;
 	struct segment *s;
@@ -422,8 +435,11 @@ int partition_offset_to_chunk(struct partition *p, uint64_t offset,
 	e = entry_of_offset(p, offset, &s, &ent);
 	if (!e)
 		goto out;
-	*chunk_offset = e->offset;
-	*chunk_byte = e->pos;
+	out->offset = e->offset;
+	out->byte = e->pos;
+	out->ts = e->ts;
+	out->count = e->count;
+	out->len = e->len;
 	ret = 0;
 out:
 	pthread_rwlock_unlock(&p->seglock);

@@ -436,6 +436,57 @@ START_TEST(test_retention_bytes)
 }
 END_TEST
 
+/* A partition rolling a segment a second and keeping 2.5 s. */
+static struct partition *aged_partition(int dfd, struct config *cfg,
+					struct model *m)
+{
+	struct partition *p;
+
+	cfg_init(cfg);
+	cfg->segment_ms = 1000;
+	cfg->retention_ms = 2500;
+	model_init(m);
+	ck_assert_int_eq(partition_create(dfd, "p", cfg, 0, &p), 0);
+	return p;
+}
+
+/* A retention hold (the Kafka exporter's position) keeps every segment
+ * holding a message at or after it; lifting it lets retention go on. */
+START_TEST(test_retention_hold)
+{
+	char path[4096];
+	int dfd = test_tmpdir(path);
+	struct partition_info info;
+	struct partition_chunk c;
+	struct partition *p;
+	struct config cfg;
+	struct model m;
+	uint32_t i;
+
+	p = aged_partition(dfd, &cfg, &m);
+	for (i = 0; i < 6; i++)
+		append_lines(p, &m, i + 1, 3, 10, 50, 10000 + i * 1000);
+	partition_get_info(p, &info);
+	ck_assert_uint_eq(info.segments, 6);
+	/* Held at a message of segment 2: segments 0 and 1 may go. */
+	ck_assert_int_eq(partition_chunk_of(p, 7, &c), 0);
+	ck_assert_int_eq(c.ts, 12000); /* the chunk's append time */
+	partition_hold_retention(p, 7);
+	ck_assert_int_eq(partition_apply_retention(p, 1000000), 2);
+	partition_get_info(p, &info);
+	ck_assert_uint_eq(info.segments, 4);
+	ck_assert_uint_eq(info.start_offset, 6);
+	/* Held at the very start: nothing more goes. */
+	partition_hold_retention(p, 6);
+	ck_assert_int_eq(partition_apply_retention(p, 1000000), 0);
+	partition_hold_retention(p, PARTITION_NO_HOLD);
+	ck_assert_int_eq(partition_apply_retention(p, 1000000), 3);
+	ck_assert_int_eq(partition_close(p), 0);
+	model_release(&m);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
 START_TEST(test_retention_age)
 {
 	char path[4096];
@@ -446,11 +497,7 @@ START_TEST(test_retention_age)
 	struct model m;
 	uint32_t i;
 
-	cfg_init(&cfg);
-	cfg.segment_ms = 1000;
-	cfg.retention_ms = 2500;
-	model_init(&m);
-	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), 0);
+	p = aged_partition(dfd, &cfg, &m);
 	/* one segment per second: segment i holds messages of t=i*1000 and
 	 * i*1000+500 */
 	for (i = 0; i < 6; i++) {
@@ -1410,6 +1457,7 @@ static Suite *partition_suite(void)
 	tcase_add_test(tc, test_boundaries);
 	tcase_add_test(tc, test_retention_bytes);
 	tcase_add_test(tc, test_retention_age);
+	tcase_add_test(tc, test_retention_hold);
 	tcase_add_test(tc, test_delete_before);
 	tcase_add_test(tc, test_set_start_byte);
 	tcase_add_test(tc, test_read_ranges);

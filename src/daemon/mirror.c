@@ -1,0 +1,854 @@
+/*
+ * mirror.c - the Kafka mirror (mirror.h): librdkafka's configuration from
+ * the kafka.* mount options, the mirrored topics and their partitions,
+ * the mirror attributes, and starting and stopping the exporter
+ * (mirror_export.c) and importer (mirror_import.c) threads.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "diag.h"
+#include "io.h"
+#include "layout.h"
+#include "mirror_int.h"
+#include "partition.h"
+#include "prom.h"
+
+const char *const mirror_state_names[] = {"starting", "ok", "retrying",
+					  "error"};
+
+struct mirror_global mirror = {.lock = PTHREAD_MUTEX_INITIALIZER,
+				.create_lock = PTHREAD_MUTEX_INITIALIZER};
+
+int64_t mirror_backoff(int64_t *backoff)
+{
+	*backoff = *backoff ? *backoff * 2 : MIRROR_BACKOFF_MS;
+	if (*backoff > MIRROR_BACKOFF_MAX_MS)
+		*backoff = MIRROR_BACKOFF_MAX_MS;
+	return registry_now_ms() + *backoff;
+}
+
+/* ---- configuration ---------------------------------------------------- */
+
+int mirror_option(const char *opt)
+{
+	char **n;
+
+	if (strncmp(opt, MIRROR_OPT_PREFIX, strlen(MIRROR_OPT_PREFIX)) != 0)
+		return 0;
+	n = realloc(mirror.opts, (mirror.nopts + 1) * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	mirror.opts = n;
+	n[mirror.nopts] = strdup(opt + strlen(MIRROR_OPT_PREFIX));
+	if (!n[mirror.nopts])
+		return -ENOMEM;
+	mirror.nopts++;
+	return 1;
+}
+
+static int conf_set(void *arg, const char *key, const char *val)
+{
+	char err[256];
+
+	/* The user's own message timeout replaces retrying forever. */
+	if (!strcmp(key, "message.timeout.ms") ||
+	    !strcmp(key, "delivery.timeout.ms"))
+		mirror.user_timeout = 1;
+
+	if (rd_kafka_conf_set(mirror.conf, key, val, err, sizeof(err)) !=
+	    RD_KAFKA_CONF_OK) {
+		fprintf(stderr, "fluxfs: kafka.%s: %s\n", key, err);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int conf_file(const char *path)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	unsigned bad = 0;
+	FILE *f = fopen(path, "re");
+	int ret;
+
+	if (!f) {
+		fprintf(stderr, "fluxfs: kafka.config=%s: %s\n", path,
+			strerror(errno));
+		return -EINVAL;
+	}
+	buf = malloc(1 << 16);
+	if (buf)
+		len = fread(buf, 1, 1 << 16, f);
+	fclose(f);
+	if (!buf)
+		return -ENOMEM;
+	ret = mirror_conf_file_parse(buf, len, conf_set, NULL, &bad);
+	if (ret == -EINVAL && bad)
+		fprintf(stderr, "fluxfs: kafka.config=%s: line %u is not "
+				"key=value\n", path, bad);
+	free(buf);
+	return ret;
+}
+
+int mirror_configure(void)
+{
+	char err[256];
+	size_t i;
+	int ret = 0;
+
+	if (mirror.nopts == 0)
+		return 0; /* no mirror */
+	mirror.conf = rd_kafka_conf_new();
+	rd_kafka_conf_set(mirror.conf, "client.id", "fluxfs", err, sizeof(err));
+	for (i = 0; i < mirror.nopts && ret == 0; i++) {
+		char *eq = strchr(mirror.opts[i], '=');
+
+		if (!eq) {
+			fprintf(stderr, "fluxfs: kafka.%s: no value\n",
+				mirror.opts[i]);
+			ret = -EINVAL;
+			break;
+		}
+		*eq = '\0';
+		if (strcmp(mirror.opts[i], "config") == 0)
+			ret = conf_file(eq + 1);
+		else
+			ret = conf_set(NULL, mirror.opts[i], eq + 1);
+	}
+	for (i = 0; i < mirror.nopts; i++)
+		free(mirror.opts[i]);
+	free(mirror.opts);
+	mirror.opts = NULL;
+	mirror.nopts = 0;
+	if (ret < 0) {
+		rd_kafka_conf_destroy(mirror.conf);
+		mirror.conf = NULL;
+	}
+	return ret;
+}
+
+/* ---- state ------------------------------------------------------------ */
+
+void mirror_set_state(struct mpart *mp, enum mstate st, const char *why)
+{
+	int old = atomic_exchange(&mp->state, (int)st);
+
+	pthread_mutex_lock(&mirror.lock);
+	if (why)
+		snprintf(mp->last_error, sizeof(mp->last_error), "%s", why);
+	pthread_mutex_unlock(&mirror.lock);
+	/* Once per change of state, never per retry. */
+	if (old != (int)st)
+		diag_info("mirror %s/%d %s kafka %s: %s%s%s", mp->t->node->name,
+			  mp->num, mp->t->dir == 't' ? "->" : "<-",
+			  mp->t->remote, mirror_state_names[st],
+			  why ? ": " : "", why ? why : "");
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason,
+		     void *opaque)
+{
+	pthread_mutex_lock(&mirror.lock);
+	snprintf(mirror.cluster_error, sizeof(mirror.cluster_error), "%s",
+		 reason);
+	pthread_mutex_unlock(&mirror.lock);
+	atomic_store(&mirror.cluster_err, err ? err : -1);
+}
+
+/* librdkafka's own log: it logs every failed connection attempt, which
+ * during an outage is a line per retry.  The mirror logs each change of
+ * state itself (with the error, from error_cb or the delivery reports),
+ * so only configuration warnings and critical conditions pass. */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
+		   const char *buf)
+{
+	if (level <= 2 || !strcmp(fac, "CONFWARN"))
+		diag(level < 3 ? LOG_ERR : LOG_WARNING, "mirror: kafka: %s",
+		     buf);
+}
+
+/* The query consumer warns of every producer property it ignores. */
+static void query_log_cb(const rd_kafka_t *rk, int level, const char *fac,
+			 const char *buf)
+{
+	if (level <= 2)
+		diag(LOG_ERR, "mirror: kafka: %s", buf);
+}
+
+/* Names a registry_list() found, looked up after it returned (a lookup
+ * inside its callback would take the registry's lock twice). */
+struct names {
+	struct mtopic *t; /* partitions not yet mirrored of t; else topics */
+	char (*v)[REGISTRY_NAME_MAX + 1];
+	size_t n, cap;
+};
+
+static int names_cb(void *arg, const char *name, uint64_t ino,
+		    enum node_kind kind)
+{
+	struct names *l = arg;
+	void *nv;
+	int32_t num;
+
+	if (l->t && (kind != NODE_PARTITION ||
+		     mirror_partition_number(name, &num) < 0 ||
+		     num >= MIRROR_MAX_PARTS || l->t->parts[num]))
+		return 0;
+	if (!l->t && kind != NODE_TOPIC)
+		return 0;
+	if (l->n == l->cap) {
+		nv = realloc(l->v, (l->cap * 2 + 8) * sizeof(*l->v));
+		if (!nv)
+			return 0;
+		l->v = nv;
+		l->cap = l->cap * 2 + 8;
+	}
+	snprintf(l->v[l->n++], sizeof(*l->v), "%s", name);
+	return 0;
+}
+
+/* Partition name of dir, pinned with its log held open (the caller
+ * lets both go: mirror_drop_part), or NULL.  A mirrored partition is in
+ * use for as long as it is mirrored: the descriptor budget never closes
+ * it under the exporter or importer (if the budget is full, the next
+ * pass tries again). */
+static struct node *lookup_pinned(struct node *dir, const char *name)
+{
+	struct node *n;
+
+	if (registry_lookup(mirror.reg, dir, name, &n) < 0)
+		return NULL;
+	if (registry_pin(mirror.reg, n) < 0) {
+		registry_forget(mirror.reg, n, 1);
+		return NULL;
+	}
+	registry_forget(mirror.reg, n, 1);
+	if (registry_part_get(mirror.reg, n) < 0) {
+		registry_unpin(mirror.reg, n);
+		return NULL;
+	}
+	return n;
+}
+
+/* The partitions of t, found by name each pass (new ones join). */
+void mirror_find_parts(struct mtopic *t)
+{
+	struct names l = {.t = t};
+	struct mpart *mp;
+	struct node *n;
+	int32_t num;
+	size_t i;
+
+	registry_list(mirror.reg, t->node, names_cb, &l);
+	for (i = 0; i < l.n; i++) {
+		if (mirror_partition_number(l.v[i], &num) < 0 || t->parts[num])
+			continue;
+		n = lookup_pinned(t->node, l.v[i]);
+		if (!n)
+			continue;
+		mp = calloc(1, sizeof(*mp));
+		if (!mp) {
+			registry_part_put(mirror.reg, n);
+			registry_unpin(mirror.reg, n);
+			continue;
+		}
+		mp->t = t;
+		mp->num = num;
+		mp->node = n;
+		atomic_store(&mp->state, MS_STARTING);
+		/* Retention waits for the export from the start. */
+		if (t->dir == 't' && !atomic_load(&t->force) && n->part) {
+			struct layout_mirror_pos m = {0};
+
+			layout_mirror_pos_load(partition_dirfd(n->part), &m);
+			partition_hold_retention(n->part, m.local_after);
+		}
+		pthread_mutex_lock(&mirror.lock);
+		t->parts[num] = mp;
+		pthread_mutex_unlock(&mirror.lock);
+	}
+	free(l.v);
+}
+
+struct mpart *mirror_part_live(struct mtopic *t, int i,
+			       void (*stop)(struct mpart *mp))
+{
+	struct mpart *mp = t->parts[i];
+
+	if (!mp || (mp->node->part && !mp->node->removed))
+		return mp;
+	if (stop)
+		stop(mp);
+	mirror_drop_part(t, i);
+	return NULL;
+}
+
+void mirror_drop_part(struct mtopic *t, int i)
+{
+	struct mpart *mp = t->parts[i];
+
+	/* Deliveries still refer to mp: keep it until none is in flight. */
+	if (atomic_load(&mp->inflight) > 0)
+		return;
+	pthread_mutex_lock(&mirror.lock);
+	t->parts[i] = NULL;
+	pthread_mutex_unlock(&mirror.lock);
+	if (mp->node->part)
+		partition_hold_retention(mp->node->part, PARTITION_NO_HOLD);
+	registry_part_put(mirror.reg, mp->node);
+	registry_unpin(mirror.reg, mp->node);
+	free(mp);
+}
+
+/* ---- topics ------------------------------------------------------------ */
+
+static struct mtopic *topic_of(struct node *n)
+{
+	struct mtopic *t;
+
+	pthread_mutex_lock(&mirror.lock);
+	for (t = mirror.topics; t && t->node != n; t = t->next)
+		;
+	pthread_mutex_unlock(&mirror.lock);
+	return t;
+}
+
+static struct mpart *part_of(struct node *n)
+{
+	struct mtopic *t;
+	int i;
+
+	pthread_mutex_lock(&mirror.lock);
+	for (t = mirror.topics; t; t = t->next)
+		for (i = 0; i < MIRROR_MAX_PARTS; i++)
+			if (t->parts[i] && t->parts[i]->node == n) {
+				pthread_mutex_unlock(&mirror.lock);
+				return t->parts[i];
+			}
+	pthread_mutex_unlock(&mirror.lock);
+	return NULL;
+}
+
+/* Begin mirroring topic node n (pinned here) in direction dir. */
+static int topic_add(struct node *n, char dir, const char *remote, int force)
+{
+	struct mtopic *t = calloc(1, sizeof(*t));
+	rd_kafka_topic_conf_t *tc;
+	char err[256];
+
+	if (!t)
+		return -ENOMEM;
+	if (registry_pin(mirror.reg, n) < 0) {
+		free(t);
+		return -ENOENT;
+	}
+	t->node = n;
+	t->dir = dir;
+	atomic_store(&t->force, force);
+	snprintf(t->remote, sizeof(t->remote), "%s", remote);
+	tc = rd_kafka_topic_conf_new();
+	rd_kafka_topic_conf_set_opaque(tc, t);
+	/* An import whose next record Kafka already deleted goes on from
+	 * the oldest one left. */
+	if (dir == 'f')
+		rd_kafka_topic_conf_set(tc, "auto.offset.reset", "earliest",
+					err, sizeof(err));
+	t->rkt = rd_kafka_topic_new(dir == 't' ? mirror.producer
+					       : mirror.importer,
+				    remote, tc);
+	if (!t->rkt) {
+		rd_kafka_topic_conf_destroy(tc);
+		registry_unpin(mirror.reg, n);
+		free(t);
+		return -ENOMEM;
+	}
+	/* Its partitions now, so their attributes answer at once; later ones
+	 * join at the next pass. */
+	mirror_find_parts(t);
+	pthread_mutex_lock(&mirror.lock);
+	t->next = mirror.topics;
+	mirror.topics = t;
+	pthread_mutex_unlock(&mirror.lock);
+	diag_info("mirror: topic '%s' %s kafka topic '%s'", n->name,
+		  dir == 't' ? "exported to" : "imported from", remote);
+	return 0;
+}
+
+/* Every partition of an exported topic must have a numeric name. */
+static int numeric_cb(void *arg, const char *name, uint64_t ino,
+		      enum node_kind kind)
+{
+	int32_t num;
+
+	if (kind == NODE_PARTITION && mirror_partition_number(name, &num) < 0) {
+		*(const char **)arg = name;
+		return 1;
+	}
+	return 0;
+}
+
+/* Every topic with a mirror.conf, at start. */
+static int load_topics(void)
+{
+	struct names l = {0};
+	struct node *root = registry_node(mirror.reg, REGISTRY_INO_ROOT), *n;
+	char dir, remote[MIRROR_TOPIC_MAX + 1];
+	size_t i;
+	int ret, count = 0, force;
+
+	registry_list(mirror.reg, root, names_cb, &l);
+	for (i = 0; i < l.n; i++) {
+		n = lookup_pinned(root, l.v[i]);
+		if (!n)
+			continue;
+		ret = layout_mirror_conf_load(n->dirfd, &dir, remote,
+					      sizeof(remote), &force);
+		if (ret == 0)
+			count += topic_add(n, dir, remote, force) == 0;
+		else if (ret != -ENOENT)
+			diag_warn("mirror: topic '%s': %s is damaged and "
+				  "ignored", l.v[i], LAYOUT_MIRROR_CONF_FILE);
+		registry_unpin(mirror.reg, n);
+	}
+	free(l.v);
+	return count;
+}
+
+int mirror_start(struct registry *reg,
+		 void (*appended)(struct node *n, uint64_t end))
+{
+	rd_kafka_conf_t *pc, *qc, *ic;
+	char err[512];
+
+	mirror.reg = reg;
+	mirror.appended = appended;
+	if (!mirror.conf)
+		return 0;
+	pc = rd_kafka_conf_dup(mirror.conf);
+	qc = rd_kafka_conf_dup(mirror.conf);
+	/* What exactly-once export needs, whatever the user set: no
+	 * duplicates or reordering on retry, every replica has it. */
+	if (rd_kafka_conf_set(pc, "enable.idempotence", "true", err,
+			      sizeof(err)) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(pc, "acks", "all", err, sizeof(err)) !=
+		    RD_KAFKA_CONF_OK ||
+	    (!mirror.user_timeout &&
+	     rd_kafka_conf_set(pc, "message.timeout.ms", "0", err,
+			       sizeof(err)) != RD_KAFKA_CONF_OK)) {
+		diag_err("mirror: %s", err);
+		rd_kafka_conf_destroy(pc);
+		rd_kafka_conf_destroy(qc);
+		return -EINVAL;
+	}
+	rd_kafka_conf_set_dr_msg_cb(pc, mirror_dr_cb);
+	rd_kafka_conf_set_log_cb(pc, log_cb);
+	rd_kafka_conf_set_log_cb(qc, query_log_cb);
+	rd_kafka_conf_set_error_cb(pc, error_cb);
+	rd_kafka_conf_set_error_cb(qc, error_cb);
+	mirror.producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err));
+	if (!mirror.producer) {
+		diag_err("mirror: cannot make the Kafka producer: %s", err);
+		rd_kafka_conf_destroy(pc);
+		rd_kafka_conf_destroy(qc);
+		return -EINVAL;
+	}
+	mirror.query = rd_kafka_new(RD_KAFKA_CONSUMER, qc, err, sizeof(err));
+	if (!mirror.query) {
+		diag_err("mirror: cannot make the Kafka consumer: %s", err);
+		rd_kafka_conf_destroy(qc);
+		return -EINVAL;
+	}
+	ic = rd_kafka_conf_dup(mirror.conf);
+	rd_kafka_conf_set_log_cb(ic, query_log_cb);
+	rd_kafka_conf_set_error_cb(ic, error_cb);
+	mirror.importer = rd_kafka_new(RD_KAFKA_CONSUMER, ic, err, sizeof(err));
+	if (!mirror.importer) {
+		diag_err("mirror: cannot make the Kafka consumer: %s", err);
+		rd_kafka_conf_destroy(ic);
+		return -EINVAL;
+	}
+	mirror.iq = rd_kafka_queue_new(mirror.importer);
+	load_topics();
+	if (pthread_create(&mirror.thread, NULL, mirror_exporter, NULL) != 0)
+		return -EAGAIN;
+	mirror.started = 1;
+	return mirror_import_start();
+}
+
+void mirror_stop(void)
+{
+	struct mtopic *t, *next;
+	int i;
+
+	if (!mirror.started)
+		goto out;
+	atomic_store(&mirror.stop, 1);
+	pthread_join(mirror.thread, NULL);
+	mirror.started = 0;
+	mirror_import_stop();
+	rd_kafka_flush(mirror.producer, MIRROR_STOP_FLUSH_MS);
+	for (t = mirror.topics; t; t = next) {
+		next = t->next;
+		for (i = 0; i < MIRROR_MAX_PARTS; i++) {
+			if (!t->parts[i])
+				continue;
+			if (t->dir == 't')
+				mirror_store_pos(t->parts[i],
+						 atomic_load(&t->parts[i]->acked));
+			if (atomic_load(&t->parts[i]->inflight) > 0)
+				diag_warn("mirror %s/%d: %d records not yet "
+					  "acknowledged; they are sent again "
+					  "at the next mount",
+					  t->node->name, i,
+					  atomic_load(&t->parts[i]->inflight));
+			atomic_store(&t->parts[i]->inflight, 0);
+			mirror_drop_part(t, i);
+		}
+		rd_kafka_topic_destroy(t->rkt);
+		registry_unpin(mirror.reg, t->node);
+		free(t);
+	}
+	mirror.topics = NULL;
+out:
+	if (mirror.iq)
+		rd_kafka_queue_destroy(mirror.iq);
+	if (mirror.importer)
+		rd_kafka_destroy(mirror.importer);
+	if (mirror.producer)
+		rd_kafka_destroy(mirror.producer);
+	if (mirror.query)
+		rd_kafka_destroy(mirror.query);
+	mirror.iq = NULL;
+	mirror.importer = NULL;
+	if (mirror.conf)
+		rd_kafka_conf_destroy(mirror.conf);
+	mirror.producer = mirror.query = NULL;
+	mirror.conf = NULL;
+}
+
+/* ---- attributes -------------------------------------------------------- */
+
+#define XA_TO "user.fluxfs.mirror_to"
+#define XA_STATE "user.fluxfs.mirror_state"
+#define XA_POSITION "user.fluxfs.mirror_position"
+#define XA_LAG "user.fluxfs.mirror_lag"
+#define XA_LAG_BYTES "user.fluxfs.mirror_lag_bytes"
+#define XA_ERROR "user.fluxfs.mirror_error"
+#define XA_FROM "user.fluxfs.mirror_from"
+#define XA_RETENTION "user.fluxfs.mirror_retention"
+#define XA_RECORDS "user.fluxfs.mirror_records"
+#define XA_FAILURES "user.fluxfs.mirror_failures"
+#define XA_SKIPPED "user.fluxfs.mirror_skipped"
+#define XA_WAIT "user.fluxfs.mirror_wait"
+
+static const char *const part_names[] = {
+	XA_STATE, XA_POSITION, XA_LAG, XA_LAG_BYTES,
+	XA_ERROR, XA_RECORDS, XA_FAILURES, XA_SKIPPED};
+
+static int fmt(char *buf, size_t size, const char *f, ...)
+	__attribute__((format(printf, 3, 4)));
+static int fmt(char *buf, size_t size, const char *f, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, f);
+	n = vsnprintf(buf, size, f, ap);
+	va_end(ap);
+	return n < 0 || (size_t)n >= size ? -ERANGE : n;
+}
+
+/* Wait until everything appended to mp so far is acknowledged (export),
+ * or everything in the Kafka partition when asked is imported. */
+static int wait_caught_up(struct mpart *mp, char *buf, size_t size)
+{
+	struct partition_info info;
+	int64_t deadline = registry_now_ms() + 30000, high = 0;
+	struct timespec ts = {0, 10 * 1000 * 1000};
+	int imp = mp->t->dir == 'f';
+
+	partition_get_info(mp->node->part, &info);
+	if (imp) {
+		/* The watermark is learned at the first fetch. */
+		while (atomic_load(&mp->high) <= 0 &&
+		       registry_now_ms() < deadline)
+			nanosleep(&ts, NULL);
+		high = atomic_load(&mp->high);
+	}
+	while (imp ? mp->remote < high
+		   : atomic_load(&mp->acked) < info.next_offset) {
+		if (registry_now_ms() > deadline)
+			return -ETIMEDOUT;
+		nanosleep(&ts, NULL);
+	}
+	if (imp)
+		return fmt(buf, size, "%lld", (long long)high);
+	return fmt(buf, size, "%llu", (unsigned long long)info.next_offset);
+}
+
+/* Position and lag: local offsets for an export, Kafka offsets for an
+ * import. */
+static void position_lag(struct mpart *mp, const struct partition_info *info,
+			 uint64_t *pos, uint64_t *lag)
+{
+	int64_t remote = mp->remote, high = atomic_load(&mp->high);
+
+	if (mp->t->dir == 't') {
+		*pos = atomic_load(&mp->acked);
+		*lag = info->next_offset > *pos ? info->next_offset - *pos : 0;
+		return;
+	}
+	*pos = remote > 0 ? (uint64_t)remote : 0;
+	*lag = high > remote && remote >= 0 ? (uint64_t)(high - remote)
+	       : remote < 0 && high > 0	   ? (uint64_t)high
+					   : 0;
+}
+
+int mirror_xattr_get(struct registry *reg, struct node *n, const char *name,
+		     char *buf, size_t size)
+{
+	struct partition_info info;
+	struct mtopic *t;
+	struct mpart *mp;
+	uint64_t pos, lag, byte = 0;
+
+	if (strncmp(name, "user.fluxfs.mirror_", 19) != 0)
+		return -ENODATA;
+	if (n->kind == NODE_TOPIC) {
+		t = topic_of(n);
+		if (t && t->dir == 't' && !strcmp(name, XA_RETENTION))
+			return fmt(buf, size, "%s",
+				   atomic_load(&t->force) ? "force" : "keep");
+		if (!t || strcmp(name, t->dir == 't' ? XA_TO : XA_FROM))
+			return -ENODATA;
+		return fmt(buf, size, "%s", t->remote);
+	}
+	pthread_mutex_lock(&mirror.create_lock);
+	mp = part_of(n);
+	pthread_mutex_unlock(&mirror.create_lock);
+	if (!mp || !n->part)
+		return -ENODATA;
+	partition_get_info(n->part, &info);
+	position_lag(mp, &info, &pos, &lag);
+	if (!strcmp(name, XA_STATE))
+		return fmt(buf, size, "%s",
+			   mirror_state_names[atomic_load(&mp->state)]);
+	if (!strcmp(name, XA_POSITION))
+		return fmt(buf, size, "%llu", (unsigned long long)pos);
+	if (!strcmp(name, XA_LAG))
+		return fmt(buf, size, "%llu", (unsigned long long)lag);
+	if (!strcmp(name, XA_LAG_BYTES) && mp->t->dir == 't') {
+		if (lag && partition_offset_to_byte(n->part, pos, &byte) == 0)
+			return fmt(buf, size, "%llu",
+				   (unsigned long long)(info.end_byte - byte));
+		return fmt(buf, size, "0");
+	}
+	if (!strcmp(name, XA_ERROR)) {
+		int r;
+
+		pthread_mutex_lock(&mirror.lock);
+		r = fmt(buf, size, "%s",
+			mp->last_error[0] ? mp->last_error : "none");
+		pthread_mutex_unlock(&mirror.lock);
+		return r;
+	}
+	if (!strcmp(name, XA_RECORDS))
+		return fmt(buf, size, "%llu",
+			   (unsigned long long)atomic_load(&mp->produced));
+	if (!strcmp(name, XA_FAILURES))
+		return fmt(buf, size, "%llu",
+			   (unsigned long long)atomic_load(&mp->failures));
+	if (!strcmp(name, XA_SKIPPED))
+		return fmt(buf, size, "%llu",
+			   (unsigned long long)atomic_load(&mp->skipped));
+	if (!strcmp(name, XA_WAIT))
+		return wait_caught_up(mp, buf, size);
+	return -ENODATA;
+}
+
+/* mirror_retention on an exported topic: "keep" (retention waits for
+ * the export) or "force" (retention as configured; what it deletes
+ * unexported is counted in mirror_skipped and logged). */
+static int set_retention(struct node *n, const char *value, size_t size)
+{
+	struct mtopic *t = topic_of(n);
+	int force, ret;
+
+	if (size == 5 && !memcmp(value, "force", 5))
+		force = 1;
+	else if (size == 4 && !memcmp(value, "keep", 4))
+		force = 0;
+	else {
+		diag_info("refused %s on '%s': not keep or force",
+			  XA_RETENTION, n->name);
+		return -EINVAL;
+	}
+	if (!t || t->dir != 't') {
+		diag_info("refused %s on '%s': not an exported topic",
+			  XA_RETENTION, n->name);
+		return -EINVAL;
+	}
+	ret = layout_mirror_conf_store(n->dirfd, 't', t->remote, force);
+	if (ret == 0)
+		atomic_store(&t->force, force);
+	return ret;
+}
+
+int mirror_xattr_set(struct registry *reg, struct node *n, const char *name,
+		     const char *value, size_t size)
+{
+	char remote[MIRROR_TOPIC_MAX + 1], shown[DIAG_PRINTABLE_MAX],
+		err[200];
+	const char *bad = NULL, *xa;
+	struct mtopic *t;
+	char dir;
+	int ret;
+
+	if (strncmp(name, "user.fluxfs.mirror_", 19) != 0)
+		return -ENODATA;
+	if (!strcmp(name, XA_RETENTION) && n->kind == NODE_TOPIC)
+		return set_retention(n, value, size);
+	dir = !strcmp(name, XA_TO) ? 't' : !strcmp(name, XA_FROM) ? 'f' : 0;
+	if (!dir || n->kind != NODE_TOPIC) {
+		diag_info("refused attribute '%s' on '%s': not settable",
+			  diag_printable(name, shown, sizeof(shown)), n->name);
+		return -EPERM;
+	}
+	xa = dir == 't' ? XA_TO : XA_FROM;
+	if (!mirror.producer) {
+		diag_info("refused %s on '%s': no kafka.bootstrap.servers "
+			  "was given at mount", xa, n->name);
+		return -ENOTCONN;
+	}
+	if (mirror_topic_name_ok(value, size) < 0) {
+		snprintf(remote, sizeof(remote), "%.*s",
+			 (int)(size < MIRROR_TOPIC_MAX ? size : MIRROR_TOPIC_MAX),
+			 value);
+		diag_info("refused %s on '%s': '%s' is not a Kafka topic name",
+			  xa, n->name,
+			  diag_printable(remote, shown, sizeof(shown)));
+		return -EINVAL;
+	}
+	memcpy(remote, value, size);
+	remote[size] = '\0';
+	t = topic_of(n);
+	if (t) {
+		if (!strcmp(t->remote, remote) && t->dir == dir)
+			return 0;
+		diag_info("refused %s on '%s': already mirrored with kafka "
+			  "topic '%s'", xa, n->name, t->remote);
+		return -EBUSY;
+	}
+	registry_list(reg, n, numeric_cb, &bad);
+	if (bad) {
+		diag_info("refused %s on '%s': partition '%s' is not a "
+			  "Kafka partition number", xa, n->name, bad);
+		return -EINVAL;
+	}
+	/* An import needs the topic to exist; an unreachable cluster is
+	 * asked again later. */
+	if (dir == 'f' &&
+	    mirror_remote_partitions(mirror.query, remote, err, sizeof(err)) ==
+		    -ENOENT) {
+		diag_info("refused %s on '%s': kafka topic '%s': %s", xa,
+			  n->name, remote, err);
+		return -ENOENT;
+	}
+	ret = layout_mirror_conf_store(n->dirfd, dir, remote, 0);
+	if (ret == 0)
+		ret = topic_add(n, dir, remote, 0);
+	return ret;
+}
+
+size_t mirror_xattr_list(struct node *n, char *buf, size_t size, size_t len)
+{
+	const char *names[16];
+	struct mtopic *t;
+	struct mpart *mp;
+	size_t i, k = 0, need;
+
+	if (n->kind == NODE_TOPIC && (t = topic_of(n))) {
+		names[k++] = t->dir == 't' ? XA_TO : XA_FROM;
+		if (t->dir == 't')
+			names[k++] = XA_RETENTION;
+	}
+	else if (n->kind == NODE_PARTITION && (mp = part_of(n)))
+		for (i = 0; i < sizeof(part_names) / sizeof(*part_names); i++)
+			if (mp->t->dir == 't' || strcmp(part_names[i], XA_LAG_BYTES))
+				names[k++] = part_names[i];
+	for (i = 0; i < k; i++) {
+		need = strlen(names[i]) + 1;
+		if (size && len + need <= size)
+			memcpy(buf + len, names[i], need);
+		len += need;
+	}
+	return len;
+}
+
+int mirror_writable(struct node *n)
+{
+	struct mtopic *t;
+	struct mpart *mp;
+
+	if (!mirror.topics)
+		return 0;
+	if (n->kind == NODE_TOPIC)
+		t = topic_of(n);
+	else
+		t = (mp = part_of(n)) ? mp->t : NULL;
+	return t && t->dir == 'f' ? -EROFS : 0;
+}
+
+int mirror_metrics(struct prom_buf *out,
+		   int (*visible)(void *arg, struct node *topic,
+				  struct node *n),
+		   void *arg)
+{
+	struct prom_mirror_series *s = NULL, *ns;
+	struct partition_info info;
+	size_t n = 0, cap = 0;
+	struct mtopic *t;
+	struct mpart *mp;
+	int i, ret;
+
+	/* Under the lock: no partition is dropped meanwhile. */
+	pthread_mutex_lock(&mirror.lock);
+	for (t = mirror.topics; t; t = t->next) {
+		for (i = 0; i < MIRROR_MAX_PARTS; i++) {
+			mp = t->parts[i];
+			if (!mp || !mp->node->part || !visible(arg, t->node, mp->node))
+				continue;
+			if (n == cap) {
+				cap = cap ? cap * 2 : 16;
+				ns = realloc(s, cap * sizeof(*s));
+				if (!ns) {
+					pthread_mutex_unlock(&mirror.lock);
+					free(s);
+					return -ENOMEM;
+				}
+				s = ns;
+			}
+			partition_get_info(mp->node->part, &info);
+			s[n].topic = t->node->name;
+			s[n].partition = mp->node->name;
+			s[n].direction = t->dir == 't' ? "export" : "import";
+			s[n].state = atomic_load(&mp->state);
+			position_lag(mp, &info, &s[n].position, &s[n].lag);
+			s[n].records = atomic_load(&mp->produced);
+			s[n].failures = atomic_load(&mp->failures);
+			s[n].skipped = atomic_load(&mp->skipped);
+			n++;
+		}
+	}
+	ret = prom_render_mirror(out, s, n);
+	pthread_mutex_unlock(&mirror.lock);
+	free(s);
+	return ret;
+}

@@ -1,0 +1,68 @@
+/*
+ * mirror_conf.h - the pure parts of the Kafka mirror, kept apart from
+ * librdkafka so that they build (and are tested) without it: the
+ * kafka.config file's key=value lines, the fluxfs-offset record header,
+ * the Kafka partition a local partition name stands for, and the two
+ * decisions that make mirroring exactly once across restarts (where an
+ * export resumes, where an import resumes).
+ */
+#ifndef FLUXFS_MIRROR_CONF_H
+#define FLUXFS_MIRROR_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "layout.h"
+
+/* The header every exported record carries: the message's local offset,
+ * in decimal ASCII (readable with kcat -f '%h'). */
+#define MIRROR_HEADER "fluxfs-offset"
+#define MIRROR_HEADER_MAX 21
+
+/* The mount option prefix handed to librdkafka, and the option naming a
+ * file of further properties (secrets stay out of ps). */
+#define MIRROR_OPT_PREFIX "kafka."
+#define MIRROR_OPT_CONFIG "kafka.config"
+
+/* The longest Kafka topic name (Kafka's own limit). */
+#define MIRROR_TOPIC_MAX 249
+
+/* Encode offset into buf (MIRROR_HEADER_MAX bytes); returns the length. */
+int mirror_header_encode(uint64_t offset, char *buf);
+/* Decode a header value: 0, or -EINVAL when it is not a decimal number. */
+int mirror_header_decode(const void *val, size_t len, uint64_t *offset);
+
+/* A partition name as a Kafka partition number: "0".."2147483647" without
+ * leading zeros; -EINVAL otherwise. */
+int mirror_partition_number(const char *name, int32_t *out);
+/* A Kafka topic name: 1..249 of [a-zA-Z0-9._-], not "." or "..";
+ * -EINVAL otherwise. */
+int mirror_topic_name_ok(const char *name, size_t len);
+
+/* Parse librdkafka's configuration file format: one key=value per line,
+ * blank lines and lines starting with '#' ignored, spaces around the key
+ * and value trimmed.  cb gets each pair (NUL-terminated); its non-zero
+ * return stops the parse and is returned.  A line without '=' returns
+ * -EINVAL with its number (1-based) in *bad_line. */
+int mirror_conf_file_parse(const char *text, size_t len,
+			   int (*cb)(void *arg, const char *key,
+				     const char *val),
+			   void *arg, unsigned *bad_line);
+
+/* Where an export resumes: the stored position (0 without one), and what
+ * the Kafka partition holds: has_last 1 when its last record carries a
+ * fluxfs-offset header (last_header), 0 when it is empty or the record
+ * has none.  Kafka wins when it says: a crash after the cluster
+ * acknowledged a record but before the position was stored must not
+ * send it again, and a cluster that lost acknowledged records (an
+ * unclean leader election) gets them again rather than a gap. */
+uint64_t mirror_export_resume(uint64_t stored, int has_last,
+			      uint64_t last_header);
+/* Where an import resumes, from the stored intent m and the local log's
+ * next offset: m's remote_after if the append it announced landed,
+ * remote_before if it did not; -ESTALE when the log ends elsewhere (it
+ * was changed behind the mirror's back). */
+int mirror_import_resume(const struct layout_mirror_pos *m,
+			 uint64_t local_next, uint64_t *remote);
+
+#endif

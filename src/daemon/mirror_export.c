@@ -1,0 +1,299 @@
+/*
+ * mirror_export.c - the exporter thread: every partition of an exported
+ * topic read through the engine's read API and each message produced to
+ * the same-numbered partition of the Kafka topic with the idempotent
+ * producer (acks=all), its append time as the record's timestamp and its
+ * local offset in the fluxfs-offset header; the acknowledged position
+ * stored in mirror.pos.
+ *
+ * Exactly once across restarts: a position is stored only after the
+ * cluster acknowledged everything below it, and on start (and after any
+ * failed delivery) the exporter reads the Kafka partition's last record
+ * and resumes after the local offset its header names
+ * (mirror_export_resume()).  Within one run the idempotent producer keeps
+ * retries from duplicating or reordering.  Outages: message timeouts are
+ * infinite unless the user sets one, so librdkafka retries with backoff
+ * forever while the local log keeps accepting appends.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "diag.h"
+#include "layout.h"
+#include "mirror_int.h"
+#include "partition.h"
+
+/* A delivery report, on the exporter thread (rd_kafka_poll). */
+void mirror_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	struct mpart *mp = m->_private;
+	rd_kafka_headers_t *hdrs = NULL;
+	const void *val;
+	size_t size;
+	uint64_t off;
+
+	atomic_fetch_sub(&mp->inflight, 1);
+	if (m->err) {
+		atomic_fetch_add(&mp->failures, 1);
+		if (!atomic_exchange(&mp->failed, 1))
+			mirror_set_state(mp, MS_RETRYING, rd_kafka_err2str(m->err));
+		return;
+	}
+	if (rd_kafka_message_headers(m, &hdrs) ||
+	    rd_kafka_header_get_last(hdrs, MIRROR_HEADER, &val, &size) ||
+	    mirror_header_decode(val, size, &off))
+		return;
+	atomic_fetch_add(&mp->produced, 1);
+	if (off + 1 > atomic_load(&mp->acked))
+		atomic_store(&mp->acked, off + 1);
+	atomic_store(&mirror.cluster_err, 0);
+}
+
+
+/* What the Kafka partition holds: 1 and the local offset its last
+ * record's header names in *last, 0 when it has no such record,
+ * -errno (why in err) when the cluster cannot be asked. */
+static int kafka_last(struct mpart *mp, uint64_t *last, char *err,
+		      size_t esize)
+{
+	int64_t lo = 0, hi = 0;
+	rd_kafka_topic_t *rkt;
+	rd_kafka_message_t *m;
+	rd_kafka_headers_t *hdrs;
+	rd_kafka_resp_err_t e;
+	const void *val;
+	size_t size;
+	uint64_t off;
+	int ret = 0;
+
+	e = rd_kafka_query_watermark_offsets(mirror.query, mp->t->remote,
+					     mp->num, &lo, &hi,
+					     MIRROR_QUERY_MS);
+	if (e) {
+		snprintf(err, esize, "%s", rd_kafka_err2str(e));
+		return -EAGAIN;
+	}
+	if (hi <= lo)
+		return 0;
+	rkt = rd_kafka_topic_new(mirror.query, mp->t->remote, NULL);
+	if (!rkt)
+		return -ENOMEM;
+	if (rd_kafka_consume_start(rkt, mp->num, hi - 1) < 0) {
+		snprintf(err, esize, "%s", rd_kafka_err2str(rd_kafka_last_error()));
+		rd_kafka_topic_destroy(rkt);
+		return -EAGAIN;
+	}
+	m = rd_kafka_consume(rkt, mp->num, MIRROR_QUERY_MS);
+	if (!m || m->err) {
+		snprintf(err, esize, "reading the last record: %s",
+			 m ? rd_kafka_err2str(m->err) : "timed out");
+		ret = -EAGAIN;
+	} else if (rd_kafka_message_headers(m, &hdrs) == 0 &&
+		   rd_kafka_header_get_last(hdrs, MIRROR_HEADER, &val, &size) ==
+			   0 &&
+		   mirror_header_decode(val, size, &off) == 0) {
+		*last = off;
+		ret = 1;
+	} else {
+		diag_warn("mirror %s/%d: the last record of kafka %s[%d] has "
+			  "no %s header; resuming from the stored position",
+			  mp->t->node->name, mp->num, mp->t->remote, mp->num,
+			  MIRROR_HEADER);
+	}
+	if (m)
+		rd_kafka_message_destroy(m);
+	rd_kafka_consume_stop(rkt, mp->num);
+	rd_kafka_topic_destroy(rkt);
+	return ret;
+}
+
+void mirror_store_pos(struct mpart *mp, uint64_t pos)
+{
+	struct layout_mirror_pos m = {.local_before = pos,
+				     .local_after = pos};
+	int ret;
+
+	if (!mp->node->part || pos == mp->stored)
+		return;
+	ret = layout_mirror_pos_store(partition_dirfd(mp->node->part), &m);
+	if (ret < 0)
+		diag_warn("mirror %s/%d: storing the position: %s",
+			  mp->t->node->name, mp->num, strerror(-ret));
+	else
+		mp->stored = pos;
+}
+
+/* Resume mp against the Kafka partition: 0 when ready. */
+static int resume(struct mpart *mp)
+{
+	struct layout_mirror_pos m;
+	uint64_t stored = 0, last = 0;
+	char err[200] = "";
+	int ret;
+
+	if (layout_mirror_pos_load(partition_dirfd(mp->node->part), &m) == 0)
+		stored = m.local_after;
+	ret = kafka_last(mp, &last, err, sizeof(err));
+	if (ret < 0) {
+		/* Ask the cluster again later, less often each time. */
+		mp->retry_at = mirror_backoff(&mp->backoff);
+		mirror_set_state(mp, MS_RETRYING, err);
+		return ret;
+	}
+	mp->backoff = 0;
+	mp->sent = mirror_export_resume(stored, ret, last);
+	mp->stored = stored;
+	atomic_store(&mp->acked, mp->sent);
+	atomic_store(&mp->failed, 0);
+	mp->ready = 1;
+	mirror_store_pos(mp, mp->sent);
+	mirror_set_state(mp, MS_OK, NULL);
+	return 0;
+}
+
+/* Produce what mp has beyond mp->sent, up to the producer's queue limit. */
+static void export_some(struct mpart *mp, char **buf, size_t *cap)
+{
+	struct partition *p = mp->node->part;
+	struct partition_info info;
+	struct partition_chunk c;
+	char hdr[MIRROR_HEADER_MAX];
+	const char *q, *end, *nl;
+	uint64_t off;
+	rd_kafka_resp_err_t e;
+	ssize_t got;
+	int n = 0;
+
+	partition_get_info(p, &info);
+	if (mp->sent < info.start_offset) {
+		/* Retention deleted messages not yet mirrored. */
+		diag_warn("mirror %s/%d: messages %llu-%llu were deleted "
+			  "before they were mirrored",
+			  mp->t->node->name, mp->num,
+			  (unsigned long long)mp->sent,
+			  (unsigned long long)info.start_offset - 1);
+		atomic_fetch_add(&mp->skipped, info.start_offset - mp->sent);
+		mp->sent = info.start_offset;
+		if (atomic_load(&mp->inflight) == 0)
+			atomic_store(&mp->acked, mp->sent);
+	}
+	while (mp->sent < info.next_offset && n < 100000) {
+		if (partition_chunk_of(p, mp->sent, &c) < 0)
+			break;
+		if (c.len > *cap) {
+			char *nb = realloc(*buf, c.len);
+
+			if (!nb)
+				break;
+			*buf = nb;
+			*cap = c.len;
+		}
+		got = partition_read(p, c.byte, *buf, c.len);
+		if (got != (ssize_t)c.len) {
+			mirror_set_state(mp, MS_ERROR,
+				  got < 0 ? strerror((int)-got)
+					  : "short read of the local log");
+			return;
+		}
+		q = *buf;
+		end = *buf + c.len;
+		for (off = c.offset; off < c.offset + c.count && q < end;
+		     off++) {
+			nl = memchr(q, '\n', (size_t)(end - q));
+			if (!nl)
+				nl = end;
+			if (off >= mp->sent) {
+				mirror_header_encode(off, hdr);
+				e = rd_kafka_producev(
+					mirror.producer,
+					RD_KAFKA_V_RKT(mp->t->rkt),
+					RD_KAFKA_V_PARTITION(mp->num),
+					RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+					RD_KAFKA_V_VALUE((void *)q,
+							 (size_t)(nl - q)),
+					RD_KAFKA_V_TIMESTAMP(c.ts),
+					RD_KAFKA_V_HEADER(MIRROR_HEADER, hdr,
+							  (ssize_t)strlen(hdr)),
+					RD_KAFKA_V_OPAQUE(mp), RD_KAFKA_V_END);
+				if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+					return;
+				if (e) {
+					mirror_set_state(mp, MS_ERROR,
+						  rd_kafka_err2str(e));
+					return;
+				}
+				atomic_fetch_add(&mp->inflight, 1);
+				mp->sent = off + 1;
+				n++;
+			}
+			q = nl + 1;
+		}
+	}
+}
+
+static void export_pass(struct mtopic *t, char **buf, size_t *cap,
+			int64_t now, int64_t *last_store)
+{
+	struct mpart *mp;
+	int i, store = now - *last_store >= MIRROR_STORE_MS;
+
+	mirror_find_parts(t);
+	for (i = 0; i < MIRROR_MAX_PARTS; i++) {
+		mp = mirror_part_live(t, i, NULL);
+		if (!mp)
+			continue;
+		if (atomic_load(&mp->failed)) {
+			/* Resume against Kafka once every delivery of the
+			 * failed run has reported. */
+			if (atomic_load(&mp->inflight) == 0)
+				mp->ready = 0;
+			else
+				continue;
+		}
+		if (!mp->ready && (now < mp->retry_at || resume(mp) < 0))
+			continue;
+		if (atomic_load(&mp->state) == MS_ERROR)
+			continue;
+		export_some(mp, buf, cap);
+		partition_hold_retention(mp->node->part,
+					 atomic_load(&t->force)
+						 ? PARTITION_NO_HOLD
+						 : atomic_load(&mp->acked));
+		if (store)
+			mirror_store_pos(mp, atomic_load(&mp->acked));
+		if (atomic_load(&mp->state) == MS_RETRYING &&
+		    !atomic_load(&mp->failed) && !atomic_load(&mirror.cluster_err))
+			mirror_set_state(mp, MS_OK, NULL);
+		else if (atomic_load(&mp->state) == MS_OK &&
+			 atomic_load(&mirror.cluster_err) &&
+			 atomic_load(&mp->inflight) > 0)
+			mirror_set_state(mp, MS_RETRYING, mirror.cluster_error);
+	}
+	if (store)
+		*last_store = now;
+}
+
+void *mirror_exporter(void *arg)
+{
+	char *buf = NULL;
+	size_t cap = 0;
+	int64_t last_store = 0;
+	struct mtopic *t;
+
+	while (!atomic_load(&mirror.stop)) {
+		pthread_mutex_lock(&mirror.lock);
+		t = mirror.topics;
+		pthread_mutex_unlock(&mirror.lock);
+		/* Topics are only ever prepended: the list from t on is
+		 * stable. */
+		for (; t; t = t->next)
+			if (t->dir == 't')
+				export_pass(t, &buf, &cap, registry_now_ms(),
+					    &last_store);
+		rd_kafka_poll(mirror.producer, 10);
+	}
+	free(buf);
+	return NULL;
+}

@@ -1,0 +1,396 @@
+/*
+ * mirror_import.c - the importer thread: the partitions 0..N-1 of an
+ * imported topic follow the N partitions of the Kafka topic.  Each is
+ * fetched by explicit assignment (librdkafka's simple consumer, no
+ * consumer group) from the offset its mirror.intent says, and each record
+ * becomes one message (layout_value_escape()), appended with the record's
+ * timestamp as its append time (kept non-decreasing, as the time index
+ * needs), so .at views, time seeks and retention by age work on imported
+ * data.  The FUSE layer is told of each append (followers wake) through
+ * the callback main gave mirror_start().
+ *
+ * Exactly once across restarts: before each append the importer stores
+ * its intent in mirror.intent (the local end and the Kafka offset before
+ * and after it; one pwrite and fdatasync into alternate slots); on start, whichever of the two local ends the log has
+ * says which Kafka offset resumes (mirror_import_resume()), also after a
+ * power cut took the append but not the intent: each append is flushed
+ * before the next intent, so only the last can be missing.  Records are grouped
+ * into one append per run of the same partition and timestamp.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include "diag.h"
+#include "io.h"
+#include "layout.h"
+#include "mirror_int.h"
+#include "partition.h"
+
+/* At most this many records and bytes per append. */
+#define IMPORT_RUN_RECORDS 10000
+#define IMPORT_RUN_BYTES (4u << 20)
+#define IMPORT_BATCH 10000
+
+int mirror_remote_partitions(rd_kafka_t *rk, const char *topic, char *err,
+			     size_t esize)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+	rd_kafka_resp_err_t e;
+	int ret;
+
+	if (!rkt)
+		return -ENOMEM;
+	e = rd_kafka_metadata(rk, 0, rkt, &md, MIRROR_QUERY_MS);
+	if (!e && md->topic_cnt == 1)
+		e = md->topics[0].err;
+	if (e) {
+		snprintf(err, esize, "%s", rd_kafka_err2str(e));
+		ret = e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? -ENOENT
+								   : -EAGAIN;
+	} else {
+		ret = md->topic_cnt == 1 ? md->topics[0].partition_cnt : 0;
+	}
+	if (md)
+		rd_kafka_metadata_destroy(md);
+	rd_kafka_topic_destroy(rkt);
+	return ret;
+}
+
+/* Create the local partitions 0..nremote-1 that t lacks. */
+static void create_parts(struct mtopic *t)
+{
+	struct node *n;
+	char name[16];
+	int32_t i;
+	int ret;
+
+	for (i = 0; i < t->nremote && i < MIRROR_MAX_PARTS; i++) {
+		snprintf(name, sizeof(name), "%d", i);
+		ret = registry_create(mirror.reg, t->node, name, 0444, 0, 0, &n);
+		if (ret == 0)
+			registry_forget(mirror.reg, n, 1);
+		else if (ret != -EEXIST)
+			diag_warn("mirror: cannot create %s/%s: %s",
+				  t->node->name, name, strerror(-ret));
+	}
+	if (t->nremote > MIRROR_MAX_PARTS)
+		diag_warn("mirror: kafka topic '%s' has %d partitions; only "
+			  "the first %d are imported", t->remote, t->nremote,
+			  MIRROR_MAX_PARTS);
+}
+
+/* Start fetching mp where its mirror.intent says. */
+static int start_part(struct mpart *mp)
+{
+	struct layout_mirror_pos m;
+	struct partition_info info;
+	int dfd = partition_dirfd(mp->node->part);
+	uint64_t remote;
+	int ret;
+
+	partition_get_info(mp->node->part, &info);
+	ret = layout_mirror_intent_load(dfd, &m);
+	if (ret == -ENOENT && info.next_offset == 0) {
+		mp->remote = RD_KAFKA_OFFSET_BEGINNING;
+		mp->iseq = 0;
+	} else if (ret < 0 ||
+		   mirror_import_resume(&m, info.next_offset, &remote) < 0) {
+		mirror_set_state(mp, MS_ERROR,
+				 ret < 0 ? "local messages but no mirror.intent"
+					 : "the log does not end where "
+					   "mirror.intent says");
+		return -ESTALE;
+	} else {
+		mp->remote = (int64_t)remote;
+		mp->iseq = m.seq;
+	}
+	ret = layout_mirror_intent_open(dfd, &mp->ifd);
+	if (ret < 0) {
+		mirror_set_state(mp, MS_ERROR, strerror(-ret));
+		return ret;
+	}
+	mp->last_ts = info.last_ts;
+	if (rd_kafka_consume_start_queue(mp->t->rkt, mp->num, mp->remote,
+					 mirror.iq) < 0) {
+		io_close(mp->ifd);
+		mp->retry_at = mirror_backoff(&mp->backoff);
+		mirror_set_state(mp, MS_RETRYING,
+				 rd_kafka_err2str(rd_kafka_last_error()));
+		return -EAGAIN;
+	}
+	mp->fetching = 1;
+	mp->ready = 1;
+	mirror_set_state(mp, MS_OK, NULL);
+	return 0;
+}
+
+static void stop_part(struct mpart *mp)
+{
+	if (mp->fetching) {
+		rd_kafka_consume_stop(mp->t->rkt, mp->num);
+		io_close(mp->ifd);
+	}
+	mp->fetching = 0;
+	mp->ready = 0;
+}
+
+/* One pass over the imported topics: partitions found, created, started. */
+static void import_pass(void)
+{
+	struct mtopic *t;
+	struct mpart *mp;
+	char err[200];
+	int i, n;
+
+	pthread_mutex_lock(&mirror.lock);
+	t = mirror.topics;
+	pthread_mutex_unlock(&mirror.lock);
+	for (; t; t = t->next) {
+		if (t->dir != 'f')
+			continue;
+		if (t->nremote == 0 && registry_now_ms() >= t->retry_at) {
+			n = mirror_remote_partitions(mirror.importer, t->remote,
+						     err, sizeof(err));
+			if (n > 0) {
+				t->nremote = n;
+				t->backoff = 0;
+				pthread_mutex_lock(&mirror.create_lock);
+				create_parts(t);
+				mirror_find_parts(t);
+				pthread_mutex_unlock(&mirror.create_lock);
+			} else {
+				t->retry_at = mirror_backoff(&t->backoff);
+			}
+		}
+		mirror_find_parts(t);
+		for (i = 0; i < MIRROR_MAX_PARTS; i++) {
+			mp = mirror_part_live(t, i, stop_part);
+			if (!mp)
+				continue;
+			if (t->nremote && i >= t->nremote) {
+				if (atomic_load(&mp->state) != MS_ERROR)
+					mirror_set_state(
+						mp, MS_ERROR,
+						"no such partition in Kafka");
+				continue;
+			}
+			if (!mp->ready && t->nremote &&
+			    atomic_load(&mp->state) != MS_ERROR &&
+			    registry_now_ms() >= mp->retry_at)
+				start_part(mp);
+		}
+	}
+}
+
+/* Append one run of records to mp: the intent first, then the batch. */
+static int append_run(struct mpart *mp, const char *buf, size_t len,
+		      uint32_t count, int64_t ts, int64_t next_remote)
+{
+	struct partition *p = mp->node->part;
+	struct partition_info info;
+	struct layout_mirror_pos m;
+	struct iovec iov = {(void *)buf, len};
+	uint64_t first, byte;
+	int ret;
+
+	partition_get_info(p, &info);
+	/* The append before must be durable before this intent replaces
+	 * its own: after a power cut at most the last append may be gone,
+	 * the one case the intent answers for. */
+	if (info.flushed_byte < info.end_byte) {
+		ret = partition_flush(p);
+		if (ret < 0) {
+			mirror_set_state(mp, MS_ERROR, strerror(-ret));
+			stop_part(mp);
+			return ret;
+		}
+	}
+	m.seq = mp->iseq + 1;
+	m.local_before = info.next_offset;
+	m.local_after = info.next_offset + count;
+	m.remote_before = (uint64_t)mp->remote;
+	m.remote_after = (uint64_t)next_remote;
+	ret = layout_mirror_intent_store(mp->ifd, &m);
+	if (ret == 0) {
+		mp->iseq = m.seq;
+		ret = partition_appendv(p, &iov, 1, count, ts,
+					PARTITION_ANY_END, &first, &byte);
+	}
+	if (ret < 0) {
+		/* Stopped: what the log and mirror.intent say at the next mount. */
+		mirror_set_state(mp, MS_ERROR, strerror(-ret));
+		stop_part(mp);
+		return ret;
+	}
+	mp->remote = next_remote;
+	mp->last_ts = ts;
+	atomic_fetch_add(&mp->produced, count);
+	if (mirror.appended)
+		mirror.appended(mp->node, byte + len);
+	return 0;
+}
+
+/* The partition a fetched record belongs to, if it is still wanted. */
+static struct mpart *part_of_msg(const rd_kafka_message_t *m)
+{
+	struct mtopic *t = rd_kafka_topic_opaque(m->rkt);
+
+	if (!t || m->partition < 0 || m->partition >= MIRROR_MAX_PARTS)
+		return NULL;
+	return t->parts[m->partition];
+}
+
+/* Import a fetched batch: runs of one partition and one timestamp. */
+static void import_batch(rd_kafka_message_t **msgs, ssize_t n, char **buf,
+			 size_t *cap)
+{
+	struct mpart *mp, *run = NULL;
+	size_t len = 0, need;
+	uint32_t count = 0;
+	int64_t ts, run_ts = 0, next = 0;
+	uint64_t maxmsg;
+	ssize_t i;
+
+	for (i = 0; i <= n; i++) {
+		mp = i < n ? part_of_msg(msgs[i]) : NULL;
+		if (i < n && mp && msgs[i]->err) {
+			if (msgs[i]->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+				mirror_set_state(mp, MS_RETRYING,
+						 rd_kafka_err2str(msgs[i]->err));
+			mp = NULL;
+		}
+		if (mp && (!mp->ready || msgs[i]->offset < mp->remote))
+			mp = NULL; /* stopped, or fetched before a restart */
+		ts = 0;
+		if (mp) {
+			ts = rd_kafka_message_timestamp(msgs[i], NULL);
+			if (ts < 0)
+				ts = registry_now_ms();
+			if (ts < mp->last_ts)
+				ts = mp->last_ts;
+		}
+		/* The run ends at another partition or time, or when full. */
+		if (run && (mp != run || ts != run_ts ||
+			    count >= IMPORT_RUN_RECORDS ||
+			    len >= IMPORT_RUN_BYTES)) {
+			if (count)
+				append_run(run, *buf, len, count, run_ts, next);
+			else
+				run->remote = next; /* only skipped records */
+			run = NULL;
+		}
+		if (!mp)
+			continue;
+		if (run && !run->ready)
+			continue;
+		if (!run) {
+			run = mp;
+			run_ts = ts;
+			len = 0;
+			count = 0;
+		}
+		next = msgs[i]->offset + 1;
+		maxmsg = atomic_load(&mp->node->max_message);
+		if (maxmsg && msgs[i]->len + 1 > maxmsg) {
+			/* Refused by the local limit: counted and logged,
+			 * never a stall of the whole partition. */
+			atomic_fetch_add(&mp->skipped, 1);
+			diag_warn("mirror %s/%d: kafka %s[%d] offset %lld "
+				  "(%zu bytes) is over max_message_bytes; "
+				  "skipped", mp->t->node->name, mp->num,
+				  mp->t->remote, mp->num,
+				  (long long)msgs[i]->offset, msgs[i]->len);
+			continue;
+		}
+		need = len + 2 * msgs[i]->len + 2;
+		if (need > *cap) {
+			char *nb = realloc(*buf, need * 2);
+
+			if (!nb) {
+				mirror_set_state(mp, MS_ERROR, "out of memory");
+				stop_part(mp);
+				run = NULL;
+				continue;
+			}
+			*buf = nb;
+			*cap = need * 2;
+		}
+		len += layout_value_escape(msgs[i]->payload, msgs[i]->len,
+				     *buf + len);
+		(*buf)[len++] = '\n';
+		count++;
+	}
+}
+
+/* Note each partition's high watermark, for the lag. */
+static void note_high(void)
+{
+	struct mtopic *t;
+	int64_t lo, hi;
+	int i;
+
+	pthread_mutex_lock(&mirror.lock);
+	t = mirror.topics;
+	pthread_mutex_unlock(&mirror.lock);
+	for (; t; t = t->next)
+		for (i = 0; t->dir == 'f' && i < MIRROR_MAX_PARTS; i++)
+			if (t->parts[i] && t->parts[i]->fetching &&
+			    !rd_kafka_get_watermark_offsets(mirror.importer,
+							    t->remote, i, &lo,
+							    &hi))
+				atomic_store(&t->parts[i]->high, hi);
+}
+
+static void *importer(void *arg)
+{
+	rd_kafka_message_t *msgs[IMPORT_BATCH];
+	char *buf = NULL;
+	size_t cap = 0;
+	int64_t last_pass = 0;
+	ssize_t n, i;
+
+	while (!atomic_load(&mirror.stop)) {
+		if (registry_now_ms() - last_pass >= 100) {
+			import_pass();
+			note_high();
+			last_pass = registry_now_ms();
+		}
+		n = rd_kafka_consume_batch_queue(mirror.iq, 100, msgs,
+						 IMPORT_BATCH);
+		if (n <= 0)
+			continue;
+		import_batch(msgs, n, &buf, &cap);
+		for (i = 0; i < n; i++)
+			rd_kafka_message_destroy(msgs[i]);
+	}
+	free(buf);
+	return NULL;
+}
+
+int mirror_import_start(void)
+{
+	if (pthread_create(&mirror.ithread, NULL, importer, NULL) != 0)
+		return -EAGAIN;
+	mirror.istarted = 1;
+	return 0;
+}
+
+void mirror_import_stop(void)
+{
+	struct mtopic *t;
+	int i;
+
+	if (!mirror.istarted)
+		return;
+	atomic_store(&mirror.stop, 1);
+	pthread_join(mirror.ithread, NULL);
+	mirror.istarted = 0;
+	for (t = mirror.topics; t; t = t->next)
+		for (i = 0; t->dir == 'f' && i < MIRROR_MAX_PARTS; i++)
+			if (t->parts[i])
+				stop_part(t->parts[i]);
+}

@@ -1,0 +1,135 @@
+/*
+ * mirror_int.h - what the Kafka mirror's files share (mirror.c: options,
+ * topics, attributes, start and stop; mirror_export.c: the exporter
+ * thread; mirror_import.c: the importer thread): the per-topic and
+ * per-partition state and the helpers both threads use.
+ */
+#ifndef FLUXFS_MIRROR_INT_H
+#define FLUXFS_MIRROR_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "mirror.h"
+#include "mirror_conf.h"
+#include "registry.h"
+
+#define MIRROR_MAX_PARTS 1024
+/* How long a check of the Kafka partition's last record may take. */
+#define MIRROR_QUERY_MS 5000
+/* Positions are stored at most this often (each store is three syncs). */
+#define MIRROR_STORE_MS 200
+/* Retrying to resume a partition against the cluster: the first wait,
+ * doubled up to the last. */
+#define MIRROR_BACKOFF_MS 100
+#define MIRROR_BACKOFF_MAX_MS 10000
+/* What mirror_stop() waits for outstanding deliveries. */
+#define MIRROR_STOP_FLUSH_MS 2000
+
+enum mstate { MS_STARTING, MS_OK, MS_RETRYING, MS_ERROR };
+extern const char *const mirror_state_names[];
+
+/* One mirrored partition.  Its topic's thread (exporter or importer)
+ * owns everything but the atomics, which the attribute readers load, and
+ * last_error (under mirror.lock). */
+struct mpart {
+	struct mtopic *t;
+	int32_t num;
+	struct node *node;	      /* pinned */
+	int ready;		      /* resumed against Kafka's last record */
+	int64_t retry_at;	      /* no resume attempt before (ms) */
+	int64_t backoff;	      /* the wait after the next failure */
+	uint64_t sent;		      /* next local offset to produce */
+	uint64_t stored;	      /* what mirror.pos holds */
+	atomic_uint_fast64_t acked;   /* export: everything below is in Kafka */
+	atomic_uint_fast64_t produced; /* records acknowledged / imported */
+	atomic_uint_fast64_t failures; /* deliveries that failed */
+	atomic_uint_fast64_t skipped;  /* lost to retention before export */
+	atomic_int inflight;
+	atomic_int failed;	      /* rewind once inflight drains */
+	atomic_int state;
+	char last_error[100];
+	/* Import: the Kafka offset to consume next (or a logical offset
+	 * such as RD_KAFKA_OFFSET_BEGINNING before the first record),
+	 * whether its fetch runs, the newest timestamp appended (times are
+	 * kept non-decreasing), the Kafka partition's high watermark. */
+	int64_t remote;
+	int fetching;
+	int ifd;		      /* mirror.intent, while fetching */
+	uint64_t iseq;		      /* the last intent's sequence */
+	int64_t last_ts;
+	atomic_int_fast64_t high;
+};
+
+struct mtopic {
+	struct mtopic *next;
+	struct node *node; /* the local topic, pinned */
+	char dir;	   /* 't': export, 'f': import */
+	char remote[MIRROR_TOPIC_MAX + 1];
+	rd_kafka_topic_t *rkt; /* on the producer (export) or importer */
+	atomic_int force;      /* export: retention may delete unexported */
+	int32_t nremote;       /* import: the Kafka topic's partitions */
+	int64_t retry_at, backoff; /* import: asking for them again */
+	struct mpart *parts[MIRROR_MAX_PARTS];
+};
+
+struct mirror_global {
+	pthread_mutex_t lock; /* topics list, last_error texts */
+	/* Held by the importer from creating partitions until they are
+	 * mirrored, and by attribute readers, so none sees one between. */
+	pthread_mutex_t create_lock;
+	rd_kafka_conf_t *conf; /* as configured; copied for each handle */
+	rd_kafka_t *producer;
+	rd_kafka_t *query;     /* reads last records (legacy consumer) */
+	rd_kafka_t *importer;  /* fetches imported partitions (legacy) */
+	rd_kafka_queue_t *iq;  /* where their records arrive */
+	pthread_t ithread;
+	int istarted;
+	/* Tell the FUSE layer of an append the importer made. */
+	void (*appended)(struct node *n, uint64_t end);
+	struct registry *reg;
+	struct mtopic *topics;
+	pthread_t thread;
+	int started;
+	atomic_int stop;
+	atomic_int cluster_err; /* the latest error_cb code, 0 after a success */
+	char cluster_error[100];
+	int user_timeout; /* kafka.message.timeout.ms was given */
+	/* The options, kept until mirror_configure(). */
+	char **opts;
+	size_t nopts;
+};
+extern struct mirror_global mirror;
+
+/* Set mp's state (and its last error, if why); logs a change of state. */
+void mirror_set_state(struct mpart *mp, enum mstate st, const char *why);
+/* Add t's partitions not yet mirrored (numeric names below
+ * MIRROR_MAX_PARTS), pinned. */
+void mirror_find_parts(struct mtopic *t);
+/* t's partition i, or NULL: none, or it left the namespace (then it is
+ * stopped with stop, if given, and dropped). */
+struct mpart *mirror_part_live(struct mtopic *t, int i,
+			       void (*stop)(struct mpart *mp));
+/* Forget t's partition i (unpinned, freed) unless deliveries are out. */
+void mirror_drop_part(struct mtopic *t, int i);
+/* Next backoff after a failure: *backoff doubled (from MIRROR_BACKOFF_MS
+ * up to MIRROR_BACKOFF_MAX_MS); returns when to try again. */
+int64_t mirror_backoff(int64_t *backoff);
+
+/* mirror_export.c */
+void mirror_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
+void *mirror_exporter(void *arg);
+/* Store an export position in mp's mirror.pos (if it moved). */
+void mirror_store_pos(struct mpart *mp, uint64_t pos);
+
+/* mirror_import.c */
+int mirror_import_start(void);
+void mirror_import_stop(void);
+/* The Kafka topic's partition count, or -errno (why in err). */
+int mirror_remote_partitions(rd_kafka_t *rk, const char *topic, char *err,
+			     size_t esize);
+
+#endif

@@ -1,0 +1,101 @@
+# tests/mount/kafka_lib.sh - the Kafka mirror's tests, on top of lib.sh
+# and util.sh (source those first).  kafka_begin TOPIC:PARTITIONS...
+# starts librdkafka's mock cluster (tool_kafka, 3 brokers) with those
+# topics ($KAFKA_PID, bootstrap address $KAFKA), and arranges that on exit
+# the daemon is unmounted first, then the mock stopped.  kcat, an
+# independent client, checks what arrived.  Skips (77) only when
+# librdkafka or kcat cannot be installed.
+
+TOOL_KAFKA="$top_builddir/tests/mount/tool_kafka"
+KAFKA_PID=""
+KAFKA=""
+
+kafka_exit() {
+	local rc=$?
+	if [ -n "$FLUXFS_PID" ]; then
+		mount_stop || rc=1
+	fi
+	if [ -n "$KAFKA_PID" ]; then
+		kill -TERM "$KAFKA_PID" 2>/dev/null
+		wait "$KAFKA_PID" 2>/dev/null
+		KAFKA_PID=""
+	fi
+	(exit $rc)
+	harness_cleanup
+}
+
+kafka_begin() {
+	local i
+	if [ ! -x "$TOOL_KAFKA" ]; then
+		echo "SKIP: built without Kafka support (no tool_kafka)"
+		exit 77
+	fi
+	if ! command -v kcat >/dev/null; then
+		FLUXFS_EXTRA_PACKAGES=kcat sh "$top_srcdir/contrib/deps.sh" \
+			>/dev/null 2>&1
+		command -v kcat >/dev/null || { echo "SKIP: kcat cannot be installed"; exit 77; }
+	fi
+	harness_begin
+	trap kafka_exit EXIT
+	"$TOOL_KAFKA" mock 3 "$@" >"$WORK/kafka.addr" 2>"$WORK/kafka.log" &
+	KAFKA_PID=$!
+	for i in $(seq 1 100); do
+		[ -s "$WORK/kafka.addr" ] && break
+		sleep 0.1
+	done
+	KAFKA=$(head -n 1 "$WORK/kafka.addr")
+	[ -n "$KAFKA" ] || fail "the mock Kafka cluster did not start"
+	log "mock Kafka cluster at $KAFKA (pid $KAFKA_PID)"
+}
+
+# kafka_opts [fluxfs args...]: the mount options pointing the mirror at
+# the mock (its brokers' commas escaped for -o); kafka_mount: and mount.
+kafka_opts() {
+	FLUXFS_OPTS=(-o "kafka.bootstrap.servers=${KAFKA//,/\\,}" "$@")
+}
+kafka_mount() {
+	kafka_opts "$@"
+	mount_launch
+	log "mounted $DATA on $MNT (pid $FLUXFS_PID)"
+}
+
+# kafka_kill_remount: SIGKILL the daemon, drop its dead mount, mount again.
+kafka_kill_remount() {
+	kill -KILL "$FLUXFS_PID"
+	wait "$FLUXFS_PID" 2>/dev/null
+	FLUXFS_PID=""
+	fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT"
+	mount_launch
+}
+
+# kcat_dump TOPIC PARTITION FORMAT: every record of the Kafka partition.
+kcat_dump() {
+	timeout 60 kcat -C -b "$KAFKA" -t "$1" -p "$2" -o beginning -e -q \
+		-f "$3"
+}
+
+# mirror_wait PATH: until everything appended so far is acknowledged.
+mirror_wait() {
+	local out
+	out=$(getfattr --only-values -n user.fluxfs.mirror_wait "$1" 2>&1) ||
+		fail "mirror_wait on $1: $out"
+}
+
+# xval PATH NAME: the value of user.fluxfs.NAME.
+xval() {
+	getfattr --only-values -n "user.fluxfs.$2" "$1" 2>/dev/null
+}
+
+# check_exported TOPIC PARTITION LOCALFILE: Kafka holds exactly the local
+# partition's messages, once each, in order, each with its local offset
+# in the fluxfs-offset header.
+check_exported() {
+	kcat_dump "$1" "$2" '%s\n' >"$WORK/kafka.values" ||
+		fail "kcat could not read $1[$2]"
+	cmp "$WORK/kafka.values" "$3" >&2 ||
+		fail "Kafka $1[$2] differs from $3 ($(wc -l <"$WORK/kafka.values") records, $(wc -l <"$3") lines)"
+	kcat_dump "$1" "$2" '%h\n' >"$WORK/kafka.headers"
+	seq 0 $(($(wc -l <"$3") - 1)) | sed 's/^/fluxfs-offset=/' >"$WORK/want.headers"
+	cmp "$WORK/kafka.headers" "$WORK/want.headers" >&2 ||
+		fail "Kafka $1[$2]: fluxfs-offset headers not 0..N-1 in order"
+}

@@ -1,0 +1,137 @@
+/*
+ * tool_kafka.c - librdkafka's in-process mock Kafka cluster, for the
+ * mirror's mount tests (there is no Kafka broker on the test machine).
+ *
+ *   tool_kafka mock BROKERS [rtt=MS] [missing=TOPIC] TOPIC:PARTITIONS...
+ *       start a mock cluster of BROKERS brokers (each answering after MS
+ *       milliseconds with rtt=, to slow an export down; missing= makes
+ *       the cluster answer UNKNOWN_TOPIC_OR_PART for TOPIC instead of
+ *       creating it on first use) with those topics (3
+ *       replicas where there are 3 brokers), print its bootstrap address
+ *       on one line and serve until SIGTERM/SIGINT.  SIGUSR1 takes every
+ *       broker down, SIGUSR2 brings them back, SIGHUP makes the next 20
+ *       Produce requests fail with a retriable error (NOT_ENOUGH_REPLICAS).
+ *
+ * What arrived is checked with an independent client (kcat) against the
+ * printed address.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+static volatile sig_atomic_t quit, down, up, errs;
+
+static void on_signal(int sig)
+{
+	if (sig == SIGUSR1)
+		down = 1;
+	else if (sig == SIGUSR2)
+		up = 1;
+	else if (sig == SIGHUP)
+		errs = 1;
+	else
+		quit = 1;
+}
+
+static int mock(int argc, char **argv)
+{
+	rd_kafka_mock_cluster_t *mc;
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	struct sigaction sa;
+	char err[256];
+	rd_kafka_t *rk;
+	int brokers = atoi(argv[2]), i;
+
+	rd_kafka_conf_set(conf, "log_level", "3", err, sizeof(err));
+	rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+	if (!rk) {
+		fprintf(stderr, "tool_kafka: %s\n", err);
+		return 1;
+	}
+	mc = rd_kafka_mock_cluster_new(rk, brokers);
+	if (!mc) {
+		fprintf(stderr, "tool_kafka: cannot start the mock cluster\n");
+		return 1;
+	}
+	for (i = 3; i < argc; i++) {
+		char *colon = strrchr(argv[i], ':');
+
+		if (strncmp(argv[i], "rtt=", 4) == 0) {
+			int b;
+
+			for (b = 1; b <= brokers; b++)
+				rd_kafka_mock_broker_set_rtt(mc, b,
+							     atoi(argv[i] + 4));
+			continue;
+		}
+		if (strncmp(argv[i], "missing=", 8) == 0) {
+			rd_kafka_mock_topic_set_error(
+				mc, argv[i] + 8,
+				RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+			continue;
+		}
+		if (!colon) {
+			fprintf(stderr, "tool_kafka: %s: not TOPIC:N\n",
+				argv[i]);
+			return 2;
+		}
+		*colon = '\0';
+		if (rd_kafka_mock_topic_create(mc, argv[i], atoi(colon + 1),
+					       brokers >= 3 ? 3 : 1)) {
+			fprintf(stderr, "tool_kafka: cannot create %s\n",
+				argv[i]);
+			return 1;
+		}
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGUSR2, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	printf("%s\n", rd_kafka_mock_cluster_bootstraps(mc));
+	fflush(stdout);
+	while (!quit) {
+		usleep(20000);
+		if (down) {
+			down = 0;
+			for (i = 1; i <= brokers; i++)
+				rd_kafka_mock_broker_set_down(mc, i);
+			fprintf(stderr, "tool_kafka: brokers down\n");
+		}
+		if (up) {
+			up = 0;
+			for (i = 1; i <= brokers; i++)
+				rd_kafka_mock_broker_set_up(mc, i);
+			fprintf(stderr, "tool_kafka: brokers up\n");
+		}
+		if (errs) {
+			rd_kafka_resp_err_t e[20];
+
+			errs = 0;
+			for (i = 0; i < 20; i++)
+				e[i] = RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS;
+			/* ApiKey 0: Produce. */
+			rd_kafka_mock_push_request_errors_array(mc, 0, 20, e);
+			fprintf(stderr, "tool_kafka: 20 produce errors\n");
+		}
+	}
+	rd_kafka_mock_cluster_destroy(mc);
+	rd_kafka_destroy(rk);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc >= 3 && strcmp(argv[1], "mock") == 0)
+		return mock(argc, argv);
+	fprintf(stderr, "usage: tool_kafka mock BROKERS [rtt=MS] [missing=TOPIC] "
+			"TOPIC:PARTITIONS...\n");
+	return 2;
+}
