@@ -428,8 +428,6 @@ int main(int argc, char *argv[])
 		goto out_args;
 	if (cl.fd_budget)
 		registry_set_fd_budget(reg, cl.fd_budget);
-	diag_info("descriptor budget for open partitions: %llu",
-		  (unsigned long long)registry_fd_budget(reg));
 	fs_setup(reg);
 	se = fuse_session_new(&args, fs_ops(), sizeof(*fs_ops()), NULL);
 	if (!se)
@@ -452,6 +450,10 @@ int main(int argc, char *argv[])
 	if (mirror_start(reg, fs_appended_elsewhere) < 0)
 		goto out_stop;
 	diag_info("serving '%s' at '%s'", datadir, mnt);
+	/* After daemonizing, like every line of a running daemon: the
+	 * mount command prints nothing when all is well. */
+	diag_info("descriptor budget for open partitions: %llu",
+		  (unsigned long long)registry_fd_budget(reg));
 	if (cl.allow_other && cl.no_default_permissions)
 		diag_warn("allow_other with no_default_permissions: every user "
 			  "may read, append to, remove and chmod every "

@@ -214,11 +214,7 @@ static int names_cb(void *arg, const char *name, uint64_t ino,
 	return 0;
 }
 
-/* Partition name of dir, pinned with its log held open (the caller
- * lets both go: mirror_drop_part), or NULL.  A mirrored partition is in
- * use for as long as it is mirrored: the descriptor budget never closes
- * it under the exporter or importer (if the budget is full, the next
- * pass tries again). */
+/* Node name of dir, pinned (the caller unpins), or NULL. */
 static struct node *lookup_pinned(struct node *dir, const char *name)
 {
 	struct node *n;
@@ -230,10 +226,6 @@ static struct node *lookup_pinned(struct node *dir, const char *name)
 		return NULL;
 	}
 	registry_forget(mirror.reg, n, 1);
-	if (registry_part_get(mirror.reg, n) < 0) {
-		registry_unpin(mirror.reg, n);
-		return NULL;
-	}
 	return n;
 }
 
@@ -253,6 +245,15 @@ void mirror_find_parts(struct mtopic *t)
 		n = lookup_pinned(t->node, l.v[i]);
 		if (!n)
 			continue;
+		/* A mirrored partition is in use for as long as it is
+		 * mirrored: its log stays open (mirror_drop_part lets it
+		 * go), so the descriptor budget never closes it under the
+		 * exporter or importer.  With the budget full, the next
+		 * pass tries again. */
+		if (registry_part_get(mirror.reg, n) < 0) {
+			registry_unpin(mirror.reg, n);
+			continue;
+		}
 		mp = calloc(1, sizeof(*mp));
 		if (!mp) {
 			registry_part_put(mirror.reg, n);

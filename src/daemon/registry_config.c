@@ -151,6 +151,26 @@ static int config_store(struct registry *reg, struct node *n,
 	return 0;
 }
 
+/* One log line for a set of key to the len bytes of val: the value
+ * escaped (it comes from a user: a control byte or newline in it must
+ * not reach the log), cut as diag_printable cuts. */
+static void log_set(int key, const char *val, size_t len, const char *name,
+		    int ret)
+{
+	char raw[DIAG_PRINTABLE_MAX], shown[DIAG_PRINTABLE_MAX];
+	size_t keep = len < sizeof(raw) - 1 ? len : sizeof(raw) - 1;
+
+	memcpy(raw, val, keep);
+	raw[keep] = '\0';
+	diag_printable(raw, shown, sizeof(shown));
+	if (ret == 0)
+		diag_info("set %s=%s on '%s'", config_key_name(key), shown,
+			  name);
+	else
+		diag_info("refused %s=%s on '%s': %s", config_key_name(key),
+			  shown, name, strerror(-ret));
+}
+
 /* Set n's own override of key. */
 int registry_config_set(struct registry *reg, struct node *n, int key,
 			const char *val, size_t len)
@@ -171,12 +191,7 @@ int registry_config_set(struct registry *reg, struct node *n, int key,
 	if (ret == 0)
 		ret = config_store(reg, n, &over);
 	pthread_rwlock_unlock(&reg->lock);
-	if (ret == 0)
-		diag_info("set %s=%.*s on '%s'", config_key_name(key), (int)len,
-			  val, n->name);
-	else
-		diag_info("refused %s=%.*s on '%s': %s", config_key_name(key),
-			  (int)len, val, n->name, strerror(-ret));
+	log_set(key, val, len, n->name, ret);
 	return ret;
 }
 

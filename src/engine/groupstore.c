@@ -37,7 +37,8 @@ struct group {
 
 struct groupstore {
 	pthread_mutex_t lock;
-	int dirfd; /* DATA_DIR/.groups */
+	int dirfd;  /* DATA_DIR/.groups; -1 until the first group */
+	int rootfd; /* DATA_DIR, to make .groups (-1: read-only) */
 	int readonly;
 	struct group *head;  /* protected by lock; creation order */
 	struct group **tail; /* protected by lock */
@@ -182,6 +183,28 @@ static void file_name(const char *group, char *buf, size_t size)
 }
 
 /* Write g's file, durably (gs->lock held). */
+/* Make DATA_DIR/.groups when the first group is stored (a data directory
+ * without groups has none).  A new .groups must outlive a power cut, or
+ * every group file later written (and synced) in it would vanish with
+ * it: the data directory is synced after it is made. */
+static int make_dir(struct groupstore *gs)
+{
+	int ret;
+
+	if (gs->dirfd >= 0)
+		return 0;
+	ret = io_mkdirat(gs->rootfd, GROUPSTORE_DIR, 0755);
+	if (ret == 0)
+		ret = io_fsync_dir(gs->rootfd);
+	if (ret < 0 && ret != -EEXIST)
+		return ret;
+	ret = io_opendirat(gs->rootfd, GROUPSTORE_DIR);
+	if (ret < 0)
+		return ret;
+	gs->dirfd = ret;
+	return 0;
+}
+
 static int store(struct groupstore *gs, struct group *g)
 {
 	char fname[GROUPSTORE_NAME_MAX + 16], *buf;
@@ -194,7 +217,9 @@ static int store(struct groupstore *gs, struct group *g)
 	if (ret < 0)
 		return ret;
 	file_name(g->name, fname, sizeof(fname));
-	ret = io_write_atomic(gs->dirfd, fname, buf, len);
+	ret = make_dir(gs);
+	if (ret == 0)
+		ret = io_write_atomic(gs->dirfd, fname, buf, len);
 	free(buf);
 	if (ret < 0)
 		diag_err("cannot write consumer group '%s': %s", g->name,
@@ -285,16 +310,18 @@ int groupstore_open(int rootfd, int readonly, struct groupstore **out)
 	pthread_mutex_init(&gs->lock, NULL);
 	gs->tail = &gs->head;
 	gs->readonly = readonly;
-	ret = readonly ? 0 : io_mkdirat(rootfd, GROUPSTORE_DIR, 0755);
-	/* A new .groups must outlive a power cut, or every group file
-	 * later written (and synced) in it would vanish with it. */
-	if (ret == 0 && !readonly)
-		ret = io_fsync_dir(rootfd);
-	if (ret < 0 && ret != -EEXIST)
-		goto fail;
+	gs->rootfd = -1;
+	if (!readonly) {
+		gs->rootfd = io_opendirat(rootfd, ".");
+		if (gs->rootfd < 0) {
+			ret = gs->rootfd;
+			gs->rootfd = -1;
+			goto fail;
+		}
+	}
 	gs->dirfd = io_opendirat(rootfd, GROUPSTORE_DIR);
-	if (gs->dirfd == -ENOENT && readonly) {
-		gs->dirfd = -1; /* no group was ever made */
+	if (gs->dirfd == -ENOENT) {
+		gs->dirfd = -1; /* no group was ever made: make_dir */
 		*out = gs;
 		return 0;
 	}
@@ -347,6 +374,8 @@ void groupstore_close(struct groupstore *gs)
 	}
 	if (gs->dirfd >= 0)
 		io_close(gs->dirfd);
+	if (gs->rootfd >= 0)
+		io_close(gs->rootfd);
 	pthread_mutex_destroy(&gs->lock);
 	free(gs);
 }

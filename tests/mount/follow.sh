@@ -103,7 +103,9 @@ F="$MNT/.follow/t/1"
 printf 'one\ntwo\n' >>"$P" || fail "append"
 expect_ok "$TOOL_FOLLOW" nonblock "$F"
 
-# 4. SIGINT on a parked reader ends it within 100 ms, killed or EINTR.
+# 4. SIGINT on a parked reader ends it within 1 s, killed or EINTR.  An
+# interrupt that waited for data would never end it; the bound is loose
+# because a loaded 2-CPU machine took up to 215 ms to schedule the end.
 out=$("$TOOL_FOLLOW" interrupt "$F" kill) || fail "SIGINT to a parked read: $out"
 log "$out (killed)"
 out=$("$TOOL_FOLLOW" interrupt "$F" eintr) || fail "SIGINT to a parked read: $out"
@@ -119,7 +121,7 @@ rc=0
 wait $CAT || rc=$?
 ms=$((($(date +%s%N) - t0) / 1000000))
 assert_eq 130 "$rc" "status of a parked cat after SIGINT"
-[ $ms -le 100 ] || fail "parked cat took $ms ms to end after SIGINT"
+[ $ms -le 1000 ] || fail "parked cat took $ms ms to end after SIGINT"
 log "parked cat ended $ms ms after SIGINT"
 
 # 4b. An append the daemon makes itself, not inside a write(): the held

@@ -12,16 +12,17 @@
 kafka_begin orders:1
 kafka_mount
 mkdir "$MNT/orders" || fail "mkdir orders"
-expect_ok setfattr -n user.fluxfs.segment_ms -v 100 "$MNT/orders"
+expect_ok setfattr -n user.fluxfs.segment_bytes -v 4k "$MNT/orders"
 expect_ok setfattr -n user.fluxfs.retention_ms -v 300 "$MNT/orders"
 expect_ok setfattr -n user.fluxfs.mirror_to -v orders "$MNT/orders"
 assert_eq keep "$(xval "$MNT/orders" mirror_retention)" "mirror_retention by default"
 
-# append_batches TAG: 10 appends 150 ms apart (a segment each).
+# append_batches TAG: 10 appends 150 ms apart, each larger than a
+# segment (so a segment each: segment_ms cannot go below 1 s).
 append_batches() {
 	local i
 	for i in $(seq 1 10); do
-		seq 1 50 | sed "s/^/$1 $i /" >>"$MNT/orders/0" || fail "append"
+		seq 1 500 | sed "s/^/$1 $i /" >>"$MNT/orders/0" || fail "append"
 		sleep 0.15
 	done
 }
