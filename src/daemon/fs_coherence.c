@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "diag.h"
 #include "fs.h"
@@ -324,15 +325,26 @@ int fs_appended(struct node *n, uint64_t end, int through_cache)
 void fs_appended_elsewhere(struct node *n, uint64_t end)
 {
 	uint64_t ino = registry_ino(fs.reg, n);
-	struct timespec ms = {0, 1000000};
-	int i;
+	struct timespec ms = {0, 1000000}, t0, now;
 
 	/* No request waits for a reply here, so wait for the notifier
-	 * itself (1 s at most): once the appender goes on (and says the
-	 * append is there), a reader must see the new end. */
-	if (fs_appended(n, end, 0) && fs.nt)
-		for (i = 0; i < 1000 && notifier_pending(fs.nt, ino); i++)
-			nanosleep(&ms, NULL);
+	 * itself: once the appender goes on (and says the append is
+	 * there, as mirror_wait does), a reader must see the new end.  A
+	 * loaded machine took over a second; past 30 s something is
+	 * stuck, and the appender goes on rather than stop with it. */
+	if (!fs_appended(n, end, 0) || !fs.nt)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (notifier_pending(fs.nt, ino)) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - t0.tv_sec > 30) {
+			diag_warn("'%s': the kernel was not told of an append "
+				  "within 30 s; readers may see the old end",
+				  n->name);
+			return;
+		}
+		nanosleep(&ms, NULL);
+	}
 }
 
 /* ---- notifications and the registry's hooks -------------------------- */
