@@ -210,6 +210,36 @@ START_TEST(test_resolve_retention)
 }
 END_TEST
 
+/* A time roll leaves an empty active segment after the sealed ones: a
+ * lookup must not take it for one older than every time. */
+START_TEST(test_resolve_empty_active)
+{
+	struct partition_tick_report rep;
+	struct config cfg;
+	struct partition *p;
+	uint64_t s, e;
+	char dir[4096];
+	int dfd = test_tmpdir(dir), i;
+
+	model_cfg_init(&cfg, 1 << 20);
+	cfg.segment_ms = 1000;
+	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), 0);
+	for (i = 0; i < 3; i++) /* one segment: within segment_ms */
+		append_at(p, i, 1000 + 400 * i);
+	ck_assert_int_eq(partition_tick(p, 10000, &rep), 0);
+	ck_assert(rep.rolled);
+	resolve(p, "0", 0, &s, &e);
+	ck_assert_uint_eq(s, 0);
+	resolve(p, "1400..1800", 0, &s, &e);
+	ck_assert_uint_eq(s, 3);
+	ck_assert_uint_eq(e, 6);
+	resolve(p, "1801", 0, &s, &e);
+	ck_assert_uint_eq(s, 9);
+	ck_assert_int_eq(partition_close(p), 0);
+	test_rmtree(dfd, dir);
+}
+END_TEST
+
 static Suite *timesel_suite(void)
 {
 	Suite *s = suite_create("timesel");
@@ -220,6 +250,7 @@ static Suite *timesel_suite(void)
 	tcase_add_test(tc, test_refused);
 	tcase_add_test(tc, test_resolve_clock_backwards);
 	tcase_add_test(tc, test_resolve_retention);
+	tcase_add_test(tc, test_resolve_empty_active);
 	suite_add_tcase(s, tc);
 	return s;
 }
