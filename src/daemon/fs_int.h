@@ -7,9 +7,10 @@
  * fs_coherence.c (what the kernel may cache of each node, and the drops
  * and held bytes that keep it right), fs_follow.c (parked follow-view
  * reads and poll handles), fs_produce.c (MNT/.produce: lines routed
- * to partitions by key) and fs_groups.c (consumer groups as files,
- * MNT/.groups).  Only they include this header; the rest of
- * fluxfs sees fs.h.
+ * to partitions by key), fs_groups.c (consumer groups as files,
+ * MNT/.groups), fs_at.c (time-addressed views, MNT/.at) and fs_vobj.c
+ * (the inode objects of those two views).  Only they include this
+ * header; the rest of fluxfs sees fs.h.
  *
  * The registry knows nodes by name and lifetime only; what the kernel may
  * hold of a node, and who has it open how, is struct fs_node, reached

@@ -144,6 +144,11 @@ static int parse_point(const char *s, const char *e, struct timesel_point *pt)
 	return parse_iso(s, e, &pt->v);
 }
 
+int timesel_parse_point(const char *s, struct timesel_point *pt)
+{
+	return parse_point(s, s + strlen(s), pt);
+}
+
 int timesel_parse(const char *s, struct timesel *out)
 {
 	const char *dots = strstr(s, ".."), *end = s + strlen(s);

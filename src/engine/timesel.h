@@ -41,6 +41,9 @@ struct timesel {
  * empty range's ends reversed, numbers that overflow). */
 int timesel_parse(const char *s, struct timesel *out);
 
+/* One point (no range, no offset) filling s; 0 or -EINVAL. */
+int timesel_parse_point(const char *s, struct timesel_point *pt);
+
 /* A point as ms since the epoch, relative points measured from now_ms. */
 int64_t timesel_ms(const struct timesel_point *pt, int64_t now_ms);
 

@@ -7,7 +7,7 @@
 # bad names (ENOENT and one log line) and writes refused; tail -f of an
 # open-ended view catching up and then following; views of a partition
 # whose sealed segments are compressed, and of one whose head retention
-# deleted.
+# deleted; fluxctl cat of the same windows offline.
 # test-limit: 200
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/util.sh"
@@ -146,4 +146,20 @@ assert_eq "$(fsize "$MNT/.at/offset:$start/z/0")" \
 	"$(($(fsize "$MNT/z/0") - $(xget_q "$MNT/z/0" start_byte)))" "size of a retained view"
 cat "$WORK/z1" "$WORK/z2" | tail -c "$(fsize "$MNT/.at/0/z/0")" | cmp - "$MNT/.at/0/z/0" ||
 	fail "a view from before the start is the retained tail"
+cat "$MNT/.at/0/z/0" >"$WORK/z0"
+
+# fluxctl cat: the same windows offline, from the data directory.
+mount_stop
+"$FLUXCTL" cat --since "$T1" --until "$T2" "$DATA/orders/0" | cmp "$WORK/b" - ||
+	fail "fluxctl cat --since --until"
+"$FLUXCTL" cat --since "$(iso "$T1" %FT%T.%3NZ)" "$DATA/orders/0" |
+	cmp <(cat "$WORK/b" "$WORK/c" "$WORK/d") - || fail "fluxctl cat --since ISO"
+"$FLUXCTL" cat --offset 300 --until "$T2" "$DATA/orders/0" | cmp "$WORK/b" - ||
+	fail "fluxctl cat --offset --until"
+"$FLUXCTL" cat --since "$T1" --offset 400 --until "$T2" "$DATA/orders/0" |
+	cmp <(tail -n 100 "$WORK/b") - || fail "fluxctl cat: the later of --since and --offset"
+"$FLUXCTL" cat --since "$Z" "$DATA/z/0" | cmp "$WORK/z0" - || fail "fluxctl cat of retained, compressed segments"
+"$FLUXCTL" cat "$DATA/z/0" | cmp "$WORK/z0" - || fail "fluxctl cat of a retained partition"
+expect_err "bad time" "$FLUXCTL" cat --since yesterday "$DATA/orders/0"
+expect_err "bad time" "$FLUXCTL" cat --until 2026-12-06T10:00 "$DATA/orders/0"
 log "ok"
