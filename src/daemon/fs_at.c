@@ -105,7 +105,6 @@ void fs_at_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct vobj *dir = aview_of(parent), *a;
 	struct timesel sel;
 	struct stat st;
-	struct node *n;
 	int ret;
 
 	if (parent == REGISTRY_INO_ROOT) { /* .at itself */
@@ -126,16 +125,14 @@ void fs_at_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	} else {
-		ret = registry_lookup(fs.reg,
-				      dir->n ? dir->n
-					     : node_of(REGISTRY_INO_ROOT),
-				      name, &n);
+		ret = vobj_child(&aviews, dir,
+				 dir->n ? dir->n : node_of(REGISTRY_INO_ROOT),
+				 name, dir->kind == AV_WHEN ? AV_TOPIC : AV_PART,
+				 &a);
 		if (ret < 0) {
 			fuse_reply_err(req, -ret);
 			return;
 		}
-		a = vobj_get(&aviews, dir->kind == AV_WHEN ? AV_TOPIC : AV_PART,
-			     dir->name, n);
 	}
 	if (!a) {
 		fuse_reply_err(req, ENOMEM);

@@ -214,7 +214,6 @@ void fs_groups_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct vobj *dir =
 		parent == REGISTRY_INO_GROUPS ? NULL : gview_of(parent);
-	struct node *n;
 	struct vobj *g;
 	int ret;
 
@@ -233,13 +232,12 @@ void fs_groups_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	} else {
-		ret = registry_lookup(fs.reg, listed_dir(dir), name, &n);
+		ret = vobj_child(&gviews, dir, listed_dir(dir), name,
+				 dir->kind == GV_GROUP ? GV_TOPIC : GV_PART, &g);
 		if (ret < 0) {
 			fuse_reply_err(req, -ret);
 			return;
 		}
-		g = vobj_get(&gviews, dir->kind == GV_GROUP ? GV_TOPIC : GV_PART,
-			     dir->name, n);
 	}
 	if (!g) {
 		fuse_reply_err(req, ENOMEM);

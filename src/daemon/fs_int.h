@@ -300,6 +300,10 @@ struct vobj *vobj_get(struct vobj_list *l, int kind, const char *name,
 		      struct node *n);
 /* Drop nlookup lookups of o; the last frees it and its registry count. */
 void vobj_forget(struct vobj_list *l, struct vobj *o, uint64_t nlookup);
+/* The object of kind for name in registry directory dirn, below view
+ * directory dir (named as dir); 0, or -errno of the lookup, -ENOMEM. */
+int vobj_child(struct vobj_list *l, struct vobj *dir, struct node *dirn,
+	       const char *name, int kind, struct vobj **out);
 /* Stat numbers: the node's own with the view's bit, mixed with the
  * object's name so two groups' (or times') copies of a topic differ. */
 uint64_t vobj_st_ino(const struct vobj *o, uint64_t view_bits);

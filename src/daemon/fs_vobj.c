@@ -8,6 +8,7 @@
  * one lives until forgot.  Lookups of one (kind, name, node) give back
  * the same object (a live list), so the kernel sees stable inodes.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,6 +72,18 @@ void vobj_forget(struct vobj_list *l, struct vobj *o, uint64_t nlookup)
 		registry_forget(fs.reg, o->n, 1);
 	free(o->name);
 	free(o);
+}
+
+int vobj_child(struct vobj_list *l, struct vobj *dir, struct node *dirn,
+	       const char *name, int kind, struct vobj **out)
+{
+	struct node *n;
+	int ret = registry_lookup(fs.reg, dirn, name, &n);
+
+	if (ret < 0)
+		return ret;
+	*out = vobj_get(l, kind, dir->name, n);
+	return *out ? 0 : -ENOMEM;
 }
 
 uint64_t vobj_st_ino(const struct vobj *o, uint64_t view_bits)
