@@ -365,6 +365,10 @@ static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fs_groups_mkdir(req, parent, name);
 		return;
 	}
+	if (is_at_ino(parent)) {
+		fuse_reply_err(req, EROFS); /* time views are read-only */
+		return;
+	}
 	if (!dir) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
@@ -406,6 +410,10 @@ static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, EPERM); /* positions go by reset or rmdir */
 		return;
 	}
+	if (is_at_ino(parent)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
 	if (!dir) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
@@ -424,6 +432,10 @@ static void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	count_request();
 	if (is_group_ino(parent)) {
 		fs_groups_rmdir(req, parent, name);
+		return;
+	}
+	if (is_at_ino(parent)) {
+		fuse_reply_err(req, EROFS);
 		return;
 	}
 	if (!dir) {
