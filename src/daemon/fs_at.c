@@ -103,20 +103,25 @@ static void fill_stat(struct vobj *a, const struct view *v, struct stat *st)
 void fs_at_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct vobj *dir = aview_of(parent), *a;
+	char shown[DIAG_PRINTABLE_MAX];
+	struct fuse_entry_param e;
 	struct timesel sel;
-	struct stat st;
 	int ret;
 
+	memset(&e, 0, sizeof(e));
 	if (parent == REGISTRY_INO_ROOT) { /* .at itself */
-		fill_stat(NULL, NULL, &st);
-		fs_reply_view_entry(req, REGISTRY_INO_AT, &st, NULL);
+		fill_stat(NULL, NULL, &e.attr);
+		fs_reply_view_entry(req, REGISTRY_INO_AT, &e.attr, NULL);
 		return;
 	}
 	if (!dir) {
 		if (timesel_parse(name, &sel) < 0) {
+			/* A user's name: control bytes must not reach the
+			 * log. */
+			diag_printable(name, shown, sizeof(shown));
 			diag_info("'.at/%s': not a time, time range or "
 				  "offset (see fluxfs(8))",
-				  name);
+				  shown);
 			fuse_reply_err(req, ENOENT);
 			return;
 		}
@@ -138,9 +143,12 @@ void fs_at_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	/* Nothing cached: a relative view's size changes by itself. */
-	fill_stat(a, NULL, &st);
-	fs_reply_view_entry(req, ino_of(a), &st, NULL);
+	/* Nothing cached: a relative view's size changes by itself.  A
+	 * reply that fails (interrupted) takes no lookup. */
+	fill_stat(a, NULL, &e.attr);
+	e.ino = ino_of(a);
+	if (fuse_reply_entry(req, &e) < 0)
+		fs_at_forget(e.ino, 1);
 }
 
 void fs_at_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -96,6 +96,10 @@ for bad in yesterday 2026-12-06 2026-12-06T10:00 "2026-12-06T10:00Z junk" \
 	grep -qF "'.at/$bad': not a time" "$WORK/daemon.log" ||
 		fail "no log line for the bad name '$bad'"
 done
+# A name with a newline is logged escaped, on one line.
+expect_err "No such file or directory" cat "$MNT/.at/$(printf '1\n2')/orders/0"
+grep -qF "'.at/1\x0a2': not a time" "$WORK/daemon.log" ||
+	fail "a bad name with a newline is not logged escaped"
 expect_err "No such file or directory" cat "$MNT/.at/0/nosuch/0"
 expect_err "No such file or directory" cat "$MNT/.at/0/orders/7"
 expect_err "Not a directory" ls "$MNT/.at/0/orders/0/x"
