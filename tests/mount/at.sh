@@ -8,7 +8,7 @@
 # open-ended view catching up and then following; views of a partition
 # whose sealed segments are compressed, and of one whose head retention
 # deleted; fluxctl cat of the same windows offline.
-# test-limit: 200
+# test-limit: 90
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/util.sh"
 
