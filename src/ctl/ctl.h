@@ -59,6 +59,7 @@ int ctl_dump(int argc, char **argv);
 int ctl_verify(int argc, char **argv);
 int ctl_repair(int argc, char **argv);
 int ctl_seek(int argc, char **argv);
+int ctl_cat(int argc, char **argv);
 int ctl_groups(int argc, char **argv);
 /* verify's check of DATA_DIR/.groups: each group file parses and passes
  * its CRC.  Prints each problem; returns how many. */

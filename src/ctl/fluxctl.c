@@ -72,6 +72,20 @@ static const struct ctl_cmd commands[] = {
 	  "\n"
 	  "  -o, --offset N  message offset\n"
 	  "  -t, --time T    time\n" },
+	{ "cat", ctl_cat,
+	  "cat [--since T] [--until T] [--offset N] PARTITION",
+	  "Print a partition's messages appended at or after --since and\n"
+	  "before --until (the first message whose time is at or after\n"
+	  "it, as Kafka's offsetsForTimes), or from message --offset N (the\n"
+	  "later of the two starts), from a partition directory of a data\n"
+	  "directory, offline and read-only: what MNT/.at/SINCE..UNTIL/\n"
+	  "TOPIC/PARTITION shows on a mount.  T is ISO 8601 with a zone\n"
+	  "(2026-12-06T10:00Z, 2026-12-06T11:00:30.250+01:00), epoch\n"
+	  "milliseconds, or relative to now: -90s, -15m, -2h, -7d.\n"
+	  "\n"
+	  "  -s, --since T   from the first message at or after T\n"
+	  "  -u, --until T   up to the first message at or after T\n"
+	  "  -o, --offset N  from message N\n" },
 	{ "unescape", ctl_unescape, "unescape [FILE...]",
 	  "Copy FILEs (or standard input) to standard output with the\n"
 	  "values of records imported from Kafka as they were: a record\n"

@@ -6,13 +6,8 @@
  *
  * The positions themselves live in the engine (groupstore.h, reached
  * through registry_groups()); this file maps names to them and turns
- * reads into commits.  The view's inodes are malloc'ed objects (struct
- * gview) whose FUSE inode is their address | GROUP_TAG, alive while the
- * kernel holds a lookup count on them (forget frees them); each holds a
- * registry lookup count on the topic or partition it shows, so a renamed
- * partition stays the same object and a deleted one lives until forgot.
- * Lookups of one name give back the same object (a live list), so the
- * kernel sees stable inodes.
+ * reads into commits.  The view's inodes are view objects (fs_vobj.c)
+ * tagged GROUP_TAG, named by their group.
  *
  * What a close commits: a group file is read with direct_io, so every
  * read() of the consumer reaches us and the position is the end of the
@@ -50,15 +45,6 @@
 
 enum gview_kind { GV_GROUP, GV_TOPIC, GV_PART };
 
-/* One inode of the group view. */
-struct gview {
-	enum gview_kind kind;
-	char *group;
-	struct node *n;	    /* topic or partition; one registry lookup */
-	uint64_t nlookup;   /* protected by gs_lock */
-	struct gview *next; /* the live list; protected by gs_lock */
-} __attribute__((aligned(16)));
-
 /* An open group partition file. */
 struct group_open {
 	char *group;
@@ -77,7 +63,7 @@ struct group_open {
 
 static pthread_mutex_t gs_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t gs_released = PTHREAD_COND_INITIALIZER;
-static struct gview *live;	   /* protected by gs_lock */
+static struct vobj_list gviews = {PTHREAD_MUTEX_INITIALIZER, NULL};
 static struct group_open *readers; /* protected by gs_lock */
 static atomic_uint_fast64_t retention_skips;
 
@@ -88,91 +74,25 @@ static struct groupstore *store(void)
 
 /* ---- inodes ---------------------------------------------------------- */
 
-static struct gview *gview_of(fuse_ino_t ino)
+static struct vobj *gview_of(fuse_ino_t ino)
 {
-	return (struct gview *)(uintptr_t)(ino & ~(fuse_ino_t)GROUP_TAG);
+	return (struct vobj *)(uintptr_t)(ino & ~(fuse_ino_t)GROUP_TAG);
 }
 
-static fuse_ino_t ino_of(struct gview *g)
+static fuse_ino_t ino_of(struct vobj *g)
 {
 	return (fuse_ino_t)(uintptr_t)g | GROUP_TAG;
 }
 
-/* The object for (kind, group, n), found or made, with one more lookup;
- * takes over the caller's registry lookup count on n (dropped if the
- * object already held one).  NULL if out of memory. */
-static struct gview *gview_get(enum gview_kind kind, const char *group,
-			       struct node *n)
-{
-	struct gview *g;
-
-	pthread_mutex_lock(&gs_lock);
-	for (g = live; g; g = g->next)
-		if (g->kind == kind && g->n == n && !strcmp(g->group, group))
-			break;
-	if (g) {
-		g->nlookup++;
-		pthread_mutex_unlock(&gs_lock);
-		if (n)
-			registry_forget(fs.reg, n, 1);
-		return g;
-	}
-	g = aligned_alloc(16, sizeof(*g));
-	if (g) {
-		memset(g, 0, sizeof(*g));
-		g->group = strdup(group);
-		if (!g->group) {
-			free(g);
-			g = NULL;
-		}
-	}
-	if (g) {
-		g->kind = kind;
-		g->n = n;
-		g->nlookup = 1;
-		g->next = live;
-		live = g;
-	}
-	pthread_mutex_unlock(&gs_lock);
-	if (!g && n)
-		registry_forget(fs.reg, n, 1);
-	return g;
-}
-
-/* The kernel forgot nlookup lookups of ino. */
 void fs_groups_forget(fuse_ino_t ino, uint64_t nlookup)
 {
-	struct gview *g, **pp;
-
-	if (ino == REGISTRY_INO_GROUPS)
-		return;
-	g = gview_of(ino);
-	pthread_mutex_lock(&gs_lock);
-	g->nlookup -= nlookup < g->nlookup ? nlookup : g->nlookup;
-	if (g->nlookup) {
-		pthread_mutex_unlock(&gs_lock);
-		return;
-	}
-	for (pp = &live; *pp && *pp != g; pp = &(*pp)->next)
-		;
-	if (*pp)
-		*pp = g->next;
-	pthread_mutex_unlock(&gs_lock);
-	if (g->n)
-		registry_forget(fs.reg, g->n, 1);
-	free(g->group);
-	free(g);
+	if (ino != REGISTRY_INO_GROUPS)
+		vobj_forget(&gviews, gview_of(ino), nlookup);
 }
 
-/* Stat numbers: the node's own with the group-view bit, mixed with the
- * group's name so two groups' copies of a topic differ. */
-static uint64_t st_ino_of(struct gview *g)
+static uint64_t st_ino_of(struct vobj *g)
 {
-	uint64_t h = crc32c(0, g->group, strlen(g->group));
-
-	return REGISTRY_INO_GROUP_VIEW |
-	       (((h << 28) & ~(3ULL << 62)) ^
-		(g->n ? registry_st_ino(fs.reg, g->n) : 2));
+	return vobj_st_ino(g, REGISTRY_INO_GROUP_VIEW);
 }
 
 /* Where a partition's log starts and ends, as positions. */
@@ -232,12 +152,12 @@ static int position_of(const char *group, struct node *n, struct group_pos *pos,
 }
 
 /* The registry directory a group or group topic directory lists. */
-static struct node *listed_dir(struct gview *dir)
+static struct node *listed_dir(struct vobj *dir)
 {
 	return dir->kind == GV_GROUP ? node_of(REGISTRY_INO_ROOT) : dir->n;
 }
 
-static void fill_stat(struct gview *g, struct stat *st)
+static void fill_stat(struct vobj *g, struct stat *st)
 {
 	struct group_pos pos;
 	int skipped;
@@ -256,7 +176,7 @@ static void fill_stat(struct gview *g, struct stat *st)
 		st->st_nlink = 1;
 		/* What is left to read: the file's content. */
 		st->st_size =
-			position_of(g->group, g->n, &pos, &skipped) >= 0
+			position_of(g->name, g->n, &pos, &skipped) >= 0
 				? (off_t)(atomic_load(&g->n->fs->shown_end) >
 							  pos.byte
 						  ? atomic_load(
@@ -276,7 +196,7 @@ static void fill_stat(struct gview *g, struct stat *st)
 	}
 }
 
-static void reply_gentry(fuse_req_t req, struct gview *g, fuse_ino_t ino)
+static void reply_gentry(fuse_req_t req, struct vobj *g, fuse_ino_t ino)
 {
 	struct fuse_entry_param e;
 
@@ -292,10 +212,9 @@ static void reply_gentry(fuse_req_t req, struct gview *g, fuse_ino_t ino)
 
 void fs_groups_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct gview *dir =
+	struct vobj *dir =
 		parent == REGISTRY_INO_GROUPS ? NULL : gview_of(parent);
-	struct node *n;
-	struct gview *g;
+	struct vobj *g;
 	int ret;
 
 	if (parent == REGISTRY_INO_ROOT) { /* .groups itself */
@@ -308,18 +227,17 @@ void fs_groups_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			fuse_reply_err(req, ENOENT);
 			return;
 		}
-		g = gview_get(GV_GROUP, name, NULL);
+		g = vobj_get(&gviews, GV_GROUP, name, NULL);
 	} else if (dir->kind == GV_PART) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	} else {
-		ret = registry_lookup(fs.reg, listed_dir(dir), name, &n);
+		ret = vobj_child(&gviews, dir, listed_dir(dir), name,
+				 dir->kind == GV_GROUP ? GV_TOPIC : GV_PART, &g);
 		if (ret < 0) {
 			fuse_reply_err(req, -ret);
 			return;
 		}
-		g = gview_get(dir->kind == GV_GROUP ? GV_TOPIC : GV_PART,
-			      dir->group, n);
 	}
 	if (!g) {
 		fuse_reply_err(req, ENOMEM);
@@ -348,7 +266,7 @@ static void log_refused(const char *what, const char *name, int err)
 
 void fs_groups_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct gview *g;
+	struct vobj *g;
 	int ret;
 
 	if (parent != REGISTRY_INO_GROUPS) {
@@ -363,7 +281,7 @@ void fs_groups_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	diag_info("consumer group '%s' created", name);
-	g = gview_get(GV_GROUP, name, NULL);
+	g = vobj_get(&gviews, GV_GROUP, name, NULL);
 	if (!g) {
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -406,7 +324,7 @@ void fs_groups_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	struct dirbuf d = {req, NULL, 0, 0, 0, 0, 0, 0};
-	struct gview *g = ino == REGISTRY_INO_GROUPS ? NULL : gview_of(ino);
+	struct vobj *g = ino == REGISTRY_INO_GROUPS ? NULL : gview_of(ino);
 	int ret;
 
 	if (g && g->kind == GV_PART) {
@@ -419,7 +337,7 @@ void fs_groups_opendir(fuse_req_t req, fuse_ino_t ino,
 	d.ino_or = REGISTRY_INO_GROUP_VIEW;
 	if (!g) {
 		ret = groupstore_list(store(), list_group, &d);
-	} else if (!groupstore_exists(store(), g->group)) {
+	} else if (!groupstore_exists(store(), g->name)) {
 		ret = -ENOENT;
 	} else {
 		ret = registry_list(fs.reg, listed_dir(g), fs_dirbuf_add, &d);
@@ -602,7 +520,7 @@ static int take(struct group_open *r, struct node *n)
 
 int fs_groups_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct gview *g = ino == REGISTRY_INO_GROUPS ? NULL : gview_of(ino);
+	struct vobj *g = ino == REGISTRY_INO_GROUPS ? NULL : gview_of(ino);
 	struct group_opts opts;
 	struct group_open *r;
 	struct group_pos pos;
@@ -615,15 +533,15 @@ int fs_groups_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
 		diag_info("refused writing open of consumer group file "
 			  "'%s/%s/%s': read-only",
-			  g->group, g->n->parent ? g->n->parent->name : "?",
+			  g->name, g->n->parent ? g->n->parent->name : "?",
 			  g->n->name);
 		return -EACCES;
 	}
-	ret = groupstore_get_opts(store(), g->group, &opts);
+	ret = groupstore_get_opts(store(), g->name, &opts);
 	if (ret < 0)
 		return ret;
 	r = calloc(1, sizeof(*r));
-	if (!r || !(r->group = strdup(g->group))) {
+	if (!r || !(r->group = strdup(g->name))) {
 		free(r);
 		return -ENOMEM;
 	}
@@ -646,7 +564,7 @@ int fs_groups_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		free(r);
 		return ret;
 	}
-	ret = position_of(g->group, g->n, &pos, &skipped);
+	ret = position_of(g->name, g->n, &pos, &skipped);
 	if (ret < 0)
 		goto fail_unpin;
 	r->v.start = pos.byte;
@@ -764,7 +682,7 @@ static int attr_index(const char *name, const char *const *list, int count)
 void fs_groups_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			size_t size)
 {
-	struct gview *g = ino == REGISTRY_INO_GROUPS ? NULL : gview_of(ino);
+	struct vobj *g = ino == REGISTRY_INO_GROUPS ? NULL : gview_of(ino);
 	struct group_pos pos, first, last;
 	struct group_opts opts;
 	uint64_t v[5];
@@ -773,7 +691,7 @@ void fs_groups_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 
 	if (g && g->kind == GV_GROUP &&
 	    (i = attr_index(name, dir_attrs, 3)) >= 0) {
-		ret = groupstore_get_opts(store(), g->group, &opts);
+		ret = groupstore_get_opts(store(), g->name, &opts);
 		if (ret == 0)
 			ret = snprintf(
 				buf, sizeof(buf), "%s",
@@ -787,7 +705,7 @@ void fs_groups_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		   (i = attr_index(name, part_attrs, 5)) >= 0) {
 		ret = registry_part_get(fs.reg, g->n);
 		if (ret == 0) {
-			ret = position_of(g->group, g->n, &pos, &skipped);
+			ret = position_of(g->name, g->n, &pos, &skipped);
 			log_bounds(g->n, &first, &last);
 			registry_part_put(fs.reg, g->n);
 		}
@@ -860,12 +778,12 @@ static int parse_reset(struct node *n, const char *val, struct group_pos *pos,
 }
 
 /* A group directory option. */
-static int set_dir_attr(struct gview *g, int i, const char *val)
+static int set_dir_attr(struct vobj *g, int i, const char *val)
 {
 	struct group_opts opts;
 	unsigned long num;
 	char *end;
-	int ret = groupstore_get_opts(store(), g->group, &opts);
+	int ret = groupstore_get_opts(store(), g->name, &opts);
 
 	if (ret < 0)
 		return ret;
@@ -879,12 +797,12 @@ static int set_dir_attr(struct gview *g, int i, const char *val)
 		opts.commit_ms = (uint32_t)num;
 	else
 		return -EINVAL;
-	return groupstore_set_opts(store(), g->group, &opts);
+	return groupstore_set_opts(store(), g->name, &opts);
 }
 
 /* A reset of one partition's position: refused while it is being read
  * (the reader would commit over it). */
-static int reset(struct gview *g, const char *val)
+static int reset(struct vobj *g, const char *val)
 {
 	struct group_open *o;
 	struct group_pos pos;
@@ -899,17 +817,17 @@ static int reset(struct gview *g, const char *val)
 		return ret;
 	pthread_mutex_lock(&gs_lock);
 	for (o = readers; o; o = o->next)
-		if (o->v.n == g->n && !strcmp(o->group, g->group))
+		if (o->v.n == g->n && !strcmp(o->group, g->name))
 			break;
 	pos.commit_ms = registry_now_ms();
 	ret = o ? -EBUSY
-		: groupstore_commit(store(), g->group,
+		: groupstore_commit(store(), g->name,
 				    registry_st_ino(fs.reg, g->n), &pos);
 	pthread_mutex_unlock(&gs_lock);
 	if (ret == 0)
 		diag_info("consumer group '%s': '%s/%s' reset to %s (message "
 			  "%" PRIu64 ")",
-			  g->group, g->n->parent ? g->n->parent->name : "?",
+			  g->name, g->n->parent ? g->n->parent->name : "?",
 			  g->n->name, val, pos.offset);
 	return ret;
 }
@@ -917,7 +835,7 @@ static int reset(struct gview *g, const char *val)
 void fs_groups_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			const char *value, size_t size)
 {
-	struct gview *g = ino == REGISTRY_INO_GROUPS ? NULL : gview_of(ino);
+	struct vobj *g = ino == REGISTRY_INO_GROUPS ? NULL : gview_of(ino);
 	char val[128], shown[DIAG_PRINTABLE_MAX];
 	int i, ret = -ENOTSUP;
 
@@ -942,13 +860,13 @@ out:
 		diag_info("refused attribute '%s' = '%s' on consumer group "
 			  "'%s': %s",
 			  name, diag_printable(val, shown, sizeof(shown)),
-			  g ? g->group : GROUPSTORE_DIR, strerror(-ret));
+			  g ? g->name : GROUPSTORE_DIR, strerror(-ret));
 	fuse_reply_err(req, -ret);
 }
 
 void fs_groups_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	struct gview *g = ino == REGISTRY_INO_GROUPS ? NULL : gview_of(ino);
+	struct vobj *g = ino == REGISTRY_INO_GROUPS ? NULL : gview_of(ino);
 	const char *const *list = NULL;
 	char buf[512];
 	int i, count = 0, len = 0;

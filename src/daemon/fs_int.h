@@ -7,9 +7,10 @@
  * fs_coherence.c (what the kernel may cache of each node, and the drops
  * and held bytes that keep it right), fs_follow.c (parked follow-view
  * reads and poll handles), fs_produce.c (MNT/.produce: lines routed
- * to partitions by key) and fs_groups.c (consumer groups as files,
- * MNT/.groups).  Only they include this header; the rest of
- * fluxfs sees fs.h.
+ * to partitions by key), fs_groups.c (consumer groups as files,
+ * MNT/.groups), fs_at.c (time-addressed views, MNT/.at) and fs_vobj.c
+ * (the inode objects of those two views).  Only they include this
+ * header; the rest of fluxfs sees fs.h.
  *
  * The registry knows nodes by name and lifetime only; what the kernel may
  * hold of a node, and who has it open how, is struct fs_node, reached
@@ -72,6 +73,8 @@ struct fs_node {
 /* A group view's FUSE inodes (fs_groups.c): malloc'ed objects tagged
  * with this value in TAG_BITS. */
 #define GROUP_TAG 2u
+/* A time-addressed view's FUSE inodes (fs_at.c): likewise, this tag. */
+#define AT_TAG 8u
 
 enum handle_kind {
 	H_READER,
@@ -80,7 +83,8 @@ enum handle_kind {
 	H_METRICS,
 	H_DIR,
 	H_PRODUCE,
-	H_GROUP
+	H_GROUP,
+	H_AT
 };
 
 struct produce_handle;
@@ -117,6 +121,7 @@ struct handle {
 	struct follow_file ff; /* partition and follow files: poll, parking */
 	struct produce_handle *produce; /* H_PRODUCE: fs_produce.c (lock) */
 	struct group_open *grp; /* H_GROUP: the group reader (fs_groups.c) */
+	struct view at;	       /* H_AT: the bytes shown, fixed at open */
 	struct handle *prev;   /* protected by fs.hlock */
 	struct handle *next;   /* protected by fs.hlock */
 };
@@ -165,12 +170,20 @@ static inline int is_group_ino(fuse_ino_t ino)
 	       (ino >= 16 && (ino & TAG_BITS) == GROUP_TAG);
 }
 
-/* The node of a real inode; NULL for control files, the follow and
- * group views and produce files (so that handlers which know nothing of
- * them refuse them). */
+/* MNT/.at and the time-addressed views below it. */
+static inline int is_at_ino(fuse_ino_t ino)
+{
+	return ino == REGISTRY_INO_AT ||
+	       (ino >= 16 && (ino & TAG_BITS) == AT_TAG);
+}
+
+/* The node of a real inode; NULL for control files, the follow, group
+ * and time views and produce files (so that handlers which know nothing
+ * of them refuse them). */
 static inline struct node *node_of(fuse_ino_t ino)
 {
-	return is_follow_ino(ino) || is_produce_ino(ino) || is_group_ino(ino)
+	return is_follow_ino(ino) || is_produce_ino(ino) ||
+			       is_group_ino(ino) || is_at_ino(ino)
 		       ? NULL
 		       : registry_node(fs.reg, ino);
 }
@@ -265,6 +278,36 @@ void fs_dirbuf_open(fuse_req_t req, struct fuse_file_info *fi, struct dirbuf *d,
  * error), or the size alone when size is 0. */
 void fs_reply_value(fuse_req_t req, const char *buf, int len, size_t size);
 
+/* ---- fs_vobj.c ------------------------------------------------------- */
+
+/* One inode object of a view below a special directory (.groups, .at):
+ * its FUSE inode is its address | the view's tag. */
+struct vobj {
+	int kind;	   /* the view's own: group, topic, partition... */
+	char *name;	   /* the group, the time selection */
+	struct node *n;	   /* topic or partition; one registry lookup */
+	uint64_t nlookup;  /* protected by the list's lock */
+	struct vobj *next; /* the live list; protected by its lock */
+} __attribute__((aligned(16)));
+struct vobj_list {
+	pthread_mutex_t lock;
+	struct vobj *live;
+};
+/* The object for (kind, name, n), found or made, with one more lookup;
+ * takes over the caller's registry lookup count on n (dropped if the
+ * object already held one).  NULL if out of memory. */
+struct vobj *vobj_get(struct vobj_list *l, int kind, const char *name,
+		      struct node *n);
+/* Drop nlookup lookups of o; the last frees it and its registry count. */
+void vobj_forget(struct vobj_list *l, struct vobj *o, uint64_t nlookup);
+/* The object of kind for name in registry directory dirn, below view
+ * directory dir (named as dir); 0, or -errno of the lookup, -ENOMEM. */
+int vobj_child(struct vobj_list *l, struct vobj *dir, struct node *dirn,
+	       const char *name, int kind, struct vobj **out);
+/* Stat numbers: the node's own with the view's bit, mixed with the
+ * object's name so two groups' (or times') copies of a topic differ. */
+uint64_t vobj_st_ino(const struct vobj *o, uint64_t view_bits);
+
 /* ---- fs_groups.c ----------------------------------------------------- */
 
 /* The operations on MNT/.groups and below (is_group_ino(ino), or a
@@ -297,6 +340,19 @@ uint64_t fs_groups_retention_skips(void);
  * partition byte where it ended): parked at the end if follow. */
 void fs_view_read(fuse_req_t req, const struct view *v, struct follow_file *ff,
 		  uint64_t off, size_t size, int follow, int nonblock);
+
+/* ---- fs_at.c --------------------------------------------------------- */
+
+/* The operations on MNT/.at and below (is_at_ino(ino), or a parent that
+ * is); a lookup of ".at" in the root too. */
+void fs_at_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_at_forget(fuse_ino_t ino, uint64_t nlookup);
+void fs_at_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_at_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+/* Open a view file (a handle of kind H_AT), read-only. */
+int fs_at_open(fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_at_read(fuse_req_t req, struct handle *h, size_t size, off_t off,
+		struct fuse_file_info *fi);
 
 /* ---- fs_io.c --------------------------------------------------------- */
 

@@ -284,6 +284,8 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	count_request();
 	if (is_group_ino(ino))
 		ret = fs_groups_open(req, ino, fi);
+	else if (is_at_ino(ino))
+		ret = fs_at_open(ino, fi);
 	else if (is_follow_ino(ino))
 		ret = open_follow(ino, fi);
 	else if (is_produce_ino(ino))
@@ -576,7 +578,7 @@ void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	}
 	if (h->kind == H_GROUP) {
 		ret = fs_groups_fsync(h); /* an explicit commit */
-	} else if (h->n && h->n->part) {
+	} else if (h->n && h->n->part && h->kind != H_AT) {
 		if (h->kind == H_WRITER) {
 			pthread_mutex_lock(&h->lock);
 			mark = written_end(h);
@@ -926,6 +928,10 @@ void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fs_groups_read(req, h, size, off, fi);
 		return;
 	}
+	if (h->kind == H_AT) {
+		fs_at_read(req, h, size, off, fi);
+		return;
+	}
 	if (h->kind == H_FOLLOW) {
 		/* fcntl(F_SETFL) may change O_NONBLOCK after open (GNU tail
 		 * does): the read's own flags tell. */
@@ -974,7 +980,7 @@ void fs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 	int ret;
 
 	count_request();
-	if (!h->n || !h->n->part || h->kind == H_GROUP) {
+	if (!h->n || !h->n->part || h->kind == H_GROUP || h->kind == H_AT) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}

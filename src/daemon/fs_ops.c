@@ -35,6 +35,7 @@
 #define FOLLOW_NAME ".follow"
 #define PRODUCE_NAME ".produce"
 #define GROUPS_NAME ".groups"
+#define AT_NAME ".at"
 #define DRAIN_SECONDS 2
 
 /* The mount's one state struct. */
@@ -183,6 +184,11 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fs_groups_lookup(req, parent, name);
 		return;
 	}
+	if (is_at_ino(parent) ||
+	    (parent == REGISTRY_INO_ROOT && !strcmp(name, AT_NAME))) {
+		fs_at_lookup(req, parent, name);
+		return;
+	}
 	if (parent == REGISTRY_INO_ROOT && !strcmp(name, FOLLOW_NAME)) {
 		reply_follow_entry(req, REGISTRY_INO_FOLLOW, NULL);
 		return;
@@ -222,6 +228,8 @@ static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 
 	if (is_group_ino(ino))
 		fs_groups_forget(ino, nlookup);
+	else if (is_at_ino(ino))
+		fs_at_forget(ino, nlookup);
 	else if (n)
 		registry_forget(fs.reg, n, nlookup);
 	fuse_reply_none(req);
@@ -236,6 +244,10 @@ static void fs_forget_multi(fuse_req_t req, size_t count,
 	for (i = 0; i < count; i++) {
 		if (is_group_ino(forgets[i].ino)) {
 			fs_groups_forget(forgets[i].ino, forgets[i].nlookup);
+			continue;
+		}
+		if (is_at_ino(forgets[i].ino)) {
+			fs_at_forget(forgets[i].ino, forgets[i].nlookup);
 			continue;
 		}
 		n = counted_node(forgets[i].ino);
@@ -264,6 +276,10 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 	}
 	if (is_group_ino(ino)) {
 		fs_groups_getattr(req, ino);
+		return;
+	}
+	if (is_at_ino(ino)) {
+		fs_at_getattr(req, ino, fi);
 		return;
 	}
 	if (!n) {
@@ -349,6 +365,10 @@ static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fs_groups_mkdir(req, parent, name);
 		return;
 	}
+	if (is_at_ino(parent)) {
+		fuse_reply_err(req, EROFS); /* time views are read-only */
+		return;
+	}
 	if (!dir) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
@@ -390,6 +410,10 @@ static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, EPERM); /* positions go by reset or rmdir */
 		return;
 	}
+	if (is_at_ino(parent)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
 	if (!dir) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
@@ -408,6 +432,10 @@ static void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	count_request();
 	if (is_group_ino(parent)) {
 		fs_groups_rmdir(req, parent, name);
+		return;
+	}
+	if (is_at_ino(parent)) {
+		fuse_reply_err(req, EROFS);
 		return;
 	}
 	if (!dir) {
@@ -630,6 +658,10 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 	count_request();
 	if (is_group_ino(ino)) {
 		fs_groups_opendir(req, ino, fi);
+		return;
+	}
+	if (is_at_ino(ino)) {
+		fs_at_opendir(req, ino, fi);
 		return;
 	}
 	if (follow)
@@ -983,7 +1015,7 @@ void fs_stop(void)
 			break;
 		if (h->kind == H_READER || h->kind == H_WRITER ||
 		    h->kind == H_FOLLOW || h->kind == H_PRODUCE ||
-		    h->kind == H_GROUP)
+		    h->kind == H_GROUP || h->kind == H_AT)
 			fs_release_handle(h);
 		else
 			fs_handle_free(h);

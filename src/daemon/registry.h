@@ -56,6 +56,7 @@
 #define REGISTRY_INO_FOLLOW 3 /* MNT/.follow (fs_ops.c, fs_follow.h) */
 #define REGISTRY_INO_GROUPS 4 /* MNT/.groups (fs_groups.c) */
 #define REGISTRY_INO_PRODUCE 5 /* MNT/.produce (fs_produce.c) */
+#define REGISTRY_INO_AT 6 /* MNT/.at (fs_at.c) */
 #define REGISTRY_NAME_MAX 249
 
 enum node_kind { NODE_ROOT, NODE_TOPIC, NODE_PARTITION };
@@ -276,6 +277,8 @@ struct groupstore *registry_groups(struct registry *reg);
 /* A group view shows stat numbers with this bit (beside
  * REGISTRY_INO_FOLLOW_VIEW). */
 #define REGISTRY_INO_GROUP_VIEW (1ULL << 62)
+/* A time-addressed view (MNT/.at) shows stat numbers with this bit. */
+#define REGISTRY_INO_AT_VIEW (1ULL << 60)
 
 /* Milliseconds since the epoch. */
 int64_t registry_now_ms(void);

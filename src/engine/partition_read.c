@@ -519,19 +519,21 @@ int partition_time_to_offset(struct partition *p, int64_t ts_ms,
 
 	metrics_add(&p->m, index_lookups, 1);
 	pthread_rwlock_rdlock(&p->seglock);
-	/* The first segment whose newest entry is new enough. */
+	/* The first segment whose newest entry is new enough.  An empty
+	 * segment can only be the last one (the active segment after a
+	 * roll): it counts as new enough, or a search that probes it first
+	 * would skip every sealed segment before it. */
 	lo = 0;
 	hi = p->nsegs;
 	while (lo < hi) {
 		mid = lo + (hi - lo) / 2;
 		s = p->segs[mid];
 		n = seg_n(s);
-		if (n == 0 || segment_entry(s, n - 1).ts < ts_ms)
+		if (n != 0 && segment_entry(s, n - 1).ts < ts_ms)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	/* An empty segment can only be the last one. */
 	if (lo >= p->nsegs)
 		goto out;
 	s = p->segs[lo];
