@@ -33,9 +33,6 @@
 #define IMPORT_RUN_RECORDS 10000
 #define IMPORT_RUN_BYTES (4u << 20)
 #define IMPORT_BATCH 10000
-/* How often an imported topic's partition count is asked again, so that
- * partitions added in Kafka join the import. */
-#define IMPORT_REFRESH_MS 10000
 
 int mirror_remote_partitions(rd_kafka_t *rk, const char *topic, char *err,
 			     size_t esize)
@@ -84,16 +81,6 @@ static void create_parts(struct mtopic *t)
 		diag_warn("mirror: kafka topic '%s' has %d partitions; only "
 			  "the first %d are imported", t->remote, t->nremote,
 			  MIRROR_MAX_PARTS);
-}
-
-/* The Kafka topic has n partitions: create and mirror those t lacks. */
-static void set_nremote(struct mtopic *t, int n)
-{
-	t->nremote = n;
-	pthread_mutex_lock(&mirror.create_lock);
-	create_parts(t);
-	mirror_find_parts(t);
-	pthread_mutex_unlock(&mirror.create_lock);
 }
 
 /* Start fetching mp where its mirror.intent says. */
@@ -165,25 +152,16 @@ static void import_pass(void)
 	for (; t; t = t->next) {
 		if (t->dir != 'f')
 			continue;
-		if (t->nremote > 0 && registry_now_ms() >= t->refresh_at) {
-			t->refresh_at = registry_now_ms() + IMPORT_REFRESH_MS;
-			n = mirror_remote_partitions(mirror.importer, t->remote,
-						     err, sizeof(err));
-			if (n > t->nremote) {
-				diag_info("mirror: kafka topic '%s' now has %d "
-					  "partitions (was %d)", t->remote, n,
-					  t->nremote);
-				set_nremote(t, n);
-			}
-		}
 		if (t->nremote == 0 && registry_now_ms() >= t->retry_at) {
 			n = mirror_remote_partitions(mirror.importer, t->remote,
 						     err, sizeof(err));
 			if (n > 0) {
-				t->refresh_at = registry_now_ms() +
-						IMPORT_REFRESH_MS;
+				t->nremote = n;
 				t->backoff = 0;
-				set_nremote(t, n);
+				pthread_mutex_lock(&mirror.create_lock);
+				create_parts(t);
+				mirror_find_parts(t);
+				pthread_mutex_unlock(&mirror.create_lock);
 			} else {
 				t->retry_at = mirror_backoff(&t->backoff);
 			}
@@ -222,12 +200,9 @@ static int append_run(struct mpart *mp, const char *buf, size_t len,
 	partition_get_info(p, &info);
 	/* The append before must be durable before this intent replaces
 	 * its own: after a power cut at most the last append may be gone,
-	 * the one case the intent answers for.  partition_sync, what
-	 * fsync(2) does: data and index, and partition.state only when
-	 * recovery needs it (partition_flush wrote it each time, a file
-	 * created, synced and renamed per append). */
+	 * the one case the intent answers for. */
 	if (info.flushed_byte < info.end_byte) {
-		ret = partition_sync(p);
+		ret = partition_flush(p);
 		if (ret < 0) {
 			mirror_set_state(mp, MS_ERROR, strerror(-ret));
 			stop_part(mp);
