@@ -179,9 +179,21 @@ static void export_some(struct mpart *mp, char **buf, size_t *cap)
 		if (atomic_load(&mp->inflight) == 0)
 			atomic_store(&mp->acked, mp->sent);
 	}
+	/* Only what the local log keeps across a power cut is produced:
+	 * otherwise a cut could leave the cluster holding messages the log
+	 * lost, and new appends would reuse their offsets.  Unflushed
+	 * appends are made durable first (group commit with fsync callers). */
+	if (mp->sent < info.next_offset && info.flushed_byte < info.end_byte) {
+		if (partition_sync(p) < 0)
+			return;
+		partition_get_info(p, &info);
+	}
 	while (mp->sent < info.next_offset && n < 100000) {
-		if (partition_chunk_of(p, mp->sent, &c) < 0)
+		if (partition_chunk_of(p, mp->sent, &c) < 0 ||
+		    c.byte >= info.flushed_byte)
 			break;
+		if (c.byte + c.len > info.flushed_byte)
+			c.len = (uint32_t)(info.flushed_byte - c.byte);
 		if (c.len > *cap) {
 			char *nb = realloc(*buf, c.len);
 
@@ -203,7 +215,7 @@ static void export_some(struct mpart *mp, char **buf, size_t *cap)
 		     off++) {
 			nl = memchr(q, '\n', (size_t)(end - q));
 			if (!nl)
-				nl = end;
+				break; /* beyond what is flushed */
 			if (off >= mp->sent) {
 				mirror_header_encode(off, hdr);
 				e = rd_kafka_producev(
