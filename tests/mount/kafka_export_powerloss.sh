@@ -13,10 +13,7 @@
 . "$(dirname "$0")/util.sh"
 . "$(dirname "$0")/kafka_lib.sh"
 
-if ! grep -q '^#define FLUXFS_FAULT_INJECTION 1' "$top_builddir/autoconfig.h"; then
-	echo "SKIP: fault injection not compiled in (configure --enable-fault-injection)"
-	exit 77
-fi
+kafka_need_crashsim
 kafka_begin orders:1
 kafka_opts
 # The topic and its export, set up on a plain mount (so they are durable).
@@ -39,9 +36,7 @@ appender() {
 }
 
 for round in 1 2 3; do
-	export FLUXFS_CRASHSIM=1 FLUXFS_CRASHSIM_MODE=drop FLUXFS_CRASHSIM_SEED=$round
-	mount_launch
-	unset FLUXFS_CRASHSIM FLUXFS_CRASHSIM_MODE FLUXFS_CRASHSIM_SEED
+	kafka_launch_crashsim $round
 	start=$(xval "$MNT/orders/0" mirror_position)
 	appender $round &
 	apid=$!
@@ -54,13 +49,8 @@ for round in 1 2 3; do
 	sleep "0.$((round * 2))"
 	pos=$(xval "$MNT/orders/0" mirror_position)
 	log "round $round: power cut at local offset $pos"
-	kill -USR2 "$FLUXFS_PID" || fail "cannot signal the daemon"
-	status=0
-	wait "$FLUXFS_PID" 2>/dev/null || status=$?
-	FLUXFS_PID=""
-	fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT"
+	kafka_power_cut
 	wait "$apid"
-	[ $status -eq 0 ] || fail "power cut: daemon exited with $status"
 
 	# The stored position never runs ahead of the cluster.
 	stored=$(awk '{ print $4 }' "$DATA/orders/0/mirror.pos")

@@ -59,6 +59,32 @@ kafka_mount() {
 	log "mounted $DATA on $MNT (pid $FLUXFS_PID)"
 }
 
+# kafka_need_crashsim: exit 77 unless the daemon was built with fault
+# injection (crashsim, the simulated power cut).
+kafka_need_crashsim() {
+	if ! grep -q '^#define FLUXFS_FAULT_INJECTION 1' "$top_builddir/autoconfig.h"; then
+		echo "SKIP: fault injection not compiled in (configure --enable-fault-injection)"
+		exit 77
+	fi
+}
+
+# kafka_launch_crashsim SEED: mount on crashsim (drop mode: a cut loses
+# everything not fsynced); kafka_power_cut: cut (SIGUSR2: the daemon
+# undoes what was not synced and exits) and drop the dead mount.
+kafka_launch_crashsim() {
+	export FLUXFS_CRASHSIM=1 FLUXFS_CRASHSIM_MODE=drop FLUXFS_CRASHSIM_SEED=$1
+	mount_launch
+	unset FLUXFS_CRASHSIM FLUXFS_CRASHSIM_MODE FLUXFS_CRASHSIM_SEED
+}
+kafka_power_cut() {
+	local status=0
+	kill -USR2 "$FLUXFS_PID" || fail "cannot signal the daemon"
+	wait "$FLUXFS_PID" 2>/dev/null || status=$?
+	FLUXFS_PID=""
+	fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT"
+	[ $status -eq 0 ] || fail "power cut: daemon exited with $status"
+}
+
 # kafka_kill_remount: SIGKILL the daemon, drop its dead mount, mount again.
 kafka_kill_remount() {
 	kill -KILL "$FLUXFS_PID"

@@ -9,10 +9,7 @@
 . "$(dirname "$0")/util.sh"
 . "$(dirname "$0")/kafka_lib.sh"
 
-if ! grep -q '^#define FLUXFS_FAULT_INJECTION 1' "$top_builddir/autoconfig.h"; then
-	echo "SKIP: fault injection not compiled in (configure --enable-fault-injection)"
-	exit 77
-fi
+kafka_need_crashsim
 kafka_begin payments:1
 # Records with distinct times, so that an import is many appends.
 for i in $(seq 1 30); do
@@ -36,9 +33,7 @@ kafka_opts
 new_import
 
 for round in 1 2 3; do
-	export FLUXFS_CRASHSIM=1 FLUXFS_CRASHSIM_MODE=drop FLUXFS_CRASHSIM_SEED=$round
-	mount_launch
-	unset FLUXFS_CRASHSIM FLUXFS_CRASHSIM_MODE FLUXFS_CRASHSIM_SEED
+	kafka_launch_crashsim $round
 	# Cut once the import is under way (or when it is done).
 	for i in $(seq 1 400); do
 		pos=$(xval "$MNT/payments/0" mirror_position)
@@ -46,12 +41,7 @@ for round in 1 2 3; do
 		sleep 0.005
 	done
 	log "round $round: power cut at Kafka offset $pos of 60000"
-	kill -USR2 "$FLUXFS_PID" || fail "cannot signal the daemon"
-	status=0
-	wait "$FLUXFS_PID" 2>/dev/null || status=$?
-	FLUXFS_PID=""
-	fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT"
-	[ $status -eq 0 ] || fail "power cut: daemon exited with $status"
+	kafka_power_cut
 	mount_launch
 	mirror_wait "$MNT/payments/0"
 	assert_eq ok "$(xval "$MNT/payments/0" mirror_state)" "state after the cut ($(xval "$MNT/payments/0" mirror_error))"
