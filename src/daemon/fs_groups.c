@@ -113,9 +113,10 @@ static void log_bounds(struct node *n, struct group_pos *first,
 
 /* The position group has (or would start from) on partition n: its
  * commit, raised to the log's start if retention passed it (*skipped
- * set), else where auto_offset_reset says.  -ENOENT: no such group. */
+ * set), else where auto_offset_reset says; *end (unless NULL) gets the
+ * log's end it was measured against.  -ENOENT: no such group. */
 static int position_of(const char *group, struct node *n, struct group_pos *pos,
-		       int *skipped)
+		       int *skipped, struct group_pos *end)
 {
 	struct group_pos first, last;
 	struct group_opts opts;
@@ -129,6 +130,8 @@ static int position_of(const char *group, struct node *n, struct group_pos *pos,
 		return ret;
 	log_bounds(n, &first, &last);
 	registry_part_put(fs.reg, n);
+	if (end)
+		*end = last;
 	ret = groupstore_get(store(), group, ino, pos);
 	if (ret == -ENODATA) {
 		ret = groupstore_get_opts(store(), group, &opts);
@@ -176,7 +179,7 @@ static void fill_stat(struct vobj *g, struct stat *st)
 		st->st_nlink = 1;
 		/* What is left to read: the file's content. */
 		st->st_size =
-			position_of(g->name, g->n, &pos, &skipped) >= 0
+			position_of(g->name, g->n, &pos, &skipped, NULL) >= 0
 				? (off_t)(atomic_load(&g->n->fs->shown_end) >
 							  pos.byte
 						  ? atomic_load(
@@ -564,7 +567,7 @@ int fs_groups_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		free(r);
 		return ret;
 	}
-	ret = position_of(g->name, g->n, &pos, &skipped);
+	ret = position_of(g->name, g->n, &pos, &skipped, NULL);
 	if (ret < 0)
 		goto fail_unpin;
 	r->v.start = pos.byte;
@@ -683,7 +686,7 @@ void fs_groups_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			size_t size)
 {
 	struct vobj *g = ino == REGISTRY_INO_GROUPS ? NULL : gview_of(ino);
-	struct group_pos pos, first, last;
+	struct group_pos pos, last;
 	struct group_opts opts;
 	uint64_t v[5];
 	char buf[64];
@@ -703,12 +706,7 @@ void fs_groups_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 				       opts.commit_ms);
 	} else if (g && g->kind == GV_PART &&
 		   (i = attr_index(name, part_attrs, 5)) >= 0) {
-		ret = registry_part_get(fs.reg, g->n);
-		if (ret == 0) {
-			ret = position_of(g->name, g->n, &pos, &skipped);
-			log_bounds(g->n, &first, &last);
-			registry_part_put(fs.reg, g->n);
-		}
+		ret = position_of(g->name, g->n, &pos, &skipped, &last);
 		if (ret >= 0) {
 			v[0] = pos.offset;
 			v[1] = pos.byte;
