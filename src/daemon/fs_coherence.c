@@ -18,7 +18,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "diag.h"
 #include "fs.h"
@@ -324,9 +323,6 @@ int fs_appended(struct node *n, uint64_t end, int through_cache)
 
 void fs_appended_elsewhere(struct node *n, uint64_t end)
 {
-	uint64_t ino = registry_ino(fs.reg, n);
-	struct timespec ms = {0, 1000000}, t0, now;
-
 	/* No request waits for a reply here, so wait for the notifier
 	 * itself: once the appender goes on (and says the append is
 	 * there, as mirror_wait does), a reader must see the new end.  A
@@ -334,17 +330,10 @@ void fs_appended_elsewhere(struct node *n, uint64_t end)
 	 * stuck, and the appender goes on rather than stop with it. */
 	if (!fs_appended(n, end, 0) || !fs.nt)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (notifier_pending(fs.nt, ino)) {
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (now.tv_sec - t0.tv_sec > 30) {
-			diag_warn("'%s': the kernel was not told of an append "
-				  "within 30 s; readers may see the old end",
-				  n->name);
-			return;
-		}
-		nanosleep(&ms, NULL);
-	}
+	if (notifier_wait(fs.nt, registry_ino(fs.reg, n), 30000) < 0)
+		diag_warn("'%s': the kernel was not told of an append within "
+			  "30 s; readers may see the old end",
+			  n->name);
 }
 
 /* ---- notifications and the registry's hooks -------------------------- */

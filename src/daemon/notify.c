@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "diag.h"
 #include "notify.h"
@@ -45,6 +46,7 @@ struct call {
 struct notifier {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
+	pthread_cond_t sent_cond; /* a round of sends ended (notifier_wait) */
 	struct table queued;	  /* protected by lock */
 	struct table inflight;	  /* protected by lock; written by the thread */
 	struct entry_del *dels;	  /* protected by lock; newest first */
@@ -222,6 +224,30 @@ int notifier_pending(struct notifier *nt, uint64_t ino)
 	return ret;
 }
 
+int notifier_wait(struct notifier *nt, uint64_t ino, unsigned timeout_ms)
+{
+	struct timespec until;
+	int ret = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&nt->lock);
+	while (ret == 0 &&
+	       (table_has(&nt->queued, ino) || table_has(&nt->inflight, ino)))
+		ret = -pthread_cond_timedwait(&nt->sent_cond, &nt->lock,
+					      &until);
+	if (ret == -ETIMEDOUT &&
+	    !table_has(&nt->queued, ino) && !table_has(&nt->inflight, ino))
+		ret = 0;
+	pthread_mutex_unlock(&nt->lock);
+	return ret;
+}
+
 /* Notifications sent so far. */
 uint64_t notifier_sent(struct notifier *nt)
 {
@@ -282,6 +308,7 @@ static void *notifier_main(void *arg)
 		}
 		pthread_mutex_lock(&nt->lock);
 		table_clear(&nt->inflight);
+		pthread_cond_broadcast(&nt->sent_cond);
 		stop = nt->stopping && !nt->queued.used && !nt->calls &&
 		       !nt->dels;
 		if (stop)
@@ -296,6 +323,7 @@ int notifier_start(notifier_send_fn send, notifier_delete_fn del, void *arg,
 		   struct notifier **out)
 {
 	struct notifier *nt;
+	pthread_condattr_t ca;
 	int ret;
 
 	nt = calloc(1, sizeof(*nt));
@@ -303,12 +331,18 @@ int notifier_start(notifier_send_fn send, notifier_delete_fn del, void *arg,
 		return -ENOMEM;
 	pthread_mutex_init(&nt->lock, NULL);
 	pthread_cond_init(&nt->cond, NULL);
+	/* notifier_wait's deadline must not move with the wall clock. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&nt->sent_cond, &ca);
+	pthread_condattr_destroy(&ca);
 	nt->send = send;
 	nt->del = del;
 	nt->arg = arg;
 	nt->calls_tail = &nt->calls;
 	ret = -pthread_create(&nt->thread, NULL, notifier_main, nt);
 	if (ret < 0) {
+		pthread_cond_destroy(&nt->sent_cond);
 		pthread_cond_destroy(&nt->cond);
 		pthread_mutex_destroy(&nt->lock);
 		free(nt);
@@ -330,6 +364,7 @@ void notifier_stop(struct notifier *nt)
 	pthread_join(nt->thread, NULL);
 	free(nt->queued.slots);
 	free(nt->inflight.slots);
+	pthread_cond_destroy(&nt->sent_cond);
 	pthread_cond_destroy(&nt->cond);
 	pthread_mutex_destroy(&nt->lock);
 	free(nt);

@@ -44,6 +44,9 @@ int notifier_queue(struct notifier *nt, uint64_t ino, uint64_t from);
 /* Whether an invalidation of ino is queued or being sent (a reader open
  * must then not keep the page cache). */
 int notifier_pending(struct notifier *nt, uint64_t ino);
+/* Wait until nothing is queued or being sent for ino: 0, or -ETIMEDOUT
+ * after timeout_ms. */
+int notifier_wait(struct notifier *nt, uint64_t ino, unsigned timeout_ms);
 /* Notifications sent so far (for .metrics). */
 uint64_t notifier_sent(struct notifier *nt);
 /* Send what is queued, stop the thread and free it. */

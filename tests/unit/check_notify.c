@@ -210,6 +210,42 @@ START_TEST(test_in_flight_inode_is_pending)
 }
 END_TEST
 
+/* A thread that waits for inode 9's send (notifier_wait). */
+static void *wait_for_9(void *arg)
+{
+	*(int *)arg = notifier_wait(nt, 9, 10000);
+	return NULL;
+}
+
+START_TEST(test_wait_returns_once_sent)
+{
+	struct timespec t0, t1;
+	pthread_t t;
+	int ret = 1;
+
+	/* Nothing pending: at once. */
+	ck_assert_int_eq(notifier_wait(nt, 9, 0), 0);
+	gate_hold(9);
+	/* Being sent and held there: the wait times out. */
+	ck_assert_int_eq(notifier_wait(nt, 9, 50), -ETIMEDOUT);
+	/* Queued again behind the held send: a waiter waits for both. */
+	ck_assert_int_eq(notifier_queue(nt, 9, 3), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ck_assert_int_eq(pthread_create(&t, NULL, wait_for_9, &ret), 0);
+	/* Let it block first, so that only the end of the sends can wake
+	 * it (a waiter that came late would find nothing pending). */
+	nanosleep(&(struct timespec){0, 100000000}, NULL);
+	gate_open();
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert_int_eq(ret, 0);
+	/* Woken by the sends' end, not by its 10 s deadline. */
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ck_assert_int_lt(t1.tv_sec - t0.tv_sec, 5);
+	ck_assert(!notifier_pending(nt, 9));
+	ck_assert_int_eq(sends_of(9, &(uint64_t){0}), 2);
+}
+END_TEST
+
 START_TEST(test_deletes_and_calls_run_in_order)
 {
 	char name[16];
@@ -281,6 +317,7 @@ static Suite *notify_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_queued_pairs_coalesce_to_lowest_byte);
 	tcase_add_test(tc, test_in_flight_inode_is_pending);
+	tcase_add_test(tc, test_wait_returns_once_sent);
 	tcase_add_test(tc, test_deletes_and_calls_run_in_order);
 	tcase_add_test(tc, test_stop_sends_what_is_queued);
 	suite_add_tcase(s, tc);
