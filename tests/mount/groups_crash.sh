@@ -101,7 +101,12 @@ assert_eq 1 "$(grep -c "consumer group 'slowpoke': retention deleted" "$WORK/dae
 
 # 4. A commit that cannot be written (every rename fails with ENOSPC):
 # the reader's close() fails with it, one log line, the position stays,
-# and the next reader reads the same messages again.
+# and the next reader reads the same messages again.  Needs fault
+# injection; without it the test ends here.
+if ! has_fault_injection; then
+	log "ok (part 4 skipped: fault injection not compiled in)"
+	exit 0
+fi
 mkdir "$MNT/.groups/full"
 F="$MNT/.groups/full/t/0"
 head -n 3 "$F" >/dev/null

@@ -62,7 +62,7 @@ kafka_mount() {
 # kafka_need_crashsim: exit 77 unless the daemon was built with fault
 # injection (crashsim, the simulated power cut).
 kafka_need_crashsim() {
-	if ! grep -q '^#define FLUXFS_FAULT_INJECTION 1' "$top_builddir/autoconfig.h"; then
+	if ! has_fault_injection; then
 		echo "SKIP: fault injection not compiled in (configure --enable-fault-injection)"
 		exit 77
 	fi

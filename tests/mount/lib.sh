@@ -37,6 +37,13 @@ log() { echo "[$TEST_NAME] $*"; }
 
 # True while anything is mounted on $1, also a mount whose daemon died
 # (mountpoint(1) calls that "not a mount point": its stat fails).
+# has_fault_injection: whether the daemon was built with
+# --enable-fault-injection (FLUXFS_FAULTS, crashsim); without it they are
+# ignored, so a test of what they cause must skip.
+has_fault_injection() {
+	grep -q '^#define FLUXFS_FAULT_INJECTION 1' "$top_builddir/autoconfig.h"
+}
+
 is_mounted() {
 	grep -qs "^[^ ]* $1 " /proc/mounts
 }

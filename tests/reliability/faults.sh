@@ -43,7 +43,7 @@ need_tool "$FSYNC_PROBE"
 [ -x "$FLUXCTL" ] || fail "fluxctl is not built"
 
 # A build without --enable-fault-injection ignores FLUXFS_FAULTS: skip.
-if ! grep -q '^#define FLUXFS_FAULT_INJECTION 1' "$top_builddir/autoconfig.h"; then
+if ! has_fault_injection; then
 	echo "SKIP: fault injection not compiled in (configure --enable-fault-injection)"
 	exit 77
 fi
