@@ -8,11 +8,11 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 # The operator tests (tests/ops) drive the real programs: the package
 # build, lintian and a debootstrap root, node_exporter and promtool,
-# nginx, rsyslog, jq, logrotate.  Each test also installs what it lacks
-# (need_packages).
+# nginx, rsyslog, jq, logrotate; tests/mount/at_clock.sh runs the daemon
+# under faketime.  Each test also installs what it lacks (need_packages).
 FLUXFS_EXTRA_PACKAGES="${FLUXFS_EXTRA_PACKAGES:-} clang libclang-rt-14-dev valgrind socat pv netcat-openbsd \
 dpkg-dev debhelper fakeroot lintian debootstrap prometheus-node-exporter prometheus curl \
-nginx-light rsyslog jq logrotate" \
+nginx-light rsyslog jq logrotate faketime" \
 	sh "$top/contrib/deps.sh"
 cd "$top"
 [ -x configure ] && [ configure -nt configure.ac ] && [ Makefile.in -nt Makefile.am ] ||

@@ -10,9 +10,6 @@
 
 EPERM_MSG="Operation not permitted"
 need_tool "$TOOL_FSOP"
-as_nobody() {
-	setpriv --reuid=65534 --regid=65534 --clear-groups "$@"
-}
 mount_start -o allow_other,default_permissions
 chmod 755 "$WORK"
 mkdir "$MNT/t" "$MNT/u" || fail "mkdir topics"

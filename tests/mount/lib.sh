@@ -24,6 +24,9 @@ DATA=""
 MNT=""
 FLUXFS_PID=""
 FLUXFS_OPTS=()
+# Environment given to the daemon alone (NAME=VALUE words), e.g. a
+# preloaded clock.
+FLUXFS_ENV=()
 WATCHDOG_PID=""
 HARNESS_FAILED=0
 TMPFS_MOUNTED=0
@@ -136,7 +139,7 @@ mount_launch() {
 	local i
 	# A background job starts with SIGINT ignored; give the daemon the
 	# default disposition so tests can send it SIGINT like a terminal would.
-	env --default-signal=INT "$FLUXFS" -f "${FLUXFS_OPTS[@]}" "$@" "$DATA" "$MNT" \
+	env --default-signal=INT "${FLUXFS_ENV[@]}" "$FLUXFS" -f "${FLUXFS_OPTS[@]}" "$@" "$DATA" "$MNT" \
 		>>"$WORK/daemon.log" 2>&1 &
 	FLUXFS_PID=$!
 	for i in $(seq 1 100); do

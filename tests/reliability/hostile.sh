@@ -94,9 +94,6 @@ grep -q -F "refused partition name 'a\\x01b'" "$WORK/daemon.log" ||
 	fail "a control byte reached the daemon log"
 
 # --- D. permissions (before C: C remounts) -------------------------------
-as_nobody() {
-	setpriv --reuid=65534 --regid=65534 --clear-groups "$@"
-}
 if as_nobody true 2>/dev/null; then
 	P="$MNT/t/0"
 	chmod 755 "$MNT/t" && chmod 644 "$P" || fail "chmod"
