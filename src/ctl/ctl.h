@@ -96,9 +96,9 @@ int ctl_each_partition(const struct ctl_target *t, ctl_part_fn fn, void *arg);
 
 /* Milliseconds since the epoch, now. */
 int64_t ctl_now_ms(void);
-/* ISO 8601 (date, time, optional .ms and zone; no zone = local time),
- * epoch milliseconds, or relative to now ("-1h", "-30m", "-10s", "-2d",
- * "-500ms").  0 or -EINVAL. */
+/* One point of the time-views grammar (timesel.h): ISO 8601 (no zone =
+ * local time), epoch milliseconds, or relative to now ("-1h", "-30m",
+ * "-10s", "-2d", "-500ms").  0 or -EINVAL. */
 int ctl_parse_time(const char *s, int64_t now_ms, int64_t *out);
 /* 2026-11-24T10:00:00.123Z, or "-" for a negative time. */
 void ctl_format_time(int64_t ms, char *buf, size_t size);

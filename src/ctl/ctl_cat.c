@@ -4,7 +4,8 @@
  * MNT/.at/<since>..<until>/TOPIC/PARTITION shows on a mount.
  *
  * Times are the grammar of one point of a time-addressed view
- * (timesel.h: ISO-8601 with a zone, epoch ms, -90s/-15m/-2h/-7d); the
+ * (timesel.h: ISO-8601, epoch ms, -90s/-15m/-2h/-7d), a time without a
+ * zone read as local time (ctl_parse_time); the
  * lookups are inspect.h's, read-only, so it is safe beside a daemon
  * serving the directory (the answer may then be a little stale).
  */
@@ -87,7 +88,7 @@ int ctl_cat(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct timesel_point since, until;
+	int64_t since = 0, until = 0;
 	int have_since = 0, have_until = 0, have_off = 0, opt, ret;
 	int64_t now = ctl_now_ms();
 	struct inspect_part *ip;
@@ -99,12 +100,11 @@ int ctl_cat(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, ":s:u:o:h", longopts, NULL)) !=
 	       -1) {
 		if (opt == 's' || opt == 'u') {
-			if (timesel_parse_point(optarg,
-						opt == 's' ? &since : &until) < 0)
+			if (ctl_parse_time(optarg, now,
+					   opt == 's' ? &since : &until) < 0)
 				return ctl_usage(argv[0], "bad time '%s': want "
-							  "ISO 8601 with a zone, "
-							  "epoch ms or "
-							  "-90s/-15m/-2h/-7d",
+							  "ISO 8601, epoch ms "
+							  "or -90s/-15m/-2h/-7d",
 						 optarg);
 			*(opt == 's' ? &have_since : &have_until) = 1;
 			continue;
@@ -139,10 +139,10 @@ int ctl_cat(int argc, char **argv)
 	/* The later of --since and --offset; up to --until or the end. */
 	from = ip->start_byte;
 	if (have_since)
-		from = byte_of_time(ip, timesel_ms(&since, now));
+		from = byte_of_time(ip, since);
 	if (have_off && (b = byte_of_offset(ip, offset)) > from)
 		from = b;
-	to = have_until ? byte_of_time(ip, timesel_ms(&until, now))
+	to = have_until ? byte_of_time(ip, until)
 			: ip->end_byte;
 	ret = from < to ? copy_out(ip, from, to) : 0;
 	inspect_close(ip);

@@ -24,6 +24,7 @@
 #include "inspect.h"
 #include "io.h"
 #include "layout.h"
+#include "timesel.h"
 
 /* One partition of the data directory. */
 struct part {
@@ -192,7 +193,8 @@ static int reset_pos(const struct part *p, const char *value,
 			ret = 0;
 		}
 	} else if (!strncmp(value, "time:", 5) &&
-		   ctl_parse_time(value + 5, ctl_now_ms(), &ts) == 0) {
+		   timesel_parse_ms(value + 5, TIMESEL_NOZONE_UTC, ctl_now_ms(),
+				    &ts) == 0) {
 		ret = inspect_time_to_offset(ip, ts, &pos->offset, &pos->byte);
 		if (ret == -ENOENT)
 			ret = 0; /* every message is older: the end */

@@ -28,6 +28,7 @@
 #include "inspect.h"
 #include "io.h"
 #include "layout.h"
+#include "timesel.h"
 
 /* ------------------------------------------------------------------ */
 /* Messages                                                             */
@@ -326,123 +327,10 @@ int64_t ctl_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Read exactly n digits from *s. */
-static int digits(const char **s, int n, int *out)
-{
-	int v = 0, i;
-
-	for (i = 0; i < n; i++) {
-		if ((*s)[i] < '0' || (*s)[i] > '9')
-			return -EINVAL;
-		v = v * 10 + ((*s)[i] - '0');
-	}
-	*s += n;
-	*out = v;
-	return 0;
-}
-
-static int parse_iso(const char *s, int64_t *out)
-{
-	struct tm tm;
-	int y, mo, d, h = 0, mi = 0, sec = 0, ms = 0, zh, zm, sign, local = 1;
-	int64_t zone = 0, frac_digits = 0;
-	time_t t;
-
-	memset(&tm, 0, sizeof(tm));
-	if (digits(&s, 4, &y) || *s++ != '-' || digits(&s, 2, &mo) ||
-	    *s++ != '-' || digits(&s, 2, &d))
-		return -EINVAL;
-	if (*s == 'T' || *s == 't' || *s == ' ') {
-		s++;
-		if (digits(&s, 2, &h) || *s++ != ':' || digits(&s, 2, &mi))
-			return -EINVAL;
-		if (*s == ':') {
-			s++;
-			if (digits(&s, 2, &sec))
-				return -EINVAL;
-			if (*s == '.' || *s == ',') {
-				s++;
-				while (*s >= '0' && *s <= '9') {
-					if (frac_digits < 3)
-						ms = ms * 10 + (*s - '0');
-					frac_digits++;
-					s++;
-				}
-				if (!frac_digits)
-					return -EINVAL;
-				for (; frac_digits < 3; frac_digits++)
-					ms *= 10;
-			}
-		}
-	}
-	if (*s == 'Z' || *s == 'z') {
-		local = 0;
-		s++;
-	} else if (*s == '+' || *s == '-') {
-		sign = *s++ == '-' ? -1 : 1;
-		if (digits(&s, 2, &zh))
-			return -EINVAL;
-		if (*s == ':')
-			s++;
-		zm = 0;
-		if (*s && digits(&s, 2, &zm))
-			return -EINVAL;
-		local = 0;
-		zone = sign * ((int64_t)zh * 3600 + zm * 60);
-	}
-	if (*s || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
-	    sec > 60)
-		return -EINVAL;
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mo - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = sec;
-	tm.tm_isdst = -1;
-	t = local ? mktime(&tm) : timegm(&tm);
-	if (t == (time_t)-1 && !(y == 1969 && mo == 12 && d == 31))
-		return -EINVAL;
-	*out = ((int64_t)t - zone) * 1000 + ms;
-	return 0;
-}
-
-/* ISO 8601, epoch ms or a relative time. */
+/* The views' grammar (timesel.h); a time without a zone is local. */
 int ctl_parse_time(const char *s, int64_t now_ms, int64_t *out)
 {
-	static const struct {
-		const char *unit;
-		int64_t ms;
-	} units[] = { { "ms", 1 },	  { "s", 1000 },     { "m", 60000 },
-		      { "h", 3600000 }, { "d", 86400000 }, { "w", 604800000 } };
-	uint64_t v;
-	char *end;
-	size_t i;
-
-	if (!s || !*s)
-		return -EINVAL;
-	if (s[0] == '-') {
-		if (s[1] < '0' || s[1] > '9')
-			return -EINVAL;
-		errno = 0;
-		v = strtoull(s + 1, &end, 10);
-		if (errno || v > (uint64_t)1 << 40)
-			return -EINVAL;
-		for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-			if (!strcmp(end, units[i].unit)) {
-				*out = now_ms - (int64_t)v * units[i].ms;
-				return 0;
-			}
-		}
-		return -EINVAL;
-	}
-	if (config_parse_u64(s, &v) == 0) {
-		if (v > INT64_MAX)
-			return -EINVAL;
-		*out = (int64_t)v;
-		return 0;
-	}
-	return parse_iso(s, out);
+	return timesel_parse_ms(s, TIMESEL_NOZONE_LOCAL, now_ms, out);
 }
 
 /* UTC, millisecond precision. */

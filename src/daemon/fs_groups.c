@@ -37,6 +37,7 @@
 #include "diag.h"
 #include "fs_int.h"
 #include "groupstore.h"
+#include "timesel.h"
 
 #define XATTR_PREFIX "user.fluxfs."
 /* How long an open waits for the release of a reader that has closed
@@ -729,8 +730,8 @@ static int parse_reset(struct node *n, const char *val, struct group_pos *pos,
 {
 	struct group_pos first, last;
 	unsigned long long num;
-	struct tm tm;
 	char *end;
+	int64_t ms;
 	int ret;
 
 	log_bounds(n, &first, &last);
@@ -757,13 +758,11 @@ static int parse_reset(struct node *n, const char *val, struct group_pos *pos,
 				return ret;
 		}
 	} else if (!strncmp(val, "time:", 5)) {
-		memset(&tm, 0, sizeof(tm));
-		end = strptime(val + 5, "%Y-%m-%dT%H:%M:%S", &tm);
-		if (!end || (*end && strcmp(end, "Z")))
+		if (timesel_parse_ms(val + 5, TIMESEL_NOZONE_UTC,
+				     registry_now_ms(), &ms) < 0)
 			return -EINVAL;
-		ret = partition_time_to_offset(n->part,
-					       (int64_t)timegm(&tm) * 1000,
-					       &pos->offset, &pos->byte);
+		ret = partition_time_to_offset(n->part, ms, &pos->offset,
+					       &pos->byte);
 		if (ret == -ENOENT)
 			*pos = last; /* every message is older */
 		else if (ret < 0)

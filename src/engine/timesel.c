@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include "partition.h"
 #include "timesel.h"
@@ -64,28 +65,60 @@ static int month_days(int y, int m)
 	return m == 2 && leap ? 29 : days[m - 1];
 }
 
-/* YYYY-MM-DDTHH:MM[:SS[.f{1,3}]](Z|[+-]HH[:]MM) filling all of [s, e). */
-static int parse_iso(const char *s, const char *e, int64_t *ms)
+/* Seconds since the epoch of a broken-down local time (the process's
+ * TZ), for the offline tool's zone-less times; -EINVAL if it does not
+ * exist. */
+static int local_seconds(int y, int mo, int d, int h, int mi, int sec,
+			 int64_t *out)
 {
-	int y, mo, d, h, mi, sec = 0, frac = 0, oh = 0, om = 0, sign = 0, n;
+	struct tm tm;
+	time_t t;
+
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	tm.tm_isdst = -1;
+	t = mktime(&tm);
+	if (t == (time_t)-1 && !(y == 1969 && mo == 12 && d == 31))
+		return -EINVAL;
+	*out = (int64_t)t;
+	return 0;
+}
+
+/* YYYY-MM-DD[THH:MM[:SS[.f{1,3}]]](Z|[+-]HH[[:]MM]|nothing)
+ * filling all of [s, e); nothing is accepted only as the flags say. */
+static int parse_iso(const char *s, const char *e, int flags, int64_t *ms)
+{
+	int y, mo, d, h = 0, mi = 0, sec = 0, frac = 0, oh = 0, om = 0;
+	int sign = 0, n, local = 0;
+	int64_t secs;
 
 	if (digits(&s, 4, &y) || *s++ != '-' || digits(&s, 2, &mo) ||
-	    *s++ != '-' || digits(&s, 2, &d) || *s++ != 'T' ||
-	    digits(&s, 2, &h) || *s++ != ':' || digits(&s, 2, &mi))
+	    *s++ != '-' || digits(&s, 2, &d))
 		return -EINVAL;
-	if (s < e && *s == ':') {
+	if (s < e && *s == 'T') {
 		s++;
-		if (digits(&s, 2, &sec))
+		if (digits(&s, 2, &h) || *s++ != ':' || digits(&s, 2, &mi))
 			return -EINVAL;
-		if (s < e && *s == '.') {
+		if (s < e && *s == ':') {
 			s++;
-			for (n = 0; n < 3 && s < e && *s >= '0' && *s <= '9';
-			     n++)
-				frac = frac * 10 + (*s++ - '0');
-			if (n == 0)
+			if (digits(&s, 2, &sec))
 				return -EINVAL;
-			while (n++ < 3)
-				frac *= 10;
+			if (s < e && *s == '.') {
+				s++;
+				for (n = 0; n < 3 && s < e && *s >= '0' &&
+					    *s <= '9';
+				     n++)
+					frac = frac * 10 + (*s++ - '0');
+				if (n == 0)
+					return -EINVAL;
+				while (n++ < 3)
+					frac *= 10;
+			}
 		}
 	}
 	if (s < e && *s == 'Z') {
@@ -96,38 +129,51 @@ static int parse_iso(const char *s, const char *e, int64_t *ms)
 			return -EINVAL;
 		if (s < e && *s == ':')
 			s++;
-		if (digits(&s, 2, &om) || oh > 23 || om > 59)
+		if (s < e && digits(&s, 2, &om))
 			return -EINVAL;
-	} else {
+		if (oh > 23 || om > 59)
+			return -EINVAL;
+	} else if (flags & TIMESEL_NOZONE_LOCAL) {
+		local = 1;
+	} else if (!(flags & TIMESEL_NOZONE_UTC)) {
 		return -EINVAL; /* a time without a zone is ambiguous */
 	}
 	if (s != e || mo < 1 || mo > 12 || d < 1 || d > month_days(y, mo) ||
 	    h > 23 || mi > 59 || sec > 59)
 		return -EINVAL;
-	*ms = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60 + sec;
-	*ms = *ms * 1000 + frac - (int64_t)sign * (oh * 60 + om) * 60000;
+	if (local) {
+		if (local_seconds(y, mo, d, h, mi, sec, &secs))
+			return -EINVAL;
+	} else {
+		secs = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60 +
+		       sec;
+	}
+	*ms = secs * 1000 + frac - (int64_t)sign * (oh * 60 + om) * 60000;
 	return 0;
 }
 
 /* One point filling [s, e). */
-static int parse_point(const char *s, const char *e, struct timesel_point *pt)
+static int parse_point(const char *s, const char *e, int flags,
+		       struct timesel_point *pt)
 {
+	/* Longest suffix first: "ms" before "s" and "m". */
 	static const struct {
-		char unit;
+		const char *unit;
 		int64_t ms;
-	} units[] = {{'s', 1000},
-		     {'m', 60000},
-		     {'h', 3600000},
-		     {'d', 86400000}};
+	} units[] = {{"ms", 1},		{"s", 1000},	 {"m", 60000},
+		     {"h", 3600000},	{"d", 86400000}, {"w", 604800000}};
+	size_t i, len;
 	uint64_t v;
-	size_t i;
 
 	if (e - s >= 3 && *s == '-') {
-		for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-			if (e[-1] == units[i].unit)
+		for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+			len = strlen(units[i].unit);
+			if ((size_t)(e - s) > len + 1 &&
+			    !memcmp(e - len, units[i].unit, len))
 				break;
+		}
 		if (i == sizeof(units) / sizeof(units[0]) ||
-		    number(s + 1, e - 1, &v) ||
+		    number(s + 1, e - len, &v) ||
 		    v > (uint64_t)INT64_MAX / (uint64_t)units[i].ms)
 			return -EINVAL;
 		pt->kind = TIMESEL_REL;
@@ -141,12 +187,22 @@ static int parse_point(const char *s, const char *e, struct timesel_point *pt)
 		pt->v = (int64_t)v;
 		return 0;
 	}
-	return parse_iso(s, e, &pt->v);
+	return parse_iso(s, e, flags, &pt->v);
 }
 
 int timesel_parse_point(const char *s, struct timesel_point *pt)
 {
-	return parse_point(s, s + strlen(s), pt);
+	return parse_point(s, s + strlen(s), 0, pt);
+}
+
+int timesel_parse_ms(const char *s, int flags, int64_t now_ms, int64_t *out)
+{
+	struct timesel_point pt;
+
+	if (!s || parse_point(s, s + strlen(s), flags, &pt))
+		return -EINVAL;
+	*out = timesel_ms(&pt, now_ms);
+	return 0;
 }
 
 int timesel_parse(const char *s, struct timesel *out)
@@ -166,8 +222,8 @@ int timesel_parse(const char *s, struct timesel *out)
 			      sel.off_to < sel.off_from)))
 			return -EINVAL;
 	} else {
-		if (parse_point(s, first_end, &sel.from) ||
-		    (dots && parse_point(dots + 2, end, &sel.to)))
+		if (parse_point(s, first_end, 0, &sel.from) ||
+		    (dots && parse_point(dots + 2, end, 0, &sel.to)))
 			return -EINVAL;
 		/* Two absolute points in the wrong order select nothing,
 		 * ever: a typo, not a view. */

@@ -6,11 +6,17 @@
  *
  * The grammar (fluxfs(8), "Time-addressed views"):
  *   when  := point | point ".." point | "offset:" N | "offset:" N ".." M
- *   point := ISO-8601 date and time, UTC ("Z") or with an offset
- *            (+HH:MM, +HHMM, -HH:MM, -HHMM), minutes, seconds or
- *            milliseconds: 2026-12-06T10:00Z, 2026-12-06T10:00:30.250+01:00
+ *   point := ISO-8601 date, or date and time, UTC ("Z") or with an
+ *            offset (+HH:MM, +HHMM, +HH, -...), to the minute, second or
+ *            millisecond:
+ *            2026-12-06T10:00Z, 2026-12-06T10:00:30.250+01:00
  *          | epoch milliseconds (digits only)
- *          | relative: "-" N ("s" | "m" | "h" | "d"), before "now"
+ *          | relative: "-" N ("ms" | "s" | "m" | "h" | "d" | "w"), before
+ *            "now"
+ * A time without a zone is ambiguous and refused, except where a caller
+ * says what it means (timesel_parse_ms): the offline tool's
+ * --time takes it as local time, a group reset as UTC.  The one grammar
+ * serves the views, fluxctl and group resets alike.
  * A range's first point is inclusive and its second exclusive, both
  * meaning "the first message whose time is >= the point", as Kafka's
  * offsetsForTimes.
@@ -43,6 +49,13 @@ int timesel_parse(const char *s, struct timesel *out);
 
 /* One point (no range, no offset) filling s; 0 or -EINVAL. */
 int timesel_parse_point(const char *s, struct timesel_point *pt);
+
+/* What a time without a zone means to timesel_parse_ms. */
+#define TIMESEL_NOZONE_UTC 1   /* UTC */
+#define TIMESEL_NOZONE_LOCAL 2 /* the process's local time (TZ) */
+/* One point as ms since the epoch (relative ones from now_ms), a time
+ * without a zone read as flags say (0: refused); 0 or -EINVAL. */
+int timesel_parse_ms(const char *s, int flags, int64_t now_ms, int64_t *out);
 
 /* A point as ms since the epoch, relative points measured from now_ms. */
 int64_t timesel_ms(const struct timesel_point *pt, int64_t now_ms);

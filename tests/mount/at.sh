@@ -171,5 +171,9 @@ mount_stop
 "$FLUXCTL" cat --since "$Z" "$DATA/z/0" | cmp "$WORK/z0" - || fail "fluxctl cat of retained, compressed segments"
 "$FLUXCTL" cat "$DATA/z/0" | cmp "$WORK/z0" - || fail "fluxctl cat of a retained partition"
 expect_err "bad time" "$FLUXCTL" cat --since yesterday "$DATA/orders/0"
-expect_err "bad time" "$FLUXCTL" cat --until 2026-12-06T10:00 "$DATA/orders/0"
+expect_err "bad time" "$FLUXCTL" cat --until 2026-12-06T10:00+24:00 "$DATA/orders/0"
+# Offline, a time without a zone is local time (TZ): T1 in UTC+3's terms.
+TZ=UTC-3 "$FLUXCTL" cat --since "$(iso $((T1 + 3 * 3600000)) %FT%T.%3N)" \
+	--until "$T2" "$DATA/orders/0" | cmp "$WORK/b" - ||
+	fail "fluxctl cat --since a local time without a zone"
 log "ok"

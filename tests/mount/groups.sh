@@ -105,6 +105,14 @@ setfattr -n user.fluxfs.reset -v time:2000-01-01T00:00:00Z "$G" || fail "reset t
 xassert "$G" committed_offset 0 "reset to a time before every message"
 setfattr -n user.fluxfs.reset -v time:2999-01-01T00:00:00 "$G" || fail "reset to a future time"
 xassert "$G" committed_offset 150 "reset to a time after every message"
+# The views' grammar: relative and epoch-ms times too (Kafka's
+# --by-duration and --to-datetime).
+setfattr -n user.fluxfs.reset -v time:-1h "$G" || fail "reset to an hour ago"
+xassert "$G" committed_offset 0 "reset to an hour ago"
+setfattr -n user.fluxfs.reset -v "time:$(($(date +%s%3N) + 60000))" "$G" ||
+	fail "reset to an epoch ms in a minute"
+xassert "$G" committed_offset 150 "reset to an epoch ms in a minute"
+expect_err "Invalid argument" setfattr -n user.fluxfs.reset -v time:2026-13-01T00:00Z "$G"
 # A reset while the partition is being read is refused.
 exec 3<"$G"
 expect_err "Device or resource busy" setfattr -n user.fluxfs.reset -v earliest "$G"

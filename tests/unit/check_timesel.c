@@ -8,6 +8,8 @@
  */
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
 
 #include "testutil.h"
 #include "model.h"
@@ -42,6 +44,54 @@ START_TEST(test_iso_forms)
 	ck_assert_int_eq(abs_ms("2000-03-01T00:00Z"), 951868800000LL);
 	ck_assert_int_eq(abs_ms("1796551200000"), T10);
 	ck_assert_int_eq(abs_ms("0"), 0);
+	/* A date alone is its midnight; an offset of whole hours. */
+	ck_assert_int_eq(abs_ms("2026-12-06Z"), T10 - 10 * 3600000LL);
+	ck_assert_int_eq(abs_ms("2026-12-06T11:00+01"), T10);
+}
+END_TEST
+
+/* The one grammar's other callers: fluxctl --time (a time without a zone
+ * is local time) and a group reset (without a zone, UTC). */
+START_TEST(test_zoneless_for_callers)
+{
+	int64_t ms;
+
+	ck_assert_int_eq(timesel_parse_ms("2026-12-06T10:00", 0, 0, &ms),
+			 -EINVAL);
+	ck_assert_int_eq(timesel_parse_ms("2026-12-06T10:00:00",
+					  TIMESEL_NOZONE_UTC, 0, &ms),
+			 0);
+	ck_assert_int_eq(ms, T10);
+	setenv("TZ", "UTC+3", 1); /* POSIX: three hours west of UTC */
+	tzset();
+	ck_assert_int_eq(timesel_parse_ms("2026-12-06T07:00",
+					  TIMESEL_NOZONE_LOCAL, 0, &ms),
+			 0);
+	ck_assert_int_eq(ms, T10);
+	ck_assert_int_eq(timesel_parse_ms("2026-12-06", TIMESEL_NOZONE_LOCAL,
+					  0, &ms),
+			 0);
+	ck_assert_int_eq(ms, T10 - 7 * 3600000LL);
+	/* A zone given is the zone used, whatever the flags. */
+	ck_assert_int_eq(timesel_parse_ms("2026-12-06T10:00Z",
+					  TIMESEL_NOZONE_LOCAL, 0, &ms),
+			 0);
+	ck_assert_int_eq(ms, T10);
+	unsetenv("TZ");
+	tzset();
+	/* Relative points, every unit, measured from now. */
+	ck_assert_int_eq(timesel_parse_ms("-500ms", 0, 10000, &ms), 0);
+	ck_assert_int_eq(ms, 9500);
+	ck_assert_int_eq(timesel_parse_ms("-2w", 0, 0, &ms), 0);
+	ck_assert_int_eq(ms, -2 * 604800000LL);
+	ck_assert_int_eq(timesel_parse_ms("-90s", TIMESEL_NOZONE_UTC, 100000,
+					  &ms),
+			 0);
+	ck_assert_int_eq(ms, 10000);
+	ck_assert_int_eq(timesel_parse_ms("yesterday", TIMESEL_NOZONE_LOCAL,
+					  0, &ms),
+			 -EINVAL);
+	ck_assert_int_eq(timesel_parse_ms(NULL, 0, 0, &ms), -EINVAL);
 }
 END_TEST
 
@@ -85,7 +135,8 @@ START_TEST(test_refused)
 {
 	static const char *const bad[] = {
 		"", "now", "yesterday", "-", "-5", "-5x", "-m", "--5m",
-		"-5m5", "+5m", "2026-12-06", "2026-12-06T10Z",
+		"-5m5", "+5m", "2026-12-06", "2026-12-06T10Z", "-ms", "-5mss",
+		"-5sm", "2026-12-06T10:00:00,5Z", "2026-12-06T10:00+1",
 		"2026-12-06T10:00", /* no zone */
 		"2026-12-06 10:00Z", "2026-12-06t10:00z", "2026-13-06T10:00Z",
 		"2026-02-29T10:00Z", "2026-12-32T10:00Z", "2026-12-06T24:00Z",
@@ -248,6 +299,7 @@ static Suite *timesel_suite(void)
 	tcase_add_test(tc, test_iso_forms);
 	tcase_add_test(tc, test_relative_and_ranges);
 	tcase_add_test(tc, test_refused);
+	tcase_add_test(tc, test_zoneless_for_callers);
 	tcase_add_test(tc, test_resolve_clock_backwards);
 	tcase_add_test(tc, test_resolve_retention);
 	tcase_add_test(tc, test_resolve_empty_active);
