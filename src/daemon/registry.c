@@ -490,6 +490,26 @@ int registry_lookup(struct registry *reg, struct node *dir, const char *name,
 	return 0;
 }
 
+/* The partition whose stored inode number is ino, with one lookup
+ * count (a snapshot finds its partition by it after a rename). */
+int registry_lookup_ino(struct registry *reg, uint64_t ino, struct node **out)
+{
+	struct node *t, *p = NULL;
+
+	pthread_rwlock_rdlock(&reg->lock);
+	for (t = reg->root.children; t && !p; t = t->next)
+		for (p = t->children; p; p = p->next)
+			if (registry_st_ino(reg, p) == ino)
+				break;
+	if (p)
+		node_lookup_ref(reg, p);
+	pthread_rwlock_unlock(&reg->lock);
+	if (!p)
+		return -ENOENT;
+	*out = p;
+	return 0;
+}
+
 /* Whether n is chattr +a. */
 int registry_append_only(struct node *n)
 {

@@ -48,6 +48,11 @@ struct registry {
 	int was_clean; /* the last daemon stopped cleanly (LAYOUT_CLEAN_FILE) */
 	int loaded;    /* registry_open finished: a clean stop may be marked */
 	struct groupstore *groups; /* consumer groups (its own lock) */
+	struct snapstore *snaps;   /* snapshots (its own lock) */
+	/* Appends take it shared, a snapshot's cut exclusive (writers
+	 * preferred, so a stream of appends cannot starve a snapshot). */
+	pthread_rwlock_t cut;
+	pthread_mutex_t snap_lock; /* one snapshot taken or released at once */
 };
 
 /* The budget when none is set: half the open-file limit, the rest left
@@ -113,6 +118,13 @@ int read_small(int dirfd, const char *file, char *buf, size_t size);
 /* Load topic t's produce.conf (registry_produce.c); a bad file is
  * reported and the defaults kept. */
 void produce_read(struct node *t);
+/* The lowest of n's retention holds, as partition_hold_retention takes
+ * it (PARTITION_NO_HOLD: none). */
+uint64_t node_hold(struct node *n);
+/* The cut lock (at the start of registry_open); open the snapshots,
+ * holding what they need (once the tree is loaded). */
+void snap_init(struct registry *reg);
+int snap_open(struct registry *reg);
 /* n's partition log was opened: note its counters, call the attach
  * hook. */
 void attach_partition(struct registry *reg, struct node *n);

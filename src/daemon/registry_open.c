@@ -27,6 +27,7 @@
 
 #include "diag.h"
 #include "groupstore.h"
+#include "snapstore.h"
 #include "io.h"
 #include "layout.h"
 #include "registry.h"
@@ -254,6 +255,7 @@ int registry_open(const char *data_dir, const struct config *defaults,
 	pthread_rwlock_init(&reg->lock, NULL);
 	pthread_mutex_init(&reg->life, NULL);
 	pthread_mutex_init(&reg->ino_lock, NULL);
+	snap_init(reg);
 	reg->rootfd = reg->trashfd = reg->lockfd = -1;
 	reg->root.kind = NODE_ROOT;
 	reg->root.dirfd = -1;
@@ -343,6 +345,8 @@ int registry_open(const char *data_dir, const struct config *defaults,
 	if (ret < 0)
 		goto out_free;
 	ret = open_groups(reg);
+	if (ret == 0)
+		ret = snap_open(reg);
 	if (ret < 0)
 		goto out_free;
 	reg->loaded = 1;
@@ -418,6 +422,7 @@ int registry_close(struct registry *reg)
 	 * purpose: the process is about to exit.  Their logs are in .trash,
 	 * emptied at the next mount, so the mark may still be left. */
 	groupstore_close(reg->groups);
+	snapstore_close(reg->snaps);
 	if (reg->loaded && ret == 0) {
 		r = layout_datadir_clean_mark(reg->rootfd);
 		if (r < 0)

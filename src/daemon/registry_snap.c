@@ -1,0 +1,315 @@
+/*
+ * registry_snap.c - consistent snapshots of every partition: the cut
+ * lock that every append of the daemon passes through, taking a
+ * snapshot (the cut, made durable, stored in snapstore.h's files) and
+ * releasing it, and the retention holds that keep what a snapshot shows
+ * on disk (shared with the Kafka exporter's hold).
+ *
+ * The cut: an append is visible once partition_appendv returns, and the
+ * daemon's appends run inside the shared side of reg->cut; a snapshot
+ * reads every partition's start and end inside the exclusive side.  So
+ * every append is wholly before or wholly after the cut, and one that
+ * completed before another began is never missing from a snapshot that
+ * has the other.  Idle partitions cannot be appended to without the
+ * shared side either; their ends come from what the registry kept when
+ * they closed (or from their log, opened then, after a crash).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "diag.h"
+#include "registry_int.h"
+#include "snapstore.h"
+
+int registry_appendv(struct registry *reg, struct partition *p,
+		     const struct iovec *iov, int iovcnt, uint32_t count,
+		     int64_t now_ms, uint64_t expect_end,
+		     uint64_t *first_offset, uint64_t *byte_pos)
+{
+	int ret;
+
+	pthread_rwlock_rdlock(&reg->cut);
+	ret = partition_appendv(p, iov, iovcnt, count, now_ms, expect_end,
+				first_offset, byte_pos);
+	pthread_rwlock_unlock(&reg->cut);
+	return ret;
+}
+
+/* ---- retention holds ------------------------------------------------- */
+
+uint64_t node_hold(struct node *n)
+{
+	uint64_t low = 0;
+	size_t i;
+
+	pthread_mutex_lock(&n->meta_lock);
+	for (i = 0; i < sizeof(n->holds) / sizeof(n->holds[0]); i++)
+		if (n->holds[i] && (!low || n->holds[i] < low))
+			low = n->holds[i];
+	pthread_mutex_unlock(&n->meta_lock);
+	return low ? low - 1 : PARTITION_NO_HOLD;
+}
+
+void registry_hold_retention(struct registry *reg, struct node *n,
+			     enum registry_holder who, uint64_t offset)
+{
+	pthread_mutex_lock(&n->meta_lock);
+	n->holds[who] = offset == PARTITION_NO_HOLD ? 0 : offset + 1;
+	pthread_mutex_unlock(&n->meta_lock);
+	/* n->part is stable under reg->lock; a log that opens later gets
+	 * the hold in part_open. */
+	pthread_rwlock_rdlock(&reg->lock);
+	if (n->part)
+		partition_hold_retention(n->part, node_hold(n));
+	pthread_rwlock_unlock(&reg->lock);
+}
+
+/* Hold n at what the snapshots still need of it (none: lifted). */
+static void snap_rehold(struct registry *reg, struct node *n)
+{
+	uint64_t off, sb, eb;
+
+	registry_hold_retention(reg, n, REGISTRY_HOLD_SNAPSHOT,
+				snapstore_needs(reg->snaps,
+						registry_st_ino(reg, n), &off,
+						&sb, &eb)
+					? off
+					: PARTITION_NO_HOLD);
+}
+
+/* snap_rehold for every loaded partition. */
+static void snap_rehold_all(struct registry *reg)
+{
+	struct node **all = NULL, **grown, *t, *p;
+	size_t n = 0, cap = 0, i;
+
+	pthread_rwlock_rdlock(&reg->lock);
+	for (t = reg->root.children; t; t = t->next)
+		for (p = t->children; p; p = p->next) {
+			if (n == cap) {
+				cap = cap ? 2 * cap : 64;
+				grown = realloc(all, cap * sizeof(*all));
+				if (!grown)
+					break;
+				all = grown;
+			}
+			if (registry_pin(reg, p) == 0)
+				all[n++] = p;
+		}
+	pthread_rwlock_unlock(&reg->lock);
+	for (i = 0; i < n; i++) {
+		snap_rehold(reg, all[i]);
+		registry_unpin(reg, all[i]);
+	}
+	free(all);
+}
+
+uint64_t registry_snap_pinned(struct registry *reg, struct node *n)
+{
+	uint64_t off, sb, eb;
+
+	return snapstore_needs(reg->snaps, registry_st_ino(reg, n), &off, &sb,
+			       &eb)
+		       ? eb - sb
+		       : 0;
+}
+
+int registry_snap_check_drop(struct registry *reg, struct node *n,
+			     uint64_t byte)
+{
+	uint64_t off, sb, eb;
+
+	if (!snapstore_needs(reg->snaps, registry_st_ino(reg, n), &off, &sb,
+			     &eb) ||
+	    byte <= sb)
+		return 0;
+	diag_info("refused dropping the head of '%s/%s' below byte %llu: a "
+		  "snapshot needs it from byte %llu (EBUSY)",
+		  n->parent ? n->parent->name : "?", n->name,
+		  (unsigned long long)byte, (unsigned long long)sb);
+	return -EBUSY;
+}
+
+/* ---- taking and releasing -------------------------------------------- */
+
+/* The partitions of a cut, pinned, and what it recorded of each. */
+struct cut {
+	struct node **nodes;
+	struct snap_part *parts;
+	size_t n, cap;
+};
+
+static int cut_add(struct registry *reg, struct cut *c, struct node *n)
+{
+	void *grown;
+
+	if (c->n == c->cap) {
+		c->cap = c->cap ? 2 * c->cap : 64;
+		grown = realloc(c->nodes, c->cap * sizeof(*c->nodes));
+		if (!grown)
+			return -ENOMEM;
+		c->nodes = grown;
+		grown = realloc(c->parts, c->cap * sizeof(*c->parts));
+		if (!grown)
+			return -ENOMEM;
+		c->parts = grown;
+	}
+	if (registry_pin(reg, n) == 0)
+		c->nodes[c->n++] = n;
+	return 0;
+}
+
+/* Record c's partition i as it is now (appends stopped by the cut), and
+ * hold its retention there at once: maintenance may run before the
+ * snapshot is stored. */
+static int cut_record(struct registry *reg, struct cut *c, size_t i)
+{
+	struct snap_part *sp = &c->parts[i];
+	struct node *n = c->nodes[i];
+	struct partition_info info;
+	uint64_t held;
+	int ret = part_info(reg, n, &info, 1);
+
+	if (ret < 0)
+		return ret;
+	memset(sp, 0, sizeof(*sp));
+	sp->ino = registry_st_ino(reg, n);
+	sp->start_byte = info.start_byte;
+	sp->start_offset = info.start_offset;
+	sp->end_byte = info.end_byte;
+	pthread_rwlock_rdlock(&reg->lock); /* names */
+	snprintf(sp->topic, sizeof(sp->topic), "%s", n->parent->name);
+	snprintf(sp->part, sizeof(sp->part), "%s", n->name);
+	pthread_rwlock_unlock(&reg->lock);
+	if (sp->end_byte == sp->start_byte)
+		return 0; /* nothing to keep */
+	pthread_mutex_lock(&n->meta_lock);
+	held = n->holds[REGISTRY_HOLD_SNAPSHOT];
+	pthread_mutex_unlock(&n->meta_lock);
+	if (!held || held > sp->start_offset + 1)
+		registry_hold_retention(reg, n, REGISTRY_HOLD_SNAPSHOT,
+					sp->start_offset);
+	return 0;
+}
+
+/* Make c's partitions durable up to the cut: the open logs with appends
+ * not yet flushed (an idle one was flushed when it closed). */
+static int cut_flush(struct registry *reg, struct cut *c)
+{
+	struct partition_info info;
+	size_t i;
+	int ret = 0;
+
+	for (i = 0; i < c->n && ret == 0; i++) {
+		if (registry_part_peek(reg, c->nodes[i]) < 0)
+			continue;
+		partition_get_info(c->nodes[i]->part, &info);
+		if (info.flushed_byte < c->parts[i].end_byte)
+			ret = partition_sync(c->nodes[i]->part);
+		registry_part_put(reg, c->nodes[i]);
+	}
+	return ret;
+}
+
+int registry_snap_create(struct registry *reg, const char *name)
+{
+	struct cut c = {NULL, NULL, 0, 0};
+	int64_t created, took;
+	struct node *t, *p;
+	size_t i;
+	size_t nparts;
+	int ret = snapstore_check_name(name);
+
+	if (ret < 0) {
+		diag_info("refused snapshot name '%.64s': %s", name,
+			  strerror(-ret));
+		return ret;
+	}
+	pthread_mutex_lock(&reg->snap_lock);
+	if (snapstore_info(reg->snaps, name, &created, &nparts) == 0) {
+		diag_info("snapshot '%s' exists (EEXIST)", name);
+		ret = -EEXIST;
+		goto out;
+	}
+	took = registry_now_ms();
+	pthread_rwlock_wrlock(&reg->cut);
+	created = registry_now_ms();
+	pthread_rwlock_rdlock(&reg->lock);
+	for (t = reg->root.children; t && ret == 0; t = t->next)
+		for (p = t->children; p && ret == 0; p = p->next)
+			if (!p->removed)
+				ret = cut_add(reg, &c, p);
+	pthread_rwlock_unlock(&reg->lock);
+	for (i = 0; i < c.n && ret == 0; i++)
+		ret = cut_record(reg, &c, i);
+	pthread_rwlock_unlock(&reg->cut);
+	if (ret == 0)
+		ret = cut_flush(reg, &c);
+	if (ret == 0)
+		ret = snapstore_create(reg->snaps, name, created, c.parts, c.n);
+	if (ret == 0)
+		diag_info("snapshot '%s' taken: %zu partitions in %lld ms",
+			  name, c.n, (long long)(registry_now_ms() - took));
+	else
+		diag_err("cannot take snapshot '%s': %s", name,
+			 strerror(-ret));
+	for (i = 0; i < c.n; i++) {
+		if (ret < 0)
+			snap_rehold(reg, c.nodes[i]); /* the holds it took */
+		registry_unpin(reg, c.nodes[i]);
+	}
+out:
+	pthread_mutex_unlock(&reg->snap_lock);
+	free(c.nodes);
+	free(c.parts);
+	return ret;
+}
+
+int registry_snap_remove(struct registry *reg, const char *name)
+{
+	int ret;
+
+	pthread_mutex_lock(&reg->snap_lock);
+	ret = snapstore_remove(reg->snaps, name);
+	pthread_mutex_unlock(&reg->snap_lock);
+	if (ret < 0) {
+		if (ret != -ENOENT)
+			diag_err("cannot release snapshot '%s': %s", name,
+				 strerror(-ret));
+		return ret;
+	}
+	diag_info("snapshot '%s' released", name);
+	snap_rehold_all(reg);
+	return 0;
+}
+
+struct snapstore *registry_snaps(struct registry *reg)
+{
+	return reg->snaps;
+}
+
+void snap_init(struct registry *reg)
+{
+	pthread_rwlockattr_t attr;
+
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(
+		&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&reg->cut, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	pthread_mutex_init(&reg->snap_lock, NULL);
+}
+
+int snap_open(struct registry *reg)
+{
+	int ret = snapstore_open(reg->rootfd, 0, &reg->snaps);
+	if (ret < 0) {
+		diag_err("cannot open '%s/" SNAPSTORE_DIR "': %s", reg->path,
+			 strerror(-ret));
+		return ret;
+	}
+	snap_rehold_all(reg);
+	return 0;
+}
