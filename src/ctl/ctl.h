@@ -64,6 +64,10 @@ int ctl_groups(int argc, char **argv);
 /* verify's check of DATA_DIR/.groups: each group file parses and passes
  * its CRC.  Prints each problem; returns how many. */
 int ctl_verify_groups(const char *root);
+int ctl_snapshots(int argc, char **argv);
+/* fluxctl verify's check of the snapshots' files: the damaged ones
+ * listed, their count returned. */
+int ctl_verify_snapshots(const char *root);
 int ctl_unescape(int argc, char **argv);
 int ctl_mirror_wait(int argc, char **argv);
 

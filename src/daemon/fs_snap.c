@@ -249,9 +249,10 @@ void fs_snap_getattr(fuse_req_t req, fuse_ino_t ino)
 }
 
 static int list_snap_cb(void *arg, const char *name, int64_t created_ms,
-			uint64_t bytes)
+			size_t nparts, uint64_t bytes)
 {
 	(void)created_ms;
+	(void)nparts;
 	(void)bytes;
 	return fs_dirbuf_add(arg, name,
 			     sview_st_ino(name, 0) & ~REGISTRY_INO_SNAP_VIEW,

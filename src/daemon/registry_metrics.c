@@ -145,12 +145,13 @@ struct snap_walk {
 };
 
 static int add_snapshot(void *arg, const char *name, int64_t created_ms,
-			uint64_t bytes)
+			size_t nparts, uint64_t bytes)
 {
 	struct snap_walk *w = arg;
 	int ret;
 
 	(void)created_ms;
+	(void)nparts;
 	ret = prom_render_snapshot(w->out, name, bytes, w->first);
 	w->first = 0;
 	return ret;

@@ -225,6 +225,19 @@ static void append(struct snapstore *ss, struct snap *s)
 	ss->tail = &s->next;
 }
 
+/* Loading: keep the list in creation order, whatever readdir's. */
+static void insert_by_time(struct snapstore *ss, struct snap *s)
+{
+	struct snap **pp = &ss->head;
+
+	while (*pp && (*pp)->created_ms <= s->created_ms)
+		pp = &(*pp)->next;
+	s->next = *pp;
+	*pp = s;
+	if (!s->next)
+		ss->tail = &s->next;
+}
+
 static int load_one(struct snapstore *ss, const char *fname)
 {
 	size_t flen = strlen(fname) - strlen(SNAPSTORE_SUFFIX);
@@ -246,7 +259,7 @@ static int load_one(struct snapstore *ss, const char *fname)
 		snap_free(s);
 		return ret;
 	}
-	append(ss, s);
+	insert_by_time(ss, s);
 	return 0;
 }
 
@@ -458,7 +471,7 @@ static uint64_t snap_bytes(const struct snap *s)
 
 int snapstore_list(struct snapstore *ss,
 		   int (*cb)(void *arg, const char *name, int64_t created_ms,
-			     uint64_t bytes),
+			     size_t nparts, uint64_t bytes),
 		   void *arg)
 {
 	struct snap *s;
@@ -466,7 +479,8 @@ int snapstore_list(struct snapstore *ss,
 
 	pthread_mutex_lock(&ss->lock);
 	for (s = ss->head; s && !ret; s = s->next)
-		ret = cb(arg, s->name, s->created_ms, snap_bytes(s));
+		ret = cb(arg, s->name, s->created_ms, s->nparts,
+			 snap_bytes(s));
 	pthread_mutex_unlock(&ss->lock);
 	return ret;
 }

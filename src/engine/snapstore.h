@@ -71,11 +71,12 @@ int snapstore_remove(struct snapstore *ss, const char *name);
 /* 0 and its creation time and partition count, or -ENOENT. */
 int snapstore_info(struct snapstore *ss, const char *name, int64_t *created_ms,
 		   size_t *nparts);
-/* Every snapshot's name, time and bytes (snapstore_bytes), in creation
- * order; stops when cb returns non-zero (which is returned). */
+/* Every snapshot's name, time, partition count and bytes
+ * (snapstore_bytes), in creation order; stops when cb returns non-zero
+ * (which is returned).  cb must not call back into the store. */
 int snapstore_list(struct snapstore *ss,
 		   int (*cb)(void *arg, const char *name, int64_t created_ms,
-			     uint64_t bytes),
+			     size_t nparts, uint64_t bytes),
 		   void *arg);
 /* Every partition of snapshot name (sorted by topic, then partition);
  * stops when cb returns non-zero.  -ENOENT if there is no such one. */

@@ -91,6 +91,11 @@ assert_eq "one two" "$(ls "$S" | xargs)" "snapshots after SIGKILL"
 same_file "$WORK/b_0.two" "$S/two/b/0" "b/0 of a snapshot taken just before SIGKILL"
 same_file "$WORK/a_1" "$S/one/a/1" "a/1 (renamed since) after SIGKILL"
 
+# fluxctl lists them offline (beside the daemon, read-only).
+"$FLUXCTL" snapshots "$DATA" >"$WORK/ctl.out" || fail "fluxctl snapshots"
+assert_eq "one two" "$(awk 'NR > 1 { print $1 }' "$WORK/ctl.out" | xargs)" "fluxctl snapshots"
+grep -q "^one .* 4 *$want\$" "$WORK/ctl.out" || fail "fluxctl snapshots: $(cat "$WORK/ctl.out")"
+
 # rmdir releases: gone from the listing, the data directory and .metrics.
 rmdir "$S/one" || fail "rmdir .snapshot/one"
 assert_eq "two" "$(ls "$S")" "snapshots after rmdir"
@@ -98,4 +103,19 @@ assert_eq "two" "$(ls "$S")" "snapshots after rmdir"
 grep -q 'snapshot="one"' "$MNT/.metrics" && fail ".metrics still shows 'one'"
 rmdir "$S/two" || fail "rmdir .snapshot/two"
 assert_eq "" "$(ls -A "$S")" "no snapshots left"
+
+# A damaged .snap file: fluxctl verify reports it, the mount leaves it
+# out (logged) and serves the rest.
+mkdir "$S/three" "$S/four" || fail "mkdir three, four"
+mount_stop || fail "daemon did not stop cleanly"
+"$FLUXCTL" verify "$DATA" >"$WORK/verify.out" || fail "fluxctl verify of good snapshots: $(cat "$WORK/verify.out")"
+sed -i 's/^part /Part /' "$DATA/.snapshots/three.snap"
+rc=0
+"$FLUXCTL" verify "$DATA" >"$WORK/verify.out" || rc=$?
+assert_eq 1 "$rc" "fluxctl verify's status with a damaged snapshot"
+grep -q "damaged: .snapshots/three.snap" "$WORK/verify.out" || fail "verify: $(cat "$WORK/verify.out")"
+mount_launch
+assert_eq "four" "$(ls "$S")" "snapshots after one was damaged"
+grep -q "snapshot file '.snapshots/three.snap' left out" "$WORK/daemon.log" ||
+	fail "the damaged snapshot was not logged"
 log "ok"

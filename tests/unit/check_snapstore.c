@@ -51,9 +51,9 @@ static struct snap_part mkpart(const char *topic, const char *part,
 }
 
 static int count_cb(void *arg, const char *name, int64_t created_ms,
-		    uint64_t bytes)
+		    size_t nparts, uint64_t bytes)
 {
-	(void)name, (void)created_ms, (void)bytes;
+	(void)name, (void)created_ms, (void)nparts, (void)bytes;
 	(*(int *)arg)++;
 	return 0;
 }
