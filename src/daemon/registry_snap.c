@@ -15,11 +15,13 @@
  * they closed (or from their log, opened then, after a crash).
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "diag.h"
+#include "io.h"
 #include "registry_int.h"
 #include "snapstore.h"
 
@@ -194,23 +196,62 @@ static int cut_record(struct registry *reg, struct cut *c, size_t i)
 	return 0;
 }
 
+/* Making a cut durable: threads taking c's partitions in turn. */
+struct cut_flush {
+	struct registry *reg;
+	struct cut *c;
+	atomic_size_t next;
+	atomic_int err;
+};
+
+static void *cut_flush_one(void *arg)
+{
+	struct cut_flush *f = arg;
+	struct partition_info info;
+	struct node *n;
+	size_t i;
+	int ret;
+
+	while ((i = atomic_fetch_add(&f->next, 1)) < f->c->n &&
+	       !atomic_load(&f->err)) {
+		n = f->c->nodes[i];
+		if (registry_part_peek(f->reg, n) < 0)
+			continue; /* idle: flushed when it closed */
+		partition_get_info(n->part, &info);
+		ret = info.flushed_byte < f->c->parts[i].end_byte
+			      ? partition_sync(n->part)
+			      : 0;
+		registry_part_put(f->reg, n);
+		if (ret < 0)
+			atomic_store(&f->err, ret);
+	}
+	return NULL;
+}
+
 /* Make c's partitions durable up to the cut: the open logs with appends
- * not yet flushed (an idle one was flushed when it closed). */
+ * not yet flushed.  One syncfs of the data directory's filesystem first
+ * writes back and commits them all at once; each partition's own sync
+ * then finds little or nothing left to wait for, and reports its own
+ * files' write-back errors (a syncfs reports an error only to the file
+ * it was called through, and not whose it was).  Syncs in flight
+ * together share a syncfs too (partition_sync), so a few threads run
+ * them. */
+#define CUT_FLUSH_THREADS 8
 static int cut_flush(struct registry *reg, struct cut *c)
 {
-	struct partition_info info;
-	size_t i;
-	int ret = 0;
+	struct cut_flush f = {reg, c, 0, 0};
+	pthread_t th[CUT_FLUSH_THREADS];
+	int i, started = 0;
 
-	for (i = 0; i < c->n && ret == 0; i++) {
-		if (registry_part_peek(reg, c->nodes[i]) < 0)
-			continue;
-		partition_get_info(c->nodes[i]->part, &info);
-		if (info.flushed_byte < c->parts[i].end_byte)
-			ret = partition_sync(c->nodes[i]->part);
-		registry_part_put(reg, c->nodes[i]);
-	}
-	return ret;
+	if (c->n > 1)
+		io_syncfs(reg->rootfd); /* errors: the syncs below report */
+	for (i = 0; i < CUT_FLUSH_THREADS && (size_t)i < c->n / 4; i++)
+		if (pthread_create(&th[started], NULL, cut_flush_one, &f) == 0)
+			started++;
+	cut_flush_one(&f);
+	for (i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	return atomic_load(&f.err);
 }
 
 int registry_snap_create(struct registry *reg, const char *name)
