@@ -3,7 +3,6 @@
  * (MNT/.snapshot) of a data directory, listed offline from their .snap
  * files, and the check fluxctl verify makes of those files.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -69,38 +68,21 @@ int ctl_snapshots(int argc, char **argv)
 	return ret < 0 ? CTL_USAGE : CTL_OK;
 }
 
+static int check_snap_file(int dirfd, const char *name)
+{
+	struct snap_part *parts;
+	int64_t created;
+	size_t nparts;
+	int ret = snapstore_read_file(dirfd, name, &created, &parts, &nparts);
+
+	if (ret == 0)
+		free(parts);
+	return ret;
+}
+
 /* Each DATA_DIR/.snapshots/ *.snap file must parse and pass its CRC. */
 int ctl_verify_snapshots(const char *root)
 {
-	char dir[PATH_MAX + 16];
-	struct snap_part *parts;
-	struct dirent *de;
-	int64_t created;
-	size_t len, nparts;
-	int problems = 0, dfd, ret;
-	DIR *d;
-
-	snprintf(dir, sizeof(dir), "%s/" SNAPSTORE_DIR, root);
-	d = opendir(dir);
-	if (!d)
-		return 0;
-	dfd = dirfd(d);
-	while ((de = readdir(d))) {
-		len = strlen(de->d_name);
-		if (len <= strlen(SNAPSTORE_SUFFIX) ||
-		    strcmp(de->d_name + len - strlen(SNAPSTORE_SUFFIX),
-			   SNAPSTORE_SUFFIX))
-			continue;
-		ret = snapstore_read_file(dfd, de->d_name, &created, &parts,
-					  &nparts);
-		if (ret == 0) {
-			free(parts);
-			continue;
-		}
-		printf("damaged: " SNAPSTORE_DIR "/%s: %s\n", de->d_name,
-		       strerror(-ret));
-		problems++;
-	}
-	closedir(d);
-	return problems;
+	return ctl_verify_files(root, SNAPSTORE_DIR, SNAPSTORE_SUFFIX,
+				check_snap_file);
 }

@@ -121,8 +121,14 @@ static int fill_stat(struct vobj *o, struct stat *st)
 	int ret;
 
 	fs_view_dir_attr(REGISTRY_INO_SNAPSHOT, st);
-	if (!o)
+	if (!o) {
+		/* The root's permissions: who may make topics may take and
+		 * release snapshots (default_permissions checks them). */
+		registry_stat(fs.reg, node_of(REGISTRY_INO_ROOT), st);
+		st->st_mode = S_IFDIR | (st->st_mode & 0777);
+		st->st_ino = REGISTRY_INO_SNAPSHOT;
 		return 0;
+	}
 	spath_of(o, &p);
 	ret = snapstore_info(store(), p.snap, &created, &nparts);
 	if (ret < 0)

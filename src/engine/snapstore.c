@@ -16,9 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
-#include "crc32c.h"
 #include "diag.h"
 #include "io.h"
 #include "layout.h"
@@ -53,7 +51,6 @@ int snapstore_encode(int64_t created_ms, const struct snap_part *parts,
 {
 	size_t cap = 64 + nparts * LINE_MAX_LEN, at = 0, i;
 	char *buf = malloc(cap);
-	int n;
 
 	if (!buf)
 		return -ENOMEM;
@@ -67,9 +64,8 @@ int snapstore_encode(int64_t created_ms, const struct snap_part *parts,
 			parts[i].ino, parts[i].start_byte,
 			parts[i].start_offset, parts[i].end_byte,
 			parts[i].topic, parts[i].part);
-	n = snprintf(buf + at, cap - at, "crc32c=%08x\n", crc32c(0, buf, at));
 	*out = buf;
-	*len = at + (size_t)n;
+	*len = layout_text_crc_put(buf, at, cap);
 	return 0;
 }
 
@@ -97,17 +93,9 @@ int snapstore_decode(const char *text, size_t len, int64_t *created_ms,
 	struct snap_part *parts = NULL, *grown, p;
 	size_t n = 0, cap = 0, body, at, ll;
 	char line[LINE_MAX_LEN + 1], extra;
-	unsigned int crc;
 	int names, ret = -EBADMSG, have_time = 0;
 
-	if (len < sizeof(MAGIC_LINE) || text[len - 1] != '\n')
-		return -EBADMSG;
-	/* The last line is the CRC of everything before it. */
-	for (body = len - 1; body > 0 && text[body - 1] != '\n'; body--)
-		;
-	if (sscanf(text + body, "crc32c=%8x%c", &crc, &extra) != 2 ||
-	    extra != '\n' || crc != crc32c(0, text, body) ||
-	    strncmp(text, MAGIC_LINE, strlen(MAGIC_LINE)))
+	if (layout_text_crc_check(text, len, MAGIC_LINE, &body) < 0)
 		return -EBADMSG;
 	for (at = strlen(MAGIC_LINE); at < body; at += ll + 1) {
 		const char *nl = memchr(text + at, '\n', body - at);
@@ -158,26 +146,11 @@ int snapstore_read_file(int dirfd, const char *file, int64_t *created_ms,
 			struct snap_part **parts, size_t *nparts)
 {
 	char *text = NULL;
-	struct stat st;
-	ssize_t got;
-	int fd, ret;
+	size_t len = 0;
+	int ret = io_read_whole(dirfd, file, FILE_MAX, &text, &len);
 
-	fd = io_openat(dirfd, file, O_RDONLY, 0);
-	if (fd < 0)
-		return fd;
-	ret = io_fstat(fd, &st);
-	if (ret == 0 && (st.st_size <= 0 || st.st_size > FILE_MAX))
-		ret = -EBADMSG;
-	if (ret == 0 && !(text = malloc((size_t)st.st_size)))
-		ret = -ENOMEM;
-	if (ret == 0) {
-		got = io_pread_full(fd, text, (size_t)st.st_size, 0);
-		ret = got < 0 ? (int)got : got != st.st_size ? -EBADMSG : 0;
-	}
-	io_close(fd);
 	if (ret == 0)
-		ret = snapstore_decode(text, (size_t)st.st_size, created_ms,
-				       parts, nparts);
+		ret = snapstore_decode(text, len, created_ms, parts, nparts);
 	free(text);
 	return ret;
 }
@@ -348,12 +321,7 @@ static int make_dir(struct snapstore *ss)
 
 	if (ss->dirfd >= 0)
 		return 0;
-	ret = io_mkdirat(ss->rootfd, SNAPSTORE_DIR, 0755);
-	if (ret == 0)
-		ret = io_fsync_dir(ss->rootfd);
-	if (ret < 0 && ret != -EEXIST)
-		return ret;
-	ret = io_opendirat(ss->rootfd, SNAPSTORE_DIR);
+	ret = io_mkdir_durable(ss->rootfd, SNAPSTORE_DIR, 0755);
 	if (ret < 0)
 		return ret;
 	ss->dirfd = ret;
