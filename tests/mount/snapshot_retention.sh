@@ -1,7 +1,7 @@
 #!/bin/bash
 # snapshot_retention.sh - a snapshot pins what it shows: retention by
 # size does not delete a segment it needs, also after the partition was
-# closed as idle and opened again (fd_budget=16 and sixty other
+# closed as idle and opened again (fd_budget=64 and a hundred other
 # partitions push it out); fallocate -p below its start is refused
 # (EBUSY) and changes nothing; rmdir of the last snapshot needing the
 # segments lets retention delete them at the next tick; a partition no
@@ -9,7 +9,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/util.sh"
 
-mount_start -o segment_bytes=4096,fd_budget=16
+mount_start -o segment_bytes=4096,fd_budget=64
 S="$MNT/.snapshot"
 mkdir "$MNT/t" "$MNT/other" || fail "mkdir topics"
 P="$MNT/t/0"
@@ -23,16 +23,21 @@ xassert "$P" snapshot_pinned_bytes "$size" "pinned bytes of t/0"
 # Retention by size, and enough new segments that it would delete most.
 setfattr -n user.fluxfs.retention_bytes -v 8192 "$P" || fail "setfattr retention_bytes"
 gen_lines 1000 new >>"$P"
-# Push t/0 out of the descriptor budget and back: the hold must outlive
-# the idle close.
-for i in $(seq 1 60); do echo x >"$MNT/other/$i"; done
+# Push t/0 out of the descriptor budget (least recently used of 102
+# partitions under fd_budget=64) and open it again, kept open so that
+# maintenance ticks it: the hold must outlive the idle close.
+for i in $(seq 1 100); do echo x >"$MNT/other/$i"; done
 cat "$MNT"/other/* >/dev/null
+closes=$(sed -n 's/^fluxfs_idle_closes_total \([0-9]*\)$/\1/p' "$MNT/.metrics")
+[ "${closes:-0}" -gt 0 ] || fail "no partition was closed as idle (fluxfs_idle_closes_total ${closes:-none})"
+exec 5<"$P"
 sleep 2.5 # two maintenance ticks
 xassert "$P" start_byte 0 "start_byte of a partition a snapshot pins"
 same_file "$WORK/ref" "$S/keep/t/0" "the snapshot after retention ran"
 
 # A partition no snapshot needs: retention works as ever.
 gen_lines 3000 free >"$MNT/t/free"
+exec 6<"$MNT/t/free" # open: maintenance ticks only open partitions
 mkdir "$S/later" || fail "mkdir .snapshot/later"
 rmdir "$S/later" || fail "rmdir .snapshot/later"
 setfattr -n user.fluxfs.retention_bytes -v 8192 "$MNT/t/free" || fail "setfattr on t/free"
@@ -61,5 +66,6 @@ xget sb "$P" start_byte
 [ $(($(fsize "$P") - sb)) -le $((8192 + 3 * 4096)) ] ||
 	fail "retention kept $(($(fsize "$P") - sb)) bytes after the release"
 fallocate -p -o 0 -l "$((sb + 10))" "$P" || fail "fallocate -p with no snapshot"
+exec 5<&- 6<&-
 log "held $segs_before segments, $segs after the release"
 log "ok"
