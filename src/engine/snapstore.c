@@ -356,7 +356,8 @@ int snapstore_create(struct snapstore *ss, const char *name,
 			snap_free(s);
 		return -ENOMEM;
 	}
-	memcpy(s->parts, parts, nparts * sizeof(*parts));
+	if (nparts) /* parts may be NULL then */
+		memcpy(s->parts, parts, nparts * sizeof(*parts));
 	s->nparts = nparts;
 	s->created_ms = created_ms;
 	qsort(s->parts, nparts, sizeof(*parts), part_cmp);
