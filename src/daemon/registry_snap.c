@@ -257,6 +257,7 @@ static int cut_flush(struct registry *reg, struct cut *c)
 int registry_snap_create(struct registry *reg, const char *name)
 {
 	struct cut c = {NULL, NULL, 0, 0};
+	char shown[DIAG_PRINTABLE_MAX];
 	int64_t created, took;
 	struct node *t, *p;
 	size_t i;
@@ -264,7 +265,9 @@ int registry_snap_create(struct registry *reg, const char *name)
 	int ret = snapstore_check_name(name);
 
 	if (ret < 0) {
-		diag_info("refused snapshot name '%.64s': %s", name,
+		/* A user's name: control bytes must not reach the log. */
+		diag_info("refused snapshot name '%s': %s",
+			  diag_printable(name, shown, sizeof(shown)),
 			  strerror(-ret));
 		return ret;
 	}
@@ -310,15 +313,20 @@ out:
 
 int registry_snap_remove(struct registry *reg, const char *name)
 {
+	char shown[DIAG_PRINTABLE_MAX];
 	int ret;
 
 	pthread_mutex_lock(&reg->snap_lock);
 	ret = snapstore_remove(reg->snaps, name);
 	pthread_mutex_unlock(&reg->snap_lock);
+	if (ret == -ENOENT) {
+		diag_info("no snapshot '%s' to release (ENOENT)",
+			  diag_printable(name, shown, sizeof(shown)));
+		return ret;
+	}
 	if (ret < 0) {
-		if (ret != -ENOENT)
-			diag_err("cannot release snapshot '%s': %s", name,
-				 strerror(-ret));
+		diag_err("cannot release snapshot '%s': %s", name,
+			 strerror(-ret));
 		return ret;
 	}
 	diag_info("snapshot '%s' released", name);

@@ -42,6 +42,7 @@ gen_lines 700 later >>"$MNT/a/0"
 gen_lines 700 later >>"$MNT/b/0"
 mv "$MNT/a/1" "$MNT/a/renamed" || fail "rename a/1"
 echo late >>"$MNT/a/renamed"
+mv "$MNT/b" "$MNT/b2" || fail "rename topic b"
 for f in a/0 a/1 b/0 b/empty; do
 	same_file "$WORK/$(echo $f | tr / _)" "$S/one/$f" "snapshot of $f after appends"
 	assert_eq "$(fsize "$WORK/$(echo $f | tr / _)")" "$(fsize "$S/one/$f")" "size of $f in the snapshot"
@@ -80,7 +81,7 @@ grep -q "^fluxfs_snapshot_pinned_bytes{snapshot=\"one\"} $want\$" "$MNT/.metrics
 mount_restart
 same_file "$WORK/a_0" "$S/one/a/0" "a/0 of the snapshot after a remount"
 same_file "$WORK/b_0" "$S/one/b/0" "b/0 of the snapshot after a remount"
-cp "$MNT/b/0" "$WORK/b_0.two"
+cp "$MNT/b2/0" "$WORK/b_0.two"
 mkdir "$S/two" || fail "mkdir .snapshot/two"
 kill -KILL "$FLUXFS_PID"
 wait "$FLUXFS_PID" 2>/dev/null
@@ -88,7 +89,7 @@ FLUXFS_PID=""
 fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT"
 mount_launch
 assert_eq "one two" "$(ls "$S" | xargs)" "snapshots after SIGKILL"
-same_file "$WORK/b_0.two" "$S/two/b/0" "b/0 of a snapshot taken just before SIGKILL"
+same_file "$WORK/b_0.two" "$S/two/b2/0" "b2/0 of a snapshot taken just before SIGKILL"
 same_file "$WORK/a_1" "$S/one/a/1" "a/1 (renamed since) after SIGKILL"
 
 # fluxctl lists them offline (beside the daemon, read-only).
@@ -118,4 +119,8 @@ mount_launch
 assert_eq "four" "$(ls "$S")" "snapshots after one was damaged"
 grep -q "snapshot file '.snapshots/three.snap' left out" "$WORK/daemon.log" ||
 	fail "the damaged snapshot was not logged"
+# A partition deleted after the snapshot is gone from it (not kept).
+rm "$MNT/a/0" || fail "rm a/0"
+expect_err "No such file or directory" cat "$S/four/a/0"
+same_file "$WORK/a_1" <(head -c "$(fsize "$WORK/a_1")" "$S/four/a/renamed") "a/renamed of four after a/0 was deleted"
 log "ok"
