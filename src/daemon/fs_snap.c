@@ -9,7 +9,9 @@
  * SNAP_TAG, named "<snapshot>", "<snapshot>/<topic>" and
  * "<snapshot>/<topic>/<partition>"; a partition's object holds a lookup
  * on the live partition, found by the stored inode number the snapshot
- * recorded, so a rename of the live partition changes nothing here.
+ * recorded, so a rename of the live partition changes nothing here (nor
+ * its deletion: the registry keeps a deleted partition a snapshot
+ * shows).
  * Names and sizes come from the snapshot's file (snapstore.h), times are
  * the snapshot's creation time, so rsync -a sees stable files.  A file
  * is read through the live log, so compressed segments read the same.
@@ -204,9 +206,8 @@ static int child(struct vobj *dir, const char *name, struct vobj **out)
 	/* The live partition by its stored number (a rename keeps it). */
 	ret = registry_lookup_ino(fs.reg, sp.ino, &n);
 	if (ret < 0) {
-		diag_info("snapshot '%s': partition '%s/%s' was deleted "
-			  "since (ENOENT)",
-			  p.snap, p.topic, name);
+		diag_err("snapshot '%s': partition '%s/%s' is gone (ENOENT)",
+			 p.snap, p.topic, name);
 		return ret;
 	}
 	*out = vobj_get(&sviews, SV_PART, path, n);

@@ -289,7 +289,8 @@ struct groupstore *registry_groups(struct registry *reg);
 #define REGISTRY_INO_SNAP_VIEW (1ULL << 59)
 
 /* The partition with stored inode number ino (registry_st_ino), with one
- * lookup count; -ENOENT if none (deleted). */
+ * lookup count: in the tree, or deleted but kept for a snapshot;
+ * -ENOENT if none. */
 int registry_lookup_ino(struct registry *reg, uint64_t ino, struct node **out);
 
 /* Who holds a partition's retention (partition_hold_retention): the

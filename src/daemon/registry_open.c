@@ -320,6 +320,10 @@ int registry_open(const char *data_dir, const struct config *defaults,
 		goto out_free;
 	}
 	reg->was_clean = ret;
+	/* The snapshots first: they keep deleted partitions they need. */
+	ret = snap_open(reg);
+	if (ret < 0)
+		goto out_free;
 	/* Partitions removed while open when the last daemon stopped. */
 	ret = io_remove_tree(reg->rootfd, LAYOUT_TRASH_DIR);
 	if (ret < 0 && ret != -ENOENT)
@@ -346,7 +350,7 @@ int registry_open(const char *data_dir, const struct config *defaults,
 		goto out_free;
 	ret = open_groups(reg);
 	if (ret == 0)
-		ret = snap_open(reg);
+		ret = snap_load(reg);
 	if (ret < 0)
 		goto out_free;
 	reg->loaded = 1;
@@ -422,6 +426,7 @@ int registry_close(struct registry *reg)
 	 * purpose: the process is about to exit.  Their logs are in .trash,
 	 * emptied at the next mount, so the mark may still be left. */
 	groupstore_close(reg->groups);
+	snap_close(reg);
 	snapstore_close(reg->snaps);
 	if (reg->loaded && ret == 0) {
 		r = layout_datadir_clean_mark(reg->rootfd);

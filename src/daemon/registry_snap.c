@@ -13,8 +13,18 @@
  * has the other.  Idle partitions cannot be appended to without the
  * shared side either; their ends come from what the registry kept when
  * they closed (or from their log, opened then, after a crash).
+ *
+ * A partition deleted while a snapshot needs it stays readable in the
+ * snapshot: its node is kept pinned (reg->held) and its directory stays
+ * in .trash until the last snapshot needing it is released.  At mount,
+ * before .trash is emptied, such directories are moved to
+ * DATA_DIR/.snapshots/held/<ino> (durably), then served from .trash
+ * again; a held directory no snapshot needs is deleted then, so a crash
+ * between a release and the delete leaks nothing for good.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +32,7 @@
 
 #include "diag.h"
 #include "io.h"
+#include "layout.h"
 #include "registry_int.h"
 #include "snapstore.h"
 
@@ -134,6 +145,193 @@ int registry_snap_check_drop(struct registry *reg, struct node *n,
 	return -EBUSY;
 }
 
+/* ---- deleted partitions kept for snapshots --------------------------- */
+
+#define HELD_DIR "held"
+
+static int needed(struct registry *reg, uint64_t ino)
+{
+	uint64_t off, sb, eb;
+
+	return ino && snapstore_needs(reg->snaps, ino, &off, &sb, &eb);
+}
+
+/* Add n (one pin of it ours) to the held partitions: 0 or -ENOMEM. */
+static int held_add(struct registry *reg, struct node *n)
+{
+	struct node **grown;
+	int kept = 0;
+
+	pthread_rwlock_wrlock(&reg->lock);
+	if (reg->nheld == reg->held_cap) {
+		grown = realloc(reg->held,
+				(reg->held_cap ? 2 * reg->held_cap : 8) *
+					sizeof(*grown));
+		if (grown) {
+			reg->held = grown;
+			reg->held_cap = reg->held_cap ? 2 * reg->held_cap : 8;
+		}
+	}
+	if (reg->nheld < reg->held_cap) {
+		reg->held[reg->nheld++] = n;
+		kept = 1;
+	}
+	pthread_rwlock_unlock(&reg->lock);
+	return kept ? 0 : -ENOMEM;
+}
+
+void snap_removed(struct registry *reg, struct node *n)
+{
+	if (n->kind != NODE_PARTITION ||
+	    !needed(reg, registry_st_ino(reg, n)) || registry_pin(reg, n) < 0)
+		return;
+	if (held_add(reg, n) < 0) {
+		registry_unpin(reg, n);
+		diag_err("cannot keep deleted partition '%s' for its snapshots: "
+			 "out of memory",
+			 n->name);
+		return;
+	}
+	diag_info("deleted partition '%s' kept until the snapshots that "
+		  "show it are released",
+		  n->name);
+}
+
+struct node *snap_held_find(struct registry *reg, uint64_t ino)
+{
+	size_t i;
+
+	for (i = 0; i < reg->nheld; i++)
+		if (registry_st_ino(reg, reg->held[i]) == ino)
+			return reg->held[i];
+	return NULL;
+}
+
+/* Let the held partitions no snapshot needs any more go: the last pin
+ * deletes their directories from .trash. */
+static void snap_release_held(struct registry *reg)
+{
+	struct node **gone;
+	size_t i, k = 0, n = 0;
+
+	pthread_rwlock_wrlock(&reg->lock);
+	gone = reg->nheld ? malloc(reg->nheld * sizeof(*gone)) : NULL;
+	for (i = 0; gone && i < reg->nheld; i++) {
+		if (needed(reg, registry_st_ino(reg, reg->held[i])))
+			reg->held[k++] = reg->held[i];
+		else
+			gone[n++] = reg->held[i];
+	}
+	if (gone)
+		reg->nheld = k;
+	pthread_rwlock_unlock(&reg->lock);
+	for (i = 0; i < n; i++) {
+		diag_info("deleted partition '%s' released with the last "
+			  "snapshot showing it",
+			  gone[i]->name);
+		registry_unpin(reg, gone[i]);
+	}
+	free(gone);
+}
+
+/* DATA_DIR/.snapshots/held, made if make. */
+static int held_dir(struct registry *reg, int make)
+{
+	int sfd = io_opendirat(reg->rootfd, SNAPSTORE_DIR), fd;
+
+	if (sfd < 0)
+		return sfd;
+	fd = make ? io_mkdir_durable(sfd, HELD_DIR, 0700)
+		  : io_opendirat(sfd, HELD_DIR);
+	io_close(sfd);
+	return fd;
+}
+
+/* The stored inode number of the partition directory dfd/name (0 if it
+ * has none: a topic's directory). */
+static uint64_t dir_ino(int dfd, const char *name)
+{
+	struct node tmp;
+	int fd = io_opendirat(dfd, name);
+
+	memset(&tmp, 0, sizeof(tmp));
+	if (fd < 0)
+		return 0;
+	meta_read(&tmp, fd, LAYOUT_PART_META);
+	io_close(fd);
+	return tmp.meta.ino;
+}
+
+/* Move what a snapshot needs out of .trash into .snapshots/held/<ino>,
+ * durably, before .trash is emptied. */
+static void rescue_trash(struct registry *reg)
+{
+	char to[32];
+	struct dirent *de;
+	int tfd, hfd = -1;
+	uint64_t ino;
+	DIR *dir;
+
+	tfd = io_opendirat(reg->rootfd, LAYOUT_TRASH_DIR);
+	if (tfd < 0)
+		return;
+	if (io_opendir_stream(reg->rootfd, LAYOUT_TRASH_DIR, &dir) < 0) {
+		io_close(tfd);
+		return;
+	}
+	while (io_readdir(dir, &de) > 0) {
+		if (de->d_name[0] == '.' ||
+		    !needed(reg, ino = dir_ino(tfd, de->d_name)))
+			continue;
+		if (hfd < 0 && (hfd = held_dir(reg, 1)) < 0)
+			break;
+		snprintf(to, sizeof(to), "%" PRIu64, ino);
+		if (io_renameat(tfd, de->d_name, hfd, to) == 0) {
+			io_fsync_dir(hfd);
+			io_fsync_dir(tfd);
+		} else {
+			diag_err("cannot keep deleted partition %" PRIu64
+				 " for its snapshots: it is lost",
+				 ino);
+		}
+	}
+	io_closedir(dir);
+	if (hfd >= 0)
+		io_close(hfd);
+	io_close(tfd);
+}
+
+/* Serve held/<name> again from .trash as a held partition. */
+static int load_held(struct registry *reg, int hfd, const char *name)
+{
+	struct node *n;
+	int fd;
+
+	n = node_new(reg, NODE_PARTITION, name);
+	if (!n)
+		return -ENOMEM;
+	n->dirfd = -1;
+	n->removed = 1;
+	snprintf(n->trash, sizeof(n->trash), "h%u",
+		 atomic_fetch_add(&reg->trash_seq, 1));
+	if (io_renameat(hfd, name, reg->trashfd, n->trash) < 0) {
+		node_free(reg, n);
+		return -EIO;
+	}
+	io_fsync_dir(reg->trashfd);
+	io_fsync_dir(hfd);
+	fd = io_opendirat(reg->trashfd, n->trash);
+	if (fd >= 0) {
+		meta_read(n, fd, LAYOUT_PART_META);
+		io_close(fd);
+	}
+	/* Its one reference is the held pin. */
+	if (held_add(reg, n) < 0) {
+		node_free(reg, n);
+		return -ENOMEM;
+	}
+	return 0;
+}
 /* ---- taking and releasing -------------------------------------------- */
 
 /* The partitions of a cut, pinned, and what it recorded of each. */
@@ -331,6 +529,7 @@ int registry_snap_remove(struct registry *reg, const char *name)
 	}
 	diag_info("snapshot '%s' released", name);
 	snap_rehold_all(reg);
+	snap_release_held(reg);
 	return 0;
 }
 
@@ -354,11 +553,58 @@ void snap_init(struct registry *reg)
 int snap_open(struct registry *reg)
 {
 	int ret = snapstore_open(reg->rootfd, 0, &reg->snaps);
+
 	if (ret < 0) {
 		diag_err("cannot open '%s/" SNAPSTORE_DIR "': %s", reg->path,
 			 strerror(-ret));
 		return ret;
 	}
-	snap_rehold_all(reg);
+	rescue_trash(reg);
 	return 0;
+}
+
+int snap_load(struct registry *reg)
+{
+	struct dirent *de;
+	int hfd, ret = 0;
+	uint64_t ino;
+	char *end;
+	DIR *dir;
+
+	hfd = held_dir(reg, 0);
+	if (hfd >= 0 && io_opendir_stream(hfd, ".", &dir) == 0) {
+		while (ret != -ENOMEM && io_readdir(dir, &de) > 0) {
+			if (de->d_name[0] == '.')
+				continue;
+			ino = strtoull(de->d_name, &end, 10);
+			if (*end == '\0' && needed(reg, ino)) {
+				ret = load_held(reg, hfd, de->d_name);
+				continue;
+			}
+			/* Released while no daemon could delete it. */
+			if (io_remove_tree(hfd, de->d_name) == 0)
+				diag_info("deleted partition %s held for "
+					  "snapshots removed",
+					  de->d_name);
+		}
+		io_closedir(dir);
+	}
+	if (hfd >= 0)
+		io_close(hfd);
+	snap_rehold_all(reg);
+	return ret == -ENOMEM ? ret : 0;
+}
+
+void snap_close(struct registry *reg)
+{
+	size_t i;
+
+	/* Their directories stay in .trash: the next mount keeps them. */
+	for (i = 0; i < reg->nheld; i++) {
+		part_close_now(reg, reg->held[i], 1);
+		node_free(reg, reg->held[i]);
+	}
+	free(reg->held);
+	reg->held = NULL;
+	reg->nheld = 0;
 }
