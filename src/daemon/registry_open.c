@@ -407,6 +407,7 @@ int registry_close(struct registry *reg)
 	struct node *t, *tn, *p, *pn;
 	int ret = 0, r, i;
 
+	snap_close(reg); /* before the tree: they pin their topics */
 	for (t = reg->root.children; t; t = tn) {
 		tn = t->next;
 		for (p = t->children; p; p = pn) {
@@ -426,7 +427,6 @@ int registry_close(struct registry *reg)
 	 * purpose: the process is about to exit.  Their logs are in .trash,
 	 * emptied at the next mount, so the mark may still be left. */
 	groupstore_close(reg->groups);
-	snap_close(reg);
 	snapstore_close(reg->snaps);
 	if (reg->loaded && ret == 0) {
 		r = layout_datadir_clean_mark(reg->rootfd);

@@ -597,12 +597,18 @@ int snap_load(struct registry *reg)
 
 void snap_close(struct registry *reg)
 {
+	struct node *parent;
 	size_t i;
 
-	/* Their directories stay in .trash: the next mount keeps them. */
+	/* Their directories stay in .trash: the next mount keeps them.  A
+	 * partition deleted in this mount pins its topic (a deleted topic
+	 * then goes with that pin). */
 	for (i = 0; i < reg->nheld; i++) {
+		parent = reg->held[i]->parent;
 		part_close_now(reg, reg->held[i], 1);
 		node_free(reg, reg->held[i]);
+		if (parent)
+			registry_unpin(reg, parent);
 	}
 	free(reg->held);
 	reg->held = NULL;
