@@ -177,20 +177,13 @@ START_TEST(test_names)
 }
 END_TEST
 
-static int fail_rename(int a, const char *b, int c, const char *d)
-{
-	(void)a, (void)b, (void)c, (void)d;
-	errno = EIO;
-	return -1;
-}
-
 /* A snapshot whose write fails is not there, in memory or on disk. */
 START_TEST(test_failed_write_stores_nothing)
 {
 	struct snapstore *ss = open_store();
 	struct io_ops ops = *io_ops_default();
 
-	ops.renameat = fail_rename;
+	ops.renameat = test_fail_renameat;
 	io_ops_set(&ops);
 	ck_assert_int_eq(make_s(ss), -EIO);
 	io_ops_set(NULL);
@@ -204,15 +197,6 @@ START_TEST(test_failed_write_stores_nothing)
 }
 END_TEST
 
-static void write_file(const char *path, const char *data, size_t len)
-{
-	int fd = openat(dfd, path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(write(fd, data, len), (ssize_t)len);
-	close(fd);
-}
-
 /* A crash while a snapshot is written leaves a torn .tmp: the snapshot
  * was never taken (mkdir had not returned); reopening drops the .tmp. */
 START_TEST(test_torn_tmp_is_absent)
@@ -225,7 +209,7 @@ START_TEST(test_torn_tmp_is_absent)
 	ck_assert_int_eq(make_s(ss), 0);
 	snapstore_close(ss);
 	ck_assert_int_eq(snapstore_encode(5, &p, 1, &buf, &len), 0);
-	write_file(SNAPSTORE_DIR "/torn.snap.tmp", buf, len / 2);
+	test_write_file(dfd, SNAPSTORE_DIR "/torn.snap.tmp", buf, len / 2);
 	free(buf);
 	ss = open_store();
 	ck_assert_int_eq(nsnaps(ss), 1);
@@ -254,7 +238,7 @@ START_TEST(test_damaged_file_refused)
 	close(fd);
 	ck_assert_int_gt(len, 20);
 	*strstr(text, "part 5 0 0 10") = 'P';
-	write_file(path, text, (size_t)len);
+	test_write_file(dfd, path, text, (size_t)len);
 	ss = open_store();
 	ck_assert_int_eq(snapstore_find(ss, "bad", "t", "0", &got), -ENOENT);
 	check_s(ss);
@@ -262,12 +246,12 @@ START_TEST(test_damaged_file_refused)
 	/* Torn: every length short of the whole file is refused. */
 	*strchr(text, 'P') = 'p';
 	for (fd = 1; fd < len; fd++) {
-		write_file(path, text, (size_t)fd);
+		test_write_file(dfd, path, text, (size_t)fd);
 		ss = open_store();
 		ck_assert_int_eq(nsnaps(ss), 1);
 		snapstore_close(ss);
 	}
-	write_file(path, text, (size_t)len);
+	test_write_file(dfd, path, text, (size_t)len);
 	ss = open_store();
 	ck_assert_int_eq(snapstore_find(ss, "bad", "t", "0", &got), 0);
 	snapstore_close(ss);
