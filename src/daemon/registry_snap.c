@@ -332,6 +332,7 @@ static int load_held(struct registry *reg, int hfd, const char *name)
 	}
 	return 0;
 }
+
 /* ---- taking and releasing -------------------------------------------- */
 
 /* The partitions of a cut, pinned, and what it recorded of each. */
