@@ -64,6 +64,15 @@ int ctl_groups(int argc, char **argv);
 /* verify's check of DATA_DIR/.groups: each group file parses and passes
  * its CRC.  Prints each problem; returns how many. */
 int ctl_verify_groups(const char *root);
+int ctl_snapshots(int argc, char **argv);
+/* verify's check of the small files DATA_DIR/dir/ *suffix: check(dirfd,
+ * name) returns 0 or -errno for each; prints each failure as "damaged:
+ * dir/name: why" and returns how many failed. */
+int ctl_verify_files(const char *root, const char *dir, const char *suffix,
+		     int (*check)(int dirfd, const char *name));
+/* fluxctl verify's check of the snapshots' files: the damaged ones
+ * listed, their count returned. */
+int ctl_verify_snapshots(const char *root);
 int ctl_unescape(int argc, char **argv);
 int ctl_mirror_wait(int argc, char **argv);
 

@@ -319,54 +319,26 @@ int ctl_groups(int argc, char **argv)
 
 /* ---- verify ---------------------------------------------------------- */
 
+/* One group file must parse and pass its CRC. */
+static int check_group_file(int dirfd, const char *name)
+{
+	struct group_opts opts;
+	struct group_pos *pos;
+	size_t npos, len;
+	char *text;
+	int ret = io_read_whole(dirfd, name, 1 << 26, &text, &len);
+
+	if (ret == 0)
+		ret = groupstore_decode(text, len, &opts, &pos, &npos);
+	if (ret == 0)
+		free(pos);
+	free(text);
+	return ret;
+}
+
 /* Each DATA_DIR/.groups/ *.group file must parse and pass its CRC. */
 int ctl_verify_groups(const char *root)
 {
-	char dir[PATH_MAX + 16], path[PATH_MAX + 300], *text;
-	struct group_opts opts;
-	struct group_pos *pos;
-	struct dirent *de;
-	struct stat st;
-	size_t npos, len;
-	int problems = 0, fd, ret;
-	DIR *d;
-
-	snprintf(dir, sizeof(dir), "%s/" GROUPSTORE_DIR, root);
-	d = opendir(dir);
-	if (!d)
-		return 0;
-	while ((de = readdir(d))) {
-		len = strlen(de->d_name);
-		if (len <= strlen(GROUPSTORE_SUFFIX) ||
-		    strcmp(de->d_name + len - strlen(GROUPSTORE_SUFFIX),
-			   GROUPSTORE_SUFFIX))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		fd = io_openat(AT_FDCWD, path, O_RDONLY, 0);
-		ret = fd < 0 ? fd : io_fstat(fd, &st);
-		text = NULL;
-		if (ret == 0 && (st.st_size <= 0 || st.st_size > (1 << 26)))
-			ret = -EBADMSG;
-		if (ret == 0 && !(text = malloc((size_t)st.st_size)))
-			ret = -ENOMEM;
-		if (ret == 0 && io_pread_full(fd, text, (size_t)st.st_size,
-					      0) != st.st_size)
-			ret = -EIO;
-		if (ret == 0) {
-			ret = groupstore_decode(text, (size_t)st.st_size, &opts,
-						&pos, &npos);
-			if (ret == 0)
-				free(pos);
-		}
-		free(text);
-		if (fd >= 0)
-			io_close(fd);
-		if (ret < 0) {
-			printf("damaged: " GROUPSTORE_DIR "/%s: %s\n",
-			       de->d_name, strerror(-ret));
-			problems++;
-		}
-	}
-	closedir(d);
-	return problems;
+	return ctl_verify_files(root, GROUPSTORE_DIR, GROUPSTORE_SUFFIX,
+				check_group_file);
 }

@@ -462,3 +462,33 @@ int ctl_lock_offline(const struct ctl_target *t, int *fd)
 	}
 	return -1;
 }
+
+/* Check each DATA_DIR/dir/ *suffix file with check. */
+int ctl_verify_files(const char *root, const char *dir, const char *suffix,
+		     int (*check)(int dirfd, const char *name))
+{
+	char path[PATH_MAX + 16];
+	struct dirent *de;
+	size_t len;
+	int problems = 0, ret;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/%s", root, dir);
+	d = opendir(path);
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		len = strlen(de->d_name);
+		if (len <= strlen(suffix) ||
+		    strcmp(de->d_name + len - strlen(suffix), suffix))
+			continue;
+		ret = check(dirfd(d), de->d_name);
+		if (ret < 0) {
+			printf("damaged: %s/%s: %s\n", dir, de->d_name,
+			       strerror(-ret));
+			problems++;
+		}
+	}
+	closedir(d);
+	return problems;
+}

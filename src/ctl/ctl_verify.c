@@ -299,8 +299,11 @@ int ctl_verify(int argc, char **argv)
 	ret = ctl_each_partition(&t, verify_one, &c);
 	draw(&c, c.base_done, 1);
 	if (t.kind == CTL_DATA_ROOT)
-		c.problems += (uint64_t)ctl_verify_groups(t.root[0] ? t.root
-								    : t.path);
+		c.problems +=
+			(uint64_t)ctl_verify_groups(t.root[0] ? t.root
+							      : t.path) +
+			(uint64_t)ctl_verify_snapshots(t.root[0] ? t.root
+								 : t.path);
 	free(c.seg_bad);
 	free(c.seg_ndata);
 	free(c.bad);

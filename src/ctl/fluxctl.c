@@ -61,6 +61,12 @@ static const struct ctl_cmd commands[] = {
 	  "  -r, --reset VALUE       earliest, latest, offset:N or time:T\n"
 	  "                          (T as for seek)\n"
 	  "  -p, --partition T/P     the partition, as TOPIC/PARTITION\n" },
+	{ "snapshots", ctl_snapshots, "snapshots DATA_DIR",
+	  "List the consistent snapshots (MNT/.snapshot) of a data\n"
+	  "directory: name, creation time, partitions and the bytes each\n"
+	  "keeps from retention.  Safe beside a running daemon (read-only);\n"
+	  "a damaged .snap file is reported and left out (fluxctl verify\n"
+	  "counts it as a problem).\n" },
 	{ "seek", ctl_seek, "seek PARTITION --offset N | --time T",
 	  "Print the byte position of message N, or of the first message\n"
 	  "appended at or after T, so that tail -c +$((pos+1)) FILE starts\n"

@@ -75,6 +75,8 @@ struct fs_node {
 #define GROUP_TAG 2u
 /* A time-addressed view's FUSE inodes (fs_at.c): likewise, this tag. */
 #define AT_TAG 8u
+/* A snapshot's FUSE inodes (fs_snap.c): likewise, this tag. */
+#define SNAP_TAG 12u
 
 enum handle_kind {
 	H_READER,
@@ -177,13 +179,21 @@ static inline int is_at_ino(fuse_ino_t ino)
 	       (ino >= 16 && (ino & TAG_BITS) == AT_TAG);
 }
 
-/* The node of a real inode; NULL for control files, the follow, group
- * and time views and produce files (so that handlers which know nothing
- * of them refuse them). */
+/* MNT/.snapshot and the snapshots' inodes below it. */
+static inline int is_snap_ino(fuse_ino_t ino)
+{
+	return ino == REGISTRY_INO_SNAPSHOT ||
+	       (ino >= 16 && (ino & TAG_BITS) == SNAP_TAG);
+}
+
+/* The node of a real inode; NULL for control files, the follow, group,
+ * time and snapshot views and produce files (so that handlers which know
+ * nothing of them refuse them). */
 static inline struct node *node_of(fuse_ino_t ino)
 {
 	return is_follow_ino(ino) || is_produce_ino(ino) ||
-			       is_group_ino(ino) || is_at_ino(ino)
+			       is_group_ino(ino) || is_at_ino(ino) ||
+			       is_snap_ino(ino)
 		       ? NULL
 		       : registry_node(fs.reg, ino);
 }
@@ -353,6 +363,30 @@ void fs_at_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 int fs_at_open(fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_at_read(fuse_req_t req, struct handle *h, size_t size, off_t off,
 		struct fuse_file_info *fi);
+
+/* ---- fs_snap.c ------------------------------------------------------- */
+
+/* The operations on MNT/.snapshot and below (is_snap_ino(ino), or a
+ * parent that is); a lookup of ".snapshot" in the root too. */
+void fs_snap_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_snap_forget(fuse_ino_t ino, uint64_t nlookup);
+void fs_snap_getattr(fuse_req_t req, fuse_ino_t ino);
+void fs_snap_opendir(fuse_req_t req, fuse_ino_t ino,
+		     struct fuse_file_info *fi);
+/* mkdir in .snapshot takes a snapshot, rmdir releases one; below it,
+ * both are refused as every other change (fs_snap_refuse). */
+void fs_snap_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_snap_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+/* Refuse the change what (of name, may be NULL) below a snapshot inode:
+ * EROFS and one log line. */
+void fs_snap_refuse(fuse_req_t req, fuse_ino_t ino, const char *what,
+		    const char *name);
+/* Open a snapshot's partition file (a handle of kind H_AT: a view of
+ * the live log up to the cut), read-only. */
+int fs_snap_open(fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_snap_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		      size_t size);
+void fs_snap_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 
 /* ---- fs_io.c --------------------------------------------------------- */
 

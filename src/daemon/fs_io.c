@@ -286,6 +286,8 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		ret = fs_groups_open(req, ino, fi);
 	else if (is_at_ino(ino))
 		ret = fs_at_open(ino, fi);
+	else if (is_snap_ino(ino))
+		ret = fs_snap_open(ino, fi);
 	else if (is_follow_ino(ino))
 		ret = open_follow(ino, fi);
 	else if (is_produce_ino(ino))
@@ -314,6 +316,10 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		/* As for a partition of a topic that does not exist. */
 		diag_info("cannot produce to '%s': no such topic", name);
 		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (is_snap_ino(parent)) {
+		fs_snap_refuse(req, parent, "create", name);
 		return;
 	}
 	if (!dir) {
@@ -440,17 +446,17 @@ static int append_batch(struct handle *h, const struct iovec *iov, int iovcnt,
 	for (i = 0; i < iovcnt; i++)
 		len += iov[i].iov_len;
 	if (!h->cached) {
-		ret = partition_appendv(p, iov, iovcnt, count,
+		ret = registry_appendv(fs.reg, p, iov, iovcnt, count,
 					registry_now_ms(), expect, NULL, &pos);
 		goto out;
 	}
 	/* With at unknown, expect pins the batch where the kernel put it. */
-	ret = partition_appendv(p, iov, iovcnt, count, registry_now_ms(),
+	ret = registry_appendv(fs.reg, p, iov, iovcnt, count, registry_now_ms(),
 				at == PARTITION_ANY_END ? expect : at, NULL,
 				&pos);
 	if (ret == -EPERM && at != PARTITION_ANY_END) {
 		end = pos; /* where the log ended instead */
-		ret = partition_appendv(p, iov, iovcnt, count,
+		ret = registry_appendv(fs.reg, p, iov, iovcnt, count,
 					registry_now_ms(), PARTITION_ANY_END,
 					NULL, &pos);
 		if (ret >= 0)
@@ -1015,7 +1021,10 @@ void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 		fuse_reply_err(req, EOPNOTSUPP);
 		return;
 	}
-	ret = partition_delete_before(h->n->part, (uint64_t)length);
+	/* A snapshot's bytes stay until it is released. */
+	ret = registry_snap_check_drop(fs.reg, h->n, (uint64_t)length);
+	if (ret == 0)
+		ret = partition_delete_before(h->n->part, (uint64_t)length);
 	if (ret >= 0) {
 		diag_info("deleted records before byte %lld of '%s'",
 			  (long long)length, h->n->name);

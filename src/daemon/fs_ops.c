@@ -18,6 +18,7 @@
 #include <linux/fs.h>
 #include <poll.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -36,6 +37,7 @@
 #define PRODUCE_NAME ".produce"
 #define GROUPS_NAME ".groups"
 #define AT_NAME ".at"
+#define SNAPSHOT_NAME ".snapshot"
 #define DRAIN_SECONDS 2
 
 /* The mount's one state struct. */
@@ -189,6 +191,11 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fs_at_lookup(req, parent, name);
 		return;
 	}
+	if (is_snap_ino(parent) ||
+	    (parent == REGISTRY_INO_ROOT && !strcmp(name, SNAPSHOT_NAME))) {
+		fs_snap_lookup(req, parent, name);
+		return;
+	}
 	if (parent == REGISTRY_INO_ROOT && !strcmp(name, FOLLOW_NAME)) {
 		reply_follow_entry(req, REGISTRY_INO_FOLLOW, NULL);
 		return;
@@ -230,6 +237,8 @@ static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 		fs_groups_forget(ino, nlookup);
 	else if (is_at_ino(ino))
 		fs_at_forget(ino, nlookup);
+	else if (is_snap_ino(ino))
+		fs_snap_forget(ino, nlookup);
 	else if (n)
 		registry_forget(fs.reg, n, nlookup);
 	fuse_reply_none(req);
@@ -248,6 +257,10 @@ static void fs_forget_multi(fuse_req_t req, size_t count,
 		}
 		if (is_at_ino(forgets[i].ino)) {
 			fs_at_forget(forgets[i].ino, forgets[i].nlookup);
+			continue;
+		}
+		if (is_snap_ino(forgets[i].ino)) {
+			fs_snap_forget(forgets[i].ino, forgets[i].nlookup);
 			continue;
 		}
 		n = counted_node(forgets[i].ino);
@@ -282,6 +295,10 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 		fs_at_getattr(req, ino, fi);
 		return;
 	}
+	if (is_snap_ino(ino)) {
+		fs_snap_getattr(req, ino);
+		return;
+	}
 	if (!n) {
 		metrics_stat(&st);
 		fuse_reply_attr(req, &st, ATTR_TIMEOUT);
@@ -303,6 +320,10 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	count_request();
 	if (is_produce_ino(ino)) {
 		fs_produce_setattr(req, ino, to_set);
+		return;
+	}
+	if (is_snap_ino(ino)) {
+		fs_snap_refuse(req, ino, "setattr", NULL);
 		return;
 	}
 	if (!n || n->kind == NODE_ROOT) {
@@ -369,6 +390,10 @@ static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, EROFS); /* time views are read-only */
 		return;
 	}
+	if (is_snap_ino(parent)) {
+		fs_snap_mkdir(req, parent, name);
+		return;
+	}
 	if (!dir) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
@@ -389,6 +414,10 @@ static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	int ret;
 
 	count_request();
+	if (is_snap_ino(parent)) {
+		fs_snap_refuse(req, parent, "mknod", name);
+		return;
+	}
 	if (!dir || !S_ISREG(mode)) {
 		fuse_reply_err(req, EPERM);
 		return;
@@ -412,6 +441,10 @@ static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	if (is_at_ino(parent)) {
 		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (is_snap_ino(parent)) {
+		fs_snap_refuse(req, parent, "unlink", name);
 		return;
 	}
 	if (!dir) {
@@ -438,6 +471,10 @@ static void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, EROFS);
 		return;
 	}
+	if (is_snap_ino(parent)) {
+		fs_snap_rmdir(req, parent, name);
+		return;
+	}
 	if (!dir) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
@@ -449,6 +486,10 @@ static void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 		       const char *name)
 {
 	count_request();
+	if (is_snap_ino(parent)) {
+		fs_snap_refuse(req, parent, "symlink", name);
+		return;
+	}
 	fuse_reply_err(req, EPERM);
 }
 
@@ -456,6 +497,10 @@ static void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 		    const char *newname)
 {
 	count_request();
+	if (is_snap_ino(newparent)) {
+		fs_snap_refuse(req, newparent, "link", newname);
+		return;
+	}
 	fuse_reply_err(req, EPERM);
 }
 
@@ -467,6 +512,11 @@ static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct node *ndir = node_of(newparent);
 
 	count_request();
+	if (is_snap_ino(parent) || is_snap_ino(newparent)) {
+		fs_snap_refuse(req, is_snap_ino(parent) ? parent : newparent,
+			       "rename", name);
+		return;
+	}
 	if (!dir || !ndir ||
 	    (parent == REGISTRY_INO_ROOT &&
 	     (!strcmp(name, METRICS_NAME) || !strcmp(newname, METRICS_NAME)))) {
@@ -664,6 +714,10 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 		fs_at_opendir(req, ino, fi);
 		return;
 	}
+	if (is_snap_ino(ino)) {
+		fs_snap_opendir(req, ino, fi);
+		return;
+	}
 	if (follow)
 		n = ino == REGISTRY_INO_FOLLOW ? node_of(REGISTRY_INO_ROOT)
 					       : follow_node(ino);
@@ -751,6 +805,10 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		fs_groups_getxattr(req, ino, name, size);
 		return;
 	}
+	if (is_snap_ino(ino)) {
+		fs_snap_getxattr(req, ino, name, size);
+		return;
+	}
 	if (!n || n->kind == NODE_ROOT) {
 		fuse_reply_err(req, ENODATA);
 		return;
@@ -769,6 +827,10 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		ret = registry_query(fs.reg, n, name, buf, sizeof(buf));
 	} else if (ret == 0 && x.is_config) {
 		ret = registry_config_get(fs.reg, n, x.key, buf, sizeof(buf));
+	} else if (ret == 0 && x.key == XATTR_SNAPSHOT_PINNED_BYTES) {
+		ret = snprintf(buf, sizeof(buf), "%llu",
+			       (unsigned long long)registry_snap_pinned(fs.reg,
+									n));
 	} else if (ret == 0) {
 		ret = registry_info(fs.reg, n, &info);
 		if (ret == 0)
@@ -788,6 +850,10 @@ static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	count_request();
 	if (is_group_ino(ino)) {
 		fs_groups_setxattr(req, ino, name, value, size);
+		return;
+	}
+	if (is_snap_ino(ino)) {
+		fs_snap_refuse(req, ino, "setxattr", name);
 		return;
 	}
 	if (!n || n->kind == NODE_ROOT) {
@@ -835,6 +901,10 @@ static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	count_request();
 	if (is_group_ino(ino)) {
 		fs_groups_listxattr(req, ino, size);
+		return;
+	}
+	if (is_snap_ino(ino)) {
+		fs_snap_listxattr(req, ino, size);
 		return;
 	}
 	if (!n || n->kind == NODE_ROOT) {

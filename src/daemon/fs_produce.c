@@ -353,7 +353,8 @@ static int append_groups(struct handle *h, int *late, int *stored)
 			iov.iov_base = t->buf;
 			iov.iov_len = t->len;
 			ret = t->n->part
-				      ? partition_appendv(t->n->part, &iov, 1,
+				      ? registry_appendv(fs.reg, t->n->part,
+							 &iov, 1,
 							  PARTITION_ANY_COUNT,
 							  registry_now_ms(),
 							  PARTITION_ANY_END,

@@ -269,7 +269,9 @@ void mirror_find_parts(struct mtopic *t)
 			struct layout_mirror_pos m = {0};
 
 			layout_mirror_pos_load(partition_dirfd(n->part), &m);
-			partition_hold_retention(n->part, m.local_after);
+			registry_hold_retention(mirror.reg, n,
+						REGISTRY_HOLD_EXPORT,
+						m.local_after);
 		}
 		pthread_mutex_lock(&mirror.lock);
 		t->parts[num] = mp;
@@ -301,8 +303,8 @@ void mirror_drop_part(struct mtopic *t, int i)
 	pthread_mutex_lock(&mirror.lock);
 	t->parts[i] = NULL;
 	pthread_mutex_unlock(&mirror.lock);
-	if (mp->node->part)
-		partition_hold_retention(mp->node->part, PARTITION_NO_HOLD);
+	registry_hold_retention(mirror.reg, mp->node, REGISTRY_HOLD_EXPORT,
+				PARTITION_NO_HOLD);
 	registry_part_put(mirror.reg, mp->node);
 	registry_unpin(mirror.reg, mp->node);
 	free(mp);

@@ -269,10 +269,11 @@ static void export_pass(struct mtopic *t, char **buf, size_t *cap,
 		if (atomic_load(&mp->state) == MS_ERROR)
 			continue;
 		export_some(mp, buf, cap);
-		partition_hold_retention(mp->node->part,
-					 atomic_load(&t->force)
-						 ? PARTITION_NO_HOLD
-						 : atomic_load(&mp->acked));
+		registry_hold_retention(mirror.reg, mp->node,
+					REGISTRY_HOLD_EXPORT,
+					atomic_load(&t->force)
+						? PARTITION_NO_HOLD
+						: atomic_load(&mp->acked));
 		if (store)
 			mirror_store_pos(mp, atomic_load(&mp->acked));
 		if (atomic_load(&mp->state) == MS_RETRYING &&

@@ -217,7 +217,7 @@ static int append_run(struct mpart *mp, const char *buf, size_t len,
 	ret = layout_mirror_intent_store(mp->ifd, &m);
 	if (ret == 0) {
 		mp->iseq = m.seq;
-		ret = partition_appendv(p, &iov, 1, count, ts,
+		ret = registry_appendv(mirror.reg, p, &iov, 1, count, ts,
 					PARTITION_ANY_END, &first, &byte);
 	}
 	if (ret < 0) {

@@ -295,6 +295,19 @@ int prom_render_groups(struct prom_buf *out, const struct prom_group *g,
 	return 0;
 }
 
+int prom_render_snapshot(struct prom_buf *out, const char *name,
+			 uint64_t pinned_bytes, int first)
+{
+	/* Snapshot names are [A-Za-z0-9._-]: no label escaping. */
+	if ((first && put_family(out, "fluxfs_snapshot_pinned_bytes", "gauge",
+				 "Bytes a snapshot shows, which retention "
+				 "keeps while it exists.") < 0) ||
+	    put(out, "fluxfs_snapshot_pinned_bytes{snapshot=\"%s\"} %llu\n",
+		name, (unsigned long long)pinned_bytes) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
 /* The Kafka mirror's families: each a value taken from the series. */
 static const struct {
 	const char *name, *type, *help;

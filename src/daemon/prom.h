@@ -70,6 +70,10 @@ struct prom_mirror_series {
 /* Render everything into out (appending).  Returns 0 or -ENOMEM. */
 int prom_render(struct prom_buf *out, const struct prom_series *s, size_t n,
 		const struct prom_daemon *d);
+/* Render one snapshot's series (appending; first: with the family's
+ * header): the bytes it keeps from retention.  0 or -ENOMEM. */
+int prom_render_snapshot(struct prom_buf *out, const char *name,
+			 uint64_t pinned_bytes, int first);
 /* Render the Kafka mirror's series (appending).  0 or -ENOMEM. */
 int prom_render_mirror(struct prom_buf *out,
 		       const struct prom_mirror_series *s, size_t n);

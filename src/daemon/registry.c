@@ -490,6 +490,29 @@ int registry_lookup(struct registry *reg, struct node *dir, const char *name,
 	return 0;
 }
 
+/* The partition whose stored inode number is ino, with one lookup
+ * count (a snapshot finds its partition by it after a rename, or after
+ * it was deleted while the snapshot needed it). */
+int registry_lookup_ino(struct registry *reg, uint64_t ino, struct node **out)
+{
+	struct node *t, *p = NULL;
+
+	pthread_rwlock_rdlock(&reg->lock);
+	for (t = reg->root.children; t && !p; t = t->next)
+		for (p = t->children; p; p = p->next)
+			if (registry_st_ino(reg, p) == ino)
+				break;
+	if (!p) /* deleted since, kept for a snapshot */
+		p = snap_held_find(reg, ino);
+	if (p)
+		node_lookup_ref(reg, p);
+	pthread_rwlock_unlock(&reg->lock);
+	if (!p)
+		return -ENOENT;
+	*out = p;
+	return 0;
+}
+
 /* Whether n is chattr +a. */
 int registry_append_only(struct node *n)
 {
@@ -881,6 +904,7 @@ int registry_unlink(struct registry *reg, struct node *dir, const char *name)
 		groups_drop(reg, n);
 		if (reg->hooks.detach)
 			reg->hooks.detach(reg, n);
+		snap_removed(reg, n);
 		node_put(reg, n);
 	}
 	return ret;
@@ -1010,8 +1034,10 @@ out_victim:
 		node_put(reg, kids[i]);
 	}
 	free(kids);
-	if (victim && victim->kind == NODE_PARTITION)
+	if (victim && victim->kind == NODE_PARTITION) {
 		groups_drop(reg, victim);
+		snap_removed(reg, victim);
+	}
 	if (victim && reg->hooks.detach)
 		reg->hooks.detach(reg, victim);
 	if (victim)

@@ -57,6 +57,7 @@
 #define REGISTRY_INO_GROUPS 4 /* MNT/.groups (fs_groups.c) */
 #define REGISTRY_INO_PRODUCE 5 /* MNT/.produce (fs_produce.c) */
 #define REGISTRY_INO_AT 6 /* MNT/.at (fs_at.c) */
+#define REGISTRY_INO_SNAPSHOT 7 /* MNT/.snapshot (fs_snap.c) */
 #define REGISTRY_NAME_MAX 249
 
 enum node_kind { NODE_ROOT, NODE_TOPIC, NODE_PARTITION };
@@ -113,6 +114,10 @@ struct node {
 	uint64_t seen_crc_failures;	  /* maintenance thread only */
 	int maint_err;	  /* last tick's error, logged on change; ditto */
 	int compress_err; /* last compression error, the same way */
+	/* Retention holds on a partition, one per holder (enum
+	 * registry_holder): a message offset + 1, 0 none; the lowest is the
+	 * log's (registry_hold_retention).  Protected by meta_lock. */
+	uint64_t holds[2];
 
 	/* The FUSE layer's state of this node, opaque here: made and
 	 * released through registry_hooks. */
@@ -279,6 +284,46 @@ struct groupstore *registry_groups(struct registry *reg);
 #define REGISTRY_INO_GROUP_VIEW (1ULL << 62)
 /* A time-addressed view (MNT/.at) shows stat numbers with this bit. */
 #define REGISTRY_INO_AT_VIEW (1ULL << 60)
+
+/* A snapshot's view (MNT/.snapshot) shows stat numbers with this bit. */
+#define REGISTRY_INO_SNAP_VIEW (1ULL << 59)
+
+/* The partition with stored inode number ino (registry_st_ino), with one
+ * lookup count: in the tree, or deleted but kept for a snapshot;
+ * -ENOENT if none. */
+int registry_lookup_ino(struct registry *reg, uint64_t ino, struct node **out);
+
+/* Who holds a partition's retention (partition_hold_retention): the
+ * Kafka exporter at its acknowledged position, snapshots at the lowest
+ * start they recorded.  The log gets the lowest hold, set again when it
+ * opens after an idle close. */
+enum registry_holder { REGISTRY_HOLD_EXPORT, REGISTRY_HOLD_SNAPSHOT };
+void registry_hold_retention(struct registry *reg, struct node *n,
+			     enum registry_holder who, uint64_t offset);
+
+/* Snapshots (registry_snap.c, snapstore.h).  Every append the daemon
+ * makes goes through registry_appendv: partition_appendv inside the
+ * shared side of the registry's cut lock, whose exclusive side a
+ * snapshot takes to read every partition's end at one instant. */
+int registry_appendv(struct registry *reg, struct partition *p,
+		     const struct iovec *iov, int iovcnt, uint32_t count,
+		     int64_t now_ms, uint64_t expect_end,
+		     uint64_t *first_offset, uint64_t *byte_pos);
+/* Take snapshot name of every partition: -EEXIST, -EINVAL,
+ * -ENAMETOOLONG (logged), or the disk's error (nothing stored then).
+ * Durable when it returns: the partitions up to the cut and the
+ * snapshot's file. */
+int registry_snap_create(struct registry *reg, const char *name);
+/* Release snapshot name (-ENOENT); the segments only it held go at the
+ * next maintenance pass. */
+int registry_snap_remove(struct registry *reg, const char *name);
+struct snapstore *registry_snaps(struct registry *reg);
+/* Bytes of partition n that snapshots keep from retention (0: none). */
+uint64_t registry_snap_pinned(struct registry *reg, struct node *n);
+/* Whether dropping n's head below byte (fallocate -p) would delete what
+ * a snapshot needs: -EBUSY (logged) then, else 0. */
+int registry_snap_check_drop(struct registry *reg, struct node *n,
+			     uint64_t byte);
 
 /* Milliseconds since the epoch. */
 int64_t registry_now_ms(void);

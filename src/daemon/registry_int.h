@@ -48,6 +48,15 @@ struct registry {
 	int was_clean; /* the last daemon stopped cleanly (LAYOUT_CLEAN_FILE) */
 	int loaded;    /* registry_open finished: a clean stop may be marked */
 	struct groupstore *groups; /* consumer groups (its own lock) */
+	struct snapstore *snaps;   /* snapshots (its own lock) */
+	/* Appends take it shared, a snapshot's cut exclusive (writers
+	 * preferred, so a stream of appends cannot starve a snapshot). */
+	pthread_rwlock_t cut;
+	pthread_mutex_t snap_lock; /* one snapshot taken or released at once */
+	/* Partitions deleted while a snapshot needs them, each pinned (their
+	 * directories stay in .trash); protected by lock. */
+	struct node **held;
+	size_t nheld, held_cap;
 };
 
 /* The budget when none is set: half the open-file limit, the rest left
@@ -113,6 +122,26 @@ int read_small(int dirfd, const char *file, char *buf, size_t size);
 /* Load topic t's produce.conf (registry_produce.c); a bad file is
  * reported and the defaults kept. */
 void produce_read(struct node *t);
+/* The lowest of n's retention holds, as partition_hold_retention takes
+ * it (PARTITION_NO_HOLD: none). */
+uint64_t node_hold(struct node *n);
+/* The cut lock (at the start of registry_open).  snap_open: open the
+ * snapshots and move the directories of deleted partitions they need out
+ * of .trash (before it is emptied) into DATA_DIR/.snapshots/held/;
+ * snap_load (once the tree is loaded and .trash made again): serve those
+ * as held partitions (back in .trash, pinned), delete the held ones no
+ * snapshot needs, and hold retention for the snapshots.  snap_close:
+ * free the held partitions' nodes (their directories stay). */
+void snap_init(struct registry *reg);
+int snap_open(struct registry *reg);
+int snap_load(struct registry *reg);
+void snap_close(struct registry *reg);
+/* Partition n was deleted (in .trash, out of the tree, still pinned by
+ * the caller): keep it, pinned, if a snapshot needs it. */
+void snap_removed(struct registry *reg, struct node *n);
+/* The held partition with stored inode number ino, or NULL (reg->lock
+ * held). */
+struct node *snap_held_find(struct registry *reg, uint64_t ino);
 /* n's partition log was opened: note its counters, call the attach
  * hook. */
 void attach_partition(struct registry *reg, struct node *n);

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "groupstore.h"
+#include "snapstore.h"
 #include "registry.h"
 #include "registry_int.h"
 #include "registry_metrics.h"
@@ -137,6 +138,33 @@ static int render_groups(struct registry *reg, const struct registry_cred *cred,
 	return ret;
 }
 
+struct snap_walk {
+	struct registry *reg;
+	struct prom_buf *out;
+	int first;
+};
+
+static int add_snapshot(void *arg, const char *name, int64_t created_ms,
+			size_t nparts, uint64_t bytes)
+{
+	struct snap_walk *w = arg;
+	int ret;
+
+	(void)created_ms;
+	(void)nparts;
+	ret = prom_render_snapshot(w->out, name, bytes, w->first);
+	w->first = 0;
+	return ret;
+}
+
+/* The snapshots' series: what each keeps, so a forgotten one shows. */
+static int render_snapshots(struct registry *reg, struct prom_buf *out)
+{
+	struct snap_walk w = {reg, out, 1};
+
+	return snapstore_list(reg->snaps, add_snapshot, &w);
+}
+
 /* Render .metrics as cred sees it. */
 int registry_metrics_for(struct registry *reg, const struct registry_cred *cred,
 			 struct prom_daemon *d, struct prom_buf *out)
@@ -192,6 +220,8 @@ int registry_metrics_for(struct registry *reg, const struct registry_cred *cred,
 	ret = prom_render(out, s, n, d);
 	if (ret == 0 && reg->groups)
 		ret = render_groups(reg, cred, d, out);
+	if (ret == 0 && reg->snaps)
+		ret = render_snapshots(reg, out);
 out:
 	pthread_rwlock_unlock(&reg->lock);
 	free(s);

@@ -27,6 +27,7 @@
 
 #include "diag.h"
 #include "groupstore.h"
+#include "snapstore.h"
 #include "io.h"
 #include "layout.h"
 #include "registry.h"
@@ -254,6 +255,7 @@ int registry_open(const char *data_dir, const struct config *defaults,
 	pthread_rwlock_init(&reg->lock, NULL);
 	pthread_mutex_init(&reg->life, NULL);
 	pthread_mutex_init(&reg->ino_lock, NULL);
+	snap_init(reg);
 	reg->rootfd = reg->trashfd = reg->lockfd = -1;
 	reg->root.kind = NODE_ROOT;
 	reg->root.dirfd = -1;
@@ -318,6 +320,10 @@ int registry_open(const char *data_dir, const struct config *defaults,
 		goto out_free;
 	}
 	reg->was_clean = ret;
+	/* The snapshots first: they keep deleted partitions they need. */
+	ret = snap_open(reg);
+	if (ret < 0)
+		goto out_free;
 	/* Partitions removed while open when the last daemon stopped. */
 	ret = io_remove_tree(reg->rootfd, LAYOUT_TRASH_DIR);
 	if (ret < 0 && ret != -ENOENT)
@@ -343,6 +349,8 @@ int registry_open(const char *data_dir, const struct config *defaults,
 	if (ret < 0)
 		goto out_free;
 	ret = open_groups(reg);
+	if (ret == 0)
+		ret = snap_load(reg);
 	if (ret < 0)
 		goto out_free;
 	reg->loaded = 1;
@@ -399,6 +407,7 @@ int registry_close(struct registry *reg)
 	struct node *t, *tn, *p, *pn;
 	int ret = 0, r, i;
 
+	snap_close(reg); /* before the tree: they pin their topics */
 	for (t = reg->root.children; t; t = tn) {
 		tn = t->next;
 		for (p = t->children; p; p = pn) {
@@ -418,6 +427,7 @@ int registry_close(struct registry *reg)
 	 * purpose: the process is about to exit.  Their logs are in .trash,
 	 * emptied at the next mount, so the mark may still be left. */
 	groupstore_close(reg->groups);
+	snapstore_close(reg->snaps);
 	if (reg->loaded && ret == 0) {
 		r = layout_datadir_clean_mark(reg->rootfd);
 		if (r < 0)

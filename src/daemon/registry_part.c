@@ -237,6 +237,9 @@ static int part_open(struct registry *reg, struct node *n, unsigned reserved)
 	log_recovery(n, &rec);
 	pthread_rwlock_wrlock(&reg->lock);
 	n->part = p;
+	/* Retention holds outlive an idle close (a snapshot's); set under
+	 * reg->lock, as registry_hold_retention reads n->part. */
+	partition_hold_retention(p, node_hold(n));
 	/* A rename or a configuration change made while it opened
 	 * reaches it now. */
 	part_where(reg, n, &dfd, &name);

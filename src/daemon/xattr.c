@@ -22,6 +22,7 @@ static const char *const info_names[XATTR_NINFO] = {
 	[XATTR_LOST_MESSAGES] = "lost_messages",
 	[XATTR_LOST_BYTES] = "lost_bytes",
 	[XATTR_LOST] = "lost",
+	[XATTR_SNAPSHOT_PINNED_BYTES] = "snapshot_pinned_bytes",
 };
 
 #define SEEK_OFFSET XATTR_PREFIX "seek.offset."

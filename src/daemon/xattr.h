@@ -6,7 +6,8 @@
  * Partitions carry read-only start_offset, next_offset, start_byte,
  * segments, first_timestamp, last_timestamp (ms since the epoch, -1 when
  * empty), disk_bytes and lost ("none", or "count=N bytes=A-B
- * offsets=X-Y": the latest range whose data sync failed), plus one
+ * offsets=X-Y": the latest range whose data sync failed) and
+ * snapshot_pinned_bytes (what snapshots keep of it), plus one
  * attribute per configuration key (the
  * effective value; writable, stored as the partition's override).  Topics
  * carry the configuration keys only.  Values are plain text without a
@@ -43,6 +44,9 @@ enum xattr_info {
 	XATTR_LOST_MESSAGES,
 	XATTR_LOST_BYTES,
 	XATTR_LOST,
+	/* Bytes snapshots keep from retention: the caller answers it
+	 * (registry_snap_pinned), not xattr_format_info. */
+	XATTR_SNAPSHOT_PINNED_BYTES,
 	XATTR_NINFO
 };
 

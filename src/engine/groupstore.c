@@ -18,7 +18,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "crc32c.h"
 #include "diag.h"
 #include "groupstore.h"
 #include "io.h"
@@ -56,7 +55,6 @@ int groupstore_encode(const struct group_opts *opts,
 {
 	size_t cap = 160 + npos * 90, at = 0, i;
 	char *buf = malloc(cap);
-	int n;
 
 	if (!buf)
 		return -ENOMEM;
@@ -71,9 +69,8 @@ int groupstore_encode(const struct group_opts *opts,
 				       " %" PRId64 "\n",
 				       pos[i].ino, pos[i].byte, pos[i].offset,
 				       pos[i].commit_ms);
-	n = snprintf(buf + at, cap - at, "crc32c=%08x\n", crc32c(0, buf, at));
 	*out = buf;
-	*len = at + (size_t)n;
+	*len = layout_text_crc_put(buf, at, cap);
 	return 0;
 }
 
@@ -91,20 +88,12 @@ int groupstore_decode(const char *text, size_t len, struct group_opts *opts,
 {
 	struct group_pos *pos = NULL, *grown, p;
 	size_t n = 0, cap = 0, body, at;
-	unsigned int crc;
 	char line[256], *nl, extra;
 	const char *v;
 	int ret = -EBADMSG;
 
 	*opts = default_opts;
-	/* The last line is the CRC of everything before it. */
-	if (len < sizeof(MAGIC_LINE) || text[len - 1] != '\n')
-		return -EBADMSG;
-	for (body = len - 1; body > 0 && text[body - 1] != '\n'; body--)
-		;
-	if (sscanf(text + body, "crc32c=%8x%c", &crc, &extra) != 2 ||
-	    extra != '\n' || crc != crc32c(0, text, body) ||
-	    strncmp(text, MAGIC_LINE, strlen(MAGIC_LINE)))
+	if (layout_text_crc_check(text, len, MAGIC_LINE, &body) < 0)
 		return -EBADMSG;
 	for (at = strlen(MAGIC_LINE); at < body; at += strlen(line) + 1) {
 		nl = memchr(text + at, '\n', body - at);
@@ -193,12 +182,7 @@ static int make_dir(struct groupstore *gs)
 
 	if (gs->dirfd >= 0)
 		return 0;
-	ret = io_mkdirat(gs->rootfd, GROUPSTORE_DIR, 0755);
-	if (ret == 0)
-		ret = io_fsync_dir(gs->rootfd);
-	if (ret < 0 && ret != -EEXIST)
-		return ret;
-	ret = io_opendirat(gs->rootfd, GROUPSTORE_DIR);
+	ret = io_mkdir_durable(gs->rootfd, GROUPSTORE_DIR, 0755);
 	if (ret < 0)
 		return ret;
 	gs->dirfd = ret;
@@ -251,9 +235,8 @@ static int load_one(struct groupstore *gs, const char *fname)
 	char gname[GROUPSTORE_NAME_MAX + 16], *text = NULL;
 	size_t flen = strlen(fname) - strlen(GROUPSTORE_SUFFIX);
 	struct group *g = NULL;
-	struct stat st;
-	ssize_t got;
-	int fd, ret;
+	size_t len = 0;
+	int ret;
 
 	if (flen >= sizeof(gname))
 		return -ENAMETOOLONG;
@@ -261,24 +244,12 @@ static int load_one(struct groupstore *gs, const char *fname)
 	gname[flen] = '\0';
 	if (groupstore_check_name(gname) < 0)
 		return -EINVAL;
-	fd = io_openat(gs->dirfd, fname, O_RDONLY, 0);
-	if (fd < 0)
-		return fd;
-	ret = io_fstat(fd, &st);
-	if (ret == 0 && (st.st_size <= 0 || st.st_size > FILE_MAX))
-		ret = -EBADMSG;
-	if (ret == 0 && !(text = malloc((size_t)st.st_size)))
-		ret = -ENOMEM;
-	if (ret == 0) {
-		got = io_pread_full(fd, text, (size_t)st.st_size, 0);
-		ret = got < 0 ? (int)got : got != st.st_size ? -EBADMSG : 0;
-	}
-	io_close(fd);
+	ret = io_read_whole(gs->dirfd, fname, FILE_MAX, &text, &len);
 	if (ret == 0 && !(g = group_new(gname)))
 		ret = -ENOMEM;
 	if (ret == 0)
-		ret = groupstore_decode(text, (size_t)st.st_size, &g->opts,
-					&g->pos, &g->npos);
+		ret = groupstore_decode(text, len, &g->opts, &g->pos,
+					&g->npos);
 	free(text);
 	if (ret < 0 || !g) {
 		if (g)

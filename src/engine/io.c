@@ -392,6 +392,55 @@ int io_write_atomic(int dirfd, const char *name, const void *data, size_t len)
 	return ret;
 }
 
+/* Read all of a small file (at most max bytes). */
+int io_read_whole(int dirfd, const char *name, size_t max, char **buf,
+		  size_t *len)
+{
+	struct stat st;
+	ssize_t got;
+	int fd, ret;
+
+	*buf = NULL;
+	*len = 0;
+	fd = io_openat(dirfd, name, O_RDONLY, 0);
+	if (fd < 0)
+		return fd;
+	ret = io_fstat(fd, &st);
+	if (ret < 0)
+		goto out;
+	ret = -EFBIG;
+	if ((uint64_t)st.st_size > max)
+		goto out;
+	ret = -ENOMEM;
+	*buf = malloc(st.st_size ? (size_t)st.st_size : 1);
+	if (!*buf)
+		goto out;
+	got = io_pread_full(fd, *buf, (size_t)st.st_size, 0);
+	if (got < 0) {
+		ret = (int)got;
+		free(*buf);
+		*buf = NULL;
+		goto out;
+	}
+	*len = (size_t)got;
+	ret = 0;
+out:
+	io_close(fd);
+	return ret;
+}
+
+/* Make (durably) and open a directory. */
+int io_mkdir_durable(int dirfd, const char *name, mode_t mode)
+{
+	int ret = io_mkdirat(dirfd, name, mode);
+
+	if (ret == 0)
+		ret = io_fsync_dir(dirfd);
+	if (ret < 0 && ret != -EEXIST)
+		return ret;
+	return io_opendirat(dirfd, name);
+}
+
 /* Remove dirfd/name recursively; symlinks are removed, not followed. */
 int io_remove_tree(int parent, const char *name)
 {

@@ -125,5 +125,14 @@ int io_fsync_dir(int dirfd);
 int io_write_atomic(int dirfd, const char *name, const void *data, size_t len);
 /* Remove dirfd/name and everything below it (no symlinks followed). */
 int io_remove_tree(int dirfd, const char *name);
+/* All of the small file dirfd/name in a malloc'ed *buf (free it; at
+ * least one byte allocated) of *len bytes: 0, -EFBIG if it is larger
+ * than max, or the open's or read's error (*buf NULL then). */
+int io_read_whole(int dirfd, const char *name, size_t max, char **buf,
+		  size_t *len);
+/* Make directory dirfd/name if missing, durably (dirfd synced after a
+ * mkdir, so files later synced into it outlive a power cut), and open
+ * it: its descriptor, or -errno. */
+int io_mkdir_durable(int dirfd, const char *name, mode_t mode);
 
 #endif

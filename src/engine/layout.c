@@ -291,37 +291,7 @@ int layout_blk_decode(const void *buf, size_t len, enum compression c,
 static int read_small_file(int dfd, const char *name, unsigned char **buf,
 			   size_t *len, size_t max)
 {
-	struct stat st;
-	ssize_t got;
-	int fd, ret;
-
-	*buf = NULL;
-	*len = 0;
-	fd = io_openat(dfd, name, O_RDONLY, 0);
-	if (fd < 0)
-		return fd;
-	ret = io_fstat(fd, &st);
-	if (ret < 0)
-		goto out;
-	ret = -EFBIG;
-	if ((uint64_t)st.st_size > max)
-		goto out;
-	ret = -ENOMEM;
-	*buf = malloc(st.st_size ? (size_t)st.st_size : 1);
-	if (!*buf)
-		goto out;
-	got = io_pread_full(fd, *buf, (size_t)st.st_size, 0);
-	if (got < 0) {
-		ret = (int)got;
-		free(*buf);
-		*buf = NULL;
-		goto out;
-	}
-	*len = (size_t)got;
-	ret = 0;
-out:
-	io_close(fd);
-	return ret;
+	return io_read_whole(dfd, name, max, (char **)buf, len);
 }
 
 /* Read and decode NNN.blk. */
@@ -958,6 +928,31 @@ int layout_name_chars_ok(const char *name, size_t len)
 			return 0;
 	}
 	return 1;
+}
+
+int layout_text_crc_check(const char *text, size_t len, const char *magic,
+			  size_t *body)
+{
+	unsigned int crc;
+	size_t b;
+	char extra;
+
+	if (len <= strlen(magic) || text[len - 1] != '\n')
+		return -EBADMSG;
+	for (b = len - 1; b > 0 && text[b - 1] != '\n'; b--)
+		;
+	if (sscanf(text + b, "crc32c=%8x%c", &crc, &extra) != 2 ||
+	    extra != '\n' || crc != crc32c(0, text, b) ||
+	    strncmp(text, magic, strlen(magic)))
+		return -EBADMSG;
+	*body = b;
+	return 0;
+}
+
+size_t layout_text_crc_put(char *buf, size_t at, size_t cap)
+{
+	return at + (size_t)snprintf(buf + at, cap - at, "crc32c=%08x\n",
+				     crc32c(0, buf, at));
 }
 
 int layout_check_name(const char *name, size_t max, int no_leading_dot)

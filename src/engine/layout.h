@@ -412,6 +412,15 @@ int layout_datadir_ino_load(int rootfd, uint64_t *ino_next);
  * lock. */
 int layout_datadir_ino_store(int rootfd, uint64_t ino_next);
 
+/* The small text files (consumer groups, snapshots) open with a magic
+ * line and end with "crc32c=<8 hex digits>\n", the CRC-32C of every byte
+ * before that line.  Check one: 0 and the length of what the CRC covers
+ * in *body, or -EBADMSG.  Append the line to buf (at bytes used, cap
+ * bytes in all, room for 17 more): the new length. */
+int layout_text_crc_check(const char *text, size_t len, const char *magic,
+			  size_t *body);
+size_t layout_text_crc_put(char *buf, size_t at, size_t cap);
+
 /* The naming rule of topics, partitions and consumer groups: 1 to max
  * bytes of letters, digits, '.', '_' and '-', never "." or "..", and
  * no leading '.' when no_leading_dot (a topic's or group's: dot-names at

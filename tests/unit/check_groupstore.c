@@ -118,13 +118,6 @@ START_TEST(test_commit_reopen)
 }
 END_TEST
 
-static int fail_rename(int a, const char *b, int c, const char *d)
-{
-	(void)a, (void)b, (void)c, (void)d;
-	errno = EIO;
-	return -1;
-}
-
 /* A commit whose write fails leaves memory and disk at the old commit. */
 START_TEST(test_failed_write_changes_nothing)
 {
@@ -134,7 +127,7 @@ START_TEST(test_failed_write_changes_nothing)
 
 	ck_assert_int_eq(groupstore_create(gs, "g"), 0);
 	ck_assert_int_eq(groupstore_commit(gs, "g", 1, &p), 0);
-	ops.renameat = fail_rename;
+	ops.renameat = test_fail_renameat;
 	io_ops_set(&ops);
 	p = mkpos(200, 9);
 	ck_assert_int_eq(groupstore_commit(gs, "g", 1, &p), -EIO);
@@ -152,15 +145,6 @@ START_TEST(test_failed_write_changes_nothing)
 }
 END_TEST
 
-static void write_file(const char *path, const char *data, size_t len)
-{
-	int fd = openat(dfd, path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(write(fd, data, len), (ssize_t)len);
-	close(fd);
-}
-
 /* A crash in the middle of a commit leaves a torn .tmp beside the last
  * whole file: reopening keeps the last commit and removes the .tmp. */
 START_TEST(test_torn_tmp_keeps_commit)
@@ -177,7 +161,7 @@ START_TEST(test_torn_tmp_keeps_commit)
 	ck_assert_int_eq(groupstore_encode(&(struct group_opts){0, 0, 5000}, &p,
 					   1, &buf, &len),
 			 0);
-	write_file(GROUPSTORE_DIR "/etl.group.tmp", buf, len / 2);
+	test_write_file(dfd, GROUPSTORE_DIR "/etl.group.tmp", buf, len / 2);
 	free(buf);
 	gs = open_store();
 	ck_assert_int_eq(groupstore_get(gs, "etl", 9, &got), 0);
@@ -210,13 +194,13 @@ START_TEST(test_damaged_file_refused)
 	ck_assert_int_gt(len, 20);
 	/* One digit changed: the CRC catches it. */
 	*strstr(text, "pos 1 10") = 'P';
-	write_file(path, text, (size_t)len);
+	test_write_file(dfd, path, text, (size_t)len);
 	gs = open_store();
 	ck_assert_int_eq(groupstore_exists(gs, "bad"), 0);
 	ck_assert_int_eq(groupstore_get(gs, "good", 1, &got), 0);
 	groupstore_close(gs);
 	/* Cut short. */
-	write_file(path, text, (size_t)len - 5);
+	test_write_file(dfd, path, text, (size_t)len - 5);
 	gs = open_store();
 	ck_assert_int_eq(groupstore_exists(gs, "bad"), 0);
 	groupstore_close(gs);
@@ -280,7 +264,7 @@ START_TEST(test_readonly)
 	ck_assert_int_eq(groupstore_create(gs, "g"), 0);
 	ck_assert_int_eq(groupstore_commit(gs, "g", 1, &p), 0);
 	groupstore_close(gs);
-	write_file(GROUPSTORE_DIR "/g.group.tmp", "partial", 7);
+	test_write_file(dfd, GROUPSTORE_DIR "/g.group.tmp", "partial", 7);
 	ck_assert_int_eq(groupstore_open(dfd, 1, &ro), 0);
 	ck_assert_int_eq(groupstore_get(ro, "g", 1, &got), 0);
 	ck_assert_uint_eq(got.byte, 8);

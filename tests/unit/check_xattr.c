@@ -21,6 +21,7 @@ static const char *const info_names[XATTR_NINFO] = {
 	[XATTR_LOST_MESSAGES] = "lost_messages",
 	[XATTR_LOST_BYTES] = "lost_bytes",
 	[XATTR_LOST] = "lost",
+	[XATTR_SNAPSHOT_PINNED_BYTES] = "snapshot_pinned_bytes",
 };
 
 static int parse(const char *name, int is_partition, struct xattr_name *out)

@@ -7,6 +7,7 @@
 #define FLUXFS_TESTUTIL_H
 
 #include <check.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -87,6 +88,26 @@ static inline void test_rmtree(int fd, const char *path)
 	close(fd);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
 	ck_assert_int_eq(system(cmd), 0);
+}
+
+/* Write dfd/path whole (a file as a crash or a hand edit left it). */
+static inline void test_write_file(int dfd, const char *path,
+				   const char *data, size_t len)
+{
+	int fd = openat(dfd, path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, data, len), (ssize_t)len);
+	close(fd);
+}
+
+/* An io_ops renameat that fails with EIO (a failed atomic replace). */
+static inline int test_fail_renameat(int a, const char *b, int c,
+				     const char *d)
+{
+	(void)a, (void)b, (void)c, (void)d;
+	errno = EIO;
+	return -1;
 }
 
 /* Send this process's stderr (the daemon's log lines) to the file at path
