@@ -22,13 +22,11 @@ struct commit_req;
 /* A commit usable without commit_init (a static one). */
 #define COMMIT_INITIALIZER                                                    \
 	{                                                                     \
-		PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, \
-			0, 0, 0                                               \
+		PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0, 0, 0                   \
 	}
 
 struct commit {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
+	pthread_mutex_t lock;	  /* protects the fields below */
 	struct commit_req *queue; /* waiting for the next flush */
 	int busy;		  /* a flush is running */
 	unsigned queued;	  /* requests in queue */

@@ -90,7 +90,9 @@ static void crc_init(void)
 	crc_vec = crc_hw && __builtin_cpu_supports("pclmul") &&
 		  __builtin_cpu_supports("avx512f") &&
 		  __builtin_cpu_supports("avx512vl") &&
-		  __builtin_cpu_supports("vpclmulqdq");
+		  __builtin_cpu_supports("vpclmulqdq") &&
+		  __builtin_cpu_supports("avx512bw") &&
+		  __builtin_cpu_supports("popcnt");
 #endif
 }
 
@@ -272,15 +274,36 @@ TARGET_VEC static inline __m128i fold128(__m128i x, __m128i next)
 				      0x96);
 }
 
+#define TARGET_VEC_BW \
+	__attribute__((target("sse4.2,pclmul,avx512f,avx512vl,avx512bw," \
+			      "vpclmulqdq,popcnt")))
+
+/* Occurrences of b in the 64 bytes of v (AVX-512BW). */
+TARGET_VEC_BW static inline size_t count64(__m512i v, __m512i b)
+{
+	return (size_t)_mm_popcnt_u64(_mm512_cmpeq_epi8_mask(v, b));
+}
+
+/* A 64-byte load, counted first when the fold also counts a byte:
+ * every byte is loaded once, for both. */
+#define LOAD64(q)                                                     \
+	(tmp = _mm512_loadu_si512((const void *)(q)),                 \
+	 count ? (void)(*n += count64(tmp, b)) : (void)0, tmp)
+
 /* Carry-less folding, len >= VEC_MIN.  Four 512-bit accumulators keep the
  * multiplier busy across its latency; the starting CRC is xored into the
  * first four bytes, which is what the crc32 instruction does with its
  * register.  What is left is one 16-byte lane whose CRC from zero is the
- * CRC of everything folded, finished by crc32 with the last < 16 bytes. */
-TARGET_VEC static uint32_t crc_vec_fold(uint32_t crc, const unsigned char *p,
-					size_t len)
+ * CRC of everything folded, finished by crc32 with the last < 16 bytes.
+ * With count (a constant: the compiler makes two functions of this one),
+ * the occurrences of byte are added to *n from the same loads, and the
+ * last < 64 bytes by one masked load. */
+TARGET_VEC_BW static inline __attribute__((always_inline)) uint32_t
+fold_body(uint32_t crc, const unsigned char *p, size_t len, int count,
+	  unsigned char byte, size_t *n)
 {
-	__m512i x0, x1, x2, x3, k;
+	const __m512i b = _mm512_set1_epi8((char)byte);
+	__m512i x0, x1, x2, x3, k, tmp;
 	__m256i y;
 	__m128i z;
 	uint64_t c, w;
@@ -288,29 +311,21 @@ TARGET_VEC static uint32_t crc_vec_fold(uint32_t crc, const unsigned char *p,
 	uint16_t w16;
 
 	x0 = _mm512_xor_si512(
-		_mm512_loadu_si512((const void *)p),
-		_mm512_zextsi128_si512(_mm_cvtsi32_si128((int)~crc)));
+		LOAD64(p), _mm512_zextsi128_si512(_mm_cvtsi32_si128((int)~crc)));
 	p += 64;
 	len -= 64;
 	if (len >= 192) {
-		x1 = _mm512_loadu_si512((const void *)p);
-		x2 = _mm512_loadu_si512((const void *)(p + 64));
-		x3 = _mm512_loadu_si512((const void *)(p + 128));
+		x1 = LOAD64(p);
+		x2 = LOAD64(p + 64);
+		x3 = LOAD64(p + 128);
 		p += 192;
 		len -= 192;
 		k = fold_const512(FOLD256);
 		while (len >= 256) {
-			x0 = fold512(x0, k,
-				     _mm512_loadu_si512((const void *)p));
-			x1 = fold512(
-				x1, k,
-				_mm512_loadu_si512((const void *)(p + 64)));
-			x2 = fold512(
-				x2, k,
-				_mm512_loadu_si512((const void *)(p + 128)));
-			x3 = fold512(
-				x3, k,
-				_mm512_loadu_si512((const void *)(p + 192)));
+			x0 = fold512(x0, k, LOAD64(p));
+			x1 = fold512(x1, k, LOAD64(p + 64));
+			x2 = fold512(x2, k, LOAD64(p + 128));
+			x3 = fold512(x3, k, LOAD64(p + 192));
 			p += 256;
 			len -= 256;
 		}
@@ -321,10 +336,14 @@ TARGET_VEC static uint32_t crc_vec_fold(uint32_t crc, const unsigned char *p,
 	}
 	k = fold_const512(FOLD64);
 	while (len >= 64) {
-		x0 = fold512(x0, k, _mm512_loadu_si512((const void *)p));
+		x0 = fold512(x0, k, LOAD64(p));
 		p += 64;
 		len -= 64;
 	}
+	if (count && len)
+		*n += count64(_mm512_maskz_loadu_epi8(
+				      _cvtu64_mask64(~0ull >> (64 - len)), p),
+			      b);
 	/* 512 -> 256 -> 128 bits, then whole 16-byte lanes of the tail. */
 	y = fold256(_mm512_castsi512_si256(x0), FOLD32,
 		    _mm512_extracti64x4_epi64(x0, 1));
@@ -357,6 +376,21 @@ TARGET_VEC static uint32_t crc_vec_fold(uint32_t crc, const unsigned char *p,
 		c = _mm_crc32_u8((uint32_t)c, *p);
 	return ~(uint32_t)c;
 }
+#undef LOAD64
+
+TARGET_VEC_BW static uint32_t crc_vec_fold(uint32_t crc, const unsigned char *p,
+					   size_t len)
+{
+	return fold_body(crc, p, len, 0, 0, NULL);
+}
+
+TARGET_VEC_BW static uint32_t crc_vec_fold_count(uint32_t crc,
+						 const unsigned char *p,
+						 size_t len, unsigned char byte,
+						 size_t *n)
+{
+	return fold_body(crc, p, len, 1, byte, n);
+}
 
 /* The fold when the CPU has it and the buffer is long enough, else the
  * three crc32 streams. */
@@ -368,6 +402,18 @@ static uint32_t crc32c_fast(uint32_t crc, const void *buf, size_t len)
 	}
 	return crc32c_hw(crc, buf, len);
 }
+
+/* The fused fold, when the CPU has it and the buffer is long enough;
+ * else 0 and nothing done. */
+static int crc32c_count_vec(uint32_t *crc, const void *buf, size_t len,
+			    unsigned char byte, size_t *count)
+{
+	if (!crc_vec || len < VEC_MIN)
+		return 0;
+	pthread_once(&stripe_once, stripe_init);
+	*crc = crc_vec_fold_count(*crc, buf, len, byte, count);
+	return 1;
+}
 #else
 uint32_t crc32c_hw(uint32_t crc, const void *buf, size_t len)
 {
@@ -377,6 +423,13 @@ uint32_t crc32c_hw(uint32_t crc, const void *buf, size_t len)
 static uint32_t crc32c_fast(uint32_t crc, const void *buf, size_t len)
 {
 	return crc32c_hw(crc, buf, len);
+}
+
+static int crc32c_count_vec(uint32_t *crc, const void *buf, size_t len,
+			    unsigned char byte, size_t *count)
+{
+	(void)crc, (void)buf, (void)len, (void)byte, (void)count;
+	return 0;
 }
 #endif
 
@@ -393,4 +446,27 @@ uint32_t crc32c(uint32_t crc, const void *buf, size_t len)
 	if (crc32c_hw_available())
 		return crc32c_fast(crc, buf, len);
 	return crc32c_sw(crc, buf, len);
+}
+
+/* Non-zero when crc32c_count() makes one pass (see crc32c.h). */
+int crc32c_count_fused(void)
+{
+	pthread_once(&crc_once, crc_init);
+	return crc_vec;
+}
+
+/* CRC-32C of buf extending crc, and the bytes equal to byte added to
+ * *count. */
+uint32_t crc32c_count(uint32_t crc, const void *buf, size_t len,
+		      unsigned char byte, size_t *count)
+{
+	const unsigned char *p = buf;
+	size_t i, n = 0;
+
+	if (crc32c_count_fused() && crc32c_count_vec(&crc, buf, len, byte, count))
+		return crc;
+	for (i = 0; i < len; i++)
+		n += p[i] == byte;
+	*count += n;
+	return crc32c(crc, buf, len);
 }

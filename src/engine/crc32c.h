@@ -22,4 +22,13 @@ uint32_t crc32c_sw(uint32_t crc, const void *buf, size_t len);
 uint32_t crc32c_hw(uint32_t crc, const void *buf, size_t len);
 int crc32c_hw_available(void);
 
+/* CRC-32C of buf extending crc, as crc32c(), and the number of bytes in
+ * buf equal to byte added to *count.  Where crc32c_count_fused() says so
+ * (AVX-512BW with VPCLMULQDQ) both come from one load of each 64 bytes,
+ * the CRC's fold; elsewhere a byte loop after crc32c(), slower than a
+ * vectorised count: callers with a count of their own use theirs then. */
+uint32_t crc32c_count(uint32_t crc, const void *buf, size_t len,
+		      unsigned char byte, size_t *count);
+int crc32c_count_fused(void);
+
 #endif

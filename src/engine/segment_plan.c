@@ -286,13 +286,15 @@ static size_t pieces_chr(const struct pieces *b, size_t a, size_t e)
 }
 
 /* Newline count and CRC-32C of [a, e), in one visit of the bytes while
- * they are in cache. */
+ * they are in cache: one pass where the CPU can fuse the two (each 64
+ * bytes loaded once for the CRC's fold and the newline compare), else
+ * the count then the CRC over the same chunk. */
 static size_t pieces_scan(const struct pieces *b, size_t a, size_t e, int count,
 			  uint32_t *crc)
 {
 	size_t o = 0, ps, pe, lo, hi, n = 0;
 	const char *base;
-	int i;
+	int i, fused = count && crc32c_count_fused();
 
 	*crc = 0;
 	for (i = 0; i < b->n && o < e; i++) {
@@ -304,6 +306,10 @@ static size_t pieces_scan(const struct pieces *b, size_t a, size_t e, int count,
 		base = b->iov[i].iov_base;
 		lo = a > ps ? a - ps : 0;
 		hi = (e < pe ? e : pe) - ps;
+		if (fused) {
+			*crc = crc32c_count(*crc, base + lo, hi - lo, '\n', &n);
+			continue;
+		}
 		if (count)
 			n += segment_count_nl(base + lo, hi - lo);
 		*crc = crc32c(*crc, base + lo, hi - lo);

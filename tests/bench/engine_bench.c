@@ -9,7 +9,8 @@
  * read 1 MiB at a time, random read by message offset (offset_to_byte, then
  * a read of that one message), index searches (offset -> the entry at or
  * below it, and time -> offset: the index alone, as Kafka's index lookups)
- * and offset -> exact byte (a search plus a scan of one chunk), each with
+ * and offset -> exact byte (a search plus a scan of one chunk), and the
+ * planning of a 1 MiB batch (each chunk's CRC and newline count), each with
  * its target
  * and the old module's figure to beat.  Every operation's result is checked
  * (each message carries its own offset, so a lookup or read that lands on
@@ -34,8 +35,10 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "crc32c.h"
 #include "io.h"
 #include "partition.h"
+#include "segment.h"
 #include "timesel.h"
 
 #define BATCH_TARGET (1u << 20)
@@ -605,6 +608,39 @@ static double bench_resolve_compressed(struct bench *b, struct partition *p,
 	return bench_resolve(b, p, 1024);
 }
 
+/* Planning one ~1 MiB batch of 100-byte lines, the per-byte work of an
+ * append before its pwritev: each 4 KiB chunk's CRC-32C and newline
+ * count (one fused pass where crc32c_count_fused()).  Seconds for
+ * PLAN_ROUNDS batches, the median of b->reps; the counts are checked. */
+#define PLAN_ROUNDS 512
+static double bench_plan(struct bench *b, size_t *bytes)
+{
+	const uint32_t nmsgs = (1u << 20) / 100;
+	char *buf = batch_alloc(100, nmsgs);
+	size_t len = (size_t)nmsgs * 100;
+	struct seg_entry *ents = malloc(segment_plan_max(len) * sizeof(*ents));
+	double t[16], t0;
+	uint32_t msgs, k;
+	int r, reps = b->reps < 16 ? b->reps : 16;
+
+	if (!ents)
+		fail("out of memory", ENOMEM);
+	batch_number(buf, 100, nmsgs, 0);
+	for (r = 0; r < reps; r++) {
+		t0 = now_s();
+		for (k = 0; k < PLAN_ROUNDS; k++) {
+			segment_plan(buf, len, 0, 0, 0, ents, &msgs);
+			if (msgs != nmsgs)
+				fail("planning counted the wrong lines", EIO);
+		}
+		t[r] = now_s() - t0;
+	}
+	free(ents);
+	free(buf);
+	*bytes = len * PLAN_ROUNDS;
+	return median(t, reps);
+}
+
 static const char *verdict(int ok)
 {
 	return ok ? "meets" : "BELOW";
@@ -659,8 +695,9 @@ int main(void)
 	struct statfs sfs;
 	struct bench b;
 	double seq, seq_plain, rnd, rnd_plain, lk1k, lk100, sr1k, sr100, tm1k;
-	double tw1k, tw1k_lz4;
+	double tw1k, tw1k_lz4, plan_s;
 	int lz4_segments;
+	size_t plan_bytes;
 	char name[64];
 	double msgps, mbps, plain_mbps, ratio;
 	uint64_t n1k, n100;
@@ -684,6 +721,7 @@ int main(void)
 	sr100 = bench_search(&b, p100, 100, n100);
 	tm1k = bench_time(&b, p1k, 1024);
 	tw1k = bench_resolve(&b, p1k, 1024);
+	plan_s = bench_plan(&b, &plan_bytes);
 	/* Last: it compresses p1k's sealed segments. */
 	tw1k_lz4 = bench_resolve_compressed(&b, p1k, &lz4_segments);
 
@@ -758,6 +796,11 @@ int main(void)
 		 lz4_segments, tw1k_lz4 / (double)b.lookups * 1e6);
 	print_row(name, (double)b.lookups / tw1k_lz4, 0, "-", "< 1 ms each",
 		  "-", verdict(tw1k_lz4 / (double)b.lookups < 1e-3));
+	/* The per-byte work of an append without its copy and syscall. */
+	snprintf(name, sizeof(name), "plan 1 MiB of 100 B lines (%s)",
+		 crc32c_count_fused() ? "fused" : "unfused");
+	print_row(name, (double)plan_bytes / 100 / plan_s,
+		  (double)plan_bytes / 1e6 / plan_s, "-", "-", "-", "");
 	print_row("offset->exact byte, search+scan (1 KiB)",
 		  (double)b.lookups / lk1k, 0, "-", "-", "-", "");
 	print_row("offset->exact byte, search+scan (100 B)",

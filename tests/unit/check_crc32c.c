@@ -95,6 +95,58 @@ START_TEST(test_every_length)
 }
 END_TEST
 
+/* crc32c_count: the CRC of crc32c() and the byte count of a plain loop,
+ * at every length past one chunk and every misalignment of the fold's
+ * loads and of its masked last load, for a byte that is frequent
+ * (newlines every few bytes) and one that never occurs.  Says whether
+ * the fused path ran, so a machine without it still checks the
+ * fallback. */
+START_TEST(test_count_fused)
+{
+	enum { MAXLEN = 4200 };
+	static const size_t offs[] = { 0, 1, 7, 31, 63 };
+	static const unsigned char bytes[] = { '\n', 0xA5 };
+	unsigned char *buf = malloc(MAXLEN + 64);
+	size_t len, i, k, j, n, want_n;
+	uint32_t start, want;
+
+	ck_assert_ptr_nonnull(buf);
+	test_fill_random(buf, MAXLEN + 64, 4242);
+	for (j = 0; j < MAXLEN + 64; j++) {
+		if (buf[j] == 0xA5)
+			buf[j] = 0x5A;
+		if (buf[j] % 29 == 0)
+			buf[j] = '\n';
+	}
+	if (!crc32c_count_fused())
+		fprintf(stderr, "check_crc32c: no fused CRC and count on this "
+				"CPU; checking the fallback\n");
+	for (len = 0; len <= MAXLEN; len++) {
+		for (i = 0; i < sizeof(offs) / sizeof(offs[0]); i++) {
+			for (k = 0; k < sizeof(bytes); k++) {
+				start = (uint32_t)(len * 2654435761u + i);
+				want = crc32c_sw(start, buf + offs[i], len);
+				want_n = 0;
+				for (j = 0; j < len; j++)
+					want_n += buf[offs[i] + j] == bytes[k];
+				n = 3; /* added to, not overwritten */
+				ck_assert_uint_eq(crc32c_count(start,
+							       buf + offs[i],
+							       len, bytes[k],
+							       &n),
+						  want);
+				ck_assert_msg(n == 3 + want_n,
+					      "len %zu off %zu byte %02x: "
+					      "counted %zu, want %zu",
+					      len, offs[i], bytes[k], n - 3,
+					      want_n);
+			}
+		}
+	}
+	free(buf);
+}
+END_TEST
+
 START_TEST(test_detects_flip)
 {
 	unsigned char buf[4096];
@@ -122,6 +174,7 @@ static Suite *crc32c_suite(void)
 	tcase_add_test(tc, test_paths_agree);
 	tcase_add_loop_test(tc, test_every_length, 0, 2);
 	tcase_add_test(tc, test_detects_flip);
+	tcase_add_test(tc, test_count_fused);
 	suite_add_tcase(s, tc);
 	return s;
 }
