@@ -17,13 +17,16 @@
  * commits what it read, not what it printed.  Only the process that read
  * last commits at its close: a child that inherited the descriptor and
  * exits (a `sleep` in a shell loop reading the file) has consumed
- * nothing.  A reader killed by a signal commits nothing at its close
- * (its last commit stands, and the messages since are read again): the
- * closing process's exit status tells (/proc/<pid>/stat).  An open reader
+ * nothing, and neither does a close after which the reader still holds
+ * the file (a duplicate closed; /proc/<pid>/fdinfo tells).  A reader
+ * killed by a signal commits nothing at its close (its last commit
+ * stands, and the messages since are read again): the closing process's
+ * exit status tells (/proc/<pid>/stat).  An open reader
  * commits on a read once commit_ms have passed since its last commit: the
  * offset that read asks for, i.e. what the reader consumed before asking for
  * more.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -50,6 +53,7 @@ enum gview_kind { GV_GROUP, GV_TOPIC, GV_PART };
 struct group_open {
 	char *group;
 	uint64_t st_ino; /* the partition's stored inode number */
+	uint64_t view_ino; /* the group file's st_ino, as the kernel has it */
 	struct view v;	 /* start: the position at open */
 	int follow;	 /* reads wait at the end */
 	uint32_t commit_ms;
@@ -431,8 +435,58 @@ static int killed_by_signal(pid_t pid)
 	return (flags & 0x4 /* PF_EXITING */) && (exit_code & 0x7f) != 0;
 }
 
+/* Whether process pid still holds a descriptor on the file whose inode
+ * number is ino (the "ino:" lines of /proc/<pid>/fdinfo/N).  The kernel
+ * sends a FLUSH for every close of a descriptor, and in the name of the
+ * process that closes it; the reader's close is its last only if it
+ * holds none after it.  It is not when the reader closes a duplicate
+ * (a shell restoring its stdin after `read <&3`), nor when the reader's
+ * fork fails on a pending SIGKILL and the kernel closes the half-made
+ * child's copies in the parent's name, before the parent dies. */
+static int still_holds(pid_t pid, uint64_t ino)
+{
+	char path[64], buf[512], *at;
+	struct dirent *e;
+	int dfd, fd, held = 0, scanned = 0;
+	ssize_t len;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/fdinfo", (int)pid);
+	dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return 0;
+	d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return 0;
+	}
+	/* Bounded: a process with more descriptors than this is taken to
+	 * hold the file (no commit now: the next one covers it). */
+	while (!held && (e = readdir(d))) {
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		if (++scanned > 65536) {
+			held = 1;
+			break;
+		}
+		fd = openat(dfd, e->d_name, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		len = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (len <= 0)
+			continue;
+		buf[len] = '\0';
+		at = strstr(buf, "\nino:");
+		held = at && strtoull(at + 5, NULL, 10) == ino;
+	}
+	closedir(d);
+	return held;
+}
+
 /* A close (flush): commit what the reader read, unless its process is
- * dying of a signal (then its last commit stands). */
+ * dying of a signal (then its last commit stands) or still holds the
+ * file (then this close is not its last). */
 int fs_groups_flush(fuse_req_t req, struct handle *h)
 {
 	struct group_open *r = h->grp;
@@ -460,7 +514,7 @@ int fs_groups_flush(fuse_req_t req, struct handle *h)
 	pthread_mutex_lock(&r->lock);
 	ret = r->killed;
 	pthread_mutex_unlock(&r->lock);
-	if (ret)
+	if (ret || still_holds(pid, r->view_ino))
 		return 0;
 	/* close() returns the commit's error: what it read is not safe. */
 	return commit_at(r, atomic_load(&h->ff.pos), 0);
@@ -551,6 +605,7 @@ int fs_groups_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	pthread_mutex_init(&r->lock, NULL);
 	r->st_ino = registry_st_ino(fs.reg, g->n);
+	r->view_ino = st_ino_of(g);
 	r->v.n = g->n;
 	r->follow = opts.follow;
 	r->commit_ms = opts.commit_ms;

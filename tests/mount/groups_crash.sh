@@ -1,7 +1,8 @@
 #!/bin/bash
 # groups_crash.sh - consumer group commits across crashes: a consumer
 # killed with SIGKILL re-reads from its last commit (at-least-once, no
-# gap, its close commits nothing); a commit made by a close is on disk
+# gap, its close commits nothing, nor a close of a duplicate it still
+# holds); a commit made by a close is on disk
 # before close() returns (the daemon killed with SIGKILL right after it
 # keeps it); a committed position that retention (or delete-records)
 # passed starts at the log's start, logged once and counted; a commit
@@ -39,6 +40,19 @@ wait_for 5 grep -q "reader of '0' killed by a signal" "$WORK/daemon.log" ||
 cat "$G" >"$WORK/rest"
 tail -n +"$((c + 1))" "$P" | cmp - "$WORK/rest" || fail "re-read after the kill does not start at the commit"
 log "re-read $((m - c)) messages twice (at-least-once), none lost"
+
+# 1b. A close that leaves the reader holding the file commits nothing:
+# bash's `read <&3` reads 4 KiB, takes one line, and closes the copy of
+# fd 3 it made on its stdin, while fd 3 stays open; then it is killed.
+# (The same close, in the reader's name, comes from a fork that a
+# pending SIGKILL aborts: the kernel closes the half-made child's copies.)
+mkdir "$MNT/.groups/dup"
+bash -c 'exec 3<"$1"; IFS= read -r l <&3; printf "%s\n" "$l" >"$2"; kill -KILL $$' \
+	consumer "$MNT/.groups/dup/t/0" "$WORK/one"
+head -n 1 "$P" | cmp - "$WORK/one" || fail "the dup reader's line"
+sleep 0.3
+xget c "$MNT/.groups/dup/t/0" committed_offset
+[ "$c" -le 1 ] || fail "committed $c after a closed duplicate, past the 1 message the consumer handled"
 
 # 2. A close commits before close() returns: the reader's close is a
 # FLUSH the daemon answers after the group file is durable.  cat reads a
