@@ -438,6 +438,10 @@ int mirror_start(struct registry *reg,
 	 * duplicates or reordering on retry, every replica has it. */
 	if (rd_kafka_conf_set(pc, "enable.idempotence", "true", err,
 			      sizeof(err)) != RD_KAFKA_CONF_OK ||
+	    /* The check of a partition's last record learns that it is
+	     * empty from the end-of-partition event. */
+	    rd_kafka_conf_set(qc, "enable.partition.eof", "true", err,
+			      sizeof(err)) != RD_KAFKA_CONF_OK ||
 	    rd_kafka_conf_set(pc, "acks", "all", err, sizeof(err)) !=
 		    RD_KAFKA_CONF_OK ||
 	    (!mirror.user_timeout &&
@@ -500,9 +504,11 @@ void mirror_stop(void)
 		for (i = 0; i < MIRROR_MAX_PARTS; i++) {
 			if (!t->parts[i])
 				continue;
-			if (t->dir == 't')
+			if (t->dir == 't') {
+				mirror_export_stop_part(t->parts[i]);
 				mirror_store_pos(t->parts[i],
 						 atomic_load(&t->parts[i]->acked));
+			}
 			if (atomic_load(&t->parts[i]->inflight) > 0)
 				diag_warn("mirror %s/%d: %d records not yet "
 					  "acknowledged; they are sent again "

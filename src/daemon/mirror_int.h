@@ -52,6 +52,12 @@ struct mpart {
 	atomic_int failed;	      /* rewind once inflight drains */
 	atomic_int state;
 	char last_error[100];
+	/* Export: the check of the Kafka partition's last record under way
+	 * (a fetch of it onto its own queue, polled without blocking), and
+	 * when it gives up. */
+	rd_kafka_topic_t *qrkt;
+	rd_kafka_queue_t *qq;
+	int64_t qdeadline;
 	/* Import: the Kafka offset to consume next (or a logical offset
 	 * such as RD_KAFKA_OFFSET_BEGINNING before the first record),
 	 * whether its fetch runs, the newest timestamp appended (times are
@@ -122,6 +128,8 @@ int64_t mirror_backoff(int64_t *backoff);
 /* mirror_export.c */
 void mirror_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
 void *mirror_exporter(void *arg);
+/* End mp's check of its Kafka partition's last record, if one runs. */
+void mirror_export_stop_part(struct mpart *mp);
 /* Store an export position in mp's mirror.pos (if it moved). */
 void mirror_store_pos(struct mpart *mp, uint64_t pos);
 

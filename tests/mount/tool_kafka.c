@@ -6,7 +6,9 @@
  *       start a mock cluster of BROKERS brokers (each answering after MS
  *       milliseconds with rtt=, to slow an export down; missing= makes
  *       the cluster answer UNKNOWN_TOPIC_OR_PART for TOPIC instead of
- *       creating it on first use) with those topics (3
+ *       creating it on first use; lead=TOPIC:B, after TOPIC, makes
+ *       broker B lead all its partitions; down=B starts with broker B
+ *       down, so only the partitions it leads fail) with those topics (3
  *       replicas where there are 3 brokers), print its bootstrap address
  *       on one line and serve until SIGTERM/SIGINT.  SIGUSR1 takes every
  *       broker down, SIGUSR2 brings them back, SIGHUP makes the next 20
@@ -45,7 +47,10 @@ static int mock(int argc, char **argv)
 	struct sigaction sa;
 	char err[256];
 	rd_kafka_t *rk;
-	int brokers = atoi(argv[2]), i;
+	int brokers = atoi(argv[2]), i, j;
+	/* Partition counts of the topics made so far, for lead=. */
+	const char *names[64];
+	int counts[64], ntopics = 0;
 
 	rd_kafka_conf_set(conf, "log_level", "3", err, sizeof(err));
 	rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
@@ -75,6 +80,26 @@ static int mock(int argc, char **argv)
 				RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
 			continue;
 		}
+		if (strncmp(argv[i], "down=", 5) == 0) {
+			rd_kafka_mock_broker_set_down(mc, atoi(argv[i] + 5));
+			continue;
+		}
+		if (strncmp(argv[i], "lead=", 5) == 0 && colon) {
+			*colon = '\0';
+			for (j = 0; j < ntopics; j++)
+				if (strcmp(names[j], argv[i] + 5) == 0)
+					break;
+			if (j == ntopics) {
+				fprintf(stderr, "tool_kafka: lead=%s: no such "
+						"topic (yet)\n", argv[i] + 5);
+				return 2;
+			}
+			while (counts[j]-- > 0)
+				rd_kafka_mock_partition_set_leader(
+					mc, names[j], counts[j],
+					atoi(colon + 1));
+			continue;
+		}
 		if (!colon) {
 			fprintf(stderr, "tool_kafka: %s: not TOPIC:N\n",
 				argv[i]);
@@ -86,6 +111,10 @@ static int mock(int argc, char **argv)
 			fprintf(stderr, "tool_kafka: cannot create %s\n",
 				argv[i]);
 			return 1;
+		}
+		if (ntopics < 64) {
+			names[ntopics] = argv[i];
+			counts[ntopics++] = atoi(colon + 1);
 		}
 	}
 	memset(&sa, 0, sizeof(sa));
@@ -132,6 +161,7 @@ int main(int argc, char **argv)
 	if (argc >= 3 && strcmp(argv[1], "mock") == 0)
 		return mock(argc, argv);
 	fprintf(stderr, "usage: tool_kafka mock BROKERS [rtt=MS] [missing=TOPIC] "
+			"[lead=TOPIC:B] [down=B] "
 			"TOPIC:PARTITIONS...\n");
 	return 2;
 }
