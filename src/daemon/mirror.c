@@ -439,8 +439,12 @@ int mirror_start(struct registry *reg,
 	if (rd_kafka_conf_set(pc, "enable.idempotence", "true", err,
 			      sizeof(err)) != RD_KAFKA_CONF_OK ||
 	    /* The check of a partition's last record learns that it is
-	     * empty from the end-of-partition event. */
+	     * empty from the end-of-partition event, which comes after the
+	     * broker held the empty fetch fetch.wait.max.ms (500 ms by
+	     * default). */
 	    rd_kafka_conf_set(qc, "enable.partition.eof", "true", err,
+			      sizeof(err)) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(qc, "fetch.wait.max.ms", "10", err,
 			      sizeof(err)) != RD_KAFKA_CONF_OK ||
 	    rd_kafka_conf_set(pc, "acks", "all", err, sizeof(err)) !=
 		    RD_KAFKA_CONF_OK ||
