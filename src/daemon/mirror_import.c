@@ -33,6 +33,9 @@
 #define IMPORT_RUN_RECORDS 10000
 #define IMPORT_RUN_BYTES (4u << 20)
 #define IMPORT_BATCH 10000
+/* How often an imported topic's partition count is asked again, so that
+ * partitions added in Kafka join the import. */
+#define IMPORT_REFRESH_MS 10000
 
 int mirror_remote_partitions(rd_kafka_t *rk, const char *topic, char *err,
 			     size_t esize)
@@ -81,6 +84,16 @@ static void create_parts(struct mtopic *t)
 		diag_warn("mirror: kafka topic '%s' has %d partitions; only "
 			  "the first %d are imported", t->remote, t->nremote,
 			  MIRROR_MAX_PARTS);
+}
+
+/* The Kafka topic has n partitions: create and mirror those t lacks. */
+static void set_nremote(struct mtopic *t, int n)
+{
+	t->nremote = n;
+	pthread_mutex_lock(&mirror.create_lock);
+	create_parts(t);
+	mirror_find_parts(t);
+	pthread_mutex_unlock(&mirror.create_lock);
 }
 
 /* Start fetching mp where its mirror.intent says. */
@@ -152,16 +165,25 @@ static void import_pass(void)
 	for (; t; t = t->next) {
 		if (t->dir != 'f')
 			continue;
+		if (t->nremote > 0 && registry_now_ms() >= t->refresh_at) {
+			t->refresh_at = registry_now_ms() + IMPORT_REFRESH_MS;
+			n = mirror_remote_partitions(mirror.importer, t->remote,
+						     err, sizeof(err));
+			if (n > t->nremote) {
+				diag_info("mirror: kafka topic '%s' now has %d "
+					  "partitions (was %d)", t->remote, n,
+					  t->nremote);
+				set_nremote(t, n);
+			}
+		}
 		if (t->nremote == 0 && registry_now_ms() >= t->retry_at) {
 			n = mirror_remote_partitions(mirror.importer, t->remote,
 						     err, sizeof(err));
 			if (n > 0) {
-				t->nremote = n;
+				t->refresh_at = registry_now_ms() +
+						IMPORT_REFRESH_MS;
 				t->backoff = 0;
-				pthread_mutex_lock(&mirror.create_lock);
-				create_parts(t);
-				mirror_find_parts(t);
-				pthread_mutex_unlock(&mirror.create_lock);
+				set_nremote(t, n);
 			} else {
 				t->retry_at = mirror_backoff(&t->backoff);
 			}

@@ -79,6 +79,7 @@ struct mtopic {
 	atomic_int force;      /* export: retention may delete unexported */
 	int32_t nremote;       /* import: the Kafka topic's partitions */
 	int64_t retry_at, backoff; /* import: asking for them again */
+	int64_t refresh_at;	   /* import: asking whether Kafka added some */
 	struct mpart *parts[MIRROR_MAX_PARTS];
 };
 
