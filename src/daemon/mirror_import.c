@@ -222,9 +222,12 @@ static int append_run(struct mpart *mp, const char *buf, size_t len,
 	partition_get_info(p, &info);
 	/* The append before must be durable before this intent replaces
 	 * its own: after a power cut at most the last append may be gone,
-	 * the one case the intent answers for. */
+	 * the one case the intent answers for.  partition_sync, what
+	 * fsync(2) does: data and index, and partition.state only when
+	 * recovery needs it (partition_flush wrote it each time, a file
+	 * created, synced and renamed per append). */
 	if (info.flushed_byte < info.end_byte) {
-		ret = partition_flush(p);
+		ret = partition_sync(p);
 		if (ret < 0) {
 			mirror_set_state(mp, MS_ERROR, strerror(-ret));
 			stop_part(mp);
