@@ -446,6 +446,12 @@ int mirror_start(struct registry *reg,
 			      sizeof(err)) != RD_KAFKA_CONF_OK ||
 	    rd_kafka_conf_set(qc, "fetch.wait.max.ms", "10", err,
 			      sizeof(err)) != RD_KAFKA_CONF_OK ||
+	    /* A check whose offset the cluster refuses (a lookup that
+	     * failed, a fetch out of range while it recovers) must report
+	     * an error, not jump to the end and see "end of partition",
+	     * which would read as "no record" and resend what Kafka has. */
+	    rd_kafka_conf_set(qc, "auto.offset.reset", "error", err,
+			      sizeof(err)) != RD_KAFKA_CONF_OK ||
 	    rd_kafka_conf_set(pc, "acks", "all", err, sizeof(err)) !=
 		    RD_KAFKA_CONF_OK ||
 	    (!mirror.user_timeout &&
@@ -643,6 +649,17 @@ int mirror_xattr_get(struct registry *reg, struct node *n, const char *name,
 	}
 	pthread_mutex_lock(&mirror.create_lock);
 	mp = part_of(n);
+	if (!mp) {
+		/* A partition made since its topic's thread last looked
+		 * (an echo into a new file, then mirror_wait at once) is
+		 * mirrored from now, not from the thread's next pass. */
+		pthread_mutex_lock(&mirror.lock);
+		t = mirror.topics;
+		pthread_mutex_unlock(&mirror.lock);
+		for (; t; t = t->next)
+			mirror_find_parts(t);
+		mp = part_of(n);
+	}
 	pthread_mutex_unlock(&mirror.create_lock);
 	if (!mp || !n->part)
 		return -ENODATA;

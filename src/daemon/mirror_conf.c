@@ -125,6 +125,11 @@ uint64_t mirror_export_resume(uint64_t stored, int has_last,
 	return has_last ? last_header + 1 : stored;
 }
 
+int mirror_eof_is_empty(int64_t end, int64_t log_start)
+{
+	return end == 0 || (log_start >= 0 && end == log_start);
+}
+
 int mirror_import_resume(const struct layout_mirror_pos *m,
 			 uint64_t local_next, uint64_t *remote)
 {

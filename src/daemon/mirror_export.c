@@ -95,10 +95,10 @@ static int kafka_last_start(struct mpart *mp, int64_t now, char *err,
 
 /* What the check started above found, without waiting: 1 and the local
  * offset the last record's header names in *last; 0 when the partition
- * has no such record (empty: the query consumer reports the end of the
- * partition, enable.partition.eof); -EINPROGRESS while no answer came
- * and MIRROR_QUERY_MS has not passed; -EAGAIN (why in err) otherwise.
- * The check is ended unless -EINPROGRESS. */
+ * is confirmed to have no such record (mirror_eof_is_empty()); -EINPROGRESS
+ * while no answer came and MIRROR_QUERY_MS has not passed; -EAGAIN (why
+ * in err) otherwise, so the resume waits for a confirmed answer rather
+ * than guessing.  The check is ended unless -EINPROGRESS. */
 static int kafka_last_poll(struct mpart *mp, int64_t now, uint64_t *last,
 			   char *err, size_t esize)
 {
@@ -115,7 +115,18 @@ static int kafka_last_poll(struct mpart *mp, int64_t now, uint64_t *last,
 		snprintf(err, esize, "reading the last record: timed out");
 		ret = -EAGAIN;
 	} else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-		ret = 0;
+		int64_t lo = -1, hi = -1;
+
+		rd_kafka_get_watermark_offsets(mirror.query, mp->t->remote,
+					       mp->num, &lo, &hi);
+		if (!mirror_eof_is_empty(m->offset, lo)) {
+			snprintf(err, esize,
+				 "reading the last record: the end of the "
+				 "partition (offset %lld) without its last "
+				 "record",
+				 (long long)m->offset);
+			ret = -EAGAIN;
+		}
 	} else if (m->err) {
 		snprintf(err, esize, "reading the last record: %s",
 			 rd_kafka_err2str(m->err));
@@ -289,7 +300,9 @@ static void export_pass(struct mtopic *t, char **buf, size_t *cap,
 	struct mpart *mp;
 	int i, store = now - *last_store >= MIRROR_STORE_MS;
 
+	pthread_mutex_lock(&mirror.create_lock);
 	mirror_find_parts(t);
+	pthread_mutex_unlock(&mirror.create_lock);
 	for (i = 0; i < MIRROR_MAX_PARTS; i++) {
 		mp = mirror_part_live(t, i, mirror_export_stop_part);
 		if (!mp)

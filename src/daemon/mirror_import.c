@@ -188,7 +188,9 @@ static void import_pass(void)
 				t->retry_at = mirror_backoff(&t->backoff);
 			}
 		}
+		pthread_mutex_lock(&mirror.create_lock);
 		mirror_find_parts(t);
+		pthread_mutex_unlock(&mirror.create_lock);
 		for (i = 0; i < MIRROR_MAX_PARTS; i++) {
 			mp = mirror_part_live(t, i, stop_part);
 			if (!mp)

@@ -86,7 +86,10 @@ struct mtopic {
 struct mirror_global {
 	pthread_mutex_t lock; /* topics list, last_error texts */
 	/* Held by the importer from creating partitions until they are
-	 * mirrored, and by attribute readers, so none sees one between. */
+	 * mirrored, and by attribute readers, so none sees one between;
+	 * and around every mirror_find_parts(), which the topics' threads
+	 * and attribute readers (a partition made since the last pass)
+	 * all call. */
 	pthread_mutex_t create_lock;
 	rd_kafka_conf_t *conf; /* as configured; copied for each handle */
 	rd_kafka_t *producer;

@@ -12,7 +12,11 @@
  *       replicas where there are 3 brokers), print its bootstrap address
  *       on one line and serve until SIGTERM/SIGINT.  SIGUSR1 takes every
  *       broker down, SIGUSR2 brings them back, SIGHUP makes the next 20
- *       Produce requests fail with a retriable error (NOT_ENOUGH_REPLICAS).
+ *       Produce requests fail with a retriable error (NOT_ENOUGH_REPLICAS);
+ *       SIGWINCH makes the next Fetch request answer OFFSET_OUT_OF_RANGE
+ *       and SIGURG the next ListOffsets request answer
+ *       NOT_LEADER_FOR_PARTITION, the answers a client may see while a
+ *       cluster recovers.
  *
  * What arrived is checked with an independent client (kcat) against the
  * printed address.
@@ -26,7 +30,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
-static volatile sig_atomic_t quit, down, up, errs;
+static volatile sig_atomic_t quit, down, up, errs, fetcherr, listerr;
 
 static void on_signal(int sig)
 {
@@ -36,6 +40,10 @@ static void on_signal(int sig)
 		up = 1;
 	else if (sig == SIGHUP)
 		errs = 1;
+	else if (sig == SIGWINCH)
+		fetcherr = 1;
+	else if (sig == SIGURG)
+		listerr = 1;
 	else
 		quit = 1;
 }
@@ -124,6 +132,8 @@ static int mock(int argc, char **argv)
 	sigaction(SIGUSR1, &sa, NULL);
 	sigaction(SIGUSR2, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGWINCH, &sa, NULL);
+	sigaction(SIGURG, &sa, NULL);
 	printf("%s\n", rd_kafka_mock_cluster_bootstraps(mc));
 	fflush(stdout);
 	while (!quit) {
@@ -149,6 +159,21 @@ static int mock(int argc, char **argv)
 			/* ApiKey 0: Produce. */
 			rd_kafka_mock_push_request_errors_array(mc, 0, 20, e);
 			fprintf(stderr, "tool_kafka: 20 produce errors\n");
+		}
+		if (fetcherr) {
+			fetcherr = 0;
+			/* ApiKey 1: Fetch. */
+			rd_kafka_mock_push_request_errors(
+				mc, 1, 1, RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE);
+			fprintf(stderr, "tool_kafka: 1 fetch error\n");
+		}
+		if (listerr) {
+			listerr = 0;
+			/* ApiKey 2: ListOffsets. */
+			rd_kafka_mock_push_request_errors(
+				mc, 2, 1,
+				RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION);
+			fprintf(stderr, "tool_kafka: 1 list-offsets error\n");
 		}
 	}
 	rd_kafka_mock_cluster_destroy(mc);

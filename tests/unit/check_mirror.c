@@ -208,6 +208,15 @@ START_TEST(test_resume)
 	ck_assert(mirror_export_resume(100, 1, 49) == 50);
 	ck_assert(mirror_export_resume(100, 0, 0) == 100);
 	ck_assert(mirror_export_resume(0, 1, 0) == 1);
+	/* The end of a partition proves it empty only at 0 or at the log's
+	 * start; elsewhere (a read reset to the end while the cluster
+	 * recovered) it proves nothing and the resume waits. */
+	ck_assert(mirror_eof_is_empty(0, -1));
+	ck_assert(mirror_eof_is_empty(0, 0));
+	ck_assert(mirror_eof_is_empty(1500, 1500));
+	ck_assert(!mirror_eof_is_empty(1500, -1));
+	ck_assert(!mirror_eof_is_empty(1500, 0));
+	ck_assert(!mirror_eof_is_empty(1500, 1000));
 	/* Import: the append announced landed, did not, or the log moved. */
 	ck_assert_int_eq(mirror_import_resume(&m, 14, &r), 0);
 	ck_assert(r == 207);
