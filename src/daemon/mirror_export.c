@@ -338,23 +338,28 @@ static void export_pass(struct mtopic *t, char **buf, size_t *cap,
 		*last_store = now;
 }
 
+/* A partition of a topic no longer exported: no check under way, its
+ * acknowledged position stored. */
+static void retire_part(struct mpart *mp)
+{
+	mirror_export_stop_part(mp);
+	mirror_store_pos(mp, atomic_load(&mp->acked));
+}
+
 void *mirror_exporter(void *arg)
 {
 	char *buf = NULL;
 	size_t cap = 0;
 	int64_t last_store = 0;
-	struct mtopic *t;
+	struct mtopic *t, *next;
 
 	while (!atomic_load(&mirror.stop)) {
-		pthread_mutex_lock(&mirror.lock);
-		t = mirror.topics;
-		pthread_mutex_unlock(&mirror.lock);
-		/* Topics are only ever prepended: the list from t on is
-		 * stable. */
-		for (; t; t = t->next)
-			if (t->dir == 't')
+		for (t = mirror_next_topic(NULL, 't'); t; t = next) {
+			next = mirror_next_topic(t, 't');
+			if (!mirror_topic_retire(t, retire_part))
 				export_pass(t, &buf, &cap, registry_now_ms(),
 					    &last_store);
+		}
 		rd_kafka_poll(mirror.producer, 10);
 	}
 	free(buf);

@@ -176,16 +176,14 @@ static void stop_part(struct mpart *mp)
 /* One pass over the imported topics: partitions found, created, started. */
 static void import_pass(void)
 {
-	struct mtopic *t;
+	struct mtopic *t, *next;
 	struct mpart *mp;
 	char err[200];
 	int i, n;
 
-	pthread_mutex_lock(&mirror.lock);
-	t = mirror.topics;
-	pthread_mutex_unlock(&mirror.lock);
-	for (; t; t = t->next) {
-		if (t->dir != 'f')
+	for (t = mirror_next_topic(NULL, 'f'); t; t = next) {
+		next = mirror_next_topic(t, 'f');
+		if (mirror_topic_retire(t, stop_part))
 			continue;
 		if (t->nremote > 0 && registry_now_ms() >= t->refresh_at) {
 			t->refresh_at = registry_now_ms() + IMPORT_REFRESH_MS;
@@ -284,13 +282,34 @@ static int append_run(struct mpart *mp, const char *buf, size_t len,
 }
 
 /* The partition a fetched record belongs to, if it is still wanted. */
-static struct mpart *part_of_msg(const rd_kafka_message_t *m)
+/* The imported topic a fetched record belongs to, found by its Kafka
+ * topic's name among those still imported (never through the topic's
+ * opaque: librdkafka keeps one topic object per name for the handle's
+ * life, so its opaque would name an entry retired since).  *last_rkt and
+ * *last_t cache the last answer within one batch: only this thread
+ * frees an imported topic, and not while a batch is handled. */
+static struct mpart *part_of_msg(const rd_kafka_message_t *m,
+				 const rd_kafka_topic_t **last_rkt,
+				 struct mtopic **last_t)
 {
-	struct mtopic *t = rd_kafka_topic_opaque(m->rkt);
+	const char *name;
+	struct mtopic *t;
 
-	if (!t || m->partition < 0 || m->partition >= MIRROR_MAX_PARTS)
+	if (m->partition < 0 || m->partition >= MIRROR_MAX_PARTS)
 		return NULL;
-	return t->parts[m->partition];
+	if (m->rkt != *last_rkt) {
+		name = rd_kafka_topic_name(m->rkt);
+		pthread_mutex_lock(&mirror.lock);
+		for (t = mirror.topics;
+		     t && (t->dir != 'f' || strcmp(t->remote, name) ||
+			   atomic_load(&t->gone));
+		     t = t->next)
+			;
+		pthread_mutex_unlock(&mirror.lock);
+		*last_rkt = m->rkt;
+		*last_t = t;
+	}
+	return *last_t ? (*last_t)->parts[m->partition] : NULL;
 }
 
 /* Import a fetched batch: runs of one partition and one timestamp. */
@@ -298,6 +317,8 @@ static void import_batch(rd_kafka_message_t **msgs, ssize_t n, char **buf,
 			 size_t *cap)
 {
 	struct mpart *mp, *run = NULL;
+	const rd_kafka_topic_t *last_rkt = NULL;
+	struct mtopic *last_t = NULL;
 	size_t len = 0, need;
 	uint32_t count = 0;
 	int64_t ts, run_ts = 0, next = 0;
@@ -305,7 +326,7 @@ static void import_batch(rd_kafka_message_t **msgs, ssize_t n, char **buf,
 	ssize_t i;
 
 	for (i = 0; i <= n; i++) {
-		mp = i < n ? part_of_msg(msgs[i]) : NULL;
+		mp = i < n ? part_of_msg(msgs[i], &last_rkt, &last_t) : NULL;
 		if (i < n && mp && msgs[i]->err) {
 			if (msgs[i]->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
 				mirror_set_state(mp, MS_RETRYING,

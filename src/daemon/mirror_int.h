@@ -49,6 +49,7 @@ struct mpart {
 	atomic_uint_fast64_t failures; /* deliveries that failed */
 	atomic_uint_fast64_t skipped;  /* lost to retention before export */
 	atomic_int inflight;
+	atomic_int users;	      /* attribute readers holding it */
 	atomic_int failed;	      /* rewind once inflight drains */
 	atomic_int state;
 	char last_error[100];
@@ -77,6 +78,7 @@ struct mtopic {
 	char remote[MIRROR_TOPIC_MAX + 1];
 	rd_kafka_topic_t *rkt; /* on the producer (export) or importer */
 	atomic_int force;      /* export: retention may delete unexported */
+	atomic_int gone;       /* mirror_to/from removed: being retired */
 	int32_t nremote;       /* import: the Kafka topic's partitions */
 	int64_t retry_at, backoff; /* import: asking for them again */
 	int64_t refresh_at;	   /* import: asking whether Kafka added some */
@@ -123,6 +125,16 @@ void mirror_find_parts(struct mtopic *t);
  * stopped with stop, if given, and dropped). */
 struct mpart *mirror_part_live(struct mtopic *t, int i,
 			       void (*stop)(struct mpart *mp));
+/* Whether t is no longer mirrored: its attribute removed, or the topic
+ * removed (rmdir). */
+int mirror_topic_gone(struct mtopic *t);
+/* The first topic in direction dir after after (NULL: from the start).
+ * Only dir's own thread frees a topic, so after stays valid for it. */
+struct mtopic *mirror_next_topic(struct mtopic *after, char dir);
+/* On t's own thread: if t is gone, stop its partitions (stop), drop them
+ * and, once none is left, take t off the list and free it.  1 when t is
+ * gone (the caller skips it and never touches it again), 0 otherwise. */
+int mirror_topic_retire(struct mtopic *t, void (*stop)(struct mpart *mp));
 /* Forget t's partition i (unpinned, freed) unless deliveries are out. */
 void mirror_drop_part(struct mtopic *t, int i);
 /* Next backoff after a failure: *backoff doubled (from MIRROR_BACKOFF_MS
