@@ -309,7 +309,11 @@ void mirror_drop_part(struct mtopic *t, int i)
 	t->parts[i] = NULL;
 	pthread_mutex_unlock(&mirror.lock);
 	pthread_mutex_unlock(&mirror.create_lock);
-	if (mp->node->part)
+	/* Retention is let go only when the topic is no longer exported.
+	 * At unmount the hold stays until the log closes: the maintenance
+	 * thread still runs after the mirror stopped, and would delete
+	 * what the cluster does not have yet. */
+	if (mp->node->part && mirror_topic_gone(t))
 		partition_hold_retention(mp->node->part, PARTITION_NO_HOLD);
 	registry_part_put(mirror.reg, mp->node);
 	registry_unpin(mirror.reg, mp->node);
