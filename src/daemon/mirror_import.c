@@ -403,11 +403,9 @@ static void note_high(void)
 	int64_t lo, hi;
 	int i;
 
-	pthread_mutex_lock(&mirror.lock);
-	t = mirror.topics;
-	pthread_mutex_unlock(&mirror.lock);
-	for (; t; t = t->next)
-		for (i = 0; t->dir == 'f' && i < MIRROR_MAX_PARTS; i++)
+	/* Only the imported topics: the exporter may free its own. */
+	for (t = mirror_next_topic(NULL, 'f'); t; t = mirror_next_topic(t, 'f'))
+		for (i = 0; i < MIRROR_MAX_PARTS; i++)
 			if (t->parts[i] && t->parts[i]->fetching &&
 			    !rd_kafka_get_watermark_offsets(mirror.importer,
 							    t->remote, i, &lo,
