@@ -137,6 +137,12 @@ int mirror_import_resume(const struct layout_mirror_pos *m,
 		*remote = m->remote_after;
 	else if (local_next == m->local_before)
 		*remote = m->remote_before;
+	else if (local_next > m->local_before && local_next < m->local_after &&
+		 m->remote_after - m->remote_before ==
+			 m->local_after - m->local_before)
+		/* A prefix of the intent's appends landed; one message per
+		 * record, offsets without gaps: the same prefix of records. */
+		*remote = m->remote_before + (local_next - m->local_before);
 	else
 		return -ESTALE;
 	return 0;

@@ -222,8 +222,21 @@ START_TEST(test_resume)
 	ck_assert(r == 207);
 	ck_assert_int_eq(mirror_import_resume(&m, 10, &r), 0);
 	ck_assert(r == 200);
+	/* 4 messages for 7 Kafka offsets (gaps): a prefix cannot be mapped. */
 	ck_assert_int_eq(mirror_import_resume(&m, 12, &r), -ESTALE);
 	ck_assert_int_eq(mirror_import_resume(&m, 15, &r), -ESTALE);
+	/* One message per record, no gap: a prefix of the appends that
+	 * landed maps to the same prefix of records. */
+	{
+		struct layout_mirror_pos g = {0, 10, 14, 200, 204};
+
+		ck_assert_int_eq(mirror_import_resume(&g, 12, &r), 0);
+		ck_assert(r == 202);
+		ck_assert_int_eq(mirror_import_resume(&g, 11, &r), 0);
+		ck_assert(r == 201);
+		ck_assert_int_eq(mirror_import_resume(&g, 15, &r), -ESTALE);
+		ck_assert_int_eq(mirror_import_resume(&g, 9, &r), -ESTALE);
+	}
 }
 END_TEST
 
