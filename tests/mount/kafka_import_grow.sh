@@ -25,12 +25,7 @@ export FLUXFS_MIRROR_HIDE_PARTITIONS="$WORK/hide"
 kafka_mount
 unset FLUXFS_MIRROR_HIDE_PARTITIONS
 
-mkdir "$MNT/pay" || fail "mkdir pay"
-expect_ok setfattr -n user.fluxfs.mirror_from -v pay "$MNT/pay"
-for i in $(seq 1 100); do
-	[ -e "$MNT/pay/0" ] && break
-	sleep 0.1
-done
+kafka_import_start "$MNT/pay" pay
 mirror_wait "$MNT/pay/0"
 sleep 1
 assert_eq "0" "$(ls "$MNT/pay" | xargs)" "local partitions while Kafka shows 1"

@@ -19,14 +19,8 @@ for i in $(seq 1 30); do
 done
 # new_import: a fresh import of the Kafka topic, set up on a plain mount.
 new_import() {
-	local i
 	mount_launch
-	mkdir "$MNT/payments" || fail "mkdir"
-	expect_ok setfattr -n user.fluxfs.mirror_from -v payments "$MNT/payments"
-	for i in $(seq 1 100); do
-		[ -e "$MNT/payments/0" ] && break
-		sleep 0.05
-	done
+	kafka_import_start "$MNT/payments" payments
 	mount_stop || fail "unmount"
 }
 # Small fetches from slow brokers: the import takes seconds, so the cuts

@@ -13,10 +13,7 @@
 
 kafka_begin orders:1
 kafka_mount
-mkdir "$MNT/orders" || fail "mkdir orders"
-expect_ok setfattr -n user.fluxfs.segment_bytes -v 4k "$MNT/orders"
-expect_ok setfattr -n user.fluxfs.retention_ms -v 300 "$MNT/orders"
-expect_ok setfattr -n user.fluxfs.mirror_to -v orders "$MNT/orders"
+kafka_retention_export "$MNT/orders" orders
 seq 1 500 | sed 's/^/exported /' | tee "$WORK/all" >"$MNT/orders/0" || fail "write"
 mirror_wait "$MNT/orders/0"
 kill -USR1 "$KAFKA_PID" # brokers down: what follows is not exported

@@ -52,12 +52,7 @@ assert_eq "round 1" "$(kcat_dump orders 0 '%s\n')" "records exported by the 100 
 
 # An import stopped with setfattr -x.
 seq 1 100 | timeout 60 kcat -P -b "$KAFKA" -t pay -p 0 || fail "kcat could not produce"
-mkdir "$MNT/pay" || fail "mkdir pay"
-expect_ok setfattr -n user.fluxfs.mirror_from -v pay "$MNT/pay"
-for i in $(seq 1 100); do
-	[ -e "$MNT/pay/0" ] && break
-	sleep 0.1
-done
+kafka_import_start "$MNT/pay" pay
 mirror_wait "$MNT/pay/0"
 expect_ok setfattr -x user.fluxfs.mirror_from "$MNT/pay"
 [ -z "$(xval "$MNT/pay" mirror_from)" ] || fail "mirror_from still shown after its removal"
