@@ -42,8 +42,13 @@ series=$(grep -c '^fluxfs_mirror_' "$MNT/.metrics")
 log "daemon RSS after round 20: $rss20 kB, after round 100: $rss100 kB; mirror series $series"
 [ "$series" -eq 0 ] || fail ".metrics still has $series mirror series for removed topics"
 # Each leaked entry was 8 KiB and more (its partition table alone): 80
-# of them 660 kB.
-[ $((rss100 - rss20)) -lt 400 ] || fail "the daemon grew by $((rss100 - rss20)) kB over 80 removed mirrored topics"
+# of them 660 kB.  Not under AddressSanitizer, which keeps freed memory
+# in quarantine (it reports leaks at exit instead).
+if ldd "$FLUXFS" | grep -q libasan; then
+	log "AddressSanitizer build: memory growth not checked"
+else
+	[ $((rss100 - rss20)) -lt 400 ] || fail "the daemon grew by $((rss100 - rss20)) kB over 80 removed mirrored topics"
+fi
 grep -q "mirror: topic 't' no longer mirrored" "$WORK/daemon.log" ||
 	fail "no log line for a topic no longer mirrored"
 # Each round's t/0 is, to the exporter, the same stream again: Kafka's
