@@ -10,7 +10,7 @@
 . "$(dirname "$0")/kafka_lib.sh"
 
 kafka_need_crashsim
-kafka_begin rtt=5 payments:1
+kafka_begin rtt=20 payments:1
 # Records with distinct times, so that an import is many appends.
 for i in $(seq 1 30); do
 	seq $(((i - 1) * 2000 + 1)) $((i * 2000)) | sed 's/^/payment /' |
