@@ -931,6 +931,11 @@ static void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		fuse_reply_err(req, ENODATA);
 		return;
 	}
+	ret = mirror_xattr_remove(fs.reg, n, name);
+	if (ret != -ENOSYS) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
 	ret = xattr_produce_parse(name, n->kind == NODE_PARTITION);
 	if (ret >= 0) {
 		fuse_reply_err(req, -registry_produce_unset(fs.reg, n, ret));

@@ -238,6 +238,8 @@ void mirror_find_parts(struct mtopic *t)
 	int32_t num;
 	size_t i;
 
+	if (mirror_topic_gone(t))
+		return;
 	registry_list(mirror.reg, t->node, names_cb, &l);
 	for (i = 0; i < l.n; i++) {
 		if (mirror_partition_number(l.v[i], &num) < 0 || t->parts[num])
@@ -297,14 +299,25 @@ void mirror_drop_part(struct mtopic *t, int i)
 {
 	struct mpart *mp = t->parts[i];
 
-	/* Deliveries still refer to mp: keep it until none is in flight. */
-	if (atomic_load(&mp->inflight) > 0)
+	/* Deliveries and attribute readers still refer to mp: keep it
+	 * until none is in flight.  Unlinked under both locks, so a reader
+	 * holding either never sees it freed. */
+	pthread_mutex_lock(&mirror.create_lock);
+	if (atomic_load(&mp->inflight) > 0 || atomic_load(&mp->users) > 0) {
+		pthread_mutex_unlock(&mirror.create_lock);
 		return;
+	}
 	pthread_mutex_lock(&mirror.lock);
 	t->parts[i] = NULL;
 	pthread_mutex_unlock(&mirror.lock);
-	registry_hold_retention(mirror.reg, mp->node, REGISTRY_HOLD_EXPORT,
-				PARTITION_NO_HOLD);
+	pthread_mutex_unlock(&mirror.create_lock);
+	/* Retention is let go only when the topic is no longer exported.
+	 * At unmount the hold stays until the log closes: the maintenance
+	 * thread still runs after the mirror stopped, and would delete
+	 * what the cluster does not have yet. */
+	if (mirror_topic_gone(t))
+		registry_hold_retention(mirror.reg, mp->node,
+					REGISTRY_HOLD_EXPORT, PARTITION_NO_HOLD);
 	registry_part_put(mirror.reg, mp->node);
 	registry_unpin(mirror.reg, mp->node);
 	free(mp);
@@ -312,31 +325,77 @@ void mirror_drop_part(struct mtopic *t, int i)
 
 /* ---- topics ------------------------------------------------------------ */
 
-static struct mtopic *topic_of(struct node *n)
+int mirror_topic_gone(struct mtopic *t)
+{
+	return atomic_load(&t->gone) || t->node->removed;
+}
+
+/* The entry mirroring topic n (none while it is being retired); the
+ * caller holds mirror.lock for as long as it uses it. */
+static struct mtopic *topic_find(struct node *n)
+{
+	struct mtopic *t;
+
+	for (t = mirror.topics; t && (t->node != n || atomic_load(&t->gone));
+	     t = t->next)
+		;
+	return t;
+}
+
+/* The entry mirroring partition n, under mirror.lock as topic_find. */
+static struct mpart *part_find(struct node *n)
+{
+	struct mtopic *t;
+	int i;
+
+	for (t = mirror.topics; t; t = t->next)
+		for (i = 0; i < MIRROR_MAX_PARTS && !atomic_load(&t->gone); i++)
+			if (t->parts[i] && t->parts[i]->node == n)
+				return t->parts[i];
+	return NULL;
+}
+
+struct mtopic *mirror_next_topic(struct mtopic *after, char dir)
 {
 	struct mtopic *t;
 
 	pthread_mutex_lock(&mirror.lock);
-	for (t = mirror.topics; t && t->node != n; t = t->next)
+	for (t = after ? after->next : mirror.topics; t && t->dir != dir;
+	     t = t->next)
 		;
 	pthread_mutex_unlock(&mirror.lock);
 	return t;
 }
 
-static struct mpart *part_of(struct node *n)
+int mirror_topic_retire(struct mtopic *t, void (*stop)(struct mpart *mp))
 {
-	struct mtopic *t;
-	int i;
+	struct mtopic **pp;
+	int i, left = 0;
 
+	if (!mirror_topic_gone(t))
+		return 0;
+	for (i = 0; i < MIRROR_MAX_PARTS; i++) {
+		if (!t->parts[i])
+			continue;
+		stop(t->parts[i]);
+		mirror_drop_part(t, i);
+		left += t->parts[i] != NULL;
+	}
+	if (left)
+		return 1; /* deliveries or readers still out: next pass */
+	pthread_mutex_lock(&mirror.create_lock);
 	pthread_mutex_lock(&mirror.lock);
-	for (t = mirror.topics; t; t = t->next)
-		for (i = 0; i < MIRROR_MAX_PARTS; i++)
-			if (t->parts[i] && t->parts[i]->node == n) {
-				pthread_mutex_unlock(&mirror.lock);
-				return t->parts[i];
-			}
+	for (pp = &mirror.topics; *pp != t; pp = &(*pp)->next)
+		;
+	*pp = t->next;
 	pthread_mutex_unlock(&mirror.lock);
-	return NULL;
+	pthread_mutex_unlock(&mirror.create_lock);
+	diag_info("mirror: topic '%s' no longer mirrored (kafka topic '%s')",
+		  t->node->name, t->remote);
+	rd_kafka_topic_destroy(t->rkt);
+	registry_unpin(mirror.reg, t->node);
+	free(t);
+	return 1;
 }
 
 /* Begin mirroring topic node n (pinned here) in direction dir. */
@@ -357,7 +416,6 @@ static int topic_add(struct node *n, char dir, const char *remote, int force)
 	atomic_store(&t->force, force);
 	snprintf(t->remote, sizeof(t->remote), "%s", remote);
 	tc = rd_kafka_topic_conf_new();
-	rd_kafka_topic_conf_set_opaque(tc, t);
 	/* An import whose next record Kafka already deleted goes on from
 	 * the oldest one left. */
 	if (dir == 'f')
@@ -374,7 +432,9 @@ static int topic_add(struct node *n, char dir, const char *remote, int force)
 	}
 	/* Its partitions now, so their attributes answer at once; later ones
 	 * join at the next pass. */
+	pthread_mutex_lock(&mirror.create_lock);
 	mirror_find_parts(t);
+	pthread_mutex_unlock(&mirror.create_lock);
 	pthread_mutex_lock(&mirror.lock);
 	t->next = mirror.topics;
 	mirror.topics = t;
@@ -440,6 +500,20 @@ int mirror_start(struct registry *reg,
 	 * duplicates or reordering on retry, every replica has it. */
 	if (rd_kafka_conf_set(pc, "enable.idempotence", "true", err,
 			      sizeof(err)) != RD_KAFKA_CONF_OK ||
+	    /* The check of a partition's last record learns that it is
+	     * empty from the end-of-partition event, which comes after the
+	     * broker held the empty fetch fetch.wait.max.ms (500 ms by
+	     * default). */
+	    rd_kafka_conf_set(qc, "enable.partition.eof", "true", err,
+			      sizeof(err)) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(qc, "fetch.wait.max.ms", "10", err,
+			      sizeof(err)) != RD_KAFKA_CONF_OK ||
+	    /* A check whose offset the cluster refuses (a lookup that
+	     * failed, a fetch out of range while it recovers) must report
+	     * an error, not jump to the end and see "end of partition",
+	     * which would read as "no record" and resend what Kafka has. */
+	    rd_kafka_conf_set(qc, "auto.offset.reset", "error", err,
+			      sizeof(err)) != RD_KAFKA_CONF_OK ||
 	    rd_kafka_conf_set(pc, "acks", "all", err, sizeof(err)) !=
 		    RD_KAFKA_CONF_OK ||
 	    (!mirror.user_timeout &&
@@ -502,9 +576,11 @@ void mirror_stop(void)
 		for (i = 0; i < MIRROR_MAX_PARTS; i++) {
 			if (!t->parts[i])
 				continue;
-			if (t->dir == 't')
+			if (t->dir == 't') {
+				mirror_export_stop_part(t->parts[i]);
 				mirror_store_pos(t->parts[i],
 						 atomic_load(&t->parts[i]->acked));
+			}
 			if (atomic_load(&t->parts[i]->inflight) > 0)
 				diag_warn("mirror %s/%d: %d records not yet "
 					  "acknowledged; they are sent again "
@@ -512,6 +588,7 @@ void mirror_stop(void)
 					  t->node->name, i,
 					  atomic_load(&t->parts[i]->inflight));
 			atomic_store(&t->parts[i]->inflight, 0);
+			atomic_store(&t->parts[i]->users, 0);
 			mirror_drop_part(t, i);
 		}
 		rd_kafka_topic_destroy(t->rkt);
@@ -587,6 +664,8 @@ static int wait_caught_up(struct mpart *mp, char *buf, size_t size)
 	}
 	while (imp ? mp->remote < high
 		   : atomic_load(&mp->acked) < info.next_offset) {
+		if (atomic_load(&mp->t->gone))
+			return -ENODATA; /* no longer mirrored */
 		if (registry_now_ms() > deadline)
 			return -ETIMEDOUT;
 		nanosleep(&ts, NULL);
@@ -614,30 +693,84 @@ static void position_lag(struct mpart *mp, const struct partition_info *info,
 					   : 0;
 }
 
+/* A topic's mirror attribute. */
+static int topic_attr(struct node *n, const char *name, char *buf,
+		      size_t size)
+{
+	struct mtopic *t;
+	int ret = -ENODATA;
+
+	pthread_mutex_lock(&mirror.lock);
+	t = topic_find(n);
+	if (t && t->dir == 't' && !strcmp(name, XA_RETENTION))
+		ret = fmt(buf, size, "%s",
+			  atomic_load(&t->force) ? "force" : "keep");
+	else if (t && !strcmp(name, t->dir == 't' ? XA_TO : XA_FROM))
+		ret = fmt(buf, size, "%s", t->remote);
+	pthread_mutex_unlock(&mirror.lock);
+	return ret;
+}
+
+/* Partition n's entry, held (mp->users) until part_release. */
+static struct mpart *part_hold(struct node *n)
+{
+	struct mtopic *t;
+	struct mpart *mp;
+
+	pthread_mutex_lock(&mirror.create_lock);
+	pthread_mutex_lock(&mirror.lock);
+	mp = part_find(n);
+	t = mirror.topics;
+	pthread_mutex_unlock(&mirror.lock);
+	if (!mp) {
+		/* A partition made since its topic's thread last looked
+		 * (an echo into a new file, then mirror_wait at once) is
+		 * mirrored from now, not from the thread's next pass.  No
+		 * topic is freed while create_lock is held. */
+		for (; t; t = t->next)
+			mirror_find_parts(t);
+		pthread_mutex_lock(&mirror.lock);
+		mp = part_find(n);
+		pthread_mutex_unlock(&mirror.lock);
+	}
+	if (mp)
+		atomic_fetch_add(&mp->users, 1);
+	pthread_mutex_unlock(&mirror.create_lock);
+	return mp;
+}
+
+static void part_release(struct mpart *mp)
+{
+	atomic_fetch_sub(&mp->users, 1);
+}
+
+static int part_attr(struct mpart *mp, struct node *n, const char *name,
+		     char *buf, size_t size);
+
 int mirror_xattr_get(struct registry *reg, struct node *n, const char *name,
 		     char *buf, size_t size)
 {
-	struct partition_info info;
-	struct mtopic *t;
 	struct mpart *mp;
-	uint64_t pos, lag, byte = 0;
+	int ret;
 
 	if (strncmp(name, "user.fluxfs.mirror_", 19) != 0)
 		return -ENODATA;
-	if (n->kind == NODE_TOPIC) {
-		t = topic_of(n);
-		if (t && t->dir == 't' && !strcmp(name, XA_RETENTION))
-			return fmt(buf, size, "%s",
-				   atomic_load(&t->force) ? "force" : "keep");
-		if (!t || strcmp(name, t->dir == 't' ? XA_TO : XA_FROM))
-			return -ENODATA;
-		return fmt(buf, size, "%s", t->remote);
-	}
-	pthread_mutex_lock(&mirror.create_lock);
-	mp = part_of(n);
-	pthread_mutex_unlock(&mirror.create_lock);
-	if (!mp || !n->part)
+	if (n->kind == NODE_TOPIC)
+		return topic_attr(n, name, buf, size);
+	mp = part_hold(n);
+	if (!mp)
 		return -ENODATA;
+	ret = n->part ? part_attr(mp, n, name, buf, size) : -ENODATA;
+	part_release(mp);
+	return ret;
+}
+
+static int part_attr(struct mpart *mp, struct node *n, const char *name,
+		     char *buf, size_t size)
+{
+	struct partition_info info;
+	uint64_t pos, lag, byte = 0;
+
 	partition_get_info(n->part, &info);
 	position_lag(mp, &info, &pos, &lag);
 	if (!strcmp(name, XA_STATE))
@@ -681,7 +814,7 @@ int mirror_xattr_get(struct registry *reg, struct node *n, const char *name,
  * unexported is counted in mirror_skipped and logged). */
 static int set_retention(struct node *n, const char *value, size_t size)
 {
-	struct mtopic *t = topic_of(n);
+	struct mtopic *t;
 	int force, ret;
 
 	if (size == 5 && !memcmp(value, "force", 5))
@@ -693,7 +826,10 @@ static int set_retention(struct node *n, const char *value, size_t size)
 			  XA_RETENTION, n->name);
 		return -EINVAL;
 	}
+	pthread_mutex_lock(&mirror.lock);
+	t = topic_find(n);
 	if (!t || t->dir != 't') {
+		pthread_mutex_unlock(&mirror.lock);
 		diag_info("refused %s on '%s': not an exported topic",
 			  XA_RETENTION, n->name);
 		return -EINVAL;
@@ -701,6 +837,7 @@ static int set_retention(struct node *n, const char *value, size_t size)
 	ret = layout_mirror_conf_store(n->dirfd, 't', t->remote, force);
 	if (ret == 0)
 		atomic_store(&t->force, force);
+	pthread_mutex_unlock(&mirror.lock);
 	return ret;
 }
 
@@ -741,14 +878,24 @@ int mirror_xattr_set(struct registry *reg, struct node *n, const char *name,
 	}
 	memcpy(remote, value, size);
 	remote[size] = '\0';
-	t = topic_of(n);
-	if (t) {
-		if (!strcmp(t->remote, remote) && t->dir == dir)
-			return 0;
+	pthread_mutex_lock(&mirror.lock);
+	for (t = mirror.topics; t && t->node != n; t = t->next)
+		;
+	ret = !t ? 0
+	      : atomic_load(&t->gone) ? -EAGAIN
+	      : !strcmp(t->remote, remote) && t->dir == dir ? 1
+							    : -EBUSY;
+	if (ret == -EBUSY)
 		diag_info("refused %s on '%s': already mirrored with kafka "
 			  "topic '%s'", xa, n->name, t->remote);
-		return -EBUSY;
-	}
+	pthread_mutex_unlock(&mirror.lock);
+	if (ret == -EAGAIN)
+		/* Its deliveries or readers from before are still out:
+		 * a new mirror must not resume beside them. */
+		diag_info("refused %s on '%s': the previous mirror of it is "
+			  "still stopping", xa, n->name);
+	if (ret)
+		return ret < 0 ? ret : 0;
 	registry_list(reg, n, numeric_cb, &bad);
 	if (bad) {
 		diag_info("refused %s on '%s': partition '%s' is not a "
@@ -770,6 +917,36 @@ int mirror_xattr_set(struct registry *reg, struct node *n, const char *name,
 	return ret;
 }
 
+int mirror_xattr_remove(struct registry *reg, struct node *n,
+			const char *name)
+{
+	struct mtopic *t;
+	int ret;
+
+	if (strcmp(name, XA_TO) && strcmp(name, XA_FROM))
+		return -ENOSYS;
+	if (n->kind != NODE_TOPIC)
+		return -ENODATA;
+	pthread_mutex_lock(&mirror.lock);
+	t = topic_find(n);
+	if (!t || strcmp(name, t->dir == 't' ? XA_TO : XA_FROM)) {
+		pthread_mutex_unlock(&mirror.lock);
+		return -ENODATA;
+	}
+	/* Durably first: a crash after this must not mirror it again. */
+	ret = layout_mirror_conf_remove(n->dirfd);
+	if (ret == 0 || ret == -ENOENT) {
+		/* Its thread stops and frees it at its next pass. */
+		atomic_store(&t->gone, 1);
+		ret = 0;
+	}
+	pthread_mutex_unlock(&mirror.lock);
+	if (ret < 0)
+		diag_warn("mirror: topic '%s': removing %s: %s", n->name,
+			  LAYOUT_MIRROR_CONF_FILE, strerror(-ret));
+	return ret;
+}
+
 size_t mirror_xattr_list(struct node *n, char *buf, size_t size, size_t len)
 {
 	const char *names[16];
@@ -777,15 +954,17 @@ size_t mirror_xattr_list(struct node *n, char *buf, size_t size, size_t len)
 	struct mpart *mp;
 	size_t i, k = 0, need;
 
-	if (n->kind == NODE_TOPIC && (t = topic_of(n))) {
+	pthread_mutex_lock(&mirror.lock);
+	if (n->kind == NODE_TOPIC && (t = topic_find(n))) {
 		names[k++] = t->dir == 't' ? XA_TO : XA_FROM;
 		if (t->dir == 't')
 			names[k++] = XA_RETENTION;
 	}
-	else if (n->kind == NODE_PARTITION && (mp = part_of(n)))
+	else if (n->kind == NODE_PARTITION && (mp = part_find(n)))
 		for (i = 0; i < sizeof(part_names) / sizeof(*part_names); i++)
 			if (mp->t->dir == 't' || strcmp(part_names[i], XA_LAG_BYTES))
 				names[k++] = part_names[i];
+	pthread_mutex_unlock(&mirror.lock);
 	for (i = 0; i < k; i++) {
 		need = strlen(names[i]) + 1;
 		if (size && len + need <= size)
@@ -800,13 +979,18 @@ int mirror_writable(struct node *n)
 	struct mtopic *t;
 	struct mpart *mp;
 
+	int ret;
+
 	if (!mirror.topics)
 		return 0;
+	pthread_mutex_lock(&mirror.lock);
 	if (n->kind == NODE_TOPIC)
-		t = topic_of(n);
+		t = topic_find(n);
 	else
-		t = (mp = part_of(n)) ? mp->t : NULL;
-	return t && t->dir == 'f' ? -EROFS : 0;
+		t = (mp = part_find(n)) ? mp->t : NULL;
+	ret = t && t->dir == 'f' ? -EROFS : 0;
+	pthread_mutex_unlock(&mirror.lock);
+	return ret;
 }
 
 int mirror_metrics(struct prom_buf *out,

@@ -45,6 +45,12 @@ int mirror_xattr_get(struct registry *reg, struct node *n, const char *name,
 		     char *buf, size_t size);
 int mirror_xattr_set(struct registry *reg, struct node *n, const char *name,
 		     const char *value, size_t size);
+/* removexattr of user.fluxfs.mirror_to or mirror_from on topic n: the
+ * topic is no longer mirrored (its mirror.conf removed; its thread stops
+ * it at its next pass).  0, -ENODATA when n has no such mirror, -errno;
+ * -ENOSYS when name is neither (the caller goes on with its own). */
+int mirror_xattr_remove(struct registry *reg, struct node *n,
+			const char *name);
 /* Append the mirror attribute names n has to a listxattr answer of len
  * bytes in buf (size 0: only count); returns the new length. */
 size_t mirror_xattr_list(struct node *n, char *buf, size_t size, size_t len);

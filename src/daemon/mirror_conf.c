@@ -125,6 +125,11 @@ uint64_t mirror_export_resume(uint64_t stored, int has_last,
 	return has_last ? last_header + 1 : stored;
 }
 
+int mirror_eof_is_empty(int64_t end, int64_t log_start)
+{
+	return end == 0 || (log_start >= 0 && end == log_start);
+}
+
 int mirror_import_resume(const struct layout_mirror_pos *m,
 			 uint64_t local_next, uint64_t *remote)
 {
@@ -132,6 +137,12 @@ int mirror_import_resume(const struct layout_mirror_pos *m,
 		*remote = m->remote_after;
 	else if (local_next == m->local_before)
 		*remote = m->remote_before;
+	else if (local_next > m->local_before && local_next < m->local_after &&
+		 m->remote_after - m->remote_before ==
+			 m->local_after - m->local_before)
+		/* A prefix of the intent's appends landed; one message per
+		 * record, offsets without gaps: the same prefix of records. */
+		*remote = m->remote_before + (local_next - m->local_before);
 	else
 		return -ESTALE;
 	return 0;

@@ -58,10 +58,20 @@ int mirror_conf_file_parse(const char *text, size_t len,
  * unclean leader election) gets them again rather than a gap. */
 uint64_t mirror_export_resume(uint64_t stored, int has_last,
 			      uint64_t last_header);
+/* Whether the query consumer's end-of-partition event at offset end
+ * confirms that the Kafka partition holds no record: only when end is 0
+ * or the log's start (log_start, -1 when unknown; every record deleted
+ * by Kafka's retention).  The check starts one record before the end, so
+ * on a partition with records the record comes first; an end event alone
+ * at an end above the start means the read did not start where it was
+ * asked (a reset while the cluster recovered) and proves nothing. */
+int mirror_eof_is_empty(int64_t end, int64_t log_start);
 /* Where an import resumes, from the stored intent m and the local log's
- * next offset: m's remote_after if the append it announced landed,
- * remote_before if it did not; -ESTALE when the log ends elsewhere (it
- * was changed behind the mirror's back). */
+ * next offset: m's remote_after if the appends it announced landed,
+ * remote_before if none did, and for a prefix of them the same prefix of
+ * records when the intent maps records to messages one to one (as many
+ * Kafka offsets as local ones: no gap, nothing skipped); -ESTALE when the
+ * log ends elsewhere (it was changed behind the mirror's back). */
 int mirror_import_resume(const struct layout_mirror_pos *m,
 			 uint64_t local_next, uint64_t *remote);
 

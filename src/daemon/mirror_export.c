@@ -52,43 +52,84 @@ void mirror_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 }
 
 
-/* What the Kafka partition holds: 1 and the local offset its last
- * record's header names in *last, 0 when it has no such record,
- * -errno (why in err) when the cluster cannot be asked. */
-static int kafka_last(struct mpart *mp, uint64_t *last, char *err,
-		      size_t esize)
+void mirror_export_stop_part(struct mpart *mp)
 {
-	int64_t lo = 0, hi = 0;
-	rd_kafka_topic_t *rkt;
-	rd_kafka_message_t *m;
+	if (!mp->qq)
+		return;
+	rd_kafka_consume_stop(mp->qrkt, mp->num);
+	rd_kafka_queue_destroy(mp->qq);
+	rd_kafka_topic_destroy(mp->qrkt);
+	mp->qq = NULL;
+	mp->qrkt = NULL;
+}
+
+/* Start reading the Kafka partition's last record (RD_KAFKA_OFFSET_TAIL:
+ * the consumer finds the end itself) onto mp's own queue; nothing here
+ * waits for the cluster, so a partition whose leader is unreachable does
+ * not hold up the others.  0, or -EAGAIN (why in err). */
+static int kafka_last_start(struct mpart *mp, int64_t now, char *err,
+			    size_t esize)
+{
+	mp->qrkt = rd_kafka_topic_new(mirror.query, mp->t->remote, NULL);
+	mp->qq = mp->qrkt ? rd_kafka_queue_new(mirror.query) : NULL;
+	if (!mp->qq) {
+		if (mp->qrkt)
+			rd_kafka_topic_destroy(mp->qrkt);
+		mp->qrkt = NULL;
+		snprintf(err, esize, "%s", strerror(ENOMEM));
+		return -EAGAIN;
+	}
+	if (rd_kafka_consume_start_queue(mp->qrkt, mp->num,
+					 RD_KAFKA_OFFSET_TAIL(1), mp->qq) < 0) {
+		snprintf(err, esize, "%s",
+			 rd_kafka_err2str(rd_kafka_last_error()));
+		rd_kafka_queue_destroy(mp->qq);
+		rd_kafka_topic_destroy(mp->qrkt);
+		mp->qq = NULL;
+		mp->qrkt = NULL;
+		return -EAGAIN;
+	}
+	mp->qdeadline = now + MIRROR_QUERY_MS;
+	return 0;
+}
+
+/* What the check started above found, without waiting: 1 and the local
+ * offset the last record's header names in *last; 0 when the partition
+ * is confirmed to have no such record (mirror_eof_is_empty()); -EINPROGRESS
+ * while no answer came and MIRROR_QUERY_MS has not passed; -EAGAIN (why
+ * in err) otherwise, so the resume waits for a confirmed answer rather
+ * than guessing.  The check is ended unless -EINPROGRESS. */
+static int kafka_last_poll(struct mpart *mp, int64_t now, uint64_t *last,
+			   char *err, size_t esize)
+{
+	rd_kafka_message_t *m = rd_kafka_consume_queue(mp->qq, 0);
 	rd_kafka_headers_t *hdrs;
-	rd_kafka_resp_err_t e;
 	const void *val;
 	size_t size;
 	uint64_t off;
 	int ret = 0;
 
-	e = rd_kafka_query_watermark_offsets(mirror.query, mp->t->remote,
-					     mp->num, &lo, &hi,
-					     MIRROR_QUERY_MS);
-	if (e) {
-		snprintf(err, esize, "%s", rd_kafka_err2str(e));
-		return -EAGAIN;
-	}
-	if (hi <= lo)
-		return 0;
-	rkt = rd_kafka_topic_new(mirror.query, mp->t->remote, NULL);
-	if (!rkt)
-		return -ENOMEM;
-	if (rd_kafka_consume_start(rkt, mp->num, hi - 1) < 0) {
-		snprintf(err, esize, "%s", rd_kafka_err2str(rd_kafka_last_error()));
-		rd_kafka_topic_destroy(rkt);
-		return -EAGAIN;
-	}
-	m = rd_kafka_consume(rkt, mp->num, MIRROR_QUERY_MS);
-	if (!m || m->err) {
+	if (!m) {
+		if (now < mp->qdeadline)
+			return -EINPROGRESS;
+		snprintf(err, esize, "reading the last record: timed out");
+		ret = -EAGAIN;
+	} else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+		int64_t lo = -1, hi = -1;
+
+		rd_kafka_get_watermark_offsets(mirror.query, mp->t->remote,
+					       mp->num, &lo, &hi);
+		if (!mirror_eof_is_empty(m->offset, lo)) {
+			snprintf(err, esize,
+				 "reading the last record: the end of the "
+				 "partition (offset %lld) without its last "
+				 "record",
+				 (long long)m->offset);
+			ret = -EAGAIN;
+		}
+	} else if (m->err) {
 		snprintf(err, esize, "reading the last record: %s",
-			 m ? rd_kafka_err2str(m->err) : "timed out");
+			 rd_kafka_err2str(m->err));
 		ret = -EAGAIN;
 	} else if (rd_kafka_message_headers(m, &hdrs) == 0 &&
 		   rd_kafka_header_get_last(hdrs, MIRROR_HEADER, &val, &size) ==
@@ -104,8 +145,7 @@ static int kafka_last(struct mpart *mp, uint64_t *last, char *err,
 	}
 	if (m)
 		rd_kafka_message_destroy(m);
-	rd_kafka_consume_stop(rkt, mp->num);
-	rd_kafka_topic_destroy(rkt);
+	mirror_export_stop_part(mp);
 	return ret;
 }
 
@@ -125,23 +165,32 @@ void mirror_store_pos(struct mpart *mp, uint64_t pos)
 		mp->stored = pos;
 }
 
-/* Resume mp against the Kafka partition: 0 when ready. */
-static int resume(struct mpart *mp)
+/* Resume mp against the Kafka partition, one step per pass (the check
+ * of its last record is started, then polled): 0 when ready. */
+static int resume(struct mpart *mp, int64_t now)
 {
 	struct layout_mirror_pos m;
 	uint64_t stored = 0, last = 0;
 	char err[200] = "";
 	int ret;
 
-	if (layout_mirror_pos_load(partition_dirfd(mp->node->part), &m) == 0)
-		stored = m.local_after;
-	ret = kafka_last(mp, &last, err, sizeof(err));
+	if (!mp->qq) {
+		ret = kafka_last_start(mp, now, err, sizeof(err));
+		if (ret == 0)
+			return -EINPROGRESS;
+	} else {
+		ret = kafka_last_poll(mp, now, &last, err, sizeof(err));
+		if (ret == -EINPROGRESS)
+			return ret;
+	}
 	if (ret < 0) {
 		/* Ask the cluster again later, less often each time. */
 		mp->retry_at = mirror_backoff(&mp->backoff);
 		mirror_set_state(mp, MS_RETRYING, err);
 		return ret;
 	}
+	if (layout_mirror_pos_load(partition_dirfd(mp->node->part), &m) == 0)
+		stored = m.local_after;
 	mp->backoff = 0;
 	mp->sent = mirror_export_resume(stored, ret, last);
 	mp->stored = stored;
@@ -251,9 +300,11 @@ static void export_pass(struct mtopic *t, char **buf, size_t *cap,
 	struct mpart *mp;
 	int i, store = now - *last_store >= MIRROR_STORE_MS;
 
+	pthread_mutex_lock(&mirror.create_lock);
 	mirror_find_parts(t);
+	pthread_mutex_unlock(&mirror.create_lock);
 	for (i = 0; i < MIRROR_MAX_PARTS; i++) {
-		mp = mirror_part_live(t, i, NULL);
+		mp = mirror_part_live(t, i, mirror_export_stop_part);
 		if (!mp)
 			continue;
 		if (atomic_load(&mp->failed)) {
@@ -264,7 +315,7 @@ static void export_pass(struct mtopic *t, char **buf, size_t *cap,
 			else
 				continue;
 		}
-		if (!mp->ready && (now < mp->retry_at || resume(mp) < 0))
+		if (!mp->ready && (now < mp->retry_at || resume(mp, now) < 0))
 			continue;
 		if (atomic_load(&mp->state) == MS_ERROR)
 			continue;
@@ -288,23 +339,28 @@ static void export_pass(struct mtopic *t, char **buf, size_t *cap,
 		*last_store = now;
 }
 
+/* A partition of a topic no longer exported: no check under way, its
+ * acknowledged position stored. */
+static void retire_part(struct mpart *mp)
+{
+	mirror_export_stop_part(mp);
+	mirror_store_pos(mp, atomic_load(&mp->acked));
+}
+
 void *mirror_exporter(void *arg)
 {
 	char *buf = NULL;
 	size_t cap = 0;
 	int64_t last_store = 0;
-	struct mtopic *t;
+	struct mtopic *t, *next;
 
 	while (!atomic_load(&mirror.stop)) {
-		pthread_mutex_lock(&mirror.lock);
-		t = mirror.topics;
-		pthread_mutex_unlock(&mirror.lock);
-		/* Topics are only ever prepended: the list from t on is
-		 * stable. */
-		for (; t; t = t->next)
-			if (t->dir == 't')
+		for (t = mirror_next_topic(NULL, 't'); t; t = next) {
+			next = mirror_next_topic(t, 't');
+			if (!mirror_topic_retire(t, retire_part))
 				export_pass(t, &buf, &cap, registry_now_ms(),
 					    &last_store);
+		}
 		rd_kafka_poll(mirror.producer, 10);
 	}
 	free(buf);

@@ -49,9 +49,16 @@ struct mpart {
 	atomic_uint_fast64_t failures; /* deliveries that failed */
 	atomic_uint_fast64_t skipped;  /* lost to retention before export */
 	atomic_int inflight;
+	atomic_int users;	      /* attribute readers holding it */
 	atomic_int failed;	      /* rewind once inflight drains */
 	atomic_int state;
 	char last_error[100];
+	/* Export: the check of the Kafka partition's last record under way
+	 * (a fetch of it onto its own queue, polled without blocking), and
+	 * when it gives up. */
+	rd_kafka_topic_t *qrkt;
+	rd_kafka_queue_t *qq;
+	int64_t qdeadline;
 	/* Import: the Kafka offset to consume next (or a logical offset
 	 * such as RD_KAFKA_OFFSET_BEGINNING before the first record),
 	 * whether its fetch runs, the newest timestamp appended (times are
@@ -71,15 +78,20 @@ struct mtopic {
 	char remote[MIRROR_TOPIC_MAX + 1];
 	rd_kafka_topic_t *rkt; /* on the producer (export) or importer */
 	atomic_int force;      /* export: retention may delete unexported */
+	atomic_int gone;       /* mirror_to/from removed: being retired */
 	int32_t nremote;       /* import: the Kafka topic's partitions */
 	int64_t retry_at, backoff; /* import: asking for them again */
+	int64_t refresh_at;	   /* import: asking whether Kafka added some */
 	struct mpart *parts[MIRROR_MAX_PARTS];
 };
 
 struct mirror_global {
 	pthread_mutex_t lock; /* topics list, last_error texts */
 	/* Held by the importer from creating partitions until they are
-	 * mirrored, and by attribute readers, so none sees one between. */
+	 * mirrored, and by attribute readers, so none sees one between;
+	 * and around every mirror_find_parts(), which the topics' threads
+	 * and attribute readers (a partition made since the last pass)
+	 * all call. */
 	pthread_mutex_t create_lock;
 	rd_kafka_conf_t *conf; /* as configured; copied for each handle */
 	rd_kafka_t *producer;
@@ -113,6 +125,16 @@ void mirror_find_parts(struct mtopic *t);
  * stopped with stop, if given, and dropped). */
 struct mpart *mirror_part_live(struct mtopic *t, int i,
 			       void (*stop)(struct mpart *mp));
+/* Whether t is no longer mirrored: its attribute removed, or the topic
+ * removed (rmdir). */
+int mirror_topic_gone(struct mtopic *t);
+/* The first topic in direction dir after after (NULL: from the start).
+ * Only dir's own thread frees a topic, so after stays valid for it. */
+struct mtopic *mirror_next_topic(struct mtopic *after, char dir);
+/* On t's own thread: if t is gone, stop its partitions (stop), drop them
+ * and, once none is left, take t off the list and free it.  1 when t is
+ * gone (the caller skips it and never touches it again), 0 otherwise. */
+int mirror_topic_retire(struct mtopic *t, void (*stop)(struct mpart *mp));
 /* Forget t's partition i (unpinned, freed) unless deliveries are out. */
 void mirror_drop_part(struct mtopic *t, int i);
 /* Next backoff after a failure: *backoff doubled (from MIRROR_BACKOFF_MS
@@ -122,6 +144,8 @@ int64_t mirror_backoff(int64_t *backoff);
 /* mirror_export.c */
 void mirror_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
 void *mirror_exporter(void *arg);
+/* End mp's check of its Kafka partition's last record, if one runs. */
+void mirror_export_stop_part(struct mpart *mp);
 /* Store an export position in mp's mirror.pos (if it moved). */
 void mirror_store_pos(struct mpart *mp, uint64_t pos);
 

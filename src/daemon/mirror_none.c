@@ -48,6 +48,12 @@ int mirror_xattr_set(struct registry *reg, struct node *n, const char *name,
 	return -ENODATA;
 }
 
+int mirror_xattr_remove(struct registry *reg, struct node *n,
+			const char *name)
+{
+	return -ENOSYS;
+}
+
 size_t mirror_xattr_list(struct node *n, char *buf, size_t size, size_t len)
 {
 	return len;

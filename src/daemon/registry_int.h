@@ -125,6 +125,9 @@ void produce_read(struct node *t);
 /* The lowest of n's retention holds, as partition_hold_retention takes
  * it (PARTITION_NO_HOLD: none). */
 uint64_t node_hold(struct node *n);
+/* Record holder who's retention hold on n (PARTITION_NO_HOLD: none)
+ * without applying it to an open log (part_open applies node_hold). */
+void node_set_hold(struct node *n, enum registry_holder who, uint64_t offset);
 /* The cut lock (at the start of registry_open).  snap_open: open the
  * snapshots and move the directories of deleted partitions they need out
  * of .trash (before it is emptied) into DATA_DIR/.snapshots/held/;

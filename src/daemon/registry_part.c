@@ -209,6 +209,29 @@ static void log_recovery(struct node *n, const struct partition_recovery *rec)
 			 n->name, rec->bad_batches);
 }
 
+/* A partition of a topic exported to Kafka (its mirror.conf says "to",
+ * retention not forced) holds retention at its stored export position
+ * from the moment its log opens: before the maintenance thread can tick
+ * it, before the mirror finds it, and on a mount with no Kafka
+ * configured at all, so no unexported segment is ever deleted.  The
+ * mirror moves the hold on as the cluster acknowledges. */
+static void hold_for_export(struct node *n, int topic_dfd,
+			    struct partition *p)
+{
+	struct layout_mirror_pos m = {0};
+	char dir, remote[256];
+	int force;
+
+	if (layout_mirror_conf_load(topic_dfd, &dir, remote, sizeof(remote),
+				    &force) < 0 ||
+	    dir != 't' || force)
+		return;
+	layout_mirror_pos_load(partition_dirfd(p), &m);
+	/* Kept with the node's other holds (a snapshot's): the open
+	 * applies the lowest of them. */
+	node_set_hold(n, REGISTRY_HOLD_EXPORT, m.local_after);
+}
+
 /* Open n's log (n's open lock held, budget room reserved). */
 static int part_open(struct registry *reg, struct node *n, unsigned reserved)
 {
@@ -231,6 +254,8 @@ static int part_open(struct registry *reg, struct node *n, unsigned reserved)
 		diag_err("cannot open partition '%s/%s': %s",
 			 n->removed ? LAYOUT_TRASH_DIR : n->parent->name,
 			 n->name, strerror(-ret));
+	else if (!n->removed)
+		hold_for_export(n, dfd, p);
 	pthread_rwlock_unlock(&reg->lock);
 	if (ret < 0)
 		return ret;

@@ -65,12 +65,17 @@ uint64_t node_hold(struct node *n)
 	return low ? low - 1 : PARTITION_NO_HOLD;
 }
 
-void registry_hold_retention(struct registry *reg, struct node *n,
-			     enum registry_holder who, uint64_t offset)
+void node_set_hold(struct node *n, enum registry_holder who, uint64_t offset)
 {
 	pthread_mutex_lock(&n->meta_lock);
 	n->holds[who] = offset == PARTITION_NO_HOLD ? 0 : offset + 1;
 	pthread_mutex_unlock(&n->meta_lock);
+}
+
+void registry_hold_retention(struct registry *reg, struct node *n,
+			     enum registry_holder who, uint64_t offset)
+{
+	node_set_hold(n, who, offset);
 	/* n->part is stable under reg->lock; a log that opens later gets
 	 * the hold in part_open. */
 	pthread_rwlock_rdlock(&reg->lock);

@@ -628,6 +628,15 @@ int layout_mirror_conf_store(int dfd, char dir, const char *name, int force)
 	return io_write_atomic(dfd, LAYOUT_MIRROR_CONF_FILE, buf, (size_t)n);
 }
 
+int layout_mirror_conf_remove(int dfd)
+{
+	int ret = io_unlinkat(dfd, LAYOUT_MIRROR_CONF_FILE, 0);
+
+	if (ret < 0)
+		return ret;
+	return io_fsync_dir(dfd);
+}
+
 /* ------------------------------------------------------------------ */
 /* Imported record values                                               */
 

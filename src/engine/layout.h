@@ -337,6 +337,9 @@ int layout_mirror_intent_store(int fd, const struct layout_mirror_pos *m);
 int layout_mirror_conf_load(int dfd, char *dir, char *name, size_t size,
 			    int *force);
 int layout_mirror_conf_store(int dfd, char dir, const char *name, int force);
+/* Remove dfd's mirror.conf durably (the topic is no longer mirrored):
+ * 0, -ENOENT without one, or the unlink's or directory sync's -errno. */
+int layout_mirror_conf_remove(int dfd);
 
 /* ---- imported record values --------------------------------------------- */
 

@@ -85,6 +85,29 @@ kafka_power_cut() {
 	[ $status -eq 0 ] || fail "power cut: daemon exited with $status"
 }
 
+# kafka_import_start DIR KAFKA_TOPIC [PARTITION]: make topic DIR, import
+# KAFKA_TOPIC into it, and wait (5 s at most) until its partition
+# PARTITION (default 0) exists.
+kafka_import_start() {
+	local i
+	mkdir "$1" || fail "mkdir $1"
+	expect_ok setfattr -n user.fluxfs.mirror_from -v "$2" "$1"
+	for i in $(seq 1 100); do
+		[ -e "$1/${3:-0}" ] && return 0
+		sleep 0.05
+	done
+	fail "$1/${3:-0} did not appear"
+}
+
+# kafka_retention_export DIR KAFKA_TOPIC: make topic DIR with 4 KiB
+# segments and retention_ms 300, exported to KAFKA_TOPIC.
+kafka_retention_export() {
+	mkdir "$1" || fail "mkdir $1"
+	expect_ok setfattr -n user.fluxfs.segment_bytes -v 4k "$1"
+	expect_ok setfattr -n user.fluxfs.retention_ms -v 300 "$1"
+	expect_ok setfattr -n user.fluxfs.mirror_to -v "$2" "$1"
+}
+
 # kafka_kill_remount: SIGKILL the daemon, drop its dead mount, mount again.
 kafka_kill_remount() {
 	kill -KILL "$FLUXFS_PID"

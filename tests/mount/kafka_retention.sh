@@ -11,10 +11,7 @@
 
 kafka_begin orders:1
 kafka_mount
-mkdir "$MNT/orders" || fail "mkdir orders"
-expect_ok setfattr -n user.fluxfs.segment_bytes -v 4k "$MNT/orders"
-expect_ok setfattr -n user.fluxfs.retention_ms -v 300 "$MNT/orders"
-expect_ok setfattr -n user.fluxfs.mirror_to -v orders "$MNT/orders"
+kafka_retention_export "$MNT/orders" orders
 assert_eq keep "$(xval "$MNT/orders" mirror_retention)" "mirror_retention by default"
 
 # append_batches TAG: 10 appends 150 ms apart, each larger than a

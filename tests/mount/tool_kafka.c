@@ -6,11 +6,17 @@
  *       start a mock cluster of BROKERS brokers (each answering after MS
  *       milliseconds with rtt=, to slow an export down; missing= makes
  *       the cluster answer UNKNOWN_TOPIC_OR_PART for TOPIC instead of
- *       creating it on first use) with those topics (3
+ *       creating it on first use; lead=TOPIC:B, after TOPIC, makes
+ *       broker B lead all its partitions; down=B starts with broker B
+ *       down, so only the partitions it leads fail) with those topics (3
  *       replicas where there are 3 brokers), print its bootstrap address
  *       on one line and serve until SIGTERM/SIGINT.  SIGUSR1 takes every
  *       broker down, SIGUSR2 brings them back, SIGHUP makes the next 20
- *       Produce requests fail with a retriable error (NOT_ENOUGH_REPLICAS).
+ *       Produce requests fail with a retriable error (NOT_ENOUGH_REPLICAS);
+ *       SIGWINCH makes the next Fetch request answer OFFSET_OUT_OF_RANGE
+ *       and SIGURG the next ListOffsets request answer
+ *       NOT_LEADER_FOR_PARTITION, the answers a client may see while a
+ *       cluster recovers.
  *
  * What arrived is checked with an independent client (kcat) against the
  * printed address.
@@ -24,7 +30,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
-static volatile sig_atomic_t quit, down, up, errs;
+static volatile sig_atomic_t quit, down, up, errs, fetcherr, listerr;
 
 static void on_signal(int sig)
 {
@@ -34,6 +40,10 @@ static void on_signal(int sig)
 		up = 1;
 	else if (sig == SIGHUP)
 		errs = 1;
+	else if (sig == SIGWINCH)
+		fetcherr = 1;
+	else if (sig == SIGURG)
+		listerr = 1;
 	else
 		quit = 1;
 }
@@ -45,7 +55,10 @@ static int mock(int argc, char **argv)
 	struct sigaction sa;
 	char err[256];
 	rd_kafka_t *rk;
-	int brokers = atoi(argv[2]), i;
+	int brokers = atoi(argv[2]), i, j;
+	/* Partition counts of the topics made so far, for lead=. */
+	const char *names[64];
+	int counts[64], ntopics = 0;
 
 	rd_kafka_conf_set(conf, "log_level", "3", err, sizeof(err));
 	rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
@@ -75,6 +88,26 @@ static int mock(int argc, char **argv)
 				RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
 			continue;
 		}
+		if (strncmp(argv[i], "down=", 5) == 0) {
+			rd_kafka_mock_broker_set_down(mc, atoi(argv[i] + 5));
+			continue;
+		}
+		if (strncmp(argv[i], "lead=", 5) == 0 && colon) {
+			*colon = '\0';
+			for (j = 0; j < ntopics; j++)
+				if (strcmp(names[j], argv[i] + 5) == 0)
+					break;
+			if (j == ntopics) {
+				fprintf(stderr, "tool_kafka: lead=%s: no such "
+						"topic (yet)\n", argv[i] + 5);
+				return 2;
+			}
+			while (counts[j]-- > 0)
+				rd_kafka_mock_partition_set_leader(
+					mc, names[j], counts[j],
+					atoi(colon + 1));
+			continue;
+		}
 		if (!colon) {
 			fprintf(stderr, "tool_kafka: %s: not TOPIC:N\n",
 				argv[i]);
@@ -87,6 +120,10 @@ static int mock(int argc, char **argv)
 				argv[i]);
 			return 1;
 		}
+		if (ntopics < 64) {
+			names[ntopics] = argv[i];
+			counts[ntopics++] = atoi(colon + 1);
+		}
 	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -95,6 +132,8 @@ static int mock(int argc, char **argv)
 	sigaction(SIGUSR1, &sa, NULL);
 	sigaction(SIGUSR2, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGWINCH, &sa, NULL);
+	sigaction(SIGURG, &sa, NULL);
 	printf("%s\n", rd_kafka_mock_cluster_bootstraps(mc));
 	fflush(stdout);
 	while (!quit) {
@@ -121,6 +160,21 @@ static int mock(int argc, char **argv)
 			rd_kafka_mock_push_request_errors_array(mc, 0, 20, e);
 			fprintf(stderr, "tool_kafka: 20 produce errors\n");
 		}
+		if (fetcherr) {
+			fetcherr = 0;
+			/* ApiKey 1: Fetch. */
+			rd_kafka_mock_push_request_errors(
+				mc, 1, 1, RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE);
+			fprintf(stderr, "tool_kafka: 1 fetch error\n");
+		}
+		if (listerr) {
+			listerr = 0;
+			/* ApiKey 2: ListOffsets. */
+			rd_kafka_mock_push_request_errors(
+				mc, 2, 1,
+				RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION);
+			fprintf(stderr, "tool_kafka: 1 list-offsets error\n");
+		}
 	}
 	rd_kafka_mock_cluster_destroy(mc);
 	rd_kafka_destroy(rk);
@@ -132,6 +186,7 @@ int main(int argc, char **argv)
 	if (argc >= 3 && strcmp(argv[1], "mock") == 0)
 		return mock(argc, argv);
 	fprintf(stderr, "usage: tool_kafka mock BROKERS [rtt=MS] [missing=TOPIC] "
+			"[lead=TOPIC:B] [down=B] "
 			"TOPIC:PARTITIONS...\n");
 	return 2;
 }

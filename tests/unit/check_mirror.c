@@ -208,13 +208,35 @@ START_TEST(test_resume)
 	ck_assert(mirror_export_resume(100, 1, 49) == 50);
 	ck_assert(mirror_export_resume(100, 0, 0) == 100);
 	ck_assert(mirror_export_resume(0, 1, 0) == 1);
+	/* The end of a partition proves it empty only at 0 or at the log's
+	 * start; elsewhere (a read reset to the end while the cluster
+	 * recovered) it proves nothing and the resume waits. */
+	ck_assert(mirror_eof_is_empty(0, -1));
+	ck_assert(mirror_eof_is_empty(0, 0));
+	ck_assert(mirror_eof_is_empty(1500, 1500));
+	ck_assert(!mirror_eof_is_empty(1500, -1));
+	ck_assert(!mirror_eof_is_empty(1500, 0));
+	ck_assert(!mirror_eof_is_empty(1500, 1000));
 	/* Import: the append announced landed, did not, or the log moved. */
 	ck_assert_int_eq(mirror_import_resume(&m, 14, &r), 0);
 	ck_assert(r == 207);
 	ck_assert_int_eq(mirror_import_resume(&m, 10, &r), 0);
 	ck_assert(r == 200);
+	/* 4 messages for 7 Kafka offsets (gaps): a prefix cannot be mapped. */
 	ck_assert_int_eq(mirror_import_resume(&m, 12, &r), -ESTALE);
 	ck_assert_int_eq(mirror_import_resume(&m, 15, &r), -ESTALE);
+	/* One message per record, no gap: a prefix of the appends that
+	 * landed maps to the same prefix of records. */
+	{
+		struct layout_mirror_pos g = {0, 10, 14, 200, 204};
+
+		ck_assert_int_eq(mirror_import_resume(&g, 12, &r), 0);
+		ck_assert(r == 202);
+		ck_assert_int_eq(mirror_import_resume(&g, 11, &r), 0);
+		ck_assert(r == 201);
+		ck_assert_int_eq(mirror_import_resume(&g, 15, &r), -ESTALE);
+		ck_assert_int_eq(mirror_import_resume(&g, 9, &r), -ESTALE);
+	}
 }
 END_TEST
 
