@@ -399,17 +399,66 @@ int mirror_topic_retire(struct mtopic *t, void (*stop)(struct mpart *mp))
 }
 
 /* Begin mirroring topic node n (pinned here) in direction dir. */
+/* Whether another local topic mirrors Kafka topic remote in direction
+ * dir (mirror.lock held): -EBUSY, or -EAGAIN while that one is stopping;
+ * its name in other.  librdkafka has one topic object per name and
+ * client, and an imported record finds its local topic by that name, so
+ * two imports of one Kafka topic would feed one of them; two exports
+ * would interleave in one Kafka partition and confuse each other's
+ * resume (the last record's fluxfs-offset). */
+static int remote_taken(const struct node *n, char dir, const char *remote,
+			char *other, size_t size)
+{
+	struct mtopic *t;
+
+	for (t = mirror.topics; t; t = t->next)
+		if (t->node != n && t->dir == dir &&
+		    !strcmp(t->remote, remote)) {
+			snprintf(other, size, "%s", t->node->name);
+			return atomic_load(&t->gone) ? -EAGAIN : -EBUSY;
+		}
+	return 0;
+}
+
+/* remote_taken, logged as a refusal of setting xa on n. */
+static int refuse_taken(const struct node *n, char dir, const char *remote,
+			const char *xa)
+{
+	char other[256];
+	int ret;
+
+	pthread_mutex_lock(&mirror.lock);
+	ret = remote_taken(n, dir, remote, other, sizeof(other));
+	pthread_mutex_unlock(&mirror.lock);
+	if (ret)
+		diag_info("refused %s on '%s': kafka topic '%s' is already "
+			  "%s by topic '%s'%s",
+			  xa, n->name, remote,
+			  dir == 't' ? "exported" : "imported", other,
+			  ret == -EAGAIN ? ", which is still stopping" : "");
+	return ret;
+}
+
 static int topic_add(struct node *n, char dir, const char *remote, int force)
 {
 	struct mtopic *t = calloc(1, sizeof(*t));
 	rd_kafka_topic_conf_t *tc;
 	char err[256];
+	int ret;
 
 	if (!t)
 		return -ENOMEM;
-	if (registry_pin(mirror.reg, n) < 0) {
+	/* Checked, and the topic added, under the creation lock, so two
+	 * topics set at once cannot both take the same Kafka topic. */
+	pthread_mutex_lock(&mirror.create_lock);
+	ret = refuse_taken(n, dir, remote,
+			   dir == 't' ? "mirror_to" : "mirror_from");
+	if (ret == 0 && registry_pin(mirror.reg, n) < 0)
+		ret = -ENOENT;
+	if (ret) {
+		pthread_mutex_unlock(&mirror.create_lock);
 		free(t);
-		return -ENOENT;
+		return ret;
 	}
 	t->node = n;
 	t->dir = dir;
@@ -425,6 +474,7 @@ static int topic_add(struct node *n, char dir, const char *remote, int force)
 					       : mirror.importer,
 				    remote, tc);
 	if (!t->rkt) {
+		pthread_mutex_unlock(&mirror.create_lock);
 		rd_kafka_topic_conf_destroy(tc);
 		registry_unpin(mirror.reg, n);
 		free(t);
@@ -432,13 +482,12 @@ static int topic_add(struct node *n, char dir, const char *remote, int force)
 	}
 	/* Its partitions now, so their attributes answer at once; later ones
 	 * join at the next pass. */
-	pthread_mutex_lock(&mirror.create_lock);
 	mirror_find_parts(t);
-	pthread_mutex_unlock(&mirror.create_lock);
 	pthread_mutex_lock(&mirror.lock);
 	t->next = mirror.topics;
 	mirror.topics = t;
 	pthread_mutex_unlock(&mirror.lock);
+	pthread_mutex_unlock(&mirror.create_lock);
 	diag_info("mirror: topic '%s' %s kafka topic '%s'", n->name,
 		  dir == 't' ? "exported to" : "imported from", remote);
 	return 0;
@@ -911,9 +960,14 @@ int mirror_xattr_set(struct registry *reg, struct node *n, const char *name,
 			  n->name, remote, err);
 		return -ENOENT;
 	}
+	ret = refuse_taken(n, dir, remote, xa);
+	if (ret)
+		return ret;
 	ret = layout_mirror_conf_store(n->dirfd, dir, remote, 0);
 	if (ret == 0)
 		ret = topic_add(n, dir, remote, 0);
+	if (ret == -EBUSY || ret == -EAGAIN)
+		layout_mirror_conf_remove(n->dirfd); /* taken meanwhile */
 	return ret;
 }
 

@@ -5,7 +5,8 @@
 # kafka.config; the properties of a kafka.config file are used; on
 # user.fluxfs.mirror_to: a partition name that is not a number (EINVAL),
 # a bad Kafka topic name (EINVAL), a partition instead of a topic (EPERM),
-# a second, different mirror (EBUSY), no cluster configured (ENOTCONN);
+# a second, different mirror (EBUSY), a Kafka topic another local topic
+# already exports or imports (EBUSY), no cluster configured (ENOTCONN);
 # a Kafka topic that does not exist and a local partition the Kafka topic
 # lacks show the error in mirror_state/mirror_error and the rest of the
 # topic goes on.
@@ -58,6 +59,21 @@ mirror_wait "$MNT/orders/0"
 check_exported orders 0 "$MNT/orders/0"
 assert_eq 1 "$(grep -c "refused user.fluxfs.mirror_to on 'orders': already mirrored" "$WORK/daemon.log")" \
 	"log lines for the second mirror"
+# One Kafka topic, one local topic per direction: a second export would
+# interleave in the Kafka partitions, a second import would feed the
+# first topic.  Refused, nothing stored, and the first goes on.
+mkdir "$MNT/orders2" "$MNT/imp1" "$MNT/imp2" || fail "mkdir"
+echo three >"$MNT/orders2/0" || fail "write orders2/0"
+expect_err "Device or resource busy" setfattr -n user.fluxfs.mirror_to -v orders "$MNT/orders2"
+grep -q "refused user.fluxfs.mirror_to on 'orders2': kafka topic 'orders' is already exported by topic 'orders'" \
+	"$WORK/daemon.log" || fail "no log line for a second export of one Kafka topic"
+expect_err "No such attribute" getfattr -n user.fluxfs.mirror_to "$MNT/orders2"
+[ ! -e "$DATA/orders2/mirror.conf" ] || fail "a refused export left orders2/mirror.conf"
+expect_ok setfattr -n user.fluxfs.mirror_from -v orders "$MNT/imp1"
+expect_err "Device or resource busy" setfattr -n user.fluxfs.mirror_from -v orders "$MNT/imp2"
+grep -q "refused user.fluxfs.mirror_from on 'imp2': kafka topic 'orders' is already imported by topic 'imp1'" \
+	"$WORK/daemon.log" || fail "no log line for a second import of one Kafka topic"
+[ ! -e "$DATA/imp2/mirror.conf" ] || fail "a refused import left imp2/mirror.conf"
 
 # A local partition the Kafka topic lacks, and a Kafka topic that does
 # not exist: the error shows, the daemon goes on.
