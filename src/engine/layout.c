@@ -915,11 +915,26 @@ int layout_datadir_lock(int rootfd, const char *path)
 	return ret;
 }
 
-/* Take the clean mark: was the last stop clean? */
-int layout_datadir_clean_take(int rootfd)
+/* Take the clean mark: was the last stop clean, and which summary does
+ * it vouch for ("clean\nsummary=XXXXXXXX\n"; an older mark is just
+ * "clean\n")? */
+int layout_datadir_clean_take(int rootfd, uint32_t *summary_crc)
 {
-	int ret = io_unlinkat(rootfd, LAYOUT_CLEAN_FILE, 0);
+	char buf[64];
+	ssize_t n;
+	int fd, ret;
 
+	*summary_crc = 0;
+	fd = io_openat(rootfd, LAYOUT_CLEAN_FILE, O_RDONLY, 0);
+	if (fd >= 0) {
+		n = io_pread_full(fd, buf, sizeof(buf) - 1, 0);
+		io_close(fd);
+		buf[n > 0 ? n : 0] = '\0';
+		if (sscanf(buf, "clean\nsummary=%8" SCNx32 "\n", summary_crc) !=
+		    1)
+			*summary_crc = 0;
+	}
+	ret = io_unlinkat(rootfd, LAYOUT_CLEAN_FILE, 0);
 	if (ret == -ENOENT)
 		return 0;
 	if (ret < 0)
@@ -929,9 +944,16 @@ int layout_datadir_clean_take(int rootfd)
 }
 
 /* Leave the clean mark. */
-int layout_datadir_clean_mark(int rootfd)
+int layout_datadir_clean_mark(int rootfd, uint32_t summary_crc)
 {
-	return io_write_atomic(rootfd, LAYOUT_CLEAN_FILE, "clean\n", 6);
+	char buf[64];
+	int n;
+
+	if (!summary_crc)
+		return io_write_atomic(rootfd, LAYOUT_CLEAN_FILE, "clean\n", 6);
+	n = snprintf(buf, sizeof(buf), "clean\nsummary=%08" PRIx32 "\n",
+		     summary_crc);
+	return io_write_atomic(rootfd, LAYOUT_CLEAN_FILE, buf, (size_t)n);
 }
 
 /* Record the serving pid in the lock file. */
