@@ -69,6 +69,8 @@ struct partition_info {
 	uint64_t end_byte;      /* byte offset of the end of the log = st_size */
 	uint64_t disk_bytes;    /* bytes the segments occupy on disk */
 	uint32_t segments;
+	uint32_t descriptors;   /* held now: the directory, and each
+				 * segment's .log and .idx while open */
 	int64_t first_ts;       /* append time of the first retained message; -1 if none */
 	int64_t last_ts;        /* append time of the last message; -1 if none */
 	uint64_t flushed_byte;  /* everything below is on stable storage */
@@ -160,9 +162,10 @@ ssize_t partition_read(struct partition *p, uint64_t pos, void *buf,
 		       size_t len);
 /* Zero-copy form: fill up to max ranges covering [pos, pos+len) (stopping
  * early at the end of the log or when ranges run out).  Compressed
- * segments cannot be described this way: the function stops before them
- * and says so with a last range of fd PARTITION_RANGE_COPY (if there is
- * room for it) covering the rest of the read; the caller copies what the
+ * segments, and sealed segments read through their mappings (which hold
+ * no descriptor), cannot be described this way: the function stops
+ * before them and says so with a last range of fd PARTITION_RANGE_COPY
+ * (if there is room for it) covering the rest of the read; the caller copies what the
  * ranges left out with partition_read_rest().  Counted in the metrics as
  * one read, of the bytes the ranges cover.  Returns the number of ranges
  * (the copy marker included); the descriptors stay valid until
