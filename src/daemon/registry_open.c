@@ -210,6 +210,7 @@ static int topic_from_summary(struct load_ctx *ctx, struct node *t)
 			return -ENOMEM;
 		n->parent = t;
 		meta_from_summary(&sp.meta, &n->meta);
+		n->idle_due = sp.due_ms;
 		child_add(t, n);
 		t->refs++; /* the partition pins its topic */
 	}
@@ -285,7 +286,8 @@ static uint32_t summary_write(struct registry *reg)
 		layout_summary_add_topic(&w, t->name, &dir, t->nchildren);
 		for (p = t->children, i = 0; p; p = p->next, i++) {
 			meta_to_summary(&p->meta, &lm);
-			layout_summary_add_part(&w, p->name, &metas[i], &lm);
+			layout_summary_add_part(&w, p->name, &metas[i], &lm,
+						p->idle_due);
 		}
 	}
 	free(metas);

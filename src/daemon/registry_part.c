@@ -141,7 +141,16 @@ static struct partition *part_detach(struct registry *reg, struct node *n)
 {
 	struct partition_info info;
 	struct partition *p;
+	int64_t due;
 
+	/* n's open lock keeps n->part; nothing appends to it now (it is
+	 * unpinned, or the daemon stops). */
+	if (n->part) {
+		due = partition_next_due(n->part);
+		pthread_mutex_lock(&n->meta_lock);
+		n->idle_due = due;
+		pthread_mutex_unlock(&n->meta_lock);
+	}
 	pthread_rwlock_wrlock(&reg->lock);
 	p = n->part;
 	if (p) {

@@ -405,6 +405,7 @@ int layout_datadir_clean_mark(int rootfd, uint32_t summary_crc);
  *   topic NAME INO SIZE NLINK MTIME_NS CTIME_NS NPARTS     (its directory)
  *   part NAME INO SIZE NLINK MTIME_NS CTIME_NS             (partition.meta)
  *        MODE UID GID ATIME_NS MTIME_NS CTIME_NS MTIME_END APPEND_ONLY NODE_INO
+ *        DUE_MS       (when maintenance next has work in it; -1: never)
  *   crc32c=XXXXXXXX                                        (of all before)
  *
  * (a part line is one line; NPARTS part lines follow their topic line).
@@ -454,7 +455,7 @@ void layout_summary_add_topic(struct layout_summary_writer *w,
 			      uint32_t nparts);
 void layout_summary_add_part(struct layout_summary_writer *w,
 			     const char *name, const struct layout_stamp *meta,
-			     const struct layout_node_meta *m);
+			     const struct layout_node_meta *m, int64_t due_ms);
 /* Append the CRC line and replace the summary atomically and durably;
  * *crc gets its CRC for the clean mark.  Releases w.  0 or -errno. */
 int layout_summary_write(int rootfd, struct layout_summary_writer *w,
@@ -472,6 +473,7 @@ struct layout_summary_part {
 	const char *name;
 	struct layout_stamp meta_file;
 	struct layout_node_meta meta;
+	int64_t due_ms; /* partition_next_due when it closed; -1: never */
 };
 
 /* A loaded summary: its lines split in place, its topics by name. */

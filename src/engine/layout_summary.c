@@ -90,9 +90,9 @@ static void writer_printf_stamp(struct layout_summary_writer *w,
 				   st->mtime_ns, st->ctime_ns);
 }
 
-/* Longest line: the keyword, a name (at most 255 bytes) and 16 numbers
+/* Longest line: the keyword, a name (at most 255 bytes) and 17 numbers
  * of at most 20 digits and a sign each, with their spaces. */
-#define LINE_MAX_BYTES (8 + 256 + 16 * 23)
+#define LINE_MAX_BYTES (8 + 256 + 17 * 23)
 
 void layout_summary_add_topic(struct layout_summary_writer *w,
 			      const char *name, const struct layout_stamp *dir,
@@ -113,7 +113,7 @@ void layout_summary_add_topic(struct layout_summary_writer *w,
 
 void layout_summary_add_part(struct layout_summary_writer *w,
 			     const char *name, const struct layout_stamp *meta,
-			     const struct layout_node_meta *m)
+			     const struct layout_node_meta *m, int64_t due_ms)
 {
 	if (w->len == 0 || strlen(name) > 255 ||
 	    writer_room(w, LINE_MAX_BYTES) < 0) {
@@ -124,9 +124,10 @@ void layout_summary_add_part(struct layout_summary_writer *w,
 	w->len += (size_t)snprintf(
 		w->buf + w->len, w->cap - w->len,
 		" %" PRIu32 " %" PRIu32 " %" PRIu32 " %" PRId64 " %" PRId64
-		" %" PRId64 " %" PRIu64 " %d %" PRIu64 "\n",
+		" %" PRId64 " %" PRIu64 " %d %" PRIu64 " %" PRId64 "\n",
 		m->mode, m->uid, m->gid, m->atime_ns, m->mtime_ns, m->ctime_ns,
-		m->mtime_end, m->append_only ? 1 : 0, m->ino);
+		m->mtime_end, m->append_only ? 1 : 0, m->ino,
+		due_ms == INT64_MAX ? -1 : due_ms);
 }
 
 int layout_summary_write(int rootfd, struct layout_summary_writer *w,
@@ -222,11 +223,14 @@ static int parse_part(char *line, struct layout_summary_part *out)
 	    field_u32(&p, &m->uid) | field_u32(&p, &m->gid) |
 	    field_i64(&p, &m->atime_ns) | field_i64(&p, &m->mtime_ns) |
 	    field_i64(&p, &m->ctime_ns) | field_u64(&p, &m->mtime_end) |
-	    field_u64(&p, &ao) | field_u64(&p, &m->ino)) {
+	    field_u64(&p, &ao) | field_u64(&p, &m->ino) |
+	    field_i64(&p, &out->due_ms)) {
 		*(line + 5 + strcspn(line + 5, " ")) = '\0';
 		return -1;
 	}
 	m->append_only = ao != 0;
+	if (out->due_ms < 0)
+		out->due_ms = INT64_MAX;
 	*(line + 5 + strcspn(line + 5, " ")) = '\0';
 	return *p ? -1 : 0;
 }

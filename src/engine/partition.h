@@ -264,6 +264,13 @@ int partition_tick(struct partition *p, int64_t now_ms,
  * waiting.  Runs the codec without blocking appends or reads; the swap is
  * atomic and crash-safe.  Returns 1 if it did work, 0 if none, -errno. */
 int partition_compress_one(struct partition *p);
+/* When partition_tick or partition_compress_one would next find work in
+ * p if nothing is appended meanwhile (ms since the epoch; INT64_MAX:
+ * never): the time roll of a non-empty active segment, retention by age
+ * of the oldest sealed segment, and now-or-earlier (0) when retention by
+ * size or compression has work already.  What a closed partition's owner
+ * keeps to open it again only when there is something to do. */
+int64_t partition_next_due(struct partition *p);
 
 /* Delete whole sealed segments by retention_ms / retention_bytes. Returns
  * the number of segments removed.  Only the tests call it; partition_tick

@@ -273,6 +273,45 @@ static int seg_file(struct partition *p, struct segment *s, int fd,
 	return fd;
 }
 
+int64_t partition_next_due(struct partition *p)
+{
+	int64_t due = INT64_MAX, t;
+	struct segment *a, *s;
+	uint64_t end;
+	uint32_t n, i;
+
+	pthread_mutex_lock(&p->lock);
+	a = active_seg(p);
+	n = seg_n(a);
+	if (n && p->cfg.segment_ms >= 0 && !a->readonly) {
+		t = segment_entry(a, 0).ts + p->cfg.segment_ms;
+		due = t < due ? t : due;
+	}
+	if (p->nsegs > 1) {
+		s = p->segs[0];
+		n = seg_n(s);
+		end = atomic_load(&p->end_byte);
+		if (p->cfg.retention_ms >= 0 && n) {
+			t = segment_entry(s, n - 1).ts + p->cfg.retention_ms + 1;
+			due = t < due ? t : due;
+		}
+		if (p->cfg.retention_bytes >= 0 &&
+		    end - seg_end(s) >= (uint64_t)p->cfg.retention_bytes)
+			due = 0;
+	}
+	for (i = 0; p->cfg.compression != COMPRESSION_NONE && i + 1 < p->nsegs;
+	     i++) {
+		s = p->segs[i];
+		if (s->codec == COMPRESSION_NONE && !s->nocompress &&
+		    seg_n(s) > 0) {
+			due = 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	return due;
+}
+
 /* Compress the oldest raw sealed segment, if configured. */
 int partition_compress_one(struct partition *p)
 {

@@ -648,9 +648,9 @@ START_TEST(test_summary)
 
 	layout_summary_writer_init(&w);
 	layout_summary_add_topic(&w, "zeta", &a, 2);
-	layout_summary_add_part(&w, "0", &b, &m);
+	layout_summary_add_part(&w, "0", &b, &m, 5000);
 	m.ino++;
-	layout_summary_add_part(&w, "p.1", &a, &m);
+	layout_summary_add_part(&w, "p.1", &a, &m, INT64_MAX);
 	layout_summary_add_topic(&w, "alpha", &b, 0);
 	ck_assert_int_eq(layout_summary_write(dfd, &w, &crc), 0);
 	ck_assert_uint_ne(crc, 0);
@@ -680,9 +680,11 @@ START_TEST(test_summary)
 	ck_assert_uint_eq(part.meta.mtime_end, 99);
 	ck_assert_int_eq(part.meta.append_only, 1);
 	ck_assert_uint_eq(part.meta.ino, 1234);
+	ck_assert_int_eq(part.due_ms, 5000);
 	layout_summary_part_next(&s, &pos, &part);
 	ck_assert_str_eq(part.name, "p.1");
 	ck_assert_uint_eq(part.meta.ino, 1235);
+	ck_assert_int_eq(part.due_ms, INT64_MAX);
 	/* parsed twice, the same */
 	pos = t->first;
 	layout_summary_part_next(&s, &pos, &part);
@@ -716,7 +718,7 @@ START_TEST(test_summary)
 	 * refused */
 	layout_summary_writer_init(&w);
 	layout_summary_add_topic(&w, "t", &a, 2);
-	layout_summary_add_part(&w, "0", &a, &m);
+	layout_summary_add_part(&w, "0", &a, &m, 0);
 	ck_assert_int_eq(layout_summary_write(dfd, &w, &crc2), 0);
 	ck_assert_int_eq(layout_summary_load(dfd, crc2, &s), -EINVAL);
 
