@@ -287,9 +287,9 @@ int layout_blk_decode(const void *buf, size_t len, enum compression c,
 	return 0;
 }
 
-/* Read all of a small file (at most max bytes). */
-static int read_small_file(int dfd, const char *name, unsigned char **buf,
-			   size_t *len, size_t max)
+/* Read all of a file (see layout.h). */
+int layout_read_file(int dfd, const char *name, unsigned char **buf,
+		     size_t *len, size_t max, struct stat *st_out)
 {
 	struct stat st;
 	ssize_t got;
@@ -307,7 +307,7 @@ static int read_small_file(int dfd, const char *name, unsigned char **buf,
 	if ((uint64_t)st.st_size > max)
 		goto out;
 	ret = -ENOMEM;
-	*buf = malloc(st.st_size ? (size_t)st.st_size : 1);
+	*buf = malloc((size_t)st.st_size + 1);
 	if (!*buf)
 		goto out;
 	got = io_pread_full(fd, *buf, (size_t)st.st_size, 0);
@@ -317,7 +317,10 @@ static int read_small_file(int dfd, const char *name, unsigned char **buf,
 		*buf = NULL;
 		goto out;
 	}
+	(*buf)[got] = '\0';
 	*len = (size_t)got;
+	if (st_out)
+		*st_out = st;
 	ret = 0;
 out:
 	io_close(fd);
@@ -334,7 +337,7 @@ int layout_blk_load(int dfd, uint64_t base_offset, enum compression c,
 	int ret;
 
 	layout_seg_name(name, sizeof(name), base_offset, LAYOUT_BLK_SUFFIX);
-	ret = read_small_file(dfd, name, &buf, &len, BLK_MAX_BYTES);
+	ret = layout_read_file(dfd, name, &buf, &len, BLK_MAX_BYTES, NULL);
 	if (ret == -EFBIG)
 		return -EIO;
 	if (ret < 0)
@@ -376,7 +379,7 @@ int layout_idx_load(int dfd, uint64_t base_offset, struct layout_idx_header *h,
 	*n = 0;
 	*size = 0;
 	layout_seg_name(name, sizeof(name), base_offset, LAYOUT_IDX_SUFFIX);
-	ret = read_small_file(dfd, name, &buf, &len, (size_t)1 << 32);
+	ret = layout_read_file(dfd, name, &buf, &len, (size_t)1 << 32, NULL);
 	if (ret < 0)
 		return ret;
 	*size = len;
@@ -451,7 +454,7 @@ int layout_state_load(int dfd, struct layout_state *st)
 	size_t len;
 	int ret;
 
-	ret = read_small_file(dfd, LAYOUT_STATE_FILE, &buf, &len, 4096);
+	ret = layout_read_file(dfd, LAYOUT_STATE_FILE, &buf, &len, 4096, NULL);
 	if (ret == -EFBIG)
 		return -EINVAL;
 	if (ret < 0)
@@ -528,7 +531,7 @@ int layout_mirror_pos_load(int dfd, struct layout_mirror_pos *m)
 	size_t len;
 	int ret;
 
-	ret = read_small_file(dfd, LAYOUT_MIRROR_POS_FILE, &buf, &len, 4096);
+	ret = layout_read_file(dfd, LAYOUT_MIRROR_POS_FILE, &buf, &len, 4096, NULL);
 	if (ret == -EFBIG)
 		return -EINVAL;
 	if (ret < 0)
@@ -580,8 +583,8 @@ int layout_mirror_intent_load(int dfd, struct layout_mirror_pos *m)
 	size_t len, i;
 	int ret, found = 0;
 
-	ret = read_small_file(dfd, LAYOUT_MIRROR_INTENT_FILE, &buf, &len,
-			      4 * LAYOUT_MIRROR_SLOT_BYTES);
+	ret = layout_read_file(dfd, LAYOUT_MIRROR_INTENT_FILE, &buf, &len,
+			      4 * LAYOUT_MIRROR_SLOT_BYTES, NULL);
 	if (ret < 0)
 		return ret == -ENOENT ? -ENOENT : -EINVAL;
 	for (i = 0; i + LAYOUT_MIRROR_SLOT_BYTES <= len;
@@ -621,7 +624,7 @@ int layout_mirror_conf_load(int dfd, char *dir, char *name, size_t size,
 	size_t len, vlen, rest;
 	int ret;
 
-	ret = read_small_file(dfd, LAYOUT_MIRROR_CONF_FILE, &buf, &len, 4096);
+	ret = layout_read_file(dfd, LAYOUT_MIRROR_CONF_FILE, &buf, &len, 4096, NULL);
 	if (ret == -EFBIG)
 		return -EINVAL;
 	if (ret < 0)
@@ -771,7 +774,7 @@ static int meta_read(int rootfd, char *text, size_t size)
 	size_t len;
 	int ret;
 
-	ret = read_small_file(rootfd, LAYOUT_META_FILE, &buf, &len, 4096);
+	ret = layout_read_file(rootfd, LAYOUT_META_FILE, &buf, &len, 4096, NULL);
 	if (ret == -EFBIG)
 		ret = -EINVAL;
 	if (ret < 0)
@@ -811,7 +814,7 @@ int layout_datadir_check(int rootfd, const char *path, int *format)
 	size_t len;
 	int ret, version = 0;
 
-	ret = read_small_file(rootfd, LAYOUT_META_FILE, &buf, &len, 4096);
+	ret = layout_read_file(rootfd, LAYOUT_META_FILE, &buf, &len, 4096, NULL);
 	if (ret == -ENOENT) {
 		ret = count_foreign(rootfd);
 		if (ret < 0) {

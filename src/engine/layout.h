@@ -388,6 +388,12 @@ int layout_datadir_clean_take(int rootfd, uint32_t *summary_crc);
  * written just before with CRC summary_crc (0: none). */
 int layout_datadir_clean_mark(int rootfd, uint32_t summary_crc);
 
+/* Read all of dfd/name, at most max bytes (else -EFBIG), into *buf
+ * (malloc'ed, with a NUL after its *len bytes) and its stat into *st if
+ * not NULL: 0 or -errno. */
+int layout_read_file(int dfd, const char *name, unsigned char **buf,
+		     size_t *len, size_t max, struct stat *st);
+
 /* ---- the mount summary (layout_summary.c) -------------------------------
  *
  * DATA_DIR/.fluxfs.summary, written at a clean unmount just before the

@@ -307,43 +307,30 @@ static int summary_index(struct layout_summary *s)
 
 int layout_summary_load(int rootfd, uint32_t want, struct layout_summary *s)
 {
+	unsigned char *text;
 	struct stat st;
 	uint32_t crc, stored;
 	size_t body;
-	ssize_t n;
-	int fd, ret;
+	int ret;
 
 	memset(s, 0, sizeof(*s));
-	fd = io_openat(rootfd, LAYOUT_SUMMARY_FILE, O_RDONLY, 0);
-	if (fd < 0)
-		return fd;
-	ret = io_fstat(fd, &st);
+	ret = layout_read_file(rootfd, LAYOUT_SUMMARY_FILE, &text, &s->len,
+			       SUMMARY_MAX_BYTES, &st);
+	if (ret == -EFBIG)
+		return -EINVAL;
 	if (ret < 0)
-		goto out;
-	ret = -EINVAL;
-	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > SUMMARY_MAX_BYTES ||
-	    st.st_size < (off_t)sizeof(SUMMARY_MAGIC) + 16)
-		goto out;
-	s->len = (size_t)st.st_size;
-	s->text = malloc(s->len + 1);
-	if (!s->text) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	n = io_pread_full(fd, s->text, s->len, 0);
-	if (n < 0) {
-		ret = (int)n;
-		goto out;
-	}
-	if ((size_t)n != s->len)
-		goto out;
-	s->text[s->len] = '\0';
+		return ret;
+	s->text = (char *)text;
 	s->written_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 +
 			st.st_mtim.tv_nsec;
+	ret = -EINVAL;
 	/* The last line: "crc32c=XXXXXXXX\n", of every byte before it. */
+	if (s->len < sizeof(SUMMARY_MAGIC) - 1 + 16)
+		goto out;
 	body = s->len - 16;
 	if (memcmp(s->text, SUMMARY_MAGIC, sizeof(SUMMARY_MAGIC) - 1) ||
-	    strncmp(s->text + body, "crc32c=", 7) || s->text[s->len - 1] != '\n' ||
+	    strncmp(s->text + body, "crc32c=", 7) ||
+	    s->text[s->len - 1] != '\n' ||
 	    sscanf(s->text + body + 7, "%8" SCNx32, &stored) != 1)
 		goto out;
 	crc = crc32c(0, s->text, body);
@@ -357,7 +344,6 @@ int layout_summary_load(int rootfd, uint32_t want, struct layout_summary *s)
 	s->text[body] = '\0';
 	ret = summary_index(s);
 out:
-	io_close(fd);
 	if (ret < 0)
 		layout_summary_release(s);
 	return ret;

@@ -287,12 +287,12 @@ static uint64_t max_of(const uint64_t *nums, int n)
 	return m;
 }
 
-START_TEST(test_inode_numbers)
+/* Open a fresh data directory holding topics t and u of parts
+ * partitions each, named 0, 1, ... */
+static struct registry *open_two_topics(int parts)
 {
 	struct registry *reg = NULL;
 	struct node *t, *u, *p;
-	uint64_t a[16], b[16], c[16];
-	char cmd[3 * PATH_MAX], log[4096], *line;
 	int i;
 
 	ck_assert_int_eq(open_quiet(&reg), 0);
@@ -302,7 +302,7 @@ START_TEST(test_inode_numbers)
 	ck_assert_int_eq(
 		registry_mkdir(reg, registry_node(reg, 1), "u", 0755, 0, 0, &u),
 		0);
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < parts; i++) {
 		char name[2] = {(char)('0' + i), 0};
 
 		ck_assert_int_eq(registry_create(reg, t, name, 0644, 0, 0, &p),
@@ -310,6 +310,18 @@ START_TEST(test_inode_numbers)
 		ck_assert_int_eq(registry_create(reg, u, name, 0644, 0, 0, &p),
 				 0);
 	}
+	return reg;
+}
+
+START_TEST(test_inode_numbers)
+{
+	struct registry *reg = NULL;
+	struct node *t, *p;
+	uint64_t a[16], b[16], c[16];
+	char cmd[3 * PATH_MAX], log[4096], *line;
+	int i;
+
+	reg = open_two_topics(3);
 	check_numbers(reg, a, 8);
 	ck_assert_int_eq(registry_close(reg), 0);
 
@@ -407,27 +419,11 @@ static void open_logged(struct registry **reg, char *log, size_t size)
 START_TEST(test_summary_mount)
 {
 	struct registry *reg = NULL;
-	struct node *t, *u, *p;
 	uint64_t a[8], ino_t0;
 	char log[4096];
 	struct stat st;
-	int i;
 
-	ck_assert_int_eq(open_quiet(&reg), 0);
-	ck_assert_int_eq(
-		registry_mkdir(reg, registry_node(reg, 1), "t", 0755, 0, 0, &t),
-		0);
-	ck_assert_int_eq(
-		registry_mkdir(reg, registry_node(reg, 1), "u", 0755, 0, 0, &u),
-		0);
-	for (i = 0; i < 2; i++) {
-		char name[2] = {(char)('0' + i), 0};
-
-		ck_assert_int_eq(registry_create(reg, t, name, 0644, 0, 0, &p),
-				 0);
-		ck_assert_int_eq(registry_create(reg, u, name, 0644, 0, 0, &p),
-				 0);
-	}
+	reg = open_two_topics(2);
 	check_numbers(reg, a, 6);
 	ino_t0 = registry_st_ino(reg, find(reg, "t", "0"));
 	usleep(20000); /* what the summary records is older than it */
