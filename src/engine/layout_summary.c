@@ -301,7 +301,8 @@ static int summary_index(struct layout_summary *s)
 	}
 	if (left)
 		return -EINVAL;
-	qsort(s->topics, s->ntopics, sizeof(*s->topics), topic_cmp);
+	if (s->ntopics) /* (no array at all when there are none) */
+		qsort(s->topics, s->ntopics, sizeof(*s->topics), topic_cmp);
 	return 0;
 }
 

@@ -722,6 +722,14 @@ START_TEST(test_summary)
 	ck_assert_int_eq(layout_summary_write(dfd, &w, &crc2), 0);
 	ck_assert_int_eq(layout_summary_load(dfd, crc2, &s), -EINVAL);
 
+	/* a data directory without topics: an empty summary loads */
+	layout_summary_writer_init(&w);
+	ck_assert_int_eq(layout_summary_write(dfd, &w, &crc2), 0);
+	ck_assert_int_eq(layout_summary_load(dfd, crc2, &s), 0);
+	ck_assert_uint_eq(s.ntopics, 0);
+	ck_assert_ptr_null(layout_summary_find(&s, "t"));
+	layout_summary_release(&s);
+
 	/* the clean mark names the summary; an older mark names none */
 	ck_assert_int_eq(layout_datadir_clean_mark(dfd, crc), 0);
 	ck_assert_int_eq(layout_datadir_clean_take(dfd, &crc2), 1);

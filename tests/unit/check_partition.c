@@ -489,6 +489,7 @@ START_TEST(test_next_due)
 	ck_assert_int_eq(partition_compress_one(p), 1);
 	ck_assert_int_eq(partition_next_due(p), 11000 + 2501);
 	ck_assert_int_eq(partition_close(p), 0);
+	model_release(&m);
 	test_rmtree(dfd, path);
 }
 END_TEST
