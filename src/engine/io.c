@@ -344,6 +344,17 @@ int io_mmap(int fd, size_t len, void **out)
 	return 0;
 }
 
+int io_mmap_private(int fd, size_t len, void **out)
+{
+	void *m = OPS->mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE,
+			    fd, 0);
+
+	if (m == MAP_FAILED)
+		return -errno;
+	*out = m;
+	return 0;
+}
+
 /* Unmap what io_mmap mapped. */
 int io_munmap(void *addr, size_t len)
 {

@@ -109,6 +109,10 @@ int io_closedir(DIR *dir);
  * touching a page that lies wholly past it raises SIGBUS, so a caller
  * reads a mapping only up to a length it knows the file has. */
 int io_mmap(int fd, size_t len, void **out);
+/* A private, writable mapping of fd's first len bytes: writes change
+ * the memory only (copy on write), and io_munmap gives every page back,
+ * where a large malloc'ed buffer would leave glibc's heap grown. */
+int io_mmap_private(int fd, size_t len, void **out);
 /* Undo io_mmap.  Callers have no use for the range afterwards whatever
  * this returns; the error is reported for tests. */
 int io_munmap(void *addr, size_t len);

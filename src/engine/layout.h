@@ -484,7 +484,8 @@ struct layout_summary_part {
 
 /* A loaded summary: its lines split in place, its topics by name. */
 struct layout_summary {
-	char *text;
+	char *text;	/* a private mapping of the file */
+	size_t map_len;
 	size_t len;
 	struct layout_summary_topic *topics; /* sorted by name */
 	size_t ntopics;
