@@ -83,4 +83,10 @@ grep -q "1 topics loaded from the mount summary" "$WORK/daemon.log" ||
 wait_for 15 sh_c '[ "$(ls "$1" | grep -c "\.log$")" -eq 1 ]' "$DATA/t/0" ||
 	fail "t/0 still has $(logs 0) of $n0 segments after a remount"
 [ "$(pfds 1)" -eq 0 ] || fail "t/1, with nothing due, was opened after the remount"
+
+# A shorter retention set on t/1 while it is closed reaches it too.
+n1=$(logs 1)
+setfattr -n user.fluxfs.retention_ms -v 1s "$MNT/t/1" || fail "retention_ms on the idle t/1"
+wait_for 15 sh_c '[ "$(ls "$1" | grep -c "\.log$")" -eq 1 ]' "$DATA/t/1" ||
+	fail "t/1 still has $(logs 1) of $n1 segments after its retention_ms was set to 1s"
 log "ok"
