@@ -1,10 +1,15 @@
 /*
  * maint.c - the maintenance thread and its pass over the partitions.
  *
- * A pass pins every partition under the registry's read lock, then works
- * on each without it: partition_tick (flush, roll, retention) and
+ * A pass pins every open partition under the registry's read lock, then
+ * works on each without it: partition_tick (flush, roll, retention) and
  * partition_compress_one, which may take long and must not hold up
- * namespace changes.  Errors are logged when they start, change and end,
+ * namespace changes.  A closed (idle) partition is opened for its tick
+ * only when work is due in it: the registry keeps, for each, when its
+ * next time roll, retention or compression falls due (computed by the
+ * engine when it closed, or carried over a clean unmount by the mount
+ * summary), so a pass looks at a number per idle partition and opens a
+ * few of them, within the descriptor budget.  Errors are logged when they start, change and end,
  * not every pass: a full disk fails every tick until space is freed.
  */
 #include <errno.h>
@@ -25,26 +30,100 @@ struct maint {
 	pthread_cond_t cond;
 };
 
-/* One round: tick every partition, compress what waits, report what the
- * engine did on its own (retention, as the tick reports it; CRC failures,
- * which reads find and count). */
+/* Idle partitions opened per pass because work is due in them: each
+ * open may close another idle partition for room, so a backlog (many
+ * partitions expiring at once) is worked off a few at a time. */
+#define MAINT_IDLE_PER_PASS 16
+
+/* Tick open partition p (pinned open by the caller), compress what
+ * waits, and add what happened to *sum. */
+static void tick_one(struct registry *reg, struct node *p, int64_t now_ms,
+		     struct maint_report *sum)
+{
+	struct partition_tick_report rep;
+	struct log_metrics *m;
+	uint64_t v;
+	int ret;
+
+	sum->partitions++;
+	/* A full disk fails every tick until space is freed: say when that
+	 * starts, changes and ends, not every second. */
+	ret = partition_tick(p->part, now_ms, &rep);
+	if (ret < 0 && ret != p->maint_err)
+		diag_err("maintenance of partition '%s': %s (retrying)",
+			 p->name, strerror(-ret));
+	else if (ret == 0 && p->maint_err)
+		diag_info("maintenance of partition '%s' works again", p->name);
+	p->maint_err = ret;
+	sum->failed += ret < 0;
+	sum->flushed += rep.flushed != 0;
+	sum->rolled += rep.rolled != 0;
+	sum->segments_deleted += rep.segments_deleted;
+	ret = partition_compress_one(p->part);
+	if (ret < 0 && ret != p->compress_err)
+		diag_err("cannot compress a segment of partition '%s': "
+			 "%s (retrying)",
+			 p->name, strerror(-ret));
+	p->compress_err = ret < 0 ? ret : 0;
+	sum->failed += ret < 0;
+	sum->compressed += ret > 0;
+	if (rep.segments_deleted) {
+		pthread_rwlock_rdlock(&reg->lock);
+		diag_info("retention deleted %u segments of '%s/%s'",
+			  rep.segments_deleted, p->parent->name, p->name);
+		pthread_rwlock_unlock(&reg->lock);
+		if (reg->hooks.invalidate)
+			reg->hooks.invalidate(reg, p, 0);
+	}
+	m = partition_metrics(p->part);
+	v = metrics_get(m, crc_failures);
+	if (v != p->seen_crc_failures) {
+		pthread_rwlock_rdlock(&reg->lock);
+		diag_err("%llu crc failures reading '%s/%s'",
+			 (unsigned long long)(v - p->seen_crc_failures),
+			 p->parent->name, p->name);
+		pthread_rwlock_unlock(&reg->lock);
+		p->seen_crc_failures = v;
+	}
+}
+
+/* Whether idle partition p has maintenance due at now_ms (a time roll,
+ * retention or compression, as partition_next_due said when it closed). */
+static int idle_due(struct node *p, int64_t now_ms)
+{
+	int64_t due;
+
+	pthread_mutex_lock(&p->meta_lock);
+	due = p->idle_due;
+	pthread_mutex_unlock(&p->meta_lock);
+	return due <= now_ms;
+}
+
+/* One round: tick every open partition, and open the idle ones with work
+ * due (a few per pass, within the descriptor budget) to tick them too;
+ * compress what waits, report what the engine did on its own
+ * (retention, as the tick reports it; CRC failures, which reads find and
+ * count). */
 void maint_pass(struct registry *reg, int64_t (*now)(void),
 		struct maint_report *out)
 {
 	struct node **pins = NULL, **np, *t, *p;
-	struct partition_tick_report rep;
 	struct maint_report sum;
-	struct log_metrics *m;
-	size_t n = 0, cap = 0, i;
-	uint64_t v;
-	int ret;
+	size_t n = 0, cap = 0, i, idle = 0;
+	int64_t now_ms = now();
+	int is_open;
 
 	memset(&sum, 0, sizeof(sum));
 	pthread_rwlock_rdlock(&reg->lock);
 	for (t = reg->root.children; t; t = t->next) {
 		for (p = t->children; p; p = p->next) {
-			if (!p->part)
-				continue; /* idle: nothing to tick */
+			if (!p->part) {
+				/* idle: ticked only when work is due */
+				if (idle >= MAINT_IDLE_PER_PASS || p->removed ||
+				    !idle_due(p, now_ms))
+					continue;
+				idle++;
+			}
 			if (n == cap) {
 				cap = cap ? cap * 2 : 64;
 				np = realloc(pins, cap * sizeof(*pins));
@@ -60,49 +139,25 @@ collected:
 	pthread_rwlock_unlock(&reg->lock);
 	for (i = 0; i < n; i++) {
 		p = pins[i];
-		if (registry_part_peek(reg, p) < 0)
-			goto next; /* idle: flushed when it closed */
-		sum.partitions++;
-		/* A full disk fails every tick until space is freed: say
-		 * when that starts, changes and ends, not every second. */
-		ret = partition_tick(p->part, now(), &rep);
-		if (ret < 0 && ret != p->maint_err)
-			diag_err("maintenance of partition '%s': %s (retrying)",
-				 p->name, strerror(-ret));
-		else if (ret == 0 && p->maint_err)
-			diag_info("maintenance of partition '%s' works again",
-				  p->name);
-		p->maint_err = ret;
-		sum.failed += ret < 0;
-		sum.flushed += rep.flushed != 0;
-		sum.rolled += rep.rolled != 0;
-		sum.segments_deleted += rep.segments_deleted;
-		ret = partition_compress_one(p->part);
-		if (ret < 0 && ret != p->compress_err)
-			diag_err("cannot compress a segment of partition '%s': "
-				 "%s (retrying)",
-				 p->name, strerror(-ret));
-		p->compress_err = ret < 0 ? ret : 0;
-		sum.failed += ret < 0;
-		sum.compressed += ret > 0;
-		if (rep.segments_deleted) {
-			pthread_rwlock_rdlock(&reg->lock);
-			diag_info("retention deleted %u segments of '%s/%s'",
-				  rep.segments_deleted, p->parent->name,
-				  p->name);
-			pthread_rwlock_unlock(&reg->lock);
-			if (reg->hooks.invalidate)
-				reg->hooks.invalidate(reg, p, 0);
+		if (registry_part_peek(reg, p) == 0) {
+			is_open = 1;
+		} else {
+			/* Idle with work due (or closed since it was
+			 * listed: then it was flushed when it closed, and
+			 * its due time is checked again). */
+			is_open = 0;
+			if (!idle_due(p, now_ms) || registry_part_get(reg, p) < 0)
+				goto next;
+			sum.idle_opened++;
 		}
-		m = partition_metrics(p->part);
-		v = metrics_get(m, crc_failures);
-		if (v != p->seen_crc_failures) {
-			pthread_rwlock_rdlock(&reg->lock);
-			diag_err("%llu crc failures reading '%s/%s'",
-				 (unsigned long long)(v - p->seen_crc_failures),
-				 p->parent->name, p->name);
-			pthread_rwlock_unlock(&reg->lock);
-			p->seen_crc_failures = v;
+		tick_one(reg, p, now(), &sum);
+		if (!is_open && idle_due(p, now_ms)) {
+			/* Still due after its tick (a segment held, busy or
+			 * not compressible yet): look again in a minute, not
+			 * every pass.  Its close sets the time anew. */
+			pthread_mutex_lock(&p->meta_lock);
+			p->idle_due = now_ms + 60000;
+			pthread_mutex_unlock(&p->meta_lock);
 		}
 		registry_part_put(reg, p);
 	next:

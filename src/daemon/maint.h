@@ -27,10 +27,12 @@ struct maint_report {
 	uint64_t segments_deleted; /* by retention */
 	unsigned compressed;	   /* segments compressed */
 	unsigned failed;	   /* ticks or compressions that failed */
+	unsigned idle_opened; /* idle partitions opened: work was due */
 };
 
-/* One pass over every partition, at the time now() returns (read once per
- * partition, as the ticks happen).  What it did goes into *rep if non-NULL.
+/* One pass over every open partition, and the idle ones with work due,
+ * at the time now() returns (read once per partition, as the ticks
+ * happen).  What it did goes into *rep if non-NULL.
  * The thread calls it with registry_now_ms; tests call it directly with a
  * clock of their own. */
 void maint_pass(struct registry *reg, int64_t (*now)(void),

@@ -171,6 +171,7 @@ struct node *node_new(struct registry *reg, enum node_kind kind,
 	n->meta.uid = reg->uid;
 	n->meta.gid = reg->gid;
 	n->meta.atime = n->meta.mtime = n->meta.ctime = now_ts();
+	n->idle_due = INT64_MAX;
 	pthread_mutex_init(&n->meta_lock, NULL);
 	produce_conf_init(&n->produce);
 	if (reg->hooks.node_init && reg->hooks.node_init(reg, n) < 0) {

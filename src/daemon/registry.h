@@ -98,6 +98,11 @@ struct node {
 	 * meta_lock. */
 	int idle_have;
 	struct partition_info *idle_info; /* malloc'ed when first known */
+	/* When maintenance next has work in it while it is closed
+	 * (partition_next_due, kept when it closed or from the mount
+	 * summary; INT64_MAX: nothing, or not known).  Protected by
+	 * meta_lock. */
+	int64_t idle_due;
 	char trash[12];		/* name under .trash once removed */
 
 	pthread_mutex_t meta_lock;

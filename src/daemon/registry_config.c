@@ -83,13 +83,20 @@ void effective_config(struct registry *reg, struct node *n, struct config *cfg)
 	cfg->set = (1u << CONFIG_NKEYS) - 1;
 }
 
-/* Push the effective configuration into an open partition. */
+/* Push the effective configuration into an open partition.  A closed
+ * one learns it when it opens; when maintenance next has work in it
+ * under the new settings (a shorter retention_ms, say) is not known
+ * without its log, so the next maintenance pass opens it to tick it. */
 int apply_config(struct registry *reg, struct node *n)
 {
 	struct config cfg;
 
-	if (!n->part)
+	if (!n->part) {
+		pthread_mutex_lock(&n->meta_lock);
+		n->idle_due = 0;
+		pthread_mutex_unlock(&n->meta_lock);
 		return 0;
+	}
 	effective_config(reg, n, &cfg);
 	atomic_store(&n->max_message, cfg.max_message_bytes);
 	return partition_set_config(n->part, &cfg);

@@ -7,14 +7,17 @@
  * then loads every topic and partition name, with their configuration
  * overrides and mode, owner and times (no partition's log is opened:
  * that waits for its first use, and so does recovery after a crash),
- * and gives any
- * without a stored inode number (or sharing one) a number of its own.
- * A topic or partition that cannot be opened is reported and left out:
- * the rest of the data directory still mounts.  registry_close flushes
- * and closes every open partition, frees the tree and, when every flush
- * worked, leaves the clean mark (layout.h) that lets the next mount
- * serve stat from partition.state; the caller stops the maintenance
- * thread (maint.h) first.
+ * and gives any without a stored inode number (or sharing one) a number
+ * of its own.  After a clean unmount a topic's partitions come from the
+ * mount summary (layout.h) when its directory and every partition.meta
+ * are as the summary recorded them; otherwise the topic is listed and
+ * each partition.meta read.  A topic or partition that cannot be opened
+ * is reported and left out: the rest of the data directory still
+ * mounts.  registry_close flushes and closes every open partition and,
+ * when every flush worked, writes the summary and then the clean mark
+ * naming it (layout.h), which lets the next mount load from the summary
+ * and serve stat from partition.state; then it frees the tree.  The
+ * caller stops the maintenance thread (maint.h) first.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -91,7 +94,213 @@ static int scan_dir(int fd, int (*fn)(void *arg, const char *name, int isdir),
 struct load_ctx {
 	struct registry *reg;
 	struct node *topic;
+	struct layout_summary *summary; /* NULL: none to trust */
+	size_t summarized;		 /* topics loaded from it */
+	size_t listed;			 /* topics listed and read */
 };
+
+/* ---- the mount summary (layout.h) --------------------------------------- */
+
+static int64_t ts_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+static struct timespec ns_ts(int64_t ns)
+{
+	struct timespec ts;
+
+	ts.tv_sec = ns / 1000000000;
+	ts.tv_nsec = ns % 1000000000;
+	if (ts.tv_nsec < 0) {
+		ts.tv_sec--;
+		ts.tv_nsec += 1000000000;
+	}
+	return ts;
+}
+
+/* partition.meta's fields of a node, as the summary keeps them; and
+ * back. */
+static void meta_to_summary(const struct node_meta *m,
+			    struct layout_node_meta *out)
+{
+	out->mode = m->mode & 07777;
+	out->uid = m->uid;
+	out->gid = m->gid;
+	out->atime_ns = ts_ns(&m->atime);
+	out->mtime_ns = ts_ns(&m->mtime);
+	out->ctime_ns = ts_ns(&m->ctime);
+	out->mtime_end = m->mtime_end;
+	out->append_only = m->append_only;
+	out->ino = m->ino;
+}
+
+static void meta_from_summary(const struct layout_node_meta *m,
+			      struct node_meta *out)
+{
+	out->mode = m->mode & 07777;
+	out->uid = m->uid;
+	out->gid = m->gid;
+	out->atime = ns_ts(m->atime_ns);
+	out->mtime = ns_ts(m->mtime_ns);
+	out->ctime = ns_ts(m->ctime_ns);
+	out->mtime_end = m->mtime_end;
+	out->append_only = m->append_only;
+	out->ino = m->ino < LAYOUT_INO_LIMIT ? m->ino : 0;
+}
+
+/* The stamp of partition.meta of partition name in topic directory
+ * dirfd: 0 or -errno. */
+static int part_meta_stamp(int dirfd, const char *name, struct layout_stamp *st)
+{
+	char path[REGISTRY_NAME_MAX + sizeof("/" LAYOUT_PART_META)];
+	struct stat sb;
+	int ret;
+
+	if (snprintf(path, sizeof(path), "%s/" LAYOUT_PART_META, name) >=
+	    (int)sizeof(path))
+		return -ENAMETOOLONG;
+	ret = io_fstatat(dirfd, path, &sb);
+	if (ret == 0)
+		layout_stamp_of(&sb, st);
+	return ret;
+}
+
+/* Whether what the summary says of stamp still holds: the file or
+ * directory is unchanged, and was unchanged already a clock tick before
+ * the summary was written. */
+static int stamp_holds(const struct layout_summary *sum,
+		       const struct layout_stamp *recorded,
+		       const struct layout_stamp *now)
+{
+	return layout_stamp_same(recorded, now) &&
+	       layout_summary_stamp_older(sum, recorded);
+}
+
+/* Load topic t's partitions from the summary, if it says what listing
+ * the topic would find: its directory (every partition added, removed
+ * or renamed changes it) and each partition.meta as recorded.  1 if
+ * loaded, 0 if t must be listed instead, -ENOMEM. */
+static int topic_from_summary(struct load_ctx *ctx, struct node *t)
+{
+	const struct layout_summary_topic *st;
+	struct layout_summary_part sp;
+	struct layout_stamp now;
+	struct stat sb;
+	struct node *n;
+	size_t pos;
+	uint32_t i;
+
+	st = layout_summary_find(ctx->summary, t->name);
+	if (!st || io_fstat(t->dirfd, &sb) < 0)
+		return 0;
+	layout_stamp_of(&sb, &now);
+	if (!stamp_holds(ctx->summary, &st->dir, &now))
+		return 0;
+	for (pos = st->first, i = 0; i < st->nparts; i++) {
+		layout_summary_part_next(ctx->summary, &pos, &sp);
+		if (registry_check_name(sp.name, 0) < 0 ||
+		    part_meta_stamp(t->dirfd, sp.name, &now) < 0 ||
+		    !stamp_holds(ctx->summary, &sp.meta_file, &now))
+			return 0;
+	}
+	for (pos = st->first, i = 0; i < st->nparts; i++) {
+		layout_summary_part_next(ctx->summary, &pos, &sp);
+		n = node_new(ctx->reg, NODE_PARTITION, sp.name);
+		if (!n)
+			return -ENOMEM;
+		n->parent = t;
+		meta_from_summary(&sp.meta, &n->meta);
+		n->idle_due = sp.due_ms;
+		child_add(t, n);
+		t->refs++; /* the partition pins its topic */
+	}
+	return 1;
+}
+
+/* Load the summary the clean mark vouches for (crc).  NULL when there
+ * is none to trust (a refusal is logged). */
+static struct layout_summary *summary_take(struct registry *reg, uint32_t crc)
+{
+	struct layout_summary *sum;
+	int ret;
+
+	if (!crc)
+		return NULL;
+	sum = malloc(sizeof(*sum));
+	if (!sum)
+		return NULL;
+	ret = layout_summary_load(reg->rootfd, crc, sum);
+	if (ret == 0)
+		return sum;
+	free(sum);
+	if (ret == -EINVAL || ret == -ESTALE || ret == -ENOENT)
+		diag_warn("'%s/" LAYOUT_SUMMARY_FILE "' is %s: listing every "
+			  "topic",
+			  reg->path,
+			  ret == -EINVAL	? "damaged"
+			  : ret == -ESTALE ? "not the one the clean mark names"
+					   : "missing");
+	else
+		diag_warn("cannot read '%s/" LAYOUT_SUMMARY_FILE "': %s: "
+			  "listing every topic",
+			  reg->path, strerror(-ret));
+	return NULL;
+}
+
+/* Write the summary of every topic and partition (after every partition
+ * closed): the CRC the clean mark names, or 0 if it could not be
+ * written (logged; the next mount lists every topic).  A topic whose
+ * directory or a partition.meta cannot be stat'ed is left out: the next
+ * mount lists it. */
+static uint32_t summary_write(struct registry *reg)
+{
+	struct layout_summary_writer w;
+	struct layout_node_meta lm;
+	struct layout_stamp dir, *metas = NULL, *grown;
+	struct node *t, *p;
+	struct stat sb;
+	size_t cap = 0, i;
+	uint32_t crc = 0;
+	int ret;
+
+	layout_summary_writer_init(&w);
+	for (t = reg->root.children; t; t = t->next) {
+		if (io_fstat(t->dirfd, &sb) < 0)
+			continue;
+		layout_stamp_of(&sb, &dir);
+		if (t->nchildren > cap) {
+			grown = realloc(metas, t->nchildren * sizeof(*metas));
+			if (!grown) {
+				w.err = -ENOMEM;
+				break;
+			}
+			metas = grown;
+			cap = t->nchildren;
+		}
+		for (p = t->children, i = 0; p; p = p->next, i++)
+			if (p->removed ||
+			    part_meta_stamp(t->dirfd, p->name, &metas[i]) < 0)
+				break;
+		if (p)
+			continue;
+		layout_summary_add_topic(&w, t->name, &dir, t->nchildren);
+		for (p = t->children, i = 0; p; p = p->next, i++) {
+			meta_to_summary(&p->meta, &lm);
+			layout_summary_add_part(&w, p->name, &metas[i], &lm,
+						p->idle_due);
+		}
+	}
+	free(metas);
+	ret = layout_summary_write(reg->rootfd, &w, &crc);
+	if (ret < 0) {
+		diag_warn("cannot write '%s/" LAYOUT_SUMMARY_FILE "': %s (the "
+			  "next mount lists every topic)",
+			  reg->path, strerror(-ret));
+		return 0;
+	}
+	return crc;
+}
 
 static int load_partition_entry(void *arg, const char *name, int isdir)
 {
@@ -130,6 +339,12 @@ static int load_topic_entry(void *arg, const char *name, int isdir)
 	produce_read(t);
 	child_add(&reg->root, t);
 	ctx->topic = t;
+	ret = ctx->summary ? topic_from_summary(ctx, t) : 0;
+	if (ret) {
+		ctx->summarized += ret > 0;
+		return ret < 0 ? ret : 0;
+	}
+	ctx->listed++;
 	ret = scan_dir(t->dirfd, load_partition_entry, ctx);
 	if (ret < 0 && ret != -ENOMEM) {
 		/* As for a partition that cannot be opened: reported, and
@@ -245,6 +460,7 @@ int registry_open(const char *data_dir, const struct config *defaults,
 	struct registry *reg;
 	struct load_ctx ctx;
 	char real[PATH_MAX];
+	uint32_t summary_crc;
 	int i;
 	struct stat st;
 	int ret, format;
@@ -313,7 +529,7 @@ int registry_open(const char *data_dir, const struct config *defaults,
 	ret = layout_datadir_upgrade(reg->rootfd, reg->path, format);
 	if (ret < 0)
 		goto out_free;
-	ret = layout_datadir_clean_take(reg->rootfd);
+	ret = layout_datadir_clean_take(reg->rootfd, &summary_crc);
 	if (ret < 0) {
 		diag_err("cannot remove '%s/" LAYOUT_CLEAN_FILE "': %s", real,
 			 strerror(-ret));
@@ -338,9 +554,20 @@ int registry_open(const char *data_dir, const struct config *defaults,
 			 strerror(-ret));
 		goto out_free;
 	}
+	memset(&ctx, 0, sizeof(ctx));
 	ctx.reg = reg;
-	ctx.topic = NULL;
+	ctx.summary = reg->was_clean ? summary_take(reg, summary_crc) : NULL;
+	/* It describes the data directory only until this mount changes
+	 * it (and only the clean mark naming it makes it trusted). */
+	io_unlinkat(reg->rootfd, LAYOUT_SUMMARY_FILE, 0);
 	ret = scan_dir(reg->rootfd, load_topic_entry, &ctx);
+	if (ctx.summary) {
+		diag_info("'%s': %zu topics loaded from the mount summary, %zu "
+			  "listed",
+			  real, ctx.summarized, ctx.listed);
+		layout_summary_release(ctx.summary);
+		free(ctx.summary);
+	}
 	if (ret < 0) {
 		diag_err("cannot load '%s': %s", real, strerror(-ret));
 		goto out_free;
@@ -401,17 +628,14 @@ struct groupstore *registry_groups(struct registry *reg)
 	return reg->groups;
 }
 
-/* Flush and close everything; free the registry. */
-int registry_close(struct registry *reg)
+/* Flush and close every partition: 0 or the first flush error. */
+static int close_partitions(struct registry *reg)
 {
-	struct node *t, *tn, *p, *pn;
-	int ret = 0, r, i;
+	struct node *t, *p;
+	int ret = 0, r;
 
-	snap_close(reg); /* before the tree: they pin their topics */
-	for (t = reg->root.children; t; t = tn) {
-		tn = t->next;
-		for (p = t->children; p; p = pn) {
-			pn = p->next;
+	for (t = reg->root.children; t; t = t->next)
+		for (p = t->children; p; p = p->next) {
 			r = part_close_now(reg, p, 0);
 			if (r < 0) {
 				diag_err("cannot flush '%s/%s': %s", t->name,
@@ -419,22 +643,40 @@ int registry_close(struct registry *reg)
 				if (!ret)
 					ret = r;
 			}
-			node_free(reg, p);
 		}
-		node_free(reg, t);
-	}
-	/* Removed nodes still looked up by the kernel are leaked here on
+	return ret;
+}
+
+/* Flush and close everything; free the registry. */
+int registry_close(struct registry *reg)
+{
+	struct node *t, *tn, *p, *pn;
+	uint32_t summary_crc = 0;
+	int ret, r, i;
+
+	snap_close(reg); /* before the tree: they pin their topics */
+	ret = close_partitions(reg);
+	/* Removed nodes still looked up by the kernel are leaked on
 	 * purpose: the process is about to exit.  Their logs are in .trash,
 	 * emptied at the next mount, so the mark may still be left. */
 	groupstore_close(reg->groups);
 	snapstore_close(reg->snaps);
 	if (reg->loaded && ret == 0) {
-		r = layout_datadir_clean_mark(reg->rootfd);
+		summary_crc = summary_write(reg);
+		r = layout_datadir_clean_mark(reg->rootfd, summary_crc);
 		if (r < 0)
 			diag_warn("cannot write '%s/" LAYOUT_CLEAN_FILE "': %s "
 				  "(the next mount opens partitions to stat "
 				  "them)",
 				  reg->path, strerror(-r));
+	}
+	for (t = reg->root.children; t; t = tn) {
+		tn = t->next;
+		for (p = t->children; p; p = pn) {
+			pn = p->next;
+			node_free(reg, p);
+		}
+		node_free(reg, t);
 	}
 	if (reg->trashfd >= 0)
 		io_close(reg->trashfd);

@@ -32,14 +32,15 @@
 #include "registry.h"
 #include "registry_int.h"
 
-/* Descriptors an open partition holds: its directory, and a .log and
- * .idx per segment. */
+/* Descriptors an open partition holds: its directory, and the .log and
+ * .idx of its active segment and of sealed ones not yet synced (a
+ * sealed segment on stable storage is read through its mappings). */
 static unsigned part_cost(struct partition *p)
 {
 	struct partition_info info;
 
 	partition_get_info(p, &info);
-	return 1 + 2 * (info.segments ? info.segments : 1);
+	return info.descriptors > 3 ? info.descriptors : 3;
 }
 
 static struct node *node_of_entry(struct fdb_entry *e)
@@ -140,7 +141,16 @@ static struct partition *part_detach(struct registry *reg, struct node *n)
 {
 	struct partition_info info;
 	struct partition *p;
+	int64_t due;
 
+	/* n's open lock keeps n->part; nothing appends to it now (it is
+	 * unpinned, or the daemon stops). */
+	if (n->part) {
+		due = partition_next_due(n->part);
+		pthread_mutex_lock(&n->meta_lock);
+		n->idle_due = due;
+		pthread_mutex_unlock(&n->meta_lock);
+	}
 	pthread_rwlock_wrlock(&reg->lock);
 	p = n->part;
 	if (p) {

@@ -344,6 +344,17 @@ int io_mmap(int fd, size_t len, void **out)
 	return 0;
 }
 
+int io_mmap_private(int fd, size_t len, void **out)
+{
+	void *m = OPS->mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE,
+			    fd, 0);
+
+	if (m == MAP_FAILED)
+		return -errno;
+	*out = m;
+	return 0;
+}
+
 /* Unmap what io_mmap mapped. */
 int io_munmap(void *addr, size_t len)
 {
@@ -412,7 +423,7 @@ int io_read_whole(int dirfd, const char *name, size_t max, char **buf,
 	if ((uint64_t)st.st_size > max)
 		goto out;
 	ret = -ENOMEM;
-	*buf = malloc(st.st_size ? (size_t)st.st_size : 1);
+	*buf = malloc((size_t)st.st_size + 1);
 	if (!*buf)
 		goto out;
 	got = io_pread_full(fd, *buf, (size_t)st.st_size, 0);
@@ -422,6 +433,7 @@ int io_read_whole(int dirfd, const char *name, size_t max, char **buf,
 		*buf = NULL;
 		goto out;
 	}
+	(*buf)[got] = '\0'; /* text files parse as strings */
 	*len = (size_t)got;
 	ret = 0;
 out:

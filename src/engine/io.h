@@ -109,6 +109,10 @@ int io_closedir(DIR *dir);
  * touching a page that lies wholly past it raises SIGBUS, so a caller
  * reads a mapping only up to a length it knows the file has. */
 int io_mmap(int fd, size_t len, void **out);
+/* A private, writable mapping of fd's first len bytes: writes change
+ * the memory only (copy on write), and io_munmap gives every page back,
+ * where a large malloc'ed buffer would leave glibc's heap grown. */
+int io_mmap_private(int fd, size_t len, void **out);
 /* Undo io_mmap.  Callers have no use for the range afterwards whatever
  * this returns; the error is reported for tests. */
 int io_munmap(void *addr, size_t len);
@@ -125,9 +129,10 @@ int io_fsync_dir(int dirfd);
 int io_write_atomic(int dirfd, const char *name, const void *data, size_t len);
 /* Remove dirfd/name and everything below it (no symlinks followed). */
 int io_remove_tree(int dirfd, const char *name);
-/* All of the small file dirfd/name in a malloc'ed *buf (free it; at
- * least one byte allocated) of *len bytes: 0, -EFBIG if it is larger
- * than max, or the open's or read's error (*buf NULL then). */
+/* All of the small file dirfd/name in a malloc'ed *buf (free it) of
+ * *len bytes and a NUL after them, so text parses as a string: 0,
+ * -EFBIG if it is larger than max, or the open's or read's error (*buf
+ * NULL then). */
 int io_read_whole(int dirfd, const char *name, size_t max, char **buf,
 		  size_t *len);
 /* Make directory dirfd/name if missing, durably (dirfd synced after a

@@ -287,9 +287,9 @@ int layout_blk_decode(const void *buf, size_t len, enum compression c,
 	return 0;
 }
 
-/* Read all of a small file (at most max bytes). */
-static int read_small_file(int dfd, const char *name, unsigned char **buf,
-			   size_t *len, size_t max)
+/* Read all of a file (see layout.h). */
+int layout_read_file(int dfd, const char *name, unsigned char **buf,
+		     size_t *len, size_t max)
 {
 	return io_read_whole(dfd, name, max, (char **)buf, len);
 }
@@ -304,7 +304,7 @@ int layout_blk_load(int dfd, uint64_t base_offset, enum compression c,
 	int ret;
 
 	layout_seg_name(name, sizeof(name), base_offset, LAYOUT_BLK_SUFFIX);
-	ret = read_small_file(dfd, name, &buf, &len, BLK_MAX_BYTES);
+	ret = layout_read_file(dfd, name, &buf, &len, BLK_MAX_BYTES);
 	if (ret == -EFBIG)
 		return -EIO;
 	if (ret < 0)
@@ -346,7 +346,7 @@ int layout_idx_load(int dfd, uint64_t base_offset, struct layout_idx_header *h,
 	*n = 0;
 	*size = 0;
 	layout_seg_name(name, sizeof(name), base_offset, LAYOUT_IDX_SUFFIX);
-	ret = read_small_file(dfd, name, &buf, &len, (size_t)1 << 32);
+	ret = layout_read_file(dfd, name, &buf, &len, (size_t)1 << 32);
 	if (ret < 0)
 		return ret;
 	*size = len;
@@ -421,7 +421,7 @@ int layout_state_load(int dfd, struct layout_state *st)
 	size_t len;
 	int ret;
 
-	ret = read_small_file(dfd, LAYOUT_STATE_FILE, &buf, &len, 4096);
+	ret = layout_read_file(dfd, LAYOUT_STATE_FILE, &buf, &len, 4096);
 	if (ret == -EFBIG)
 		return -EINVAL;
 	if (ret < 0)
@@ -498,7 +498,7 @@ int layout_mirror_pos_load(int dfd, struct layout_mirror_pos *m)
 	size_t len;
 	int ret;
 
-	ret = read_small_file(dfd, LAYOUT_MIRROR_POS_FILE, &buf, &len, 4096);
+	ret = layout_read_file(dfd, LAYOUT_MIRROR_POS_FILE, &buf, &len, 4096);
 	if (ret == -EFBIG)
 		return -EINVAL;
 	if (ret < 0)
@@ -550,7 +550,7 @@ int layout_mirror_intent_load(int dfd, struct layout_mirror_pos *m)
 	size_t len, i;
 	int ret, found = 0;
 
-	ret = read_small_file(dfd, LAYOUT_MIRROR_INTENT_FILE, &buf, &len,
+	ret = layout_read_file(dfd, LAYOUT_MIRROR_INTENT_FILE, &buf, &len,
 			      4 * LAYOUT_MIRROR_SLOT_BYTES);
 	if (ret < 0)
 		return ret == -ENOENT ? -ENOENT : -EINVAL;
@@ -591,7 +591,7 @@ int layout_mirror_conf_load(int dfd, char *dir, char *name, size_t size,
 	size_t len, vlen, rest;
 	int ret;
 
-	ret = read_small_file(dfd, LAYOUT_MIRROR_CONF_FILE, &buf, &len, 4096);
+	ret = layout_read_file(dfd, LAYOUT_MIRROR_CONF_FILE, &buf, &len, 4096);
 	if (ret == -EFBIG)
 		return -EINVAL;
 	if (ret < 0)
@@ -750,7 +750,7 @@ static int meta_read(int rootfd, char *text, size_t size)
 	size_t len;
 	int ret;
 
-	ret = read_small_file(rootfd, LAYOUT_META_FILE, &buf, &len, 4096);
+	ret = layout_read_file(rootfd, LAYOUT_META_FILE, &buf, &len, 4096);
 	if (ret == -EFBIG)
 		ret = -EINVAL;
 	if (ret < 0)
@@ -790,7 +790,7 @@ int layout_datadir_check(int rootfd, const char *path, int *format)
 	size_t len;
 	int ret, version = 0;
 
-	ret = read_small_file(rootfd, LAYOUT_META_FILE, &buf, &len, 4096);
+	ret = layout_read_file(rootfd, LAYOUT_META_FILE, &buf, &len, 4096);
 	if (ret == -ENOENT) {
 		ret = count_foreign(rootfd);
 		if (ret < 0) {
@@ -894,11 +894,26 @@ int layout_datadir_lock(int rootfd, const char *path)
 	return ret;
 }
 
-/* Take the clean mark: was the last stop clean? */
-int layout_datadir_clean_take(int rootfd)
+/* Take the clean mark: was the last stop clean, and which summary does
+ * it vouch for ("clean\nsummary=XXXXXXXX\n"; an older mark is just
+ * "clean\n")? */
+int layout_datadir_clean_take(int rootfd, uint32_t *summary_crc)
 {
-	int ret = io_unlinkat(rootfd, LAYOUT_CLEAN_FILE, 0);
+	char buf[64];
+	ssize_t n;
+	int fd, ret;
 
+	*summary_crc = 0;
+	fd = io_openat(rootfd, LAYOUT_CLEAN_FILE, O_RDONLY, 0);
+	if (fd >= 0) {
+		n = io_pread_full(fd, buf, sizeof(buf) - 1, 0);
+		io_close(fd);
+		buf[n > 0 ? n : 0] = '\0';
+		if (sscanf(buf, "clean\nsummary=%8" SCNx32 "\n", summary_crc) !=
+		    1)
+			*summary_crc = 0;
+	}
+	ret = io_unlinkat(rootfd, LAYOUT_CLEAN_FILE, 0);
 	if (ret == -ENOENT)
 		return 0;
 	if (ret < 0)
@@ -908,9 +923,16 @@ int layout_datadir_clean_take(int rootfd)
 }
 
 /* Leave the clean mark. */
-int layout_datadir_clean_mark(int rootfd)
+int layout_datadir_clean_mark(int rootfd, uint32_t summary_crc)
 {
-	return io_write_atomic(rootfd, LAYOUT_CLEAN_FILE, "clean\n", 6);
+	char buf[64];
+	int n;
+
+	if (!summary_crc)
+		return io_write_atomic(rootfd, LAYOUT_CLEAN_FILE, "clean\n", 6);
+	n = snprintf(buf, sizeof(buf), "clean\nsummary=%08" PRIx32 "\n",
+		     summary_crc);
+	return io_write_atomic(rootfd, LAYOUT_CLEAN_FILE, buf, (size_t)n);
 }
 
 /* Record the serving pid in the lock file. */

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "codec.h"
 
@@ -381,11 +382,139 @@ int layout_datadir_lock(int rootfd, const char *path);
 void layout_datadir_note_pid(int lockfd);
 /* At mount, holding the lock: 1 if the last daemon stopped cleanly (the
  * clean mark was there; it is now removed, durably, since from here on
- * partitions change), 0 if not, or -errno if it cannot be removed. */
-int layout_datadir_clean_take(int rootfd);
+ * partitions change), 0 if not, or -errno if it cannot be removed.
+ * *summary_crc gets the CRC of the mount summary the mark vouches for
+ * (0: none; an older daemon's mark names none). */
+int layout_datadir_clean_take(int rootfd, uint32_t *summary_crc);
 /* At a clean unmount, after every partition was flushed and closed:
- * leave the clean mark (written atomically). */
-int layout_datadir_clean_mark(int rootfd);
+ * leave the clean mark (written atomically), vouching for the summary
+ * written just before with CRC summary_crc (0: none). */
+int layout_datadir_clean_mark(int rootfd, uint32_t summary_crc);
+
+/* Read all of dfd/name, at most max bytes (else -EFBIG), into *buf
+ * (malloc'ed, with a NUL after its *len bytes): io_read_whole. */
+int layout_read_file(int dfd, const char *name, unsigned char **buf,
+		     size_t *len, size_t max);
+
+/* ---- the mount summary (layout_summary.c) -------------------------------
+ *
+ * DATA_DIR/.fluxfs.summary, written at a clean unmount just before the
+ * clean mark, lists every topic and partition with what the registry
+ * loads at mount (a partition's partition.meta fields), so a clean
+ * mount reads one file instead of listing every topic and reading every
+ * partition.meta.  It is trusted only together with a clean mark that
+ * names its CRC, and then only topic by topic: a topic's directory and
+ * each of its partition.meta files must still have the identity (inode,
+ * size, link count, mtime, ctime) recorded, older than the summary
+ * itself; a topic that fails any of it is listed and read as without a
+ * summary.  Text, one line each:
+ *
+ *   fluxfs-summary 1
+ *   topic NAME INO SIZE NLINK MTIME_NS CTIME_NS NPARTS     (its directory)
+ *   part NAME INO SIZE NLINK MTIME_NS CTIME_NS             (partition.meta)
+ *        MODE UID GID ATIME_NS MTIME_NS CTIME_NS MTIME_END APPEND_ONLY NODE_INO
+ *        DUE_MS       (when maintenance next has work in it; -1: never)
+ *   crc32c=XXXXXXXX                                        (of all before)
+ *
+ * (a part line is one line; NPARTS part lines follow their topic line).
+ */
+#define LAYOUT_SUMMARY_FILE ".fluxfs.summary"
+
+/* The identity of a file or directory as stat shows it: any change to
+ * its name entries (a directory) or its content (a file) moves mtime or
+ * ctime, a replacement changes the inode. */
+struct layout_stamp {
+	uint64_t ino;
+	uint64_t size;
+	uint64_t nlink;
+	int64_t mtime_ns;
+	int64_t ctime_ns;
+};
+
+void layout_stamp_of(const struct stat *st, struct layout_stamp *s);
+int layout_stamp_same(const struct layout_stamp *a,
+		      const struct layout_stamp *b);
+
+/* A partition's partition.meta fields, as the summary keeps them. */
+struct layout_node_meta {
+	uint32_t mode; /* permission bits */
+	uint32_t uid;
+	uint32_t gid;
+	int64_t atime_ns;
+	int64_t mtime_ns;
+	int64_t ctime_ns;
+	uint64_t mtime_end;
+	int append_only;
+	uint64_t ino; /* the stored inode number */
+};
+
+/* A summary being written: lines appended to a growing buffer; an
+ * allocation failure is remembered and fails layout_summary_write. */
+struct layout_summary_writer {
+	char *buf;
+	size_t len;
+	size_t cap;
+	int err;
+};
+
+void layout_summary_writer_init(struct layout_summary_writer *w);
+void layout_summary_add_topic(struct layout_summary_writer *w,
+			      const char *name, const struct layout_stamp *dir,
+			      uint32_t nparts);
+void layout_summary_add_part(struct layout_summary_writer *w,
+			     const char *name, const struct layout_stamp *meta,
+			     const struct layout_node_meta *m, int64_t due_ms);
+/* Append the CRC line and replace the summary atomically and durably;
+ * *crc gets its CRC for the clean mark.  Releases w.  0 or -errno. */
+int layout_summary_write(int rootfd, struct layout_summary_writer *w,
+			 uint32_t *crc);
+void layout_summary_writer_release(struct layout_summary_writer *w);
+
+struct layout_summary_topic {
+	const char *name;
+	struct layout_stamp dir;
+	uint32_t nparts;
+	size_t first; /* where its first part line starts in text */
+};
+
+struct layout_summary_part {
+	const char *name;
+	struct layout_stamp meta_file;
+	struct layout_node_meta meta;
+	int64_t due_ms; /* partition_next_due when it closed; -1: never */
+};
+
+/* A loaded summary: its lines split in place, its topics by name. */
+struct layout_summary {
+	char *text;	/* a private mapping of the file */
+	size_t map_len;
+	size_t len;
+	struct layout_summary_topic *topics; /* sorted by name */
+	size_t ntopics;
+	size_t nparts;
+	int64_t written_ns; /* the summary file's mtime */
+};
+
+/* Load the summary whose CRC is want (from the clean mark): 0, -ENOENT
+ * (none), -ESTALE (not the one the mark names), -EINVAL (damaged: bad
+ * CRC or a line that does not parse), or -errno.  Nothing is logged. */
+int layout_summary_load(int rootfd, uint32_t want,
+			struct layout_summary *s);
+/* The topic named name, or NULL. */
+const struct layout_summary_topic *
+layout_summary_find(const struct layout_summary *s, const char *name);
+/* The partition whose line starts at *pos into *out (its line parsed
+ * again: it parsed at load), and *pos moved to the next line.  Start at
+ * a topic's first and call it nparts times. */
+void layout_summary_part_next(const struct layout_summary *s, size_t *pos,
+			      struct layout_summary_part *out);
+/* Whether a stamp recorded in s may be trusted to show a later change:
+ * a change in the same clock tick as the summary's write leaves mtime
+ * and ctime where they were, so a stamp that is not older than the
+ * summary proves nothing (git's "racy clean" rule). */
+int layout_summary_stamp_older(const struct layout_summary *s,
+			       const struct layout_stamp *st);
+void layout_summary_release(struct layout_summary *s);
 
 /* Inode numbers.  Each topic and partition keeps the number it was
  * given in its topic.meta / partition.meta ("ino=N"); fluxfs.meta keeps

@@ -71,6 +71,32 @@ void part_unpin(struct partition *p)
 	pthread_mutex_unlock(&p->retire_lock);
 }
 
+/* Sealed segments hold no descriptor while they can be read through
+ * their mappings: a partition appended to through thousands of rolls
+ * costs its directory and its active segment's .log and .idx, not two
+ * descriptors per segment.  A zero-copy reply needs a descriptor, so
+ * reads of such a segment copy from the mapping instead (old data,
+ * read rarely); a flush never needs them (the segment is synced), and
+ * compression opens the files it reads. */
+void part_seg_idle(struct partition *p, struct segment *s)
+{
+	int log_fd, idx_fd;
+
+	if (!s->sealed || !s->synced || s->busy ||
+	    s->codec != COMPRESSION_NONE || !s->lmap || !s->map ||
+	    atomic_load(&s->log_short) || s->log_fd < 0 ||
+	    s->lmap_len < seg_end(s) - s->base_byte)
+		return;
+	pthread_rwlock_wrlock(&p->seglock);
+	log_fd = s->log_fd;
+	idx_fd = s->idx_fd;
+	s->log_fd = -1;
+	s->idx_fd = -1;
+	pthread_rwlock_unlock(&p->seglock);
+	io_close(idx_fd); /* never handed out: only flushes use it */
+	part_retire(p, NULL, log_fd);
+}
+
 /* Close s (or fd) now, or at the last unpin if zero-copy readers hold
  * descriptors. */
 void part_retire(struct partition *p, struct segment *s, int fd)
@@ -483,8 +509,10 @@ void partition_get_info(struct partition *p, struct partition_info *info)
 	info->last_ts = atomic_load(&p->last_ts);
 	info->first_ts = -1;
 	info->flushed_byte = atomic_load(&p->flushed_byte);
+	info->descriptors = 1; /* the directory */
 	for (i = 0; i < p->nsegs; i++) {
 		s = p->segs[i];
+		info->descriptors += (s->log_fd >= 0) + (s->idx_fd >= 0);
 		/* a raw segment's size follows its published end (the
 		 * appender updates disk_bytes without the segment lock) */
 		info->disk_bytes += s->codec == COMPRESSION_NONE

@@ -69,6 +69,8 @@ struct partition_info {
 	uint64_t end_byte;      /* byte offset of the end of the log = st_size */
 	uint64_t disk_bytes;    /* bytes the segments occupy on disk */
 	uint32_t segments;
+	uint32_t descriptors;   /* held now: the directory, and each
+				 * segment's .log and .idx while open */
 	int64_t first_ts;       /* append time of the first retained message; -1 if none */
 	int64_t last_ts;        /* append time of the last message; -1 if none */
 	uint64_t flushed_byte;  /* everything below is on stable storage */
@@ -160,9 +162,10 @@ ssize_t partition_read(struct partition *p, uint64_t pos, void *buf,
 		       size_t len);
 /* Zero-copy form: fill up to max ranges covering [pos, pos+len) (stopping
  * early at the end of the log or when ranges run out).  Compressed
- * segments cannot be described this way: the function stops before them
- * and says so with a last range of fd PARTITION_RANGE_COPY (if there is
- * room for it) covering the rest of the read; the caller copies what the
+ * segments, and sealed segments read through their mappings (which hold
+ * no descriptor), cannot be described this way: the function stops
+ * before them and says so with a last range of fd PARTITION_RANGE_COPY
+ * (if there is room for it) covering the rest of the read; the caller copies what the
  * ranges left out with partition_read_rest().  Counted in the metrics as
  * one read, of the bytes the ranges cover.  Returns the number of ranges
  * (the copy marker included); the descriptors stay valid until
@@ -261,6 +264,13 @@ int partition_tick(struct partition *p, int64_t now_ms,
  * waiting.  Runs the codec without blocking appends or reads; the swap is
  * atomic and crash-safe.  Returns 1 if it did work, 0 if none, -errno. */
 int partition_compress_one(struct partition *p);
+/* When partition_tick or partition_compress_one would next find work in
+ * p if nothing is appended meanwhile (ms since the epoch; INT64_MAX:
+ * never): the time roll of a non-empty active segment, retention by age
+ * of the oldest sealed segment, and now-or-earlier (0) when retention by
+ * size or compression has work already.  What a closed partition's owner
+ * keeps to open it again only when there is something to do. */
+int64_t partition_next_due(struct partition *p);
 
 /* Delete whole sealed segments by retention_ms / retention_bytes. Returns
  * the number of segments removed.  Only the tests call it; partition_tick

@@ -319,8 +319,10 @@ static int flush_mark(struct partition *p, struct flush_item *it, int n,
 	/* A segment sealed before the flush began took no append since;
 	 * the active one may have, so it is synced again next time. */
 	for (i = 0; ret == 0 && i < n; i++)
-		if (it[i].sealed)
+		if (it[i].sealed) {
 			it[i].seg->synced = 1;
+			part_seg_idle(p, it[i].seg);
+		}
 	if (ret < 0 && job->data_failed) {
 		ret = record_loss(p, job, ret);
 	} else if (ret < 0 && job->failed_item >= 0) {

@@ -152,6 +152,11 @@ void part_pin(struct partition *p);
 void part_unpin(struct partition *p);
 /* Close s (or fd) now, or at the last unpin. */
 void part_retire(struct partition *p, struct segment *s, int fd);
+/* Give back the descriptors of sealed segment s if it can be read
+ * through its mappings alone (a raw segment on stable storage, mapped
+ * whole): reads of it then copy from the mapping, and compression opens
+ * its files when it runs.  Caller holds p->lock (or is opening p). */
+void part_seg_idle(struct partition *p, struct segment *s);
 /* Append s to the segment array (caller holds p->lock). */
 int part_segs_push(struct partition *p, struct segment *s);
 /* Write partition.state (caller holds p->lock and, once the partition

@@ -255,6 +255,63 @@ static int verify_all(struct partition *p, struct segment *s)
 	return ret;
 }
 
+/* fd if s holds its file with suffix open, else a descriptor opened
+ * now (a segment read through its mappings holds none), which *owned
+ * gets for the caller to close; -errno if it cannot be opened. */
+static int seg_file(struct partition *p, struct segment *s, int fd,
+		    const char *suffix, int *owned)
+{
+	char name[LAYOUT_NAME_MAX];
+
+	*owned = -1;
+	if (fd >= 0)
+		return fd;
+	layout_seg_name(name, sizeof(name), s->base_offset, suffix);
+	fd = io_openat(p->dfd, name, O_RDONLY, 0);
+	if (fd >= 0)
+		*owned = fd;
+	return fd;
+}
+
+int64_t partition_next_due(struct partition *p)
+{
+	int64_t due = INT64_MAX, t;
+	struct segment *a, *s;
+	uint64_t end;
+	uint32_t n, i;
+
+	pthread_mutex_lock(&p->lock);
+	a = active_seg(p);
+	n = seg_n(a);
+	if (n && p->cfg.segment_ms >= 0 && !a->readonly) {
+		t = segment_entry(a, 0).ts + p->cfg.segment_ms;
+		due = t < due ? t : due;
+	}
+	if (p->nsegs > 1) {
+		s = p->segs[0];
+		n = seg_n(s);
+		end = atomic_load(&p->end_byte);
+		if (p->cfg.retention_ms >= 0 && n) {
+			t = segment_entry(s, n - 1).ts + p->cfg.retention_ms + 1;
+			due = t < due ? t : due;
+		}
+		if (p->cfg.retention_bytes >= 0 &&
+		    end - seg_end(s) >= (uint64_t)p->cfg.retention_bytes)
+			due = 0;
+	}
+	for (i = 0; p->cfg.compression != COMPRESSION_NONE && i + 1 < p->nsegs;
+	     i++) {
+		s = p->segs[i];
+		if (s->codec == COMPRESSION_NONE && !s->nocompress &&
+		    seg_n(s) > 0) {
+			due = 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	return due;
+}
+
 /* Compress the oldest raw sealed segment, if configured. */
 int partition_compress_one(struct partition *p)
 {
@@ -266,7 +323,8 @@ int partition_compress_one(struct partition *p)
 	char tmp[LAYOUT_NAME_MAX + sizeof(LAYOUT_TMP_SUFFIX)];
 	uint64_t raw_len;
 	uint32_t nb = 0, i;
-	int fd = -1, ret, old_fd, stage = 0;
+	int fd = -1, ret, old_fd, stage = 0, src, idx, src_owned = -1;
+	int idx_owned = -1;
 	struct stat st;
 
 retry:
@@ -302,9 +360,16 @@ retry:
 	/* The raw .log is about to go: the index must reach the disk first,
 	 * or a crash could leave compressed data whose index lost its tail,
 	 * which recovery cannot rebuild (only a raw .log has lines). */
-	ret = io_fdatasync(s->idx_fd);
+	idx = seg_file(p, s, s->idx_fd, LAYOUT_IDX_SUFFIX, &idx_owned);
+	ret = idx < 0 ? idx : io_fdatasync(idx);
+	io_close(idx_owned);
 	if (ret < 0)
 		goto out;
+	src = seg_file(p, s, s->log_fd, LAYOUT_LOG_SUFFIX, &src_owned);
+	if (src < 0) {
+		ret = src;
+		goto out;
+	}
 	raw_len = seg_end(s) - s->base_byte;
 	layout_seg_name(name, sizeof(name), s->base_offset,
 			layout_data_suffix(c));
@@ -317,8 +382,9 @@ retry:
 		goto out;
 	}
 	stage = 1;
-	ret = codec_compress_level(c, level, s->log_fd, raw_len, fd, &blocks,
-				   &nb);
+	ret = codec_compress_level(c, level, src, raw_len, fd, &blocks, &nb);
+	io_close(src_owned);
+	src_owned = -1;
 	if (ret == 0)
 		ret = io_fsync(fd);
 	if (ret == 0)
@@ -371,6 +437,7 @@ out:
 		io_unlinkat(p->dfd, name, 0);
 	}
 	io_close(fd);
+	io_close(src_owned);
 	free(blocks);
 	pthread_mutex_lock(&p->lock);
 	s->busy = 0;

@@ -160,7 +160,7 @@ ssize_t partition_read(struct partition *p, uint64_t pos, void *buf, size_t len)
 int partition_read_ranges(struct partition *p, uint64_t pos, size_t len,
 			  struct partition_range *ranges, int max)
 {
-	uint64_t end, start, cur, send, stop;
+	uint64_t end, start, cur, send, stop, copy_from = UINT64_MAX;
 	struct segment *s;
 	ssize_t good;
 	size_t want;
@@ -180,9 +180,9 @@ int partition_read_ranges(struct partition *p, uint64_t pos, size_t len,
 	while (cur < stop && k < max) {
 		s = seg_by_byte(p, cur);
 		if (s && s->codec != COMPRESSION_NONE) {
-			ranges[k].fd = PARTITION_RANGE_COPY;
-			ranges[k].file_pos = 0;
-			ranges[k++].len = (size_t)(stop - cur);
+			if (copy_from == UINT64_MAX)
+				copy_from = cur;
+			cur = stop;
 			break;
 		}
 		good = -EIO; /* no segment holds cur: lost to damage */
@@ -196,10 +196,23 @@ int partition_read_ranges(struct partition *p, uint64_t pos, size_t len,
 			pthread_rwlock_unlock(&p->seglock);
 			return good < 0 ? (int)good : -EIO;
 		}
-		ranges[k].fd = s->log_fd;
-		ranges[k].file_pos = cur - s->base_byte;
-		ranges[k].len = (size_t)good;
-		cur += ranges[k++].len;
+		/* A sealed segment read through its mappings holds no
+		 * descriptor: from there on the read is copied, once every
+		 * byte of it was checked (a damaged one fails it whole). */
+		if (s->log_fd < 0 && copy_from == UINT64_MAX)
+			copy_from = cur;
+		if (copy_from == UINT64_MAX) {
+			ranges[k].fd = s->log_fd;
+			ranges[k].file_pos = cur - s->base_byte;
+			ranges[k++].len = (size_t)good;
+		}
+		cur += (size_t)good;
+	}
+	if (copy_from != UINT64_MAX) {
+		ranges[k].fd = PARTITION_RANGE_COPY;
+		ranges[k].file_pos = 0;
+		ranges[k++].len = (size_t)(cur - copy_from);
+		cur = copy_from; /* partition_read_rest counts the rest */
 	}
 	part_pin(p);
 	pthread_rwlock_unlock(&p->seglock);

@@ -442,6 +442,10 @@ int partition_open(int dirfd, const char *name, const struct config *cfg,
 		if (ret < 0)
 			goto err;
 	}
+	for (i = 0; i + 1 < p->nsegs; i++) {
+		p->segs[i]->sealed = 1; /* segments before the active one */
+		part_seg_idle(p, p->segs[i]);
+	}
 	*out = p;
 	return 0;
 err:

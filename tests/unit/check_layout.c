@@ -624,6 +624,125 @@ START_TEST(test_ino_next)
 }
 END_TEST
 
+/* The mount summary: what is written loads back the same, topic by
+ * name; the clean mark names it; a summary that is damaged anywhere, or
+ * not the one the mark names, is refused whole. */
+START_TEST(test_summary)
+{
+	char path[4096], buf[256];
+	int dfd = test_tmpdir(path), fd;
+	struct layout_summary_writer w;
+	struct layout_summary s;
+	struct layout_summary_part part;
+	const struct layout_summary_topic *t;
+	struct layout_stamp a = {11, 4096, 4, 1000, -2000}, b = a;
+	struct layout_node_meta m = {0640, 7, 8, -5, 6, 7, 99, 1, 1234};
+	uint32_t crc = 0, crc2 = 0;
+	size_t pos;
+	struct stat st;
+
+	ck_assert(layout_stamp_same(&a, &b));
+	b.ctime_ns++;
+	ck_assert(!layout_stamp_same(&a, &b));
+	ck_assert_int_eq(layout_summary_load(dfd, 1, &s), -ENOENT);
+
+	layout_summary_writer_init(&w);
+	layout_summary_add_topic(&w, "zeta", &a, 2);
+	layout_summary_add_part(&w, "0", &b, &m, 5000);
+	m.ino++;
+	layout_summary_add_part(&w, "p.1", &a, &m, INT64_MAX);
+	layout_summary_add_topic(&w, "alpha", &b, 0);
+	ck_assert_int_eq(layout_summary_write(dfd, &w, &crc), 0);
+	ck_assert_uint_ne(crc, 0);
+	ck_assert_int_eq(layout_summary_load(dfd, crc + 1, &s), -ESTALE);
+	ck_assert_int_eq(layout_summary_load(dfd, crc, &s), 0);
+	ck_assert_uint_eq(s.ntopics, 2);
+	ck_assert_uint_eq(s.nparts, 2);
+	ck_assert_ptr_null(layout_summary_find(&s, "beta"));
+	t = layout_summary_find(&s, "alpha");
+	ck_assert_ptr_nonnull(t);
+	ck_assert_uint_eq(t->nparts, 0);
+	ck_assert(layout_stamp_same(&t->dir, &b));
+	t = layout_summary_find(&s, "zeta");
+	ck_assert_ptr_nonnull(t);
+	ck_assert_uint_eq(t->nparts, 2);
+	ck_assert(layout_stamp_same(&t->dir, &a));
+	pos = t->first;
+	layout_summary_part_next(&s, &pos, &part);
+	ck_assert_str_eq(part.name, "0");
+	ck_assert(layout_stamp_same(&part.meta_file, &b));
+	ck_assert_uint_eq(part.meta.mode, 0640);
+	ck_assert_uint_eq(part.meta.uid, 7);
+	ck_assert_uint_eq(part.meta.gid, 8);
+	ck_assert_int_eq(part.meta.atime_ns, -5);
+	ck_assert_int_eq(part.meta.mtime_ns, 6);
+	ck_assert_int_eq(part.meta.ctime_ns, 7);
+	ck_assert_uint_eq(part.meta.mtime_end, 99);
+	ck_assert_int_eq(part.meta.append_only, 1);
+	ck_assert_uint_eq(part.meta.ino, 1234);
+	ck_assert_int_eq(part.due_ms, 5000);
+	layout_summary_part_next(&s, &pos, &part);
+	ck_assert_str_eq(part.name, "p.1");
+	ck_assert_uint_eq(part.meta.ino, 1235);
+	ck_assert_int_eq(part.due_ms, INT64_MAX);
+	/* parsed twice, the same */
+	pos = t->first;
+	layout_summary_part_next(&s, &pos, &part);
+	ck_assert_str_eq(part.name, "0");
+	ck_assert_uint_eq(part.meta.ino, 1234);
+	/* stamps written before the summary are older than it; one of now
+	 * or later is not (a change in the same tick would not show) */
+	ck_assert(layout_summary_stamp_older(&s, &a));
+	ck_assert_int_eq(fstatat(dfd, LAYOUT_SUMMARY_FILE, &st, 0), 0);
+	layout_stamp_of(&st, &b);
+	ck_assert(!layout_summary_stamp_older(&s, &b));
+	layout_summary_release(&s);
+
+	/* one byte changed anywhere: refused */
+	fd = openat(dfd, LAYOUT_SUMMARY_FILE, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, buf, 1, 40), 1);
+	buf[0] ^= 1;
+	ck_assert_int_eq(pwrite(fd, buf, 1, 40), 1);
+	ck_assert_int_eq(layout_summary_load(dfd, crc, &s), -EINVAL);
+	buf[0] ^= 1;
+	ck_assert_int_eq(pwrite(fd, buf, 1, 40), 1);
+	ck_assert_int_eq(layout_summary_load(dfd, crc, &s), 0);
+	layout_summary_release(&s);
+	/* cut short: refused */
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	ck_assert_int_eq(ftruncate(fd, st.st_size - 3), 0);
+	ck_assert_int_eq(layout_summary_load(dfd, crc, &s), -EINVAL);
+	close(fd);
+	/* a topic announcing more partitions than follow, with a valid CRC:
+	 * refused */
+	layout_summary_writer_init(&w);
+	layout_summary_add_topic(&w, "t", &a, 2);
+	layout_summary_add_part(&w, "0", &a, &m, 0);
+	ck_assert_int_eq(layout_summary_write(dfd, &w, &crc2), 0);
+	ck_assert_int_eq(layout_summary_load(dfd, crc2, &s), -EINVAL);
+
+	/* a data directory without topics: an empty summary loads */
+	layout_summary_writer_init(&w);
+	ck_assert_int_eq(layout_summary_write(dfd, &w, &crc2), 0);
+	ck_assert_int_eq(layout_summary_load(dfd, crc2, &s), 0);
+	ck_assert_uint_eq(s.ntopics, 0);
+	ck_assert_ptr_null(layout_summary_find(&s, "t"));
+	layout_summary_release(&s);
+
+	/* the clean mark names the summary; an older mark names none */
+	ck_assert_int_eq(layout_datadir_clean_mark(dfd, crc), 0);
+	ck_assert_int_eq(layout_datadir_clean_take(dfd, &crc2), 1);
+	ck_assert_uint_eq(crc2, crc);
+	ck_assert_int_eq(layout_datadir_clean_take(dfd, &crc2), 0);
+	ck_assert_uint_eq(crc2, 0);
+	ck_assert_int_eq(layout_datadir_clean_mark(dfd, 0), 0);
+	ck_assert_int_eq(layout_datadir_clean_take(dfd, &crc2), 1);
+	ck_assert_uint_eq(crc2, 0);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
 static Suite *layout_suite(void)
 {
 	Suite *s = suite_create("layout");
@@ -640,6 +759,7 @@ static Suite *layout_suite(void)
 	tcase_add_test(tc, test_files);
 	tcase_add_test(tc, test_datadir);
 	tcase_add_test(tc, test_ino_next);
+	tcase_add_test(tc, test_summary);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -450,6 +450,50 @@ static struct partition *aged_partition(int dfd, struct config *cfg,
 	return p;
 }
 
+/* partition_next_due says when a tick would next act on a partition left
+ * alone: nothing before it, something at it (a time roll, retention by
+ * age), and "now" while compression has a segment waiting. */
+START_TEST(test_next_due)
+{
+	char path[4096];
+	int dfd = test_tmpdir(path);
+	struct partition_tick_report rep;
+	struct partition *p;
+	struct config cfg;
+	struct model m;
+	int64_t due;
+
+	p = aged_partition(dfd, &cfg, &m);
+	ck_assert_int_eq(partition_next_due(p), INT64_MAX); /* empty */
+	append_lines(p, &m, 1, 3, 10, 50, 10000);
+	ck_assert_int_eq(partition_next_due(p), 11000); /* its roll */
+	append_lines(p, &m, 2, 3, 10, 50, 11000);	 /* rolled first */
+	/* the new active segment rolls at 12000; the sealed one (newest
+	 * message at 10000) expires after 12500 */
+	ck_assert_int_eq(partition_next_due(p), 12000);
+	ck_assert_int_eq(partition_tick(p, 11999, &rep), 0);
+	ck_assert_int_eq(rep.rolled + (int)rep.segments_deleted, 0);
+	ck_assert_int_eq(partition_tick(p, 12000, &rep), 0);
+	ck_assert_int_eq(rep.rolled, 1);
+	due = partition_next_due(p);
+	ck_assert_int_eq(due, 12501);
+	ck_assert_int_eq(partition_tick(p, due - 1, &rep), 0);
+	ck_assert_uint_eq(rep.segments_deleted, 0);
+	ck_assert_int_eq(partition_tick(p, due, &rep), 0);
+	ck_assert_uint_eq(rep.segments_deleted, 1);
+	ck_assert_int_eq(partition_next_due(p), 11000 + 2501);
+	/* compression waiting: due now */
+	cfg.compression = COMPRESSION_LZ4;
+	ck_assert_int_eq(partition_set_config(p, &cfg), 0);
+	ck_assert_int_eq(partition_next_due(p), 0);
+	ck_assert_int_eq(partition_compress_one(p), 1);
+	ck_assert_int_eq(partition_next_due(p), 11000 + 2501);
+	ck_assert_int_eq(partition_close(p), 0);
+	model_release(&m);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
 /* A retention hold (the Kafka exporter's position) keeps every segment
  * holding a message at or after it; lifting it lets retention go on. */
 START_TEST(test_retention_hold)
@@ -1458,6 +1502,7 @@ static Suite *partition_suite(void)
 	tcase_add_test(tc, test_retention_bytes);
 	tcase_add_test(tc, test_retention_age);
 	tcase_add_test(tc, test_retention_hold);
+	tcase_add_test(tc, test_next_due);
 	tcase_add_test(tc, test_delete_before);
 	tcase_add_test(tc, test_set_start_byte);
 	tcase_add_test(tc, test_read_ranges);

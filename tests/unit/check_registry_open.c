@@ -287,12 +287,12 @@ static uint64_t max_of(const uint64_t *nums, int n)
 	return m;
 }
 
-START_TEST(test_inode_numbers)
+/* Open a fresh data directory holding topics t and u of parts
+ * partitions each, named 0, 1, ... */
+static struct registry *open_two_topics(int parts)
 {
 	struct registry *reg = NULL;
 	struct node *t, *u, *p;
-	uint64_t a[16], b[16], c[16];
-	char cmd[3 * PATH_MAX], log[4096], *line;
 	int i;
 
 	ck_assert_int_eq(open_quiet(&reg), 0);
@@ -302,7 +302,7 @@ START_TEST(test_inode_numbers)
 	ck_assert_int_eq(
 		registry_mkdir(reg, registry_node(reg, 1), "u", 0755, 0, 0, &u),
 		0);
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < parts; i++) {
 		char name[2] = {(char)('0' + i), 0};
 
 		ck_assert_int_eq(registry_create(reg, t, name, 0644, 0, 0, &p),
@@ -310,6 +310,18 @@ START_TEST(test_inode_numbers)
 		ck_assert_int_eq(registry_create(reg, u, name, 0644, 0, 0, &p),
 				 0);
 	}
+	return reg;
+}
+
+START_TEST(test_inode_numbers)
+{
+	struct registry *reg = NULL;
+	struct node *t, *p;
+	uint64_t a[16], b[16], c[16];
+	char cmd[3 * PATH_MAX], log[4096], *line;
+	int i;
+
+	reg = open_two_topics(3);
 	check_numbers(reg, a, 8);
 	ck_assert_int_eq(registry_close(reg), 0);
 
@@ -337,7 +349,12 @@ START_TEST(test_inode_numbers)
 	test_log_end(logpath, &saved_stderr, log, sizeof(log));
 	line = strstr(log, "stored inode numbers for 9 topics and partitions");
 	ck_assert_msg(line, "log: %s", log);
-	ck_assert_int_eq(lines(log), 1);
+	/* and the summary's line: every meta file changed, nothing of it
+	 * was used */
+	ck_assert_msg(strstr(log, "0 topics loaded from the mount summary, "
+				  "2 listed"),
+		      "log: %s", log);
+	ck_assert_int_eq(lines(log), 2);
 	check_numbers(reg, c, 9);
 	ck_assert_int_eq(registry_close(reg), 0);
 	ck_assert_int_eq(open_quiet(&reg), 0);
@@ -361,6 +378,112 @@ START_TEST(test_inode_numbers)
 }
 END_TEST
 
+/* Node path/name below the root ("t" or "t/0"), or NULL. */
+static struct node *find(struct registry *reg, const char *topic,
+			 const char *part)
+{
+	struct node *t, *p;
+
+	for (t = registry_node(reg, 1)->children; t; t = t->next) {
+		if (strcmp(t->name, topic))
+			continue;
+		if (!part)
+			return t;
+		for (p = t->children; p; p = p->next)
+			if (!strcmp(p->name, part))
+				return p;
+	}
+	return NULL;
+}
+
+/* Open, capturing the log into log. */
+static void open_logged(struct registry **reg, char *log, size_t size)
+{
+	test_log_begin(logpath, &saved_stderr);
+	ck_assert_int_eq(registry_open(data, &defaults, &no_hooks, reg), 0);
+	test_log_end(logpath, &saved_stderr, log, size);
+}
+
+/* Run a shell command made from printf arguments; it must succeed. */
+#define SH(...)                                                    \
+	do {                                                       \
+		char cmd_[3 * PATH_MAX];                           \
+		snprintf(cmd_, sizeof(cmd_), __VA_ARGS__);         \
+		ck_assert_int_eq(system(cmd_), 0);                 \
+	} while (0)
+
+/* After a clean close the next open reads the summary, not each topic;
+ * a topic changed while closed (a partition added, removed, its
+ * partition.meta edited), a damaged summary, or no clean mark (a crash)
+ * is read from the directory instead: nothing stale is served. */
+START_TEST(test_summary_mount)
+{
+	struct registry *reg = NULL;
+	uint64_t a[8], ino_t0;
+	char log[4096];
+	struct stat st;
+
+	reg = open_two_topics(2);
+	check_numbers(reg, a, 6);
+	ino_t0 = registry_st_ino(reg, find(reg, "t", "0"));
+	usleep(20000); /* what the summary records is older than it */
+	ck_assert_int_eq(registry_close(reg), 0);
+
+	/* Clean: both topics from the summary, the same numbers. */
+	open_logged(&reg, log, sizeof(log));
+	ck_assert_msg(strstr(log, "2 topics loaded from the mount summary, "
+				  "0 listed"),
+		      "log: %s", log);
+	check_numbers(reg, a, 6);
+	ck_assert_uint_eq(registry_st_ino(reg, find(reg, "t", "0")), ino_t0);
+	ck_assert_int_eq(registry_close(reg), 0);
+
+	/* A partition copied in by hand, one removed, a partition.meta
+	 * edited in place: those topics are listed; the copy gets a number
+	 * of its own, the removed one is gone, the edit shows. */
+	SH("cp -a '%s/t/0' '%s/t/copy'", data, data);
+	SH("rm -rf '%s/u/1'", data);
+	SH("printf 'mode=0600\\n' >>'%s/u/0/partition.meta'", data);
+	open_logged(&reg, log, sizeof(log));
+	ck_assert_msg(strstr(log, "0 topics loaded from the mount summary, "
+				  "2 listed"),
+		      "log: %s", log);
+	ck_assert_ptr_nonnull(find(reg, "t", "copy"));
+	ck_assert_ptr_null(find(reg, "u", "1"));
+	ck_assert_int_eq(registry_stat(reg, find(reg, "u", "0"), &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0600);
+	check_numbers(reg, a, 6);
+	/* (which of the two keeps the shared number is not said) */
+	ck_assert(registry_st_ino(reg, find(reg, "t", "0")) == ino_t0 ||
+		  registry_st_ino(reg, find(reg, "t", "copy")) == ino_t0);
+	usleep(20000);
+	ck_assert_int_eq(registry_close(reg), 0);
+
+	/* A damaged summary: refused with one line, every topic listed. */
+	SH("cd '%s' && printf 'X' | dd of=.fluxfs.summary bs=1 seek=30 "
+	   "conv=notrunc status=none",
+	   data);
+	open_logged(&reg, log, sizeof(log));
+	ck_assert_msg(strstr(log, "is damaged: listing every topic"), "log: %s",
+		      log);
+	ck_assert_msg(strstr(log, "0 topics loaded") == NULL, "log: %s", log);
+	check_numbers(reg, a, 6);
+	usleep(20000);
+	ck_assert_int_eq(registry_close(reg), 0);
+
+	/* No clean mark (a crash): the summary is not read, and a partition
+	 * removed meanwhile is not served. */
+	SH("rm '%s/.fluxfs.clean' && rm -rf '%s/t/1'", data, data);
+	open_logged(&reg, log, sizeof(log));
+	ck_assert_msg(strstr(log, "mount summary") == NULL, "log: %s", log);
+	ck_assert_ptr_null(find(reg, "t", "1"));
+	check_numbers(reg, a, 5);
+	ck_assert_int_eq(faccessat(dirfd_, "data/" LAYOUT_SUMMARY_FILE, F_OK, 0),
+			 -1);
+	ck_assert_int_eq(registry_close(reg), 0);
+}
+END_TEST
+
 static Suite *registry_open_suite(void)
 {
 	Suite *s = suite_create("registry_open");
@@ -373,6 +496,7 @@ static Suite *registry_open_suite(void)
 	tcase_add_test(tc, test_readdir_fails);
 	tcase_add_test(tc, test_statfs_fails);
 	tcase_add_test(tc, test_inode_numbers);
+	tcase_add_test(tc, test_summary_mount);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,0 +1,64 @@
+#!/bin/bash
+# segment_fds.sh - sealed segments hold no descriptor: a partition with
+# segment_bytes at its 4 KiB floor, held open by a writer under a tiny
+# descriptor budget, rolls hundreds of segments while the daemon's
+# descriptors stay at its directory and the active segment's two; other
+# partitions still open beside it (its cost fits the budget); every old
+# segment still reads back whole, through read(2), mmap-free cat, and
+# tail from the middle; and after a remount it opens holding as few.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/util.sh"
+
+BUDGET=16
+fds() { ls "/proc/$FLUXFS_PID/fd" | wc -l; }
+# Descriptors the daemon holds of partition t/0 (its directory and
+# segment files).
+t0_fds() { ls -l "/proc/$FLUXFS_PID/fd" | grep -c " $DATA/t/0\(/\|\$\)"; }
+
+mount_start -o fd_budget=$BUDGET
+mkdir "$MNT/t" || fail "mkdir"
+setfattr -n user.fluxfs.segment_bytes -v 4096 "$MNT/t" || fail "segment_bytes"
+for p in 1 2 3 4; do
+	echo "other $p" >"$MNT/t/$p" || fail "create t/$p"
+done
+touch "$MNT/t/0" || fail "create t/0"
+sleep 1.5 # the flush of what creating them wrote
+BASE=$(fds)
+
+# One writer holds t/0 open (pinned) and appends ~1 MiB in 4 KiB writes
+# (dd): about 250 segments.
+exec 3>>"$MNT/t/0"
+gen_lines 25000 "line" >"$WORK/ref"
+dd if="$WORK/ref" bs=4096 status=none >&3 || fail "dd"
+segs=$(getfattr --only-values -n user.fluxfs.segments "$MNT/t/0")
+[ "$segs" -ge 200 ] || fail "only $segs segments: the test needs hundreds"
+# The scheduled flush (flush_ms 1 s) syncs the sealed segments; from
+# then on they hold no descriptor.
+wait_for 10 sh_c '[ "$(ls -l /proc/$1/fd | grep -c " $2/t/0\(/\|\$\)")" -le 3 ]' "$FLUXFS_PID" "$DATA" ||
+	fail "$(t0_fds) descriptors of t/0 with $segs segments held open"
+[ "$(fds)" -le $((BASE + 3)) ] || fail "$(fds) descriptors in all ($BASE before t/0 was written)"
+log "$segs segments, $(t0_fds) descriptors of t/0, $(fds) in all ($BASE before t/0 was written)"
+
+# The other partitions still open (a pinned partition costing one
+# descriptor per segment would hold the whole budget: EMFILE).
+for p in 1 2 3 4; do
+	assert_eq "other $p" "$(cat "$MNT/t/$p")" "t/$p beside a pinned t/0"
+done
+# Old segments read back, whole and from the middle.
+cmp "$WORK/ref" "$MNT/t/0" || fail "t/0 does not read back"
+assert_eq "$(sed -n 12345p "$WORK/ref")" "$(sed -n 12345p "$MNT/t/0")" "line 12345"
+assert_eq "$(tail -c 100000 "$WORK/ref" | md5sum)" "$(tail -c 100000 "$MNT/t/0" | md5sum)" "the last 100,000 bytes"
+echo "after" >&3
+echo "after" >>"$WORK/ref"
+exec 3>&-
+cmp "$WORK/ref" "$MNT/t/0" || fail "t/0 after one more append"
+
+# Opened again after a remount: as few descriptors while it is read.
+mount_restart -o fd_budget=$BUDGET
+exec 3<"$MNT/t/0"
+head -c 10 <&3 >/dev/null
+n=$(t0_fds)
+exec 3<&-
+[ "$n" -le 3 ] || fail "$n descriptors of t/0 open after a remount"
+cmp "$WORK/ref" "$MNT/t/0" || fail "t/0 after a remount"
+log "ok"
