@@ -44,13 +44,18 @@ static void link_newest(struct fdbudget *b, struct fdb_entry *e)
  * Called with b->lock held. */
 static struct fdb_entry *pick_victim(struct fdbudget *b,
 				     int (*claim)(struct fdb_entry *, void *),
-				     void *arg)
+				     void *arg, int *busy)
 {
 	struct fdb_entry *e;
 
+	*busy = 0;
 	for (e = b->head.prev; e != &b->head; e = e->prev) {
-		if (e->pins || (claim && !claim(e, arg)))
+		if (e->pins)
 			continue;
+		if (claim && !claim(e, arg)) {
+			*busy = 1; /* idle, but being opened or closed */
+			continue;
+		}
 		unlink_entry(e);
 		e->open = 0;
 		b->open--;
@@ -64,16 +69,18 @@ int fdb_make_room(struct fdbudget *b, unsigned cost,
 		  int (*claim)(struct fdb_entry *e, void *arg), void *arg,
 		  struct fdb_entry **victim)
 {
-	int ret = 0;
+	int ret = 0, busy;
 
 	*victim = NULL;
 	pthread_mutex_lock(&b->lock);
 	if (b->used + cost <= b->budget) {
 		b->used += cost;
 	} else {
-		*victim = pick_victim(b, claim, arg);
+		*victim = pick_victim(b, claim, arg, &busy);
 		if (*victim) {
 			ret = 1;
+		} else if (busy) {
+			ret = -EAGAIN;
 		} else {
 			b->refusals++;
 			ret = -EMFILE;
@@ -162,12 +169,12 @@ int fdb_take(struct fdbudget *b, struct fdb_entry *e)
 int fdb_over(struct fdbudget *b, int (*claim)(struct fdb_entry *e, void *arg),
 	     void *arg, struct fdb_entry **victim)
 {
-	int ret = 0;
+	int ret = 0, busy;
 
 	*victim = NULL;
 	pthread_mutex_lock(&b->lock);
 	if (b->used > b->budget) {
-		*victim = pick_victim(b, claim, arg);
+		*victim = pick_victim(b, claim, arg, &busy);
 		ret = *victim != NULL;
 	}
 	pthread_mutex_unlock(&b->lock);

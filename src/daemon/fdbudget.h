@@ -51,10 +51,11 @@ void fdb_destroy(struct fdbudget *b);
  * is now reserved: fdb_opened or fdb_unreserve settles it); 1 with
  * *victim an idle entry, taken off the list and no longer counted as
  * open, that the caller must close and then fdb_closed(), before asking
- * again; or -EMFILE when no idle entry can be claimed.  claim(victim,
- * arg) is called under the module's lock for each idle candidate, least
- * recently used first, and returns non-zero if the caller may close it
- * now (it must not block). */
+ * again; -EAGAIN when idle entries exist but none could be claimed now
+ * (ask again in a moment); or -EMFILE when every entry is pinned.
+ * claim(victim, arg) is called under the module's lock for each idle
+ * candidate, least recently used first, and returns non-zero if the
+ * caller may close it now (it must not block). */
 int fdb_make_room(struct fdbudget *b, unsigned cost,
 		  int (*claim)(struct fdb_entry *e, void *arg), void *arg,
 		  struct fdb_entry **victim);

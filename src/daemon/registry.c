@@ -708,7 +708,7 @@ int registry_create(struct registry *reg, struct node *dir, const char *name,
 		log_refused_name("partition", name, ret);
 		return ret;
 	}
-	ret = part_room(reg, "create", name);
+	ret = part_room(reg, "create", name, NULL);
 	if (ret < 0)
 		return ret;
 	pthread_rwlock_wrlock(&reg->lock);

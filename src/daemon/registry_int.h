@@ -70,7 +70,8 @@ int part_close_now(struct registry *reg, struct node *n, int discard);
  * create (what) the partition name: 0, or -EMFILE, logged.  A created
  * partition then settles it with part_created (reg->lock held, n->part
  * set), or the caller gives it back with fdb_unreserve. */
-int part_room(struct registry *reg, const char *what, const char *name);
+int part_room(struct registry *reg, const char *what, const char *name,
+	      pthread_mutex_t *held);
 void part_created(struct registry *reg, struct node *n);
 /* A new descriptor of partition n's directory (in its topic, or in
  * .trash once removed), or -errno.  Called with reg->lock held. */

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/resource.h>
 
 #include "diag.h"
@@ -57,11 +58,24 @@ static pthread_mutex_t *open_lock(struct registry *reg, struct node *n)
 	return &reg->open_locks[(h ^ (h >> 8)) % REGISTRY_OPEN_LOCKS];
 }
 
+/* What part_room's claims need: the registry, and the open lock its
+ * caller holds (NULL: none). */
+struct room {
+	struct registry *reg;
+	pthread_mutex_t *held;
+};
+
 /* A victim may be closed if nobody is opening or closing it (or a node
- * sharing its lock) now. */
+ * sharing its lock) now.  A victim whose lock the caller holds (the node
+ * it opens hashes alike) is the caller's to close: a trylock of a lock
+ * one holds fails, and that left a lone idle victim unclaimable, so the
+ * open failed with EMFILE. */
 static int claim_victim(struct fdb_entry *e, void *arg)
 {
-	return pthread_mutex_trylock(open_lock(arg, node_of_entry(e))) == 0;
+	struct room *r = arg;
+	pthread_mutex_t *l = open_lock(r->reg, node_of_entry(e));
+
+	return l == r->held || pthread_mutex_trylock(l) == 0;
 }
 
 /* The partition's directory: where it is now (its topic, or .trash once
@@ -165,7 +179,8 @@ static struct partition *part_detach(struct registry *reg, struct node *n)
 }
 
 /* Close victim's idle log (its open lock was claimed) and release it. */
-static void close_victim(struct registry *reg, struct node *v)
+static void close_victim(struct registry *reg, struct node *v,
+			 pthread_mutex_t *held)
 {
 	struct partition *p = part_detach(reg, v);
 	int ret = 0;
@@ -176,7 +191,8 @@ static void close_victim(struct registry *reg, struct node *v)
 	if (ret < 0)
 		diag_err("closing idle partition '%s': flush failed: %s",
 			 v->name, strerror(-ret));
-	pthread_mutex_unlock(open_lock(reg, v));
+	if (open_lock(reg, v) != held)
+		pthread_mutex_unlock(open_lock(reg, v));
 }
 
 int part_close_now(struct registry *reg, struct node *n, int discard)
@@ -289,14 +305,26 @@ static int part_open(struct registry *reg, struct node *n, unsigned reserved)
 	return 0;
 }
 
-int part_room(struct registry *reg, const char *what, const char *name)
+int part_room(struct registry *reg, const char *what, const char *name,
+	      pthread_mutex_t *held)
 {
+	struct room r = {reg, held};
 	struct fdb_entry *victim;
-	int ret;
+	int ret, busy = 0;
 
+	/* An idle partition another thread is opening or closing this
+	 * moment is asked for again for up to a second before the open is
+	 * refused: only partitions in use refuse it. */
 	while ((ret = fdb_make_room(&reg->fdb, FDB_OPEN_COST, claim_victim,
-				    reg, &victim)) == 1)
-		close_victim(reg, node_of_entry(victim));
+				    &r, &victim)) == 1 ||
+	       (ret == -EAGAIN && busy++ < 1000)) {
+		if (ret == 1)
+			close_victim(reg, node_of_entry(victim), held);
+		else
+			usleep(1000);
+	}
+	if (ret == -EAGAIN)
+		ret = -EMFILE;
 	if (ret < 0)
 		diag_err("cannot %s partition '%s': the descriptor budget "
 			 "(%llu) is held by partitions in use (EMFILE)",
@@ -394,7 +422,7 @@ int registry_part_get(struct registry *reg, struct node *n)
 		pthread_mutex_unlock(open_lock(reg, n));
 		return 0;
 	}
-	ret = part_room(reg, "open", n->name);
+	ret = part_room(reg, "open", n->name, open_lock(reg, n));
 	if (ret < 0) {
 		pthread_mutex_unlock(open_lock(reg, n));
 		return ret;
@@ -431,10 +459,11 @@ int registry_part_is_open(struct registry *reg, struct node *n)
 
 void registry_part_trim(struct registry *reg)
 {
+	struct room r = {reg, NULL};
 	struct fdb_entry *victim;
 
-	while (fdb_over(&reg->fdb, claim_victim, reg, &victim))
-		close_victim(reg, node_of_entry(victim));
+	while (fdb_over(&reg->fdb, claim_victim, &r, &victim))
+		close_victim(reg, node_of_entry(victim), NULL);
 }
 
 uint64_t registry_default_fd_budget(void)

@@ -3,7 +3,8 @@
  * used idle entry is the victim; pinned entries and entries the caller
  * cannot claim are never chosen; a pin that does not touch keeps the
  * order; when every open entry is pinned only the new request fails
- * (EMFILE) and nothing open is touched; costs that grow push the budget
+ * (EMFILE) and nothing open is touched, while an idle entry that cannot
+ * be claimed this moment is "ask again" (EAGAIN); costs that grow push the budget
  * over, and fdb_over names the victims; a failed open gives its
  * reservation back.
  */
@@ -144,6 +145,37 @@ START_TEST(test_exhausted_by_pins_fails_only_the_new_request)
 }
 END_TEST
 
+/* The only idle entry cannot be claimed this moment (it is being opened
+ * or closed, or its lock is busy): "ask again", not a refusal; once it
+ * can be, it goes. */
+START_TEST(test_unclaimable_idle_is_eagain_not_emfile)
+{
+	struct fdb_entry *v = &e[7];
+	int i;
+
+	for (i = 0; i < 4; i++)
+		open_idle(i);
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(fdb_pin(&b, &e[i], 1), 0);
+	unclaimable = 3;
+	ck_assert_int_eq(fdb_make_room(&b, FDB_OPEN_COST, claim, NULL, &v),
+			 -EAGAIN);
+	ck_assert_ptr_null(v);
+	ck_assert_uint_eq(b.refusals, 0);
+	ck_assert_int_eq(e[3].open, 1);
+	unclaimable = -1;
+	ck_assert_int_eq(fdb_make_room(&b, FDB_OPEN_COST, claim, NULL, &v), 1);
+	ck_assert_ptr_eq(v, &e[3]);
+	fdb_closed(&b, v);
+	/* Every entry pinned: refused. */
+	ck_assert_int_eq(fdb_make_room(&b, FDB_OPEN_COST, claim, NULL, &v), 0);
+	fdb_opened(&b, &e[3], FDB_OPEN_COST, 3);
+	ck_assert_int_eq(fdb_make_room(&b, FDB_OPEN_COST, claim, NULL, &v),
+			 -EMFILE);
+	ck_assert_uint_eq(b.refusals, 1);
+}
+END_TEST
+
 START_TEST(test_growth_goes_over_and_is_trimmed)
 {
 	struct fdb_entry *v;
@@ -200,6 +232,7 @@ static Suite *fdbudget_suite(void)
 	tcase_add_test(tc, test_least_recently_used_goes_first);
 	tcase_add_test(tc, test_pinned_and_unclaimable_are_skipped);
 	tcase_add_test(tc, test_exhausted_by_pins_fails_only_the_new_request);
+	tcase_add_test(tc, test_unclaimable_idle_is_eagain_not_emfile);
 	tcase_add_test(tc, test_growth_goes_over_and_is_trimmed);
 	tcase_add_test(tc, test_take_closes_whatever_its_pins);
 	suite_add_tcase(s, tc);

@@ -16,6 +16,8 @@
 #include "testutil.h"
 #include "layout.h"
 #include "registry.h"
+#include "registry_int.h"
+#include "fdbudget.h"
 #include "registry_fixture.h"
 
 static int lines(const char *s)
@@ -313,6 +315,54 @@ static struct registry *open_two_topics(int parts)
 	return reg;
 }
 
+/* The stripe of registry_part.c's open locks a node uses: nodes whose
+ * addresses hash alike share one (as open_lock computes it). */
+static unsigned open_stripe(const struct node *n)
+{
+	uintptr_t h = (uintptr_t)n >> 4;
+
+	return (unsigned)((h ^ (h >> 8)) % REGISTRY_OPEN_LOCKS);
+}
+
+/* Room for one partition.  Opening b must close the idle a even when a
+ * shares the open lock b's opener holds: a trylock of it failed, and the
+ * open was refused with EMFILE although nothing was in use. */
+START_TEST(test_victim_sharing_the_openers_lock)
+{
+	struct node *t, *p[600], *a = NULL, *b = NULL;
+	struct registry *reg;
+	char name[16];
+	int i, j;
+
+	ck_assert_int_eq(open_quiet(&reg), 0);
+	registry_set_fd_budget(reg, FDB_OPEN_COST);
+	ck_assert_int_eq(registry_mkdir(reg, registry_node(reg, 1), "t", 0755,
+					0, 0, &t),
+			 0);
+	for (i = 0; i < 600; i++) {
+		snprintf(name, sizeof(name), "%d", i);
+		ck_assert_int_eq(registry_create(reg, t, name, 0644, 0, 0,
+						 &p[i]),
+				 0);
+	}
+	/* 600 nodes over 256 stripes: two share one. */
+	for (i = 0; i < 600 && !a; i++)
+		for (j = i + 1; j < 600 && !a; j++)
+			if (open_stripe(p[i]) == open_stripe(p[j])) {
+				a = p[i];
+				b = p[j];
+			}
+	ck_assert_ptr_nonnull(a);
+	ck_assert_int_eq(registry_part_get(reg, a), 0);
+	registry_part_put(reg, a);
+	ck_assert_int_eq(registry_part_is_open(reg, a), 1);
+	ck_assert_int_eq(registry_part_get(reg, b), 0);
+	ck_assert_int_eq(registry_part_is_open(reg, a), 0);
+	registry_part_put(reg, b);
+	ck_assert_int_eq(registry_close(reg), 0);
+}
+END_TEST
+
 START_TEST(test_inode_numbers)
 {
 	struct registry *reg = NULL;
@@ -495,6 +545,7 @@ static Suite *registry_open_suite(void)
 	tcase_add_test(tc, test_mkdir_fails);
 	tcase_add_test(tc, test_readdir_fails);
 	tcase_add_test(tc, test_statfs_fails);
+	tcase_add_test(tc, test_victim_sharing_the_openers_lock);
 	tcase_add_test(tc, test_inode_numbers);
 	tcase_add_test(tc, test_summary_mount);
 	suite_add_tcase(s, tc);
