@@ -90,6 +90,7 @@ static int kafka_last_start(struct mpart *mp, int64_t now, char *err,
 		return -EAGAIN;
 	}
 	mp->qdeadline = now + MIRROR_QUERY_MS;
+	mp->qbest = -1;
 	return 0;
 }
 
@@ -98,53 +99,82 @@ static int kafka_last_start(struct mpart *mp, int64_t now, char *err,
  * is confirmed to have no such record (mirror_eof_is_empty()); -EINPROGRESS
  * while no answer came and MIRROR_QUERY_MS has not passed; -EAGAIN (why
  * in err) otherwise, so the resume waits for a confirmed answer rather
- * than guessing.  The check is ended unless -EINPROGRESS. */
+ * than guessing.  The check is ended unless -EINPROGRESS.
+ *
+ * The consumer starts one record before the end it learned, but records
+ * appended since come in the same fetch: the last record is the highest
+ * offset received, and it is the partition's last only once the high
+ * watermark the fetches reported is right after it.  Taking the first
+ * record that arrived resent everything after it. */
 static int kafka_last_poll(struct mpart *mp, int64_t now, uint64_t *last,
 			   char *err, size_t esize)
 {
-	rd_kafka_message_t *m = rd_kafka_consume_queue(mp->qq, 0);
 	rd_kafka_headers_t *hdrs;
+	rd_kafka_message_t *m;
+	int64_t lo = -1, hi = -1, eof = -1;
 	const void *val;
 	size_t size;
 	uint64_t off;
-	int ret = 0;
+	int ret;
 
-	if (!m) {
-		if (now < mp->qdeadline)
-			return -EINPROGRESS;
-		snprintf(err, esize, "reading the last record: timed out");
+	err[0] = '\0';
+	while ((m = rd_kafka_consume_queue(mp->qq, 0))) {
+		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+			eof = m->offset;
+		} else if (m->err) {
+			snprintf(err, esize, "reading the last record: %s",
+				 rd_kafka_err2str(m->err));
+		} else if (m->offset > mp->qbest) {
+			mp->qbest = m->offset;
+			mp->qbest_bad =
+				rd_kafka_message_headers(m, &hdrs) ||
+				rd_kafka_header_get_last(hdrs, MIRROR_HEADER,
+							 &val, &size) ||
+				mirror_header_decode(val, size, &off);
+			if (!mp->qbest_bad)
+				mp->qbest_hdr = off;
+		}
+		rd_kafka_message_destroy(m);
+		if (err[0])
+			break;
+	}
+	rd_kafka_get_watermark_offsets(mirror.query, mp->t->remote, mp->num,
+				       &lo, &hi);
+	if (err[0]) {
 		ret = -EAGAIN;
-	} else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-		int64_t lo = -1, hi = -1;
-
-		rd_kafka_get_watermark_offsets(mirror.query, mp->t->remote,
-					       mp->num, &lo, &hi);
-		if (!mirror_eof_is_empty(m->offset, lo)) {
+	} else if (mp->qbest >= 0 && hi >= 0 && mp->qbest + 1 >= hi) {
+		ret = 1; /* the last record, confirmed by the watermark */
+		if (mp->qbest_bad) {
+			diag_warn("mirror %s/%d: the last record of kafka "
+				  "%s[%d] has no %s header; resuming from "
+				  "the stored position",
+				  mp->t->node->name, mp->num, mp->t->remote,
+				  mp->num, MIRROR_HEADER);
+			ret = 0;
+		}
+		*last = mp->qbest_hdr;
+	} else if (mp->qbest < 0 && eof >= 0 &&
+		   mirror_eof_is_empty(eof, lo)) {
+		ret = 0;
+	} else if (now < mp->qdeadline) {
+		return -EINPROGRESS; /* records still coming */
+	} else {
+		if (mp->qbest >= 0)
+			snprintf(err, esize,
+				 "reading the last record: offset %lld seen, "
+				 "the end is %lld",
+				 (long long)mp->qbest, (long long)hi);
+		else if (eof >= 0)
 			snprintf(err, esize,
 				 "reading the last record: the end of the "
 				 "partition (offset %lld) without its last "
 				 "record",
-				 (long long)m->offset);
-			ret = -EAGAIN;
-		}
-	} else if (m->err) {
-		snprintf(err, esize, "reading the last record: %s",
-			 rd_kafka_err2str(m->err));
+				 (long long)eof);
+		else
+			snprintf(err, esize,
+				 "reading the last record: timed out");
 		ret = -EAGAIN;
-	} else if (rd_kafka_message_headers(m, &hdrs) == 0 &&
-		   rd_kafka_header_get_last(hdrs, MIRROR_HEADER, &val, &size) ==
-			   0 &&
-		   mirror_header_decode(val, size, &off) == 0) {
-		*last = off;
-		ret = 1;
-	} else {
-		diag_warn("mirror %s/%d: the last record of kafka %s[%d] has "
-			  "no %s header; resuming from the stored position",
-			  mp->t->node->name, mp->num, mp->t->remote, mp->num,
-			  MIRROR_HEADER);
 	}
-	if (m)
-		rd_kafka_message_destroy(m);
 	mirror_export_stop_part(mp);
 	return ret;
 }
@@ -193,6 +223,13 @@ static int resume(struct mpart *mp, int64_t now)
 		stored = m.local_after;
 	mp->backoff = 0;
 	mp->sent = mirror_export_resume(stored, ret, last);
+	/* One line per resume (at start, after a failed delivery): what an
+	 * operator needs to follow exactly-once after an outage. */
+	diag_info("mirror %s/%d -> kafka %s[%d]: resuming at local offset "
+		  "%llu (%s)",
+		  mp->t->node->name, mp->num, mp->t->remote, mp->num,
+		  (unsigned long long)mp->sent,
+		  ret ? "after Kafka's last record" : "the stored position");
 	mp->stored = stored;
 	atomic_store(&mp->acked, mp->sent);
 	atomic_store(&mp->failed, 0);

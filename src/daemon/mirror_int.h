@@ -59,6 +59,9 @@ struct mpart {
 	rd_kafka_topic_t *qrkt;
 	rd_kafka_queue_t *qq;
 	int64_t qdeadline;
+	int64_t qbest;	   /* the highest record offset the check saw, or -1 */
+	uint64_t qbest_hdr; /* its fluxfs-offset header */
+	int qbest_bad;	   /* it had no (valid) header */
 	/* Import: the Kafka offset to consume next (or a logical offset
 	 * such as RD_KAFKA_OFFSET_BEGINNING before the first record),
 	 * whether its fetch runs, the newest timestamp appended (times are
