@@ -309,6 +309,11 @@ int part_roll_locked(struct partition *p)
 	struct segment *old = active_seg(p), *s;
 	int ret;
 
+	/* Sealed with a failed append's entries past its end, it would
+	 * claim offsets the new segment holds. */
+	ret = segment_cut_tail(old);
+	if (ret < 0)
+		return ret;
 	ret = segment_create(p->dfd, old->next_offset, seg_end(old), &s);
 	if (ret < 0)
 		return ret;

@@ -268,6 +268,27 @@ int segment_unlink(int dirfd, uint64_t base_offset)
 /* ------------------------------------------------------------------ */
 /* Appending                                                            */
 
+/* Cut both files back to log_len and idx_len; a failure is remembered
+ * (stale_tail) for segment_cut_tail to retry. */
+static int cut_back(struct segment *s, uint64_t log_len, uint64_t idx_len)
+{
+	int ri = io_ftruncate(s->idx_fd, idx_len);
+	int rl = io_ftruncate(s->log_fd, log_len);
+
+	s->stale_tail = ri < 0 || rl < 0;
+	return ri < 0 ? ri : rl;
+}
+
+int segment_cut_tail(struct segment *s)
+{
+	uint32_t n = atomic_load_explicit(&s->nentries, memory_order_relaxed);
+	uint64_t end = atomic_load_explicit(&s->end_byte, memory_order_relaxed);
+
+	if (!s->stale_tail)
+		return 0;
+	return cut_back(s, end - s->base_byte, entry_at(n));
+}
+
 /* Write a batch (given as pieces) and its entries; cut back on failure
  * (see segment.h). */
 int segment_appendv(struct segment *s, const struct iovec *iov, int iovcnt,
@@ -282,6 +303,9 @@ int segment_appendv(struct segment *s, const struct iovec *iov, int iovcnt,
 	uint64_t idx_len = entry_at(old_n);
 	int ret;
 
+	ret = segment_cut_tail(s);
+	if (ret < 0)
+		return ret;
 	ret = iovcnt == 1
 		      ? io_pwrite_full(s->log_fd, iov[0].iov_base, len, log_len)
 		      : io_pwritev_full(s->log_fd, iov, iovcnt, log_len);
@@ -308,9 +332,8 @@ int segment_appendv(struct segment *s, const struct iovec *iov, int iovcnt,
 			      memory_order_release);
 	return 0;
 err_idx:
-	io_ftruncate(s->idx_fd, idx_len);
 err_log:
-	io_ftruncate(s->log_fd, log_len);
+	cut_back(s, log_len, idx_len);
 	return ret;
 }
 

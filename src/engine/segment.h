@@ -74,6 +74,9 @@ struct segment {
 			       * the mapping is not read, since touching a
 			       * page past the file's end raises SIGBUS,
 			       * until an append extends the file */
+	int stale_tail;	     /* a failed append's bytes or entries may be
+			      * left past the end: cutting them back failed
+			      * (segment_cut_tail) */
 	uint64_t lost_msgs;  /* in SEG_F_LOST entries (from the header) */
 	uint64_t lost_bytes;
 	int readonly;	     /* the raw .log could be opened read-only only
@@ -179,6 +182,13 @@ int segment_append(struct segment *s, const void *buf, size_t len,
 int segment_appendv(struct segment *s, const struct iovec *iov, int iovcnt,
 		    size_t len, const struct seg_entry *ents, uint32_t n,
 		    int sync);
+/* Cut the files back to what the segment publishes, if a failed
+ * append could not (stale_tail): 0, or the error, and the append, roll
+ * or flush that needed it fails.  Otherwise a shorter append would leave
+ * the failed one's later index entries (whole, with good CRCs) past its
+ * own, and once sealed the segment would claim offsets the next one
+ * holds. */
+int segment_cut_tail(struct segment *s);
 /* Write the .idx's header and published entries again from the mapping:
  * after a failed fdatasync of the .idx the kernel may have marked its
  * pages clean without writing them, so a later fdatasync alone would not
