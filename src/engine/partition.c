@@ -290,11 +290,20 @@ void partition_discard(struct partition *p)
 /* Flush, then free the partition. */
 int partition_close(struct partition *p)
 {
-	int ret;
+	int ret, cut;
 
 	pthread_mutex_lock(&p->state_lock);
 	pthread_mutex_lock(&p->lock);
+	/* A failed append's bytes its cut-back could not remove would be
+	 * read back as data by the next open. */
+	cut = segment_cut_tail(active_seg(p));
+	if (cut < 0)
+		diag_err("closing '%s': cannot cut a failed append's bytes "
+			 "back: %s",
+			 p->name, strerror(-cut));
 	ret = part_flush_locked(p);
+	if (ret == 0)
+		ret = cut;
 	pthread_mutex_unlock(&p->lock);
 	pthread_mutex_unlock(&p->state_lock);
 	partition_free(p);

@@ -1401,6 +1401,46 @@ START_TEST(test_failed_cut_back_is_cut_before_more)
 }
 END_TEST
 
+/* The same double failure, then a close at once: the failed batch (whole,
+ * synced but for its .log's sync) is not served after the reopen. */
+START_TEST(test_failed_cut_back_then_close)
+{
+	char path[4096];
+	int dfd = test_tmpdir(path);
+	struct partition_recovery rec;
+	struct partition *p;
+	struct io_ops ops;
+	struct config cfg;
+	struct model m;
+	size_t len;
+	char *b;
+
+	cfg_init(&cfg);
+	cfg.flush_ms = 0;
+	model_init(&m);
+	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), 0);
+	faults_on(&ops);
+	ops.ftruncate = failing_ftruncate;
+	io_ops_set(&ops);
+	append_lines(p, &m, 1, 50, 10, 100, 100);
+	b = test_make_lines(2, 600, 50, 100, &len);
+	fail_errno = EIO;
+	atomic_store(&fail_fdatasync_at, 1);
+	atomic_store(&fail_ftruncate, 2);
+	ck_assert_int_lt(partition_append(p, b, len, 600, 200,
+					  PARTITION_ANY_END, NULL, NULL),
+			 0);
+	free(b);
+	io_ops_set(NULL);
+	partition_close(p);
+	ck_assert_int_eq(partition_open(dfd, "p", &cfg, 300, &p, &rec), 0);
+	check_inv(p, &m);
+	ck_assert_int_eq(partition_close(p), 0);
+	model_release(&m);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
 /* A full disk while partition.state.tmp is written (ext4's delayed
  * allocation makes that the first write to fail) is not a data loss: the
  * data was synced; the flush fails with ENOSPC, the next one writes the
@@ -1576,6 +1616,7 @@ static Suite *partition_suite(void)
 	tcase_add_test(tc, test_discard_does_not_sync);
 	tcase_add_test(tc, test_state_enospc_retried);
 	tcase_add_test(tc, test_failed_cut_back_is_cut_before_more);
+	tcase_add_test(tc, test_failed_cut_back_then_close);
 	tcase_add_test(tc, test_data_eio_reported_once);
 	tcase_add_test(tc, test_index_sync_failure_retried);
 	suite_add_tcase(s, tc);
