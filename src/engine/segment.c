@@ -310,16 +310,16 @@ int segment_appendv(struct segment *s, const struct iovec *iov, int iovcnt,
 		      ? io_pwrite_full(s->log_fd, iov[0].iov_base, len, log_len)
 		      : io_pwritev_full(s->log_fd, iov, iovcnt, log_len);
 	if (ret < 0)
-		goto err_log;
+		goto err;
 	ret = seg_write_entries(s->idx_fd, ents, n, idx_len);
 	if (ret < 0)
-		goto err_idx;
+		goto err;
 	if (sync) {
 		ret = io_fdatasync(s->log_fd);
 		if (ret == 0)
 			ret = io_fdatasync(s->idx_fd);
 		if (ret < 0)
-			goto err_idx;
+			goto err;
 	}
 	s->next_offset = ents[n - 1].offset + ents[n - 1].count;
 	s->disk_bytes = log_len + len;
@@ -331,8 +331,7 @@ int segment_appendv(struct segment *s, const struct iovec *iov, int iovcnt,
 	atomic_store_explicit(&s->end_byte, old_end + len,
 			      memory_order_release);
 	return 0;
-err_idx:
-err_log:
+err:
 	cut_back(s, log_len, idx_len);
 	return ret;
 }

@@ -1357,28 +1357,19 @@ static int failing_ftruncate(int fd, off_t len)
  * after its own, and once a roll sealed the segment it claimed offsets
  * the next segment holds (a fault test's remount found it "overlapping
  * the one before it" and skipped it). */
-START_TEST(test_failed_cut_back_is_cut_before_more)
+/* On a flush_ms=0 partition with faults on (ftruncate too): 50 lines,
+ * then ~45 KiB in several index entries whose .log sync fails and whose
+ * two cut-backs fail as well.  The model has the 50 lines only. */
+static void append_then_fail_cut_back(struct partition *p, struct model *m,
+				      struct io_ops *ops)
 {
-	char path[4096];
-	int dfd = test_tmpdir(path);
-	struct partition *p;
-	struct io_ops ops;
-	struct config cfg;
-	struct model m;
 	size_t len;
 	char *b;
 
-	cfg_init(&cfg);
-	cfg.flush_ms = 0; /* each append synced, in the append */
-	cfg.segment_bytes = 64 << 10;
-	model_init(&m);
-	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), 0);
-	faults_on(&ops);
-	ops.ftruncate = failing_ftruncate;
-	io_ops_set(&ops);
-	append_lines(p, &m, 1, 50, 10, 100, 100);
-	/* ~45 KiB in several index entries; the .log's sync fails, then
-	 * both cut-backs */
+	faults_on(ops);
+	ops->ftruncate = failing_ftruncate;
+	io_ops_set(ops);
+	append_lines(p, m, 1, 50, 10, 100, 100);
 	b = test_make_lines(2, 600, 50, 100, &len);
 	fail_errno = EIO;
 	atomic_store(&fail_fdatasync_at, 1);
@@ -1388,6 +1379,23 @@ START_TEST(test_failed_cut_back_is_cut_before_more)
 			 0);
 	free(b);
 	ck_assert_int_eq(atomic_load(&fail_ftruncate), 0);
+}
+
+START_TEST(test_failed_cut_back_is_cut_before_more)
+{
+	char path[4096];
+	int dfd = test_tmpdir(path);
+	struct partition *p;
+	struct io_ops ops;
+	struct config cfg;
+	struct model m;
+
+	cfg_init(&cfg);
+	cfg.flush_ms = 0; /* each append synced, in the append */
+	cfg.segment_bytes = 64 << 10;
+	model_init(&m);
+	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), 0);
+	append_then_fail_cut_back(p, &m, &ops);
 	/* one short line, then enough to roll the segment */
 	append_lines(p, &m, 3, 1, 10, 20, 300);
 	append_lines(p, &m, 4, 800, 60, 100, 400);
@@ -1412,25 +1420,12 @@ START_TEST(test_failed_cut_back_then_close)
 	struct io_ops ops;
 	struct config cfg;
 	struct model m;
-	size_t len;
-	char *b;
 
 	cfg_init(&cfg);
 	cfg.flush_ms = 0;
 	model_init(&m);
 	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), 0);
-	faults_on(&ops);
-	ops.ftruncate = failing_ftruncate;
-	io_ops_set(&ops);
-	append_lines(p, &m, 1, 50, 10, 100, 100);
-	b = test_make_lines(2, 600, 50, 100, &len);
-	fail_errno = EIO;
-	atomic_store(&fail_fdatasync_at, 1);
-	atomic_store(&fail_ftruncate, 2);
-	ck_assert_int_lt(partition_append(p, b, len, 600, 200,
-					  PARTITION_ANY_END, NULL, NULL),
-			 0);
-	free(b);
+	append_then_fail_cut_back(p, &m, &ops);
 	io_ops_set(NULL);
 	partition_close(p);
 	ck_assert_int_eq(partition_open(dfd, "p", &cfg, 300, &p, &rec), 0);
