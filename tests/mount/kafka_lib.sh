@@ -48,6 +48,25 @@ kafka_begin() {
 	log "mock Kafka cluster at $KAFKA (pid $KAFKA_PID)"
 }
 
+# kafka_brokers down|up: take every broker of the mock down (SIGUSR1) or
+# bring them back (SIGUSR2), and wait until the mock says it is done (a
+# going down first lets the answers it owes drain: see tool_kafka.c).
+kafka_brokers() {
+	local sig line n i
+	case "$1" in
+	down) sig=USR1 line="tool_kafka: brokers down" ;;
+	up) sig=USR2 line="tool_kafka: brokers up" ;;
+	*) fail "kafka_brokers: $1: not down or up" ;;
+	esac
+	n=$(grep -c "$line" "$WORK/kafka.log")
+	kill -"$sig" "$KAFKA_PID" || fail "cannot signal the mock cluster"
+	for i in $(seq 1 100); do
+		[ "$(grep -c "$line" "$WORK/kafka.log")" -gt "$n" ] && return 0
+		sleep 0.1
+	done
+	fail "the mock cluster did not take its brokers $1 within 10 s"
+}
+
 # kafka_opts [fluxfs args...]: the mount options pointing the mirror at
 # the mock (its brokers' commas escaped for -o); kafka_mount: and mount.
 kafka_opts() {

@@ -29,8 +29,7 @@ wait_state() {
 	fail "$1 never showed mirror_state $2 (shows '$(xval "$1" mirror_state)', error '$(xval "$1" mirror_error)')"
 }
 
-kill -USR1 "$KAFKA_PID" # every broker down
-sleep 0.5
+kafka_brokers down # every broker down
 for i in $(seq 1 20); do
 	seq 1 500 | sed "s/^/outage $i /" >>"$MNT/orders/0" || fail "append during the outage"
 	sleep 0.1
@@ -45,7 +44,7 @@ sleep 2 # librdkafka retries meanwhile; the log must not grow per retry
 changes=$(grep -c 'mirror orders/0 -> kafka orders: retrying' "$WORK/daemon.log")
 assert_eq 1 "$changes" "log lines for the change to retrying"
 
-kill -USR2 "$KAFKA_PID" # brokers back
+kafka_brokers up # brokers back
 mirror_wait "$MNT/orders/0"
 wait_state "$MNT/orders/0" ok
 check_exported orders 0 "$MNT/orders/0"
@@ -60,21 +59,21 @@ grep -q "20 produce errors" "$WORK/kafka.log" || fail "the mock did not inject t
 
 # Unreachable from the start: the mount works, the mirror retries.
 mount_stop || fail "unmount"
-kill -USR1 "$KAFKA_PID"
+kafka_brokers down
 mount_launch
 seq 1 10 | sed 's/^/offline /' >>"$MNT/orders/0" || fail "append while unreachable"
 wait_state "$MNT/orders/0" retrying
-kill -USR2 "$KAFKA_PID"
+kafka_brokers up
 mirror_wait "$MNT/orders/0"
 check_exported orders 0 "$MNT/orders/0"
 
 # Unmounted in the middle of an outage, with records undelivered: the
 # daemon still exits promptly and cleanly, and the next mount sends them.
-kill -USR1 "$KAFKA_PID"
+kafka_brokers down
 seq 1 2000 | sed 's/^/unsent /' >>"$MNT/orders/0" || fail "append"
 wait_state "$MNT/orders/0" retrying
 mount_stop || fail "unmount during an outage"
-kill -USR2 "$KAFKA_PID"
+kafka_brokers up
 mount_launch
 mirror_wait "$MNT/orders/0"
 check_exported orders 0 "$MNT/orders/0"

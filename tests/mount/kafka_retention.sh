@@ -24,13 +24,13 @@ append_batches() {
 	done
 }
 
-kill -USR1 "$KAFKA_PID" # brokers down
+kafka_brokers down # brokers down
 append_batches held
 sleep 3 # several maintenance passes, every segment far past 300 ms
 assert_eq 0 "$(xval "$MNT/orders/0" start_offset)" "start offset while unexported"
 [ "$(xval "$MNT/orders/0" segments)" -gt 5 ] || fail "the segments did not roll"
 cp "$MNT/orders/0" "$WORK/all"
-kill -USR2 "$KAFKA_PID"
+kafka_brokers up
 mirror_wait "$MNT/orders/0"
 check_exported orders 0 "$WORK/all"
 # Exported: now retention deletes them.
@@ -45,14 +45,14 @@ expect_ok setfattr -n user.fluxfs.mirror_retention -v force "$MNT/orders"
 expect_err "Invalid argument" setfattr -n user.fluxfs.mirror_retention -v sometimes "$MNT/orders"
 # Remounted with the brokers down: the exporter cannot resume, so the
 # new messages stay unread (read ones would wait in librdkafka's queue).
-kill -USR1 "$KAFKA_PID"
+kafka_brokers down
 mount_stop || fail "unmount"
 mount_launch
 start=$(xval "$MNT/orders/0" next_offset)
 append_batches forced
 sleep 3
 [ "$(xval "$MNT/orders/0" start_offset)" -gt "$start" ] || fail "force: retention held anyway"
-kill -USR2 "$KAFKA_PID"
+kafka_brokers up
 for i in $(seq 1 200); do
 	[ "$(xval "$MNT/orders/0" mirror_lag)" = 0 ] && break
 	sleep 0.1

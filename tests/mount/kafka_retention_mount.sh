@@ -16,7 +16,7 @@ kafka_mount
 kafka_retention_export "$MNT/orders" orders
 seq 1 500 | sed 's/^/exported /' | tee "$WORK/all" >"$MNT/orders/0" || fail "write"
 mirror_wait "$MNT/orders/0"
-kill -USR1 "$KAFKA_PID" # brokers down: what follows is not exported
+kafka_brokers down # brokers down: what follows is not exported
 for i in $(seq 1 10); do
 	seq 1 500 | sed "s/^/held $i /" | tee -a "$WORK/all" >>"$MNT/orders/0" || fail "append"
 	sleep 0.15
@@ -38,7 +38,7 @@ start=$(xval "$MNT/orders/0" start_offset)
 [ "$acked" -lt 5000 ] || fail "the brokers took everything before they went down; the test proves nothing"
 mount_stop || fail "unmount"
 
-kill -USR2 "$KAFKA_PID"
+kafka_brokers up
 kafka_mount
 mirror_wait "$MNT/orders/0"
 check_exported orders 0 "$WORK/all"
