@@ -977,6 +977,42 @@ void fs_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	follow_poll(fs.fw, req, &h->ff, ph);
 }
 
+/* SEEK_DATA/SEEK_HOLE in a time view or a snapshot file (an open pins
+ * its partition): the partition's holes within the bytes the view shows,
+ * file offsets counted from its start, its end the final hole. */
+static void view_lseek(fuse_req_t req, const struct view *v, off_t off,
+		       int whence)
+{
+	struct partition_info info;
+	uint64_t end = v->end, o;
+	int ret;
+
+	if (whence != SEEK_DATA && whence != SEEK_HOLE) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (!v->n || !v->n->part) {
+		fuse_reply_err(req, EIO);
+		return;
+	}
+	partition_get_info(v->n->part, &info);
+	if (end == VIEW_NO_END || end > info.end_byte)
+		end = info.end_byte;
+	if (off < 0 || v->start + (uint64_t)off >= end) {
+		fuse_reply_err(req, ENXIO);
+		return;
+	}
+	ret = partition_seek_hole(v->n->part, v->start + (uint64_t)off,
+				  whence == SEEK_HOLE, &o);
+	if (ret == 0 && whence == SEEK_DATA && o >= end)
+		ret = -ENXIO; /* the data found lies past the view */
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	fuse_reply_lseek(req, (off_t)((o > end ? end : o) - v->start));
+}
+
 void fs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 	      struct fuse_file_info *fi)
 {
@@ -986,7 +1022,11 @@ void fs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 	int ret;
 
 	count_request();
-	if (!h->n || !h->n->part || h->kind == H_GROUP || h->kind == H_AT) {
+	if (h->kind == H_AT) {
+		view_lseek(req, &h->at, off, whence);
+		return;
+	}
+	if (!h->n || !h->n->part || h->kind == H_GROUP) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}

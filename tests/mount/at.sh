@@ -79,6 +79,11 @@ cmp "$WORK/abc" "$MNT/.at/offset:0..100000/orders/0" || fail "offset window past
 # Sizes are exact: a bounded view ends at its last message.
 assert_eq "$(fsize "$WORK/b")" "$(fsize "$MNT/.at/$T1..$T2/orders/0")" "st_size of a window"
 assert_eq "$(fsize "$WORK/bc")" "$(fsize "$MNT/.at/$T1/orders/0")" "st_size of an open view"
+# SEEK_DATA/SEEK_HOLE count from the view's start and end at its end.
+w="$MNT/.at/$T1..$T2/orders/0"
+assert_eq 7 "$("$TOOL_FSOP" seek "$w" data 7)" "SEEK_DATA in a window"
+assert_eq "$(fsize "$WORK/b")" "$("$TOOL_FSOP" seek "$w" hole 0)" "SEEK_HOLE in a window: its end"
+expect_err "No such device or address" "$TOOL_FSOP" seek "$w" data "$(fsize "$WORK/b")"
 assert_eq "$(head -n 3 "$WORK/b")" "$(head -n 3 "$MNT/.at/$T1/orders/0")" "head -n 3"
 
 # grep over every partition of a topic; listings.

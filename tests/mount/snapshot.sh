@@ -47,6 +47,12 @@ for f in a/0 a/1 b/0 b/empty; do
 	same_file "$WORK/$(echo $f | tr / _)" "$S/one/$f" "snapshot of $f after appends"
 	assert_eq "$(fsize "$WORK/$(echo $f | tr / _)")" "$(fsize "$S/one/$f")" "size of $f in the snapshot"
 done
+# SEEK_DATA/SEEK_HOLE (cp, tar --sparse) see the snapshot's bytes, not
+# the live file's.
+sz=$(fsize "$WORK/a_0")
+assert_eq 0 "$("$TOOL_FSOP" seek "$S/one/a/0" data 0)" "SEEK_DATA in a snapshot"
+assert_eq "$sz" "$("$TOOL_FSOP" seek "$S/one/a/0" hole 10)" "SEEK_HOLE in a snapshot: its end"
+expect_err "No such device or address" "$TOOL_FSOP" seek "$S/one/a/0" data "$sz"
 
 # Refused: every change below .snapshot, with the errno a read-only
 # filesystem gives; bad names; a second mkdir of the same name.
