@@ -20,6 +20,9 @@
  *       NOT_LEADER_FOR_PARTITION, the answers a client may see while a
  *       cluster recovers.
  *
+ *   tool_kafka outage-check CYCLES drain|plain
+ *       check the outages themselves, without fluxfs (below).
+ *
  * What arrived is checked with an independent client (kcat) against the
  * printed address.
  *
@@ -29,14 +32,14 @@
  * its later versions too) checks sequence numbers only for transactional
  * producers, and taking a broker down closes its connections with the
  * answers it had queued but not yet written: a request appended just
- * before is retried by the client and appended twice.  Shown without
- * fluxfs (an idempotent producer, 60 outages): 200 or 400 records twice
- * in two runs of three.  So SIGUSR1 first makes the cluster refuse every
- * Produce request with a retriable error (nothing appended), waits until
- * the answers already queued are written, and only then closes the
- * connections: a duplicate seen across an outage is then the exporter's,
+ * before is retried by the client and appended twice (outage-check
+ * shows it; figures in doc/kafka.md).  So SIGUSR1 first makes the
+ * cluster refuse every Produce request with a retriable error (nothing
+ * appended), waits until the answers already queued are written, and
+ * only then closes the connections: a duplicate seen across an outage is then the exporter's,
  * as it would be against a real cluster.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,9 +52,40 @@
 /* Produce requests refused before an outage: more than a client retries
  * (every retry.backoff.ms, 100 by default) while the answers drain. */
 #define OUTAGE_REFUSALS 1000
-#define OUTAGE_DRAIN_US 200000
+#define OUTAGE_DRAIN_US 500000
 
 static volatile sig_atomic_t quit, down, up, errs, fetcherr, listerr;
+
+/* Every broker down; with drain, only once the answers already queued
+ * are written (see "Outages" above). */
+static void brokers_down(rd_kafka_mock_cluster_t *mc, int brokers, int drain)
+{
+	rd_kafka_resp_err_t e[OUTAGE_REFUSALS];
+	int i;
+
+	if (drain) {
+		for (i = 0; i < OUTAGE_REFUSALS; i++)
+			e[i] = RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS;
+		/* ApiKey 0: Produce.  The mock writes a queued answer at
+		 * its next poll, or after its rtt=, well within the wait. */
+		rd_kafka_mock_push_request_errors_array(mc, 0, OUTAGE_REFUSALS,
+							e);
+		usleep(OUTAGE_DRAIN_US);
+	}
+	for (i = 1; i <= brokers; i++)
+		rd_kafka_mock_broker_set_down(mc, i);
+}
+
+static void brokers_up(rd_kafka_mock_cluster_t *mc, int brokers)
+{
+	int i;
+
+	/* The refusals not used while down (and any left of a SIGHUP
+	 * before the outage) go. */
+	rd_kafka_mock_clear_request_errors(mc, 0);
+	for (i = 1; i <= brokers; i++)
+		rd_kafka_mock_broker_set_up(mc, i);
+}
 
 static void on_signal(int sig)
 {
@@ -160,27 +194,13 @@ static int mock(int argc, char **argv)
 	while (!quit) {
 		usleep(20000);
 		if (down) {
-			rd_kafka_resp_err_t e[OUTAGE_REFUSALS];
-
 			down = 0;
-			for (i = 0; i < OUTAGE_REFUSALS; i++)
-				e[i] = RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS;
-			/* ApiKey 0: Produce.  The mock writes a queued
-			 * answer at its next poll, well within the wait. */
-			rd_kafka_mock_push_request_errors_array(
-				mc, 0, OUTAGE_REFUSALS, e);
-			usleep(OUTAGE_DRAIN_US);
-			for (i = 1; i <= brokers; i++)
-				rd_kafka_mock_broker_set_down(mc, i);
+			brokers_down(mc, brokers, 1);
 			fprintf(stderr, "tool_kafka: brokers down\n");
 		}
 		if (up) {
 			up = 0;
-			/* The refusals not used while down (and any left of
-			 * a SIGHUP before the outage) go. */
-			rd_kafka_mock_clear_request_errors(mc, 0);
-			for (i = 1; i <= brokers; i++)
-				rd_kafka_mock_broker_set_up(mc, i);
+			brokers_up(mc, brokers);
 			fprintf(stderr, "tool_kafka: brokers up\n");
 		}
 		if (errs) {
@@ -214,12 +234,175 @@ static int mock(int argc, char **argv)
 	return 0;
 }
 
+static void quiet_log(const rd_kafka_t *rk, int level, const char *fac,
+		      const char *buf)
+{
+	(void)rk;
+	(void)level;
+	(void)fac;
+	(void)buf;
+}
+
+static rd_kafka_t *client(rd_kafka_type_t type, const char *bootstrap,
+			  const char *const *props)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	char err[256];
+	rd_kafka_t *rk;
+
+	rd_kafka_conf_set_log_cb(conf, quiet_log);
+	if (bootstrap &&
+	    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err,
+			      sizeof(err)) != RD_KAFKA_CONF_OK) {
+		fprintf(stderr, "tool_kafka: %s\n", err);
+		exit(1);
+	}
+	for (; props && props[0]; props += 2)
+		if (rd_kafka_conf_set(conf, props[0], props[1], err,
+				      sizeof(err)) != RD_KAFKA_CONF_OK) {
+			fprintf(stderr, "tool_kafka: %s\n", err);
+			exit(1);
+		}
+	rk = rd_kafka_new(type, conf, err, sizeof(err));
+	if (!rk) {
+		fprintf(stderr, "tool_kafka: %s\n", err);
+		exit(1);
+	}
+	return rk;
+}
+
+struct checker {
+	rd_kafka_t *p;
+	volatile int stop;
+	long sent;
+};
+
+/* Produce numbered records in batches of 200, 5,000 a second. */
+static void *produce_numbers(void *arg)
+{
+	struct checker *c = arg;
+	char v[32];
+	int len;
+
+	while (!c->stop) {
+		len = snprintf(v, sizeof(v), "%ld", c->sent);
+		if (rd_kafka_producev(c->p, RD_KAFKA_V_TOPIC("t"),
+				      RD_KAFKA_V_PARTITION(0),
+				      RD_KAFKA_V_VALUE(v, (size_t)len),
+				      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+				      RD_KAFKA_V_END) == 0)
+			c->sent++;
+		else
+			rd_kafka_poll(c->p, 5);
+		if (c->sent % 200 == 0) {
+			rd_kafka_poll(c->p, 0);
+			usleep(40000);
+		}
+	}
+	return NULL;
+}
+
+/* outage-check CYCLES drain|plain: without fluxfs, an idempotent
+ * producer sends numbered records to a 3-broker mock (answers delayed
+ * 20 ms, so that an outage always finds some queued) whose brokers all
+ * go down for 100 ms CYCLES times, as SIGUSR1 takes them down (drain) or
+ * by closing their connections at once (plain); then every record is
+ * read back.  Prints the counts; exit 0 only if each number is there
+ * exactly once.  Shows that the test harness's outages do not duplicate
+ * records themselves, which plain ones do (see "Outages" above). */
+static int outage_check(int cycles, int drain)
+{
+	static const char *const pprops[] = {
+		"enable.idempotence", "true", "acks", "all",
+		"message.timeout.ms", "0", "linger.ms", "1",
+		"reconnect.backoff.ms", "5", "reconnect.backoff.max.ms", "50",
+		NULL};
+	static const char *const cprops[] = {"group.id", "outage-check",
+					     "enable.partition.eof", "true",
+					     NULL};
+	struct checker c = {0};
+	rd_kafka_topic_partition_list_t *l;
+	rd_kafka_mock_cluster_t *mc;
+	rd_kafka_message_t *m;
+	rd_kafka_t *mrk, *cons;
+	long got = 0, twice = 0, x, missing = 0, i;
+	char *seen, v[32];
+	pthread_t t;
+	int cyc, b;
+
+	mrk = client(RD_KAFKA_PRODUCER, NULL, NULL);
+	mc = rd_kafka_mock_cluster_new(mrk, 3);
+	if (!mc || rd_kafka_mock_topic_create(mc, "t", 1, 3)) {
+		fprintf(stderr, "tool_kafka: cannot start the mock\n");
+		return 1;
+	}
+	for (b = 1; b <= 3; b++)
+		rd_kafka_mock_broker_set_rtt(mc, b, 20);
+	c.p = client(RD_KAFKA_PRODUCER, rd_kafka_mock_cluster_bootstraps(mc),
+		     pprops);
+	if (pthread_create(&t, NULL, produce_numbers, &c))
+		return 1;
+	for (cyc = 0; cyc < cycles; cyc++) {
+		usleep(1500000); /* reconnected, producing */
+		brokers_down(mc, 3, drain);
+		usleep(100000);
+		brokers_up(mc, 3);
+	}
+	c.stop = 1;
+	pthread_join(t, NULL);
+	if (rd_kafka_flush(c.p, 120000)) {
+		fprintf(stderr, "tool_kafka: not delivered in 120 s\n");
+		return 1;
+	}
+	cons = client(RD_KAFKA_CONSUMER, rd_kafka_mock_cluster_bootstraps(mc),
+		      cprops);
+	l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, "t", 0)->offset =
+	    RD_KAFKA_OFFSET_BEGINNING;
+	rd_kafka_assign(cons, l);
+	rd_kafka_topic_partition_list_destroy(l);
+	seen = calloc((size_t)c.sent + 1, 1);
+	if (!seen)
+		return 1;
+	while ((m = rd_kafka_consumer_poll(cons, 10000))) {
+		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+			rd_kafka_message_destroy(m);
+			break;
+		}
+		if (!m->err && m->len < sizeof(v)) {
+			memcpy(v, m->payload, m->len);
+			v[m->len] = '\0';
+			x = atol(v);
+			got++;
+			if (x >= 0 && x < c.sent && seen[x]++)
+				twice++;
+		}
+		rd_kafka_message_destroy(m);
+	}
+	for (i = 0; i < c.sent; i++)
+		missing += !seen[i];
+	printf("%s outages: %d, records sent %ld, read %ld, twice %ld, "
+	       "missing %ld\n",
+	       drain ? "drained" : "plain", cycles, c.sent, got, twice,
+	       missing);
+	free(seen);
+	rd_kafka_destroy(cons);
+	rd_kafka_destroy(c.p);
+	rd_kafka_mock_cluster_destroy(mc);
+	rd_kafka_destroy(mrk);
+	return twice || missing ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 3 && strcmp(argv[1], "mock") == 0)
 		return mock(argc, argv);
+	if (argc == 4 && strcmp(argv[1], "outage-check") == 0)
+		return outage_check(atoi(argv[2]),
+				    strcmp(argv[3], "plain") != 0);
 	fprintf(stderr, "usage: tool_kafka mock BROKERS [rtt=MS] [missing=TOPIC] "
 			"[lead=TOPIC:B] [down=B] "
-			"TOPIC:PARTITIONS...\n");
+			"TOPIC:PARTITIONS...\n"
+			"       tool_kafka outage-check CYCLES drain|plain\n");
 	return 2;
 }
