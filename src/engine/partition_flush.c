@@ -316,6 +316,15 @@ static int flush_mark(struct partition *p, struct flush_item *it, int n,
 {
 	int i, r;
 
+	/* A cut-back's sync of a .log failed since the last flush: what was
+	 * unflushed then may be lost, and this flush's own sync cannot tell
+	 * (the error was reported once, to the cut-back). */
+	for (i = 0; ret == 0 && i < n; i++)
+		if (atomic_exchange(&it[i].seg->log_sync_lost, 0)) {
+			ret = -EIO;
+			job->failed_item = i;
+			job->data_failed = 1;
+		}
 	/* A segment sealed before the flush began took no append since;
 	 * the active one may have, so it is synced again next time. */
 	for (i = 0; ret == 0 && i < n; i++)

@@ -268,15 +268,31 @@ int segment_unlink(int dirfd, uint64_t base_offset)
 /* ------------------------------------------------------------------ */
 /* Appending                                                            */
 
-/* Cut both files back to log_len and idx_len; a failure is remembered
- * (stale_tail) for segment_cut_tail to retry. */
+/* Cut both files back to log_len and idx_len, and make the cut durable:
+ * until it is, a power cut can bring back the failed append's bytes and
+ * entries (good CRCs: recovery keeps them), a write that failed with EIO
+ * served as data.  Any failure is remembered (stale_tail) for
+ * segment_cut_tail to retry.  The .log's sync also covers earlier
+ * appends not yet flushed, and it reports a write-back error only once:
+ * when it fails, log_sync_lost tells the partition's next flush that
+ * those appends may be lost.  An .idx whose sync failed is written again
+ * from the mapping (its pages may have been marked clean unwritten). */
 static int cut_back(struct segment *s, uint64_t log_len, uint64_t idx_len)
 {
 	int ri = io_ftruncate(s->idx_fd, idx_len);
 	int rl = io_ftruncate(s->log_fd, log_len);
+	int sl = 0, si = 0;
 
-	s->stale_tail = ri < 0 || rl < 0;
-	return ri < 0 ? ri : rl;
+	if (ri == 0 && rl == 0) {
+		sl = io_fdatasync(s->log_fd);
+		si = io_fdatasync(s->idx_fd);
+		if (sl < 0)
+			atomic_store(&s->log_sync_lost, 1);
+		if (si < 0)
+			segment_rewrite_index(s);
+	}
+	s->stale_tail = ri < 0 || rl < 0 || sl < 0 || si < 0;
+	return ri < 0 ? ri : rl < 0 ? rl : sl < 0 ? sl : si;
 }
 
 int segment_cut_tail(struct segment *s)

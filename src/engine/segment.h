@@ -77,6 +77,9 @@ struct segment {
 	int stale_tail;	     /* a failed append's bytes or entries may be
 			      * left past the end: cutting them back failed
 			      * (segment_cut_tail) */
+	atomic_int log_sync_lost; /* the .log's sync after a cut-back
+				   * failed: unflushed appends before it
+				   * may be lost (the next flush says so) */
 	uint64_t lost_msgs;  /* in SEG_F_LOST entries (from the header) */
 	uint64_t lost_bytes;
 	int readonly;	     /* the raw .log could be opened read-only only

@@ -1549,6 +1549,59 @@ START_TEST(test_data_eio_reported_once)
 }
 END_TEST
 
+/* A failed append's cut-back syncs the .log (so the cut is durable), and
+ * that sync also covers appends not flushed yet.  When it fails, the
+ * write-back error is reported to it alone, so the next flush, whose own
+ * fdatasync succeeds, must still report those appends lost. */
+START_TEST(test_cut_back_sync_failure_is_a_loss)
+{
+	char path[4096];
+	int dfd = test_tmpdir(path);
+	struct partition_loss loss;
+	struct partition *p;
+	struct io_ops ops;
+	struct config cfg;
+	struct model m;
+	uint64_t a_end, a_msgs;
+	size_t len;
+	char *b;
+
+	cfg_init(&cfg);
+	model_init(&m);
+	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), 0);
+	faults_on(&ops);
+	append_lines(p, &m, 1, 100, 10, 100, 100); /* A: flushed */
+	ck_assert_int_eq(partition_flush(p), 0);
+	a_end = m.end;
+	a_msgs = m.nmsg;
+	append_lines(p, &m, 2, 50, 10, 100, 110); /* B: not flushed */
+	b = test_make_lines(3, 20, 10, 100, &len);
+	fail_errno = EIO;
+	atomic_store(&fail_pwrite, 1);	      /* C's write fails, */
+	atomic_store(&fail_fdatasync_at, 1); /* and its cut-back's sync */
+	ck_assert_int_lt(partition_append(p, b, len, 20, 120,
+					  PARTITION_ANY_END, NULL, NULL),
+			 0);
+	free(b);
+	ck_assert_int_eq(atomic_load(&fail_fdatasync_at), 0);
+	ck_assert_int_eq(partition_flush(p), -EIO);
+	ck_assert_uint_eq(partition_losses(p), 1);
+	ck_assert_int_eq(partition_lost(p, 0, UINT64_MAX, &loss), 1);
+	ck_assert_uint_eq(loss.from_byte, a_end);
+	ck_assert_uint_eq(loss.to_byte, m.end);
+	ck_assert_uint_eq(loss.from_offset, a_msgs);
+	ck_assert_uint_eq(loss.to_offset, m.nmsg);
+	/* the cut is retried and made durable by the next append */
+	append_lines(p, &m, 4, 20, 10, 100, 130);
+	ck_assert_int_eq(partition_flush(p), 0);
+	ck_assert_uint_eq(partition_losses(p), 1);
+	io_ops_set(NULL);
+	ck_assert_int_eq(partition_close(p), 0);
+	model_release(&m);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
 /* A failed fdatasync of an .idx (the .log's went through): the entries are
  * regenerated, not lost; the flush fails, the next one succeeds. */
 START_TEST(test_index_sync_failure_retried)
@@ -1612,6 +1665,7 @@ static Suite *partition_suite(void)
 	tcase_add_test(tc, test_state_enospc_retried);
 	tcase_add_test(tc, test_failed_cut_back_is_cut_before_more);
 	tcase_add_test(tc, test_failed_cut_back_then_close);
+	tcase_add_test(tc, test_cut_back_sync_failure_is_a_loss);
 	tcase_add_test(tc, test_data_eio_reported_once);
 	tcase_add_test(tc, test_index_sync_failure_retried);
 	suite_add_tcase(s, tc);
