@@ -266,6 +266,7 @@ int partition_create(int dirfd, const char *name, const struct config *cfg,
 		goto err_free;
 	metrics_add(&p->m, segments_created, 1);
 	p->last_flush_ms = now_ms;
+	p->state_ms = now_ms;
 	*out = p;
 	return 0;
 err_free:

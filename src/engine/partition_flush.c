@@ -5,8 +5,9 @@
  * range that may not be on stable storage, kept for partition_lost()).
  * The disk waits run without p->lock, so appends never wait for them.
  * partition_sync() is the fsync path: concurrent callers share flushes
- * (commit.c), and it writes partition.state only when recovery needs the
- * new recovery point (see lazy_state_ok()).  Concurrent syncs of
+ * (commit.c).  It and the scheduled flush write partition.state only when
+ * recovery needs the new recovery point (see lazy_state_ok()); the tick
+ * catches the state up now and then.  Concurrent syncs of
  * different partitions on one filesystem share a syncfs (shared_sync()).
  */
 #include <errno.h>
@@ -402,6 +403,14 @@ int part_flush_locked(struct partition *p)
 	return flush_done(p, &job, ret, t0);
 }
 
+/* How flush_run() flushes: partition.state only when recovery needs the
+ * new recovery point (see lazy_state_ok()), and the disk wait shared with
+ * other partitions of the filesystem syncing at the same time. */
+enum {
+	FLUSH_LAZY_STATE = 1,
+	FLUSH_SHARED = 2,
+};
+
 /* fsync data, index and (unless lazy and not needed) state.  Neither the
  * fdatasyncs nor the state file's write and fsync run under p->lock:
  * holding it stalled every append for the whole disk write (a 1 GiB bulk
@@ -409,8 +418,9 @@ int part_flush_locked(struct partition *p)
  * state_lock keeps flushes and state writes in order, so the recovery
  * point only grows and no other writer's state is overwritten by an older
  * snapshot. */
-static int flush_run(struct partition *p, int lazy)
+static int flush_run(struct partition *p, int flags)
 {
+	int lazy = flags & FLUSH_LAZY_STATE;
 	int64_t t0 = now_ns();
 	struct flush_item *it;
 	struct flush_job job;
@@ -425,7 +435,8 @@ static int flush_run(struct partition *p, int lazy)
 		pthread_mutex_unlock(&p->state_lock);
 		return n;
 	}
-	ret = lazy ? shared_sync(p, it, n, &job) : flush_sync(it, n, &job);
+	ret = flags & FLUSH_SHARED ? shared_sync(p, it, n, &job)
+				   : flush_sync(it, n, &job);
 	pthread_mutex_lock(&p->lock);
 	ret = flush_mark(p, it, n, &job, ret, &st, lazy);
 	pthread_mutex_unlock(&p->lock);
@@ -461,16 +472,25 @@ int part_state_catch_up(struct partition *p)
 	return ret;
 }
 
-/* The scheduled flush and the one before close: the state too. */
+/* An explicit flush: the state too. */
 int partition_flush(struct partition *p)
 {
 	return flush_run(p, 0);
 }
 
+/* The scheduled flush: the state only when recovery needs it; the tick
+ * moves it up now and then (part_state_catch_up).  With many partitions
+ * a state write per flush was a file written, fsynced and renamed and a
+ * directory fsynced per partition and second. */
+int part_flush_scheduled(struct partition *p)
+{
+	return flush_run(p, FLUSH_LAZY_STATE);
+}
+
 static int sync_flush(void *p, unsigned covered)
 {
 	(void)covered; /* all of them are p's */
-	return flush_run(p, 1);
+	return flush_run(p, FLUSH_LAZY_STATE | FLUSH_SHARED);
 }
 
 /* The fsync path: one flush shared by every caller waiting when it

@@ -56,6 +56,8 @@ struct partition {
 	uint64_t first_base_byte;      /* of segs[0]; protected by lock */
 	uint64_t state_rp;     /* recovery point on disk; protected by lock */
 	int64_t last_flush_ms; /* protected by lock */
+	int64_t state_ms;      /* when the tick last caught the state up;
+				* protected by lock */
 	int flush_err;	       /* the last flush's failure, to log changes only;
 				* protected by lock */
 	struct partition_loss *losses; /* recorded losses; protected by lock */
@@ -175,8 +177,17 @@ int part_roll_due(struct partition *p, size_t len, int64_t now_ms);
 /* partition_flush.c: flush with p->lock held throughout (close). */
 int part_flush_locked(struct partition *p);
 /* Write partition.state with the recovery point the syncs reached, syncing
- * no data (the tick, for partitions without a scheduled flush). */
+ * no data (the tick, every PART_STATE_CATCH_UP_MS while it lags). */
 int part_state_catch_up(struct partition *p);
+/* How often the tick moves a lagging recovery point up: a reopen after a
+ * crash checks the entries above it against their CRCs, and a bad entry
+ * there is cut as a torn tail with everything after it, so the lag
+ * bounds that work and that risk (see storage.md); each move is a file
+ * written and renamed and two fsyncs. */
+#define PART_STATE_CATCH_UP_MS 10000
+/* The scheduled flush: partition_flush() without the state write when
+ * recovery does not need it (the tick catches the state up). */
+int part_flush_scheduled(struct partition *p);
 
 /* partition_read.c: byte -> containing message (caller holds seglock
  * shared), and the report of a batch whose CRC fails. */

@@ -502,14 +502,95 @@ START_TEST(test_tick_catches_state_up)
 	ck_assert_uint_eq(st.recovery_point, 0);
 	ck_assert_int_eq(partition_tick(p, 1500, NULL), 0);
 	ck_assert_int_eq(layout_state_load(pfd, &st), 0);
-	ck_assert_uint_eq(st.recovery_point, 0); /* not a second yet */
-	ck_assert_int_eq(partition_tick(p, 2500, NULL), 0);
+	ck_assert_uint_eq(st.recovery_point, 0);
+	ck_assert_int_eq(partition_tick(p, 10999, NULL), 0);
+	ck_assert_int_eq(layout_state_load(pfd, &st), 0);
+	ck_assert_uint_eq(st.recovery_point, 0); /* not 10 s yet */
+	ck_assert_int_eq(partition_tick(p, 11000, NULL), 0);
 	ck_assert_int_eq(layout_state_load(pfd, &st), 0);
 	/* the synced line, not the unsynced one after it */
 	ck_assert_uint_eq(st.recovery_point, LINE_LEN);
 	partition_get_info(p, &info);
 	ck_assert_uint_eq(info.flushed_byte, LINE_LEN);
 	close(pfd);
+	ck_assert_int_eq(partition_close(p), 0);
+	test_rmtree(dirfd, path);
+}
+END_TEST
+
+/* The scheduled flush (flush_ms > 0) writes partition.state only when
+ * recovery needs it: after a roll, and when the tick catches it up every
+ * PART_STATE_CATCH_UP_MS.  Its data is durable all the same: a power cut
+ * after the flush keeps every line the flush covered. */
+START_TEST(test_scheduled_flush_state_lazy)
+{
+	struct partition_tick_report rep;
+	struct partition_info info;
+	struct layout_state st;
+	struct partition *p;
+	struct config cfg;
+	char path[4096], line[LINE_LEN], got[LINE_LEN];
+	int dirfd, pfd, i, k;
+	int64_t now = 1000;
+
+	dirfd = test_tmpdir(path);
+	config_defaults(&cfg);
+	cfg.flush_ms = 1000;
+	cfg.segment_bytes = 4096;
+	crashsim_install();
+	ck_assert_int_eq(partition_create(dirfd, "p", &cfg, now, &p), 0);
+	pfd = openat(dirfd, "p", O_RDONLY | O_DIRECTORY);
+	ck_assert_int_ge(pfd, 0);
+	/* 8 scheduled flushes inside the first segment: no state write */
+	for (i = 0; i < 8; i++) {
+		make_line(line, 0, i);
+		ck_assert_int_eq(partition_append(p, line, LINE_LEN, 1, now,
+						  PARTITION_ANY_END, NULL,
+						  NULL),
+				 0);
+		now += 1000;
+		ck_assert_int_eq(partition_tick(p, now, &rep), 0);
+		ck_assert_int_eq(rep.flushed, 1);
+		partition_get_info(p, &info);
+		ck_assert_uint_eq(info.flushed_byte,
+				  (uint64_t)(i + 1) * LINE_LEN);
+		ck_assert_int_eq(layout_state_load(pfd, &st), 0);
+		ck_assert_uint_eq(st.recovery_point, 0);
+	}
+	/* the catch-up, 10 s after the partition's start */
+	now += 2000;
+	ck_assert_int_eq(partition_tick(p, now, NULL), 0);
+	ck_assert_int_eq(layout_state_load(pfd, &st), 0);
+	ck_assert_uint_eq(st.recovery_point, 8 * LINE_LEN);
+	/* past a roll, the first scheduled flush moves it into the new
+	 * active segment at once */
+	for (i = 8; i < 8 + 4096 / LINE_LEN + 1; i++) {
+		make_line(line, 0, i);
+		ck_assert_int_eq(partition_append(p, line, LINE_LEN, 1, now,
+						  PARTITION_ANY_END, NULL,
+						  NULL),
+				 0);
+	}
+	partition_get_info(p, &info);
+	ck_assert_uint_ge(info.segments, 2);
+	now += 1000;
+	ck_assert_int_eq(partition_tick(p, now, NULL), 0);
+	ck_assert_int_eq(layout_state_load(pfd, &st), 0);
+	ck_assert_uint_eq(st.recovery_point, (uint64_t)i * LINE_LEN);
+	close(pfd);
+	ck_assert_int_eq(crashsim_crash(CRASHSIM_DROP, 5, NULL), 0);
+	partition_discard(p);
+	crashsim_uninstall();
+	ck_assert_int_eq(partition_open(dirfd, "p", &cfg, now, &p, NULL), 0);
+	partition_get_info(p, &info);
+	ck_assert_uint_eq(info.end_byte, (uint64_t)i * LINE_LEN);
+	for (k = 0; k < i; k++) {
+		make_line(line, 0, k);
+		ck_assert_int_eq(partition_read(p, (uint64_t)k * LINE_LEN, got,
+						LINE_LEN),
+				 LINE_LEN);
+		ck_assert_msg(!memcmp(got, line, LINE_LEN), "line %d lost", k);
+	}
 	ck_assert_int_eq(partition_close(p), 0);
 	test_rmtree(dirfd, path);
 }
@@ -528,6 +609,7 @@ static Suite *commit_suite(void)
 	tcase_add_test(tc, test_flush_ms0_survives_powercut);
 	tcase_add_test(tc, test_sync_moves_state_after_roll);
 	tcase_add_test(tc, test_tick_catches_state_up);
+	tcase_add_test(tc, test_scheduled_flush_state_lazy);
 	tcase_add_test(tc, test_partitions_share_syncfs);
 	suite_add_tcase(s, tc);
 	return s;
