@@ -218,7 +218,9 @@ static int volume_flush(void *arg, unsigned covered)
 
 /* The fdatasyncs of a flush, shared with the other partitions of the
  * filesystem syncing at the same time (see struct volume).  Called with
- * p->state_lock held, which guards p->volume and p->vol_seen. */
+ * p->state_lock (a flush) or p->lock (a flush_ms=0 append) held; both
+ * may run at once, hence the atomics (volume_of() gives every caller
+ * the same volume). */
 static int shared_sync(struct partition *p, const struct flush_item *it, int n,
 		       struct flush_job *job)
 {
@@ -226,22 +228,33 @@ static int shared_sync(struct partition *p, const struct flush_item *it, int n,
 	uint64_t gen;
 	int ret;
 
-	if (!p->volume)
-		p->volume = volume_of(p->dfd);
-	r.v = p->volume;
+	r.v = atomic_load(&p->volume);
+	if (!r.v) {
+		r.v = volume_of(p->dfd);
+		atomic_store(&p->volume, r.v);
+	}
 	if (!r.v)
 		return flush_sync(it, n, job);
 	gen = atomic_load(&r.v->err_gen);
 	ret = commit_sync(&r.v->commit, volume_flush, &r);
 	if (!r.alone) {
 		gen = atomic_load(&r.v->err_gen);
-		if (ret == 0 && p->vol_seen == gen)
+		if (ret == 0 && atomic_load(&p->vol_seen) == gen)
 			return 0; /* the syncfs covered us, and no error since
 				   */
 		ret = flush_sync(it, n, job);
 	}
-	p->vol_seen = gen; /* our files' own errors were checked */
+	/* our files' own errors were checked */
+	atomic_store(&p->vol_seen, gen);
 	return ret;
+}
+
+int part_sync_append(struct partition *p, struct segment *a)
+{
+	struct flush_item it = {a, a->log_fd, a->idx_fd, 0};
+	struct flush_job job = {0, 0, -1, 0, 0};
+
+	return shared_sync(p, &it, 1, &job);
 }
 
 /* Forget that the entries of segments holding bytes from on were
@@ -321,7 +334,8 @@ static int flush_mark(struct partition *p, struct flush_item *it, int n,
 	 * unflushed then may be lost, and this flush's own sync cannot tell
 	 * (the error was reported once, to the cut-back). */
 	for (i = 0; ret == 0 && i < n; i++)
-		if (atomic_exchange(&it[i].seg->log_sync_lost, 0)) {
+		if (atomic_exchange(&it[i].seg->log_sync_lost, 0) >
+		    atomic_load(&p->flushed_byte)) {
 			ret = -EIO;
 			job->failed_item = i;
 			job->data_failed = 1;

@@ -80,9 +80,10 @@ struct partition {
 	pthread_mutex_t state_lock;
 	struct commit commit; /* fsyncs waiting share flushes */
 	/* Its filesystem's syncs and the error generation it last checked
-	 * (partition_flush.c): set by the first sync, under state_lock. */
-	void *volume;
-	uint64_t vol_seen;
+	 * (partition_flush.c): set by the first sync, which holds state_lock
+	 * (a flush) or lock (a flush_ms=0 append). */
+	_Atomic(void *) volume;
+	_Atomic uint64_t vol_seen;
 	pthread_mutex_t retire_lock;
 	uint32_t pins;		/* protected by retire_lock */
 	struct segment **rsegs; /* protected by retire_lock */
@@ -185,6 +186,11 @@ int part_state_catch_up(struct partition *p);
  * bounds that work and that risk (see storage.md); each move is a file
  * written and renamed and two fsyncs. */
 #define PART_STATE_CATCH_UP_MS 10000
+/* The sync of a flush_ms=0 append, written to the active segment a and
+ * not yet published (caller holds p->lock): both files, shared with the
+ * other partitions of the filesystem syncing at the same time.  0, or
+ * the error: the append then fails and is cut back. */
+int part_sync_append(struct partition *p, struct segment *a);
 /* The scheduled flush: partition_flush() without the state write when
  * recovery does not need it (the tick catches the state up). */
 int part_flush_scheduled(struct partition *p);

@@ -596,6 +596,117 @@ START_TEST(test_scheduled_flush_state_lazy)
 }
 END_TEST
 
+/* flush_ms=0 appends on partitions of one filesystem share their syncs
+ * (a syncfs when several wait at once), and a failed sync fails exactly
+ * the appends it covered: each failed append is cut back, the next one
+ * takes its place.  After a power cut every partition holds exactly the
+ * lines whose append succeeded, in order: none lost, no failed one
+ * served.  Where fault injection is built, variant 0 fails every syncfs
+ * (so each acknowledgement rests on the partition's own fdatasyncs, and
+ * a syncfs was tried: the appends did meet), variant 1 fails syncs at
+ * random. */
+struct acked_writer {
+	struct partition *p;
+	int id, nacked, failures;
+	int acked[SYNC_LINES]; /* line numbers whose append succeeded */
+};
+
+static void *acked_writer_run(void *arg)
+{
+	struct acked_writer *w = arg;
+	char line[LINE_LEN];
+	int i;
+
+	for (i = 0; i < SYNC_LINES; i++) {
+		make_line(line, w->id, i);
+		if (partition_append(w->p, line, LINE_LEN, 1, 2,
+				     PARTITION_ANY_END, NULL, NULL) < 0)
+			w->failures++;
+		else
+			w->acked[w->nacked++] = i;
+	}
+	return NULL;
+}
+
+START_TEST(test_flush_ms0_partitions_share_and_fail_exactly)
+{
+	static const char *const spec[] = {
+		"ops=syncfs,errno=EIO",
+		"seed=11,p=0.1,ops=fdatasync+syncfs,errno=EIO",
+	};
+	struct acked_writer w[SYNC_WRITERS];
+	pthread_t t[SYNC_WRITERS];
+	struct partition *p[SYNC_WRITERS];
+	struct partition_info info;
+	struct config cfg;
+	char path[4096], name[16], line[LINE_LEN], got[LINE_LEN];
+	int dirfd, i, k, failures = 0;
+	uint64_t faults = 0;
+
+	dirfd = test_tmpdir(path);
+	config_defaults(&cfg);
+	cfg.flush_ms = 0;
+	crashsim_install();
+	for (i = 0; i < SYNC_WRITERS; i++) {
+		snprintf(name, sizeof(name), "p%d", i);
+		ck_assert_int_eq(partition_create(dirfd, name, &cfg, 1, &p[i]),
+				 0);
+		memset(&w[i], 0, sizeof(w[i]));
+		w[i].p = p[i];
+		w[i].id = i;
+	}
+#ifdef FLUXFS_FAULT_INJECTION
+	faults = fault_count();
+	ck_assert_int_eq(fault_set(spec[_i]), 0);
+#else
+	(void)spec;
+	(void)faults;
+#endif
+	for (i = 0; i < SYNC_WRITERS; i++)
+		ck_assert_int_eq(
+			pthread_create(&t[i], NULL, acked_writer_run, &w[i]),
+			0);
+	for (i = 0; i < SYNC_WRITERS; i++) {
+		pthread_join(t[i], NULL);
+		failures += w[i].failures;
+	}
+#ifdef FLUXFS_FAULT_INJECTION
+	fault_set("off");
+	ck_assert_uint_gt(fault_count(), faults);
+	if (_i == 0)
+		ck_assert_int_eq(failures, 0); /* the fallback took over */
+	else
+		ck_assert_int_gt(failures, 0);
+#endif
+	ck_assert_int_eq(crashsim_crash(CRASHSIM_DROP, 13, NULL), 0);
+	for (i = 0; i < SYNC_WRITERS; i++)
+		partition_discard(p[i]);
+	crashsim_uninstall();
+	for (i = 0; i < SYNC_WRITERS; i++) {
+		snprintf(name, sizeof(name), "p%d", i);
+		ck_assert_int_eq(
+			partition_open(dirfd, name, &cfg, 3, &p[i], NULL), 0);
+		partition_get_info(p[i], &info);
+		ck_assert_msg(info.end_byte == (uint64_t)w[i].nacked * LINE_LEN,
+			      "partition %d holds %llu bytes for %d lines", i,
+			      (unsigned long long)info.end_byte, w[i].nacked);
+		for (k = 0; k < w[i].nacked; k++) {
+			make_line(line, i, w[i].acked[k]);
+			ck_assert_int_eq(partition_read(p[i],
+							(uint64_t)k * LINE_LEN,
+							got, LINE_LEN),
+					 LINE_LEN);
+			ck_assert_msg(!memcmp(got, line, LINE_LEN),
+				      "partition %d: line %d is not the "
+				      "acknowledged line %d",
+				      i, k, w[i].acked[k]);
+		}
+		ck_assert_int_eq(partition_close(p[i]), 0);
+	}
+	test_rmtree(dirfd, path);
+}
+END_TEST
+
 static Suite *commit_suite(void)
 {
 	Suite *s = suite_create("commit");
@@ -611,6 +722,8 @@ static Suite *commit_suite(void)
 	tcase_add_test(tc, test_tick_catches_state_up);
 	tcase_add_test(tc, test_scheduled_flush_state_lazy);
 	tcase_add_test(tc, test_partitions_share_syncfs);
+	tcase_add_loop_test(
+		tc, test_flush_ms0_partitions_share_and_fail_exactly, 0, 2);
 	suite_add_tcase(s, tc);
 	return s;
 }
