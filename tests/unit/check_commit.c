@@ -371,6 +371,39 @@ START_TEST(test_flush_ms0_survives_powercut)
 }
 END_TEST
 
+/* Create the SYNC_WRITERS partitions p0.. into p. */
+static void create_partitions(int dirfd, const struct config *cfg,
+			      struct partition **p)
+{
+	char name[16];
+	int i;
+
+	for (i = 0; i < SYNC_WRITERS; i++) {
+		snprintf(name, sizeof(name), "p%d", i);
+		ck_assert_int_eq(partition_create(dirfd, name, cfg, 1, &p[i]),
+				 0);
+	}
+}
+
+/* Cut the power under the SYNC_WRITERS partitions p0.. (DROP), and open
+ * them again (recovery runs) into p. */
+static void powercut_reopen(int dirfd, const struct config *cfg,
+			    struct partition **p, uint64_t seed)
+{
+	char name[16];
+	int i;
+
+	ck_assert_int_eq(crashsim_crash(CRASHSIM_DROP, seed, NULL), 0);
+	for (i = 0; i < SYNC_WRITERS; i++)
+		partition_discard(p[i]);
+	crashsim_uninstall();
+	for (i = 0; i < SYNC_WRITERS; i++) {
+		snprintf(name, sizeof(name), "p%d", i);
+		ck_assert_int_eq(
+			partition_open(dirfd, name, cfg, 3, &p[i], NULL), 0);
+	}
+}
+
 /* Partitions of one filesystem syncing together share a syncfs; when it
  * fails, each falls back to its own fdatasyncs, and what they acknowledged
  * survives a power cut all the same.  Every syncfs fails here (where
@@ -381,7 +414,7 @@ START_TEST(test_partitions_share_syncfs)
 	pthread_t t[SYNC_WRITERS];
 	struct partition *p[SYNC_WRITERS];
 	struct config cfg;
-	char path[4096], name[16], line[LINE_LEN], got[LINE_LEN];
+	char path[4096], line[LINE_LEN], got[LINE_LEN];
 	int dirfd, i, k;
 
 	dirfd = test_tmpdir(path);
@@ -391,10 +424,8 @@ START_TEST(test_partitions_share_syncfs)
 #ifdef FLUXFS_FAULT_INJECTION
 	ck_assert_int_eq(fault_set("ops=syncfs,errno=EIO"), 0);
 #endif
+	create_partitions(dirfd, &cfg, p);
 	for (i = 0; i < SYNC_WRITERS; i++) {
-		snprintf(name, sizeof(name), "p%d", i);
-		ck_assert_int_eq(partition_create(dirfd, name, &cfg, 1, &p[i]),
-				 0);
 		memset(&w[i], 0, sizeof(w[i]));
 		w[i].p = p[i];
 		w[i].id = i;
@@ -412,14 +443,8 @@ START_TEST(test_partitions_share_syncfs)
 	ck_assert_uint_gt(fault_count(), 0);
 	fault_set("off");
 #endif
-	ck_assert_int_eq(crashsim_crash(CRASHSIM_DROP, 9, NULL), 0);
-	for (i = 0; i < SYNC_WRITERS; i++)
-		partition_discard(p[i]);
-	crashsim_uninstall();
+	powercut_reopen(dirfd, &cfg, p, 9);
 	for (i = 0; i < SYNC_WRITERS; i++) {
-		snprintf(name, sizeof(name), "p%d", i);
-		ck_assert_int_eq(
-			partition_open(dirfd, name, &cfg, 3, &p[i], NULL), 0);
 		for (k = 0; k < w[i].nacked; k++) {
 			make_line(line, i, k);
 			ck_assert_int_eq(partition_read(p[i], w[i].acked_pos[k],
@@ -639,7 +664,7 @@ START_TEST(test_flush_ms0_partitions_share_and_fail_exactly)
 	struct partition *p[SYNC_WRITERS];
 	struct partition_info info;
 	struct config cfg;
-	char path[4096], name[16], line[LINE_LEN], got[LINE_LEN];
+	char path[4096], line[LINE_LEN], got[LINE_LEN];
 	int dirfd, i, k, failures = 0;
 	uint64_t faults = 0;
 
@@ -647,10 +672,8 @@ START_TEST(test_flush_ms0_partitions_share_and_fail_exactly)
 	config_defaults(&cfg);
 	cfg.flush_ms = 0;
 	crashsim_install();
+	create_partitions(dirfd, &cfg, p);
 	for (i = 0; i < SYNC_WRITERS; i++) {
-		snprintf(name, sizeof(name), "p%d", i);
-		ck_assert_int_eq(partition_create(dirfd, name, &cfg, 1, &p[i]),
-				 0);
 		memset(&w[i], 0, sizeof(w[i]));
 		w[i].p = p[i];
 		w[i].id = i;
@@ -678,14 +701,8 @@ START_TEST(test_flush_ms0_partitions_share_and_fail_exactly)
 	else
 		ck_assert_int_gt(failures, 0);
 #endif
-	ck_assert_int_eq(crashsim_crash(CRASHSIM_DROP, 13, NULL), 0);
-	for (i = 0; i < SYNC_WRITERS; i++)
-		partition_discard(p[i]);
-	crashsim_uninstall();
+	powercut_reopen(dirfd, &cfg, p, 13);
 	for (i = 0; i < SYNC_WRITERS; i++) {
-		snprintf(name, sizeof(name), "p%d", i);
-		ck_assert_int_eq(
-			partition_open(dirfd, name, &cfg, 3, &p[i], NULL), 0);
 		partition_get_info(p[i], &info);
 		ck_assert_msg(info.end_byte == (uint64_t)w[i].nacked * LINE_LEN,
 			      "partition %d holds %llu bytes for %d lines", i,

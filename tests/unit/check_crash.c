@@ -446,26 +446,11 @@ END_TEST
 static const struct io_ops *below; /* crashsim's table */
 static atomic_int idx_sync_fails, log_cut_fails;
 
-/* Whether fd is open on a file whose name ends with sfx. */
-static int fd_is(int fd, const char *sfx)
-{
-	char link[64], name[4096];
-	ssize_t n;
-	size_t k = strlen(sfx);
-
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	n = readlink(link, name, sizeof(name) - 1);
-	if (n < (ssize_t)k)
-		return 0;
-	name[n] = 0;
-	return !strcmp(name + n - k, sfx);
-}
-
 static int synced_but_failing_fdatasync(int fd)
 {
 	int r = below->fdatasync(fd);
 
-	if (r == 0 && fd_is(fd, ".idx") &&
+	if (r == 0 && test_fd_is(fd, ".idx") &&
 	    atomic_exchange(&idx_sync_fails, 0)) {
 		errno = EIO;
 		return -1;
@@ -475,7 +460,7 @@ static int synced_but_failing_fdatasync(int fd)
 
 static int failing_log_ftruncate(int fd, off_t len)
 {
-	if (fd_is(fd, ".log") && atomic_exchange(&log_cut_fails, 0)) {
+	if (test_fd_is(fd, ".log") && atomic_exchange(&log_cut_fails, 0)) {
 		errno = EIO;
 		return -1;
 	}

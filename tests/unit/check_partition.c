@@ -1298,21 +1298,6 @@ static ssize_t failing_pwrite(int fd, const void *buf, size_t len, off_t off)
 	return io_ops_default()->pwrite(fd, buf, len, off);
 }
 
-/* Whether fd is open on a file whose name ends with sfx. */
-static int fd_is(int fd, const char *sfx)
-{
-	char link[64], name[4096];
-	ssize_t n;
-	size_t k = strlen(sfx);
-
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	n = readlink(link, name, sizeof(name) - 1);
-	if (n < (ssize_t)k)
-		return 0;
-	name[n] = 0;
-	return !strcmp(name + n - k, sfx);
-}
-
 /* Fails the next fdatasync of a .log (fail_fdatasync_at 1) or of an .idx
  * (2) from when it was armed: a flush syncs a segment's two files side
  * by side, so which comes first is not known. */
@@ -1320,7 +1305,7 @@ static int failing_fdatasync(int fd)
 {
 	int at = atomic_load(&fail_fdatasync_at);
 
-	if (at && fd_is(fd, at == 1 ? ".log" : ".idx") &&
+	if (at && test_fd_is(fd, at == 1 ? ".log" : ".idx") &&
 	    atomic_compare_exchange_strong(&fail_fdatasync_at, &at, 0)) {
 		errno = fail_errno;
 		return -1;
@@ -1484,6 +1469,24 @@ START_TEST(test_state_enospc_retried)
 }
 END_TEST
 
+/* Faults armed (none yet): A flushed (ending at *a_end, message
+ * *a_msgs), then B appended and not flushed. */
+static void flushed_then_more(int dfd, struct config *cfg,
+			      struct partition **p, struct model *m,
+			      struct io_ops *ops, uint64_t *a_end,
+			      uint64_t *a_msgs)
+{
+	cfg_init(cfg);
+	model_init(m);
+	ck_assert_int_eq(partition_create(dfd, "p", cfg, 0, p), 0);
+	faults_on(ops);
+	append_lines(*p, m, 1, 100, 10, 100, 100);
+	ck_assert_int_eq(partition_flush(*p), 0);
+	*a_end = m->end;
+	*a_msgs = m->nmsg;
+	append_lines(*p, m, 2, 50, 10, 100, 110);
+}
+
 /* A failed fdatasync of a .log: the kernel may have dropped the pages, so
  * the range that flush covered is reported lost, exactly that range, once;
  * that flush fails with EIO, and the partition is back in service at the
@@ -1500,15 +1503,7 @@ START_TEST(test_data_eio_reported_once)
 	struct model m;
 	uint64_t a_end, b_end, a_msgs, b_msgs;
 
-	cfg_init(&cfg);
-	model_init(&m);
-	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), 0);
-	faults_on(&ops);
-	append_lines(p, &m, 1, 100, 10, 100, 100); /* A: flushed */
-	ck_assert_int_eq(partition_flush(p), 0);
-	a_end = m.end;
-	a_msgs = m.nmsg;
-	append_lines(p, &m, 2, 50, 10, 100, 110); /* B: its flush fails */
+	flushed_then_more(dfd, &cfg, &p, &m, &ops, &a_end, &a_msgs);
 	append_lines(p, &m, 3, 50, 10, 100, 120);
 	b_end = m.end;
 	b_msgs = m.nmsg;
@@ -1566,15 +1561,7 @@ START_TEST(test_cut_back_sync_failure_is_a_loss)
 	size_t len;
 	char *b;
 
-	cfg_init(&cfg);
-	model_init(&m);
-	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), 0);
-	faults_on(&ops);
-	append_lines(p, &m, 1, 100, 10, 100, 100); /* A: flushed */
-	ck_assert_int_eq(partition_flush(p), 0);
-	a_end = m.end;
-	a_msgs = m.nmsg;
-	append_lines(p, &m, 2, 50, 10, 100, 110); /* B: not flushed */
+	flushed_then_more(dfd, &cfg, &p, &m, &ops, &a_end, &a_msgs);
 	b = test_make_lines(3, 20, 10, 100, &len);
 	fail_errno = EIO;
 	atomic_store(&fail_pwrite, 1);	      /* C's write fails, */
