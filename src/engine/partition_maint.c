@@ -182,11 +182,17 @@ int partition_tick(struct partition *p, int64_t now_ms,
 	pthread_mutex_lock(&p->lock);
 	catch_up = now_ms - p->state_ms >= PART_STATE_CATCH_UP_MS &&
 		   p->state_rp < atomic_load(&p->flushed_byte);
-	if (catch_up)
-		p->state_ms = now_ms;
 	pthread_mutex_unlock(&p->lock);
 	if (catch_up) {
+		/* A failed write is retried at every tick, as a failed
+		 * flush is, so the failure is reported until it is over
+		 * (and logged once by the caller), not every 10 s. */
 		r = part_state_catch_up(p);
+		if (r == 0) {
+			pthread_mutex_lock(&p->lock);
+			p->state_ms = now_ms;
+			pthread_mutex_unlock(&p->lock);
+		}
 		if (ret == 0)
 			ret = r;
 	}
