@@ -266,6 +266,7 @@ int partition_create(int dirfd, const char *name, const struct config *cfg,
 		goto err_free;
 	metrics_add(&p->m, segments_created, 1);
 	p->last_flush_ms = now_ms;
+	p->state_ms = now_ms;
 	*out = p;
 	return 0;
 err_free:
@@ -419,16 +420,24 @@ int partition_appendv(struct partition *p, const struct iovec *iov, int iovcnt,
 			 strerror(-ret));
 		goto out;
 	}
-	/* flush_ms=0 syncs under the lock, so that a failed sync can cut
-	 * the batch back and the write fail having changed nothing.  It
-	 * gives up no group commit through the mount: the kernel lets one
-	 * O_APPEND write (or fsync) run on an inode at a time. */
+	/* flush_ms=0 syncs under the lock, between the write and the
+	 * publication, so that a failed sync can cut the batch back and the
+	 * write fail having changed nothing.  The kernel lets one O_APPEND
+	 * write run on an inode at a time, so there is nothing to group
+	 * within the partition; the sync is shared with the other
+	 * partitions of the filesystem syncing at the same time. */
 	sync = p->cfg.flush_ms == 0;
-	ret = segment_appendv(a, iov, iovcnt, len, p->plan, n, sync);
+	ret = segment_writev(a, iov, iovcnt, len, p->plan, n);
+	if (ret == 0 && sync) {
+		ret = part_sync_append(p, a);
+		if (ret < 0)
+			segment_unwrite(a); /* else retried before more */
+	}
 	if (ret < 0) {
 		diag_err("cannot append to '%s': %s", p->name, strerror(-ret));
 		goto out;
 	}
+	segment_publish(a, len, p->plan, n, sync);
 	atomic_store(&p->last_ts, ts);
 	atomic_store_explicit(&p->next_offset, first + msgs,
 			      memory_order_release);

@@ -5,8 +5,9 @@
  * range that may not be on stable storage, kept for partition_lost()).
  * The disk waits run without p->lock, so appends never wait for them.
  * partition_sync() is the fsync path: concurrent callers share flushes
- * (commit.c), and it writes partition.state only when recovery needs the
- * new recovery point (see lazy_state_ok()).  Concurrent syncs of
+ * (commit.c).  It and the scheduled flush write partition.state only when
+ * recovery needs the new recovery point (see lazy_state_ok()); the tick
+ * catches the state up now and then.  Concurrent syncs of
  * different partitions on one filesystem share a syncfs (shared_sync()).
  */
 #include <errno.h>
@@ -217,7 +218,9 @@ static int volume_flush(void *arg, unsigned covered)
 
 /* The fdatasyncs of a flush, shared with the other partitions of the
  * filesystem syncing at the same time (see struct volume).  Called with
- * p->state_lock held, which guards p->volume and p->vol_seen. */
+ * p->state_lock (a flush) or p->lock (a flush_ms=0 append) held; both
+ * may run at once, hence the atomics (volume_of() gives every caller
+ * the same volume). */
 static int shared_sync(struct partition *p, const struct flush_item *it, int n,
 		       struct flush_job *job)
 {
@@ -225,22 +228,33 @@ static int shared_sync(struct partition *p, const struct flush_item *it, int n,
 	uint64_t gen;
 	int ret;
 
-	if (!p->volume)
-		p->volume = volume_of(p->dfd);
-	r.v = p->volume;
+	r.v = atomic_load(&p->volume);
+	if (!r.v) {
+		r.v = volume_of(p->dfd);
+		atomic_store(&p->volume, r.v);
+	}
 	if (!r.v)
 		return flush_sync(it, n, job);
 	gen = atomic_load(&r.v->err_gen);
 	ret = commit_sync(&r.v->commit, volume_flush, &r);
 	if (!r.alone) {
 		gen = atomic_load(&r.v->err_gen);
-		if (ret == 0 && p->vol_seen == gen)
+		if (ret == 0 && atomic_load(&p->vol_seen) == gen)
 			return 0; /* the syncfs covered us, and no error since
 				   */
 		ret = flush_sync(it, n, job);
 	}
-	p->vol_seen = gen; /* our files' own errors were checked */
+	/* our files' own errors were checked */
+	atomic_store(&p->vol_seen, gen);
 	return ret;
+}
+
+int part_sync_append(struct partition *p, struct segment *a)
+{
+	struct flush_item it = {a, a->log_fd, a->idx_fd, 0};
+	struct flush_job job = {0, 0, -1, 0, 0};
+
+	return shared_sync(p, &it, 1, &job);
 }
 
 /* Forget that the entries of segments holding bytes from on were
@@ -316,6 +330,16 @@ static int flush_mark(struct partition *p, struct flush_item *it, int n,
 {
 	int i, r;
 
+	/* A cut-back's sync of a .log failed since the last flush: what was
+	 * unflushed then may be lost, and this flush's own sync cannot tell
+	 * (the error was reported once, to the cut-back). */
+	for (i = 0; ret == 0 && i < n; i++)
+		if (atomic_exchange(&it[i].seg->log_sync_lost, 0) >
+		    atomic_load(&p->flushed_byte)) {
+			ret = -EIO;
+			job->failed_item = i;
+			job->data_failed = 1;
+		}
 	/* A segment sealed before the flush began took no append since;
 	 * the active one may have, so it is synced again next time. */
 	for (i = 0; ret == 0 && i < n; i++)
@@ -393,6 +417,14 @@ int part_flush_locked(struct partition *p)
 	return flush_done(p, &job, ret, t0);
 }
 
+/* How flush_run() flushes: partition.state only when recovery needs the
+ * new recovery point (see lazy_state_ok()), and the disk wait shared with
+ * other partitions of the filesystem syncing at the same time. */
+enum {
+	FLUSH_LAZY_STATE = 1,
+	FLUSH_SHARED = 2,
+};
+
 /* fsync data, index and (unless lazy and not needed) state.  Neither the
  * fdatasyncs nor the state file's write and fsync run under p->lock:
  * holding it stalled every append for the whole disk write (a 1 GiB bulk
@@ -400,8 +432,9 @@ int part_flush_locked(struct partition *p)
  * state_lock keeps flushes and state writes in order, so the recovery
  * point only grows and no other writer's state is overwritten by an older
  * snapshot. */
-static int flush_run(struct partition *p, int lazy)
+static int flush_run(struct partition *p, int flags)
 {
+	int lazy = flags & FLUSH_LAZY_STATE;
 	int64_t t0 = now_ns();
 	struct flush_item *it;
 	struct flush_job job;
@@ -416,7 +449,8 @@ static int flush_run(struct partition *p, int lazy)
 		pthread_mutex_unlock(&p->state_lock);
 		return n;
 	}
-	ret = lazy ? shared_sync(p, it, n, &job) : flush_sync(it, n, &job);
+	ret = flags & FLUSH_SHARED ? shared_sync(p, it, n, &job)
+				   : flush_sync(it, n, &job);
 	pthread_mutex_lock(&p->lock);
 	ret = flush_mark(p, it, n, &job, ret, &st, lazy);
 	pthread_mutex_unlock(&p->lock);
@@ -452,16 +486,25 @@ int part_state_catch_up(struct partition *p)
 	return ret;
 }
 
-/* The scheduled flush and the one before close: the state too. */
+/* An explicit flush: the state too. */
 int partition_flush(struct partition *p)
 {
 	return flush_run(p, 0);
 }
 
+/* The scheduled flush: the state only when recovery needs it; the tick
+ * moves it up now and then (part_state_catch_up).  With many partitions
+ * a state write per flush was a file written, fsynced and renamed and a
+ * directory fsynced per partition and second. */
+int part_flush_scheduled(struct partition *p)
+{
+	return flush_run(p, FLUSH_LAZY_STATE);
+}
+
 static int sync_flush(void *p, unsigned covered)
 {
 	(void)covered; /* all of them are p's */
-	return flush_run(p, 1);
+	return flush_run(p, FLUSH_LAZY_STATE | FLUSH_SHARED);
 }
 
 /* The fsync path: one flush shared by every caller waiting when it

@@ -56,6 +56,8 @@ struct partition {
 	uint64_t first_base_byte;      /* of segs[0]; protected by lock */
 	uint64_t state_rp;     /* recovery point on disk; protected by lock */
 	int64_t last_flush_ms; /* protected by lock */
+	int64_t state_ms;      /* when the tick last caught the state up;
+				* protected by lock */
 	int flush_err;	       /* the last flush's failure, to log changes only;
 				* protected by lock */
 	struct partition_loss *losses; /* recorded losses; protected by lock */
@@ -78,9 +80,10 @@ struct partition {
 	pthread_mutex_t state_lock;
 	struct commit commit; /* fsyncs waiting share flushes */
 	/* Its filesystem's syncs and the error generation it last checked
-	 * (partition_flush.c): set by the first sync, under state_lock. */
-	void *volume;
-	uint64_t vol_seen;
+	 * (partition_flush.c): set by the first sync, which holds state_lock
+	 * (a flush) or lock (a flush_ms=0 append). */
+	_Atomic(void *) volume;
+	_Atomic uint64_t vol_seen;
 	pthread_mutex_t retire_lock;
 	uint32_t pins;		/* protected by retire_lock */
 	struct segment **rsegs; /* protected by retire_lock */
@@ -175,8 +178,22 @@ int part_roll_due(struct partition *p, size_t len, int64_t now_ms);
 /* partition_flush.c: flush with p->lock held throughout (close). */
 int part_flush_locked(struct partition *p);
 /* Write partition.state with the recovery point the syncs reached, syncing
- * no data (the tick, for partitions without a scheduled flush). */
+ * no data (the tick, every PART_STATE_CATCH_UP_MS while it lags). */
 int part_state_catch_up(struct partition *p);
+/* How often the tick moves a lagging recovery point up: a reopen after a
+ * crash checks the entries above it against their CRCs, and a bad entry
+ * there is cut as a torn tail with everything after it, so the lag
+ * bounds that work and that risk (see storage.md); each move is a file
+ * written and renamed and two fsyncs. */
+#define PART_STATE_CATCH_UP_MS 10000
+/* The sync of a flush_ms=0 append, written to the active segment a and
+ * not yet published (caller holds p->lock): both files, shared with the
+ * other partitions of the filesystem syncing at the same time.  0, or
+ * the error: the append then fails and is cut back. */
+int part_sync_append(struct partition *p, struct segment *a);
+/* The scheduled flush: partition_flush() without the state write when
+ * recovery does not need it (the tick catches the state up). */
+int part_flush_scheduled(struct partition *p);
 
 /* partition_read.c: byte -> containing message (caller holds seglock
  * shared), and the report of a batch whose CRC fails. */

@@ -166,23 +166,35 @@ int partition_tick(struct partition *p, int64_t now_ms,
 	pthread_mutex_lock(&p->lock);
 	due = p->cfg.flush_ms > 0 &&
 	      now_ms - p->last_flush_ms >= p->cfg.flush_ms;
-	/* With no scheduled flush (flush_ms 0 or -1), fsyncs and synced
-	 * appends leave partition.state's recovery point behind: move it
-	 * up to what they made durable once a second, so that a reopen
-	 * checks a second's appends, not a segment's, and a damaged active
-	 * index costs no older acknowledged data (see storage.md). */
-	catch_up = p->cfg.flush_ms <= 0 && now_ms - p->last_flush_ms >= 1000 &&
-		   p->state_rp < atomic_load(&p->flushed_byte);
-	if (catch_up)
-		p->last_flush_ms = now_ms;
 	if (due)
 		p->last_flush_ms = now_ms;
 	pthread_mutex_unlock(&p->lock);
 	if (due) {
-		ret = partition_flush(p);
+		ret = part_flush_scheduled(p);
 		rep->flushed = 1;
-	} else if (catch_up) {
-		ret = part_state_catch_up(p);
+	}
+	/* Scheduled flushes, fsyncs and synced appends leave
+	 * partition.state's recovery point behind while it stays inside the
+	 * active segment: move it up to what they made durable now and
+	 * then, so that a reopen checks seconds of appends, not a segment's,
+	 * and a damaged active index costs no older acknowledged data (see
+	 * storage.md). */
+	pthread_mutex_lock(&p->lock);
+	catch_up = now_ms - p->state_ms >= PART_STATE_CATCH_UP_MS &&
+		   p->state_rp < atomic_load(&p->flushed_byte);
+	pthread_mutex_unlock(&p->lock);
+	if (catch_up) {
+		/* A failed write is retried at every tick, as a failed
+		 * flush is, so the failure is reported until it is over
+		 * (and logged once by the caller), not every 10 s. */
+		r = part_state_catch_up(p);
+		if (r == 0) {
+			pthread_mutex_lock(&p->lock);
+			p->state_ms = now_ms;
+			pthread_mutex_unlock(&p->lock);
+		}
+		if (ret == 0)
+			ret = r;
 	}
 	pthread_mutex_lock(&p->state_lock); /* retention writes the state */
 	pthread_mutex_lock(&p->lock);

@@ -420,6 +420,7 @@ int partition_open(int dirfd, const char *name, const struct config *cfg,
 		part_byte_to_offset_locked(p, atomic_load(&p->flushed_byte),
 					   &p->flushed_offset, &msg_start);
 	p->last_flush_ms = now_ms;
+	p->state_ms = now_ms;
 	p->state_rp = have_state ? st.recovery_point : 0;
 	if (rec->truncated_bytes || rec->dropped_entries ||
 	    rec->rebuilt_indexes || rec->discarded_files || rec->bad_batches ||

@@ -268,15 +268,31 @@ int segment_unlink(int dirfd, uint64_t base_offset)
 /* ------------------------------------------------------------------ */
 /* Appending                                                            */
 
-/* Cut both files back to log_len and idx_len; a failure is remembered
- * (stale_tail) for segment_cut_tail to retry. */
+/* Cut both files back to log_len and idx_len, and make the cut durable:
+ * until it is, a power cut can bring back the failed append's bytes and
+ * entries (good CRCs: recovery keeps them), a write that failed with EIO
+ * served as data.  Any failure is remembered (stale_tail) for
+ * segment_cut_tail to retry.  The .log's sync also covers earlier
+ * appends not yet flushed, and it reports a write-back error only once:
+ * when it fails, log_sync_lost tells the partition's next flush that
+ * those appends may be lost.  An .idx whose sync failed is written again
+ * from the mapping (its pages may have been marked clean unwritten). */
 static int cut_back(struct segment *s, uint64_t log_len, uint64_t idx_len)
 {
 	int ri = io_ftruncate(s->idx_fd, idx_len);
 	int rl = io_ftruncate(s->log_fd, log_len);
+	int sl = 0, si = 0;
 
-	s->stale_tail = ri < 0 || rl < 0;
-	return ri < 0 ? ri : rl;
+	if (ri == 0 && rl == 0) {
+		sl = io_fdatasync(s->log_fd);
+		si = io_fdatasync(s->idx_fd);
+		if (sl < 0)
+			atomic_store(&s->log_sync_lost, s->base_byte + log_len);
+		if (si < 0)
+			segment_rewrite_index(s);
+	}
+	s->stale_tail = ri < 0 || rl < 0 || sl < 0 || si < 0;
+	return ri < 0 ? ri : rl < 0 ? rl : sl < 0 ? sl : si;
 }
 
 int segment_cut_tail(struct segment *s)
@@ -289,11 +305,10 @@ int segment_cut_tail(struct segment *s)
 	return cut_back(s, end - s->base_byte, entry_at(n));
 }
 
-/* Write a batch (given as pieces) and its entries; cut back on failure
- * (see segment.h). */
-int segment_appendv(struct segment *s, const struct iovec *iov, int iovcnt,
-		    size_t len, const struct seg_entry *ents, uint32_t n,
-		    int sync)
+/* Write a batch (given as pieces) and its entries, unpublished; cut back
+ * on failure (see segment.h). */
+int segment_writev(struct segment *s, const struct iovec *iov, int iovcnt,
+		   size_t len, const struct seg_entry *ents, uint32_t n)
 {
 	uint32_t old_n =
 		atomic_load_explicit(&s->nentries, memory_order_relaxed);
@@ -309,31 +324,62 @@ int segment_appendv(struct segment *s, const struct iovec *iov, int iovcnt,
 	ret = iovcnt == 1
 		      ? io_pwrite_full(s->log_fd, iov[0].iov_base, len, log_len)
 		      : io_pwritev_full(s->log_fd, iov, iovcnt, log_len);
+	if (ret == 0)
+		ret = seg_write_entries(s->idx_fd, ents, n, idx_len);
 	if (ret < 0)
-		goto err;
-	ret = seg_write_entries(s->idx_fd, ents, n, idx_len);
-	if (ret < 0)
-		goto err;
-	if (sync) {
-		ret = io_fdatasync(s->log_fd);
-		if (ret == 0)
-			ret = io_fdatasync(s->idx_fd);
-		if (ret < 0)
-			goto err;
-	}
+		cut_back(s, log_len, idx_len);
+	return ret;
+}
+
+/* Take back a batch segment_writev wrote (see segment.h). */
+int segment_unwrite(struct segment *s)
+{
+	s->stale_tail = 1;
+	return segment_cut_tail(s);
+}
+
+/* Publish the batch segment_writev wrote (see segment.h). */
+void segment_publish(struct segment *s, size_t len,
+		     const struct seg_entry *ents, uint32_t n, int synced)
+{
+	uint32_t old_n =
+		atomic_load_explicit(&s->nentries, memory_order_relaxed);
+	uint64_t old_end =
+		atomic_load_explicit(&s->end_byte, memory_order_relaxed);
+
 	s->next_offset = ents[n - 1].offset + ents[n - 1].count;
-	s->disk_bytes = log_len + len;
-	s->synced = sync;
+	s->disk_bytes = old_end - s->base_byte + len;
+	s->synced = synced;
 	/* The file now reaches past every entry (a short .log's missing
 	 * bytes became a hole of zeros, which reads as damage). */
 	atomic_store_explicit(&s->log_short, 0, memory_order_release);
 	atomic_store_explicit(&s->nentries, old_n + n, memory_order_release);
 	atomic_store_explicit(&s->end_byte, old_end + len,
 			      memory_order_release);
+}
+
+/* Write a batch and its entries, sync them if asked, publish them; cut
+ * back on failure (see segment.h). */
+int segment_appendv(struct segment *s, const struct iovec *iov, int iovcnt,
+		    size_t len, const struct seg_entry *ents, uint32_t n,
+		    int sync)
+{
+	int ret;
+
+	ret = segment_writev(s, iov, iovcnt, len, ents, n);
+	if (ret < 0)
+		return ret;
+	if (sync) {
+		ret = io_fdatasync(s->log_fd);
+		if (ret == 0)
+			ret = io_fdatasync(s->idx_fd);
+		if (ret < 0) {
+			segment_unwrite(s);
+			return ret;
+		}
+	}
+	segment_publish(s, len, ents, n, sync);
 	return 0;
-err:
-	cut_back(s, log_len, idx_len);
-	return ret;
 }
 
 /* Write the index again from the mapping (see segment.h).  Through a

@@ -77,6 +77,10 @@ struct segment {
 	int stale_tail;	     /* a failed append's bytes or entries may be
 			      * left past the end: cutting them back failed
 			      * (segment_cut_tail) */
+	_Atomic uint64_t log_sync_lost; /* the .log's sync after a cut-back
+					 * failed: unflushed appends below
+					 * this byte may be lost (the next
+					 * flush says so); 0: none */
 	uint64_t lost_msgs;  /* in SEG_F_LOST entries (from the header) */
 	uint64_t lost_bytes;
 	int readonly;	     /* the raw .log could be opened read-only only
@@ -182,6 +186,19 @@ int segment_append(struct segment *s, const void *buf, size_t len,
 int segment_appendv(struct segment *s, const struct iovec *iov, int iovcnt,
 		    size_t len, const struct seg_entry *ents, uint32_t n,
 		    int sync);
+/* segment_appendv in three steps, for a caller that makes the batch
+ * durable itself between writing and publishing it: segment_writev
+ * writes the batch and its entries without publishing them (cut back on
+ * failure, as segment_appendv); then either segment_publish (with synced
+ * set when both files were synced after the write) or segment_unwrite,
+ * which cuts them back durably (0, or the error: the cut is then retried
+ * by segment_cut_tail).  The caller holds the segment against other
+ * appends from the write to the publish or unwrite. */
+int segment_writev(struct segment *s, const struct iovec *iov, int iovcnt,
+		   size_t len, const struct seg_entry *ents, uint32_t n);
+void segment_publish(struct segment *s, size_t len,
+		     const struct seg_entry *ents, uint32_t n, int synced);
+int segment_unwrite(struct segment *s);
 /* Cut the files back to what the segment publishes, if a failed
  * append could not (stale_tail): 0, or the error, and the append, roll
  * or flush that needed it fails.  Otherwise a shorter append would leave

@@ -19,6 +19,7 @@
  * directory, $TMPDIR/fluxfs-crash-seedN-*, for inspection.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <sys/wait.h>
 
 #include "testutil.h"
@@ -432,6 +433,113 @@ START_TEST(test_recovery_cut_is_durable)
 }
 END_TEST
 
+/* A failed append's cut-back is made durable.  The failure: the .idx's
+ * fdatasync of a flush_ms=0 append reports EIO although the disk took
+ * the bytes (the .log's sync had succeeded), so the failed batch, whole
+ * with good CRCs, sits on the disk.  Its cut-back (ftruncate of both
+ * files) must reach the disk before anything else is acknowledged, or
+ * the power cut below brings the batch back: a write that failed with
+ * EIO served as data after the reopen.  With log_cut_fails the .log's
+ * first ftruncate fails too, so the cut is made later, by the time roll
+ * that seals the segment (there it would also claim an offset the next
+ * segment holds). */
+static const struct io_ops *below; /* crashsim's table */
+static atomic_int idx_sync_fails, log_cut_fails;
+
+static int synced_but_failing_fdatasync(int fd)
+{
+	int r = below->fdatasync(fd);
+
+	if (r == 0 && test_fd_is(fd, ".idx") &&
+	    atomic_exchange(&idx_sync_fails, 0)) {
+		errno = EIO;
+		return -1;
+	}
+	return r;
+}
+
+static int failing_log_ftruncate(int fd, off_t len)
+{
+	if (test_fd_is(fd, ".log") && atomic_exchange(&log_cut_fails, 0)) {
+		errno = EIO;
+		return -1;
+	}
+	return below->ftruncate(fd, len);
+}
+
+static void failed_append_then_powercut(int cut_fails)
+{
+	struct partition_info info;
+	struct partition *p;
+	struct io_ops ops;
+	struct config cfg;
+	char path[4096], msg[MAX_MSG_LEN + 64];
+	uint64_t end = 0;
+	size_t len;
+	int dirfd, i;
+
+	dirfd = test_tmpdir(path);
+	config_defaults(&cfg);
+	cfg.flush_ms = 0; /* each append synced in the append */
+	cfg.segment_ms = 1000;
+	crashsim_install();
+	below = io_ops_get();
+	ops = *below;
+	ops.fdatasync = synced_but_failing_fdatasync;
+	ops.ftruncate = failing_log_ftruncate;
+	io_ops_set(&ops);
+	ck_assert_int_eq(partition_create(dirfd, "p", &cfg, 1, &p), 0);
+	for (i = 0; i < 20; i++) {
+		len = make_msg(3, i, msg);
+		ck_assert_int_eq(partition_append(p, msg, len, 1, 2,
+						  PARTITION_ANY_END, NULL,
+						  NULL),
+				 0);
+		end += len;
+	}
+	atomic_store(&idx_sync_fails, 1);
+	atomic_store(&log_cut_fails, cut_fails);
+	len = make_msg(3, 20, msg);
+	ck_assert_int_eq(partition_append(p, msg, len, 1, 2, PARTITION_ANY_END,
+					  NULL, NULL),
+			 -EIO);
+	ck_assert_int_eq(atomic_load(&idx_sync_fails), 0);
+	ck_assert_int_eq(atomic_load(&log_cut_fails), 0);
+	/* the cut the failed append could not make, before a time roll
+	 * seals the segment */
+	if (cut_fails) {
+		ck_assert_int_eq(partition_tick(p, 60000, NULL), 0);
+		partition_get_info(p, &info);
+		ck_assert_uint_eq(info.segments, 2);
+	}
+	ck_assert_int_eq(crashsim_crash(CRASHSIM_DROP, 1, NULL), 0);
+	partition_discard(p);
+	crashsim_uninstall();
+
+	ck_assert_int_eq(partition_open(dirfd, "p", &cfg, 3, &p, NULL), 0);
+	partition_get_info(p, &info);
+	ck_assert_msg(info.end_byte == end && info.next_offset == 20,
+		      "the failed append came back: end %llu (want %llu), "
+		      "%llu messages (want 20)",
+		      (unsigned long long)info.end_byte,
+		      (unsigned long long)end,
+		      (unsigned long long)info.next_offset);
+	ck_assert_int_eq(partition_close(p), 0);
+	test_rmtree(dirfd, path);
+}
+
+START_TEST(test_failed_append_cut_is_durable)
+{
+	failed_append_then_powercut(0);
+}
+END_TEST
+
+START_TEST(test_failed_cut_back_retried_durably)
+{
+	failed_append_then_powercut(1);
+}
+END_TEST
+
 static Suite *crash_suite(void)
 {
 	Suite *s = suite_create("crash");
@@ -440,6 +548,8 @@ static Suite *crash_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_drop_loses_unflushed);
 	tcase_add_test(tc, test_recovery_cut_is_durable);
+	tcase_add_test(tc, test_failed_append_cut_is_durable);
+	tcase_add_test(tc, test_failed_cut_back_retried_durably);
 	tcase_add_loop_test(tc, test_crash_recover, 0, nseeds());
 	suite_add_tcase(s, tc);
 	return s;

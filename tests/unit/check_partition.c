@@ -1298,21 +1298,6 @@ static ssize_t failing_pwrite(int fd, const void *buf, size_t len, off_t off)
 	return io_ops_default()->pwrite(fd, buf, len, off);
 }
 
-/* Whether fd is open on a file whose name ends with sfx. */
-static int fd_is(int fd, const char *sfx)
-{
-	char link[64], name[4096];
-	ssize_t n;
-	size_t k = strlen(sfx);
-
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	n = readlink(link, name, sizeof(name) - 1);
-	if (n < (ssize_t)k)
-		return 0;
-	name[n] = 0;
-	return !strcmp(name + n - k, sfx);
-}
-
 /* Fails the next fdatasync of a .log (fail_fdatasync_at 1) or of an .idx
  * (2) from when it was armed: a flush syncs a segment's two files side
  * by side, so which comes first is not known. */
@@ -1320,7 +1305,7 @@ static int failing_fdatasync(int fd)
 {
 	int at = atomic_load(&fail_fdatasync_at);
 
-	if (at && fd_is(fd, at == 1 ? ".log" : ".idx") &&
+	if (at && test_fd_is(fd, at == 1 ? ".log" : ".idx") &&
 	    atomic_compare_exchange_strong(&fail_fdatasync_at, &at, 0)) {
 		errno = fail_errno;
 		return -1;
@@ -1484,6 +1469,24 @@ START_TEST(test_state_enospc_retried)
 }
 END_TEST
 
+/* Faults armed (none yet): A flushed (ending at *a_end, message
+ * *a_msgs), then B appended and not flushed. */
+static void flushed_then_more(int dfd, struct config *cfg,
+			      struct partition **p, struct model *m,
+			      struct io_ops *ops, uint64_t *a_end,
+			      uint64_t *a_msgs)
+{
+	cfg_init(cfg);
+	model_init(m);
+	ck_assert_int_eq(partition_create(dfd, "p", cfg, 0, p), 0);
+	faults_on(ops);
+	append_lines(*p, m, 1, 100, 10, 100, 100);
+	ck_assert_int_eq(partition_flush(*p), 0);
+	*a_end = m->end;
+	*a_msgs = m->nmsg;
+	append_lines(*p, m, 2, 50, 10, 100, 110);
+}
+
 /* A failed fdatasync of a .log: the kernel may have dropped the pages, so
  * the range that flush covered is reported lost, exactly that range, once;
  * that flush fails with EIO, and the partition is back in service at the
@@ -1500,15 +1503,7 @@ START_TEST(test_data_eio_reported_once)
 	struct model m;
 	uint64_t a_end, b_end, a_msgs, b_msgs;
 
-	cfg_init(&cfg);
-	model_init(&m);
-	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), 0);
-	faults_on(&ops);
-	append_lines(p, &m, 1, 100, 10, 100, 100); /* A: flushed */
-	ck_assert_int_eq(partition_flush(p), 0);
-	a_end = m.end;
-	a_msgs = m.nmsg;
-	append_lines(p, &m, 2, 50, 10, 100, 110); /* B: its flush fails */
+	flushed_then_more(dfd, &cfg, &p, &m, &ops, &a_end, &a_msgs);
 	append_lines(p, &m, 3, 50, 10, 100, 120);
 	b_end = m.end;
 	b_msgs = m.nmsg;
@@ -1542,6 +1537,51 @@ START_TEST(test_data_eio_reported_once)
 	ck_assert_uint_eq(loss.from_byte, a_end);
 	ck_assert_int_eq(partition_get_loss(p, 1, &loss), -ENOENT);
 	check_inv(p, &m);
+	io_ops_set(NULL);
+	ck_assert_int_eq(partition_close(p), 0);
+	model_release(&m);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
+/* A failed append's cut-back syncs the .log (so the cut is durable), and
+ * that sync also covers appends not flushed yet.  When it fails, the
+ * write-back error is reported to it alone, so the next flush, whose own
+ * fdatasync succeeds, must still report those appends lost. */
+START_TEST(test_cut_back_sync_failure_is_a_loss)
+{
+	char path[4096];
+	int dfd = test_tmpdir(path);
+	struct partition_loss loss;
+	struct partition *p;
+	struct io_ops ops;
+	struct config cfg;
+	struct model m;
+	uint64_t a_end, a_msgs;
+	size_t len;
+	char *b;
+
+	flushed_then_more(dfd, &cfg, &p, &m, &ops, &a_end, &a_msgs);
+	b = test_make_lines(3, 20, 10, 100, &len);
+	fail_errno = EIO;
+	atomic_store(&fail_pwrite, 1);	      /* C's write fails, */
+	atomic_store(&fail_fdatasync_at, 1); /* and its cut-back's sync */
+	ck_assert_int_lt(partition_append(p, b, len, 20, 120,
+					  PARTITION_ANY_END, NULL, NULL),
+			 0);
+	free(b);
+	ck_assert_int_eq(atomic_load(&fail_fdatasync_at), 0);
+	ck_assert_int_eq(partition_flush(p), -EIO);
+	ck_assert_uint_eq(partition_losses(p), 1);
+	ck_assert_int_eq(partition_lost(p, 0, UINT64_MAX, &loss), 1);
+	ck_assert_uint_eq(loss.from_byte, a_end);
+	ck_assert_uint_eq(loss.to_byte, m.end);
+	ck_assert_uint_eq(loss.from_offset, a_msgs);
+	ck_assert_uint_eq(loss.to_offset, m.nmsg);
+	/* the cut is retried and made durable by the next append */
+	append_lines(p, &m, 4, 20, 10, 100, 130);
+	ck_assert_int_eq(partition_flush(p), 0);
+	ck_assert_uint_eq(partition_losses(p), 1);
 	io_ops_set(NULL);
 	ck_assert_int_eq(partition_close(p), 0);
 	model_release(&m);
@@ -1612,6 +1652,7 @@ static Suite *partition_suite(void)
 	tcase_add_test(tc, test_state_enospc_retried);
 	tcase_add_test(tc, test_failed_cut_back_is_cut_before_more);
 	tcase_add_test(tc, test_failed_cut_back_then_close);
+	tcase_add_test(tc, test_cut_back_sync_failure_is_a_loss);
 	tcase_add_test(tc, test_data_eio_reported_once);
 	tcase_add_test(tc, test_index_sync_failure_retried);
 	suite_add_tcase(s, tc);

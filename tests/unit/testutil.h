@@ -81,6 +81,22 @@ static inline int test_tmpdir(char *path)
 	return fd;
 }
 
+/* Whether fd is open on a file whose name ends with sfx (for injected
+ * faults aimed at one kind of file). */
+static inline int test_fd_is(int fd, const char *sfx)
+{
+	char link[64], name[4096];
+	ssize_t n;
+	size_t k = strlen(sfx);
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, name, sizeof(name) - 1);
+	if (n < (ssize_t)k)
+		return 0;
+	name[n] = 0;
+	return !strcmp(name + n - k, sfx);
+}
+
 static inline void test_rmtree(int fd, const char *path)
 {
 	char cmd[4200];
