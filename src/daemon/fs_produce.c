@@ -520,8 +520,10 @@ int fs_produce_flush(fuse_req_t req, struct handle *h, int *late)
 	return ret;
 }
 
-/* fsync: every partition this handle appended to, flushed; -EIO if any
- * bytes it appended were in a flush that failed. */
+/* fsync: every partition this handle appended to, flushed as fsync(2) of
+ * the partition's file does (sharing flushes with concurrent callers,
+ * partition.state only when recovery needs it); -EIO if any bytes it
+ * appended were in a flush that failed. */
 int fs_produce_fsync(struct handle *h)
 {
 	struct produce_handle *ph = h->produce;
@@ -542,7 +544,7 @@ int fs_produce_fsync(struct handle *h)
 		pthread_mutex_unlock(&h->lock);
 		if (from == to || !n->part)
 			continue;
-		r = partition_flush(n->part);
+		r = partition_sync(n->part);
 		if (r == 0 && partition_lost(n->part, from, to, &l))
 			r = -EIO;
 		if (r < 0) {
