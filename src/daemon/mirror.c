@@ -53,14 +53,39 @@ int mirror_option(const char *opt)
 	return 1;
 }
 
+/* The importer's consumer settings fluxfs picks unless kafka.<key> is
+ * given.  Its partitions' fetch queues all forward to one queue, whose
+ * length librdkafka (2.0) compares with queued.min.messages and
+ * queued.max.messages.kbytes for each partition: past either, every
+ * partition stops fetching until its broker thread's next wakeup, up to
+ * a second later, and the import idled for most of that second once the
+ * queue was drained (100,000 messages, a fifth of a second's work).  The
+ * limits are raised to about half a second of import, bounded by 32 MiB
+ * of values (about 400 bytes of memory per queued 100-byte record).  A
+ * fetch the broker holds while no record comes (fetch.wait.max.ms, 500
+ * ms by default) delays every request behind it on that connection: the
+ * offset lookup and metadata that start an import's new partitions. */
+static const struct {
+	const char *key, *val;
+} import_defaults[] = {
+	{"queued.min.messages", "500000"},
+	{"queued.max.messages.kbytes", "32768"},
+	{"fetch.wait.max.ms", "100"},
+};
+#define IMPORT_DEFAULTS (sizeof(import_defaults) / sizeof(*import_defaults))
+
 static int conf_set(void *arg, const char *key, const char *val)
 {
 	char err[256];
+	size_t i;
 
 	/* The user's own message timeout replaces retrying forever. */
 	if (!strcmp(key, "message.timeout.ms") ||
 	    !strcmp(key, "delivery.timeout.ms"))
 		mirror.user_timeout = 1;
+	for (i = 0; i < IMPORT_DEFAULTS; i++)
+		if (!strcmp(key, import_defaults[i].key))
+			mirror.import_given |= 1u << i;
 
 	if (rd_kafka_conf_set(mirror.conf, key, val, err, sizeof(err)) !=
 	    RD_KAFKA_CONF_OK) {
@@ -538,6 +563,7 @@ int mirror_start(struct registry *reg,
 {
 	rd_kafka_conf_t *pc, *qc, *ic;
 	char err[512];
+	size_t i;
 
 	mirror.reg = reg;
 	mirror.appended = appended;
@@ -592,6 +618,11 @@ int mirror_start(struct registry *reg,
 		return -EINVAL;
 	}
 	ic = rd_kafka_conf_dup(mirror.conf);
+	for (i = 0; i < IMPORT_DEFAULTS; i++)
+		if (!(mirror.import_given & (1u << i)))
+			rd_kafka_conf_set(ic, import_defaults[i].key,
+					  import_defaults[i].val, err,
+					  sizeof(err));
 	rd_kafka_conf_set_log_cb(ic, query_log_cb);
 	rd_kafka_conf_set_error_cb(ic, error_cb);
 	mirror.importer = rd_kafka_new(RD_KAFKA_CONSUMER, ic, err, sizeof(err));

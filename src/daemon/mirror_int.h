@@ -113,6 +113,7 @@ struct mirror_global {
 	atomic_int cluster_err; /* the latest error_cb code, 0 after a success */
 	char cluster_error[100];
 	int user_timeout; /* kafka.message.timeout.ms was given */
+	unsigned import_given; /* the importer's defaults given (mirror.c) */
 	/* The options, kept until mirror_configure(). */
 	char **opts;
 	size_t nopts;
