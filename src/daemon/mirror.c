@@ -413,6 +413,8 @@ int mirror_topic_retire(struct mtopic *t, void (*stop)(struct mpart *mp))
 	for (pp = &mirror.topics; *pp != t; pp = &(*pp)->next)
 		;
 	*pp = t->next;
+	if (t->dir == 'f')
+		atomic_fetch_sub(&mirror.imports, 1);
 	pthread_mutex_unlock(&mirror.lock);
 	pthread_mutex_unlock(&mirror.create_lock);
 	diag_info("mirror: topic '%s' no longer mirrored (kafka topic '%s')",
@@ -511,6 +513,8 @@ static int topic_add(struct node *n, char dir, const char *remote, int force)
 	pthread_mutex_lock(&mirror.lock);
 	t->next = mirror.topics;
 	mirror.topics = t;
+	if (dir == 'f')
+		atomic_fetch_add(&mirror.imports, 1);
 	pthread_mutex_unlock(&mirror.lock);
 	pthread_mutex_unlock(&mirror.create_lock);
 	diag_info("mirror: topic '%s' %s kafka topic '%s'", n->name,
@@ -651,7 +655,14 @@ void mirror_stop(void)
 	mirror.started = 0;
 	mirror_import_stop();
 	rd_kafka_flush(mirror.producer, MIRROR_STOP_FLUSH_MS);
-	for (t = mirror.topics; t; t = next) {
+	/* Off the list before they are freed: a late open's
+	 * mirror_writable() finds none. */
+	pthread_mutex_lock(&mirror.lock);
+	t = mirror.topics;
+	mirror.topics = NULL;
+	atomic_store(&mirror.imports, 0);
+	pthread_mutex_unlock(&mirror.lock);
+	for (; t; t = next) {
 		next = t->next;
 		for (i = 0; i < MIRROR_MAX_PARTS; i++) {
 			if (!t->parts[i])
@@ -675,7 +686,6 @@ void mirror_stop(void)
 		registry_unpin(mirror.reg, t->node);
 		free(t);
 	}
-	mirror.topics = NULL;
 out:
 	if (mirror.iq)
 		rd_kafka_queue_destroy(mirror.iq);
@@ -1063,10 +1073,11 @@ int mirror_writable(struct node *n)
 {
 	struct mtopic *t;
 	struct mpart *mp;
-
 	int ret;
 
-	if (!mirror.topics)
+	/* The common case without the lock: no import at all.  An import
+	 * added meanwhile is ordered after this open, as with the lock. */
+	if (!atomic_load(&mirror.imports))
 		return 0;
 	pthread_mutex_lock(&mirror.lock);
 	if (n->kind == NODE_TOPIC)

@@ -106,7 +106,11 @@ struct mirror_global {
 	/* Tell the FUSE layer of an append the importer made. */
 	void (*appended)(struct node *n, uint64_t end);
 	struct registry *reg;
-	struct mtopic *topics;
+	struct mtopic *topics; /* under lock */
+	/* How many imported topics the list holds, changed under lock with
+	 * it: mirror_writable()'s check without the lock for every open
+	 * and create on a mount with no import. */
+	atomic_int imports;
 	pthread_t thread;
 	int started;
 	atomic_int stop;
