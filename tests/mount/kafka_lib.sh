@@ -68,11 +68,12 @@ kafka_need_crashsim() {
 	fi
 }
 
-# kafka_launch_crashsim SEED: mount on crashsim (drop mode: a cut loses
-# everything not fsynced); kafka_power_cut: cut (SIGUSR2: the daemon
-# undoes what was not synced and exits) and drop the dead mount.
+# kafka_launch_crashsim SEED [MODE]: mount on crashsim (MODE drop by
+# default: a cut loses everything not fsynced; prefix: each file keeps
+# its unsynced writes up to a point); kafka_power_cut: cut (SIGUSR2: the
+# daemon undoes what was not synced and exits) and drop the dead mount.
 kafka_launch_crashsim() {
-	export FLUXFS_CRASHSIM=1 FLUXFS_CRASHSIM_MODE=drop FLUXFS_CRASHSIM_SEED=$1
+	export FLUXFS_CRASHSIM=1 FLUXFS_CRASHSIM_MODE=${2:-drop} FLUXFS_CRASHSIM_SEED=$1
 	mount_launch
 	unset FLUXFS_CRASHSIM FLUXFS_CRASHSIM_MODE FLUXFS_CRASHSIM_SEED
 }
