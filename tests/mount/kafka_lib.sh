@@ -86,12 +86,12 @@ kafka_power_cut() {
 	[ $status -eq 0 ] || fail "power cut: daemon exited with $status"
 }
 
-# kafka_import_start DIR KAFKA_TOPIC [PARTITION]: make topic DIR, import
-# KAFKA_TOPIC into it, and wait (5 s at most) until its partition
-# PARTITION (default 0) exists.
+# kafka_import_start DIR KAFKA_TOPIC [PARTITION]: make topic DIR (unless
+# it exists: a test may configure it first), import KAFKA_TOPIC into it,
+# and wait (5 s at most) until its partition PARTITION (default 0) exists.
 kafka_import_start() {
 	local i
-	mkdir "$1" || fail "mkdir $1"
+	[ -d "$1" ] || mkdir "$1" || fail "mkdir $1"
 	expect_ok setfattr -n user.fluxfs.mirror_from -v "$2" "$1"
 	for i in $(seq 1 100); do
 		[ -e "$1/${3:-0}" ] && return 0

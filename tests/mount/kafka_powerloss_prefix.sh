@@ -34,11 +34,7 @@ for round in $(seq 1 12); do
 	kafka_launch_crashsim $round prefix
 	mkdir "$MNT/payments" || fail "mkdir"
 	expect_ok setfattr -n user.fluxfs.flush_ms -v -1 "$MNT/payments"
-	expect_ok setfattr -n user.fluxfs.mirror_from -v payments "$MNT/payments"
-	for i in $(seq 1 100); do
-		[ -e "$MNT/payments/0" ] && break
-		sleep 0.05
-	done
+	kafka_import_start "$MNT/payments" payments
 	mirror_wait "$MNT/payments/0"
 	assert_eq 2400 "$(wc -l <"$MNT/payments/0")" "round $round: imported before the cut"
 	kafka_power_cut
