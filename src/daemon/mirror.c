@@ -53,14 +53,39 @@ int mirror_option(const char *opt)
 	return 1;
 }
 
+/* The importer's consumer settings fluxfs picks unless kafka.<key> is
+ * given.  Its partitions' fetch queues all forward to one queue, whose
+ * length librdkafka (2.0) compares with queued.min.messages and
+ * queued.max.messages.kbytes for each partition: past either, every
+ * partition stops fetching until its broker thread's next wakeup, up to
+ * a second later, and the import idled for most of that second once the
+ * queue was drained (100,000 messages, a fifth of a second's work).  The
+ * limits are raised to about half a second of import, bounded by 32 MiB
+ * of values (about 400 bytes of memory per queued 100-byte record).  A
+ * fetch the broker holds while no record comes (fetch.wait.max.ms, 500
+ * ms by default) delays every request behind it on that connection: the
+ * offset lookup and metadata that start an import's new partitions. */
+static const struct {
+	const char *key, *val;
+} import_defaults[] = {
+	{"queued.min.messages", "500000"},
+	{"queued.max.messages.kbytes", "32768"},
+	{"fetch.wait.max.ms", "100"},
+};
+#define IMPORT_DEFAULTS (sizeof(import_defaults) / sizeof(*import_defaults))
+
 static int conf_set(void *arg, const char *key, const char *val)
 {
 	char err[256];
+	size_t i;
 
 	/* The user's own message timeout replaces retrying forever. */
 	if (!strcmp(key, "message.timeout.ms") ||
 	    !strcmp(key, "delivery.timeout.ms"))
 		mirror.user_timeout = 1;
+	for (i = 0; i < IMPORT_DEFAULTS; i++)
+		if (!strcmp(key, import_defaults[i].key))
+			mirror.import_given |= 1u << i;
 
 	if (rd_kafka_conf_set(mirror.conf, key, val, err, sizeof(err)) !=
 	    RD_KAFKA_CONF_OK) {
@@ -388,6 +413,8 @@ int mirror_topic_retire(struct mtopic *t, void (*stop)(struct mpart *mp))
 	for (pp = &mirror.topics; *pp != t; pp = &(*pp)->next)
 		;
 	*pp = t->next;
+	if (t->dir == 'f')
+		atomic_fetch_sub(&mirror.imports, 1);
 	pthread_mutex_unlock(&mirror.lock);
 	pthread_mutex_unlock(&mirror.create_lock);
 	diag_info("mirror: topic '%s' no longer mirrored (kafka topic '%s')",
@@ -486,6 +513,8 @@ static int topic_add(struct node *n, char dir, const char *remote, int force)
 	pthread_mutex_lock(&mirror.lock);
 	t->next = mirror.topics;
 	mirror.topics = t;
+	if (dir == 'f')
+		atomic_fetch_add(&mirror.imports, 1);
 	pthread_mutex_unlock(&mirror.lock);
 	pthread_mutex_unlock(&mirror.create_lock);
 	diag_info("mirror: topic '%s' %s kafka topic '%s'", n->name,
@@ -538,6 +567,7 @@ int mirror_start(struct registry *reg,
 {
 	rd_kafka_conf_t *pc, *qc, *ic;
 	char err[512];
+	size_t i;
 
 	mirror.reg = reg;
 	mirror.appended = appended;
@@ -592,6 +622,11 @@ int mirror_start(struct registry *reg,
 		return -EINVAL;
 	}
 	ic = rd_kafka_conf_dup(mirror.conf);
+	for (i = 0; i < IMPORT_DEFAULTS; i++)
+		if (!(mirror.import_given & (1u << i)))
+			rd_kafka_conf_set(ic, import_defaults[i].key,
+					  import_defaults[i].val, err,
+					  sizeof(err));
 	rd_kafka_conf_set_log_cb(ic, query_log_cb);
 	rd_kafka_conf_set_error_cb(ic, error_cb);
 	mirror.importer = rd_kafka_new(RD_KAFKA_CONSUMER, ic, err, sizeof(err));
@@ -620,7 +655,14 @@ void mirror_stop(void)
 	mirror.started = 0;
 	mirror_import_stop();
 	rd_kafka_flush(mirror.producer, MIRROR_STOP_FLUSH_MS);
-	for (t = mirror.topics; t; t = next) {
+	/* Off the list before they are freed: a late open's
+	 * mirror_writable() finds none. */
+	pthread_mutex_lock(&mirror.lock);
+	t = mirror.topics;
+	mirror.topics = NULL;
+	atomic_store(&mirror.imports, 0);
+	pthread_mutex_unlock(&mirror.lock);
+	for (; t; t = next) {
 		next = t->next;
 		for (i = 0; i < MIRROR_MAX_PARTS; i++) {
 			if (!t->parts[i])
@@ -644,7 +686,6 @@ void mirror_stop(void)
 		registry_unpin(mirror.reg, t->node);
 		free(t);
 	}
-	mirror.topics = NULL;
 out:
 	if (mirror.iq)
 		rd_kafka_queue_destroy(mirror.iq);
@@ -1032,10 +1073,11 @@ int mirror_writable(struct node *n)
 {
 	struct mtopic *t;
 	struct mpart *mp;
-
 	int ret;
 
-	if (!mirror.topics)
+	/* The common case without the lock: no import at all.  An import
+	 * added meanwhile is ordered after this open, as with the lock. */
+	if (!atomic_load(&mirror.imports))
 		return 0;
 	pthread_mutex_lock(&mirror.lock);
 	if (n->kind == NODE_TOPIC)

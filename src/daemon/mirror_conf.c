@@ -125,6 +125,31 @@ uint64_t mirror_export_resume(uint64_t stored, int has_last,
 	return has_last ? last_header + 1 : stored;
 }
 
+int mirror_export_resume_emptied(uint64_t stored, int remote_known,
+				 uint64_t stored_remote, uint64_t end,
+				 uint64_t local_start, uint64_t local_next,
+				 uint64_t *next)
+{
+	uint64_t at;
+
+	if (!remote_known)
+		return -ESTALE;
+	if (end >= stored_remote) {
+		if (end - stored_remote > local_next - stored ||
+		    stored > local_next)
+			return -ESTALE;
+		at = stored + (end - stored_remote);
+	} else {
+		if (stored_remote - end > stored)
+			return -ESTALE;
+		at = stored - (stored_remote - end);
+	}
+	if (local_start > at || local_start > stored)
+		return -ESTALE;
+	*next = at;
+	return 0;
+}
+
 int mirror_eof_is_empty(int64_t end, int64_t log_start)
 {
 	return end == 0 || (log_start >= 0 && end == log_start);

@@ -66,6 +66,25 @@ uint64_t mirror_export_resume(uint64_t stored, int has_last,
  * at an end above the start means the read did not start where it was
  * asked (a reset while the cluster recovered) and proves nothing. */
 int mirror_eof_is_empty(int64_t end, int64_t log_start);
+/* Where an export resumes when the Kafka partition holds no record but
+ * its offsets start at end > 0: Kafka's own retention deleted every
+ * record.  No header says how far the export got, so the stored
+ * position answers: stored (the next local offset) is what Kafka's
+ * offset stored_remote carries (known when remote_known: a mirror.pos
+ * written before this was kept says nothing of Kafka's offsets).  The
+ * records Kafka counted past it (end - stored_remote) were local
+ * messages stored, stored + 1, ..., sent after the position was stored
+ * (a crash before the next store); fewer (end below stored_remote) means
+ * Kafka lost acknowledged records, sent again.  0 and *next = stored +
+ * (end - stored_remote) when that holds one local message per Kafka
+ * offset: no message between it and stored was deleted locally before
+ * it was sent (local_start at or below both; retention moves the start
+ * only forward) and the log has it (at most local_next).  -ESTALE
+ * otherwise: the export cannot resume exactly once from what is known. */
+int mirror_export_resume_emptied(uint64_t stored, int remote_known,
+				 uint64_t stored_remote, uint64_t end,
+				 uint64_t local_start, uint64_t local_next,
+				 uint64_t *next);
 /* Where an import resumes, from the stored intent m and the local log's
  * next offset: m's remote_after if the appends it announced landed,
  * remote_before if none did, and for a prefix of them the same prefix of

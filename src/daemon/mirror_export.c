@@ -46,8 +46,11 @@ void mirror_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	    mirror_header_decode(val, size, &off))
 		return;
 	atomic_fetch_add(&mp->produced, 1);
-	if (off + 1 > atomic_load(&mp->acked))
+	if (off + 1 > atomic_load(&mp->acked)) {
 		atomic_store(&mp->acked, off + 1);
+		if (m->offset >= 0)
+			mp->acked_remote = (uint64_t)m->offset + 1;
+	}
 	atomic_store(&mirror.cluster_err, 0);
 }
 
@@ -80,7 +83,9 @@ static int kafka_last_start(struct mpart *mp, int64_t now, char *err,
 		return -EAGAIN;
 	}
 	if (rd_kafka_consume_start_queue(mp->qrkt, mp->num,
-					 RD_KAFKA_OFFSET_TAIL(1), mp->qq) < 0) {
+					 mp->qend ? RD_KAFKA_OFFSET_END
+						  : RD_KAFKA_OFFSET_TAIL(1),
+					 mp->qq) < 0) {
 		snprintf(err, esize, "%s",
 			 rd_kafka_err2str(rd_kafka_last_error()));
 		rd_kafka_queue_destroy(mp->qq);
@@ -99,7 +104,15 @@ static int kafka_last_start(struct mpart *mp, int64_t now, char *err,
  * is confirmed to have no such record (mirror_eof_is_empty()); -EINPROGRESS
  * while no answer came and MIRROR_QUERY_MS has not passed; -EAGAIN (why
  * in err) otherwise, so the resume waits for a confirmed answer rather
- * than guessing.  The check is ended unless -EINPROGRESS.
+ * than guessing.  *end gets Kafka's end offset the answer confirmed (-1
+ * with a last record that has no header).  The check is ended unless
+ * -EINPROGRESS.
+ *
+ * A partition whose every record Kafka's retention deleted has no last
+ * record to read: the read one before its end is out of range.  The
+ * next check then reads from the end (mp->qend), whose end-of-partition
+ * event confirms an empty log when the log starts there; a log that
+ * does not goes back to reading its last record.
  *
  * The consumer starts one record before the end it learned, but records
  * appended since come in the same fetch: the last record is the highest
@@ -107,8 +120,9 @@ static int kafka_last_start(struct mpart *mp, int64_t now, char *err,
  * watermark the fetches reported is right after it.  Taking the first
  * record that arrived resent everything after it. */
 static int kafka_last_poll(struct mpart *mp, int64_t now, uint64_t *last,
-			   char *err, size_t esize)
+			   int64_t *end, char *err, size_t esize)
 {
+	int range = 0;
 	rd_kafka_headers_t *hdrs;
 	rd_kafka_message_t *m;
 	int64_t lo = -1, hi = -1, eof = -1;
@@ -124,6 +138,8 @@ static int kafka_last_poll(struct mpart *mp, int64_t now, uint64_t *last,
 		} else if (m->err) {
 			snprintf(err, esize, "reading the last record: %s",
 				 rd_kafka_err2str(m->err));
+			range = m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
+				m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE;
 		} else if (m->offset > mp->qbest) {
 			mp->qbest = m->offset;
 			mp->qbest_bad =
@@ -140,11 +156,14 @@ static int kafka_last_poll(struct mpart *mp, int64_t now, uint64_t *last,
 	}
 	rd_kafka_get_watermark_offsets(mirror.query, mp->t->remote, mp->num,
 				       &lo, &hi);
+	*end = -1;
 	if (err[0]) {
 		ret = -EAGAIN;
 	} else if (mp->qbest >= 0 && hi >= 0 && mp->qbest + 1 >= hi) {
 		ret = 1; /* the last record, confirmed by the watermark */
+		*end = mp->qbest + 1;
 		if (mp->qbest_bad) {
+			*end = -1;
 			diag_warn("mirror %s/%d: the last record of kafka "
 				  "%s[%d] has no %s header; resuming from "
 				  "the stored position",
@@ -156,6 +175,14 @@ static int kafka_last_poll(struct mpart *mp, int64_t now, uint64_t *last,
 	} else if (mp->qbest < 0 && eof >= 0 &&
 		   mirror_eof_is_empty(eof, lo)) {
 		ret = 0;
+		*end = eof;
+	} else if (mp->qend && mp->qbest < 0 && eof >= 0 && lo >= 0) {
+		/* Records below the end: not emptied after all. */
+		snprintf(err, esize,
+			 "reading the last record: it was out of range, but "
+			 "the log holds offsets %lld-%lld",
+			 (long long)lo, (long long)eof - 1);
+		ret = -EAGAIN;
 	} else if (now < mp->qdeadline) {
 		return -EINPROGRESS; /* records still coming */
 	} else {
@@ -175,6 +202,9 @@ static int kafka_last_poll(struct mpart *mp, int64_t now, uint64_t *last,
 				 "reading the last record: timed out");
 		ret = -EAGAIN;
 	}
+	/* Out of range: the next check reads from the end; after that one,
+	 * from the last record again. */
+	mp->qend = !mp->qend && range;
 	mirror_export_stop_part(mp);
 	return ret;
 }
@@ -185,23 +215,33 @@ void mirror_store_pos(struct mpart *mp, uint64_t pos)
 				     .local_after = pos};
 	int ret;
 
-	if (!mp->node->part || pos == mp->stored)
+	if (mp->remote_known && pos == atomic_load(&mp->acked)) {
+		m.seq = LAYOUT_MIRROR_POS_REMOTE;
+		m.remote_before = m.remote_after = mp->acked_remote;
+	}
+	if (!mp->node->part ||
+	    (pos == mp->stored && m.remote_after == mp->stored_remote))
 		return;
 	ret = layout_mirror_pos_store(partition_dirfd(mp->node->part), &m);
-	if (ret < 0)
+	if (ret < 0) {
 		diag_warn("mirror %s/%d: storing the position: %s",
 			  mp->t->node->name, mp->num, strerror(-ret));
-	else
+	} else {
 		mp->stored = pos;
+		mp->stored_remote = m.remote_after;
+	}
 }
 
 /* Resume mp against the Kafka partition, one step per pass (the check
  * of its last record is started, then polled): 0 when ready. */
 static int resume(struct mpart *mp, int64_t now)
 {
-	struct layout_mirror_pos m;
+	struct layout_mirror_pos m = {0};
+	struct partition_info info;
 	uint64_t stored = 0, last = 0;
+	int64_t end = -1;
 	char err[200] = "";
+	const char *why;
 	int ret;
 
 	if (!mp->qq) {
@@ -209,7 +249,7 @@ static int resume(struct mpart *mp, int64_t now)
 		if (ret == 0)
 			return -EINPROGRESS;
 	} else {
-		ret = kafka_last_poll(mp, now, &last, err, sizeof(err));
+		ret = kafka_last_poll(mp, now, &last, &end, err, sizeof(err));
 		if (ret == -EINPROGRESS)
 			return ret;
 	}
@@ -221,16 +261,44 @@ static int resume(struct mpart *mp, int64_t now)
 	}
 	if (layout_mirror_pos_load(partition_dirfd(mp->node->part), &m) == 0)
 		stored = m.local_after;
+	why = ret ? "after Kafka's last record" : "the stored position";
+	if (ret == 0 && end > 0) {
+		/* Emptied by Kafka's retention: the stored position says
+		 * where, if its Kafka offset is known and in step. */
+		partition_get_info(mp->node->part, &info);
+		if (mirror_export_resume_emptied(
+			    stored, m.seq == LAYOUT_MIRROR_POS_REMOTE,
+			    m.remote_after, (uint64_t)end, info.start_offset,
+			    info.next_offset, &mp->sent) < 0) {
+			snprintf(err, sizeof(err),
+				 "kafka's retention deleted every record "
+				 "below offset %lld, and the stored position "
+				 "(local %llu, kafka %llu%s) does not say "
+				 "which local message that is",
+				 (long long)end, (unsigned long long)stored,
+				 (unsigned long long)m.remote_after,
+				 m.seq == LAYOUT_MIRROR_POS_REMOTE ? ""
+								   : " unknown");
+			mp->retry_at = mirror_backoff(&mp->backoff);
+			mirror_set_state(mp, MS_ERROR, err);
+			return -ESTALE;
+		}
+		why = "Kafka's retention emptied the partition; its end is "
+		      "the stored position's";
+	} else {
+		mp->sent = mirror_export_resume(stored, ret, last);
+	}
 	mp->backoff = 0;
-	mp->sent = mirror_export_resume(stored, ret, last);
 	/* One line per resume (at start, after a failed delivery): what an
 	 * operator needs to follow exactly-once after an outage. */
 	diag_info("mirror %s/%d -> kafka %s[%d]: resuming at local offset "
 		  "%llu (%s)",
 		  mp->t->node->name, mp->num, mp->t->remote, mp->num,
-		  (unsigned long long)mp->sent,
-		  ret ? "after Kafka's last record" : "the stored position");
+		  (unsigned long long)mp->sent, why);
 	mp->stored = stored;
+	mp->stored_remote = m.remote_after;
+	mp->remote_known = end >= 0;
+	mp->acked_remote = end >= 0 ? (uint64_t)end : 0;
 	atomic_store(&mp->acked, mp->sent);
 	atomic_store(&mp->failed, 0);
 	mp->ready = 1;

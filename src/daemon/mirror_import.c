@@ -15,7 +15,9 @@
  * says which Kafka offset resumes (mirror_import_resume()), also after a
  * power cut took the append but not the intent: each append is flushed
  * before the next intent, so only the last can be missing.  Records are grouped
- * into one append per run of the same partition and timestamp.
+ * into one append per run of the same partition and timestamp, and the
+ * runs of one partition fetched in a row under one intent (struct
+ * igroup), across consumed batches while more records are queued.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -373,7 +375,8 @@ static struct mpart *part_of_msg(const rd_kafka_message_t *m,
 }
 
 /* Import a fetched batch: groups of one partition (see struct igroup),
- * runs of one timestamp within them. */
+ * runs of one timestamp within them.  The last group stays open: the
+ * next batch may continue it (the caller ends it). */
 static void import_batch(rd_kafka_message_t **msgs, ssize_t n,
 			 struct igroup *g, char **buf, size_t *cap)
 {
@@ -466,7 +469,6 @@ static void import_batch(rd_kafka_message_t **msgs, ssize_t n,
 		run->count++;
 		g->count++;
 	}
-	group_end(g, *buf);
 }
 
 /* Note each partition's high watermark, for the lag. */
@@ -497,10 +499,16 @@ static void *importer(void *arg)
 
 	while (!atomic_load(&mirror.stop)) {
 		if (registry_now_ms() - last_pass >= 100) {
+			group_end(&g, buf); /* a pass may stop its partition */
 			import_pass();
 			note_high();
 			last_pass = registry_now_ms();
 		}
+		/* Records already queued may continue the open group (one
+		 * intent and sync for a partition's fetch rather than one per
+		 * batch); with none queued it is appended before the wait. */
+		if (rd_kafka_queue_length(mirror.iq) == 0)
+			group_end(&g, buf);
 		n = rd_kafka_consume_batch_queue(mirror.iq, 100, msgs,
 						 IMPORT_BATCH);
 		if (n <= 0)
@@ -509,6 +517,7 @@ static void *importer(void *arg)
 		for (i = 0; i < n; i++)
 			rd_kafka_message_destroy(msgs[i]);
 	}
+	group_end(&g, buf);
 	free(buf);
 	return NULL;
 }

@@ -45,6 +45,11 @@ struct mpart {
 	uint64_t sent;		      /* next local offset to produce */
 	uint64_t stored;	      /* what mirror.pos holds */
 	atomic_uint_fast64_t acked;   /* export: everything below is in Kafka */
+	/* Export, on the exporter thread: the Kafka offset the record of
+	 * local offset acked gets (or got), once a resume or a delivery
+	 * report said (remote_known), and what mirror.pos holds of it. */
+	uint64_t acked_remote, stored_remote;
+	int remote_known;
 	atomic_uint_fast64_t produced; /* records acknowledged / imported */
 	atomic_uint_fast64_t failures; /* deliveries that failed */
 	atomic_uint_fast64_t skipped;  /* lost to retention before export */
@@ -62,6 +67,10 @@ struct mpart {
 	int64_t qbest;	   /* the highest record offset the check saw, or -1 */
 	uint64_t qbest_hdr; /* its fluxfs-offset header */
 	int qbest_bad;	   /* it had no (valid) header */
+	/* The next check reads from Kafka's end, not its last record: the
+	 * last one was out of range (retention may have deleted every
+	 * record); the end's fetch tells whether the log starts there. */
+	int qend;
 	/* Import: the Kafka offset to consume next (or a logical offset
 	 * such as RD_KAFKA_OFFSET_BEGINNING before the first record),
 	 * whether its fetch runs, the newest timestamp appended (times are
@@ -106,13 +115,18 @@ struct mirror_global {
 	/* Tell the FUSE layer of an append the importer made. */
 	void (*appended)(struct node *n, uint64_t end);
 	struct registry *reg;
-	struct mtopic *topics;
+	struct mtopic *topics; /* under lock */
+	/* How many imported topics the list holds, changed under lock with
+	 * it: mirror_writable()'s check without the lock for every open
+	 * and create on a mount with no import. */
+	atomic_int imports;
 	pthread_t thread;
 	int started;
 	atomic_int stop;
 	atomic_int cluster_err; /* the latest error_cb code, 0 after a success */
 	char cluster_error[100];
 	int user_timeout; /* kafka.message.timeout.ms was given */
+	unsigned import_given; /* the importer's defaults given (mirror.c) */
 	/* The options, kept until mirror_configure(). */
 	char **opts;
 	size_t nopts;
@@ -149,7 +163,8 @@ void mirror_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
 void *mirror_exporter(void *arg);
 /* End mp's check of its Kafka partition's last record, if one runs. */
 void mirror_export_stop_part(struct mpart *mp);
-/* Store an export position in mp's mirror.pos (if it moved). */
+/* Store an export position in mp's mirror.pos (if it moved), with the
+ * Kafka offset it maps to when pos is mp->acked and that is known. */
 void mirror_store_pos(struct mpart *mp, uint64_t pos);
 
 /* mirror_import.c */

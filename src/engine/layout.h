@@ -293,8 +293,11 @@ int layout_state_store(int dfd, const struct layout_state *st);
  * directory.  An export: mirror.pos, one text line
  *   "fluxfs-mirror-pos 1 SEQ LB LA RB RA CRC\n"
  * with CRC the CRC-32C of the line before " CRC", the next local message
- * offset to produce in LA (LB = LA, SEQ, RB and RA 0), written atomically
- * (rename).  An import: mirror.intent, two 256-byte slots each holding
+ * offset to produce in LA (LB = LA), written atomically (rename), and
+ * with SEQ 1 (LAYOUT_MIRROR_POS_REMOTE) the Kafka offset the message at
+ * LA gets in RA (RB = RA): Kafka's end when everything below LA was
+ * acknowledged (SEQ, RB and RA 0 when unknown, and in files written
+ * before they were stored).  An import: mirror.intent, two 256-byte slots each holding
  * such a line (zero-padded), written in turn (slot SEQ % 2) with one
  * pwrite and fdatasync before each append: the local next offset and the
  * Kafka offset to consume next both before the append (LB, RB) and after
@@ -310,6 +313,7 @@ int layout_state_store(int dfd, const struct layout_state *st);
 #define LAYOUT_MIRROR_CONF_FILE "mirror.conf"
 #define LAYOUT_MIRROR_INTENT_FILE "mirror.intent"
 #define LAYOUT_MIRROR_SLOT_BYTES 256
+#define LAYOUT_MIRROR_POS_REMOTE 1
 struct layout_mirror_pos {
 	uint64_t seq;
 	uint64_t local_before, local_after;

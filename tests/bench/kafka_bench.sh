@@ -25,7 +25,7 @@ TEST_NAME=kafka_bench
 . "$top_srcdir/tests/mount/kafka_lib.sh"
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
-kafka_begin out:$PARTS in:$PARTS
+kafka_begin out:$PARTS in:$PARTS bulk:1
 kafka_mount ${BENCH_KAFKA_OPTS:-}
 # 100 bytes with the newline.
 line() { printf '%s %0*d\n' "$1" $((98 - ${#1})) 0; }
@@ -61,7 +61,9 @@ echo "import: $total messages of 100 B in $((t1 - t0)) ms: $((total * 1000 / (t1
 BULK=${BENCH_KAFKA_BULK:-2000000}
 mkdir "$MNT/bulk" || fail "mkdir"
 echo x >"$MNT/bulk/0" || fail "append"
-setfattr -n user.fluxfs.mirror_to -v out "$MNT/bulk" || fail "mirror_to"
+# A Kafka topic of its own: one Kafka topic is exported by one local
+# topic only (EBUSY otherwise).
+setfattr -n user.fluxfs.mirror_to -v bulk "$MNT/bulk" || fail "mirror_to"
 "$FLUXCTL" mirror-wait "$MNT/bulk" >/dev/null || fail "first export"
 t0=$(now_ms)
 yes "$base" | head -n "$BULK" >>"$MNT/bulk/0" &

@@ -62,11 +62,7 @@ cmp "$WORK/want1raw" "$WORK/unescaped" >&2 || fail "fluxctl unescape did not giv
 	timeout 60 kcat -P -b "$KAFKA" -t big -p 0 || fail "kcat"
 mkdir "$MNT/big" || fail "mkdir big"
 expect_ok setfattr -n user.fluxfs.max_message_bytes -v 1k "$MNT/big"
-expect_ok setfattr -n user.fluxfs.mirror_from -v big "$MNT/big"
-for i in $(seq 1 100); do
-	[ -e "$MNT/big/0" ] && break
-	sleep 0.05
-done
+kafka_import_start "$MNT/big" big
 mirror_wait "$MNT/big/0"
 assert_eq "small1 small2" "$(xargs <"$MNT/big/0")" "records around the long one"
 assert_eq 1 "$(xval "$MNT/big/0" mirror_skipped)" "records skipped"

@@ -87,11 +87,12 @@ kafka_need_crashsim() {
 	fi
 }
 
-# kafka_launch_crashsim SEED: mount on crashsim (drop mode: a cut loses
-# everything not fsynced); kafka_power_cut: cut (SIGUSR2: the daemon
-# undoes what was not synced and exits) and drop the dead mount.
+# kafka_launch_crashsim SEED [MODE]: mount on crashsim (MODE drop by
+# default: a cut loses everything not fsynced; prefix: each file keeps
+# its unsynced writes up to a point); kafka_power_cut: cut (SIGUSR2: the
+# daemon undoes what was not synced and exits) and drop the dead mount.
 kafka_launch_crashsim() {
-	export FLUXFS_CRASHSIM=1 FLUXFS_CRASHSIM_MODE=drop FLUXFS_CRASHSIM_SEED=$1
+	export FLUXFS_CRASHSIM=1 FLUXFS_CRASHSIM_MODE=${2:-drop} FLUXFS_CRASHSIM_SEED=$1
 	mount_launch
 	unset FLUXFS_CRASHSIM FLUXFS_CRASHSIM_MODE FLUXFS_CRASHSIM_SEED
 }
@@ -104,12 +105,12 @@ kafka_power_cut() {
 	[ $status -eq 0 ] || fail "power cut: daemon exited with $status"
 }
 
-# kafka_import_start DIR KAFKA_TOPIC [PARTITION]: make topic DIR, import
-# KAFKA_TOPIC into it, and wait (5 s at most) until its partition
-# PARTITION (default 0) exists.
+# kafka_import_start DIR KAFKA_TOPIC [PARTITION]: make topic DIR (unless
+# it exists: a test may configure it first), import KAFKA_TOPIC into it,
+# and wait (5 s at most) until its partition PARTITION (default 0) exists.
 kafka_import_start() {
 	local i
-	mkdir "$1" || fail "mkdir $1"
+	[ -d "$1" ] || mkdir "$1" || fail "mkdir $1"
 	expect_ok setfattr -n user.fluxfs.mirror_from -v "$2" "$1"
 	for i in $(seq 1 100); do
 		[ -e "$1/${3:-0}" ] && return 0

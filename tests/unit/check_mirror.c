@@ -196,6 +196,25 @@ START_TEST(test_pos_file)
 }
 END_TEST
 
+/* emptied STORED KNOWN STORED_REMOTE END START NEXT WANT: where an export
+ * resumes on a partition Kafka emptied, WANT, or -1 for -ESTALE (and
+ * nothing written). */
+static void emptied(uint64_t stored, int known, uint64_t stored_remote,
+		    uint64_t end, uint64_t start, uint64_t next, int64_t want)
+{
+	uint64_t r = 7;
+	int ret = mirror_export_resume_emptied(stored, known, stored_remote,
+					       end, start, next, &r);
+
+	if (want < 0) {
+		ck_assert_int_eq(ret, -ESTALE);
+		ck_assert(r == 7);
+	} else {
+		ck_assert_int_eq(ret, 0);
+		ck_assert(r == (uint64_t)want);
+	}
+}
+
 START_TEST(test_resume)
 {
 	struct layout_mirror_pos m = {0, 10, 14, 200, 207};
@@ -217,6 +236,28 @@ START_TEST(test_resume)
 	ck_assert(!mirror_eof_is_empty(1500, -1));
 	ck_assert(!mirror_eof_is_empty(1500, 0));
 	ck_assert(!mirror_eof_is_empty(1500, 1000));
+	/* Export to a partition Kafka's retention emptied (no record, its
+	 * offsets start at the end): the stored position, where Kafka's end
+	 * is what it stored beside it; */
+	emptied(100, 1, 100, 100, 0, 150, 100);
+	/* the local offsets in step with Kafka's (their first ones are
+	 * never in Kafka: retention, or an export started late); */
+	emptied(1000, 1, 400, 400, 900, 1000, 1000);
+	/* records acknowledged after the last store (a crash before it):
+	 * not sent again; */
+	emptied(100, 1, 100, 130, 50, 150, 130);
+	emptied(100, 1, 100, 150, 100, 150, 150);
+	/* acknowledged records Kafka lost: sent again; */
+	emptied(100, 1, 100, 90, 50, 150, 90);
+	/* never with Kafka's offsets unknown (a position stored before they
+	 * were), more records than the log has, fewer than it ever sent,
+	 * or local messages deleted in between (they may have been skipped
+	 * rather than sent, so the offsets no longer match). */
+	emptied(100, 0, 0, 100, 0, 150, -1);
+	emptied(100, 1, 100, 151, 0, 150, -1);
+	emptied(100, 1, 300, 100, 0, 150, -1);
+	emptied(100, 1, 100, 130, 101, 150, -1);
+	emptied(100, 1, 100, 90, 95, 150, -1);
 	/* Import: the append announced landed, did not, or the log moved. */
 	ck_assert_int_eq(mirror_import_resume(&m, 14, &r), 0);
 	ck_assert(r == 207);
