@@ -166,6 +166,34 @@ int fdb_take(struct fdbudget *b, struct fdb_entry *e)
 	return was;
 }
 
+int fdb_could_open(struct fdbudget *b, unsigned cost)
+{
+	struct fdb_entry *e;
+	int could;
+
+	pthread_mutex_lock(&b->lock);
+	could = b->used + cost <= b->budget;
+	for (e = b->head.prev; !could && e != &b->head; e = e->prev)
+		could = !e->pins;
+	pthread_mutex_unlock(&b->lock);
+	return could;
+}
+
+int fdb_take_idle(struct fdbudget *b, struct fdb_entry *e)
+{
+	int took;
+
+	pthread_mutex_lock(&b->lock);
+	took = e->open && !e->pins;
+	if (took) {
+		unlink_entry(e);
+		e->open = 0;
+		b->open--;
+	}
+	pthread_mutex_unlock(&b->lock);
+	return took;
+}
+
 int fdb_over(struct fdbudget *b, int (*claim)(struct fdb_entry *e, void *arg),
 	     void *arg, struct fdb_entry **victim)
 {

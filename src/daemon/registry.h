@@ -103,6 +103,9 @@ struct node {
 	 * summary; INT64_MAX: nothing, or not known).  Protected by
 	 * meta_lock. */
 	int64_t idle_due;
+	/* idle_due is not known: loaded at a mount that could not use the
+	 * mount summary (after a crash), not opened since.  meta_lock. */
+	int due_unknown;
 	char trash[12];		/* name under .trash once removed */
 
 	pthread_mutex_t meta_lock;
@@ -205,6 +208,14 @@ void registry_part_put(struct registry *reg, struct node *n);
 int registry_part_peek(struct registry *reg, struct node *n);
 /* Whether n's log is open now (it may open or close right after). */
 int registry_part_is_open(struct registry *reg, struct node *n);
+/* Close n's log now if it is open and nothing pins it (maintenance
+ * opened it to learn its due time); 0, or the flush's error. */
+int registry_part_close_idle(struct registry *reg, struct node *n);
+/* Whether idle partition n waits to have its due time learnt: it is not
+ * known (due_unknown) and its settings have work maintenance does to
+ * idle partitions (retention or compression).  One with none is marked
+ * known (never due) here.  Called with reg->lock held. */
+int registry_due_unknown(struct registry *reg, struct node *n);
 /* Close idle partitions while the budget is exceeded (costs grow as
  * segments roll); called by maintenance. */
 void registry_part_trim(struct registry *reg);
