@@ -24,6 +24,17 @@ numbers() {
 	done
 }
 
+# numbers_stable FILE WHAT: the numbers now into FILE, none shared, and
+# the same after an unmount and remount.
+numbers_stable() {
+	local dups
+	numbers >"$1"
+	dups=$(awk '{print $2}' "$1" | sort | uniq -d)
+	[ -z "$dups" ] || fail "$2: numbers shared inside the mount: $dups"
+	mount_restart
+	diff "$1" <(numbers) >&2 || fail "$2: numbers changed on the next mount"
+}
+
 mount_start
 for t in alpha beta gamma; do
 	mkdir "$MNT/$t" || fail "mkdir $t"
@@ -114,11 +125,7 @@ a1=$(grep '^alpha/1 ' "$WORK/first" | cut -d' ' -f2)
 assert_eq "$a1" "$(stat -c %i "$MNT/alpha/1")" "alpha/1's number beside its copies"
 assert_eq "$(grep '^beta ' "$WORK/first" | cut -d' ' -f2)" "$(stat -c %i "$MNT/beta")" "beta's number beside its copy"
 assert_eq "$(grep '^beta/0 ' "$WORK/first" | cut -d' ' -f2)" "$(stat -c %i "$MNT/beta/0")" "beta/0's number beside its copy"
-numbers >"$WORK/copies"
-dups=$(awk '{print $2}' "$WORK/copies" | sort | uniq -d)
-[ -z "$dups" ] || fail "numbers shared after copies: $dups"
-mount_restart
-diff "$WORK/copies" <(numbers) >&2 || fail "numbers of copies changed on the next mount"
+numbers_stable "$WORK/copies" "after copies"
 rm -rf "$MNT/alpha/0copy" "$MNT/alpha/zcopy" || fail "rm the copies of alpha/1"
 rm -f "$MNT/abeta/"* && rmdir "$MNT/abeta" || fail "rm the copy of beta"
 
@@ -135,10 +142,6 @@ n=$(grep -c "stored inode numbers for" "$WORK/daemon.log")
 assert_eq 1 "$n" "log lines about stored inode numbers"
 grep -q "stored inode numbers for $total topics and partitions" "$WORK/daemon.log" ||
 	fail "log line: $(grep 'inode numbers' "$WORK/daemon.log")"
-numbers >"$WORK/fifth"
-dups=$(awk '{print $2}' "$WORK/fifth" | sort | uniq -d)
-[ -z "$dups" ] || fail "assigned numbers shared inside the mount: $dups"
-mount_restart
-diff "$WORK/fifth" <(numbers) >&2 || fail "assigned numbers changed on the next mount"
+numbers_stable "$WORK/fifth" "assigned"
 grep -q "^ino=" "$DATA/alpha/0/partition.meta" || fail "partition.meta has no ino"
 log "ok"
