@@ -184,10 +184,10 @@ int registry_config_get(struct registry *reg, struct node *n, int key,
 static int config_store(struct registry *reg, struct node *n,
 			const struct config *over)
 {
-	struct config before, old;
+	struct config before, old, after;
 	struct node *c;
 	char text[4096];
-	int len, ret, fd;
+	int len, ret, fd, sooner;
 
 	len = config_render_text(over, text, sizeof(text));
 	if (len < 0)
@@ -215,7 +215,14 @@ static int config_store(struct registry *reg, struct node *n,
 	pthread_mutex_unlock(&n->meta_lock);
 	if (n->kind == NODE_PARTITION)
 		return apply_config(reg, n, &before);
+	/* A partition's own override hides the topic's value, so a change
+	 * no sooner for the topic is no sooner for any of its partitions:
+	 * the closed ones are left alone, their partition.conf unread. */
+	effective_config(reg, n, &after);
+	sooner = maint_sooner(&after, &before);
 	for (c = n->children; c; c = c->next) {
+		if (!c->part && !sooner)
+			continue;
 		old = before;
 		overlay_own(reg, c, &old);
 		ret = apply_config(reg, c, &old);
