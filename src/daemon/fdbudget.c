@@ -151,19 +151,43 @@ void fdb_closed(struct fdbudget *b, struct fdb_entry *e)
 	pthread_mutex_unlock(&b->lock);
 }
 
-int fdb_take(struct fdbudget *b, struct fdb_entry *e)
+/* Take e off the list if it is open (and, with only_idle, unpinned). */
+static int take(struct fdbudget *b, struct fdb_entry *e, int only_idle)
 {
-	int was;
+	int took;
 
 	pthread_mutex_lock(&b->lock);
-	was = e->open;
-	if (was) {
+	took = e->open && (!only_idle || !e->pins);
+	if (took) {
 		unlink_entry(e);
 		e->open = 0;
 		b->open--;
 	}
 	pthread_mutex_unlock(&b->lock);
-	return was;
+	return took;
+}
+
+int fdb_take(struct fdbudget *b, struct fdb_entry *e)
+{
+	return take(b, e, 0);
+}
+
+int fdb_could_open(struct fdbudget *b, unsigned cost)
+{
+	struct fdb_entry *e;
+	int could;
+
+	pthread_mutex_lock(&b->lock);
+	could = b->used + cost <= b->budget;
+	for (e = b->head.prev; !could && e != &b->head; e = e->prev)
+		could = !e->pins;
+	pthread_mutex_unlock(&b->lock);
+	return could;
+}
+
+int fdb_take_idle(struct fdbudget *b, struct fdb_entry *e)
+{
+	return take(b, e, 1);
 }
 
 int fdb_over(struct fdbudget *b, int (*claim)(struct fdb_entry *e, void *arg),

@@ -75,6 +75,15 @@ void fdb_closed(struct fdbudget *b, struct fdb_entry *e);
 /* Take e off the list to close it whatever its pins (the partition is
  * removed, or the daemon stops): 1 if it was open, else 0. */
 int fdb_take(struct fdbudget *b, struct fdb_entry *e);
+/* Whether a partition costing cost could be opened now: the budget has
+ * the room, or an open entry is unpinned (and could be closed for it).
+ * A hint: it may change right after. */
+int fdb_could_open(struct fdbudget *b, unsigned cost);
+/* Take e off the list to close it only if it is open and unpinned: 1
+ * (the caller closes it, then fdb_closed), else 0 and e is left as it
+ * is.  A partition opened for a moment (maintenance learning its due
+ * time) goes back without waiting to be the least recently used. */
+int fdb_take_idle(struct fdbudget *b, struct fdb_entry *e);
 /* Over the budget (costs grew since they were counted): an idle victim
  * to close as in fdb_make_room, 1; or 0 if within budget or none can be
  * claimed. */

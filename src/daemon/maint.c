@@ -9,8 +9,12 @@
  * next time roll, retention or compression falls due (computed by the
  * engine when it closed, or carried over a clean unmount by the mount
  * summary), so a pass looks at a number per idle partition and opens a
- * few of them, within the descriptor budget.  Errors are logged when they start, change and end,
- * not every pass: a full disk fails every tick until space is freed.
+ * few of them, within the descriptor budget.  A partition whose due
+ * time is not known (loaded at a mount after a crash) is opened by a
+ * slow sweep, a few per pass, ticked and closed again at once: its close
+ * records its due time.  Errors are logged when they start, change and
+ * end, not every pass: a full disk fails every tick until space is
+ * freed.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -34,6 +38,11 @@ struct maint {
  * open may close another idle partition for room, so a backlog (many
  * partitions expiring at once) is worked off a few at a time. */
 #define MAINT_IDLE_PER_PASS 16
+/* Idle partitions whose due time is not known opened per pass to learn
+ * it (the sweep after a crash): 40 a second, each closed after its
+ * tick, so the sweep holds a few descriptors at a time and never
+ * competes with the mount's own start. */
+#define MAINT_SWEEP_PER_PASS 4
 
 /* Tick open partition p (pinned open by the caller), compress what
  * waits, and add what happened to *sum. */
@@ -108,15 +117,27 @@ void maint_pass(struct registry *reg, int64_t (*now)(void),
 		struct maint_report *out)
 {
 	struct node **pins = NULL, **np, *t, *p;
+	struct node *sweep[MAINT_SWEEP_PER_PASS];
 	struct maint_report sum;
-	size_t n = 0, cap = 0, i, idle = 0;
+	size_t n = 0, cap = 0, i, idle = 0, nsweep = 0, sweep_max = 0;
 	int64_t now_ms = now();
 	int is_open;
 
 	memset(&sum, 0, sizeof(sum));
+	/* No sweep while every open partition is pinned: its opens would
+	 * fail (EMFILE), each with a log line. */
+	if (fdb_could_open(&reg->fdb, FDB_OPEN_COST))
+		sweep_max = MAINT_SWEEP_PER_PASS;
 	pthread_rwlock_rdlock(&reg->lock);
 	for (t = reg->root.children; t; t = t->next) {
 		for (p = t->children; p; p = p->next) {
+			if (!p->part && !p->removed &&
+			    nsweep < sweep_max &&
+			    registry_due_unknown(reg, p)) {
+				if (registry_pin(reg, p) == 0)
+					sweep[nsweep++] = p;
+				continue;
+			}
 			if (!p->part) {
 				/* idle: ticked only when work is due */
 				if (idle >= MAINT_IDLE_PER_PASS || p->removed ||
@@ -164,6 +185,18 @@ collected:
 		registry_unpin(reg, p);
 	}
 	free(pins);
+	for (i = 0; i < nsweep; i++) {
+		p = sweep[i];
+		if (registry_part_get(reg, p) == 0) {
+			sum.idle_swept++;
+			tick_one(reg, p, now(), &sum);
+			registry_part_put(reg, p);
+			/* its close records its due time (unless someone
+			 * uses it now: then a later close does) */
+			registry_part_close_idle(reg, p);
+		}
+		registry_unpin(reg, p);
+	}
 	/* Rolls add descriptors to open partitions: close idle ones while
 	 * the budget is exceeded. */
 	registry_part_trim(reg);

@@ -28,6 +28,7 @@ struct maint_report {
 	unsigned compressed;	   /* segments compressed */
 	unsigned failed;	   /* ticks or compressions that failed */
 	unsigned idle_opened; /* idle partitions opened: work was due */
+	unsigned idle_swept;  /* opened to learn when work is due */
 };
 
 /* One pass over every open partition, and the idle ones with work due,

@@ -172,6 +172,7 @@ struct node *node_new(struct registry *reg, enum node_kind kind,
 	n->meta.gid = reg->gid;
 	n->meta.atime = n->meta.mtime = n->meta.ctime = now_ts();
 	n->idle_due = INT64_MAX;
+	n->due_unknown = kind == NODE_PARTITION; /* until it closes */
 	pthread_mutex_init(&n->meta_lock, NULL);
 	produce_conf_init(&n->produce);
 	if (reg->hooks.node_init && reg->hooks.node_init(reg, n) < 0) {
@@ -1005,7 +1006,7 @@ int registry_rename(struct registry *reg, struct node *dir, const char *name,
 			pthread_mutex_unlock(&reg->life);
 			pthread_rwlock_unlock(&reg->lock);
 			node_put(reg, dir);
-			apply_config(reg, n);
+			apply_config(reg, n, NULL);
 			goto out_victim;
 		}
 	}

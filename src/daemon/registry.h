@@ -79,6 +79,12 @@ struct fs_node;
 
 struct node {
 	enum node_kind kind;
+	/* (ints beside each other: 100,000 nodes, no holes) */
+	/* What stat and the info xattrs show while it is closed: 0 nothing
+	 * known yet, 1 start and end from partition.state (after a clean
+	 * unmount), 2 all of it (as it was when it closed).  Protected by
+	 * meta_lock. */
+	int idle_have;
 	char *name;		/* protected by reg->lock */
 	struct node *parent;	/* protected by reg->lock; pinned (refs) */
 	struct node *next;	/* sibling; protected by reg->lock */
@@ -86,29 +92,27 @@ struct node {
 	unsigned nchildren;	/* protected by reg->lock */
 	int removed;		/* protected by reg->lock */
 	int dirfd;		/* topic: its directory (owned) */
+	int over_loaded; /* partition: partition.conf read (on first need) */
 	/* partition: the log while open, else NULL (idle, or removed).
 	 * Set and cleared under its open lock (registry_part.c) and
 	 * reg->lock held for writing; read under reg->lock, or while
 	 * holding a partition pin (registry_part_get). */
 	struct partition *part;
 	struct fdb_entry fdb; /* its descriptors in the mount's budget */
-	/* What stat and the info xattrs show while it is closed: 0 nothing
-	 * known yet, 1 start and end from partition.state (after a clean
-	 * unmount), 2 all of it (as it was when it closed).  Protected by
-	 * meta_lock. */
-	int idle_have;
 	struct partition_info *idle_info; /* malloc'ed when first known */
 	/* When maintenance next has work in it while it is closed
 	 * (partition_next_due, kept when it closed or from the mount
 	 * summary; INT64_MAX: nothing, or not known).  Protected by
 	 * meta_lock. */
 	int64_t idle_due;
+	/* idle_due is not known: loaded at a mount that could not use the
+	 * mount summary (after a crash), not opened since.  meta_lock. */
+	int due_unknown;
 	char trash[12];		/* name under .trash once removed */
 
 	pthread_mutex_t meta_lock;
 	struct config over; /* this level's overrides; protected by meta_lock */
 	struct produce_conf produce; /* topic: keyed producing; meta_lock */
-	int over_loaded; /* partition: partition.conf read (on first need) */
 	struct node_meta meta; /* protected by meta_lock */
 
 	uint64_t nlookup; /* protected by reg->life */
@@ -205,6 +209,14 @@ void registry_part_put(struct registry *reg, struct node *n);
 int registry_part_peek(struct registry *reg, struct node *n);
 /* Whether n's log is open now (it may open or close right after). */
 int registry_part_is_open(struct registry *reg, struct node *n);
+/* Close n's log now if it is open and nothing pins it (maintenance
+ * opened it to learn its due time); 0, or the flush's error. */
+int registry_part_close_idle(struct registry *reg, struct node *n);
+/* Whether idle partition n waits to have its due time learnt: it is not
+ * known (due_unknown) and its settings have work maintenance does to
+ * idle partitions (retention or compression).  One with none is marked
+ * known (never due) here.  Called with reg->lock held. */
+int registry_due_unknown(struct registry *reg, struct node *n);
 /* Close idle partitions while the budget is exceeded (costs grow as
  * segments roll); called by maintenance. */
 void registry_part_trim(struct registry *reg);

@@ -63,6 +63,9 @@ static void over_load(struct registry *reg, struct node *n)
 	pthread_mutex_unlock(&n->meta_lock);
 }
 
+static void overlay_own(struct registry *reg, struct node *n,
+			struct config *cfg);
+
 /* The mount's defaults, the topic's overrides, the partition's. */
 void effective_config(struct registry *reg, struct node *n, struct config *cfg)
 {
@@ -74,32 +77,90 @@ void effective_config(struct registry *reg, struct node *n, struct config *cfg)
 		config_overlay(cfg, cfg, &t->over);
 		pthread_mutex_unlock(&t->meta_lock);
 	}
-	if (n->kind == NODE_PARTITION) {
-		over_load(reg, n);
-		pthread_mutex_lock(&n->meta_lock);
-		config_overlay(cfg, cfg, &n->over);
-		pthread_mutex_unlock(&n->meta_lock);
-	}
+	if (n->kind == NODE_PARTITION)
+		overlay_own(reg, n, cfg);
 	cfg->set = (1u << CONFIG_NKEYS) - 1;
+}
+
+/* cfg with partition n's own overrides laid over it. */
+static void overlay_own(struct registry *reg, struct node *n,
+			struct config *cfg)
+{
+	over_load(reg, n);
+	pthread_mutex_lock(&n->meta_lock);
+	config_overlay(cfg, cfg, &n->over);
+	pthread_mutex_unlock(&n->meta_lock);
+}
+
+/* A period or bound (-1: none) that makes maintenance act sooner. */
+static int sooner(int64_t now, int64_t before)
+{
+	return now >= 0 && (before < 0 || now < before);
+}
+
+/* Whether maintenance of an idle partition could fall due sooner under
+ * cfg than under old: a retention or time roll that is new or shorter,
+ * or compression turned on.  Nothing else moves a closed partition's
+ * due time: it has nothing unflushed (flush_ms), size rolls happen on
+ * appends (segment_bytes), and a change of codec or level applies to
+ * raw sealed segments, which were due already. */
+static int maint_sooner(const struct config *cfg, const struct config *old)
+{
+	return sooner(cfg->retention_ms, old->retention_ms) ||
+	       sooner(cfg->retention_bytes, old->retention_bytes) ||
+	       sooner(cfg->segment_ms, old->segment_ms) ||
+	       (cfg->compression != COMPRESSION_NONE &&
+		old->compression == COMPRESSION_NONE);
 }
 
 /* Push the effective configuration into an open partition.  A closed
  * one learns it when it opens; when maintenance next has work in it
  * under the new settings (a shorter retention_ms, say) is not known
- * without its log, so the next maintenance pass opens it to tick it. */
-int apply_config(struct registry *reg, struct node *n)
+ * without its log, so the next maintenance pass opens it to tick it.
+ * Its due time is kept when old (its effective configuration before
+ * the change; NULL: not known) shows the change cannot make work fall
+ * due sooner: that time is then no later than the new one, and a pass
+ * that opens it early finds nothing to do and learns the new one. */
+int apply_config(struct registry *reg, struct node *n,
+		 const struct config *old)
 {
 	struct config cfg;
 
 	if (!n->part) {
-		pthread_mutex_lock(&n->meta_lock);
-		n->idle_due = 0;
-		pthread_mutex_unlock(&n->meta_lock);
+		if (old)
+			effective_config(reg, n, &cfg);
+		if (!old || maint_sooner(&cfg, old)) {
+			pthread_mutex_lock(&n->meta_lock);
+			n->idle_due = 0;
+			pthread_mutex_unlock(&n->meta_lock);
+		}
 		return 0;
 	}
 	effective_config(reg, n, &cfg);
 	atomic_store(&n->max_message, cfg.max_message_bytes);
 	return partition_set_config(n->part, &cfg);
+}
+
+int registry_due_unknown(struct registry *reg, struct node *n)
+{
+	struct config cfg;
+	int unknown;
+
+	pthread_mutex_lock(&n->meta_lock);
+	unknown = n->due_unknown;
+	pthread_mutex_unlock(&n->meta_lock);
+	if (!unknown)
+		return 0;
+	effective_config(reg, n, &cfg);
+	/* A time roll alone is left for the partition's next use: it seals
+	 * a segment that nothing would then delete or compress. */
+	if (cfg.retention_ms >= 0 || cfg.retention_bytes >= 0 ||
+	    cfg.compression != COMPRESSION_NONE)
+		return 1;
+	pthread_mutex_lock(&n->meta_lock);
+	n->due_unknown = 0;
+	pthread_mutex_unlock(&n->meta_lock);
+	return 0;
 }
 
 /* The effective value of key for n, formatted. */
@@ -123,9 +184,10 @@ int registry_config_get(struct registry *reg, struct node *n, int key,
 static int config_store(struct registry *reg, struct node *n,
 			const struct config *over)
 {
+	struct config before, old, after;
 	struct node *c;
 	char text[4096];
-	int len, ret, fd;
+	int len, ret, fd, sooner;
 
 	len = config_render_text(over, text, sizeof(text));
 	if (len < 0)
@@ -144,13 +206,26 @@ static int config_store(struct registry *reg, struct node *n,
 	}
 	if (ret < 0)
 		return ret;
+	/* What applied before the change: a partition's effective
+	 * configuration, or its topic's layers (each partition's own go
+	 * over them below). */
+	effective_config(reg, n, &before);
 	pthread_mutex_lock(&n->meta_lock);
 	n->over = *over;
 	pthread_mutex_unlock(&n->meta_lock);
 	if (n->kind == NODE_PARTITION)
-		return apply_config(reg, n);
+		return apply_config(reg, n, &before);
+	/* A partition's own override hides the topic's value, so a change
+	 * no sooner for the topic is no sooner for any of its partitions:
+	 * the closed ones are left alone, their partition.conf unread. */
+	effective_config(reg, n, &after);
+	sooner = maint_sooner(&after, &before);
 	for (c = n->children; c; c = c->next) {
-		ret = apply_config(reg, c);
+		if (!c->part && !sooner)
+			continue;
+		old = before;
+		overlay_own(reg, c, &old);
+		ret = apply_config(reg, c, &old);
 		if (ret < 0)
 			diag_warn("cannot apply configuration to '%s/%s': %s",
 				  n->name, c->name, strerror(-ret));

@@ -115,8 +115,11 @@ void conf_read(struct config *over, int dirfd, const char *file,
 /* n's configuration: the mount's defaults, its topic's overrides, its
  * own. */
 void effective_config(struct registry *reg, struct node *n, struct config *cfg);
-/* Push n's effective configuration into its partition, if open. */
-int apply_config(struct registry *reg, struct node *n);
+/* Push n's effective configuration into its partition, if open; if
+ * closed, make it due for maintenance unless old (what applied before
+ * the change; NULL: not known) shows nothing can fall due sooner. */
+int apply_config(struct registry *reg, struct node *n,
+		 const struct config *old);
 /* Read up to size - 1 bytes of dirfd/file into buf, NUL-terminated;
  * the length or -errno. */
 int read_small(int dirfd, const char *file, char *buf, size_t size);

@@ -212,6 +212,7 @@ static int topic_from_summary(struct load_ctx *ctx, struct node *t)
 		n->parent = t;
 		meta_from_summary(&sp.meta, &n->meta);
 		n->idle_due = sp.due_ms;
+		n->due_unknown = 0;
 		child_add(t, n);
 		t->refs++; /* the partition pins its topic */
 	}
@@ -365,15 +366,72 @@ static int ino_cmp(const void *a, const void *b)
 	return x->meta.ino < y->meta.ino ? -1 : x->meta.ino > y->meta.ino;
 }
 
+/* One of the nodes sharing a stored inode number, with what decides
+ * which keeps it. */
+struct ino_claim {
+	struct node *n;
+	struct timespec birth; /* of its directory; unknown: the latest */
+};
+
+/* The order of claims on one number: the directory created first (a
+ * copy is always made after its original, and keeps no birth time of
+ * the original's, whatever cp -a or rsync -a preserve), then by topic
+ * and name in byte order (a filesystem without birth times, or two
+ * directories born in the same instant). */
+static int claim_cmp(const void *a, const void *b)
+{
+	const struct ino_claim *x = a, *y = b;
+	const char *xt, *yt;
+	int c;
+
+	if (x->birth.tv_sec != y->birth.tv_sec)
+		return x->birth.tv_sec < y->birth.tv_sec ? -1 : 1;
+	if (x->birth.tv_nsec != y->birth.tv_nsec)
+		return x->birth.tv_nsec < y->birth.tv_nsec ? -1 : 1;
+	xt = x->n->kind == NODE_PARTITION ? x->n->parent->name : "";
+	yt = y->n->kind == NODE_PARTITION ? y->n->parent->name : "";
+	c = strcmp(xt, yt);
+	return c ? c : strcmp(x->n->name, y->n->name);
+}
+
+/* Order the k nodes of all[] that share one stored number by
+ * claim_cmp, so the first keeps it and the others are renumbered in a
+ * stable order.  Left as they are without memory for it. */
+static void ino_claims_order(struct registry *reg, struct node **all,
+			     size_t k)
+{
+	struct ino_claim *c = calloc(k, sizeof(*c));
+	size_t i;
+	int dfd;
+
+	if (!c)
+		return;
+	for (i = 0; i < k; i++) {
+		c[i].n = all[i];
+		dfd = all[i]->kind == NODE_PARTITION ? all[i]->parent->dirfd
+						     : reg->rootfd;
+		if (io_birth(dfd, all[i]->name, &c[i].birth) < 0) {
+			c[i].birth.tv_sec = INT64_MAX;
+			c[i].birth.tv_nsec = 0;
+		}
+	}
+	qsort(c, k, sizeof(*c), claim_cmp);
+	for (i = 0; i < k; i++)
+		all[i] = c[i].n;
+	free(c);
+}
+
 /* Give every loaded topic and partition an inode number of its own:
  * the counter resumes above both fluxfs.meta's bound and the highest
  * stored number, and a node without one (a data directory from before
  * stored numbers) or sharing one (a partition directory copied inside
- * the data directory by hand) gets a fresh one, stored at once. */
+ * the data directory by hand) gets a fresh one, stored at once.  Of
+ * nodes sharing a number, the one whose directory was created first
+ * keeps it (claim_cmp). */
 static int ino_assign(struct registry *reg)
 {
 	struct node **all, *t, *p;
-	size_t count = 0, i, fixed = 0;
+	size_t count = 0, i, k, fixed = 0;
 	uint64_t bound, max = 0, stored, prev = 0;
 	int ret;
 
@@ -398,6 +456,14 @@ static int ino_assign(struct registry *reg)
 	for (i = 0; i < count; i++)
 		if (all[i]->meta.ino > max)
 			max = all[i]->meta.ino;
+	for (i = 0; i + 1 < count; i += k) {
+		for (k = 1; i + k < count &&
+			    all[i + k]->meta.ino == all[i]->meta.ino;
+		     k++)
+			;
+		if (k > 1 && all[i]->meta.ino >= LAYOUT_INO_FIRST)
+			ino_claims_order(reg, all + i, k);
+	}
 	reg->ino_bound = bound;
 	reg->ino_next = bound > max ? bound : max + 1;
 	if (reg->ino_next < LAYOUT_INO_FIRST)

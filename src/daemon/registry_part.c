@@ -163,6 +163,7 @@ static struct partition *part_detach(struct registry *reg, struct node *n)
 		due = partition_next_due(n->part);
 		pthread_mutex_lock(&n->meta_lock);
 		n->idle_due = due;
+		n->due_unknown = 0;
 		pthread_mutex_unlock(&n->meta_lock);
 	}
 	pthread_rwlock_wrlock(&reg->lock);
@@ -295,7 +296,7 @@ static int part_open(struct registry *reg, struct node *n, unsigned reserved)
 	 * reaches it now. */
 	part_where(reg, n, &dfd, &name);
 	partition_renamed(p, dfd, name);
-	ret = apply_config(reg, n);
+	ret = apply_config(reg, n, NULL);
 	pthread_rwlock_unlock(&reg->lock);
 	if (ret < 0)
 		diag_warn("cannot apply configuration to '%s': %s", n->name,
@@ -455,6 +456,25 @@ int registry_part_is_open(struct registry *reg, struct node *n)
 	open = n->part != NULL;
 	pthread_rwlock_unlock(&reg->lock);
 	return open;
+}
+
+int registry_part_close_idle(struct registry *reg, struct node *n)
+{
+	struct partition *p = NULL;
+	int ret = 0;
+
+	pthread_mutex_lock(open_lock(reg, n));
+	if (fdb_take_idle(&reg->fdb, &n->fdb)) {
+		p = part_detach(reg, n);
+		if (p)
+			ret = partition_close(p);
+		fdb_closed(&reg->fdb, &n->fdb);
+	}
+	pthread_mutex_unlock(open_lock(reg, n));
+	if (ret < 0)
+		diag_err("closing idle partition '%s': flush failed: %s",
+			 n->name, strerror(-ret));
+	return ret;
 }
 
 void registry_part_trim(struct registry *reg)

@@ -444,6 +444,28 @@ static int zstd_decode(const unsigned char *enc, size_t enc_len, void *out,
 	return !ZSTD_isError(r) && r == raw_len ? 0 : -EIO;
 }
 
+/* A damaged block table must not make us allocate or read wildly. */
+static int block_sane(enum compression c, const struct codec_block *blk)
+{
+	if (!codec_known(c))
+		return -EINVAL;
+	if (blk->raw_len > CODEC_BLOCK_BYTES || blk->file_len == 0 ||
+	    blk->file_len > codec_block_bound(c, CODEC_BLOCK_BYTES))
+		return -EIO;
+	return 0;
+}
+
+/* Decode one block's encoding (enc, blk->file_len bytes) into out. */
+static int decode_block(enum compression c, const unsigned char *enc,
+			const struct codec_block *blk, void *out)
+{
+	if (c == COMPRESSION_LZ4)
+		return lz4_decode(enc, blk->file_len, out, blk->raw_len);
+	if (c == COMPRESSION_ZSTD)
+		return zstd_decode(enc, blk->file_len, out, blk->raw_len);
+	return gzip_decode(enc, blk->file_len, out, blk->raw_len);
+}
+
 /* Read and decode one block from fd into out. */
 int codec_read_block(enum compression c, int fd, const struct codec_block *blk,
 		     void *out)
@@ -452,12 +474,9 @@ int codec_read_block(enum compression c, int fd, const struct codec_block *blk,
 	ssize_t got;
 	int ret;
 
-	if (!codec_known(c))
-		return -EINVAL;
-	/* A damaged block table must not make us allocate or read wildly. */
-	if (blk->raw_len > CODEC_BLOCK_BYTES || blk->file_len == 0 ||
-	    blk->file_len > codec_block_bound(c, CODEC_BLOCK_BYTES))
-		return -EIO;
+	ret = block_sane(c, blk);
+	if (ret < 0)
+		return ret;
 	enc = malloc(blk->file_len);
 	if (!enc)
 		return -ENOMEM;
@@ -470,15 +489,25 @@ int codec_read_block(enum compression c, int fd, const struct codec_block *blk,
 		ret = -EIO; /* truncated file */
 		goto out;
 	}
-	if (c == COMPRESSION_LZ4)
-		ret = lz4_decode(enc, blk->file_len, out, blk->raw_len);
-	else if (c == COMPRESSION_ZSTD)
-		ret = zstd_decode(enc, blk->file_len, out, blk->raw_len);
-	else
-		ret = gzip_decode(enc, blk->file_len, out, blk->raw_len);
+	ret = decode_block(c, enc, blk, out);
 out:
 	free(enc);
 	return ret;
+}
+
+/* Decode one block from a mapping of the whole file (map_len bytes):
+ * no descriptor, no copy of the encoding. */
+static int map_read_block(enum compression c, const void *map, size_t map_len,
+			  const struct codec_block *blk, void *out)
+{
+	int ret = block_sane(c, blk);
+
+	if (ret < 0)
+		return ret;
+	if (blk->file_pos > map_len || map_len - blk->file_pos < blk->file_len)
+		return -EIO; /* truncated file */
+	return decode_block(c, (const unsigned char *)map + blk->file_pos, blk,
+			    out);
 }
 
 /* Set up an empty block cache. */
@@ -503,6 +532,19 @@ int codec_read_range(enum compression c, int fd, const struct codec_block *b,
 		     uint32_t n, struct codec_cache *cache, uint64_t key,
 		     uint64_t raw_pos, void *buf, size_t len,
 		     const struct codec_block **bad)
+{
+	const struct codec_file f = { .fd = fd };
+
+	return codec_read_range_file(c, &f, b, n, cache, key, raw_pos, buf,
+				     len, bad);
+}
+
+/* The same from a descriptor or a mapping. */
+int codec_read_range_file(enum compression c, const struct codec_file *f,
+			  const struct codec_block *b, uint32_t n,
+			  struct codec_cache *cache, uint64_t key,
+			  uint64_t raw_pos, void *buf, size_t len,
+			  const struct codec_block **bad)
 {
 	const struct codec_block *blk;
 	unsigned char *grown;
@@ -530,7 +572,10 @@ int codec_read_range(enum compression c, int fd, const struct codec_block *b,
 				cache->size = blk->raw_len;
 			}
 			cache->key = 0;
-			ret = codec_read_block(c, fd, blk, cache->buf);
+			ret = f->map ? map_read_block(c, f->map, f->map_len,
+						      blk, cache->buf)
+				     : codec_read_block(c, f->fd, blk,
+							cache->buf);
 			if (ret < 0) {
 				if (ret == -EIO && bad)
 					*bad = blk;

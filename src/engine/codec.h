@@ -65,6 +65,21 @@ int codec_read_range(enum compression c, int fd, const struct codec_block *b,
 		     uint32_t n, struct codec_cache *cache, uint64_t key,
 		     uint64_t raw_pos, void *buf, size_t len,
 		     const struct codec_block **bad);
+/* A compressed file to decode from: a read-only mapping of it whole
+ * (map, map_len bytes) when map is set, else its descriptor fd. */
+struct codec_file {
+	int fd;
+	const void *map;
+	size_t map_len;
+};
+/* codec_read_range() from a descriptor or a mapping: a file read through
+ * its mapping needs no descriptor (a block reaching past map_len is
+ * -EIO, as a truncated file). */
+int codec_read_range_file(enum compression c, const struct codec_file *f,
+			  const struct codec_block *b, uint32_t n,
+			  struct codec_cache *cache, uint64_t key,
+			  uint64_t raw_pos, void *buf, size_t len,
+			  const struct codec_block **bad);
 /* Rebuild the block table of a compressed file of file_size bytes
  * (the one codec_compress() handed back) by walking its lz4 frame, its
  * gzip members or its zstd frames and decoding every block.  On success *blocks is a

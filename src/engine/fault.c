@@ -47,6 +47,7 @@ enum fault_op {
 	OP_READDIR,
 	OP_CLOSEDIR,
 	OP_SYNCFS,
+	OP_STATX,
 	OP_COUNT
 };
 
@@ -54,7 +55,7 @@ static const char *const op_names[OP_COUNT] = {
 	"openat",    "close",	  "pread",     "pwrite", "pwritev", "fsync",
 	"fdatasync", "ftruncate", "fallocate", "fstat",	 "fstatat", "renameat",
 	"unlinkat",  "mkdirat",	  "mmap",      "munmap", "flock",   "fstatvfs",
-	"fdopendir", "readdir",	  "closedir",  "syncfs",
+	"fdopendir", "readdir",	  "closedir",  "syncfs", "statx",
 };
 
 struct errno_name {
@@ -266,6 +267,13 @@ static int f_fstatat(int dirfd, const char *path, struct stat *st, int flags)
 	return UNDER->fstatat(dirfd, path, st, flags);
 }
 
+static int f_statx(int dirfd, const char *path, int flags, unsigned int mask,
+		   struct statx *stx)
+{
+	FAIL_IF(OP_STATX);
+	return UNDER->statx(dirfd, path, flags, mask, stx);
+}
+
 static int f_renameat(int olddirfd, const char *oldpath, int newdirfd,
 		      const char *newpath)
 {
@@ -388,6 +396,7 @@ static const struct io_ops fault_ops = {
 	.readdir = f_readdir,
 	.closedir = f_closedir,
 	.syncfs = f_syncfs,
+	.statx = f_statx,
 };
 
 /* ------------------------------------------------------------------ */

@@ -60,6 +60,7 @@ static const struct io_ops default_ops = {
 	.readdir = readdir,
 	.closedir = closedir,
 	.syncfs = syncfs,
+	.statx = statx,
 };
 
 static _Atomic(const struct io_ops *) current_ops = &default_ops;
@@ -268,6 +269,19 @@ int io_fstat(int fd, struct stat *st)
 int io_fstatat(int dirfd, const char *path, struct stat *st)
 {
 	return OPS->fstatat(dirfd, path, st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+int io_birth(int dirfd, const char *path, struct timespec *out)
+{
+	struct statx stx;
+
+	if (OPS->statx(dirfd, path, AT_SYMLINK_NOFOLLOW, STATX_BTIME, &stx) < 0)
+		return -errno;
+	if (!(stx.stx_mask & STATX_BTIME))
+		return -EOPNOTSUPP;
+	out->tv_sec = stx.stx_btime.tv_sec;
+	out->tv_nsec = stx.stx_btime.tv_nsec;
+	return 0;
 }
 
 /* rename below directory descriptors. */

@@ -54,6 +54,8 @@ struct io_ops {
 	struct dirent *(*readdir)(DIR *dir);
 	int (*closedir)(DIR *dir);
 	int (*syncfs)(int fd);
+	int (*statx)(int dirfd, const char *path, int flags, unsigned int mask,
+		     struct statx *stx);
 };
 
 /* The table in force; io_ops_default() is the real syscalls. */
@@ -81,6 +83,10 @@ int io_ftruncate(int fd, uint64_t len);
 int io_fallocate(int fd, int mode, uint64_t off, uint64_t len);
 int io_fstat(int fd, struct stat *st);
 int io_fstatat(int dirfd, const char *path, struct stat *st);
+/* When path below dirfd was created (its birth time, statx's
+ * STATX_BTIME; symlinks not followed): 0, -EOPNOTSUPP if its filesystem
+ * does not keep it, or -errno. */
+int io_birth(int dirfd, const char *path, struct timespec *out);
 int io_renameat(int olddirfd, const char *oldpath, int newdirfd,
 		const char *newpath);
 /* renameat2(2): flags RENAME_EXCHANGE / RENAME_NOREPLACE.  -EINVAL when

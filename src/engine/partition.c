@@ -77,15 +77,18 @@ void part_unpin(struct partition *p)
  * descriptors per segment.  A zero-copy reply needs a descriptor, so
  * reads of such a segment copy from the mapping instead (old data,
  * read rarely); a flush never needs them (the segment is synced), and
- * compression opens the files it reads. */
+ * compression opens the files it reads.  A compressed segment's blocks
+ * decode from a mapping of its compressed file the same way. */
 void part_seg_idle(struct partition *p, struct segment *s)
 {
 	int log_fd, idx_fd;
 
-	if (!s->sealed || !s->synced || s->busy ||
-	    s->codec != COMPRESSION_NONE || !s->lmap || !s->map ||
-	    atomic_load(&s->log_short) || s->log_fd < 0 ||
-	    s->lmap_len < seg_end(s) - s->base_byte)
+	if (!s->sealed || !s->synced || s->busy || !s->map || s->log_fd < 0)
+		return;
+	if (s->codec == COMPRESSION_NONE
+		    ? !s->lmap || atomic_load(&s->log_short) ||
+			      s->lmap_len < seg_end(s) - s->base_byte
+		    : !s->cmap || s->cmap_len < s->disk_bytes)
 		return;
 	pthread_rwlock_wrlock(&p->seglock);
 	log_fd = s->log_fd;

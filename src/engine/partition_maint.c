@@ -424,6 +424,7 @@ retry:
 	s->blocks = blocks;
 	s->nblocks = nb;
 	s->disk_bytes = (uint64_t)st.st_size;
+	segment_map_compressed(s);
 	pthread_rwlock_unlock(&p->seglock);
 	fd = -1;
 	blocks = NULL;
@@ -431,6 +432,8 @@ retry:
 	if (ret == 0)
 		ret = io_fsync_dir(p->dfd);
 	s->busy = 0;
+	s->synced = 1; /* the index synced above, the file before its rename */
+	part_seg_idle(p, s);
 	pthread_mutex_unlock(&p->lock);
 	part_retire(p, NULL, old_fd);
 	metrics_add(&p->m, segments_compressed, 1);

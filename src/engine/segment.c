@@ -231,6 +231,15 @@ err:
 	return ret;
 }
 
+/* Map the compressed file whole. */
+void segment_map_compressed(struct segment *s)
+{
+	if (s->cmap || s->codec == COMPRESSION_NONE || s->log_fd < 0)
+		return;
+	s->cmap = seg_map_log(s->log_fd, (size_t)s->disk_bytes);
+	s->cmap_len = s->cmap ? (size_t)s->disk_bytes : 0;
+}
+
 /* Release a segment's descriptors, mapping and memory. */
 void segment_free(struct segment *s)
 {
@@ -238,6 +247,8 @@ void segment_free(struct segment *s)
 		return;
 	if (s->map)
 		io_munmap(s->map, s->map_len);
+	if (s->cmap)
+		io_munmap(s->cmap, s->cmap_len);
 	segment_unmap_log(s);
 	io_close(s->log_fd);
 	io_close(s->idx_fd);
@@ -588,13 +599,15 @@ int segment_read_compressed(struct segment *s, struct codec_cache *cache,
 			    uint64_t pos, void *buf, size_t len,
 			    uint64_t *bad_from, uint64_t *bad_to)
 {
+	const struct codec_file f = { .fd = s->log_fd,
+				      .map = s->cmap,
+				      .map_len = s->cmap_len };
 	const struct codec_block *bad = NULL;
 	uint64_t from, to;
 	int ret;
 
-	ret = codec_read_range(s->codec, s->log_fd, s->blocks, s->nblocks,
-			       cache, s->id, pos - s->base_byte, buf, len,
-			       &bad);
+	ret = codec_read_range_file(s->codec, &f, s->blocks, s->nblocks, cache,
+				    s->id, pos - s->base_byte, buf, len, &bad);
 	if (ret == -EIO && bad) {
 		from = s->base_byte + bad->raw_pos;
 		to = from + bad->raw_len;

@@ -58,6 +58,9 @@ struct segment {
 	void *lmap;	 /* read-only mapping of a raw .log, or NULL */
 	size_t lmap_len; /* may reach past EOF: only published bytes
 			  * are ever touched */
+	void *cmap;	 /* read-only mapping of a compressed file whole,
+			  * or NULL (then blocks are pread from log_fd) */
+	size_t cmap_len;
 	size_t map_len;
 	uint32_t map_cap;	   /* entries the mapping can show */
 	_Atomic uint8_t *vstate;   /* map_cap SEG_V_* bytes */
@@ -235,6 +238,11 @@ long segment_find_time(const struct segment *s, uint32_t n, int64_t ts_ms);
  * i is not an intact entry, -EOPNOTSUPP for a compressed segment. */
 int segment_mark_lost(int dirfd, uint64_t base_offset, uint32_t i);
 
+/* Map the compressed file of s whole from s->log_fd (its file never
+ * changes once written), so its blocks decode without the descriptor;
+ * left unmapped (reads pread) if it cannot be.  The caller holds the
+ * segment lock for writing, or owns s alone. */
+void segment_map_compressed(struct segment *s);
 /* Read raw bytes of a raw segment at partition-global pos. */
 ssize_t segment_pread(const struct segment *s, void *buf, size_t len,
 		      uint64_t pos);

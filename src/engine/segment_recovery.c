@@ -595,6 +595,8 @@ accept:
 				SEG_V_GOOD; /* checked before compressing */
 	}
 	s->synced = 1;
+	if (compressed)
+		segment_map_compressed(s);
 	if (!compressed) {
 		atomic_store(&s->log_short,
 			     s->disk_bytes < atomic_load(&s->end_byte) -

@@ -5,7 +5,10 @@
 # or listed: the maintenance pass knows when its retention falls due
 # (kept when it closed) and opens it then.  The same after a clean
 # remount (the due time carried by the mount summary), and a partition
-# with nothing due is left closed.
+# with nothing due is left closed, also when a setting that cannot make
+# work fall due sooner (flush_ms) changes on its topic.  After SIGKILL no
+# due time is known: a sweep opens the idle partitions with retention,
+# a few at a time, and the expired segments still go.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/util.sh"
 
@@ -84,9 +87,32 @@ wait_for 15 sh_c '[ "$(ls "$1" | grep -c "\.log$")" -eq 1 ]' "$DATA/t/0" ||
 	fail "t/0 still has $(logs 0) of $n0 segments after a remount"
 [ "$(pfds 1)" -eq 0 ] || fail "t/1, with nothing due, was opened after the remount"
 
+# flush_ms changed on the topic: nothing is due sooner, no idle
+# partition of it opens (t/1 and t/11..t/16 are closed).
+setfattr -n user.fluxfs.flush_ms -v 2s "$MNT/t" || fail "flush_ms on t"
+sleep 1.5 # fifteen maintenance passes
+n=$(ls -l "/proc/$FLUXFS_PID/fd" | grep -c " $DATA/t/1")
+[ "$n" -eq 0 ] || fail "a flush_ms change opened idle partitions ($n descriptors of t/1*)"
+setfattr -x user.fluxfs.flush_ms "$MNT/t" || fail "flush_ms removed from t"
+
 # A shorter retention set on t/1 while it is closed reaches it too.
 n1=$(logs 1)
 setfattr -n user.fluxfs.retention_ms -v 1s "$MNT/t/1" || fail "retention_ms on the idle t/1"
 wait_for 15 sh_c '[ "$(ls "$1" | grep -c "\.log$")" -eq 1 ]' "$DATA/t/1" ||
 	fail "t/1 still has $(logs 1) of $n1 segments after its retention_ms was set to 1s"
+
+# SIGKILL: the next mount has no clean mark and no summary, so no idle
+# partition's due time is known; nobody uses t/0, yet its segments go.
+fill 0
+n0=$(logs 0)
+kill -KILL "$FLUXFS_PID"
+wait "$FLUXFS_PID" 2>/dev/null
+FLUXFS_PID=""
+fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT"
+[ ! -e "$DATA/.fluxfs.clean" ] || fail "the clean mark survived a SIGKILL"
+mount_launch
+! grep -q "loaded from the mount summary" <(tail -n 5 "$WORK/daemon.log") ||
+	fail "the summary was used after a SIGKILL"
+wait_for 20 sh_c '[ "$(ls "$1" | grep -c "\.log$")" -eq 1 ]' "$DATA/t/0" ||
+	fail "t/0 still has $(logs 0) of $n0 segments 20 s after a SIGKILL and remount"
 log "ok"

@@ -6,7 +6,10 @@
 # root, .metrics, .follow and the follow views; a partition removed and
 # created again under the same name gets a new number, as does one
 # created after a crash (numbers reserved before it are skipped, never
-# handed out twice); a data directory whose meta files have no numbers
+# handed out twice); a partition or topic directory copied by hand
+# (cp -a) inside the data directory: the original keeps its number
+# whatever the copy's name, the copy gets a fresh one, the same on every
+# mount; a data directory whose meta files have no numbers
 # (written before they were stored) gets them on its first mount, one
 # log line, and keeps them.
 . "$(dirname "$0")/lib.sh"
@@ -19,6 +22,17 @@ numbers() {
 		f=${f%/}
 		echo "${f#$MNT/} $(stat -c %i "$f")"
 	done
+}
+
+# numbers_stable FILE WHAT: the numbers now into FILE, none shared, and
+# the same after an unmount and remount.
+numbers_stable() {
+	local dups
+	numbers >"$1"
+	dups=$(awk '{print $2}' "$1" | sort | uniq -d)
+	[ -z "$dups" ] || fail "$2: numbers shared inside the mount: $dups"
+	mount_restart
+	diff "$1" <(numbers) >&2 || fail "$2: numbers changed on the next mount"
 }
 
 mount_start
@@ -98,6 +112,23 @@ for i in $(awk '{print $2}' "$WORK/first" "$WORK/fourth") $old $new; do
 	[ "$fresh" -gt "$i" ] || fail "number $fresh after a crash is not above $i"
 done
 
+# Copies made by hand while unmounted, named to sort before and after
+# their originals: the directory created first (the original) keeps
+# the number, each copy gets one of its own, and the next mount agrees.
+mount_stop || fail "unmount before copying"
+sleep 0.05 # the copies are born visibly later
+cp -a "$DATA/alpha/1" "$DATA/alpha/0copy" || fail "cp -a alpha/1"
+cp -a "$DATA/alpha/1" "$DATA/alpha/zcopy" || fail "cp -a alpha/1 again"
+cp -a "$DATA/beta" "$DATA/abeta" || fail "cp -a beta"
+mount_launch
+a1=$(grep '^alpha/1 ' "$WORK/first" | cut -d' ' -f2)
+assert_eq "$a1" "$(stat -c %i "$MNT/alpha/1")" "alpha/1's number beside its copies"
+assert_eq "$(grep '^beta ' "$WORK/first" | cut -d' ' -f2)" "$(stat -c %i "$MNT/beta")" "beta's number beside its copy"
+assert_eq "$(grep '^beta/0 ' "$WORK/first" | cut -d' ' -f2)" "$(stat -c %i "$MNT/beta/0")" "beta/0's number beside its copy"
+numbers_stable "$WORK/copies" "after copies"
+rm -rf "$MNT/alpha/0copy" "$MNT/alpha/zcopy" || fail "rm the copies of alpha/1"
+rm -f "$MNT/abeta/"* && rmdir "$MNT/abeta" || fail "rm the copy of beta"
+
 # A data directory from before stored numbers: take them out of every
 # meta file; the first mount stores new ones (one log line) and the next
 # keeps them.
@@ -111,10 +142,6 @@ n=$(grep -c "stored inode numbers for" "$WORK/daemon.log")
 assert_eq 1 "$n" "log lines about stored inode numbers"
 grep -q "stored inode numbers for $total topics and partitions" "$WORK/daemon.log" ||
 	fail "log line: $(grep 'inode numbers' "$WORK/daemon.log")"
-numbers >"$WORK/fifth"
-dups=$(awk '{print $2}' "$WORK/fifth" | sort | uniq -d)
-[ -z "$dups" ] || fail "assigned numbers shared inside the mount: $dups"
-mount_restart
-diff "$WORK/fifth" <(numbers) >&2 || fail "assigned numbers changed on the next mount"
+numbers_stable "$WORK/fifth" "assigned"
 grep -q "^ino=" "$DATA/alpha/0/partition.meta" || fail "partition.meta has no ino"
 log "ok"

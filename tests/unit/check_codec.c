@@ -7,6 +7,7 @@
  * than crashing or returning wrong data.
  */
 #include <errno.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <zstd.h>
 
@@ -656,6 +657,69 @@ START_TEST(test_zstd_read_ranges)
 }
 END_TEST
 
+/* A file read through a mapping of it, its descriptor closed: the same
+ * bytes as through the descriptor; a mapping shorter than the file (a
+ * truncated file) fails the last block with -EIO, naming it. */
+static void mapped_ranges(enum compression c)
+{
+	size_t len = 3 * BLK + 100, at, want, map_len;
+	unsigned char *raw = make_data(len, 78), *got;
+	const struct codec_block *bad;
+	struct codec_cache cache;
+	struct codec_block *b = NULL;
+	struct codec_file f = { .fd = -1 };
+	uint64_t s = 6;
+	uint32_t n = 0;
+	void *map;
+	int in, out, i;
+
+	in = write_file("raw", raw, len);
+	out = openat(dfd, "enc", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ck_assert_int_ge(out, 0);
+	ck_assert_int_eq(codec_compress(c, in, len, out, &b, &n), 0);
+	map_len = (size_t)(b[n - 1].file_pos + b[n - 1].file_len);
+	map = mmap(NULL, map_len, PROT_READ, MAP_SHARED, out, 0);
+	ck_assert_ptr_ne(map, MAP_FAILED);
+	close(out); /* the mapping is all the reader has */
+	f.map = map;
+	f.map_len = map_len;
+	got = malloc(len);
+	ck_assert_ptr_nonnull(got);
+	codec_cache_init(&cache);
+	for (i = 0; i < 40; i++) {
+		at = (size_t)(test_rand(&s) % len);
+		want = (size_t)(test_rand(&s) % (len - at)) + 1;
+		ck_assert_int_eq(codec_read_range_file(c, &f, b, n, &cache, 3,
+						       at, got, want, NULL),
+				 0);
+		ck_assert_mem_eq(got, raw + at, want);
+	}
+	f.map_len = map_len - 1;
+	bad = NULL;
+	ck_assert_int_eq(codec_read_range_file(c, &f, b, n, &cache, 4, len - 1,
+					       got, 1, &bad),
+			 -EIO);
+	ck_assert_ptr_eq(bad, &b[n - 1]);
+	ck_assert_int_eq(codec_read_range_file(c, &f, b, n, &cache, 4, 0, got,
+					       BLK, NULL),
+			 0);
+	ck_assert_mem_eq(got, raw, BLK);
+	codec_cache_release(&cache);
+	munmap(map, map_len);
+	free(got);
+	free(b);
+	free(raw);
+	close(in);
+}
+
+START_TEST(test_mapped_ranges)
+{
+	mapped_ranges(COMPRESSION_LZ4);
+	mapped_ranges(COMPRESSION_GZIP);
+	mapped_ranges(COMPRESSION_ZSTD);
+}
+END_TEST
+
 START_TEST(test_names)
 {
 	ck_assert_str_eq(codec_name(COMPRESSION_LZ4), "lz4");
@@ -688,6 +752,7 @@ static Suite *codec_suite(void)
 	tcase_add_test(tc, test_lz4_read_ranges);
 	tcase_add_test(tc, test_gzip_read_ranges);
 	tcase_add_test(tc, test_zstd_read_ranges);
+	tcase_add_test(tc, test_mapped_ranges);
 	tcase_add_test(tc, test_names);
 	suite_add_tcase(s, tc);
 	return s;

@@ -6,7 +6,8 @@
  * (EMFILE) and nothing open is touched, while an idle entry that cannot
  * be claimed this moment is "ask again" (EAGAIN); costs that grow push the budget
  * over, and fdb_over names the victims; a failed open gives its
- * reservation back.
+ * reservation back.  fdb_take_idle takes only an open unpinned entry;
+ * fdb_could_open says whether an open could find room.
  */
 #include <errno.h>
 
@@ -223,6 +224,33 @@ START_TEST(test_take_closes_whatever_its_pins)
 }
 END_TEST
 
+START_TEST(test_take_idle_and_could_open)
+{
+	int i;
+
+	ck_assert(fdb_could_open(&b, FDB_OPEN_COST));
+	for (i = 0; i < 4; i++)
+		open_idle(i);
+	/* full, but idle entries could be closed for room */
+	ck_assert(fdb_could_open(&b, FDB_OPEN_COST));
+	ck_assert_int_eq(fdb_pin(&b, &e[1], 0), 0);
+	ck_assert_int_eq(fdb_take_idle(&b, &e[1]), 0); /* pinned: left */
+	ck_assert_int_eq(e[1].open, 1);
+	ck_assert_int_eq(fdb_take_idle(&b, &e[2]), 1);
+	ck_assert_int_eq(e[2].open, 0);
+	ck_assert_uint_eq(b.open, 3);
+	ck_assert_uint_eq(b.evictions, 0); /* not the budget's choice */
+	fdb_closed(&b, &e[2]);
+	ck_assert_uint_eq(b.used, 9);
+	ck_assert_int_eq(fdb_take_idle(&b, &e[2]), 0); /* closed already */
+	/* every open entry pinned, the budget full: no open could */
+	ck_assert_int_eq(fdb_pin(&b, &e[0], 0), 0);
+	ck_assert_int_eq(fdb_pin(&b, &e[3], 0), 0);
+	ck_assert(fdb_could_open(&b, FDB_OPEN_COST)); /* 3 left */
+	ck_assert(!fdb_could_open(&b, FDB_OPEN_COST + 1));
+}
+END_TEST
+
 static Suite *fdbudget_suite(void)
 {
 	Suite *s = suite_create("fdbudget");
@@ -235,6 +263,7 @@ static Suite *fdbudget_suite(void)
 	tcase_add_test(tc, test_unclaimable_idle_is_eagain_not_emfile);
 	tcase_add_test(tc, test_growth_goes_over_and_is_trimmed);
 	tcase_add_test(tc, test_take_closes_whatever_its_pins);
+	tcase_add_test(tc, test_take_idle_and_could_open);
 	suite_add_tcase(s, tc);
 	return s;
 }

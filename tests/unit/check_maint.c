@@ -5,7 +5,10 @@
  * says so in its report, and tells the FUSE layer (its invalidate hook)
  * when retention made a hole.  A tick that fails is counted and logged
  * once, not every pass.  The thread itself runs passes on the real clock
- * until it is stopped.
+ * until it is stopped.  Idle partitions: after a mount that could not
+ * use the mount summary (a crash) their due times are learnt by a sweep
+ * that opens and closes them a few at a time; a setting that cannot make
+ * maintenance fall due sooner opens none of them.
  */
 #include <errno.h>
 #include <limits.h>
@@ -21,6 +24,7 @@ static char dir[PATH_MAX], logpath[PATH_MAX + 8];
 static int dirfd_;
 static int saved_stderr = -1;
 static int64_t fake_now;
+static struct config cfg_;
 
 /* What the invalidate hook saw. */
 static unsigned invalidations;
@@ -51,6 +55,7 @@ static void setup(void)
 	struct config cfg;
 
 	dirfd_ = test_tmpdir(dir);
+	memset(&cfg_, 0, sizeof(cfg_));
 	snprintf(logpath, sizeof(logpath), "%s.log", dir);
 	config_defaults(&cfg);
 	cfg.set = 0;
@@ -58,6 +63,7 @@ static void setup(void)
 	cfg.retention_ms = 2500;
 	cfg.flush_ms = 1000;
 	cfg.compression = COMPRESSION_LZ4;
+	cfg_ = cfg;
 	ck_assert_int_eq(registry_open(dir, &cfg, &hooks, &reg), 0);
 	ck_assert_int_eq(registry_mkdir(reg,
 					registry_node(reg, REGISTRY_INO_ROOT),
@@ -263,6 +269,128 @@ START_TEST(test_thread_ticks_until_stopped)
 }
 END_TEST
 
+/* Partition name of topic t, or NULL. */
+static struct node *find_part(const char *name)
+{
+	struct node *t, *p;
+
+	for (t = registry_node(reg, REGISTRY_INO_ROOT)->children; t;
+	     t = t->next)
+		for (p = t->children; p; p = p->next)
+			if (!strcmp(p->name, name))
+				return p;
+	return NULL;
+}
+
+/* One pass at fake time at; the report in *rep. */
+static void pass_report(int64_t at, struct maint_report *rep)
+{
+	fake_now = at;
+	memset(rep, 0xff, sizeof(*rep));
+	maint_pass(reg, clock_fake, rep);
+}
+
+/* After a mount without the mount summary (a crash: no clean mark) no
+ * idle partition's due time is known.  The sweep opens those whose
+ * settings give maintenance work while idle (a: retention and
+ * compression), ticks them (a's expired segment goes, though nothing
+ * uses a) and closes them again; b, with neither retention nor
+ * compression, is left for its next use.  Once known, nothing is
+ * opened for nothing. */
+START_TEST(test_sweep_after_crash)
+{
+	struct maint_report rep;
+	int64_t base = fake_now;
+	struct node *a, *b;
+
+	ck_assert_int_eq(registry_config_set(reg, pb, CONFIG_RETENTION_MS,
+					     "-1", 2),
+			 0);
+	ck_assert_int_eq(registry_config_set(reg, pb, CONFIG_COMPRESSION,
+					     "none", 4),
+			 0);
+	append_line(pa, "one\n", base);
+	pass_at(base, 1000, 2, 1, 0, 1); /* a rolled, its old segment compressed */
+	ck_assert_uint_eq(info_of(pa).segments, 2);
+	ck_assert_int_eq(registry_close(reg), 0);
+	ck_assert_int_eq(unlinkat(dirfd_, ".fluxfs.clean", 0), 0);
+	ck_assert_int_eq(registry_open(dir, &cfg_, &hooks, &reg), 0);
+	a = find_part("a");
+	b = find_part("b");
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_nonnull(b);
+	ck_assert(!registry_part_is_open(reg, a));
+
+	pass_report(base + 10000, &rep);
+	ck_assert_uint_eq(rep.idle_swept, 1);
+	ck_assert_uint_eq(rep.idle_opened, 0);
+	ck_assert_uint_eq(rep.segments_deleted, 1);
+	ck_assert(!registry_part_is_open(reg, a));
+	ck_assert(!registry_part_is_open(reg, b));
+	pass_report(base + 20000, &rep);
+	ck_assert_uint_eq(rep.idle_swept, 0);
+	ck_assert_uint_eq(rep.idle_opened, 0);
+	ck_assert_uint_eq(rep.partitions, 0);
+	ck_assert_uint_eq(info_of(a).segments, 1);
+	ck_assert_uint_eq(info_of(a).start_offset, 1);
+}
+END_TEST
+
+/* Closed idle partitions with nothing due: a setting that cannot make
+ * maintenance fall due sooner (flush_ms, segment_bytes,
+ * max_message_bytes, a longer retention, another codec) opens none of
+ * them, on the topic or on a partition; a shorter retention opens
+ * each once. */
+START_TEST(test_setting_opens_only_when_sooner)
+{
+	static const struct {
+		int key;
+		const char *val;
+	} unrelated[] = {
+		{CONFIG_FLUSH_MS, "500"},
+		{CONFIG_SEGMENT_BYTES, "8k"},
+		{CONFIG_MAX_MESSAGE_BYTES, "2k"},
+		{CONFIG_RETENTION_MS, "1h"},
+		{CONFIG_SEGMENT_MS, "2h"},
+		{CONFIG_COMPRESSION, "zstd:3"},
+	};
+	struct maint_report rep;
+	int64_t at = fake_now;
+	size_t i;
+
+	ck_assert_int_eq(registry_part_close_idle(reg, pa), 0);
+	ck_assert_int_eq(registry_part_close_idle(reg, pb), 0);
+	ck_assert(!registry_part_is_open(reg, pa));
+	ck_assert(!registry_part_is_open(reg, pb));
+	for (i = 0; i < sizeof(unrelated) / sizeof(unrelated[0]); i++) {
+		ck_assert_int_eq(registry_config_set(reg, topic,
+						     unrelated[i].key,
+						     unrelated[i].val,
+						     strlen(unrelated[i].val)),
+				 0);
+		ck_assert_int_eq(registry_config_set(reg, pb,
+						     unrelated[i].key,
+						     unrelated[i].val,
+						     strlen(unrelated[i].val)),
+				 0);
+		pass_report(at += 100, &rep);
+		ck_assert_msg(rep.idle_opened == 0 && rep.partitions == 0,
+			      "setting %s opened %u partitions",
+			      config_key_name(unrelated[i].key),
+			      rep.idle_opened);
+	}
+	ck_assert(!registry_part_is_open(reg, pa));
+	/* Shorter than the hour the topic has now: a is due once. */
+	ck_assert_int_eq(registry_config_set(reg, topic, CONFIG_RETENTION_MS,
+					     "1s", 2),
+			 0);
+	pass_report(at += 100, &rep);
+	ck_assert_uint_eq(rep.idle_opened, 1); /* b keeps its own hour */
+	ck_assert(registry_part_is_open(reg, pa));
+	ck_assert(!registry_part_is_open(reg, pb));
+}
+END_TEST
+
 static Suite *maint_suite(void)
 {
 	Suite *s = suite_create("maint");
@@ -273,6 +401,8 @@ static Suite *maint_suite(void)
 	tcase_add_test(tc, test_pass_skips_removed);
 	tcase_add_test(tc, test_failed_tick_logged_once);
 	tcase_add_test(tc, test_thread_ticks_until_stopped);
+	tcase_add_test(tc, test_sweep_after_crash);
+	tcase_add_test(tc, test_setting_opens_only_when_sooner);
 	tcase_set_timeout(tc, 30);
 	suite_add_tcase(s, tc);
 	return s;

@@ -503,9 +503,8 @@ START_TEST(test_summary_mount)
 	ck_assert_int_eq(registry_stat(reg, find(reg, "u", "0"), &st), 0);
 	ck_assert_uint_eq(st.st_mode & 07777, 0600);
 	check_numbers(reg, a, 6);
-	/* (which of the two keeps the shared number is not said) */
-	ck_assert(registry_st_ino(reg, find(reg, "t", "0")) == ino_t0 ||
-		  registry_st_ino(reg, find(reg, "t", "copy")) == ino_t0);
+	/* the original, created first, keeps the shared number */
+	ck_assert_uint_eq(registry_st_ino(reg, find(reg, "t", "0")), ino_t0);
 	usleep(20000);
 	ck_assert_int_eq(registry_close(reg), 0);
 
@@ -534,6 +533,58 @@ START_TEST(test_summary_mount)
 }
 END_TEST
 
+static int statx_unsupported(int dirfd, const char *path, int flags,
+			     unsigned int mask, struct statx *stx)
+{
+	(void)dirfd;
+	(void)path;
+	(void)flags;
+	(void)mask;
+	(void)stx;
+	errno = ENOSYS;
+	return -1;
+}
+
+/* Copies of a partition directory share its stored number: the
+ * directory born first keeps it, whatever the names; where birth times
+ * are not known the first by name (byte order) does.  The others get
+ * fresh numbers, the same on every open. */
+START_TEST(test_copy_keeps_number_by_birth)
+{
+	struct registry *reg = NULL;
+	uint64_t a[12], orig, c1, c2;
+
+	reg = open_two_topics(2);
+	orig = registry_st_ino(reg, find(reg, "t", "1"));
+	ck_assert_int_eq(registry_close(reg), 0);
+	usleep(20000);
+	SH("cp -a '%s/t/1' '%s/t/0a'", data, data);
+	SH("cp -a '%s/t/1' '%s/t/9'", data, data);
+	ck_assert_int_eq(open_quiet(&reg), 0);
+	check_numbers(reg, a, 8);
+	ck_assert_uint_eq(registry_st_ino(reg, find(reg, "t", "1")), orig);
+	c1 = registry_st_ino(reg, find(reg, "t", "0a"));
+	c2 = registry_st_ino(reg, find(reg, "t", "9"));
+	ck_assert_int_eq(registry_close(reg), 0);
+	ck_assert_int_eq(open_quiet(&reg), 0);
+	ck_assert_uint_eq(registry_st_ino(reg, find(reg, "t", "1")), orig);
+	ck_assert_uint_eq(registry_st_ino(reg, find(reg, "t", "0a")), c1);
+	ck_assert_uint_eq(registry_st_ino(reg, find(reg, "t", "9")), c2);
+	ck_assert_int_eq(registry_close(reg), 0);
+
+	/* No birth times: by name, "0b" before "1". */
+	SH("cp -a '%s/t/1' '%s/t/0b'", data, data);
+	fail_install();
+	failing.statx = statx_unsupported;
+	ck_assert_int_eq(open_quiet(&reg), 0);
+	io_ops_set(NULL);
+	ck_assert_uint_eq(registry_st_ino(reg, find(reg, "t", "0b")), orig);
+	ck_assert_uint_ne(registry_st_ino(reg, find(reg, "t", "1")), orig);
+	check_numbers(reg, a, 9);
+	ck_assert_int_eq(registry_close(reg), 0);
+}
+END_TEST
+
 static Suite *registry_open_suite(void)
 {
 	Suite *s = suite_create("registry_open");
@@ -548,6 +599,7 @@ static Suite *registry_open_suite(void)
 	tcase_add_test(tc, test_victim_sharing_the_openers_lock);
 	tcase_add_test(tc, test_inode_numbers);
 	tcase_add_test(tc, test_summary_mount);
+	tcase_add_test(tc, test_copy_keeps_number_by_birth);
 	suite_add_tcase(s, tc);
 	return s;
 }
