@@ -735,6 +735,31 @@ static int fmt(char *buf, size_t size, const char *f, ...)
 	return n < 0 || (size_t)n >= size ? -ERANGE : n;
 }
 
+/* The end of mp's Kafka partition now, asked of its leader (the
+ * importer's own watermark is the one its last fetch saw, which may be
+ * long ago: no fetch runs while librdkafka's queue is past its limits).
+ * 0 and *high, or -ETIMEDOUT once deadline passed without an answer. */
+static int kafka_end_now(struct mpart *mp, int64_t deadline, int64_t *high)
+{
+	struct timespec ts = {0, 100 * 1000 * 1000};
+	rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+	int64_t lo, now;
+
+	while ((now = registry_now_ms()) < deadline) {
+		err = rd_kafka_query_watermark_offsets(
+		    mirror.importer, mp->t->remote, mp->num, &lo, high,
+		    (int)(deadline - now < 5000 ? deadline - now : 5000));
+		if (!err)
+			return 0;
+		nanosleep(&ts, NULL);
+	}
+	diag_info("mirror %s/%d: mirror_wait: cannot learn the end of kafka "
+		  "%s[%d]: %s",
+		  mp->t->node->name, mp->num, mp->t->remote, mp->num,
+		  rd_kafka_err2str(err));
+	return -ETIMEDOUT;
+}
+
 /* Wait until everything appended to mp so far is acknowledged (export),
  * or everything in the Kafka partition when asked is imported. */
 static int wait_caught_up(struct mpart *mp, char *buf, size_t size)
@@ -743,15 +768,11 @@ static int wait_caught_up(struct mpart *mp, char *buf, size_t size)
 	int64_t deadline = registry_now_ms() + 30000, high = 0;
 	struct timespec ts = {0, 10 * 1000 * 1000};
 	int imp = mp->t->dir == 'f';
+	int ret;
 
 	partition_get_info(mp->node->part, &info);
-	if (imp) {
-		/* The watermark is learned at the first fetch. */
-		while (atomic_load(&mp->high) <= 0 &&
-		       registry_now_ms() < deadline)
-			nanosleep(&ts, NULL);
-		high = atomic_load(&mp->high);
-	}
+	if (imp && (ret = kafka_end_now(mp, deadline, &high)) < 0)
+		return ret;
 	while (imp ? mp->remote < high
 		   : atomic_load(&mp->acked) < info.next_offset) {
 		if (atomic_load(&mp->t->gone))
