@@ -399,11 +399,13 @@ static void export_some(struct mpart *mp, char **buf, size_t *cap)
 	}
 }
 
-static void export_pass(struct mtopic *t, char **buf, size_t *cap,
-			int64_t now, int64_t *last_store)
+/* One pass over t's partitions; returns how many have a check of their
+ * Kafka partition's last record under way. */
+static int export_pass(struct mtopic *t, char **buf, size_t *cap,
+		       int64_t now, int64_t *last_store)
 {
 	struct mpart *mp;
-	int i, store = now - *last_store >= MIRROR_STORE_MS;
+	int i, checking = 0, store = now - *last_store >= MIRROR_STORE_MS;
 
 	pthread_mutex_lock(&mirror.create_lock);
 	mirror_find_parts(t);
@@ -420,8 +422,10 @@ static void export_pass(struct mtopic *t, char **buf, size_t *cap,
 			else
 				continue;
 		}
-		if (!mp->ready && (now < mp->retry_at || resume(mp, now) < 0))
+		if (!mp->ready && (now < mp->retry_at || resume(mp, now) < 0)) {
+			checking += mp->qq != NULL;
 			continue;
+		}
 		if (atomic_load(&mp->state) == MS_ERROR)
 			continue;
 		export_some(mp, buf, cap);
@@ -442,6 +446,7 @@ static void export_pass(struct mtopic *t, char **buf, size_t *cap,
 	}
 	if (store)
 		*last_store = now;
+	return checking;
 }
 
 /* A partition of a topic no longer exported: no check under way, its
@@ -458,15 +463,22 @@ void *mirror_exporter(void *arg)
 	size_t cap = 0;
 	int64_t last_store = 0;
 	struct mtopic *t, *next;
+	int checking;
 
 	while (!atomic_load(&mirror.stop)) {
+		checking = 0;
 		for (t = mirror_next_topic(NULL, 't'); t; t = next) {
 			next = mirror_next_topic(t, 't');
 			if (!mirror_topic_retire(t, retire_part))
-				export_pass(t, &buf, &cap, registry_now_ms(),
-					    &last_store);
+				checking += export_pass(t, &buf, &cap,
+							registry_now_ms(),
+							&last_store);
 		}
-		rd_kafka_poll(mirror.producer, 10);
+		/* A check's answers come on its own queue, not the
+		 * producer's: while one is under way, look at it again
+		 * within a millisecond rather than ten. */
+		rd_kafka_poll(mirror.producer,
+			      checking ? MIRROR_QUERY_POLL_MS : MIRROR_POLL_MS);
 	}
 	free(buf);
 	return NULL;
