@@ -318,7 +318,7 @@ static void export_some(struct mpart *mp, char **buf, size_t *cap)
 	uint64_t off;
 	rd_kafka_resp_err_t e;
 	ssize_t got;
-	int n = 0;
+	int n = 0, hlen;
 
 	partition_get_info(p, &info);
 	if (mp->sent < info.start_offset) {
@@ -371,7 +371,7 @@ static void export_some(struct mpart *mp, char **buf, size_t *cap)
 			if (!nl)
 				break; /* beyond what is flushed */
 			if (off >= mp->sent) {
-				mirror_header_encode(off, hdr);
+				hlen = mirror_header_encode(off, hdr);
 				e = rd_kafka_producev(
 					mirror.producer,
 					RD_KAFKA_V_RKT(mp->t->rkt),
@@ -381,7 +381,7 @@ static void export_some(struct mpart *mp, char **buf, size_t *cap)
 							 (size_t)(nl - q)),
 					RD_KAFKA_V_TIMESTAMP(c.ts),
 					RD_KAFKA_V_HEADER(MIRROR_HEADER, hdr,
-							  (ssize_t)strlen(hdr)),
+							  hlen),
 					RD_KAFKA_V_OPAQUE(mp), RD_KAFKA_V_END);
 				if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
 					return;
