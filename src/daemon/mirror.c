@@ -519,9 +519,13 @@ static int topic_add(struct node *n, char dir, const char *remote, int force)
 	 * it does is looked up again only 500 ms later (librdkafka's fixed
 	 * retry), although the metadata comes within milliseconds.  Asking
 	 * for the topic's metadata now, while the exporter has not yet
-	 * reached the topic, has it there for the first check. */
-	if (dir == 't')
+	 * reached the topic, and starting no check before MIRROR_METADATA_MS
+	 * has passed (the exporter's next pass may be at once), has it
+	 * there for the first check. */
+	if (dir == 't') {
 		t->qrkt = rd_kafka_topic_new(mirror.query, remote, NULL);
+		t->check_after = registry_now_ms() + MIRROR_METADATA_MS;
+	}
 	/* Its partitions now, so their attributes answer at once; later ones
 	 * join at the next pass. */
 	mirror_find_parts(t);

@@ -400,7 +400,7 @@ static void export_some(struct mpart *mp, char **buf, size_t *cap)
 }
 
 /* One pass over t's partitions; returns how many have a check of their
- * Kafka partition's last record under way. */
+ * Kafka partition's last record under way or about to start. */
 static int export_pass(struct mtopic *t, char **buf, size_t *cap,
 		       int64_t now, int64_t *last_store)
 {
@@ -421,6 +421,10 @@ static int export_pass(struct mtopic *t, char **buf, size_t *cap,
 				mp->ready = 0;
 			else
 				continue;
+		}
+		if (!mp->ready && now < t->check_after) {
+			checking++;
+			continue;
 		}
 		if (!mp->ready && (now < mp->retry_at || resume(mp, now) < 0)) {
 			checking += mp->qq != NULL;
