@@ -392,6 +392,15 @@ struct mtopic *mirror_next_topic(struct mtopic *after, char dir)
 	return t;
 }
 
+static void topic_free(struct mtopic *t)
+{
+	rd_kafka_topic_destroy(t->rkt);
+	if (t->qrkt)
+		rd_kafka_topic_destroy(t->qrkt);
+	registry_unpin(mirror.reg, t->node);
+	free(t);
+}
+
 int mirror_topic_retire(struct mtopic *t, void (*stop)(struct mpart *mp))
 {
 	struct mtopic **pp;
@@ -419,9 +428,7 @@ int mirror_topic_retire(struct mtopic *t, void (*stop)(struct mpart *mp))
 	pthread_mutex_unlock(&mirror.create_lock);
 	diag_info("mirror: topic '%s' no longer mirrored (kafka topic '%s')",
 		  t->node->name, t->remote);
-	rd_kafka_topic_destroy(t->rkt);
-	registry_unpin(mirror.reg, t->node);
-	free(t);
+	topic_free(t);
 	return 1;
 }
 
@@ -507,6 +514,18 @@ static int topic_add(struct node *n, char dir, const char *remote, int force)
 		free(t);
 		return -ENOMEM;
 	}
+	/* The query consumer looks the last record of a partition up only
+	 * once it knows the partition's leader, and a check started before
+	 * it does is looked up again only 500 ms later (librdkafka's fixed
+	 * retry), although the metadata comes within milliseconds.  Asking
+	 * for the topic's metadata now, while the exporter has not yet
+	 * reached the topic, and starting no check before MIRROR_METADATA_MS
+	 * has passed (the exporter's next pass may be at once), has it
+	 * there for the first check. */
+	if (dir == 't') {
+		t->qrkt = rd_kafka_topic_new(mirror.query, remote, NULL);
+		t->check_after = registry_now_ms() + MIRROR_METADATA_MS;
+	}
 	/* Its partitions now, so their attributes answer at once; later ones
 	 * join at the next pass. */
 	mirror_find_parts(t);
@@ -582,10 +601,12 @@ int mirror_start(struct registry *reg,
 	    /* The check of a partition's last record learns that it is
 	     * empty from the end-of-partition event, which comes after the
 	     * broker held the empty fetch fetch.wait.max.ms (500 ms by
-	     * default). */
+	     * default), and librdkafka takes two such fetches: 1 ms keeps
+	     * the first check of an empty partition within milliseconds.
+	     * The query consumer fetches only while a check runs. */
 	    rd_kafka_conf_set(qc, "enable.partition.eof", "true", err,
 			      sizeof(err)) != RD_KAFKA_CONF_OK ||
-	    rd_kafka_conf_set(qc, "fetch.wait.max.ms", "10", err,
+	    rd_kafka_conf_set(qc, "fetch.wait.max.ms", "1", err,
 			      sizeof(err)) != RD_KAFKA_CONF_OK ||
 	    /* A check whose offset the cluster refuses (a lookup that
 	     * failed, a fetch out of range while it recovers) must report
@@ -682,9 +703,7 @@ void mirror_stop(void)
 			atomic_store(&t->parts[i]->users, 0);
 			mirror_drop_part(t, i);
 		}
-		rd_kafka_topic_destroy(t->rkt);
-		registry_unpin(mirror.reg, t->node);
-		free(t);
+		topic_free(t);
 	}
 out:
 	if (mirror.iq)

@@ -318,7 +318,7 @@ static void export_some(struct mpart *mp, char **buf, size_t *cap)
 	uint64_t off;
 	rd_kafka_resp_err_t e;
 	ssize_t got;
-	int n = 0;
+	int n = 0, hlen;
 
 	partition_get_info(p, &info);
 	if (mp->sent < info.start_offset) {
@@ -371,7 +371,7 @@ static void export_some(struct mpart *mp, char **buf, size_t *cap)
 			if (!nl)
 				break; /* beyond what is flushed */
 			if (off >= mp->sent) {
-				mirror_header_encode(off, hdr);
+				hlen = mirror_header_encode(off, hdr);
 				e = rd_kafka_producev(
 					mirror.producer,
 					RD_KAFKA_V_RKT(mp->t->rkt),
@@ -381,7 +381,7 @@ static void export_some(struct mpart *mp, char **buf, size_t *cap)
 							 (size_t)(nl - q)),
 					RD_KAFKA_V_TIMESTAMP(c.ts),
 					RD_KAFKA_V_HEADER(MIRROR_HEADER, hdr,
-							  (ssize_t)strlen(hdr)),
+							  hlen),
 					RD_KAFKA_V_OPAQUE(mp), RD_KAFKA_V_END);
 				if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
 					return;
@@ -399,11 +399,13 @@ static void export_some(struct mpart *mp, char **buf, size_t *cap)
 	}
 }
 
-static void export_pass(struct mtopic *t, char **buf, size_t *cap,
-			int64_t now, int64_t *last_store)
+/* One pass over t's partitions; returns how many have a check of their
+ * Kafka partition's last record under way or about to start. */
+static int export_pass(struct mtopic *t, char **buf, size_t *cap,
+		       int64_t now, int64_t *last_store)
 {
 	struct mpart *mp;
-	int i, store = now - *last_store >= MIRROR_STORE_MS;
+	int i, checking = 0, store = now - *last_store >= MIRROR_STORE_MS;
 
 	pthread_mutex_lock(&mirror.create_lock);
 	mirror_find_parts(t);
@@ -420,8 +422,14 @@ static void export_pass(struct mtopic *t, char **buf, size_t *cap,
 			else
 				continue;
 		}
-		if (!mp->ready && (now < mp->retry_at || resume(mp, now) < 0))
+		if (!mp->ready && now < t->check_after) {
+			checking++;
 			continue;
+		}
+		if (!mp->ready && (now < mp->retry_at || resume(mp, now) < 0)) {
+			checking += mp->qq != NULL;
+			continue;
+		}
 		if (atomic_load(&mp->state) == MS_ERROR)
 			continue;
 		export_some(mp, buf, cap);
@@ -442,6 +450,7 @@ static void export_pass(struct mtopic *t, char **buf, size_t *cap,
 	}
 	if (store)
 		*last_store = now;
+	return checking;
 }
 
 /* A partition of a topic no longer exported: no check under way, its
@@ -458,15 +467,22 @@ void *mirror_exporter(void *arg)
 	size_t cap = 0;
 	int64_t last_store = 0;
 	struct mtopic *t, *next;
+	int checking;
 
 	while (!atomic_load(&mirror.stop)) {
+		checking = 0;
 		for (t = mirror_next_topic(NULL, 't'); t; t = next) {
 			next = mirror_next_topic(t, 't');
 			if (!mirror_topic_retire(t, retire_part))
-				export_pass(t, &buf, &cap, registry_now_ms(),
-					    &last_store);
+				checking += export_pass(t, &buf, &cap,
+							registry_now_ms(),
+							&last_store);
 		}
-		rd_kafka_poll(mirror.producer, 10);
+		/* A check's answers come on its own queue, not the
+		 * producer's: while one is under way, look at it again
+		 * within a millisecond rather than ten. */
+		rd_kafka_poll(mirror.producer,
+			      checking ? MIRROR_QUERY_POLL_MS : MIRROR_POLL_MS);
 	}
 	free(buf);
 	return NULL;

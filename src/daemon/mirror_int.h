@@ -20,6 +20,13 @@
 #define MIRROR_MAX_PARTS 1024
 /* How long a check of the Kafka partition's last record may take. */
 #define MIRROR_QUERY_MS 5000
+/* How long the exporter waits for delivery reports between its passes
+ * over the exported partitions, and while a check is under way. */
+#define MIRROR_POLL_MS 10
+#define MIRROR_QUERY_POLL_MS 1
+/* How long after an exported topic is added its partitions' first
+ * checks wait for the query consumer to learn the topic's leaders. */
+#define MIRROR_METADATA_MS 20
 /* Positions are stored at most this often (each store is three syncs). */
 #define MIRROR_STORE_MS 200
 /* Retrying to resume a partition against the cluster: the first wait,
@@ -89,6 +96,8 @@ struct mtopic {
 	char dir;	   /* 't': export, 'f': import */
 	char remote[MIRROR_TOPIC_MAX + 1];
 	rd_kafka_topic_t *rkt; /* on the producer (export) or importer */
+	rd_kafka_topic_t *qrkt; /* export: on the query consumer (below) */
+	int64_t check_after;	/* export: no check of a last record before */
 	atomic_int force;      /* export: retention may delete unexported */
 	atomic_int gone;       /* mirror_to/from removed: being retired */
 	int32_t nremote;       /* import: the Kafka topic's partitions */

@@ -6,6 +6,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -22,6 +24,21 @@ START_TEST(test_header)
 	ck_assert_int_eq(mirror_header_encode(UINT64_MAX, buf), 20);
 	ck_assert_int_eq(mirror_header_decode(buf, 20, &v), 0);
 	ck_assert(v == UINT64_MAX);
+	ck_assert_str_eq(buf, "18446744073709551615");
+	ck_assert_int_eq(mirror_header_encode(10, buf), 2);
+	ck_assert_str_eq(buf, "10");
+	ck_assert_int_eq(mirror_header_encode(1234567890, buf), 10);
+	ck_assert_str_eq(buf, "1234567890");
+	/* Every length from 1 to 20 digits, back through the decoder. */
+	for (uint64_t x = 9, p = 1; p <= 19; p++, x = x * 10 + 9) {
+		char want[MIRROR_HEADER_MAX];
+
+		snprintf(want, sizeof(want), "%llu", (unsigned long long)x);
+		ck_assert_int_eq(mirror_header_encode(x, buf), (int)strlen(want));
+		ck_assert_str_eq(buf, want);
+		ck_assert_int_eq(mirror_header_decode(buf, strlen(buf), &v), 0);
+		ck_assert(v == x);
+	}
 	ck_assert_int_eq(mirror_header_decode("12345", 3, &v), 0);
 	ck_assert(v == 123);
 	/* Not ours: empty, signs, spaces, overflow, too long. */
