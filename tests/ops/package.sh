@@ -87,12 +87,16 @@ WATCHDOG_PID=$!
 # A clean copy: the package builds in the source tree, which must not see
 # this build directory (or any other configured tree).
 mkdir -p "$SRC"
-if git -C "$top_srcdir" rev-parse --git-dir >/dev/null 2>&1; then
+# git's list only when the source tree is a work tree's top: make
+# distcheck unpacks its tarball inside the work tree, where git lists
+# none of the tarball's files.
+if [ "$(git -C "$top_srcdir" rev-parse --show-toplevel 2>/dev/null)" = \
+	"$(cd "$top_srcdir" && pwd -P)" ]; then
 	(cd "$top_srcdir" && git ls-files -co --exclude-standard |
 		grep -v -e '^build' | tar -cf - -T -) | tar -C "$SRC" -xf - ||
 		fail "cannot copy the source tree"
 else
-	tar -C "$top_srcdir" --exclude='./build*' --exclude=autom4te.cache \
+	tar -C "$top_srcdir" --exclude='./build*' --exclude=./_build --exclude=autom4te.cache \
 		-cf - . | tar -C "$SRC" -xf - || fail "cannot copy the source tree"
 fi
 [ -f "$SRC/debian/control" ] || fail "no debian/ in the source tree"
