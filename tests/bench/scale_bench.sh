@@ -21,7 +21,8 @@
 #     fd_budget=SCALE_RR_SMALL_BUDGET (default 3,000: a third of the
 #     partitions fit) to show what thrashing costs.  SCALE_RR_ROUNDS
 #     (default 1) rounds of [8, N] run interleaved and the ratio is of the
-#     medians; SCALE_RR_THRASH_LINES=0 leaves the thrashing run out.
+#     medians; SCALE_RR_THRASH_LINES=0 leaves the thrashing run out;
+#     SCALE_RR_OPTS adds mount options (e.g. flush_ms=-1) to every run.
 # SCALE_SECTIONS (default 1,2,3) picks the sections to run, e.g.
 # SCALE_SECTIONS=3 for the round robin alone.
 # Everything lives in a temporary directory under $BENCH_DIR (default
@@ -42,6 +43,7 @@ RR_LINES=${SCALE_RR_LINES:-100000}
 RR_SMALL=${SCALE_RR_SMALL_BUDGET:-3000}
 RR_THRASH_LINES=${SCALE_RR_THRASH_LINES:-5000}
 RR_ROUNDS=${SCALE_RR_ROUNDS:-1}
+RR_OPTS=${SCALE_RR_OPTS:+-o $SCALE_RR_OPTS}
 SECTIONS=${SCALE_SECTIONS:-1,2,3}
 BENCH_DIR=${BENCH_DIR:-/var/tmp}
 
@@ -201,7 +203,7 @@ rr() { # rr DATA NAME PARTITIONS LINES [options]: APS of the measured run
 	else
 		topics=1 parts=$np
 	fi
-	start "$data" "$@"
+	start "$data" $RR_OPTS "$@"
 	# Create every partition first (creation fsyncs), untimed.
 	[ -d "$MNT/rr0000" ] || "$FSBENCH" rr "$MNT" $topics $parts 8 $np >/dev/null || die "rr create"
 	r=$("$FSBENCH" rr "$MNT" $topics $parts 8 "$lines") || die "rr $name"
