@@ -172,16 +172,6 @@ int fdb_take(struct fdbudget *b, struct fdb_entry *e)
 	return take(b, e, 0);
 }
 
-uint64_t fdb_open_count(struct fdbudget *b)
-{
-	uint64_t n;
-
-	pthread_mutex_lock(&b->lock);
-	n = b->open;
-	pthread_mutex_unlock(&b->lock);
-	return n;
-}
-
 int fdb_could_open(struct fdbudget *b, unsigned cost)
 {
 	struct fdb_entry *e;

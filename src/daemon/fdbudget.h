@@ -79,8 +79,6 @@ int fdb_take(struct fdbudget *b, struct fdb_entry *e);
  * the room, or an open entry is unpinned (and could be closed for it).
  * A hint: it may change right after. */
 int fdb_could_open(struct fdbudget *b, unsigned cost);
-/* How many entries are open now (a hint, as fdb_could_open's). */
-uint64_t fdb_open_count(struct fdbudget *b);
 /* Take e off the list to close it only if it is open and unpinned: 1
  * (the caller closes it, then fdb_closed), else 0 and e is left as it
  * is.  A partition opened for a moment (maintenance learning its due

@@ -43,16 +43,11 @@ struct maint {
  * tick, so the sweep holds a few descriptors at a time and never
  * competes with the mount's own start. */
 #define MAINT_SWEEP_PER_PASS 4
-/* Most partitions held at once by a pass and flushed by one syncfs: a
- * chunk keeps them from being closed for room while it runs, and each
- * syncfs also writes back whatever else is dirty on the filesystem. */
-#define MAINT_FLUSH_BATCH 256
 
 /* Tick open partition p (pinned open by the caller), compress what
- * waits, and add what happened to *sum; flush_ret, if not NULL, is the
- * result of its scheduled flush, run already in a batch. */
+ * waits, and add what happened to *sum. */
 static void tick_one(struct registry *reg, struct node *p, int64_t now_ms,
-		     const int *flush_ret, struct maint_report *sum)
+		     struct maint_report *sum)
 {
 	struct partition_tick_report rep;
 	struct log_metrics *m;
@@ -63,11 +58,6 @@ static void tick_one(struct registry *reg, struct node *p, int64_t now_ms,
 	/* A full disk fails every tick until space is freed: say when that
 	 * starts, changes and ends, not every second. */
 	ret = partition_tick(p->part, now_ms, &rep);
-	if (flush_ret) { /* its scheduled flush ran in the pass's batch */
-		rep.flushed = 1;
-		if (ret == 0)
-			ret = *flush_ret;
-	}
 	if (ret < 0 && ret != p->maint_err)
 		diag_err("maintenance of partition '%s': %s (retrying)",
 			 p->name, strerror(-ret));
@@ -118,63 +108,6 @@ static int idle_due(struct node *p, int64_t now_ms)
 	return due <= now_ms;
 }
 
-/* Work on pins[0..n) (n <= MAINT_FLUSH_BATCH): hold each open
- * partition, and open the idle ones whose work is due; run the scheduled
- * flushes due among them as one batch (one syncfs for all, not two
- * fdatasyncs each: with thousands of busy partitions those were most of
- * the pass), then tick each; release and unpin them all. */
-static void pass_chunk(struct registry *reg, struct node **pins, size_t n,
-		       int64_t (*now)(void), int64_t now_ms,
-		       struct maint_report *sum)
-{
-	struct partition *due[MAINT_FLUSH_BATCH];
-	int rets[MAINT_FLUSH_BATCH], slot[MAINT_FLUSH_BATCH];
-	signed char held[MAINT_FLUSH_BATCH];
-	size_t i, ndue = 0;
-	struct node *p;
-
-	for (i = 0; i < n; i++) {
-		p = pins[i];
-		slot[i] = -1;
-		if (registry_part_peek(reg, p) == 0) {
-			held[i] = 1;
-		} else {
-			/* Idle with work due (or closed since it was
-			 * listed: then it was flushed when it closed, and
-			 * its due time is checked again). */
-			held[i] = 0;
-			if (!idle_due(p, now_ms) || registry_part_get(reg, p) < 0)
-				continue;
-			held[i] = 2;
-			sum->idle_opened++;
-		}
-		if (partition_flush_claim(p->part, now())) {
-			slot[i] = (int)ndue;
-			due[ndue++] = p->part;
-		}
-	}
-	if (ndue)
-		partition_flush_batch(due, ndue, rets);
-	for (i = 0; i < n; i++) {
-		p = pins[i];
-		if (held[i]) {
-			tick_one(reg, p, now(), slot[i] >= 0 ? &rets[slot[i]] : NULL,
-				 sum);
-			if (held[i] == 2 && idle_due(p, now_ms)) {
-				/* Still due after its tick (a segment held,
-				 * busy or not compressible yet): look again in
-				 * a minute, not every pass.  Its close sets the
-				 * time anew. */
-				pthread_mutex_lock(&p->meta_lock);
-				p->idle_due = now_ms + 60000;
-				pthread_mutex_unlock(&p->meta_lock);
-			}
-			registry_part_put(reg, p);
-		}
-		registry_unpin(reg, p);
-	}
-}
-
 /* One round: tick every open partition, and open the idle ones with work
  * due (a few per pass, within the descriptor budget) to tick them too;
  * compress what waits, report what the engine did on its own
@@ -186,8 +119,9 @@ void maint_pass(struct registry *reg, int64_t (*now)(void),
 	struct node **pins = NULL, **np, *t, *p;
 	struct node *sweep[MAINT_SWEEP_PER_PASS];
 	struct maint_report sum;
-	size_t n = 0, cap = 0, i, idle = 0, nsweep = 0, sweep_max = 0, chunk;
+	size_t n = 0, cap = 0, i, idle = 0, nsweep = 0, sweep_max = 0;
 	int64_t now_ms = now();
+	int is_open;
 
 	memset(&sum, 0, sizeof(sum));
 	/* No sweep while every open partition is pinned: its opens would
@@ -224,23 +158,38 @@ void maint_pass(struct registry *reg, int64_t (*now)(void),
 	}
 collected:
 	pthread_rwlock_unlock(&reg->lock);
-	/* A chunk holds at most a quarter of the open partitions, so an
-	 * open meanwhile still finds idle ones to close for room (one at a
-	 * time under a small budget, as before batches). */
-	chunk = fdb_open_count(&reg->fdb) / 4;
-	if (chunk < 1)
-		chunk = 1;
-	if (chunk > MAINT_FLUSH_BATCH)
-		chunk = MAINT_FLUSH_BATCH;
-	for (i = 0; i < n; i += chunk)
-		pass_chunk(reg, pins + i, n - i < chunk ? n - i : chunk, now,
-			   now_ms, &sum);
+	for (i = 0; i < n; i++) {
+		p = pins[i];
+		if (registry_part_peek(reg, p) == 0) {
+			is_open = 1;
+		} else {
+			/* Idle with work due (or closed since it was
+			 * listed: then it was flushed when it closed, and
+			 * its due time is checked again). */
+			is_open = 0;
+			if (!idle_due(p, now_ms) || registry_part_get(reg, p) < 0)
+				goto next;
+			sum.idle_opened++;
+		}
+		tick_one(reg, p, now(), &sum);
+		if (!is_open && idle_due(p, now_ms)) {
+			/* Still due after its tick (a segment held, busy or
+			 * not compressible yet): look again in a minute, not
+			 * every pass.  Its close sets the time anew. */
+			pthread_mutex_lock(&p->meta_lock);
+			p->idle_due = now_ms + 60000;
+			pthread_mutex_unlock(&p->meta_lock);
+		}
+		registry_part_put(reg, p);
+	next:
+		registry_unpin(reg, p);
+	}
 	free(pins);
 	for (i = 0; i < nsweep; i++) {
 		p = sweep[i];
 		if (registry_part_get(reg, p) == 0) {
 			sum.idle_swept++;
-			tick_one(reg, p, now(), NULL, &sum);
+			tick_one(reg, p, now(), &sum);
 			registry_part_put(reg, p);
 			/* its close records its due time (unless someone
 			 * uses it now: then a later close does) */

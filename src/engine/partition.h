@@ -238,14 +238,6 @@ int partition_flush(struct partition *p);
  * as partition_flush. */
 int partition_sync(struct partition *p);
 
-/* The scheduled flushes of n partitions (each claimed by
- * partition_flush_claim) made durable together: one syncfs of their
- * filesystem instead of each partition's fdatasyncs, trusted as the
- * fsync path trusts a shared syncfs; a failed syncfs falls back to each
- * partition's own fdatasyncs, so each gets its own result in rets[i]
- * (as partition_flush's) and a failing partition fails only itself. */
-void partition_flush_batch(struct partition **ps, size_t n, int *rets);
-
 /* How many losses were recorded since the partition was opened.  Only
  * the tests call it and partition_get_loss below; the daemon asks
  * partition_lost. */
@@ -263,10 +255,6 @@ struct partition_tick_report {
 	int rolled;		   /* segment_ms rolled the active segment */
 	uint32_t segments_deleted; /* by retention: the start moved */
 };
-/* 1 if a scheduled flush of p is due at now_ms (flush_ms elapsed), and
- * then counted as run: the caller runs it (partition_flush_batch) and
- * the next partition_tick does not.  0 if none is due. */
-int partition_flush_claim(struct partition *p, int64_t now_ms);
 /* Periodic work: flush if flush_ms elapsed, roll by segment_ms, apply
  * retention; what it did goes into *rep (if non-NULL), also when it
  * fails part way.  Cheap when there is nothing to do. */

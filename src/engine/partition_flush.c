@@ -216,35 +216,6 @@ static int volume_flush(void *arg, unsigned covered)
 	return ret;
 }
 
-/* p's volume, found by its first sync (NULL: p syncs alone). */
-static struct volume *part_volume(struct partition *p)
-{
-	struct volume *v = atomic_load(&p->volume);
-
-	if (!v) {
-		v = volume_of(p->dfd);
-		atomic_store(&p->volume, v);
-	}
-	return v;
-}
-
-/* After a syncfs of volume v that returned ret: whether it made p's
- * flush items durable.  It did only if it succeeded and p has checked its
- * own files since the volume's last failed syncfs; otherwise p's own
- * fdatasyncs run now, and report its files' own write-back errors. */
-static int syncfs_settle(struct partition *p, struct volume *v, int ret,
-			 const struct flush_item *it, int n,
-			 struct flush_job *job)
-{
-	uint64_t gen = atomic_load(&v->err_gen);
-
-	if (ret == 0 && atomic_load(&p->vol_seen) == gen)
-		return 0; /* the syncfs covered us, and no error since */
-	ret = flush_sync(it, n, job);
-	atomic_store(&p->vol_seen, gen);
-	return ret;
-}
-
 /* The fdatasyncs of a flush, shared with the other partitions of the
  * filesystem syncing at the same time (see struct volume).  Called with
  * p->state_lock (a flush) or p->lock (a flush_ms=0 append) held; both
@@ -253,20 +224,29 @@ static int syncfs_settle(struct partition *p, struct volume *v, int ret,
 static int shared_sync(struct partition *p, const struct flush_item *it, int n,
 		       struct flush_job *job)
 {
-	struct shared_req r = {it, n, job, part_volume(p), 0};
+	struct shared_req r = {it, n, job, NULL, 0};
 	uint64_t gen;
 	int ret;
 
+	r.v = atomic_load(&p->volume);
+	if (!r.v) {
+		r.v = volume_of(p->dfd);
+		atomic_store(&p->volume, r.v);
+	}
 	if (!r.v)
 		return flush_sync(it, n, job);
 	gen = atomic_load(&r.v->err_gen);
 	ret = commit_sync(&r.v->commit, volume_flush, &r);
-	if (r.alone) {
-		/* our files' own errors were checked */
-		atomic_store(&p->vol_seen, gen);
-		return ret;
+	if (!r.alone) {
+		gen = atomic_load(&r.v->err_gen);
+		if (ret == 0 && atomic_load(&p->vol_seen) == gen)
+			return 0; /* the syncfs covered us, and no error since
+				   */
+		ret = flush_sync(it, n, job);
 	}
-	return syncfs_settle(p, r.v, ret, it, n, job);
+	/* our files' own errors were checked */
+	atomic_store(&p->vol_seen, gen);
+	return ret;
 }
 
 int part_sync_append(struct partition *p, struct segment *a)
@@ -445,47 +425,6 @@ enum {
 	FLUSH_SHARED = 2,
 };
 
-/* Begin a flush: take p->state_lock and note what to sync.  Returns
- * flush_begin()'s result; when it found something (*it set), state_lock
- * stays held for flush_finish(). */
-static int flush_start(struct partition *p, struct flush_item **it,
-		       struct flush_job *job, int lazy)
-{
-	int n;
-
-	pthread_mutex_lock(&p->state_lock);
-	pthread_mutex_lock(&p->lock);
-	n = flush_begin(p, it, job, lazy);
-	pthread_mutex_unlock(&p->lock);
-	if (n < 0 || !*it)
-		pthread_mutex_unlock(&p->state_lock);
-	return n;
-}
-
-/* End a flush begun by flush_start(), whose syncs returned ret: mark
- * what became durable, write partition.state if needed, count, and drop
- * state_lock. */
-static int flush_finish(struct partition *p, struct flush_item *it, int n,
-			struct flush_job *job, int ret, int lazy, int64_t t0)
-{
-	struct layout_state st;
-	int store;
-
-	pthread_mutex_lock(&p->lock);
-	ret = flush_mark(p, it, n, job, ret, &st, lazy);
-	pthread_mutex_unlock(&p->lock);
-	store = ret == 1;
-	if (store)
-		ret = layout_state_store(p->dfd, &st);
-	pthread_mutex_lock(&p->lock);
-	if (store && ret == 0 && st.recovery_point > p->state_rp)
-		p->state_rp = st.recovery_point;
-	ret = flush_done(p, job, ret, t0);
-	pthread_mutex_unlock(&p->lock);
-	pthread_mutex_unlock(&p->state_lock);
-	return ret;
-}
-
 /* fsync data, index and (unless lazy and not needed) state.  Neither the
  * fdatasyncs nor the state file's write and fsync run under p->lock:
  * holding it stalled every append for the whole disk write (a 1 GiB bulk
@@ -499,14 +438,32 @@ static int flush_run(struct partition *p, int flags)
 	int64_t t0 = now_ns();
 	struct flush_item *it;
 	struct flush_job job;
-	int n, ret;
+	struct layout_state st;
+	int n, ret, store;
 
-	n = flush_start(p, &it, &job, lazy);
-	if (n < 0 || !it)
+	pthread_mutex_lock(&p->state_lock);
+	pthread_mutex_lock(&p->lock);
+	n = flush_begin(p, &it, &job, lazy);
+	pthread_mutex_unlock(&p->lock);
+	if (n < 0 || !it) {
+		pthread_mutex_unlock(&p->state_lock);
 		return n;
+	}
 	ret = flags & FLUSH_SHARED ? shared_sync(p, it, n, &job)
 				   : flush_sync(it, n, &job);
-	return flush_finish(p, it, n, &job, ret, lazy, t0);
+	pthread_mutex_lock(&p->lock);
+	ret = flush_mark(p, it, n, &job, ret, &st, lazy);
+	pthread_mutex_unlock(&p->lock);
+	store = ret == 1;
+	if (store)
+		ret = layout_state_store(p->dfd, &st);
+	pthread_mutex_lock(&p->lock);
+	if (store && ret == 0 && st.recovery_point > p->state_rp)
+		p->state_rp = st.recovery_point;
+	ret = flush_done(p, &job, ret, t0);
+	pthread_mutex_unlock(&p->lock);
+	pthread_mutex_unlock(&p->state_lock);
+	return ret;
 }
 
 int part_state_catch_up(struct partition *p)
@@ -542,77 +499,6 @@ int partition_flush(struct partition *p)
 int part_flush_scheduled(struct partition *p)
 {
 	return flush_run(p, FLUSH_LAZY_STATE);
-}
-
-/* A batch's sync as a request of its volume's commit: a syncfs even
- * when no other request shares it, since it stands for many partitions. */
-static int batch_syncfs(void *arg, unsigned covered)
-{
-	struct volume *v = arg;
-	int ret;
-
-	(void)covered;
-	ret = io_syncfs(v->fd);
-	if (ret < 0)
-		atomic_fetch_add(&v->err_gen, 1);
-	return ret;
-}
-
-/* One partition's flush within a batch. */
-struct batch_item {
-	struct flush_item *it; /* NULL: nothing to flush, or done */
-	struct flush_job job;
-	int n;
-	int64_t t0;
-};
-
-/* The scheduled flushes of ps[0..n) made durable together: each
- * partition's flush begins as its own would (state_lock held, its
- * unsynced segments pinned), then one syncfs of their filesystem covers
- * all of them, then each is marked and ended as its own would be.  The
- * syncfs is trusted for a partition only as shared_sync() trusts it; a
- * failed syncfs makes every partition of the batch run its own
- * fdatasyncs, so a partition whose files failed records its own loss and
- * no other's.  Partitions on another filesystem, or a batch of one, sync
- * as part_flush_scheduled() would.  rets[i] gets ps[i]'s result. */
-void partition_flush_batch(struct partition **ps, size_t n, int *rets)
-{
-	struct batch_item *b = calloc(n, sizeof(*b));
-	struct volume *v = NULL;
-	size_t i, shared = 0;
-	int ret = 0;
-
-	if (!b) {
-		for (i = 0; i < n; i++)
-			rets[i] = part_flush_scheduled(ps[i]);
-		return;
-	}
-	for (i = 0; i < n; i++) {
-		b[i].t0 = now_ns();
-		rets[i] = flush_start(ps[i], &b[i].it, &b[i].job, 1);
-		b[i].n = rets[i];
-		if (!b[i].it)
-			continue;
-		if (!v)
-			v = part_volume(ps[i]);
-		if (v && part_volume(ps[i]) == v)
-			shared++;
-	}
-	if (shared > 1)
-		ret = commit_sync(&v->commit, batch_syncfs, v);
-	for (i = 0; i < n; i++) {
-		if (!b[i].it)
-			continue;
-		if (shared > 1 && part_volume(ps[i]) == v)
-			rets[i] = syncfs_settle(ps[i], v, ret, b[i].it, b[i].n,
-						&b[i].job);
-		else
-			rets[i] = shared_sync(ps[i], b[i].it, b[i].n,
-					      &b[i].job);
-		rets[i] = flush_finish(ps[i], b[i].it, b[i].n, &b[i].job,
-				       rets[i], 1, b[i].t0);
-	}
-	free(b);
 }
 
 static int sync_flush(void *p, unsigned covered)

@@ -153,19 +153,6 @@ out:
 	return ret;
 }
 
-int partition_flush_claim(struct partition *p, int64_t now_ms)
-{
-	int due;
-
-	pthread_mutex_lock(&p->lock);
-	due = p->cfg.flush_ms > 0 &&
-	      now_ms - p->last_flush_ms >= p->cfg.flush_ms;
-	if (due)
-		p->last_flush_ms = now_ms;
-	pthread_mutex_unlock(&p->lock);
-	return due;
-}
-
 /* Scheduled flush, time roll, retention. */
 int partition_tick(struct partition *p, int64_t now_ms,
 		   struct partition_tick_report *rep)
@@ -176,7 +163,12 @@ int partition_tick(struct partition *p, int64_t now_ms,
 	if (!rep)
 		rep = &none;
 	memset(rep, 0, sizeof(*rep));
-	due = partition_flush_claim(p, now_ms);
+	pthread_mutex_lock(&p->lock);
+	due = p->cfg.flush_ms > 0 &&
+	      now_ms - p->last_flush_ms >= p->cfg.flush_ms;
+	if (due)
+		p->last_flush_ms = now_ms;
+	pthread_mutex_unlock(&p->lock);
 	if (due) {
 		ret = part_flush_scheduled(p);
 		rep->flushed = 1;

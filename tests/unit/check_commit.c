@@ -6,12 +6,9 @@
  * although partition.state's recovery point stayed behind.
  */
 #include <check.h>
-#include <dirent.h>
-#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -727,166 +724,6 @@ START_TEST(test_flush_ms0_partitions_share_and_fail_exactly)
 }
 END_TEST
 
-/* ---- the scheduled flushes of a maintenance pass, batched ------------ */
-
-/* An I/O table over the one in force: counts syncfs and fdatasync calls,
- * fails every syncfs while batch_fail_syncfs is set, and fails every
- * fdatasync of the file whose inode is batch_bad_ino. */
-static const struct io_ops *batch_under;
-static struct io_ops batch_ops;
-static atomic_int batch_syncfs_calls, batch_fdatasync_calls;
-static atomic_int batch_fail_syncfs;
-static _Atomic ino_t batch_bad_ino;
-
-static int batch_syncfs_op(int fd)
-{
-	atomic_fetch_add(&batch_syncfs_calls, 1);
-	if (atomic_load(&batch_fail_syncfs)) {
-		errno = EIO;
-		return -1;
-	}
-	return batch_under->syncfs(fd);
-}
-
-static int batch_fdatasync_op(int fd)
-{
-	struct stat st;
-
-	atomic_fetch_add(&batch_fdatasync_calls, 1);
-	if (fstat(fd, &st) == 0 && st.st_ino == atomic_load(&batch_bad_ino)) {
-		errno = EIO;
-		return -1;
-	}
-	return batch_under->fdatasync(fd);
-}
-
-/* The inode number of partition dir name's (one) segment .log. */
-static ino_t log_ino(int dirfd, const char *name)
-{
-	struct dirent *de;
-	struct stat st;
-	ino_t ino = 0;
-	DIR *d;
-	int fd;
-
-	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY);
-	ck_assert_int_ge(fd, 0);
-	d = fdopendir(fd);
-	ck_assert_ptr_nonnull(d);
-	while ((de = readdir(d)))
-		if (strlen(de->d_name) > 4 &&
-		    !strcmp(de->d_name + strlen(de->d_name) - 4, ".log")) {
-			ck_assert_int_eq(fstatat(fd, de->d_name, &st, 0), 0);
-			ino = st.st_ino;
-		}
-	closedir(d);
-	ck_assert_uint_ne(ino, 0);
-	return ino;
-}
-
-/* One line appended to each partition, then one batch of their flushes;
- * what each batch returned is in rets. */
-static void batch_round(struct partition **p, int round, int *rets)
-{
-	char line[LINE_LEN];
-	int i;
-
-	for (i = 0; i < SYNC_WRITERS; i++) {
-		make_line(line, i, round);
-		ck_assert_int_eq(partition_append(p[i], line, LINE_LEN, 1, 2,
-						  PARTITION_ANY_END, NULL,
-						  NULL),
-				 0);
-	}
-	partition_flush_batch(p, SYNC_WRITERS, rets);
-}
-
-/* A batch of scheduled flushes shares one syncfs; a failed syncfs falls
- * back to each partition's own fdatasyncs, so a partition whose own sync
- * fails gets -EIO and a recorded loss, and every other one 0; and what
- * the batch acknowledged survives a power cut. */
-START_TEST(test_flush_batch)
-{
-	struct partition *p[SYNC_WRITERS];
-	int rets[SYNC_WRITERS], acked[SYNC_WRITERS][4];
-	struct partition_info info;
-	char path[4096], line[LINE_LEN], got[LINE_LEN];
-	struct config cfg;
-	int dirfd, i, round, calls;
-
-	dirfd = test_tmpdir(path);
-	config_defaults(&cfg);
-	cfg.flush_ms = -1;
-	crashsim_install();
-	create_partitions(dirfd, &cfg, p);
-	batch_under = io_ops_get();
-	batch_ops = *batch_under;
-	batch_ops.syncfs = batch_syncfs_op;
-	batch_ops.fdatasync = batch_fdatasync_op;
-	io_ops_set(&batch_ops);
-
-	/* 0: a partition's first shared sync checks its own files once;
-	 * 1: after that the syncfs alone covers the batch */
-	for (round = 0; round < 2; round++) {
-		calls = atomic_load(&batch_fdatasync_calls);
-		batch_round(p, round, rets);
-		for (i = 0; i < SYNC_WRITERS; i++) {
-			ck_assert_int_eq(rets[i], 0);
-			acked[i][round] = 1;
-		}
-	}
-	ck_assert_int_eq(atomic_load(&batch_syncfs_calls), 2);
-	ck_assert_int_eq(atomic_load(&batch_fdatasync_calls), calls);
-
-	/* 2: every syncfs fails, and partition 3's own .log sync too */
-	atomic_store(&batch_bad_ino, log_ino(dirfd, "p3"));
-	atomic_store(&batch_fail_syncfs, 1);
-	batch_round(p, 2, rets);
-	for (i = 0; i < SYNC_WRITERS; i++) {
-		ck_assert_int_eq(rets[i], i == 3 ? -EIO : 0);
-		ck_assert_uint_eq(partition_losses(p[i]), i == 3);
-		acked[i][2] = rets[i] == 0;
-		partition_get_info(p[i], &info);
-		ck_assert_uint_eq(info.flushed_byte, info.end_byte);
-	}
-	ck_assert_int_ge(atomic_load(&batch_fdatasync_calls),
-			 calls + SYNC_WRITERS);
-
-	/* 3: all is well again: the syncfs covers every partition (each
-	 * checked its own files since the failure) */
-	atomic_store(&batch_fail_syncfs, 0);
-	atomic_store(&batch_bad_ino, 0);
-	calls = atomic_load(&batch_fdatasync_calls);
-	batch_round(p, 3, rets);
-	for (i = 0; i < SYNC_WRITERS; i++) {
-		ck_assert_int_eq(rets[i], 0);
-		ck_assert_uint_eq(partition_losses(p[i]), i == 3);
-		acked[i][3] = 1;
-	}
-	ck_assert_int_eq(atomic_load(&batch_fdatasync_calls), calls);
-	io_ops_set(batch_under);
-
-	powercut_reopen(dirfd, &cfg, p, 17);
-	for (i = 0; i < SYNC_WRITERS; i++) {
-		for (round = 0; round < 4; round++) {
-			if (!acked[i][round])
-				continue;
-			make_line(line, i, round);
-			ck_assert_int_eq(partition_read(p[i],
-							(uint64_t)round *
-								LINE_LEN,
-							got, LINE_LEN),
-					 LINE_LEN);
-			ck_assert_msg(!memcmp(got, line, LINE_LEN),
-				      "partition %d: acknowledged line %d lost",
-				      i, round);
-		}
-		ck_assert_int_eq(partition_close(p[i]), 0);
-	}
-	test_rmtree(dirfd, path);
-}
-END_TEST
-
 static Suite *commit_suite(void)
 {
 	Suite *s = suite_create("commit");
@@ -904,7 +741,6 @@ static Suite *commit_suite(void)
 	tcase_add_test(tc, test_partitions_share_syncfs);
 	tcase_add_loop_test(
 		tc, test_flush_ms0_partitions_share_and_fail_exactly, 0, 2);
-	tcase_add_test(tc, test_flush_batch);
 	suite_add_tcase(s, tc);
 	return s;
 }
