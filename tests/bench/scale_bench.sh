@@ -19,7 +19,12 @@
 #     same work on 8 partitions (the open-file limit raised to 65,536
 #     when allowed, so the default budget holds them all), and with
 #     fd_budget=SCALE_RR_SMALL_BUDGET (default 3,000: a third of the
-#     partitions fit) to show what thrashing costs.
+#     partitions fit) to show what thrashing costs.  SCALE_RR_ROUNDS
+#     (default 1) rounds of [8, N] run interleaved and the ratio is of the
+#     medians; SCALE_RR_THRASH_LINES=0 leaves the thrashing run out;
+#     SCALE_RR_OPTS adds mount options (e.g. flush_ms=-1) to every run.
+# SCALE_SECTIONS (default 1,2,3) picks the sections to run, e.g.
+# SCALE_SECTIONS=3 for the round robin alone.
 # Everything lives in a temporary directory under $BENCH_DIR (default
 # /var/tmp), removed at the end; the trap unmounts and waits for the
 # daemon whatever happens.
@@ -37,6 +42,9 @@ TAIL_MB=${SCALE_TAIL_MB:-64}
 RR_LINES=${SCALE_RR_LINES:-100000}
 RR_SMALL=${SCALE_RR_SMALL_BUDGET:-3000}
 RR_THRASH_LINES=${SCALE_RR_THRASH_LINES:-5000}
+RR_ROUNDS=${SCALE_RR_ROUNDS:-1}
+RR_OPTS=${SCALE_RR_OPTS:+-o $SCALE_RR_OPTS}
+SECTIONS=${SCALE_SECTIONS:-1,2,3}
 BENCH_DIR=${BENCH_DIR:-/var/tmp}
 
 W=$(mktemp -d "$BENCH_DIR/fluxfs-scale.XXXXXX") || exit 1
@@ -57,6 +65,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
+want() { case ",$SECTIONS," in *",$1,"*) return 0 ;; esac; return 1; }
 
 die() {
 	echo "scale_bench: $*" >&2
@@ -106,22 +115,23 @@ else
 fi
 
 # ---- 1. many small partitions ----------------------------------------
-mkdir "$W/tmpl"
-start "$W/tmpl"
-mkdir "$MNT/t" && echo '{"msg":"one message"}' >"$MNT/t/0" || die "template"
-stop
-t=$(timed python3 "$MKDATA" "$W/tmpl" "$W/many" "$TOPICS" "$PARTS") || exit 1
-echo "== $((TOPICS * PARTS)) partitions in $TOPICS topics built offline in $t s"
-start "$W/many" # the first mount reads the directories into the cache
-stop
-start "$W/many"
-echo "mount after a clean unmount: $MOUNT_MS ms; RSS idle $(rss)"
-n=$(ls -R "$MNT" | grep -c '^[0-9]')
-[ "$n" -eq $((TOPICS * PARTS)) ] || die "ls -R listed $n partitions"
-echo "ls -R: $(timed ls -R "$MNT") s (again: $(timed ls -R "$MNT") s); RSS $(rss)"
-echo "ls -lR: $(timed ls -lR "$MNT") s; RSS $(rss)"
-echo "open partitions after listing: $(awk '$1 == "fluxfs_open_partitions" { print $2 }' "$MNT/.metrics")"
-python3 - "$MNT" "$TOPICS" "$PARTS" <<'EOF' || die "first reads"
+if want 1; then
+	mkdir "$W/tmpl"
+	start "$W/tmpl"
+	mkdir "$MNT/t" && echo '{"msg":"one message"}' >"$MNT/t/0" || die "template"
+	stop
+	t=$(timed python3 "$MKDATA" "$W/tmpl" "$W/many" "$TOPICS" "$PARTS") || exit 1
+	echo "== $((TOPICS * PARTS)) partitions in $TOPICS topics built offline in $t s"
+	start "$W/many" # the first mount reads the directories into the cache
+	stop
+	start "$W/many"
+	echo "mount after a clean unmount: $MOUNT_MS ms; RSS idle $(rss)"
+	n=$(ls -R "$MNT" | grep -c '^[0-9]')
+	[ "$n" -eq $((TOPICS * PARTS)) ] || die "ls -R listed $n partitions"
+	echo "ls -R: $(timed ls -R "$MNT") s (again: $(timed ls -R "$MNT") s); RSS $(rss)"
+	echo "ls -lR: $(timed ls -lR "$MNT") s; RSS $(rss)"
+	echo "open partitions after listing: $(awk '$1 == "fluxfs_open_partitions" { print $2 }' "$MNT/.metrics")"
+	python3 - "$MNT" "$TOPICS" "$PARTS" <<'EOF' || die "first reads"
 import os, random, sys, time
 mnt, topics, parts = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 random.seed(7)
@@ -137,14 +147,16 @@ ts.sort()
 print("first read of a partition (200 random): median %.2f ms, p99 %.2f ms, max %.2f ms"
       % (ts[100], ts[197], ts[-1]))
 EOF
-echo "RSS after 200 reads: $(rss)"
-stop
+	echo "RSS after 200 reads: $(rss)"
+	stop
+fi
 
 # ---- 2. one large partition -----------------------------------------
-# endread FILE WHAT: time the first stat, and the open and read of the
-# last 100 bytes, in-process.
-endread() {
-	python3 - "$1" "$2" <<'EOF'
+if want 2; then
+	# endread FILE WHAT: time the first stat, and the open and read of the
+	# last 100 bytes, in-process.
+	endread() {
+		python3 - "$1" "$2" <<'EOF'
 import os, sys, time
 path, what = sys.argv[1], sys.argv[2]
 t0 = time.perf_counter()
@@ -157,30 +169,32 @@ t2 = time.perf_counter()
 print("%s stat: %.2f ms (size %d); open and read of the end: %.2f ms"
       % (what, (t1 - t0) * 1000, size, (t2 - t1) * 1000))
 EOF
-}
-mkdir "$W/big"
-start "$W/big" -o segment_bytes=256M
-mkdir "$MNT/big" || die "mkdir big"
-r=$("$FSBENCH" bulk "$MNT/big/0" "$BIG_MB") || die "bulk write"
-echo "== one partition of $BIG_MB MiB in 256 MiB segments written ($r)"
-stop
-start "$W/big"
-echo "mount after a clean unmount: $MOUNT_MS ms"
-endread "$MNT/big/0" "first" || die "first stat and read"
-stop
-start "$W/big" -o flush_ms=-1
-"$FSBENCH" bulk "$MNT/big/0" "$TAIL_MB" >/dev/null || die "tail write"
-kill -KILL "$PID"
-wait "$PID" 2>/dev/null
-PID=""
-fusermount3 -uz "$MNT"
-start "$W/big"
-echo "after SIGKILL with $TAIL_MB MiB unflushed: mount $MOUNT_MS ms"
-endread "$MNT/big/0" "after SIGKILL, first (recovering the tail)" || die "read after kill"
-stop
-rm -rf "$W/big"
+	}
+	mkdir "$W/big"
+	start "$W/big" -o segment_bytes=256M
+	mkdir "$MNT/big" || die "mkdir big"
+	r=$("$FSBENCH" bulk "$MNT/big/0" "$BIG_MB") || die "bulk write"
+	echo "== one partition of $BIG_MB MiB in 256 MiB segments written ($r)"
+	stop
+	start "$W/big"
+	echo "mount after a clean unmount: $MOUNT_MS ms"
+	endread "$MNT/big/0" "first" || die "first stat and read"
+	stop
+	start "$W/big" -o flush_ms=-1
+	"$FSBENCH" bulk "$MNT/big/0" "$TAIL_MB" >/dev/null || die "tail write"
+	kill -KILL "$PID"
+	wait "$PID" 2>/dev/null
+	PID=""
+	fusermount3 -uz "$MNT"
+	start "$W/big"
+	echo "after SIGKILL with $TAIL_MB MiB unflushed: mount $MOUNT_MS ms"
+	endread "$MNT/big/0" "after SIGKILL, first (recovering the tail)" || die "read after kill"
+	stop
+	rm -rf "$W/big"
+fi
 
 # ---- 3. round-robin appends -----------------------------------------
+want 3 || exit 0
 rr() { # rr DATA NAME PARTITIONS LINES [options]: APS of the measured run
 	local data=$1 name=$2 np=$3 lines=$4 topics parts r
 	shift 4
@@ -189,7 +203,7 @@ rr() { # rr DATA NAME PARTITIONS LINES [options]: APS of the measured run
 	else
 		topics=1 parts=$np
 	fi
-	start "$data" "$@"
+	start "$data" $RR_OPTS "$@"
 	# Create every partition first (creation fsyncs), untimed.
 	[ -d "$MNT/rr0000" ] || "$FSBENCH" rr "$MNT" $topics $parts 8 $np >/dev/null || die "rr create"
 	r=$("$FSBENCH" rr "$MNT" $topics $parts 8 "$lines") || die "rr $name"
@@ -197,23 +211,34 @@ rr() { # rr DATA NAME PARTITIONS LINES [options]: APS of the measured run
 	stop
 	APS=$(echo "$r" | sed 's/aps=\([0-9]*\).*/\1/')
 }
+# Rounds of [8, N] interleaved: the 8-partition run lasts about a second
+# and its rate swings by half from one run to the next on a shared
+# machine, so the ratio is taken of the medians.
 mkdir "$W/rr8" "$W/rrN"
-echo "== $RR_LINES appends (open/write/close) by 8 writers, load $(cut -d' ' -f1 /proc/loadavg)"
-rr "$W/rr8" "8 partitions" 8 "$RR_LINES"
-a8=$APS
-rr "$W/rrN" "$RR_PARTS partitions" "$RR_PARTS" "$RR_LINES"
-aN=$APS
+echo "== $RR_LINES appends (open/write/close) by 8 writers, $RR_ROUNDS round(s), load $(cut -d' ' -f1 /proc/loadavg)"
+a8s="" aNs=""
+for round in $(seq 1 "$RR_ROUNDS"); do
+	rr "$W/rr8" "8 partitions" 8 "$RR_LINES"
+	a8s="$a8s $APS"
+	rr "$W/rrN" "$RR_PARTS partitions" "$RR_PARTS" "$RR_LINES"
+	aNs="$aNs $APS"
+done
+median() { echo "$@" | tr ' ' '\n' | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+a8=$(median $a8s)
+aN=$(median $aNs)
+awk -v a="$a8" -v b="$aN" -v n="$RR_PARTS" -v r="$RR_ROUNDS" 'BEGIN {
+	printf "round robin: %d partitions %.2fx of 8 partitions (medians of %d: %d and %d appends/s)\n", n, b / a, r, b, a }'
 # Past the budget every append closes an idle partition, and a close
 # flushes: fewer lines, or this runs for minutes.
-if [ "$RR_PARTS" -lt 10000 ]; then
-	mkdir "$W/rr10k"
-	rr "$W/rr10k" "10000 partitions (more than the default budget holds)" 10000 "$RR_THRASH_LINES"
-	what="10000 partitions past the budget"
-else
-	rr "$W/rrN" "$RR_PARTS partitions, fd_budget=$RR_SMALL" "$RR_PARTS" "$RR_THRASH_LINES" -o fd_budget=$RR_SMALL
-	what="fd_budget=$RR_SMALL"
+if [ "$RR_THRASH_LINES" -gt 0 ]; then
+	if [ "$RR_PARTS" -lt 10000 ]; then
+		mkdir "$W/rr10k"
+		rr "$W/rr10k" "10000 partitions (more than the default budget holds)" 10000 "$RR_THRASH_LINES"
+		what="10000 partitions past the budget"
+	else
+		rr "$W/rrN" "$RR_PARTS partitions, fd_budget=$RR_SMALL" "$RR_PARTS" "$RR_THRASH_LINES" -o fd_budget=$RR_SMALL
+		what="fd_budget=$RR_SMALL"
+	fi
+	awk -v a="$a8" -v c="$APS" -v w="$what" 'BEGIN { printf "round robin: %s %.3fx of 8 partitions\n", w, c / a }'
 fi
-aS=$APS
-awk -v a="$a8" -v b="$aN" -v c="$aS" -v n="$RR_PARTS" -v w="$what" 'BEGIN {
-	printf "round robin: %d partitions %.2fx of 8 partitions; %s %.3fx\n", n, b / a, w, c / a }'
 echo "== load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
