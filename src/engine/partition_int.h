@@ -158,7 +158,8 @@ void part_retire(struct partition *p, struct segment *s, int fd);
 /* Give back the descriptors of sealed segment s if it can be read
  * through its mappings alone (a raw segment on stable storage, mapped
  * whole, or a compressed one whose file is mapped): reads of it then
- * copy from the mapping, and compression opens its files when it runs.  Caller holds p->lock (or is opening p). */
+ * copy from the mapping, and compression opens its files when it runs.
+ * Caller holds p->lock (or is opening p). */
 void part_seg_idle(struct partition *p, struct segment *s);
 /* Append s to the segment array (caller holds p->lock). */
 int part_segs_push(struct partition *p, struct segment *s);

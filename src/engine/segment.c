@@ -369,30 +369,6 @@ void segment_publish(struct segment *s, size_t len,
 			      memory_order_release);
 }
 
-/* Write a batch and its entries, sync them if asked, publish them; cut
- * back on failure (see segment.h). */
-int segment_appendv(struct segment *s, const struct iovec *iov, int iovcnt,
-		    size_t len, const struct seg_entry *ents, uint32_t n,
-		    int sync)
-{
-	int ret;
-
-	ret = segment_writev(s, iov, iovcnt, len, ents, n);
-	if (ret < 0)
-		return ret;
-	if (sync) {
-		ret = io_fdatasync(s->log_fd);
-		if (ret == 0)
-			ret = io_fdatasync(s->idx_fd);
-		if (ret < 0) {
-			segment_unwrite(s);
-			return ret;
-		}
-	}
-	segment_publish(s, len, ents, n, sync);
-	return 0;
-}
-
 /* Write the index again from the mapping (see segment.h).  Through a
  * private copy: a write whose source is a mapping of the very pages it
  * writes would fault on the page it holds. */
@@ -437,13 +413,17 @@ int segment_add_messages(struct segment *s, uint64_t k)
 	return ret;
 }
 
-/* Write one contiguous batch and its entries (see segment.h). */
+/* Write one contiguous batch and its entries, then publish them (see
+ * segment.h). */
 int segment_append(struct segment *s, const void *buf, size_t len,
-		   const struct seg_entry *ents, uint32_t n, int sync)
+		   const struct seg_entry *ents, uint32_t n)
 {
 	struct iovec v = {(void *)(uintptr_t)buf, len};
+	int ret = segment_writev(s, &v, 1, len, ents, n);
 
-	return segment_appendv(s, &v, 1, len, ents, n, sync);
+	if (ret == 0)
+		segment_publish(s, len, ents, n, 0);
+	return ret;
 }
 
 /* Rewrite an empty segment's header with a new base byte. */

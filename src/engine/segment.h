@@ -179,20 +179,11 @@ int segment_map_grow(struct segment *s, uint32_t need, uint64_t log_bytes,
 		     pthread_rwlock_t *lock);
 /* Unmap the raw .log (caller holds the segment lock for writing). */
 void segment_unmap_log(struct segment *s);
-/* Write the batch's bytes, then its n entries (one pwrite each); with
- * sync, fdatasync both before returning.  On failure both files are cut
- * back and nothing is published.  On success the entries are published.
- * Only the tests call this form; partition.c uses segment_appendv. */
-int segment_append(struct segment *s, const void *buf, size_t len,
-		   const struct seg_entry *ents, uint32_t n, int sync);
-/* The same with the batch's len bytes given as pieces (one pwritev). */
-int segment_appendv(struct segment *s, const struct iovec *iov, int iovcnt,
-		    size_t len, const struct seg_entry *ents, uint32_t n,
-		    int sync);
-/* segment_appendv in three steps, for a caller that makes the batch
- * durable itself between writing and publishing it: segment_writev
- * writes the batch and its entries without publishing them (cut back on
- * failure, as segment_appendv); then either segment_publish (with synced
+/* Appending is three steps, so that a caller can make the batch durable
+ * between writing and publishing it: segment_writev writes the batch's
+ * len bytes (given as pieces: one pwritev), then its n entries (one
+ * pwrite each), without publishing them (on failure both files are cut
+ * back and nothing is published); then either segment_publish (with synced
  * set when both files were synced after the write) or segment_unwrite,
  * which cuts them back durably (0, or the error: the cut is then retried
  * by segment_cut_tail).  The caller holds the segment against other
@@ -202,6 +193,10 @@ int segment_writev(struct segment *s, const struct iovec *iov, int iovcnt,
 void segment_publish(struct segment *s, size_t len,
 		     const struct seg_entry *ents, uint32_t n, int synced);
 int segment_unwrite(struct segment *s);
+/* segment_writev of one contiguous batch, then segment_publish (not
+ * synced): for the tests. */
+int segment_append(struct segment *s, const void *buf, size_t len,
+		   const struct seg_entry *ents, uint32_t n);
 /* Cut the files back to what the segment publishes, if a failed
  * append could not (stale_tail): 0, or the error, and the append, roll
  * or flush that needed it fails.  Otherwise a shorter append would leave

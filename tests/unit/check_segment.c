@@ -254,7 +254,7 @@ static void append_batch(struct segment *s, const char *buf, size_t len,
 	ck_assert_int_eq(segment_map_grow(s, atomic_load(&s->nentries) + n,
 					  end + len - s->base_byte, NULL),
 			 0);
-	ck_assert_int_eq(segment_append(s, buf, len, e, n, 0), 0);
+	ck_assert_int_eq(segment_append(s, buf, len, e, n), 0);
 	ck_assert_uint_eq(atomic_load(&s->end_byte), end + len);
 	free(e);
 }
