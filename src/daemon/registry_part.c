@@ -179,9 +179,11 @@ static struct partition *part_detach(struct registry *reg, struct node *n)
 	return p;
 }
 
-/* Close victim's idle log (its open lock was claimed) and release it. */
-static void close_victim(struct registry *reg, struct node *v,
-			 pthread_mutex_t *held)
+/* Close victim's idle log (its open lock was claimed, and taken off the
+ * budget's list) and release the lock unless it is held, the caller's
+ * own: 0, or the flush's error (logged). */
+static int close_victim(struct registry *reg, struct node *v,
+			pthread_mutex_t *held)
 {
 	struct partition *p = part_detach(reg, v);
 	int ret = 0;
@@ -194,6 +196,7 @@ static void close_victim(struct registry *reg, struct node *v,
 			 v->name, strerror(-ret));
 	if (open_lock(reg, v) != held)
 		pthread_mutex_unlock(open_lock(reg, v));
+	return ret;
 }
 
 int part_close_now(struct registry *reg, struct node *n, int discard)
@@ -460,20 +463,13 @@ int registry_part_is_open(struct registry *reg, struct node *n)
 
 int registry_part_close_idle(struct registry *reg, struct node *n)
 {
-	struct partition *p = NULL;
+	pthread_mutex_t *lock = open_lock(reg, n);
 	int ret = 0;
 
-	pthread_mutex_lock(open_lock(reg, n));
-	if (fdb_take_idle(&reg->fdb, &n->fdb)) {
-		p = part_detach(reg, n);
-		if (p)
-			ret = partition_close(p);
-		fdb_closed(&reg->fdb, &n->fdb);
-	}
-	pthread_mutex_unlock(open_lock(reg, n));
-	if (ret < 0)
-		diag_err("closing idle partition '%s': flush failed: %s",
-			 n->name, strerror(-ret));
+	pthread_mutex_lock(lock);
+	if (fdb_take_idle(&reg->fdb, &n->fdb))
+		ret = close_victim(reg, n, lock);
+	pthread_mutex_unlock(lock);
 	return ret;
 }
 
