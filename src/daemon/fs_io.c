@@ -977,9 +977,11 @@ void fs_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	follow_poll(fs.fw, req, &h->ff, ph);
 }
 
-/* SEEK_DATA/SEEK_HOLE in a time view or a snapshot file (an open pins
- * its partition): the partition's holes within the bytes the view shows,
- * file offsets counted from its start, its end the final hole. */
+/* SEEK_DATA/SEEK_HOLE in view v of a partition (a partition file is the
+ * view of it whole; a time view or a snapshot file shows a part; an open
+ * pins the partition): the partition's holes (retention's at the head,
+ * batches dropped inside the log) within the bytes the view shows, file
+ * offsets counted from its start, its end the final hole. */
 static void view_lseek(fuse_req_t req, const struct view *v, off_t off,
 		       int whence)
 {
@@ -1017,9 +1019,7 @@ void fs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 	      struct fuse_file_info *fi)
 {
 	struct handle *h = handle_of(fi);
-	struct partition_info info;
-	uint64_t o = off < 0 ? 0 : (uint64_t)off;
-	int ret;
+	struct view whole;
 
 	count_request();
 	if (h->kind == H_AT) {
@@ -1030,21 +1030,8 @@ void fs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	partition_get_info(h->n->part, &info);
-	if (off < 0 || o >= info.end_byte) {
-		fuse_reply_err(req, ENXIO);
-		return;
-	}
-	if (whence != SEEK_DATA && whence != SEEK_HOLE) {
-		fuse_reply_err(req, EINVAL);
-		return;
-	}
-	/* holes: retention's at the head, dropped batches inside the log */
-	ret = partition_seek_hole(h->n->part, o, whence == SEEK_HOLE, &o);
-	if (ret < 0)
-		fuse_reply_err(req, -ret);
-	else
-		fuse_reply_lseek(req, (off_t)o);
+	whole = (struct view){h->n, 0, VIEW_NO_END};
+	view_lseek(req, &whole, off, whence);
 }
 
 void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
