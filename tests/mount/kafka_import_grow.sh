@@ -18,7 +18,7 @@ fi
 kafka_begin pay:3
 for p in 0 1 2; do
 	seq 1 300 | sed "s/^/pay $p /" |
-		timeout 60 kcat -P -b "$KAFKA" -t pay -p $p || fail "kcat could not produce"
+		kproduce pay $p
 done
 echo 1 >"$WORK/hide"
 export FLUXFS_MIRROR_HIDE_PARTITIONS="$WORK/hide"

@@ -9,22 +9,14 @@
 . "$(dirname "$0")/kafka_lib.sh"
 
 kafka_begin payments:1
-kproduce() {
-	timeout 60 kcat -P -b "$KAFKA" -t payments -p 0 || fail "kcat could not produce"
-}
-check_imported() {
-	kcat_dump payments 0 '%s\n' >"$WORK/kafka.values" || fail "kcat could not read payments[0]"
-	cmp "$WORK/kafka.values" "$MNT/payments/0" >&2 ||
-		fail "$1: payments/0 holds $(wc -l <"$MNT/payments/0") lines of Kafka's $(wc -l <"$WORK/kafka.values") records"
-}
-seq 1 100 | sed 's/^/first /' | kproduce
+seq 1 100 | sed 's/^/first /' | kproduce payments 0
 kafka_mount -o kafka.queued.min.messages=100
 kafka_import_start "$MNT/payments" payments
 mirror_wait "$MNT/payments/0"
-check_imported "after the first wait"
+check_imported payments 0 "after the first wait"
 for round in 1 2 3; do
-	seq 1 3000 | sed "s/^/round $round /" | kproduce
+	seq 1 3000 | sed "s/^/round $round /" | kproduce payments 0
 	"$FLUXCTL" mirror-wait "$MNT/payments/0" >/dev/null || fail "fluxctl mirror-wait, round $round"
-	check_imported "round $round, once mirror-wait returned"
+	check_imported payments 0 "round $round, once mirror-wait returned"
 done
 log "ok"

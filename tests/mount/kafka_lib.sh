@@ -158,6 +158,23 @@ xval() {
 # check_exported TOPIC PARTITION LOCALFILE: Kafka holds exactly the local
 # partition's messages, once each, in order, each with its local offset
 # in the fluxfs-offset header.
+# kproduce TOPIC PARTITION [kcat args] < lines: one record per line
+# (or per kcat -D delimiter), produced by kcat.
+kproduce() {
+	local topic=$1 part=$2
+	shift 2
+	timeout 60 kcat -P -b "$KAFKA" -t "$topic" -p "$part" "$@" ||
+		fail "kcat could not produce to $topic[$part]"
+}
+# check_imported TOPIC PARTITION [WHEN]: the local partition MNT/TOPIC/
+# PARTITION holds exactly the Kafka partition's values, once each, in
+# order (values without newlines); WHEN says at which step, on failure.
+check_imported() {
+	kcat_dump "$1" "$2" '%s\n' >"$WORK/kafka.values" ||
+		fail "kcat could not read $1[$2]"
+	cmp "$WORK/kafka.values" "$MNT/$1/$2" >&2 ||
+		fail "${3:+$3: }$1/$2 differs from Kafka ($(wc -l <"$MNT/$1/$2") lines, $(wc -l <"$WORK/kafka.values") records)"
+}
 check_exported() {
 	kcat_dump "$1" "$2" '%s\n' >"$WORK/kafka.values" ||
 		fail "kcat could not read $1[$2]"

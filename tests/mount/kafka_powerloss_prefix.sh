@@ -21,7 +21,7 @@ kafka_begin payments:1
 # together (one group of appends after the first, which stands alone).
 for i in $(seq 1 8); do
 	seq $(((i - 1) * 300 + 1)) $((i * 300)) | sed 's/^/payment /' |
-		timeout 60 kcat -P -b "$KAFKA" -t payments -p 0 || fail "kcat"
+		kproduce payments 0
 	sleep 0.02
 done
 kcat_dump payments 0 '%s\n' >"$WORK/kafka.values"

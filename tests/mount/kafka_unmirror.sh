@@ -56,13 +56,13 @@ grep -q "mirror: topic 't' no longer mirrored" "$WORK/daemon.log" ||
 assert_eq "round 1" "$(kcat_dump orders 0 '%s\n')" "records exported by the 100 rounds"
 
 # An import stopped with setfattr -x.
-seq 1 100 | timeout 60 kcat -P -b "$KAFKA" -t pay -p 0 || fail "kcat could not produce"
+seq 1 100 | kproduce pay 0
 kafka_import_start "$MNT/pay" pay
 mirror_wait "$MNT/pay/0"
 expect_ok setfattr -x user.fluxfs.mirror_from "$MNT/pay"
 [ -z "$(xval "$MNT/pay" mirror_from)" ] || fail "mirror_from still shown after its removal"
 expect_err "No such attribute" setfattr -x user.fluxfs.mirror_from "$MNT/pay"
-seq 101 200 | timeout 60 kcat -P -b "$KAFKA" -t pay -p 0 || fail "kcat could not produce"
+seq 101 200 | kproduce pay 0
 sleep 2
 assert_eq 100 "$(wc -l <"$MNT/pay/0")" "records imported after mirror_from was removed"
 mount_stop || fail "unmount"

@@ -56,20 +56,30 @@
 
 static volatile sig_atomic_t quit, down, up, errs, fetcherr, listerr;
 
+/* The cluster's next n Produce requests (ApiKey 0) fail with a
+ * retriable error, appending nothing. */
+static void refuse_produce(rd_kafka_mock_cluster_t *mc, size_t n)
+{
+	rd_kafka_resp_err_t e[OUTAGE_REFUSALS];
+	size_t i;
+
+	if (n > OUTAGE_REFUSALS)
+		n = OUTAGE_REFUSALS;
+	for (i = 0; i < n; i++)
+		e[i] = RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS;
+	rd_kafka_mock_push_request_errors_array(mc, 0, n, e);
+}
+
 /* Every broker down; with drain, only once the answers already queued
  * are written (see "Outages" above). */
 static void brokers_down(rd_kafka_mock_cluster_t *mc, int brokers, int drain)
 {
-	rd_kafka_resp_err_t e[OUTAGE_REFUSALS];
 	int i;
 
 	if (drain) {
-		for (i = 0; i < OUTAGE_REFUSALS; i++)
-			e[i] = RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS;
-		/* ApiKey 0: Produce.  The mock writes a queued answer at
-		 * its next poll, or after its rtt=, well within the wait. */
-		rd_kafka_mock_push_request_errors_array(mc, 0, OUTAGE_REFUSALS,
-							e);
+		/* The mock writes a queued answer at its next poll, or
+		 * after its rtt=, well within the wait. */
+		refuse_produce(mc, OUTAGE_REFUSALS);
 		usleep(OUTAGE_DRAIN_US);
 	}
 	for (i = 1; i <= brokers; i++)
@@ -204,13 +214,8 @@ static int mock(int argc, char **argv)
 			fprintf(stderr, "tool_kafka: brokers up\n");
 		}
 		if (errs) {
-			rd_kafka_resp_err_t e[20];
-
 			errs = 0;
-			for (i = 0; i < 20; i++)
-				e[i] = RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS;
-			/* ApiKey 0: Produce. */
-			rd_kafka_mock_push_request_errors_array(mc, 0, 20, e);
+			refuse_produce(mc, 20);
 			fprintf(stderr, "tool_kafka: 20 produce errors\n");
 		}
 		if (fetcherr) {
