@@ -182,6 +182,7 @@ struct cmdline {
 	int no_default_permissions;
 	struct config cfg; /* defaults with the mount options applied */
 	uint64_t fd_budget; /* -o fd_budget=N; 0: half the open-file limit */
+	uint64_t metrics_mem; /* -o metrics_mem=N; 0: the default */
 };
 
 enum {
@@ -231,6 +232,8 @@ static void usage(const char *prog)
 	       "segments\n"
 	       "  -o fd_budget=N      descriptors open partitions may hold\n"
 	       "                      (default half the open-file limit)\n"
+	       "  -o metrics_mem=N    bytes the .metrics snapshots held open\n"
+	       "                      may take together (default 256M)\n"
 	       "  -o allow_other      let other users in; implies\n"
 	       "                      default_permissions (modes and owners\n"
 	       "                      are enforced)\n"
@@ -296,6 +299,17 @@ static int opt_proc(void *data, const char *arg, int key,
 					"fluxfs: bad value in option '%s' "
 					"(at least %d)\n",
 					arg, FD_BUDGET_MIN);
+				cl->bad = 1;
+			}
+			return 0;
+		}
+		if (!strncmp(arg, "metrics_mem=", 12)) {
+			if (config_parse_bytes(eq + 1, &cl->metrics_mem) < 0 ||
+			    cl->metrics_mem == 0) {
+				fprintf(stderr,
+					"fluxfs: bad value in option '%s' "
+					"(bytes, at least 1)\n",
+					arg);
 				cl->bad = 1;
 			}
 			return 0;
@@ -453,6 +467,8 @@ int main(int argc, char *argv[])
 		goto out_args;
 	if (cl.fd_budget)
 		registry_set_fd_budget(reg, cl.fd_budget);
+	if (cl.metrics_mem)
+		fs_set_metrics_mem(cl.metrics_mem);
 	fs_setup(reg);
 	se = fuse_session_new(&args, fs_ops(), sizeof(*fs_ops()), NULL);
 	if (!se)

@@ -44,6 +44,9 @@ const struct registry_hooks *fs_hooks(void);
 /* Bind the mount's state (registry and session); userdata for
  * fuse_session_new() is not used. */
 void fs_setup(struct registry *reg);
+/* The bytes .metrics snapshots held open may take together (default
+ * 256 MiB); an open past it fails with ENOMEM.  Before fs_start(). */
+void fs_set_metrics_mem(uint64_t bytes);
 int fs_start(struct fuse_session *se);
 void fs_stop(void);
 /* Someone other than a FUSE request (the Kafka importer) appended to

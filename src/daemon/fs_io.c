@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "diag.h"
+#include "fs.h"
 #include "fs_int.h"
 #include "mirror.h"
 #include "notify.h"
@@ -38,6 +39,8 @@ static const char zeros[ZERO_BYTES];
 /* ---- handles --------------------------------------------------------- */
 
 /* A handle of kind on n (NULL for control files), listed for shutdown. */
+static void metrics_release(const struct handle *h);
+
 struct handle *fs_handle_new(enum handle_kind kind, struct node *n)
 {
 	struct handle *h = calloc(1, sizeof(*h));
@@ -68,6 +71,8 @@ void fs_handle_free(struct handle *h)
 	if (h->next)
 		h->next->prev = h->prev;
 	pthread_mutex_unlock(&fs.hlock);
+	if (h->kind == H_METRICS)
+		metrics_release(h);
 	framer_release(&h->fr);
 	pthread_mutex_destroy(&h->lock);
 	free(h->buf);
@@ -118,7 +123,59 @@ static int metrics_visible(void *arg, struct node *topic, struct node *n)
 	return registry_may_read(arg, topic, n);
 }
 
+/* The rendering is about 1.5 KB a partition (23 series each): 147 MB
+ * for 100,000 partitions, held until the reader closes.  Readers could
+ * hold enough of them open to take the daemon's memory from everyone,
+ * so the snapshots held open share a bound (metrics_mem): renderings run
+ * one at a time (each is a transient peak of its own size), and an open
+ * whose snapshot would pass the bound while others are held fails with
+ * ENOMEM.  A snapshot alone is always allowed, however large: the file
+ * stays readable whatever the partition count. */
+static int render_metrics(fuse_req_t req, struct fuse_file_info *fi);
+static pthread_mutex_t metrics_lock = PTHREAD_MUTEX_INITIALIZER;
+static size_t metrics_held;		    /* under metrics_lock */
+static uint64_t metrics_mem = 256ULL << 20; /* set before the mount */
+
+void fs_set_metrics_mem(uint64_t bytes)
+{
+	metrics_mem = bytes;
+}
+
+/* A .metrics handle is gone: its snapshot no longer counts. */
+static void metrics_release(const struct handle *h)
+{
+	pthread_mutex_lock(&metrics_lock);
+	metrics_held -= h->len <= metrics_held ? h->len : metrics_held;
+	pthread_mutex_unlock(&metrics_lock);
+}
+
+/* Whether a snapshot of len bytes may join those held (metrics_lock
+ * held). */
+static int metrics_fits(size_t len)
+{
+	if (metrics_held == 0 || metrics_held + len <= metrics_mem)
+		return 1;
+	diag_warn("refused an open of .metrics: snapshots held open take %zu "
+		  "bytes, this one %zu more, over metrics_mem=%llu",
+		  metrics_held, len, (unsigned long long)metrics_mem);
+	return 0;
+}
+
 static int open_metrics(fuse_req_t req, struct fuse_file_info *fi)
+{
+	int ret;
+
+	if ((fi->flags & O_ACCMODE) != O_RDONLY)
+		return -EACCES;
+	pthread_mutex_lock(&metrics_lock);
+	/* already over: refuse before rendering */
+	ret = metrics_fits(1) ? render_metrics(req, fi) : -ENOMEM;
+	pthread_mutex_unlock(&metrics_lock);
+	return ret;
+}
+
+/* open_metrics, with metrics_lock held. */
+static int render_metrics(fuse_req_t req, struct fuse_file_info *fi)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct registry_cred cred = {ctx->uid, ctx->gid, NULL, 0};
@@ -127,8 +184,6 @@ static int open_metrics(fuse_req_t req, struct fuse_file_info *fi)
 	struct handle *h;
 	int ret;
 
-	if ((fi->flags & O_ACCMODE) != O_RDONLY)
-		return -EACCES;
 	if (cred.uid != 0)
 		caller_groups(req, &cred);
 	memset(&d, 0, sizeof(d));
@@ -142,6 +197,8 @@ static int open_metrics(fuse_req_t req, struct fuse_file_info *fi)
 	if (ret == 0)
 		ret = mirror_metrics(&out, metrics_visible, &cred);
 	free((void *)cred.groups);
+	if (ret == 0 && !metrics_fits(out.len))
+		ret = -ENOMEM;
 	if (ret < 0) {
 		free(out.buf);
 		return ret;
@@ -153,6 +210,7 @@ static int open_metrics(fuse_req_t req, struct fuse_file_info *fi)
 	}
 	h->buf = out.buf;
 	h->len = out.len;
+	metrics_held += out.len;
 	fi->fh = (uintptr_t)h;
 	/* Size unknown to stat, snapshot taken now, and per reader. */
 	fi->direct_io = 1;

@@ -172,6 +172,16 @@ int config_parse_u64(const char *s, uint64_t *out)
 	return parse_scaled(s, strlen(s), NULL, 0, 0, out);
 }
 
+/* An unsigned decimal with an optional size letter (k, M, G, T, either
+ * case), as the *_bytes keys take. */
+int config_parse_bytes(const char *s, uint64_t *out)
+{
+	if (!s)
+		return -EINVAL;
+	return parse_scaled(s, strlen(s), byte_units, ARRAY_SIZE(byte_units),
+			    1, out);
+}
+
 /* zstd's level after "zstd:": digits, no leading zero, in range. */
 static int parse_level(const char *s, size_t len, int *out)
 {

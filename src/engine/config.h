@@ -71,6 +71,9 @@ int config_set(struct config *cfg, enum config_key key, const char *val,
  * Everything that reads a plain number (fault specs, xattr queries,
  * fluxctl's arguments, environment) uses it. */
 int config_parse_u64(const char *s, uint64_t *out);
+/* The same with an optional size letter (k, M, G, T: powers of 1024,
+ * either case), as the *_bytes keys take ("256M"). */
+int config_parse_bytes(const char *s, uint64_t *out);
 /* Parse "key=value" (one line, no newline): config_parse_text's line
  * parser, exported for the tests and the config fuzzer. */
 int config_set_pair(struct config *cfg, const char *pair, size_t len);

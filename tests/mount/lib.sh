@@ -110,8 +110,17 @@ harness_cleanup() {
 	trap - EXIT INT TERM
 	[ -n "$WATCHDOG_PID" ] && pkill -P "$WATCHDOG_PID" sleep 2>/dev/null
 	# Descriptors a failed test still holds into the mount would make the
-	# unmount fail with EBUSY.
+	# unmount fail with EBUSY: 3-9, and any other (exec {var}<FILE) that
+	# names a file under the mount.
 	exec 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-
+	local fd target
+	for fd in /proc/$$/fd/*; do
+		fd=${fd##*/}
+		target=$(readlink "/proc/$$/fd/$fd" 2>/dev/null) || continue
+		case $target in
+		"$MNT"/*) eval "exec $fd>&-" ;;
+		esac
+	done
 	if [ -n "$FLUXFS_PID" ]; then
 		mount_stop || rc=1
 	fi

@@ -499,6 +499,38 @@ START_TEST(test_parse_u64)
 }
 END_TEST
 
+/* config_parse_bytes: the *_bytes keys' size letters, nothing else. */
+START_TEST(test_parse_bytes)
+{
+	static const char *const bad[] = {
+		"", "k", "-1", "1 k", "1kb", "1K ", "1x", "1.5M", "0x10",
+		"16777216T", "18446744073709551616",
+	};
+	uint64_t v;
+	size_t i;
+
+	ck_assert_int_eq(config_parse_bytes("4096", &v), 0);
+	ck_assert_uint_eq(v, 4096);
+	ck_assert_int_eq(config_parse_bytes("64k", &v), 0);
+	ck_assert_uint_eq(v, 65536);
+	ck_assert_int_eq(config_parse_bytes("64K", &v), 0);
+	ck_assert_uint_eq(v, 65536);
+	ck_assert_int_eq(config_parse_bytes("256M", &v), 0);
+	ck_assert_uint_eq(v, 256ULL << 20);
+	ck_assert_int_eq(config_parse_bytes("2g", &v), 0);
+	ck_assert_uint_eq(v, 2ULL << 30);
+	ck_assert_int_eq(config_parse_bytes("1T", &v), 0);
+	ck_assert_uint_eq(v, 1ULL << 40);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		v = 42;
+		ck_assert_msg(config_parse_bytes(bad[i], &v) == -EINVAL,
+			      "'%s' accepted", bad[i]);
+		ck_assert_uint_eq(v, 42);
+	}
+	ck_assert_int_eq(config_parse_bytes(NULL, &v), -EINVAL);
+}
+END_TEST
+
 START_TEST(test_set_pair)
 {
 	struct config cfg;
@@ -663,6 +695,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_format_round_trip);
 	tcase_add_test(tc, test_format_round_trip_random);
 	tcase_add_test(tc, test_parse_u64);
+	tcase_add_test(tc, test_parse_bytes);
 	tcase_add_test(tc, test_set_pair);
 	tcase_add_test(tc, test_text_parse_render);
 	tcase_add_test(tc, test_text_bad_line);
