@@ -185,6 +185,18 @@ int fdb_could_open(struct fdbudget *b, unsigned cost)
 	return could;
 }
 
+void fdb_each_open(struct fdbudget *b,
+		   int (*fn)(struct fdb_entry *e, void *arg), void *arg)
+{
+	struct fdb_entry *e;
+
+	pthread_mutex_lock(&b->lock);
+	for (e = b->head.next; e != &b->head; e = e->next)
+		if (fn(e, arg))
+			break;
+	pthread_mutex_unlock(&b->lock);
+}
+
 int fdb_take_idle(struct fdbudget *b, struct fdb_entry *e)
 {
 	return take(b, e, 1);

@@ -79,6 +79,11 @@ int fdb_take(struct fdbudget *b, struct fdb_entry *e);
  * the room, or an open entry is unpinned (and could be closed for it).
  * A hint: it may change right after. */
 int fdb_could_open(struct fdbudget *b, unsigned cost);
+/* Call fn(e, arg) for every open entry, newest first, with the budget's
+ * lock held (fn must not call this module); stops early when fn returns
+ * non-zero. */
+void fdb_each_open(struct fdbudget *b,
+		   int (*fn)(struct fdb_entry *e, void *arg), void *arg);
 /* Take e off the list to close it only if it is open and unpinned: 1
  * (the caller closes it, then fdb_closed), else 0 and e is left as it
  * is.  A partition opened for a moment (maintenance learning its due

@@ -29,6 +29,7 @@ struct maint_report {
 	unsigned failed;	   /* ticks or compressions that failed */
 	unsigned idle_opened; /* idle partitions opened: work was due */
 	unsigned idle_swept;  /* opened to learn when work is due */
+	unsigned walked;      /* the tree was walked for idle work */
 };
 
 /* One pass over every open partition, and the idle ones with work due,

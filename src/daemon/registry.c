@@ -173,6 +173,8 @@ struct node *node_new(struct registry *reg, enum node_kind kind,
 	n->meta.atime = n->meta.mtime = n->meta.ctime = now_ts();
 	n->idle_due = INT64_MAX;
 	n->due_unknown = kind == NODE_PARTITION; /* until it closes */
+	if (kind == NODE_PARTITION)
+		idle_hint_lower(reg, 0);
 	pthread_mutex_init(&n->meta_lock, NULL);
 	produce_conf_init(&n->produce);
 	if (reg->hooks.node_init && reg->hooks.node_init(reg, n) < 0) {

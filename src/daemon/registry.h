@@ -215,8 +215,12 @@ int registry_part_close_idle(struct registry *reg, struct node *n);
 /* Whether idle partition n waits to have its due time learnt: it is not
  * known (due_unknown) and its settings have work maintenance does to
  * idle partitions (retention or compression).  One with none is marked
- * known (never due) here.  Called with reg->lock held. */
-int registry_due_unknown(struct registry *reg, struct node *n);
+ * known (never due) here.  Learning its settings may read its
+ * partition.conf from disk: *loads is how many such reads the caller
+ * still allows (decremented for each); with none left such a partition
+ * answers 0 and is asked again later.  Called with reg->lock held. */
+int registry_due_unknown(struct registry *reg, struct node *n,
+			 unsigned *loads);
 /* Close idle partitions while the budget is exceeded (costs grow as
  * segments roll); called by maintenance. */
 void registry_part_trim(struct registry *reg);

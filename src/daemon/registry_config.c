@@ -132,6 +132,7 @@ int apply_config(struct registry *reg, struct node *n,
 		if (!old || maint_sooner(&cfg, old)) {
 			pthread_mutex_lock(&n->meta_lock);
 			n->idle_due = 0;
+			idle_hint_lower(reg, 0);
 			pthread_mutex_unlock(&n->meta_lock);
 		}
 		return 0;
@@ -141,16 +142,23 @@ int apply_config(struct registry *reg, struct node *n,
 	return partition_set_config(n->part, &cfg);
 }
 
-int registry_due_unknown(struct registry *reg, struct node *n)
+int registry_due_unknown(struct registry *reg, struct node *n,
+			 unsigned *loads)
 {
 	struct config cfg;
-	int unknown;
+	int unknown, loaded;
 
 	pthread_mutex_lock(&n->meta_lock);
 	unknown = n->due_unknown;
+	loaded = n->over_loaded;
 	pthread_mutex_unlock(&n->meta_lock);
 	if (!unknown)
 		return 0;
+	if (!loaded) {
+		if (*loads == 0)
+			return 0;
+		(*loads)--;
+	}
 	effective_config(reg, n, &cfg);
 	/* A time roll alone is left for the partition's next use: it seals
 	 * a segment that nothing would then delete or compress. */

@@ -39,6 +39,12 @@ struct registry {
 	uint64_t ino_next;  /* next inode number; protected by ino_lock */
 	uint64_t ino_bound; /* fluxfs.meta's ino_next; protected by ino_lock */
 	struct fdbudget fdb; /* descriptors of open partitions */
+	/* No closed partition has maintenance due before this time (ms;
+	 * registry_now_ms) and none waits to have its due time learnt:
+	 * maintenance walks the tree for idle work only from then on.
+	 * Lowered by whoever sets a closed partition's due time (or marks
+	 * it unknown); raised only by the walk (maint.c). */
+	_Atomic int64_t idle_hint;
 	/* Opening and closing a partition's log is serialised by one of
 	 * these, picked by the node's address: a lock per node would cost
 	 * 40 bytes for each of 100,000 partitions. */
@@ -58,6 +64,17 @@ struct registry {
 	struct node **held;
 	size_t nheld, held_cap;
 };
+
+/* A closed partition may have maintenance due at due (ms): lower the
+ * hint to it. */
+static inline void idle_hint_lower(struct registry *reg, int64_t due)
+{
+	int64_t cur = atomic_load(&reg->idle_hint);
+
+	while (due < cur &&
+	       !atomic_compare_exchange_weak(&reg->idle_hint, &cur, due))
+		;
+}
 
 /* The budget when none is set: half the open-file limit, the rest left
  * to topics' directories, FUSE, clients' descriptors and tools. */

@@ -212,6 +212,7 @@ static int topic_from_summary(struct load_ctx *ctx, struct node *t)
 		n->parent = t;
 		meta_from_summary(&sp.meta, &n->meta);
 		n->idle_due = sp.due_ms;
+		idle_hint_lower(ctx->reg, sp.due_ms);
 		n->due_unknown = 0;
 		child_add(t, n);
 		t->refs++; /* the partition pins its topic */

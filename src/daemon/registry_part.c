@@ -155,7 +155,7 @@ static struct partition *part_detach(struct registry *reg, struct node *n)
 {
 	struct partition_info info;
 	struct partition *p;
-	int64_t due;
+	int64_t due = INT64_MAX;
 
 	/* n's open lock keeps n->part; nothing appends to it now (it is
 	 * unpinned, or the daemon stops). */
@@ -176,6 +176,10 @@ static struct partition *part_detach(struct registry *reg, struct node *n)
 		n->part = NULL;
 	}
 	pthread_rwlock_unlock(&reg->lock);
+	/* After n->part is gone: a maintenance walk that started before
+	 * this (and skipped n as open) raised the hint first, so this
+	 * lowers it again for the next pass. */
+	idle_hint_lower(reg, due);
 	return p;
 }
 

@@ -336,6 +336,72 @@ START_TEST(test_sweep_after_crash)
 }
 END_TEST
 
+/* Counts over every partition: how many read their partition.conf, and
+ * how many still wait to have their due time learnt. */
+static void count_sweep(unsigned *loaded, unsigned *unknown)
+{
+	struct node *t, *p;
+
+	*loaded = *unknown = 0;
+	for (t = registry_node(reg, REGISTRY_INO_ROOT)->children; t;
+	     t = t->next)
+		for (p = t->children; p; p = p->next) {
+			*loaded += p->over_loaded != 0;
+			*unknown += p->due_unknown != 0;
+		}
+}
+
+/* The walk that finds the sweep's partitions holds the registry's lock,
+ * which every open waits for: after a crash it reads a few
+ * partition.conf files per pass (64), not every partition's at once,
+ * and later passes learn the rest.  300 partitions of a topic with
+ * neither retention nor compression: none is opened. */
+START_TEST(test_sweep_reads_a_few_confs_per_pass)
+{
+	struct maint_report rep;
+	struct node *many, *p;
+	unsigned i, loaded, unknown, passes = 0;
+	char name[16];
+
+	ck_assert_int_eq(registry_mkdir(reg,
+					registry_node(reg, REGISTRY_INO_ROOT),
+					"many", 0755, 0, 0, &many),
+			 0);
+	ck_assert_int_eq(registry_config_set(reg, many, CONFIG_RETENTION_MS,
+					     "-1", 2),
+			 0);
+	ck_assert_int_eq(registry_config_set(reg, many, CONFIG_COMPRESSION,
+					     "none", 4),
+			 0);
+	for (i = 0; i < 300; i++) {
+		snprintf(name, sizeof(name), "%u", i);
+		ck_assert_int_eq(registry_create(reg, many, name, 0644, 0, 0,
+						 &p),
+				 0);
+	}
+	ck_assert_int_eq(registry_close(reg), 0);
+	ck_assert_int_eq(unlinkat(dirfd_, ".fluxfs.clean", 0), 0);
+	ck_assert_int_eq(registry_open(dir, &cfg_, &hooks, &reg), 0);
+	count_sweep(&loaded, &unknown);
+	ck_assert_uint_eq(loaded, 0);
+	ck_assert_uint_eq(unknown, 302);
+
+	pass_report(fake_now + 100, &rep);
+	count_sweep(&loaded, &unknown);
+	ck_assert_uint_le(loaded, 64);
+	ck_assert_uint_ge(unknown, 302 - 64);
+	while (unknown > 2 && passes++ < 10) {
+		pass_report(fake_now + 100, &rep);
+		ck_assert_uint_eq(rep.idle_opened, 0);
+		count_sweep(&loaded, &unknown);
+	}
+	/* t's a and b (retention and lz4 by default) are swept, once */
+	ck_assert_uint_le(unknown, 2);
+	ck_assert_uint_le(passes, 5);
+	ck_assert_uint_ge(loaded, 300);
+}
+END_TEST
+
 /* Closed idle partitions with nothing due: a setting that cannot make
  * maintenance fall due sooner (flush_ms, segment_bytes,
  * max_message_bytes, a longer retention, another codec) opens none of
@@ -378,6 +444,11 @@ START_TEST(test_setting_opens_only_when_sooner)
 			      "setting %s opened %u partitions",
 			      config_key_name(unrelated[i].key),
 			      rep.idle_opened);
+		/* Nothing due: after the first pass (the partitions were
+		 * new, their due times unknown), the tree is not walked. */
+		ck_assert_msg(i == 0 || rep.walked == 0,
+			      "setting %s: the pass walked the tree",
+			      config_key_name(unrelated[i].key));
 	}
 	ck_assert(!registry_part_is_open(reg, pa));
 	/* Shorter than the hour the topic has now: a is due once. */
@@ -385,6 +456,7 @@ START_TEST(test_setting_opens_only_when_sooner)
 					     "1s", 2),
 			 0);
 	pass_report(at += 100, &rep);
+	ck_assert_uint_eq(rep.walked, 1);
 	ck_assert_uint_eq(rep.idle_opened, 1); /* b keeps its own hour */
 	ck_assert(registry_part_is_open(reg, pa));
 	ck_assert(!registry_part_is_open(reg, pb));
@@ -402,6 +474,7 @@ static Suite *maint_suite(void)
 	tcase_add_test(tc, test_failed_tick_logged_once);
 	tcase_add_test(tc, test_thread_ticks_until_stopped);
 	tcase_add_test(tc, test_sweep_after_crash);
+	tcase_add_test(tc, test_sweep_reads_a_few_confs_per_pass);
 	tcase_add_test(tc, test_setting_opens_only_when_sooner);
 	tcase_set_timeout(tc, 30);
 	suite_add_tcase(s, tc);
