@@ -7,8 +7,9 @@
 #  1. SCALE_TOPICS x SCALE_PARTS partitions (default 1,000 x 100), one
 #     message each, built offline by scale_mkdata.py from a partition a
 #     real mount made: mount time after a clean unmount, daemon RSS idle
-#     and after listing, ls -R and ls -lR, and the first read of 200
-#     random partitions (each opened from idle).
+#     and after listing, ls -R and ls -lR; then SCALE_MOUNTS (default 5)
+#     mounts, each timing the first read of 200 random partitions
+#     (opened from idle), and how many mounts kept all 200 within 5 ms.
 #  2. One partition of SCALE_BIG_MB (default 4096) in 256 MiB segments
 #     written through the mount: mount time after a clean unmount, the
 #     first stat and first read; then SCALE_TAIL_MB appended with
@@ -16,7 +17,8 @@
 #     recovery of the unflushed tail).
 #  3. 8 writers appending 100-byte lines round-robin (open/write/close
 #     each) over SCALE_RR_PARTS partitions (default 10,000) against the
-#     same work on 8 partitions (the open-file limit raised to 65,536
+#     same work on 8 partitions, after one untimed append to each
+#     partition (the steady state; the open-file limit raised to 65,536
 #     when allowed, so the default budget holds them all), and with
 #     fd_budget=SCALE_RR_SMALL_BUDGET (default 3,000: a third of the
 #     partitions fit) to show what thrashing costs.  SCALE_RR_ROUNDS
@@ -43,6 +45,7 @@ RR_LINES=${SCALE_RR_LINES:-100000}
 RR_SMALL=${SCALE_RR_SMALL_BUDGET:-3000}
 RR_THRASH_LINES=${SCALE_RR_THRASH_LINES:-5000}
 RR_ROUNDS=${SCALE_RR_ROUNDS:-1}
+MOUNTS=${SCALE_MOUNTS:-5}
 RR_OPTS=${SCALE_RR_OPTS:+-o $SCALE_RR_OPTS}
 SECTIONS=${SCALE_SECTIONS:-1,2,3}
 BENCH_DIR=${BENCH_DIR:-/var/tmp}
@@ -131,10 +134,17 @@ if want 1; then
 	echo "ls -R: $(timed ls -R "$MNT") s (again: $(timed ls -R "$MNT") s); RSS $(rss)"
 	echo "ls -lR: $(timed ls -lR "$MNT") s; RSS $(rss)"
 	echo "open partitions after listing: $(awk '$1 == "fluxfs_open_partitions" { print $2 }' "$MNT/.metrics")"
-	python3 - "$MNT" "$TOPICS" "$PARTS" <<'EOF' || die "first reads"
+	stop
+	# The first reads: SCALE_MOUNTS mounts, each reading 200 random
+	# partitions (another seed each mount) opened from idle, nothing
+	# listed or read before in that mount.
+	maxes=""
+	for m in $(seq 1 "$MOUNTS"); do
+		start "$W/many"
+		r=$(python3 - "$MNT" "$TOPICS" "$PARTS" "$m" <<'EOF'
 import os, random, sys, time
-mnt, topics, parts = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-random.seed(7)
+mnt, topics, parts, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+random.seed(seed)
 ts = []
 for _ in range(200):
     p = "%s/topic%04d/%d" % (mnt, random.randrange(topics), random.randrange(parts))
@@ -144,11 +154,17 @@ for _ in range(200):
     ts.append((time.perf_counter() - t0) * 1000)
     assert data == b'{"msg":"one message"}\n', (p, data)
 ts.sort()
-print("first read of a partition (200 random): median %.2f ms, p99 %.2f ms, max %.2f ms"
-      % (ts[100], ts[197], ts[-1]))
+print("median %.2f ms, p99 %.2f ms, max %.2f ms" % (ts[100], ts[197], ts[-1]))
 EOF
-	echo "RSS after 200 reads: $(rss)"
-	stop
+		) || die "first reads"
+		echo "first read of a partition, mount $m (200 random): $r; load $(cut -d' ' -f1 /proc/loadavg)"
+		maxes="$maxes ${r##*max }"
+		[ "$m" -eq "$MOUNTS" ] && echo "RSS after 200 reads: $(rss)"
+		stop
+	done
+	echo "$maxes" | tr ' ' '\n' | grep '[0-9]' | sort -n | awk '
+		{ v[NR] = $1 + 0; if ($1 + 0 <= 5) ok++ }
+		END { printf "first read: the slowest of 200 within 5 ms in %d of %d mounts (median of the maxima %.2f ms)\n", ok, NR, v[int((NR + 1) / 2)] }'
 fi
 
 # ---- 2. one large partition -----------------------------------------
@@ -206,6 +222,10 @@ rr() { # rr DATA NAME PARTITIONS LINES [options]: APS of the measured run
 	start "$data" $RR_OPTS "$@"
 	# Create every partition first (creation fsyncs), untimed.
 	[ -d "$MNT/rr0000" ] || "$FSBENCH" rr "$MNT" $topics $parts 8 $np >/dev/null || die "rr create"
+	# One append to each partition, untimed: the measured run is the
+	# steady state a long-running producer sees, every partition opened
+	# once since the mount (the first opens are section 1's subject).
+	"$FSBENCH" rr "$MNT" $topics $parts 8 $np >/dev/null || die "rr warm-up"
 	r=$("$FSBENCH" rr "$MNT" $topics $parts 8 "$lines") || die "rr $name"
 	echo "$name: $r; $(awk '$1 == "fluxfs_idle_closes_total" { print "idle closes " $2 }' "$MNT/.metrics"), load $(cut -d' ' -f1 /proc/loadavg)"
 	stop
