@@ -190,7 +190,8 @@ static void pins_dedup(struct pass_pins *pp)
  * maintenance due (up to MAINT_IDLE_PER_PASS) into pp, those whose due
  * time is to be learnt (up to sweep_max) into sweep.  Returns when idle
  * work may next be due: the earliest due time it left, or now_ms when it
- * left due or unknown partitions for a later pass. */
+ * took or left due or unknown partitions (the next pass walks again,
+ * whether their opens work or fail). */
 static int64_t walk_idle(struct registry *reg, int64_t now_ms,
 			 struct pass_pins *pp, struct node **sweep,
 			 size_t *nsweep, size_t sweep_max)
@@ -212,6 +213,9 @@ static int64_t walk_idle(struct registry *reg, int64_t now_ms,
 			    registry_due_unknown(reg, p, &loads)) {
 				if (registry_pin(reg, p) == 0)
 					sweep[(*nsweep)++] = p;
+				/* walk again: its open may fail, and then
+				 * no close tells the time */
+				next = now_ms;
 				continue;
 			}
 			if (loads != left && mono_ns() > loads_until)
@@ -233,7 +237,7 @@ static int64_t walk_idle(struct registry *reg, int64_t now_ms,
 				continue;
 			idle++;
 			if (pins_add(pp, p) < 0)
-				goto out;
+				goto out; /* next is now_ms: walk again */
 		}
 	}
 out:
