@@ -7,11 +7,17 @@
  * short write, exits non-zero), so a broken target cannot pass for a fast
  * one.
  *
- *     durbench lines PATH WRITERS SECS [multi] [nosync]
+ *     durbench lines PATH WRITERS SECS [multi] [nosync] [pair]
  *         WRITERS threads, each its own descriptor (O_APPEND), each loop:
  *         write() one 100-byte line, fdatasync(); latency of write+sync.
  *         multi: PATH is a directory, writer i appends to PATH/wI.
  *         nosync: no fdatasync (a flush_ms=0 partition syncs each write).
+ *         pair: what a fluxfs partition asks of the disk, on plain files:
+ *         after its line each writer also appends one index entry to a
+ *         second file (PATH.idx, or PATH/wI.idx with multi), then both
+ *         are made durable side by side, the data file's fdatasync on the
+ *         writer's thread while its own helper thread fdatasyncs the
+ *         entry file; latency of both writes and both syncs.
  *     durbench bulk PATH MIB       1 MiB write()s, fsync() after each
  *     durbench redis HOST PORT WRITERS SECS
  *         one connection per writer, each loop: XADD s * f <90 bytes>,
@@ -32,6 +38,9 @@
 #include <unistd.h>
 
 #define LINE_BYTES 100
+/* One fluxfs index entry per write (LAYOUT_ENTRY_BYTES in
+ * src/engine/layout.h): that is what a partition appends to its .idx. */
+#define ENTRY_BYTES 48
 #define CHUNK_BYTES (1u << 20)
 #define MAX_WRITERS 256
 #define MAX_SAMPLES (1u << 22)
@@ -93,15 +102,31 @@ static void print_latency(uint64_t ops, double secs)
 	       quantile(0.999) * 1e3);
 }
 
+/* A writer's second thread for pair: fdatasync of fd on request, as the
+ * daemon's sync_pair() has the .idx synced beside the .log. */
+struct pair_helper {
+	pthread_t tid;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int fd;
+	unsigned asked, done; /* requests made and served; protected by lock */
+	int ret;	      /* errno of the last sync, or 0 */
+	int quit;
+};
+
 struct worker {
 	char path[4096];
+	char idx_path[4200]; /* pair: the entry file */
 	const char *host, *port;
-	int id, sync;
+	int id, sync, pair;
+	int idx_fd;
+	struct pair_helper helper;
 	double secs;
 	pthread_barrier_t *start;
 	uint64_t ops;
 	int err;
 	char line[LINE_BYTES]; /* what a line writer appends */
+	char entry[ENTRY_BYTES]; /* what a pair writer appends to idx_fd */
 	char req[256];	       /* what a Redis writer sends */
 	size_t req_len;
 };
@@ -143,20 +168,120 @@ static int line_op(struct worker *w, int fd)
 	return w->sync ? fdatasync(fd) : 0;
 }
 
+static void *pair_helper_run(void *arg)
+{
+	struct pair_helper *h = arg;
+	int ret;
+
+	pthread_mutex_lock(&h->lock);
+	for (;;) {
+		while (h->done == h->asked && !h->quit)
+			pthread_cond_wait(&h->cond, &h->lock);
+		if (h->done == h->asked)
+			break;
+		pthread_mutex_unlock(&h->lock);
+		ret = fdatasync(h->fd) < 0 ? errno : 0;
+		pthread_mutex_lock(&h->lock);
+		h->ret = ret;
+		h->done++;
+		pthread_cond_broadcast(&h->cond);
+	}
+	pthread_mutex_unlock(&h->lock);
+	return NULL;
+}
+
+static int pair_helper_start(struct pair_helper *h, int fd)
+{
+	int r;
+
+	h->fd = fd;
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_cond_init(&h->cond, NULL);
+	r = pthread_create(&h->tid, NULL, pair_helper_run, h);
+	if (r) {
+		pthread_cond_destroy(&h->cond);
+		pthread_mutex_destroy(&h->lock);
+	}
+	return r;
+}
+
+static void pair_helper_stop(struct pair_helper *h)
+{
+	pthread_mutex_lock(&h->lock);
+	h->quit = 1;
+	pthread_cond_broadcast(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+	pthread_join(h->tid, NULL);
+	pthread_cond_destroy(&h->cond);
+	pthread_mutex_destroy(&h->lock);
+}
+
+/* The line and its entry written, then the entry file's fdatasync on the
+ * helper while this thread syncs the data file; returns once both are
+ * done, -1 with errno when either failed (the data file's error first). */
+static int pair_op(struct worker *w, int fd)
+{
+	struct pair_helper *h = &w->helper;
+	int data_err, idx_err;
+
+	if (write(fd, w->line, LINE_BYTES) != LINE_BYTES ||
+	    write(w->idx_fd, w->entry, ENTRY_BYTES) != ENTRY_BYTES)
+		return -1;
+	pthread_mutex_lock(&h->lock);
+	h->asked++;
+	pthread_cond_broadcast(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+	data_err = fdatasync(fd) < 0 ? errno : 0;
+	pthread_mutex_lock(&h->lock);
+	while (h->done != h->asked)
+		pthread_cond_wait(&h->cond, &h->lock);
+	idx_err = h->ret;
+	pthread_mutex_unlock(&h->lock);
+	errno = data_err ? data_err : idx_err;
+	return errno ? -1 : 0;
+}
+
+static int open_append(const char *path)
+{
+	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+}
+
 static void *line_writer(void *arg)
 {
 	struct worker *w = arg;
-	int fd;
+	int fd, r;
 
 	memset(w->line, 'a' + w->id % 26, LINE_BYTES - 1);
 	w->line[LINE_BYTES - 1] = '\n';
-	fd = open(w->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	memset(w->entry, w->id, ENTRY_BYTES);
+	w->idx_fd = -1;
+	fd = open_append(w->path);
 	if (fd < 0) {
 		w->err = errno;
 		pthread_barrier_wait(w->start);
 		return NULL;
 	}
-	timed_ops(w, line_op, fd);
+	if (w->pair) {
+		w->idx_fd = open_append(w->idx_path);
+		if (w->idx_fd < 0) {
+			w->err = errno;
+		} else if ((r = pair_helper_start(&w->helper, w->idx_fd))) {
+			w->err = r;
+			close(w->idx_fd);
+			w->idx_fd = -1;
+		}
+		if (w->err) {
+			close(fd);
+			pthread_barrier_wait(w->start);
+			return NULL;
+		}
+	}
+	timed_ops(w, w->pair ? pair_op : line_op, fd);
+	if (w->pair) {
+		pair_helper_stop(&w->helper);
+		if (close(w->idx_fd) < 0 && !w->err)
+			w->err = errno;
+	}
 	if (close(fd) < 0 && !w->err)
 		w->err = errno;
 	return NULL;
@@ -279,18 +404,22 @@ static struct worker *workers(int n, double secs)
 	return w;
 }
 
-static int cmd_lines(const char *path, int n, double secs, int multi, int sync)
+static int cmd_lines(const char *path, int n, double secs, int multi, int sync,
+		     int pair)
 {
 	struct worker *w = workers(n, secs);
 	int i, ret;
 
 	for (i = 0; i < n; i++) {
 		w[i].sync = sync;
+		w[i].pair = pair;
 		if (multi)
 			snprintf(w[i].path, sizeof(w[i].path), "%s/w%d", path,
 				 i);
 		else
 			snprintf(w[i].path, sizeof(w[i].path), "%s", path);
+		snprintf(w[i].idx_path, sizeof(w[i].idx_path), "%s.idx",
+			 w[i].path);
 	}
 	ret = run_workers(w, n, line_writer);
 	free(w);
@@ -353,7 +482,8 @@ static int cmd_bulk(const char *path, uint64_t mib)
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: durbench lines PATH WRITERS SECS [multi] [nosync] |\n"
+		"usage: durbench lines PATH WRITERS SECS [multi] [nosync] "
+		"[pair] |\n"
 		"       bulk PATH MIB |\n"
 		"       redis HOST PORT WRITERS SECS\n");
 	exit(2);
@@ -361,7 +491,7 @@ static void usage(void)
 
 int main(int argc, char *argv[])
 {
-	int multi = 0, sync = 1, i;
+	int multi = 0, sync = 1, pair = 0, i;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc >= 5 && !strcmp(argv[1], "lines")) {
@@ -370,11 +500,16 @@ int main(int argc, char *argv[])
 				multi = 1;
 			else if (!strcmp(argv[i], "nosync"))
 				sync = 0;
+			else if (!strcmp(argv[i], "pair"))
+				pair = 1;
 			else
 				usage();
 		}
+		/* The entry file's sync is the point of pair. */
+		if (pair && !sync)
+			usage();
 		return cmd_lines(argv[2], atoi(argv[3]), atof(argv[4]), multi,
-				 sync);
+				 sync, pair);
 	}
 	if (argc == 4 && !strcmp(argv[1], "bulk"))
 		return cmd_bulk(argv[2], strtoull(argv[3], NULL, 10));
