@@ -176,6 +176,8 @@ static void pins_dedup(struct pass_pins *pp)
 {
 	size_t i, k = 0;
 
+	if (pp->n < 2)
+		return; /* pins may be NULL: qsort must not see it */
 	qsort(pp->pins, pp->n, sizeof(*pp->pins), by_address);
 	for (i = 0; i < pp->n; i++) {
 		if (k > 0 && pp->pins[k - 1] == pp->pins[i])
