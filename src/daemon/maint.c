@@ -53,14 +53,6 @@ struct maint {
 #define MAINT_CONF_LOADS_PER_PASS 64
 #define MAINT_CONF_LOAD_NS 2000000L
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000L + ts.tv_nsec;
-}
-
 /* Tick open partition p (pinned open by the caller), compress what
  * waits, and add what happened to *sum. */
 static void tick_one(struct registry *reg, struct node *p, int64_t now_ms,
@@ -199,7 +191,7 @@ static int64_t walk_idle(struct registry *reg, int64_t now_ms,
 			 size_t *nsweep, size_t sweep_max)
 {
 	unsigned loads = MAINT_CONF_LOADS_PER_PASS, left;
-	int64_t loads_until = mono_ns() + MAINT_CONF_LOAD_NS;
+	int64_t loads_until = now_ns() + MAINT_CONF_LOAD_NS;
 	int64_t next = INT64_MAX, due;
 	size_t idle = 0;
 	struct node *t, *p;
@@ -220,7 +212,7 @@ static int64_t walk_idle(struct registry *reg, int64_t now_ms,
 				next = now_ms;
 				continue;
 			}
-			if (loads != left && mono_ns() > loads_until)
+			if (loads != left && now_ns() > loads_until)
 				loads = 0;
 			pthread_mutex_lock(&p->meta_lock);
 			due = p->idle_due;

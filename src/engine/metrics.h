@@ -9,6 +9,7 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 
 struct log_metrics {
 	atomic_uint_fast64_t bytes_appended;
@@ -38,5 +39,15 @@ struct log_metrics {
 	atomic_fetch_add_explicit(&(m)->field, (n), memory_order_relaxed)
 #define metrics_get(m, field) \
 	atomic_load_explicit(&(m)->field, memory_order_relaxed)
+
+/* Monotonic nanoseconds: what the *_ns_total counters add up, and what
+ * the daemon times short spans with. */
+static inline int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 #endif

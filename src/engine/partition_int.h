@@ -33,7 +33,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-#include <time.h>
 
 #include "codec.h"
 #include "commit.h"
@@ -134,14 +133,6 @@ static inline struct segment *seg_upto(struct partition *p, size_t field,
 	seg_upto(p, offsetof(struct segment, base_byte), pos)
 #define seg_by_offset(p, off) \
 	seg_upto(p, offsetof(struct segment, base_offset), off)
-
-static inline int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* ------------------------------------------------------------------ */
 /* Shared between the partition's files                                 */
