@@ -149,15 +149,23 @@ static void metrics_release(const struct handle *h)
 	pthread_mutex_unlock(&metrics_lock);
 }
 
-/* Whether a snapshot of len bytes may join those held (metrics_lock
+/* Whether a snapshot of len bytes may join those held; len 0: one not
+ * rendered yet, which may if the held ones leave room (metrics_lock
  * held). */
 static int metrics_fits(size_t len)
 {
-	if (metrics_held == 0 || metrics_held + len <= metrics_mem)
+	if (metrics_held == 0 || (len ? metrics_held + len <= metrics_mem
+				      : metrics_held < metrics_mem))
 		return 1;
-	diag_warn("refused an open of .metrics: snapshots held open take %zu "
-		  "bytes, this one %zu more, over metrics_mem=%llu",
-		  metrics_held, len, (unsigned long long)metrics_mem);
+	if (len)
+		diag_warn("refused an open of .metrics: snapshots held open "
+			  "take %zu bytes, this one %zu more, over "
+			  "metrics_mem=%llu",
+			  metrics_held, len, (unsigned long long)metrics_mem);
+	else
+		diag_warn("refused an open of .metrics: snapshots held open "
+			  "take %zu bytes, metrics_mem=%llu",
+			  metrics_held, (unsigned long long)metrics_mem);
 	return 0;
 }
 
@@ -168,8 +176,8 @@ static int open_metrics(fuse_req_t req, struct fuse_file_info *fi)
 	if ((fi->flags & O_ACCMODE) != O_RDONLY)
 		return -EACCES;
 	pthread_mutex_lock(&metrics_lock);
-	/* already over: refuse before rendering */
-	ret = metrics_fits(1) ? render_metrics(req, fi) : -ENOMEM;
+	/* no room left: refuse before rendering */
+	ret = metrics_fits(0) ? render_metrics(req, fi) : -ENOMEM;
 	pthread_mutex_unlock(&metrics_lock);
 	return ret;
 }
