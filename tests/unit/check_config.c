@@ -462,6 +462,23 @@ START_TEST(test_format_round_trip_random)
 }
 END_TEST
 
+/* Every string of bad is refused with -EINVAL by parse, which leaves its
+ * output alone. */
+static void refuse_all(int (*parse)(const char *, uint64_t *),
+		       const char *const *bad, size_t n)
+{
+	uint64_t v;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		v = 42;
+		ck_assert_msg(parse(bad[i], &v) == -EINVAL, "'%s' accepted",
+			      bad[i]);
+		ck_assert_uint_eq(v, 42);
+	}
+	ck_assert_int_eq(parse(NULL, &v), -EINVAL);
+}
+
 /* The plain-number parser every other module uses: the whole string,
  * digits only, no overflow; *out untouched on a refusal. */
 START_TEST(test_parse_u64)
@@ -481,7 +498,6 @@ START_TEST(test_parse_u64)
 		"1e3",
 	};
 	uint64_t v;
-	size_t i;
 
 	ck_assert_int_eq(config_parse_u64("0", &v), 0);
 	ck_assert_uint_eq(v, 0);
@@ -489,13 +505,7 @@ START_TEST(test_parse_u64)
 	ck_assert_uint_eq(v, 7);
 	ck_assert_int_eq(config_parse_u64("18446744073709551615", &v), 0);
 	ck_assert_uint_eq(v, UINT64_MAX);
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		v = 42;
-		ck_assert_msg(config_parse_u64(bad[i], &v) == -EINVAL,
-			      "'%s' accepted", bad[i]);
-		ck_assert_uint_eq(v, 42);
-	}
-	ck_assert_int_eq(config_parse_u64(NULL, &v), -EINVAL);
+	refuse_all(config_parse_u64, bad, sizeof(bad) / sizeof(bad[0]));
 }
 END_TEST
 
@@ -507,7 +517,6 @@ START_TEST(test_parse_bytes)
 		"16777216T", "18446744073709551616",
 	};
 	uint64_t v;
-	size_t i;
 
 	ck_assert_int_eq(config_parse_bytes("4096", &v), 0);
 	ck_assert_uint_eq(v, 4096);
@@ -521,13 +530,7 @@ START_TEST(test_parse_bytes)
 	ck_assert_uint_eq(v, 2ULL << 30);
 	ck_assert_int_eq(config_parse_bytes("1T", &v), 0);
 	ck_assert_uint_eq(v, 1ULL << 40);
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		v = 42;
-		ck_assert_msg(config_parse_bytes(bad[i], &v) == -EINVAL,
-			      "'%s' accepted", bad[i]);
-		ck_assert_uint_eq(v, 42);
-	}
-	ck_assert_int_eq(config_parse_bytes(NULL, &v), -EINVAL);
+	refuse_all(config_parse_bytes, bad, sizeof(bad) / sizeof(bad[0]));
 }
 END_TEST
 
