@@ -76,7 +76,7 @@ void part_unpin(struct partition *p)
  * costs its directory and its active segment's .log and .idx, not two
  * descriptors per segment.  A zero-copy reply needs a descriptor, so
  * reads of such a segment copy from the mapping instead (old data,
- * read rarely); a flush never needs them (the segment is synced), and
+ * read rarely); no later flush needs them (the segment is synced), and
  * compression opens the files it reads.  A compressed segment's blocks
  * decode from a mapping of its compressed file the same way. */
 void part_seg_idle(struct partition *p, struct segment *s)
@@ -96,7 +96,11 @@ void part_seg_idle(struct partition *p, struct segment *s)
 	s->log_fd = -1;
 	s->idx_fd = -1;
 	pthread_rwlock_unlock(&p->seglock);
-	io_close(idx_fd); /* never handed out: only flushes use it */
+	/* A flush syncs both without p->lock, pinned: compression can
+	 * finish this segment while a flush that began before still holds
+	 * its descriptors (the .idx was closed at once, and that flush
+	 * failed with EBADF). */
+	part_retire(p, NULL, idx_fd);
 	part_retire(p, NULL, log_fd);
 }
 

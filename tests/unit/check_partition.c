@@ -1174,6 +1174,62 @@ START_TEST(test_flush_does_not_block_appends)
 }
 END_TEST
 
+/* Every fdatasync but the test thread's own stalls while armed: a flush
+ * on another thread is held in both of a segment's syncs (the .idx's
+ * runs on the sync helper) while the test goes on. */
+static pthread_t test_thread;
+
+static int stall_others_fdatasync(int fd)
+{
+	if (atomic_load(&sync_armed) &&
+	    !pthread_equal(pthread_self(), test_thread))
+		stall();
+	return io_ops_default()->fdatasync(fd);
+}
+
+/* Compression may finish a segment that a flush is syncing without the
+ * partition's lock: the segment's descriptors, its .idx's too, stay
+ * open until the flush is done with them, and the flush succeeds (it
+ * failed with EBADF when the .idx was closed at once). */
+START_TEST(test_compress_during_flush)
+{
+	char path[4096];
+	int dfd = test_tmpdir(path);
+	struct io_ops ops = *io_ops_default();
+	struct partition *p;
+	struct config cfg;
+	struct model m;
+	pthread_t th;
+	void *res;
+
+	cfg_init(&cfg);
+	cfg.segment_bytes = 64 << 10;
+	cfg.compression = COMPRESSION_LZ4;
+	model_init(&m);
+	ck_assert_int_eq(partition_create(dfd, "p", &cfg, 0, &p), 0);
+	append_lines(p, &m, 1, 1000, 50, 150, 100);
+	append_lines(p, &m, 2, 1000, 50, 150, 110);
+	ck_assert_uint_ge(m.nseg, 2);
+	ops.fdatasync = stall_others_fdatasync;
+	test_thread = pthread_self();
+	start_stalled_flush(p, &ops, &th);
+	ck_assert_int_eq(partition_compress_one(p), 1);
+	atomic_store(&sync_release, 1);
+	ck_assert_int_eq(pthread_join(th, &res), 0);
+	atomic_store(&sync_armed, 0);
+	io_ops_set(NULL);
+	ck_assert_msg(!atomic_load(&sync_timed_out), "the flush never stalled");
+	ck_assert_int_eq((int)(intptr_t)res, 0);
+	check_inv(p, &m);
+	ck_assert_int_eq(partition_flush(p), 0);
+	reopen(dfd, &p, &cfg, 300);
+	check_inv(p, &m);
+	ck_assert_int_eq(partition_close(p), 0);
+	model_release(&m);
+	test_rmtree(dfd, path);
+}
+END_TEST
+
 /* A partition being deleted is released without syncing its data (rm of
  * a 1 GiB partition waited 0.5 s for an fdatasync); one being closed is
  * synced. */
@@ -1648,6 +1704,7 @@ static Suite *partition_suite(void)
 	tcase_add_test(tc, test_concurrent_readers);
 	tcase_add_test(tc, test_flush_and_tick);
 	tcase_add_test(tc, test_flush_does_not_block_appends);
+	tcase_add_test(tc, test_compress_during_flush);
 	tcase_add_test(tc, test_discard_does_not_sync);
 	tcase_add_test(tc, test_state_enospc_retried);
 	tcase_add_test(tc, test_failed_cut_back_is_cut_before_more);
