@@ -37,6 +37,13 @@ static struct cdir *dirs;	      /* protected by cs_lock */
 static struct dchange *dhead, *dtail; /* protected by cs_lock */
 static uint32_t ndchanges;	      /* protected by cs_lock */
 static uint64_t seq_now;	      /* protected by cs_lock */
+/* Per filesystem, what its last syncfs covered, not durable until the
+ * next flush (see cs_syncfs); protected by cs_lock. */
+#define SYNCFS_PENDING 8
+static struct {
+	dev_t dev;
+	uint64_t upto; /* 0: none */
+} syncfs_pending[SYNCFS_PENDING];
 
 static void cfile_free(struct cfile *f)
 {
@@ -85,6 +92,7 @@ static void forget_all(void)
 		free(c);
 	}
 	dirs = NULL;
+	memset(syncfs_pending, 0, sizeof(syncfs_pending));
 }
 
 /* The record of the file behind fd, created if create is set.  Called
@@ -301,6 +309,7 @@ out:
 }
 
 static void dirs_synced(dev_t dev, ino_t ino, uint64_t upto);
+static void syncfs_flushed(dev_t dev);
 
 /* Only what was recorded before the sync began is durable after it: a
  * change another thread makes meanwhile may have missed the flush. */
@@ -320,6 +329,8 @@ static int cs_sync(int fd, int data_only)
 	if (fstat(fd, &st) < 0)
 		return 0;
 	pthread_mutex_lock(&cs_lock);
+	/* its cache flush also covers what an earlier syncfs wrote */
+	syncfs_flushed(st.st_dev);
 	if (S_ISDIR(st.st_mode))
 		dirs_synced(st.st_dev, st.st_ino, upto);
 	else
@@ -484,16 +495,46 @@ static void dirs_synced(dev_t dev, ino_t ino, uint64_t upto)
 	free(v);
 }
 
-/* syncfs: every change recorded before it began, on fd's filesystem,
- * files and directories alike, is durable (it writes back and commits
- * the whole filesystem). */
-static int cs_syncfs(int fd)
+/* syncfs writes back the whole filesystem, but on ext4 without a journal
+ * its last writes (the block device's buffers: inode sizes, allocation
+ * bitmaps) come after its cache flush, so they are durable only at the
+ * next flush: the next fsync or fdatasync of any file of the filesystem,
+ * or the next syncfs.  Modelled whole: what a syncfs covered (every
+ * change recorded before it began, on fd's filesystem, files and
+ * directories alike) stays undoable until then.  One such point per
+ * filesystem (syncfs_pending): a later syncfs's flush makes the earlier
+ * one's durable. */
+
+/* A cache flush of dev's disk came (cs_lock held): what the last syncfs
+ * of dev covered is durable now. */
+static void syncfs_flushed(dev_t dev)
 {
 	struct cfile *f, *next;
 	struct cdir *dir;
+	uint64_t upto;
+	int i;
+
+	for (i = 0; i < SYNCFS_PENDING; i++) {
+		if (!syncfs_pending[i].upto || syncfs_pending[i].dev != dev)
+			continue;
+		upto = syncfs_pending[i].upto;
+		syncfs_pending[i].upto = 0;
+		for (f = files; f; f = next) {
+			next = f->next; /* cfile_forget may free f */
+			if (f->dev == dev)
+				cfile_forget(f->dev, f->ino, upto);
+		}
+		for (dir = dirs; dir; dir = dir->next)
+			if (dir->dev == dev)
+				dirs_synced(dir->dev, dir->ino, upto);
+	}
+}
+
+static int cs_syncfs(int fd)
+{
 	struct stat st;
 	uint64_t upto;
-	int ret;
+	int ret, i, slot = -1;
 
 	if (fstat(fd, &st) < 0)
 		return -1;
@@ -504,14 +545,14 @@ static int cs_syncfs(int fd)
 	if (ret < 0)
 		return ret;
 	pthread_mutex_lock(&cs_lock);
-	for (f = files; f; f = next) {
-		next = f->next; /* cfile_forget may free f */
-		if (f->dev == st.st_dev)
-			cfile_forget(f->dev, f->ino, upto);
-	}
-	for (dir = dirs; dir; dir = dir->next)
-		if (dir->dev == st.st_dev)
-			dirs_synced(dir->dev, dir->ino, upto);
+	syncfs_flushed(st.st_dev); /* its own flush, for the one before */
+	for (i = 0; i < SYNCFS_PENDING && slot < 0; i++)
+		if (!syncfs_pending[i].upto)
+			slot = i;
+	if (slot < 0)
+		abort(); /* more filesystems than a test uses */
+	syncfs_pending[slot].dev = st.st_dev;
+	syncfs_pending[slot].upto = upto;
 	pthread_mutex_unlock(&cs_lock);
 	return 0;
 }

@@ -14,7 +14,11 @@
  *     recorded at the end of the file, where the kernel put it);
  *   - ftruncate: the old size and the bytes a shrink removed.
  * fsync or fdatasync of any descriptor of a file makes that file's changes
- * recorded before the sync began durable (they are forgotten).  openat
+ * recorded before the sync began durable (they are forgotten).  syncfs
+ * covers every file and directory of the filesystem, but, as on ext4
+ * without a journal (its last metadata writes come after its cache
+ * flush), what it covered becomes durable only at the filesystem's next
+ * fsync, fdatasync or syncfs.  openat
  * with O_TRUNC and fallocate are durable at once (not undone).  A file is
  * identified by inode, so unsynced data written before a rename is still
  * undone after it.

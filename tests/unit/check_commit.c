@@ -459,6 +459,137 @@ START_TEST(test_partitions_share_syncfs)
 }
 END_TEST
 
+/* Counting syncfs calls over the table in force (crashsim's). */
+static const struct io_ops *counted_under;
+static atomic_int syncfs_calls;
+
+static atomic_int slow_file_syncs; /* microseconds */
+
+static int counted_syncfs(int fd)
+{
+	atomic_fetch_add(&syncfs_calls, 1);
+	return counted_under->syncfs(fd);
+}
+
+static int slowed_fdatasync(int fd)
+{
+	struct stat st;
+
+	if (atomic_load(&slow_file_syncs) && fstat(fd, &st) == 0 &&
+	    S_ISREG(st.st_mode))
+		usleep((useconds_t)atomic_load(&slow_file_syncs));
+	return counted_under->fdatasync(fd);
+}
+
+struct last_sync {
+	struct partition *p;
+	pthread_barrier_t *go;
+	int ret;
+};
+
+static void *last_sync_run(void *arg)
+{
+	struct last_sync *l = arg;
+
+	pthread_barrier_wait(l->go);
+	l->ret = partition_sync(l->p);
+	return NULL;
+}
+
+/* Partitions syncing together share a syncfs, and trust it: what they
+ * acknowledged survives a power cut although no file of theirs was
+ * fdatasynced for it.  crashsim holds what a syncfs wrote back until the
+ * filesystem's next cache flush, as ext4 without a journal does (its
+ * last metadata writes come after its flush): without the volume's
+ * fdatasync after the syncfs, acknowledged lines are lost here. */
+START_TEST(test_partitions_share_good_syncfs)
+{
+	struct sync_writer w[SYNC_WRITERS];
+	pthread_t t[SYNC_WRITERS];
+	struct partition *p[SYNC_WRITERS];
+	struct last_sync last[SYNC_WRITERS];
+	uint64_t last_pos[SYNC_WRITERS];
+	pthread_barrier_t go;
+	struct io_ops counting;
+	struct config cfg;
+	char path[4096], line[LINE_LEN], got[LINE_LEN];
+	int dirfd, i, k, calls;
+
+	dirfd = test_tmpdir(path);
+	config_defaults(&cfg);
+	cfg.flush_ms = -1;
+	crashsim_install();
+	counted_under = io_ops_get();
+	counting = *counted_under;
+	counting.syncfs = counted_syncfs;
+	counting.fdatasync = slowed_fdatasync;
+	io_ops_set(&counting);
+	create_partitions(dirfd, &cfg, p);
+	for (i = 0; i < SYNC_WRITERS; i++) {
+		memset(&w[i], 0, sizeof(w[i]));
+		w[i].p = p[i];
+		w[i].id = i;
+		w[i].sync = 1;
+	}
+	for (i = 0; i < SYNC_WRITERS; i++)
+		ck_assert_int_eq(
+			pthread_create(&t[i], NULL, sync_writer_run, &w[i]), 0);
+	for (i = 0; i < SYNC_WRITERS; i++) {
+		pthread_join(t[i], NULL);
+		ck_assert_int_eq(w[i].failures, 0);
+	}
+	/* the syncs did meet */
+	ck_assert_int_gt(atomic_load(&syncfs_calls), 0);
+	/* A last round whose final flush is a shared syncfs: a line more in
+	 * each partition, then all sync at once; the first one's own
+	 * fdatasyncs are slowed so that the other seven queue behind it and
+	 * share the next flush, and nothing syncs after it. */
+	for (i = 0; i < SYNC_WRITERS; i++) {
+		make_line(line, i, SYNC_LINES);
+		ck_assert_int_eq(partition_append(p[i], line, LINE_LEN, 1, 2,
+						  PARTITION_ANY_END, NULL,
+						  &last_pos[i]),
+				 0);
+		last[i].p = p[i];
+		last[i].go = &go;
+	}
+	ck_assert_int_eq(pthread_barrier_init(&go, NULL, SYNC_WRITERS), 0);
+	calls = atomic_load(&syncfs_calls);
+	atomic_store(&slow_file_syncs, 20000);
+	for (i = 0; i < SYNC_WRITERS; i++)
+		ck_assert_int_eq(
+			pthread_create(&t[i], NULL, last_sync_run, &last[i]), 0);
+	for (i = 0; i < SYNC_WRITERS; i++) {
+		pthread_join(t[i], NULL);
+		ck_assert_int_eq(last[i].ret, 0);
+	}
+	pthread_barrier_destroy(&go);
+	ck_assert_int_gt(atomic_load(&syncfs_calls), calls);
+	io_ops_set(counted_under);
+	powercut_reopen(dirfd, &cfg, p, 13);
+	for (i = 0; i < SYNC_WRITERS; i++) {
+		make_line(line, i, SYNC_LINES);
+		ck_assert_msg(partition_read(p[i], last_pos[i], got,
+					     LINE_LEN) == LINE_LEN &&
+				      !memcmp(got, line, LINE_LEN),
+			      "partition %d: the last line, synced by the "
+			      "shared syncfs, lost",
+			      i);
+	}
+	for (i = 0; i < SYNC_WRITERS; i++) {
+		for (k = 0; k < w[i].nacked; k++) {
+			make_line(line, i, k);
+			ck_assert_msg(partition_read(p[i], w[i].acked_pos[k],
+						     got, LINE_LEN) == LINE_LEN &&
+					      !memcmp(got, line, LINE_LEN),
+				      "partition %d line %d lost", i, k);
+		}
+		ck_assert_int_eq(partition_close(p[i]), 0);
+	}
+	test_rmtree(dirfd, path);
+}
+END_TEST
+
 /* After a roll the recovery point must move into the new active segment
  * (else a bad entry in the sealed one would be taken for a torn tail and
  * cut with everything after it): partition_sync writes the state then. */
@@ -739,6 +870,7 @@ static Suite *commit_suite(void)
 	tcase_add_test(tc, test_tick_catches_state_up);
 	tcase_add_test(tc, test_scheduled_flush_state_lazy);
 	tcase_add_test(tc, test_partitions_share_syncfs);
+	tcase_add_test(tc, test_partitions_share_good_syncfs);
 	tcase_add_loop_test(
 		tc, test_flush_ms0_partitions_share_and_fail_exactly, 0, 2);
 	suite_add_tcase(s, tc);
