@@ -183,6 +183,7 @@ struct cmdline {
 	struct config cfg; /* defaults with the mount options applied */
 	uint64_t fd_budget; /* -o fd_budget=N; 0: half the open-file limit */
 	uint64_t metrics_mem; /* -o metrics_mem=N; 0: the default */
+	uint64_t listing_mem; /* -o listing_mem=N; 0: the default */
 };
 
 enum {
@@ -234,6 +235,8 @@ static void usage(const char *prog)
 	       "                      (default half the open-file limit)\n"
 	       "  -o metrics_mem=N    bytes the .metrics snapshots held open\n"
 	       "                      may take together (default 256M)\n"
+	       "  -o listing_mem=N    bytes the directory listings held open\n"
+	       "                      may take together (default 256M)\n"
 	       "  -o allow_other      let other users in; implies\n"
 	       "                      default_permissions (modes and owners\n"
 	       "                      are enforced)\n"
@@ -253,6 +256,7 @@ static int opt_proc(void *data, const char *arg, int key,
 {
 	struct cmdline *cl = data;
 	const char *eq;
+	uint64_t *mem;
 	int k, ret;
 
 	switch (key) {
@@ -303,9 +307,11 @@ static int opt_proc(void *data, const char *arg, int key,
 			}
 			return 0;
 		}
-		if (!strncmp(arg, "metrics_mem=", 12)) {
-			if (config_parse_bytes(eq + 1, &cl->metrics_mem) < 0 ||
-			    cl->metrics_mem == 0) {
+		if (!strncmp(arg, "metrics_mem=", 12) ||
+		    !strncmp(arg, "listing_mem=", 12)) {
+			mem = arg[0] == 'm' ? &cl->metrics_mem
+					    : &cl->listing_mem;
+			if (config_parse_bytes(eq + 1, mem) < 0 || *mem == 0) {
 				fprintf(stderr,
 					"fluxfs: bad value in option '%s' "
 					"(bytes, at least 1)\n",
@@ -469,6 +475,8 @@ int main(int argc, char *argv[])
 		registry_set_fd_budget(reg, cl.fd_budget);
 	if (cl.metrics_mem)
 		fs_set_metrics_mem(cl.metrics_mem);
+	if (cl.listing_mem)
+		fs_set_listing_mem(cl.listing_mem);
 	fs_setup(reg);
 	se = fuse_session_new(&args, fs_ops(), sizeof(*fs_ops()), NULL);
 	if (!se)

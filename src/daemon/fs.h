@@ -47,6 +47,9 @@ void fs_setup(struct registry *reg);
 /* The bytes .metrics snapshots held open may take together (default
  * 256 MiB); an open past it fails with ENOMEM.  Before fs_start(). */
 void fs_set_metrics_mem(uint64_t bytes);
+/* The bytes directory listings held open may take together (default
+ * 256 MiB); an opendir past it fails with ENOMEM.  Before fs_start(). */
+void fs_set_listing_mem(uint64_t bytes);
 int fs_start(struct fuse_session *se);
 void fs_stop(void);
 /* Someone other than a FUSE request (the Kafka importer) appended to

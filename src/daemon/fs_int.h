@@ -280,9 +280,16 @@ struct dirbuf {
 int fs_dirbuf_add(void *arg, const char *name, uint64_t ino,
 		  enum node_kind kind);
 /* Hand d's snapshot to a directory handle and reply to the opendir (or
- * reply with d's error). */
+ * reply with d's error, or ENOMEM when listing_mem has no room for it). */
 void fs_dirbuf_open(fuse_req_t req, struct fuse_file_info *fi, struct dirbuf *d,
 		    int ret);
+/* Directory listings held open share -o listing_mem (fs_io.c): hold len
+ * bytes for a new handle (0, or -ENOMEM, logged, past the bound while
+ * others are held), give them back, and whether the held ones leave room
+ * for another at all (checked before one is built). */
+int fs_listing_hold(size_t len);
+void fs_listing_release(size_t len);
+int fs_listing_room(void);
 
 /* Reply to a getxattr/listxattr with len bytes of buf (len < 0: that
  * error), or the size alone when size is 0. */

@@ -38,9 +38,50 @@ static const char zeros[ZERO_BYTES];
 
 /* ---- handles --------------------------------------------------------- */
 
-/* A handle of kind on n (NULL for control files), listed for shutdown. */
-static void metrics_release(const struct handle *h);
+/* Snapshots readers hold open share a bound per kind.  A .metrics
+ * rendering is about 1.5 KB a partition (23 series each): 147 MB for
+ * 100,000 partitions; a directory listing about 32 bytes an entry:
+ * 3.2 MB for a topic of 100,000 partitions.  Each is held until the
+ * reader closes, and readers could hold enough of them open to take the
+ * daemon's memory from everyone.  So a snapshot whose bytes would pass
+ * its kind's bound while others are held is refused (ENOMEM, one log
+ * line); a snapshot alone is always allowed, however large, so the file
+ * or directory stays readable whatever the partition count.  .metrics
+ * renderings also run one at a time (each is a transient peak of its
+ * own size, 147 MB). */
+struct held_snapshots {
+	pthread_mutex_t lock;
+	size_t held;	/* under lock */
+	uint64_t limit; /* set before the mount */
+	const char *what, *option;
+};
 
+static struct held_snapshots metrics_snaps = {
+	PTHREAD_MUTEX_INITIALIZER, 0, 256ULL << 20, "an open of .metrics",
+	"metrics_mem"};
+static struct held_snapshots listing_snaps = {
+	PTHREAD_MUTEX_INITIALIZER, 0, 256ULL << 20, "a directory listing",
+	"listing_mem"};
+
+void fs_set_metrics_mem(uint64_t bytes)
+{
+	metrics_snaps.limit = bytes;
+}
+
+void fs_set_listing_mem(uint64_t bytes)
+{
+	listing_snaps.limit = bytes;
+}
+
+/* A snapshot of len bytes is gone. */
+static void snaps_release(struct held_snapshots *b, size_t len)
+{
+	pthread_mutex_lock(&b->lock);
+	b->held -= len <= b->held ? len : b->held;
+	pthread_mutex_unlock(&b->lock);
+}
+
+/* A handle of kind on n (NULL for control files), listed for shutdown. */
 struct handle *fs_handle_new(enum handle_kind kind, struct node *n)
 {
 	struct handle *h = calloc(1, sizeof(*h));
@@ -71,8 +112,11 @@ void fs_handle_free(struct handle *h)
 	if (h->next)
 		h->next->prev = h->prev;
 	pthread_mutex_unlock(&fs.hlock);
+	/* a snapshot held no longer counts */
 	if (h->kind == H_METRICS)
-		metrics_release(h);
+		snaps_release(&metrics_snaps, h->len);
+	else if (h->kind == H_DIR)
+		snaps_release(&listing_snaps, h->len);
 	framer_release(&h->fr);
 	pthread_mutex_destroy(&h->lock);
 	free(h->buf);
@@ -123,51 +167,59 @@ static int metrics_visible(void *arg, struct node *topic, struct node *n)
 	return registry_may_read(arg, topic, n);
 }
 
-/* The rendering is about 1.5 KB a partition (23 series each): 147 MB
- * for 100,000 partitions, held until the reader closes.  Readers could
- * hold enough of them open to take the daemon's memory from everyone,
- * so the snapshots held open share a bound (metrics_mem): renderings run
- * one at a time (each is a transient peak of its own size), and an open
- * whose snapshot would pass the bound while others are held fails with
- * ENOMEM.  A snapshot alone is always allowed, however large: the file
- * stays readable whatever the partition count. */
-static int render_metrics(fuse_req_t req, struct fuse_file_info *fi);
-static pthread_mutex_t metrics_lock = PTHREAD_MUTEX_INITIALIZER;
-static size_t metrics_held;		    /* under metrics_lock */
-static uint64_t metrics_mem = 256ULL << 20; /* set before the mount */
-
-void fs_set_metrics_mem(uint64_t bytes)
-{
-	metrics_mem = bytes;
-}
-
-/* A .metrics handle is gone: its snapshot no longer counts. */
-static void metrics_release(const struct handle *h)
-{
-	pthread_mutex_lock(&metrics_lock);
-	metrics_held -= h->len <= metrics_held ? h->len : metrics_held;
-	pthread_mutex_unlock(&metrics_lock);
-}
-
 /* Whether a snapshot of len bytes may join those held; len 0: one not
- * rendered yet, which may if the held ones leave room (metrics_lock
- * held). */
-static int metrics_fits(size_t len)
+ * made yet, which may if the held ones leave room (b->lock held). */
+static int snaps_fit(struct held_snapshots *b, size_t len)
 {
-	if (metrics_held == 0 || (len ? metrics_held + len <= metrics_mem
-				      : metrics_held < metrics_mem))
+	if (b->held == 0 ||
+	    (len ? b->held + len <= b->limit : b->held < b->limit))
 		return 1;
 	if (len)
-		diag_warn("refused an open of .metrics: snapshots held open "
-			  "take %zu bytes, this one %zu more, over "
-			  "metrics_mem=%llu",
-			  metrics_held, len, (unsigned long long)metrics_mem);
+		diag_warn("refused %s: snapshots held open take %zu bytes, "
+			  "this one %zu more, over %s=%llu",
+			  b->what, b->held, len, b->option,
+			  (unsigned long long)b->limit);
 	else
-		diag_warn("refused an open of .metrics: snapshots held open "
-			  "take %zu bytes, metrics_mem=%llu",
-			  metrics_held, (unsigned long long)metrics_mem);
+		diag_warn("refused %s: snapshots held open take %zu bytes, "
+			  "%s=%llu",
+			  b->what, b->held, b->option,
+			  (unsigned long long)b->limit);
 	return 0;
 }
+
+/* A directory listing of len bytes is to be held by a new handle: 0, or
+ * -ENOMEM (logged) when it would pass listing_mem. */
+int fs_listing_hold(size_t len)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&listing_snaps.lock);
+	if (snaps_fit(&listing_snaps, len))
+		listing_snaps.held += len;
+	else
+		ret = -ENOMEM;
+	pthread_mutex_unlock(&listing_snaps.lock);
+	return ret;
+}
+
+void fs_listing_release(size_t len)
+{
+	snaps_release(&listing_snaps, len);
+}
+
+/* Whether a directory listing may be made at all now (the held ones
+ * leave room): checked before one is built. */
+int fs_listing_room(void)
+{
+	int ret;
+
+	pthread_mutex_lock(&listing_snaps.lock);
+	ret = snaps_fit(&listing_snaps, 0);
+	pthread_mutex_unlock(&listing_snaps.lock);
+	return ret;
+}
+
+static int render_metrics(fuse_req_t req, struct fuse_file_info *fi);
 
 static int open_metrics(fuse_req_t req, struct fuse_file_info *fi)
 {
@@ -175,14 +227,14 @@ static int open_metrics(fuse_req_t req, struct fuse_file_info *fi)
 
 	if ((fi->flags & O_ACCMODE) != O_RDONLY)
 		return -EACCES;
-	pthread_mutex_lock(&metrics_lock);
+	pthread_mutex_lock(&metrics_snaps.lock);
 	/* no room left: refuse before rendering */
-	ret = metrics_fits(0) ? render_metrics(req, fi) : -ENOMEM;
-	pthread_mutex_unlock(&metrics_lock);
+	ret = snaps_fit(&metrics_snaps, 0) ? render_metrics(req, fi) : -ENOMEM;
+	pthread_mutex_unlock(&metrics_snaps.lock);
 	return ret;
 }
 
-/* open_metrics, with metrics_lock held. */
+/* open_metrics, with metrics_snaps.lock held. */
 static int render_metrics(fuse_req_t req, struct fuse_file_info *fi)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
@@ -205,7 +257,7 @@ static int render_metrics(fuse_req_t req, struct fuse_file_info *fi)
 	if (ret == 0)
 		ret = mirror_metrics(&out, metrics_visible, &cred);
 	free((void *)cred.groups);
-	if (ret == 0 && !metrics_fits(out.len))
+	if (ret == 0 && !snaps_fit(&metrics_snaps, out.len))
 		ret = -ENOMEM;
 	if (ret < 0) {
 		free(out.buf);
@@ -218,7 +270,7 @@ static int render_metrics(fuse_req_t req, struct fuse_file_info *fi)
 	}
 	h->buf = out.buf;
 	h->len = out.len;
-	metrics_held += out.len;
+	metrics_snaps.held += out.len;
 	fi->fh = (uintptr_t)h;
 	/* Size unknown to stat, snapshot taken now, and per reader. */
 	fi->direct_io = 1;

@@ -684,8 +684,12 @@ void fs_dirbuf_open(fuse_req_t req, struct fuse_file_info *fi, struct dirbuf *d,
 
 	if (ret == 0)
 		ret = d->err;
+	if (ret == 0)
+		ret = fs_listing_hold(d->len);
 	h = ret == 0 ? fs_handle_new(H_DIR, NULL) : NULL;
 	if (!h) {
+		if (ret == 0) /* held, but no handle */
+			fs_listing_release(d->len);
 		free(d->buf);
 		fuse_reply_err(req, ret < 0 ? -ret : ENOMEM);
 		return;
@@ -706,6 +710,11 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 	int ret, follow = is_follow_ino(ino);
 
 	count_request();
+	/* the listings held open leave no room: refuse before building */
+	if (!fs_listing_room()) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
 	if (is_group_ino(ino)) {
 		fs_groups_opendir(req, ino, fi);
 		return;
