@@ -53,15 +53,15 @@ struct held_snapshots {
 	pthread_mutex_t lock;
 	size_t held;	/* under lock */
 	uint64_t limit; /* set before the mount */
-	const char *what, *option;
+	const char *what, *held_what, *option;
 };
 
 static struct held_snapshots metrics_snaps = {
 	PTHREAD_MUTEX_INITIALIZER, 0, 256ULL << 20, "an open of .metrics",
-	"metrics_mem"};
+	"snapshots", "metrics_mem"};
 static struct held_snapshots listing_snaps = {
 	PTHREAD_MUTEX_INITIALIZER, 0, 256ULL << 20, "a directory listing",
-	"listing_mem"};
+	"listings", "listing_mem"};
 
 void fs_set_metrics_mem(uint64_t bytes)
 {
@@ -175,14 +175,13 @@ static int snaps_fit(struct held_snapshots *b, size_t len)
 	    (len ? b->held + len <= b->limit : b->held < b->limit))
 		return 1;
 	if (len)
-		diag_warn("refused %s: snapshots held open take %zu bytes, "
-			  "this one %zu more, over %s=%llu",
-			  b->what, b->held, len, b->option,
+		diag_warn("refused %s: %s held open take %zu bytes, this one "
+			  "%zu more, over %s=%llu",
+			  b->what, b->held_what, b->held, len, b->option,
 			  (unsigned long long)b->limit);
 	else
-		diag_warn("refused %s: snapshots held open take %zu bytes, "
-			  "%s=%llu",
-			  b->what, b->held, b->option,
+		diag_warn("refused %s: %s held open take %zu bytes, %s=%llu",
+			  b->what, b->held_what, b->held, b->option,
 			  (unsigned long long)b->limit);
 	return 0;
 }

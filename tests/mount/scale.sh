@@ -167,7 +167,7 @@ grep -q "bad value in option 'listing_mem=0'" "$WORK/bad.out" ||
 mount_restart -o fd_budget=$BUDGET,listing_mem=1k
 exec {held}<"$MNT/t1" || fail "opendir of t1"
 expect_err "Cannot allocate memory" ls "$MNT/t2"
-grep -q "refused a directory listing: snapshots held open take" "$WORK/daemon.log" ||
+grep -q "refused a directory listing: listings held open take" "$WORK/daemon.log" ||
 	fail "no log line for the refused listing"
 n=$(python3 -c 'import os, sys; print(len(os.listdir(int(sys.argv[1]))))' "$held") ||
 	fail "listing through the held handle"
