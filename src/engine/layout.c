@@ -228,6 +228,16 @@ int layout_entry_intact(const struct seg_entry *e)
 	return e->ecrc == entry_checksum(e) && e->len > 0 && e->count > 0;
 }
 
+int layout_entry_intact_raw(const void *buf)
+{
+	const unsigned char *b = buf;
+
+	return le32_get(b + LAYOUT_ENT_ECRC) ==
+		       crc32c(0, b, LAYOUT_ENTRY_CRC_BYTES) &&
+	       le32_get(b + LAYOUT_ENT_LEN) > 0 &&
+	       le32_get(b + LAYOUT_ENT_COUNT) > 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* .blk block table                                                     */
 

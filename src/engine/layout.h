@@ -234,6 +234,11 @@ static inline void layout_entry_decode(const void *buf, struct seg_entry *e)
 
 /* Is e whole: ecrc matches its encoding, len and count are not zero? */
 int layout_entry_intact(const struct seg_entry *e);
+/* The same for an entry still encoded (LAYOUT_ENTRY_BYTES at buf):
+ * decoding loses nothing, so the checksum is taken over buf itself,
+ * without decoding and encoding again (the index check at open runs it
+ * over every entry). */
+int layout_entry_intact_raw(const void *buf);
 /* Is e a batch dropped as damaged (SEG_F_LOST)? */
 static inline int layout_entry_lost(const struct seg_entry *e)
 {

@@ -325,7 +325,10 @@ static uint32_t validate_from(struct segment *s, uint32_t k, uint32_t n,
 		e = segment_entry(s, i);
 		want_pos = i ? prev.pos + prev.len : s->base_byte;
 		want_off = i ? prev.offset + prev.count : s->base_offset;
-		if (!layout_entry_intact(&e) || e.pos != want_pos ||
+		if (!layout_entry_intact_raw((const char *)s->map +
+					     LAYOUT_IDX_HEADER_BYTES +
+					     (size_t)i * LAYOUT_ENTRY_BYTES) ||
+		    e.pos != want_pos ||
 		    e.offset != want_off || (i && e.ts < prev.ts))
 			return i;
 		if (e.pos + e.len > data_end) {

@@ -166,11 +166,13 @@ START_TEST(test_entry)
 	layout_entry_decode(b, &d);
 	ck_assert_mem_eq(&d, &e, sizeof(d));
 	ck_assert(!layout_entry_lost(&d));
-	/* any flipped bit of the encoding is noticed */
+	ck_assert(layout_entry_intact_raw(b));
+	/* any flipped bit of the encoding is noticed, decoded or not */
 	for (i = 0; i < sizeof(b); i++) {
 		b[i] ^= 0x04;
 		layout_entry_decode(b, &d);
 		ck_assert(!layout_entry_intact(&d));
+		ck_assert(!layout_entry_intact_raw(b));
 		b[i] ^= 0x04;
 	}
 	/* an empty entry is never whole, sealed or not */
@@ -178,10 +180,24 @@ START_TEST(test_entry)
 	d.len = 0;
 	layout_entry_seal(&d);
 	ck_assert(!layout_entry_intact(&d));
+	layout_entry_encode(b, &d);
+	ck_assert(!layout_entry_intact_raw(b));
 	d = e;
 	d.count = 0;
 	layout_entry_seal(&d);
 	ck_assert(!layout_entry_intact(&d));
+	layout_entry_encode(b, &d);
+	ck_assert(!layout_entry_intact_raw(b));
+	/* a reserved word not zero: whole if sealed so (the checksum
+	 * covers the bytes as they are) */
+	d = e;
+	d.reserved = 7;
+	d.ecrc = 0;
+	layout_entry_encode(b, &d);
+	le32_put(b + LAYOUT_ENT_ECRC, crc32c(0, b, LAYOUT_ENTRY_CRC_BYTES));
+	layout_entry_decode(b, &d);
+	ck_assert(layout_entry_intact(&d));
+	ck_assert(layout_entry_intact_raw(b));
 	/* seal clears reserved */
 	d = e;
 	d.reserved = 5;
