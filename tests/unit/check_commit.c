@@ -404,27 +404,13 @@ static void powercut_reopen(int dirfd, const struct config *cfg,
 	}
 }
 
-/* Partitions of one filesystem syncing together share a syncfs; when it
- * fails, each falls back to its own fdatasyncs, and what they acknowledged
- * survives a power cut all the same.  Every syncfs fails here (where
- * fault injection is built), so acknowledgements rest on the fallback. */
-START_TEST(test_partitions_share_syncfs)
+/* SYNC_WRITERS writers, one on each of p0.., each line synced: every
+ * line acknowledged. */
+static void run_sync_writers(struct partition **p, struct sync_writer *w)
 {
-	struct sync_writer w[SYNC_WRITERS];
 	pthread_t t[SYNC_WRITERS];
-	struct partition *p[SYNC_WRITERS];
-	struct config cfg;
-	char path[4096], line[LINE_LEN], got[LINE_LEN];
-	int dirfd, i, k;
+	int i;
 
-	dirfd = test_tmpdir(path);
-	config_defaults(&cfg);
-	cfg.flush_ms = -1;
-	crashsim_install();
-#ifdef FLUXFS_FAULT_INJECTION
-	ck_assert_int_eq(fault_set("ops=syncfs,errno=EIO"), 0);
-#endif
-	create_partitions(dirfd, &cfg, p);
 	for (i = 0; i < SYNC_WRITERS; i++) {
 		memset(&w[i], 0, sizeof(w[i]));
 		w[i].p = p[i];
@@ -438,23 +424,56 @@ START_TEST(test_partitions_share_syncfs)
 		pthread_join(t[i], NULL);
 		ck_assert_int_eq(w[i].failures, 0);
 	}
+}
+
+/* After the power cut: every line the writers acknowledged is in its
+ * partition, at its position; then close them. */
+static void check_acked_and_close(struct partition **p,
+				  const struct sync_writer *w)
+{
+	char line[LINE_LEN], got[LINE_LEN];
+	int i, k;
+
+	for (i = 0; i < SYNC_WRITERS; i++) {
+		for (k = 0; k < w[i].nacked; k++) {
+			make_line(line, i, k);
+			ck_assert_msg(partition_read(p[i], w[i].acked_pos[k],
+						     got, LINE_LEN) == LINE_LEN &&
+					      !memcmp(got, line, LINE_LEN),
+				      "partition %d line %d lost", i, k);
+		}
+		ck_assert_int_eq(partition_close(p[i]), 0);
+	}
+}
+
+/* Partitions of one filesystem syncing together share a syncfs; when it
+ * fails, each falls back to its own fdatasyncs, and what they acknowledged
+ * survives a power cut all the same.  Every syncfs fails here (where
+ * fault injection is built), so acknowledgements rest on the fallback. */
+START_TEST(test_partitions_share_syncfs)
+{
+	struct sync_writer w[SYNC_WRITERS];
+	struct partition *p[SYNC_WRITERS];
+	struct config cfg;
+	char path[4096];
+	int dirfd;
+
+	dirfd = test_tmpdir(path);
+	config_defaults(&cfg);
+	cfg.flush_ms = -1;
+	crashsim_install();
+#ifdef FLUXFS_FAULT_INJECTION
+	ck_assert_int_eq(fault_set("ops=syncfs,errno=EIO"), 0);
+#endif
+	create_partitions(dirfd, &cfg, p);
+	run_sync_writers(p, w);
 #ifdef FLUXFS_FAULT_INJECTION
 	/* the syncs did meet: some syncfs was tried (and failed) */
 	ck_assert_uint_gt(fault_count(), 0);
 	fault_set("off");
 #endif
 	powercut_reopen(dirfd, &cfg, p, 9);
-	for (i = 0; i < SYNC_WRITERS; i++) {
-		for (k = 0; k < w[i].nacked; k++) {
-			make_line(line, i, k);
-			ck_assert_int_eq(partition_read(p[i], w[i].acked_pos[k],
-							got, LINE_LEN),
-					 LINE_LEN);
-			ck_assert_msg(!memcmp(got, line, LINE_LEN),
-				      "partition %d line %d lost", i, k);
-		}
-		ck_assert_int_eq(partition_close(p[i]), 0);
-	}
+	check_acked_and_close(p, w);
 	test_rmtree(dirfd, path);
 }
 END_TEST
@@ -513,7 +532,7 @@ START_TEST(test_partitions_share_good_syncfs)
 	struct io_ops counting;
 	struct config cfg;
 	char path[4096], line[LINE_LEN], got[LINE_LEN];
-	int dirfd, i, k, calls;
+	int dirfd, i, calls;
 
 	dirfd = test_tmpdir(path);
 	config_defaults(&cfg);
@@ -525,19 +544,7 @@ START_TEST(test_partitions_share_good_syncfs)
 	counting.fdatasync = slowed_fdatasync;
 	io_ops_set(&counting);
 	create_partitions(dirfd, &cfg, p);
-	for (i = 0; i < SYNC_WRITERS; i++) {
-		memset(&w[i], 0, sizeof(w[i]));
-		w[i].p = p[i];
-		w[i].id = i;
-		w[i].sync = 1;
-	}
-	for (i = 0; i < SYNC_WRITERS; i++)
-		ck_assert_int_eq(
-			pthread_create(&t[i], NULL, sync_writer_run, &w[i]), 0);
-	for (i = 0; i < SYNC_WRITERS; i++) {
-		pthread_join(t[i], NULL);
-		ck_assert_int_eq(w[i].failures, 0);
-	}
+	run_sync_writers(p, w);
 	/* the syncs did meet */
 	ck_assert_int_gt(atomic_load(&syncfs_calls), 0);
 	/* A last round whose final flush is a shared syncfs: a line more in
@@ -576,16 +583,7 @@ START_TEST(test_partitions_share_good_syncfs)
 			      "shared syncfs, lost",
 			      i);
 	}
-	for (i = 0; i < SYNC_WRITERS; i++) {
-		for (k = 0; k < w[i].nacked; k++) {
-			make_line(line, i, k);
-			ck_assert_msg(partition_read(p[i], w[i].acked_pos[k],
-						     got, LINE_LEN) == LINE_LEN &&
-					      !memcmp(got, line, LINE_LEN),
-				      "partition %d line %d lost", i, k);
-		}
-		ck_assert_int_eq(partition_close(p[i]), 0);
-	}
+	check_acked_and_close(p, w);
 	test_rmtree(dirfd, path);
 }
 END_TEST
