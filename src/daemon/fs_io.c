@@ -1,6 +1,8 @@
 /*
  * fs_io.c - open files: open and create, read, write, flush, release,
- * fsync, poll, lseek, fallocate, and the replies that carry their data.
+ * fsync, poll, lseek, fallocate, and the replies that carry their data;
+ * and the bounds on snapshots readers hold open (.metrics renderings and
+ * directory listings).
  *
  * A handle (struct handle, fs_int.h) pins its node.  Writers frame lines
  * per handle (framer.h) and append each write()'s complete lines as one
