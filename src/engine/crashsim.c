@@ -495,16 +495,6 @@ static void dirs_synced(dev_t dev, ino_t ino, uint64_t upto)
 	free(v);
 }
 
-/* syncfs writes back the whole filesystem, but on ext4 without a journal
- * its last writes (the block device's buffers: inode sizes, allocation
- * bitmaps) come after its cache flush, so they are durable only at the
- * next flush: the next fsync or fdatasync of any file of the filesystem,
- * or the next syncfs.  Modelled whole: what a syncfs covered (every
- * change recorded before it began, on fd's filesystem, files and
- * directories alike) stays undoable until then.  One such point per
- * filesystem (syncfs_pending): a later syncfs's flush makes the earlier
- * one's durable. */
-
 /* A cache flush of dev's disk came (cs_lock held): what the last syncfs
  * of dev covered is durable now. */
 static void syncfs_flushed(dev_t dev)
@@ -530,6 +520,15 @@ static void syncfs_flushed(dev_t dev)
 	}
 }
 
+/* syncfs writes back the whole filesystem, but on ext4 without a journal
+ * its last writes (the block device's buffers: inode sizes, allocation
+ * bitmaps) come after its cache flush, so they are durable only at the
+ * next flush: the next fsync or fdatasync of any file of the filesystem,
+ * or the next syncfs.  Modelled whole: what a syncfs covered (every
+ * change recorded before it began, on fd's filesystem, files and
+ * directories alike) stays undoable until then.  One such point per
+ * filesystem (syncfs_pending): a later syncfs's flush makes the earlier
+ * one's durable. */
 static int cs_syncfs(int fd)
 {
 	struct stat st;

@@ -222,10 +222,13 @@ void layout_entry_seal(struct seg_entry *e)
 	e->ecrc = entry_checksum(e);
 }
 
-/* Is the entry whole? */
+/* Is the entry whole?  Its encoding is, decoding loses nothing. */
 int layout_entry_intact(const struct seg_entry *e)
 {
-	return e->ecrc == entry_checksum(e) && e->len > 0 && e->count > 0;
+	unsigned char b[LAYOUT_ENTRY_BYTES];
+
+	layout_entry_encode(b, e);
+	return layout_entry_intact_raw(b);
 }
 
 int layout_entry_intact_raw(const void *buf)

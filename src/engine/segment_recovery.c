@@ -308,6 +308,18 @@ static int read_blocks(int dirfd, struct segment *s, uint64_t *raw_len)
 /* ------------------------------------------------------------------ */
 /* Opening: the index checked, a torn tail cut                          */
 
+/* Whether the encoded entry at b has the shape every search relies on:
+ * whole (its own checksum), at want_pos and want_off (following on from
+ * the entry before), its time not before prev_ts. */
+static inline int entry_shaped(const unsigned char *b, uint64_t want_pos,
+			       uint64_t want_off, int64_t prev_ts)
+{
+	return le64_get(b + LAYOUT_ENT_POS) == want_pos &&
+	       le64_get(b + LAYOUT_ENT_OFFSET) == want_off &&
+	       (int64_t)le64_get(b + LAYOUT_ENT_TS) >= prev_ts &&
+	       layout_entry_intact_raw(b);
+}
+
 /* Check entries from index k on; returns the first bad index (or n).
  * *crc_bad is set when the stop was a data CRC mismatch. */
 static uint32_t validate_from(struct segment *s, uint32_t k, uint32_t n,
@@ -325,11 +337,8 @@ static uint32_t validate_from(struct segment *s, uint32_t k, uint32_t n,
 		e = segment_entry(s, i);
 		want_pos = i ? prev.pos + prev.len : s->base_byte;
 		want_off = i ? prev.offset + prev.count : s->base_offset;
-		if (!layout_entry_intact_raw((const char *)s->map +
-					     LAYOUT_IDX_HEADER_BYTES +
-					     (size_t)i * LAYOUT_ENTRY_BYTES) ||
-		    e.pos != want_pos ||
-		    e.offset != want_off || (i && e.ts < prev.ts))
+		if (!entry_shaped((const unsigned char *)s->map + entry_at(i),
+				  want_pos, want_off, i ? prev.ts : INT64_MIN))
 			return i;
 		if (e.pos + e.len > data_end) {
 			if (e.pos + e.len > keep_below)
@@ -367,27 +376,22 @@ static uint32_t validate_from(struct segment *s, uint32_t k, uint32_t n,
 
 /* The shape check at open: validate_from(s, 0, n, UINT64_MAX, 0, 0)
  * (each entry whole, its position and offset following on from the one
- * before, its time not going back), over the mapped bytes with each
- * field read once: it runs over every entry of every segment a
- * partition opens.  Returns the first misshapen entry, or n. */
+ * before, its time not going back), over the mapped bytes with nothing
+ * decoded: it runs over every entry of every segment a partition opens.
+ * Returns the first misshapen entry, or n. */
 static uint32_t shape_check(const struct segment *s, uint32_t n)
 {
-	const unsigned char *b =
-		(const unsigned char *)s->map + LAYOUT_IDX_HEADER_BYTES;
-	uint64_t want_pos = s->base_byte, want_off = s->base_offset, pos, off;
-	int64_t prev_ts = INT64_MIN, ts;
+	const unsigned char *b = (const unsigned char *)s->map + entry_at(0);
+	uint64_t want_pos = s->base_byte, want_off = s->base_offset;
+	int64_t prev_ts = INT64_MIN;
 	uint32_t i;
 
 	for (i = 0; i < n; i++, b += LAYOUT_ENTRY_BYTES) {
-		pos = le64_get(b + LAYOUT_ENT_POS);
-		off = le64_get(b + LAYOUT_ENT_OFFSET);
-		ts = (int64_t)le64_get(b + LAYOUT_ENT_TS);
-		if (pos != want_pos || off != want_off || ts < prev_ts ||
-		    !layout_entry_intact_raw(b))
+		if (!entry_shaped(b, want_pos, want_off, prev_ts))
 			return i;
-		want_pos = pos + le32_get(b + LAYOUT_ENT_LEN);
-		want_off = off + le32_get(b + LAYOUT_ENT_COUNT);
-		prev_ts = ts;
+		want_pos += le32_get(b + LAYOUT_ENT_LEN);
+		want_off += le32_get(b + LAYOUT_ENT_COUNT);
+		prev_ts = (int64_t)le64_get(b + LAYOUT_ENT_TS);
 	}
 	return n;
 }
